@@ -1,0 +1,111 @@
+// The ember dialect, defined once here in IRDL.
+//
+// This file is the single source of truth for ember's ops: it is loaded into both MLIR builds
+// (torch-mlir's, for the frontend, and the compiler's `mlir` 22), `ember-opt --irdl-file` style
+// tools can read it, and `python -m ember.dialect.docgen` turns the `///` comments below into
+// dialect/README.md. IRDL checks structure (operand counts, attribute kinds); the semantic rules
+// (shapes, enum values) live in dialect/verifier.py, which names the rule a bad op breaks.
+//
+// Ops work on ranked tensors; `?` dims are allowed everywhere unless an op says otherwise.
+
+irdl.dialect @ember {
+
+  /// A model constant, referred to by name. The data lives in the weights table (and in the
+  /// artifact's weights.safetensors), never in the IR; the host code receives it as a bound
+  /// argument at load time.
+  /// attr name: the weights-table key (e.g. "fc1.weight").
+  irdl.operation @weight {
+    %str = irdl.base "#builtin.string"
+    %out = irdl.base "!builtin.tensor"
+    irdl.attributes { "name" = %str }
+    irdl.results(result: %out)
+  }
+
+  /// GEMM with a fused epilogue: `result = residual + act(lhs @ rhs + bias)`.
+  /// lhs is [..., M, K]; rhs is [K, N] (shared by every batch) or [..., K, N] with lhs's batch
+  /// dims; bias broadcasts along the last dim ([N]); residual has the result's shape.
+  /// attr activation: none | relu | gelu | gelu_tanh | silu | sigmoid | tanh.
+  irdl.operation @gemm {
+    %lhs = irdl.base "!builtin.tensor"
+    %rhs = irdl.base "!builtin.tensor"
+    %bias = irdl.base "!builtin.tensor"
+    %residual = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %str = irdl.base "#builtin.string"
+    irdl.operands(lhs: %lhs, rhs: %rhs, bias: optional %bias, residual: optional %residual)
+    irdl.attributes { "activation" = %str }
+    irdl.results(result: %out)
+  }
+
+  /// Layer normalization over the trailing `normalized_ndim` dims, computed in the input's
+  /// precision (f32 stays f32): `(x - mean) / sqrt(var + epsilon) * weight + bias`.
+  /// weight and bias, when present, have the normalized dims' shape.
+  /// attr epsilon: f32. attr normalized_ndim: i64 >= 1.
+  irdl.operation @layer_norm {
+    %x = irdl.base "!builtin.tensor"
+    %w = irdl.base "!builtin.tensor"
+    %b = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %f = irdl.base "#builtin.float"
+    %i = irdl.base "#builtin.integer"
+    irdl.operands(input: %x, weight: optional %w, bias: optional %b)
+    irdl.attributes { "epsilon" = %f, "normalized_ndim" = %i }
+    irdl.results(result: %out)
+  }
+
+  /// Softmax along one axis, numerically stable (subtracts the running max).
+  /// attr axis: i64 in [0, rank).
+  irdl.operation @softmax {
+    %x = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %i = irdl.base "#builtin.integer"
+    irdl.operands(input: %x)
+    irdl.attributes { "axis" = %i }
+    irdl.results(result: %out)
+  }
+
+  /// Elementwise unary function; the result has the input's type.
+  /// attr kind: relu | gelu | gelu_tanh | silu | sigmoid | tanh | exp | log | neg | sqrt |
+  /// rsqrt | abs.
+  irdl.operation @unary {
+    %x = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %str = irdl.base "#builtin.string"
+    irdl.operands(input: %x)
+    irdl.attributes { "kind" = %str }
+    irdl.results(result: %out)
+  }
+
+  /// Elementwise binary function with numpy broadcasting (trailing dims aligned; a dim of 1
+  /// stretches). The result's shape is the broadcast shape.
+  /// attr kind: add | sub | mul | div | max | min | pow.
+  irdl.operation @binary {
+    %l = irdl.base "!builtin.tensor"
+    %r = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %str = irdl.base "#builtin.string"
+    irdl.operands(lhs: %l, rhs: %r)
+    irdl.attributes { "kind" = %str }
+    irdl.results(result: %out)
+  }
+
+  /// Permutes dims: result dim i is input dim permutation[i].
+  /// attr permutation: array<i64>, a permutation of [0, rank).
+  irdl.operation @transpose {
+    %x = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %perm = irdl.base "#builtin.dense_array"
+    irdl.operands(input: %x)
+    irdl.attributes { "permutation" = %perm }
+    irdl.results(result: %out)
+  }
+
+  /// Reinterprets a tensor's elements (row-major) with the result's static shape; element
+  /// counts must match.
+  irdl.operation @reshape {
+    %x = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    irdl.operands(input: %x)
+    irdl.results(result: %out)
+  }
+}

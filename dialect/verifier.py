@@ -1,0 +1,223 @@
+"""Semantic verification of ember ops: the rules IRDL cannot state (shapes, enum values).
+
+IRDL already rejects a wrong operand count or attribute kind at parse time. This module checks
+what each op means: matching GEMM contraction dims, a valid permutation, a known activation.
+Every rule returns a message that names the rule broken, so a user sees *why* an op is malformed.
+`verify_module` is run by ember-opt after parsing and after every ember pass.
+"""
+from __future__ import annotations
+
+import math
+import sys
+
+from typing import Callable, Dict, List, Optional, Tuple
+
+from . import ACTIVATIONS, BINARY_KINDS, UNARY_KINDS
+from .builders import optional_operand
+
+DYNAMIC = None
+
+
+def shape_of(value) -> Optional[List[Optional[int]]]:
+    """The dims of a ranked tensor value (None for `?`), or None when unranked."""
+    return type_shape(value.type)
+
+
+def type_shape(t) -> Optional[List[Optional[int]]]:
+    """The dims of a ranked tensor type (None for `?`), or None when it is not one."""
+    ir = sys.modules[type(t).__module__]
+    if not isinstance(t, ir.RankedTensorType):
+        return None
+    rt = ir.RankedTensorType(t)
+    return [None if rt.is_dynamic_dim(i) else rt.shape[i] for i in range(rt.rank)]
+
+
+def element_type(value):
+    ir = sys.modules[type(value.type).__module__]
+    return ir.ShapedType(value.type).element_type
+
+
+def dims_compatible(a: Optional[int], b: Optional[int]) -> bool:
+    return a is None or b is None or a == b
+
+
+def shapes_compatible(a, b) -> bool:
+    return len(a) == len(b) and all(dims_compatible(x, y) for x, y in zip(a, b))
+
+
+def broadcast_shape(a, b) -> Optional[List[Optional[int]]]:
+    """numpy broadcasting of two dim lists (None = dynamic); None when incompatible."""
+    out = []
+    for i in range(max(len(a), len(b))):
+        x = a[len(a) - 1 - i] if i < len(a) else 1
+        y = b[len(b) - 1 - i] if i < len(b) else 1
+        if x == 1:
+            out.append(y)
+        elif y == 1 or x == y:
+            out.append(x)
+        elif x is None or y is None:
+            out.append(x if y is None else y)
+        else:
+            return None
+    return out[::-1]
+
+
+def _fmt(shape) -> str:
+    return "x".join("?" if d is None else str(d) for d in shape) or "scalar"
+
+
+def _attr_str(op, name) -> str:
+    ir = sys.modules[type(op).__module__]
+    return ir.StringAttr(op.attributes[name]).value
+
+
+def _attr_int(op, name) -> int:
+    ir = sys.modules[type(op).__module__]
+    return ir.IntegerAttr(op.attributes[name]).value
+
+
+def _verify_weight(op) -> Optional[str]:
+    shape = shape_of(op.results[0])
+    if shape is None or any(d is None for d in shape):
+        return "weight must have a static ranked tensor type"
+    if not _attr_str(op, "name"):
+        return "weight name must not be empty"
+    return None
+
+
+def _verify_gemm(op) -> Optional[str]:
+    act = _attr_str(op, "activation")
+    if act not in ACTIVATIONS:
+        return f"unknown activation '{act}'; expected one of {', '.join(ACTIVATIONS)}"
+    lhs, rhs, res = shape_of(op.operands[0]), shape_of(op.operands[1]), shape_of(op.results[0])
+    if lhs is None or rhs is None or res is None:
+        return "operands and result must be ranked tensors"
+    if len(lhs) < 2:
+        return f"lhs must have rank >= 2, got {_fmt(lhs)}"
+    if len(rhs) != 2 and len(rhs) != len(lhs):
+        return f"rhs must have rank 2 or lhs's rank {len(lhs)}, got {_fmt(rhs)}"
+    if not dims_compatible(lhs[-1], rhs[-2]):
+        return f"contraction dims differ: lhs {_fmt(lhs)} has K={lhs[-1]}, rhs {_fmt(rhs)} " \
+               f"has K={rhs[-2]}"
+    if len(rhs) == len(lhs) and not shapes_compatible(lhs[:-2], rhs[:-2]):
+        return f"batch dims differ: lhs {_fmt(lhs)}, rhs {_fmt(rhs)}"
+    expected = lhs[:-1] + [rhs[-1]]
+    if not shapes_compatible(res, expected):
+        return f"result shape {_fmt(res)} does not match lhs x rhs shape {_fmt(expected)}"
+    bias = optional_operand(op, "bias")
+    if bias is not None:
+        b = shape_of(bias)
+        if b is None or len(b) != 1 or not dims_compatible(b[0], rhs[-1]):
+            return f"bias must be 1-D of size N={rhs[-1]}, got {_fmt(b or [])}"
+    residual = optional_operand(op, "residual")
+    if residual is not None:
+        r = shape_of(residual)
+        if r is None or not shapes_compatible(r, res):
+            return f"residual shape {_fmt(r or [])} must equal the result shape {_fmt(res)}"
+    types = {str(element_type(v)) for v in list(op.operands) + [op.results[0]]}
+    if len(types) != 1:
+        return f"operands and result must share one element type, got {sorted(types)}"
+    return None
+
+
+def _verify_layer_norm(op) -> Optional[str]:
+    x, res = shape_of(op.operands[0]), shape_of(op.results[0])
+    n = _attr_int(op, "normalized_ndim")
+    if x is None or not 1 <= n <= len(x):
+        return f"normalized_ndim must be in [1, rank], got {n}"
+    if not shapes_compatible(x, res):
+        return "result must have the input's shape"
+    for name in ("weight", "bias"):
+        v = optional_operand(op, name)
+        if v is not None and not shapes_compatible(shape_of(v) or [], x[-n:]):
+            return f"{name} shape {_fmt(shape_of(v) or [])} must equal the normalized dims " \
+                   f"{_fmt(x[-n:])}"
+    return None
+
+
+def _verify_softmax(op) -> Optional[str]:
+    x = shape_of(op.operands[0])
+    axis = _attr_int(op, "axis")
+    if x is None or not 0 <= axis < len(x):
+        return f"axis {axis} out of range for rank {len(x or [])}"
+    if not shapes_compatible(x, shape_of(op.results[0]) or []):
+        return "result must have the input's shape"
+    return None
+
+
+def _verify_unary(op) -> Optional[str]:
+    kind = _attr_str(op, "kind")
+    if kind not in UNARY_KINDS:
+        return f"unknown unary kind '{kind}'; expected one of {', '.join(UNARY_KINDS)}"
+    if not shapes_compatible(shape_of(op.operands[0]) or [], shape_of(op.results[0]) or []):
+        return "result must have the input's shape"
+    return None
+
+
+def _verify_binary(op) -> Optional[str]:
+    kind = _attr_str(op, "kind")
+    if kind not in BINARY_KINDS:
+        return f"unknown binary kind '{kind}'; expected one of {', '.join(BINARY_KINDS)}"
+    lhs, rhs, res = (shape_of(v) for v in (op.operands[0], op.operands[1], op.results[0]))
+    expected = broadcast_shape(lhs, rhs)
+    if expected is None:
+        return f"operand shapes {_fmt(lhs)} and {_fmt(rhs)} do not broadcast"
+    if not shapes_compatible(res, expected):
+        return f"result shape {_fmt(res)} must be the broadcast shape {_fmt(expected)}"
+    return None
+
+
+def _verify_transpose(op) -> Optional[str]:
+    x, res = shape_of(op.operands[0]), shape_of(op.results[0])
+    perm = list(op.attributes["permutation"])
+    if sorted(perm) != list(range(len(x))):
+        return f"permutation {perm} is not a permutation of [0, {len(x)})"
+    if not shapes_compatible(res, [x[p] for p in perm]):
+        return f"result shape {_fmt(res)} must be the permuted input shape " \
+               f"{_fmt([x[p] for p in perm])}"
+    return None
+
+
+def _verify_reshape(op) -> Optional[str]:
+    x, res = shape_of(op.operands[0]), shape_of(op.results[0])
+    if None in x or None in res:
+        return None
+    if math.prod(x) != math.prod(res):
+        return f"element counts differ: {_fmt(x)} has {math.prod(x)}, {_fmt(res)} has " \
+               f"{math.prod(res)}"
+    return None
+
+
+#: One semantic rule per op.
+VERIFIERS: Dict[str, Callable] = {
+    "ember.weight": _verify_weight,
+    "ember.gemm": _verify_gemm,
+    "ember.layer_norm": _verify_layer_norm,
+    "ember.softmax": _verify_softmax,
+    "ember.unary": _verify_unary,
+    "ember.binary": _verify_binary,
+    "ember.transpose": _verify_transpose,
+    "ember.reshape": _verify_reshape,
+}
+
+
+def verify_op(op) -> Optional[str]:
+    """The broken rule's message for one ember op, or None when it is well formed."""
+    rule = VERIFIERS.get(op.name)
+    return rule(op) if rule else None
+
+
+def verify_module(module_op) -> List[Tuple[object, str]]:
+    """(op, message) for every malformed ember op under `module_op`."""
+    ir = sys.modules[type(module_op).__module__]
+    errors = []
+
+    def visit(op):
+        if op.name.startswith("ember."):
+            msg = verify_op(op.opview if hasattr(op, "opview") else op)
+            if msg:
+                errors.append((op, f"'{op.name}' op {msg}"))
+        return ir.WalkResult.ADVANCE
+
+    module_op.walk(visit)
+    return errors

@@ -1,0 +1,16 @@
+"""ember's passes: one module per pass, each registered once by name.
+
+Importing this package registers every pass; `REGISTRY` maps pipeline names to pass classes for
+ember-opt, pipeline strings and Python alike.
+"""
+from .base import REGISTRY, EmberPass, PassContext, PassOptionError, register  # noqa: F401
+from . import (  # noqa: F401  (imported for registration)
+    canonicalize,
+    fuse_epilogue,
+    fold_constants,
+    lower_to_linalg,
+    bind_weights,
+    host_to_llvm,
+)
+
+__all__ = ["REGISTRY", "EmberPass", "PassContext", "PassOptionError", "register"]

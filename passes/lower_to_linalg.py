@@ -1,0 +1,344 @@
+"""ember-lower-to-linalg: ember ops -> linalg / tensor / arith / math on tensors.
+
+This is the portable lowering every target starts from: each ember op becomes a few structured
+linalg ops (a GEMM becomes a matmul-like contraction plus one elementwise epilogue op that the
+target pipeline fuses into the GEMM's tiles). Math is done in the tensor's own element type (no
+f64 detours); GELU's erf uses a polynomial (Abramowitz-Stegun 7.1.26, |error| < 1.5e-7) so it
+vectorizes like any other elementwise code. `ember.weight` is left alone: binding weights is the
+target's business (see ember-bind-weights).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+from mlir import ir
+from mlir.dialects import arith, linalg, math as mmath, tensor
+
+from ember.dialect import builders as eb
+
+from .base import EmberPass, PassContext, register
+from .patterns import APPLIED, apply_patterns, float_attr, int_attr, string_attr
+
+PARALLEL, REDUCTION = "parallel", "reduction"
+
+
+# ----------------------------------------------------------------------------- scalar math
+def _const(value: float, like):
+    return arith.constant(like.type, value)
+
+
+def _erf(x):
+    """erf(x) for floats, A&S 7.1.26: 1 - poly(t) exp(-x^2), t = 1/(1 + p|x|), sign restored."""
+    ax = mmath.absf(x)
+    t = arith.divf(_const(1.0, x), arith.addf(_const(1.0, x), arith.mulf(_const(0.3275911, x), ax)))
+    poly = _const(1.061405429, x)
+    for c in (-1.453152027, 1.421413741, -0.284496736, 0.254829592):
+        poly = arith.addf(arith.mulf(poly, t), _const(c, x))
+    poly = arith.mulf(poly, t)
+    y = arith.subf(_const(1.0, x), arith.mulf(poly, mmath.exp(arith.negf(arith.mulf(ax, ax)))))
+    return mmath.copysign(y, x)
+
+
+def _sigmoid(x):
+    one = _const(1.0, x)
+    return arith.divf(one, arith.addf(one, mmath.exp(arith.negf(x))))
+
+
+def _gelu(x):
+    half = _const(0.5, x)
+    inner = _erf(arith.mulf(x, _const(1 / math.sqrt(2.0), x)))
+    return arith.mulf(arith.mulf(half, x), arith.addf(_const(1.0, x), inner))
+
+
+def _gelu_tanh(x):
+    cube = arith.mulf(arith.mulf(x, x), x)
+    inner = arith.mulf(_const(math.sqrt(2 / math.pi), x),
+                       arith.addf(x, arith.mulf(_const(0.044715, x), cube)))
+    return arith.mulf(arith.mulf(_const(0.5, x), x), arith.addf(_const(1.0, x), mmath.tanh(inner)))
+
+
+#: Unary kinds (and GEMM activations) as scalar builders.
+UNARY: Dict[str, Callable] = {
+    "none": lambda x: x,
+    "relu": lambda x: arith.maximumf(x, _const(0.0, x)),
+    "gelu": _gelu,
+    "gelu_tanh": _gelu_tanh,
+    "silu": lambda x: arith.mulf(x, _sigmoid(x)),
+    "sigmoid": _sigmoid,
+    "tanh": mmath.tanh,
+    "exp": mmath.exp,
+    "log": mmath.log,
+    "neg": arith.negf,
+    "sqrt": mmath.sqrt,
+    "rsqrt": mmath.rsqrt,
+    "abs": mmath.absf,
+}
+
+#: Binary kinds as scalar builders.
+BINARY: Dict[str, Callable] = {
+    "add": arith.addf, "sub": arith.subf, "mul": arith.mulf, "div": arith.divf,
+    "max": arith.maximumf, "min": arith.minimumf, "pow": mmath.powf,
+}
+
+
+# ----------------------------------------------------------------------------- structured ops
+def _identity_map(rank: int, dims: Optional[Sequence[int]] = None) -> ir.AffineMap:
+    dims = range(rank) if dims is None else dims
+    return ir.AffineMap.get(rank, 0, [ir.AffineDimExpr.get(d) for d in dims])
+
+
+def _shape(value) -> List[Optional[int]]:
+    t = ir.RankedTensorType(value.type)
+    return [None if t.is_dynamic_dim(i) else t.shape[i] for i in range(t.rank)]
+
+
+def _element(value):
+    return ir.RankedTensorType(value.type).element_type
+
+
+def _dim(value, index: int):
+    return tensor.dim(value, arith.constant(ir.IndexType.get(), index))
+
+
+def _empty_like(result_type, dim_sources: Sequence[Optional[tuple]]):
+    """tensor.empty of `result_type`; dynamic dim i is read as tensor.dim(*dim_sources[i])."""
+    t = ir.RankedTensorType(result_type)
+    sizes = [t.shape[i] if not t.is_dynamic_dim(i) else _dim(*dim_sources[i])
+             for i in range(t.rank)]
+    return tensor.empty(sizes, t.element_type)
+
+
+def _generic(inputs, init, maps, iterators, body: Callable):
+    """linalg.generic over `inputs` into `init`; `body(*input scalars, out scalar)` -> scalar."""
+    op = linalg.GenericOp_(inputs, [init], list(maps), list(iterators))
+    block = op.regions[0].blocks[0]
+    with ir.InsertionPoint(block):
+        linalg.YieldOp([body(*block.arguments)])
+    return op.result
+
+
+def _filled(result_type, dim_sources, value: float):
+    init = _empty_like(result_type, dim_sources)
+    fill = arith.constant(ir.RankedTensorType(result_type).element_type, value)
+    return linalg.fill(fill, outs=[init])
+
+
+def _broadcast_map(operand, result_rank: int, result_shape) -> ir.AffineMap:
+    """Indexing map reading `operand` numpy-broadcast against a result of `result_rank`."""
+    shape = _shape(operand)
+    offset = result_rank - len(shape)
+    exprs = [ir.AffineConstantExpr.get(0) if d == 1 and result_shape[offset + i] != 1
+             else ir.AffineDimExpr.get(offset + i) for i, d in enumerate(shape)]
+    return ir.AffineMap.get(result_rank, 0, exprs)
+
+
+def _broadcast_dim_source(operands, result_shape, i):
+    """A (value, dim) whose runtime size gives dynamic result dim i."""
+    rank = len(result_shape)
+    for v in operands:
+        s = _shape(v)
+        j = i - (rank - len(s))
+        if j >= 0 and s[j] is None:
+            return (v, j)
+    return None
+
+
+def elementwise(operands, result_type, body: Callable):
+    """Broadcasting elementwise linalg.generic of `operands` producing `result_type`."""
+    result_shape = _shape_of_type(result_type)
+    rank = len(result_shape)
+    init = _empty_like(result_type, [_broadcast_dim_source(operands, result_shape, i)
+                                     for i in range(rank)])
+    maps = [_broadcast_map(v, rank, result_shape) for v in operands] + [_identity_map(rank)]
+    return _generic(list(operands), init, maps, [PARALLEL] * rank,
+                    lambda *args: body(*args[:-1]))
+
+
+def _shape_of_type(t) -> List[Optional[int]]:
+    rt = ir.RankedTensorType(t)
+    return [None if rt.is_dynamic_dim(i) else rt.shape[i] for i in range(rt.rank)]
+
+
+def reduce_trailing(x, keep: int, init_value: float, combine: Callable, extra=(), pre=None):
+    """Reduces `x` over its dims after the first `keep` into a tensor of its leading dims.
+
+    `pre(x_scalar, *extra_scalars)` maps each element before `combine(acc, v)`; `extra` are
+    tensors of the leading dims (e.g. a mean) read alongside.
+    """
+    rank = len(_shape(x))
+    out_type = ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size() if d is None else d
+                                        for d in _shape(x)[:keep]], _element(x))
+    init = _filled(out_type, [(x, i) for i in range(keep)], init_value)
+    maps = [_identity_map(rank)] + [_identity_map(rank, range(keep))] * (len(extra) + 1)
+    iterators = [PARALLEL] * keep + [REDUCTION] * (rank - keep)
+
+    def body(v, *rest):
+        *extras, acc = rest
+        return combine(acc, pre(v, *extras) if pre else v)
+    return _generic([x, *extra], init, maps, iterators, body)
+
+
+# ----------------------------------------------------------------------------- op lowerings
+def lower_gemm(op):
+    lhs, rhs = op.operands[0], op.operands[1]
+    out_type = op.results[0].type
+    lhs_shape, rhs_shape = _shape(lhs), _shape(rhs)
+    rank = len(lhs_shape)
+    dim_sources = [(lhs, i) for i in range(rank - 1)] + [(rhs, len(rhs_shape) - 1)]
+    acc = _filled(out_type, dim_sources, 0.0)
+    if rank == 2:
+        product = linalg.matmul(lhs, rhs, outs=[acc])
+    else:
+        # Iteration space (batch..., m, n, k).
+        n_dims = rank + 1
+        b = list(range(rank - 2))
+        m, n, k = rank - 2, rank - 1, rank
+        lhs_map = _identity_map(n_dims, b + [m, k])
+        rhs_map = _identity_map(n_dims, ([] if len(rhs_shape) == 2 else b) + [k, n])
+        out_map = _identity_map(n_dims, b + [m, n])
+        product = _generic([lhs, rhs], acc, [lhs_map, rhs_map, out_map],
+                           [PARALLEL] * rank + [REDUCTION],
+                           lambda a, w, c: arith.addf(c, arith.mulf(a, w)))
+    bias = eb.optional_operand(op, "bias")
+    residual = eb.optional_operand(op, "residual")
+    activation = string_attr(op, "activation")
+    if bias is None and residual is None and activation == "none":
+        return product
+    operands = [product] + [v for v in (bias, residual) if v is not None]
+
+    def epilogue(y, *rest):
+        rest = list(rest)
+        if bias is not None:
+            y = arith.addf(y, rest.pop(0))
+        y = UNARY[activation](y)
+        if residual is not None:
+            y = arith.addf(y, rest.pop(0))
+        return y
+    return elementwise(operands, out_type, epilogue)
+
+
+def lower_layer_norm(op):
+    x = op.operands[0]
+    n = int_attr(op, "normalized_ndim")
+    eps = float_attr(op, "epsilon")
+    shape = _shape(x)
+    keep = len(shape) - n
+    count = math.prod(shape[keep:]) if None not in shape[keep:] else None
+    if count is None:
+        raise NotImplementedError("layer_norm over dynamic normalized dims")
+    total = reduce_trailing(x, keep, 0.0, arith.addf)
+    inv_n = 1.0 / count
+    mean = elementwise([total], total.type, lambda s: arith.mulf(s, _const(inv_n, s)))
+
+    def centered_square(v, m):
+        d = arith.subf(v, m)
+        return arith.mulf(d, d)
+    sq = reduce_trailing(x, keep, 0.0, arith.addf, extra=(mean,), pre=centered_square)
+    rstd = elementwise([sq], sq.type,
+                       lambda s: mmath.rsqrt(arith.addf(arith.mulf(s, _const(inv_n, s)),
+                                                        _const(eps, s))))
+    weight, bias = eb.optional_operand(op, "weight"), eb.optional_operand(op, "bias")
+    rank = len(shape)
+    lead = _identity_map(rank, range(keep))
+    trail = _identity_map(rank, range(keep, rank))
+    inputs, maps = [x, mean, rstd], [_identity_map(rank), lead, lead]
+    for v in (weight, bias):
+        if v is not None:
+            inputs.append(v)
+            maps.append(trail)
+
+    def normalize(v, m, r, *rest):
+        rest = list(rest)
+        y = arith.mulf(arith.subf(v, m), r)
+        if weight is not None:
+            y = arith.mulf(y, rest.pop(0))
+        if bias is not None:
+            y = arith.addf(y, rest.pop(0))
+        return y
+    init = _empty_like(op.results[0].type, [(x, i) for i in range(rank)])
+    return _generic(inputs, init, maps + [_identity_map(rank)], [PARALLEL] * rank,
+                    lambda *args: normalize(*args[:-1]))
+
+
+def lower_softmax(op):
+    x = op.operands[0]
+    axis = int_attr(op, "axis")
+    shape = _shape(x)
+    rank = len(shape)
+    kept = [d for d in range(rank) if d != axis]
+    reduced_type = ir.RankedTensorType.get(
+        [ir.ShapedType.get_dynamic_size() if shape[d] is None else shape[d] for d in kept],
+        _element(x))
+    full = _identity_map(rank)
+    reduced = _identity_map(rank, kept)
+    iterators = [REDUCTION if d == axis else PARALLEL for d in range(rank)]
+    lowest = -3.4028234663852886e38
+    mx = _generic([x], _filled(reduced_type, [(x, d) for d in kept], lowest), [full, reduced],
+                  iterators, lambda v, acc: arith.maximumf(acc, v))
+    total = _generic([x, mx], _filled(reduced_type, [(x, d) for d in kept], 0.0),
+                     [full, reduced, reduced], iterators,
+                     lambda v, m, acc: arith.addf(acc, mmath.exp(arith.subf(v, m))))
+    init = _empty_like(op.results[0].type, [(x, i) for i in range(rank)])
+    return _generic([x, mx, total], init, [full, reduced, reduced, full], [PARALLEL] * rank,
+                    lambda v, m, s, _: arith.divf(mmath.exp(arith.subf(v, m)), s))
+
+
+def lower_unary(op):
+    fn = UNARY[string_attr(op, "kind")]
+    return elementwise([op.operands[0]], op.results[0].type, fn)
+
+
+def lower_binary(op):
+    fn = BINARY[string_attr(op, "kind")]
+    return elementwise([op.operands[0], op.operands[1]], op.results[0].type, fn)
+
+
+def lower_transpose(op):
+    x = op.operands[0]
+    perm = list(op.attributes["permutation"])
+    init = _empty_like(op.results[0].type, [(x, p) for p in perm])
+    return linalg.transpose(x, outs=[init], permutation=perm)
+
+
+def lower_reshape(op):
+    out = ir.RankedTensorType(op.results[0].type)
+    if not out.has_static_shape:
+        raise NotImplementedError("ember.reshape to a dynamic shape")
+    shape_type = ir.RankedTensorType.get([out.rank], ir.IndexType.get())
+    shape = arith.constant(shape_type, ir.DenseElementsAttr.get(
+        np.array(out.shape, dtype=np.int64), type=shape_type))
+    return tensor.reshape(out, op.operands[0], shape)
+
+
+#: ember op -> lowering (returns the replacement value).
+LOWERINGS: Dict[str, Callable] = {
+    "ember.gemm": lower_gemm,
+    "ember.layer_norm": lower_layer_norm,
+    "ember.softmax": lower_softmax,
+    "ember.unary": lower_unary,
+    "ember.binary": lower_binary,
+    "ember.transpose": lower_transpose,
+    "ember.reshape": lower_reshape,
+}
+
+
+def _pattern(lowering: Callable):
+    def rewrite(op, rewriter) -> bool:
+        with rewriter.ip, op.location:
+            rewriter.replace_op(op, [lowering(op)])
+        return APPLIED
+    return rewrite
+
+
+@register
+@dataclass
+class LowerToLinalg(EmberPass):
+    """Lowers ember ops (all but ember.weight) to linalg, tensor, arith and math on tensors."""
+    name = "ember-lower-to-linalg"
+
+    def run(self, module, ctx: PassContext) -> None:
+        apply_patterns(module, {name: [_pattern(fn)] for name, fn in LOWERINGS.items()},
+                       erase_dead=False)

@@ -1,0 +1,83 @@
+"""Shared helpers for ember's rewrite patterns: one greedy driver, small IR queries.
+
+Passes state their rewrites as `(op, rewriter) -> bool` functions keyed by op name (True means
+"did not apply", as MLIR's Python pattern API expects a falsy return on success) and hand them
+to `apply_patterns`, which also erases dead ember ops (IRDL ops declare no side effects, so
+MLIR's driver would otherwise keep them).
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping, Optional, Sequence
+
+from mlir import ir
+from mlir.rewrite import RewritePatternSet, apply_patterns_and_fold_greedily
+
+Pattern = Callable[[object, object], bool]
+
+#: Every ember op; all are pure, so an unused one can be erased.
+EMBER_OPS = ("ember.weight", "ember.gemm", "ember.layer_norm", "ember.softmax", "ember.unary",
+             "ember.binary", "ember.transpose", "ember.reshape")
+
+NOT_APPLIED = True
+APPLIED = False
+
+
+def _erase_if_dead(op, rewriter) -> bool:
+    if any(len(list(r.uses)) for r in op.results):
+        return NOT_APPLIED
+    rewriter.erase_op(op.operation)
+    return APPLIED
+
+
+def apply_patterns(module, patterns: Mapping[str, Sequence[Pattern]], *, erase_dead=True):
+    """Applies `patterns` (op name -> rewrites) to a fixpoint, folding and erasing dead ops."""
+    ps = RewritePatternSet()
+    for name, fns in patterns.items():
+        for fn in fns:
+            ps.add(name, fn)
+    if erase_dead:
+        for name in EMBER_OPS:
+            ps.add(name, _erase_if_dead)
+    apply_patterns_and_fold_greedily(module, ps.freeze())
+
+
+def defining_op(value) -> Optional[object]:
+    """The op that defines `value`, or None for a block argument."""
+    owner = value.owner
+    return owner if isinstance(owner, (ir.Operation, ir.OpView)) else None
+
+
+def defined_by(value, name: str) -> Optional[object]:
+    """The defining op of `value` when it is a `name` op, else None."""
+    op = defining_op(value)
+    return op if op is not None and op.name == name else None
+
+
+def use_count(value) -> int:
+    return len(list(value.uses))
+
+
+def string_attr(op, name: str) -> str:
+    return ir.StringAttr(op.attributes[name]).value
+
+
+def int_attr(op, name: str) -> int:
+    return ir.IntegerAttr(op.attributes[name]).value
+
+
+def float_attr(op, name: str) -> float:
+    return ir.FloatAttr(op.attributes[name]).value
+
+
+def walk_ops(root, names: Iterable[str] = ()) -> list:
+    """All ops under `root` (pre-order), or only those named in `names`, as a list snapshot."""
+    wanted = set(names)
+    found = []
+
+    def visit(op):
+        if not wanted or op.name in wanted:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    root.walk(visit, ir.WalkOrder.PRE_ORDER)
+    return found

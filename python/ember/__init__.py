@@ -1,0 +1,29 @@
+"""ember: an ahead-of-time inference compiler for PyTorch models, built on MLIR.
+
+    compiled = ember.compile(model, example_inputs, target="host")
+    compiled(x)                      # like the module
+    compiled.save("mlp.ember")       # an artifact directory
+    model = ember.load("mlp.ember")  # the runtime Model (AITemplate-style API)
+
+Heavy dependencies (torch, torch-mlir, the MLIR bindings) load on first use, so the runtime and
+the tools start quickly.
+"""
+from __future__ import annotations
+
+try:
+    from importlib.metadata import version as _version
+    __version__ = _version("ember")
+except Exception:  # not installed (running from a source tree)
+    __version__ = "0.1.0"
+
+__all__ = ["compile", "load", "CompileOptions", "CompiledModel", "__version__"]
+
+
+def __getattr__(name):
+    if name in ("compile", "CompileOptions", "CompiledModel"):
+        from . import compiler
+        return getattr(compiler, name)
+    if name == "load":
+        from .runtime import load
+        return load
+    raise AttributeError(name)

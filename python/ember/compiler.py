@@ -1,0 +1,132 @@
+"""`ember.compile`: the one entry point from a torch model to a loaded, runnable artifact.
+
+    frontend (torch -> ember text) -> parse in MLIR 22 -> graph passes -> target lowering
+    -> target codegen stages -> artifact directory -> runtime Model
+
+The same pipelines are available to ember-opt, and a failing pass reports the ember-opt command
+line that reproduces it from the saved input.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Dict, Optional, Sequence
+
+from .pipeline import Pipeline
+
+#: Target-independent graph passes: simplify, fold weight-only math, fuse GEMM epilogues.
+GRAPH_PIPELINE = ("ember-canonicalize,ember-fold-constants,ember-fuse-epilogue,"
+                  "ember-canonicalize,canonicalize,cse")
+
+
+@dataclass
+class CompileOptions:
+    target: Any = "host"
+    dynamic_shapes: Any = None
+    graph_pipeline: str = GRAPH_PIPELINE
+    dump_dir: Optional[str] = None      # keep every stage's output here
+    repro_dir: Optional[str] = None     # where failing pipelines save their input
+    workdir: Optional[str] = None       # where the artifact is built (default: a temp dir)
+    timings: Dict[str, float] = field(default_factory=dict)
+
+
+class CompiledModel:
+    """A compiled model: callable like the torch module, backed by a runtime `Model`."""
+
+    def __init__(self, artifact_dir: str, runtime, *, owns_dir: bool, timings=None):
+        self.artifact_dir = artifact_dir
+        self.runtime = runtime
+        self.compile_timings = dict(timings or {})
+        if owns_dir:
+            self._cleanup = weakref.finalize(self, shutil.rmtree, artifact_dir, True)
+
+    def __call__(self, *inputs):
+        return self.runtime(*inputs)
+
+    forward = __call__
+
+    def save(self, path: str) -> str:
+        """Copies the artifact directory to `path` (which must not exist); returns `path`."""
+        shutil.copytree(self.artifact_dir, path)
+        return path
+
+    def __repr__(self) -> str:
+        return f"CompiledModel({self.artifact_dir!r})"
+
+
+def compile(model, example_inputs: Sequence[Any], *, target="host", dynamic_shapes=None,
+            options: Optional[CompileOptions] = None, **kwargs) -> CompiledModel:
+    """Compiles `model` for `target` and loads it.
+
+    `dynamic_shapes` follows torch.export (e.g. `{"x": {0: torch.export.Dim("b", max=1024)}}`);
+    declare a `max` so the runtime knows the maximum output sizes.
+    """
+    options = options or CompileOptions(**kwargs)
+    options.target, options.dynamic_shapes = target, dynamic_shapes
+    timings = options.timings
+    start = time.perf_counter()
+
+    from .frontend import import_model
+    imported = import_model(model, example_inputs, dynamic_shapes)
+    timings["frontend"] = time.perf_counter() - start
+
+    artifact_dir = options.workdir or tempfile.mkdtemp(prefix="ember-artifact-")
+    owns = options.workdir is None
+    build_artifact(imported, artifact_dir, options)
+    timings["total"] = time.perf_counter() - start
+
+    from .runtime import Model
+    return CompiledModel(artifact_dir, Model(artifact_dir), owns_dir=owns, timings=timings)
+
+
+def build_artifact(imported, artifact_dir: str, options: CompileOptions) -> None:
+    """Runs the compiler on a frontend result and writes the artifact to `artifact_dir`."""
+    from mlir import ir
+
+    from .artifact import write_artifact
+    from .dialect import new_context
+    from .passes import PassContext
+    from .targets import get_target
+    from .targets.base import CompileJob
+    from .weights import WeightTable
+
+    timings = options.timings
+    target = get_target(options.target)
+    repro_dir = options.repro_dir or os.path.join(tempfile.gettempdir(), "ember-repro")
+    context = new_context()
+    t0 = time.perf_counter()
+    with context:
+        module = ir.Module.parse(imported.module_text)
+    pass_ctx = PassContext(weights=WeightTable(imported.weights), target=target)
+    pipeline = Pipeline.parse(options.graph_pipeline, context) + \
+        Pipeline.parse(target.lowering_pipeline(), context)
+    pipeline.run(module, pass_ctx, repro_dir=repro_dir)
+    timings["passes"] = time.perf_counter() - t0
+    constant_names = pass_ctx.bound_weights.get("main", [])
+    t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="ember-build-") as workdir:
+        job = CompileJob(workdir=workdir, num_inputs=len(imported.inputs),
+                         num_outputs=len(imported.outputs), num_weights=len(constant_names),
+                         dump_dir=options.dump_dir)
+        result = target.codegen(module, job)
+        timings["codegen"] = time.perf_counter() - t1
+        weights = {n: pass_ctx.weights.get(n) for n in constant_names}
+        write_artifact(artifact_dir, manifest=_manifest(imported, target, result, constant_names,
+                                                        weights),
+                       weights=weights, library_path=result.files["model.so"])
+
+
+def _manifest(imported, target, result, constant_names, weights) -> dict:
+    return {
+        "target": result.target,
+        "code": result.code,
+        "inputs": [s.to_json() for s in imported.inputs],
+        "outputs": [s.to_json() for s in imported.outputs],
+        "symbols": imported.symbols,
+        "constants": [{"name": n, "dtype": str(weights[n].dtype), "shape": list(weights[n].shape),
+                       "bound": True} for n in constant_names],
+    }

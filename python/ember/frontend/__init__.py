@@ -1,0 +1,33 @@
+"""The frontend: a torch.nn.Module and example inputs -> an ember dialect module + weights.
+
+The only stage that imports torch or torch-mlir. Its product, `FrontendResult`, is plain data:
+module text for the compiler's MLIR build, the weights by name, and the signature.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from .errors import ExportError, UnsupportedOp, UnsupportedOpsError  # noqa: F401
+from .export import TensorSpec
+
+
+@dataclass
+class FrontendResult:
+    module_text: str                          # generic-form MLIR: ember ops + linalg fallback
+    weights: Dict[str, np.ndarray]
+    inputs: List[TensorSpec]
+    outputs: List[TensorSpec]
+    symbols: Dict[str, Dict[str, Optional[int]]]
+
+
+def import_model(model, example_inputs: Sequence[Any], dynamic_shapes=None) -> FrontendResult:
+    """Captures and imports `model`; raises UnsupportedOpsError listing every unsupported op."""
+    from .export import export_model
+    from .importer import import_to_text
+    exported = export_model(model, example_inputs, dynamic_shapes)
+    text = import_to_text(exported)
+    return FrontendResult(text, exported.weights, exported.inputs, exported.outputs,
+                          exported.symbols)

@@ -1,0 +1,52 @@
+"""Errors the frontend raises, phrased so a user can act on them."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import List, Optional
+
+#: Frames inside these packages are never "the user's line".
+_LIBRARY_MARKERS = ("/torch/", "/torch_mlir/", "/ember/", "site-packages/", "<frozen")
+
+
+@dataclass
+class UnsupportedOp:
+    aten_op: str
+    source: Optional[str]      # "file.py:line" of the user's code, when known
+    reason: str = ""
+
+    def describe(self) -> str:
+        where = self.source or "unknown source location"
+        return f"  {self.aten_op} at {where}" + (f": {self.reason}" if self.reason else "")
+
+
+class UnsupportedOpsError(RuntimeError):
+    """The model uses ops that neither ember's conversion nor the linalg fallback handles."""
+
+    def __init__(self, ops: List[UnsupportedOp]):
+        self.ops = ops
+        lines = [f"ember cannot compile {len(ops)} op(s) of this model:"]
+        lines += [op.describe() for op in ops]
+        lines.append("hint: rewrite these calls with supported ops (see dialect/README.md and the "
+                     "op table in README.md), or file an issue naming the op; the linalg "
+                     "fallback covers what torch-mlir's TorchToLinalg lowers.")
+        super().__init__("\n".join(lines))
+
+
+class ExportError(RuntimeError):
+    """torch.export could not capture the model."""
+
+
+_FILE_LINE = re.compile(r'"([^"]+)":(\d+):(\d+)')
+
+
+def user_source_line(location_text: str) -> Optional[str]:
+    """The innermost user frame ("file.py:12") from an MLIR location's text, if any.
+
+    torch-mlir encodes an FX node's stack as nested `callsite(callee at caller)` locations;
+    frames inside torch, torch-mlir or ember are library code, not the line to show.
+    """
+    frames = [(f, int(line)) for f, line, _ in _FILE_LINE.findall(location_text)]
+    user = [fr for fr in frames if not any(m in fr[0] for m in _LIBRARY_MARKERS)]
+    chosen = user[0] if user else (frames[0] if frames else None)
+    return f"{chosen[0]}:{chosen[1]}" if chosen else None

@@ -1,0 +1,116 @@
+"""torch.export capture: the graph, the weights, and the model's signature.
+
+Produces an `ExportedModel`: the ATen FX graph (decomposed with torch-mlir's table, except for
+the ops ember maps whole), the weights by their module path names (`fc1.weight`), and the
+inputs/outputs with shapes whose dynamic dims are symbol expressions (`s0`, `2*s0`) plus each
+symbol's declared range. Nothing here knows about MLIR.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import numpy as np
+import torch
+
+from .errors import ExportError
+
+#: ATen ops ember converts whole; torch-mlir's decomposition table must leave them intact.
+KEEP_WHOLE = ("linear", "gelu", "layer_norm", "native_layer_norm", "softmax", "_softmax",
+              "silu", "addmm")
+
+Dim = Union[int, str]
+
+
+@dataclass
+class TensorSpec:
+    name: str
+    dtype: str                  # numpy dtype name
+    shape: List[Dim]            # ints, or symbol expressions for dynamic dims
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
+
+
+@dataclass
+class ExportedModel:
+    graph_module: torch.fx.GraphModule
+    weight_names: List[str]            # placeholder order of the weights (params, buffers, ...)
+    weights: Dict[str, np.ndarray]
+    inputs: List[TensorSpec]
+    outputs: List[TensorSpec]
+    symbols: Dict[str, Dict[str, Optional[int]]] = field(default_factory=dict)
+
+
+def _numpy_dtype(dtype: torch.dtype) -> str:
+    return str(torch.empty((), dtype=dtype).numpy().dtype) if dtype != torch.bfloat16 \
+        else "bfloat16"
+
+
+def _dim(d) -> Dim:
+    return int(d) if isinstance(d, int) or not hasattr(d, "node") else str(d.node.expr)
+
+
+def _spec(name: str, value) -> TensorSpec:
+    if not isinstance(value, torch.Tensor):
+        raise ExportError(f"'{name}' is a {type(value).__name__}; ember models take and return "
+                          f"tensors only")
+    return TensorSpec(name, _numpy_dtype(value.dtype), [_dim(d) for d in value.shape])
+
+
+def _decompositions():
+    from torch_mlir.extras.fx_decomp_util import get_decomposition_table
+    table = get_decomposition_table()
+    keep = {getattr(torch.ops.aten, n) for n in KEEP_WHOLE}
+    return {op: fn for op, fn in table.items()
+            if getattr(op, "overloadpacket", None) not in keep}
+
+
+def _to_numpy(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().cpu().contiguous()
+    if t.dtype == torch.bfloat16:
+        import ml_dtypes
+        return t.view(torch.int16).numpy().view(ml_dtypes.bfloat16)
+    return t.numpy()
+
+
+def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
+                 dynamic_shapes=None) -> ExportedModel:
+    """Captures `model` with torch.export and splits it into graph, weights and signature."""
+    model = model.eval()
+    try:
+        with torch.no_grad():
+            program = torch.export.export(model, tuple(example_inputs),
+                                          dynamic_shapes=dynamic_shapes)
+        program = program.run_decompositions(_decompositions())
+    except Exception as e:  # torch.export's own messages are detailed; keep them
+        raise ExportError(f"torch.export failed: {e}") from e
+
+    from torch.export.graph_signature import InputKind, OutputKind
+    placeholders = [n for n in program.graph.nodes if n.op == "placeholder"]
+    state = {**program.state_dict, **program.constants}
+    weight_names, weights, inputs = [], {}, []
+    for spec, node in zip(program.graph_signature.input_specs, placeholders):
+        if spec.kind == InputKind.USER_INPUT:
+            inputs.append(_spec(node.name, node.meta["val"]))
+        elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
+            weight_names.append(spec.target)
+            weights[spec.target] = _to_numpy(state[spec.target])
+        else:
+            raise ExportError(f"unsupported model input kind {spec.kind} for '{node.name}'")
+
+    output_node = next(n for n in program.graph.nodes if n.op == "output")
+    outputs = []
+    for i, (spec, value) in enumerate(zip(program.graph_signature.output_specs,
+                                          output_node.args[0])):
+        if spec.kind != OutputKind.USER_OUTPUT:
+            raise ExportError(f"the model mutates state ({spec.kind.name} of "
+                              f"'{spec.target}'); ember compiles inference graphs only")
+        outputs.append(_spec(f"output_{i}", value.meta["val"]))
+
+    symbols = {}
+    for sym, bounds in program.range_constraints.items():
+        upper = bounds.upper
+        symbols[str(sym)] = {"min": int(bounds.lower),
+                             "max": int(upper) if upper.is_finite else None}
+    return ExportedModel(program.graph_module, weight_names, weights, inputs, outputs, symbols)

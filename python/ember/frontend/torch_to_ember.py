@@ -1,0 +1,271 @@
+"""torch dialect -> ember dialect, inside torch-mlir's own MLIR context.
+
+Runs after torch-mlir's backend-contract pipeline (value tensors, static dtypes) and before its
+linalg lowering. Each table entry maps one ATen op to ember ops 1:1 (fusion is a later pass's
+job); ember ops work on builtin tensors, so operands cross through `torch_c.to_builtin_tensor`
+and results through `torch_c.from_builtin_tensor`, casts that torch-mlir's backend type
+conversion folds away. A converter returns None to decline (unsupported dtype, rank, or
+non-constant attribute) and the op stays for the linalg fallback, so coverage never drops below
+torch-mlir's. Weights (function arguments named in the signature) become `ember.weight` ops.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, Dict, List, Optional, Sequence
+
+from ember.dialect import builders as eb
+
+FLOAT_DTYPES = ("f32", "f64", "f16", "bf16")
+_VTENSOR = re.compile(r"!torch\.vtensor<\[([^\]]*)\],([a-z0-9]+)>")
+_DTYPES = {"si64": "i64", "si32": "i32", "si16": "i16", "si8": "i8", "ui8": "ui8", "i1": "i1"}
+
+
+class NotConstant(Exception):
+    """An op attribute is computed at run time; the converter declines."""
+
+
+class Converter:
+    """Rewrites one module in torch-mlir's context; `ir` is torch-mlir's ir module."""
+
+    def __init__(self, ir):
+        self.ir = ir
+
+    # ------------------------------------------------------------------ type and value helpers
+    def builtin_type(self, vtensor_type):
+        """`!torch.vtensor<[?,512],f32>` -> `tensor<?x512xf32>`, or None (unranked/unknown)."""
+        m = _VTENSOR.fullmatch(str(vtensor_type))
+        if not m:
+            return None
+        dims = [d.strip() for d in m.group(1).split(",") if d.strip()]
+        dtype = _DTYPES.get(m.group(2), m.group(2))
+        shape = "x".join(dims + [dtype]) if dims else dtype
+        return self.ir.Type.parse(f"tensor<{shape}>")
+
+    def dtype(self, value) -> Optional[str]:
+        m = _VTENSOR.fullmatch(str(value.type))
+        return m.group(2) if m else None
+
+    def rank(self, value) -> Optional[int]:
+        m = _VTENSOR.fullmatch(str(value.type))
+        return len([d for d in m.group(1).split(",") if d.strip()]) if m else None
+
+    def to_builtin(self, value):
+        return self.ir.Operation.create("torch_c.to_builtin_tensor",
+                                        results=[self.builtin_type(value.type)],
+                                        operands=[value]).result
+
+    def from_builtin(self, value, vtensor_type):
+        return self.ir.Operation.create("torch_c.from_builtin_tensor", results=[vtensor_type],
+                                        operands=[value]).result
+
+    def const(self, value):
+        """The Python value of a torch constant operand (int, float, bool, str, None, list)."""
+        op = value.owner
+        name = getattr(op, "name", None)
+        ir = self.ir
+        if name == "torch.constant.none":
+            return None
+        if name == "torch.constant.int":
+            return ir.IntegerAttr(op.attributes["value"]).value
+        if name == "torch.constant.float":
+            return ir.FloatAttr(op.attributes["value"]).value
+        if name == "torch.constant.bool":
+            return ir.BoolAttr(op.attributes["value"]).value
+        if name == "torch.constant.str":
+            return ir.StringAttr(op.attributes["value"]).value
+        if name == "torch.prim.ListConstruct":
+            return [self.const(v) for v in op.operands]
+        raise NotConstant(name)
+
+    def all_float(self, values: Sequence) -> bool:
+        dtypes = {self.dtype(v) for v in values}
+        return len(dtypes) == 1 and dtypes.pop() in FLOAT_DTYPES
+
+    # ------------------------------------------------------------------ the rewrite driver
+    def convert_module(self, module, weight_names: Sequence[str]) -> None:
+        for fn in module.body.operations:
+            if fn.operation.name == "func.func":
+                self._bind_weights(fn, weight_names)
+                self._convert_ops(fn)
+
+    def _bind_weights(self, fn, weight_names: Sequence[str]) -> None:
+        """Leading function arguments (one per weight) -> `ember.weight` ops."""
+        ir = self.ir
+        block = fn.regions[0].blocks[0]
+        first = block.operations[0] if len(block.operations) else None
+        for name in weight_names:
+            arg = block.arguments[0]
+            with ir.InsertionPoint(first) if first is not None else ir.InsertionPoint(block), \
+                    ir.Location.unknown():
+                w = eb.weight(ir, name, self.builtin_type(arg.type))
+                v = self.from_builtin(w, arg.type)
+            arg.replace_all_uses_with(v)
+            block.erase_argument(0)
+        fn_type = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+        fn.attributes["function_type"] = ir.TypeAttr.get(
+            ir.FunctionType.get([a.type for a in block.arguments], fn_type.results))
+        if "arg_attrs" in fn.attributes:
+            attrs = list(ir.ArrayAttr(fn.attributes["arg_attrs"]))[len(weight_names):]
+            fn.attributes["arg_attrs"] = ir.ArrayAttr.get(attrs)
+
+    def _convert_ops(self, fn) -> None:
+        ops: List = []
+        fn.walk(lambda op: (ops.append(op), self.ir.WalkResult.ADVANCE)[1])
+        for op in ops:
+            rule = CONVERSIONS.get(op.name)
+            if rule is None:
+                continue
+            with self.ir.InsertionPoint(op), op.location:
+                try:
+                    result = rule(self, op)
+                except NotConstant:
+                    result = None
+            if result is not None:
+                op.results[0].replace_all_uses_with(self.from_builtin_at(op, result))
+                op.erase()
+
+    def from_builtin_at(self, op, value):
+        with self.ir.InsertionPoint(op), op.location:
+            return self.from_builtin(value, op.results[0].type)
+
+
+# ---------------------------------------------------------------------- conversion rules
+def _result_type(c: Converter, op):
+    return c.builtin_type(op.results[0].type)
+
+
+def _linear(c: Converter, op):
+    x, w, b = op.operands[0], op.operands[1], op.operands[2]
+    bias_is_none = getattr(b.owner, "name", None) == "torch.constant.none"
+    tensors = [x, w] + ([] if bias_is_none else [b])
+    if not c.all_float(tensors) or c.rank(x) is None or c.rank(x) < 2 or c.rank(w) != 2:
+        return None
+    w_type = c.ir.RankedTensorType(c.builtin_type(w.type))
+    wt_type = c.ir.RankedTensorType.get(list(reversed(w_type.shape)), w_type.element_type)
+    wt = eb.transpose(c.to_builtin(w), [1, 0], wt_type)
+    out_type = _result_type(c, op)
+    y = eb.gemm(c.to_builtin(x), wt, out_type)
+    return y if bias_is_none else eb.binary("add", y, c.to_builtin(b), out_type)
+
+
+def _matmul(c: Converter, op):
+    a, b = op.operands[0], op.operands[1]
+    ra, rb = c.rank(a), c.rank(b)
+    if not c.all_float([a, b]) or ra is None or rb is None or ra < 2 or \
+            not (rb == 2 or rb == ra):
+        return None
+    return eb.gemm(c.to_builtin(a), c.to_builtin(b), _result_type(c, op))
+
+
+def _addmm(c: Converter, op):
+    bias, a, b = op.operands[0], op.operands[1], op.operands[2]
+    beta, alpha = c.const(op.operands[3]), c.const(op.operands[4])
+    if beta != 1 or alpha != 1 or not c.all_float([bias, a, b]) or c.rank(bias) != 1:
+        return None
+    out_type = _result_type(c, op)
+    y = eb.gemm(c.to_builtin(a), c.to_builtin(b), out_type)
+    return eb.binary("add", y, c.to_builtin(bias), out_type)
+
+
+def _gelu(c: Converter, op):
+    approximate = c.const(op.operands[1])
+    kind = {"none": "gelu", "tanh": "gelu_tanh"}.get(approximate)
+    if kind is None or not c.all_float([op.operands[0]]):
+        return None
+    return eb.unary(kind, c.to_builtin(op.operands[0]), _result_type(c, op))
+
+
+def _unary(kind: str) -> Callable:
+    def convert(c: Converter, op):
+        if not c.all_float([op.operands[0]]) or c.dtype(op.results[0]) != \
+                c.dtype(op.operands[0]):
+            return None
+        return eb.unary(kind, c.to_builtin(op.operands[0]), _result_type(c, op))
+    return convert
+
+
+def _binary(kind: str, has_alpha: bool = False) -> Callable:
+    def convert(c: Converter, op):
+        lhs, rhs = op.operands[0], op.operands[1]
+        if has_alpha and c.const(op.operands[2]) != 1:
+            return None
+        if not c.all_float([lhs, rhs, op.results[0]]):
+            return None
+        return eb.binary(kind, c.to_builtin(lhs), c.to_builtin(rhs), _result_type(c, op))
+    return convert
+
+
+def _layer_norm(c: Converter, op):
+    x, shape, w, b, eps = (op.operands[i] for i in range(5))
+    normalized = c.const(shape)
+    weight = None if getattr(w.owner, "name", None) == "torch.constant.none" else w
+    bias = None if getattr(b.owner, "name", None) == "torch.constant.none" else b
+    if not c.all_float([x] + [v for v in (weight, bias) if v is not None]):
+        return None
+    return eb.layer_norm(c.to_builtin(x), _result_type(c, op),
+                         weight=c.to_builtin(weight) if weight is not None else None,
+                         bias=c.to_builtin(bias) if bias is not None else None,
+                         epsilon=float(c.const(eps)), normalized_ndim=len(normalized))
+
+
+def _softmax(c: Converter, op):
+    x = op.operands[0]
+    dim = c.const(op.operands[1])
+    if op.name == "torch.aten.softmax.int" and c.const(op.operands[2]) is not None:
+        return None
+    if op.name == "torch.aten._softmax" and c.const(op.operands[2]):
+        return None
+    if not c.all_float([x, op.results[0]]):
+        return None
+    rank = c.rank(x)
+    return eb.softmax(c.to_builtin(x), _result_type(c, op), axis=dim % rank)
+
+
+def _permute(c: Converter, op):
+    x = op.operands[0]
+    rank = c.rank(x)
+    if rank is None:
+        return None
+    if op.name == "torch.aten.t":
+        perm = [1, 0] if rank == 2 else list(range(rank))
+    elif op.name == "torch.aten.transpose.int":
+        d0, d1 = c.const(op.operands[1]) % rank, c.const(op.operands[2]) % rank
+        perm = list(range(rank))
+        perm[d0], perm[d1] = perm[d1], perm[d0]
+    else:
+        perm = [d % rank for d in c.const(op.operands[1])]
+    return eb.transpose(c.to_builtin(x), perm, _result_type(c, op))
+
+
+#: torch op name -> converter. Everything else is left to torch-mlir's linalg lowering.
+CONVERSIONS: Dict[str, Callable] = {
+    "torch.aten.linear": _linear,
+    "torch.aten.mm": _matmul,
+    "torch.aten.matmul": _matmul,
+    "torch.aten.bmm": _matmul,
+    "torch.aten.addmm": _addmm,
+    "torch.aten.gelu": _gelu,
+    "torch.aten.relu": _unary("relu"),
+    "torch.aten.sigmoid": _unary("sigmoid"),
+    "torch.aten.tanh": _unary("tanh"),
+    "torch.aten.silu": _unary("silu"),
+    "torch.aten.exp": _unary("exp"),
+    "torch.aten.log": _unary("log"),
+    "torch.aten.neg": _unary("neg"),
+    "torch.aten.sqrt": _unary("sqrt"),
+    "torch.aten.rsqrt": _unary("rsqrt"),
+    "torch.aten.abs": _unary("abs"),
+    "torch.aten.add.Tensor": _binary("add", has_alpha=True),
+    "torch.aten.sub.Tensor": _binary("sub", has_alpha=True),
+    "torch.aten.mul.Tensor": _binary("mul"),
+    "torch.aten.div.Tensor": _binary("div"),
+    "torch.aten.maximum": _binary("max"),
+    "torch.aten.minimum": _binary("min"),
+    "torch.aten.pow.Tensor_Tensor": _binary("pow"),
+    "torch.aten.layer_norm": _layer_norm,
+    "torch.aten.softmax.int": _softmax,
+    "torch.aten._softmax": _softmax,
+    "torch.aten.t": _permute,
+    "torch.aten.transpose.int": _permute,
+    "torch.aten.permute": _permute,
+}

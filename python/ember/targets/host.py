@@ -1,0 +1,105 @@
+"""The host CPU target: this machine's triple, CPU and features, code as a shared library.
+
+Stages (after the lowering pipeline has produced the LLVM dialect):
+  llvm-ir  -> LLVM IR text from MLIR 22
+  object   -> an ELF object from llvmlite, optimized for the host CPU
+  library  -> `model.so`: the object, the C entry stub and cpu_support.c linked by the system cc
+The library exports `int32_t ember_entry(void **args)`, args = memref descriptors of the inputs,
+then the bound constants, then the outputs (see ember.artifact).
+"""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass
+from importlib import resources
+from typing import List
+
+from .base import CodegenResult, CompileJob, Stage, Target, TargetOptions
+from .llvm import emit_object, host_cpu, translate_to_llvm_ir
+
+#: Pipeline from graph-level ember IR to LLVM dialect, shared by CPU targets.
+CPU_LOWERING = ("ember-lower-to-linalg,canonicalize,cse,ember-bind-weights,ember-host-to-llvm")
+
+
+class ToolError(RuntimeError):
+    """An external tool failed; the message quotes the command to rerun."""
+
+
+def run_tool(cmd: List[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ToolError(f"{cmd[0]} failed (exit {proc.returncode}):\n{proc.stderr.strip()}\n"
+                        f"rerun with:\n  {shlex.join(cmd)}")
+
+
+def entry_stub(entry: str, num_args: int) -> str:
+    """C source of `ember_entry`, unpacking the argument array into the C-interface call."""
+    params = ", ".join(["void *"] * num_args) or "void"
+    args = ", ".join(f"args[{i}]" for i in range(num_args))
+    return (
+        "#include <stdint.h>\n"
+        f"extern void _mlir_ciface_{entry}({params});\n"
+        "__attribute__((visibility(\"default\")))\n"
+        "int32_t ember_entry(void **args) {\n"
+        f"  _mlir_ciface_{entry}({args});\n"
+        "  return 0;\n"
+        "}\n"
+    )
+
+
+def support_source_path() -> str:
+    return str(resources.files(__package__).joinpath("cpu_support.c"))
+
+
+@dataclass(frozen=True)
+class HostOptions(TargetOptions):
+    cpu: str = ""           # LLVM CPU name; "" means this machine's
+    features: str = ""      # LLVM feature string; "" means this machine's
+    opt_level: int = 3
+    cc: str = "cc"
+
+
+class HostTarget(Target):
+    kind = "host"
+    Options = HostOptions
+
+    def __init__(self, options: HostOptions):
+        super().__init__(options)
+        triple, cpu, features = host_cpu()
+        self.triple = triple
+        self.cpu = options.cpu or cpu
+        self.features = options.features or (features if not options.cpu else "")
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "triple": self.triple, "cpu": self.cpu}
+
+    def lowering_pipeline(self) -> str:
+        return CPU_LOWERING
+
+    def stages(self) -> List[Stage]:
+        return [("llvm-ir", self._llvm_ir), ("object", self._object), ("library", self._library)]
+
+    def _llvm_ir(self, module, job: CompileJob) -> str:
+        return translate_to_llvm_ir(module)
+
+    def _object(self, llvm_ir: str, job: CompileJob) -> bytes:
+        return emit_object(llvm_ir, triple=self.triple, cpu=self.cpu, features=self.features,
+                           opt_level=int(self.options.opt_level))
+
+    def _library(self, obj: bytes, job: CompileJob) -> CodegenResult:
+        obj_path = os.path.join(job.workdir, "model.o")
+        stub_path = os.path.join(job.workdir, "entry.c")
+        lib_path = os.path.join(job.workdir, "model.so")
+        with open(obj_path, "wb") as f:
+            f.write(obj)
+        with open(stub_path, "w") as f:
+            f.write(entry_stub(job.entry_name,
+                               job.num_inputs + job.num_weights + job.num_outputs))
+        run_tool([self.options.cc, "-shared", "-fPIC", "-O2", "-o", lib_path, obj_path,
+                  stub_path, support_source_path(), "-lm"])
+        return CodegenResult(files={"model.so": lib_path},
+                             code={"kind": "shared-library", "library": "model.so",
+                                   "symbol": "ember_entry"},
+                             target=self.describe())

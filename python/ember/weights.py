@@ -1,0 +1,59 @@
+"""The weights table: every model constant by name, outside the IR.
+
+The IR refers to constants only through `ember.weight {name}`; the arrays live here, are
+rewritten by compile-time folding (`derive`), and are written to the artifact's
+weights.safetensors. A table may be *abstract* (no data, as in `ember-opt` on a bare .mlir file):
+passes then still rewrite the IR and name the derived entries, and the data is simply absent.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Iterable, List, Optional
+
+import numpy as np
+
+
+class WeightTable:
+    def __init__(self, arrays: Optional[Dict[str, np.ndarray]] = None):
+        self._arrays: Dict[str, Optional[np.ndarray]] = dict(arrays or {})
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._arrays
+
+    def __len__(self) -> int:
+        return len(self._arrays)
+
+    def names(self) -> List[str]:
+        return list(self._arrays)
+
+    def get(self, name: str) -> Optional[np.ndarray]:
+        """The array of `name`, or None when the table holds no data for it."""
+        return self._arrays.get(name)
+
+    def add(self, name: str, array: Optional[np.ndarray]) -> None:
+        self._arrays[name] = None if array is None else np.ascontiguousarray(array)
+
+    def unique_name(self, hint: str) -> str:
+        name, n = hint, 1
+        while name in self._arrays:
+            name = f"{hint}.{n}"
+            n += 1
+        return name
+
+    def derive(self, hint: str, fn: Callable[..., np.ndarray], sources: Iterable[str]) -> str:
+        """Adds `fn(*source arrays)` under a new name built from `hint` and returns the name.
+
+        With any source missing (an abstract table) the new entry is abstract too.
+        """
+        arrays = [self._arrays.get(s) for s in sources]
+        name = self.unique_name(hint)
+        self._arrays[name] = None if any(a is None for a in arrays) else \
+            np.ascontiguousarray(fn(*arrays))
+        return name
+
+    def retain(self, used: Iterable[str]) -> None:
+        """Drops every entry not in `used` (constants folded away or never referenced)."""
+        keep = set(used)
+        self._arrays = {k: v for k, v in self._arrays.items() if k in keep}
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self._arrays.values() if a is not None)
