@@ -10,11 +10,7 @@ the tools start quickly.
 """
 from __future__ import annotations
 
-try:
-    from importlib.metadata import version as _version
-    __version__ = _version("ember")
-except Exception:  # not installed (running from a source tree)
-    __version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["compile", "load", "CompileOptions", "CompiledModel", "__version__"]
 

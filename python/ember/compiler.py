@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence
@@ -120,13 +121,29 @@ def build_artifact(imported, artifact_dir: str, options: CompileOptions) -> None
                        weights=weights, library_path=result.files["model.so"])
 
 
+#: The maximum assumed for a dynamic dim declared without one (torch.export.Dim's default).
+UNBOUNDED_MAX = 2**31 - 1
+
+
+def _bounded(symbols: dict) -> dict:
+    """Symbol ranges with every max set; an undeclared max becomes UNBOUNDED_MAX (warned)."""
+    out = {}
+    for name, bounds in symbols.items():
+        if bounds["max"] is None:
+            warnings.warn(f"dynamic dim {name} has no declared max; declare one "
+                          f"(torch.export.Dim(..., max=N)) so the runtime can size outputs")
+        out[name] = {"min": bounds["min"],
+                     "max": UNBOUNDED_MAX if bounds["max"] is None else bounds["max"]}
+    return out
+
+
 def _manifest(imported, target, result, constant_names, weights) -> dict:
     return {
         "target": result.target,
-        "code": result.code,
+        "code": {target.kind: result.code},
         "inputs": [s.to_json() for s in imported.inputs],
         "outputs": [s.to_json() for s in imported.outputs],
-        "symbols": imported.symbols,
+        "symbols": _bounded(imported.symbols),
         "constants": [{"name": n, "dtype": str(weights[n].dtype), "shape": list(weights[n].shape),
                        "bound": True} for n in constant_names],
     }

@@ -30,7 +30,7 @@ class WeightTable:
         return self._arrays.get(name)
 
     def add(self, name: str, array: Optional[np.ndarray]) -> None:
-        self._arrays[name] = None if array is None else np.ascontiguousarray(array)
+        self._arrays[name] = None if array is None else np.require(array, requirements="C")
 
     def unique_name(self, hint: str) -> str:
         name, n = hint, 1
@@ -47,7 +47,7 @@ class WeightTable:
         arrays = [self._arrays.get(s) for s in sources]
         name = self.unique_name(hint)
         self._arrays[name] = None if any(a is None for a in arrays) else \
-            np.ascontiguousarray(fn(*arrays))
+            np.require(fn(*arrays), requirements="C")
         return name
 
     def retain(self, used: Iterable[str]) -> None:

@@ -26,7 +26,7 @@ class TargetOptions:
 class CodegenResult:
     """A target's code for the artifact: files to copy in and the manifest's `code` entry."""
     files: Dict[str, str]           # artifact file name -> path on disk
-    code: Dict[str, Any]            # manifest "code" section, e.g. {"library": ..., "symbol": ...}
+    code: Dict[str, Any]            # this target kind's manifest code section, e.g. {"library"}
     target: Dict[str, Any]          # manifest "target" section
     stage_outputs: Dict[str, Any] = field(default_factory=dict)
 

@@ -100,6 +100,5 @@ class HostTarget(Target):
         run_tool([self.options.cc, "-shared", "-fPIC", "-O2", "-o", lib_path, obj_path,
                   stub_path, support_source_path(), "-lm"])
         return CodegenResult(files={"model.so": lib_path},
-                             code={"kind": "shared-library", "library": "model.so",
-                                   "symbol": "ember_entry"},
+                             code={"library": "model.so", "symbol": "ember_entry"},
                              target=self.describe())

@@ -1,0 +1,19 @@
+"""ember's runtime: load a compiled artifact and run it (AITemplate's Model API).
+
+    model = ember.runtime.load("out/mlp")
+    y = model(x)                                  # allocate outputs, return them
+    shapes = model.run({"x": x}, {"y": y_max})    # caller-allocated (max-shape) outputs
+"""
+from ember.artifact import ArtifactError
+from ember.runtime.errors import (ArgumentError, ArgumentTypeError, EmberRuntimeError,
+                                  ExecutionError, UnboundConstantError)
+from ember.runtime.model import Model
+
+__all__ = ["Model", "load", "ArtifactError", "EmberRuntimeError", "ArgumentError",
+           "ArgumentTypeError", "UnboundConstantError", "ExecutionError"]
+
+
+def load(path, **options) -> Model:
+    """The artifact at `path` as a Model; `options` are Model's (num_threads, num_runtimes,
+    verify)."""
+    return Model(path, **options)

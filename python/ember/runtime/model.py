@@ -1,0 +1,281 @@
+"""`Model`: a loaded artifact with AITemplate's calling conventions.
+
+Loading verifies the artifact's hashes, loads the bound constants once and builds their
+descriptors once; a call then validates its arguments (tensors.py, shapes.py), builds descriptors
+for inputs and outputs, and calls the code through a runtime borrowed from a pool.
+
+Concurrency: a call keeps all its state in locals, so `run` may be called from many threads at
+once (the host code is reentrant and runs without the GIL). The pool of `num_runtimes` runtimes
+bounds how many calls run at a time; further calls wait for a free runtime, as in AITemplate's
+ModelContainer. Constants are shared by all runtimes and swapped as one immutable snapshot by
+`set_constant`, so a call in flight sees either the old or the new set, never a mix.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import os
+import queue
+import statistics
+import threading
+import time
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from safetensors import safe_open
+
+from ember.artifact import ArtifactError, read_manifest
+from ember.runtime.backends import open_backend
+from ember.runtime.descriptors import describe, pack
+from ember.runtime.errors import (ArgumentError, ArgumentTypeError, ExecutionError,
+                                  UnboundConstantError)
+from ember.runtime.shapes import Shape, TensorSpec, bind_symbols, max_input_shapes
+from ember.runtime.tensors import Buffer, allocate, as_buffer, is_torch, numpy_dtype
+
+Tensors = Union[Sequence, Mapping[str, object]]
+
+
+class Model:
+    """A compiled model loaded from an artifact directory.
+
+    `num_threads`: threads the code may use per call (honored when the code exports a
+    thread-count hook). `num_runtimes`: how many calls may run at once (default: CPU count).
+    `verify`: hash every artifact file before loading (skip only for trusted, huge artifacts).
+    """
+
+    def __init__(self, path, num_threads: Optional[int] = None,
+                 num_runtimes: Optional[int] = None, verify: bool = True):
+        for option, value in (("num_threads", num_threads), ("num_runtimes", num_runtimes)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                      or value < 1):
+                raise ArgumentError(f"{option} must be a positive int, got {value!r}")
+        self.path = os.fspath(path)
+        self._manifest = read_manifest(self.path, verify=verify)
+        m = self._manifest
+        self._inputs = tuple(TensorSpec.from_manifest("input", e) for e in m["inputs"])
+        self._outputs = tuple(TensorSpec.from_manifest("output", e) for e in m["outputs"])
+        self._constant_specs = tuple(TensorSpec.from_manifest("constant", e)
+                                     for e in m["constants"])
+        self._bound = {c["name"]: c["bound"] for c in m["constants"]}
+        self._ranges = {s: (r["min"], r["max"]) for s, r in m["symbols"].items()}
+        self.backend = open_backend(self.path, m, num_threads=num_threads)
+        self._constants: Tuple = (None,) * len(self._constant_specs)  # (Buffer, descriptor)
+        self._constants_lock = threading.Lock()
+        self._load_weights(os.path.join(self.path, m["weights"]))
+        self._runtimes: queue.SimpleQueue = queue.SimpleQueue()
+        for _ in range(num_runtimes or os.cpu_count() or 1):
+            self._runtimes.put(self.backend.new_runtime())
+
+    # -- calling ---------------------------------------------------------------------------
+
+    def run(self, inputs: Tensors, outputs: Tensors) -> List[Shape]:
+        """Runs on caller-allocated `outputs` and returns the actual output shapes.
+
+        `inputs`/`outputs`: lists in manifest order, or dicts name -> tensor; numpy arrays or
+        CPU torch tensors. An output buffer may be larger than this call's output (allocate it
+        at `get_output_maximum_shape`): the result fills its leading elements, contiguous.
+        """
+        return self._run(inputs, outputs)[1]
+
+    def run_with_tensors(self, inputs: Tensors, outputs: Tensors):
+        """Like `run`, but returns the outputs as views of the actual shapes (a list, or a dict
+        when `outputs` is one)."""
+        buffers, shapes = self._run(inputs, outputs)
+        views = [_leading_view(b.owner, shape) for b, shape in zip(buffers, shapes)]
+        if isinstance(outputs, Mapping):
+            return {spec.name: view for spec, view in zip(self._outputs, views)}
+        return views
+
+    def __call__(self, *inputs, **named_inputs):
+        """Allocates the outputs and returns them: one tensor, or a tuple for several. Torch
+        inputs give torch outputs, numpy inputs numpy outputs."""
+        if inputs and named_inputs:
+            raise ArgumentError("pass the inputs either positionally or by name, not both")
+        in_buffers, env = self._bind_inputs(named_inputs or list(inputs))
+        like_torch = any(is_torch(b.owner) for b in in_buffers)
+        shapes = [spec.shape(env) for spec in self._outputs]
+        outputs = [allocate(spec.dtype, shape, like_torch)
+                   for spec, shape in zip(self._outputs, shapes)]
+        self._execute(in_buffers, self._output_buffers(outputs, shapes), shapes)
+        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+
+    forward = __call__
+
+    def set_constant(self, name: str, tensor) -> None:
+        """Binds (or overrides) constant `name`. The tensor is referenced, not copied (unless it
+        must be made contiguous): later in-place changes to it are seen by later runs."""
+        index = self._index(self._constant_specs, name)
+        spec = self._constant_specs[index]
+        buffer = as_buffer(spec, tensor, device=self.backend.device, writable=False)
+        expected = spec.shape({})
+        if buffer.shape != expected:
+            raise ArgumentError(f"{spec.label}: expected shape {list(expected)}, "
+                                f"got {list(buffer.shape)}")
+        entry = (buffer, describe(buffer.ptr, buffer.shape))
+        with self._constants_lock:
+            self._constants = self._constants[:index] + (entry,) + self._constants[index + 1:]
+
+    def benchmark(self, inputs: Optional[Tensors] = None, count: int = 100, warmup: int = 10,
+                  symbols: Optional[Mapping[str, int]] = None) -> Dict[str, object]:
+        """Times `count` calls after `warmup` and returns median/mean/min/max in ms and all times.
+
+        Without `inputs`, uses `random_inputs(symbols)`. Validation happens once, outside the
+        timed region; each timed call is descriptor packing plus the compiled code.
+        """
+        if count < 1 or warmup < 0:
+            raise ArgumentError(f"need count >= 1 and warmup >= 0, got {count} and {warmup}")
+        in_buffers, env = self._bind_inputs(self.random_inputs(symbols) if inputs is None
+                                            else inputs)
+        shapes = [spec.shape(env) for spec in self._outputs]
+        outputs = [allocate(spec.dtype, shape, False) for spec, shape in zip(self._outputs, shapes)]
+        out_buffers = self._output_buffers(outputs, shapes)
+        for _ in range(warmup):
+            self._execute(in_buffers, out_buffers, shapes)
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            self._execute(in_buffers, out_buffers, shapes)
+            times.append((time.perf_counter() - start) * 1e3)
+        return {"count": count, "median_ms": statistics.median(times),
+                "mean_ms": statistics.fmean(times), "min_ms": min(times), "max_ms": max(times),
+                "times_ms": times}
+
+    def random_inputs(self, symbols: Optional[Mapping[str, int]] = None,
+                      seed: int = 0) -> List[np.ndarray]:
+        """Inputs with each symbol at `symbols[name]` or its maximum: standard normal floats;
+        zeros for integer and bool inputs, which are often indices (zero is always valid)."""
+        rng = np.random.default_rng(seed)
+        result = []
+        for spec, shape in zip(self._inputs, max_input_shapes(self._inputs, self._ranges, symbols)):
+            dtype = numpy_dtype(spec.dtype)
+            result.append(rng.standard_normal(shape).astype(dtype)
+                          if spec.dtype.startswith(("float", "bfloat")) else np.zeros(shape, dtype))
+        return result
+
+    # -- introspection (AITemplate's names) ------------------------------------------------
+
+    def get_input_names(self) -> List[str]:
+        return [spec.name for spec in self._inputs]
+
+    def get_output_names(self) -> List[str]:
+        return [spec.name for spec in self._outputs]
+
+    def get_input_name_to_index_map(self) -> Dict[str, int]:
+        return {spec.name: i for i, spec in enumerate(self._inputs)}
+
+    def get_output_name_to_index_map(self) -> Dict[str, int]:
+        return {spec.name: i for i, spec in enumerate(self._outputs)}
+
+    def get_output_maximum_shape(self, output: Union[str, int]) -> Shape:
+        return self._outputs[self._index(self._outputs, output)].max_shape
+
+    def get_output_dtype(self, output: Union[str, int]) -> str:
+        return self._outputs[self._index(self._outputs, output)].dtype
+
+    def get_constant_names(self, unbound_only: bool = False) -> List[str]:
+        """All constant names, or only those the artifact leaves for `set_constant`."""
+        return [name for name, bound in self._bound.items() if not (unbound_only and bound)]
+
+    @property
+    def manifest(self) -> dict:
+        """A copy of the artifact's manifest."""
+        return copy.deepcopy(self._manifest)
+
+    def __repr__(self) -> str:
+        return (f"Model({self.path!r}, inputs=({', '.join(map(str, self._inputs))}), "
+                f"outputs=({', '.join(map(str, self._outputs))}))")
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _run(self, inputs: Tensors, outputs: Tensors) -> Tuple[List[Buffer], List[Shape]]:
+        in_buffers, env = self._bind_inputs(inputs)
+        shapes = [spec.shape(env) for spec in self._outputs]
+        out_buffers = self._output_buffers(_ordered(outputs, self._outputs, "output"), shapes)
+        self._execute(in_buffers, out_buffers, shapes)
+        return out_buffers, shapes
+
+    def _bind_inputs(self, inputs: Tensors) -> Tuple[List[Buffer], Dict[str, int]]:
+        values = _ordered(inputs, self._inputs, "input")
+        buffers = [as_buffer(spec, value, device=self.backend.device, writable=False)
+                   for spec, value in zip(self._inputs, values)]
+        return buffers, bind_symbols(self._inputs, [b.shape for b in buffers], self._ranges)
+
+    def _output_buffers(self, outputs: Sequence, shapes: Sequence[Shape]) -> List[Buffer]:
+        buffers = []
+        for spec, obj, shape in zip(self._outputs, outputs, shapes):
+            buffer = as_buffer(spec, obj, device=self.backend.device, writable=True)
+            if len(buffer.shape) != len(shape) or math.prod(buffer.shape) < math.prod(shape):
+                raise ArgumentError(
+                    f"{spec.label}: this call's output has shape {list(shape)} "
+                    f"({math.prod(shape)} elements) but the buffer has shape "
+                    f"{list(buffer.shape)} ({math.prod(buffer.shape)} elements); allocate a "
+                    f"rank-{len(shape)} buffer of at least the maximum shape "
+                    f"{list(spec.max_shape)}")
+            buffers.append(buffer)
+        return buffers
+
+    def _execute(self, inputs: List[Buffer], outputs: List[Buffer], shapes: List[Shape]) -> None:
+        constants = self._constants  # one snapshot for the whole call
+        unset = [spec.name for spec, c in zip(self._constant_specs, constants) if c is None]
+        if unset:
+            raise UnboundConstantError(f"constants {unset} are not bound: call "
+                                       f"set_constant(name, tensor) before running")
+        descriptors = ([describe(b.ptr, b.shape) for b in inputs] + [d for _, d in constants]
+                       + [describe(b.ptr, shape) for b, shape in zip(outputs, shapes)])
+        argv = pack(descriptors)
+        runtime = self._runtimes.get()  # blocks while every runtime is busy
+        try:
+            status = runtime(argv)
+        finally:
+            self._runtimes.put(runtime)
+        if status:
+            raise ExecutionError(f"the model's code returned status {status}")
+
+    def _load_weights(self, path: str) -> None:
+        with safe_open(path, framework="numpy") as f:
+            stored = set(f.keys())
+            for spec in self._constant_specs:
+                if not self._bound[spec.name]:
+                    continue
+                if spec.name not in stored:
+                    raise ArtifactError(f"{path} has no array for bound constant {spec.name!r}")
+                try:
+                    self.set_constant(spec.name, f.get_tensor(spec.name))
+                except ArgumentError as exc:
+                    raise ArtifactError(f"{path} does not match the manifest: {exc}") from None
+
+    @staticmethod
+    def _index(specs: Sequence[TensorSpec], key: Union[str, int]) -> int:
+        names = [spec.name for spec in specs]
+        if isinstance(key, int) and not isinstance(key, bool):
+            if 0 <= key < len(names):
+                return key
+        elif key in names:
+            return names.index(key)
+        role = specs[0].role if specs else "tensor"
+        raise ArgumentError(f"no {role} {key!r}; the model's {role}s are {names}")
+
+
+def _ordered(values: Tensors, specs: Sequence[TensorSpec], role: str) -> list:
+    """`values` as a list in manifest order, from a list or a dict name -> tensor."""
+    names = [spec.name for spec in specs]
+    if isinstance(values, Mapping):
+        unknown = [k for k in values if k not in names]
+        missing = [n for n in names if n not in values]
+        if unknown or missing:
+            problems = [f"{label} {role} names {found}" for label, found in
+                        (("unknown", unknown), ("missing", missing)) if found]
+            raise ArgumentError(f"{' and '.join(problems)}; the model's {role}s are {names}")
+        return [values[n] for n in names]
+    if isinstance(values, (list, tuple)):
+        if len(values) != len(names):
+            raise ArgumentError(f"expected {len(names)} {role}s {names}, got {len(values)}")
+        return list(values)
+    raise ArgumentTypeError(f"{role}s must be a list or a dict name -> tensor, "
+                            f"got {type(values).__name__}")
+
+
+def _leading_view(buffer, shape: Shape):
+    """The first prod(shape) elements of a contiguous array or tensor, viewed as `shape`."""
+    flat = buffer.reshape(-1)[:math.prod(shape)]
+    return flat.reshape(shape)

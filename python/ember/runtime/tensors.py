@@ -1,0 +1,100 @@
+"""Numpy arrays and torch tensors as raw buffers for the compiled code.
+
+The compiled code sees only a pointer and the sizes in a descriptor, so this is where anything
+that would make that pointer wrong is caught: the wrong kind of object, dtype, device, layout,
+alignment or a read-only output. Inputs that are merely non-contiguous are copied (correctness
+first; the copy is the caller's cost); outputs must be written in place, so they raise instead.
+torch is optional: a tensor can only exist if torch is imported, so it is never imported here.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Sequence, Tuple
+
+import numpy as np
+
+from ember.runtime.errors import ArgumentError, ArgumentTypeError
+from ember.runtime.shapes import TensorSpec
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """A validated argument: its data pointer and shape, and the object owning the memory
+    (kept referenced for as long as the pointer may be used)."""
+
+    ptr: int
+    shape: Tuple[int, ...]
+    owner: object
+
+
+def is_torch(obj) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy dtype of a manifest dtype name; bfloat16 comes from ml_dtypes."""
+    try:
+        return np.dtype(name)
+    except TypeError:
+        import ml_dtypes
+        return np.dtype(getattr(ml_dtypes, name))
+
+
+def as_buffer(spec: TensorSpec, obj, *, device: str, writable: bool) -> Buffer:
+    """`obj` checked against `spec` as a buffer the code reads (or, if `writable`, writes)."""
+    if is_torch(obj):
+        return _torch_buffer(spec, obj, device, writable)
+    if isinstance(obj, np.ndarray):
+        return _numpy_buffer(spec, obj, writable)
+    raise ArgumentTypeError(f"{spec.label}: expected a numpy.ndarray or torch.Tensor, "
+                            f"got {type(obj).__name__}")
+
+
+def allocate(dtype: str, shape: Sequence[int], like_torch: bool):
+    """An uninitialized output: a torch tensor if `like_torch`, else a numpy array."""
+    if like_torch:
+        torch = sys.modules["torch"]
+        return torch.empty(tuple(shape), dtype=getattr(torch, dtype))
+    return np.empty(tuple(shape), dtype=numpy_dtype(dtype))
+
+
+def _layout_error(spec: TensorSpec, detail: str) -> ArgumentError:
+    return ArgumentError(f"{spec.label}: the code writes into this buffer in place, so it must be "
+                         f"C-contiguous, aligned and writable; {detail}")
+
+
+def _numpy_buffer(spec: TensorSpec, array: np.ndarray, writable: bool) -> Buffer:
+    if array.dtype != numpy_dtype(spec.dtype):
+        raise ArgumentTypeError(f"{spec.label}: expected dtype {spec.dtype}, got {array.dtype.str}"
+                                f" ({array.dtype})")
+    if not (array.flags.c_contiguous and array.flags.aligned):
+        if writable:
+            raise _layout_error(spec, f"got strides {array.strides} "
+                                      f"(aligned={array.flags.aligned})")
+        array = np.require(array, requirements=("C", "A"))
+    if writable and not array.flags.writeable:
+        raise _layout_error(spec, "got a read-only array")
+    return Buffer(array.ctypes.data, array.shape, array)
+
+
+def _torch_buffer(spec: TensorSpec, tensor, device: str, writable: bool) -> Buffer:
+    torch = sys.modules["torch"]
+    if tensor.layout != torch.strided:
+        raise ArgumentError(f"{spec.label}: expected a dense tensor, got layout {tensor.layout}")
+    if tensor.device.type != device:
+        raise ArgumentError(f"{spec.label}: expected a tensor on device '{device}', "
+                            f"got one on '{tensor.device}'")
+    if tensor.dtype != getattr(torch, spec.dtype, None):
+        raise ArgumentTypeError(f"{spec.label}: expected dtype {spec.dtype}, got {tensor.dtype}")
+    try:
+        ptr = tensor.data_ptr()
+    except RuntimeError as exc:  # fake, functional or otherwise storage-less tensors
+        raise ArgumentError(f"{spec.label}: the tensor has no data to read ({exc})") from None
+    if not tensor.is_contiguous() or ptr % tensor.element_size():
+        if writable:
+            raise _layout_error(spec, f"got strides {tuple(tensor.stride())} at address {ptr:#x}")
+        tensor = tensor.detach().clone(memory_format=torch.contiguous_format)
+        ptr = tensor.data_ptr()
+    return Buffer(ptr, tuple(tensor.shape), tensor)
