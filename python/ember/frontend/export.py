@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
+import sympy
 import torch
 
 from .errors import ExportError
@@ -47,15 +48,27 @@ def _numpy_dtype(dtype: torch.dtype) -> str:
         else "bfloat16"
 
 
-def _dim(d) -> Dim:
-    return int(d) if isinstance(d, int) or not hasattr(d, "node") else str(d.node.expr)
+class _SymbolNames:
+    """Renames torch's symbols (s77, s12, ...) to s0, s1, ... in order of first appearance in
+    the inputs, so a manifest's dim names are stable and readable."""
 
+    def __init__(self):
+        self.renames = {}
 
-def _spec(name: str, value) -> TensorSpec:
-    if not isinstance(value, torch.Tensor):
-        raise ExportError(f"'{name}' is a {type(value).__name__}; ember models take and return "
-                          f"tensors only")
-    return TensorSpec(name, _numpy_dtype(value.dtype), [_dim(d) for d in value.shape])
+    def dim(self, d) -> Dim:
+        if isinstance(d, int) or not hasattr(d, "node"):
+            return int(d)
+        expr = d.node.expr
+        for sym in sorted(expr.free_symbols, key=str):
+            if sym not in self.renames:
+                self.renames[sym] = sympy.Symbol(f"s{len(self.renames)}", integer=True)
+        return str(expr.xreplace(self.renames))
+
+    def spec(self, name: str, value) -> TensorSpec:
+        if not isinstance(value, torch.Tensor):
+            raise ExportError(f"'{name}' is a {type(value).__name__}; ember models take and "
+                              f"return tensors only")
+        return TensorSpec(name, _numpy_dtype(value.dtype), [self.dim(d) for d in value.shape])
 
 
 def _decompositions():
@@ -89,10 +102,11 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
     from torch.export.graph_signature import InputKind, OutputKind
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder"]
     state = {**program.state_dict, **program.constants}
+    names = _SymbolNames()
     weight_names, weights, inputs = [], {}, []
     for spec, node in zip(program.graph_signature.input_specs, placeholders):
         if spec.kind == InputKind.USER_INPUT:
-            inputs.append(_spec(node.name, node.meta["val"]))
+            inputs.append(names.spec(node.name, node.meta["val"]))
         elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
             weight_names.append(spec.target)
             weights[spec.target] = _to_numpy(state[spec.target])
@@ -106,11 +120,13 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
         if spec.kind != OutputKind.USER_OUTPUT:
             raise ExportError(f"the model mutates state ({spec.kind.name} of "
                               f"'{spec.target}'); ember compiles inference graphs only")
-        outputs.append(_spec(f"output_{i}", value.meta["val"]))
+        outputs.append(names.spec(f"output_{i}", value.meta["val"]))
 
     symbols = {}
     for sym, bounds in program.range_constraints.items():
+        if sym not in names.renames:
+            continue  # a symbol no input or output shape uses
         upper = bounds.upper
-        symbols[str(sym)] = {"min": int(bounds.lower),
-                             "max": int(upper) if upper.is_finite else None}
+        symbols[str(names.renames[sym])] = {"min": int(bounds.lower),
+                                            "max": int(upper) if upper.is_finite else None}
     return ExportedModel(program.graph_module, weight_names, weights, inputs, outputs, symbols)
