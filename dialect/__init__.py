@@ -13,7 +13,11 @@ from importlib import resources
 ACTIVATIONS = ("none", "relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh")
 #: Kinds of `ember.unary`.
 UNARY_KINDS = ("relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "exp", "log", "neg",
-               "sqrt", "rsqrt", "abs")
+               "sqrt", "rsqrt", "abs", "reciprocal")
+#: Activation layouts of `ember.conv2d` and `ember.pool2d`.
+CONV_LAYOUTS = ("nchw", "nhwc")
+#: Kinds of `ember.pool2d`.
+POOL_KINDS = ("max", "avg")
 #: Kinds of `ember.binary`.
 BINARY_KINDS = ("add", "sub", "mul", "div", "max", "min", "pow")
 

@@ -75,6 +75,65 @@ def reshape(x, result_type):
     return _create(ir, "ember.reshape", [x], result_type, {})
 
 
+def conv2d(x, filter_, result_type, *, strides=(1, 1), padding=(0, 0), dilations=(1, 1),
+           groups: int = 1, bias=None, residual=None, activation: str = "none",
+           layout: str = "nchw"):
+    ir = _ir_of(x)
+    i64 = ir.IntegerType.get_signless(64)
+    return _create(ir, "ember.conv2d", [x, filter_, bias, residual], result_type,
+                   {"strides": ir.DenseI64ArrayAttr.get(list(strides)),
+                    "padding": ir.DenseI64ArrayAttr.get(list(padding)),
+                    "dilations": ir.DenseI64ArrayAttr.get(list(dilations)),
+                    "groups": ir.IntegerAttr.get(i64, groups),
+                    "activation": ir.StringAttr.get(activation),
+                    "layout": ir.StringAttr.get(layout)},
+                   segments=[1, 1, int(bias is not None), int(residual is not None)])
+
+
+def conv2d_attributes(op) -> dict:
+    """The non-operand settings of an ember.conv2d, as Python values (for rebuilding it)."""
+    ir = sys.modules[type(op).__module__]
+    return {"strides": list(op.attributes["strides"]), "padding": list(op.attributes["padding"]),
+            "dilations": list(op.attributes["dilations"]),
+            "groups": ir.IntegerAttr(op.attributes["groups"]).value,
+            "activation": ir.StringAttr(op.attributes["activation"]).value,
+            "layout": ir.StringAttr(op.attributes["layout"]).value}
+
+
+def pool2d(kind: str, x, result_type, *, kernel, strides, padding=(0, 0), layout: str = "nchw"):
+    ir = _ir_of(x)
+    return _create(ir, "ember.pool2d", [x], result_type,
+                   {"kind": ir.StringAttr.get(kind),
+                    "kernel": ir.DenseI64ArrayAttr.get(list(kernel)),
+                    "strides": ir.DenseI64ArrayAttr.get(list(strides)),
+                    "padding": ir.DenseI64ArrayAttr.get(list(padding)),
+                    "layout": ir.StringAttr.get(layout)})
+
+
+def pool2d_attributes(op) -> dict:
+    ir = sys.modules[type(op).__module__]
+    return {"kernel": list(op.attributes["kernel"]), "strides": list(op.attributes["strides"]),
+            "padding": list(op.attributes["padding"]),
+            "layout": ir.StringAttr(op.attributes["layout"]).value}
+
+
+def rebuild(op, result_type, **changes):
+    """A copy of an ember.gemm or ember.conv2d with some operands/settings replaced.
+
+    `changes` may set rhs/filter (the second operand), bias, residual and activation; it is how
+    fusion passes grow an op's epilogue without knowing every attribute of every op.
+    """
+    ir = sys.modules[type(op).__module__]
+    second = changes.pop("rhs", changes.pop("filter", op.operands[1]))
+    epilogue = {"bias": optional_operand(op, "bias"), "residual": optional_operand(op, "residual"),
+                "activation": ir.StringAttr(op.attributes["activation"]).value}
+    epilogue.update(changes)
+    if op.name == "ember.gemm":
+        return gemm(op.operands[0], second, result_type, **epilogue)
+    settings = {k: v for k, v in conv2d_attributes(op).items() if k != "activation"}
+    return conv2d(op.operands[0], second, result_type, **settings, **epilogue)
+
+
 def optional_operand(op, name: str) -> Optional[object]:
     """The value of optional operand `name` of an ember op, or None (reads operandSegmentSizes)."""
     names = OPERAND_NAMES[op.name]
@@ -91,6 +150,8 @@ def optional_operand(op, name: str) -> Optional[object]:
 #: Operand names of each op, in order, as declared in ember.irdl.mlir.
 OPERAND_NAMES = {
     "ember.gemm": ("lhs", "rhs", "bias", "residual"),
+    "ember.conv2d": ("input", "filter", "bias", "residual"),
+    "ember.pool2d": ("input",),
     "ember.layer_norm": ("input", "weight", "bias"),
     "ember.softmax": ("input",),
     "ember.unary": ("input",),

@@ -25,6 +25,9 @@ irdl.dialect @ember {
   /// lhs is [..., M, K]; rhs is [K, N] (shared by every batch) or [..., K, N] with lhs's batch
   /// dims; bias broadcasts along the last dim ([N]); residual has the result's shape.
   /// attr activation: none | relu | gelu | gelu_tanh | silu | sigmoid | tanh.
+  /// attr rhs_panel (optional i64 NR, set by ember-pack-weights): rhs is [ceil(N/NR), K, NR],
+  /// the [K, N] matrix in NR-column panels (rhs[k, n] at [n / NR, k, n % NR], zero-padded).
+  /// IRDL in MLIR 22 has no optional attributes, so dialect/verifier.py checks this one.
   irdl.operation @gemm {
     %lhs = irdl.base "!builtin.tensor"
     %rhs = irdl.base "!builtin.tensor"
@@ -66,7 +69,7 @@ irdl.dialect @ember {
 
   /// Elementwise unary function; the result has the input's type.
   /// attr kind: relu | gelu | gelu_tanh | silu | sigmoid | tanh | exp | log | neg | sqrt |
-  /// rsqrt | abs.
+  /// rsqrt | abs | reciprocal.
   irdl.operation @unary {
     %x = irdl.base "!builtin.tensor"
     %out = irdl.base "!builtin.tensor"
@@ -106,6 +109,49 @@ irdl.dialect @ember {
     %x = irdl.base "!builtin.tensor"
     %out = irdl.base "!builtin.tensor"
     irdl.operands(input: %x)
+    irdl.results(result: %out)
+  }
+
+  /// 2-D convolution with a fused epilogue: `result = residual + act(conv(input, filter) + bias)`.
+  /// layout "nchw": input [N, C, H, W], filter [F, C/groups, KH, KW], result [N, F, OH, OW];
+  /// layout "nhwc": input [N, H, W, C], filter [KH, KW, C/groups, F], result [N, OH, OW, F].
+  /// Zero padding is symmetric per spatial dim. bias is [F]; residual has the result's shape.
+  /// groups is 1 (dense) or C = F (depthwise).
+  /// attr strides, padding, dilations: array<i64> of 2. attr groups: i64. attr activation: as
+  /// ember.gemm. attr layout: nchw | nhwc.
+  irdl.operation @conv2d {
+    %x = irdl.base "!builtin.tensor"
+    %w = irdl.base "!builtin.tensor"
+    %bias = irdl.base "!builtin.tensor"
+    %residual = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %strides = irdl.base "#builtin.dense_array"
+    %padding = irdl.base "#builtin.dense_array"
+    %dilations = irdl.base "#builtin.dense_array"
+    %groups = irdl.base "#builtin.integer"
+    %activation = irdl.base "#builtin.string"
+    %layout = irdl.base "#builtin.string"
+    irdl.operands(input: %x, filter: %w, bias: optional %bias, residual: optional %residual)
+    irdl.attributes { "strides" = %strides, "padding" = %padding, "dilations" = %dilations,
+                      "groups" = %groups, "activation" = %activation, "layout" = %layout }
+    irdl.results(result: %out)
+  }
+
+  /// 2-D max or average pooling over windows of `kernel` (zero-padded for avg, -inf for max;
+  /// an average divides by the full window, padding included, as PyTorch's default).
+  /// layout "nchw": input [N, C, H, W]; "nhwc": input [N, H, W, C].
+  /// attr kind: max | avg. attr kernel, strides, padding: array<i64> of 2. attr layout.
+  irdl.operation @pool2d {
+    %x = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %kind = irdl.base "#builtin.string"
+    %kernel = irdl.base "#builtin.dense_array"
+    %strides = irdl.base "#builtin.dense_array"
+    %padding = irdl.base "#builtin.dense_array"
+    %layout = irdl.base "#builtin.string"
+    irdl.operands(input: %x)
+    irdl.attributes { "kind" = %kind, "kernel" = %kernel, "strides" = %strides,
+                      "padding" = %padding, "layout" = %layout }
     irdl.results(result: %out)
   }
 }

@@ -12,7 +12,7 @@ import sys
 
 from typing import Callable, Dict, List, Optional, Tuple
 
-from . import ACTIVATIONS, BINARY_KINDS, UNARY_KINDS
+from . import ACTIVATIONS, BINARY_KINDS, CONV_LAYOUTS, POOL_KINDS, UNARY_KINDS
 from .builders import optional_operand
 
 DYNAMIC = None
@@ -94,6 +94,11 @@ def _verify_gemm(op) -> Optional[str]:
         return "operands and result must be ranked tensors"
     if len(lhs) < 2:
         return f"lhs must have rank >= 2, got {_fmt(lhs)}"
+    if "rhs_panel" in op.attributes:
+        packed = _packed_rhs_shape(op, lhs, rhs, res)
+        if isinstance(packed, str):
+            return packed
+        rhs = packed
     if len(rhs) != 2 and len(rhs) != len(lhs):
         return f"rhs must have rank 2 or lhs's rank {len(lhs)}, got {_fmt(rhs)}"
     if not dims_compatible(lhs[-1], rhs[-2]):
@@ -118,6 +123,23 @@ def _verify_gemm(op) -> Optional[str]:
     if len(types) != 1:
         return f"operands and result must share one element type, got {sorted(types)}"
     return None
+
+
+def _packed_rhs_shape(op, lhs, rhs, res):
+    """The logical [K, N] of a panel-packed rhs (`rhs_panel = NR`), or the broken rule."""
+    ir = sys.modules[type(op).__module__]
+    attr = op.attributes["rhs_panel"]
+    if not isinstance(attr, ir.IntegerAttr) or ir.IntegerAttr(attr).value <= 0:
+        return f"rhs_panel must be a positive integer, got {attr}"
+    nr = ir.IntegerAttr(attr).value
+    n, k = res[-1], lhs[-1]
+    if n is None or k is None:
+        return "a panel-packed rhs needs static K and N"
+    expected = [-(-n // nr), k, nr]
+    if rhs != expected:
+        return f"panel-packed rhs must be [ceil(N/{nr}), K, {nr}] = {_fmt(expected)} for " \
+               f"K={k}, N={n}, got {_fmt(rhs)}"
+    return [k, n]
 
 
 def _verify_layer_norm(op) -> Optional[str]:
@@ -188,10 +210,85 @@ def _verify_reshape(op) -> Optional[str]:
     return None
 
 
+def conv2d_output_size(size, kernel, stride, pad, dilation):
+    """One spatial output size of a convolution or pooling window (None stays dynamic)."""
+    if size is None:
+        return None
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _verify_conv2d(op) -> Optional[str]:
+    act, layout = _attr_str(op, "activation"), _attr_str(op, "layout")
+    if act not in ACTIVATIONS:
+        return f"unknown activation '{act}'; expected one of {', '.join(ACTIVATIONS)}"
+    if layout not in CONV_LAYOUTS:
+        return f"unknown layout '{layout}'; expected one of {', '.join(CONV_LAYOUTS)}"
+    settings = {k: list(op.attributes[k]) for k in ("strides", "padding", "dilations")}
+    for key, values in settings.items():
+        if len(values) != 2 or min(values) < (0 if key == "padding" else 1):
+            return f"{key} must be 2 {'non-negative' if key == 'padding' else 'positive'} " \
+                   f"values, got {values}"
+    x, w, res = shape_of(op.operands[0]), shape_of(op.operands[1]), shape_of(op.results[0])
+    if x is None or w is None or res is None or len(x) != 4 or len(w) != 4 or len(res) != 4:
+        return "input, filter and result must be rank-4 tensors"
+    if layout == "nchw":
+        (n, c, h, wd), (f, cg, kh, kw), (rn, rf, rh, rw) = x, w, res
+    else:
+        (n, h, wd, c), (kh, kw, cg, f), (rn, rh, rw, rf) = x, w, res
+    groups = _attr_int(op, "groups")
+    if groups != 1 and not (groups == c == f and cg == 1):
+        return f"groups must be 1 or equal input and output channels (depthwise), got {groups}"
+    if not dims_compatible(c, None if cg is None else cg * groups):
+        return f"filter expects {cg * groups} input channels, input has {c}"
+    expected = [n, f] + [conv2d_output_size(s, k, st, p, d) for s, k, st, p, d in
+                         zip((h, wd), (kh, kw), settings["strides"], settings["padding"],
+                             settings["dilations"])]
+    got = [rn, rf, rh, rw]
+    if not shapes_compatible(got, expected):
+        return f"result shape {_fmt(res)} does not match the convolution's {_fmt(expected)} " \
+               f"(N, F, OH, OW)"
+    bias = optional_operand(op, "bias")
+    if bias is not None and not shapes_compatible(shape_of(bias) or [], [f]):
+        return f"bias must be 1-D of size F={f}, got {_fmt(shape_of(bias) or [])}"
+    residual = optional_operand(op, "residual")
+    if residual is not None and not shapes_compatible(shape_of(residual) or [], res):
+        return f"residual shape {_fmt(shape_of(residual) or [])} must equal the result shape " \
+               f"{_fmt(res)}"
+    return None
+
+
+def _verify_pool2d(op) -> Optional[str]:
+    kind, layout = _attr_str(op, "kind"), _attr_str(op, "layout")
+    if kind not in POOL_KINDS:
+        return f"unknown pooling kind '{kind}'; expected one of {', '.join(POOL_KINDS)}"
+    if layout not in CONV_LAYOUTS:
+        return f"unknown layout '{layout}'; expected one of {', '.join(CONV_LAYOUTS)}"
+    settings = {k: list(op.attributes[k]) for k in ("kernel", "strides", "padding")}
+    for key, values in settings.items():
+        if len(values) != 2 or min(values) < (0 if key == "padding" else 1):
+            return f"{key} must be 2 {'non-negative' if key == 'padding' else 'positive'} " \
+                   f"values, got {values}"
+    if any(2 * p > k for p, k in zip(settings["padding"], settings["kernel"])):
+        return f"padding {settings['padding']} must be at most half the kernel " \
+               f"{settings['kernel']}"
+    x, res = shape_of(op.operands[0]), shape_of(op.results[0])
+    if x is None or res is None or len(x) != 4 or len(res) != 4:
+        return "input and result must be rank-4 tensors"
+    spatial, channel = ((2, 3), 1) if layout == "nchw" else ((1, 2), 3)
+    expected = list(x)
+    for d, k, st, p in zip(spatial, settings["kernel"], settings["strides"], settings["padding"]):
+        expected[d] = conv2d_output_size(x[d], k, st, p, 1)
+    if not shapes_compatible(res, expected):
+        return f"result shape {_fmt(res)} does not match the pooled shape {_fmt(expected)}"
+    return None
+
+
 #: One semantic rule per op.
 VERIFIERS: Dict[str, Callable] = {
     "ember.weight": _verify_weight,
     "ember.gemm": _verify_gemm,
+    "ember.conv2d": _verify_conv2d,
+    "ember.pool2d": _verify_pool2d,
     "ember.layer_norm": _verify_layer_norm,
     "ember.softmax": _verify_softmax,
     "ember.unary": _verify_unary,
@@ -201,8 +298,29 @@ VERIFIERS: Dict[str, Callable] = {
 }
 
 
+#: Ops that compute in floating point: every tensor operand and the result share one float type.
+FLOAT_OPS = frozenset(VERIFIERS) - {"ember.weight", "ember.transpose", "ember.reshape"}
+FLOAT_TYPES = ("f16", "bf16", "f32", "f64")
+
+
+def _verify_element_types(op) -> Optional[str]:
+    types = [str(element_type(v)) for v in list(op.operands) + [op.results[0]]]
+    if len(set(types)) != 1:
+        return f"operands and result must share one element type, got {sorted(set(types))}"
+    if types[0] not in FLOAT_TYPES:
+        return f"computes in floating point ({', '.join(FLOAT_TYPES)}); got {types[0]}"
+    return None
+
+
 def verify_op(op) -> Optional[str]:
     """The broken rule's message for one ember op, or None when it is well formed."""
+    if op.name in FLOAT_OPS:
+        message = _verify_element_types(op)
+        if message:
+            return message
+    elif op.name in ("ember.transpose", "ember.reshape") and \
+            str(element_type(op.operands[0])) != str(element_type(op.results[0])):
+        return "result must have the input's element type"
     rule = VERIFIERS.get(op.name)
     return rule(op) if rule else None
 

@@ -8,7 +8,11 @@ from . import (  # noqa: F401  (imported for registration)
     canonicalize,
     fuse_epilogue,
     fold_constants,
+    fold_batch_norm,
+    convert_layout,
+    pack_weights,
     lower_to_linalg,
+    gemm_microkernel,
     bind_weights,
     host_to_llvm,
 )

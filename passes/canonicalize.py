@@ -1,17 +1,21 @@
 """ember-canonicalize: local simplifications of ember ops.
 
 Removes no-op data movement so later passes (fusion, folding) see through it: identity
-transposes and reshapes, transpose-of-transpose (composed or cancelled), reshape-of-reshape.
+transposes and reshapes, transpose-of-transpose (composed or cancelled), reshape-of-reshape,
+and transposes that only move size-1 dims (reshapes in disguise); merges duplicate
+`ember.weight` ops of one name.
 Dead ember ops are erased. Numerics never change.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlir import ir
+
 from ember.dialect import builders as eb
 
 from .base import EmberPass, PassContext, register
-from .patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by
+from .patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, merge_duplicate_weights
 
 
 def _permutation(op):
@@ -37,6 +41,20 @@ def fold_transpose(op, rewriter) -> bool:
     return APPLIED
 
 
+def transpose_of_unit_dims(op, rewriter) -> bool:
+    """A static transpose that only moves size-1 dims is a reshape (no data moves)."""
+    t = ir.RankedTensorType(op.operands[0].type)
+    if not t.has_static_shape:
+        return NOT_APPLIED
+    perm = _permutation(op)
+    moved = [p for p in perm if t.shape[p] != 1]
+    if moved != sorted(moved):
+        return NOT_APPLIED
+    with rewriter.ip, op.location:
+        rewriter.replace_op(op, [eb.reshape(op.operands[0], op.results[0].type)])
+    return APPLIED
+
+
 def fold_reshape(op, rewriter) -> bool:
     """reshape(x) to x's own type -> x; reshape(reshape(x)) -> reshape(x)."""
     source = op.operands[0]
@@ -53,6 +71,11 @@ def fold_reshape(op, rewriter) -> bool:
     return APPLIED
 
 
+#: op name -> canonicalization patterns (shared with passes that must keep IR canonical).
+CANONICALIZATIONS = {"ember.transpose": [fold_transpose, transpose_of_unit_dims],
+                     "ember.reshape": [fold_reshape]}
+
+
 @register
 @dataclass
 class Canonicalize(EmberPass):
@@ -60,5 +83,5 @@ class Canonicalize(EmberPass):
     name = "ember-canonicalize"
 
     def run(self, module, ctx: PassContext) -> None:
-        apply_patterns(module, {"ember.transpose": [fold_transpose],
-                                "ember.reshape": [fold_reshape]})
+        apply_patterns(module, CANONICALIZATIONS)
+        merge_duplicate_weights(module)

@@ -18,7 +18,8 @@ from mlir import ir
 from ember.dialect import builders as eb
 
 from .base import EmberPass, PassContext, register
-from .patterns import APPLIED, NOT_APPLIED, apply_patterns, defining_op, string_attr
+from .patterns import (APPLIED, NOT_APPLIED, apply_patterns, defining_op,
+                       merge_duplicate_weights, string_attr)
 
 
 def _unary_numpy(kind: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -29,6 +30,7 @@ def _unary_numpy(kind: str) -> Callable[[np.ndarray], np.ndarray]:
         "silu": lambda x: x / (1 + np.exp(-x)),
         "tanh": np.tanh, "exp": np.exp, "log": np.log, "neg": np.negative,
         "sqrt": np.sqrt, "rsqrt": lambda x: 1 / np.sqrt(x), "abs": np.abs,
+        "reciprocal": lambda x: 1 / x,
         "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))),
     }
     return table[kind]
@@ -40,7 +42,7 @@ _BINARY_NUMPY: Dict[str, Callable] = {
 }
 
 
-def _constant_source(value) -> Optional[object]:
+def constant_source(value) -> Optional[object]:
     """The weight name (str) or the numpy value of a constant operand, else None."""
     op = defining_op(value)
     if op is None:
@@ -49,11 +51,14 @@ def _constant_source(value) -> Optional[object]:
         return string_attr(op, "name")
     if op.name == "arith.constant" and isinstance(op.attributes["value"], ir.DenseElementsAttr):
         attr = ir.DenseElementsAttr(op.attributes["value"])
-        shape = ir.ShapedType(value.type).shape
+        shaped = ir.ShapedType(value.type)
+        dtype = _numpy_dtype(shaped.element_type)
         if attr.is_splat:
-            return np.full(shape, float(ir.FloatAttr(attr.get_splat_value()).value),
-                           dtype=np.float32)
-        return np.array(attr)
+            splat = attr.get_splat_value()
+            scalar = ir.FloatAttr(splat).value if isinstance(splat, ir.FloatAttr) \
+                else ir.IntegerAttr(splat).value
+            return np.full(shaped.shape, scalar, dtype=dtype)
+        return np.array(attr).astype(dtype, copy=False)
     return None
 
 
@@ -87,7 +92,7 @@ class _FoldPattern:
     max_elements: int
 
     def __call__(self, op, rewriter) -> bool:
-        sources = [_constant_source(v) for v in op.operands]
+        sources = [constant_source(v) for v in op.operands]
         if not sources or any(s is None for s in sources) or \
                 not any(isinstance(s, str) for s in sources):
             return NOT_APPLIED
@@ -105,8 +110,10 @@ class _FoldPattern:
             if not isinstance(s, str):
                 weights.add(name, s)
         dtype = _numpy_dtype(result_type.element_type)
+        # Identical folds (tied weights, repeated blocks) share one entry.
+        key = (op.name, str(op.attributes), str(op.results[0].type), tuple(names))
         new_name = weights.derive(_name_hint(op, sources),
-                                  lambda *xs: np.asarray(fn(*xs), dtype=dtype), names)
+                                  lambda *xs: np.asarray(fn(*xs), dtype=dtype), names, key=key)
         with rewriter.ip, op.location:
             rewriter.replace_op(op, [eb.weight(ir, new_name, op.results[0].type)])
         return APPLIED
@@ -130,3 +137,4 @@ class FoldConstants(EmberPass):
         apply_patterns(module, {name: [pattern] for name in
                                 ("ember.transpose", "ember.reshape", "ember.unary",
                                  "ember.binary")})
+        merge_duplicate_weights(module)

@@ -1,4 +1,4 @@
-"""ember-fuse-epilogue: GEMM + bias + activation + residual into one `ember.gemm`.
+"""ember-fuse-epilogue: GEMM/conv + bias + activation + residual into one op.
 
 The frontend maps torch ops 1:1, so `Linear -> GELU -> Linear -> + x` arrives as a GEMM, a bias
 add, a unary GELU, a GEMM, a bias add and a residual add. This pass folds each chain into the
@@ -27,19 +27,29 @@ def _epilogue(gemm):
     }
 
 
+#: Ops with a fusable epilogue (bias, activation, residual).
+PRODUCERS = ("ember.gemm", "ember.conv2d")
+
+
 def _single_use_gemm(value):
-    gemm = defined_by(value, "ember.gemm")
-    return gemm if gemm is not None and use_count(value) == 1 else None
+    """The GEMM or conv producing `value` when `value` has no other user."""
+    for name in PRODUCERS:
+        producer = defined_by(value, name)
+        if producer is not None and use_count(value) == 1:
+            return producer
+    return None
 
 
 def _rebuild(rewriter, op, gemm, **changes):
-    epilogue = {**_epilogue(gemm), **changes}
     with rewriter.ip, op.location:
-        new = eb.gemm(gemm.operands[0], gemm.operands[1], op.results[0].type, **epilogue)
-        rewriter.replace_op(op, [new])
+        rewriter.replace_op(op, [eb.rebuild(gemm, op.results[0].type, **changes)])
 
 
 def _is_bias_for(value, gemm) -> bool:
+    """A [N] vector added to a GEMM's [..., N] result (conv biases arrive per channel and are
+    folded by ember-fold-batch-norm)."""
+    if gemm.name != "ember.gemm":
+        return False
     shape, n = shape_of(value), shape_of(gemm.results[0])[-1]
     return shape is not None and len(shape) == 1 and shape[0] is not None and shape[0] == n
 

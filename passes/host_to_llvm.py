@@ -1,9 +1,15 @@
 """ember-host-to-llvm: the host CPU pipeline from linalg-on-tensors down to the LLVM dialect.
 
-Bufferizes (results become caller-provided out-parameters, so the runtime owns every output
-buffer and no result is allocated for the caller), lowers structured ops to loops, and converts
-everything to the LLVM dialect with C-interface wrappers (`_mlir_ciface_<fn>`) on public
-functions, which the artifact's entry stub calls. Expects ember.weight to be bound already.
+A table of stages, run in order:
+  bufferize     one-shot bufferization across function boundaries; results become caller-
+                provided out-parameters (the runtime owns every output buffer) and GEMM kernel
+                functions write their `out` argument in place (drop-equivalent-buffer-results)
+  gemm-kernels  ember-cpu-gemm-kernels: vector micro-kernel bodies for the kernel functions
+  loops         the remaining linalg ops to loops
+  llvm          scf.parallel -> OpenMP (when `openmp`), then everything to the LLVM dialect with
+                C-interface wrappers (`_mlir_ciface_<fn>`) on public functions
+Expects ember.weight to be bound already. With `openmp`, the library must link libomp (the host
+target does); the generated code uses OpenMP's default team size (`omp_set_num_threads`).
 """
 from __future__ import annotations
 
@@ -12,27 +18,36 @@ from dataclasses import dataclass
 from mlir import ir
 from mlir.passmanager import PassManager
 
+from ember.codegen.cpu_gemm import kernel_functions
+
 from .base import EmberPass, PassContext, register
+from .gemm_microkernel import CpuGemmKernels
 from .patterns import walk_ops
 
 #: Upstream passes, in order (verified on MLIR 22.1.8; see DESIGN.md section 3).
 BUFFERIZE = (
     "one-shot-bufferize{bufferize-function-boundaries "
     "function-boundary-type-conversion=identity-layout-map}",
+    "drop-equivalent-buffer-results",
     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
     "buffer-deallocation-pipeline",
 )
-TO_LOOPS = ("func.func(convert-linalg-to-loops)",)
+TO_LOOPS = ("func.func(convert-linalg-to-loops)", "canonicalize", "cse",
+            "loop-invariant-code-motion")
+OPENMP = ("convert-scf-to-openmp", "canonicalize")
 TO_LLVM = (
     "convert-bufferization-to-memref",
+    "convert-vector-to-scf",
     "convert-scf-to-cf",
     "expand-strided-metadata",
     "lower-affine",
+    "convert-vector-to-llvm",
     "finalize-memref-to-llvm",
     "convert-math-to-llvm",
     "convert-math-to-libm",
     "convert-arith-to-llvm",
     "convert-cf-to-llvm",
+    "convert-openmp-to-llvm",
     "convert-func-to-llvm",
     "convert-index-to-llvm",
     "convert-ub-to-llvm",
@@ -49,13 +64,41 @@ def mark_c_interface(module) -> None:
             fn.attributes["llvm.emit_c_interface"] = ir.UnitAttr.get()
 
 
+def mark_kernel_destinations(module) -> None:
+    """Inputs of GEMM kernel functions are read-only and their last argument, the destination,
+    is writable, whatever an earlier pass marked: that is what lets bufferization write the
+    caller's buffer in place."""
+    for fn in kernel_functions(module):
+        count = len(fn.regions[0].blocks[0].arguments)
+        attrs = [ir.DictAttr.get({"bufferization.writable": ir.BoolAttr.get(i == count - 1)})
+                 for i in range(count)]
+        fn.attributes["arg_attrs"] = ir.ArrayAttr.get(attrs)
+
+
+def _run(module, passes) -> None:
+    PassManager.parse(f"builtin.module({','.join(passes)})").run(module.operation)
+
+
 @register
 @dataclass
 class HostToLLVM(EmberPass):
     """Lowers bound linalg-on-tensors code to the LLVM dialect for the host CPU."""
     name = "ember-host-to-llvm"
+    #: Generate vector micro-kernels for GEMM kernel functions (false: their linalg reference).
+    gemm_kernels: bool = True
+    #: Run parallel loops on OpenMP threads (false: serial code, no libomp needed).
+    openmp: bool = True
+    #: Options of the gemm-kernels stage, `key=value` joined by commas (e.g. `kc=64,mr=6`).
+    gemm: str = ""
 
     def run(self, module, ctx: PassContext) -> None:
+        openmp = self.openmp and getattr(ctx.target, "openmp", True)
         mark_c_interface(module)
-        text = ",".join(BUFFERIZE + TO_LOOPS + TO_LLVM)
-        PassManager.parse(f"builtin.module({text})").run(module.operation)
+        mark_kernel_destinations(module)
+        _run(module, BUFFERIZE)
+        if self.gemm_kernels:
+            options = dict(item.partition("=")[::2] for item in self.gemm.split(",") if item)
+            kernels = CpuGemmKernels.from_options(options)
+            kernels.parallel = kernels.parallel and openmp
+            kernels.run(module, ctx)
+        _run(module, TO_LOOPS + (OPENMP if openmp else ()) + TO_LLVM)

@@ -15,18 +15,27 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from mlir import ir
-from mlir.dialects import arith, linalg, math as mmath, tensor
+from mlir.dialects import arith, func, linalg, math as mmath, tensor
 
+from ember.codegen.cpu_gemm import KERNEL_ATTR, KERNEL_PREFIX, PANEL_ATTR, GemmKernelSpec
 from ember.dialect import builders as eb
 
 from .base import EmberPass, PassContext, register
 from .patterns import APPLIED, apply_patterns, float_attr, int_attr, string_attr
 
 PARALLEL, REDUCTION = "parallel", "reduction"
+#: The identity of max: the lowest finite f32 (padding for max pooling, start of softmax's max).
+_LOWEST_F32 = -3.4028234663852886e38
 
 
 # ----------------------------------------------------------------------------- scalar math
 def _const(value: float, like):
+    """A constant of `like`'s type: a scalar, or a splat when `like` is a vector (the GEMM
+    micro-kernel applies these scalar builders to whole vectors of accumulators)."""
+    if isinstance(like.type, ir.VectorType):
+        vt = ir.VectorType(like.type)
+        return arith.constant(vt, ir.DenseElementsAttr.get_splat(
+            vt, ir.FloatAttr.get(vt.element_type, value)))
     return arith.constant(like.type, value)
 
 
@@ -75,6 +84,7 @@ UNARY: Dict[str, Callable] = {
     "sqrt": mmath.sqrt,
     "rsqrt": mmath.rsqrt,
     "abs": mmath.absf,
+    "reciprocal": lambda x: arith.divf(_const(1.0, x), x),
 }
 
 #: Binary kinds as scalar builders.
@@ -183,6 +193,8 @@ def reduce_trailing(x, keep: int, init_value: float, combine: Callable, extra=()
 
 # ----------------------------------------------------------------------------- op lowerings
 def lower_gemm(op):
+    if PANEL_ATTR in op.attributes:
+        return lower_packed_gemm(op)
     lhs, rhs = op.operands[0], op.operands[1]
     out_type = op.results[0].type
     lhs_shape, rhs_shape = _shape(lhs), _shape(rhs)
@@ -208,16 +220,119 @@ def lower_gemm(op):
     if bias is None and residual is None and activation == "none":
         return product
     operands = [product] + [v for v in (bias, residual) if v is not None]
+    return elementwise(operands, out_type,
+                       _gemm_epilogue(activation, bias is not None, residual is not None))
 
+
+def _gemm_epilogue(activation: str, has_bias: bool, has_residual: bool) -> Callable:
+    """`(y, *[bias], *[residual]) -> residual + act(y + bias)` on scalars."""
     def epilogue(y, *rest):
         rest = list(rest)
-        if bias is not None:
+        if has_bias:
             y = arith.addf(y, rest.pop(0))
         y = UNARY[activation](y)
-        if residual is not None:
+        if has_residual:
             y = arith.addf(y, rest.pop(0))
         return y
-    return elementwise(operands, out_type, epilogue)
+    return epilogue
+
+
+def lower_packed_gemm(op):
+    """A panel-packed GEMM (`rhs_panel`, see ember-pack-weights) -> a kernel function call.
+
+    The GEMM becomes `func.call @ember_gemm_<i>(lhs, packed, [bias], [residual], init)` in
+    destination-passing style: the private kernel function writes its result into `init` and
+    returns it, so one-shot bufferization writes the caller's buffer in place. Its body is a
+    linalg reference (any target can run it); its `ember.gemm_kernel` attribute describes it,
+    so a target replaces the body after bufferization (ember-cpu-gemm-kernels). Leading batch
+    dims of lhs are collapsed into M. Identical kernels are shared.
+    """
+    lhs, packed = op.operands[0], op.operands[1]
+    bias, residual = eb.optional_operand(op, "bias"), eb.optional_operand(op, "residual")
+    out_type = ir.RankedTensorType(op.results[0].type)
+    element = out_type.element_type
+    lhs_shape = _shape(lhs)
+    rank, k, n = len(lhs_shape), lhs_shape[-1], out_type.shape[-1]
+    lead = lhs_shape[:-1]
+    m = None if None in lead else math.prod(lead)
+    dyn = ir.ShapedType.get_dynamic_size()
+    lhs2_type = ir.RankedTensorType.get([dyn if m is None else m, k], element)
+    out2_type = ir.RankedTensorType.get([dyn if m is None else m, n], element)
+    if rank > 2:
+        rows = ir.ArrayAttr.get([ir.ArrayAttr.get([_i64(d) for d in range(rank - 1)]),
+                                 ir.ArrayAttr.get([_i64(rank - 1)])])
+        lhs = tensor.collapse_shape(lhs2_type, lhs, rows)
+        if residual is not None:
+            residual = tensor.collapse_shape(out2_type, residual, rows)
+    spec = GemmKernelSpec(m=m, n=n, k=k, nr=ir.IntegerAttr(op.attributes[PANEL_ATTR]).value,
+                          activation=string_attr(op, "activation"), bias=bias is not None,
+                          residual=residual is not None)
+    operands = [v for v in (lhs, packed, bias, residual) if v is not None]
+    callee = _kernel_function(op, spec, [v.type for v in operands] + [out2_type], out2_type)
+    init = _empty_like(out2_type, [(lhs, 0), None])
+    result = func.call([out2_type], callee, operands + [init])
+    if rank == 2:
+        return result
+    sizes = [_dim(op.operands[0], d) if lead[d] is None else None for d in range(rank - 1)]
+    output_shape = [v for v in sizes if v is not None]
+    return tensor.expand_shape(out_type, result, rows, output_shape,
+                               ir.DenseI64ArrayAttr.get(list(out_type.shape)))
+
+
+def _i64(value: int) -> ir.IntegerAttr:
+    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value)
+
+
+def _kernel_function(op, spec, arg_types, result_type) -> str:
+    """The name of the kernel function for `spec` in op's module, created on first use."""
+    module_op = op.operation
+    while module_op.name != "builtin.module":
+        module_op = module_op.parent
+    body = module_op.regions[0].blocks[0]
+    fn_type = ir.FunctionType.get(arg_types, [result_type])
+    names = set()
+    for other in body.operations:
+        if other.operation.name != "func.func":
+            continue
+        name = ir.StringAttr(other.attributes["sym_name"]).value
+        names.add(name)
+        if KERNEL_ATTR in other.attributes and str(other.attributes[KERNEL_ATTR]) == \
+                str(spec.attr()) and str(other.attributes["function_type"]) == \
+                str(ir.TypeAttr.get(fn_type)):
+            return name
+    index = 0
+    while f"{KERNEL_PREFIX}{index}" in names:
+        index += 1
+    name = f"{KERNEL_PREFIX}{index}"
+    with ir.InsertionPoint(body), ir.Location.name(name):
+        fn = func.FuncOp(name, fn_type, visibility="private")
+        fn.attributes[KERNEL_ATTR] = spec.attr()
+        entry = fn.add_entry_block()
+        with ir.InsertionPoint(entry):
+            func.ReturnOp([_reference_gemm(spec, *entry.arguments)])
+    return name
+
+
+def _reference_gemm(spec, lhs, packed, *rest):
+    """The kernel's linalg body: fill, the contraction read through the panel layout, epilogue."""
+    *epilogue_operands, init = rest
+    zero = arith.constant(_element(init), 0.0)
+    acc = linalg.fill(zero, outs=[init])
+    nr = ir.AffineConstantExpr.get(spec.nr)
+    m, n, k = (ir.AffineDimExpr.get(d) for d in range(3))
+    panel_map = ir.AffineMap.get(3, 0, [ir.AffineExpr.get_floor_div(n, nr), k,
+                                        ir.AffineExpr.get_mod(n, nr)])
+    product = _generic([lhs, packed], acc,
+                       [_identity_map(3, [0, 2]), panel_map, _identity_map(3, [0, 1])],
+                       [PARALLEL, PARALLEL, REDUCTION],
+                       lambda a, w, c: arith.addf(c, arith.mulf(a, w)))
+    if not epilogue_operands and spec.activation == "none":
+        return product
+    maps = ([_identity_map(2, [1])] if spec.bias else []) + \
+        ([_identity_map(2)] if spec.residual else []) + [_identity_map(2)]
+    epilogue = _gemm_epilogue(spec.activation, spec.bias, spec.residual)
+    return _generic(list(epilogue_operands), product, maps, [PARALLEL, PARALLEL],
+                    lambda *args: epilogue(args[-1], *args[:-1]))
 
 
 def lower_layer_norm(op):
@@ -275,8 +390,7 @@ def lower_softmax(op):
     full = _identity_map(rank)
     reduced = _identity_map(rank, kept)
     iterators = [REDUCTION if d == axis else PARALLEL for d in range(rank)]
-    lowest = -3.4028234663852886e38
-    mx = _generic([x], _filled(reduced_type, [(x, d) for d in kept], lowest), [full, reduced],
+    mx = _generic([x], _filled(reduced_type, [(x, d) for d in kept], _LOWEST_F32), [full, reduced],
                   iterators, lambda v, acc: arith.maximumf(acc, v))
     total = _generic([x, mx], _filled(reduced_type, [(x, d) for d in kept], 0.0),
                      [full, reduced, reduced], iterators,
@@ -300,7 +414,7 @@ def lower_transpose(op):
     x = op.operands[0]
     perm = list(op.attributes["permutation"])
     init = _empty_like(op.results[0].type, [(x, p) for p in perm])
-    return linalg.transpose(x, outs=[init], permutation=perm)
+    return linalg.transpose(x, outs=[init], permutation=perm).results[0]
 
 
 def lower_reshape(op):
@@ -313,9 +427,125 @@ def lower_reshape(op):
     return tensor.reshape(out, op.operands[0], shape)
 
 
+def _pad_spatial(x, spatial_dims, pads, value: float = 0.0):
+    """Pads `x` with `value` symmetrically by pads[i] on dim spatial_dims[i] (no-op if none)."""
+    if not any(pads):
+        return x
+    shape = _shape(x)
+    rank = len(shape)
+    low = [0] * rank
+    for d, p in zip(spatial_dims, pads):
+        low[d] = p
+    padded = [None if s is None else s + 2 * low[i] for i, s in enumerate(shape)]
+    result_type = ir.RankedTensorType.get(
+        [ir.ShapedType.get_dynamic_size() if s is None else s for s in padded], _element(x))
+    op = tensor.PadOp(result_type, x, [], [], low, low)
+    block = op.regions[0].blocks.append(*[ir.IndexType.get()] * rank)
+    with ir.InsertionPoint(block):
+        tensor.YieldOp(arith.constant(_element(x), value))
+    return op.result
+
+
+def _collapse_depthwise_filter(w, layout: str):
+    """[C, 1, KH, KW] -> [C, KH, KW] (nchw) or [KH, KW, 1, C] -> [KH, KW, C] (nhwc)."""
+    shape = _shape(w)
+    if layout == "nchw":
+        kept, groups = [shape[0], shape[2], shape[3]], [[0, 1], [2], [3]]
+    else:
+        kept, groups = [shape[0], shape[1], shape[3]], [[0], [1], [2, 3]]
+    result_type = ir.RankedTensorType.get(kept, _element(w))
+    return tensor.CollapseShapeOp(result_type, w, groups).result
+
+
+#: (layout, depthwise) -> linalg named convolution builder.
+_CONVOLUTIONS = {
+    ("nchw", False): linalg.conv_2d_nchw_fchw,
+    ("nhwc", False): linalg.conv_2d_nhwc_hwcf,
+    ("nchw", True): linalg.depthwise_conv_2d_nchw_chw,
+    ("nhwc", True): linalg.depthwise_conv_2d_nhwc_hwc,
+}
+
+
+def apply_epilogue(value, result_type, *, bias, residual, activation: str, channel_axis: int):
+    """`residual + act(value + bias)` as one elementwise generic (bias along channel_axis).
+
+    Returns `value` unchanged when there is nothing to apply.
+    """
+    if bias is None and residual is None and activation == "none":
+        return value
+    rank = len(_shape_of_type(result_type))
+    shape = _shape_of_type(result_type)
+    operands, maps = [value], [_identity_map(rank)]
+    if bias is not None:
+        operands.append(bias)
+        maps.append(_identity_map(rank, [channel_axis]))
+    if residual is not None:
+        operands.append(residual)
+        maps.append(_identity_map(rank))
+    init = _empty_like(result_type, [_broadcast_dim_source([value], shape, i)
+                                     for i in range(rank)])
+
+    def body(y, *rest):
+        rest = list(rest[:-1])
+        if bias is not None:
+            y = arith.addf(y, rest.pop(0))
+        y = UNARY[activation](y)
+        if residual is not None:
+            y = arith.addf(y, rest.pop(0))
+        return y
+    return _generic(operands, init, maps + [_identity_map(rank)], [PARALLEL] * rank, body)
+
+
+def lower_conv2d(op):
+    x, w = op.operands[0], op.operands[1]
+    settings = eb.conv2d_attributes(op)
+    layout = settings["layout"]
+    spatial, channel = ((2, 3), 1) if layout == "nchw" else ((1, 2), 3)
+    depthwise = settings["groups"] != 1
+    padded = _pad_spatial(x, spatial, settings["padding"])
+    out_type = op.results[0].type
+    acc = _filled(out_type, [(x, 0), None, None, None], 0.0)
+    filt = _collapse_depthwise_filter(w, layout) if depthwise else w
+    conv = _CONVOLUTIONS[(layout, depthwise)](padded, filt, outs=[acc],
+                                              strides=settings["strides"],
+                                              dilations=settings["dilations"])
+    return apply_epilogue(conv, out_type, bias=eb.optional_operand(op, "bias"),
+                          residual=eb.optional_operand(op, "residual"),
+                          activation=settings["activation"], channel_axis=channel)
+
+
+#: (kind, layout) -> linalg named pooling builder.
+_POOLINGS = {
+    ("max", "nchw"): linalg.pooling_nchw_max,
+    ("max", "nhwc"): linalg.pooling_nhwc_max,
+    ("avg", "nchw"): linalg.pooling_nchw_sum,
+    ("avg", "nhwc"): linalg.pooling_nhwc_sum,
+}
+
+def lower_pool2d(op):
+    x = op.operands[0]
+    kind = string_attr(op, "kind")
+    settings = eb.pool2d_attributes(op)
+    layout = settings["layout"]
+    spatial = (2, 3) if layout == "nchw" else (1, 2)
+    init_value = _LOWEST_F32 if kind == "max" else 0.0
+    padded = _pad_spatial(x, spatial, settings["padding"], init_value)
+    out_type = op.results[0].type
+    acc = _filled(out_type, [(x, 0), None, None, (x, 3)], init_value)
+    window = tensor.empty(settings["kernel"], _element(x))
+    pooled = _POOLINGS[(kind, layout)](padded, window, outs=[acc], strides=settings["strides"],
+                                       dilations=[1, 1])
+    if kind == "max":
+        return pooled
+    area = float(settings["kernel"][0] * settings["kernel"][1])
+    return elementwise([pooled], out_type, lambda v: arith.divf(v, _const(area, v)))
+
+
 #: ember op -> lowering (returns the replacement value).
 LOWERINGS: Dict[str, Callable] = {
     "ember.gemm": lower_gemm,
+    "ember.conv2d": lower_conv2d,
+    "ember.pool2d": lower_pool2d,
     "ember.layer_norm": lower_layer_norm,
     "ember.softmax": lower_softmax,
     "ember.unary": lower_unary,

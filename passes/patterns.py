@@ -15,8 +15,8 @@ from mlir.rewrite import RewritePatternSet, apply_patterns_and_fold_greedily
 Pattern = Callable[[object, object], bool]
 
 #: Every ember op; all are pure, so an unused one can be erased.
-EMBER_OPS = ("ember.weight", "ember.gemm", "ember.layer_norm", "ember.softmax", "ember.unary",
-             "ember.binary", "ember.transpose", "ember.reshape")
+EMBER_OPS = ("ember.weight", "ember.gemm", "ember.conv2d", "ember.pool2d", "ember.layer_norm",
+             "ember.softmax", "ember.unary", "ember.binary", "ember.transpose", "ember.reshape")
 
 NOT_APPLIED = True
 APPLIED = False
@@ -81,3 +81,20 @@ def walk_ops(root, names: Iterable[str] = ()) -> list:
 
     root.walk(visit, ir.WalkOrder.PRE_ORDER)
     return found
+
+
+def merge_duplicate_weights(module) -> None:
+    """Makes each function refer to a weight name through one `ember.weight` op.
+
+    Folds and rewrites create a new op per use; IRDL ops are opaque to upstream CSE, so this is
+    ember's own CSE for weights (the first op in each block wins; later ones are erased).
+    """
+    for fn in walk_ops(module.operation, ["func.func"]):
+        first = {}
+        for op in walk_ops(fn, ["ember.weight"]):
+            key = (op.block, string_attr(op, "name"), str(op.results[0].type))
+            if key in first:
+                op.results[0].replace_all_uses_with(first[key].results[0])
+                op.erase()
+            else:
+                first[key] = op

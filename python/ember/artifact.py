@@ -104,7 +104,8 @@ def read_manifest(path, verify: bool = True) -> dict:
         with open(manifest_path) as f:
             manifest = json.load(f)
     except FileNotFoundError:
-        raise ArtifactError(f"{os.fspath(path)!r} is not an ember artifact: no {MANIFEST}") from None
+        raise ArtifactError(f"{os.fspath(path)!r} is not an ember artifact: no {MANIFEST}") \
+            from None
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"cannot read {manifest_path}: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:

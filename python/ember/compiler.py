@@ -19,8 +19,10 @@ from typing import Any, Dict, Optional, Sequence
 
 from .pipeline import Pipeline
 
-#: Target-independent graph passes: simplify, fold weight-only math, fuse GEMM epilogues.
-GRAPH_PIPELINE = ("ember-canonicalize,ember-fold-constants,ember-fuse-epilogue,"
+#: Graph passes: simplify, fold weight-only math and BatchNorm, convert conv nets to NHWC
+#: (transposes of filters fold; those between layers cancel), fuse GEMM/conv epilogues.
+GRAPH_PIPELINE = ("ember-canonicalize,ember-fold-constants,ember-fold-batch-norm,"
+                  "ember-convert-layout,ember-fold-constants,ember-fuse-epilogue,"
                   "ember-canonicalize,canonicalize,cse")
 
 

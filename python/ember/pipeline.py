@@ -248,8 +248,11 @@ def _run_stage(stage: Stage, module: ir.Module, ctx: PassContext) -> None:
     module.operation.verify()
     errors = verify_module(module.operation)
     if errors:
+        for op, message in errors:
+            op.location.emit_error(message)
         op, message = errors[0]
-        raise RuntimeError(f"{op.location}: {message}")
+        raise RuntimeError(f"{op.location}: {message}"
+                           + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
 
 
 def run_pipeline(module: ir.Module, text: str, ctx: Optional[PassContext] = None, **kw) -> None:

@@ -59,9 +59,11 @@ class Dim:
         try:
             return _evaluate(self._tree, env)
         except KeyError as exc:
-            raise SymbolicError(f"dimension {self.text!r}: symbol {exc.args[0]} is unbound") from None
+            raise SymbolicError(f"dimension {self.text!r}: symbol {exc.args[0]} is unbound") \
+                from None
         except ZeroDivisionError:
-            raise SymbolicError(f"dimension {self.text!r} divides by zero for {dict(env)}") from None
+            raise SymbolicError(f"dimension {self.text!r} divides by zero for {dict(env)}") \
+                from None
 
     def bounds(self, ranges: Mapping[str, Interval]) -> Interval:
         """The (min, max) the dimension can take when each symbol ranges over `ranges`.

@@ -7,7 +7,7 @@ passes then still rewrite the IR and name the derived entries, and the data is s
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterable, List, Optional
+from typing import Callable, Dict, Hashable, Iterable, List, Optional
 
 import numpy as np
 
@@ -15,6 +15,7 @@ import numpy as np
 class WeightTable:
     def __init__(self, arrays: Optional[Dict[str, np.ndarray]] = None):
         self._arrays: Dict[str, Optional[np.ndarray]] = dict(arrays or {})
+        self._derived: Dict[Hashable, str] = {}
 
     def __contains__(self, name: str) -> bool:
         return name in self._arrays
@@ -39,15 +40,23 @@ class WeightTable:
             n += 1
         return name
 
-    def derive(self, hint: str, fn: Callable[..., np.ndarray], sources: Iterable[str]) -> str:
+    def derive(self, hint: str, fn: Callable[..., np.ndarray], sources: Iterable[str],
+               key: Optional[Hashable] = None) -> str:
         """Adds `fn(*source arrays)` under a new name built from `hint` and returns the name.
 
-        With any source missing (an abstract table) the new entry is abstract too.
+        With any source missing (an abstract table) the new entry is abstract too. A `key`
+        identifying the computation makes a repeated derivation return the first one's name
+        instead of storing the same data twice.
         """
+        if key is not None and self._derived.get(key) in self._arrays:
+            return self._derived[key]
+        sources = list(sources)
         arrays = [self._arrays.get(s) for s in sources]
         name = self.unique_name(hint)
         self._arrays[name] = None if any(a is None for a in arrays) else \
             np.require(fn(*arrays), requirements="C")
+        if key is not None:
+            self._derived[key] = name
         return name
 
     def retain(self, used: Iterable[str]) -> None:

@@ -18,7 +18,7 @@ from .errors import ExportError
 
 #: ATen ops ember converts whole; torch-mlir's decomposition table must leave them intact.
 KEEP_WHOLE = ("linear", "gelu", "layer_norm", "native_layer_norm", "softmax", "_softmax",
-              "silu", "addmm")
+              "silu", "addmm", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
 
 Dim = Union[int, str]
 

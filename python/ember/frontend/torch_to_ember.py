@@ -237,6 +237,94 @@ def _permute(c: Converter, op):
     return eb.transpose(c.to_builtin(x), perm, _result_type(c, op))
 
 
+def _convolution(c: Converter, op):
+    x, w, b = op.operands[0], op.operands[1], op.operands[2]
+    strides, padding, dilations = (c.const(op.operands[i]) for i in (3, 4, 5))
+    transposed, groups = c.const(op.operands[6]), c.const(op.operands[8])
+    bias_is_none = getattr(b.owner, "name", None) == "torch.constant.none"
+    tensors = [x, w] + ([] if bias_is_none else [b])
+    if transposed or c.rank(x) != 4 or not c.all_float(tensors) or \
+            len(strides) != 2 or len(padding) != 2 or len(dilations) != 2:
+        return None
+    if groups != 1:
+        w_type = c.ir.RankedTensorType(c.builtin_type(w.type))
+        if w_type.shape[1] != 1 or w_type.shape[0] != groups:
+            return None  # grouped (not depthwise): the fallback handles it
+    return eb.conv2d(c.to_builtin(x), c.to_builtin(w), _result_type(c, op), strides=strides,
+                     padding=padding, dilations=dilations, groups=groups,
+                     bias=None if bias_is_none else c.to_builtin(b))
+
+
+def _scalar_tensor(c: Converter, value: float, like):
+    """A rank-0 builtin tensor constant of `like`'s element type holding `value`."""
+    element = c.ir.RankedTensorType(c.builtin_type(like.type)).element_type
+    t = c.ir.RankedTensorType.get([], element)
+    attr = c.ir.DenseElementsAttr.get_splat(t, c.ir.FloatAttr.get(element, float(value)))
+    return c.ir.Operation.create("arith.constant", results=[t], attributes={"value": attr}).result
+
+
+def _binary_scalar(kind: str, has_alpha: bool = False) -> Callable:
+    def convert(c: Converter, op):
+        x = op.operands[0]
+        if has_alpha and c.const(op.operands[2]) != 1:
+            return None
+        scalar = c.const(op.operands[1])
+        if not isinstance(scalar, (int, float)) or not c.all_float([x, op.results[0]]):
+            return None
+        return eb.binary(kind, c.to_builtin(x), _scalar_tensor(c, scalar, x), _result_type(c, op))
+    return convert
+
+
+def _pool(c: Converter, op, kind: str, kernel, strides, padding):
+    x = op.operands[0]
+    if c.rank(x) != 4 or not c.all_float([x]) or len(kernel) != 2:
+        return None
+    strides = list(strides) or list(kernel)  # PyTorch: an empty stride means the kernel
+    if len(strides) != 2 or len(padding) != 2:
+        return None
+    return eb.pool2d(kind, c.to_builtin(x), _result_type(c, op), kernel=kernel, strides=strides,
+                     padding=padding)
+
+
+def _max_pool2d(c: Converter, op):
+    kernel, strides, padding, dilation, ceil_mode = (c.const(op.operands[i]) for i in range(1, 6))
+    if ceil_mode or any(d != 1 for d in dilation):
+        return None
+    return _pool(c, op, "max", kernel, strides, padding)
+
+
+def _avg_pool2d(c: Converter, op):
+    kernel, strides, padding, ceil_mode, count_include_pad = \
+        (c.const(op.operands[i]) for i in range(1, 6))
+    divisor = c.const(op.operands[6])
+    if ceil_mode or divisor is not None or (any(padding) and not count_include_pad):
+        return None
+    return _pool(c, op, "avg", kernel, strides, padding)
+
+
+def _adaptive_avg_pool2d(c: Converter, op):
+    """Only the global case (output 1x1), the one classification heads use."""
+    x = op.operands[0]
+    if list(c.const(op.operands[1])) != [1, 1] or c.rank(x) != 4:
+        return None
+    shape = c.ir.RankedTensorType(c.builtin_type(x.type)).shape
+    if any(d < 0 for d in shape[2:]):
+        return None
+    return _pool(c, op, "avg", shape[2:], shape[2:], [0, 0])
+
+
+def _static_reshape(c: Converter, op):
+    """view/reshape/unsqueeze/squeeze/flatten between static shapes -> ember.reshape."""
+    x = op.operands[0]
+    in_type, out_type = c.builtin_type(x.type), _result_type(c, op)
+    if in_type is None or out_type is None or not c.all_float([x]):
+        return None
+    if not (c.ir.RankedTensorType(in_type).has_static_shape and
+            c.ir.RankedTensorType(out_type).has_static_shape):
+        return None
+    return eb.reshape(c.to_builtin(x), out_type)
+
+
 #: torch op name -> converter. Everything else is left to torch-mlir's linalg lowering.
 CONVERSIONS: Dict[str, Callable] = {
     "torch.aten.linear": _linear,
@@ -255,6 +343,21 @@ CONVERSIONS: Dict[str, Callable] = {
     "torch.aten.sqrt": _unary("sqrt"),
     "torch.aten.rsqrt": _unary("rsqrt"),
     "torch.aten.abs": _unary("abs"),
+    "torch.aten.reciprocal": _unary("reciprocal"),
+    "torch.aten.convolution": _convolution,
+    "torch.aten.max_pool2d": _max_pool2d,
+    "torch.aten.avg_pool2d": _avg_pool2d,
+    "torch.aten.adaptive_avg_pool2d": _adaptive_avg_pool2d,
+    "torch.aten.add.Scalar": _binary_scalar("add", has_alpha=True),
+    "torch.aten.sub.Scalar": _binary_scalar("sub", has_alpha=True),
+    "torch.aten.mul.Scalar": _binary_scalar("mul"),
+    "torch.aten.div.Scalar": _binary_scalar("div"),
+    "torch.aten.view": _static_reshape,
+    "torch.aten.reshape": _static_reshape,
+    "torch.aten.unsqueeze": _static_reshape,
+    "torch.aten.squeeze.dim": _static_reshape,
+    "torch.aten.squeeze": _static_reshape,
+    "torch.aten.flatten.using_ints": _static_reshape,
     "torch.aten.add.Tensor": _binary("add", has_alpha=True),
     "torch.aten.sub.Tensor": _binary("sub", has_alpha=True),
     "torch.aten.mul.Tensor": _binary("mul"),

@@ -3,6 +3,7 @@
  * MLIR's memref lowering calls `memrefCopy` for copies it cannot express as one memcpy (copies
  * into dynamically shaped out-parameters, strided views). MLIR ships it in its runner-utils
  * library, which is not available here, so ember carries its own: a strided N-d copy.
+ * It also holds the thread-count hook of the generated code's OpenMP loops (at the end).
  */
 #include <stdint.h>
 #include <string.h>
@@ -49,4 +50,39 @@ void memrefCopy(int64_t element_size, ember_unranked_memref *src, ember_unranked
       index[i] = 0;
     }
   }
+}
+
+/* Thread count of the generated code's parallel loops (OpenMP's team size).
+ *
+ * The runtime calls `ember_set_num_threads(n)` (its thread-count hook); EMBER_NUM_THREADS in the
+ * environment gives the default. OpenMP's team size is a per-thread setting, and the runtime may
+ * call the entry point from any of its threads, so the entry stub calls `ember_enter()` first,
+ * which applies the chosen count to the calling thread. 0 means OpenMP's default (all cores).
+ * Built without EMBER_OPENMP (serial code), both are no-ops.
+ */
+#include <stdlib.h>
+
+#ifdef EMBER_OPENMP
+extern void omp_set_num_threads(int num_threads);
+#endif
+
+static volatile int32_t ember_num_threads = -1; /* -1: not read from the environment yet */
+
+int32_t ember_set_num_threads(int32_t num_threads) {
+  if (num_threads < 0) return 1;
+  ember_num_threads = num_threads;
+  return 0;
+}
+
+void ember_enter(void) {
+  int32_t n = ember_num_threads;
+  if (n < 0) {
+    const char *env = getenv("EMBER_NUM_THREADS");
+    n = env ? (int32_t)atoi(env) : 0;
+    ember_num_threads = n < 0 ? 0 : n;
+    n = ember_num_threads;
+  }
+#ifdef EMBER_OPENMP
+  if (n > 0) omp_set_num_threads(n);
+#endif
 }

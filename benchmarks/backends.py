@@ -1,0 +1,199 @@
+"""One adapter per backend, all with one interface:
+
+    prepare(model, inputs, threads, workdir) -> Prepared(step, info)
+
+`step()` runs the model once on the bound inputs and returns its outputs (a tensor, array,
+or a list of them); the worker times `step` and cross-checks its result against eager.
+Everything a backend does once (export, compile, load, weight packing, allocating outputs)
+happens in `prepare`, so the timed call is only what a serving loop would pay per request.
+Where a backend can write into caller-owned outputs (ember, ONNX Runtime) it does, so the
+allocator is not measured; torch and IREE allocate their outputs as they always do.
+
+Threads: the worker sets OMP/MKL/EMBER_NUM_THREADS in the environment before anything loads
+(run_all.py passes them to the child), and each adapter also sets its library's own knob.
+Each adapter imports its library itself, so a missing package fails only its own rows.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List
+
+import numpy as np
+import torch
+
+#: ember is measured against these; "best peer" in the tables is the fastest of them.
+PEERS = ("eager", "inductor", "inductor-max", "ort", "iree")
+
+#: IREE's llvm-cpu recipe for fast GEMMs: target this CPU, data tiling (packed layouts) and
+#: micro-kernels. Measured here, data tiling made the MLP ~25% faster than IREE's defaults.
+IREE_FLAGS = ["--iree-llvmcpu-target-cpu=host", "--iree-opt-data-tiling",
+              "--iree-llvmcpu-enable-ukernels=all"]
+
+
+@dataclass
+class Prepared:
+    step: Callable[[], object]
+    info: Dict[str, object] = field(default_factory=dict)
+
+
+# -- PyTorch -----------------------------------------------------------------------------------
+
+def prepare_eager(model, inputs, threads, workdir) -> Prepared:
+    """PyTorch eager under no_grad: the baseline every ratio is taken against."""
+    torch.set_num_threads(threads)
+
+    def step():
+        with torch.no_grad():
+            return model(*inputs)
+    return Prepared(step, {"mkldnn": torch.backends.mkldnn.is_available()})
+
+
+def _inductor(mode, freezing):
+    def prepare(model, inputs, threads, workdir) -> Prepared:
+        """torch.compile with inductor; the first call (in prepare) compiles."""
+        torch.set_num_threads(threads)
+        import torch._inductor.config as config
+        config.freezing = freezing  # weights become constants: lets inductor prepack them
+        compiled = torch.compile(model, mode=mode)
+
+        def step():
+            with torch.no_grad():
+                return compiled(*inputs)
+        step()
+        return Prepared(step, {"mode": mode or "default", "freezing": freezing})
+    return prepare
+
+
+# -- ONNX (shared by ONNX Runtime and IREE) ----------------------------------------------------
+
+def export_onnx(model, inputs, path: str) -> Dict[str, object]:
+    """Exports with the dynamo exporter (weights inlined, one file); falls back to the
+    TorchScript exporter if that fails. Returns which exporter was used and why."""
+    names = dict(input_names=[f"input{i}" for i in range(len(inputs))], output_names=["output"])
+    try:
+        torch.onnx.export(model, tuple(inputs), path, dynamo=True, external_data=False,
+                          verbose=False, **names)
+        return {"exporter": "dynamo"}
+    except Exception as exc:  # noqa: BLE001 - any exporter failure falls back
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    torch.onnx.export(model, tuple(inputs), path, dynamo=False, opset_version=17, **names)
+    return {"exporter": "torchscript", "dynamo_export_failed": reason}
+
+
+def prepare_ort(model, inputs, threads, workdir) -> Prepared:
+    """ONNX Runtime CPU, all graph optimizations, intra-op pool = threads, outputs bound to
+    preallocated arrays through IOBinding."""
+    import onnxruntime as ort
+    torch.set_num_threads(threads)
+    path = os.path.join(workdir, "model.onnx")
+    info = export_onnx(model, inputs, path)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    arrays = [t.numpy() for t in inputs]
+    with torch.no_grad():
+        shapes = [o.shape for o in _as_list(model(*inputs))]
+    outputs = [np.empty(shape, np.float32) for shape in shapes]
+    binding = session.io_binding()
+    for meta, array in zip(session.get_inputs(), arrays):
+        binding.bind_cpu_input(meta.name, array)
+    for meta, array in zip(session.get_outputs(), outputs):
+        binding.bind_output(meta.name, "cpu", 0, array.dtype, array.shape, array.ctypes.data)
+
+    def step():
+        session.run_with_iobinding(binding)
+        return outputs
+    info["providers"] = session.get_providers()
+    return Prepared(step, info)
+
+
+def prepare_iree(model, inputs, threads, workdir) -> Prepared:
+    """IREE llvm-cpu: torch -> ONNX -> iree-import-onnx -> iree-compile (IREE_FLAGS).
+    One thread runs on the local-sync driver (inline on the caller, IREE's single-thread
+    mode); more run on local-task with that many worker groups. Inputs are put on the device
+    once; each call returns IREE-allocated outputs."""
+    import iree.compiler as compiler
+    import iree.runtime as rt
+    onnx_path, mlir_path = (os.path.join(workdir, name) for name in ("model.onnx", "model.mlir"))
+    info = export_onnx(model, inputs, onnx_path)
+    subprocess.run([sys.executable, "-m", "iree.compiler.tools.import_onnx", onnx_path,
+                    "-o", mlir_path], check=True, capture_output=True, text=True)
+    vmfb = compiler.compile_file(mlir_path, target_backends=["llvm-cpu"], extra_args=IREE_FLAGS)
+    if threads == 1:
+        driver = "local-sync"
+    else:
+        driver = "local-task"
+        rt.flags.parse_flags(f"--task_topology_group_count={threads}")
+    config = rt.Config(driver)
+    context = rt.SystemContext(config=config)
+    context.add_vm_module(rt.VmModule.copy_buffer(context.instance, vmfb))
+    function = context.modules.module["main_graph"]
+    device_inputs = [rt.asdevicearray(config.device, t.numpy()) for t in inputs]
+
+    def step():
+        return function(*device_inputs)
+    info.update(driver=driver, flags=IREE_FLAGS)
+    return Prepared(step, info)
+
+
+# -- ember -------------------------------------------------------------------------------------
+
+def prepare_ember(model, inputs, threads, workdir) -> Prepared:
+    """ember.compile for the static input shapes, then the artifact reloaded with
+    `num_threads`; each call is `runtime.run` into preallocated torch outputs."""
+    import ember
+    from ember.runtime import Model
+    compiled = ember.compile(model, tuple(inputs),
+                             workdir=os.path.join(workdir, "ember-artifact"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runtime = Model(compiled.artifact_dir, num_threads=threads)
+    outputs = [torch.empty(runtime.get_output_maximum_shape(i),
+                           dtype=getattr(torch, runtime.get_output_dtype(i)))
+               for i in range(len(runtime.get_output_names()))]
+    inputs = list(inputs)
+
+    def step():
+        runtime.run(inputs, outputs)
+        return outputs
+    info = {"compile_timings": compiled.compile_timings,
+            "threads_hook": not any("num_threads" in str(w.message) for w in caught)}
+    if not info["threads_hook"]:
+        info["note"] = "the artifact exports no thread-count hook: num_threads is ignored"
+    return Prepared(step, info)
+
+
+#: backend name -> adapter. Order is the order of rows in the tables.
+BACKENDS = {
+    "eager": prepare_eager,
+    "inductor": _inductor(None, freezing=False),
+    "inductor-max": _inductor("max-autotune-no-cudagraphs", freezing=True),
+    "ort": prepare_ort,
+    "iree": prepare_iree,
+    "ember": prepare_ember,
+}
+
+
+# -- outputs -----------------------------------------------------------------------------------
+
+def _as_list(result) -> List[object]:
+    return list(result) if isinstance(result, (list, tuple)) else [result]
+
+
+def to_numpy(result) -> List[np.ndarray]:
+    """A backend's outputs as float32 numpy arrays (for the cross-check, never timed)."""
+    arrays = []
+    for value in _as_list(result):
+        if isinstance(value, torch.Tensor):
+            value = value.detach().numpy()
+        elif hasattr(value, "to_host"):  # an IREE DeviceArray
+            value = value.to_host()
+        arrays.append(np.asarray(value, dtype=np.float32))
+    return arrays

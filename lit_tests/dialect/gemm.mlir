@@ -1,0 +1,81 @@
+// RUN: ember-opt %s --split-input-file | ember-opt --split-input-file | filecheck %s
+
+// Round trip of ember.gemm: every combination of the optional bias and residual operands,
+// every epilogue activation, and batched forms (shared and batched rhs, dynamic dims).
+
+// CHECK-LABEL: func.func @gemm_plain
+// CHECK: "ember.gemm"(%arg0, %arg1) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+func.func @gemm_plain(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>) -> tensor<8x32xf32> {
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  return %0 : tensor<8x32xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @gemm_bias
+// CHECK: "ember.gemm"(%arg0, %arg1, %arg2) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
+func.func @gemm_bias(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>, %b: tensor<32xf32>) -> tensor<8x32xf32> {
+  %0 = "ember.gemm"(%a, %w, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
+  return %0 : tensor<8x32xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @gemm_residual
+// CHECK: "ember.gemm"(%arg0, %arg1, %arg2) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<8x16xf32>, tensor<16x32xf32>, tensor<8x32xf32>) -> tensor<8x32xf32>
+func.func @gemm_residual(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>, %r: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  %0 = "ember.gemm"(%a, %w, %r) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<8x16xf32>, tensor<16x32xf32>, tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %0 : tensor<8x32xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @gemm_bias_residual
+// CHECK: "ember.gemm"(%arg0, %arg1, %arg2, %arg3) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 1>} : (tensor<8x16xf32>, tensor<16x32xf32>, tensor<32xf32>, tensor<8x32xf32>) -> tensor<8x32xf32>
+func.func @gemm_bias_residual(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>, %b: tensor<32xf32>, %r: tensor<8x32xf32>) -> tensor<8x32xf32> {
+  %0 = "ember.gemm"(%a, %w, %b, %r) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 1>} : (tensor<8x16xf32>, tensor<16x32xf32>, tensor<32xf32>, tensor<8x32xf32>) -> tensor<8x32xf32>
+  return %0 : tensor<8x32xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @gemm_activations
+// CHECK: activation = "none"
+// CHECK: activation = "relu"
+// CHECK: activation = "gelu"
+// CHECK: activation = "gelu_tanh"
+// CHECK: activation = "silu"
+// CHECK: activation = "sigmoid"
+// CHECK: activation = "tanh"
+func.func @gemm_activations(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>) {
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %1 = "ember.gemm"(%a, %w) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %2 = "ember.gemm"(%a, %w) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %3 = "ember.gemm"(%a, %w) {activation = "gelu_tanh", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %4 = "ember.gemm"(%a, %w) {activation = "silu", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %5 = "ember.gemm"(%a, %w) {activation = "sigmoid", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %6 = "ember.gemm"(%a, %w) {activation = "tanh", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  return
+}
+
+// -----
+
+// A batched lhs with one rhs shared by every batch, and a batched rhs.
+// CHECK-LABEL: func.func @gemm_batched
+// CHECK: "ember.gemm"(%arg0, %arg1) {{.*}} : (tensor<4x8x16xf32>, tensor<16x32xf32>) -> tensor<4x8x32xf32>
+// CHECK: "ember.gemm"(%arg0, %arg2) {{.*}} : (tensor<4x8x16xf32>, tensor<4x16x32xf32>) -> tensor<4x8x32xf32>
+func.func @gemm_batched(%a: tensor<4x8x16xf32>, %w: tensor<16x32xf32>, %bw: tensor<4x16x32xf32>) -> (tensor<4x8x32xf32>, tensor<4x8x32xf32>) {
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8x16xf32>, tensor<16x32xf32>) -> tensor<4x8x32xf32>
+  %1 = "ember.gemm"(%a, %bw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8x16xf32>, tensor<4x16x32xf32>) -> tensor<4x8x32xf32>
+  return %0, %1 : tensor<4x8x32xf32>, tensor<4x8x32xf32>
+}
+
+// -----
+
+// Dynamic dims are allowed anywhere.
+// CHECK-LABEL: func.func @gemm_dynamic
+// CHECK: "ember.gemm"(%arg0, %arg1, %arg2, %arg3) {{.*}} : (tensor<?x?xf32>, tensor<?x32xf32>, tensor<32xf32>, tensor<?x32xf32>) -> tensor<?x32xf32>
+func.func @gemm_dynamic(%a: tensor<?x?xf32>, %w: tensor<?x32xf32>, %b: tensor<32xf32>, %r: tensor<?x32xf32>) -> tensor<?x32xf32> {
+  %0 = "ember.gemm"(%a, %w, %b, %r) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 1, 1>} : (tensor<?x?xf32>, tensor<?x32xf32>, tensor<32xf32>, tensor<?x32xf32>) -> tensor<?x32xf32>
+  return %0 : tensor<?x32xf32>
+}

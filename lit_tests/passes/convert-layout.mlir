@@ -1,0 +1,58 @@
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-convert-layout,ember-fold-constants,ember-fuse-epilogue,ember-canonicalize)' | filecheck %s
+// RUN: ember-opt %s --split-input-file --ember-convert-layout=layout=nchw | filecheck %s --check-prefix=NCHW
+
+// A ResNet-style stem and basic block: conv-relu, max pool, conv-relu, conv + residual, relu,
+// global average pool. After conversion one transpose remains (the NCHW input); none is left
+// between convolutions or pools, and the residual add and ReLUs fuse into the NHWC convs.
+// CHECK-LABEL: func.func @resnet_block
+// CHECK: "ember.transpose"(%arg0) {permutation = array<i64: 0, 2, 3, 1>}
+// CHECK-NOT: ember.transpose
+// CHECK: "ember.conv2d"({{.*}}) {activation = "relu", {{.*}}layout = "nhwc"
+// CHECK-NOT: ember.transpose
+// CHECK: "ember.pool2d"({{.*}}) {{{.*}}kind = "max", layout = "nhwc"
+// CHECK-NOT: ember.transpose
+// CHECK: "ember.conv2d"({{.*}}) {activation = "relu", {{.*}}layout = "nhwc"
+// CHECK-NOT: ember.transpose
+// CHECK: "ember.conv2d"({{.*}}) {activation = "none", {{.*}}layout = "nhwc", operandSegmentSizes = array<i32: 1, 1, 0, 1>
+// CHECK-NOT: ember.transpose
+// CHECK: "ember.unary"({{.*}}) {kind = "relu"}
+// CHECK-NOT: ember.transpose
+// CHECK: "ember.pool2d"({{.*}}) {{{.*}}kind = "avg", layout = "nhwc"
+// CHECK-NOT: ember.transpose
+// CHECK: "ember.reshape"({{.*}}) : (tensor<1x1x1x8xf32>) -> tensor<1x8xf32>
+// CHECK-NOT: ember.transpose
+// CHECK: return
+// NCHW-LABEL: func.func @resnet_block
+// NCHW-NOT: ember.transpose
+// NCHW-NOT: layout = "nhwc"
+func.func @resnet_block(%x: tensor<1x3x16x16xf32>) -> tensor<1x8xf32> {
+  %w0 = "ember.weight"() {name = "stem.weight"} : () -> tensor<8x3x3x3xf32>
+  %w1 = "ember.weight"() {name = "block.conv1.weight"} : () -> tensor<8x8x3x3xf32>
+  %w2 = "ember.weight"() {name = "block.conv2.weight"} : () -> tensor<8x8x3x3xf32>
+  %0 = "ember.conv2d"(%x, %w0) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nchw", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x3x16x16xf32>, tensor<8x3x3x3xf32>) -> tensor<1x8x16x16xf32>
+  %1 = "ember.unary"(%0) {kind = "relu"} : (tensor<1x8x16x16xf32>) -> tensor<1x8x16x16xf32>
+  %2 = "ember.pool2d"(%1) {kind = "max", kernel = array<i64: 2, 2>, strides = array<i64: 2, 2>, padding = array<i64: 0, 0>, layout = "nchw"} : (tensor<1x8x16x16xf32>) -> tensor<1x8x8x8xf32>
+  %3 = "ember.conv2d"(%2, %w1) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nchw", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x8x8xf32>, tensor<8x8x3x3xf32>) -> tensor<1x8x8x8xf32>
+  %4 = "ember.unary"(%3) {kind = "relu"} : (tensor<1x8x8x8xf32>) -> tensor<1x8x8x8xf32>
+  %5 = "ember.conv2d"(%4, %w2) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nchw", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x8x8xf32>, tensor<8x8x3x3xf32>) -> tensor<1x8x8x8xf32>
+  %6 = "ember.binary"(%5, %2) {kind = "add"} : (tensor<1x8x8x8xf32>, tensor<1x8x8x8xf32>) -> tensor<1x8x8x8xf32>
+  %7 = "ember.unary"(%6) {kind = "relu"} : (tensor<1x8x8x8xf32>) -> tensor<1x8x8x8xf32>
+  %8 = "ember.pool2d"(%7) {kind = "avg", kernel = array<i64: 8, 8>, strides = array<i64: 8, 8>, padding = array<i64: 0, 0>, layout = "nchw"} : (tensor<1x8x8x8xf32>) -> tensor<1x8x1x1xf32>
+  %9 = "ember.reshape"(%8) : (tensor<1x8x1x1xf32>) -> tensor<1x8xf32>
+  return %9 : tensor<1x8xf32>
+}
+
+// -----
+
+// Negative: an add with an NCHW activation that is neither transposed nor constant blocks the
+// sinking, so the transpose back to NCHW stays right after the conv.
+// CHECK-LABEL: func.func @blocked_by_nchw_operand
+// CHECK: "ember.conv2d"({{.*}}layout = "nhwc"
+// CHECK-NEXT: %[[T:.*]] = "ember.transpose"({{.*}}) {permutation = array<i64: 0, 3, 1, 2>}
+// CHECK-NEXT: "ember.binary"(%[[T]], %arg1) {kind = "add"}
+func.func @blocked_by_nchw_operand(%x: tensor<1x3x8x8xf32>, %y: tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32> {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<4x3x3x3xf32>
+  %0 = "ember.conv2d"(%x, %w) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "relu", layout = "nchw", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x3x8x8xf32>, tensor<4x3x3x3xf32>) -> tensor<1x4x8x8xf32>
+  %1 = "ember.binary"(%0, %y) {kind = "add"} : (tensor<1x4x8x8xf32>, tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32>
+  return %1 : tensor<1x4x8x8xf32>
+}

@@ -1,0 +1,52 @@
+// RUN: ember-opt %s --split-input-file --verify-diagnostics --ember-lower-to-linalg --ember-bind-weights --ember-host-to-llvm | filecheck %s
+// RUN: not ember-opt %s --split-input-file --ember-lower-to-linalg --ember-host-to-llvm 2>&1 | filecheck %s --check-prefix=UNBOUND
+
+// ember-host-to-llvm bufferizes bound linalg-on-tensors code (results become out-parameters),
+// lowers it to loops and then to the LLVM dialect, with `_mlir_ciface_` wrappers on public
+// functions. It expects ember.weight to be bound already: an unbound weight cannot be
+// bufferized, and the pass fails at it (UNBOUND). The function without weights still lowers.
+
+// CHECK-LABEL: llvm.func @main(
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK: llvm.fmul
+// CHECK: llvm.fadd
+// CHECK: llvm.intr.maximum
+// CHECK: llvm.return
+// The wrapper takes the input, the bound weight (still tagged) and the result, as pointers.
+// CHECK-LABEL: llvm.func @_mlir_ciface_main(
+// CHECK-SAME: %arg0: !llvm.ptr, %arg1: !llvm.ptr {ember.weight = "fc.weight"}, %arg2: !llvm.ptr)
+// CHECK-NEXT: llvm.load %arg0
+// CHECK: llvm.call @main(
+// CHECK-NOT: tensor<
+// CHECK-NOT: memref<
+// CHECK-NOT: linalg.
+// CHECK-NOT: "ember.
+// CHECK: // -----
+func.func @main(%x: tensor<4x8xf32>) -> tensor<4x16xf32> {
+  // UNBOUND: host-to-llvm.mlir:[[# @LINE + 2]]:8: error: op was not bufferized
+  // UNBOUND: ember-opt: error: pass 'ember-host-to-llvm' failed
+  %w = "ember.weight"() {name = "fc.weight"} : () -> tensor<8x16xf32>
+  %0 = "ember.gemm"(%x, %w) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+  return %0 : tensor<4x16xf32>
+}
+
+// -----
+
+// Only public functions get a C interface; a private helper is called directly.
+// CHECK-LABEL: llvm.func @helper(
+// CHECK-NOT: llvm.emit_c_interface
+// CHECK: llvm.return
+// CHECK-NOT: @_mlir_ciface_helper
+// CHECK-LABEL: llvm.func @entry(
+// CHECK-SAME: attributes {llvm.emit_c_interface}
+// CHECK: llvm.call @helper(
+// CHECK: llvm.func @_mlir_ciface_entry(
+// UNBOUND: llvm.func @_mlir_ciface_entry(
+func.func private @helper(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = "ember.unary"(%x) {kind = "tanh"} : (tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+func.func @entry(%x: tensor<4xf32>) -> tensor<4xf32> {
+  %0 = func.call @helper(%x) : (tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
