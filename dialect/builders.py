@@ -117,6 +117,28 @@ def pool2d_attributes(op) -> dict:
             "layout": ir.StringAttr(op.attributes["layout"]).value}
 
 
+def attention(q, k, v, result_type, *, mask=None, scale: float, causal: bool = False):
+    ir = _ir_of(q)
+    return _create(ir, "ember.attention", [q, k, v, mask], result_type,
+                   {"scale": ir.FloatAttr.get(ir.F32Type.get(), scale),
+                    "causal": ir.BoolAttr.get(causal)},
+                   segments=[1, 1, 1, int(mask is not None)])
+
+
+def rms_norm(x, result_type, *, weight=None, epsilon: float, normalized_ndim: int = 1):
+    ir = _ir_of(x)
+    return _create(ir, "ember.rms_norm", [x, weight], result_type,
+                   {"epsilon": ir.FloatAttr.get(ir.F32Type.get(), epsilon),
+                    "normalized_ndim": ir.IntegerAttr.get(ir.IntegerType.get_signless(64),
+                                                          normalized_ndim)},
+                   segments=[1, int(weight is not None)])
+
+
+def rotary_embedding(x, cos, sin, result_type=None):
+    ir = _ir_of(x)
+    return _create(ir, "ember.rotary_embedding", [x, cos, sin], result_type or x.type, {})
+
+
 def rebuild(op, result_type, **changes):
     """A copy of an ember.gemm or ember.conv2d with some operands/settings replaced.
 
@@ -152,6 +174,9 @@ OPERAND_NAMES = {
     "ember.gemm": ("lhs", "rhs", "bias", "residual"),
     "ember.conv2d": ("input", "filter", "bias", "residual"),
     "ember.pool2d": ("input",),
+    "ember.attention": ("query", "key", "value", "mask"),
+    "ember.rms_norm": ("input", "weight"),
+    "ember.rotary_embedding": ("input", "cos", "sin"),
     "ember.layer_norm": ("input", "weight", "bias"),
     "ember.softmax": ("input",),
     "ember.unary": ("input",),

@@ -154,4 +154,47 @@ irdl.dialect @ember {
                       "padding" = %padding, "layout" = %layout }
     irdl.results(result: %out)
   }
+
+  /// Scaled dot-product attention: `softmax(q @ k^T * scale + mask) @ v`, with an optional
+  /// causal mask (query i attends to keys j <= i + Sk - Sq).
+  /// q [..., Sq, D], k [..., Sk, D], v [..., Sk, Dv] (equal leading dims), mask (additive,
+  /// floating point) broadcastable to [..., Sq, Sk]; result [..., Sq, Dv].
+  /// attr scale: f32. attr causal: bool (an i1 integer attribute: true/false).
+  irdl.operation @attention {
+    %q = irdl.base "!builtin.tensor"
+    %k = irdl.base "!builtin.tensor"
+    %v = irdl.base "!builtin.tensor"
+    %mask = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %scale = irdl.base "#builtin.float"
+    %causal = irdl.base "#builtin.integer"
+    irdl.operands(query: %q, key: %k, value: %v, mask: optional %mask)
+    irdl.attributes { "scale" = %scale, "causal" = %causal }
+    irdl.results(result: %out)
+  }
+
+  /// RMS normalization over the trailing `normalized_ndim` dims:
+  /// `x / sqrt(mean(x^2) + epsilon) * weight`. weight, when present, has the normalized shape.
+  /// attr epsilon: f32. attr normalized_ndim: i64 >= 1.
+  irdl.operation @rms_norm {
+    %x = irdl.base "!builtin.tensor"
+    %w = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %eps = irdl.base "#builtin.float"
+    %n = irdl.base "#builtin.integer"
+    irdl.operands(input: %x, weight: optional %w)
+    irdl.attributes { "epsilon" = %eps, "normalized_ndim" = %n }
+    irdl.results(result: %out)
+  }
+
+  /// Rotary position embedding (RoPE), "rotate half" form: with x's last dim D split into
+  /// halves x1, x2: `result = x * cos + concat(-x2, x1) * sin`. cos and sin broadcast to x.
+  irdl.operation @rotary_embedding {
+    %x = irdl.base "!builtin.tensor"
+    %cos = irdl.base "!builtin.tensor"
+    %sin = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    irdl.operands(input: %x, cos: %cos, sin: %sin)
+    irdl.results(result: %out)
+  }
 }

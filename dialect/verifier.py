@@ -283,12 +283,69 @@ def _verify_pool2d(op) -> Optional[str]:
     return None
 
 
+def _verify_attention(op) -> Optional[str]:
+    q, k, v, res = (shape_of(x) for x in (op.operands[0], op.operands[1], op.operands[2],
+                                          op.results[0]))
+    if any(s is None or len(s) < 2 for s in (q, k, v, res)):
+        return "query, key, value and result must have rank >= 2"
+    if not (len(q) == len(k) == len(v) == len(res)):
+        return "query, key, value and result must have the same rank"
+    lead = len(q) - 2
+    if not (shapes_compatible(q[:lead], k[:lead]) and shapes_compatible(k[:lead], v[:lead])):
+        return f"leading dims differ: query {_fmt(q)}, key {_fmt(k)}, value {_fmt(v)}"
+    if not dims_compatible(q[-1], k[-1]):
+        return f"query and key head dims differ: {q[-1]} vs {k[-1]}"
+    if not dims_compatible(k[-2], v[-2]):
+        return f"key and value sequence lengths differ: {k[-2]} vs {v[-2]}"
+    expected = q[:-1] + [v[-1]]
+    if not shapes_compatible(res, expected):
+        return f"result shape {_fmt(res)} must be {_fmt(expected)}"
+    mask = optional_operand(op, "mask")
+    if mask is not None:
+        m = shape_of(mask) or []
+        if broadcast_shape(m, q[:-1] + [k[-2]]) is None or len(m) > len(q):
+            return f"mask shape {_fmt(m)} does not broadcast to the scores " \
+                   f"{_fmt(q[:-1] + [k[-2]])}"
+    return None
+
+
+def _verify_rms_norm(op) -> Optional[str]:
+    x = shape_of(op.operands[0])
+    n = _attr_int(op, "normalized_ndim")
+    if x is None or not 1 <= n <= len(x):
+        return f"normalized_ndim must be in [1, rank], got {n}"
+    weight = optional_operand(op, "weight")
+    if weight is not None and not shapes_compatible(shape_of(weight) or [], x[-n:]):
+        return f"weight shape {_fmt(shape_of(weight) or [])} must equal the normalized dims " \
+               f"{_fmt(x[-n:])}"
+    if not shapes_compatible(x, shape_of(op.results[0]) or []):
+        return "result must have the input's shape"
+    return None
+
+
+def _verify_rotary_embedding(op) -> Optional[str]:
+    x = shape_of(op.operands[0])
+    if x is None or not x or (x[-1] is not None and x[-1] % 2):
+        return "input's last dim must be even (it is rotated in halves)"
+    for name, value in (("cos", op.operands[1]), ("sin", op.operands[2])):
+        shape = shape_of(value) or []
+        b = broadcast_shape(shape, x)
+        if b is None or not shapes_compatible(b, x):
+            return f"{name} shape {_fmt(shape)} does not broadcast to the input {_fmt(x)}"
+    if not shapes_compatible(x, shape_of(op.results[0]) or []):
+        return "result must have the input's shape"
+    return None
+
+
 #: One semantic rule per op.
 VERIFIERS: Dict[str, Callable] = {
     "ember.weight": _verify_weight,
     "ember.gemm": _verify_gemm,
     "ember.conv2d": _verify_conv2d,
     "ember.pool2d": _verify_pool2d,
+    "ember.attention": _verify_attention,
+    "ember.rms_norm": _verify_rms_norm,
+    "ember.rotary_embedding": _verify_rotary_embedding,
     "ember.layer_norm": _verify_layer_norm,
     "ember.softmax": _verify_softmax,
     "ember.unary": _verify_unary,

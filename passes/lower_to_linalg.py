@@ -378,9 +378,8 @@ def lower_layer_norm(op):
                     lambda *args: normalize(*args[:-1]))
 
 
-def lower_softmax(op):
-    x = op.operands[0]
-    axis = int_attr(op, "axis")
+def softmax_along(x, axis: int):
+    """Numerically stable softmax of `x` along `axis`: max, then sum of exps, then divide."""
     shape = _shape(x)
     rank = len(shape)
     kept = [d for d in range(rank) if d != axis]
@@ -390,14 +389,124 @@ def lower_softmax(op):
     full = _identity_map(rank)
     reduced = _identity_map(rank, kept)
     iterators = [REDUCTION if d == axis else PARALLEL for d in range(rank)]
-    mx = _generic([x], _filled(reduced_type, [(x, d) for d in kept], _LOWEST_F32), [full, reduced],
-                  iterators, lambda v, acc: arith.maximumf(acc, v))
+    lowest = _filled(reduced_type, [(x, d) for d in kept], _LOWEST_F32)
+    mx = _generic([x], lowest, [full, reduced], iterators, lambda v, acc: arith.maximumf(acc, v))
     total = _generic([x, mx], _filled(reduced_type, [(x, d) for d in kept], 0.0),
                      [full, reduced, reduced], iterators,
                      lambda v, m, acc: arith.addf(acc, mmath.exp(arith.subf(v, m))))
-    init = _empty_like(op.results[0].type, [(x, i) for i in range(rank)])
+    init = _empty_like(x.type, [(x, i) for i in range(rank)])
     return _generic([x, mx, total], init, [full, reduced, reduced, full], [PARALLEL] * rank,
                     lambda v, m, s, _: arith.divf(mmath.exp(arith.subf(v, m)), s))
+
+
+def lower_softmax(op):
+    return softmax_along(op.operands[0], int_attr(op, "axis"))
+
+
+def _batched_contraction(a, b, out_type, dim_sources, a_dims, b_dims):
+    """out[..., i, j] = sum_r a[a_dims] * b[b_dims] over iteration space (..., i, j, r)."""
+    rank = len(_shape_of_type(out_type))
+    acc = _filled(out_type, dim_sources, 0.0)
+    maps = [_identity_map(rank + 1, a_dims), _identity_map(rank + 1, b_dims),
+            _identity_map(rank + 1, range(rank))]
+    return _generic([a, b], acc, maps, [PARALLEL] * rank + [REDUCTION],
+                    lambda x, y, c: arith.addf(c, arith.mulf(x, y)))
+
+
+def _causal_mask(scores):
+    """scores with -inf-like values where key j > query i + (Sk - Sq)."""
+    rank = len(_shape(scores))
+    index = ir.IndexType.get()
+    offset = arith.subi(_dim(scores, rank - 1), _dim(scores, rank - 2))
+    init = _empty_like(scores.type, [(scores, i) for i in range(rank)])
+
+    def body(s, _):
+        i = linalg.IndexOp(rank - 2).result
+        j = linalg.IndexOp(rank - 1).result
+        allowed = arith.cmpi(arith.CmpIPredicate.sle, j, arith.addi(i, offset))
+        return arith.select(allowed, s, _const(_LOWEST_F32, s))
+    del index
+    return _generic([scores], init, [_identity_map(rank)] * 2, [PARALLEL] * rank, body)
+
+
+def lower_attention(op):
+    """softmax(q k^T * scale + mask) v, as two batched contractions around a softmax."""
+    q, k, v = op.operands[0], op.operands[1], op.operands[2]
+    qs, ks = _shape(q), _shape(k)
+    rank = len(qs)
+    lead = list(range(rank - 2))
+    i, j, r = rank - 2, rank - 1, rank
+    scores_type = ir.RankedTensorType.get(
+        [ir.ShapedType.get_dynamic_size() if d is None else d for d in qs[:-1] + [ks[-2]]],
+        _element(q))
+    scale = float_attr(op, "scale")
+    scores = _batched_contraction(q, k, scores_type,
+                                  [(q, d) for d in range(rank - 1)] + [(k, rank - 2)],
+                                  lead + [i, r], lead + [j, r])
+    mask = eb.optional_operand(op, "mask")
+    operands = [scores] + ([mask] if mask is not None else [])
+    scores = elementwise(operands, scores_type,
+                         lambda s, *m: arith.addf(arith.mulf(s, _const(scale, s)), m[0]) if m
+                         else arith.mulf(s, _const(scale, s)))
+    if ir.BoolAttr(op.attributes["causal"]).value:
+        scores = _causal_mask(scores)
+    probs = softmax_along(scores, rank - 1)
+    out_type = op.results[0].type
+    vs = _shape(v)
+    return _batched_contraction(probs, v, out_type,
+                                [(q, d) for d in range(rank - 1)] + [(v, len(vs) - 1)],
+                                lead + [i, r], lead + [r, j])
+
+
+def lower_rms_norm(op):
+    x = op.operands[0]
+    n = int_attr(op, "normalized_ndim")
+    eps = float_attr(op, "epsilon")
+    shape = _shape(x)
+    keep = len(shape) - n
+    if None in shape[keep:]:
+        raise NotImplementedError("rms_norm over dynamic normalized dims")
+    inv_n = 1.0 / math.prod(shape[keep:])
+    sq = reduce_trailing(x, keep, 0.0, arith.addf, pre=lambda v: arith.mulf(v, v))
+    rstd = elementwise([sq], sq.type,
+                       lambda s: mmath.rsqrt(arith.addf(arith.mulf(s, _const(inv_n, s)),
+                                                        _const(eps, s))))
+    rank = len(shape)
+    inputs, maps = [x, rstd], [_identity_map(rank), _identity_map(rank, range(keep))]
+    weight = eb.optional_operand(op, "weight")
+    if weight is not None:
+        inputs.append(weight)
+        maps.append(_identity_map(rank, range(keep, rank)))
+    init = _empty_like(op.results[0].type, [(x, i) for i in range(rank)])
+    return _generic(inputs, init, maps + [_identity_map(rank)], [PARALLEL] * rank,
+                    lambda v, r, *rest: arith.mulf(arith.mulf(v, r), rest[0])
+                    if len(rest) == 2 else arith.mulf(v, r))
+
+
+def lower_rotary_embedding(op):
+    """x * cos + rotate_half(x) * sin, rotate_half(x) = concat(-x2, x1) built with slices."""
+    x, cos, sin = op.operands[0], op.operands[1], op.operands[2]
+    shape = _shape(x)
+    rank = len(shape)
+    half = shape[-1] // 2
+    sizes = [ir.ShapedType.get_dynamic_size() if d is None else d for d in shape[:-1]]
+    half_type = ir.RankedTensorType.get(sizes + [half], _element(x))
+    dyn = [_dim(x, d) for d in range(rank - 1) if shape[d] is None]
+    dynamic = ir.ShapedType.get_dynamic_size()
+    static_sizes = sizes + [half]
+
+    def piece(offset):
+        return tensor.ExtractSliceOp(half_type, x, [], dyn, [], [0] * (rank - 1) + [offset],
+                                     static_sizes, [1] * rank).result
+    x1, x2 = piece(0), piece(half)
+    neg_x2 = elementwise([x2], half_type, arith.negf)
+    rotated = _empty_like(x.type, [(x, d) for d in range(rank)])
+    for value, offset in ((neg_x2, 0), (x1, half)):
+        rotated = tensor.InsertSliceOp(value, rotated, [], dyn, [], [0] * (rank - 1) + [offset],
+                                       static_sizes, [1] * rank).result
+    del dynamic
+    return elementwise([x, cos, rotated, sin], op.results[0].type,
+                       lambda a, c, r, s: arith.addf(arith.mulf(a, c), arith.mulf(r, s)))
 
 
 def lower_unary(op):
@@ -546,6 +655,9 @@ LOWERINGS: Dict[str, Callable] = {
     "ember.gemm": lower_gemm,
     "ember.conv2d": lower_conv2d,
     "ember.pool2d": lower_pool2d,
+    "ember.attention": lower_attention,
+    "ember.rms_norm": lower_rms_norm,
+    "ember.rotary_embedding": lower_rotary_embedding,
     "ember.layer_norm": lower_layer_norm,
     "ember.softmax": lower_softmax,
     "ember.unary": lower_unary,

@@ -15,15 +15,19 @@ inner_tiles = [NR]`. One NR-wide panel is contiguous over K, so the micro-kernel
 
 Generated code (C = residual + act(A @ B + bias), A [M, K] row-major, C [M, N]):
 
-    scf.parallel (mb, nb) over tasks of MC rows x NCP panels        -> OpenMP threads
-      for k0 in 0..K step KC                                          (B sub-panel in L1)
-        for p in the task's panels                                    (A block in L2)
-          for i in the task's rows step MR: tile(MR rows)             (then 8/4/2/1-row tails)
-    tile: MR x NR/lanes vector accumulators carried through scf.for over k, each step one
-          vector.load per NR/lanes of the panel, one broadcast per row of A and MR x NR/lanes
-          vector.fma; zero at the first K block, loaded from C after it; the epilogue (bias,
-          activation, residual) on the accumulators at the last K block; masked loads and
-          stores in the last panel when N is not a multiple of NR.
+    kernel:  T = omp_get_max_threads(); split rows T ways (M >= T * split_rows) or panels
+             scf.parallel over the T parts (-> OpenMP), each part a call of the task function
+    task:    rows [m0, m1) x panels [p0, p1), packed-A buffer on its stack
+      for each block of <= MC rows (equal blocks, whole tiles)
+        for each K block of KC
+          pack A[rows, K block] into MR-row micro-panels [tile][k][row]     (stays in L2)
+          for p in panels: for each MR-row tile, then 8/4/2/1-row tiles for the rest:
+            tile: MR x NR/lanes vector<lanes x f32> accumulators as scf.for iter_args; per k
+                  NR/lanes vector.load of the panel, one broadcast per row, MR x NR/lanes
+                  vector.fma (small tiles: several accumulator sets to hide FMA latency);
+                  zero at the first K block, C's values after it; at the last K block the
+                  epilogue (bias, activation, residual) on the accumulators; then one store
+                  (masked in the last panel when N is not a multiple of NR).
 """
 from __future__ import annotations
 
@@ -374,8 +378,16 @@ class _KernelEmitter:
             packed = memref.alloca(ir.MemRefType.get(shape, self.element), [], [],
                                    alignment=_i64(64))
 
+        # Row blocks of at most MC rows, all the same size (in whole tiles), so that no block
+        # is a sliver that streams all of B for a few rows.
+        rows = arith.subi(m1, m0)
+        count = arith.ceildivsi(rows, _index(s.mc))
+        step = arith.muli(arith.ceildivsi(arith.ceildivsi(rows, count), _index(s.mr)),
+                          _index(s.mr))
+        step = arith.maxsi(step, _index(s.mr))
+
         def m_block(mb0):
-            mb1 = _min(arith.addi(mb0, _index(s.mc)), m1)
+            mb1 = _min(arith.addi(mb0, step), m1)
 
             def k_block(kb):
                 k0 = arith.muli(kb, _index(s.kc))
@@ -390,7 +402,7 @@ class _KernelEmitter:
                     self._pack_a(blk)
                 self._panels(blk, p0, p1)
             _for(_index(0), _index(k_blocks), _index(1), (), k_block)
-        _for(m0, m1, _index(s.mc), (), m_block)
+        _for(m0, m1, step, (), m_block)
 
     def _pack_a(self, blk: "_Block") -> None:
         """packed[(row - m0) / MR, k - k0, (row - m0) % MR] = A[row, k] over the block."""
