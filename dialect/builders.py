@@ -139,6 +139,14 @@ def rotary_embedding(x, cos, sin, result_type=None):
     return _create(ir, "ember.rotary_embedding", [x, cos, sin], result_type or x.type, {})
 
 
+def slice_(x, result_type, *, axis: int, start: int, size: int):
+    ir = _ir_of(x)
+    i64 = ir.IntegerType.get_signless(64)
+    return _create(ir, "ember.slice", [x], result_type,
+                   {"axis": ir.IntegerAttr.get(i64, axis), "start": ir.IntegerAttr.get(i64, start),
+                    "size": ir.IntegerAttr.get(i64, size)})
+
+
 def rebuild(op, result_type, **changes):
     """A copy of an ember.gemm or ember.conv2d with some operands/settings replaced.
 
@@ -177,6 +185,7 @@ OPERAND_NAMES = {
     "ember.attention": ("query", "key", "value", "mask"),
     "ember.rms_norm": ("input", "weight"),
     "ember.rotary_embedding": ("input", "cos", "sin"),
+    "ember.slice": ("input",),
     "ember.layer_norm": ("input", "weight", "bias"),
     "ember.softmax": ("input",),
     "ember.unary": ("input",),

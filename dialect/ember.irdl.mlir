@@ -197,4 +197,18 @@ irdl.dialect @ember {
     irdl.operands(input: %x, cos: %cos, sin: %sin)
     irdl.results(result: %out)
   }
+
+  /// A contiguous slice along one axis: `result = input[..., start:start+size, ...]` (every
+  /// other dim whole). How merged GEMMs hand each consumer its part of the result.
+  /// attr axis, start, size: i64.
+  irdl.operation @slice {
+    %x = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %axis = irdl.base "#builtin.integer"
+    %start = irdl.base "#builtin.integer"
+    %size = irdl.base "#builtin.integer"
+    irdl.operands(input: %x)
+    irdl.attributes { "axis" = %axis, "start" = %start, "size" = %size }
+    irdl.results(result: %out)
+  }
 }

@@ -337,6 +337,20 @@ def _verify_rotary_embedding(op) -> Optional[str]:
     return None
 
 
+def _verify_slice(op) -> Optional[str]:
+    x, res = shape_of(op.operands[0]), shape_of(op.results[0])
+    axis, start, size = (_attr_int(op, k) for k in ("axis", "start", "size"))
+    if x is None or res is None or not 0 <= axis < len(x):
+        return f"axis {axis} out of range for rank {len(x or [])}"
+    if start < 0 or size < 0 or (x[axis] is not None and start + size > x[axis]):
+        return f"slice [{start}, {start + size}) is outside dim {axis} of size {x[axis]}"
+    expected = list(x)
+    expected[axis] = size
+    if not shapes_compatible(res, expected):
+        return f"result shape {_fmt(res)} must be {_fmt(expected)}"
+    return None
+
+
 #: One semantic rule per op.
 VERIFIERS: Dict[str, Callable] = {
     "ember.weight": _verify_weight,
@@ -346,6 +360,7 @@ VERIFIERS: Dict[str, Callable] = {
     "ember.attention": _verify_attention,
     "ember.rms_norm": _verify_rms_norm,
     "ember.rotary_embedding": _verify_rotary_embedding,
+    "ember.slice": _verify_slice,
     "ember.layer_norm": _verify_layer_norm,
     "ember.softmax": _verify_softmax,
     "ember.unary": _verify_unary,
@@ -356,7 +371,8 @@ VERIFIERS: Dict[str, Callable] = {
 
 
 #: Ops that compute in floating point: every tensor operand and the result share one float type.
-FLOAT_OPS = frozenset(VERIFIERS) - {"ember.weight", "ember.transpose", "ember.reshape"}
+FLOAT_OPS = frozenset(VERIFIERS) - {"ember.weight", "ember.transpose", "ember.reshape",
+                                     "ember.slice"}
 FLOAT_TYPES = ("f16", "bf16", "f32", "f64")
 
 
@@ -375,7 +391,7 @@ def verify_op(op) -> Optional[str]:
         message = _verify_element_types(op)
         if message:
             return message
-    elif op.name in ("ember.transpose", "ember.reshape") and \
+    elif op.name in ("ember.transpose", "ember.reshape", "ember.slice") and \
             str(element_type(op.operands[0])) != str(element_type(op.results[0])):
         return "result must have the input's element type"
     rule = VERIFIERS.get(op.name)

@@ -10,10 +10,14 @@ from . import (  # noqa: F401  (imported for registration)
     fold_constants,
     fold_batch_norm,
     convert_layout,
+    merge_parallel_gemms,
+    fuse_attention,
     pack_weights,
     lower_to_linalg,
     gemm_microkernel,
     bind_weights,
+    legalize_reshapes,
+    widen_bool_memrefs,
     host_to_llvm,
 )
 

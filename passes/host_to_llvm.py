@@ -23,6 +23,7 @@ from ember.codegen.cpu_gemm import kernel_functions
 from .base import EmberPass, PassContext, register
 from .gemm_microkernel import CpuGemmKernels
 from .patterns import walk_ops
+from .widen_bool_memrefs import widen_bool_memrefs
 
 #: Upstream passes, in order (verified on MLIR 22.1.8; see DESIGN.md section 3).
 BUFFERIZE = (
@@ -120,4 +121,6 @@ class HostToLLVM(EmberPass):
             kernels.parallel = kernels.parallel and openmp
             kernels.run(module, ctx)
         allow_reassociation_in_reductions(module)
-        _run(module, TO_LOOPS + (OPENMP if openmp else ()) + TO_LLVM)
+        _run(module, TO_LOOPS)
+        widen_bool_memrefs(module)  # MLIR 22 cannot lower i1 memrefs to LLVM
+        _run(module, (OPENMP if openmp else ()) + TO_LLVM)

@@ -623,6 +623,19 @@ def lower_conv2d(op):
                           activation=settings["activation"], channel_axis=channel)
 
 
+def lower_slice(op):
+    x = op.operands[0]
+    axis, start, size = (int_attr(op, k) for k in ("axis", "start", "size"))
+    shape = _shape(x)
+    rank = len(shape)
+    dynamic = [_dim(x, d) for d in range(rank) if d != axis and shape[d] is None]
+    sizes = [size if d == axis else (ir.ShapedType.get_dynamic_size() if shape[d] is None
+                                     else shape[d]) for d in range(rank)]
+    offsets = [start if d == axis else 0 for d in range(rank)]
+    return tensor.ExtractSliceOp(op.results[0].type, x, [], dynamic, [], offsets, sizes,
+                                 [1] * rank).result
+
+
 #: (kind, layout) -> linalg named pooling builder.
 _POOLINGS = {
     ("max", "nchw"): linalg.pooling_nchw_max,
@@ -658,6 +671,7 @@ LOWERINGS: Dict[str, Callable] = {
     "ember.attention": lower_attention,
     "ember.rms_norm": lower_rms_norm,
     "ember.rotary_embedding": lower_rotary_embedding,
+    "ember.slice": lower_slice,
     "ember.layer_norm": lower_layer_norm,
     "ember.softmax": lower_softmax,
     "ember.unary": lower_unary,

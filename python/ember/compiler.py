@@ -20,10 +20,12 @@ from typing import Any, Dict, Optional, Sequence
 from .pipeline import Pipeline
 
 #: Graph passes: simplify, fold weight-only math and BatchNorm, convert conv nets to NHWC
-#: (transposes of filters fold; those between layers cancel), fuse GEMM/conv epilogues.
+#: (transposes of filters fold; those between layers cancel), recognize attention, fuse
+#: GEMM/conv epilogues, merge GEMMs sharing an input (Q/K/V).
 GRAPH_PIPELINE = ("ember-canonicalize,ember-fold-constants,ember-fold-batch-norm,"
-                  "ember-convert-layout,ember-fold-constants,ember-fuse-epilogue,"
-                  "ember-canonicalize,canonicalize,cse")
+                  "ember-convert-layout,ember-fold-constants,ember-fuse-attention,"
+                  "ember-fuse-epilogue,ember-merge-parallel-gemms,ember-canonicalize,"
+                  "canonicalize,cse")
 
 
 @dataclass

@@ -36,7 +36,7 @@ import functools
 import math
 import os
 from dataclasses import dataclass
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import numpy as np
 from mlir import ir

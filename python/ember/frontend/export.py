@@ -18,7 +18,11 @@ from .errors import ExportError
 
 #: ATen ops ember converts whole; torch-mlir's decomposition table must leave them intact.
 KEEP_WHOLE = ("linear", "gelu", "layer_norm", "native_layer_norm", "softmax", "_softmax",
-              "silu", "addmm", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d")
+              "silu", "addmm", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "matmul",
+              "scaled_dot_product_attention", "rms_norm")
+#: torch-mlir's op name (with overload) for KEEP_WHOLE entries whose name differs, as its
+#: backend-legal-ops option needs it.
+TORCH_MLIR_NAMES = {"softmax": "softmax.int"}
 
 Dim = Union[int, str]
 
@@ -74,9 +78,11 @@ class _SymbolNames:
 def _decompositions():
     from torch_mlir.extras.fx_decomp_util import get_decomposition_table
     table = get_decomposition_table()
+    from .decompositions import DECOMPOSITIONS
     keep = {getattr(torch.ops.aten, n) for n in KEEP_WHOLE}
-    return {op: fn for op, fn in table.items()
-            if getattr(op, "overloadpacket", None) not in keep}
+    table = {op: fn for op, fn in table.items()
+             if getattr(op, "overloadpacket", None) not in keep}
+    return {**table, **DECOMPOSITIONS}  # ember's own (decompositions.py) win
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:

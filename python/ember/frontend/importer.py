@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import List
 
 from .errors import UnsupportedOp, UnsupportedOpsError, user_source_line
-from .export import KEEP_WHOLE, ExportedModel
+from .export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
 from .torch_to_ember import Converter
 
 #: torch-mlir's backend-to-linalg pipeline, without the TMTensor conversion (its ops have no
@@ -94,7 +94,7 @@ def import_to_text(exported: ExportedModel) -> str:
     importer = FxImporter(context=context)
     importer.import_stateless_graph(exported.graph_module.graph, func_name="main")
     module = importer.module
-    legal = ",".join(f"aten.{n}" for n in KEEP_WHOLE)
+    legal = ",".join(f"aten.{TORCH_MLIR_NAMES.get(n, n)}" for n in KEEP_WHOLE)
     _run(module, "func.func(torch-match-quantized-custom-ops),"
                  f"torchdynamo-export-to-torch-backend-pipeline{{backend-legal-ops={legal}}}",
          "torch backend contract")

@@ -10,6 +10,7 @@ torch-mlir's. Weights (function arguments named in the signature) become `ember.
 """
 from __future__ import annotations
 
+import math
 import re
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -200,7 +201,8 @@ def _layer_norm(c: Converter, op):
     normalized = c.const(shape)
     weight = None if getattr(w.owner, "name", None) == "torch.constant.none" else w
     bias = None if getattr(b.owner, "name", None) == "torch.constant.none" else b
-    if not c.all_float([x] + [v for v in (weight, bias) if v is not None]):
+    if not c.all_float([x] + [v for v in (weight, bias) if v is not None]) or \
+            not _static_trailing(c, x, len(normalized)):
         return None
     return eb.layer_norm(c.to_builtin(x), _result_type(c, op),
                          weight=c.to_builtin(weight) if weight is not None else None,
@@ -244,7 +246,8 @@ def _convolution(c: Converter, op):
     bias_is_none = getattr(b.owner, "name", None) == "torch.constant.none"
     tensors = [x, w] + ([] if bias_is_none else [b])
     if transposed or c.rank(x) != 4 or not c.all_float(tensors) or \
-            len(strides) != 2 or len(padding) != 2 or len(dilations) != 2:
+            len(strides) != 2 or len(padding) != 2 or len(dilations) != 2 or \
+            not _static_trailing(c, x, 3):
         return None
     if groups != 1:
         w_type = c.ir.RankedTensorType(c.builtin_type(w.type))
@@ -277,7 +280,8 @@ def _binary_scalar(kind: str, has_alpha: bool = False) -> Callable:
 
 def _pool(c: Converter, op, kind: str, kernel, strides, padding):
     x = op.operands[0]
-    if c.rank(x) != 4 or not c.all_float([x]) or len(kernel) != 2:
+    if c.rank(x) != 4 or not c.all_float([x]) or len(kernel) != 2 or \
+            not _static_trailing(c, x, 3):
         return None
     strides = list(strides) or list(kernel)  # PyTorch: an empty stride means the kernel
     if len(strides) != 2 or len(padding) != 2:
@@ -323,6 +327,72 @@ def _static_reshape(c: Converter, op):
             c.ir.RankedTensorType(out_type).has_static_shape):
         return None
     return eb.reshape(c.to_builtin(x), out_type)
+
+
+def _is_none(value) -> bool:
+    return getattr(value.owner, "name", None) == "torch.constant.none"
+
+
+def _shape(c: Converter, value) -> List[Optional[int]]:
+    """Static dims as ints, dynamic ones as None."""
+    t = c.ir.RankedTensorType(c.builtin_type(value.type))
+    return [None if t.is_dynamic_dim(i) else t.shape[i] for i in range(t.rank)]
+
+
+def _static_trailing(c: Converter, value, count: int) -> bool:
+    """Whether the last `count` dims of `value` are static (leading ones may be dynamic)."""
+    shape = _shape(c, value)
+    return len(shape) >= count and None not in shape[len(shape) - count:]
+
+
+def _attention(c: Converter, op):
+    """scaled_dot_product_attention -> ember.attention. export.py's decomposition hands it over
+    normalized: a float mask (never bool), no GQA, and is_causal only where query and key
+    lengths are provably equal (PyTorch's causal mask is aligned top-left, ember's bottom-right;
+    they agree on square score matrices), which also covers dynamic lengths seen here as `?`."""
+    q, k, v, mask = (op.operands[i] for i in range(4))
+    dropout, causal, scale = (c.const(op.operands[i]) for i in (4, 5, 6))
+    gqa = len(op.operands) > 7 and c.const(op.operands[7])
+    mask = None if _is_none(mask) else mask
+    tensors = [q, k, v] + ([mask] if mask is not None else [])
+    if dropout or gqa or not c.all_float(tensors + [op.results[0]]):
+        return None
+    rank = c.rank(q)
+    if rank is None or rank < 2 or c.rank(k) != rank or c.rank(v) != rank or \
+            (mask is not None and c.rank(mask) > rank):
+        return None
+    qs, ks, vs = _shape(c, q), _shape(c, k), _shape(c, v)
+    if any(a is not None and b is not None and a != b
+           for x, y in ((qs, ks), (ks, vs)) for a, b in zip(x[:-2], y[:-2])):
+        return None  # broadcast batch dims: ember.attention wants them equal
+    if causal and None not in (qs[-2], ks[-2]) and qs[-2] != ks[-2]:
+        return None
+    if scale is None:
+        if qs[-1] is None:
+            return None
+        scale = 1.0 / math.sqrt(qs[-1])
+    return eb.attention(c.to_builtin(q), c.to_builtin(k), c.to_builtin(v), _result_type(c, op),
+                        mask=c.to_builtin(mask) if mask is not None else None,
+                        scale=float(scale), causal=bool(causal))
+
+
+#: torch.finfo(dtype).eps: rms_norm's epsilon when none is given.
+_FINFO_EPS = {"f32": 1.1920928955078125e-07, "f64": 2.220446049250313e-16,
+              "f16": 0.0009765625, "bf16": 0.0078125}
+
+
+def _rms_norm(c: Converter, op):
+    x, shape, w, eps = (op.operands[i] for i in range(4))
+    normalized = c.const(shape)
+    weight = None if _is_none(w) else w
+    if not c.all_float([x, op.results[0]] + ([weight] if weight is not None else [])) or \
+            not _static_trailing(c, x, len(normalized)):
+        return None
+    epsilon = c.const(eps)
+    epsilon = _FINFO_EPS[c.dtype(x)] if epsilon is None else float(epsilon)
+    return eb.rms_norm(c.to_builtin(x), _result_type(c, op),
+                       weight=c.to_builtin(weight) if weight is not None else None,
+                       epsilon=epsilon, normalized_ndim=len(normalized))
 
 
 #: torch op name -> converter. Everything else is left to torch-mlir's linalg lowering.
@@ -371,4 +441,7 @@ CONVERSIONS: Dict[str, Callable] = {
     "torch.aten.t": _permute,
     "torch.aten.transpose.int": _permute,
     "torch.aten.permute": _permute,
+    "torch.aten.pow.Tensor_Scalar": _binary_scalar("pow"),
+    "torch.aten.scaled_dot_product_attention": _attention,
+    "torch.aten.rms_norm": _rms_norm,
 }

@@ -1,0 +1,146 @@
+"""ember's own FX-level decompositions, applied with torch-mlir's table at torch.export time.
+
+Two kinds of entries:
+- ops whose only torch-mlir lowering goes through TMTensor (which has no counterpart in the
+  compiler's MLIR build): `index_add`, `scatter`, `scatter_add`, `topk`. Each is rewritten
+  with ops the linalg fallback lowers (comparisons with an iota, where, reductions, matmul).
+  They favour simplicity over speed: scatter is O(index.numel() * size), index_add a one-hot
+  matmul (an inf or NaN in `source` spreads to its whole column), topk takes k max passes.
+- `scaled_dot_product_attention`, normalized into the form `ember.attention` takes (a float
+  additive mask, no GQA, `is_causal` only when query and key lengths are provably equal, since
+  PyTorch aligns its causal mask top-left and ember.attention bottom-right). A call already in
+  that form is kept whole (the function returns NotImplemented).
+Nothing here knows about MLIR.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict
+
+import torch
+
+ATEN = torch.ops.aten
+
+
+def _statically_equal(a, b) -> bool:
+    from torch.fx.experimental.symbolic_shapes import statically_known_true
+    return statically_known_true(a == b)
+
+
+def _along(values: torch.Tensor, dim: int, rank: int) -> torch.Tensor:
+    """A 1-D tensor reshaped to broadcast along `dim` of a rank-`rank` tensor."""
+    return values.reshape([-1 if d == dim else 1 for d in range(rank)])
+
+
+def _lowest(dtype: torch.dtype):
+    return float("-inf") if dtype.is_floating_point else torch.iinfo(dtype).min
+
+
+# ------------------------------------------------------------------ attention
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
+                                 is_causal=False, scale=None, enable_gqa=False):
+    changed = False
+    if enable_gqa and not _statically_equal(query.size(-3), key.size(-3)):
+        groups = query.size(-3) // key.size(-3)   # kv head j serves q heads j*groups + g
+
+        def repeat(t):
+            return t.unsqueeze(-3).expand(*t.shape[:-2], groups, *t.shape[-2:]).flatten(-4, -3)
+        key, value = repeat(key), repeat(value)
+        changed = True
+    mask = attn_mask
+    if is_causal and not _statically_equal(query.size(-2), key.size(-2)):
+        rows = torch.arange(query.size(-2), device=query.device)
+        cols = torch.arange(key.size(-2), device=query.device)
+        keep = cols[None, :] <= rows[:, None]       # PyTorch's top-left aligned causal mask
+        if mask is None or mask.dtype == torch.bool:
+            mask = keep if mask is None else mask & keep
+        else:
+            mask = mask.masked_fill(~keep, float("-inf"))
+        is_causal, changed = False, True
+    if mask is not None and mask.dtype == torch.bool:
+        zero = torch.zeros((), dtype=query.dtype, device=query.device)
+        mask = torch.where(mask, zero, zero - float("inf"))
+        changed = True
+    if not changed:
+        return NotImplemented  # already in ember.attention's form: keep it whole
+    return ATEN.scaled_dot_product_attention.default(query, key, value, mask, dropout_p,
+                                                     is_causal, scale=scale)
+
+
+# ------------------------------------------------------------------ TMTensor-only ops
+def topk(x, k, dim=-1, largest=True, sorted=True):
+    """k passes of max (or min) along `dim`, each masking out the element it picked.
+
+    Ties pick the lowest index first; an input holding -inf (+inf for smallest) among the
+    top k may repeat an index."""
+    if x.dim() == 0 or k == 0:
+        return NotImplemented
+    dim = dim % x.dim()
+    work = x if largest else -x
+    positions = _along(torch.arange(x.size(dim), device=x.device), dim, x.dim())
+    picked = []
+    for _ in range(k):
+        index = torch.argmax(work, dim, keepdim=True)
+        picked.append(index)
+        work = torch.where(positions == index, _lowest(work.dtype), work)
+    indices = torch.cat(picked, dim)
+    return torch.gather(x, dim, indices), indices
+
+
+def index_add(x, dim, index, source, alpha=1):
+    """x + alpha * (one_hot(index) @ source) along `dim`."""
+    dim = dim % max(x.dim(), 1)
+    src = source.movedim(dim, 0) if source.dim() else source.reshape(1)
+    one_hot = (index[None, :] == torch.arange(x.size(dim), device=x.device)[:, None])
+    added = one_hot.to(src.dtype) @ src.reshape(src.size(0), -1)
+    added = added.reshape(x.size(dim), *src.shape[1:])
+    added = added.movedim(0, dim) if x.dim() else added.reshape(())
+    return x + (added * alpha if alpha != 1 else added)
+
+
+def _scattered(x, dim, index, src, combine: str):
+    """(hit, values): along `dim`, which positions of x the index writes and what lands there
+    (`combine` of the writers: amax picks one of duplicate writers, sum adds them), both of
+    x's shape."""
+    rank = x.dim()
+    dim = dim % rank
+    n = x.size(dim)
+    hits = index.unsqueeze(-1) == torch.arange(n, device=x.device)     # index.shape + [n]
+    if isinstance(src, torch.Tensor):
+        src = src[tuple(slice(0, index.size(d)) for d in range(rank))].unsqueeze(-1)
+    else:
+        src = torch.full((), src, dtype=x.dtype, device=x.device)
+    if combine == "sum":
+        values = torch.where(hits, src, torch.zeros((), dtype=x.dtype)).sum(dim)
+    else:
+        values = torch.where(hits, src, torch.full((), _lowest(x.dtype), dtype=x.dtype))
+        values = values.amax(dim)
+    hit = hits.any(dim).movedim(-1, dim)
+    values = values.movedim(-1, dim).to(x.dtype)
+    pads = []
+    for d in reversed(range(rank)):
+        pads += [0, 0 if d == dim else x.size(d) - index.size(d)]
+    if any(p != 0 for p in pads):  # index smaller than x in a dim other than `dim`
+        hit = torch.nn.functional.pad(hit.to(torch.int8), pads).to(torch.bool)
+        values = torch.nn.functional.pad(values, pads)
+    return hit, values
+
+
+def scatter(x, dim, index, src):
+    hit, values = _scattered(x, dim, index, src, "amax")
+    return torch.where(hit, values, x)
+
+
+def scatter_add(x, dim, index, src):
+    _, values = _scattered(x, dim, index, src, "sum")
+    return x + values
+
+
+#: aten op overload -> decomposition; export.py merges these over torch-mlir's table.
+DECOMPOSITIONS: Dict[object, Callable] = {
+    ATEN.scaled_dot_product_attention.default: scaled_dot_product_attention,
+    ATEN.topk.default: topk,
+    ATEN.index_add.default: index_add,
+    ATEN.scatter.src: scatter,
+    ATEN.scatter.value: scatter,
+    ATEN.scatter_add.default: scatter_add,
+}
