@@ -185,7 +185,7 @@ def main(argv=None) -> int:
 
 def _progress(i: int, total: int, r: dict) -> str:
     what = f"[{i}/{total}] {r['workload']} {r['size_name']}={r['size']} t={r['threads']} " \
-           f"{r['backend']}:"
+           f"{r['backend']}{' (%d attempts)' % r['attempts'] if r['attempts'] > 1 else ''}:"
     if r["status"] != "ok":
         return f"{what} {r['status']}: {r.get('error', '')} ({r['wall_s']:.0f} s)"
     return (f"{what} {r['median_ms']:.3f} ms, check {r['check']}, "

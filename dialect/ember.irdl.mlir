@@ -156,7 +156,8 @@ irdl.dialect @ember {
   }
 
   /// Scaled dot-product attention: `softmax(q @ k^T * scale + mask) @ v`, with an optional
-  /// causal mask (query i attends to keys j <= i + Sk - Sq).
+  /// causal mask (query i attends to keys j <= i + Sk - Sq). A query whose scores are all
+  /// -inf (fully masked) gets zeros, as in PyTorch.
   /// q [..., Sq, D], k [..., Sk, D], v [..., Sk, Dv] (equal leading dims), mask (additive,
   /// floating point) broadcastable to [..., Sq, Sk]; result [..., Sq, Dv].
   /// attr scale: f32. attr causal: bool (an i1 integer attribute: true/false).

@@ -378,8 +378,11 @@ def lower_layer_norm(op):
                     lambda *args: normalize(*args[:-1]))
 
 
-def softmax_along(x, axis: int):
-    """Numerically stable softmax of `x` along `axis`: max, then sum of exps, then divide."""
+def softmax_along(x, axis: int, zero_empty_rows: bool = False):
+    """Numerically stable softmax of `x` along `axis`: max, then sum of exps, then divide.
+
+    A row of only -inf sums to 0 and gives NaN, as torch.softmax does; with `zero_empty_rows`
+    it gives zeros instead, as PyTorch's attention does for fully masked queries."""
     shape = _shape(x)
     rank = len(shape)
     kept = [d for d in range(rank) if d != axis]
@@ -395,8 +398,15 @@ def softmax_along(x, axis: int):
                      [full, reduced, reduced], iterators,
                      lambda v, m, acc: arith.addf(acc, mmath.exp(arith.subf(v, m))))
     init = _empty_like(x.type, [(x, i) for i in range(rank)])
+
+    def normalize(v, m, s, _):
+        p = arith.divf(mmath.exp(arith.subf(v, m)), s)
+        if not zero_empty_rows:
+            return p
+        return arith.select(arith.cmpf(arith.CmpFPredicate.OGT, s, _const(0.0, s)), p,
+                            _const(0.0, s))
     return _generic([x, mx, total], init, [full, reduced, reduced, full], [PARALLEL] * rank,
-                    lambda v, m, s, _: arith.divf(mmath.exp(arith.subf(v, m)), s))
+                    normalize)
 
 
 def lower_softmax(op):
@@ -450,7 +460,7 @@ def lower_attention(op):
                          else arith.mulf(s, _const(scale, s)))
     if ir.BoolAttr(op.attributes["causal"]).value:
         scores = _causal_mask(scores)
-    probs = softmax_along(scores, rank - 1)
+    probs = softmax_along(scores, rank - 1, zero_empty_rows=True)
     out_type = op.results[0].type
     vs = _shape(v)
     return _batched_contraction(probs, v, out_type,

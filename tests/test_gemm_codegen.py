@@ -149,6 +149,13 @@ def test_schedule_fits_registers(lanes, registers):
     assert s.nr % s.lanes == 0 and 1 <= s.kc <= 300 and s.mc % s.mr == 0
 
 
+@pytest.mark.parametrize("cpu,lanes", [("haswell", 8), ("znver4", 16), ("skylake-avx512", 16)])
+def test_target_vector_shape(cpu, lanes):
+    """A target named by CPU (no feature string) still gets that CPU's vector width."""
+    traits = get_target("host", cpu=cpu).cpu_traits()
+    assert traits.lanes == lanes and traits.registers == (32 if lanes == 16 else 16)
+
+
 def test_kernel_bufferizes_in_place():
     """The kernel function's result is its `out` argument: after bufferization it returns
     nothing and the caller passes the buffer it reads afterwards."""

@@ -6,6 +6,7 @@ Two kinds of entries:
   with ops the linalg fallback lowers (comparisons with an iota, where, reductions, matmul).
   They favour simplicity over speed: scatter is O(index.numel() * size), index_add a one-hot
   matmul (an inf or NaN in `source` spreads to its whole column), topk takes k max passes.
+- `adaptive_avg_pool2d` with uneven windows, which torch-mlir's lowering rejects at run time.
 - `scaled_dot_product_attention`, normalized into the form `ember.attention` takes (a float
   additive mask, no GQA, `is_causal` only when query and key lengths are provably equal, since
   PyTorch aligns its causal mask top-left and ember.attention bottom-right). A call already in
@@ -64,6 +65,17 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         return NotImplemented  # already in ember.attention's form: keep it whole
     return ATEN.scaled_dot_product_attention.default(query, key, value, mask, dropout_p,
                                                      is_causal, scale=scale)
+
+
+# ------------------------------------------------------------------ pooling
+def adaptive_avg_pool2d(x, output_size):
+    """Kept whole when every window has the same size (ember.pool2d for the global case,
+    torch-mlir's lowering otherwise); uneven windows, which that lowering rejects with a
+    run-time abort, take PyTorch's general decomposition (gathers and a masked mean)."""
+    if all(_statically_equal(i % o, 0) for i, o in zip(x.shape[-2:], output_size)):
+        return NotImplemented
+    from torch._decomp.decompositions import adaptive_avg_pool2d as general
+    return general(x, output_size)
 
 
 # ------------------------------------------------------------------ TMTensor-only ops
@@ -138,6 +150,7 @@ def scatter_add(x, dim, index, src):
 #: aten op overload -> decomposition; export.py merges these over torch-mlir's table.
 DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.scaled_dot_product_attention.default: scaled_dot_product_attention,
+    ATEN.adaptive_avg_pool2d.default: adaptive_avg_pool2d,
     ATEN.topk.default: topk,
     ATEN.index_add.default: index_add,
     ATEN.scatter.src: scatter,

@@ -78,6 +78,19 @@ def find_libomp(cc: str = "cc") -> Optional[str]:
     return found[-1] if found else None
 
 
+#: Vector features of CPUs named without a feature string (LLVM then uses the CPU's own), for
+#: the GEMM schedule's vector shape: AVX-512 (16 f32 lanes, 32 registers) or AVX2 (8, 16).
+_AVX512 = "+avx512f,+avx2,+fma"
+_AVX2 = "+avx2,+fma"
+_CPU_FEATURES = {
+    **dict.fromkeys(("znver4", "znver5", "skylake-avx512", "cascadelake", "cooperlake",
+                     "icelake-server", "icelake-client", "tigerlake", "sapphirerapids",
+                     "graniterapids", "x86-64-v4"), _AVX512),
+    **dict.fromkeys(("haswell", "broadwell", "skylake", "alderlake", "raptorlake", "znver1",
+                     "znver2", "znver3", "x86-64-v3"), _AVX2),
+}
+
+
 @dataclass(frozen=True)
 class HostOptions(TargetOptions):
     cpu: str = ""           # LLVM CPU name; "" means this machine's
@@ -120,7 +133,8 @@ class HostTarget(Target):
     def cpu_traits(self) -> CpuTraits:
         """Vector shape, caches and cores the GEMM code generation plans for."""
         host = host_traits()
-        lanes, registers = vector_shape_for(self.features, self.triple)
+        features = self.features or _CPU_FEATURES.get(self.cpu, "")
+        lanes, registers = vector_shape_for(features, self.triple)
         bits = int(self.options.vector_bits)
         if bits:
             lanes = bits // 32

@@ -1,0 +1,155 @@
+"""The op table tests' shared helper: compile a tiny module with ember.compile, compare to eager.
+
+`check(module, inputs, expect=...)` (a fixture) compiles `module` for `inputs`, runs the compiled
+model on `inputs` and on each of `more_inputs` (other sizes, for dynamic dims), and compares with
+PyTorch eager: floating outputs within `tol` relative to the output scale
+(max |ember - torch| <= tol * max(1, max |torch|)), integer and bool outputs exactly. `expect`
+names the ember ops the frontend must have produced (`"attention"`, or `"unary:gelu"` for an op
+with that `kind`), which is how a test pins an op's mapping; it returns every ember op seen.
+
+Tests say which rows of docs/op_table.md they cover with `@pytest.mark.covers("ReLU", ...)`.
+With EMBER_OP_TABLE=path set, the session writes what each test saw (rows, ember ops, outcome)
+to that JSON file, from which `python tests/ops/op_table.py` renders the table.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from typing import Dict, Iterable, Optional, Sequence, Set
+
+import pytest
+import torch
+
+import ember
+import ember.frontend
+
+_EMBER_OP = re.compile(r'"ember\.(\w+)"')
+_KIND = re.compile(r'\bkind = "(\w+)"')
+
+#: nodeid -> {"rows": [...], "ember_ops": [...], "outcome": ...}; see EMBER_OP_TABLE.
+_RECORDS: Dict[str, dict] = {}
+_current: Optional[dict] = None
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "covers(*rows): rows of docs/op_table.md this test covers")
+
+
+@pytest.fixture(autouse=True)
+def _record_rows(request):
+    global _current
+    marker = request.node.get_closest_marker("covers")
+    _current = _RECORDS.setdefault(request.node.nodeid, {
+        "rows": list(marker.args) if marker else [], "ember_ops": []})
+    yield
+    _current = None
+
+
+def pytest_runtest_logreport(report):
+    if report.nodeid in _RECORDS and (report.when == "call" or report.outcome != "passed"):
+        _RECORDS[report.nodeid]["outcome"] = report.outcome
+
+
+def pytest_sessionfinish(session):
+    path = os.environ.get("EMBER_OP_TABLE")
+    if path:
+        with open(path, "w") as f:
+            json.dump(_RECORDS, f, indent=1, sort_keys=True)
+
+
+def ember_ops_in(module_text: str) -> Set[str]:
+    """Ember ops in frontend output: `name`, plus `name:kind` for ops with a kind."""
+    found = set()
+    for line in module_text.splitlines():
+        m = _EMBER_OP.search(line)
+        if m:
+            found.add(m.group(1))
+            kind = _KIND.search(line)
+            if kind:
+                found.add(f"{m.group(1)}:{kind.group(1)}")
+    return found
+
+
+@contextlib.contextmanager
+def _frontend_capture():
+    """Records the frontend's module text while ember.compile runs."""
+    seen = {}
+    original = ember.frontend.import_model
+
+    def capture(*args, **kwargs):
+        result = original(*args, **kwargs)
+        seen["text"] = result.module_text
+        return result
+    ember.frontend.import_model = capture
+    try:
+        yield seen
+    finally:
+        ember.frontend.import_model = original
+
+
+def _as_tuple(x):
+    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
+
+
+def assert_close(actual, expected, tol: float, what: str = "output") -> None:
+    actual = torch.as_tensor(actual)
+    assert actual.shape == expected.shape, f"{what}: shape {list(actual.shape)} != " \
+                                           f"{list(expected.shape)}"
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    if not expected.is_floating_point():
+        assert torch.equal(actual, expected), f"{what}: values differ"
+        return
+    finite = torch.isfinite(expected)
+    assert torch.equal(finite, torch.isfinite(actual)), f"{what}: inf/nan positions differ"
+    if not finite.any():
+        return
+    scale = max(1.0, expected[finite].abs().max().item())
+    error = (actual[finite] - expected[finite]).abs().max().item()
+    assert error <= tol * scale, f"{what}: max abs error {error:.3g} > {tol} * {scale:.3g}"
+
+
+def compile_and_compare(module: torch.nn.Module, inputs: Sequence, *, expect: Iterable[str] = (),
+                        dynamic_shapes=None, more_inputs: Sequence[Sequence] = (),
+                        tol: float = 1e-4) -> Set[str]:
+    module = module.eval()
+    with _frontend_capture() as seen:
+        compiled = ember.compile(module, tuple(inputs), dynamic_shapes=dynamic_shapes)
+    ops = ember_ops_in(seen["text"])
+    if _current is not None:
+        _current["ember_ops"] = sorted(set(_current["ember_ops"]) | ops)
+    missing = set(expect) - ops
+    assert not missing, f"expected ember ops {sorted(missing)} in the frontend's output; " \
+                        f"saw {sorted(ops)}"
+    for run, args in enumerate([tuple(inputs)] + [tuple(a) for a in more_inputs]):
+        with torch.no_grad():
+            expected = _as_tuple(module(*args))
+        actual = _as_tuple(compiled(*args))
+        assert len(actual) == len(expected)
+        for i, (a, e) in enumerate(zip(actual, expected)):
+            assert_close(a, e, tol, what=f"run {run}, output {i}")
+    return ops
+
+
+@pytest.fixture
+def check():
+    """`check(module, inputs, expect=(), dynamic_shapes=None, more_inputs=(), tol=1e-4)`."""
+    return compile_and_compare
+
+
+class Fn(torch.nn.Module):
+    """A module from a function of the inputs (and of `self`, for submodules in `mods`)."""
+
+    def __init__(self, fn, *mods: torch.nn.Module):
+        super().__init__()
+        self.fn = fn
+        self.mods = torch.nn.ModuleList(mods)
+
+    def forward(self, *xs):
+        return self.fn(self, *xs)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
