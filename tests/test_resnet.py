@@ -1,0 +1,30 @@
+"""A ResNet-18-style CNN end to end (BatchNorm folded, NHWC, fused ReLU and residuals)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+import ember
+from conftest import max_abs_error
+from resnet import ResNet18, randomize_batch_norm
+
+
+def _check(width: int, batch: int, size: int):
+    torch.manual_seed(0)
+    model = randomize_batch_norm(ResNet18(width=width, classes=10)).eval()
+    x = torch.randn(batch, 3, size, size)
+    compiled = ember.compile(model, (x,))
+    with torch.no_grad():
+        expected = model(x)
+    scale = expected.abs().max().item()
+    assert max_abs_error(compiled(x), expected) <= 1e-4 * max(1.0, scale)
+    return compiled
+
+
+def test_narrow_resnet18_matches_pytorch():
+    _check(width=16, batch=2, size=64)
+
+
+@pytest.mark.slow
+def test_full_width_resnet18_matches_pytorch():
+    _check(width=64, batch=1, size=64)
