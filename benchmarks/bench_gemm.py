@@ -14,8 +14,9 @@ Method: the two are timed in alternating blocks within one process (torch, pause
 ... `--rounds` times), so both see the same machine state; the pause lets the other library's
 OpenMP workers stop spinning (two OpenMP runtimes live in this process: torch's libgomp and
 ember's libomp). At least `--runs` timed calls each after warm-up; median and min. Outputs are
-cross-checked against torch first. This measures, it does not assert: the bars of issue 3 are
-printed next to the numbers.
+cross-checked against torch first. The 1-minute load average is printed per row: other
+processes on the cores make the multi-threaded numbers of both unreliable. This measures, it
+does not assert: the bars of issue 3 are printed next to the numbers.
 """
 from __future__ import annotations
 
@@ -119,6 +120,7 @@ def run_case(workload: str, size: int, threads: int, args, compiled_cache: dict)
         "torch_median_ms": med_t * 1e3, "torch_min_ms": min(t_torch) * 1e3,
         "ember_gflops": flops / med_e / 1e9, "torch_gflops": flops / med_t / 1e9,
         "ember_over_torch_time": med_e / med_t,
+        "loadavg_1min": os.getloadavg()[0],
     }
 
 
@@ -127,12 +129,14 @@ def print_row(r: dict) -> None:
         print(f"sgemm n={r['size']:<5} T={r['threads']}  ember {r['ember_gflops']:7.1f} GF/s "
               f"(min {2.0 * r['size'] ** 3 / r['ember_min_ms'] / 1e6:6.1f})  "
               f"torch {r['torch_gflops']:7.1f} GF/s  ember/torch GF/s "
-              f"{r['torch_median_ms'] / r['ember_median_ms']:5.2f}  [{r['check']}]", flush=True)
+              f"{r['torch_median_ms'] / r['ember_median_ms']:5.2f}  [{r['check']}] "
+              f"load {r['loadavg_1min']:.1f}", flush=True)
     else:
         print(f"mlp   b={r['size']:<5} T={r['threads']}  ember {r['ember_median_ms']:8.3f} ms "
               f"(min {r['ember_min_ms']:7.3f})  torch {r['torch_median_ms']:8.3f} ms "
               f"(min {r['torch_min_ms']:7.3f})  ember/torch time "
-              f"{r['ember_over_torch_time']:5.2f}  [{r['check']}]", flush=True)
+              f"{r['ember_over_torch_time']:5.2f}  [{r['check']}] load {r['loadavg_1min']:.1f}",
+              flush=True)
 
 
 def main(argv=None) -> int:

@@ -2,8 +2,8 @@
 
 run_all.py starts one worker per (workload, size, threads, backend), so no backend inherits
 another's thread pools, JIT caches, allocator state or warm weights. The worker builds the
-seeded model and inputs, computes eager's reference, prepares the backend, cross-checks one call, warms up, times,
-and writes one JSON record. Any failure is caught and written as an error record, so the
+seeded model and inputs, computes eager's reference, prepares the backend, cross-checks one
+call, warms up, times, and writes one JSON record. Any failure is caught and written as an error record, so the
 driver always gets a row back.
 
 SPEC: {"workload", "size", "backend", "threads", "runs", "warmup", "min_time_s"}.

@@ -86,9 +86,9 @@ def _verify_weight(op) -> Optional[str]:
 
 
 def _verify_gemm(op) -> Optional[str]:
-    act = _attr_str(op, "activation")
-    if act not in ACTIVATIONS:
-        return f"unknown activation '{act}'; expected one of {', '.join(ACTIVATIONS)}"
+    error = _check_choice(op, "activation", ACTIVATIONS, "activation")
+    if error:
+        return error
     lhs, rhs, res = shape_of(op.operands[0]), shape_of(op.operands[1]), shape_of(op.results[0])
     if lhs is None or rhs is None or res is None:
         return "operands and result must be ranked tensors"
@@ -168,18 +168,18 @@ def _verify_softmax(op) -> Optional[str]:
 
 
 def _verify_unary(op) -> Optional[str]:
-    kind = _attr_str(op, "kind")
-    if kind not in UNARY_KINDS:
-        return f"unknown unary kind '{kind}'; expected one of {', '.join(UNARY_KINDS)}"
+    error = _check_choice(op, "kind", UNARY_KINDS, "unary kind")
+    if error:
+        return error
     if not shapes_compatible(shape_of(op.operands[0]) or [], shape_of(op.results[0]) or []):
         return "result must have the input's shape"
     return None
 
 
 def _verify_binary(op) -> Optional[str]:
-    kind = _attr_str(op, "kind")
-    if kind not in BINARY_KINDS:
-        return f"unknown binary kind '{kind}'; expected one of {', '.join(BINARY_KINDS)}"
+    error = _check_choice(op, "kind", BINARY_KINDS, "binary kind")
+    if error:
+        return error
     lhs, rhs, res = (shape_of(v) for v in (op.operands[0], op.operands[1], op.results[0]))
     expected = broadcast_shape(lhs, rhs)
     if expected is None:
@@ -217,17 +217,30 @@ def conv2d_output_size(size, kernel, stride, pad, dilation):
     return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
 
 
-def _verify_conv2d(op) -> Optional[str]:
-    act, layout = _attr_str(op, "activation"), _attr_str(op, "layout")
-    if act not in ACTIVATIONS:
-        return f"unknown activation '{act}'; expected one of {', '.join(ACTIVATIONS)}"
-    if layout not in CONV_LAYOUTS:
-        return f"unknown layout '{layout}'; expected one of {', '.join(CONV_LAYOUTS)}"
-    settings = {k: list(op.attributes[k]) for k in ("strides", "padding", "dilations")}
+def _window_settings(op, keys):
+    """(settings, error) for a conv/pool op's 2-value array attributes (padding may be 0)."""
+    settings = {k: list(op.attributes[k]) for k in keys}
     for key, values in settings.items():
         if len(values) != 2 or min(values) < (0 if key == "padding" else 1):
-            return f"{key} must be 2 {'non-negative' if key == 'padding' else 'positive'} " \
-                   f"values, got {values}"
+            kind = "non-negative" if key == "padding" else "positive"
+            return settings, f"{key} must be 2 {kind} values, got {values}"
+    return settings, None
+
+
+def _check_choice(op, attr: str, allowed, what: str) -> Optional[str]:
+    value = _attr_str(op, attr)
+    if value not in allowed:
+        return f"unknown {what} '{value}'; expected one of {', '.join(allowed)}"
+    return None
+
+
+def _verify_conv2d(op) -> Optional[str]:
+    error = _check_choice(op, "activation", ACTIVATIONS, "activation") or \
+        _check_choice(op, "layout", CONV_LAYOUTS, "layout")
+    settings, window_error = _window_settings(op, ("strides", "padding", "dilations"))
+    if error or window_error:
+        return error or window_error
+    layout = _attr_str(op, "layout")
     x, w, res = shape_of(op.operands[0]), shape_of(op.operands[1]), shape_of(op.results[0])
     if x is None or w is None or res is None or len(x) != 4 or len(w) != 4 or len(res) != 4:
         return "input, filter and result must be rank-4 tensors"
@@ -258,16 +271,12 @@ def _verify_conv2d(op) -> Optional[str]:
 
 
 def _verify_pool2d(op) -> Optional[str]:
-    kind, layout = _attr_str(op, "kind"), _attr_str(op, "layout")
-    if kind not in POOL_KINDS:
-        return f"unknown pooling kind '{kind}'; expected one of {', '.join(POOL_KINDS)}"
-    if layout not in CONV_LAYOUTS:
-        return f"unknown layout '{layout}'; expected one of {', '.join(CONV_LAYOUTS)}"
-    settings = {k: list(op.attributes[k]) for k in ("kernel", "strides", "padding")}
-    for key, values in settings.items():
-        if len(values) != 2 or min(values) < (0 if key == "padding" else 1):
-            return f"{key} must be 2 {'non-negative' if key == 'padding' else 'positive'} " \
-                   f"values, got {values}"
+    error = _check_choice(op, "kind", POOL_KINDS, "pooling kind") or \
+        _check_choice(op, "layout", CONV_LAYOUTS, "layout")
+    settings, window_error = _window_settings(op, ("kernel", "strides", "padding"))
+    if error or window_error:
+        return error or window_error
+    layout = _attr_str(op, "layout")
     if any(2 * p > k for p, k in zip(settings["padding"], settings["kernel"])):
         return f"padding {settings['padding']} must be at most half the kernel " \
                f"{settings['kernel']}"

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlir import ir
+from mlir.dialects import bufferization
 from mlir.passmanager import PassManager
 
 from ember.codegen.cpu_gemm import kernel_functions
@@ -94,6 +95,24 @@ def allow_reassociation_in_reductions(module) -> None:
             inner.attributes["fastmath"] = flags
 
 
+def copy_repeated_results(module) -> None:
+    """Gives a tensor returned more than once by a function its own copy for each extra return.
+
+    MLIR 22's buffer-results-to-out-params{hoist-static-allocs} crashes (segfault) when one
+    allocation is returned twice (`return %y, %y`, e.g. after CSE of identical outputs)."""
+    for ret in walk_ops(module.operation, ["func.return"]):
+        seen = []
+        for i, value in enumerate(list(ret.operands)):
+            if not isinstance(value.type, ir.RankedTensorType):
+                continue
+            if any(value == other for other in seen):
+                with ir.InsertionPoint(ret), ret.location:
+                    ret.operands[i] = bufferization.AllocTensorOp(value.type, [],
+                                                                  copy=value).result
+            else:
+                seen.append(value)
+
+
 def _run(module, passes) -> None:
     PassManager.parse(f"builtin.module({','.join(passes)})").run(module.operation)
 
@@ -114,6 +133,7 @@ class HostToLLVM(EmberPass):
         openmp = self.openmp and getattr(ctx.target, "openmp", True)
         mark_c_interface(module)
         mark_kernel_destinations(module)
+        copy_repeated_results(module)
         _run(module, BUFFERIZE)
         if self.gemm_kernels:
             options = dict(item.partition("=")[::2] for item in self.gemm.split(",") if item)

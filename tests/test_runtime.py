@@ -6,7 +6,8 @@ The model, with s0 in [1, 64]:
     outputs    y = x + c + t[:, None] + BIAS   float32[s0, 4]
                z = x.flatten() * scale         float32[4*s0]
 The C code checks the descriptors it receives (sizes and contiguous strides) and returns 2 if
-they are wrong, and 3 when scale < 0 (a model-side failure).
+they are wrong, and 3 when scale < 0 (a model-side failure). It is linked with the ember C
+runtime and tables generated for its signature, as the compiler links every CPU artifact.
 """
 import ctypes
 import json
@@ -23,6 +24,7 @@ from ember.runtime import (ArgumentError, ArgumentTypeError, ExecutionError, Mod
                            UnboundConstantError, load)
 from ember.runtime.shapes import TensorSpec, bind_symbols
 from ember.symbolic import Dim, SymbolicError
+from ember.targets.cpu_runtime import cc_args
 
 torch = pytest.importorskip("torch")
 
@@ -73,6 +75,11 @@ MANIFEST = {
                 {"name": "z", "dtype": "float32", "shape": ["4*s0"]}],
     "metadata": {"source": "test_runtime.py"},
 }
+#: MANIFEST's signature as the compiler knows it (constant c's dtype and shape come from its
+#: array), for the C runtime's tables.
+SIGNATURE = {**MANIFEST, "constants": [
+    {"name": "c", "dtype": "float32", "shape": [4], "bound": True},
+    {"name": "scale", "dtype": "float32", "shape": [], "bound": False}]}
 
 
 @pytest.fixture(scope="session")
@@ -84,7 +91,8 @@ def libraries(tmp_path_factory):
     for bias in (0, 100):
         paths[bias] = str(d / f"model{bias}.so")
         subprocess.run(["cc", "-shared", "-fPIC", "-O2", f"-DBIAS={bias}.0f", "-o",
-                        paths[bias], str(d / "model.c")], check=True)
+                        paths[bias], str(d / "model.c"), *cc_args(SIGNATURE, str(d))],
+                       check=True)
     return paths
 
 
@@ -127,7 +135,7 @@ def test_manifest_round_trip(artifact):
     assert (m["format"], m["format_version"]) == ("ember-artifact", 1)
     assert m["ember_version"] and m["metadata"] == {"source": "test_runtime.py"}
     assert m["code"]["host"] == {"library": "model.so", "symbol": "ember_entry",
-                                 "abi": "ember-memref-v1",
+                                 "abi": "ember-c-runtime-v1",
                                  "threads_symbol": "ember_set_num_threads"}
     assert [o["max_shape"] for o in m["outputs"]] == [[64, 4], [256]]
     assert m["constants"] == [{"name": "c", "bound": True, "dtype": "float32", "shape": [4]},

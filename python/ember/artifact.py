@@ -2,8 +2,10 @@
 
     manifest.json          what the code computes and how to call it (schema below)
     weights.safetensors    the bound constants, by name (no pickle; safe to load)
-    model.so               the code: for target kind "host" a shared library exporting
-                           `int32_t ember_entry(void **args)`
+    model.so               the code: for target kind "host" a shared library exporting the
+                           ember C runtime API (ember_runtime.h; the Python runtime uses it too)
+                           and the compiled entry point `int32_t ember_entry(void **args)`
+    ember_runtime.h        (compiled CPU artifacts) the C API's header, for C programs
 
 The manifest is the contract between the two halves, so it is versioned (`format_version`) and
 self-checking (`files` holds the sha256 of every other file): a runtime refuses an artifact it
@@ -18,14 +20,17 @@ Schema (format_version 1):
 
     format, format_version, ember_version
     target     {"kind": "host", "triple": "x86_64-unknown-linux-gnu", "cpu": "haswell", ...}
-    code       {"host": {"library": "model.so", "symbol": "ember_entry", "abi": "ember-memref-v1",
+    code       {"host": {"library": "model.so", "symbol": "ember_entry",
+                         "abi": "ember-c-runtime-v1",
                          "threads_symbol": optional name of `int32_t f(int32_t num_threads)`}}
+               abi "ember-c-runtime-v1": the library exports ember_runtime.h's API, version 1
+               (it replaced "ember-memref-v1", a bare entry point, which is no longer loaded)
     symbols    {"s0": {"min": 1, "max": 4096}}           ranges of the dynamic dims
     inputs     [{"name", "dtype", "shape"}]              shape: ints and symbol expressions
     constants  [{"name", "dtype", "shape", "bound"}]     static shapes; bound: data in weights
     outputs    [{"name", "dtype", "shape", "max_shape"}]
     weights    "weights.safetensors"
-    files      {"model.so": {"sha256": hex, "size": bytes}, "weights.safetensors": {...}}
+    files      {"model.so": {"sha256": hex, "size": bytes}, "weights.safetensors": {...}, ...}
     metadata   optional, free-form (the compiler's own notes; the runtime ignores it)
 
 dtypes are numpy dtype names. Every symbol must appear bare or in a solvable (affine) input
@@ -38,7 +43,7 @@ import json
 import os
 import re
 import shutil
-from typing import Dict, Mapping
+from typing import Dict, Mapping, Optional
 
 import numpy as np
 from safetensors.numpy import save_file
@@ -50,7 +55,7 @@ FORMAT = "ember-artifact"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
-HOST_CODE_DEFAULTS = {"library": "model.so", "symbol": "ember_entry", "abi": "ember-memref-v1"}
+HOST_CODE_DEFAULTS = {"library": "model.so", "symbol": "ember_entry", "abi": "ember-c-runtime-v1"}
 DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
                     "uint64", "float16", "bfloat16", "float32", "float64"})
 _HASH_CHUNK = 1 << 20
@@ -61,14 +66,15 @@ class ArtifactError(ValueError):
 
 
 def write_artifact(path, *, manifest: Mapping, weights: Mapping[str, np.ndarray],
-                   library_path: str) -> None:
+                   library_path: str, extra_files: Optional[Mapping[str, str]] = None) -> None:
     """Writes the artifact directory `path` (created if needed; an old artifact is replaced).
 
     `manifest` holds target, code (optional: defaults fill the host section), symbols, inputs,
     constants and outputs. Missing pieces are derived: an output's `max_shape` from its shape
     and the symbol ranges; a constant's `bound` from whether `weights` holds it, and a bound
     constant's dtype and shape from its array. The manifest is written last, so a directory
-    interrupted mid-write never looks like a valid artifact.
+    interrupted mid-write never looks like a valid artifact. `extra_files` (artifact file name
+    -> path) are copied in and listed in `files` too (e.g. the C runtime's header).
     """
     weights = {name: np.asarray(array) for name, array in weights.items()}
     manifest = _guarded(_complete, manifest, weights)
@@ -77,15 +83,22 @@ def write_artifact(path, *, manifest: Mapping, weights: Mapping[str, np.ndarray]
     if not _is_basename(library) or library == WEIGHTS:
         raise ArtifactError(f"code library name {library!r} must be a plain file name other "
                             f"than {WEIGHTS}")
+    extra_files = dict(extra_files or {})
+    for name in extra_files:
+        if not _is_basename(name) or name in (WEIGHTS, library):
+            raise ArtifactError(f"extra artifact file name {name!r} must be a plain file name "
+                                f"other than {WEIGHTS} and {library}")
     os.makedirs(path, exist_ok=True)
     manifest_path = os.path.join(path, MANIFEST)
     if os.path.exists(manifest_path):
         os.remove(manifest_path)
     shutil.copyfile(library_path, os.path.join(path, library))
+    for name, source in extra_files.items():
+        shutil.copyfile(source, os.path.join(path, name))
     save_file({name: np.require(a, requirements=("C", "A")) for name, a in weights.items()},
               os.path.join(path, WEIGHTS), metadata={"format": FORMAT})
     manifest["files"] = {name: _describe_file(os.path.join(path, name))
-                         for name in (library, WEIGHTS)}
+                         for name in (library, WEIGHTS, *extra_files)}
     tmp = manifest_path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(manifest, f, indent=2)

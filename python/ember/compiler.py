@@ -112,17 +112,19 @@ def build_artifact(imported, artifact_dir: str, options: CompileOptions) -> None
     pipeline.run(module, pass_ctx, repro_dir=repro_dir)
     timings["passes"] = time.perf_counter() - t0
     constant_names = pass_ctx.bound_weights.get("main", [])
+    weights = {n: pass_ctx.weights.get(n) for n in constant_names}
+    signature = _signature(imported, constant_names, weights)
     t1 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ember-build-") as workdir:
         job = CompileJob(workdir=workdir, num_inputs=len(imported.inputs),
                          num_outputs=len(imported.outputs), num_weights=len(constant_names),
-                         dump_dir=options.dump_dir)
+                         dump_dir=options.dump_dir, signature=signature)
         result = target.codegen(module, job)
         timings["codegen"] = time.perf_counter() - t1
-        weights = {n: pass_ctx.weights.get(n) for n in constant_names}
-        write_artifact(artifact_dir, manifest=_manifest(imported, target, result, constant_names,
-                                                        weights),
-                       weights=weights, library_path=result.files["model.so"])
+        manifest = {"target": result.target, "code": {target.kind: result.code}, **signature}
+        write_artifact(artifact_dir, manifest=manifest, weights=weights,
+                       library_path=result.files["model.so"],
+                       extra_files={k: v for k, v in result.files.items() if k != "model.so"})
 
 
 #: The maximum assumed for a dynamic dim declared without one (torch.export.Dim's default).
@@ -141,10 +143,10 @@ def _bounded(symbols: dict) -> dict:
     return out
 
 
-def _manifest(imported, target, result, constant_names, weights) -> dict:
+def _signature(imported, constant_names, weights) -> dict:
+    """The manifest's description of how to call the model (which the C runtime compiled into
+    the library also needs, so it is known before code generation)."""
     return {
-        "target": result.target,
-        "code": {target.kind: result.code},
         "inputs": [s.to_json() for s in imported.inputs],
         "outputs": [s.to_json() for s in imported.outputs],
         "symbols": _bounded(imported.symbols),

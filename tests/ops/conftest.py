@@ -8,8 +8,9 @@ names the ember ops the frontend must have produced (`"attention"`, or `"unary:g
 with that `kind`), which is how a test pins an op's mapping; it returns every ember op seen.
 
 Tests say which rows of docs/op_table.md they cover with `@pytest.mark.covers("ReLU", ...)`.
-With EMBER_OP_TABLE=path set, the session writes what each test saw (rows, ember ops, outcome)
-to that JSON file, from which `python tests/ops/op_table.py` renders the table.
+With EMBER_OP_TABLE=path set, the session writes what each test saw (rows, ember ops, the
+fallback's linalg/tensor ops, outcome) to that JSON file, from which
+`python tests/ops/op_table.py` renders the table.
 """
 from __future__ import annotations
 
@@ -26,6 +27,10 @@ import ember
 import ember.frontend
 
 _EMBER_OP = re.compile(r'"ember\.(\w+)"')
+_FALLBACK_OP = re.compile(r'"((?:linalg|tensor)\.\w+)"')
+#: Plumbing of the fallback's output, not computation.
+_PLUMBING = {"linalg.yield", "linalg.index", "tensor.empty", "tensor.dim", "tensor.cast",
+             "tensor.yield", "tensor.from_elements"}
 _KIND = re.compile(r'\bkind = "(\w+)"')
 
 #: nodeid -> {"rows": [...], "ember_ops": [...], "outcome": ...}; see EMBER_OP_TABLE.
@@ -35,6 +40,8 @@ _current: Optional[dict] = None
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "covers(*rows): rows of docs/op_table.md this test covers")
+    # torch.export's own deprecation noise, once per compile.
+    config.addinivalue_line("filterwarnings", "ignore:.*LeafSpec.*:FutureWarning")
 
 
 @pytest.fixture(autouse=True)
@@ -57,6 +64,11 @@ def pytest_sessionfinish(session):
     if path:
         with open(path, "w") as f:
             json.dump(_RECORDS, f, indent=1, sort_keys=True)
+
+
+def fallback_ops_in(module_text: str) -> Set[str]:
+    """linalg and tensor ops (computation, not plumbing) in frontend output: the fallback's."""
+    return set(_FALLBACK_OP.findall(module_text)) - _PLUMBING
 
 
 def ember_ops_in(module_text: str) -> Set[str]:
@@ -119,6 +131,8 @@ def compile_and_compare(module: torch.nn.Module, inputs: Sequence, *, expect: It
     ops = ember_ops_in(seen["text"])
     if _current is not None:
         _current["ember_ops"] = sorted(set(_current["ember_ops"]) | ops)
+        _current["fallback_ops"] = sorted(set(_current.get("fallback_ops", [])) |
+                                          fallback_ops_in(seen["text"]))
     missing = set(expect) - ops
     assert not missing, f"expected ember ops {sorted(missing)} in the frontend's output; " \
                         f"saw {sorted(ops)}"

@@ -4,8 +4,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from .conftest import Fn
-
 nn = torch.nn
 
 

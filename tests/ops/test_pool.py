@@ -65,5 +65,5 @@ def test_upsample_nearest2d(check):
     model = Fn(lambda self, x: (F.interpolate(x, scale_factor=2, mode="nearest"),
                                 F.interpolate(x, size=(5, 7), mode="nearest"),
                                 F.interpolate(x, scale_factor=(2, 3), mode="nearest"),
-                                nn.functional.upsample_nearest(x, size=(18, 11))))
+                                nn.Upsample(size=(18, 11), mode="nearest")(x)))
     check(model, [torch.randn(2, 3, 9, 11)])

@@ -1,12 +1,13 @@
 """ember's own FX-level decompositions, applied with torch-mlir's table at torch.export time.
 
-Two kinds of entries:
+Three kinds of entries:
 - ops whose only torch-mlir lowering goes through TMTensor (which has no counterpart in the
   compiler's MLIR build): `index_add`, `scatter`, `scatter_add`, `topk`. Each is rewritten
   with ops the linalg fallback lowers (comparisons with an iota, where, reductions, matmul).
   They favour simplicity over speed: scatter is O(index.numel() * size), index_add a one-hot
   matmul (an inf or NaN in `source` spreads to its whole column), topk takes k max passes.
-- `adaptive_avg_pool2d` with uneven windows, which torch-mlir's lowering rejects at run time.
+- `adaptive_avg_pool2d` with uneven windows, which torch-mlir's lowering rejects at run time
+  (PyTorch's own decomposition).
 - `scaled_dot_product_attention`, normalized into the form `ember.attention` takes (a float
   additive mask, no GQA, `is_causal` only when query and key lengths are provably equal, since
   PyTorch aligns its causal mask top-left and ember.attention bottom-right). A call already in
@@ -39,14 +40,13 @@ def _lowest(dtype: torch.dtype):
 # ------------------------------------------------------------------ attention
 def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.0,
                                  is_causal=False, scale=None, enable_gqa=False):
-    changed = False
+    changed = bool(enable_gqa)
     if enable_gqa and not _statically_equal(query.size(-3), key.size(-3)):
         groups = query.size(-3) // key.size(-3)   # kv head j serves q heads j*groups + g
 
         def repeat(t):
             return t.unsqueeze(-3).expand(*t.shape[:-2], groups, *t.shape[-2:]).flatten(-4, -3)
         key, value = repeat(key), repeat(value)
-        changed = True
     mask = attn_mask
     if is_causal and not _statically_equal(query.size(-2), key.size(-2)):
         rows = torch.arange(query.size(-2), device=query.device)

@@ -27,9 +27,9 @@ class UnsupportedOpsError(RuntimeError):
         self.ops = ops
         lines = [f"ember cannot compile {len(ops)} op(s) of this model:"]
         lines += [op.describe() for op in ops]
-        lines.append("hint: rewrite these calls with supported ops (see dialect/README.md and the "
-                     "op table in README.md), or file an issue naming the op; the linalg "
-                     "fallback covers what torch-mlir's TorchToLinalg lowers.")
+        lines.append("hint: rewrite these calls with supported ops (docs/op_table.md lists them), "
+                     "or file an issue naming the op; the linalg fallback covers what "
+                     "torch-mlir's TorchToLinalg lowers.")
         super().__init__("\n".join(lines))
 
 

@@ -135,6 +135,31 @@ def _result_type(c: Converter, op):
     return c.builtin_type(op.results[0].type)
 
 
+def _is_none(value) -> bool:
+    return getattr(value.owner, "name", None) == "torch.constant.none"
+
+
+def _shape(c: Converter, value) -> List[Optional[int]]:
+    """Static dims as ints, dynamic ones as None."""
+    t = c.ir.RankedTensorType(c.builtin_type(value.type))
+    return [None if t.is_dynamic_dim(i) else t.shape[i] for i in range(t.rank)]
+
+
+def _static_trailing(c: Converter, value, count: int) -> bool:
+    """Whether the last `count` dims of `value` are static (leading ones may be dynamic)."""
+    shape = _shape(c, value)
+    return len(shape) >= count and None not in shape[len(shape) - count:]
+
+
+def _same_batch(lhs: Sequence[Optional[int]], rhs: Sequence[Optional[int]]) -> bool:
+    """Whether two batch shapes are equal rather than broadcast. A dynamic dim against a
+    dynamic one counts as equal: torch.export proves (and guards) that broadcast operands'
+    symbolic dims are equal, since it assumes a symbol is never 1; against a static 1 it is a
+    broadcast."""
+    return all(x == y if None not in (x, y) else (x, y) != (None, 1) and (x, y) != (1, None)
+               for x, y in zip(lhs, rhs))
+
+
 def _linear(c: Converter, op):
     x, w, b = op.operands[0], op.operands[1], op.operands[2]
     bias_is_none = getattr(b.owner, "name", None) == "torch.constant.none"
@@ -155,6 +180,8 @@ def _matmul(c: Converter, op):
     if not c.all_float([a, b]) or ra is None or rb is None or ra < 2 or \
             not (rb == 2 or rb == ra):
         return None
+    if rb == ra > 2 and not _same_batch(_shape(c, a)[:-2], _shape(c, b)[:-2]):
+        return None  # broadcast batch dims (matmul): ember.gemm wants them equal
     return eb.gemm(c.to_builtin(a), c.to_builtin(b), _result_type(c, op))
 
 
@@ -329,22 +356,6 @@ def _static_reshape(c: Converter, op):
     return eb.reshape(c.to_builtin(x), out_type)
 
 
-def _is_none(value) -> bool:
-    return getattr(value.owner, "name", None) == "torch.constant.none"
-
-
-def _shape(c: Converter, value) -> List[Optional[int]]:
-    """Static dims as ints, dynamic ones as None."""
-    t = c.ir.RankedTensorType(c.builtin_type(value.type))
-    return [None if t.is_dynamic_dim(i) else t.shape[i] for i in range(t.rank)]
-
-
-def _static_trailing(c: Converter, value, count: int) -> bool:
-    """Whether the last `count` dims of `value` are static (leading ones may be dynamic)."""
-    shape = _shape(c, value)
-    return len(shape) >= count and None not in shape[len(shape) - count:]
-
-
 def _attention(c: Converter, op):
     """scaled_dot_product_attention -> ember.attention. export.py's decomposition hands it over
     normalized: a float mask (never bool), no GQA, and is_causal only where query and key
@@ -362,8 +373,7 @@ def _attention(c: Converter, op):
             (mask is not None and c.rank(mask) > rank):
         return None
     qs, ks, vs = _shape(c, q), _shape(c, k), _shape(c, v)
-    if any(a is not None and b is not None and a != b
-           for x, y in ((qs, ks), (ks, vs)) for a, b in zip(x[:-2], y[:-2])):
+    if not (_same_batch(qs[:-2], ks[:-2]) and _same_batch(ks[:-2], vs[:-2])):
         return None  # broadcast batch dims: ember.attention wants them equal
     if causal and None not in (qs[-2], ks[-2]) and qs[-2] != ks[-2]:
         return None

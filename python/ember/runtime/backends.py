@@ -1,12 +1,19 @@
 """Runtime backends, one per artifact target kind (`manifest["target"]["kind"]`).
 
 A backend is built as `Backend(directory, manifest, num_threads=...)`, reads its own
-`manifest["code"][kind]` section, and offers:
-  device          the torch device type the model's tensors must live on;
-  new_runtime()   a callable taking the packed `void **args` and returning the int status.
+`manifest["code"][kind]` section, binds the bound constants, and offers (buffers are
+`ember.runtime.tensors.Buffer`s the Model has checked against the declared dtypes):
+  device                            the torch device type the model's tensors must live on;
+  pack_inputs(inputs)               the inputs in the backend's call form (keeps them alive);
+  output_shapes(inputs)             validates the input shapes, returns the output shapes;
+  set_constant(name, buffer, dtype) binds a constant to the buffer's memory (not copied);
+  new_runtime()                     an object whose `run(inputs, outputs)` validates, runs and
+                                    returns the actual output shapes, raising the runtime's
+                                    exceptions.
 The Model keeps a pool of runtimes and lends one to each call (AITemplate's ModelContainer), so
 a backend with per-call state (a CUDA stream and workspace) gives each runtime its own, while
-the constants stay shared. Only the host backend exists so far; CUDA and ROCm add entries here.
+the constants stay shared. Only the host backend exists so far (the ember C runtime inside the
+artifact's library); CUDA and ROCm add entries here.
 """
 from __future__ import annotations
 

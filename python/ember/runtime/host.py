@@ -1,10 +1,15 @@
 """The host backend: code that is a shared library for the CPU running this process.
 
-The library exports `int32_t <symbol>(void **args)` (see descriptors.py for the argument
-structs) and, optionally, `int32_t <threads_symbol>(int32_t num_threads)`. It is loaded from a
-private copy: the dynamic loader returns an already loaded library for a path it has seen, so
-loading the artifact path itself would keep running stale code after the artifact directory
-was rewritten in the same process.
+The library exports the ember C runtime API (`ember_runtime.h`, bound in capi.py): the Python
+runtime creates the model through it (the C side maps weights.safetensors and binds the
+constants), and every call goes through `ember_model_run`, which validates the arguments, builds
+the memref descriptors and calls the compiled code. C programs use the same functions, so there
+is one runtime. The C side's errors come back as the runtime's usual exceptions, its messages
+unchanged.
+
+The library is loaded from a private copy: the dynamic loader returns an already loaded library
+for a path it has seen, so loading the artifact path itself would keep running stale code after
+the artifact directory was rewritten in the same process.
 """
 from __future__ import annotations
 
@@ -13,17 +18,31 @@ import os
 import platform
 import shutil
 import tempfile
+import threading
 import warnings
-from typing import Callable, Mapping, Optional
+import weakref
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from ember.artifact import ArtifactError
-from ember.runtime.errors import ExecutionError
+from ember.runtime import capi
+from ember.runtime.errors import (ArgumentError, ArgumentTypeError, EmberRuntimeError,
+                                  ExecutionError, UnboundConstantError)
 
-ABI = "ember-memref-v1"
+ABI = capi.ABI
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
+_ERRORS = {capi.ERROR_ARGUMENT: ArgumentError, capi.ERROR_DTYPE: ArgumentTypeError,
+           capi.ERROR_UNBOUND: UnboundConstantError, capi.ERROR_EXECUTION: ExecutionError,
+           capi.ERROR_ARTIFACT: ArtifactError, capi.ERROR_MEMORY: MemoryError}
+
+Shape = Tuple[int, ...]
 
 
 class HostBackend:
+    """One C model (`ember_model *`) of the artifact's library.
+
+    Buffers passed in are `ember.runtime.tensors.Buffer`s already checked on the Python side
+    (kind of object, dtype, device, layout); their dtypes are the declared ones."""
+
     device = "cpu"
 
     def __init__(self, directory: str, manifest: Mapping, *, num_threads: Optional[int] = None):
@@ -36,23 +55,123 @@ class HostBackend:
                                 f"manifest's files, so it cannot be verified")
         _check_architecture(manifest["target"])
         self.library = _load_private_copy(os.path.join(directory, code["library"]))
-        self._entry = _function(self.library, code["symbol"], ctypes.c_void_p)
+        try:
+            self.api = capi.Library(self.library)
+        except LookupError as exc:
+            raise ArtifactError(f"the host library does not export the ember C runtime "
+                                f"function {exc.args[0]!r}; recompile the model") from None
+        version = self.api.abi_version()
+        if version != capi.ABI_VERSION:
+            raise ArtifactError(f"the host library implements C runtime ABI version {version}; "
+                                f"this runtime speaks {capi.ABI_VERSION}; recompile the model")
+        self._in_dtypes = [capi.DTYPE_CODES[e["dtype"]] for e in manifest["inputs"]]
+        self._out_dtypes = [capi.DTYPE_CODES[e["dtype"]] for e in manifest["outputs"]]
+        self._out_ranks = [len(e["shape"]) for e in manifest["outputs"]]
+        handle = ctypes.c_void_p()
+        err = _error_buffer()
+        _check(self.api.model_create(os.fsencode(directory), ctypes.byref(handle), err,
+                                     capi.ERROR_BUFFER), err)
+        self.handle = handle
+        self._finalizer = weakref.finalize(self, self.api.model_destroy, handle)
+        _check_signature(self.api, handle, manifest)
         if num_threads is not None:
             self._set_num_threads(code.get("threads_symbol"), num_threads)
 
-    def new_runtime(self) -> Callable[[ctypes.Array], int]:
-        """Host code is reentrant and keeps no per-call state, so each runtime is the entry
-        point itself (ctypes releases the GIL while it runs)."""
-        return self._entry
+    def new_runtime(self) -> "HostBackend":
+        """The C model is reentrant and keeps no per-call state, so every runtime of the pool
+        is the backend itself (ctypes releases the GIL while the code runs)."""
+        return self
+
+    def pack_inputs(self, inputs: Sequence) -> capi.Tensors:
+        """The inputs as the C side takes them (build once, use for shapes and the run)."""
+        return capi.Tensors([(b.ptr, code, b.shape) for b, code in zip(inputs, self._in_dtypes)],
+                            owners=inputs)
+
+    def output_shapes(self, inputs) -> List[Shape]:
+        """Validates the inputs' dtypes and shapes (C side) and returns the outputs' shapes.
+        `inputs`: Buffers, or what pack_inputs made of them."""
+        ins = inputs if isinstance(inputs, capi.Tensors) else self.pack_inputs(inputs)
+        slots = capi.ShapeSlots(self._out_ranks)
+        err = _error_buffer()
+        _check(self.api.model_output_shapes(self.handle, ins.address, ins.count, slots.address,
+                                            err, capi.ERROR_BUFFER), err)
+        return slots.shapes()
+
+    def run(self, inputs, outputs: Sequence) -> List[Shape]:
+        """Runs on `outputs` (at least this call's size) and returns the actual output shapes.
+        `inputs`: Buffers, or what pack_inputs made of them."""
+        ins = inputs if isinstance(inputs, capi.Tensors) else self.pack_inputs(inputs)
+        outs = capi.Tensors([(b.ptr, code, b.shape)
+                             for b, code in zip(outputs, self._out_dtypes)])
+        slots = capi.ShapeSlots(self._out_ranks)
+        err = _error_buffer()
+        _check(self.api.model_run(self.handle, ins.address, ins.count, outs.address, outs.count,
+                                  slots.address, err, capi.ERROR_BUFFER), err)
+        return slots.shapes()
+
+    def set_constant(self, name: str, buffer, dtype: str) -> None:
+        """Binds constant `name` to `buffer`'s memory (referenced, not copied; the caller keeps
+        it alive while any run may use it)."""
+        value = capi.Tensors([(buffer.ptr, capi.DTYPE_CODES[dtype], buffer.shape)])
+        err = _error_buffer()
+        _check(self.api.model_set_constant(self.handle, name.encode(), value.address, err,
+                                           capi.ERROR_BUFFER), err)
 
     def _set_num_threads(self, symbol: Optional[str], num_threads: int) -> None:
         if symbol is None:
             warnings.warn(f"num_threads={num_threads} is ignored: this artifact's code exports "
                           f"no thread-count hook", RuntimeWarning, stacklevel=5)
             return
-        status = _function(self.library, symbol, ctypes.c_int32)(num_threads)
+        try:
+            fn = getattr(self.library, symbol)
+        except AttributeError:
+            raise ArtifactError(f"the host library does not export {symbol!r}") from None
+        fn.argtypes, fn.restype = [ctypes.c_int32], ctypes.c_int32
+        status = fn(num_threads)
         if status:
             raise ExecutionError(f"{symbol}({num_threads}) returned status {status}")
+
+
+_local = threading.local()
+
+
+def _error_buffer():
+    """This thread's buffer for the C side's messages."""
+    try:
+        return _local.buffer
+    except AttributeError:
+        _local.buffer = ctypes.create_string_buffer(capi.ERROR_BUFFER)
+        return _local.buffer
+
+
+def _check(status: int, err) -> None:
+    if status:
+        message = err.value.decode("utf-8", "replace") or f"C runtime status {status}"
+        raise _ERRORS.get(status, EmberRuntimeError)(message)
+
+
+def _check_signature(api: capi.Library, handle, manifest: Mapping) -> None:
+    """The tables compiled into the library must describe the manifest's model."""
+    roles = (("input", "inputs", api.model_num_inputs, api.model_input_info),
+             ("output", "outputs", api.model_num_outputs, api.model_output_info),
+             ("constant", "constants", api.model_num_constants, api.model_constant_info))
+    for role, key, count, info_of in roles:
+        entries = manifest[key]
+        if count(handle) != len(entries):
+            raise ArtifactError(f"the host library's model has {count(handle)} {role}s, the "
+                                f"manifest {len(entries)}; the artifact is inconsistent")
+        info = capi.TensorInfo()
+        for i, entry in enumerate(entries):
+            info_of(handle, i, ctypes.byref(info))
+            library = (info.name.decode(), info.dtype, info.shape_text.decode())
+            expected = (entry["name"], capi.DTYPE_CODES[entry["dtype"]],
+                        "[" + ", ".join(str(d) for d in entry["shape"]) + "]")
+            if library != expected or (role == "constant" and
+                                       bool(info.bound) != entry["bound"]):
+                raise ArtifactError(f"the host library's {role} {i} is {library}, the manifest "
+                                    f"says {expected}; the artifact is inconsistent")
+    if api.model_num_symbols(handle) != len(manifest["symbols"]):
+        raise ArtifactError("the host library's symbols differ from the manifest's")
 
 
 def _check_architecture(target: Mapping) -> None:
@@ -76,12 +195,3 @@ def _load_private_copy(path: str) -> ctypes.CDLL:
         raise ArtifactError(f"cannot load the host library {path}: {exc}") from None
     finally:
         os.unlink(copy)
-
-
-def _function(library: ctypes.CDLL, symbol: str, argtype) -> Callable:
-    try:
-        fn = getattr(library, symbol)
-    except AttributeError:
-        raise ArtifactError(f"the host library does not export {symbol!r}") from None
-    fn.argtypes, fn.restype = [argtype], ctypes.c_int32
-    return fn

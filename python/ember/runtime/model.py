@@ -1,14 +1,17 @@
 """`Model`: a loaded artifact with AITemplate's calling conventions.
 
-Loading verifies the artifact's hashes, loads the bound constants once and builds their
-descriptors once; a call then validates its arguments (tensors.py, shapes.py), builds descriptors
-for inputs and outputs, and calls the code through a runtime borrowed from a pool.
+Loading verifies the artifact's hashes and opens the backend, which for host code is the ember C
+runtime compiled into the artifact's library (host.py): it maps the weights and binds the
+constants. A call checks the Python objects it is given (tensors.py: kind, dtype, device,
+layout) and hands pointers and shapes to the C runtime, which validates counts, shapes, symbol
+ranges, output sizes and bound constants (the messages come back as exceptions) and runs the
+code through a runtime borrowed from a pool.
 
 Concurrency: a call keeps all its state in locals, so `run` may be called from many threads at
 once (the host code is reentrant and runs without the GIL). The pool of `num_runtimes` runtimes
 bounds how many calls run at a time; further calls wait for a free runtime, as in AITemplate's
 ModelContainer. Constants are shared by all runtimes and swapped as one immutable snapshot by
-`set_constant`, so a call in flight sees either the old or the new set, never a mix.
+`set_constant` (in C), so a call in flight sees either the old or the new set, never a mix.
 """
 from __future__ import annotations
 
@@ -22,14 +25,11 @@ import time
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from safetensors import safe_open
 
-from ember.artifact import ArtifactError, read_manifest
+from ember.artifact import read_manifest
 from ember.runtime.backends import open_backend
-from ember.runtime.descriptors import describe, pack
-from ember.runtime.errors import (ArgumentError, ArgumentTypeError, ExecutionError,
-                                  UnboundConstantError)
-from ember.runtime.shapes import Shape, TensorSpec, bind_symbols, max_input_shapes
+from ember.runtime.errors import ArgumentError, ArgumentTypeError
+from ember.runtime.shapes import Shape, TensorSpec, max_input_shapes
 from ember.runtime.tensors import Buffer, allocate, as_buffer, is_torch, numpy_dtype
 
 Tensors = Union[Sequence, Mapping[str, object]]
@@ -59,9 +59,10 @@ class Model:
         self._bound = {c["name"]: c["bound"] for c in m["constants"]}
         self._ranges = {s: (r["min"], r["max"]) for s, r in m["symbols"].items()}
         self.backend = open_backend(self.path, m, num_threads=num_threads)
-        self._constants: Tuple = (None,) * len(self._constant_specs)  # (Buffer, descriptor)
+        # The memory of constants set from Python, kept alive while the C side may use it: a
+        # call holds the tuple it saw, which covers whatever snapshot its run takes.
+        self._constant_owners: Tuple = (None,) * len(self._constant_specs)
         self._constants_lock = threading.Lock()
-        self._load_weights(os.path.join(self.path, m["weights"]))
         self._runtimes: queue.SimpleQueue = queue.SimpleQueue()
         for _ in range(num_runtimes or os.cpu_count() or 1):
             self._runtimes.put(self.backend.new_runtime())
@@ -91,12 +92,13 @@ class Model:
         inputs give torch outputs, numpy inputs numpy outputs."""
         if inputs and named_inputs:
             raise ArgumentError("pass the inputs either positionally or by name, not both")
-        in_buffers, env = self._bind_inputs(named_inputs or list(inputs))
+        in_buffers = self._input_buffers(named_inputs or list(inputs))
         like_torch = any(is_torch(b.owner) for b in in_buffers)
-        shapes = [spec.shape(env) for spec in self._outputs]
+        packed = self.backend.pack_inputs(in_buffers)
+        shapes = self.backend.output_shapes(packed)
         outputs = [allocate(spec.dtype, shape, like_torch)
                    for spec, shape in zip(self._outputs, shapes)]
-        self._execute(in_buffers, self._output_buffers(outputs, shapes), shapes)
+        self._execute(packed, self._output_buffers(outputs))
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
 
     forward = __call__
@@ -107,34 +109,32 @@ class Model:
         index = self._index(self._constant_specs, name)
         spec = self._constant_specs[index]
         buffer = as_buffer(spec, tensor, device=self.backend.device, writable=False)
-        expected = spec.shape({})
-        if buffer.shape != expected:
-            raise ArgumentError(f"{spec.label}: expected shape {list(expected)}, "
-                                f"got {list(buffer.shape)}")
-        entry = (buffer, describe(buffer.ptr, buffer.shape))
-        with self._constants_lock:
-            self._constants = self._constants[:index] + (entry,) + self._constants[index + 1:]
+        with self._constants_lock:  # the C side checks the shape and swaps the snapshot
+            self.backend.set_constant(spec.name, buffer, spec.dtype)
+            owners = self._constant_owners
+            self._constant_owners = owners[:index] + (buffer,) + owners[index + 1:]
 
     def benchmark(self, inputs: Optional[Tensors] = None, count: int = 100, warmup: int = 10,
                   symbols: Optional[Mapping[str, int]] = None) -> Dict[str, object]:
         """Times `count` calls after `warmup` and returns median/mean/min/max in ms and all times.
 
-        Without `inputs`, uses `random_inputs(symbols)`. Validation happens once, outside the
-        timed region; each timed call is descriptor packing plus the compiled code.
+        Without `inputs`, uses `random_inputs(symbols)`. The Python-side checks happen once,
+        outside the timed region; each timed call is one C runtime call (its argument checks,
+        descriptors and the compiled code).
         """
         if count < 1 or warmup < 0:
             raise ArgumentError(f"need count >= 1 and warmup >= 0, got {count} and {warmup}")
-        in_buffers, env = self._bind_inputs(self.random_inputs(symbols) if inputs is None
-                                            else inputs)
-        shapes = [spec.shape(env) for spec in self._outputs]
+        in_buffers = self.backend.pack_inputs(self._input_buffers(
+            self.random_inputs(symbols) if inputs is None else inputs))
+        shapes = self.backend.output_shapes(in_buffers)
         outputs = [allocate(spec.dtype, shape, False) for spec, shape in zip(self._outputs, shapes)]
-        out_buffers = self._output_buffers(outputs, shapes)
+        out_buffers = self._output_buffers(outputs)
         for _ in range(warmup):
-            self._execute(in_buffers, out_buffers, shapes)
+            self._execute(in_buffers, out_buffers)
         times = []
         for _ in range(count):
             start = time.perf_counter()
-            self._execute(in_buffers, out_buffers, shapes)
+            self._execute(in_buffers, out_buffers)
             times.append((time.perf_counter() - start) * 1e3)
         return {"count": count, "median_ms": statistics.median(times),
                 "mean_ms": statistics.fmean(times), "min_ms": min(times), "max_ms": max(times),
@@ -188,61 +188,29 @@ class Model:
     # -- internals -------------------------------------------------------------------------
 
     def _run(self, inputs: Tensors, outputs: Tensors) -> Tuple[List[Buffer], List[Shape]]:
-        in_buffers, env = self._bind_inputs(inputs)
-        shapes = [spec.shape(env) for spec in self._outputs]
-        out_buffers = self._output_buffers(_ordered(outputs, self._outputs, "output"), shapes)
-        self._execute(in_buffers, out_buffers, shapes)
-        return out_buffers, shapes
+        in_buffers = self._input_buffers(inputs)
+        out_buffers = self._output_buffers(_ordered(outputs, self._outputs, "output"))
+        return out_buffers, self._execute(in_buffers, out_buffers)
 
-    def _bind_inputs(self, inputs: Tensors) -> Tuple[List[Buffer], Dict[str, int]]:
+    def _input_buffers(self, inputs: Tensors) -> List[Buffer]:
         values = _ordered(inputs, self._inputs, "input")
-        buffers = [as_buffer(spec, value, device=self.backend.device, writable=False)
-                   for spec, value in zip(self._inputs, values)]
-        return buffers, bind_symbols(self._inputs, [b.shape for b in buffers], self._ranges)
+        return [as_buffer(spec, value, device=self.backend.device, writable=False)
+                for spec, value in zip(self._inputs, values)]
 
-    def _output_buffers(self, outputs: Sequence, shapes: Sequence[Shape]) -> List[Buffer]:
-        buffers = []
-        for spec, obj, shape in zip(self._outputs, outputs, shapes):
-            buffer = as_buffer(spec, obj, device=self.backend.device, writable=True)
-            if len(buffer.shape) != len(shape) or math.prod(buffer.shape) < math.prod(shape):
-                raise ArgumentError(
-                    f"{spec.label}: this call's output has shape {list(shape)} "
-                    f"({math.prod(shape)} elements) but the buffer has shape "
-                    f"{list(buffer.shape)} ({math.prod(buffer.shape)} elements); allocate a "
-                    f"rank-{len(shape)} buffer of at least the maximum shape "
-                    f"{list(spec.max_shape)}")
-            buffers.append(buffer)
-        return buffers
+    def _output_buffers(self, outputs: Sequence) -> List[Buffer]:
+        return [as_buffer(spec, obj, device=self.backend.device, writable=True)
+                for spec, obj in zip(self._outputs, outputs)]
 
-    def _execute(self, inputs: List[Buffer], outputs: List[Buffer], shapes: List[Shape]) -> None:
-        constants = self._constants  # one snapshot for the whole call
-        unset = [spec.name for spec, c in zip(self._constant_specs, constants) if c is None]
-        if unset:
-            raise UnboundConstantError(f"constants {unset} are not bound: call "
-                                       f"set_constant(name, tensor) before running")
-        descriptors = ([describe(b.ptr, b.shape) for b in inputs] + [d for _, d in constants]
-                       + [describe(b.ptr, shape) for b, shape in zip(outputs, shapes)])
-        argv = pack(descriptors)
+    def _execute(self, inputs, outputs: List[Buffer]) -> List[Shape]:
+        """One run on the backend (which validates shapes, symbol ranges, output sizes and bound
+        constants); returns the actual output shapes. `inputs`: Buffers, or the backend's
+        packed form of them (pack_inputs)."""
+        owners = self._constant_owners  # noqa: F841 (keeps this call's constants alive)
         runtime = self._runtimes.get()  # blocks while every runtime is busy
         try:
-            status = runtime(argv)
+            return runtime.run(inputs, outputs)
         finally:
             self._runtimes.put(runtime)
-        if status:
-            raise ExecutionError(f"the model's code returned status {status}")
-
-    def _load_weights(self, path: str) -> None:
-        with safe_open(path, framework="numpy") as f:
-            stored = set(f.keys())
-            for spec in self._constant_specs:
-                if not self._bound[spec.name]:
-                    continue
-                if spec.name not in stored:
-                    raise ArtifactError(f"{path} has no array for bound constant {spec.name!r}")
-                try:
-                    self.set_constant(spec.name, f.get_tensor(spec.name))
-                except ArgumentError as exc:
-                    raise ArtifactError(f"{path} does not match the manifest: {exc}") from None
 
     @staticmethod
     def _index(specs: Sequence[TensorSpec], key: Union[str, int]) -> int:

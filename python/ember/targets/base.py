@@ -43,6 +43,9 @@ class CompileJob:
     num_weights: int
     entry_name: str = "main"
     dump_dir: Optional[str] = None
+    #: The model's manifest-shaped signature (symbols, inputs, constants, outputs) for the C
+    #: runtime compiled into CPU libraries (targets/cpu_runtime.py); None: a bare entry point.
+    signature: Optional[Dict[str, Any]] = None
 
     def dump(self, stage: str, payload: Any) -> None:
         if not self.dump_dir:

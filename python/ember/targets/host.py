@@ -5,7 +5,8 @@ Stages (after the lowering pipeline has produced the LLVM dialect):
   object   -> an ELF object from llvmlite, optimized for the host CPU
   library  -> `model.so`: the object, the C entry stub and cpu_support.c linked by the system cc
 The library exports `int32_t ember_entry(void **args)`, args = memref descriptors of the inputs,
-then the bound constants, then the outputs (see ember.artifact).
+then the bound constants, then the outputs (see ember.artifact), and, given the job's signature,
+the ember C runtime API (cpu_runtime.py).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from typing import List, Optional
 
 from ember.codegen.cpu_gemm import CpuTraits, host_traits, vector_shape_for
 
+from . import cpu_runtime
 from .base import CodegenResult, CompileJob, Stage, Target, TargetOptions
 from .llvm import emit_object, host_cpu, translate_to_llvm_ir
 
@@ -171,8 +173,11 @@ class HostTarget(Target):
             f.write(entry_stub(job.entry_name,
                                job.num_inputs + job.num_weights + job.num_outputs))
         run_tool([self.options.cc, "-shared", "-fPIC", "-O2", "-o", lib_path, obj_path,
-                  stub_path, support_source_path(), *self.link_flags(), "-lm"])
-        return CodegenResult(files={"model.so": lib_path},
+                  stub_path, support_source_path(),
+                  *cpu_runtime.cc_args(job.signature, job.workdir, cc=self.options.cc),
+                  *self.link_flags(), "-lm"])
+        return CodegenResult(files={"model.so": lib_path,
+                                    **cpu_runtime.artifact_files(job.signature)},
                              code={"library": "model.so", "symbol": "ember_entry",
                                    "threads_symbol": THREADS_SYMBOL},
                              target=self.describe())

@@ -1,0 +1,212 @@
+/* ember C runtime API (ABI version 1).
+ *
+ * Every CPU artifact's shared library (model.so) exports this API itself: the runtime is
+ * compiled into the library together with tables describing the model's signature, so there is
+ * no separate runtime library. Load the library (dlopen, or link it), create a model from the
+ * artifact directory (the weights are mapped from weights.safetensors and bound), query its
+ * inputs, outputs and constants, and run it:
+ *
+ *     ember_model *m;
+ *     char err[1024];
+ *     if (ember_model_create("mlp.ember", &m, err, sizeof err)) { puts(err); return 1; }
+ *     int64_t x_shape[2] = {7, 512}, y_shape[2];
+ *     ember_tensor x = {x_data, EMBER_FLOAT32, 2, x_shape};
+ *     ember_tensor y = {y_data, EMBER_FLOAT32, 2, y_shape};  // y_shape: the buffer's shape
+ *     int64_t *actual[1] = {y_shape};                          // receives the output's shape
+ *     if (ember_model_run(m, &x, 1, &y, 1, actual, err, sizeof err)) puts(err);
+ *     ember_model_destroy(m);
+ *
+ * With dlopen, look up the one symbol `ember_runtime_get_api` and call through the returned
+ * table (see examples/c/run_model.c); models loaded with dlopen's default RTLD_LOCAL never see
+ * each other's symbols, so one process may load any number of artifacts.
+ *
+ * Conventions
+ *  - Functions returning `int` return EMBER_OK (0) or an `ember_status` code. Those taking
+ *    `char *err, size_t errlen` write a NUL-terminated message there on failure (truncated to
+ *    errlen; err may be NULL). Nothing aborts the process or prints.
+ *  - Tensors are dense, C-contiguous (row-major) and live in host memory; `data` must be
+ *    aligned to the element size. Inputs are only read. An output buffer may be larger than
+ *    the call's output (allocate it at its maximum shape): the result fills its leading
+ *    elements, contiguous, and the actual shape is returned.
+ *  - Every argument is validated before the compiled code runs: counts, dtypes, ranks, static
+ *    dims, dynamic dims (each symbol consistent across inputs, and within the range the model
+ *    was compiled for), output buffer sizes, and that every constant is bound. A failure is
+ *    reported with a message naming the tensor, the dim, what was expected and what was given.
+ *
+ * Thread safety
+ *  - ember_model_run, ember_model_output_shapes and the query functions may be called from any
+ *    number of threads at once on the same model: a run keeps all its state on its own stack.
+ *  - ember_model_set_constant may be called concurrently with runs: it swaps the model's set of
+ *    constant pointers atomically, so each run uses either the old or the new set throughout,
+ *    never a mix. The memory handed to set_constant is referenced, not copied: keep it alive
+ *    and unchanged until it is replaced, every run that may use it has returned, and the model
+ *    is destroyed. (Changing it in place between runs is allowed and seen by later runs.)
+ *  - ember_model_destroy must not race with any other call on the same model.
+ *  - The generated code's parallel loops use `ember_set_num_threads(n)` threads (exported by
+ *    ember-compiled libraries; process-wide for that library; 0 = all cores; the environment
+ *    variable EMBER_NUM_THREADS gives the default).
+ */
+#ifndef EMBER_RUNTIME_H
+#define EMBER_RUNTIME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EMBER_ABI_VERSION 1
+
+#if defined(__GNUC__) || defined(__clang__)
+#define EMBER_API __attribute__((visibility("default")))
+#else
+#define EMBER_API
+#endif
+
+/* Status codes. */
+typedef enum ember_status {
+  EMBER_OK = 0,
+  EMBER_ERROR_ARGUMENT = 1,  /* a bad count, name, rank, shape, symbol range or buffer size */
+  EMBER_ERROR_DTYPE = 2,     /* a tensor of the wrong dtype */
+  EMBER_ERROR_UNBOUND = 3,   /* a constant is not bound: set it with ember_model_set_constant */
+  EMBER_ERROR_EXECUTION = 4, /* the compiled code returned a non-zero status */
+  EMBER_ERROR_ARTIFACT = 5,  /* a missing or malformed artifact directory or weights file */
+  EMBER_ERROR_MEMORY = 6,    /* out of memory */
+} ember_status;
+
+/* Element types (the manifest's numpy dtype names in comments). */
+typedef enum ember_dtype {
+  EMBER_DTYPE_INVALID = 0,
+  EMBER_FLOAT32 = 1,  /* float32 */
+  EMBER_FLOAT16 = 2,  /* float16 */
+  EMBER_BFLOAT16 = 3, /* bfloat16 */
+  EMBER_FLOAT64 = 4,  /* float64 */
+  EMBER_INT8 = 5,     /* int8 */
+  EMBER_INT16 = 6,    /* int16 */
+  EMBER_INT32 = 7,    /* int32 */
+  EMBER_INT64 = 8,    /* int64 */
+  EMBER_UINT8 = 9,    /* uint8 */
+  EMBER_UINT16 = 10,  /* uint16 */
+  EMBER_UINT32 = 11,  /* uint32 */
+  EMBER_UINT64 = 12,  /* uint64 */
+  EMBER_BOOL = 13,    /* bool (one byte per element) */
+} ember_dtype;
+
+/* A dense, C-contiguous tensor in host memory. */
+typedef struct ember_tensor {
+  void *data;           /* may be NULL only when the tensor has no elements */
+  int32_t dtype;        /* an ember_dtype */
+  int32_t rank;
+  const int64_t *shape; /* `rank` sizes */
+} ember_tensor;
+
+/* What the model declares for one input, output or constant. The pointers stay valid for the
+ * model's lifetime. */
+typedef struct ember_tensor_info {
+  const char *name;
+  int32_t dtype;                 /* an ember_dtype */
+  int32_t rank;
+  const int64_t *dims;           /* `rank` sizes; -1 where the size is dynamic */
+  const int64_t *max_dims;       /* `rank` sizes: the largest each dim can be */
+  const char *const *dim_exprs;  /* `rank` strings: "512", "s0", "2*s0 + 1", ... */
+  const char *shape_text;        /* the whole shape as the manifest spells it: "[s0, 512]" */
+  int32_t bound;                 /* constants: 1 if data is bound (weights or set_constant) */
+} ember_tensor_info;
+
+typedef struct ember_model ember_model; /* opaque */
+
+/* The ABI version this library implements (compare with EMBER_ABI_VERSION). */
+EMBER_API int32_t ember_abi_version(void);
+
+/* Creates a model. `artifact_dir` is the artifact directory (it holds weights.safetensors,
+ * which is memory-mapped; every bound constant's dtype, shape and size is checked against the
+ * model). On success *out receives the model. */
+EMBER_API int ember_model_create(const char *artifact_dir, ember_model **out, char *err,
+                                 size_t errlen);
+EMBER_API void ember_model_destroy(ember_model *model);
+
+/* Signature queries. Index arguments out of range give NULL / EMBER_ERROR_ARGUMENT. */
+EMBER_API int32_t ember_model_num_inputs(const ember_model *model);
+EMBER_API int32_t ember_model_num_outputs(const ember_model *model);
+EMBER_API int32_t ember_model_num_constants(const ember_model *model);
+EMBER_API const char *ember_model_input_name(const ember_model *model, int32_t index);
+EMBER_API const char *ember_model_output_name(const ember_model *model, int32_t index);
+EMBER_API const char *ember_model_constant_name(const ember_model *model, int32_t index);
+EMBER_API int ember_model_input_info(const ember_model *model, int32_t index,
+                                     ember_tensor_info *info);
+EMBER_API int ember_model_output_info(const ember_model *model, int32_t index,
+                                      ember_tensor_info *info);
+EMBER_API int ember_model_constant_info(const ember_model *model, int32_t index,
+                                        ember_tensor_info *info);
+
+/* The dynamic dims' symbols (s0, s1, ...), with the range each was compiled for. */
+EMBER_API int32_t ember_model_num_symbols(const ember_model *model);
+EMBER_API int ember_model_symbol(const ember_model *model, int32_t index, const char **name,
+                                 int64_t *min, int64_t *max);
+
+/* The shape of input `index` when the symbols take `symbol_values` (one per symbol, in
+ * ember_model_symbol's order); writes `rank` sizes to shape_out. */
+EMBER_API int ember_model_input_shape(const ember_model *model, int32_t index,
+                                      const int64_t *symbol_values, int64_t *shape_out);
+
+/* Validates the inputs' dtypes and shapes (data is not read and may be NULL) and writes each
+ * output's shape to output_shapes[i] (room for that output's rank; NULL entries skipped). */
+EMBER_API int ember_model_output_shapes(const ember_model *model, const ember_tensor *inputs,
+                                        int32_t num_inputs, int64_t *const *output_shapes,
+                                        char *err, size_t errlen);
+
+/* Binds constant `name` to `value` (dtype and shape must match the declaration), or unbinds it
+ * when value is NULL. See "Thread safety" above for the lifetime of value->data. */
+EMBER_API int ember_model_set_constant(ember_model *model, const char *name,
+                                       const ember_tensor *value, char *err, size_t errlen);
+
+/* Runs the model. inputs/outputs are in declaration order; output_shapes is NULL or holds
+ * num_outputs pointers (each NULL or with room for that output's rank) that receive the
+ * actual output shapes. */
+EMBER_API int ember_model_run(ember_model *model, const ember_tensor *inputs,
+                              int32_t num_inputs, const ember_tensor *outputs,
+                              int32_t num_outputs, int64_t *const *output_shapes, char *err,
+                              size_t errlen);
+
+/* Helpers. */
+EMBER_API const char *ember_dtype_name(int32_t dtype);   /* "float32"; NULL if invalid */
+EMBER_API int64_t ember_dtype_size(int32_t dtype);       /* bytes per element; 0 if invalid */
+EMBER_API const char *ember_status_name(int status);     /* "EMBER_ERROR_ARGUMENT", ... */
+
+/* The whole API as one table, for dlopen users: one dlsym("ember_runtime_get_api") gives
+ * every function. Fields are only ever appended; check abi_version. */
+typedef struct ember_runtime_api {
+  int32_t abi_version;
+  int (*model_create)(const char *, ember_model **, char *, size_t);
+  void (*model_destroy)(ember_model *);
+  int32_t (*model_num_inputs)(const ember_model *);
+  int32_t (*model_num_outputs)(const ember_model *);
+  int32_t (*model_num_constants)(const ember_model *);
+  const char *(*model_input_name)(const ember_model *, int32_t);
+  const char *(*model_output_name)(const ember_model *, int32_t);
+  const char *(*model_constant_name)(const ember_model *, int32_t);
+  int (*model_input_info)(const ember_model *, int32_t, ember_tensor_info *);
+  int (*model_output_info)(const ember_model *, int32_t, ember_tensor_info *);
+  int (*model_constant_info)(const ember_model *, int32_t, ember_tensor_info *);
+  int32_t (*model_num_symbols)(const ember_model *);
+  int (*model_symbol)(const ember_model *, int32_t, const char **, int64_t *, int64_t *);
+  int (*model_input_shape)(const ember_model *, int32_t, const int64_t *, int64_t *);
+  int (*model_output_shapes)(const ember_model *, const ember_tensor *, int32_t,
+                             int64_t *const *, char *, size_t);
+  int (*model_set_constant)(ember_model *, const char *, const ember_tensor *, char *, size_t);
+  int (*model_run)(ember_model *, const ember_tensor *, int32_t, const ember_tensor *, int32_t,
+                   int64_t *const *, char *, size_t);
+  const char *(*dtype_name)(int32_t);
+  int64_t (*dtype_size)(int32_t);
+  const char *(*status_name)(int);
+} ember_runtime_api;
+
+EMBER_API const ember_runtime_api *ember_runtime_get_api(void);
+typedef const ember_runtime_api *(*ember_runtime_get_api_fn)(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EMBER_RUNTIME_H */

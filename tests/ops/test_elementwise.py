@@ -1,0 +1,100 @@
+"""Elementwise arithmetic with numpy broadcasting, unary math, where; float, int and bool."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from .conftest import Fn
+
+#: Pairs that broadcast: same shape, trailing vector, size-1 dims both sides, rank 0, odd sizes.
+PAIRS = [((3, 5), (3, 5)), ((2, 3, 7), (7,)), ((4, 1, 5), (3, 1)), ((2, 3), ()),
+         ((1, 9), (5, 1))]
+
+
+def _pair_inputs(positive_rhs: bool = False):
+    inputs = []
+    for a, b in PAIRS:
+        rhs = torch.randn(b)
+        inputs += [torch.randn(a) * 2, rhs.abs() + 0.5 if positive_rhs else rhs]
+    return inputs
+
+
+def _pairwise(op):
+    """A module applying `op` to consecutive input pairs."""
+    return Fn(lambda self, *xs: tuple(op(xs[i], xs[i + 1]) for i in range(0, len(xs), 2)))
+
+
+BINARY = [
+    ("add", torch.add, "binary:add"),
+    ("sub", torch.sub, "binary:sub"),
+    ("mul", torch.mul, "binary:mul"),
+    ("div", torch.div, "binary:div"),
+    ("max", torch.maximum, "binary:max"),
+    ("min", torch.minimum, "binary:min"),
+]
+
+
+@pytest.mark.parametrize("op,expect", [
+    pytest.param(op, expect, id=row, marks=pytest.mark.covers(row)) for row, op, expect in BINARY])
+def test_binary_broadcasting(check, op, expect):
+    check(_pairwise(op), _pair_inputs(positive_rhs=op is torch.div), expect=[expect])
+
+
+@pytest.mark.covers("add", "sub", "mul", "div")
+def test_binary_scalars(check):
+    """Python scalars and alpha: x + 2, x - 0.5, 3 * x, x / 4, add/sub with alpha, rsub."""
+    model = Fn(lambda self, x, y: (x + 2, x - 0.5, 3 * x, x / 4, torch.add(x, y, alpha=2),
+                                   torch.sub(x, y, alpha=0.5), 1 - x, 2 / (x.abs() + 1)))
+    check(model, [torch.randn(3, 5), torch.randn(5)], expect=["binary:add", "binary:mul"])
+
+
+@pytest.mark.covers("pow")
+def test_pow(check):
+    model = Fn(lambda self, x, y: (x ** 2, x.abs() ** 0.5, torch.pow(x.abs() + 0.1, y),
+                                   x ** 3, torch.pow(2.0, y)))
+    check(model, [torch.randn(3, 7), torch.randn(7)], expect=["binary:pow"])
+
+
+UNARY = [
+    ("neg", torch.neg, "unary:neg", False),
+    ("sqrt", torch.sqrt, "unary:sqrt", True),
+    ("rsqrt", torch.rsqrt, "unary:rsqrt", True),
+    ("exp", torch.exp, "unary:exp", False),
+    ("log", torch.log, "unary:log", True),
+]
+
+
+@pytest.mark.parametrize("op,expect,positive", [
+    pytest.param(op, expect, positive, id=row, marks=pytest.mark.covers(row))
+    for row, op, expect, positive in UNARY])
+def test_unary(check, op, expect, positive):
+    shapes = [(7,), (3, 5), (2, 1, 3, 4)]
+    inputs = [torch.rand(s) * 4 + 0.1 if positive else torch.randn(s) * 2 for s in shapes]
+    check(Fn(lambda self, *xs: tuple(op(x) for x in xs)), inputs, expect=[expect])
+
+
+@pytest.mark.covers("where")
+def test_where(check):
+    """where with a computed condition, a bool input, scalars, and broadcasting."""
+    model = Fn(lambda self, x, y, m: (torch.where(x > 0, x, y), torch.where(m, x, 0.0),
+                                      torch.where(m[:1], 1.0, y), x.masked_fill(~m, -1.0)))
+    check(model, [torch.randn(4, 5), torch.randn(5), torch.rand(4, 5) > 0.5])
+
+
+@pytest.mark.covers("add", "mul", "sub", "max", "min", "where")
+def test_integer_and_bool_tensors(check):
+    """Integer and bool tensors take the fallback (ember ops are float only)."""
+    model = Fn(lambda self, a, b, m: (a + b, a * 3 - b, torch.maximum(a, b), torch.minimum(a, b),
+                                      m & (a > b), torch.where(m, a, b), (a + b).to(torch.int32)))
+    check(model, [torch.randint(-9, 9, (3, 4)), torch.randint(-9, 9, (4,)),
+                  torch.rand(3, 4) > 0.5])
+
+
+@pytest.mark.covers("add", "mul", "exp", "where")
+def test_elementwise_dynamic(check):
+    """Broadcasting against a dynamic batch dim."""
+    batch = torch.export.Dim("batch", min=1, max=128)
+    model = Fn(lambda self, x, b: (torch.where(x > 0, torch.exp(-x) * b, x + b)))
+    check(model, [torch.randn(3, 6), torch.randn(6)], expect=["unary:exp", "binary:mul"],
+          dynamic_shapes={"xs": ({0: batch}, None)},
+          more_inputs=[[torch.randn(1, 6), torch.randn(6)], [torch.randn(50, 6), torch.randn(6)]])

@@ -1,0 +1,60 @@
+"""Linear and matrix products (ember.gemm), incl. batched, broadcast and 1-D operands."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from .conftest import Fn
+
+nn = torch.nn
+
+
+@pytest.mark.covers("Linear")
+@pytest.mark.parametrize("linear,shape", [
+    (nn.Linear(7, 5), (3, 7)),
+    (nn.Linear(9, 13, bias=False), (2, 3, 9)),
+    (nn.Linear(1, 3), (4, 1)),
+    (nn.Linear(6, 4), (6,)),                           # 1-D input
+], ids=["2d", "3d-no-bias", "k1", "vector"])
+def test_linear(check, linear, shape):
+    check(linear, [torch.randn(shape)], expect=["gemm"] if len(shape) > 1 else [])
+
+
+@pytest.mark.covers("Linear", "GELU")
+def test_linear_dynamic_batch(check):
+    model = nn.Sequential(nn.Linear(8, 16), nn.GELU(), nn.Linear(16, 3))
+    batch, seq = torch.export.Dim("batch", min=1, max=32), torch.export.Dim("seq", min=2, max=64)
+    check(model, [torch.randn(2, 5, 8)], expect=["gemm"],
+          dynamic_shapes={"input": {0: batch, 1: seq}},
+          more_inputs=[[torch.randn(1, 2, 8)], [torch.randn(4, 33, 8)]])
+
+
+@pytest.mark.covers("matmul")
+def test_matmul_shapes(check):
+    """2-D, batched x 2-D, batched x batched, broadcast batch, and 1-D operands."""
+    model = Fn(lambda self, a, b, c, d, e, v: (a @ b, c @ b, c @ d, e @ d, a @ v, v @ b))
+    check(model, [torch.randn(3, 5), torch.randn(5, 7), torch.randn(2, 3, 5),
+                  torch.randn(2, 5, 4), torch.randn(1, 3, 5), torch.randn(5)],
+          expect=["gemm"])
+
+
+@pytest.mark.covers("mm", "bmm")
+def test_mm_bmm(check):
+    model = Fn(lambda self, a, b, c, d: (torch.mm(a, b), torch.bmm(c, d)))
+    check(model, [torch.randn(5, 3), torch.randn(3, 9), torch.randn(4, 3, 7),
+                  torch.randn(4, 7, 2)], expect=["gemm"])
+
+
+@pytest.mark.covers("baddbmm")
+def test_baddbmm(check):
+    model = Fn(lambda self, x, a, b, y: (torch.baddbmm(x, a, b), torch.baddbmm(y, a, b),
+                                         torch.baddbmm(x, a, b, beta=0.5, alpha=2.0)))
+    check(model, [torch.randn(2, 3, 5), torch.randn(2, 3, 4), torch.randn(2, 4, 5),
+                  torch.randn(5)])
+
+
+@pytest.mark.covers("matmul", "mm")
+def test_matmul_integer(check):
+    """Integer matrix products take the fallback."""
+    model = Fn(lambda self, a, b: (a @ b, torch.mm(a, b)))
+    check(model, [torch.randint(-5, 5, (3, 4)), torch.randint(-5, 5, (4, 2))])

@@ -1,0 +1,95 @@
+"""Data movement: transposes, reshapes, expand, pixel shuffle, splits, slices, cat, zeros."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from .conftest import Fn
+
+
+@pytest.mark.covers("transpose", "permute")
+def test_transpose_permute(check):
+    model = Fn(lambda self, x, m: (x.transpose(0, 2) * 2, x.transpose(-1, -2) + 1, m.t() - 1,
+                                   x.permute(2, 0, 1) * 3, x.permute(1, 2, 0).contiguous() + 2))
+    check(model, [torch.randn(2, 3, 5), torch.randn(3, 7)], expect=["transpose"])
+
+
+@pytest.mark.covers("view", "reshape", "squeeze", "unsqueeze", "flatten", "contiguous")
+def test_reshapes(check):
+    model = Fn(lambda self, x, y: (x.view(6, 5) * 2, x.reshape(-1) + 1, y.squeeze() * 2,
+                                   y.squeeze(1) + 1, x.unsqueeze(0) * 2, x.unsqueeze(-1) + 1,
+                                   x.flatten() * 2, x.flatten(1) + 1,
+                                   x.transpose(1, 2).contiguous().view(2, 15)))
+    check(model, [torch.randn(2, 3, 5), torch.randn(3, 1, 4, 1)], expect=["reshape"])
+
+
+@pytest.mark.covers("view", "reshape", "flatten", "unsqueeze")
+def test_reshapes_dynamic_batch(check):
+    """With a dynamic batch dim, ember.reshape declines and the fallback reshapes."""
+    batch = torch.export.Dim("batch", min=1, max=64)
+    model = Fn(lambda self, x: (x.view(x.size(0), 3, 4) * 2, x.reshape(-1, 2, 6) + 1,
+                                x.flatten() * 3, x.unsqueeze(1) - 1))
+    check(model, [torch.randn(3, 12)], dynamic_shapes={"xs": ({0: batch},)},
+          more_inputs=[[torch.randn(1, 12)], [torch.randn(10, 12)]])
+
+
+@pytest.mark.covers("expand")
+def test_expand(check):
+    model = Fn(lambda self, x, y: (x.expand(3, 4, 5) * 1, y.expand(2, -1, 6) + 0,
+                                   x.expand_as(torch.empty(2, 4, 5)) * 2))
+    check(model, [torch.randn(4, 1), torch.randn(1, 3, 1)])
+
+
+@pytest.mark.covers("PixelShuffle")
+def test_pixel_shuffle(check):
+    model = Fn(lambda self, x, y: (torch.nn.PixelShuffle(2)(x), F.pixel_shuffle(y, 3),
+                                   F.pixel_unshuffle(x, 1)))
+    check(model, [torch.randn(2, 8, 3, 5), torch.randn(1, 9, 2, 3)])
+
+
+@pytest.mark.covers("split", "split_with_sizes", "chunk")
+def test_split_chunk(check):
+    model = Fn(lambda self, x: (*torch.split(x, 3, dim=1), *torch.split(x, [2, 1, 4], dim=1),
+                                *torch.chunk(x, 3, dim=0), *x.split_with_sizes([1, 1, 2, 3], -1),
+                                *torch.chunk(x, 2, dim=-1)))
+    check(model, [torch.randn(5, 7)])
+
+
+@pytest.mark.covers("slice", "select")
+def test_slice_select(check):
+    model = Fn(lambda self, x: (x[1:3], x[:, ::2], x[..., -3:], x[:, 1:-1, 2:5:2], x[0],
+                                x[:, -1], x.select(2, 3), x[1, :, 0], x.narrow(1, 1, 2)))
+    check(model, [torch.randn(4, 5, 6)])
+
+
+@pytest.mark.covers("cat")
+def test_cat(check):
+    model = Fn(lambda self, a, b, c: (torch.cat([a, b], 0), torch.cat([a, c], 1),
+                                      torch.cat([a, a, a], -1), torch.stack([a, a], 1)))
+    check(model, [torch.randn(2, 3), torch.randn(5, 3), torch.randn(2, 1)])
+
+
+@pytest.mark.covers("cat", "slice")
+def test_cat_slice_dynamic(check):
+    batch = torch.export.Dim("batch", min=1, max=64)
+    model = Fn(lambda self, x, y: (torch.cat([x, y], 1), torch.cat([x, x], 0)[1:], x[:, 1:3]))
+    check(model, [torch.randn(3, 4), torch.randn(3, 2)],
+          dynamic_shapes={"xs": ({0: batch}, {0: batch})},
+          more_inputs=[[torch.randn(1, 4), torch.randn(1, 2)],
+                       [torch.randn(9, 4), torch.randn(9, 2)]])
+
+
+@pytest.mark.covers("zeros", "zeros_like")
+def test_zeros(check):
+    model = Fn(lambda self, x: (torch.zeros(3, 4), x + torch.zeros(4), torch.zeros_like(x),
+                                torch.zeros_like(x, dtype=torch.int64), x.new_zeros(2, 5),
+                                torch.zeros(2, 2, dtype=torch.bool)))
+    check(model, [torch.randn(3, 4)])
+
+
+@pytest.mark.covers("contiguous")
+def test_repeated_outputs(check):
+    """The same tensor returned twice, and an input returned as is."""
+    model = Fn(lambda self, x: (x * 2, x * 2, x.contiguous(), x))
+    check(model, [torch.randn(3, 4)])
