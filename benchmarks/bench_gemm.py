@@ -128,7 +128,8 @@ def print_row(r: dict) -> None:
     if r["workload"] == "sgemm":
         print(f"sgemm n={r['size']:<5} T={r['threads']}  ember {r['ember_gflops']:7.1f} GF/s "
               f"(min {2.0 * r['size'] ** 3 / r['ember_min_ms'] / 1e6:6.1f})  "
-              f"torch {r['torch_gflops']:7.1f} GF/s  ember/torch GF/s "
+              f"torch {r['torch_gflops']:7.1f} GF/s "
+              f"(min {2.0 * r['size'] ** 3 / r['torch_min_ms'] / 1e6:6.1f})  ember/torch GF/s "
               f"{r['torch_median_ms'] / r['ember_median_ms']:5.2f}  [{r['check']}] "
               f"load {r['loadavg_1min']:.1f}", flush=True)
     else:

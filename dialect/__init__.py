@@ -18,6 +18,8 @@ UNARY_KINDS = ("relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "exp", "l
 CONV_LAYOUTS = ("nchw", "nhwc")
 #: Kinds of `ember.pool2d`.
 POOL_KINDS = ("max", "avg")
+#: Kinds of `ember.reduce`.
+REDUCE_KINDS = ("sum", "mean", "max", "min")
 #: Kinds of `ember.binary`.
 BINARY_KINDS = ("add", "sub", "mul", "div", "max", "min", "pow")
 

@@ -147,6 +147,20 @@ def slice_(x, result_type, *, axis: int, start: int, size: int):
                     "size": ir.IntegerAttr.get(i64, size)})
 
 
+def reduce(kind: str, x, result_type, *, axes: Sequence[int], keepdim: bool):
+    ir = _ir_of(x)
+    return _create(ir, "ember.reduce", [x], result_type,
+                   {"kind": ir.StringAttr.get(kind),
+                    "axes": ir.DenseI64ArrayAttr.get(sorted(axes)),
+                    "keepdim": ir.BoolAttr.get(keepdim)})
+
+
+def concat(lhs, rhs, result_type, *, axis: int):
+    ir = _ir_of(lhs)
+    return _create(ir, "ember.concat", [lhs, rhs], result_type,
+                   {"axis": ir.IntegerAttr.get(ir.IntegerType.get_signless(64), axis)})
+
+
 def rebuild(op, result_type, **changes):
     """A copy of an ember.gemm or ember.conv2d with some operands/settings replaced.
 
@@ -186,6 +200,8 @@ OPERAND_NAMES = {
     "ember.rms_norm": ("input", "weight"),
     "ember.rotary_embedding": ("input", "cos", "sin"),
     "ember.slice": ("input",),
+    "ember.reduce": ("input",),
+    "ember.concat": ("lhs", "rhs"),
     "ember.layer_norm": ("input", "weight", "bias"),
     "ember.softmax": ("input",),
     "ember.unary": ("input",),

@@ -212,4 +212,31 @@ irdl.dialect @ember {
     irdl.attributes { "axis" = %axis, "start" = %start, "size" = %size }
     irdl.results(result: %out)
   }
+
+  /// Reduction over `axes` (sorted, distinct). With keepdim the reduced dims stay as size 1.
+  /// attr kind: sum | mean | max | min. attr axes: array<i64>. attr keepdim: bool (i1).
+  irdl.operation @reduce {
+    %x = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %kind = irdl.base "#builtin.string"
+    %axes = irdl.base "#builtin.dense_array"
+    %keepdim = irdl.base "#builtin.integer"
+    irdl.operands(input: %x)
+    irdl.attributes { "kind" = %kind, "axes" = %axes, "keepdim" = %keepdim }
+    irdl.results(result: %out)
+  }
+
+  /// Concatenation of two tensors along `axis`; every other dim equal. (Two operands, not a
+  /// variadic list: an IRDL variadic operand binds one type for all its values, and the
+  /// inputs' sizes along `axis` differ. Wider concatenations stay with the fallback.)
+  /// attr axis: i64.
+  irdl.operation @concat {
+    %lhs = irdl.base "!builtin.tensor"
+    %rhs = irdl.base "!builtin.tensor"
+    %out = irdl.base "!builtin.tensor"
+    %axis = irdl.base "#builtin.integer"
+    irdl.operands(lhs: %lhs, rhs: %rhs)
+    irdl.attributes { "axis" = %axis }
+    irdl.results(result: %out)
+  }
 }

@@ -12,7 +12,7 @@ import sys
 
 from typing import Callable, Dict, List, Optional, Tuple
 
-from . import ACTIVATIONS, BINARY_KINDS, CONV_LAYOUTS, POOL_KINDS, UNARY_KINDS
+from . import ACTIVATIONS, BINARY_KINDS, CONV_LAYOUTS, POOL_KINDS, REDUCE_KINDS, UNARY_KINDS
 from .builders import optional_operand
 
 DYNAMIC = None
@@ -360,6 +360,42 @@ def _verify_slice(op) -> Optional[str]:
     return None
 
 
+def _verify_reduce(op) -> Optional[str]:
+    error = _check_choice(op, "kind", REDUCE_KINDS, "reduction kind")
+    if error:
+        return error
+    x, res = shape_of(op.operands[0]), shape_of(op.results[0])
+    axes = list(op.attributes["axes"])
+    if x is None or res is None:
+        return "input and result must be ranked tensors"
+    if not axes or axes != sorted(set(axes)) or axes[0] < 0 or axes[-1] >= len(x):
+        return f"axes {axes} must be sorted, distinct and in [0, {len(x)})"
+    keepdim = sys.modules[type(op).__module__].BoolAttr(op.attributes["keepdim"]).value
+    expected = [1 if d in axes else n for d, n in enumerate(x)] if keepdim else \
+        [n for d, n in enumerate(x) if d not in axes]
+    if not shapes_compatible(res, expected):
+        return f"result shape {_fmt(res)} must be {_fmt(expected)}"
+    return None
+
+
+def _verify_concat(op) -> Optional[str]:
+    shapes = [shape_of(v) for v in op.operands]
+    res = shape_of(op.results[0])
+    axis = _attr_int(op, "axis")
+    if not shapes or res is None or any(s is None or len(s) != len(res) for s in shapes):
+        return "inputs and result must be ranked tensors of one rank"
+    if not 0 <= axis < len(res):
+        return f"axis {axis} out of range for rank {len(res)}"
+    for s in shapes:
+        if not shapes_compatible([d for i, d in enumerate(s) if i != axis],
+                                 [d for i, d in enumerate(res) if i != axis]):
+            return f"input shape {_fmt(s)} differs from the result {_fmt(res)} off axis {axis}"
+    sizes = [s[axis] for s in shapes]
+    if None not in sizes and res[axis] is not None and sum(sizes) != res[axis]:
+        return f"inputs add up to {sum(sizes)} along axis {axis}, result has {res[axis]}"
+    return None
+
+
 #: One semantic rule per op.
 VERIFIERS: Dict[str, Callable] = {
     "ember.weight": _verify_weight,
@@ -370,6 +406,8 @@ VERIFIERS: Dict[str, Callable] = {
     "ember.rms_norm": _verify_rms_norm,
     "ember.rotary_embedding": _verify_rotary_embedding,
     "ember.slice": _verify_slice,
+    "ember.reduce": _verify_reduce,
+    "ember.concat": _verify_concat,
     "ember.layer_norm": _verify_layer_norm,
     "ember.softmax": _verify_softmax,
     "ember.unary": _verify_unary,
@@ -379,9 +417,10 @@ VERIFIERS: Dict[str, Callable] = {
 }
 
 
+#: Ops that only move data: any element type, the same in and out.
+DATA_MOVEMENT_OPS = ("ember.transpose", "ember.reshape", "ember.slice", "ember.concat")
 #: Ops that compute in floating point: every tensor operand and the result share one float type.
-FLOAT_OPS = frozenset(VERIFIERS) - {"ember.weight", "ember.transpose", "ember.reshape",
-                                     "ember.slice"}
+FLOAT_OPS = frozenset(VERIFIERS) - {"ember.weight", *DATA_MOVEMENT_OPS}
 FLOAT_TYPES = ("f16", "bf16", "f32", "f64")
 
 
@@ -400,9 +439,9 @@ def verify_op(op) -> Optional[str]:
         message = _verify_element_types(op)
         if message:
             return message
-    elif op.name in ("ember.transpose", "ember.reshape", "ember.slice") and \
-            str(element_type(op.operands[0])) != str(element_type(op.results[0])):
-        return "result must have the input's element type"
+    elif op.name in DATA_MOVEMENT_OPS and \
+            len({str(element_type(v)) for v in list(op.operands) + [op.results[0]]}) != 1:
+        return "result must have the inputs' element type"
     rule = VERIFIERS.get(op.name)
     return rule(op) if rule else None
 

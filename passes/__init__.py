@@ -12,6 +12,8 @@ from . import (  # noqa: F401  (imported for registration)
     convert_layout,
     merge_parallel_gemms,
     fuse_attention,
+    fuse_rms_norm,
+    fuse_rotary_embedding,
     pack_weights,
     lower_to_linalg,
     gemm_microkernel,

@@ -646,6 +646,64 @@ def lower_slice(op):
                                  [1] * rank).result
 
 
+_REDUCE_START = {"sum": 0.0, "mean": 0.0, "max": _LOWEST_F32, "min": -_LOWEST_F32}
+_REDUCE_COMBINE = {"sum": arith.addf, "mean": arith.addf, "max": arith.maximumf,
+                   "min": arith.minimumf}
+
+
+def lower_reduce(op):
+    """One reducing generic; `mean` then divides by the reduced element count."""
+    x = op.operands[0]
+    kind = string_attr(op, "kind")
+    axes = list(op.attributes["axes"])
+    keepdim = ir.BoolAttr(op.attributes["keepdim"]).value
+    shape = _shape(x)
+    rank = len(shape)
+    out_type = op.results[0].type
+    kept = [d for d in range(rank) if d not in axes]
+    exprs = [ir.AffineConstantExpr.get(0) if d in axes else ir.AffineDimExpr.get(d)
+             for d in range(rank)] if keepdim else [ir.AffineDimExpr.get(d) for d in kept]
+    out_map = ir.AffineMap.get(rank, 0, exprs)
+    sources = [None if d in axes else (x, d) for d in range(rank)] if keepdim else \
+        [(x, d) for d in kept]
+    init = _filled(out_type, sources, _REDUCE_START[kind])
+    iterators = [REDUCTION if d in axes else PARALLEL for d in range(rank)]
+    combine = _REDUCE_COMBINE[kind]
+    total = _generic([x], init, [_identity_map(rank), out_map], iterators,
+                     lambda v, acc: combine(acc, v))
+    if kind != "mean":
+        return total
+    index = ir.IndexType.get()
+    count = arith.constant(index, 1)
+    for d in axes:
+        count = arith.muli(count, _dim(x, d))
+    count_f = arith.sitofp(_element(x), arith.index_cast(ir.IntegerType.get_signless(64), count))
+    return elementwise([total], out_type, lambda v: arith.divf(v, count_f))
+
+
+def lower_concat(op):
+    """tensor.empty of the result, then one insert_slice per input at its running offset."""
+    axis = int_attr(op, "axis")
+    values = list(op.operands)
+    out_type = ir.RankedTensorType(op.results[0].type)
+    rank = out_type.rank
+    first = values[0]
+    dim_sources = [(first, d) if d != axis else None for d in range(rank)]
+    if out_type.is_dynamic_dim(axis):
+        raise NotImplementedError("ember.concat with a dynamic result size along its axis")
+    result = _empty_like(out_type, dim_sources)
+    offset = 0
+    for v in values:
+        shape = _shape(v)
+        dynamic = [_dim(v, d) for d in range(rank) if shape[d] is None]
+        sizes = [ir.ShapedType.get_dynamic_size() if n is None else n for n in shape]
+        offsets = [offset if d == axis else 0 for d in range(rank)]
+        result = tensor.InsertSliceOp(v, result, [], dynamic, [], offsets, sizes,
+                                      [1] * rank).result
+        offset += shape[axis]
+    return result
+
+
 #: (kind, layout) -> linalg named pooling builder.
 _POOLINGS = {
     ("max", "nchw"): linalg.pooling_nchw_max,
@@ -682,6 +740,8 @@ LOWERINGS: Dict[str, Callable] = {
     "ember.rms_norm": lower_rms_norm,
     "ember.rotary_embedding": lower_rotary_embedding,
     "ember.slice": lower_slice,
+    "ember.reduce": lower_reduce,
+    "ember.concat": lower_concat,
     "ember.layer_norm": lower_layer_norm,
     "ember.softmax": lower_softmax,
     "ember.unary": lower_unary,

@@ -17,7 +17,8 @@ Pattern = Callable[[object, object], bool]
 #: Every ember op; all are pure, so an unused one can be erased.
 EMBER_OPS = ("ember.weight", "ember.gemm", "ember.conv2d", "ember.pool2d", "ember.layer_norm",
              "ember.softmax", "ember.unary", "ember.binary", "ember.transpose", "ember.reshape",
-             "ember.attention", "ember.rms_norm", "ember.rotary_embedding", "ember.slice")
+             "ember.attention", "ember.rms_norm", "ember.rotary_embedding", "ember.slice",
+             "ember.reduce", "ember.concat")
 
 NOT_APPLIED = True
 APPLIED = False

@@ -20,10 +20,12 @@ from typing import Any, Dict, Optional, Sequence
 from .pipeline import Pipeline
 
 #: Graph passes: simplify, fold weight-only math and BatchNorm, convert conv nets to NHWC
-#: (transposes of filters fold; those between layers cancel), recognize attention, fuse
+#: (transposes of filters fold; those between layers cancel), recognize attention, RMSNorm
+#: and rotary embeddings, fuse
 #: GEMM/conv epilogues, merge GEMMs sharing an input (Q/K/V).
 GRAPH_PIPELINE = ("ember-canonicalize,ember-fold-constants,ember-fold-batch-norm,"
                   "ember-convert-layout,ember-fold-constants,ember-fuse-attention,"
+                  "ember-fuse-rms-norm,ember-fuse-rotary-embedding,"
                   "ember-fuse-epilogue,ember-merge-parallel-gemms,ember-canonicalize,"
                   "canonicalize,cse")
 

@@ -19,10 +19,10 @@ from .errors import ExportError
 #: ATen ops ember converts whole; torch-mlir's decomposition table must leave them intact.
 KEEP_WHOLE = ("linear", "gelu", "layer_norm", "native_layer_norm", "softmax", "_softmax",
               "silu", "addmm", "max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "matmul",
-              "scaled_dot_product_attention", "rms_norm")
+              "scaled_dot_product_attention", "rms_norm", "mean")
 #: torch-mlir's op name (with overload) for KEEP_WHOLE entries whose name differs, as its
 #: backend-legal-ops option needs it.
-TORCH_MLIR_NAMES = {"softmax": "softmax.int"}
+TORCH_MLIR_NAMES = {"softmax": "softmax.int", "mean": "mean.dim"}
 
 Dim = Union[int, str]
 

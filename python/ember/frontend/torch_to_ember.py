@@ -344,6 +344,59 @@ def _adaptive_avg_pool2d(c: Converter, op):
     return _pool(c, op, "avg", shape[2:], shape[2:], [0, 0])
 
 
+def _reduction(kind: str, has_dtype: bool) -> Callable:
+    """sum.dim_IntList / mean.dim (x, dims, keepdim, dtype) and amax / amin (x, dims, keepdim)."""
+    def convert(c: Converter, op):
+        x = op.operands[0]
+        rank = c.rank(x)
+        dims, keepdim = c.const(op.operands[1]), c.const(op.operands[2])
+        if has_dtype and c.const(op.operands[3]) is not None:
+            return None
+        if rank is None or not c.all_float([x, op.results[0]]):
+            return None
+        axes = sorted({d % rank for d in (dims or range(rank))})
+        return eb.reduce(kind, c.to_builtin(x), _result_type(c, op), axes=axes,
+                         keepdim=bool(keepdim))
+    return convert
+
+
+def _cat(c: Converter, op):
+    """cat of exactly two float tensors (ember.concat is binary; wider cats use the fallback)."""
+    list_op = op.operands[0].owner
+    if getattr(list_op, "name", None) != "torch.prim.ListConstruct" or \
+            len(list_op.operands) != 2:
+        return None
+    lhs, rhs = list_op.operands[0], list_op.operands[1]
+    rank = c.rank(lhs)
+    if rank is None or not c.all_float([lhs, rhs, op.results[0]]):
+        return None
+    out_type = _result_type(c, op)
+    axis = c.const(op.operands[1]) % rank
+    if c.ir.RankedTensorType(out_type).is_dynamic_dim(axis):
+        return None
+    return eb.concat(c.to_builtin(lhs), c.to_builtin(rhs), out_type, axis=axis)
+
+
+def _slice(c: Converter, op):
+    """slice.Tensor(x, dim, start, end, 1) with a static extent along `dim` -> ember.slice."""
+    x = op.operands[0]
+    rank = c.rank(x)
+    dim, start, end, step = (c.const(op.operands[i]) for i in range(1, 5))
+    if rank is None or step != 1 or not c.all_float([x]):
+        return None
+    dim %= rank
+    size = c.ir.RankedTensorType(c.builtin_type(x.type)).shape[dim]
+    if size < 0:
+        return None
+    start = 0 if start is None else (start + size if start < 0 else start)
+    end = size if end is None else min(end + size if end < 0 else end, size)
+    start = max(0, min(start, size))
+    if end < start:
+        return None
+    return eb.slice_(c.to_builtin(x), _result_type(c, op), axis=dim, start=start,
+                     size=end - start)
+
+
 def _static_reshape(c: Converter, op):
     """view/reshape/unsqueeze/squeeze/flatten between static shapes -> ember.reshape."""
     x = op.operands[0]
@@ -438,6 +491,12 @@ CONVERSIONS: Dict[str, Callable] = {
     "torch.aten.squeeze.dim": _static_reshape,
     "torch.aten.squeeze": _static_reshape,
     "torch.aten.flatten.using_ints": _static_reshape,
+    "torch.aten.sum.dim_IntList": _reduction("sum", has_dtype=True),
+    "torch.aten.mean.dim": _reduction("mean", has_dtype=True),
+    "torch.aten.amax": _reduction("max", has_dtype=False),
+    "torch.aten.amin": _reduction("min", has_dtype=False),
+    "torch.aten.cat": _cat,
+    "torch.aten.slice.Tensor": _slice,
     "torch.aten.add.Tensor": _binary("add", has_alpha=True),
     "torch.aten.sub.Tensor": _binary("sub", has_alpha=True),
     "torch.aten.mul.Tensor": _binary("mul"),
