@@ -69,3 +69,15 @@ def test_dynamic_batch_and_sequence(encoder):
         x, mask = _inputs(b, s)
         with torch.no_grad():
             assert max_abs_error(compiled(x, mask), encoder(x, mask)) <= 1e-4
+
+
+def test_parallel_linear_merging_can_be_turned_off(encoder):
+    """Without merging, the artifact keeps the separate Q/K/V weights (no concatenated copy)."""
+    x, mask = _inputs(2, 16)
+    merged = ember.compile(encoder, (x, mask))
+    separate = ember.compile(encoder, (x, mask), merge_parallel_linears=False)
+    names = {c["name"] for c in separate.runtime.manifest["constants"]}
+    assert not any("merged" in n for n in names)
+    assert any("merged" in c["name"] for c in merged.runtime.manifest["constants"])
+    with torch.no_grad():
+        assert max_abs_error(separate(x, mask), encoder(x, mask)) <= 1e-4

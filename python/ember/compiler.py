@@ -35,6 +35,9 @@ class CompileOptions:
     target: Any = "host"
     dynamic_shapes: Any = None
     graph_pipeline: str = GRAPH_PIPELINE
+    #: Merge GEMMs that share an input (Q/K/V) into one; false keeps the original weights
+    #: (no concatenated copies), trading that speed-up for memory.
+    merge_parallel_linears: bool = True
     dump_dir: Optional[str] = None      # keep every stage's output here
     repro_dir: Optional[str] = None     # where failing pipelines save their input
     workdir: Optional[str] = None       # where the artifact is built (default: a temp dir)
@@ -109,7 +112,10 @@ def build_artifact(imported, artifact_dir: str, options: CompileOptions) -> None
     with context:
         module = ir.Module.parse(imported.module_text)
     pass_ctx = PassContext(weights=WeightTable(imported.weights), target=target)
-    pipeline = Pipeline.parse(options.graph_pipeline, context) + \
+    graph = options.graph_pipeline if options.merge_parallel_linears else \
+        options.graph_pipeline.replace("ember-merge-parallel-gemms",
+                                       "ember-merge-parallel-gemms{enabled=false}")
+    pipeline = Pipeline.parse(graph, context) + \
         Pipeline.parse(target.lowering_pipeline(), context)
     pipeline.run(module, pass_ctx, repro_dir=repro_dir)
     timings["passes"] = time.perf_counter() - t0
