@@ -73,14 +73,17 @@ def _block(fn, count: int, inner: int):
 
 def measure(torch_fn, ember_fn, *, runs: int, rounds: int, pause: float, flops: float):
     """Alternating blocks of torch and ember; per-call times in seconds."""
-    inner = max(1, int(5e7 // max(flops, 1.0)))      # keep one timed sample >~ 0.2 ms
+    # One timed sample is >~ 1 ms of work and each block starts with warm-up samples: after
+    # a pause, idle cores clock down and sleeping OpenMP workers need waking, which would
+    # otherwise land in the timed samples of the small cases.
+    inner = max(1, int(2e8 // max(flops, 1.0)))
     per_round = max(1, -(-runs // rounds))
     t_torch, t_ember = [], []
     for _ in range(rounds):
-        _block(torch_fn, 2, inner)
+        _block(torch_fn, 3, inner)
         t_torch += _block(torch_fn, per_round, inner)
         time.sleep(pause)
-        _block(ember_fn, 2, inner)
+        _block(ember_fn, 3, inner)
         t_ember += _block(ember_fn, per_round, inner)
         time.sleep(pause)
     return t_torch, t_ember

@@ -1,4 +1,4 @@
-"""ember-bind-weights: turns `ember.weight` ops into arguments of the function that uses them.
+"""ember-bind-weights: turns `ember.weight` ops into arguments of the public functions.
 
 The generated code never embeds weight data: each distinct weight name becomes one trailing
 argument of its function, tagged `ember.weight = "<name>"`, and the runtime passes the mapped
@@ -54,7 +54,11 @@ class BindWeights(EmberPass):
     name = "ember-bind-weights"
 
     def run(self, module, ctx: PassContext) -> None:
+        # Public functions are the entry points the runtime calls; private ones (kernels) get
+        # their operands from callers and keep their own argument attributes.
         for fn in walk_ops(module.operation, ["func.func"]):
-            if fn.regions[0].blocks:
+            private = "sym_visibility" in fn.attributes and \
+                ir.StringAttr(fn.attributes["sym_visibility"]).value == "private"
+            if fn.regions[0].blocks and not private:
                 name = ir.StringAttr(fn.attributes["sym_name"]).value
                 ctx.bound_weights[name] = bind_function_weights(fn)
