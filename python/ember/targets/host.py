@@ -26,7 +26,8 @@ from .base import CodegenResult, CompileJob, Stage, Target, TargetOptions
 from .llvm import emit_object, host_cpu, translate_to_llvm_ir
 
 #: Pipeline from graph-level ember IR to LLVM dialect, shared by CPU targets.
-CPU_LOWERING = ("ember-pack-weights,ember-lower-to-linalg,canonicalize,cse,ember-bind-weights,"
+CPU_LOWERING = ("ember-conv-to-gemm,ember-pack-weights,ember-lower-to-linalg,canonicalize,cse,"
+                "ember-bind-weights,"
                 "ember-legalize-reshapes,"
                 "ember-host-to-llvm")
 #: Exported by cpu_support.c: `int32_t ember_set_num_threads(int32_t)` (the runtime's hook).

@@ -1,0 +1,125 @@
+"""ember-conv-to-gemm: NHWC convolutions as GEMMs, so they run on the packed CPU micro-kernel.
+
+An `ember.conv2d` in NHWC with groups = 1, an f32 `ember.weight` filter [KH, KW, C, F] and an
+f32 input [N, H, W, C] becomes an `ember.gemm` whose rhs is the filter seen as a [KH*KW*C, F]
+matrix (a new weights-table entry `<filter>.gemm`, derived at compile time; it is a row-major
+reshape, so the data is the same) and whose bias, residual and activation are the conv's: the
+epilogue stays fused in the GEMM's register tile. ember-pack-weights then packs that weight
+into panels like any other, so this pass must run before it.
+
+  * 1x1, stride 1, no padding: the GEMM reads the NHWC input directly ([N, H, W, C] is an
+    [N*H*W, C] matrix; the GEMM's batched lhs collapses the leading dims), so no copy at all.
+  * Any other kernel, stride, padding or dilation (im2col): the input is zero-padded
+    (tensor.pad) and gathered by one linalg.generic into [N, OH, OW, KH, KW, C] (its input map
+    is `(n, oh, ow, kh, kw, c) -> (n, oh*SH + kh*DH, ow*SW + kw*DW, c)`), collapsed to
+    [N, OH, OW, KH*KW*C]; that buffer is the GEMM's lhs. The pass thus leaves linalg and tensor
+    ops among the ember ones; ember-lower-to-linalg leaves them as they are.
+
+Left alone (ember-lower-to-linalg's linalg convolution handles them): NCHW convs, grouped and
+depthwise convs (groups != 1), non-f32 convs, filters that are not weights, convs with fewer
+than `min-channels` input channels, and, with `im2col=false`, every conv but the 1x1 stride-1
+unpadded ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlir import ir
+from mlir.dialects import tensor
+
+from ember.dialect import builders as eb
+
+from .base import EmberPass, PassContext, register
+from .lower_to_linalg import PARALLEL, _empty_like, _generic, _pad_spatial, _shape
+from .patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_attr
+
+
+def _gather_map(strides, dilations) -> ir.AffineMap:
+    """(n, oh, ow, kh, kw, c) -> (n, oh*SH + kh*DH, ow*SW + kw*DW, c)."""
+    d = [ir.AffineDimExpr.get(i) for i in range(6)]
+
+    def term(out, k, s, dil):
+        return out * s + k * dil
+    return ir.AffineMap.get(6, 0, [d[0], term(d[1], d[3], strides[0], dilations[0]),
+                                   term(d[2], d[4], strides[1], dilations[1]), d[5]])
+
+
+def im2col(x, out_shape, kernel, strides, padding, dilations):
+    """The [N, OH, OW, KH*KW*C] patch matrix of NHWC `x` (zero padding), on tensors."""
+    n, _, _, c = _shape(x)
+    kh, kw = kernel
+    padded = _pad_spatial(x, (1, 2), padding)
+    element = ir.RankedTensorType(x.type).element_type
+    dyn = ir.ShapedType.get_dynamic_size()
+    oh, ow = out_shape[1], out_shape[2]
+    lead = [dyn if n is None else n, oh, ow]
+    patches_type = ir.RankedTensorType.get(lead + [kh, kw, c], element)
+    init = _empty_like(patches_type, [(x, 0)] + [None] * 5)
+    identity = ir.AffineMap.get_identity(6)
+    patches = _generic([padded], init, [_gather_map(strides, dilations), identity],
+                       [PARALLEL] * 6, lambda v, _: v)
+    matrix_type = ir.RankedTensorType.get(lead + [kh * kw * c], element)
+    rows = [[0], [1], [2], [3, 4, 5]]
+    return tensor.CollapseShapeOp(matrix_type, patches, rows).result
+
+
+@dataclass
+class _ConvToGemm:
+    ctx: PassContext
+    min_channels: int
+    im2col: bool
+
+    def __call__(self, op, rewriter) -> bool:
+        settings = eb.conv2d_attributes(op)
+        x, w = op.operands[0], op.operands[1]
+        weight = defined_by(w, "ember.weight")
+        x_type, w_type = ir.RankedTensorType(x.type), ir.RankedTensorType(w.type)
+        out_type = ir.RankedTensorType(op.results[0].type)
+        if settings["layout"] != "nhwc" or settings["groups"] != 1 or weight is None or \
+                not isinstance(x_type.element_type, ir.F32Type) or \
+                not isinstance(w_type.element_type, ir.F32Type) or \
+                x_type.rank != 4 or w_type.rank != 4 or not w_type.has_static_shape:
+            return NOT_APPLIED
+        if any(out_type.is_dynamic_dim(i) for i in (1, 2, 3)) or \
+                any(x_type.is_dynamic_dim(i) for i in (1, 2, 3)):
+            return NOT_APPLIED
+        kh, kw, c, f = w_type.shape
+        if c < self.min_channels:
+            return NOT_APPLIED
+        pointwise = (kh, kw) == (1, 1) and settings["strides"] == [1, 1] and \
+            settings["padding"] == [0, 0]
+        if not pointwise and not self.im2col:
+            return NOT_APPLIED
+        source = string_attr(weight, "name")
+        k = kh * kw * c
+        name = self.ctx.weights.derive(f"{source}.gemm", lambda a: a.reshape(k, f), [source],
+                                       key=("ember-conv-to-gemm", source))
+        with rewriter.ip, op.location:
+            rhs = eb.weight(ir, name, ir.RankedTensorType.get([k, f], w_type.element_type))
+            lhs = x if pointwise else im2col(x, out_type.shape, (kh, kw), settings["strides"],
+                                             settings["padding"], settings["dilations"])
+            y = eb.gemm(lhs, rhs, out_type, bias=eb.optional_operand(op, "bias"),
+                        residual=eb.optional_operand(op, "residual"),
+                        activation=settings["activation"])
+            rewriter.replace_op(op, [y])
+        return APPLIED
+
+
+@register
+@dataclass
+class ConvToGemm(EmberPass):
+    """Rewrites NHWC conv2d (groups=1) as a GEMM on the input (1x1) or its im2col patches."""
+    name = "ember-conv-to-gemm"
+    #: Off: leaves every conv to the linalg convolution.
+    enabled: bool = True
+    #: Convs with fewer input channels than this keep the linalg convolution.
+    min_channels: int = 1
+    #: Also rewrite KxK / strided / padded / dilated convs through an im2col buffer
+    #: (false: only 1x1 stride-1 unpadded convs, which need no copy).
+    im2col: bool = True
+
+    def run(self, module, ctx: PassContext) -> None:
+        if not self.enabled:
+            return
+        apply_patterns(module, {"ember.conv2d": [_ConvToGemm(ctx, self.min_channels,
+                                                             self.im2col)]})
