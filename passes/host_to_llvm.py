@@ -5,7 +5,7 @@ A table of stages, run in order:
                 provided out-parameters (the runtime owns every output buffer) and GEMM kernel
                 functions write their `out` argument in place (drop-equivalent-buffer-results)
   gemm-kernels  ember-cpu-gemm-kernels: vector micro-kernel bodies for the kernel functions
-  loops         the remaining linalg ops to loops
+  loops         scf.forall to scf.parallel, the remaining linalg ops to loops
   llvm          scf.parallel -> OpenMP (when `openmp`), then everything to the LLVM dialect with
                 C-interface wrappers (`_mlir_ciface_<fn>`) on public functions
 Expects ember.weight to be bound already. With `openmp`, the library must link libomp (the host
@@ -20,6 +20,7 @@ from mlir.dialects import bufferization
 from mlir.passmanager import PassManager
 
 from ember.codegen.cpu_gemm import kernel_functions
+from ember.codegen.vector_math import expand_math
 
 from .base import EmberPass, PassContext, register
 from .gemm_microkernel import CpuGemmKernels
@@ -34,8 +35,9 @@ BUFFERIZE = (
     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
     "buffer-deallocation-pipeline",
 )
-TO_LOOPS = ("func.func(convert-linalg-to-loops)", "canonicalize", "cse",
-            "loop-invariant-code-motion")
+#: scf.forall (attention over its batch entries) -> scf.parallel, so OpenMP runs it.
+TO_LOOPS = ("func.func(scf-forall-to-parallel)", "func.func(convert-linalg-to-loops)",
+            "canonicalize", "cse", "loop-invariant-code-motion")
 OPENMP = ("convert-scf-to-openmp", "canonicalize")
 TO_LLVM = (
     "convert-bufferization-to-memref",
@@ -141,6 +143,9 @@ class HostToLLVM(EmberPass):
             kernels.parallel = kernels.parallel and openmp
             kernels.run(module, ctx)
         allow_reassociation_in_reductions(module)
+        # exp/tanh left in linalg bodies (softmax, LayerNorm-free activations) as polynomials
+        # too, so that their loops vectorize instead of calling libm once per element.
+        expand_math(module.operation)
         _run(module, TO_LOOPS)
         widen_bool_memrefs(module)  # MLIR 22 cannot lower i1 memrefs to LLVM
         _run(module, (OPENMP if openmp else ()) + TO_LLVM)

@@ -15,7 +15,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 from mlir import ir
-from mlir.dialects import arith, func, linalg, math as mmath, tensor
+from mlir.dialects import arith, func, linalg, math as mmath, scf, tensor
 
 from ember.codegen.cpu_gemm import KERNEL_ATTR, KERNEL_PREFIX, PANEL_ATTR, GemmKernelSpec
 from ember.dialect import builders as eb
@@ -439,9 +439,8 @@ def _causal_mask(scores):
     return _generic([scores], init, [_identity_map(rank)] * 2, [PARALLEL] * rank, body)
 
 
-def lower_attention(op):
-    """softmax(q k^T * scale + mask) v, as two batched contractions around a softmax."""
-    q, k, v = op.operands[0], op.operands[1], op.operands[2]
+def _attention(q, k, v, mask, scale: float, causal: bool, out_type):
+    """softmax(q k^T * scale + mask) v on tensors of any rank >= 2."""
     qs, ks = _shape(q), _shape(k)
     rank = len(qs)
     lead = list(range(rank - 2))
@@ -449,23 +448,84 @@ def lower_attention(op):
     scores_type = ir.RankedTensorType.get(
         [ir.ShapedType.get_dynamic_size() if d is None else d for d in qs[:-1] + [ks[-2]]],
         _element(q))
-    scale = float_attr(op, "scale")
     scores = _batched_contraction(q, k, scores_type,
                                   [(q, d) for d in range(rank - 1)] + [(k, rank - 2)],
                                   lead + [i, r], lead + [j, r])
-    mask = eb.optional_operand(op, "mask")
     operands = [scores] + ([mask] if mask is not None else [])
     scores = elementwise(operands, scores_type,
                          lambda s, *m: arith.addf(arith.mulf(s, _const(scale, s)), m[0]) if m
                          else arith.mulf(s, _const(scale, s)))
-    if ir.BoolAttr(op.attributes["causal"]).value:
+    if causal:
         scores = _causal_mask(scores)
     probs = softmax_along(scores, rank - 1, zero_empty_rows=True)
-    out_type = op.results[0].type
     vs = _shape(v)
-    return _batched_contraction(probs, v, out_type,
-                                [(q, d) for d in range(rank - 1)] + [(v, len(vs) - 1)],
-                                lead + [i, r], lead + [r, j])
+    # Iteration space (..., i, r, j): the innermost loop runs along rows of v and of the
+    # output (contiguous), so it vectorizes without reassociating the sum.
+    acc = _filled(out_type, [(q, d) for d in range(rank - 1)] + [(v, len(vs) - 1)], 0.0)
+    maps = [_identity_map(rank + 1, lead + [i, j]), _identity_map(rank + 1, lead + [j, r]),
+            _identity_map(rank + 1, lead + [i, r])]
+    return _generic([probs, v], acc, maps, [PARALLEL] * (rank - 1) + [REDUCTION, PARALLEL],
+                    lambda x, y, c: arith.addf(c, arith.mulf(x, y)))
+
+
+def _same_leading_dim(a, b) -> bool:
+    """Whether dim 0 of a and b is provably the same size (equal static, or both dynamic)."""
+    da, db = _shape(a)[0], _shape(b)[0]
+    return da == db
+
+
+def _slice_leading(x, index):
+    """x[index] (dim 0 dropped) as a rank-reduced tensor.extract_slice."""
+    shape = _shape(x)
+    dyn = ir.ShapedType.get_dynamic_size()
+    sizes = [1] + [dyn if d is None else d for d in shape[1:]]
+    dynamic = [_dim(x, d) for d in range(1, len(shape)) if shape[d] is None]
+    out_type = ir.RankedTensorType.get(sizes[1:], _element(x))
+    static_offsets = [dyn] + [0] * (len(shape) - 1) if not isinstance(index, int) \
+        else [index] + [0] * (len(shape) - 1)
+    offsets = [] if isinstance(index, int) else [index]
+    return tensor.ExtractSliceOp(out_type, x, offsets, dynamic, [], static_offsets, sizes,
+                                 [1] * len(shape)).result
+
+
+def lower_attention(op):
+    """softmax(q k^T * scale + mask) v, as two batched contractions around a softmax.
+
+    With a leading (batch) dim shared by q, k, v (and the mask, or a mask broadcast over it),
+    the batch entries are the iterations of an scf.forall (OpenMP threads on the host), each
+    computing one entry's attention in cache-sized pieces."""
+    q, k, v = op.operands[0], op.operands[1], op.operands[2]
+    mask = eb.optional_operand(op, "mask")
+    scale = float_attr(op, "scale")
+    causal = ir.BoolAttr(op.attributes["causal"]).value
+    out_type = ir.RankedTensorType(op.results[0].type)
+    rank = len(_shape(q))
+    split = rank >= 3 and _same_leading_dim(q, k) and _same_leading_dim(q, v)
+    mask_rank = len(_shape(mask)) if mask is not None else 0
+    if split and mask_rank == rank:
+        split = _shape(mask)[0] == 1 or _same_leading_dim(q, mask)
+    if not split:
+        return _attention(q, k, v, mask, scale, causal, out_type)
+    init = _empty_like(out_type, [(q, d) for d in range(rank - 1)] + [(v, rank - 1)])
+    batch = _shape(q)[0]
+    forall = scf.ForallOp([0], [batch if batch is not None else _dim(q, 0)], [1], [init])
+    with ir.InsertionPoint(forall.body):
+        b = forall.induction_variables[0]
+        dest = forall.inner_iter_args[0]
+        sub_mask = mask
+        if mask is not None and mask_rank == rank:
+            sub_mask = _slice_leading(mask, 0 if _shape(mask)[0] == 1 else b)
+        sub_type = ir.RankedTensorType.get(list(out_type.shape)[1:], out_type.element_type)
+        part = _attention(_slice_leading(q, b), _slice_leading(k, b), _slice_leading(v, b),
+                          sub_mask, scale, causal, sub_type)
+        dyn = ir.ShapedType.get_dynamic_size()
+        out_shape = _shape(op.results[0])
+        sizes = [1] + [dyn if d is None else d for d in out_shape[1:]]
+        dynamic = [_dim(part, d - 1) for d in range(1, rank) if out_shape[d] is None]
+        with ir.InsertionPoint(forall.terminator().block):
+            tensor.ParallelInsertSliceOp(part, dest, [b], dynamic, [],
+                                         [dyn] + [0] * (rank - 1), sizes, [1] * rank)
+    return forall.results[0]
 
 
 def lower_rms_norm(op):
@@ -536,10 +596,39 @@ def lower_transpose(op):
     return linalg.transpose(x, outs=[init], permutation=perm).results[0]
 
 
+def _expansion_groups(src: Sequence[int], dst: Sequence[int]) -> Optional[List[List[int]]]:
+    """The reassociation of `dst` splitting each dim of `src` (static shapes), or None."""
+    groups, j = [], 0
+    for size in src:
+        group, prod = [], 1
+        while j < len(dst) and (prod < size or not group):
+            group.append(j)
+            prod *= dst[j]
+            j += 1
+        if not group or prod != size:
+            return None
+        groups.append(group)
+    if j != len(dst) or not groups:
+        return None
+    return groups
+
+
 def lower_reshape(op):
     out = ir.RankedTensorType(op.results[0].type)
     if not out.has_static_shape:
         raise NotImplementedError("ember.reshape to a dynamic shape")
+    x = op.operands[0]
+    src = ir.RankedTensorType(x.type)
+    owner = x.owner.operation if isinstance(x.owner, ir.OpView) else x.owner
+    if src.has_static_shape and isinstance(owner, ir.Operation) and \
+            owner.name in ("tensor.extract_slice", "ember.slice"):
+        # A slice (e.g. Q/K/V of a merged projection) is a strided view: splitting its dims
+        # keeps it one (expand_shape), where tensor.reshape would copy it into a new buffer.
+        groups = _expansion_groups(list(src.shape), list(out.shape))
+        if groups is not None:
+            rows = ir.ArrayAttr.get([ir.ArrayAttr.get([_i64(d) for d in g]) for g in groups])
+            return tensor.expand_shape(out, x, rows, [],
+                                       ir.DenseI64ArrayAttr.get(list(out.shape)))
     shape_type = ir.RankedTensorType.get([out.rank], ir.IndexType.get())
     shape = arith.constant(shape_type, ir.DenseElementsAttr.get(
         np.array(out.shape, dtype=np.int64), type=shape_type))
