@@ -24,6 +24,7 @@ _EXAMPLES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file_
 if _EXAMPLES not in sys.path:
     sys.path.insert(0, _EXAMPLES)
 from mlp_block import MLPBlock  # noqa: E402  (the example model ember ships)
+from resnet import BasicBlock  # noqa: E402  (the ResNet-18 example's block)
 
 WEIGHT_SEED = 0
 INPUT_SEED = 1
@@ -41,24 +42,6 @@ class SGEMM(nn.Module):
 
     def forward(self, x):
         return x @ self.weight
-
-
-class BasicBlock(nn.Module):
-    """ResNet's BasicBlock: conv-bn-relu, conv-bn, + (projected) shortcut, relu."""
-
-    def __init__(self, cin: int, cout: int, stride: int):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                       nn.BatchNorm2d(cout))
-                         if stride != 1 or cin != cout else nn.Identity())
-
-    def forward(self, x):
-        y = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
 
 
 class SmallResNet(nn.Module):
