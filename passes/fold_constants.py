@@ -62,6 +62,13 @@ def constant_source(value) -> Optional[object]:
     return None
 
 
+def scalar_constant(value) -> Optional[float]:
+    """The value of a one-element constant operand (e.g. a scale or an epsilon), else None."""
+    source = constant_source(value)
+    return float(source.reshape(())) if isinstance(source, np.ndarray) and source.size == 1 \
+        else None
+
+
 def _evaluator(op) -> Optional[Callable]:
     name = op.name
     if name == "ember.transpose":

@@ -13,14 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-import numpy as np
 from mlir import ir
 
 from ember.dialect import builders as eb
 from ember.dialect.verifier import shape_of
 
 from .base import EmberPass, PassContext, register
-from .fold_constants import constant_source
+from .fold_constants import scalar_constant
 from .patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, int_attr, string_attr
 from .patterns import use_count
 
@@ -35,13 +34,6 @@ def _plain_gemm(op) -> bool:
         eb.optional_operand(op, n) is None for n in ("bias", "residual"))
 
 
-def _scalar(value) -> Optional[float]:
-    source = constant_source(value)
-    if isinstance(source, np.ndarray) and source.size == 1:
-        return float(source.reshape(()))
-    return None
-
-
 def _scores(value) -> Optional[Tuple[object, float, Optional[object]]]:
     """(q @ k^T gemm, scale, mask) when `value` is `(q @ k^T) (*|/) c (+ mask)`."""
     scale, mask = 1.0, None
@@ -54,7 +46,7 @@ def _scores(value) -> Optional[Tuple[object, float, Optional[object]]]:
                 break
     scaled = _single_use(value, "ember.binary")
     if scaled is not None and string_attr(scaled, "kind") in ("mul", "div"):
-        c = _scalar(scaled.operands[1])
+        c = scalar_constant(scaled.operands[1])
         if c is None or c == 0:
             return None
         scale = c if string_attr(scaled, "kind") == "mul" else 1.0 / c

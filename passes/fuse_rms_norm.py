@@ -10,43 +10,33 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-import numpy as np
 from mlir import ir
 
 from ember.dialect import builders as eb
 from ember.dialect.verifier import shape_of
 
 from .base import EmberPass, PassContext, register
-from .fold_constants import constant_source
-from .patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, float_attr, string_attr
-
-
-def _scalar(value) -> Optional[float]:
-    source = constant_source(value)
-    return float(source.reshape(())) if isinstance(source, np.ndarray) and source.size == 1 \
-        else None
-
-
-def _binary(value, kind: str):
-    op = defined_by(value, "ember.binary")
-    return op if op is not None and string_attr(op, "kind") == kind else None
+from .fold_constants import scalar_constant
+from .patterns import (APPLIED, NOT_APPLIED, apply_patterns, binary_of_kind, defined_by,
+                       float_attr, string_attr)
 
 
 def _is_square_of(value, x) -> bool:
-    mul = _binary(value, "mul")
+    mul = binary_of_kind(value, "mul")
     if mul is not None and mul.operands[0] == x and mul.operands[1] == x:
         return True
-    power = _binary(value, "pow")
-    return power is not None and power.operands[0] == x and _scalar(power.operands[1]) == 2.0
+    power = binary_of_kind(value, "pow")
+    return power is not None and power.operands[0] == x and \
+        scalar_constant(power.operands[1]) == 2.0
 
 
 def _mean_square_plus_eps(value, x) -> Optional[float]:
     """eps when `value` is `mean(x^2 over the last dim, keepdim) + eps`."""
-    add = _binary(value, "add")
+    add = binary_of_kind(value, "add")
     if add is None:
         return None
     for side in (0, 1):
-        eps = _scalar(add.operands[1 - side])
+        eps = scalar_constant(add.operands[1 - side])
         mean = defined_by(add.operands[side], "ember.reduce")
         if eps is None or mean is None or string_attr(mean, "kind") != "mean":
             continue

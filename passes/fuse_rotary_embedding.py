@@ -14,12 +14,8 @@ from ember.dialect import builders as eb
 from ember.dialect.verifier import shape_of
 
 from .base import EmberPass, PassContext, register
-from .patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, int_attr, string_attr
-
-
-def _binary(value, kind: str):
-    op = defined_by(value, "ember.binary")
-    return op if op is not None and string_attr(op, "kind") == kind else None
+from .patterns import (APPLIED, NOT_APPLIED, apply_patterns, binary_of_kind, defined_by,
+                       int_attr, string_attr)
 
 
 def _half(value, x, start: int, half: int) -> bool:
@@ -54,7 +50,7 @@ def fuse_rotary(op, rewriter) -> bool:
     """add(x * cos, rotate_half(x) * sin), operands in any order -> rotary_embedding."""
     if string_attr(op, "kind") != "add":
         return NOT_APPLIED
-    products = [_binary(v, "mul") for v in op.operands]
+    products = [binary_of_kind(v, "mul") for v in op.operands]
     if any(p is None for p in products):
         return NOT_APPLIED
     for rot_side in (0, 1):

@@ -55,6 +55,12 @@ def defined_by(value, name: str) -> Optional[object]:
     return op if op is not None and op.name == name else None
 
 
+def binary_of_kind(value, kind: str) -> Optional[object]:
+    """The ember.binary of `kind` defining `value`, else None."""
+    op = defined_by(value, "ember.binary")
+    return op if op is not None and string_attr(op, "kind") == kind else None
+
+
 def use_count(value) -> int:
     return len(list(value.uses))
 
