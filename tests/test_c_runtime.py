@@ -192,7 +192,7 @@ def test_library_without_the_runtime_is_refused(tmp_path):
                     str(tmp_path / "bare.c")], check=True)
     manifest = {**SIGNATURE, "target": {"kind": "host"}}
     write_artifact(tmp_path / "art", manifest=manifest, weights={},
-                   library_path=str(tmp_path / "bare.so"))
+                   files={"model.so": str(tmp_path / "bare.so")})
     with pytest.raises(ArtifactError, match="does not export the ember C runtime function "
                                             "'ember_abi_version'; recompile"):
         Model(tmp_path / "art")
@@ -219,7 +219,7 @@ def derived(tmp_path_factory):
                     str(d / "model.c"), *cc_args(SIGNATURE, str(d))], check=True)
     manifest = {**SIGNATURE, "target": {"kind": "host",
                                         "triple": f"{platform.machine()}-unknown-linux-gnu"}}
-    write_artifact(d / "art", manifest=manifest, weights={}, library_path=str(d / "m.so"))
+    write_artifact(d / "art", manifest=manifest, weights={}, files={"model.so": str(d / "m.so")})
     return Model(d / "art")
 
 

@@ -97,7 +97,7 @@ def libraries(tmp_path_factory):
 
 
 def make_artifact(path, library, manifest=MANIFEST, weights=None):
-    write_artifact(path, manifest=manifest, library_path=library,
+    write_artifact(path, manifest=manifest, files={"model.so": library},
                    weights={"c": C_CONST} if weights is None else weights)
     return str(path)
 
@@ -175,7 +175,7 @@ def test_missing_manifest_and_wrong_version(artifact, tmp_path):
     (lambda m: m["inputs"][0].update(dtype="float128"), None, "dtype 'float128'"),
     (lambda m: m["inputs"][0].update(shape=["__import__('os')", 4]), None, "is not allowed"),
     (lambda m: m["symbols"].update(s1={"min": 1, "max": 2}), None, "appear in no input"),
-    (lambda m: m["code"]["host"].update(library="../evil.so"), None, "plain file name"),
+    (lambda m: m["code"]["host"].update(library="../evil.so"), None, "not among the artifact.s files"),
     (lambda m: None, {"c": C_CONST, "extra": C_CONST}, r"weights \['extra'\] have no entry"),
     (lambda m: m["constants"][0].update(bound=True), {}, "'c' is bound but has no weights"),
     (lambda m: None, {}, "'c' has no weights array .* must give its dtype and shape"),

@@ -66,39 +66,40 @@ class ArtifactError(ValueError):
 
 
 def write_artifact(path, *, manifest: Mapping, weights: Mapping[str, np.ndarray],
-                   library_path: str, extra_files: Optional[Mapping[str, str]] = None) -> None:
+                   files: Mapping[str, str]) -> None:
     """Writes the artifact directory `path` (created if needed; an old artifact is replaced).
 
     `manifest` holds target, code (optional: defaults fill the host section), symbols, inputs,
     constants and outputs. Missing pieces are derived: an output's `max_shape` from its shape
     and the symbol ranges; a constant's `bound` from whether `weights` holds it, and a bound
     constant's dtype and shape from its array. The manifest is written last, so a directory
-    interrupted mid-write never looks like a valid artifact. `extra_files` (artifact file name
-    -> path) are copied in and listed in `files` too (e.g. the C runtime's header).
+    interrupted mid-write never looks like a valid artifact. `files` (artifact file name ->
+    path) are the target's code and anything shipped with it (e.g. the C runtime's header);
+    they are copied in and listed in `files` with their hashes. The code section's `library`,
+    when it names one, must be among them.
     """
     weights = {name: np.asarray(array) for name, array in weights.items()}
     manifest = _guarded(_complete, manifest, weights)
     validate_manifest(manifest)
-    library = manifest["code"][manifest["target"]["kind"]]["library"]
-    if not _is_basename(library) or library == WEIGHTS:
-        raise ArtifactError(f"code library name {library!r} must be a plain file name other "
-                            f"than {WEIGHTS}")
-    extra_files = dict(extra_files or {})
-    for name in extra_files:
-        if not _is_basename(name) or name in (WEIGHTS, library):
-            raise ArtifactError(f"extra artifact file name {name!r} must be a plain file name "
-                                f"other than {WEIGHTS} and {library}")
+    files = dict(files)
+    for name in files:
+        if not _is_basename(name) or name in (WEIGHTS, MANIFEST):
+            raise ArtifactError(f"artifact file name {name!r} must be a plain file name other "
+                                f"than {WEIGHTS} and {MANIFEST}")
+    library = manifest["code"][manifest["target"]["kind"]].get("library")
+    if library is not None and library not in files:
+        raise ArtifactError(f"the code library {library!r} is not among the artifact's files "
+                            f"{sorted(files)}")
     os.makedirs(path, exist_ok=True)
     manifest_path = os.path.join(path, MANIFEST)
     if os.path.exists(manifest_path):
         os.remove(manifest_path)
-    shutil.copyfile(library_path, os.path.join(path, library))
-    for name, source in extra_files.items():
+    for name, source in files.items():
         shutil.copyfile(source, os.path.join(path, name))
     save_file({name: np.require(a, requirements=("C", "A")) for name, a in weights.items()},
               os.path.join(path, WEIGHTS), metadata={"format": FORMAT})
     manifest["files"] = {name: _describe_file(os.path.join(path, name))
-                         for name in (library, WEIGHTS, *extra_files)}
+                         for name in (*files, WEIGHTS)}
     tmp = manifest_path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(manifest, f, indent=2)

@@ -47,14 +47,19 @@ class CompileOptions:
 class CompiledModel:
     """A compiled model: callable like the torch module, backed by a runtime `Model`."""
 
-    def __init__(self, artifact_dir: str, runtime, *, owns_dir: bool, timings=None):
+    def __init__(self, artifact_dir: str, runtime, *, owns_dir: bool, timings=None,
+                 not_loaded_because: Optional[str] = None):
         self.artifact_dir = artifact_dir
         self.runtime = runtime
+        self.not_loaded_because = not_loaded_because
         self.compile_timings = dict(timings or {})
         if owns_dir:
             self._cleanup = weakref.finalize(self, shutil.rmtree, artifact_dir, True)
 
     def __call__(self, *inputs):
+        if self.runtime is None:
+            raise RuntimeError(f"the artifact in {self.artifact_dir} cannot run in this process: "
+                               f"{self.not_loaded_because}; save() it and run it on its target")
         return self.runtime(*inputs)
 
     forward = __call__
@@ -90,7 +95,11 @@ def compile(model, example_inputs: Sequence[Any], *, target="host", dynamic_shap
     timings["total"] = time.perf_counter() - start
 
     from .runtime import Model
-    return CompiledModel(artifact_dir, Model(artifact_dir), owns_dir=owns, timings=timings)
+    from .targets import get_target
+    reason = get_target(options.target).why_not_loadable()
+    runtime = None if reason else Model(artifact_dir)
+    return CompiledModel(artifact_dir, runtime, owns_dir=owns, timings=timings,
+                         not_loaded_because=reason)
 
 
 def build_artifact(imported, artifact_dir: str, options: CompileOptions) -> None:
@@ -130,9 +139,7 @@ def build_artifact(imported, artifact_dir: str, options: CompileOptions) -> None
         result = target.codegen(module, job)
         timings["codegen"] = time.perf_counter() - t1
         manifest = {"target": result.target, "code": {target.kind: result.code}, **signature}
-        write_artifact(artifact_dir, manifest=manifest, weights=weights,
-                       library_path=result.files["model.so"],
-                       extra_files={k: v for k, v in result.files.items() if k != "model.so"})
+        write_artifact(artifact_dir, manifest=manifest, weights=weights, files=result.files)
 
 
 #: The maximum assumed for a dynamic dim declared without one (torch.export.Dim's default).

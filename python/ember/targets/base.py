@@ -77,6 +77,12 @@ class Target:
                              f"options: {sorted(names)}")
         return cls(cls.Options(**options))
 
+    def why_not_loadable(self) -> Optional[str]:
+        """None when this process can load and run the target's artifacts (so `ember.compile`
+        returns a callable model); otherwise the reason, e.g. a cross-compiled CPU or a GPU
+        that is not present. The artifact is still written and can be run where it belongs."""
+        return None
+
     def lowering_pipeline(self) -> str:
         """The pipeline from graph-level ember IR to this target's LLVM dialect module."""
         raise NotImplementedError
