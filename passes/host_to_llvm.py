@@ -46,7 +46,7 @@ TO_LLVM = (
     "expand-strided-metadata",
     "lower-affine",
     "convert-vector-to-llvm",
-    "finalize-memref-to-llvm",
+    "finalize-memref-to-llvm{use-generic-functions}",  # cpu_support.c's caching allocator
     "convert-math-to-llvm",
     "convert-math-to-libm",
     "convert-arith-to-llvm",

@@ -2,8 +2,10 @@
  *
  * MLIR's memref lowering calls `memrefCopy` for copies it cannot express as one memcpy (copies
  * into dynamically shaped out-parameters, strided views). MLIR ships it in its runner-utils
- * library, which is not available here, so ember carries its own: a strided N-d copy.
- * It also holds the thread-count hook of the generated code's OpenMP loops (at the end).
+ * library, which is not available here, so ember carries its own: a strided N-d copy that
+ * moves each contiguous run with one memcpy.
+ * It also holds the allocator of the generated code's temporary buffers (below) and the
+ * thread-count hook of its OpenMP loops (at the end).
  */
 #include <stdint.h>
 #include <string.h>
@@ -29,27 +31,106 @@ void memrefCopy(int64_t element_size, ember_unranked_memref *src, ember_unranked
   const int64_t *dst_strides = d->sizes_and_strides + rank;
   char *src_base = s->aligned + s->offset * element_size;
   char *dst_base = d->aligned + d->offset * element_size;
-  if (rank == 0) {
-    memcpy(dst_base, src_base, (size_t)element_size);
-    return;
-  }
-  int64_t total = 1;
-  for (int64_t i = 0; i < rank; ++i) total *= sizes[i];
-  if (total == 0) return;
-  int64_t index[rank];
-  for (int64_t i = 0; i < rank; ++i) index[i] = 0;
-  for (int64_t n = 0; n < total; ++n) {
+  for (int64_t i = 0; i < rank; ++i)
+    if (sizes[i] == 0) return;
+  /* The innermost dims that are contiguous in both source and destination form one run, copied
+   * by one memcpy (a padded activation's rows, a whole buffer); the outer dims are walked. */
+  int64_t inner = rank, run = 1;
+  while (inner > 0 && src_strides[inner - 1] == run && dst_strides[inner - 1] == run)
+    run *= sizes[--inner];
+  size_t run_bytes = (size_t)(run * element_size);
+  int64_t index[rank > 0 ? rank : 1];
+  for (int64_t i = 0; i < inner; ++i) index[i] = 0;
+  for (;;) {
     int64_t so = 0, dof = 0;
-    for (int64_t i = 0; i < rank; ++i) {
+    for (int64_t i = 0; i < inner; ++i) {
       so += index[i] * src_strides[i];
       dof += index[i] * dst_strides[i];
     }
-    memcpy(dst_base + dof * element_size, src_base + so * element_size, (size_t)element_size);
-    for (int64_t i = rank - 1; i >= 0; --i) {
+    memcpy(dst_base + dof * element_size, src_base + so * element_size, run_bytes);
+    int64_t i = inner - 1;
+    for (; i >= 0; --i) {
       if (++index[i] < sizes[i]) break;
       index[i] = 0;
     }
+    if (i < 0) return;
   }
+}
+
+/* The generated code's allocator (finalize-memref-to-llvm{use-generic-functions} calls these).
+ *
+ * A model's temporaries are the same sizes on every run with the same shapes, and the large ones
+ * (im2col patches, activations of a batch) are above glibc's mmap threshold: plain malloc/free
+ * would map and unmap them on every run, and the kernel would zero every page again on first
+ * touch (page faults were ~30% of a small CNN's run time). So freed blocks are kept in a small
+ * per-thread cache and handed back to the next allocation of the same size: after the first run,
+ * `run` performs no system allocation. A 64-byte header before each block records its size;
+ * blocks are 64-byte aligned (one cache line, an AVX-512 vector). The cache holds at most
+ * EMBER_CACHE_SLOTS blocks per thread (a full cache frees what it cannot keep) and is released
+ * when its thread exits.
+ */
+#include <pthread.h>
+
+#define EMBER_CACHE_SLOTS 64
+#define EMBER_HEADER 64
+
+typedef struct {
+  void *block[EMBER_CACHE_SLOTS];
+  size_t size[EMBER_CACHE_SLOTS];
+  int count;
+} ember_block_cache;
+
+static __thread ember_block_cache *ember_cache;
+static pthread_key_t ember_cache_key;
+static pthread_once_t ember_cache_once = PTHREAD_ONCE_INIT;
+
+static void ember_release_cache(void *cache) {
+  ember_block_cache *c = (ember_block_cache *)cache;
+  for (int i = 0; i < c->count; ++i) free(c->block[i]);
+  free(c);
+}
+
+static void ember_make_cache_key(void) { pthread_key_create(&ember_cache_key, ember_release_cache); }
+
+static ember_block_cache *ember_thread_cache(void) {
+  if (!ember_cache) {
+    pthread_once(&ember_cache_once, ember_make_cache_key);
+    ember_cache = (ember_block_cache *)calloc(1, sizeof(ember_block_cache));
+    if (ember_cache) pthread_setspecific(ember_cache_key, ember_cache);
+  }
+  return ember_cache;
+}
+
+void *_mlir_memref_to_llvm_alloc(size_t size) {
+  ember_block_cache *c = ember_thread_cache();
+  if (c) {
+    for (int i = c->count - 1; i >= 0; --i) {
+      if (c->size[i] != size) continue;
+      char *block = (char *)c->block[i];
+      --c->count;
+      c->block[i] = c->block[c->count];
+      c->size[i] = c->size[c->count];
+      return block + EMBER_HEADER;
+    }
+  }
+  size_t padded = (size + EMBER_HEADER + EMBER_HEADER - 1) / EMBER_HEADER * EMBER_HEADER;
+  char *block = (char *)aligned_alloc(EMBER_HEADER, padded);
+  if (!block) return NULL;
+  *(size_t *)block = size;
+  return block + EMBER_HEADER;
+}
+
+void _mlir_memref_to_llvm_free(void *ptr) {
+  if (!ptr) return;
+  char *block = (char *)ptr - EMBER_HEADER;
+  ember_block_cache *c = ember_thread_cache();
+  if (c && c->count < EMBER_CACHE_SLOTS) {
+    c->block[c->count] = block;
+    c->size[c->count] = *(size_t *)block;
+    ++c->count;
+    return;
+  }
+  free(block);
 }
 
 /* Thread count of the generated code's parallel loops (OpenMP's team size).
