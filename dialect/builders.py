@@ -30,10 +30,15 @@ def weight(ir, name: str, tensor_type):
     return _create(ir, "ember.weight", [], tensor_type, {"name": ir.StringAttr.get(name)})
 
 
-def gemm(lhs, rhs, result_type, *, bias=None, residual=None, activation: str = "none"):
+def gemm(lhs, rhs, result_type, *, bias=None, residual=None, activation: str = "none",
+         lhs_patches=None):
+    """`lhs_patches` (KH, KW, SH, SW, DH, DW): lhs is a padded NHWC input read as im2col
+    patches (see the op's doc)."""
     ir = _ir_of(lhs)
-    return _create(ir, "ember.gemm", [lhs, rhs, bias, residual], result_type,
-                   {"activation": ir.StringAttr.get(activation)},
+    attributes = {"activation": ir.StringAttr.get(activation)}
+    if lhs_patches is not None:
+        attributes["lhs_patches"] = ir.DenseI64ArrayAttr.get(list(lhs_patches))
+    return _create(ir, "ember.gemm", [lhs, rhs, bias, residual], result_type, attributes,
                    segments=[1, 1, int(bias is not None), int(residual is not None)])
 
 

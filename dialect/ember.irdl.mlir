@@ -27,7 +27,12 @@ irdl.dialect @ember {
   /// attr activation: none | relu | gelu | gelu_tanh | silu | sigmoid | tanh.
   /// attr rhs_panel (optional i64 NR, set by ember-pack-weights): rhs is [ceil(N/NR), K, NR],
   /// the [K, N] matrix in NR-column panels (rhs[k, n] at [n / NR, k, n % NR], zero-padded).
-  /// IRDL in MLIR 22 has no optional attributes, so dialect/verifier.py checks this one.
+  /// attr lhs_patches (optional array<i64: KH, KW, SH, SW, DH, DW>, set by ember-conv-to-gemm):
+  /// lhs is a zero-padded NHWC input [N, Hp, Wp, C] standing for its im2col patch matrix
+  /// [N, OH, OW, KH*KW*C], element (n, oh, ow, (kh*KW + kw)*C + c) = lhs[n, oh*SH + kh*DH,
+  /// ow*SW + kw*DW, c], OH = (Hp - DH*(KH-1) - 1) / SH + 1 (OW alike): a convolution as a GEMM
+  /// that never materializes the patches.
+  /// IRDL in MLIR 22 has no optional attributes, so dialect/verifier.py checks these.
   irdl.operation @gemm {
     %lhs = irdl.base "!builtin.tensor"
     %rhs = irdl.base "!builtin.tensor"

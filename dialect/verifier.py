@@ -92,6 +92,10 @@ def _verify_gemm(op) -> Optional[str]:
     lhs, rhs, res = shape_of(op.operands[0]), shape_of(op.operands[1]), shape_of(op.results[0])
     if lhs is None or rhs is None or res is None:
         return "operands and result must be ranked tensors"
+    if "lhs_patches" in op.attributes:
+        lhs = _patch_matrix_shape(op, lhs)
+        if isinstance(lhs, str):
+            return lhs
     if len(lhs) < 2:
         return f"lhs must have rank >= 2, got {_fmt(lhs)}"
     if "rhs_panel" in op.attributes:
@@ -123,6 +127,39 @@ def _verify_gemm(op) -> Optional[str]:
     if len(types) != 1:
         return f"operands and result must share one element type, got {sorted(types)}"
     return None
+
+
+def patch_geometry(op):
+    """(KH, KW, SH, SW, DH, DW) of a GEMM whose lhs is implicit im2col patches, else None."""
+    if "lhs_patches" not in op.attributes:
+        return None
+    return tuple(op.attributes["lhs_patches"])
+
+
+def patch_matrix_shape(padded, geometry):
+    """The patch matrix [N, OH, OW, KH*KW*C] that a padded NHWC input [N, Hp, Wp, C] stands for
+    under `geometry` (KH, KW, SH, SW, DH, DW); None entries stay dynamic."""
+    n, hp, wp, c = padded
+    kh, kw, sh, sw, dh, dw = geometry
+    return [n, conv2d_output_size(hp, kh, sh, 0, dh), conv2d_output_size(wp, kw, sw, 0, dw),
+            None if c is None else kh * kw * c]
+
+
+def _patch_matrix_shape(op, lhs):
+    """`lhs_patches` (see ember.gemm's doc): the logical lhs, or the broken rule."""
+    ir = sys.modules[type(op).__module__]
+    attr = op.attributes["lhs_patches"]
+    if not isinstance(attr, ir.DenseI64ArrayAttr) or len(attr) != 6 or min(attr) < 1:
+        return f"lhs_patches must be array<i64: KH, KW, SH, SW, DH, DW> of positive values, " \
+               f"got {attr}"
+    if len(lhs) != 4 or None in lhs[1:]:
+        return f"an lhs of patches must be a padded NHWC input [N, Hp, Wp, C] with static " \
+               f"Hp, Wp, C, got {_fmt(lhs)}"
+    kh, kw, _, _, dh, dw = tuple(attr)
+    if lhs[1] < dh * (kh - 1) + 1 or lhs[2] < dw * (kw - 1) + 1:
+        return f"the patch window {kh}x{kw} (dilation {dh}x{dw}) does not fit the lhs " \
+               f"{_fmt(lhs)}"
+    return patch_matrix_shape(lhs, tuple(attr))
 
 
 def _packed_rhs_shape(op, lhs, rhs, res):

@@ -9,11 +9,12 @@ into panels like any other, so this pass must run before it.
 
   * 1x1, stride 1, no padding: the GEMM reads the NHWC input directly ([N, H, W, C] is an
     [N*H*W, C] matrix; the GEMM's batched lhs collapses the leading dims), so no copy at all.
-  * Any other kernel, stride, padding or dilation (im2col): the input is zero-padded
-    (tensor.pad) and gathered by one linalg.generic into [N, OH, OW, KH, KW, C] (its input map
-    is `(n, oh, ow, kh, kw, c) -> (n, oh*SH + kh*DH, ow*SW + kw*DW, c)`), collapsed to
-    [N, OH, OW, KH*KW*C]; that buffer is the GEMM's lhs. The pass thus leaves linalg and tensor
-    ops among the ember ones; ember-lower-to-linalg leaves them as they are.
+  * Any other kernel, stride, padding or dilation (implicit im2col): the input is zero-padded
+    (tensor.pad) and the GEMM's `lhs_patches = array<i64: KH, KW, SH, SW, DH, DW>` says that
+    its lhs [N, Hp, Wp, C] stands for the patch matrix [N, OH, OW, KH*KW*C]. The CPU GEMM
+    kernel reads the patches straight from the padded input while it packs or streams A, so
+    the KH*KW-times larger patch matrix is never written; other lowerings materialize it
+    (ember-lower-to-linalg's `materialize_patches`).
 
 Left alone (ember-lower-to-linalg's linalg convolution handles them): NCHW convs, grouped and
 depthwise convs (groups != 1), non-f32 convs, filters that are not weights, convs with fewer
@@ -25,42 +26,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mlir import ir
-from mlir.dialects import tensor
 
 from ember.dialect import builders as eb
 
 from .base import EmberPass, PassContext, register
-from .lower_to_linalg import PARALLEL, _empty_like, _generic, _pad_spatial, _shape
+from .lower_to_linalg import _pad_spatial
 from .patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_attr
-
-
-def _gather_map(strides, dilations) -> ir.AffineMap:
-    """(n, oh, ow, kh, kw, c) -> (n, oh*SH + kh*DH, ow*SW + kw*DW, c)."""
-    d = [ir.AffineDimExpr.get(i) for i in range(6)]
-
-    def term(out, k, s, dil):
-        return out * s + k * dil
-    return ir.AffineMap.get(6, 0, [d[0], term(d[1], d[3], strides[0], dilations[0]),
-                                   term(d[2], d[4], strides[1], dilations[1]), d[5]])
-
-
-def im2col(x, out_shape, kernel, strides, padding, dilations):
-    """The [N, OH, OW, KH*KW*C] patch matrix of NHWC `x` (zero padding), on tensors."""
-    n, _, _, c = _shape(x)
-    kh, kw = kernel
-    padded = _pad_spatial(x, (1, 2), padding)
-    element = ir.RankedTensorType(x.type).element_type
-    dyn = ir.ShapedType.get_dynamic_size()
-    oh, ow = out_shape[1], out_shape[2]
-    lead = [dyn if n is None else n, oh, ow]
-    patches_type = ir.RankedTensorType.get(lead + [kh, kw, c], element)
-    init = _empty_like(patches_type, [(x, 0)] + [None] * 5)
-    identity = ir.AffineMap.get_identity(6)
-    patches = _generic([padded], init, [_gather_map(strides, dilations), identity],
-                       [PARALLEL] * 6, lambda v, _: v)
-    matrix_type = ir.RankedTensorType.get(lead + [kh * kw * c], element)
-    rows = [[0], [1], [2], [3, 4, 5]]
-    return tensor.CollapseShapeOp(matrix_type, patches, rows).result
 
 
 @dataclass
@@ -96,11 +67,12 @@ class _ConvToGemm:
                                        key=("ember-conv-to-gemm", source))
         with rewriter.ip, op.location:
             rhs = eb.weight(ir, name, ir.RankedTensorType.get([k, f], w_type.element_type))
-            lhs = x if pointwise else im2col(x, out_type.shape, (kh, kw), settings["strides"],
-                                             settings["padding"], settings["dilations"])
+            patches = None if pointwise else \
+                (kh, kw, *settings["strides"], *settings["dilations"])
+            lhs = x if pointwise else _pad_spatial(x, (1, 2), settings["padding"])
             y = eb.gemm(lhs, rhs, out_type, bias=eb.optional_operand(op, "bias"),
                         residual=eb.optional_operand(op, "residual"),
-                        activation=settings["activation"])
+                        activation=settings["activation"], lhs_patches=patches)
             rewriter.replace_op(op, [y])
         return APPLIED
 
@@ -108,14 +80,14 @@ class _ConvToGemm:
 @register
 @dataclass
 class ConvToGemm(EmberPass):
-    """Rewrites NHWC conv2d (groups=1) as a GEMM on the input (1x1) or its im2col patches."""
+    """Rewrites NHWC conv2d (groups=1) as a GEMM on the input (1x1) or its implicit patches."""
     name = "ember-conv-to-gemm"
     #: Off: leaves every conv to the linalg convolution.
     enabled: bool = True
     #: Convs with fewer input channels than this keep the linalg convolution.
     min_channels: int = 1
-    #: Also rewrite KxK / strided / padded / dilated convs through an im2col buffer
-    #: (false: only 1x1 stride-1 unpadded convs, which need no copy).
+    #: Also rewrite KxK / strided / padded / dilated convs as GEMMs on their (implicit) im2col
+    #: patches (false: only 1x1 stride-1 unpadded convs, which need no copy).
     im2col: bool = True
 
     def run(self, module, ctx: PassContext) -> None:

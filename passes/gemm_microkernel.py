@@ -52,10 +52,15 @@ class CpuGemmKernels(EmberPass):
     chains: int = 8
     #: One task per OpenMP thread through scf.parallel (false: serial code).
     parallel: bool = True
-    #: Copy A's blocks into MR-row micro-panels before the micro-kernel reads them.
-    pack_a: bool = True
+    #: Copy A's blocks into MR-row micro-panels before the micro-kernel reads them: "auto" in
+    #: GEMMs wide enough for it to pay (cpu_gemm.PACK_A_MIN_PANELS), "true" always, "false"
+    #: never.
+    pack_a: str = "auto"
 
     def run(self, module, ctx: PassContext) -> None:
+        if self.pack_a not in ("auto", "true", "false"):
+            raise ValueError(f"ember-cpu-gemm-kernels: pack-a must be auto, true or false, "
+                             f"got {self.pack_a!r}")
         traits = CpuTraits.from_target(ctx.target)
         for fn in kernel_functions(module):
             if SCHEDULE_ATTR in fn.attributes or not is_bufferized(fn):
@@ -68,8 +73,9 @@ class CpuGemmKernels(EmberPass):
             schedule = choose_schedule(spec, traits, lanes=self.lanes, mr=self.mr, kc=self.kc,
                                        mc=self.mc, split_rows=self.split_rows,
                                        unroll=self.unroll, chains=self.chains)
+            pack_a = {"auto": schedule.pack_a, "true": True, "false": False}[self.pack_a]
             schedule = dataclasses.replace(schedule, parallel=schedule.parallel and self.parallel,
-                                           pack_a=self.pack_a)
+                                           pack_a=pack_a)
             task = emit_kernel(fn, spec, schedule)
             fn.attributes[SCHEDULE_ATTR] = schedule_attr(schedule)
             expand_math(task)

@@ -19,6 +19,7 @@ from mlir.dialects import arith, func, linalg, math as mmath, scf, tensor
 
 from ember.codegen.cpu_gemm import KERNEL_ATTR, KERNEL_PREFIX, PANEL_ATTR, GemmKernelSpec
 from ember.dialect import builders as eb
+from ember.dialect.verifier import patch_geometry, patch_matrix_shape
 
 from .base import EmberPass, PassContext, register
 from .patterns import APPLIED, apply_patterns, float_attr, int_attr, string_attr
@@ -192,10 +193,38 @@ def reduce_trailing(x, keep: int, init_value: float, combine: Callable, extra=()
 
 
 # ----------------------------------------------------------------------------- op lowerings
+def _gather_map(strides, dilations) -> ir.AffineMap:
+    """(n, oh, ow, kh, kw, c) -> (n, oh*SH + kh*DH, ow*SW + kw*DW, c)."""
+    d = [ir.AffineDimExpr.get(i) for i in range(6)]
+    return ir.AffineMap.get(6, 0, [d[0], d[1] * strides[0] + d[3] * dilations[0],
+                                   d[2] * strides[1] + d[4] * dilations[1], d[5]])
+
+
+def materialize_patches(padded, geometry):
+    """The [N, OH, OW, KH*KW*C] im2col matrix of a padded NHWC input, for a GEMM with
+    `lhs_patches = geometry` (KH, KW, SH, SW, DH, DW) that is not lowered to the CPU kernel
+    (which reads the patches in place)."""
+    kh, kw, sh, sw, dh, dw = geometry
+    shape = patch_matrix_shape(_shape(padded), geometry)
+    c = _shape(padded)[3]
+    dyn = ir.ShapedType.get_dynamic_size()
+    lead = [dyn if d is None else d for d in shape[:3]]
+    element = _element(padded)
+    patches_type = ir.RankedTensorType.get(lead + [kh, kw, c], element)
+    init = _empty_like(patches_type, [(padded, 0)] + [None] * 5)
+    patches = _generic([padded], init, [_gather_map((sh, sw), (dh, dw)), _identity_map(6)],
+                       [PARALLEL] * 6, lambda v, _: v)
+    matrix_type = ir.RankedTensorType.get(lead + [kh * kw * c], element)
+    return tensor.CollapseShapeOp(matrix_type, patches, [[0], [1], [2], [3, 4, 5]]).result
+
+
 def lower_gemm(op):
     if PANEL_ATTR in op.attributes:
         return lower_packed_gemm(op)
     lhs, rhs = op.operands[0], op.operands[1]
+    geometry = patch_geometry(op)
+    if geometry is not None:
+        lhs = materialize_patches(lhs, geometry)
     out_type = op.results[0].type
     lhs_shape, rhs_shape = _shape(lhs), _shape(rhs)
     rank = len(lhs_shape)
@@ -251,25 +280,34 @@ def lower_packed_gemm(op):
     bias, residual = eb.optional_operand(op, "bias"), eb.optional_operand(op, "residual")
     out_type = ir.RankedTensorType(op.results[0].type)
     element = out_type.element_type
-    lhs_shape = _shape(lhs)
-    rank, k, n = len(lhs_shape), lhs_shape[-1], out_type.shape[-1]
-    lead = lhs_shape[:-1]
+    geometry = patch_geometry(op)
+    logical = patch_matrix_shape(_shape(lhs), geometry) if geometry else _shape(lhs)
+    rank, k, n = len(logical), logical[-1], out_type.shape[-1]
+    lead = logical[:-1]
     m = None if None in lead else math.prod(lead)
     dyn = ir.ShapedType.get_dynamic_size()
     lhs2_type = ir.RankedTensorType.get([dyn if m is None else m, k], element)
     out2_type = ir.RankedTensorType.get([dyn if m is None else m, n], element)
+    rows = ir.ArrayAttr.get([ir.ArrayAttr.get([_i64(d) for d in range(rank - 1)]),
+                             ir.ArrayAttr.get([_i64(rank - 1)])])
     if rank > 2:
-        rows = ir.ArrayAttr.get([ir.ArrayAttr.get([_i64(d) for d in range(rank - 1)]),
-                                 ir.ArrayAttr.get([_i64(rank - 1)])])
-        lhs = tensor.collapse_shape(lhs2_type, lhs, rows)
+        if geometry is None:        # a patch lhs stays the padded input the kernel reads
+            lhs = tensor.collapse_shape(lhs2_type, lhs, rows)
         if residual is not None:
             residual = tensor.collapse_shape(out2_type, residual, rows)
+    patches = None if geometry is None else tuple(_shape(lhs)[1:]) + tuple(geometry)
     spec = GemmKernelSpec(m=m, n=n, k=k, nr=ir.IntegerAttr(op.attributes[PANEL_ATTR]).value,
                           activation=string_attr(op, "activation"), bias=bias is not None,
-                          residual=residual is not None)
+                          residual=residual is not None, patches=patches)
     operands = [v for v in (lhs, packed, bias, residual) if v is not None]
     callee = _kernel_function(op, spec, [v.type for v in operands] + [out2_type], out2_type)
-    init = _empty_like(out2_type, [(lhs, 0), None])
+    if m is not None:
+        init = tensor.empty([m, n], element)
+    elif geometry is None:
+        init = _empty_like(out2_type, [(lhs, 0), None])
+    else:                           # M = N * OH * OW, only N dynamic
+        rows_per_image = arith.constant(ir.IndexType.get(), math.prod(lead[1:]))
+        init = tensor.empty([arith.muli(_dim(lhs, 0), rows_per_image), n], element)
     result = func.call([out2_type], callee, operands + [init])
     if rank == 2:
         return result
@@ -322,8 +360,8 @@ def _reference_gemm(spec, lhs, packed, *rest):
     m, n, k = (ir.AffineDimExpr.get(d) for d in range(3))
     panel_map = ir.AffineMap.get(3, 0, [ir.AffineExpr.get_floor_div(n, nr), k,
                                         ir.AffineExpr.get_mod(n, nr)])
-    product = _generic([lhs, packed], acc,
-                       [_identity_map(3, [0, 2]), panel_map, _identity_map(3, [0, 1])],
+    lhs_map = _identity_map(3, [0, 2]) if spec.patches is None else _patch_map(spec)
+    product = _generic([lhs, packed], acc, [lhs_map, panel_map, _identity_map(3, [0, 1])],
                        [PARALLEL, PARALLEL, REDUCTION],
                        lambda a, w, c: arith.addf(c, arith.mulf(a, w)))
     if not epilogue_operands and spec.activation == "none":
@@ -333,6 +371,24 @@ def _reference_gemm(spec, lhs, packed, *rest):
     epilogue = _gemm_epilogue(spec.activation, spec.bias, spec.residual)
     return _generic(list(epilogue_operands), product, maps, [PARALLEL, PARALLEL],
                     lambda *args: epilogue(args[-1], *args[:-1]))
+
+
+def _patch_map(spec) -> ir.AffineMap:
+    """(m, n, k) -> the padded input element of patch row m, column k (see ember.gemm's
+    lhs_patches): (m / (OH*OW), (m % (OH*OW)) / OW * SH + k / (KW*C) * DH,
+    m % OW * SW + k / C % KW * DW, k % C)."""
+    _, _, c, _, kw, sh, sw, dh, dw = spec.patches
+    oh, ow = spec.patch_output
+    m, k = ir.AffineDimExpr.get(0), ir.AffineDimExpr.get(2)
+
+    def div(e, d):
+        return ir.AffineExpr.get_floor_div(e, ir.AffineConstantExpr.get(d))
+
+    def mod(e, d):
+        return ir.AffineExpr.get_mod(e, ir.AffineConstantExpr.get(d))
+    return ir.AffineMap.get(3, 0, [div(m, oh * ow), div(mod(m, oh * ow), ow) * sh +
+                                   div(k, kw * c) * dh, mod(m, ow) * sw + mod(div(k, c), kw) * dw,
+                                   mod(k, c)])
 
 
 def lower_layer_norm(op):

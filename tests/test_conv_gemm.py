@@ -1,8 +1,10 @@
 """ember-conv-to-gemm: NHWC conv2d (groups=1) through the packed GEMM micro-kernel.
 
-1x1 stride-1 convs are GEMMs on the input itself; every other conv goes through an im2col
-buffer. Covers stride 1/2, padding 0/1/3, kernel 1/3/7, dilation 1/2, odd spatial sizes,
-batch 1, dynamic batch and every epilogue (bias, activation, residual), against PyTorch.
+1x1 stride-1 convs are GEMMs on the input itself; every other conv is a GEMM whose kernel reads
+im2col patches straight from the padded input (implicit GEMM). Covers stride 1/2, padding
+0/1/3, kernel 1/3/7, dilation 1/2, odd spatial sizes and channel counts, several K blocks, A read
+in place and packed (wide GEMMs), batch 1, dynamic batch and every epilogue (bias, activation,
+residual), against PyTorch.
 """
 from __future__ import annotations
 
@@ -56,7 +58,10 @@ def _run(model, inputs, more=(), dynamic_shapes=None, tol=1e-4):
     (4, 6, 3, 1, 0, 2, (11, 9)),      # dilation 2, no padding
     (3, 17, 7, 2, 3, 1, (15, 17)),    # ResNet stem shape, N=17 not a multiple of the panel
     (9, 5, 3, 2, 3, 2, (8, 10)),      # padding 3 with dilation: reads mostly padding
-], ids=["1x1", "1x1-s2", "k3-p1", "k3-s2-p1", "k3-d2", "k7-s2-p3", "k3-s2-p3-d2"])
+    (64, 40, 3, 2, 1, 1, (9, 9)),     # K = 576: two K blocks of whole taps, A read in place
+    (70, 130, 3, 1, 1, 1, (6, 5)),    # 5 panels: A packed from the patches, 2 tail columns
+], ids=["1x1", "1x1-s2", "k3-p1", "k3-s2-p1", "k3-d2", "k7-s2-p3", "k3-s2-p3-d2",
+        "k3-kblocks", "k3-packed"])
 @pytest.mark.parametrize("batch", [1, 3])
 def test_conv_shapes(cin, cout, k, stride, padding, dilation, hw, batch):
     torch.manual_seed(0)

@@ -1,5 +1,5 @@
-// RUN: ember-opt %s --split-input-file --verify-diagnostics --pass-pipeline='builtin.module(ember-cpu-gemm-kernels{lanes=8 mr=2 kc=4 mc=4 unroll=2 chains=4 parallel=false},canonicalize,cse)' | filecheck %s
-// RUN: ember-opt %s --split-input-file --verify-diagnostics --pass-pipeline='builtin.module(ember-cpu-gemm-kernels{lanes=8 mr=2 kc=4 mc=4 split-rows=8},canonicalize,cse)' | filecheck %s --check-prefix=PAR
+// RUN: ember-opt %s --split-input-file --verify-diagnostics --pass-pipeline='builtin.module(ember-cpu-gemm-kernels{lanes=8 mr=2 kc=4 mc=4 unroll=2 chains=4 parallel=false pack-a=true},canonicalize,cse)' | filecheck %s
+// RUN: ember-opt %s --split-input-file --verify-diagnostics --pass-pipeline='builtin.module(ember-cpu-gemm-kernels{lanes=8 mr=2 kc=4 mc=4 split-rows=8 pack-a=true},canonicalize,cse)' | filecheck %s --check-prefix=PAR
 // RUN: ember-opt %s --split-input-file --verify-diagnostics --pass-pipeline='builtin.module(ember-cpu-gemm-kernels{lanes=8 mr=2 kc=4 mc=4 pack-a=false parallel=false},canonicalize,cse)' | filecheck %s --check-prefix=NOPACK
 // RUN: ember-opt %s --split-input-file --verify-diagnostics --pass-pipeline='builtin.module(one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},drop-equivalent-buffer-results,ember-cpu-gemm-kernels{lanes=8 mr=2 parallel=false})' | filecheck %s --check-prefix=INPLACE
 
