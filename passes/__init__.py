@@ -22,6 +22,8 @@ from . import (  # noqa: F401  (imported for registration)
     legalize_reshapes,
     widen_bool_memrefs,
     host_to_llvm,
+    gpu_outline_gemms,
+    gpu_kernels,
 )
 
 __all__ = ["REGISTRY", "EmberPass", "PassContext", "PassOptionError", "register"]

@@ -15,5 +15,5 @@ __all__ = ["Model", "load", "ArtifactError", "EmberRuntimeError", "ArgumentError
 
 def load(path, **options) -> Model:
     """The artifact at `path` as a Model; `options` are Model's (num_threads, num_runtimes,
-    verify)."""
+    verify, graph_mode)."""
     return Model(path, **options)

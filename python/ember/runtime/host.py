@@ -38,7 +38,9 @@ Shape = Tuple[int, ...]
 
 
 class HostBackend:
-    """One C model (`ember_model *`) of the artifact's library.
+    """One C model (`ember_model *`) of the artifact's library: every CPU target's artifacts
+    (host, aarch64), whose code section is the same; the library's triple must be this
+    machine's.
 
     Buffers passed in are `ember.runtime.tensors.Buffer`s already checked on the Python side
     (kind of object, dtype, device, layout); their dtypes are the declared ones."""
@@ -46,7 +48,7 @@ class HostBackend:
     device = "cpu"
 
     def __init__(self, directory: str, manifest: Mapping, *, num_threads: Optional[int] = None):
-        code = manifest["code"]["host"]
+        code = manifest["code"][manifest["target"]["kind"]]
         if code.get("abi") != ABI:
             raise ArtifactError(f"host code ABI {code.get('abi')!r} is not supported "
                                 f"(this runtime speaks {ABI!r}); recompile the model")

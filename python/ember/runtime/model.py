@@ -5,7 +5,8 @@ runtime compiled into the artifact's library (host.py): it maps the weights and 
 constants. A call checks the Python objects it is given (tensors.py: kind, dtype, device,
 layout) and hands pointers and shapes to the C runtime, which validates counts, shapes, symbol
 ranges, output sizes and bound constants (the messages come back as exceptions) and runs the
-code through a runtime borrowed from a pool.
+code through a runtime borrowed from a pool. GPU artifacts (gpu.py) upload their constants once
+and give each runtime of the pool its own stream and workspace.
 
 Concurrency: a call keeps all its state in locals, so `run` may be called from many threads at
 once (the host code is reentrant and runs without the GIL). The pool of `num_runtimes` runtimes
@@ -39,16 +40,22 @@ class Model:
     """A compiled model loaded from an artifact directory.
 
     `num_threads`: threads the code may use per call (honored when the code exports a
-    thread-count hook). `num_runtimes`: how many calls may run at once (default: CPU count).
-    `verify`: hash every artifact file before loading (skip only for trusted, huge artifacts).
+    thread-count hook). `num_runtimes`: how many calls may run at once (default: CPU count;
+    1 for GPU artifacts, whose runtimes each hold a workspace). `graph_mode` (GPU artifacts
+    only): each runtime captures its kernel launches into a CUDA/HIP graph on its first call
+    and replays it. `verify`: hash every artifact file before loading (skip only for trusted,
+    huge artifacts).
     """
 
     def __init__(self, path, num_threads: Optional[int] = None,
-                 num_runtimes: Optional[int] = None, verify: bool = True):
+                 num_runtimes: Optional[int] = None, verify: bool = True,
+                 graph_mode: bool = False):
         for option, value in (("num_threads", num_threads), ("num_runtimes", num_runtimes)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                       or value < 1):
                 raise ArgumentError(f"{option} must be a positive int, got {value!r}")
+        if not isinstance(graph_mode, bool):
+            raise ArgumentError(f"graph_mode must be True or False, got {graph_mode!r}")
         self.path = os.fspath(path)
         self._manifest = read_manifest(self.path, verify=verify)
         m = self._manifest
@@ -58,13 +65,14 @@ class Model:
                                      for e in m["constants"])
         self._bound = {c["name"]: c["bound"] for c in m["constants"]}
         self._ranges = {s: (r["min"], r["max"]) for s, r in m["symbols"].items()}
-        self.backend = open_backend(self.path, m, num_threads=num_threads)
+        self.backend = open_backend(self.path, m, num_threads=num_threads, graph_mode=graph_mode)
         # The memory of constants set from Python, kept alive while the C side may use it: a
         # call holds the tuple it saw, which covers whatever snapshot its run takes.
         self._constant_owners: Tuple = (None,) * len(self._constant_specs)
         self._constants_lock = threading.Lock()
         self._runtimes: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(num_runtimes or os.cpu_count() or 1):
+        default = getattr(self.backend, "default_num_runtimes", None) or os.cpu_count() or 1
+        for _ in range(num_runtimes or default):
             self._runtimes.put(self.backend.new_runtime())
 
     # -- calling ---------------------------------------------------------------------------
@@ -73,8 +81,10 @@ class Model:
         """Runs on caller-allocated `outputs` and returns the actual output shapes.
 
         `inputs`/`outputs`: lists in manifest order, or dicts name -> tensor; numpy arrays or
-        CPU torch tensors. An output buffer may be larger than this call's output (allocate it
-        at `get_output_maximum_shape`): the result fills its leading elements, contiguous.
+        torch tensors on the model's device (CPU, or the GPU of a GPU artifact, which copies
+        numpy arrays to the device and back). An output buffer may be larger than this call's
+        output (allocate it at `get_output_maximum_shape`): the result fills its leading
+        elements, contiguous.
         """
         return self._run(inputs, outputs)[1]
 
@@ -93,10 +103,11 @@ class Model:
         if inputs and named_inputs:
             raise ArgumentError("pass the inputs either positionally or by name, not both")
         in_buffers = self._input_buffers(named_inputs or list(inputs))
-        like_torch = any(is_torch(b.owner) for b in in_buffers)
+        like = next((b.owner for b in in_buffers if is_torch(b.owner)), None)
         packed = self.backend.pack_inputs(in_buffers)
         shapes = self.backend.output_shapes(packed)
-        outputs = [allocate(spec.dtype, shape, like_torch)
+        outputs = [allocate(spec.dtype, shape, like is not None,
+                            device=None if like is None else like.device)
                    for spec, shape in zip(self._outputs, shapes)]
         self._execute(packed, self._output_buffers(outputs))
         return outputs[0] if len(outputs) == 1 else tuple(outputs)
@@ -105,7 +116,8 @@ class Model:
 
     def set_constant(self, name: str, tensor) -> None:
         """Binds (or overrides) constant `name`. The tensor is referenced, not copied (unless it
-        must be made contiguous): later in-place changes to it are seen by later runs."""
+        must be made contiguous): later in-place changes to it are seen by later runs. (A GPU
+        artifact copies a numpy array to the device; a torch tensor on its GPU is referenced.)"""
         index = self._index(self._constant_specs, name)
         spec = self._constant_specs[index]
         buffer = as_buffer(spec, tensor, device=self.backend.device, writable=False)

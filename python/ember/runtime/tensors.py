@@ -52,11 +52,12 @@ def as_buffer(spec: TensorSpec, obj, *, device: str, writable: bool) -> Buffer:
                             f"got {type(obj).__name__}")
 
 
-def allocate(dtype: str, shape: Sequence[int], like_torch: bool):
-    """An uninitialized output: a torch tensor if `like_torch`, else a numpy array."""
+def allocate(dtype: str, shape: Sequence[int], like_torch: bool, device=None):
+    """An uninitialized output: a torch tensor (on `device`, default CPU) if `like_torch`,
+    else a numpy array."""
     if like_torch:
         torch = sys.modules["torch"]
-        return torch.empty(tuple(shape), dtype=getattr(torch, dtype))
+        return torch.empty(tuple(shape), dtype=getattr(torch, dtype), device=device)
     return np.empty(tuple(shape), dtype=numpy_dtype(dtype))
 
 

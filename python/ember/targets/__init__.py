@@ -8,11 +8,17 @@ from __future__ import annotations
 from typing import Dict, Type
 
 from .base import CodegenResult, Target, TargetOptions  # noqa: F401
+from .aarch64 import AArch64Target
+from .cuda import CudaTarget
 from .host import HostTarget
+from .rocm import RocmTarget
 
 #: kind -> Target class.
 TARGETS: Dict[str, Type[Target]] = {
     HostTarget.kind: HostTarget,
+    CudaTarget.kind: CudaTarget,
+    RocmTarget.kind: RocmTarget,
+    AArch64Target.kind: AArch64Target,
 }
 
 

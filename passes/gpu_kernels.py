@@ -1,0 +1,200 @@
+"""ember-gpu-kernels: bound linalg-on-tensors code -> one GPU kernel per op, in one gpu.module.
+
+A table of stages, run in order on static shapes:
+  unroll      scf.forall (attention's loop over batch entries) unrolled into straight-line
+              code, so that every op below is a top-level op of the host function
+  bufferize   one-shot bufferization; results become out-parameters (the runtime passes the
+              output buffers); no deallocation (ember-gpu-launch-plan plans all memory)
+  gemms       each call of a GEMM kernel function (ember-gpu-outline-gemms) becomes a
+              gpu.launch of the shared-memory tiled kernel (ember.codegen.gpu_gemm; f16/bf16
+              operands are accumulated in f32, on the CUDA cores: no tensor-core MMA yet)
+  loops       memref.copy -> linalg.copy; every linalg op -> scf.parallel (reductions as
+              scf.for inside) -> a gpu.launch of `threads`-thread blocks over its iteration
+              space, linearized (one thread per point, tail guarded)
+  outline     gpu-kernel-outlining, then every kernel moved into one `gpu.module @kernels`
+              and its f32 exp/tanh expanded into polynomials (no device math library needed)
+What is left in the host function is allocations, views of buffers, constants and
+gpu.launch_func ops: ember-gpu-launch-plan turns that into the launch plan.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from mlir import ir
+from mlir.dialects import arith, gpu, linalg, scf
+from mlir.passmanager import PassManager
+
+from ember.codegen.gpu_gemm import GEMM_ATTR, GemmOperands, GemmTile, GpuGemmSpec, GpuMapping, \
+    emit_gemm, index
+from ember.codegen.vector_math import expand_math
+
+from .base import EmberPass, PassContext, register
+from .host_to_llvm import BUFFERIZE, copy_repeated_results
+from .patterns import walk_ops
+
+#: Name of the one gpu.module holding every kernel.
+KERNEL_MODULE = "kernels"
+#: Bufferization without deallocation (BUFFERIZE's last stage); memory is planned statically.
+GPU_BUFFERIZE = tuple(p for p in BUFFERIZE if p != "buffer-deallocation-pipeline")
+
+
+def _run(module, passes) -> None:
+    PassManager.parse(f"builtin.module({','.join(passes)})").run(module.operation)
+
+
+def _int(value) -> int:
+    """The integer of a value defined by arith.constant."""
+    owner = value.owner
+    if not (isinstance(owner, ir.OpView) and owner.operation.name == "arith.constant"):
+        raise ValueError(f"expected a constant loop bound, got {value}; GPU targets need "
+                         f"static shapes")
+    return ir.IntegerAttr(owner.attributes["value"]).value
+
+
+# ----------------------------------------------------------------------------- unroll
+def unroll_foralls(module) -> None:
+    """Replaces each scf.forall by one single-iteration copy per point, which canonicalize
+    folds into straight-line code (constant bounds only)."""
+    for op in walk_ops(module.operation, ["scf.forall"]):
+        lbs = list(ir.DenseI64ArrayAttr(op.attributes["staticLowerBound"]))
+        ubs = list(ir.DenseI64ArrayAttr(op.attributes["staticUpperBound"]))
+        steps = list(ir.DenseI64ArrayAttr(op.attributes["staticStep"]))
+        if len(list(op.operands)) != len(list(op.results)) or len(lbs) != 1:
+            raise ValueError(f"{op.location}: only 1-D scf.forall with static bounds can be "
+                             f"unrolled for GPU targets")
+        result = None
+        for point in range(lbs[0], ubs[0], steps[0]):
+            with ir.InsertionPoint(op):
+                copy = op.clone()
+            if result is not None:
+                copy.operands[0] = result
+            copy.attributes["staticLowerBound"] = ir.DenseI64ArrayAttr.get([point])
+            copy.attributes["staticUpperBound"] = ir.DenseI64ArrayAttr.get([point + 1])
+            result = copy.results[0]
+        op.results[0].replace_all_uses_with(result)
+        op.erase()
+    _run(module, ("canonicalize",))
+
+
+# ----------------------------------------------------------------------------- gemms
+def launch_gemms(module, tile: GemmTile) -> None:
+    """Replaces each GEMM kernel call by its launch; erases the kernel functions."""
+    kernels = {ir.StringAttr(op.attributes["sym_name"]).value: op
+               for op in module.body.operations if GEMM_ATTR in op.attributes}
+    for call in walk_ops(module.operation, ["func.call"]):
+        callee = ir.FlatSymbolRefAttr(call.attributes["callee"]).value
+        if callee not in kernels:
+            continue
+        spec = GpuGemmSpec.from_attr(kernels[callee].attributes[GEMM_ATTR])
+        ops = GemmOperands.from_args(spec, list(call.operands))
+        with ir.InsertionPoint(call), call.location:
+            emit_gemm(spec, ops, tile, GpuMapping(tile.threads))
+        call.erase()
+    for fn in kernels.values():
+        fn.erase()
+
+
+# ----------------------------------------------------------------------------- loops
+def copies_to_linalg(module) -> None:
+    """memref.copy (an output that is a copy of an input, a materialized view) -> linalg.copy,
+    so it becomes a kernel like any other op."""
+    for op in walk_ops(module.operation, ["memref.copy"]):
+        with ir.InsertionPoint(op), op.location:
+            linalg.copy(op.operands[0], outs=[op.operands[1]])
+        op.erase()
+
+
+def launch_parallel_loop(loop, threads: int) -> None:
+    """An scf.parallel (constant bounds) -> gpu.launch with one thread per iteration."""
+    body = loop.regions[0].blocks[0]
+    n = len(body.arguments)
+    operands = list(loop.operands)
+    lbs, ubs, steps = ([_int(v) for v in operands[i * n:(i + 1) * n]] for i in range(3))
+    sizes = [-(-(ub - lb) // step) for lb, ub, step in zip(lbs, ubs, steps)]
+    total = math.prod(sizes)
+    block = min(threads, total)
+    with ir.InsertionPoint(loop), loop.location:
+        one = index(1)
+        launch = gpu.LaunchOp((index(-(-total // block)), one, one), (index(block), one, one))
+        launch_body = launch.regions[0].blocks[0]
+        with ir.InsertionPoint(launch_body):
+            linear = arith.addi(arith.muli(launch_body.arguments[0], index(block)),
+                                launch_body.arguments[3])
+            end = gpu.TerminatorOp()
+            anchor = end
+            if total % block:
+                with ir.InsertionPoint(end):
+                    guard = scf.IfOp(arith.cmpi(arith.CmpIPredicate.ult, linear, index(total)))
+                with ir.InsertionPoint(guard.then_block):
+                    anchor = scf.YieldOp([])
+            with ir.InsertionPoint(anchor):
+                stride = total
+                for arg, lb, step, size in zip(body.arguments, lbs, steps, sizes):
+                    stride //= size
+                    pos = arith.remui(arith.divui(linear, index(stride)), index(size))
+                    arg.replace_all_uses_with(
+                        arith.addi(index(lb), arith.muli(pos, index(step))))
+    for op in list(body.operations)[:-1]:                 # all but scf.reduce
+        op.move_before(anchor)
+    loop.erase()
+
+
+def launch_loops(module, threads: int) -> None:
+    copies_to_linalg(module)
+    _run(module, ("func.func(convert-linalg-to-parallel-loops)",))
+    for fn in walk_ops(module.operation, ["func.func"]):
+        for op in list(fn.regions[0].blocks[0].operations):
+            if op.operation.name == "scf.parallel":
+                launch_parallel_loop(op, threads)
+
+
+# ----------------------------------------------------------------------------- outline
+def outline(module) -> None:
+    """gpu-kernel-outlining, then all kernels in one gpu.module @kernels."""
+    _run(module, ("gpu-launch-sink-index-computations", "gpu-kernel-outlining", "canonicalize",
+                  "cse"))
+    modules = [op for op in module.body.operations if op.operation.name == "gpu.module"]
+    if not modules:
+        return
+    target = modules[0]
+    last = list(target.regions[0].blocks[0].operations)[-1]
+    # Outlining names every kernel after its function, each in a module of a unique name:
+    # the kernel takes its module's name.
+    for other in modules:
+        fns = list(other.regions[0].blocks[0].operations)
+        for fn in fns:
+            fn.attributes["sym_name"] = other.attributes["sym_name"]
+        if other != target:
+            for fn in fns:
+                fn.move_after(last)
+                last = fn
+            other.erase()
+    for launch in walk_ops(module.operation, ["gpu.launch_func"]):
+        name = ir.SymbolRefAttr(launch.attributes["kernel"]).value[0]
+        launch.attributes["kernel"] = ir.SymbolRefAttr.get([KERNEL_MODULE, name])
+    target.attributes["sym_name"] = ir.StringAttr.get(KERNEL_MODULE)
+    expand_math(target)
+
+
+@register
+@dataclass
+class GpuKernels(EmberPass):
+    """Bufferizes bound linalg code and turns every op into a GPU kernel in one gpu.module."""
+    name = "ember-gpu-kernels"
+    #: Threads per block of the elementwise / reduction kernels.
+    threads: int = 256
+    #: GEMM block tile (rows x columns), K step and per-thread register tile.
+    bm: int = 64
+    bn: int = 64
+    bk: int = 16
+    tm: int = 4
+    tn: int = 4
+
+    def run(self, module, ctx: PassContext) -> None:
+        unroll_foralls(module)
+        copy_repeated_results(module)
+        _run(module, GPU_BUFFERIZE)
+        launch_gemms(module, GemmTile(self.bm, self.bn, self.bk, self.tm, self.tn))
+        launch_loops(module, self.threads)
+        outline(module)
