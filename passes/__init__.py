@@ -17,6 +17,7 @@ from . import (  # noqa: F401  (imported for registration)
     conv_to_gemm,
     pack_weights,
     lower_to_linalg,
+    cpu_contractions,
     gemm_microkernel,
     bind_weights,
     legalize_reshapes,

@@ -6,13 +6,16 @@ A table of stages, run in order on static shapes:
   bufferize   one-shot bufferization; results become out-parameters (the runtime passes the
               output buffers); no deallocation (ember-gpu-launch-plan plans all memory)
   gemms       each call of a GEMM kernel function (ember-gpu-outline-gemms) becomes a
-              gpu.launch of the shared-memory tiled kernel (ember.codegen.gpu_gemm; f16/bf16
-              operands are accumulated in f32, on the CUDA cores: no tensor-core MMA yet)
+              gpu.launch: with `tensor-cores` (cuda), f16/bf16 GEMMs whose K and N are
+              multiples of 8 get the mma.sync kernel (ember.codegen.gpu_mma); every other
+              GEMM the shared-memory tiled SIMT kernel (ember.codegen.gpu_gemm), all
+              accumulating in f32
   loops       memref.copy -> linalg.copy; every linalg op -> scf.parallel (reductions as
               scf.for inside) -> a gpu.launch of `threads`-thread blocks over its iteration
               space, linearized (one thread per point, tail guarded)
-  outline     gpu-kernel-outlining, then every kernel moved into one `gpu.module @kernels`
-              and its f32 exp/tanh expanded into polynomials (no device math library needed)
+  outline     gpu-kernel-outlining, then every kernel moved into one `gpu.module @kernels`,
+              its workgroup buffers 16-byte aligned and its f32 exp/tanh expanded into
+              polynomials (no device math library needed)
 What is left in the host function is allocations, views of buffers, constants and
 gpu.launch_func ops: ember-gpu-launch-plan turns that into the launch plan.
 """
@@ -25,8 +28,9 @@ from mlir import ir
 from mlir.dialects import arith, gpu, linalg, scf
 from mlir.passmanager import PassManager
 
-from ember.codegen.gpu_gemm import GEMM_ATTR, GemmOperands, GemmTile, GpuGemmSpec, GpuMapping, \
-    emit_gemm, index
+from ember.codegen.builders import GemmOperands, index
+from ember.codegen.gpu_gemm import GEMM_ATTR, GemmTile, GpuGemmSpec, GpuMapping, emit_gemm
+from ember.codegen.gpu_mma import choose_mma_tile, emit_mma_gemm, why_not_mma
 from ember.codegen.vector_math import expand_math
 
 from .base import EmberPass, PassContext, register
@@ -35,6 +39,9 @@ from .patterns import walk_ops
 
 #: Name of the one gpu.module holding every kernel.
 KERNEL_MODULE = "kernels"
+#: Alignment of workgroup (shared) buffers in bytes: cp.async and ldmatrix (gpu_mma) need
+#: 16-byte aligned shared addresses.
+SHARED_ALIGNMENT = 16
 #: Bufferization without deallocation (BUFFERIZE's last stage); memory is planned statically.
 GPU_BUFFERIZE = tuple(p for p in BUFFERIZE if p != "buffer-deallocation-pipeline")
 
@@ -78,8 +85,10 @@ def unroll_foralls(module) -> None:
 
 
 # ----------------------------------------------------------------------------- gemms
-def launch_gemms(module, tile: GemmTile) -> None:
-    """Replaces each GEMM kernel call by its launch; erases the kernel functions."""
+def launch_gemms(module, tile: GemmTile, tensor_cores: bool) -> None:
+    """Replaces each GEMM kernel call by its launch (the tensor-core kernel where
+    `tensor_cores` and the GEMM suits it, else the SIMT kernel with `tile`); erases the kernel
+    functions."""
     kernels = {ir.StringAttr(op.attributes["sym_name"]).value: op
                for op in module.body.operations if GEMM_ATTR in op.attributes}
     for call in walk_ops(module.operation, ["func.call"]):
@@ -89,7 +98,10 @@ def launch_gemms(module, tile: GemmTile) -> None:
         spec = GpuGemmSpec.from_attr(kernels[callee].attributes[GEMM_ATTR])
         ops = GemmOperands.from_args(spec, list(call.operands))
         with ir.InsertionPoint(call), call.location:
-            emit_gemm(spec, ops, tile, GpuMapping(tile.threads))
+            if tensor_cores and why_not_mma(spec, ops) is None:
+                emit_mma_gemm(spec, ops, choose_mma_tile(spec))
+            else:
+                emit_gemm(spec, ops, tile, GpuMapping(tile.threads))
         call.erase()
     for fn in kernels.values():
         fn.erase()
@@ -174,7 +186,19 @@ def outline(module) -> None:
         name = ir.SymbolRefAttr(launch.attributes["kernel"]).value[0]
         launch.attributes["kernel"] = ir.SymbolRefAttr.get([KERNEL_MODULE, name])
     target.attributes["sym_name"] = ir.StringAttr.get(KERNEL_MODULE)
+    align_workgroup_buffers(target)
     expand_math(target)
+
+
+def align_workgroup_buffers(kernels) -> None:
+    """Gives every workgroup buffer of the kernels SHARED_ALIGNMENT (by default they are
+    aligned to their element only)."""
+    align = ir.DictAttr.get({"llvm.align": ir.IntegerAttr.get(
+        ir.IntegerType.get_signless(64), SHARED_ALIGNMENT)})
+    for fn in kernels.regions[0].blocks[0].operations:
+        if "workgroup_attributions" in fn.attributes:
+            count = ir.IntegerAttr(fn.attributes["workgroup_attributions"]).value
+            fn.attributes["workgroup_attrib_attrs"] = ir.ArrayAttr.get([align] * count)
 
 
 @register
@@ -184,7 +208,9 @@ class GpuKernels(EmberPass):
     name = "ember-gpu-kernels"
     #: Threads per block of the elementwise / reduction kernels.
     threads: int = 256
-    #: GEMM block tile (rows x columns), K step and per-thread register tile.
+    #: f16/bf16 GEMMs on tensor cores (mma.sync, NVIDIA sm_80+; gpu_mma.py chooses the tile).
+    tensor_cores: bool = False
+    #: SIMT GEMM block tile (rows x columns), K step and per-thread register tile.
     bm: int = 64
     bn: int = 64
     bk: int = 16
@@ -195,6 +221,7 @@ class GpuKernels(EmberPass):
         unroll_foralls(module)
         copy_repeated_results(module)
         _run(module, GPU_BUFFERIZE)
-        launch_gemms(module, GemmTile(self.bm, self.bn, self.bk, self.tm, self.tn))
+        launch_gemms(module, GemmTile(self.bm, self.bn, self.bk, self.tm, self.tn),
+                     self.tensor_cores)
         launch_loops(module, self.threads)
         outline(module)

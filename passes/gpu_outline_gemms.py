@@ -24,7 +24,7 @@ from ember.codegen.gpu_gemm import GEMM_ATTR, GEMM_PREFIX, GpuGemmSpec
 from ember.dialect import builders as eb
 
 from .base import EmberPass, PassContext, register
-from .patterns import string_attr, walk_ops
+from .patterns import kernel_function, string_attr, walk_ops
 
 
 class DynamicShapeError(ValueError):
@@ -45,46 +45,31 @@ def require_static_shapes(module) -> None:
                         f"for each shape you need")
 
 
+def _rows_and_last(rank: int) -> ir.ArrayAttr:
+    """The reassociation [[0, .., rank - 2], [rank - 1]] between [..., X] and [M, X]."""
+    i64 = ir.IntegerType.get_signless(64)
+    return ir.ArrayAttr.get([ir.ArrayAttr.get([ir.IntegerAttr.get(i64, d)
+                                               for d in range(rank - 1)]),
+                             ir.ArrayAttr.get([ir.IntegerAttr.get(i64, rank - 1)])])
+
+
 def _collapse(value, m: int):
     """`value` [..., X] as [m, X] (identity for rank 2)."""
     t = ir.RankedTensorType(value.type)
     if t.rank == 2:
         return value
-    rows = ir.ArrayAttr.get([ir.ArrayAttr.get([_i64(d) for d in range(t.rank - 1)]),
-                             ir.ArrayAttr.get([_i64(t.rank - 1)])])
     return tensor.collapse_shape(ir.RankedTensorType.get([m, t.shape[-1]], t.element_type),
-                                 value, rows)
-
-
-def _i64(value: int) -> ir.IntegerAttr:
-    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value)
+                                 value, _rows_and_last(t.rank))
 
 
 def _kernel(module, spec: GpuGemmSpec, arg_types, result_type) -> str:
     """The name of the kernel function for `spec` and these types, created on first use."""
-    body = module.body
-    fn_type = ir.FunctionType.get(arg_types, [result_type])
-    names = set()
-    for op in body.operations:
-        if op.operation.name != "func.func":
-            continue
-        name = ir.StringAttr(op.attributes["sym_name"]).value
-        names.add(name)
-        if GEMM_ATTR in op.attributes and str(op.attributes[GEMM_ATTR]) == str(spec.attr()) \
-                and str(op.attributes["function_type"]) == str(ir.TypeAttr.get(fn_type)):
-            return name
-    name = next(f"{GEMM_PREFIX}{i}" for i in range(len(names) + 1)
-                if f"{GEMM_PREFIX}{i}" not in names)
-    with ir.InsertionPoint(body), ir.Location.name(name):
-        fn = func.FuncOp(name, fn_type, visibility="private")
-        fn.attributes[GEMM_ATTR] = spec.attr()
-        entry = fn.add_entry_block()
-        args = dict(zip(spec.arg_names(), entry.arguments))
-        with ir.InsertionPoint(entry):
-            func.ReturnOp([eb.gemm(args["lhs"], args["rhs"], result_type, bias=args.get("bias"),
-                                   residual=args.get("residual"),
-                                   activation=spec.activation)])
-    return name
+    def body(arguments):
+        args = dict(zip(spec.arg_names(), arguments))
+        return [eb.gemm(args["lhs"], args["rhs"], result_type, bias=args.get("bias"),
+                        residual=args.get("residual"), activation=spec.activation)]
+    return kernel_function(module.body, GEMM_ATTR, spec.attr(),
+                           ir.FunctionType.get(arg_types, [result_type]), GEMM_PREFIX, body)
 
 
 def outline_gemm(module, op) -> None:
@@ -104,9 +89,7 @@ def outline_gemm(module, op) -> None:
         callee = _kernel(module, spec, [v.type for v in operands], out2)
         result = func.call([out2], callee, operands)
         if out_type.rank != 2:
-            rows = ir.ArrayAttr.get([ir.ArrayAttr.get([_i64(d) for d in range(out_type.rank - 1)]),
-                                     ir.ArrayAttr.get([_i64(out_type.rank - 1)])])
-            result = tensor.expand_shape(out_type, result, rows, [],
+            result = tensor.expand_shape(out_type, result, _rows_and_last(out_type.rank), [],
                                          ir.DenseI64ArrayAttr.get(list(out_type.shape)))
     op.results[0].replace_all_uses_with(result)
     op.erase()

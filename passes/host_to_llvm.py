@@ -115,6 +115,22 @@ def copy_repeated_results(module) -> None:
                 seen.append(value)
 
 
+def inline_alloca_free_scopes(module) -> None:
+    """Dissolves each memref.alloca_scope whose region holds no memref.alloca of its own.
+
+    convert-scf-to-openmp wraps a parallel loop body in an alloca_scope whenever it cannot rule
+    out allocations (a call, e.g. of a GEMM kernel, is enough), and the scope may hold only one
+    block, so lowering the scf loops beside the call to control flow then fails to verify. A
+    callee's allocas live in its own frame; only allocas in the region itself need the scope."""
+    for scope in walk_ops(module.operation, ["memref.alloca_scope"]):
+        if walk_ops(scope, ["memref.alloca"]) or list(scope.results):
+            continue
+        ops = list(scope.regions[0].blocks[0].operations)
+        for op in ops[:-1]:                  # all but the alloca_scope.return terminator
+            op.move_before(scope)
+        scope.erase()
+
+
 def _run(module, passes) -> None:
     PassManager.parse(f"builtin.module({','.join(passes)})").run(module.operation)
 
@@ -148,4 +164,7 @@ class HostToLLVM(EmberPass):
         expand_math(module.operation)
         _run(module, TO_LOOPS)
         widen_bool_memrefs(module)  # MLIR 22 cannot lower i1 memrefs to LLVM
-        _run(module, (OPENMP if openmp else ()) + TO_LLVM)
+        if openmp:
+            _run(module, OPENMP)
+            inline_alloca_free_scopes(module)
+        _run(module, TO_LLVM)

@@ -22,7 +22,8 @@ from ember.dialect import builders as eb
 from ember.dialect.verifier import patch_geometry, patch_matrix_shape
 
 from .base import EmberPass, PassContext, register
-from .patterns import APPLIED, apply_patterns, float_attr, int_attr, string_attr
+from .patterns import APPLIED, apply_patterns, float_attr, int_attr, kernel_function, \
+    string_attr
 
 PARALLEL, REDUCTION = "parallel", "reduction"
 #: The identity of max: the lowest finite f32 (padding for max pooling, start of softmax's max).
@@ -326,50 +327,39 @@ def _kernel_function(op, spec, arg_types, result_type) -> str:
     module_op = op.operation
     while module_op.name != "builtin.module":
         module_op = module_op.parent
-    body = module_op.regions[0].blocks[0]
-    fn_type = ir.FunctionType.get(arg_types, [result_type])
-    names = set()
-    for other in body.operations:
-        if other.operation.name != "func.func":
-            continue
-        name = ir.StringAttr(other.attributes["sym_name"]).value
-        names.add(name)
-        if KERNEL_ATTR in other.attributes and str(other.attributes[KERNEL_ATTR]) == \
-                str(spec.attr()) and str(other.attributes["function_type"]) == \
-                str(ir.TypeAttr.get(fn_type)):
-            return name
-    index = 0
-    while f"{KERNEL_PREFIX}{index}" in names:
-        index += 1
-    name = f"{KERNEL_PREFIX}{index}"
-    with ir.InsertionPoint(body), ir.Location.name(name):
-        fn = func.FuncOp(name, fn_type, visibility="private")
-        fn.attributes[KERNEL_ATTR] = spec.attr()
-        entry = fn.add_entry_block()
-        with ir.InsertionPoint(entry):
-            func.ReturnOp([_reference_gemm(spec, *entry.arguments)])
-    return name
+    return kernel_function(module_op.regions[0].blocks[0], KERNEL_ATTR, spec.attr(),
+                           ir.FunctionType.get(arg_types, [result_type]), KERNEL_PREFIX,
+                           lambda args: [_reference_gemm(spec, *args)])
 
 
-def _reference_gemm(spec, lhs, packed, *rest):
-    """The kernel's linalg body: fill, the contraction read through the panel layout, epilogue."""
+def _reference_gemm(spec, lhs, rhs, *rest):
+    """The kernel's linalg body: fill, the contraction (B read through the panel layout when
+    packed, A through the patch map for patches; a leading batch dim when batched), epilogue."""
     *epilogue_operands, init = rest
     zero = arith.constant(_element(init), 0.0)
     acc = linalg.fill(zero, outs=[init])
-    nr = ir.AffineConstantExpr.get(spec.nr)
-    m, n, k = (ir.AffineDimExpr.get(d) for d in range(3))
-    panel_map = ir.AffineMap.get(3, 0, [ir.AffineExpr.get_floor_div(n, nr), k,
-                                        ir.AffineExpr.get_mod(n, nr)])
-    lhs_map = _identity_map(3, [0, 2]) if spec.patches is None else _patch_map(spec)
-    product = _generic([lhs, packed], acc, [lhs_map, panel_map, _identity_map(3, [0, 1])],
-                       [PARALLEL, PARALLEL, REDUCTION],
-                       lambda a, w, c: arith.addf(c, arith.mulf(a, w)))
+    lead = 1 if spec.batch else 0                   # iteration space ([b,] m, n, k)
+    rank = lead + 3
+    b = list(range(lead))
+    m, n, k = lead, lead + 1, lead + 2
+    if spec.rhs_packed:
+        nr = ir.AffineConstantExpr.get(spec.nr)
+        d_n, d_k = ir.AffineDimExpr.get(n), ir.AffineDimExpr.get(k)
+        rhs_map = ir.AffineMap.get(rank, 0, [ir.AffineExpr.get_floor_div(d_n, nr), d_k,
+                                             ir.AffineExpr.get_mod(d_n, nr)])
+    else:
+        rhs_map = _identity_map(rank, b + [k, n])
+    lhs_map = _identity_map(rank, b + [m, k]) if spec.patches is None else _patch_map(spec)
+    product = _generic([lhs, rhs], acc, [lhs_map, rhs_map, _identity_map(rank, b + [m, n])],
+                       [PARALLEL] * (rank - 1) + [REDUCTION],
+                       lambda x, w, c: arith.addf(c, arith.mulf(x, w)))
     if not epilogue_operands and spec.activation == "none":
         return product
-    maps = ([_identity_map(2, [1])] if spec.bias else []) + \
-        ([_identity_map(2)] if spec.residual else []) + [_identity_map(2)]
+    out_rank = rank - 1
+    maps = ([_identity_map(out_rank, [out_rank - 1])] if spec.bias else []) + \
+        ([_identity_map(out_rank)] if spec.residual else []) + [_identity_map(out_rank)]
     epilogue = _gemm_epilogue(spec.activation, spec.bias, spec.residual)
-    return _generic(list(epilogue_operands), product, maps, [PARALLEL, PARALLEL],
+    return _generic(list(epilogue_operands), product, maps, [PARALLEL] * out_rank,
                     lambda *args: epilogue(args[-1], *args[:-1]))
 
 

@@ -20,7 +20,7 @@ import torch
 import ember
 from ember.compiler import CompileOptions, build_artifact
 from ember.frontend import import_model
-from ember.targets.gpu_plan import PLAN_FILE, plan_memory, validate_plan
+from ember.launch_plan import PLAN_FILE, plan_memory, validate_plan
 
 from test_transformer import EncoderLayer, _inputs
 

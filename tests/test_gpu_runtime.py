@@ -17,6 +17,8 @@ import ctypes
 import json
 import re
 import struct
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -337,6 +339,16 @@ def test_plan_needs_static_shapes():
     manifest["symbols"] = {"s0": {"min": 1, "max": 8}}
     with pytest.raises(ArtifactError, match="static shapes.*s0"):
         parse_plan(plan_json(), manifest)
+
+
+def test_loading_gpu_plans_needs_no_mlir():
+    """The runtime reads and checks plans with ember.launch_plan, never the compiler."""
+    code = ("import sys, ember.runtime.gpu_plan, ember.runtime.cuda, ember.runtime.hip; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlir' "
+            "or m.startswith('ember.targets')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_argument_packing_bytes():

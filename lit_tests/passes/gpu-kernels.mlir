@@ -2,9 +2,9 @@
 // RUN: ember-opt %s --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --ember-gpu-kernels=threads=64 | filecheck %s --check-prefix=T64
 
 // ember-gpu-kernels bufferizes and makes every op a kernel in one gpu.module @kernels: the GEMM
-// (tiled through workgroup memory, barriers between phases), the elementwise op (one thread per
-// element, the tail guarded). The host function keeps only allocations and launches; the
-// result became an out-parameter.
+// (tiled through 16-byte aligned workgroup memory, barriers between phases), the elementwise
+// op (one thread per element, the tail guarded). The host function keeps only allocations
+// and launches; the result became an out-parameter.
 
 // CHECK-LABEL: func.func @main(
 // CHECK-SAME: %arg2: memref<70x16xf32>)
@@ -13,7 +13,7 @@
 // CHECK: gpu.launch_func @kernels::@main_kernel_0 {{.*}} args(%[[T]] : memref<70x16xf32>, %arg2 : memref<70x16xf32>)
 // CHECK-NOT: linalg.
 // CHECK: gpu.module @kernels
-// CHECK: gpu.func @main_kernel({{.*}}) workgroup({{.*}}memref<64x16xf32, #gpu.address_space<workgroup>>, {{.*}}memref<16x64xf32, #gpu.address_space<workgroup>>) kernel
+// CHECK: gpu.func @main_kernel({{.*}}) workgroup({{.*}}memref<64x16xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, {{.*}}memref<16x64xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: gpu.barrier
 // CHECK: gpu.func @main_kernel_0({{.*}}) kernel attributes {known_block_size = array<i32: 256, 1, 1>, known_grid_size = array<i32: 5, 1, 1>}
 // CHECK: scf.if

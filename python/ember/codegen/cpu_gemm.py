@@ -42,6 +42,8 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, func, memref, scf, vector
 
+from .builders import GemmOperands as _Operands, for_ as _for, if_ as _if, index as _index
+
 #: Attribute on ember.gemm: rhs is packed in panels of this many columns.
 PANEL_ATTR = "rhs_panel"
 #: Attribute on a kernel function: its GemmKernelSpec.
@@ -91,6 +93,12 @@ class GemmKernelSpec:
     bias: bool = False
     residual: bool = False
     patches: Optional[Tuple[int, ...]] = None
+    #: Leading batch dim of A, B and C (one product per entry): 0 none, -1 dynamic, else its
+    #: size. Batched kernels take B row-major.
+    batch: int = 0
+    #: B is the packed weight [ceil(N/NR), K, NR]; False: a row-major [(batch,) K, N] tensor
+    #: computed at run time (attention's K^T and V), read in place with masked tail columns.
+    rhs_packed: bool = True
 
     @property
     def patch_output(self) -> Tuple[int, int]:
@@ -107,8 +115,13 @@ class GemmKernelSpec:
 
     def attr(self) -> ir.DictAttr:
         i64 = ir.IntegerType.get_signless(64)
-        patches = {} if self.patches is None else \
-            {"patches": ir.DenseI64ArrayAttr.get(list(self.patches))}
+        optional = {}
+        if self.patches is not None:
+            optional["patches"] = ir.DenseI64ArrayAttr.get(list(self.patches))
+        if self.batch:
+            optional["batch"] = ir.IntegerAttr.get(i64, self.batch)
+        if not self.rhs_packed:
+            optional["rhs_packed"] = ir.BoolAttr.get(False)
         return ir.DictAttr.get({
             "m": ir.IntegerAttr.get(i64, -1 if self.m is None else self.m),
             "n": ir.IntegerAttr.get(i64, self.n),
@@ -117,7 +130,7 @@ class GemmKernelSpec:
             "activation": ir.StringAttr.get(self.activation),
             "bias": ir.BoolAttr.get(self.bias),
             "residual": ir.BoolAttr.get(self.residual),
-            **patches,
+            **optional,
         })
 
     @classmethod
@@ -130,7 +143,9 @@ class GemmKernelSpec:
         return cls(m=None if m < 0 else m, n=integer("n"), k=integer("k"), nr=integer("nr"),
                    activation=ir.StringAttr(d["activation"]).value,
                    bias=ir.BoolAttr(d["bias"]).value, residual=ir.BoolAttr(d["residual"]).value,
-                   patches=tuple(ir.DenseI64ArrayAttr(d["patches"])) if "patches" in d else None)
+                   patches=tuple(ir.DenseI64ArrayAttr(d["patches"])) if "patches" in d else None,
+                   batch=integer("batch") if "batch" in d else 0,
+                   rhs_packed=ir.BoolAttr(d["rhs_packed"]).value if "rhs_packed" in d else True)
 
     def memref_types(self, element: ir.Type) -> List[ir.Type]:
         """The kernel's argument types after bufferization (identity layouts)."""
@@ -141,13 +156,15 @@ class GemmKernelSpec:
         else:
             images = dyn if self.m is None else self.m // math.prod(self.patch_output)
             lhs = [images, *self.patches[:3]]
-        types = [ir.MemRefType.get(lhs, element),
-                 ir.MemRefType.get(packed_shape(self.k, self.n, self.nr), element)]
+        lead = [] if not self.batch else [dyn if self.batch < 0 else self.batch]
+        rhs = packed_shape(self.k, self.n, self.nr) if self.rhs_packed else \
+            lead + [self.k, self.n]
+        types = [ir.MemRefType.get(lead + lhs, element), ir.MemRefType.get(rhs, element)]
         if self.bias:
             types.append(ir.MemRefType.get([self.n], element))
         if self.residual:
-            types.append(ir.MemRefType.get([m, self.n], element))
-        types.append(ir.MemRefType.get([m, self.n], element))
+            types.append(ir.MemRefType.get(lead + [m, self.n], element))
+        types.append(ir.MemRefType.get(lead + [m, self.n], element))
         return types
 
 
@@ -284,10 +301,6 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
 
 
 # ----------------------------------------------------------------------------- emitter
-def _index(value: int):
-    return arith.constant(ir.IndexType.get(), value)
-
-
 def _i64(value: int) -> ir.IntegerAttr:
     return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value)
 
@@ -305,26 +318,6 @@ def _tail_pieces(mr: int) -> List[int]:
     return sorted(pieces, reverse=True)
 
 
-def _if(cond, results=(), build_then=None, build_else=None):
-    """scf.if with results; `build_*()` return the values to yield."""
-    op = scf.IfOp(cond, list(results), has_else=bool(results) or build_else is not None)
-    with ir.InsertionPoint(op.then_block):
-        scf.YieldOp(list(build_then()) if build_then else [])
-    if op.regions[1].blocks:
-        with ir.InsertionPoint(op.else_block):
-            scf.YieldOp(list(build_else()) if build_else else [])
-    return list(op.results)
-
-
-def _for(lb, ub, step, iter_args=(), body=None):
-    """scf.for; `body(iv, *iter_args)` returns the values to yield."""
-    loop = scf.ForOp(lb, ub, step, list(iter_args))
-    with ir.InsertionPoint(loop.body):
-        out = body(loop.induction_variable, *loop.inner_iter_args)
-        scf.YieldOp(list(out or []))
-    return list(loop.results)
-
-
 @dataclass
 class _Block:
     """One K block of a task: rows [m0, m1), k in [k0, k1), whether it is the first or last
@@ -336,15 +329,6 @@ class _Block:
     first: Optional[ir.Value]
     last: Optional[ir.Value]
     packed: Optional[ir.Value]
-
-
-@dataclass
-class _Operands:
-    a: ir.Value
-    b: ir.Value
-    bias: Optional[ir.Value]
-    residual: Optional[ir.Value]
-    c: ir.Value
 
 
 class _KernelEmitter:
@@ -367,11 +351,14 @@ class _KernelEmitter:
         if spec.m is not None:
             m = _index(spec.m)
         elif spec.patches is None:
-            m = memref.dim(ops.a, _index(0))
+            m = memref.dim(ops.a, _index(1 if spec.batch else 0))
         else:
             m = arith.muli(memref.dim(ops.a, _index(0)), _index(math.prod(spec.patch_output)))
         operands = [ops.a, ops.b] + [v for v in (ops.bias, ops.residual) if v is not None] + \
             [ops.c]
+        if spec.batch:
+            self._emit_batched(ops, task_fn, m, operands)
+            return
         if not s.parallel:
             func.call([], task_fn, [_index(0), m, _index(0), _index(spec.panels)] + operands)
             return
@@ -398,11 +385,30 @@ class _KernelEmitter:
             func.call([], task_fn, [m0, m1, p0, p1] + operands)
             scf.ReduceOp([], 0)
 
-    def emit_task(self, ops: _Operands, m0, m1, p0, p1) -> None:
-        """The task function's body: rows [m0, m1) x panels [p0, p1) over all of K. A
-        function of its own, so that its stack buffer (the packed A block) lives in an
-        allocation scope outside the OpenMP loop body."""
+    def _emit_batched(self, ops: _Operands, task_fn: str, m, operands) -> None:
+        """A batched kernel: one task per batch entry (all its rows and panels), the entries
+        in parallel (inside an already parallel loop, e.g. attention's, OpenMP runs them on
+        the calling thread)."""
+        count = _index(self.spec.batch) if self.spec.batch > 0 else \
+            memref.dim(ops.a, _index(0))
+        whole = [_index(0), m, _index(0), _index(self.spec.panels)]
+        if not self.s.parallel:
+            _for(_index(0), count, _index(1), (),
+                 lambda b: func.call([], task_fn, [b] + whole + operands) and None)
+            return
+        loop = scf.ParallelOp([], [_index(0)], [count], [_index(1)], [])
+        body = loop.regions[0].blocks.append(ir.IndexType.get())
+        with ir.InsertionPoint(body):
+            func.call([], task_fn, [body.arguments[0]] + whole + operands)
+            scf.ReduceOp([], 0)
+
+    def emit_task(self, ops: _Operands, m0, m1, p0, p1, batch_index=None) -> None:
+        """The task function's body: rows [m0, m1) x panels [p0, p1) over all of K (of batch
+        entry `batch_index` in a batched kernel). A function of its own, so that its stack
+        buffer (the packed A block) lives in an allocation scope outside the OpenMP loop
+        body."""
         self.ops = ops
+        self.prefix = [] if batch_index is None else [batch_index]
         spec, s = self.spec, self.s
         k_blocks = -(-spec.k // s.kc)
         packed = None
@@ -449,7 +455,7 @@ class _KernelEmitter:
             t, r = arith.divui(off, _index(mr)), arith.remui(off, _index(mr))
             if self.spec.patches is None:
                 def copy(kk):
-                    value = memref.load(self.ops.a, [i, arith.addi(blk.k0, kk)])
+                    value = memref.load(self.ops.a, [*self.prefix, i, arith.addi(blk.k0, kk)])
                     memref.store(value, blk.packed, [t, kk, r])
                 _for(_index(0), arith.subi(blk.k1, blk.k0), _index(1), (), copy)
                 return
@@ -536,7 +542,8 @@ class _KernelEmitter:
             init = zero
         else:
             init = _if(blk.first, [self.vtype] * len(zero), lambda: zero,
-                       lambda: [self._load(self.ops.c, [rows_at[r], cols_at[v]], masks[v])
+                       lambda: [self._load(self.ops.c, [*self.prefix, rows_at[r], cols_at[v]],
+                                           masks[v])
                                 for r in range(rows) for v in range(nvec)])
         def steps(kk, accs, count, k_start, load_a, sets=1):
             """`count` k steps from k_start + kk; step u accumulates into set u % sets."""
@@ -546,8 +553,7 @@ class _KernelEmitter:
                 ku = arith.addi(kk, _index(u)) if u else kk
                 k = arith.addi(k_start, ku)
                 base = (u % sets) * size
-                b = [vector.load(self.vtype, self.ops.b, [p, k, _index(v * s.lanes)])
-                     for v in range(nvec)]
+                b = [self._load_b(p, k, v, cols_at, masks) for v in range(nvec)]
                 for r in range(rows):
                     a = vector.broadcast(self.vtype, load_a(r, ku))
                     for v in range(nvec):
@@ -577,7 +583,7 @@ class _KernelEmitter:
                               lambda r, kk: memref.load(blk.packed, [t, kk, a_rows[r]]), *accs)
         elif self.spec.patches is None:
             accs = accumulate(blk.k0, arith.subi(blk.k1, blk.k0), lambda r, kk: memref.load(
-                self.ops.a, [rows_at[r], arith.addi(blk.k0, kk)]), *accs)
+                self.ops.a, [*self.prefix, rows_at[r], arith.addi(blk.k0, kk)]), *accs)
         else:
             pixels = [self._patch_row(i) for i in rows_at]
             channels = _index(self.spec.patches[2])
@@ -598,7 +604,8 @@ class _KernelEmitter:
             accs = _if(blk.last, [self.vtype] * len(accs), finish, lambda: accs)
         for r in range(rows):
             for v in range(nvec):
-                self._store(accs[r * nvec + v], self.ops.c, [rows_at[r], cols_at[v]], masks[v])
+                self._store(accs[r * nvec + v], self.ops.c,
+                            [*self.prefix, rows_at[r], cols_at[v]], masks[v])
 
     def _epilogue(self, accs, rows_at, cols_at, masks, rows, nvec):
         from ember.passes.lower_to_linalg import UNARY
@@ -613,12 +620,20 @@ class _KernelEmitter:
                     y = arith.addf(y, bias[v])
                 y = activation(y)
                 if self.ops.residual is not None:
-                    y = arith.addf(y, self._load(self.ops.residual, [rows_at[r], cols_at[v]],
+                    y = arith.addf(y, self._load(self.ops.residual,
+                                                 [*self.prefix, rows_at[r], cols_at[v]],
                                                  masks[v]))
                 out.append(y)
         return out
 
     # -- vector memory access -------------------------------------------------------------
+    def _load_b(self, p, k, v: int, cols_at, masks):
+        """Vector v of row k of panel p: from the packed weight (zero-padded, never masked) or
+        from a row-major B (masked past column N)."""
+        if self.spec.rhs_packed:
+            return vector.load(self.vtype, self.ops.b, [p, k, _index(v * self.s.lanes)])
+        return self._load(self.ops.b, [*self.prefix, k, cols_at[v]], masks[v])
+
     def _splat(self, value: float):
         return arith.constant(self.vtype, ir.DenseElementsAttr.get_splat(
             self.vtype, ir.FloatAttr.get(self.element, value)))
@@ -662,12 +677,14 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule):
         emitter.emit(_operands(spec, args), name)
         func.ReturnOp([])
     with ir.InsertionPoint.after(fn), fn.location:
-        task = func.FuncOp(name, ([index] * 4 + [a.type for a in args], []),
+        indices = 5 if spec.batch else 4        # (batch entry,) rows and panels
+        task = func.FuncOp(name, ([index] * indices + [a.type for a in args], []),
                            visibility="private")
         entry = task.add_entry_block()
         with ir.InsertionPoint(entry):
-            m0, m1, p0, p1, *task_args = entry.arguments
-            emitter.emit_task(_operands(spec, task_args), m0, m1, p0, p1)
+            *batch, m0, m1, p0, p1 = entry.arguments[:indices]
+            emitter.emit_task(_operands(spec, entry.arguments[indices:]), m0, m1, p0, p1,
+                              *batch)
             func.ReturnOp([])
         if schedule.parallel:
             _declare(module_block, THREADS_FN, ir.FunctionType.get(

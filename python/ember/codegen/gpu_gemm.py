@@ -15,15 +15,18 @@ phase); `HostMapping` runs the same code with the ids as `scf.for` induction var
 loop over the threads per phase (barriers are phase boundaries), so the tiling, its tails and
 the epilogue are tested on the host against numpy (tests/test_gpu_codegen.py).
 
-Nothing here knows about targets. Tensor-core (MMA) kernels are not generated yet.
+Nothing here knows about targets. f16/bf16 GEMMs on NVIDIA GPUs use the tensor-core kernel
+of gpu_mma.py instead, which shares this module's spec, mapping and epilogue.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, List
 
 from mlir import ir
-from mlir.dialects import arith, gpu, memref, scf
+from mlir.dialects import arith, gpu, memref
+
+from .builders import GemmOperands, for_, if_, index
 
 #: Attribute on a GEMM kernel function (ember-gpu-outline-gemms): its GpuGemmSpec.
 GEMM_ATTR = "ember.gpu_gemm"
@@ -65,21 +68,26 @@ class GpuGemmSpec:
 
 
 @dataclass(frozen=True)
-class GemmTile:
-    """Block tile BM x BN, K step BK, register tile TM x TN per thread."""
+class BlockTile:
+    """One thread block's BM x BN tile of C and its K step BK (the GEMM kernels' tiles)."""
     bm: int = 64
     bn: int = 64
     bk: int = 16
+
+    def grid(self, spec: GpuGemmSpec) -> List[int]:
+        """Blocks along N (x) and M (y)."""
+        return [-(-spec.n // self.bn), -(-spec.m // self.bm)]
+
+
+@dataclass(frozen=True)
+class GemmTile(BlockTile):
+    """The SIMT kernel's tile: a block tile and a TM x TN register tile per thread."""
     tm: int = 4
     tn: int = 4
 
     @property
     def threads(self) -> int:
         return (self.bm // self.tm) * (self.bn // self.tn)
-
-    def grid(self, spec: GpuGemmSpec) -> List[int]:
-        """Blocks along N (x) and M (y)."""
-        return [-(-spec.n // self.bn), -(-spec.m // self.bm)]
 
     def check(self) -> None:
         if self.bm % self.tm or self.bn % self.tn:
@@ -90,29 +98,6 @@ class GemmTile:
 
 
 # ----------------------------------------------------------------------------- helpers
-def index(value: int):
-    return arith.constant(ir.IndexType.get(), value)
-
-
-def for_range(lb, ub, body: Callable, step=1) -> None:
-    """scf.for over [lb, ub) (ints or index values); `body(iv)` emits the loop body."""
-    loop = scf.ForOp(*(v if isinstance(v, ir.Value) else index(v) for v in (lb, ub, step)))
-    with ir.InsertionPoint(loop.body):
-        body(loop.induction_variable)
-        scf.YieldOp([])
-
-
-def if_then(cond, body: Callable) -> None:
-    """`body()` under scf.if `cond` (no results); cond None means always."""
-    if cond is None:
-        body()
-        return
-    op = scf.IfOp(cond)
-    with ir.InsertionPoint(op.then_block):
-        body()
-        scf.YieldOp([])
-
-
 def less(a, bound: int):
     return arith.cmpi(arith.CmpIPredicate.ult, a, index(bound))
 
@@ -206,10 +191,10 @@ class HostMapping(Mapping):
             with ir.InsertionPoint(scope.bodyRegion.blocks.append()):
                 body(bx, by)
                 memref.AllocaScopeReturnOp([])
-        for_range(0, grid[1], lambda by: for_range(0, grid[0], lambda bx: scoped(bx, by)))
+        for_(0, grid[1], body=lambda by: for_(0, grid[0], body=lambda bx: scoped(bx, by)))
 
     def phase(self, body) -> None:
-        for_range(0, self.threads, body)
+        for_(0, self.threads, body=body)
 
     def shared(self, shape, element):
         return memref.alloca(ir.MemRefType.get(shape, element), [], [])
@@ -220,21 +205,6 @@ class HostMapping(Mapping):
 
 
 # ----------------------------------------------------------------------------- the kernel
-@dataclass
-class GemmOperands:
-    a: ir.Value
-    b: ir.Value
-    bias: Optional[ir.Value]
-    residual: Optional[ir.Value]
-    c: ir.Value
-
-    @classmethod
-    def from_args(cls, spec: GpuGemmSpec, args) -> "GemmOperands":
-        named = dict(zip(spec.arg_names(), args))
-        return cls(named["lhs"], named["rhs"], named.get("bias"), named.get("residual"),
-                   named["out"])
-
-
 def element_of(value) -> ir.Type:
     return ir.MemRefType(value.type).element_type
 
@@ -250,15 +220,8 @@ def stage_tile(src, dst, rows: int, cols: int, row0, col0, limits, tid, threads:
         gr, gc = arith.addi(row0, r), arith.addi(col0, c)
         inside = both(less(gr, limits[0]) if limits[0] % rows else None,
                       less(gc, limits[1]) if limits[1] % cols else None)
-        if inside is None:
-            value = memref.load(src, [gr, gc])
-        else:
-            op = scf.IfOp(inside, [element], has_else=True)
-            with ir.InsertionPoint(op.then_block):
-                scf.YieldOp([memref.load(src, [gr, gc])])
-            with ir.InsertionPoint(op.else_block):
-                scf.YieldOp([zero])
-            value = op.results[0]
+        value, = if_(inside, [element], lambda gr=gr, gc=gc: [memref.load(src, [gr, gc])],
+                     lambda: [zero])
         memref.store(value, dst, [r, c])
 
 
@@ -304,17 +267,19 @@ def emit_gemm(spec: GpuGemmSpec, ops: GemmOperands, tile: GemmTile, mapping: Map
                         slot = acc(tid, i * tile.tn + j)
                         total = arith.addf(memref.load(*slot), arith.mulf(a[i], b[j]))
                         memref.store(total, *slot)
-            for_range(0, tile.bk, step)
+            for_(0, tile.bk, body=step)
 
         def k_step(kt):
             k0 = arith.muli(kt, index(tile.bk))
-            mapping.phase(lambda tid: (
+
+            def stage(tid):
                 stage_tile(ops.a, a_tile, tile.bm, tile.bk, m0, k0, (spec.m, spec.k), tid,
-                           mapping.threads),
+                           mapping.threads)
                 stage_tile(ops.b, b_tile, tile.bk, tile.bn, k0, n0, (spec.k, spec.n), tid,
-                           mapping.threads)))
+                           mapping.threads)
+            mapping.phase(stage)
             mapping.phase(lambda tid: multiply(tid, a_tile, b_tile))
-        for_range(0, k_steps, k_step)
+        for_(0, k_steps, body=k_step)
 
         def store(tid):
             ty, tx = arith.divui(tid, index(cols_t)), arith.remui(tid, index(cols_t))
@@ -329,6 +294,6 @@ def emit_gemm(spec: GpuGemmSpec, ops: GemmOperands, tile: GemmTile, mapping: Map
                         value = apply_epilogue(spec, ops, memref.load(*acc(tid, i * tile.tn + j)),
                                                row, col)
                         memref.store(from_f32(value, element_of(ops.c)), ops.c, [row, col])
-                    if_then(inside, write)
+                    if_(inside, build_then=write)
         mapping.phase(store)
     mapping.blocks(tile.grid(spec), block)

@@ -2,7 +2,7 @@
 
 A GPU artifact's code is a module of kernels plus this plan: a static memory plan (one workspace
 per runtime for every intermediate) and the kernel launches in order on one stream. The schema
-is the compiler's (ember.targets.gpu_plan, which documents it); this module reads a plan into
+is ember.launch_plan's (which documents it); this module reads a plan into
 typed launches, checks it against the manifest so that no launch can address memory outside
 the buffers it names or pass a scalar its kernel cannot hold, and packs each launch's arguments
 the way cuLaunchKernel and hipModuleLaunchKernel take them (`kernelParams`: an array of
@@ -10,8 +10,8 @@ pointers to the argument values).
 
 The checks are split, never repeated: the types and shapes of every field, the scalars, the
 launch dimensions and the outputs' coverage here; buffer indices, workspace alignment and
-bounds and live-range overlaps in the compiler's `validate_plan`, run on every load too. That
-module needs the MLIR bindings, so it is imported only when a GPU artifact is loaded.
+bounds and live-range overlaps in ember.launch_plan's `validate_plan`, which the compiler runs
+before writing a plan and this module on every load.
 
 Nothing here calls a driver, which lets the CUDA and ROCm backends share it and the tests
 check it on machines without a GPU.
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Mapping, Sequence, Tuple, Union
 
 from ember.artifact import ArtifactError
+from ember.launch_plan import ABI, validate_plan
 from ember.runtime.tensors import numpy_dtype
 
 #: Buffers bound per call, by their index in the manifest's list of that role.
@@ -80,10 +81,9 @@ class LaunchPlan:
 def read_plan(directory: str, manifest: Mapping, kind: str) -> LaunchPlan:
     """The validated plan of the artifact at `directory`, from `manifest["code"][kind]`."""
     code = manifest["code"][kind]
-    abi = _schema().ABI
-    if code.get("abi") != abi:
+    if code.get("abi") != ABI:
         raise ArtifactError(f"{kind} code ABI {code.get('abi')!r} is not supported (this runtime "
-                            f"speaks {abi!r}); recompile the model")
+                            f"speaks {ABI!r}); recompile the model")
     name = code.get("plan")
     if name not in manifest["files"]:
         raise ArtifactError(f"the launch plan {name!r} is not listed in the manifest's files, "
@@ -114,14 +114,8 @@ def _compiler_checks(data, plan: LaunchPlan, manifest: Mapping) -> list:
     """The compiler's own consistency checks (see the module docstring), the ABI among them.
     Kernels are resolved against the loaded module by the backend, so every kernel the plan
     names counts here."""
-    return _schema().validate_plan(data, set(plan.kernel_names),
-                                   {role: len(manifest[role + "s"]) for role in ROLES})
-
-
-def _schema():
-    """The compiler's plan module (imported on first use: it needs the MLIR bindings)."""
-    from ember.targets import gpu_plan
-    return gpu_plan
+    return validate_plan(data, set(plan.kernel_names),
+                         {role: len(manifest[role + "s"]) for role in ROLES})
 
 
 def tensor_bytes(entry: Mapping) -> int:

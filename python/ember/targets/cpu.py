@@ -32,7 +32,8 @@ from .base import CodegenResult, CompileJob, Stage, Target, TargetOptions
 from .llvm import emit_object, translate_to_llvm_ir
 
 #: Pipeline from graph-level ember IR to LLVM dialect, shared by CPU targets.
-CPU_LOWERING = ("ember-conv-to-gemm,ember-pack-weights,ember-lower-to-linalg,canonicalize,cse,"
+CPU_LOWERING = ("ember-conv-to-gemm,ember-pack-weights,ember-lower-to-linalg,"
+                "ember-cpu-contractions,canonicalize,cse,"
                 "ember-bind-weights,"
                 "ember-legalize-reshapes,"
                 "ember-host-to-llvm")

@@ -4,8 +4,10 @@
 lowering (gpu_lowering.py): plan -> nvvm (convert-gpu-to-nvvm with bare-pointer kernel
 arguments, then gpu-module-to-binary{format=isa} for `#nvvm.target<chip=arch>`) -> ptx (the
 binary's PTX text) -> cubin (`ptxas --gpu-name <arch>`; skipped when ptxas is not on PATH, and
-the runtime then JIT-compiles the PTX) -> artifact. f16/bf16 GEMMs run on the CUDA cores with
-f32 accumulation (tensor-core MMA is not generated yet).
+the runtime then JIT-compiles the PTX) -> artifact. f16/bf16 GEMMs run on the tensor cores
+(mma.sync m16n8k16 with f32 accumulation, ember.codegen.gpu_mma; every arch here is sm_80 or
+later), f32 GEMMs on the CUDA cores. convert-nvgpu-to-nvvm lowers the kernels' ldmatrix and
+cp.async before convert-gpu-to-nvvm.
 """
 from __future__ import annotations
 
@@ -48,6 +50,7 @@ class CudaTarget(GpuTarget):
     Options = CudaOptions
     default_arch = "sm_80"
     archs = tuple(_PTX)
+    kernel_options = "tensor-cores"
 
     def describe(self) -> dict:
         return {**super().describe(), "ptx": self.ptx_feature}
@@ -70,7 +73,8 @@ class CudaTarget(GpuTarget):
             for op in module.body.operations:
                 if op.operation.name == "gpu.module":
                     op.attributes["targets"] = target
-            run_passes(module, "gpu.module(convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1}),"
+            run_passes(module, "gpu.module(convert-nvgpu-to-nvvm,"
+                               "convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1}),"
                                "reconcile-unrealized-casts,gpu-module-to-binary{format=isa}")
         return program
 

@@ -6,7 +6,7 @@ are refused here), ember-lower-to-linalg, ember-bind-weights, ember-gpu-kernels 
 one kernel per op, outlining). The CPU-only weight packing and micro-kernels are not used.
 
 A GPU target's stages then start with `plan` (the host function becomes the launch plan of
-gpu_plan.py and is removed, leaving the gpu.module), go through the target's own conversion
+ember.launch_plan, extracted by gpu_plan.py, and is removed, leaving the gpu.module), go through the target's own conversion
 (NVVM/PTX or ROCDL/HSACO) and end with `artifact` (kernel files, plan, manifest sections).
 Stages pass a `GpuProgram` along.
 """
@@ -20,8 +20,10 @@ from typing import Dict, List, Optional, Union
 from mlir import ir
 from mlir.passmanager import PassManager
 
+from ember.launch_plan import ABI, PLAN_FILE, validate_plan, write_plan
+
 from .base import CodegenResult, CompileJob, Target, TargetOptions
-from .gpu_plan import ABI, PLAN_FILE, PlanError, extract_plan, validate_plan, write_plan
+from .gpu_plan import PlanError, extract_plan
 
 GPU_LOWERING = ("ember-conv-to-gemm,ember-gpu-outline-gemms,ember-lower-to-linalg,canonicalize,"
                 "cse,ember-bind-weights,ember-gpu-kernels")
@@ -55,10 +57,12 @@ def run_passes(module: ir.Module, pipeline: str) -> None:
 
 
 class GpuTarget(Target):
-    """Base of the GPU targets: subclasses set `kind`, `default_arch`, `archs` and
-    `convert_stages()` (GpuProgram -> GpuProgram, adding files and code entries)."""
+    """Base of the GPU targets: subclasses set `kind`, `default_arch`, `archs`,
+    `kernel_options` (options of ember-gpu-kernels) and `convert_stages()` (GpuProgram ->
+    GpuProgram, adding files and code entries)."""
     default_arch = ""
     archs: tuple = ()
+    kernel_options = ""
 
     def __init__(self, options: GpuOptions):
         super().__init__(options)
@@ -71,7 +75,7 @@ class GpuTarget(Target):
         return {"kind": self.kind, "arch": self.arch}
 
     def lowering_pipeline(self) -> str:
-        return GPU_LOWERING
+        return GPU_LOWERING + (f"{{{self.kernel_options}}}" if self.kernel_options else "")
 
     def stages(self):
         return [("plan", self._plan), *self.convert_stages(), ("artifact", self._artifact)]

@@ -1,0 +1,55 @@
+"""ember-cpu-contractions: products of two run-time tensors on the GEMM micro-kernel.
+
+Batched and plain matmuls whose rhs is an input (not a weight), with the rhs given as [K, N]
+or as [N, K] (a @ b^T, transposed once), odd sizes (tails in M, N and K smaller than a tile,
+single rows and columns) and a dynamic batch, against PyTorch.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import ember
+from conftest import max_abs_error
+
+
+class Product(nn.Module):
+    def __init__(self, transpose_b: bool):
+        super().__init__()
+        self.transpose_b = transpose_b
+
+    def forward(self, a, b):
+        return torch.matmul(a, b.transpose(-1, -2) if self.transpose_b else b)
+
+
+def _inputs(batch, m, k, n, transpose_b):
+    g = torch.Generator().manual_seed(m * 1000 + k * 10 + n)
+    lead = (batch,) if batch else ()
+    a = torch.randn(*lead, m, k, generator=g)
+    b = torch.randn(*lead, *((n, k) if transpose_b else (k, n)), generator=g)
+    return a, b
+
+
+@pytest.mark.parametrize("batch,m,k,n", [
+    (3, 13, 5, 17),       # every dim smaller than a tile, N tail masked
+    (2, 1, 70, 33),       # one row; N one past a panel
+    (4, 40, 64, 100),     # several row tiles and panels, N tail
+    (0, 29, 31, 1),       # unbatched, a single column
+], ids=["small", "one-row", "tiles", "2d-one-col"])
+@pytest.mark.parametrize("transpose_b", [False, True], ids=["kn", "nk"])
+def test_products(batch, m, k, n, transpose_b):
+    model = Product(transpose_b).eval()
+    inputs = _inputs(batch, m, k, n, transpose_b)
+    compiled = ember.compile(model, inputs)
+    assert max_abs_error(compiled(*inputs), model(*inputs)) <= 1e-4
+
+
+def test_dynamic_batch():
+    model = Product(transpose_b=True).eval()
+    batch = torch.export.Dim("batch", max=16)
+    compiled = ember.compile(model, _inputs(2, 9, 16, 24, True),
+                             dynamic_shapes={"a": {0: batch}, "b": {0: batch}})
+    for size in (1, 2, 7):
+        inputs = _inputs(size, 9, 16, 24, True)
+        assert max_abs_error(compiled(*inputs), model(*inputs)) <= 1e-4

@@ -1,0 +1,199 @@
+"""The tensor-core GEMM (ember.codegen.gpu_mma) on a machine without a GPU.
+
+Two checks:
+- its index math, run on ints in a numpy model of one block: the cp.async chunk map with
+  zero-fill past M, N and K, ldmatrix.x4 (plain for A, .trans for B) and mma.sync m16n8k16
+  modelled from the PTX ISA's descriptions (the fragment tables below are written from the
+  ISA, independently of gpu_mma), the accumulator positions and the guarded store; the model
+  composes them as the emitter does and must match A @ B, tails included;
+- the cuda artifacts of fp16 and bf16 MLP blocks: their PTX has mma.sync m16n8k16, ldmatrix
+  and cp.async, and ptxas accepts it for sm_80 and sm_90.
+Execution on a GPU is not tested here.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from ember.codegen.gpu_gemm import GpuGemmSpec
+from ember.codegen.gpu_mma import CHUNK, LARGE, MMA_K, MMA_M, MMA_N, SMALL, WARP, MmaTile, \
+    accumulator_position, copy_chunk, ldmatrix_x4_address, warp_origin
+
+PTXAS = shutil.which("ptxas")
+
+
+# ----------------------------------------------------------------------------- PTX ISA model
+# PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type": groupID = lane >> 2,
+# threadID_in_group = lane % 4.
+def isa_a(lane, i):
+    """(row, col) of A (16 x 16) held in element a_i (i = 0..7) by `lane`."""
+    g, t = lane >> 2, lane % 4
+    return g + 8 * (i // 2 % 2), t * 2 + i % 2 + 8 * (i // 4)
+
+
+def isa_b(lane, i):
+    """(row k, col n) of B (16 x 8) held in element b_i (i = 0..3) by `lane`."""
+    g, t = lane >> 2, lane % 4
+    return t * 2 + i % 2 + 8 * (i // 2), g
+
+
+def isa_c(lane, i):
+    """(row, col) of C/D (16 x 8) held in c_i (i = 0..3) by `lane`."""
+    g, t = lane >> 2, lane % 4
+    return g + 8 * (i // 2), t * 2 + i % 2
+
+
+def ldmatrix_x4(smem, address, trans):
+    """PTX ldmatrix.sync.aligned.m8n8.x4[.trans].b16: lanes 8j..8j+7 give the row addresses
+    (row, col) of matrix j's 8 rows; every lane receives per matrix j one 32-bit register of
+    two elements: row lane/4, columns 2*(lane%4) + {0, 1} of matrix j (of its transpose with
+    .trans). Returns regs[lane][j] = the two elements."""
+    regs = [[None] * 4 for _ in range(WARP)]
+    for lane in range(WARP):
+        for j in range(4):
+            pair = []
+            for e in range(2):
+                row, col = lane // 4, 2 * (lane % 4) + e
+                if trans:
+                    row, col = col, row
+                r0, c0 = address[8 * j + row]
+                pair.append(smem[r0, c0 + col])
+            regs[lane][j] = pair
+    return regs
+
+
+def mma_m16n8k16(a_regs, b_regs, c_regs):
+    """PTX mma.sync.aligned.m16n8k16.row.col.f32: per lane a (4 registers = a0..a7), b (2
+    registers = b0..b3) and c (c0..c3); returns d per lane."""
+    a, b, c = np.zeros((16, 16)), np.zeros((16, 8)), np.zeros((16, 8))
+    for lane in range(WARP):
+        for i in range(8):
+            a[isa_a(lane, i)] = a_regs[lane][i // 2][i % 2]
+        for i in range(4):
+            b[isa_b(lane, i)] = b_regs[lane][i // 2][i % 2]
+            c[isa_c(lane, i)] = c_regs[lane][i]
+    d = a @ b + c
+    return [[d[isa_c(lane, i)] for i in range(4)] for lane in range(WARP)]
+
+
+# ----------------------------------------------------------------------------- block model
+def _stage(src, rows, cols, origin, threads):
+    """The shared tile the cp.async chunks of all threads leave (zero-filled outside src)."""
+    tile = np.full((rows, cols), np.nan)
+    for tid in range(threads):
+        for i in range(rows * cols // CHUNK // threads):
+            r, c = copy_chunk(tid, i, threads, cols)
+            gr, gc = origin[0] + r, origin[1] + c
+            inside = gr < src.shape[0] and gc < src.shape[1]
+            tile[r, c:c + CHUNK] = src[gr, gc:gc + CHUNK] if inside else 0.0
+    assert not np.isnan(tile).any(), "some shared element was never written"
+    return tile
+
+
+def model_gemm(a, b, tile: MmaTile):
+    """C = A @ B computed the way gpu_mma's kernel does, from its index functions."""
+    m, k = a.shape
+    n = b.shape[1]
+    c = np.full((m, n), np.nan)
+    gx, gy = tile.grid(GpuGemmSpec(m=m, n=n, k=k))
+    tiles_m, tiles_n = tile.warp_m // MMA_M, tile.warp_n // MMA_N
+    for by in range(gy):
+        for bx in range(gx):
+            m0, n0 = by * tile.bm, bx * tile.bn
+            accs = {w: [[[0.0] * 4 for _ in range(WARP)] for _ in range(tiles_m * tiles_n)]
+                    for w in range(tile.warps_m * tile.warps_n)}
+            for k0 in range(0, k, tile.bk):
+                a_s = _stage(a, tile.bm, tile.bk, (m0, k0), tile.threads)
+                b_s = _stage(b, tile.bk, tile.bn, (k0, n0), tile.threads)
+                for w, warp_accs in accs.items():
+                    wm0, wn0 = warp_origin(w * WARP, tile)
+                    assert all(warp_origin(w * WARP + lane, tile) == (wm0, wn0)
+                               for lane in range(WARP))
+                    for kk in range(0, tile.bk, MMA_K):
+                        def frags(buf, row0, col0, trans):
+                            address = [(row0 + r, col0 + cc) for r, cc in
+                                       map(ldmatrix_x4_address, range(WARP))]
+                            return ldmatrix_x4(buf, address, trans)
+                        fa = [frags(a_s, wm0 + i * MMA_M, kk, False) for i in range(tiles_m)]
+                        fb = []
+                        for j in range(0, tiles_n, 2):
+                            regs = frags(b_s, kk, wn0 + j * MMA_N, True)
+                            fb += [[r[:2] for r in regs], [r[2:] for r in regs]]
+                        for i in range(tiles_m):
+                            for j in range(tiles_n):
+                                at = i * tiles_n + j
+                                warp_accs[at] = mma_m16n8k16(fa[i], fb[j], warp_accs[at])
+            for w, warp_accs in accs.items():
+                wm0, wn0 = warp_origin(w * WARP, tile)
+                for i in range(tiles_m):
+                    for j in range(tiles_n):
+                        for lane in range(WARP):
+                            for r in range(4):
+                                dr, dc = accumulator_position(lane, r)
+                                row = m0 + wm0 + i * MMA_M + dr
+                                col = n0 + wn0 + j * MMA_N + dc
+                                if row < m and col < n:
+                                    assert np.isnan(c[row, col]), "stored twice"
+                                    c[row, col] = warp_accs[i * tiles_n + j][lane][r]
+    return c
+
+
+@pytest.mark.parametrize("m,n,k,tile", [
+    (70, 40, 40, SMALL),          # tails in M, N (multiple of 8) and K
+    (64, 64, 64, SMALL),          # whole tiles, two K steps
+    (130, 136, 32, LARGE),        # the large tile with M and N tails
+])
+def test_block_model_with_ptx_fragment_layouts_matches_numpy(m, n, k, tile):
+    tile.check()
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k)).astype(np.float16).astype(np.float64)
+    b = rng.standard_normal((k, n)).astype(np.float16).astype(np.float64)
+    np.testing.assert_allclose(model_gemm(a, b, tile), a @ b, rtol=1e-12, atol=1e-12)
+
+
+def test_accumulator_positions_are_the_isa_c_fragment():
+    for lane in range(WARP):
+        assert [accumulator_position(lane, r) for r in range(4)] == \
+            [isa_c(lane, r) for r in range(4)]
+
+
+def test_tiles_are_checked():
+    with pytest.raises(ValueError, match="16 x 16"):
+        MmaTile(bm=48, bn=64, warps_m=2, warps_n=2).check()
+    with pytest.raises(ValueError, match="shared memory"):
+        MmaTile(bm=256, bn=256, bk=64, warps_m=4, warps_n=4).check()
+
+
+# ----------------------------------------------------------------------------- artifacts
+@pytest.mark.parametrize("dtype,arch", [(torch.float16, "sm_80"), (torch.float16, "sm_90"),
+                                        (torch.bfloat16, "sm_80"), (torch.bfloat16, "sm_90")])
+def test_half_mlp_uses_tensor_cores(tmp_path, dtype, arch):
+    from mlp_block import MLPBlock
+
+    from ember.compiler import CompileOptions, build_artifact
+    from ember.frontend import import_model
+    torch.manual_seed(0)
+    model = MLPBlock().eval().to(dtype)
+    build_artifact(import_model(model, (torch.randn(256, 512).to(dtype),)), str(tmp_path),
+                   CompileOptions(target=f"cuda:arch={arch}"))
+    ptx_path = os.path.join(tmp_path, "kernels.ptx")
+    with open(ptx_path) as f:
+        ptx = f.read()
+    ptx_type = {torch.float16: "f16", torch.bfloat16: "bf16"}[dtype]
+    # Two GEMMs (fc1, fc2), each its own kernel.
+    assert ptx.count(f"mma.sync.aligned.m16n8k16.row.col.f32.{ptx_type}.{ptx_type}.f32") >= 2
+    assert "ldmatrix.sync.aligned.m8n8.x4.shared.b16" in ptx
+    assert "ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16" in ptx
+    assert "cp.async.cg.shared.global" in ptx and "cp.async.wait_group" in ptx
+    # cp.async and ldmatrix need 16-byte aligned shared buffers.
+    assert ".shared .align 16" in ptx and ".shared .align 2 " not in ptx
+    if PTXAS is None:
+        pytest.skip("ptxas is not on PATH: the PTX was not assembled")
+    proc = subprocess.run([PTXAS, "--gpu-name", arch, ptx_path, "-o", os.devnull],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
