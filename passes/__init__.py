@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (imported for registration)
     fuse_attention,
     fuse_rms_norm,
     fuse_rotary_embedding,
+    conv_winograd,
     conv_to_gemm,
     pack_weights,
     lower_to_linalg,

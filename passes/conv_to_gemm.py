@@ -24,6 +24,7 @@ unpadded ones.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from mlir import ir
 
@@ -35,28 +36,48 @@ from .patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_a
 
 
 @dataclass
-class _ConvToGemm:
-    ctx: PassContext
-    min_channels: int
-    im2col: bool
+class DenseConv:
+    """An NHWC, groups = 1, f32 conv2d with a weight filter [KH, KW, C, F] and static spatial
+    and channel sizes: the convs the GEMM-based rewrites (this pass, ember-conv-winograd)
+    take."""
+    settings: dict
+    weight: object          # the filter's ember.weight op
+    kernel: tuple           # (KH, KW)
+    channels: int           # C
+    filters: int            # F
 
-    def __call__(self, op, rewriter) -> bool:
+    @classmethod
+    def match(cls, op) -> Optional["DenseConv"]:
         settings = eb.conv2d_attributes(op)
         x, w = op.operands[0], op.operands[1]
         weight = defined_by(w, "ember.weight")
         x_type, w_type = ir.RankedTensorType(x.type), ir.RankedTensorType(w.type)
         out_type = ir.RankedTensorType(op.results[0].type)
         if settings["layout"] != "nhwc" or settings["groups"] != 1 or weight is None or \
-                not isinstance(x_type.element_type, ir.F32Type) or \
-                not isinstance(w_type.element_type, ir.F32Type) or \
-                x_type.rank != 4 or w_type.rank != 4 or not w_type.has_static_shape:
-            return NOT_APPLIED
-        if any(out_type.is_dynamic_dim(i) for i in (1, 2, 3)) or \
-                any(x_type.is_dynamic_dim(i) for i in (1, 2, 3)):
-            return NOT_APPLIED
+                not all(isinstance(t.element_type, ir.F32Type)
+                        for t in (x_type, w_type, out_type)) or \
+                x_type.rank != 4 or w_type.rank != 4 or not w_type.has_static_shape or \
+                any(t.is_dynamic_dim(i) for t in (x_type, out_type) for i in (1, 2, 3)):
+            return None
         kh, kw, c, f = w_type.shape
-        if c < self.min_channels:
+        return cls(settings, weight, (kh, kw), c, f)
+
+
+@dataclass
+class _ConvToGemm:
+    ctx: PassContext
+    min_channels: int
+    im2col: bool
+
+    def __call__(self, op, rewriter) -> bool:
+        conv = DenseConv.match(op)
+        if conv is None or conv.channels < self.min_channels:
             return NOT_APPLIED
+        settings, weight = conv.settings, conv.weight
+        (kh, kw), c, f = conv.kernel, conv.channels, conv.filters
+        x = op.operands[0]
+        out_type = ir.RankedTensorType(op.results[0].type)
+        w_type = ir.RankedTensorType(op.operands[1].type)
         pointwise = (kh, kw) == (1, 1) and settings["strides"] == [1, 1] and \
             settings["padding"] == [0, 0]
         if not pointwise and not self.im2col:

@@ -32,7 +32,7 @@ from .base import CodegenResult, CompileJob, Stage, Target, TargetOptions
 from .llvm import emit_object, translate_to_llvm_ir
 
 #: Pipeline from graph-level ember IR to LLVM dialect, shared by CPU targets.
-CPU_LOWERING = ("ember-conv-to-gemm,ember-pack-weights,ember-lower-to-linalg,"
+CPU_LOWERING = ("ember-conv-winograd,ember-conv-to-gemm,ember-pack-weights,ember-lower-to-linalg,"
                 "ember-cpu-contractions,canonicalize,cse,"
                 "ember-bind-weights,"
                 "ember-legalize-reshapes,"

@@ -71,7 +71,7 @@ void memrefCopy(int64_t element_size, ember_unranked_memref *src, ember_unranked
  */
 #include <pthread.h>
 
-#define EMBER_CACHE_SLOTS 64
+#define EMBER_CACHE_SLOTS 512
 #define EMBER_HEADER 64
 
 typedef struct {

@@ -1,0 +1,59 @@
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd)' | filecheck %s
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd{enabled=false})' | filecheck %s --check-prefix=OFF
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd{min-channels=32})' | filecheck %s --check-prefix=MINC
+
+// ember-conv-winograd: a 3x3 stride-1 NHWC conv as F(2x2, 3x3): pad, one generic reading each
+// 4x4 input tile (16 strided views) and writing its 16 transformed copies, 16 GEMMs with the
+// compile-time transformed filter (`<filter>.winograd<i>`, [C, F]), one generic applying the
+// output transform with the conv's bias, activation and residual (read at the tile's 2x2
+// positions), and four stride-2 insert_slices interleaving the output phases. Dynamic batch.
+// CHECK-DAG: #[[TILE00:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 2, d2 * 2, d3)>
+// CHECK-DAG: #[[TILE33:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 2 + 3, d2 * 2 + 3, d3)>
+// CHECK-DAG: #[[RES11:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 2 + 1, d2 * 2 + 1, d3)>
+// CHECK-DAG: #[[BIAS:.*]] = affine_map<(d0, d1, d2, d3) -> (d3)>
+// CHECK-LABEL: func.func @block
+// CHECK: %[[P:.*]] = tensor.pad %arg0 low[0, 1, 1, 0] high[0, 1, 1, 0]
+// CHECK: %[[V:.*]]:16 = linalg.generic {indexing_maps = [#[[TILE00]], {{.*}}, #[[TILE33]], {{.*}}]{{.*}} ins(%[[P]], {{.*}}) outs({{.*}}) {
+// CHECK: linalg.yield {{.*}} : f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32{{$}}
+// CHECK: "ember.weight"() {name = "c.weight.winograd0"} : () -> tensor<16x4xf32>
+// CHECK: "ember.gemm"(%[[V]]#0, %{{.*}}) {activation = "none", {{.*}}} : (tensor<?x3x4x16xf32>, tensor<16x4xf32>) -> tensor<?x3x4x4xf32>
+// CHECK-COUNT-15: "ember.gemm"
+// CHECK: %[[Y:.*]]:4 = linalg.generic {{.*}}#[[BIAS]], {{.*}}#[[RES11]]
+// CHECK: arith.maximumf
+// CHECK: tensor.insert_slice %[[Y]]#0 into %{{.*}}[0, 0, 0, 0] [%{{.*}}, 3, 4, 4] [1, 2, 2, 1]
+// CHECK: tensor.insert_slice %[[Y]]#1 into %{{.*}}[0, 0, 1, 0] [%{{.*}}, 3, 4, 4] [1, 2, 2, 1]
+// CHECK: tensor.insert_slice %[[Y]]#2 into %{{.*}}[0, 1, 0, 0] [%{{.*}}, 3, 4, 4] [1, 2, 2, 1]
+// CHECK: %[[OUT:.*]] = tensor.insert_slice %[[Y]]#3 into %{{.*}}[0, 1, 1, 0] [%{{.*}}, 3, 4, 4] [1, 2, 2, 1]
+// CHECK: return %[[OUT]] : tensor<?x6x8x4xf32>
+// OFF-LABEL: func.func @block
+// OFF: "ember.conv2d"
+// MINC-LABEL: func.func @block
+// MINC: "ember.conv2d"
+func.func @block(%x: tensor<?x6x8x16xf32>, %r: tensor<?x6x8x4xf32>) -> tensor<?x6x8x4xf32> {
+  %w = "ember.weight"() {name = "c.weight"} : () -> tensor<3x3x16x4xf32>
+  %b = "ember.weight"() {name = "c.bias"} : () -> tensor<4xf32>
+  %0 = "ember.conv2d"(%x, %w, %b, %r) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "relu", layout = "nhwc", operandSegmentSizes = array<i32: 1, 1, 1, 1>} : (tensor<?x6x8x16xf32>, tensor<3x3x16x4xf32>, tensor<4xf32>, tensor<?x6x8x4xf32>) -> tensor<?x6x8x4xf32>
+  return %0 : tensor<?x6x8x4xf32>
+}
+
+// -----
+
+// Left alone: stride 2, an odd output size (7 rows), fewer than 16 input channels, a 5x5
+// window, a filter that is not a weight, NCHW.
+// CHECK-LABEL: func.func @not_rewritten
+// CHECK-NOT: ember.gemm
+// CHECK-COUNT-6: "ember.conv2d"
+// CHECK-NOT: ember.gemm
+func.func @not_rewritten(%x: tensor<1x8x8x16xf32>, %x7: tensor<1x7x8x16xf32>, %x8: tensor<1x8x8x8xf32>, %wf: tensor<3x3x16x4xf32>, %xc: tensor<1x16x8x8xf32>) -> (tensor<1x4x4x4xf32>, tensor<1x7x8x4xf32>, tensor<1x8x8x4xf32>, tensor<1x8x8x4xf32>, tensor<1x8x8x4xf32>, tensor<1x4x8x8xf32>) {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<3x3x16x4xf32>
+  %w8 = "ember.weight"() {name = "w8"} : () -> tensor<3x3x8x4xf32>
+  %w5 = "ember.weight"() {name = "w5"} : () -> tensor<5x5x16x4xf32>
+  %wc = "ember.weight"() {name = "wc"} : () -> tensor<4x16x3x3xf32>
+  %0 = "ember.conv2d"(%x, %w) {strides = array<i64: 2, 2>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nhwc", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x8x16xf32>, tensor<3x3x16x4xf32>) -> tensor<1x4x4x4xf32>
+  %1 = "ember.conv2d"(%x7, %w) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nhwc", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x7x8x16xf32>, tensor<3x3x16x4xf32>) -> tensor<1x7x8x4xf32>
+  %2 = "ember.conv2d"(%x8, %w8) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nhwc", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x8x8xf32>, tensor<3x3x8x4xf32>) -> tensor<1x8x8x4xf32>
+  %3 = "ember.conv2d"(%x, %w5) {strides = array<i64: 1, 1>, padding = array<i64: 2, 2>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nhwc", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x8x16xf32>, tensor<5x5x16x4xf32>) -> tensor<1x8x8x4xf32>
+  %4 = "ember.conv2d"(%x, %wf) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nhwc", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x8x16xf32>, tensor<3x3x16x4xf32>) -> tensor<1x8x8x4xf32>
+  %5 = "ember.conv2d"(%xc, %wc) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nchw", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x16x8x8xf32>, tensor<4x16x3x3xf32>) -> tensor<1x4x8x8xf32>
+  return %0, %1, %2, %3, %4, %5 : tensor<1x4x4x4xf32>, tensor<1x7x8x4xf32>, tensor<1x8x8x4xf32>, tensor<1x8x8x4xf32>, tensor<1x8x8x4xf32>, tensor<1x4x8x8xf32>
+}
