@@ -10,12 +10,18 @@ A table of stages, run in order on static shapes:
               multiples of 8 get the mma.sync kernel (ember.codegen.gpu_mma); every other
               GEMM the shared-memory tiled SIMT kernel (ember.codegen.gpu_gemm), all
               accumulating in f32
-  loops       memref.copy -> linalg.copy; every linalg op -> scf.parallel (reductions as
-              scf.for inside) -> a gpu.launch of `threads`-thread blocks over its iteration
-              space, linearized (one thread per point, tail guarded)
-  outline     gpu-kernel-outlining, then every kernel moved into one `gpu.module @kernels`,
-              its workgroup buffers 16-byte aligned and its f32 exp/tanh expanded into
-              polynomials (no device math library needed)
+  rows        memref.copy -> linalg.copy, named linalg ops generalized; each run of ops
+              around a reduction over the innermost dims (LayerNorm, softmax, a contraction
+              whose reduced dim is innermost) becomes one row kernel, a warp (or a block, for
+              long rows) per row with a shuffle butterfly (ember.codegen.gpu_rows)
+  loops       every other linalg op -> scf.parallel (reductions as scf.for inside) -> a
+              gpu.launch of `threads`-thread blocks over its iteration space, linearized
+              (one thread per point, tail guarded)
+  outline     gpu-kernel-outlining into one `gpu.module @kernels`, kernels named after what
+              they compute and their position (`gemm_0`, `layer_norm_3`, `elementwise_7`);
+              workgroup buffers 16-byte aligned, f32 exp/tanh expanded into polynomials (no
+              device math library needed); identical kernels (same body and signature) kept
+              once, so repeated layers launch one kernel several times
 What is left in the host function is allocations, views of buffers, constants and
 gpu.launch_func ops: ember-gpu-launch-plan turns that into the launch plan.
 """
@@ -31,6 +37,7 @@ from mlir.passmanager import PassManager
 from ember.codegen.builders import GemmOperands, index
 from ember.codegen.gpu_gemm import GEMM_ATTR, GemmTile, GpuGemmSpec, GpuMapping, emit_gemm
 from ember.codegen.gpu_mma import choose_mma_tile, emit_mma_gemm, why_not_mma
+from ember.codegen.gpu_rows import emit_row_group, find_row_groups
 from ember.codegen.vector_math import expand_math
 
 from .base import EmberPass, PassContext, register
@@ -42,6 +49,8 @@ KERNEL_MODULE = "kernels"
 #: Alignment of workgroup (shared) buffers in bytes: cp.async and ldmatrix (gpu_mma) need
 #: 16-byte aligned shared addresses.
 SHARED_ALIGNMENT = 16
+#: Attribute on a gpu.launch until outlining: what its kernel computes (the name's stem).
+KIND_ATTR = "ember.kernel"
 #: Bufferization without deallocation (BUFFERIZE's last stage); memory is planned statically.
 GPU_BUFFERIZE = tuple(p for p in BUFFERIZE if p != "buffer-deallocation-pipeline")
 
@@ -99,15 +108,16 @@ def launch_gemms(module, tile: GemmTile, tensor_cores: bool) -> None:
         ops = GemmOperands.from_args(spec, list(call.operands))
         with ir.InsertionPoint(call), call.location:
             if tensor_cores and why_not_mma(spec, ops) is None:
-                emit_mma_gemm(spec, ops, choose_mma_tile(spec))
+                launch, kind = emit_mma_gemm(spec, ops, choose_mma_tile(spec)), "gemm_mma"
             else:
-                emit_gemm(spec, ops, tile, GpuMapping(tile.threads))
+                launch, kind = emit_gemm(spec, ops, tile, GpuMapping(tile.threads)), "gemm"
+        launch.attributes[KIND_ATTR] = ir.StringAttr.get(kind)
         call.erase()
     for fn in kernels.values():
         fn.erase()
 
 
-# ----------------------------------------------------------------------------- loops
+# ----------------------------------------------------------------------------- rows
 def copies_to_linalg(module) -> None:
     """memref.copy (an output that is a copy of an input, a materialized view) -> linalg.copy,
     so it becomes a kernel like any other op."""
@@ -115,6 +125,45 @@ def copies_to_linalg(module) -> None:
         with ir.InsertionPoint(op), op.location:
             linalg.copy(op.operands[0], outs=[op.operands[1]])
         op.erase()
+
+
+def launch_row_groups(module, threads: int, warp: int) -> None:
+    """Each row group (ember.codegen.gpu_rows) of the host functions -> one row kernel,
+    launched where the group's last op was."""
+    copies_to_linalg(module)
+    _run(module, ("func.func(linalg-generalize-named-ops)",))
+    for fn in walk_ops(module.operation, ["func.func"]):
+        for group in find_row_groups(fn.regions[0].blocks[0]):
+            last = group.ops[-1].op
+            with ir.InsertionPoint(last), last.location:
+                launch = emit_row_group(group, threads, warp)
+            launch.attributes[KIND_ATTR] = ir.StringAttr.get(group.name)
+            for row_op in group.ops:
+                row_op.op.erase()
+
+
+# ----------------------------------------------------------------------------- loops
+#: Ops of a loop body that move data or compute indices, not values.
+_MOVES = frozenset({"memref.load", "memref.store", "scf.reduce", "arith.constant",
+                    "arith.index_cast", "affine.apply"})
+
+
+def loop_kind(loop) -> str:
+    """What an scf.parallel body computes, for its kernel's name: reduce (an inner loop),
+    fill (stores only), copy (loads and stores at the same indices), relayout (transposes,
+    broadcasts), elementwise."""
+    ops = walk_ops(loop.operation)
+    names = {op.name for op in ops}
+    if "scf.for" in names:
+        return "reduce"
+    if names - _MOVES - {"scf.parallel"}:
+        return "elementwise"
+    loads = [op for op in ops if op.name == "memref.load"]
+    if not loads:
+        return "fill"
+    stores = [op for op in ops if op.name == "memref.store"]
+    same = all(list(load.operands)[1:] == list(stores[0].operands)[2:] for load in loads)
+    return "copy" if same else "relayout"
 
 
 def launch_parallel_loop(loop, threads: int) -> None:
@@ -129,6 +178,7 @@ def launch_parallel_loop(loop, threads: int) -> None:
     with ir.InsertionPoint(loop), loop.location:
         one = index(1)
         launch = gpu.LaunchOp((index(-(-total // block)), one, one), (index(block), one, one))
+        launch.attributes[KIND_ATTR] = ir.StringAttr.get(loop_kind(loop))
         launch_body = launch.regions[0].blocks[0]
         with ir.InsertionPoint(launch_body):
             linear = arith.addi(arith.muli(launch_body.arguments[0], index(block)),
@@ -153,7 +203,6 @@ def launch_parallel_loop(loop, threads: int) -> None:
 
 
 def launch_loops(module, threads: int) -> None:
-    copies_to_linalg(module)
     _run(module, ("func.func(convert-linalg-to-parallel-loops)",))
     for fn in walk_ops(module.operation, ["func.func"]):
         for op in list(fn.regions[0].blocks[0].operations):
@@ -162,32 +211,51 @@ def launch_loops(module, threads: int) -> None:
 
 
 # ----------------------------------------------------------------------------- outline
+def name_launches(module) -> None:
+    """Names each gpu.launch's kernel `<kind>_<position>` (unique), in @kernels."""
+    for i, launch in enumerate(walk_ops(module.operation, ["gpu.launch"])):
+        kind = ir.StringAttr(launch.attributes[KIND_ATTR]).value
+        del launch.attributes[KIND_ATTR]
+        launch.attributes["function"] = ir.FlatSymbolRefAttr.get(f"{kind}_{i}")
+        launch.attributes["module"] = ir.FlatSymbolRefAttr.get(KERNEL_MODULE)
+
+
+def merge_identical_kernels(module, kernels) -> None:
+    """Keeps one kernel of each body and signature (repeated layers differ only in the
+    buffers passed), then renumbers the kernels by position, keeping their kind."""
+    survivor, first = {}, {}
+    for fn in list(kernels.regions[0].blocks[0].operations):
+        name = ir.StringAttr(fn.attributes["sym_name"]).value
+        fn.attributes["sym_name"] = ir.StringAttr.get("kernel")
+        key = fn.operation.get_asm(use_local_scope=True)
+        fn.attributes["sym_name"] = ir.StringAttr.get(name)
+        survivor[name] = first.setdefault(key, name)
+        if survivor[name] != name:
+            fn.erase()
+    numbered = {}
+    for i, fn in enumerate(kernels.regions[0].blocks[0].operations):
+        name = ir.StringAttr(fn.attributes["sym_name"]).value
+        numbered[name] = f"{name.rsplit('_', 1)[0]}_{i}"
+        fn.attributes["sym_name"] = ir.StringAttr.get(numbered[name])
+    for launch in walk_ops(module.operation, ["gpu.launch_func"]):
+        name = ir.SymbolRefAttr(launch.attributes["kernel"]).value[-1]
+        launch.attributes["kernel"] = ir.SymbolRefAttr.get(
+            [KERNEL_MODULE, numbered[survivor[name]]])
+
+
 def outline(module) -> None:
-    """gpu-kernel-outlining, then all kernels in one gpu.module @kernels."""
+    """gpu-kernel-outlining of the named launches into gpu.module @kernels, then its
+    cleanups (see the module docstring)."""
+    name_launches(module)
     _run(module, ("gpu-launch-sink-index-computations", "gpu-kernel-outlining", "canonicalize",
                   "cse"))
     modules = [op for op in module.body.operations if op.operation.name == "gpu.module"]
     if not modules:
         return
-    target = modules[0]
-    last = list(target.regions[0].blocks[0].operations)[-1]
-    # Outlining names every kernel after its function, each in a module of a unique name:
-    # the kernel takes its module's name.
-    for other in modules:
-        fns = list(other.regions[0].blocks[0].operations)
-        for fn in fns:
-            fn.attributes["sym_name"] = other.attributes["sym_name"]
-        if other != target:
-            for fn in fns:
-                fn.move_after(last)
-                last = fn
-            other.erase()
-    for launch in walk_ops(module.operation, ["gpu.launch_func"]):
-        name = ir.SymbolRefAttr(launch.attributes["kernel"]).value[0]
-        launch.attributes["kernel"] = ir.SymbolRefAttr.get([KERNEL_MODULE, name])
-    target.attributes["sym_name"] = ir.StringAttr.get(KERNEL_MODULE)
-    align_workgroup_buffers(target)
-    expand_math(target)
+    kernels, = modules
+    align_workgroup_buffers(kernels)
+    expand_math(kernels)
+    merge_identical_kernels(module, kernels)
 
 
 def align_workgroup_buffers(kernels) -> None:
@@ -206,8 +274,10 @@ def align_workgroup_buffers(kernels) -> None:
 class GpuKernels(EmberPass):
     """Bufferizes bound linalg code and turns every op into a GPU kernel in one gpu.module."""
     name = "ember-gpu-kernels"
-    #: Threads per block of the elementwise / reduction kernels.
+    #: Threads per block of the elementwise / reduction / row kernels.
     threads: int = 256
+    #: Lanes of a warp (wavefront) sharing a row in row kernels: 32 (NVIDIA), 64 (AMD CDNA).
+    warp: int = 32
     #: f16/bf16 GEMMs on tensor cores (mma.sync, NVIDIA sm_80+; gpu_mma.py chooses the tile).
     tensor_cores: bool = False
     #: SIMT GEMM block tile (rows x columns), K step and per-thread register tile.
@@ -223,5 +293,6 @@ class GpuKernels(EmberPass):
         _run(module, GPU_BUFFERIZE)
         launch_gemms(module, GemmTile(self.bm, self.bn, self.bk, self.tm, self.tn),
                      self.tensor_cores)
+        launch_row_groups(module, self.threads, self.warp)
         launch_loops(module, self.threads)
         outline(module)

@@ -56,6 +56,15 @@ def _build(imported, tmp_path_factory, model: str, target: str):
     return out, manifest, plan
 
 
+def _check_kernel_names(model, kernels):
+    """Kernels are named <what>_<position>; the encoder's LayerNorms and softmaxes are row
+    kernels."""
+    assert all(re.fullmatch(r"[a-z_]+_\d+", k) for k in kernels), kernels
+    if model == "encoder":
+        kinds = {k.rsplit("_", 1)[0] for k in kernels}
+        assert {"gemm", "layer_norm", "softmax"} <= kinds, kinds
+
+
 def _check_plan(manifest, plan, kernels):
     counts = {k: len(manifest[k + "s"]) for k in ("input", "constant", "output")}
     assert validate_plan(plan, kernels, counts) == []
@@ -82,6 +91,12 @@ def test_cuda_artifact(imported, tmp_path_factory, model, arch):
     _check_plan(manifest, plan, entries)
     # The GEMM kernels stage tiles in shared memory between barriers.
     assert ".shared" in ptx and "bar.sync" in ptx
+    _check_kernel_names(model, entries)
+    if model == "encoder":
+        # LayerNorm and softmax rows are reduced by warps: xor butterflies of shuffles.
+        assert "shfl.sync.bfly.b32" in ptx
+        # Its two batch entries' identical attention kernels are emitted once.
+        assert len(entries) < len(plan["launches"])
     if PTXAS is None:
         pytest.skip("ptxas is not on PATH: the PTX was not assembled")
     assert code["module"] == "kernels.cubin" and os.path.getsize(os.path.join(out, "kernels.cubin"))
@@ -106,6 +121,7 @@ def test_rocm_artifact(imported, tmp_path_factory, model, arch):
     symbols = subprocess.run([READELF, "-s", hsaco], capture_output=True, text=True).stdout
     kernels = set(re.findall(r"FUNC\s+GLOBAL\s+\w+\s+\d+\s+(\w+)$", symbols, re.M))
     _check_plan(manifest, plan, kernels)
+    _check_kernel_names(model, kernels)
     notes = subprocess.run([READELF, "--notes", hsaco], capture_output=True, text=True).stdout
     assert f"amdgcn-amd-amdhsa--{arch}" in notes
 

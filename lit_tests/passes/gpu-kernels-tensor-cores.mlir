@@ -7,8 +7,8 @@
 // kernel (256 threads).
 
 // CHECK-LABEL: func.func @main(
-// CHECK: gpu.launch_func @kernels::@main_kernel blocks in (%c1{{.*}}, %c2{{.*}}, %c1{{.*}}) threads in (%c128{{.*}}, {{.*}})
-// CHECK: gpu.func @main_kernel({{.*}}) workgroup({{.*}}memref<2x64x40xf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, {{.*}}memref<2x32x72xf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
+// CHECK: gpu.launch_func @kernels::@gemm_mma_0 blocks in (%c1{{.*}}, %c2{{.*}}, %c1{{.*}}) threads in (%c128{{.*}}, {{.*}})
+// CHECK: gpu.func @gemm_mma_0({{.*}}) workgroup({{.*}}memref<2x64x40xf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, {{.*}}memref<2x32x72xf16, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}) kernel
 // CHECK: nvgpu.device_async_copy {{.*}}, 8, %{{.*}} {bypassL1}
 // CHECK: nvgpu.device_async_create_group
 // CHECK: nvgpu.device_async_wait
@@ -17,7 +17,7 @@
 // CHECK: nvvm.mma.sync A[{{.*}}] B[{{.*}}] C[{{.*}}] {{.*}}shape = #nvvm.shape<m = 16, n = 8, k = 16>} : (vector<2xf16>, vector<2xf16>, f32)
 // CHECK: arith.truncf {{.*}} : f32 to f16
 // SIMT-LABEL: func.func @main(
-// SIMT: threads in (%c256
+// SIMT: gpu.launch_func @kernels::@gemm_0 {{.*}} threads in (%c256
 // SIMT-NOT: nvvm.mma.sync
 func.func @main(%x: tensor<70x40xf16>) -> tensor<70x24xf16> {
   %w = "ember.weight"() {name = "w"} : () -> tensor<40x24xf16>

@@ -122,8 +122,9 @@ class Mapping:
     """Where ids and memory come from. Subclasses: GpuMapping, HostMapping."""
     threads: int
 
-    def blocks(self, grid: List[int], body: Callable) -> None:
-        """Runs `body(bx, by)` for every block of the 2-D grid."""
+    def blocks(self, grid: List[int], body: Callable):
+        """Runs `body(bx, by)` for every block of the 2-D grid; returns the gpu.launch (None
+        on the host)."""
         raise NotImplementedError
 
     def phase(self, body: Callable) -> None:
@@ -147,7 +148,7 @@ class GpuMapping(Mapping):
         self.threads = threads
         self.launch = None
 
-    def blocks(self, grid, body) -> None:
+    def blocks(self, grid, body):
         one = index(1)
         self.launch = gpu.LaunchOp((index(grid[0]), index(grid[1]), one),
                                    (index(self.threads), one, one))
@@ -158,6 +159,7 @@ class GpuMapping(Mapping):
             self.tid = block.arguments[3]
             body(block.arguments[0], block.arguments[1])
             gpu.TerminatorOp()
+        return self.launch
 
     def phase(self, body) -> None:
         body(self.tid)
@@ -236,8 +238,9 @@ def apply_epilogue(spec: GpuGemmSpec, ops: GemmOperands, value, row, col):
     return value
 
 
-def emit_gemm(spec: GpuGemmSpec, ops: GemmOperands, tile: GemmTile, mapping: Mapping) -> None:
-    """The tiled GEMM at the current insertion point, mapped by `mapping`."""
+def emit_gemm(spec: GpuGemmSpec, ops: GemmOperands, tile: GemmTile, mapping: Mapping):
+    """The tiled GEMM at the current insertion point, mapped by `mapping`; returns the
+    mapping's gpu.launch (None on the host)."""
     tile.check()
     f32 = ir.F32Type.get()
     cols_t = tile.bn // tile.tn                  # threads along N
@@ -296,4 +299,4 @@ def emit_gemm(spec: GpuGemmSpec, ops: GemmOperands, tile: GemmTile, mapping: Map
                         memref.store(from_f32(value, element_of(ops.c)), ops.c, [row, col])
                     if_(inside, build_then=write)
         mapping.phase(store)
-    mapping.blocks(tile.grid(spec), block)
+    return mapping.blocks(tile.grid(spec), block)

@@ -277,9 +277,9 @@ class _Emitter:
                     if_(inside, build_then=write)
 
 
-def emit_mma_gemm(spec: GpuGemmSpec, ops: GemmOperands, tile: MmaTile) -> None:
-    """The tensor-core GEMM as a gpu.launch at the current insertion point; the caller checked
-    `why_not_mma`."""
+def emit_mma_gemm(spec: GpuGemmSpec, ops: GemmOperands, tile: MmaTile):
+    """The tensor-core GEMM as a gpu.launch at the current insertion point (returned); the
+    caller checked `why_not_mma`."""
     tile.check()
     mapping = GpuMapping(tile.threads)
-    mapping.blocks(tile.grid(spec), _Emitter(spec, ops, tile, mapping).block)
+    return mapping.blocks(tile.grid(spec), _Emitter(spec, ops, tile, mapping).block)

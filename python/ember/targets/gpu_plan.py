@@ -11,11 +11,9 @@ from typing import Dict, List
 
 from mlir import ir
 
+from ember.codegen.gpu_rows import VIEW_OPS
 from ember.launch_plan import ABI, plan_memory
 
-#: Ops that name a buffer without moving data: their result is a view of operand 0.
-VIEW_OPS = frozenset({"memref.collapse_shape", "memref.expand_shape", "memref.subview",
-                      "memref.cast", "memref.reinterpret_cast", "memref.reshape"})
 #: Host ops that need no runtime action (their values are only used by views or kernels).
 INERT_OPS = frozenset({"arith.constant", "memref.get_global", "func.return"})
 ALLOC_OPS = frozenset({"memref.alloc", "memref.alloca"})

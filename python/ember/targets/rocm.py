@@ -71,6 +71,8 @@ class RocmTarget(GpuTarget):
     Options = RocmOptions
     default_arch = "gfx942"
     archs = ("gfx90a", "gfx942")
+    #: gfx90a and gfx942 run wavefronts of 64 lanes: a row kernel's warp is a wavefront.
+    kernel_options = "warp=64"
 
     def why_not_loadable(self) -> Optional[str]:
         return why_no_device(hip_device_reason)
