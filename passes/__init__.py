@@ -23,6 +23,7 @@ from . import (  # noqa: F401  (imported for registration)
     bind_weights,
     legalize_reshapes,
     widen_bool_memrefs,
+    parallelize_loops,
     host_to_llvm,
     gpu_outline_gemms,
     gpu_kernels,

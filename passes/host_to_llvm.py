@@ -5,6 +5,8 @@ A table of stages, run in order:
                 provided out-parameters (the runtime owns every output buffer) and GEMM kernel
                 functions write their `out` argument in place (drop-equivalent-buffer-results)
   gemm-kernels  ember-cpu-gemm-kernels: vector micro-kernel bodies for the kernel functions
+  parallel      ember-parallelize-loops (with `openmp`): big linalg ops and copies outside
+                kernels become scf.forall loops over slices of their outer dims
   loops         scf.forall to scf.parallel, the remaining linalg ops to loops
   llvm          scf.parallel -> OpenMP (when `openmp`), then everything to the LLVM dialect with
                 C-interface wrappers (`_mlir_ciface_<fn>`) on public functions
@@ -24,6 +26,7 @@ from ember.codegen.vector_math import expand_math
 
 from .base import EmberPass, PassContext, register
 from .gemm_microkernel import CpuGemmKernels
+from .parallelize_loops import ParallelizeLoops
 from .patterns import walk_ops
 from .widen_bool_memrefs import widen_bool_memrefs
 
@@ -146,6 +149,9 @@ class HostToLLVM(EmberPass):
     openmp: bool = True
     #: Options of the gemm-kernels stage, `key=value` joined by commas (e.g. `kc=64,mr=6`).
     gemm: str = ""
+    #: With `openmp`, split the big linalg ops and copies outside GEMM kernels over the threads
+    #: (ember-parallelize-loops; false: they run on one thread).
+    parallel_loops: bool = True
 
     def run(self, module, ctx: PassContext) -> None:
         openmp = self.openmp and getattr(ctx.target, "openmp", True)
@@ -162,6 +168,8 @@ class HostToLLVM(EmberPass):
         # exp/tanh left in linalg bodies (softmax, LayerNorm-free activations) as polynomials
         # too, so that their loops vectorize instead of calling libm once per element.
         expand_math(module.operation)
+        if openmp and self.parallel_loops:
+            ParallelizeLoops().run(module, ctx)
         _run(module, TO_LOOPS)
         widen_bool_memrefs(module)  # MLIR 22 cannot lower i1 memrefs to LLVM
         if openmp:
