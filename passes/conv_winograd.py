@@ -1,28 +1,29 @@
-"""ember-conv-winograd: 3x3 stride-1 NHWC convolutions by Winograd's F(2x2, 3x3) algorithm.
+"""ember-conv-winograd: 3x3 stride-1 NHWC convolutions by Winograd's F(m x m, 3x3) algorithm.
 
-A 3x3 convolution computes each 2x2 block of outputs from a 4x4 block of inputs. Winograd's
-minimal filtering algorithm (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks",
-2016) does that with 16 element-wise products instead of 36 multiplies per channel pair, so the
-GEMM work falls 2.25x:
+A 3x3 convolution computes each m x m block of outputs from an (m+2) x (m+2) block of inputs.
+Winograd's minimal filtering algorithm (Lavin & Gray, "Fast Algorithms for Convolutional
+Neural Networks", 2016) does that with (m+2)^2 element-wise products instead of 9 m^2 multiplies
+per channel pair, so the GEMM work falls 2.25x (m = 2) or 4x (m = 4):
 
-    V = B^T d B        (input transform: each 4x4 input tile d, per channel)
+    V = B^T d B        (input transform: each input tile d, per channel)
     U = G g G^T        (filter transform: done here, at compile time, on the weights table)
-    M_i = V_i @ U_i    (16 GEMMs, i over the 4x4 positions: [tiles, C] x [C, F])
-    Y = A^T M A        (output transform: the 2x2 outputs of each tile, per output channel)
+    M_i = V_i @ U_i    ((m+2)^2 GEMMs, i over the tile positions: [tiles, C] x [C, F])
+    Y = A^T M A        (output transform: the m x m outputs of each tile, per output channel)
 
 The rewrite, on ember IR: the input is zero-padded (tensor.pad); one `linalg.generic` reads each
-tile's 16 inputs (16 views of the padded input) and writes the 16 transformed tiles V_i
-[N, TH, TW, C]; 16 `ember.gemm`s with the derived weights `<filter>.winograd<i>` [C, F] (which
-ember-pack-weights packs like any other, so they run on the CPU micro-kernel); one
-`linalg.generic` applies A^T . A and the conv's epilogue (bias, activation, residual) and writes
-the four output phases, which four strided `tensor.insert_slice`s interleave into the result.
+tile's inputs (one strided view per tile position) and writes the transformed tiles V_i
+[N, TH, TW, C]; one `ember.gemm` per position with the derived weight
+`<filter>.winograd<m>.<i>` [C, F] (which ember-pack-weights packs like any other, so they run on
+the CPU micro-kernel); one `linalg.generic` applies A^T . A and the conv's epilogue (bias,
+activation, residual) and writes the m*m output phases, which stride-m `tensor.insert_slice`s
+interleave into the result.
 
-The transformed inputs and products are 16/4 = 4x the size of the input and output, so the
+With `tile=4`, F(4x4) is used where 4 divides both output sizes, else F(2x2) where 2 does (so
+output tiles never straddle the edge); the transformed data is (m+2)^2/m^2 times the input and output, so the
 algorithm pays where the GEMMs dominate: convs with at least `min-channels` input channels.
-Rewritten: NHWC, groups 1, 3x3 f32 weight filters, stride 1, dilation 1, static H, W, C, F and
-even output sizes (so output tiles never straddle the edge). Others are left to
-ember-conv-to-gemm. F(2x2, 3x3)'s transforms are exact in real arithmetic and add only a few
-roundings in f32 (its constants are 0, +-1 and +-1/2).
+Rewritten: NHWC, groups 1, 3x3 f32 weight filters, stride 1, dilation 1, static H, W, C, F.
+Others are left to ember-conv-to-gemm. The transforms are exact in real arithmetic; in f32 they
+add a few roundings (F(4x4)'s constants reach 8 and 1/24, so a few more than F(2x2)'s).
 """
 from __future__ import annotations
 
@@ -40,16 +41,38 @@ from .conv_to_gemm import DenseConv
 from .lower_to_linalg import UNARY, _dim, _pad_spatial
 from .patterns import APPLIED, NOT_APPLIED, apply_patterns, string_attr
 
-#: F(2x2, 3x3) transform matrices (Lavin & Gray, section 4.1).
-B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], dtype=np.float64)
-G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], dtype=np.float64)
-A_T = np.array([[1, 1, 1, 0], [0, 1, -1, -1]], dtype=np.float64)
+@dataclass(frozen=True)
+class Algorithm:
+    """Winograd F(m x m, 3 x 3): m x m outputs per (m+2) x (m+2) input tile, (m+2)^2 GEMMs."""
+    m: int
+    b_t: np.ndarray     # (m+2) x (m+2) input transform
+    g: np.ndarray       # (m+2) x 3 filter transform
+    a_t: np.ndarray     # m x (m+2) output transform
+
+    @property
+    def tile(self) -> int:
+        return self.m + 2
 
 
-def transform_filter(w: np.ndarray) -> np.ndarray:
-    """[3, 3, C, F] filter -> U [16, C, F] with U[4i + j] = (G g G^T)[i, j] per (c, f)."""
-    u = np.einsum("ik,klcf,jl->ijcf", G, w.astype(np.float64), G)
-    return u.reshape(16, *w.shape[2:]).astype(w.dtype)
+#: F(2x2, 3x3) and F(4x4, 3x3) with interpolation points 0, +-1 (and +-2) (Lavin & Gray,
+#: section 4.1 and 4.2). F(4x4) needs 2.25 products per output instead of F(2x2)'s 4 (direct:
+#: 9) and moves less data per output, at a few more roundings (its constants reach 8 and 1/24).
+F2 = Algorithm(2, np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]),
+               np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]),
+               np.array([[1, 1, 1, 0], [0, 1, -1, -1]]))
+F4 = Algorithm(4, np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                            [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]),
+               np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                         [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+               np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                         [0, 1, -1, 8, -8, 1]]))
+
+
+def transform_filter(w: np.ndarray, algorithm: Algorithm = F2) -> np.ndarray:
+    """[3, 3, C, F] filter -> U [t*t, C, F] with U[t*i + j] = (G g G^T)[i, j] per (c, f)."""
+    g = algorithm.g.astype(np.float64)
+    u = np.einsum("ik,klcf,jl->ijcf", g, w.astype(np.float64), g)
+    return u.reshape(algorithm.tile ** 2, *w.shape[2:]).astype(w.dtype)
 
 
 def _combine(rows: List, matrix: np.ndarray) -> List:
@@ -94,6 +117,7 @@ def _multi_generic(inputs, inits, maps, body: Callable):
 class _Winograd:
     ctx: PassContext
     min_channels: int
+    algorithms: tuple       # tried in order; the first whose m divides the output size wins
 
     def __call__(self, op, rewriter) -> bool:
         conv = DenseConv.match(op)
@@ -102,59 +126,66 @@ class _Winograd:
         settings, weight, c, f = conv.settings, conv.weight, conv.channels, conv.filters
         oh, ow = ir.RankedTensorType(op.results[0].type).shape[1:3]
         if conv.kernel != (3, 3) or settings["strides"] != [1, 1] or \
-                settings["dilations"] != [1, 1] or c < self.min_channels or oh % 2 or ow % 2:
+                settings["dilations"] != [1, 1] or c < self.min_channels:
+            return NOT_APPLIED
+        algorithm = next((a for a in self.algorithms if oh % a.m == 0 and ow % a.m == 0), None)
+        if algorithm is None:
             return NOT_APPLIED
         source = string_attr(weight, "name")
-        names = [self.ctx.weights.derive(f"{source}.winograd{i}",
-                                         lambda a, i=i: transform_filter(a)[i], [source],
-                                         key=("ember-conv-winograd", source, i))
-                 for i in range(16)]
+        names = [self.ctx.weights.derive(
+            f"{source}.winograd{algorithm.m}.{i}",
+            lambda a, i=i: transform_filter(a, algorithm)[i], [source],
+            key=("ember-conv-winograd", source, algorithm.m, i))
+            for i in range(algorithm.tile ** 2)]
         with rewriter.ip, op.location:
-            y = self._rewrite(op, op.operands[0], names, settings, (oh // 2, ow // 2), c, f)
+            y = self._rewrite(op, op.operands[0], names, settings, algorithm, c, f)
             rewriter.replace_op(op, [y])
         return APPLIED
 
-    def _rewrite(self, op, x, names, settings, tiles, c, f):
-        th, tw = tiles
+    def _rewrite(self, op, x, names, settings, algorithm: Algorithm, c, f):
+        m, t = algorithm.m, algorithm.tile
+        out_shape = ir.RankedTensorType(op.results[0].type).shape
+        th, tw = out_shape[1] // m, out_shape[2] // m
         element = ir.F32Type.get()
         dyn = ir.ShapedType.get_dynamic_size()
         n = ir.RankedTensorType(x.type).shape[0]
         n_size = [] if n != dyn else [_dim(x, 0)]
+        batch = n if n != dyn else n_size[0]
         padded = _pad_spatial(x, (1, 2), settings["padding"])
         d = [ir.AffineDimExpr.get(i) for i in range(4)]              # (n, th, tw, channel)
 
-        def empty(channels):
-            return tensor.empty([n if n != dyn else n_size[0], th, tw, channels], element)
-        # Input transform: V_i[n, th, tw, c] = (B^T d B)[i] over the tile at (2th, 2tw).
-        windows = [_map(4, [d[0], d[1] * 2 + i, d[2] * 2 + j, d[3]])
-                   for i in range(4) for j in range(4)]
+        def at(i, j):           # (n, th, tw, ch) -> the tile's pixel (i, j) of a stride-m grid
+            return _map(4, [d[0], d[1] * m + i, d[2] * m + j, d[3]])
+
+        def square(values):
+            return [list(values[t * i:t * i + t]) for i in range(t)]
+        # Input transform: V_i[n, th, tw, c] = (B^T d B)[i] over the tile at (m th, m tw).
         identity = _map(4, d)
-        v = _multi_generic([padded] * 16, [empty(c) for _ in range(16)],
-                           windows + [identity] * 16,
-                           lambda *t: [e for row in _transform_2d(
-                               [list(t[4 * i:4 * i + 4]) for i in range(4)], B_T) for e in row])
-        # The 16 products, on the GEMM kernel once their weights are packed.
+        v = _multi_generic(
+            [padded] * t * t, [tensor.empty([batch, th, tw, c], element) for _ in range(t * t)],
+            [at(i, j) for i in range(t) for j in range(t)] + [identity] * t * t,
+            lambda *tile: [e for row in _transform_2d(square(tile), algorithm.b_t) for e in row])
+        # The t*t products, on the GEMM kernel once their weights are packed.
         product_type = ir.RankedTensorType.get([n, th, tw, f], element)
-        products = [eb.gemm(v[i], eb.weight(ir, names[i], ir.RankedTensorType.get([c, f],
-                                                                                 element)),
-                            product_type) for i in range(16)]
-        # Output transform + epilogue: the four phases Y_ab[n, th, tw, f] of out[n, 2th+a,
-        # 2tw+b, f].
+        weight_type = ir.RankedTensorType.get([c, f], element)
+        products = [eb.gemm(v[i], eb.weight(ir, names[i], weight_type), product_type)
+                    for i in range(t * t)]
+        # Output transform + epilogue: the m*m phases Y_ab[n, th, tw, f] of
+        # out[n, m th + a, m tw + b, f].
+        phases = [(a, b) for a in range(m) for b in range(m)]
         bias, residual = eb.optional_operand(op, "bias"), eb.optional_operand(op, "residual")
         extra, extra_maps = [], []
         if bias is not None:
             extra.append(bias)
             extra_maps.append(_map(4, [d[3]]))
         if residual is not None:
-            extra += [residual] * 4
-            extra_maps += [_map(4, [d[0], d[1] * 2 + a, d[2] * 2 + b, d[3]])
-                           for a in range(2) for b in range(2)]
+            extra += [residual] * len(phases)
+            extra_maps += [at(a, b) for a, b in phases]
         activation = UNARY[settings["activation"]]
 
         def output(*args):
-            m, rest = list(args[:16]), list(args[16:])
-            y = [e for row in _transform_2d([m[4 * i:4 * i + 4] for i in range(4)], A_T)
-                 for e in row]
+            rest = list(args[t * t:])
+            y = [e for row in _transform_2d(square(args[:t * t]), algorithm.a_t) for e in row]
             if bias is not None:
                 b_value = rest.pop(0)
                 y = [arith.addf(e, b_value) for e in y]
@@ -162,29 +193,37 @@ class _Winograd:
             if residual is not None:
                 y = [arith.addf(e, r) for e, r in zip(y, rest)]
             return y
-        phases = _multi_generic(products + extra, [empty(f) for _ in range(4)],
-                                [identity] * 16 + extra_maps + [identity] * 4, output)
-        out_type = ir.RankedTensorType(op.results[0].type)
-        result = tensor.empty([n if n != dyn else n_size[0], 2 * th, 2 * tw, f], element)
-        for p, (a, b) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
-            sizes = [dyn if n == dyn else n, th, tw, f]
-            result = tensor.InsertSliceOp(
-                phases[p], result, [], n_size, [], ir.DenseI64ArrayAttr.get([0, a, b, 0]),
-                ir.DenseI64ArrayAttr.get(sizes), ir.DenseI64ArrayAttr.get([1, 2, 2, 1])).result
-        assert ir.RankedTensorType(result.type) == out_type
+        ys = _multi_generic(products + extra,
+                            [tensor.empty([batch, th, tw, f], element) for _ in phases],
+                            [identity] * t * t + extra_maps + [identity] * len(phases), output)
+        result = tensor.empty([batch, m * th, m * tw, f], element)
+        sizes = ir.DenseI64ArrayAttr.get([n, th, tw, f])
+        strides = ir.DenseI64ArrayAttr.get([1, m, m, 1])
+        for y, (a, b) in zip(ys, phases):
+            result = tensor.InsertSliceOp(y, result, [], n_size, [],
+                                          ir.DenseI64ArrayAttr.get([0, a, b, 0]), sizes,
+                                          strides).result
         return result
 
 
 @register
 @dataclass
 class ConvWinograd(EmberPass):
-    """Rewrites 3x3 stride-1 NHWC convs as Winograd F(2x2, 3x3): transforms + 16 GEMMs."""
+    """Rewrites 3x3 stride-1 NHWC convs as Winograd F(4x4 or 2x2, 3x3): transforms + GEMMs."""
     name = "ember-conv-winograd"
     #: Off: leaves every conv to ember-conv-to-gemm.
     enabled: bool = True
     #: Convs with fewer input channels than this keep the direct (implicit-GEMM) algorithm.
     min_channels: int = 16
+    #: Largest output tile: 2 (F(2x2)), or 4 (F(4x4) where 4 divides the output size, else
+    #: F(2x2)). F(4x4) halves the products again but its 36-view transforms cost more than
+    #: that saves on the benchmark CNN (2 threads: 22.4 ms vs 20.2 ms), so 2 is the default.
+    tile: int = 2
 
     def run(self, module, ctx: PassContext) -> None:
+        if self.tile not in (2, 4):
+            raise ValueError(f"ember-conv-winograd: tile must be 2 or 4, got {self.tile}")
         if self.enabled:
-            apply_patterns(module, {"ember.conv2d": [_Winograd(ctx, self.min_channels)]})
+            algorithms = (F4, F2) if self.tile == 4 else (F2,)
+            apply_patterns(module, {"ember.conv2d": [_Winograd(ctx, self.min_channels,
+                                                                algorithms)]})

@@ -13,7 +13,8 @@ from torch import nn
 
 import ember
 from conftest import max_abs_error
-from ember.passes.conv_winograd import A_T, B_T, transform_filter
+from ember.passes.conv_winograd import F2, F4, transform_filter
+from ember.targets import cpu
 
 
 class Conv3x3(nn.Module):
@@ -28,24 +29,37 @@ class Conv3x3(nn.Module):
         return y + r if self.residual else y
 
 
-def _uses_winograd(compiled) -> bool:
+def _uses_winograd(compiled, tile=None) -> bool:
+    marker = ".winograd" if tile is None else f".winograd{tile}."
     with open(os.path.join(compiled.artifact_dir, "manifest.json")) as f:
-        return any(".winograd" in c["name"] for c in json.load(f)["constants"])
+        return any(marker in c["name"] for c in json.load(f)["constants"])
+
+
+@pytest.fixture(params=[2, 4], ids=["tile2", "tile4"])
+def tile(request, monkeypatch):
+    """Runs a test with the pass's default F(2x2) and with tile=4 (F(4x4) where it fits)."""
+    if request.param != 2:
+        monkeypatch.setattr(cpu, "CPU_LOWERING", cpu.CPU_LOWERING.replace(
+            "ember-conv-winograd", f"ember-conv-winograd{{tile={request.param}}}"))
+    return request.param
 
 
 @pytest.mark.parametrize("cin,cout,padding,hw,activation,bias", [
-    (16, 8, 1, (8, 10), "relu", True),
-    (20, 33, 1, (6, 4), "gelu", False),     # C, F not multiples of a vector; N tail
-    (32, 16, 0, (10, 12), "none", True),    # no padding: 8x10 output
-    (24, 8, 2, (4, 6), "relu", True),       # padding 2: 6x8 output
-], ids=["p1", "odd-channels", "p0", "p2"])
+    (16, 8, 1, (8, 12), "relu", True),      # 8x12 output: F(4x4) fits
+    (20, 33, 1, (6, 4), "gelu", False),     # 6 rows: F(2x2) only; C, F not vector multiples
+    (32, 16, 0, (10, 12), "none", True),    # no padding: 8x10 output (F(2x2) only)
+    (24, 8, 2, (4, 8), "relu", True),       # padding 2: 6x10 output
+    (64, 40, 1, (8, 8), "relu", True),      # more channels (larger sums)
+], ids=["p1", "odd-channels", "p0", "p2", "c64"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_winograd_convs(cin, cout, padding, hw, activation, bias, batch):
+def test_winograd_convs(cin, cout, padding, hw, activation, bias, batch, tile):
     torch.manual_seed(0)
     model = Conv3x3(cin, cout, padding, bias, activation).eval()
     x = torch.randn(batch, cin, *hw)
     compiled = ember.compile(model, (x,))
-    assert _uses_winograd(compiled)
+    oh, ow = hw[0] + 2 * padding - 2, hw[1] + 2 * padding - 2
+    fits = tile if oh % tile == 0 and ow % tile == 0 else 2
+    assert _uses_winograd(compiled, fits)
     with torch.no_grad():
         assert max_abs_error(compiled(x), model(x)) <= 2e-4
 
@@ -72,11 +86,13 @@ def test_odd_output_keeps_the_direct_conv():
         assert max_abs_error(compiled(x), model(x)) <= 1e-4
 
 
-def test_transforms_reproduce_a_correlation():
-    """A^T [(G g G^T) * (B^T d B)] A equals the 2x2 valid correlation of a 4x4 tile."""
+@pytest.mark.parametrize("algorithm", [F2, F4], ids=["F2x2", "F4x4"])
+def test_transforms_reproduce_a_correlation(algorithm):
+    """A^T [(G g G^T) * (B^T d B)] A equals the m x m valid correlation of a tile."""
     rng = np.random.default_rng(0)
-    d, g = rng.standard_normal((4, 4)), rng.standard_normal((3, 3))
-    u = transform_filter(g.reshape(3, 3, 1, 1).astype(np.float64)).reshape(4, 4)
-    y = A_T @ (u * (B_T @ d @ B_T.T)) @ A_T.T
-    expected = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(2)] for i in range(2)])
-    np.testing.assert_allclose(y, expected, rtol=1e-12, atol=1e-12)
+    t, m = algorithm.tile, algorithm.m
+    d, g = rng.standard_normal((t, t)), rng.standard_normal((3, 3))
+    u = transform_filter(g.reshape(3, 3, 1, 1), algorithm).reshape(t, t)
+    y = algorithm.a_t @ (u * (algorithm.b_t @ d @ algorithm.b_t.T)) @ algorithm.a_t.T
+    expected = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(m)] for i in range(m)])
+    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)

@@ -1,6 +1,7 @@
 // RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd)' | filecheck %s
 // RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd{enabled=false})' | filecheck %s --check-prefix=OFF
 // RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd{min-channels=32})' | filecheck %s --check-prefix=MINC
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd{tile=4})' | filecheck %s --check-prefix=TILE4
 
 // ember-conv-winograd: a 3x3 stride-1 NHWC conv as F(2x2, 3x3): pad, one generic reading each
 // 4x4 input tile (16 strided views) and writing its 16 transformed copies, 16 GEMMs with the
@@ -15,7 +16,7 @@
 // CHECK: %[[P:.*]] = tensor.pad %arg0 low[0, 1, 1, 0] high[0, 1, 1, 0]
 // CHECK: %[[V:.*]]:16 = linalg.generic {indexing_maps = [#[[TILE00]], {{.*}}, #[[TILE33]], {{.*}}]{{.*}} ins(%[[P]], {{.*}}) outs({{.*}}) {
 // CHECK: linalg.yield {{.*}} : f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32{{$}}
-// CHECK: "ember.weight"() {name = "c.weight.winograd0"} : () -> tensor<16x4xf32>
+// CHECK: "ember.weight"() {name = "c.weight.winograd2.0"} : () -> tensor<16x4xf32>
 // CHECK: "ember.gemm"(%[[V]]#0, %{{.*}}) {activation = "none", {{.*}}} : (tensor<?x3x4x16xf32>, tensor<16x4xf32>) -> tensor<?x3x4x4xf32>
 // CHECK-COUNT-15: "ember.gemm"
 // CHECK: %[[Y:.*]]:4 = linalg.generic {{.*}}#[[BIAS]], {{.*}}#[[RES11]]
@@ -56,4 +57,26 @@ func.func @not_rewritten(%x: tensor<1x8x8x16xf32>, %x7: tensor<1x7x8x16xf32>, %x
   %4 = "ember.conv2d"(%x, %wf) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nhwc", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x8x16xf32>, tensor<3x3x16x4xf32>) -> tensor<1x8x8x4xf32>
   %5 = "ember.conv2d"(%xc, %wc) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nchw", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x16x8x8xf32>, tensor<4x16x3x3xf32>) -> tensor<1x4x8x8xf32>
   return %0, %1, %2, %3, %4, %5 : tensor<1x4x4x4xf32>, tensor<1x7x8x4xf32>, tensor<1x8x8x4xf32>, tensor<1x8x8x4xf32>, tensor<1x8x8x4xf32>, tensor<1x4x8x8xf32>
+}
+
+// -----
+
+// An 8x8 output with tile=4: F(4x4, 3x3): 6x6 input tiles read at stride 4, 36 GEMMs, 16
+// output phases interleaved at stride 4. By default, F(2x2): 16 GEMMs.
+// TILE4-DAG: #[[T55:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 4 + 5, d2 * 4 + 5, d3)>
+// TILE4-LABEL: func.func @f4
+// TILE4: linalg.generic {indexing_maps = [{{.*}}#[[T55]],
+// TILE4: "ember.weight"() {name = "w.winograd4.0"} : () -> tensor<16x8xf32>
+// TILE4-COUNT-36: "ember.gemm"
+// TILE4-NOT: "ember.gemm"
+// TILE4: %[[Y:.*]]:16 = linalg.generic
+// TILE4-COUNT-16: tensor.insert_slice {{.*}} [1, 4, 4, 1]
+// CHECK-LABEL: func.func @f4
+// CHECK: "ember.weight"() {name = "w.winograd2.0"}
+// CHECK-COUNT-16: "ember.gemm"
+// CHECK-NOT: "ember.gemm"
+func.func @f4(%x: tensor<2x8x8x16xf32>) -> tensor<2x8x8x8xf32> {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<3x3x16x8xf32>
+  %0 = "ember.conv2d"(%x, %w) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "nhwc", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x8x8x16xf32>, tensor<3x3x16x8xf32>) -> tensor<2x8x8x8xf32>
+  return %0 : tensor<2x8x8x8xf32>
 }
