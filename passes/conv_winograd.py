@@ -14,9 +14,9 @@ The rewrite, on ember IR: the input is zero-padded (tensor.pad); one `linalg.gen
 tile's inputs (one strided view per tile position) and writes the transformed tiles V_i
 [N, TH, TW, C]; one `ember.gemm` per position with the derived weight
 `<filter>.winograd<m>.<i>` [C, F] (which ember-pack-weights packs like any other, so they run on
-the CPU micro-kernel); one `linalg.generic` applies A^T . A and the conv's epilogue (bias,
-activation, residual) and writes the m*m output phases, which stride-m `tensor.insert_slice`s
-interleave into the result.
+the CPU micro-kernel); one `linalg.generic` over the output seen as [N, TH, m, TW, m, F] (a
+row-major reshape, so it is written in place) applies A^T . A to each tile's products, keeps the
+output at its (a, b) position and applies the conv's epilogue (bias, activation, residual).
 
 With `tile=4`, F(4x4) is used where 4 divides both output sizes, else F(2x2) where 2 does (so
 output tiles never straddle the edge); the transformed data is (m+2)^2/m^2 times the input and output, so the
@@ -104,9 +104,9 @@ def _map(rank: int, results) -> ir.AffineMap:
     return ir.AffineMap.get(rank, 0, results)
 
 
-def _multi_generic(inputs, inits, maps, body: Callable):
+def _multi_generic(inputs, inits, maps, body: Callable, rank: int = 4):
     """A parallel linalg.generic with several outputs; `body(*input scalars)` -> out scalars."""
-    op = linalg.GenericOp_(inputs, inits, list(maps), ["parallel"] * 4)
+    op = linalg.GenericOp_(inputs, inits, list(maps), ["parallel"] * rank)
     block = op.regions[0].blocks[0]
     with ir.InsertionPoint(block):
         linalg.YieldOp(body(*block.arguments[:len(inputs)]))
@@ -170,40 +170,50 @@ class _Winograd:
         weight_type = ir.RankedTensorType.get([c, f], element)
         products = [eb.gemm(v[i], eb.weight(ir, names[i], weight_type), product_type)
                     for i in range(t * t)]
-        # Output transform + epilogue: the m*m phases Y_ab[n, th, tw, f] of
-        # out[n, m th + a, m tw + b, f].
-        phases = [(a, b) for a in range(m) for b in range(m)]
+        # Output transform + epilogue, written in place: out viewed as [N, TH, m, TW, m, F]
+        # (a row-major reshape), iteration (n, th, a, tw, b, f) reads tile (th, tw)'s products
+        # and keeps output (a, b) of its m x m outputs.
+        e = [ir.AffineDimExpr.get(i) for i in range(6)]
+        tile_map = _map(6, [e[0], e[1], e[3], e[5]])
+        view_type = ir.RankedTensorType.get([n, th, m, tw, m, f], element)
+        groups = [[0], [1, 2], [3, 4], [5]]
+        inputs, maps = list(products), [tile_map] * (t * t)
         bias, residual = eb.optional_operand(op, "bias"), eb.optional_operand(op, "residual")
-        extra, extra_maps = [], []
         if bias is not None:
-            extra.append(bias)
-            extra_maps.append(_map(4, [d[3]]))
+            inputs.append(bias)
+            maps.append(_map(6, [e[5]]))
         if residual is not None:
-            extra += [residual] * len(phases)
-            extra_maps += [at(a, b) for a, b in phases]
+            inputs.append(tensor.expand_shape(view_type, residual, groups, n_size,
+                                              [n, th, m, tw, m, f]))
+            maps.append(_map(6, e))
         activation = UNARY[settings["activation"]]
 
         def output(*args):
             rest = list(args[t * t:])
             y = [e for row in _transform_2d(square(args[:t * t]), algorithm.a_t) for e in row]
+            a, b = linalg.IndexOp(2).result, linalg.IndexOp(4).result
+            value = _select_at(y, m, a, b)
             if bias is not None:
-                b_value = rest.pop(0)
-                y = [arith.addf(e, b_value) for e in y]
-            y = [activation(e) for e in y]
+                value = arith.addf(value, rest.pop(0))
+            value = activation(value)
             if residual is not None:
-                y = [arith.addf(e, r) for e, r in zip(y, rest)]
-            return y
-        ys = _multi_generic(products + extra,
-                            [tensor.empty([batch, th, tw, f], element) for _ in phases],
-                            [identity] * t * t + extra_maps + [identity] * len(phases), output)
-        result = tensor.empty([batch, m * th, m * tw, f], element)
-        sizes = ir.DenseI64ArrayAttr.get([n, th, tw, f])
-        strides = ir.DenseI64ArrayAttr.get([1, m, m, 1])
-        for y, (a, b) in zip(ys, phases):
-            result = tensor.InsertSliceOp(y, result, [], n_size, [],
-                                          ir.DenseI64ArrayAttr.get([0, a, b, 0]), sizes,
-                                          strides).result
-        return result
+                value = arith.addf(value, rest.pop(0))
+            return [value]
+        view = _multi_generic(inputs, [tensor.empty([batch, th, m, tw, m, f], element)],
+                              maps + [_map(6, e)], output, rank=6)[0]
+        out_type = ir.RankedTensorType(op.results[0].type)
+        return tensor.collapse_shape(out_type, view, groups)
+
+
+def _select_at(values, m: int, a, b):
+    """values[a * m + b] for index values a, b < m (a tree of selects)."""
+    def pick(options, index):
+        chosen = options[-1]
+        for i in range(len(options) - 2, -1, -1):
+            is_i = arith.cmpi(arith.CmpIPredicate.eq, index, arith.constant(index.type, i))
+            chosen = arith.select(is_i, options[i], chosen)
+        return chosen
+    return pick([pick(values[r * m:(r + 1) * m], b) for r in range(m)], a)
 
 
 @register

@@ -5,13 +5,15 @@
 
 // ember-conv-winograd: a 3x3 stride-1 NHWC conv as F(2x2, 3x3): pad, one generic reading each
 // 4x4 input tile (16 strided views) and writing its 16 transformed copies, 16 GEMMs with the
-// compile-time transformed filter (`<filter>.winograd<i>`, [C, F]), one generic applying the
-// output transform with the conv's bias, activation and residual (read at the tile's 2x2
-// positions), and four stride-2 insert_slices interleaving the output phases. Dynamic batch.
+// compile-time transformed filter (`<filter>.winograd2.<i>`, [C, F]), and one generic over the
+// output seen as [N, TH, 2, TW, 2, F] that applies the output transform to tile (th, tw)'s
+// products, keeps output (a, b) (linalg.index 2 and 4), and the conv's bias, activation and
+// residual (expanded to the same view); a collapse_shape gives [N, OH, OW, F]. Dynamic batch.
 // CHECK-DAG: #[[TILE00:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 2, d2 * 2, d3)>
 // CHECK-DAG: #[[TILE33:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 2 + 3, d2 * 2 + 3, d3)>
-// CHECK-DAG: #[[RES11:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 2 + 1, d2 * 2 + 1, d3)>
-// CHECK-DAG: #[[BIAS:.*]] = affine_map<(d0, d1, d2, d3) -> (d3)>
+// CHECK-DAG: #[[PRODUCT:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d3, d5)>
+// CHECK-DAG: #[[BIAS:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d5)>
+// CHECK-DAG: #[[VIEW:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3, d4, d5)>
 // CHECK-LABEL: func.func @block
 // CHECK: %[[P:.*]] = tensor.pad %arg0 low[0, 1, 1, 0] high[0, 1, 1, 0]
 // CHECK: %[[V:.*]]:16 = linalg.generic {indexing_maps = [#[[TILE00]], {{.*}}, #[[TILE33]], {{.*}}]{{.*}} ins(%[[P]], {{.*}}) outs({{.*}}) {
@@ -19,12 +21,12 @@
 // CHECK: "ember.weight"() {name = "c.weight.winograd2.0"} : () -> tensor<16x4xf32>
 // CHECK: "ember.gemm"(%[[V]]#0, %{{.*}}) {activation = "none", {{.*}}} : (tensor<?x3x4x16xf32>, tensor<16x4xf32>) -> tensor<?x3x4x4xf32>
 // CHECK-COUNT-15: "ember.gemm"
-// CHECK: %[[Y:.*]]:4 = linalg.generic {{.*}}#[[BIAS]], {{.*}}#[[RES11]]
+// CHECK: %[[R:.*]] = tensor.expand_shape %arg1 {{\[\[}}0], [1, 2], [3, 4], [5]] output_shape [%{{.*}}, 3, 2, 4, 2, 4]
+// CHECK: %[[Y:.*]] = linalg.generic {indexing_maps = [#[[PRODUCT]], {{.*}}, #[[BIAS]], #[[VIEW]], #[[VIEW]]]{{.*}} ins({{.*}}, %[[R]] : {{.*}}) outs(%{{.*}} : tensor<?x3x2x4x2x4xf32>)
+// CHECK: linalg.index 2
+// CHECK: linalg.index 4
 // CHECK: arith.maximumf
-// CHECK: tensor.insert_slice %[[Y]]#0 into %{{.*}}[0, 0, 0, 0] [%{{.*}}, 3, 4, 4] [1, 2, 2, 1]
-// CHECK: tensor.insert_slice %[[Y]]#1 into %{{.*}}[0, 0, 1, 0] [%{{.*}}, 3, 4, 4] [1, 2, 2, 1]
-// CHECK: tensor.insert_slice %[[Y]]#2 into %{{.*}}[0, 1, 0, 0] [%{{.*}}, 3, 4, 4] [1, 2, 2, 1]
-// CHECK: %[[OUT:.*]] = tensor.insert_slice %[[Y]]#3 into %{{.*}}[0, 1, 1, 0] [%{{.*}}, 3, 4, 4] [1, 2, 2, 1]
+// CHECK: %[[OUT:.*]] = tensor.collapse_shape %[[Y]] {{\[\[}}0], [1, 2], [3, 4], [5]] : tensor<?x3x2x4x2x4xf32> into tensor<?x6x8x4xf32>
 // CHECK: return %[[OUT]] : tensor<?x6x8x4xf32>
 // OFF-LABEL: func.func @block
 // OFF: "ember.conv2d"
@@ -61,16 +63,15 @@ func.func @not_rewritten(%x: tensor<1x8x8x16xf32>, %x7: tensor<1x7x8x16xf32>, %x
 
 // -----
 
-// An 8x8 output with tile=4: F(4x4, 3x3): 6x6 input tiles read at stride 4, 36 GEMMs, 16
-// output phases interleaved at stride 4. By default, F(2x2): 16 GEMMs.
+// An 8x8 output with tile=4: F(4x4, 3x3): 6x6 input tiles read at stride 4, 36 GEMMs, the
+// output seen as [N, 2, 4, 2, 4, F]. By default, F(2x2): 16 GEMMs.
 // TILE4-DAG: #[[T55:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 4 + 5, d2 * 4 + 5, d3)>
 // TILE4-LABEL: func.func @f4
 // TILE4: linalg.generic {indexing_maps = [{{.*}}#[[T55]],
 // TILE4: "ember.weight"() {name = "w.winograd4.0"} : () -> tensor<16x8xf32>
 // TILE4-COUNT-36: "ember.gemm"
 // TILE4-NOT: "ember.gemm"
-// TILE4: %[[Y:.*]]:16 = linalg.generic
-// TILE4-COUNT-16: tensor.insert_slice {{.*}} [1, 4, 4, 1]
+// TILE4: tensor.collapse_shape {{.*}} : tensor<2x2x4x2x4x8xf32> into tensor<2x8x8x8xf32>
 // CHECK-LABEL: func.func @f4
 // CHECK: "ember.weight"() {name = "w.winograd2.0"}
 // CHECK-COUNT-16: "ember.gemm"
