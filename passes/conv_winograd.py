@@ -28,7 +28,7 @@ add a few roundings (F(4x4)'s constants reach 8 and 1/24, so a few more than F(2
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List
+from typing import List
 
 import numpy as np
 from mlir import ir
@@ -38,7 +38,7 @@ from ember.dialect import builders as eb
 
 from .base import EmberPass, PassContext, register
 from .conv_to_gemm import DenseConv
-from .lower_to_linalg import UNARY, _dim, _pad_spatial
+from .lower_to_linalg import PARALLEL, UNARY, _dim, _generic, _pad_spatial, generic_into
 from .patterns import APPLIED, NOT_APPLIED, apply_patterns, string_attr
 
 @dataclass(frozen=True)
@@ -104,15 +104,6 @@ def _map(rank: int, results) -> ir.AffineMap:
     return ir.AffineMap.get(rank, 0, results)
 
 
-def _multi_generic(inputs, inits, maps, body: Callable, rank: int = 4):
-    """A parallel linalg.generic with several outputs; `body(*input scalars)` -> out scalars."""
-    op = linalg.GenericOp_(inputs, inits, list(maps), ["parallel"] * rank)
-    block = op.regions[0].blocks[0]
-    with ir.InsertionPoint(block):
-        linalg.YieldOp(body(*block.arguments[:len(inputs)]))
-    return list(op.results)
-
-
 @dataclass
 class _Winograd:
     ctx: PassContext
@@ -161,10 +152,11 @@ class _Winograd:
             return [list(values[t * i:t * i + t]) for i in range(t)]
         # Input transform: V_i[n, th, tw, c] = (B^T d B)[i] over the tile at (m th, m tw).
         identity = _map(4, d)
-        v = _multi_generic(
+        v = generic_into(
             [padded] * t * t, [tensor.empty([batch, th, tw, c], element) for _ in range(t * t)],
             [at(i, j) for i in range(t) for j in range(t)] + [identity] * t * t,
-            lambda *tile: [e for row in _transform_2d(square(tile), algorithm.b_t) for e in row])
+            [PARALLEL] * 4, lambda *args: [e for row in _transform_2d(
+                square(args[:t * t]), algorithm.b_t) for e in row])
         # The t*t products, on the GEMM kernel once their weights are packed.
         product_type = ir.RankedTensorType.get([n, th, tw, f], element)
         weight_type = ir.RankedTensorType.get([c, f], element)
@@ -189,7 +181,7 @@ class _Winograd:
         activation = UNARY[settings["activation"]]
 
         def output(*args):
-            rest = list(args[t * t:])
+            rest = list(args[t * t:-1])             # bias, residual (not the out scalar)
             y = [e for row in _transform_2d(square(args[:t * t]), algorithm.a_t) for e in row]
             a, b = linalg.IndexOp(2).result, linalg.IndexOp(4).result
             value = _select_at(y, m, a, b)
@@ -198,9 +190,9 @@ class _Winograd:
             value = activation(value)
             if residual is not None:
                 value = arith.addf(value, rest.pop(0))
-            return [value]
-        view = _multi_generic(inputs, [tensor.empty([batch, th, m, tw, m, f], element)],
-                              maps + [_map(6, e)], output, rank=6)[0]
+            return value
+        view = _generic(inputs, tensor.empty([batch, th, m, tw, m, f], element),
+                        maps + [_map(6, e)], [PARALLEL] * 6, output)
         out_type = ir.RankedTensorType(op.results[0].type)
         return tensor.collapse_shape(out_type, view, groups)
 

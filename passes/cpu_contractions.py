@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from mlir import ir
-from mlir.dialects import arith, func, linalg, tensor
+from mlir.dialects import func, linalg, tensor
 
 from ember.codegen.cpu_gemm import KERNEL_ATTR, CpuTraits, GemmKernelSpec, default_panel
 
 from .base import EmberPass, PassContext, register
-from .lower_to_linalg import _kernel_function
+from .lower_to_linalg import _dim, _kernel_function
 from .patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by
 
 
@@ -153,14 +153,10 @@ def _transpose_last_two(value):
     t = ir.RankedTensorType(value.type)
     perm = list(range(t.rank - 2)) + [t.rank - 1, t.rank - 2]
     shape = [t.shape[p] for p in perm]
-    sizes = [tensor.dim(value, _index(p)) if ir.ShapedType.is_dynamic_size(s) else s
+    sizes = [_dim(value, p) if ir.ShapedType.is_dynamic_size(s) else s
              for p, s in zip(perm, shape)]
     init = tensor.empty(sizes, t.element_type)
     return linalg.transpose(value, outs=[init], permutation=perm).results[0]
-
-
-def _index(value: int):
-    return arith.constant(ir.IndexType.get(), value)
 
 
 @register

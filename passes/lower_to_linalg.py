@@ -123,13 +123,19 @@ def _empty_like(result_type, dim_sources: Sequence[Optional[tuple]]):
     return tensor.empty(sizes, t.element_type)
 
 
-def _generic(inputs, init, maps, iterators, body: Callable):
-    """linalg.generic over `inputs` into `init`; `body(*input scalars, out scalar)` -> scalar."""
-    op = linalg.GenericOp_(inputs, [init], list(maps), list(iterators))
+def generic_into(inputs, inits, maps, iterators, body: Callable) -> list:
+    """linalg.generic over `inputs` into `inits`; `body(*input scalars, *out scalars)` -> one
+    scalar per init (several for e.g. a Winograd transform writing a whole tile at once)."""
+    op = linalg.GenericOp_(inputs, list(inits), list(maps), list(iterators))
     block = op.regions[0].blocks[0]
     with ir.InsertionPoint(block):
-        linalg.YieldOp([body(*block.arguments)])
-    return op.result
+        linalg.YieldOp(list(body(*block.arguments)))
+    return list(op.results)
+
+
+def _generic(inputs, init, maps, iterators, body: Callable):
+    """generic_into with one init; `body(*input scalars, out scalar)` -> scalar."""
+    return generic_into(inputs, [init], maps, iterators, lambda *args: [body(*args)])[0]
 
 
 def _filled(result_type, dim_sources, value: float):

@@ -8,7 +8,7 @@ Nothing here knows about a target or a pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from mlir import ir
 from mlir.dialects import arith, scf
@@ -46,6 +46,11 @@ def for_(lb, ub, step=1, iter_args=(), body: Optional[Callable] = None):
         out = body(loop.induction_variable, *loop.inner_iter_args)
         scf.YieldOp(list(out or []))
     return list(loop.results)
+
+
+def gemm_arg_names(bias: bool, residual: bool) -> List[str]:
+    """A GEMM kernel function's arguments, in order: A, B, [bias], [residual], C (written)."""
+    return ["lhs", "rhs"] + ["bias"] * bias + ["residual"] * residual + ["out"]
 
 
 @dataclass

@@ -42,7 +42,8 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, func, memref, scf, vector
 
-from .builders import GemmOperands as _Operands, for_ as _for, if_ as _if, index as _index
+from .builders import GemmOperands as _Operands, for_ as _for, gemm_arg_names, if_ as _if, \
+    index as _index
 
 #: Attribute on ember.gemm: rhs is packed in panels of this many columns.
 PANEL_ATTR = "rhs_panel"
@@ -111,7 +112,7 @@ class GemmKernelSpec:
         return -(-self.n // self.nr)
 
     def arg_names(self) -> List[str]:
-        return ["lhs", "rhs"] + ["bias"] * self.bias + ["residual"] * self.residual + ["out"]
+        return gemm_arg_names(self.bias, self.residual)
 
     def attr(self) -> ir.DictAttr:
         i64 = ir.IntegerType.get_signless(64)
@@ -393,8 +394,9 @@ class _KernelEmitter:
             memref.dim(ops.a, _index(0))
         whole = [_index(0), m, _index(0), _index(self.spec.panels)]
         if not self.s.parallel:
-            _for(_index(0), count, _index(1), (),
-                 lambda b: func.call([], task_fn, [b] + whole + operands) and None)
+            def entry(b):
+                func.call([], task_fn, [b] + whole + operands)
+            _for(_index(0), count, _index(1), (), entry)
             return
         loop = scf.ParallelOp([], [_index(0)], [count], [_index(1)], [])
         body = loop.regions[0].blocks.append(ir.IndexType.get())
@@ -674,7 +676,7 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule):
         name += "_"
     index = ir.IndexType.get()
     with ir.InsertionPoint(block), fn.location:
-        emitter.emit(_operands(spec, args), name)
+        emitter.emit(_Operands.from_args(spec, args), name)
         func.ReturnOp([])
     with ir.InsertionPoint.after(fn), fn.location:
         indices = 5 if spec.batch else 4        # (batch entry,) rows and panels
@@ -683,7 +685,7 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule):
         entry = task.add_entry_block()
         with ir.InsertionPoint(entry):
             *batch, m0, m1, p0, p1 = entry.arguments[:indices]
-            emitter.emit_task(_operands(spec, entry.arguments[indices:]), m0, m1, p0, p1,
+            emitter.emit_task(_Operands.from_args(spec, entry.arguments[indices:]), m0, m1, p0, p1,
                               *batch)
             func.ReturnOp([])
         if schedule.parallel:
@@ -699,12 +701,6 @@ def _declare(module_block, name: str, fn_type) -> None:
             return
     with ir.InsertionPoint.at_block_begin(module_block):
         func.FuncOp(name, fn_type, visibility="private")
-
-
-def _operands(spec: GemmKernelSpec, args) -> _Operands:
-    by_name = dict(zip(spec.arg_names(), args))
-    return _Operands(a=by_name["lhs"], b=by_name["rhs"], bias=by_name.get("bias"),
-                     residual=by_name.get("residual"), c=by_name["out"])
 
 
 def check_kernel_signature(fn, spec: GemmKernelSpec) -> Optional[str]:

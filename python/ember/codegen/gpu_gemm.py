@@ -26,7 +26,7 @@ from typing import Callable, List
 from mlir import ir
 from mlir.dialects import arith, gpu, memref
 
-from .builders import GemmOperands, for_, if_, index
+from .builders import GemmOperands, for_, gemm_arg_names, if_, index
 
 #: Attribute on a GEMM kernel function (ember-gpu-outline-gemms): its GpuGemmSpec.
 GEMM_ATTR = "ember.gpu_gemm"
@@ -48,7 +48,7 @@ class GpuGemmSpec:
     residual: bool = False
 
     def arg_names(self) -> List[str]:
-        return ["lhs", "rhs"] + ["bias"] * self.bias + ["residual"] * self.residual + ["out"]
+        return gemm_arg_names(self.bias, self.residual)
 
     def attr(self) -> ir.DictAttr:
         i64 = ir.IntegerType.get_signless(64)
