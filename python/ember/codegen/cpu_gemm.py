@@ -57,6 +57,9 @@ KERNEL_PREFIX = "ember_gemm_"
 PACK_A_MIN_PANELS = 4
 #: OpenMP's team size for the next parallel region (libomp), read by parallel kernels.
 THREADS_FN = "omp_get_max_threads"
+#: Nonzero inside a parallel region: a kernel called there (a block of a parallel loop) runs
+#: on its caller's thread without forking, since a nested region would be serialized anyway.
+IN_PARALLEL_FN = "omp_in_parallel"
 
 
 # ----------------------------------------------------------------------------- packed layout
@@ -360,9 +363,18 @@ class _KernelEmitter:
         if spec.batch:
             self._emit_batched(ops, task_fn, m, operands)
             return
+        whole = [_index(0), m, _index(0), _index(spec.panels)] + operands
         if not s.parallel:
-            func.call([], task_fn, [_index(0), m, _index(0), _index(spec.panels)] + operands)
+            func.call([], task_fn, whole)
             return
+        def on_this_thread():
+            func.call([], task_fn, whole)
+        _if(_in_parallel(), (), on_this_thread, lambda: self._emit_split(task_fn, m, operands))
+
+    def _emit_split(self, task_fn: str, m, operands) -> None:
+        """Tasks over the OpenMP team: rows split T ways when each gets `split_rows`, else
+        panels."""
+        spec, s = self.spec, self.s
         threads = arith.index_cast(ir.IndexType.get(), func.call(
             [ir.IntegerType.get_signless(32)], THREADS_FN, []))
         threads = arith.maxsi(threads, _index(1))
@@ -388,21 +400,28 @@ class _KernelEmitter:
 
     def _emit_batched(self, ops: _Operands, task_fn: str, m, operands) -> None:
         """A batched kernel: one task per batch entry (all its rows and panels), the entries
-        in parallel (inside an already parallel loop, e.g. attention's, OpenMP runs them on
+        in parallel (inside an already parallel loop, e.g. attention's, in a serial loop on
         the calling thread)."""
         count = _index(self.spec.batch) if self.spec.batch > 0 else \
             memref.dim(ops.a, _index(0))
         whole = [_index(0), m, _index(0), _index(self.spec.panels)]
-        if not self.s.parallel:
-            def entry(b):
-                func.call([], task_fn, [b] + whole + operands)
+
+        def entry(b):
+            func.call([], task_fn, [b] + whole + operands)
+
+        def serial():
             _for(_index(0), count, _index(1), (), entry)
-            return
-        loop = scf.ParallelOp([], [_index(0)], [count], [_index(1)], [])
-        body = loop.regions[0].blocks.append(ir.IndexType.get())
-        with ir.InsertionPoint(body):
-            func.call([], task_fn, [body.arguments[0]] + whole + operands)
-            scf.ReduceOp([], 0)
+
+        def parallel():
+            loop = scf.ParallelOp([], [_index(0)], [count], [_index(1)], [])
+            body = loop.regions[0].blocks.append(ir.IndexType.get())
+            with ir.InsertionPoint(body):
+                func.call([], task_fn, [body.arguments[0]] + whole + operands)
+                scf.ReduceOp([], 0)
+        if not self.s.parallel:
+            serial()
+        else:
+            _if(_in_parallel(), (), serial, parallel)
 
     def emit_task(self, ops: _Operands, m0, m1, p0, p1, batch_index=None) -> None:
         """The task function's body: rows [m0, m1) x panels [p0, p1) over all of K (of batch
@@ -689,9 +708,17 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule):
                               *batch)
             func.ReturnOp([])
         if schedule.parallel:
-            _declare(module_block, THREADS_FN, ir.FunctionType.get(
-                [], [ir.IntegerType.get_signless(32)]))
+            for name in (THREADS_FN, IN_PARALLEL_FN):
+                _declare(module_block, name, ir.FunctionType.get(
+                    [], [ir.IntegerType.get_signless(32)]))
     return task
+
+
+def _in_parallel():
+    """i1: whether the caller runs inside an OpenMP parallel region."""
+    i32 = ir.IntegerType.get_signless(32)
+    return arith.cmpi(arith.CmpIPredicate.ne, func.call([i32], IN_PARALLEL_FN, []),
+                      arith.constant(i32, 0))
 
 
 def _declare(module_block, name: str, fn_type) -> None:
