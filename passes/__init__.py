@@ -24,6 +24,7 @@ from . import (  # noqa: F401  (imported for registration)
     legalize_reshapes,
     widen_bool_memrefs,
     parallelize_loops,
+    vectorize_generics,
     host_to_llvm,
     gpu_outline_gemms,
     gpu_kernels,

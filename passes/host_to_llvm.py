@@ -7,6 +7,8 @@ A table of stages, run in order:
   gemm-kernels  ember-cpu-gemm-kernels: vector micro-kernel bodies for the kernel functions
   parallel      ember-parallelize-loops (with `openmp`): big linalg ops and copies outside
                 kernels become scf.forall loops over slices of their outer dims
+  vectorize     ember-vectorize-generics: elementwise linalg ops become vector loads, stores
+                and arithmetic along their contiguous last dim
   loops         scf.forall to scf.parallel, the remaining linalg ops to loops
   llvm          scf.parallel -> OpenMP (when `openmp`), then everything to the LLVM dialect with
                 C-interface wrappers (`_mlir_ciface_<fn>`) on public functions
@@ -28,6 +30,7 @@ from .base import EmberPass, PassContext, register
 from .gemm_microkernel import CpuGemmKernels
 from .parallelize_loops import ParallelizeLoops
 from .patterns import walk_ops
+from .vectorize_generics import VectorizeGenerics
 from .widen_bool_memrefs import widen_bool_memrefs
 
 #: Upstream passes, in order (verified on MLIR 22.1.8; see DESIGN.md section 3).
@@ -152,6 +155,9 @@ class HostToLLVM(EmberPass):
     #: With `openmp`, split the big linalg ops and copies outside GEMM kernels over the threads
     #: (ember-parallelize-loops; false: they run on one thread).
     parallel_loops: bool = True
+    #: Vectorize elementwise linalg ops outside GEMM kernels in MLIR
+    #: (ember-vectorize-generics; false: scalar loops left to LLVM's loop vectorizer).
+    vectorize: bool = True
 
     def run(self, module, ctx: PassContext) -> None:
         openmp = self.openmp and getattr(ctx.target, "openmp", True)
@@ -170,6 +176,8 @@ class HostToLLVM(EmberPass):
         expand_math(module.operation)
         if openmp and self.parallel_loops:
             ParallelizeLoops().run(module, ctx)
+        if self.vectorize:
+            VectorizeGenerics().run(module, ctx)
         _run(module, TO_LOOPS)
         widen_bool_memrefs(module)  # MLIR 22 cannot lower i1 memrefs to LLVM
         if openmp:

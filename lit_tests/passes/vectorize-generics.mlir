@@ -1,0 +1,131 @@
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-vectorize-generics{lanes=16})' | filecheck %s
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-vectorize-generics{lanes=16},ember-host-to-llvm{gemm-kernels=false openmp=false})' | filecheck %s --check-prefix=LLVM
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-host-to-llvm{gemm-kernels=false openmp=false vectorize=false})' | filecheck %s --check-prefix=SCALAR
+
+// ember-vectorize-generics turns elementwise linalg ops on memrefs into vector code along
+// their contiguous last dim: tiled by 1 on the outer loops and by the vector width on the
+// last, each tile one vector.load per operand, vector arithmetic and one vector.store (masked
+// where the width does not divide the dim). ember-host-to-llvm runs it (and then the loads and
+// stores are plain vector accesses in the LLVM dialect); with vectorize=false the loops stay
+// scalar.
+
+// The bias + ReLU of a conv output: channels (32) are the last, contiguous dim; two 16-lane
+// vectors per row, the bias broadcast along the other dims.
+// CHECK-LABEL: func.func @bias_relu(
+// CHECK: scf.for %{{.*}} = %c0 to %c8 step %c1
+// CHECK: scf.for %{{.*}} = %c0 to %c64 step %c1
+// CHECK: scf.for %{{.*}} = %c0 to %c32 step %c16
+// CHECK: %[[X:.*]] = vector.load %{{.*}} : memref<16xf32, {{.*}}>, vector<16xf32>
+// CHECK: %[[B:.*]] = vector.load %{{.*}} : memref<16xf32, {{.*}}>, vector<16xf32>
+// CHECK: %[[S:.*]] = arith.addf %[[X]], %[[B]] : vector<16xf32>
+// CHECK: %[[R:.*]] = arith.maximumf %[[S]], %{{.*}} : vector<16xf32>
+// CHECK: vector.store %[[R]]
+// CHECK-NOT: linalg.generic
+// LLVM-LABEL: llvm.func @bias_relu(
+// LLVM: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<16xf32>
+// LLVM: llvm.intr.maximum(%{{.*}}) : (vector<16xf32>, vector<16xf32>) -> vector<16xf32>
+// LLVM: llvm.store %{{.*}} : vector<16xf32>, !llvm.ptr
+// SCALAR-LABEL: llvm.func @bias_relu(
+// SCALAR-NOT: vector<16xf32>
+// SCALAR: llvm.return
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+#ch = affine_map<(d0, d1, d2) -> (d2)>
+func.func @bias_relu(%x: memref<8x64x32xf32>, %b: memref<32xf32>, %out: memref<8x64x32xf32>) {
+  linalg.generic {indexing_maps = [#id3, #ch, #id3], iterator_types = ["parallel", "parallel", "parallel"]} ins(%x, %b : memref<8x64x32xf32>, memref<32xf32>) outs(%out : memref<8x64x32xf32>) {
+  ^bb0(%in: f32, %bias: f32, %o: f32):
+    %0 = arith.addf %in, %bias : f32
+    %c = arith.constant 0.0 : f32
+    %1 = arith.maximumf %0, %c : f32
+    linalg.yield %1 : f32
+  }
+  return
+}
+
+// -----
+
+// A last dim of 10: 8-lane vectors (narrower than a 16-lane register, not below 4), masked
+// for the tail of 2.
+// CHECK-LABEL: func.func @tail(
+// CHECK: scf.for %[[J:.*]] = %c0 to %c10 step %c8
+// CHECK: %[[N:.*]] = affine.min #{{.*}}(%[[J]])
+// CHECK: %[[MASK:.*]] = vector.create_mask %[[N]] : vector<8xi1>
+// CHECK: vector.maskedload %{{.*}}[%c0], %[[MASK]]
+// CHECK: arith.mulf %{{.*}} : vector<8xf32>
+// CHECK: vector.maskedstore
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+func.func @tail(%x: memref<4x10xf32>, %out: memref<4x10xf32>) {
+  linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]} ins(%x : memref<4x10xf32>) outs(%out : memref<4x10xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %0 = arith.mulf %in, %in : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
+// Dynamic sizes: masked 16-lane vectors up to the run-time size.
+// CHECK-LABEL: func.func @dynamic(
+// CHECK: %[[D:.*]] = memref.dim %arg0, %c1
+// CHECK: scf.for %[[J:.*]] = %c0 to %[[D]] step %c16
+// CHECK: vector.create_mask %{{.*}} : vector<16xi1>
+// CHECK: vector.maskedload
+// CHECK: math.exp %{{.*}} : vector<16xf32>
+// CHECK: vector.maskedstore
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+func.func @dynamic(%x: memref<?x?xf32>, %out: memref<?x?xf32>) {
+  linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]} ins(%x : memref<?x?xf32>) outs(%out : memref<?x?xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %0 = math.exp %in : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
+// Left alone: a transpose (the last loop is not the input's contiguous dim) ...
+// CHECK-LABEL: func.func @transpose(
+// CHECK: linalg.generic
+// CHECK-NOT: vector.
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+#tr = affine_map<(d0, d1) -> (d1, d0)>
+func.func @transpose(%x: memref<64x64xf32>, %out: memref<64x64xf32>) {
+  linalg.generic {indexing_maps = [#tr, #id2], iterator_types = ["parallel", "parallel"]} ins(%x : memref<64x64xf32>) outs(%out : memref<64x64xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    linalg.yield %in : f32
+  }
+  return
+}
+
+// -----
+
+// ... a reduction ...
+// CHECK-LABEL: func.func @row_sum(
+// CHECK: linalg.generic
+// CHECK-NOT: vector.
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+func.func @row_sum(%x: memref<64x64xf32>, %out: memref<64xf32>) {
+  linalg.generic {indexing_maps = [#id2, #row], iterator_types = ["parallel", "reduction"]} ins(%x : memref<64x64xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %0 = arith.addf %in, %o : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
+// ... and an operand whose last dim has stride 2.
+// CHECK-LABEL: func.func @strided(
+// CHECK: linalg.generic
+// CHECK-NOT: vector.
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+func.func @strided(%x: memref<8x64xf32, strided<[128, 2]>>, %out: memref<8x64xf32>) {
+  linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]} ins(%x : memref<8x64xf32, strided<[128, 2]>>) outs(%out : memref<8x64xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    linalg.yield %in : f32
+  }
+  return
+}

@@ -1,0 +1,145 @@
+"""ember-vectorize-generics: which linalg ops it vectorizes (and how wide), and elementwise models
+whose last dim is a multiple of the vector, shorter than it, or has a tail, with a dynamic
+batch, compiled with and without it and compared with PyTorch."""
+from __future__ import annotations
+
+import pytest
+import torch
+from mlir import ir
+from torch import nn
+
+import ember
+from conftest import max_abs_error
+from ember.dialect import new_context
+from ember.passes.patterns import walk_ops
+from ember.passes.vectorize_generics import vector_tiles
+from ember.targets import cpu
+
+ID2 = "affine_map<(d0, d1) -> (d0, d1)>"
+
+
+CASES = {
+    # name: (function text, expected plan with 16 lanes)
+    "divisible": ("""
+func.func @f(%x: memref<8x32xf32>, %out: memref<8x32xf32>) {
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%x : memref<8x32xf32>) outs(%out : memref<8x32xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %0 = arith.mulf %a, %a : f32
+    linalg.yield %0 : f32
+  }
+  return
+}""", ((1, 16), False)),
+    "short-tail": ("""
+func.func @f(%x: memref<8x10xf32>, %out: memref<8x10xf32>) {
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%x : memref<8x10xf32>) outs(%out : memref<8x10xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %0 = arith.negf %a : f32
+    linalg.yield %0 : f32
+  }
+  return
+}""", ((1, 8), True)),
+    "too-short": ("""
+func.func @f(%x: memref<8x3xf32>, %out: memref<8x3xf32>) {
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%x : memref<8x3xf32>) outs(%out : memref<8x3xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    linalg.yield %a : f32
+  }
+  return
+}""", None),
+    "dynamic": ("""
+func.func @f(%x: memref<?x?xf32>, %out: memref<?x?xf32>) {
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%x : memref<?x?xf32>) outs(%out : memref<?x?xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    linalg.yield %a : f32
+  }
+  return
+}""", ((1, 16), True)),
+    "broadcast-rows": ("""
+func.func @f(%x: memref<8x64xf32>, %s: memref<8xf32>, %out: memref<8x64xf32>) {
+  linalg.generic {indexing_maps = [#id, affine_map<(d0, d1) -> (d0)>, #id],
+                  iterator_types = ["parallel", "parallel"]}
+      ins(%x, %s : memref<8x64xf32>, memref<8xf32>) outs(%out : memref<8x64xf32>) {
+  ^bb0(%a: f32, %b: f32, %o: f32):
+    %0 = arith.mulf %a, %b : f32
+    linalg.yield %0 : f32
+  }
+  return
+}""", ((1, 16), False)),
+    "transposed": ("""
+func.func @f(%x: memref<64x64xf32>, %out: memref<64x64xf32>) {
+  linalg.generic {indexing_maps = [affine_map<(d0, d1) -> (d1, d0)>, #id],
+                  iterator_types = ["parallel", "parallel"]}
+      ins(%x : memref<64x64xf32>) outs(%out : memref<64x64xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    linalg.yield %a : f32
+  }
+  return
+}""", None),
+    "reduction": ("""
+func.func @f(%x: memref<64x64xf32>, %out: memref<64xf32>) {
+  linalg.generic {indexing_maps = [#id, affine_map<(d0, d1) -> (d0)>],
+                  iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<64x64xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %0 = arith.addf %a, %o : f32
+    linalg.yield %0 : f32
+  }
+  return
+}""", None),
+    "bool": ("""
+func.func @f(%x: memref<8x64xf32>, %out: memref<8x64xi1>) {
+  linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
+      ins(%x : memref<8x64xf32>) outs(%out : memref<8x64xi1>) {
+  ^bb0(%a: f32, %o: i1):
+    %c = arith.constant 0.0 : f32
+    %0 = arith.cmpf ogt, %a, %c : f32
+    linalg.yield %0 : i1
+  }
+  return
+}""", None),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_vector_tiles(name):
+    text, expected = CASES[name]
+    with new_context():
+        module = ir.Module.parse(f"#id = {ID2}\n{text}")
+        (op,) = walk_ops(module.operation, ["linalg.generic"])
+        assert vector_tiles(op, 16) == expected
+
+
+class Elementwise(nn.Module):
+    """x * sigmoid(x) + bias, and a ReLU of a residual sum: elementwise ops broadcasting a
+    per-channel vector along the last dim."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.randn(channels))
+
+    def forward(self, x, r):
+        y = x * torch.sigmoid(x) + self.bias
+        return torch.relu(y + r), y * 0.5
+
+
+@pytest.mark.parametrize("vectorize", [True, False], ids=["vector", "scalar"])
+@pytest.mark.parametrize("channels", [3, 10, 16, 37, 64])
+def test_elementwise_models(channels, vectorize, monkeypatch):
+    if not vectorize:
+        monkeypatch.setattr(cpu, "CPU_LOWERING", cpu.CPU_LOWERING.replace(
+            "ember-host-to-llvm", "ember-host-to-llvm{vectorize=false}"))
+    torch.manual_seed(channels)
+    model = Elementwise(channels).eval()
+    batch = torch.export.Dim("batch", max=64)
+    args = (torch.randn(4, 5, channels), torch.randn(4, 5, channels))
+    compiled = ember.compile(model, args, dynamic_shapes={"x": {0: batch}, "r": {0: batch}})
+    for n in (1, 7):
+        x, r = torch.randn(n, 5, channels), torch.randn(n, 5, channels)
+        with torch.no_grad():
+            expected = model(x, r)
+        for got, want in zip(compiled(x, r), expected):
+            assert max_abs_error(got, want) <= 1e-5
