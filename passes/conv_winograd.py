@@ -10,17 +10,26 @@ per channel pair, so the GEMM work falls 2.25x (m = 2) or 4x (m = 4):
     M_i = V_i @ U_i    ((m+2)^2 GEMMs, i over the tile positions: [tiles, C] x [C, F])
     Y = A^T M A        (output transform: the m x m outputs of each tile, per output channel)
 
-The rewrite, on ember IR: the input is zero-padded (tensor.pad); one `linalg.generic` reads each
-tile's inputs (one strided view per tile position) and writes the transformed tiles V_i
-[N, TH, TW, C]; one `ember.gemm` per position with the derived weight
-`<filter>.winograd<m>.<i>` [C, F] (which ember-pack-weights packs like any other, so they run on
-the CPU micro-kernel); one `linalg.generic` over the output seen as [N, TH, m, TW, m, F] (a
-row-major reshape, so it is written in place) applies A^T . A to each tile's products, keeps the
-output at its (a, b) position and applies the conv's epilogue (bias, activation, residual).
+The rewrite, on ember IR: the input is zero-padded (tensor.pad); one `linalg.generic` reads the
+16 (t*t) strided views of it that hold pixel (i, j) of every tile (so its maps are identities and
+it vectorizes along C) and writes the transformed tiles V_i [N, TH, TW, C]; one `ember.gemm`
+per position with the derived weight `<filter>.winograd<m>.<i>` [C, F] (which
+ember-pack-weights packs like any other, so they run on the CPU micro-kernel); one
+`linalg.generic` over the output seen as [N, TH, m, TW, m, F] (a row-major reshape, so it is
+written in place) applies A^T . A to each tile's products, keeps the output at its (a, b)
+position and applies the conv's epilogue (bias, activation, residual).
+
+Blocked (the default): V and the products are (m+2)^2/m^2 times the size of the input and
+output, so on a large image the three steps above would each stream them through memory.
+Instead the tiles are split into blocks whose transformed data fits in half of L2 (`TileBlocks`:
+R tile rows of one image, or B whole images when an image is small), and an scf.forall over
+the blocks (OpenMP threads) runs all three steps on its block's window of the padded input
+and writes its slice of the output; the GEMM kernels then run on the calling thread. Convs
+with fewer than `min-blocks` blocks (default: twice the cores) are done whole.
 
 With `tile=4`, F(4x4) is used where 4 divides both output sizes, else F(2x2) where 2 does (so
-output tiles never straddle the edge); the transformed data is (m+2)^2/m^2 times the input and output, so the
-algorithm pays where the GEMMs dominate: convs with at least `min-channels` input channels.
+output tiles never straddle the edge). The algorithm pays where the GEMMs dominate: convs with
+at least `min-channels` input channels.
 Rewritten: NHWC, groups 1, 3x3 f32 weight filters, stride 1, dilation 1, static H, W, C, F.
 Others are left to ember-conv-to-gemm. The transforms are exact in real arithmetic; in f32 they
 add a few roundings (F(4x4)'s constants reach 8 and 1/24, so a few more than F(2x2)'s).
@@ -28,12 +37,13 @@ add a few roundings (F(4x4)'s constants reach 8 and 1/24, so a few more than F(2
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 from mlir import ir
-from mlir.dialects import arith, linalg, tensor
+from mlir.dialects import arith, linalg, scf, tensor
 
+from ember.codegen.cpu_gemm import CpuTraits
 from ember.dialect import builders as eb
 
 from .base import EmberPass, PassContext, register
@@ -104,11 +114,41 @@ def _map(rank: int, results) -> ir.AffineMap:
     return ir.AffineMap.get(rank, 0, results)
 
 
+@dataclass(frozen=True)
+class TileBlocks:
+    """How a conv's tiles are split into blocks, each transformed, multiplied and transformed
+    back while its data is in cache (the blocks are the iterations of an scf.forall, OpenMP
+    threads on the host). A block is B whole images or R tile rows of one image."""
+    #: Bytes of transformed tiles and products one block may have (about half of L2).
+    budget: int
+    #: Split only into at least this many blocks (so every thread gets a few).
+    min_blocks: int
+
+    def plan(self, n: Optional[int], th: int, tw: int, tile_bytes: int):
+        """(images, rows) per block for N (None: dynamic) x TH x TW tiles of `tile_bytes`
+        each, or None for one block of everything (too few blocks to share)."""
+        def count(block):
+            images, rows = block
+            return (n // images if n else 1) * (th // rows)
+        candidates = [(1, r) for r in range(1, th + 1) if th % r == 0]
+        if n:
+            candidates += [(b, th) for b in range(2, n + 1) if n % b == 0]
+        candidates = [b for b in candidates if count(b) >= self.min_blocks]
+        if not candidates:
+            return None
+        most = max(1, self.budget // tile_bytes)
+        fitting = [b for b in candidates if b[0] * b[1] * tw <= most]
+        best = max(fitting, key=lambda b: b[0] * b[1]) if fitting else \
+            min(candidates, key=lambda b: b[0] * b[1])
+        return best
+
+
 @dataclass
 class _Winograd:
     ctx: PassContext
     min_channels: int
     algorithms: tuple       # tried in order; the first whose m divides the output size wins
+    blocks: Optional[TileBlocks]       # None: not blocked
 
     def __call__(self, op, rewriter) -> bool:
         conv = DenseConv.match(op)
@@ -134,67 +174,122 @@ class _Winograd:
         return APPLIED
 
     def _rewrite(self, op, x, names, settings, algorithm: Algorithm, c, f):
-        m, t = algorithm.m, algorithm.tile
-        out_shape = ir.RankedTensorType(op.results[0].type).shape
-        th, tw = out_shape[1] // m, out_shape[2] // m
+        m = algorithm.m
+        out_type = ir.RankedTensorType(op.results[0].type)
+        n, oh, ow = out_type.shape[:3]
+        th, tw = oh // m, ow // m
         element = ir.F32Type.get()
         dyn = ir.ShapedType.get_dynamic_size()
-        n = ir.RankedTensorType(x.type).shape[0]
         n_size = [] if n != dyn else [_dim(x, 0)]
         batch = n if n != dyn else n_size[0]
         padded = _pad_spatial(x, (1, 2), settings["padding"])
-        d = [ir.AffineDimExpr.get(i) for i in range(4)]              # (n, th, tw, channel)
-
-        def at(i, j):           # (n, th, tw, ch) -> the tile's pixel (i, j) of a stride-m grid
-            return _map(4, [d[0], d[1] * m + i, d[2] * m + j, d[3]])
-
-        def square(values):
-            return [list(values[t * i:t * i + t]) for i in range(t)]
-        # Input transform: V_i[n, th, tw, c] = (B^T d B)[i] over the tile at (m th, m tw).
-        identity = _map(4, d)
-        v = generic_into(
-            [padded] * t * t, [tensor.empty([batch, th, tw, c], element) for _ in range(t * t)],
-            [at(i, j) for i in range(t) for j in range(t)] + [identity] * t * t,
-            [PARALLEL] * 4, lambda *args: [e for row in _transform_2d(
-                square(args[:t * t]), algorithm.b_t) for e in row])
-        # The t*t products, on the GEMM kernel once their weights are packed.
-        product_type = ir.RankedTensorType.get([n, th, tw, f], element)
         weight_type = ir.RankedTensorType.get([c, f], element)
-        products = [eb.gemm(v[i], eb.weight(ir, names[i], weight_type), product_type)
-                    for i in range(t * t)]
-        # Output transform + epilogue, written in place: out viewed as [N, TH, m, TW, m, F]
-        # (a row-major reshape), iteration (n, th, a, tw, b, f) reads tile (th, tw)'s products
-        # and keeps output (a, b) of its m x m outputs.
-        e = [ir.AffineDimExpr.get(i) for i in range(6)]
-        tile_map = _map(6, [e[0], e[1], e[3], e[5]])
-        view_type = ir.RankedTensorType.get([n, th, m, tw, m, f], element)
-        groups = [[0], [1, 2], [3, 4], [5]]
-        inputs, maps = list(products), [tile_map] * (t * t)
+        weights = [eb.weight(ir, name, weight_type) for name in names]
         bias, residual = eb.optional_operand(op, "bias"), eb.optional_operand(op, "residual")
-        if bias is not None:
-            inputs.append(bias)
-            maps.append(_map(6, [e[5]]))
-        if residual is not None:
-            inputs.append(tensor.expand_shape(view_type, residual, groups, n_size,
-                                              [n, th, m, tw, m, f]))
-            maps.append(_map(6, e))
-        activation = UNARY[settings["activation"]]
-
-        def output(*args):
-            rest = list(args[t * t:-1])             # bias, residual (not the out scalar)
-            y = [e for row in _transform_2d(square(args[:t * t]), algorithm.a_t) for e in row]
-            a, b = linalg.IndexOp(2).result, linalg.IndexOp(4).result
-            value = _select_at(y, m, a, b)
-            if bias is not None:
-                value = arith.addf(value, rest.pop(0))
-            value = activation(value)
+        tile_bytes = algorithm.tile ** 2 * (c + f) * 4        # its transformed data, products
+        blocks = self.blocks and self.blocks.plan(n if n != dyn else None, th, tw, tile_bytes)
+        groups = [[0], [1, 2], [3, 4], [5]]
+        view_sizes = [batch, th, m, tw, m, f]
+        if blocks is None:                  # one block: the whole tensors
             if residual is not None:
-                value = arith.addf(value, rest.pop(0))
-            return value
-        view = _generic(inputs, tensor.empty([batch, th, m, tw, m, f], element),
-                        maps + [_map(6, e)], [PARALLEL] * 6, output)
-        out_type = ir.RankedTensorType(op.results[0].type)
-        return tensor.collapse_shape(out_type, view, groups)
+                residual = tensor.expand_shape(
+                    ir.RankedTensorType.get([n, th, m, tw, m, f], element), residual, groups,
+                    n_size, [n, th, m, tw, m, f])
+            view = _tiles(padded, weights, bias, residual, settings, algorithm, [batch, th, tw],
+                          f)
+            return tensor.collapse_shape(out_type, view, groups)
+        images, rows = blocks
+        counts = [n // images if n != dyn else batch, th // rows]
+        forall = scf.ForallOp([0, 0], counts, [1, 1], [tensor.empty(view_sizes, element)])
+        with ir.InsertionPoint(forall.body):
+            b, r = forall.induction_variables
+            first_image = arith.muli(b, _index(images))
+            first_row = arith.muli(r, _index(rows))
+            first_pixel = arith.muli(first_row, _index(m))
+            window = _slice(padded, [first_image, first_pixel, 0, 0],
+                            [images, rows * m + 2, tw * m + 2, c])
+            part_residual = None
+            if residual is not None:
+                part_residual = tensor.expand_shape(
+                    ir.RankedTensorType.get([images, rows, m, tw, m, f], element),
+                    _slice(residual, [first_image, first_pixel, 0, 0],
+                           [images, rows * m, ow, f]), groups, [], [images, rows, m, tw, m, f])
+            part = _tiles(window, weights, bias, part_residual, settings, algorithm,
+                          [images, rows, tw], f)
+            with ir.InsertionPoint(forall.terminator().block):
+                tensor.ParallelInsertSliceOp(
+                    part, forall.inner_iter_args[0], [first_image, first_row], [], [],
+                    [dyn, dyn, 0, 0, 0, 0], [images, rows, m, tw, m, f], [1] * 6)
+        return tensor.collapse_shape(out_type, forall.results[0], groups)
+
+
+def _index(value: int):
+    return arith.constant(ir.IndexType.get(), value)
+
+
+def _slice(x, offsets, sizes, strides=None):
+    """x[offsets : offsets + sizes * strides : strides] (static strides; offsets and sizes ints
+    or index values)."""
+    dyn = ir.ShapedType.get_dynamic_size()
+
+    def split(values):
+        return ([v for v in values if not isinstance(v, int)],
+                [v if isinstance(v, int) else dyn for v in values])
+    dynamic_offsets, static_offsets = split(offsets)
+    dynamic_sizes, static_sizes = split(sizes)
+    result = ir.RankedTensorType.get(static_sizes, ir.RankedTensorType(x.type).element_type)
+    return tensor.ExtractSliceOp(result, x, dynamic_offsets, dynamic_sizes, [], static_offsets,
+                                 static_sizes, strides or [1] * len(sizes)).result
+
+
+def _tiles(padded, weights, bias, residual, settings, algorithm: Algorithm, grid, f):
+    """Winograd on a [B, R*m+2, TW*m+2, C] padded input window: its grid = [B, R, TW] tiles'
+    outputs as [B, R, m, TW, m, F] (residual, when given, in that shape too)."""
+    m, t = algorithm.m, algorithm.tile
+    element = ir.F32Type.get()
+    c = ir.RankedTensorType(padded.type).shape[3]
+    def square(values):
+        return [list(values[t * i:t * i + t]) for i in range(t)]
+    # Input transform: V_i[n, th, tw, c] = (B^T d B)[i] over the tile at (m th, m tw); pixel
+    # (i, j) of every tile is a view of the input with stride m (so all maps are identities
+    # and the op vectorizes along C).
+    views = [_slice(padded, [0, i, j, 0], grid + [c], [1, m, m, 1])
+             for i in range(t) for j in range(t)]
+    v = generic_into(
+        views, [tensor.empty(grid + [c], element) for _ in range(t * t)],
+        [_map(4, [ir.AffineDimExpr.get(i) for i in range(4)])] * (2 * t * t),
+        [PARALLEL] * 4, lambda *args: [e for row in _transform_2d(
+            square(args[:t * t]), algorithm.b_t) for e in row])
+    # The t*t products, on the GEMM kernel once their weights are packed.
+    static_grid = [g if isinstance(g, int) else ir.ShapedType.get_dynamic_size() for g in grid]
+    product_type = ir.RankedTensorType.get(static_grid + [f], element)
+    products = [eb.gemm(v[i], weights[i], product_type) for i in range(t * t)]
+    # Output transform + epilogue: iteration (n, th, a, tw, b, f) reads tile (th, tw)'s
+    # products and keeps output (a, b) of its m x m outputs.
+    e = [ir.AffineDimExpr.get(i) for i in range(6)]
+    inputs, maps = list(products), [_map(6, [e[0], e[1], e[3], e[5]])] * (t * t)
+    if bias is not None:
+        inputs.append(bias)
+        maps.append(_map(6, [e[5]]))
+    if residual is not None:
+        inputs.append(residual)
+        maps.append(_map(6, e))
+    activation = UNARY[settings["activation"]]
+
+    def output(*args):
+        rest = list(args[t * t:-1])             # bias, residual (not the out scalar)
+        y = [e for row in _transform_2d(square(args[:t * t]), algorithm.a_t) for e in row]
+        a, b = linalg.IndexOp(2).result, linalg.IndexOp(4).result
+        value = _select_at(y, m, a, b)
+        if bias is not None:
+            value = arith.addf(value, rest.pop(0))
+        value = activation(value)
+        if residual is not None:
+            value = arith.addf(value, rest.pop(0))
+        return value
+    batch, rows, tw = grid
+    return _generic(inputs, tensor.empty([batch, rows, m, tw, m, f], element),
+                    maps + [_map(6, e)], [PARALLEL] * 6, output)
 
 
 def _select_at(values, m: int, a, b):
@@ -221,11 +316,21 @@ class ConvWinograd(EmberPass):
     #: F(2x2)). F(4x4) halves the products again but its 36-view transforms cost more than
     #: that saves on the benchmark CNN (2 threads: 22.4 ms vs 20.2 ms), so 2 is the default.
     tile: int = 2
+    #: Transform, multiply and transform back blocks of tiles whose data fits in cache (one
+    #: iteration of a parallel loop each); false: each step over all tiles at once.
+    blocked: bool = True
+    #: Bytes of transformed data per block; 0: half the target's L2.
+    block_bytes: int = 0
+    #: Blocks a conv needs before it is split (fewer: one block); 0: twice the target's cores.
+    min_blocks: int = 0
 
     def run(self, module, ctx: PassContext) -> None:
         if self.tile not in (2, 4):
             raise ValueError(f"ember-conv-winograd: tile must be 2 or 4, got {self.tile}")
         if self.enabled:
             algorithms = (F4, F2) if self.tile == 4 else (F2,)
+            traits = CpuTraits.from_target(ctx.target)
+            blocks = TileBlocks(self.block_bytes or traits.l2 // 2,
+                                self.min_blocks or 2 * traits.cores) if self.blocked else None
             apply_patterns(module, {"ember.conv2d": [_Winograd(ctx, self.min_channels,
-                                                                algorithms)]})
+                                                                algorithms, blocks)]})

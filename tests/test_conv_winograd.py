@@ -1,6 +1,7 @@
 """ember-conv-winograd: 3x3 stride-1 convs through Winograd F(2x2, 3x3) on the CPU, against
 PyTorch: padding 0/1/2, channel counts that are not multiples of a vector, bias, activations,
-a fused residual, batch 1 and a dynamic batch; and the filter transform itself in numpy."""
+a fused residual, batch 1 and a dynamic batch, each way of blocking the tiles; the filter
+transform itself in numpy; and how tiles are split into cache-sized blocks."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ from torch import nn
 
 import ember
 from conftest import max_abs_error
-from ember.passes.conv_winograd import F2, F4, transform_filter
+from ember.passes.conv_winograd import F2, F4, TileBlocks, transform_filter
 from ember.targets import cpu
 
 
@@ -96,3 +97,48 @@ def test_transforms_reproduce_a_correlation(algorithm):
     y = algorithm.a_t @ (u * (algorithm.b_t @ d @ algorithm.b_t.T)) @ algorithm.a_t.T
     expected = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(m)] for i in range(m)])
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("options,batch", [
+    ("blocked=false", 3),                           # the whole tensors at once
+    ("min-blocks=2 block-bytes=1", 2),              # one tile row of one image per block
+    ("min-blocks=2 block-bytes=100000000", 4),      # whole images: two per block
+], ids=["whole", "row-blocks", "image-blocks"])
+def test_winograd_blocks(options, batch, monkeypatch):
+    """Each way of splitting the tiles into blocks gives PyTorch's result (with a residual)."""
+    monkeypatch.setattr(cpu, "CPU_LOWERING", cpu.CPU_LOWERING.replace(
+        "ember-conv-winograd", f"ember-conv-winograd{{{options}}}"))
+    torch.manual_seed(2)
+    model = Conv3x3(24, 20, 1, residual=True).eval()
+    x, r = torch.randn(batch, 24, 8, 12), torch.randn(batch, 20, 8, 12)
+    compiled = ember.compile(model, (x, r))
+    assert _uses_winograd(compiled)
+    with torch.no_grad():
+        assert max_abs_error(compiled(x, r), model(x, r)) <= 2e-4
+
+
+def test_winograd_row_blocks_dynamic_batch(monkeypatch):
+    """Blocks of tile rows over a batch only known at run time."""
+    monkeypatch.setattr(cpu, "CPU_LOWERING", cpu.CPU_LOWERING.replace(
+        "ember-conv-winograd", "ember-conv-winograd{min-blocks=2 block-bytes=1}"))
+    torch.manual_seed(3)
+    model = Conv3x3(16, 16, 1, residual=True).eval()
+    batch = torch.export.Dim("batch", max=8)
+    args = (torch.randn(2, 16, 8, 8), torch.randn(2, 16, 8, 8))
+    compiled = ember.compile(model, args, dynamic_shapes={"x": {0: batch}, "r": {0: batch}})
+    for n in (1, 3):
+        x, r = torch.randn(n, 16, 8, 8), torch.randn(n, 16, 8, 8)
+        with torch.no_grad():
+            assert max_abs_error(compiled(x, r), model(x, r)) <= 2e-4
+
+
+@pytest.mark.parametrize("n,th,tw,tile_bytes,expected", [
+    (8, 32, 32, 4096, (1, 4)),       # 128 tiles fit: 4 tile rows of one image
+    (8, 4, 4, 32768, (1, 4)),        # 16 tiles (one image) fit
+    (8, 4, 4, 1024, (4, 4)),         # 512 tiles fit, but only 4 images per block keep 2 blocks
+    (None, 4, 4, 1024, (1, 2)),      # dynamic batch: rows of one image, 2 blocks
+    (1, 1, 4, 1024, None),           # one tile row: a single block
+])
+def test_tile_block_plan(n, th, tw, tile_bytes, expected):
+    blocks = TileBlocks(budget=512 * 1024, min_blocks=2)
+    assert blocks.plan(n, th, tw, tile_bytes) == expected

@@ -1,33 +1,57 @@
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd)' | filecheck %s
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd{blocked=false})' | filecheck %s
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd{min-blocks=2 block-bytes=2560})' | filecheck %s --check-prefix=BLOCK
 // RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd{enabled=false})' | filecheck %s --check-prefix=OFF
 // RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd{min-channels=32})' | filecheck %s --check-prefix=MINC
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd{tile=4})' | filecheck %s --check-prefix=TILE4
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-conv-winograd{tile=4 blocked=false})' | filecheck %s --check-prefix=TILE4
 
 // ember-conv-winograd: a 3x3 stride-1 NHWC conv as F(2x2, 3x3): pad, one generic reading each
-// 4x4 input tile (16 strided views) and writing its 16 transformed copies, 16 GEMMs with the
+// 4x4 input tile (16 views of the input with stride 2, pixel (i, j) of every tile, so all its
+// maps are identities) and writing its 16 transformed copies, 16 GEMMs with the
 // compile-time transformed filter (`<filter>.winograd2.<i>`, [C, F]), and one generic over the
 // output seen as [N, TH, 2, TW, 2, F] that applies the output transform to tile (th, tw)'s
 // products, keeps output (a, b) (linalg.index 2 and 4), and the conv's bias, activation and
 // residual (expanded to the same view); a collapse_shape gives [N, OH, OW, F]. Dynamic batch.
-// CHECK-DAG: #[[TILE00:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 2, d2 * 2, d3)>
-// CHECK-DAG: #[[TILE33:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 2 + 3, d2 * 2 + 3, d3)>
+// CHECK-DAG: #[[ID4:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
 // CHECK-DAG: #[[PRODUCT:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d3, d5)>
 // CHECK-DAG: #[[BIAS:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d5)>
 // CHECK-DAG: #[[VIEW:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3, d4, d5)>
 // CHECK-LABEL: func.func @block
 // CHECK: %[[P:.*]] = tensor.pad %arg0 low[0, 1, 1, 0] high[0, 1, 1, 0]
-// CHECK: %[[V:.*]]:16 = linalg.generic {indexing_maps = [#[[TILE00]], {{.*}}, #[[TILE33]], {{.*}}]{{.*}} ins(%[[P]], {{.*}}) outs({{.*}}) {
-// CHECK: linalg.yield {{.*}} : f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32{{$}}
 // CHECK: "ember.weight"() {name = "c.weight.winograd2.0"} : () -> tensor<16x4xf32>
+// CHECK: %[[R:.*]] = tensor.expand_shape %arg1 {{\[\[}}0], [1, 2], [3, 4], [5]] output_shape [%{{.*}}, 3, 2, 4, 2, 4]
+// CHECK: %[[T00:.*]] = tensor.extract_slice %[[P]][0, 0, 0, 0] [%{{.*}}, 3, 4, 16] [1, 2, 2, 1] : tensor<?x8x10x16xf32> to tensor<?x3x4x16xf32>
+// CHECK-COUNT-14: tensor.extract_slice %[[P]]
+// CHECK: %[[T33:.*]] = tensor.extract_slice %[[P]][0, 3, 3, 0] [%{{.*}}, 3, 4, 16] [1, 2, 2, 1]
+// CHECK: %[[V:.*]]:16 = linalg.generic {indexing_maps = [#[[ID4]], {{.*}}]{{.*}} ins(%[[T00]], {{.*}}, %[[T33]] : {{.*}}) outs({{.*}}) {
+// CHECK: linalg.yield {{.*}} : f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32{{$}}
 // CHECK: "ember.gemm"(%[[V]]#0, %{{.*}}) {activation = "none", {{.*}}} : (tensor<?x3x4x16xf32>, tensor<16x4xf32>) -> tensor<?x3x4x4xf32>
 // CHECK-COUNT-15: "ember.gemm"
-// CHECK: %[[R:.*]] = tensor.expand_shape %arg1 {{\[\[}}0], [1, 2], [3, 4], [5]] output_shape [%{{.*}}, 3, 2, 4, 2, 4]
 // CHECK: %[[Y:.*]] = linalg.generic {indexing_maps = [#[[PRODUCT]], {{.*}}, #[[BIAS]], #[[VIEW]], #[[VIEW]]]{{.*}} ins({{.*}}, %[[R]] : {{.*}}) outs(%{{.*}} : tensor<?x3x2x4x2x4xf32>)
 // CHECK: linalg.index 2
 // CHECK: linalg.index 4
 // CHECK: arith.maximumf
 // CHECK: %[[OUT:.*]] = tensor.collapse_shape %[[Y]] {{\[\[}}0], [1, 2], [3, 4], [5]] : tensor<?x3x2x4x2x4xf32> into tensor<?x6x8x4xf32>
 // CHECK: return %[[OUT]] : tensor<?x6x8x4xf32>
+// Blocked, with at most 2560 bytes of transformed data per block (here one tile row of one
+// image) and at least 2 blocks: an scf.forall over (image, tile row) whose body transforms
+// its window of the padded input, multiplies and transforms back into its slice of the
+// output view; the residual is sliced the same way.
+// BLOCK-LABEL: func.func @block
+// BLOCK: %[[N:.*]] = tensor.dim %arg0, %c0
+// BLOCK: %[[P:.*]] = tensor.pad %arg0
+// BLOCK: %[[INIT:.*]] = tensor.empty(%{{.*}}) : tensor<?x3x2x4x2x4xf32>
+// BLOCK: %[[Y:.*]] = scf.forall (%[[B:.*]], %[[R:.*]]) in (%[[N]], 3) shared_outs(%[[O:.*]] = %[[INIT]])
+// BLOCK: %[[ROW:.*]] = arith.muli %[[R]], %c2
+// BLOCK: %[[W:.*]] = tensor.extract_slice %[[P]][%[[B]], %[[ROW]], 0, 0] [1, 4, 10, 16] [1, 1, 1, 1]
+// BLOCK: %[[RS:.*]] = tensor.extract_slice %arg1[%[[B]], %[[ROW]], 0, 0] [1, 2, 8, 4] [1, 1, 1, 1]
+// BLOCK: %[[RV:.*]] = tensor.expand_shape %[[RS]] {{.*}} into tensor<1x1x2x4x2x4xf32>
+// BLOCK: tensor.extract_slice %[[W]][0, 0, 0, 0] [1, 1, 4, 16] [1, 2, 2, 1]
+// BLOCK: "ember.gemm"(%{{.*}}, %{{.*}}) {{.*}} : (tensor<1x1x4x16xf32>, tensor<16x4xf32>) -> tensor<1x1x4x4xf32>
+// BLOCK-COUNT-15: "ember.gemm"
+// BLOCK: %[[PART:.*]] = linalg.generic {{.*}} ins({{.*}}, %[[RV]] : {{.*}}) outs(%{{.*}} : tensor<1x1x2x4x2x4xf32>)
+// BLOCK: scf.forall.in_parallel
+// BLOCK-NEXT: tensor.parallel_insert_slice %[[PART]] into %[[O]][%[[B]], %[[R]], 0, 0, 0, 0] [1, 1, 2, 4, 2, 4]
+// BLOCK: tensor.collapse_shape %[[Y]] {{.*}} into tensor<?x6x8x4xf32>
 // OFF-LABEL: func.func @block
 // OFF: "ember.conv2d"
 // MINC-LABEL: func.func @block
@@ -65,10 +89,10 @@ func.func @not_rewritten(%x: tensor<1x8x8x16xf32>, %x7: tensor<1x7x8x16xf32>, %x
 
 // An 8x8 output with tile=4: F(4x4, 3x3): 6x6 input tiles read at stride 4, 36 GEMMs, the
 // output seen as [N, 2, 4, 2, 4, F]. By default, F(2x2): 16 GEMMs.
-// TILE4-DAG: #[[T55:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1 * 4 + 5, d2 * 4 + 5, d3)>
 // TILE4-LABEL: func.func @f4
-// TILE4: linalg.generic {indexing_maps = [{{.*}}#[[T55]],
 // TILE4: "ember.weight"() {name = "w.winograd4.0"} : () -> tensor<16x8xf32>
+// TILE4: tensor.extract_slice %{{.*}}[0, 5, 5, 0] [2, 2, 2, 16] [1, 4, 4, 1]
+// TILE4: linalg.generic
 // TILE4-COUNT-36: "ember.gemm"
 // TILE4-NOT: "ember.gemm"
 // TILE4: tensor.collapse_shape {{.*}} : tensor<2x2x4x2x4x8xf32> into tensor<2x8x8x8xf32>
