@@ -23,8 +23,9 @@ Blocked (the default): V and the products are (m+2)^2/m^2 times the size of the 
 output, so on a large image the three steps above would each stream them through memory.
 Instead the tiles are split into blocks whose transformed data fits in half of L2 (`TileBlocks`:
 R tile rows of one image, or B whole images when an image is small), and an scf.forall over
-the blocks (OpenMP threads) runs all three steps on its block's window of the padded input
-and writes its slice of the output; the GEMM kernels then run on the calling thread. Convs
+the blocks (OpenMP threads) zero-pads its block's window of the input (only the window: the
+copy stays in cache, and the whole input is never padded), runs all three steps on it and
+writes its slice of the output; the GEMM kernels then run on the calling thread. Convs
 with fewer than `min-blocks` blocks (default: twice the cores) are done whole.
 
 With `tile=4`, F(4x4) is used where 4 divides both output sizes, else F(2x2) where 2 does (so
@@ -182,7 +183,6 @@ class _Winograd:
         dyn = ir.ShapedType.get_dynamic_size()
         n_size = [] if n != dyn else [_dim(x, 0)]
         batch = n if n != dyn else n_size[0]
-        padded = _pad_spatial(x, (1, 2), settings["padding"])
         weight_type = ir.RankedTensorType.get([c, f], element)
         weights = [eb.weight(ir, name, weight_type) for name in names]
         bias, residual = eb.optional_operand(op, "bias"), eb.optional_operand(op, "residual")
@@ -191,6 +191,7 @@ class _Winograd:
         groups = [[0], [1, 2], [3, 4], [5]]
         view_sizes = [batch, th, m, tw, m, f]
         if blocks is None:                  # one block: the whole tensors
+            padded = _pad_spatial(x, (1, 2), settings["padding"])
             if residual is not None:
                 residual = tensor.expand_shape(
                     ir.RankedTensorType.get([n, th, m, tw, m, f], element), residual, groups,
@@ -206,8 +207,8 @@ class _Winograd:
             first_image = arith.muli(b, _index(images))
             first_row = arith.muli(r, _index(rows))
             first_pixel = arith.muli(first_row, _index(m))
-            window = _slice(padded, [first_image, first_pixel, 0, 0],
-                            [images, rows * m + 2, tw * m + 2, c])
+            window = _padded_window(x, first_image, first_pixel, images, rows * m + 2,
+                                    settings["padding"])
             part_residual = None
             if residual is not None:
                 part_residual = tensor.expand_shape(
@@ -221,6 +222,30 @@ class _Winograd:
                     part, forall.inner_iter_args[0], [first_image, first_row], [], [],
                     [dyn, dyn, 0, 0, 0, 0], [images, rows, m, tw, m, f], [1] * 6)
         return tensor.collapse_shape(out_type, forall.results[0], groups)
+
+
+def _padded_window(x, first_image, first_row, images: int, rows: int, padding):
+    """Rows [first_row, first_row + rows) of `x` zero-padded by `padding` = (ph, pw) on H and
+    W, for `images` images from `first_image`: [images, rows, W + 2 pw, C]. Only the window
+    is padded (a copy that stays in cache), never the whole input."""
+    ph, pw = padding
+    n, h, w, c = ir.RankedTensorType(x.type).shape
+    if ph == 0 and pw == 0:
+        return _slice(x, [first_image, first_row, 0, 0], [images, rows, w, c])
+    start = arith.subi(first_row, _index(ph))              # first row, in x's coordinates
+    end = arith.addi(start, _index(rows))
+    lo = arith.maxsi(start, _index(0))
+    hi = arith.minsi(end, _index(h))
+    inside = _slice(x, [first_image, lo, 0, 0], [images, arith.subi(hi, lo), w, c])
+    element = ir.RankedTensorType(x.type).element_type
+    pad = tensor.PadOp(ir.RankedTensorType.get([images, rows, w + 2 * pw, c], element), inside,
+                       [arith.subi(lo, start)], [arith.subi(end, hi)],
+                       [0, ir.ShapedType.get_dynamic_size(), pw, 0],
+                       [0, ir.ShapedType.get_dynamic_size(), pw, 0])
+    block = pad.regions[0].blocks.append(*[ir.IndexType.get()] * 4)
+    with ir.InsertionPoint(block):
+        tensor.YieldOp(arith.constant(element, 0.0))
+    return pad.result
 
 
 def _index(value: int):

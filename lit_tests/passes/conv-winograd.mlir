@@ -16,8 +16,8 @@
 // CHECK-DAG: #[[BIAS:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d5)>
 // CHECK-DAG: #[[VIEW:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3, d4, d5)>
 // CHECK-LABEL: func.func @block
-// CHECK: %[[P:.*]] = tensor.pad %arg0 low[0, 1, 1, 0] high[0, 1, 1, 0]
 // CHECK: "ember.weight"() {name = "c.weight.winograd2.0"} : () -> tensor<16x4xf32>
+// CHECK: %[[P:.*]] = tensor.pad %arg0 low[0, 1, 1, 0] high[0, 1, 1, 0]
 // CHECK: %[[R:.*]] = tensor.expand_shape %arg1 {{\[\[}}0], [1, 2], [3, 4], [5]] output_shape [%{{.*}}, 3, 2, 4, 2, 4]
 // CHECK: %[[T00:.*]] = tensor.extract_slice %[[P]][0, 0, 0, 0] [%{{.*}}, 3, 4, 16] [1, 2, 2, 1] : tensor<?x8x10x16xf32> to tensor<?x3x4x16xf32>
 // CHECK-COUNT-14: tensor.extract_slice %[[P]]
@@ -33,16 +33,24 @@
 // CHECK: %[[OUT:.*]] = tensor.collapse_shape %[[Y]] {{\[\[}}0], [1, 2], [3, 4], [5]] : tensor<?x3x2x4x2x4xf32> into tensor<?x6x8x4xf32>
 // CHECK: return %[[OUT]] : tensor<?x6x8x4xf32>
 // Blocked, with at most 2560 bytes of transformed data per block (here one tile row of one
-// image) and at least 2 blocks: an scf.forall over (image, tile row) whose body transforms
-// its window of the padded input, multiplies and transforms back into its slice of the
-// output view; the residual is sliced the same way.
+// image) and at least 2 blocks: an scf.forall over (image, tile row) whose body pads its
+// window of the input (the rows it covers, clamped to the image, padded to 4 rows and 10
+// columns; the whole input is never padded), transforms, multiplies and transforms back into
+// its slice of the output view; the residual is sliced the same way.
 // BLOCK-LABEL: func.func @block
 // BLOCK: %[[N:.*]] = tensor.dim %arg0, %c0
-// BLOCK: %[[P:.*]] = tensor.pad %arg0
+// BLOCK-NOT: tensor.pad
 // BLOCK: %[[INIT:.*]] = tensor.empty(%{{.*}}) : tensor<?x3x2x4x2x4xf32>
 // BLOCK: %[[Y:.*]] = scf.forall (%[[B:.*]], %[[R:.*]]) in (%[[N]], 3) shared_outs(%[[O:.*]] = %[[INIT]])
 // BLOCK: %[[ROW:.*]] = arith.muli %[[R]], %c2
-// BLOCK: %[[W:.*]] = tensor.extract_slice %[[P]][%[[B]], %[[ROW]], 0, 0] [1, 4, 10, 16] [1, 1, 1, 1]
+// BLOCK: %[[START:.*]] = arith.subi %[[ROW]], %c1
+// BLOCK: %[[END:.*]] = arith.addi %[[START]], %c4
+// BLOCK: %[[LO:.*]] = arith.maxsi %[[START]], %c0
+// BLOCK: %[[HI:.*]] = arith.minsi %[[END]], %c6
+// BLOCK: %[[ROWS:.*]] = arith.subi %[[HI]], %[[LO]]
+// BLOCK: %[[IN:.*]] = tensor.extract_slice %arg0[%[[B]], %[[LO]], 0, 0] [1, %[[ROWS]], 8, 16] [1, 1, 1, 1]
+// BLOCK: %[[W:.*]] = tensor.pad %[[IN]] low[0, %{{.*}}, 1, 0] high[0, %{{.*}}, 1, 0]
+// BLOCK: tensor<1x?x8x16xf32> to tensor<1x4x10x16xf32>
 // BLOCK: %[[RS:.*]] = tensor.extract_slice %arg1[%[[B]], %[[ROW]], 0, 0] [1, 2, 8, 4] [1, 1, 1, 1]
 // BLOCK: %[[RV:.*]] = tensor.expand_shape %[[RS]] {{.*}} into tensor<1x1x2x4x2x4xf32>
 // BLOCK: tensor.extract_slice %[[W]][0, 0, 0, 0] [1, 1, 4, 16] [1, 2, 2, 1]
