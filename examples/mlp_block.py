@@ -30,8 +30,11 @@ class MLPBlock(torch.nn.Module):
 def _median_ms(fn, x, runs: int) -> float:
     # OpenMP worker threads (libomp for ember, libgomp for PyTorch) keep spinning ~0.2 s after
     # a parallel region; let the other runtime's threads go idle before timing this one.
+    # Then warm up for a while, not a few calls: after that idle time the cores (and a small
+    # batch's microsecond-long calls) need some milliseconds to come back to speed.
     time.sleep(0.3)
-    for _ in range(3):
+    warm_until = time.perf_counter() + 0.2
+    while time.perf_counter() < warm_until:
         fn(x)
     times = []
     for _ in range(runs):
@@ -44,7 +47,7 @@ def _median_ms(fn, x, runs: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 64, 256])
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=50)
     args = parser.parse_args()
 
     torch.manual_seed(0)
