@@ -23,6 +23,7 @@ from . import (  # noqa: F401  (imported for registration)
     bind_weights,
     legalize_reshapes,
     widen_bool_memrefs,
+    plan_buffers,
     parallelize_loops,
     vectorize_generics,
     host_to_llvm,

@@ -51,8 +51,6 @@ KERNEL_MODULE = "kernels"
 SHARED_ALIGNMENT = 16
 #: Attribute on a gpu.launch until outlining: what its kernel computes (the name's stem).
 KIND_ATTR = "ember.kernel"
-#: Bufferization without deallocation (BUFFERIZE's last stage); memory is planned statically.
-GPU_BUFFERIZE = tuple(p for p in BUFFERIZE if p != "buffer-deallocation-pipeline")
 
 
 def _run(module, passes) -> None:
@@ -290,7 +288,7 @@ class GpuKernels(EmberPass):
     def run(self, module, ctx: PassContext) -> None:
         unroll_foralls(module)
         copy_repeated_results(module)
-        _run(module, GPU_BUFFERIZE)
+        _run(module, BUFFERIZE)  # no deallocation: the launch plan places memory
         launch_gemms(module, GemmTile(self.bm, self.bn, self.bk, self.tm, self.tn),
                      self.tensor_cores)
         launch_row_groups(module, self.threads, self.warp)

@@ -4,6 +4,8 @@ A table of stages, run in order:
   bufferize     one-shot bufferization across function boundaries; results become caller-
                 provided out-parameters (the runtime owns every output buffer) and GEMM kernel
                 functions write their `out` argument in place (drop-equivalent-buffer-results)
+  plan          ember-plan-buffers: the static intermediate buffers of each function share one
+                arena, placed by live range; then buffer-deallocation-pipeline
   gemm-kernels  ember-cpu-gemm-kernels: vector micro-kernel bodies for the kernel functions
   parallel      ember-parallelize-loops (with `openmp`): big linalg ops and copies outside
                 kernels become scf.forall loops over slices of their outer dims
@@ -29,6 +31,7 @@ from ember.codegen.vector_math import expand_math
 from .base import EmberPass, PassContext, register
 from .gemm_microkernel import CpuGemmKernels
 from .parallelize_loops import ParallelizeLoops
+from .plan_buffers import PlanBuffers
 from .patterns import walk_ops
 from .vectorize_generics import VectorizeGenerics
 from .widen_bool_memrefs import widen_bool_memrefs
@@ -39,8 +42,9 @@ BUFFERIZE = (
     "function-boundary-type-conversion=identity-layout-map}",
     "drop-equivalent-buffer-results",
     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
-    "buffer-deallocation-pipeline",
 )
+#: After ember-plan-buffers (which places the static buffers in one arena per function).
+DEALLOCATE = ("buffer-deallocation-pipeline",)
 #: scf.forall (attention over its batch entries) -> scf.parallel, so OpenMP runs it.
 TO_LOOPS = ("func.func(scf-forall-to-parallel)", "func.func(convert-linalg-to-loops)",
             "canonicalize", "cse", "loop-invariant-code-motion")
@@ -158,6 +162,9 @@ class HostToLLVM(EmberPass):
     #: Vectorize elementwise linalg ops outside GEMM kernels in MLIR
     #: (ember-vectorize-generics; false: scalar loops left to LLVM's loop vectorizer).
     vectorize: bool = True
+    #: Place each function's static intermediate buffers in one arena by live range
+    #: (ember-plan-buffers; false: one allocation per buffer).
+    plan_buffers: bool = True
 
     def run(self, module, ctx: PassContext) -> None:
         openmp = self.openmp and getattr(ctx.target, "openmp", True)
@@ -165,6 +172,9 @@ class HostToLLVM(EmberPass):
         mark_kernel_destinations(module)
         copy_repeated_results(module)
         _run(module, BUFFERIZE)
+        if self.plan_buffers:
+            PlanBuffers().run(module, ctx)
+        _run(module, DEALLOCATE)
         if self.gemm_kernels:
             options = dict(item.partition("=")[::2] for item in self.gemm.split(",") if item)
             kernels = CpuGemmKernels.from_options(options)
