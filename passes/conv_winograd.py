@@ -215,8 +215,10 @@ class _Winograd:
                     ir.RankedTensorType.get([images, rows, m, tw, m, f], element),
                     _slice(residual, [first_image, first_pixel, 0, 0],
                            [images, rows * m, ow, f]), groups, [], [images, rows, m, tw, m, f])
+            dest = _slice(forall.inner_iter_args[0], [first_image, first_row, 0, 0, 0, 0],
+                          [images, rows, m, tw, m, f])
             part = _tiles(window, weights, bias, part_residual, settings, algorithm,
-                          [images, rows, tw], f)
+                          [images, rows, tw], f, dest)
             with ir.InsertionPoint(forall.terminator().block):
                 tensor.ParallelInsertSliceOp(
                     part, forall.inner_iter_args[0], [first_image, first_row], [], [],
@@ -267,9 +269,12 @@ def _slice(x, offsets, sizes, strides=None):
                                  static_sizes, strides or [1] * len(sizes)).result
 
 
-def _tiles(padded, weights, bias, residual, settings, algorithm: Algorithm, grid, f):
+def _tiles(padded, weights, bias, residual, settings, algorithm: Algorithm, grid, f,
+           dest=None):
     """Winograd on a [B, R*m+2, TW*m+2, C] padded input window: its grid = [B, R, TW] tiles'
-    outputs as [B, R, m, TW, m, F] (residual, when given, in that shape too)."""
+    outputs as [B, R, m, TW, m, F] (residual, when given, in that shape too), written into
+    `dest` (the slice of the result it is inserted into, so it is written in place) or a new
+    tensor."""
     m, t = algorithm.m, algorithm.tile
     element = ir.F32Type.get()
     c = ir.RankedTensorType(padded.type).shape[3]
@@ -313,8 +318,9 @@ def _tiles(padded, weights, bias, residual, settings, algorithm: Algorithm, grid
             value = arith.addf(value, rest.pop(0))
         return value
     batch, rows, tw = grid
-    return _generic(inputs, tensor.empty([batch, rows, m, tw, m, f], element),
-                    maps + [_map(6, e)], [PARALLEL] * 6, output)
+    if dest is None:
+        dest = tensor.empty([batch, rows, m, tw, m, f], element)
+    return _generic(inputs, dest, maps + [_map(6, e)], [PARALLEL] * 6, output)
 
 
 def _select_at(values, m: int, a, b):

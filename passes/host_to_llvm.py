@@ -42,6 +42,10 @@ BUFFERIZE = (
     "function-boundary-type-conversion=identity-layout-map}",
     "drop-equivalent-buffer-results",
     "buffer-results-to-out-params{hoist-static-allocs modify-public-functions}",
+    # A parallel_insert_slice of a slice written in place bufferizes to a copy between two
+    # identical subviews: CSE makes them one value and canonicalization drops the self-copy.
+    "cse",
+    "canonicalize",
 )
 #: After ember-plan-buffers (which places the static buffers in one arena per function).
 DEALLOCATE = ("buffer-deallocation-pipeline",)

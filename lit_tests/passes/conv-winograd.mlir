@@ -36,7 +36,8 @@
 // image) and at least 2 blocks: an scf.forall over (image, tile row) whose body pads its
 // window of the input (the rows it covers, clamped to the image, padded to 4 rows and 10
 // columns; the whole input is never padded), transforms, multiplies and transforms back into
-// its slice of the output view; the residual is sliced the same way.
+// its slice of the output view (the output transform's init is that slice, so it is written
+// in place); the residual is sliced the same way.
 // BLOCK-LABEL: func.func @block
 // BLOCK: %[[N:.*]] = tensor.dim %arg0, %c0
 // BLOCK-NOT: tensor.pad
@@ -53,10 +54,11 @@
 // BLOCK: tensor<1x?x8x16xf32> to tensor<1x4x10x16xf32>
 // BLOCK: %[[RS:.*]] = tensor.extract_slice %arg1[%[[B]], %[[ROW]], 0, 0] [1, 2, 8, 4] [1, 1, 1, 1]
 // BLOCK: %[[RV:.*]] = tensor.expand_shape %[[RS]] {{.*}} into tensor<1x1x2x4x2x4xf32>
+// BLOCK: %[[DEST:.*]] = tensor.extract_slice %[[O]][%[[B]], %[[R]], 0, 0, 0, 0] [1, 1, 2, 4, 2, 4]
 // BLOCK: tensor.extract_slice %[[W]][0, 0, 0, 0] [1, 1, 4, 16] [1, 2, 2, 1]
 // BLOCK: "ember.gemm"(%{{.*}}, %{{.*}}) {{.*}} : (tensor<1x1x4x16xf32>, tensor<16x4xf32>) -> tensor<1x1x4x4xf32>
 // BLOCK-COUNT-15: "ember.gemm"
-// BLOCK: %[[PART:.*]] = linalg.generic {{.*}} ins({{.*}}, %[[RV]] : {{.*}}) outs(%{{.*}} : tensor<1x1x2x4x2x4xf32>)
+// BLOCK: %[[PART:.*]] = linalg.generic {{.*}} ins({{.*}}, %[[RV]] : {{.*}}) outs(%[[DEST]] : tensor<1x1x2x4x2x4xf32>)
 // BLOCK: scf.forall.in_parallel
 // BLOCK-NEXT: tensor.parallel_insert_slice %[[PART]] into %[[O]][%[[B]], %[[R]], 0, 0, 0, 0] [1, 1, 2, 4, 2, 4]
 // BLOCK: tensor.collapse_shape %[[Y]] {{.*}} into tensor<?x6x8x4xf32>
