@@ -55,6 +55,10 @@ KERNEL_PREFIX = "ember_gemm_"
 #: costs about one load and store per element, as much as a panel's FMAs on it (measured on
 #: the CNN's convolutions, N = 32 and 64: reading A in place was 7% faster end to end).
 PACK_A_MIN_PANELS = 4
+#: A patch lhs with fewer channels than this is packed whatever N: its rows are runs of C
+#: floats per filter tap, too short for the micro-kernel's unrolled k loop (the CNN's RGB stem,
+#: C = 3, N = 32: 5.0% -> 2.6% of the samples; at C = 32 packing was slower).
+PACK_A_PATCH_CHANNELS = 8
 #: OpenMP's team size for the next parallel region (libomp), read by parallel kernels.
 THREADS_FN = "omp_get_max_threads"
 #: Nonzero inside a parallel region: a kernel called there (a block of a parallel loop) runs
@@ -294,7 +298,8 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
         if spec.m is not None:
             mc = min(mc, -(-spec.m // mr) * mr)
     chosen = dict(lanes=lanes, mr=mr, nr=spec.nr, kc=kc, mc=mc, parallel=traits.cores > 1,
-                  pack_a=spec.panels >= PACK_A_MIN_PANELS)
+                  pack_a=spec.panels >= PACK_A_MIN_PANELS or (
+                      spec.patches is not None and spec.patches[2] < PACK_A_PATCH_CHANNELS))
     for key, value in overrides.items():
         if value is not None and (value != 0 or isinstance(value, bool)):
             chosen[key] = value
