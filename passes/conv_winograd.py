@@ -44,6 +44,7 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
+from ember.codegen.builders import index
 from ember.codegen.cpu_gemm import CpuTraits
 from ember.dialect import builders as eb
 
@@ -204,9 +205,9 @@ class _Winograd:
         forall = scf.ForallOp([0, 0], counts, [1, 1], [tensor.empty(view_sizes, element)])
         with ir.InsertionPoint(forall.body):
             b, r = forall.induction_variables
-            first_image = arith.muli(b, _index(images))
-            first_row = arith.muli(r, _index(rows))
-            first_pixel = arith.muli(first_row, _index(m))
+            first_image = arith.muli(b, index(images))
+            first_row = arith.muli(r, index(rows))
+            first_pixel = arith.muli(first_row, index(m))
             window = _padded_window(x, first_image, first_pixel, images, rows * m + 2,
                                     settings["padding"])
             part_residual = None
@@ -234,10 +235,10 @@ def _padded_window(x, first_image, first_row, images: int, rows: int, padding):
     n, h, w, c = ir.RankedTensorType(x.type).shape
     if ph == 0 and pw == 0:
         return _slice(x, [first_image, first_row, 0, 0], [images, rows, w, c])
-    start = arith.subi(first_row, _index(ph))              # first row, in x's coordinates
-    end = arith.addi(start, _index(rows))
-    lo = arith.maxsi(start, _index(0))
-    hi = arith.minsi(end, _index(h))
+    start = arith.subi(first_row, index(ph))              # first row, in x's coordinates
+    end = arith.addi(start, index(rows))
+    lo = arith.maxsi(start, index(0))
+    hi = arith.minsi(end, index(h))
     inside = _slice(x, [first_image, lo, 0, 0], [images, arith.subi(hi, lo), w, c])
     element = ir.RankedTensorType(x.type).element_type
     pad = tensor.PadOp(ir.RankedTensorType.get([images, rows, w + 2 * pw, c], element), inside,
@@ -248,10 +249,6 @@ def _padded_window(x, first_image, first_row, images: int, rows: int, padding):
     with ir.InsertionPoint(block):
         tensor.YieldOp(arith.constant(element, 0.0))
     return pad.result
-
-
-def _index(value: int):
-    return arith.constant(ir.IndexType.get(), value)
 
 
 def _slice(x, offsets, sizes, strides=None):

@@ -32,13 +32,12 @@ from typing import List, Optional
 
 from mlir import ir
 from mlir.dialects import arith, linalg, memref, scf
-from mlir.dialects.transform import interpreter
 from mlir.passmanager import PassManager
 
 from ember.codegen.cpu_gemm import KERNEL_ATTR
 
 from .base import EmberPass, PassContext, register
-from .patterns import walk_ops
+from .patterns import apply_transform_script, walk_ops
 
 #: Marks an op to split: its tile sizes (1 for a split dim, 0 for a whole one), removed after.
 TILES_ATTR = "ember.parallel_tiles"
@@ -165,12 +164,7 @@ def _tile_marked(module, tile_sizes) -> None:
             f"in %root : (!transform.any_op) -> !transform.any_op\n"
             f"%t{i}, %f{i} = transform.structured.tile_using_forall %m{i} tile_sizes [{listed}] "
             f": (!transform.any_op) -> (!transform.any_op, !transform.any_op)\n")
-    schedule = ir.Module.parse(
-        "module attributes {transform.with_named_sequence} {\n"
-        "transform.named_sequence @__transform_main("
-        "%root: !transform.any_op {transform.readonly}) {\n"
-        f"{''.join(steps)}transform.yield\n}}\n}}")
-    interpreter.apply_named_sequence(module.operation, schedule.body.operations[0], schedule)
+    apply_transform_script(module, "".join(steps))
 
 
 def _callees(op) -> List[str]:

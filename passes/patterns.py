@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 from mlir import ir
 from mlir.dialects import func
+from mlir.dialects.transform import interpreter
 from mlir.rewrite import RewritePatternSet, apply_patterns_and_fold_greedily
 
 Pattern = Callable[[object, object], bool]
@@ -133,3 +134,14 @@ def kernel_function(module_block, attr: str, spec, fn_type, prefix: str,
         with ir.InsertionPoint(entry):
             func.ReturnOp(list(build_body(entry.arguments)))
     return name
+
+
+def apply_transform_script(module, steps: str) -> None:
+    """Runs transform-dialect `steps` (the body of `@__transform_main`, whose root handle is
+    `%root`; `transform.yield` is added) on `module`."""
+    script = ir.Module.parse(
+        "module attributes {transform.with_named_sequence} {\n"
+        "transform.named_sequence @__transform_main("
+        "%root: !transform.any_op {transform.readonly}) {\n"
+        f"{steps}transform.yield\n}}\n}}")
+    interpreter.apply_named_sequence(module.operation, script.body.operations[0], script)

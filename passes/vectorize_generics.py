@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from typing import Optional, Tuple
 
 from mlir import ir
-from mlir.dialects.transform import interpreter
 
 from ember.codegen.cpu_gemm import CpuTraits
 
 from .base import EmberPass, PassContext, register
-from .patterns import walk_ops
+from .patterns import apply_transform_script, walk_ops
 
 #: Marks an op to vectorize: the index of its (tile sizes, masked) plan in the script.
 PLAN_ATTR = "ember.vector_plan"
@@ -85,8 +84,9 @@ def vector_tiles(op, lanes: int) -> Optional[Tuple[Tuple[int, ...], bool]]:
     return (1,) * last + (width,), extent is None or extent % width != 0
 
 
-def _schedule(plans) -> ir.Module:
-    """A transform script tiling and vectorizing the ops marked with each plan."""
+def _schedule(plans) -> str:
+    """Transform steps tiling and vectorizing the ops marked with each plan, then the
+    patterns that turn the vectorized tiles into 1-D loads and stores."""
     steps = []
     for i, (sizes, masked) in enumerate(plans):
         listed = ", ".join(map(str, sizes))
@@ -98,11 +98,7 @@ def _schedule(plans) -> ir.Module:
             f"%t{i}, %l{i}:{len(sizes)} = transform.structured.tile_using_for %m{i} "
             f"tile_sizes [{listed}] : (!transform.any_op) -> ({loops})\n"
             f"transform.structured.vectorize %t{i}{vector_sizes} : !transform.any_op\n")
-    return ir.Module.parse(
-        "module attributes {transform.with_named_sequence} {\n"
-        "transform.named_sequence @__transform_main("
-        "%root: !transform.any_op {transform.readonly}) {\n"
-        f"{''.join(steps)}"
+    return "".join(steps) + (
         "%f = transform.structured.match ops{[\"func.func\"]} in %root "
         ": (!transform.any_op) -> !transform.any_op\n"
         "transform.apply_patterns to %f {\n"
@@ -112,8 +108,7 @@ def _schedule(plans) -> ir.Module:
         "  transform.apply_patterns.vector.rank_reducing_subview_patterns\n"
         "  transform.apply_patterns.vector.lower_transfer max_transfer_rank = 1\n"
         "  transform.apply_patterns.canonicalization\n"
-        "} : !transform.any_op\n"
-        "transform.yield\n}\n}")
+        "} : !transform.any_op\n")
 
 
 @register
@@ -137,5 +132,4 @@ class VectorizeGenerics(EmberPass):
                                                           plans.index(plan))
         if not plans:
             return
-        schedule = _schedule(plans)
-        interpreter.apply_named_sequence(module.operation, schedule.body.operations[0], schedule)
+        apply_transform_script(module, _schedule(plans))

@@ -356,7 +356,7 @@ class _KernelEmitter:
         every thread gets at least `split_rows` of them (each thread then streams all of B
         once per MC block), else the panels are (each thread packs the same A but reads only
         its share of B, which is what dominates for small M)."""
-        spec, s = self.spec, self.s
+        spec = self.spec
         if spec.m is not None:
             m = _index(spec.m)
         elif spec.patches is None:
@@ -369,12 +369,20 @@ class _KernelEmitter:
             self._emit_batched(ops, task_fn, m, operands)
             return
         whole = [_index(0), m, _index(0), _index(spec.panels)] + operands
-        if not s.parallel:
-            func.call([], task_fn, whole)
-            return
+
         def on_this_thread():
             func.call([], task_fn, whole)
-        _if(_in_parallel(), (), on_this_thread, lambda: self._emit_split(task_fn, m, operands))
+        self._serial_or_parallel(on_this_thread, lambda: self._emit_split(task_fn, m, operands))
+
+    def _serial_or_parallel(self, serial, parallel) -> None:
+        """Emits `parallel()` (OpenMP tasks) for a parallel schedule, guarded so that a call
+        made inside a parallel region (a block of a parallel loop) runs `serial()` on its
+        caller's thread instead: libomp would serialize the nested region anyway, after a
+        costly fork."""
+        if not self.s.parallel:
+            serial()
+        else:
+            _if(_in_parallel(), (), serial, parallel)
 
     def _emit_split(self, task_fn: str, m, operands) -> None:
         """Tasks over the OpenMP team: rows split T ways when each gets `split_rows`, else
@@ -423,10 +431,7 @@ class _KernelEmitter:
             with ir.InsertionPoint(body):
                 func.call([], task_fn, [body.arguments[0]] + whole + operands)
                 scf.ReduceOp([], 0)
-        if not self.s.parallel:
-            serial()
-        else:
-            _if(_in_parallel(), (), serial, parallel)
+        self._serial_or_parallel(serial, parallel)
 
     def emit_task(self, ops: _Operands, m0, m1, p0, p1, batch_index=None) -> None:
         """The task function's body: rows [m0, m1) x panels [p0, p1) over all of K (of batch
