@@ -41,4 +41,4 @@ bench: install
 	$(PYTHON) benchmarks/run_all.py
 
 docs:
-	$(PYTHON) -m ember.dialect.docgen > dialect/README.md
+	$(PYTHON) -m ember.dialect.docgen > python/ember/dialect/README.md

@@ -21,8 +21,8 @@ from torch import nn
 
 import ember
 from conftest import max_abs_error
-from ember.targets import get_target
-from ember.targets.cpu import CPU_MISMATCH, ToolError
+from ember.backends import get_target
+from ember.backends.cpu.target import CPU_MISMATCH, ToolError
 from resnet import BasicBlock, randomize_batch_norm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -17,11 +17,11 @@ import torch
 from safetensors.numpy import load_file, save_file
 
 import ember
-from ember.artifact import ArtifactError, write_artifact
+from ember.artifact.store import ArtifactError, write_artifact
 from ember.runtime import ArgumentError, Model
 from ember.runtime.shapes import TensorSpec, bind_symbols
 from ember.symbolic import Dim
-from ember.targets.cpu_runtime import cc_args, generate_tables
+from ember.backends.cpu.c_runtime import cc_args, generate_tables
 from conftest import max_abs_error
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

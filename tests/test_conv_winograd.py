@@ -14,8 +14,8 @@ from torch import nn
 
 import ember
 from conftest import max_abs_error
-from ember.passes.conv_winograd import F2, F4, TileBlocks, transform_filter
-from ember.targets import cpu
+from ember.backends.cpu.conv_winograd import F2, F4, TileBlocks, transform_filter
+from ember.backends.cpu import target as cpu
 
 
 class Conv3x3(nn.Module):

@@ -13,7 +13,7 @@ def test_committed_op_reference_is_up_to_date():
     import os
     path = os.path.join(os.path.dirname(docgen.__file__), "README.md")
     with open(path) as f:
-        assert f.read() == docgen.generate(), "run `make docs` to regenerate dialect/README.md"
+        assert f.read() == docgen.generate(), "run `make docs` to regenerate python/ember/dialect/README.md"
 
 
 def test_dialect_loads_into_torch_mlirs_build_too():

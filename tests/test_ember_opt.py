@@ -15,8 +15,8 @@ import pytest
 from mlir import ir
 
 from ember.dialect import new_context
-from ember.passes import REGISTRY, EmberPass, PassContext, PassOptionError
-from ember.pipeline import EmberStage, Pipeline, PipelineError, UpstreamStage, parse_elements
+from ember.pipeline import REGISTRY, EmberPass, PassContext, PassOptionError
+from ember.pipeline.pipeline import EmberStage, Pipeline, PipelineError, UpstreamStage, parse_elements
 from ember.tools import diagnostics as dg
 from ember.tools.ember_opt import (UsageError, describe_passes, flag_to_element, main,
                                    parse_command_line, split_pass_flags)

@@ -10,7 +10,7 @@ import torch
 
 import ember
 from ember.frontend import UnsupportedOpsError
-from ember.pipeline import PipelineFailure
+from ember.pipeline.pipeline import PipelineFailure
 
 
 class TwoUnsupportedOps(torch.nn.Module):

@@ -19,14 +19,14 @@ import torch
 
 from mlir import ir
 
-from ember.codegen import cpu_gemm
-from ember.codegen.cpu_gemm import CpuTraits, GemmKernelSpec, choose_schedule, pack_panels
+from ember.backends.cpu import microkernel as cpu_gemm
+from ember.backends.cpu.microkernel import CpuTraits, GemmKernelSpec, choose_schedule, pack_panels
 from ember.dialect import new_context
-from ember.passes import PassContext
-from ember.pipeline import Pipeline
+from ember.pipeline import PassContext
+from ember.pipeline.pipeline import Pipeline
 from ember.runtime.descriptors import describe, pack
-from ember.targets import get_target
-from ember.targets.base import CompileJob
+from ember.backends import get_target
+from ember.backends.base import CompileJob
 from ember.weights import WeightTable
 
 ACTIVATIONS = {
@@ -159,7 +159,7 @@ def test_target_vector_shape(cpu, lanes):
 def test_kernel_bufferizes_in_place():
     """The kernel function's result is its `out` argument: after bufferization it returns
     nothing and the caller passes the buffer it reads afterwards."""
-    from ember.passes.host_to_llvm import BUFFERIZE, mark_kernel_destinations
+    from ember.backends.cpu.host_to_llvm import BUFFERIZE, mark_kernel_destinations
     from mlir.passmanager import PassManager
     context = new_context()
     with context:

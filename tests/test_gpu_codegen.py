@@ -20,7 +20,7 @@ import torch
 import ember
 from ember.compiler import CompileOptions, build_artifact
 from ember.frontend import import_model
-from ember.launch_plan import PLAN_FILE, plan_memory, validate_plan
+from ember.artifact.launch_plan import PLAN_FILE, plan_memory, validate_plan
 
 from test_transformer import EncoderLayer, _inputs
 
@@ -137,7 +137,7 @@ def _host_gemm(spec, tile):
     from mlir import ir
     from mlir.dialects import bufferization, func, memref
 
-    from ember.codegen.gpu_gemm import GemmOperands, HostMapping, emit_gemm
+    from ember.backends.gpu.simt_gemm import GemmOperands, HostMapping, emit_gemm
     from ember.dialect import new_context
     from ember.testing import compile_mlir
 
@@ -168,7 +168,7 @@ def _host_gemm(spec, tile):
     (5, 130, 17, dict()),                                   # the default tile, M < BM
 ])
 def test_gemm_tiling_on_host_matches_numpy(m, n, k, tile):
-    from ember.codegen.gpu_gemm import GemmTile, GpuGemmSpec
+    from ember.backends.gpu.simt_gemm import GemmTile, GpuGemmSpec
     spec = GpuGemmSpec(m=m, n=n, k=k, activation="gelu", bias=True, residual=True)
     run = _host_gemm(spec, GemmTile(**tile))
     rng = np.random.default_rng(0)
@@ -194,6 +194,6 @@ def test_compiled_cuda_model_without_a_device_raises(mlp_block):
 
 
 def test_unknown_arch_is_refused():
-    from ember.targets import get_target
+    from ember.backends import get_target
     with pytest.raises(ValueError, match="sm_80"):
         get_target("cuda:arch=sm_52")

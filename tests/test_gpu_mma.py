@@ -1,4 +1,4 @@
-"""The tensor-core GEMM (ember.codegen.gpu_mma) on a machine without a GPU.
+"""The tensor-core GEMM (ember.backends.gpu.mma_gemm) on a machine without a GPU.
 
 Two checks:
 - its index math, run on ints in a numpy model of one block: the cp.async chunk map with
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from ember.codegen.gpu_gemm import GpuGemmSpec
-from ember.codegen.gpu_mma import CHUNK, LARGE, MMA_K, MMA_M, MMA_N, SMALL, WARP, MmaTile, \
+from ember.backends.gpu.simt_gemm import GpuGemmSpec
+from ember.backends.gpu.mma_gemm import CHUNK, LARGE, MMA_K, MMA_M, MMA_N, SMALL, WARP, MmaTile, \
     accumulator_position, copy_chunk, ldmatrix_x4_address, warp_origin
 
 PTXAS = shutil.which("ptxas")

@@ -1,4 +1,4 @@
-"""Row kernels (ember.codegen.gpu_rows) on a machine without a GPU: a numpy model of a block.
+"""Row kernels (ember.backends.gpu.rows) on a machine without a GPU: a numpy model of a block.
 
 The model runs the emitter's own index functions (`row_and_lane`, `butterfly_offsets`,
 `RowLayout`) on ints: every thread of every block strides over its row's elements from its
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ember.codegen.gpu_rows import WARP_ROW_LIMIT, RowLayout, butterfly_offsets, row_and_lane
+from ember.backends.gpu.rows import WARP_ROW_LIMIT, RowLayout, butterfly_offsets, row_and_lane
 
 COMBINE = {"sum": (np.add, 0.0), "max": (np.maximum, -np.inf)}
 

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from ember.artifact import ArtifactError, write_artifact
+from ember.artifact.store import ArtifactError, write_artifact
 from ember.runtime import ArgumentError, ArgumentTypeError, Model, UnboundConstantError
 from ember.runtime.backends import open_backend
 from ember.runtime.cuda import CudaBackend, CudaDriver
@@ -342,10 +342,10 @@ def test_plan_needs_static_shapes():
 
 
 def test_loading_gpu_plans_needs_no_mlir():
-    """The runtime reads and checks plans with ember.launch_plan, never the compiler."""
+    """The runtime reads and checks plans with ember.artifact.launch_plan, never the compiler."""
     code = ("import sys, ember.runtime.gpu_plan, ember.runtime.cuda, ember.runtime.hip; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'mlir' "
-            "or m.startswith('ember.targets')))")
+            "or m.startswith('ember.backends')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
@@ -544,9 +544,9 @@ def test_gpu_models_default_to_one_runtime_and_ignore_num_threads(artifact, fake
 
 def _cuda_unusable_reason():
     """Why the end-to-end tests cannot run here, or None."""
-    from ember.targets import TARGETS
+    from ember.backends import TARGETS
     if "cuda" not in TARGETS:
-        return "the compiler has no 'cuda' target yet (ember.targets.TARGETS)"
+        return "the compiler has no 'cuda' target yet (ember.backends.TARGETS)"
     if not torch.cuda.is_available():
         return "no CUDA device usable by torch (torch.cuda.is_available() is False)"
     try:
@@ -566,7 +566,7 @@ def mlp_on_gpu(mlp_block, tmp_path_factory):
     import ember
     major, minor = torch.cuda.get_device_capability()
     arch = f"sm_{major}{minor}"
-    from ember.targets import TARGETS
+    from ember.backends import TARGETS
     target = f"cuda:arch={arch}" if arch in TARGETS["cuda"].archs else "cuda"
     workdir = str(tmp_path_factory.mktemp("gpu") / "mlp.ember")
     ember.compile(mlp_block, (torch.randn(64, 512),), target=target, workdir=workdir)

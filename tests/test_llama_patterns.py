@@ -36,8 +36,8 @@ def test_patterns_are_recognized():
 
     from ember.dialect import new_context
     from ember.frontend import import_model
-    from ember.passes import PassContext
-    from ember.pipeline import Pipeline
+    from ember.pipeline import PassContext
+    from ember.pipeline.pipeline import Pipeline
     from ember.weights import WeightTable
     imported = import_model(RmsRope().eval(), _inputs())
     context = new_context()

@@ -9,8 +9,8 @@ from torch import nn
 
 import ember
 from conftest import max_abs_error
-from ember.passes.plan_buffers import ALIGNMENT, Buffer, plan_offsets
-from ember.targets import cpu
+from ember.backends.cpu.plan_buffers import ALIGNMENT, Buffer, plan_offsets
+from ember.backends.cpu import target as cpu
 
 
 def _buffers(*ranges):

@@ -19,12 +19,12 @@ import threading
 import numpy as np
 import pytest
 
-from ember.artifact import ArtifactError, read_manifest, write_artifact
+from ember.artifact.store import ArtifactError, read_manifest, write_artifact
 from ember.runtime import (ArgumentError, ArgumentTypeError, ExecutionError, Model,
                            UnboundConstantError, load)
 from ember.runtime.shapes import TensorSpec, bind_symbols
 from ember.symbolic import Dim, SymbolicError
-from ember.targets.cpu_runtime import cc_args
+from ember.backends.cpu.c_runtime import cc_args
 
 torch = pytest.importorskip("torch")
 

@@ -11,9 +11,9 @@ from torch import nn
 import ember
 from conftest import max_abs_error
 from ember.dialect import new_context
-from ember.passes.patterns import walk_ops
-from ember.passes.vectorize_generics import vector_tiles
-from ember.targets import cpu
+from ember.kit.patterns import walk_ops
+from ember.backends.cpu.vectorize_generics import vector_tiles
+from ember.backends.cpu import target as cpu
 
 ID2 = "affine_map<(d0, d1) -> (d0, d1)>"
 

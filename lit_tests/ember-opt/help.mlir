@@ -2,7 +2,7 @@
 // RUN: ember-opt -h | filecheck %s
 // RUN: ember-opt --list-passes | filecheck %s --check-prefix=PASSES
 // RUN: ember-opt --help > %t
-// RUN: %python -c "import sys; from ember.passes import REGISTRY; text = open(sys.argv[1]).read(); missing = [n for n in REGISTRY if '--' + n + ' ' not in text]; print('not in --help:', missing); sys.exit(bool(missing))" %t
+// RUN: %python -c "import sys; from ember.pipeline import REGISTRY; text = open(sys.argv[1]).read(); missing = [n for n in REGISTRY if '--' + n + ' ' not in text]; print('not in --help:', missing); sys.exit(bool(missing))" %t
 
 // --help lists the tool's options and every registered ember pass with its summary and its
 // options (name: type = default), all generated from the pass registry. The last RUN line

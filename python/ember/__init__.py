@@ -10,16 +10,16 @@ the tools start quickly.
 """
 from __future__ import annotations
 
-from ._version import __version__
+from ember._version import __version__
 
 __all__ = ["compile", "load", "CompileOptions", "CompiledModel", "__version__"]
 
 
 def __getattr__(name):
     if name in ("compile", "CompileOptions", "CompiledModel"):
-        from . import compiler
+        from ember import compiler
         return getattr(compiler, name)
     if name == "load":
-        from .runtime import load
+        from ember.runtime import load
         return load
     raise AttributeError(name)

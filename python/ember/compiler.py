@@ -17,7 +17,7 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional, Sequence
 
-from .pipeline import Pipeline
+from ember.pipeline.pipeline import Pipeline
 
 #: Graph passes: simplify, fold weight-only math and BatchNorm, convert conv nets to NHWC
 #: (transposes of filters fold; those between layers cancel), recognize attention, RMSNorm
@@ -85,7 +85,7 @@ def compile(model, example_inputs: Sequence[Any], *, target="host", dynamic_shap
     timings = options.timings
     start = time.perf_counter()
 
-    from .frontend import import_model
+    from ember.frontend import import_model
     imported = import_model(model, example_inputs, dynamic_shapes)
     timings["frontend"] = time.perf_counter() - start
 
@@ -94,8 +94,8 @@ def compile(model, example_inputs: Sequence[Any], *, target="host", dynamic_shap
     build_artifact(imported, artifact_dir, options)
     timings["total"] = time.perf_counter() - start
 
-    from .runtime import Model
-    from .targets import get_target
+    from ember.runtime import Model
+    from ember.backends import get_target
     reason = get_target(options.target).why_not_loadable()
     runtime = None if reason else Model(artifact_dir)
     return CompiledModel(artifact_dir, runtime, owns_dir=owns, timings=timings,
@@ -106,12 +106,12 @@ def build_artifact(imported, artifact_dir: str, options: CompileOptions) -> None
     """Runs the compiler on a frontend result and writes the artifact to `artifact_dir`."""
     from mlir import ir
 
-    from .artifact import write_artifact
-    from .dialect import new_context
-    from .passes import PassContext
-    from .targets import get_target
-    from .targets.base import CompileJob
-    from .weights import WeightTable
+    from ember.artifact.store import write_artifact
+    from ember.dialect import new_context
+    from ember.pipeline import PassContext
+    from ember.backends import get_target
+    from ember.backends.base import CompileJob
+    from ember.weights import WeightTable
 
     timings = options.timings
     target = get_target(options.target)

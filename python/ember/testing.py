@@ -22,11 +22,11 @@ def compile_mlir(text: str, target="host", pipeline_prefix: str = "") -> Callabl
     from mlir import ir
 
     from ember.dialect import new_context
-    from ember.passes import PassContext
-    from ember.pipeline import Pipeline
+    from ember.pipeline import PassContext
+    from ember.pipeline.pipeline import Pipeline
     from ember.runtime.descriptors import describe, pack
-    from ember.targets import get_target
-    from ember.targets.base import CompileJob
+    from ember.backends import get_target
+    from ember.backends.base import CompileJob
 
     context = new_context()
     with context:

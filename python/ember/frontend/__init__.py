@@ -10,8 +10,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .errors import ExportError, UnsupportedOp, UnsupportedOpsError  # noqa: F401
-from .export import TensorSpec
+from ember.frontend.errors import ExportError, UnsupportedOp, UnsupportedOpsError  # noqa: F401
+from ember.frontend.export import TensorSpec
 
 
 @dataclass
@@ -25,8 +25,8 @@ class FrontendResult:
 
 def import_model(model, example_inputs: Sequence[Any], dynamic_shapes=None) -> FrontendResult:
     """Captures and imports `model`; raises UnsupportedOpsError listing every unsupported op."""
-    from .export import export_model
-    from .importer import import_to_text
+    from ember.frontend.export import export_model
+    from ember.frontend.importer import import_to_text
     exported = export_model(model, example_inputs, dynamic_shapes)
     text = import_to_text(exported)
     return FrontendResult(text, exported.weights, exported.inputs, exported.outputs,

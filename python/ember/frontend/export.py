@@ -14,7 +14,7 @@ import numpy as np
 import sympy
 import torch
 
-from .errors import ExportError
+from ember.frontend.errors import ExportError
 
 #: ATen ops ember converts whole; torch-mlir's decomposition table must leave them intact.
 KEEP_WHOLE = ("linear", "gelu", "layer_norm", "native_layer_norm", "softmax", "_softmax",
@@ -78,7 +78,7 @@ class _SymbolNames:
 def _decompositions():
     from torch_mlir.extras.fx_decomp_util import get_decomposition_table
     table = get_decomposition_table()
-    from .decompositions import DECOMPOSITIONS
+    from ember.frontend.decompositions import DECOMPOSITIONS
     keep = {getattr(torch.ops.aten, n) for n in KEEP_WHOLE}
     table = {op: fn for op, fn in table.items()
              if getattr(op, "overloadpacket", None) not in keep}

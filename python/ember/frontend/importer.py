@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import List
 
-from .errors import UnsupportedOp, UnsupportedOpsError, user_source_line
-from .export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
-from .torch_to_ember import Converter
+from ember.frontend.errors import UnsupportedOp, UnsupportedOpsError, user_source_line
+from ember.frontend.export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
+from ember.frontend.torch_to_ember import Converter
 
 #: torch-mlir's backend-to-linalg pipeline, without the TMTensor conversion (its ops have no
 #: MLIR 22 counterpart) and without the final contract check (ember ops are legal here).

@@ -4,7 +4,7 @@
     y = model(x)                                  # allocate outputs, return them
     shapes = model.run({"x": x}, {"y": y_max})    # caller-allocated (max-shape) outputs
 """
-from ember.artifact import ArtifactError
+from ember.artifact.store import ArtifactError
 from ember.runtime.errors import (ArgumentError, ArgumentTypeError, EmberRuntimeError,
                                   ExecutionError, UnboundConstantError)
 from ember.runtime.model import Model

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from ember.artifact import ArtifactError
+from ember.artifact.store import ArtifactError
 from ember.runtime.cuda import CudaBackend
 from ember.runtime.errors import ArgumentError
 from ember.runtime.hip import HipBackend

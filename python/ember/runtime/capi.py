@@ -1,7 +1,7 @@
 """The ember C runtime API (`c/ember_runtime.h`) as seen from Python: ctypes declarations, the
 dtype and status codes, and where the C sources live.
 
-The C runtime is compiled into every CPU artifact's library (see ember.targets.cpu_runtime), so
+The C runtime is compiled into every CPU artifact's library (see ember.backends.cpu.c_runtime), so
 the host backend and a C program load and run a model through the very same code. This module
 only imports ctypes, so the compiler can use its constants without loading the runtime.
 """

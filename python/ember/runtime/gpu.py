@@ -50,7 +50,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ember.artifact import ArtifactError
+from ember.artifact.store import ArtifactError
 from ember.runtime.errors import (ArgumentError, EmberRuntimeError, ExecutionError,
                                   UnboundConstantError)
 from ember.runtime.gpu_plan import ROLES, LaunchPlan, PackedArguments, read_plan, tensor_bytes

@@ -2,7 +2,7 @@
 
 A GPU artifact's code is a module of kernels plus this plan: a static memory plan (one workspace
 per runtime for every intermediate) and the kernel launches in order on one stream. The schema
-is ember.launch_plan's (which documents it); this module reads a plan into
+is ember.artifact.launch_plan's (which documents it); this module reads a plan into
 typed launches, checks it against the manifest so that no launch can address memory outside
 the buffers it names or pass a scalar its kernel cannot hold, and packs each launch's arguments
 the way cuLaunchKernel and hipModuleLaunchKernel take them (`kernelParams`: an array of
@@ -10,7 +10,7 @@ pointers to the argument values).
 
 The checks are split, never repeated: the types and shapes of every field, the scalars, the
 launch dimensions and the outputs' coverage here; buffer indices, workspace alignment and
-bounds and live-range overlaps in ember.launch_plan's `validate_plan`, which the compiler runs
+bounds and live-range overlaps in ember.artifact.launch_plan's `validate_plan`, which the compiler runs
 before writing a plan and this module on every load.
 
 Nothing here calls a driver, which lets the CUDA and ROCm backends share it and the tests
@@ -25,8 +25,8 @@ import os
 from dataclasses import dataclass
 from typing import Dict, FrozenSet, List, Mapping, Sequence, Tuple, Union
 
-from ember.artifact import ArtifactError
-from ember.launch_plan import ABI, validate_plan
+from ember.artifact.store import ArtifactError
+from ember.artifact.launch_plan import ABI, validate_plan
 from ember.runtime.tensors import numpy_dtype
 
 #: Buffers bound per call, by their index in the manifest's list of that role.

@@ -23,7 +23,7 @@ import warnings
 import weakref
 from typing import List, Mapping, Optional, Sequence, Tuple
 
-from ember.artifact import ArtifactError
+from ember.artifact.store import ArtifactError
 from ember.runtime import capi
 from ember.runtime.errors import (ArgumentError, ArgumentTypeError, EmberRuntimeError,
                                   ExecutionError, UnboundConstantError)

@@ -27,7 +27,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ember.artifact import read_manifest
+from ember.artifact.store import read_manifest
 from ember.runtime.backends import open_backend
 from ember.runtime.errors import ArgumentError, ArgumentTypeError
 from ember.runtime.shapes import Shape, TensorSpec, max_input_shapes

@@ -4,5 +4,5 @@
 artifacts. Shared by tools: `source` reads .mlir input (splitting on `// -----`, parsing with
 the original file's line numbers); `diagnostics` collects MLIR and ember diagnostics, prints
 them like mlir-opt and checks them against `// expected-error` comments. Tools stay thin: the
-pipeline parser and runner live in `ember.pipeline`, the passes in `ember.passes`.
+pipeline parser and runner live in `ember.pipeline.pipeline`, the passes in `ember.pipeline`.
 """

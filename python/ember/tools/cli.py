@@ -11,7 +11,7 @@ import sys
 
 
 def _info(args) -> int:
-    from ember.artifact import read_manifest
+    from ember.artifact.store import read_manifest
     m = read_manifest(args.artifact)
     print(f"artifact  {args.artifact}  (ember {m['ember_version']}, format {m['format_version']})")
     print(f"target    {m['target']}")
@@ -27,7 +27,7 @@ def _info(args) -> int:
 
 
 def _verify(args) -> int:
-    from ember.artifact import read_manifest
+    from ember.artifact.store import read_manifest
     read_manifest(args.artifact, verify=True)
     print(f"{args.artifact}: all files match their sha256")
     return 0

@@ -5,7 +5,7 @@
     ember-opt in.mlir --split-input-file --verify-diagnostics
 
 Passes come either as flags, in order (a registered ember pass by name, any other `--name` an
-upstream MLIR pass), or as one --pass-pipeline; both go through `ember.pipeline`'s parser and
+upstream MLIR pass), or as one --pass-pipeline; both go through `ember.pipeline.pipeline`'s parser and
 runner. This module only wires the command line to `ember.tools.source` (input, chunks),
 `ember.tools.diagnostics` (printing and --verify-diagnostics) and the pipeline; it holds no pass
 or parsing logic of its own.
@@ -21,8 +21,8 @@ from mlir import ir
 
 from ember.dialect import new_context
 from ember.dialect.verifier import verify_module
-from ember.passes import REGISTRY, PassContext, PassOptionError
-from ember.pipeline import Pipeline, PipelineError, PipelineFailure
+from ember.pipeline import REGISTRY, PassContext, PassOptionError
+from ember.pipeline.pipeline import Pipeline, PipelineError, PipelineFailure
 from ember.tools import diagnostics as dg
 from ember.tools.source import SPLIT_MARKER, Chunk, parse_module, split_input
 from ember.weights import WeightTable

@@ -1,5 +1,5 @@
 /* Internal to the ember C runtime: the model signature tables the compiler generates
- * (ember.targets.cpu_runtime writes one C file defining `ember_model_signature`), and the
+ * (ember.backends.cpu.c_runtime writes one C file defining `ember_model_signature`), and the
  * checked integer arithmetic the generated dim expressions use. Not part of the public API.
  */
 #ifndef EMBER_SIGNATURE_H

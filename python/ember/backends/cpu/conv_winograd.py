@@ -1,0 +1,364 @@
+"""ember-conv-winograd: 3x3 stride-1 NHWC convolutions by Winograd's F(m x m, 3x3) algorithm.
+
+A 3x3 convolution computes each m x m block of outputs from an (m+2) x (m+2) block of inputs.
+Winograd's minimal filtering algorithm (Lavin & Gray, "Fast Algorithms for Convolutional
+Neural Networks", 2016) does that with (m+2)^2 element-wise products instead of 9 m^2 multiplies
+per channel pair, so the GEMM work falls 2.25x (m = 2) or 4x (m = 4):
+
+    V = B^T d B        (input transform: each input tile d, per channel)
+    U = G g G^T        (filter transform: done here, at compile time, on the weights table)
+    M_i = V_i @ U_i    ((m+2)^2 GEMMs, i over the tile positions: [tiles, C] x [C, F])
+    Y = A^T M A        (output transform: the m x m outputs of each tile, per output channel)
+
+The rewrite, on ember IR: the input is zero-padded (tensor.pad); one `linalg.generic` reads the
+16 (t*t) strided views of it that hold pixel (i, j) of every tile (so its maps are identities and
+it vectorizes along C) and writes the transformed tiles V_i [N, TH, TW, C]; one `ember.gemm`
+per position with the derived weight `<filter>.winograd<m>.<i>` [C, F] (which
+ember-pack-weights packs like any other, so they run on the CPU micro-kernel); one
+`linalg.generic` over the output seen as [N, TH, m, TW, m, F] (a row-major reshape, so it is
+written in place) applies A^T . A to each tile's products, keeps the output at its (a, b)
+position and applies the conv's epilogue (bias, activation, residual).
+
+Blocked (the default): V and the products are (m+2)^2/m^2 times the size of the input and
+output, so on a large image the three steps above would each stream them through memory.
+Instead the tiles are split into blocks whose transformed data fits in half of L2 (`TileBlocks`:
+R tile rows of one image, or B whole images when an image is small), and an scf.forall over
+the blocks (OpenMP threads) zero-pads its block's window of the input (only the window: the
+copy stays in cache, and the whole input is never padded), runs all three steps on it and
+writes its slice of the output; the GEMM kernels then run on the calling thread. Convs
+with fewer than `min-blocks` blocks (default: twice the cores) are done whole.
+
+With `tile=4`, F(4x4) is used where 4 divides both output sizes, else F(2x2) where 2 does (so
+output tiles never straddle the edge). The algorithm pays where the GEMMs dominate: convs with
+at least `min-channels` input channels.
+Rewritten: NHWC, groups 1, 3x3 f32 weight filters, stride 1, dilation 1, static H, W, C, F.
+Others are left to ember-conv-to-gemm. The transforms are exact in real arithmetic; in f32 they
+add a few roundings (F(4x4)'s constants reach 8 and 1/24, so a few more than F(2x2)'s).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+import numpy as np
+from mlir import ir
+from mlir.dialects import arith, linalg, scf, tensor
+
+from ember.kit.builders import index
+from ember.backends.cpu.microkernel import CpuTraits
+from ember.dialect import builders as eb
+
+from ember.pipeline.pass_base import EmberPass, PassContext, register
+from ember.lowering.conv_to_gemm import DenseConv
+from ember.lowering.lower_to_linalg import PARALLEL, UNARY, _dim, _generic, _pad_spatial, generic_into
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, string_attr
+
+@dataclass(frozen=True)
+class Algorithm:
+    """Winograd F(m x m, 3 x 3): m x m outputs per (m+2) x (m+2) input tile, (m+2)^2 GEMMs."""
+    m: int
+    b_t: np.ndarray     # (m+2) x (m+2) input transform
+    g: np.ndarray       # (m+2) x 3 filter transform
+    a_t: np.ndarray     # m x (m+2) output transform
+
+    @property
+    def tile(self) -> int:
+        return self.m + 2
+
+
+#: F(2x2, 3x3) and F(4x4, 3x3) with interpolation points 0, +-1 (and +-2) (Lavin & Gray,
+#: section 4.1 and 4.2). F(4x4) needs 2.25 products per output instead of F(2x2)'s 4 (direct:
+#: 9) and moves less data per output, at a few more roundings (its constants reach 8 and 1/24).
+F2 = Algorithm(2, np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]),
+               np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]),
+               np.array([[1, 1, 1, 0], [0, 1, -1, -1]]))
+F4 = Algorithm(4, np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                            [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]]),
+               np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                         [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]]),
+               np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                         [0, 1, -1, 8, -8, 1]]))
+
+
+def transform_filter(w: np.ndarray, algorithm: Algorithm = F2) -> np.ndarray:
+    """[3, 3, C, F] filter -> U [t*t, C, F] with U[t*i + j] = (G g G^T)[i, j] per (c, f)."""
+    g = algorithm.g.astype(np.float64)
+    u = np.einsum("ik,klcf,jl->ijcf", g, w.astype(np.float64), g)
+    return u.reshape(algorithm.tile ** 2, *w.shape[2:]).astype(w.dtype)
+
+
+def _combine(rows: List, matrix: np.ndarray) -> List:
+    """matrix @ rows for scalar SSA values, with the +-1 / +-1/2 / 0 coefficients as adds."""
+    out = []
+    for coefficients in matrix:
+        acc = None
+        for c, v in zip(coefficients, rows):
+            if c == 0:
+                continue
+            term = v if abs(c) == 1 else arith.mulf(v, arith.constant(v.type, abs(float(c))))
+            if acc is None:
+                acc = term if c > 0 else arith.negf(term)
+            else:
+                acc = arith.addf(acc, term) if c > 0 else arith.subf(acc, term)
+        out.append(acc)
+    return out
+
+
+def _transform_2d(tile: List[List], left: np.ndarray) -> List[List]:
+    """left @ tile @ left^T for a square tile of scalar values (rows of lists)."""
+    columns = list(zip(*tile))
+    half = [_combine(list(col), left) for col in columns]     # left @ tile, by columns
+    rows = list(zip(*half))                                    # back to rows
+    return [_combine(list(r), left) for r in rows]
+
+
+def _map(rank: int, results) -> ir.AffineMap:
+    return ir.AffineMap.get(rank, 0, results)
+
+
+@dataclass(frozen=True)
+class TileBlocks:
+    """How a conv's tiles are split into blocks, each transformed, multiplied and transformed
+    back while its data is in cache (the blocks are the iterations of an scf.forall, OpenMP
+    threads on the host). A block is B whole images or R tile rows of one image."""
+    #: Bytes of transformed tiles and products one block may have (about half of L2).
+    budget: int
+    #: Split only into at least this many blocks (so every thread gets a few).
+    min_blocks: int
+
+    def plan(self, n: Optional[int], th: int, tw: int, tile_bytes: int):
+        """(images, rows) per block for N (None: dynamic) x TH x TW tiles of `tile_bytes`
+        each, or None for one block of everything (too few blocks to share)."""
+        def count(block):
+            images, rows = block
+            return (n // images if n else 1) * (th // rows)
+        candidates = [(1, r) for r in range(1, th + 1) if th % r == 0]
+        if n:
+            candidates += [(b, th) for b in range(2, n + 1) if n % b == 0]
+        candidates = [b for b in candidates if count(b) >= self.min_blocks]
+        if not candidates:
+            return None
+        most = max(1, self.budget // tile_bytes)
+        fitting = [b for b in candidates if b[0] * b[1] * tw <= most]
+        best = max(fitting, key=lambda b: b[0] * b[1]) if fitting else \
+            min(candidates, key=lambda b: b[0] * b[1])
+        return best
+
+
+@dataclass
+class _Winograd:
+    ctx: PassContext
+    min_channels: int
+    algorithms: tuple       # tried in order; the first whose m divides the output size wins
+    blocks: Optional[TileBlocks]       # None: not blocked
+
+    def __call__(self, op, rewriter) -> bool:
+        conv = DenseConv.match(op)
+        if conv is None:
+            return NOT_APPLIED
+        settings, weight, c, f = conv.settings, conv.weight, conv.channels, conv.filters
+        oh, ow = ir.RankedTensorType(op.results[0].type).shape[1:3]
+        if conv.kernel != (3, 3) or settings["strides"] != [1, 1] or \
+                settings["dilations"] != [1, 1] or c < self.min_channels:
+            return NOT_APPLIED
+        algorithm = next((a for a in self.algorithms if oh % a.m == 0 and ow % a.m == 0), None)
+        if algorithm is None:
+            return NOT_APPLIED
+        source = string_attr(weight, "name")
+        names = [self.ctx.weights.derive(
+            f"{source}.winograd{algorithm.m}.{i}",
+            lambda a, i=i: transform_filter(a, algorithm)[i], [source],
+            key=("ember-conv-winograd", source, algorithm.m, i))
+            for i in range(algorithm.tile ** 2)]
+        with rewriter.ip, op.location:
+            y = self._rewrite(op, op.operands[0], names, settings, algorithm, c, f)
+            rewriter.replace_op(op, [y])
+        return APPLIED
+
+    def _rewrite(self, op, x, names, settings, algorithm: Algorithm, c, f):
+        m = algorithm.m
+        out_type = ir.RankedTensorType(op.results[0].type)
+        n, oh, ow = out_type.shape[:3]
+        th, tw = oh // m, ow // m
+        element = ir.F32Type.get()
+        dyn = ir.ShapedType.get_dynamic_size()
+        n_size = [] if n != dyn else [_dim(x, 0)]
+        batch = n if n != dyn else n_size[0]
+        weight_type = ir.RankedTensorType.get([c, f], element)
+        weights = [eb.weight(ir, name, weight_type) for name in names]
+        bias, residual = eb.optional_operand(op, "bias"), eb.optional_operand(op, "residual")
+        tile_bytes = algorithm.tile ** 2 * (c + f) * 4        # its transformed data, products
+        blocks = self.blocks and self.blocks.plan(n if n != dyn else None, th, tw, tile_bytes)
+        groups = [[0], [1, 2], [3, 4], [5]]
+        view_sizes = [batch, th, m, tw, m, f]
+        if blocks is None:                  # one block: the whole tensors
+            padded = _pad_spatial(x, (1, 2), settings["padding"])
+            if residual is not None:
+                residual = tensor.expand_shape(
+                    ir.RankedTensorType.get([n, th, m, tw, m, f], element), residual, groups,
+                    n_size, [n, th, m, tw, m, f])
+            view = _tiles(padded, weights, bias, residual, settings, algorithm, [batch, th, tw],
+                          f)
+            return tensor.collapse_shape(out_type, view, groups)
+        images, rows = blocks
+        counts = [n // images if n != dyn else batch, th // rows]
+        forall = scf.ForallOp([0, 0], counts, [1, 1], [tensor.empty(view_sizes, element)])
+        with ir.InsertionPoint(forall.body):
+            b, r = forall.induction_variables
+            first_image = arith.muli(b, index(images))
+            first_row = arith.muli(r, index(rows))
+            first_pixel = arith.muli(first_row, index(m))
+            window = _padded_window(x, first_image, first_pixel, images, rows * m + 2,
+                                    settings["padding"])
+            part_residual = None
+            if residual is not None:
+                part_residual = tensor.expand_shape(
+                    ir.RankedTensorType.get([images, rows, m, tw, m, f], element),
+                    _slice(residual, [first_image, first_pixel, 0, 0],
+                           [images, rows * m, ow, f]), groups, [], [images, rows, m, tw, m, f])
+            dest = _slice(forall.inner_iter_args[0], [first_image, first_row, 0, 0, 0, 0],
+                          [images, rows, m, tw, m, f])
+            part = _tiles(window, weights, bias, part_residual, settings, algorithm,
+                          [images, rows, tw], f, dest)
+            with ir.InsertionPoint(forall.terminator().block):
+                tensor.ParallelInsertSliceOp(
+                    part, forall.inner_iter_args[0], [first_image, first_row], [], [],
+                    [dyn, dyn, 0, 0, 0, 0], [images, rows, m, tw, m, f], [1] * 6)
+        return tensor.collapse_shape(out_type, forall.results[0], groups)
+
+
+def _padded_window(x, first_image, first_row, images: int, rows: int, padding):
+    """Rows [first_row, first_row + rows) of `x` zero-padded by `padding` = (ph, pw) on H and
+    W, for `images` images from `first_image`: [images, rows, W + 2 pw, C]. Only the window
+    is padded (a copy that stays in cache), never the whole input."""
+    ph, pw = padding
+    n, h, w, c = ir.RankedTensorType(x.type).shape
+    if ph == 0 and pw == 0:
+        return _slice(x, [first_image, first_row, 0, 0], [images, rows, w, c])
+    start = arith.subi(first_row, index(ph))              # first row, in x's coordinates
+    end = arith.addi(start, index(rows))
+    lo = arith.maxsi(start, index(0))
+    hi = arith.minsi(end, index(h))
+    inside = _slice(x, [first_image, lo, 0, 0], [images, arith.subi(hi, lo), w, c])
+    element = ir.RankedTensorType(x.type).element_type
+    pad = tensor.PadOp(ir.RankedTensorType.get([images, rows, w + 2 * pw, c], element), inside,
+                       [arith.subi(lo, start)], [arith.subi(end, hi)],
+                       [0, ir.ShapedType.get_dynamic_size(), pw, 0],
+                       [0, ir.ShapedType.get_dynamic_size(), pw, 0])
+    block = pad.regions[0].blocks.append(*[ir.IndexType.get()] * 4)
+    with ir.InsertionPoint(block):
+        tensor.YieldOp(arith.constant(element, 0.0))
+    return pad.result
+
+
+def _slice(x, offsets, sizes, strides=None):
+    """x[offsets : offsets + sizes * strides : strides] (static strides; offsets and sizes ints
+    or index values)."""
+    dyn = ir.ShapedType.get_dynamic_size()
+
+    def split(values):
+        return ([v for v in values if not isinstance(v, int)],
+                [v if isinstance(v, int) else dyn for v in values])
+    dynamic_offsets, static_offsets = split(offsets)
+    dynamic_sizes, static_sizes = split(sizes)
+    result = ir.RankedTensorType.get(static_sizes, ir.RankedTensorType(x.type).element_type)
+    return tensor.ExtractSliceOp(result, x, dynamic_offsets, dynamic_sizes, [], static_offsets,
+                                 static_sizes, strides or [1] * len(sizes)).result
+
+
+def _tiles(padded, weights, bias, residual, settings, algorithm: Algorithm, grid, f,
+           dest=None):
+    """Winograd on a [B, R*m+2, TW*m+2, C] padded input window: its grid = [B, R, TW] tiles'
+    outputs as [B, R, m, TW, m, F] (residual, when given, in that shape too), written into
+    `dest` (the slice of the result it is inserted into, so it is written in place) or a new
+    tensor."""
+    m, t = algorithm.m, algorithm.tile
+    element = ir.F32Type.get()
+    c = ir.RankedTensorType(padded.type).shape[3]
+    def square(values):
+        return [list(values[t * i:t * i + t]) for i in range(t)]
+    # Input transform: V_i[n, th, tw, c] = (B^T d B)[i] over the tile at (m th, m tw); pixel
+    # (i, j) of every tile is a view of the input with stride m (so all maps are identities
+    # and the op vectorizes along C).
+    views = [_slice(padded, [0, i, j, 0], grid + [c], [1, m, m, 1])
+             for i in range(t) for j in range(t)]
+    v = generic_into(
+        views, [tensor.empty(grid + [c], element) for _ in range(t * t)],
+        [_map(4, [ir.AffineDimExpr.get(i) for i in range(4)])] * (2 * t * t),
+        [PARALLEL] * 4, lambda *args: [e for row in _transform_2d(
+            square(args[:t * t]), algorithm.b_t) for e in row])
+    # The t*t products, on the GEMM kernel once their weights are packed.
+    static_grid = [g if isinstance(g, int) else ir.ShapedType.get_dynamic_size() for g in grid]
+    product_type = ir.RankedTensorType.get(static_grid + [f], element)
+    products = [eb.gemm(v[i], weights[i], product_type) for i in range(t * t)]
+    # Output transform + epilogue: iteration (n, th, a, tw, b, f) reads tile (th, tw)'s
+    # products and keeps output (a, b) of its m x m outputs.
+    e = [ir.AffineDimExpr.get(i) for i in range(6)]
+    inputs, maps = list(products), [_map(6, [e[0], e[1], e[3], e[5]])] * (t * t)
+    if bias is not None:
+        inputs.append(bias)
+        maps.append(_map(6, [e[5]]))
+    if residual is not None:
+        inputs.append(residual)
+        maps.append(_map(6, e))
+    activation = UNARY[settings["activation"]]
+
+    def output(*args):
+        rest = list(args[t * t:-1])             # bias, residual (not the out scalar)
+        y = [e for row in _transform_2d(square(args[:t * t]), algorithm.a_t) for e in row]
+        a, b = linalg.IndexOp(2).result, linalg.IndexOp(4).result
+        value = _select_at(y, m, a, b)
+        if bias is not None:
+            value = arith.addf(value, rest.pop(0))
+        value = activation(value)
+        if residual is not None:
+            value = arith.addf(value, rest.pop(0))
+        return value
+    batch, rows, tw = grid
+    if dest is None:
+        dest = tensor.empty([batch, rows, m, tw, m, f], element)
+    return _generic(inputs, dest, maps + [_map(6, e)], [PARALLEL] * 6, output)
+
+
+def _select_at(values, m: int, a, b):
+    """values[a * m + b] for index values a, b < m (a tree of selects)."""
+    def pick(options, index):
+        chosen = options[-1]
+        for i in range(len(options) - 2, -1, -1):
+            is_i = arith.cmpi(arith.CmpIPredicate.eq, index, arith.constant(index.type, i))
+            chosen = arith.select(is_i, options[i], chosen)
+        return chosen
+    return pick([pick(values[r * m:(r + 1) * m], b) for r in range(m)], a)
+
+
+@register
+@dataclass
+class ConvWinograd(EmberPass):
+    """Rewrites 3x3 stride-1 NHWC convs as Winograd F(4x4 or 2x2, 3x3): transforms + GEMMs."""
+    name = "ember-conv-winograd"
+    #: Off: leaves every conv to ember-conv-to-gemm.
+    enabled: bool = True
+    #: Convs with fewer input channels than this keep the direct (implicit-GEMM) algorithm.
+    min_channels: int = 16
+    #: Largest output tile: 2 (F(2x2)), or 4 (F(4x4) where 4 divides the output size, else
+    #: F(2x2)). F(4x4) halves the products again but its 36-view transforms cost more than
+    #: that saves on the benchmark CNN (2 threads: 22.4 ms vs 20.2 ms), so 2 is the default.
+    tile: int = 2
+    #: Transform, multiply and transform back blocks of tiles whose data fits in cache (one
+    #: iteration of a parallel loop each); false: each step over all tiles at once.
+    blocked: bool = True
+    #: Bytes of transformed data per block; 0: half the target's L2.
+    block_bytes: int = 0
+    #: Blocks a conv needs before it is split (fewer: one block); 0: twice the target's cores.
+    min_blocks: int = 0
+
+    def run(self, module, ctx: PassContext) -> None:
+        if self.tile not in (2, 4):
+            raise ValueError(f"ember-conv-winograd: tile must be 2 or 4, got {self.tile}")
+        if self.enabled:
+            algorithms = (F4, F2) if self.tile == 4 else (F2,)
+            traits = CpuTraits.from_target(ctx.target)
+            blocks = TileBlocks(self.block_bytes or traits.l2 // 2,
+                                self.min_blocks or 2 * traits.cores) if self.blocked else None
+            apply_patterns(module, {"ember.conv2d": [_Winograd(ctx, self.min_channels,
+                                                                algorithms, blocks)]})

@@ -1,0 +1,174 @@
+"""ember-cpu-contractions: run-time matrix products (attention's Q K^T and P V) on the GEMM
+micro-kernel.
+
+ember-lower-to-linalg lowers products whose rhs is not a weight, such as the two contractions
+of ember.attention, to plain `linalg.generic` contractions. LLVM vectorizes those loops, but a
+dot product per output element (Q K^T) or a load and store of C per k step (P V) runs at a
+fraction of the FMA peak. This pass recognizes them and calls a GEMM kernel function instead
+(the same machinery as packed-weight GEMMs, see ember.backends.cpu.microkernel) whose B is read
+row-major in place, batched over the leading dim:
+
+    %c = linalg.generic {(b, m, n, k): A (b, m, k), B (b, k, n) or (b, n, k) -> C (b, m, n)}
+           ins(%a, %b) outs(linalg.fill 0.0)   with body  c + a * b
+    ->  %c = call @ember_gemm_<i>(%a, %b_kn, %init)  {batch, rhs_packed = false}
+
+A B given as (b, n, k) (Q K^T reads K [n, k]) is transposed to (b, k, n) first: a copy of
+N*K elements that the N*M*K product amortizes. A plain `linalg.matmul` (a 2-D product of two
+run-time tensors) is taken the same way. Matched: f32, zero-filled accumulator, at most one
+batch dim, A contiguous in k (its last index), a mul-add body; anything else is left alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import List, Optional
+
+from mlir import ir
+from mlir.dialects import func, linalg, tensor
+
+from ember.backends.cpu.microkernel import KERNEL_ATTR, CpuTraits, GemmKernelSpec, default_panel
+
+from ember.pipeline.pass_base import EmberPass, PassContext, register
+from ember.lowering.lower_to_linalg import _dim, _kernel_function
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by
+
+
+def _map_dims(attr) -> Optional[List[int]]:
+    """The dims an affine map's results name, when each is a plain dim, else None."""
+    amap = ir.AffineMapAttr(attr).value
+    dims = []
+    for expr in amap.results:
+        if not isinstance(expr, ir.AffineDimExpr):
+            return None
+        dims.append(ir.AffineDimExpr(expr).position)
+    return dims
+
+
+def _is_mul_add(generic) -> bool:
+    """Whether the body is `yield c + a * b` (either operand order) on its block arguments."""
+    block = generic.regions[0].blocks[0]
+    ops = list(block.operations)
+    if [op.name for op in ops] != ["arith.mulf", "arith.addf", "linalg.yield"]:
+        return False
+    a, b, c = block.arguments
+    mul, add, yield_ = ops
+    return {mul.operands[0], mul.operands[1]} == {a, b} and \
+        {add.operands[0], add.operands[1]} == {c, mul.results[0]} and \
+        yield_.operands[0] == add.results[0]
+
+
+@dataclass
+class _Contraction:
+    """How a matched generic maps to the kernel: which dims are batch, m, n, k and whether B
+    must be transposed."""
+    batch: List[int]
+    m: int
+    n: int
+    k: int
+    transpose_b: bool
+
+
+def _match(generic) -> Optional[_Contraction]:
+    if "indexing_maps" in generic.attributes:
+        maps = [_map_dims(a) for a in ir.ArrayAttr(generic.attributes["indexing_maps"])]
+    else:                                   # a named matmul built without explicit maps
+        maps = [[0, 2], [2, 1], [0, 1]]
+    if None in maps or len(maps) != 3:
+        return None
+    a_dims, b_dims, c_dims = maps
+    if generic.name == "linalg.matmul":     # iteration space (m, n, k)
+        k = 2
+    else:
+        iterators = [str(t) for t in ir.ArrayAttr(generic.attributes["iterator_types"])]
+        reductions = [d for d, t in enumerate(iterators) if "reduction" in t]
+        if len(reductions) != 1 or not _is_mul_add(generic):
+            return None
+        k = reductions[0]
+    if len(c_dims) not in (2, 3) or len(set(c_dims)) != len(c_dims):
+        return None
+    *batch, m, n = c_dims
+    if a_dims != batch + [m, k]:
+        return None
+    if b_dims == batch + [k, n]:
+        return _Contraction(batch, m, n, k, transpose_b=False)
+    if b_dims == batch + [n, k]:
+        return _Contraction(batch, m, n, k, transpose_b=True)
+    return None
+
+
+def _zero_filled(value) -> Optional[ir.Value]:
+    """The destination a `linalg.fill 0.0` fills, when `value` is that fill's result."""
+    fill = defined_by(value, "linalg.fill")
+    zero = None if fill is None else defined_by(fill.operands[0], "arith.constant")
+    if zero is None or not isinstance(zero.attributes["value"], ir.FloatAttr) or \
+            ir.FloatAttr(zero.attributes["value"]).value != 0.0:
+        return None
+    return fill.operands[1]
+
+
+@dataclass
+class _ToKernel:
+    panel: int
+
+    def __call__(self, generic, rewriter) -> bool:
+        if _in_kernel_function(generic):
+            return NOT_APPLIED              # a kernel's own linalg reference body
+        match = _match(generic)
+        if match is None:
+            return NOT_APPLIED
+        a, b = generic.inputs
+        out_type = ir.RankedTensorType(generic.results[0].type)
+        init = _zero_filled(generic.outputs[0])
+        types = [ir.RankedTensorType(v.type) for v in (a, b)]
+        if init is None or not all(isinstance(t.element_type, ir.F32Type)
+                                   for t in types + [out_type]):
+            return NOT_APPLIED
+        shape = out_type.shape
+        m_size, n_size = shape[-2], shape[-1]
+        k_size = types[0].shape[-1]
+        if ir.ShapedType.is_dynamic_size(n_size) or ir.ShapedType.is_dynamic_size(k_size):
+            return NOT_APPLIED
+        batch = 0
+        if match.batch:
+            batch = -1 if ir.ShapedType.is_dynamic_size(shape[0]) else shape[0]
+        spec = GemmKernelSpec(m=None if ir.ShapedType.is_dynamic_size(m_size) else m_size,
+                              n=n_size, k=k_size, nr=self.panel, batch=batch,
+                              rhs_packed=False)
+        with rewriter.ip, generic.location:
+            if match.transpose_b:
+                b = _transpose_last_two(b)
+            callee = _kernel_function(generic, spec, [a.type, b.type, out_type], out_type)
+            call = func.call([out_type], callee, [a, b, init])
+            rewriter.replace_op(generic, [call])
+        return APPLIED
+
+
+def _in_kernel_function(op) -> bool:
+    parent = op.operation.parent
+    while parent is not None and parent.name != "func.func":
+        parent = parent.parent
+    return parent is not None and KERNEL_ATTR in parent.attributes
+
+
+def _transpose_last_two(value):
+    t = ir.RankedTensorType(value.type)
+    perm = list(range(t.rank - 2)) + [t.rank - 1, t.rank - 2]
+    shape = [t.shape[p] for p in perm]
+    sizes = [_dim(value, p) if ir.ShapedType.is_dynamic_size(s) else s
+             for p, s in zip(perm, shape)]
+    init = tensor.empty(sizes, t.element_type)
+    return linalg.transpose(value, outs=[init], permutation=perm).results[0]
+
+
+@register
+@dataclass
+class CpuContractions(EmberPass):
+    """Routes batched matmul-shaped linalg.generic contractions to the CPU GEMM kernel."""
+    name = "ember-cpu-contractions"
+    #: Columns per register tile (the kernel's NR); 0: the target's (two vector registers).
+    panel: int = 0
+
+    def run(self, module, ctx: PassContext) -> None:
+        panel = self.panel or default_panel(CpuTraits.from_target(ctx.target))
+        pattern = _ToKernel(panel)
+        apply_patterns(module, {"linalg.generic": [pattern], "linalg.matmul": [pattern]},
+                       erase_dead=False)

@@ -1,0 +1,81 @@
+"""ember-cpu-gemm-kernels: generates fast CPU code for the GEMM kernel functions.
+
+ember-lower-to-linalg turns each panel-packed `ember.gemm` into a call of a private function
+carrying an `ember.gemm_kernel` spec, with a linalg reference body. After bufferization that
+function writes its `out` memref in place; this pass replaces its body with cache-blocked,
+register-blocked vector code (see `ember.backends.cpu.microkernel`): `scf.parallel` over tasks (OpenMP
+threads after convert-scf-to-openmp), K blocks, panels, MR-row tiles whose accumulators are
+`vector<lanes x f32>` iter_args updated by `vector.fma`, masked edges, and the epilogue (bias,
+activation, residual) applied to the accumulators before the only store. Transcendentals in the
+epilogue become polynomials (`ember.kit.vector_math`), so they stay vectorized.
+
+Runs on memrefs: kernel functions still on tensors are left alone (not bufferized yet); a
+bufferized one that still returns a value (not written in place) or whose arguments do not
+match its spec is an error. Options left at 0 come from the target's CPU traits.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from mlir import ir
+
+from ember.backends.cpu.microkernel import CpuTraits, GemmKernelSpec, KERNEL_ATTR, \
+    check_kernel_signature, choose_schedule, emit_kernel, is_bufferized, kernel_functions, \
+    schedule_attr
+from ember.kit.vector_math import expand_math
+
+from ember.pipeline.pass_base import EmberPass, PassContext, register
+
+#: Attribute recording the schedule a kernel was generated with.
+SCHEDULE_ATTR = "ember.gemm_schedule"
+
+
+@register
+@dataclass
+class CpuGemmKernels(EmberPass):
+    """Replaces GEMM kernel function bodies (memrefs) with blocked vector micro-kernel code."""
+    name = "ember-cpu-gemm-kernels"
+    #: f32 lanes per vector (AVX-512: 16, AVX2: 8, NEON: 4); 0: the target's.
+    lanes: int = 0
+    #: Rows of the register tile; 0: as many as the vector registers allow.
+    mr: int = 0
+    #: K block (panel rows kept in L1); 0: from the L1 size.
+    kc: int = 0
+    #: Rows per parallel task (A block kept in L2); 0: from the L2 size.
+    mc: int = 0
+    #: Split M between threads when each gets at least this many rows (else split N); 0: 64.
+    split_rows: int = 0
+    #: k steps per inner-loop iteration.
+    unroll: int = 4
+    #: Independent accumulators a register tile should have (small tiles use several sets).
+    chains: int = 8
+    #: One task per OpenMP thread through scf.parallel (false: serial code).
+    parallel: bool = True
+    #: Copy A's blocks into MR-row micro-panels before the micro-kernel reads them: "auto" in
+    #: GEMMs wide enough for it to pay (cpu_gemm.PACK_A_MIN_PANELS), "true" always, "false"
+    #: never.
+    pack_a: str = "auto"
+
+    def run(self, module, ctx: PassContext) -> None:
+        if self.pack_a not in ("auto", "true", "false"):
+            raise ValueError(f"ember-cpu-gemm-kernels: pack-a must be auto, true or false, "
+                             f"got {self.pack_a!r}")
+        traits = CpuTraits.from_target(ctx.target)
+        for fn in kernel_functions(module):
+            if SCHEDULE_ATTR in fn.attributes or not is_bufferized(fn):
+                continue                     # generated already, or not bufferized yet
+            spec = GemmKernelSpec.from_attr(fn.attributes[KERNEL_ATTR])
+            problem = check_kernel_signature(fn, spec)
+            if problem:
+                name = ir.StringAttr(fn.attributes["sym_name"]).value
+                raise ValueError(f"{fn.location}: kernel @{name}: {problem}")
+            schedule = choose_schedule(spec, traits, lanes=self.lanes, mr=self.mr, kc=self.kc,
+                                       mc=self.mc, split_rows=self.split_rows,
+                                       unroll=self.unroll, chains=self.chains)
+            pack_a = {"auto": schedule.pack_a, "true": True, "false": False}[self.pack_a]
+            schedule = dataclasses.replace(schedule, parallel=schedule.parallel and self.parallel,
+                                           pack_a=pack_a)
+            task = emit_kernel(fn, spec, schedule)
+            fn.attributes[SCHEDULE_ATTR] = schedule_attr(schedule)
+            expand_math(task)

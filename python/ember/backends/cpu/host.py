@@ -1,0 +1,48 @@
+"""The host CPU target: this machine's triple, CPU and features, code as a shared library.
+
+Everything but the host's own facts (its triple, CPU and features from LLVM, the vector shape
+of x86 CPUs named without features, caches and cores from sysfs, libomp from LLVM's packages)
+is the shared CPU target of cpu.py: its stages, link step, GEMM traits and OpenMP switch.
+"""
+from __future__ import annotations
+
+from ember.backends.cpu.microkernel import CpuTraits, host_traits
+
+from ember.backends.cpu.target import CpuOptions, CpuTarget
+from ember.backends.llvm import host_cpu
+
+#: Vector features of CPUs named without a feature string (LLVM then uses the CPU's own), for
+#: the GEMM schedule's vector shape: AVX-512 (16 f32 lanes, 32 registers) or AVX2 (8, 16).
+_AVX512 = "+avx512f,+avx2,+fma"
+_AVX2 = "+avx2,+fma"
+_CPU_FEATURES = {
+    **dict.fromkeys(("znver4", "znver5", "skylake-avx512", "cascadelake", "cooperlake",
+                     "icelake-server", "icelake-client", "tigerlake", "sapphirerapids",
+                     "graniterapids", "x86-64-v4"), _AVX512),
+    **dict.fromkeys(("haswell", "broadwell", "skylake", "alderlake", "raptorlake", "znver1",
+                     "znver2", "znver3", "x86-64-v3"), _AVX2),
+}
+
+#: The host's options are the shared CPU options; "" and 0 mean this machine's values.
+HostOptions = CpuOptions
+
+
+class HostTarget(CpuTarget):
+    kind = "host"
+    Options = HostOptions
+    libomp_globs = ("/usr/lib/llvm-*/lib/libomp.so",)
+    libomp_hint = "apt-get install libomp-dev"
+
+    def __init__(self, options: HostOptions):
+        super().__init__(options)
+        triple, cpu, features = host_cpu()
+        self.triple = triple
+        self.cpu = options.cpu or cpu
+        self.features = options.features or (features if not options.cpu else "")
+
+    def default_traits(self) -> CpuTraits:
+        """This machine's caches (sysfs) and cores."""
+        return host_traits()
+
+    def vector_features(self) -> str:
+        return self.features or _CPU_FEATURES.get(self.cpu, "")

@@ -1,0 +1,69 @@
+"""ember-pack-weights: stores GEMM weights in the CPU micro-kernel's panel layout.
+
+An `ember.gemm` whose rhs is an `ember.weight` [K, N] (after ember-fold-constants has folded
+`linear`'s transpose) gets, in its place, a weight [ceil(N/NR), K, NR] holding the same matrix in
+NR-column panels (zero-padded past N; see `ember.backends.cpu.microkernel.pack_panels`) and the
+attribute `rhs_panel = NR`. The packing is done once, at compile time, on the weights table
+(`WeightTable.derive`), so the artifact stores the weight packed and no run-time code ever
+transposes or packs it. On an abstract table the IR is rewritten the same way and the packed
+entry is left without data. GEMMs with a non-weight rhs, a batched rhs, an element type other than
+f32, or an rhs already packed are left alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlir import ir
+
+from ember.backends.cpu.microkernel import PANEL_ATTR, CpuTraits, default_panel, pack_panels, \
+    packed_shape
+from ember.dialect import builders as eb
+
+from ember.pipeline.pass_base import EmberPass, PassContext, register
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_attr
+
+
+@dataclass
+class _PackPattern:
+    ctx: PassContext
+    panel: int
+
+    def __call__(self, op, rewriter) -> bool:
+        if PANEL_ATTR in op.attributes:
+            return NOT_APPLIED
+        rhs = op.operands[1]
+        weight = defined_by(rhs, "ember.weight")
+        rhs_type = ir.RankedTensorType(rhs.type)
+        if weight is None or rhs_type.rank != 2 or \
+                not isinstance(rhs_type.element_type, ir.F32Type):
+            return NOT_APPLIED
+        k, n = rhs_type.shape
+        nr = self.panel
+        name = self.ctx.weights.derive(f"{string_attr(weight, 'name')}.packed{nr}",
+                                       lambda w: pack_panels(w, nr),
+                                       [string_attr(weight, "name")])
+        packed_type = ir.RankedTensorType.get(packed_shape(k, n, nr), rhs_type.element_type)
+        with rewriter.ip, op.location:
+            packed = eb.weight(ir, name, packed_type)
+            attributes = {name: op.attributes[name] for name in op.attributes}
+            attributes[PANEL_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), nr)
+            new = ir.Operation.create("ember.gemm", results=[op.results[0].type],
+                                      operands=[op.operands[0], packed] + list(op.operands)[2:],
+                                      attributes=attributes)
+            rewriter.replace_op(op, [new.result])
+        return APPLIED
+
+
+@register
+@dataclass
+class PackWeights(EmberPass):
+    """Packs GEMM weight operands into the CPU micro-kernel's NR-column panel layout."""
+    name = "ember-pack-weights"
+    #: Panel width NR (columns); 0 means the target's (two vector registers of f32).
+    panel: int = 0
+
+    def run(self, module, ctx: PassContext) -> None:
+        nr = self.panel or default_panel(CpuTraits.from_target(ctx.target))
+        if nr <= 0:
+            raise ValueError(f"ember-pack-weights: panel must be positive, got {nr}")
+        apply_patterns(module, {"ember.gemm": [_PackPattern(ctx, nr)]})

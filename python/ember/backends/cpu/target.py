@@ -1,0 +1,246 @@
+"""What every CPU target shares: options, the stage table from LLVM dialect to `model.so`, the
+GEMM traits and OpenMP. A CPU target module (host.py, aarch64.py) only declares what differs:
+its triple, CPU and features, its vector shape and the caches it plans for when not told.
+
+Stages (after the lowering pipeline has produced the LLVM dialect):
+  llvm-ir  -> LLVM IR text from MLIR 22 (`prepare_llvm_dialect` may annotate functions first)
+  object   -> an ELF object from llvmlite for the target's triple, CPU and features
+  library  -> `model.so`: the object, the C entry stub and cpu_support.c linked by the target's
+              C compiler (`cc`, a cross compiler for a foreign triple)
+The library exports `int32_t ember_entry(void **args)`, args = memref descriptors of the inputs,
+then the bound constants, then the outputs (see ember.artifact.store), and, given the job's signature,
+the ember C runtime API (cpu_runtime.py). Nothing here knows about a particular architecture.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import glob
+import os
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass
+from importlib import resources
+from typing import List, Optional, Sequence, Tuple
+
+from ember.backends.cpu.microkernel import CpuTraits, vector_shape_for
+from ember.runtime.capi import ABI
+
+from ember.backends.cpu import c_runtime as cpu_runtime
+from ember.backends.base import CodegenResult, CompileJob, Stage, Target, TargetOptions
+from ember.backends.llvm import emit_object, translate_to_llvm_ir
+
+#: Pipeline from graph-level ember IR to LLVM dialect, shared by CPU targets.
+CPU_LOWERING = ("ember-conv-winograd,ember-conv-to-gemm,ember-pack-weights,ember-lower-to-linalg,"
+                "ember-cpu-contractions,canonicalize,cse,"
+                "ember-bind-weights,"
+                "ember-legalize-reshapes,"
+                "ember-host-to-llvm")
+#: Exported by cpu_support.c: `int32_t ember_set_num_threads(int32_t)` (the runtime's hook).
+THREADS_SYMBOL = "ember_set_num_threads"
+#: `ember_entry`'s status when the CPU lacks what the code was compiled for (the C runtime
+#: reports "the model's code returned status 3").
+CPU_MISMATCH = 3
+
+
+class ToolError(RuntimeError):
+    """An external tool failed; the message quotes the command to rerun."""
+
+
+def run_tool(cmd: List[str]) -> None:
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ToolError(f"{cmd[0]} failed (exit {proc.returncode}):\n{proc.stderr.strip()}\n"
+                        f"rerun with:\n  {shlex.join(cmd)}")
+
+
+def entry_stub(entry: str, num_args: int, cpu_check: str = "") -> str:
+    """C source of `ember_entry`, unpacking the argument array into the C-interface call.
+    `cpu_check`, when given, defines `static int ember_cpu_ok(void)`: the entry then returns
+    CPU_MISMATCH instead of running code this CPU cannot execute."""
+    params = ", ".join(["void *"] * num_args) or "void"
+    args = ", ".join(f"args[{i}]" for i in range(num_args))
+    check = f"  if (!ember_cpu_ok()) return {CPU_MISMATCH};\n" if cpu_check else ""
+    return (
+        "#include <stdint.h>\n"
+        f"{cpu_check}"
+        f"extern void _mlir_ciface_{entry}({params});\n"
+        "__attribute__((visibility(\"default\")))\n"
+        "extern void ember_enter(void);\n"
+        "int32_t ember_entry(void **args) {\n"
+        f"{check}"
+        "  ember_enter();\n"
+        f"  _mlir_ciface_{entry}({args});\n"
+        "  return 0;\n"
+        "}\n"
+    )
+
+
+def support_source_path() -> str:
+    return str(resources.files(__package__).joinpath("cpu_support.c"))
+
+
+def find_libomp(cc: str = "cc", globs: Sequence[str] = ()) -> Optional[str]:
+    """Path of LLVM's OpenMP runtime as `cc` finds it, else the newest match of `globs`, or
+    None. MLIR's OpenMP lowering calls its `__kmpc_*` entry points, which gcc's libgomp does
+    not provide."""
+    for name in ("libomp.so", "libomp.so.5"):
+        try:
+            out = subprocess.run([cc, f"-print-file-name={name}"], capture_output=True,
+                                 text=True).stdout.strip()
+        except OSError:
+            out = ""
+        if os.path.isabs(out) and os.path.exists(out):
+            return os.path.realpath(out)
+    found = sorted(path for pattern in globs for path in glob.glob(pattern))
+    return found[-1] if found else None
+
+
+@dataclass(frozen=True)
+class CpuOptions(TargetOptions):
+    cpu: str = ""           # LLVM CPU name; "" means the target's default
+    features: str = ""      # LLVM feature string; "" means the CPU's own
+    opt_level: int = 3
+    cc: str = "cc"          # the C compiler that links the library
+    vector_bits: int = 0    # vector register width for code generation; 0: from the features
+    l1d_kb: int = 0         # cache sizes per core (L3: shared) for GEMM blocking; 0: the
+    l2_kb: int = 0          # target's default (`CpuTarget.default_traits`)
+    l3_kb: int = 0
+    cores: int = 0          # cores the parallel schedule plans for; 0: the target's default
+    openmp: str = "auto"    # threads through libomp: "auto" (when found), "on", "off"
+
+    def normalized(self) -> "CpuOptions":
+        """The options with integer fields given as text (from a target string) converted."""
+        changes = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("int", int) and not isinstance(value, int):
+                try:
+                    changes[f.name] = int(value)
+                except ValueError:
+                    raise ValueError(f"target option {f.name} must be an integer, got "
+                                     f"{value!r}") from None
+        return dataclasses.replace(self, **changes)
+
+
+class CpuTarget(Target):
+    """A CPU target. Subclasses set `kind` and, in `__init__`, `triple`, `cpu` and `features`
+    (what LLVM is given), and override the hooks below where they differ."""
+    Options = CpuOptions
+    #: Where else to look for libomp when `cc` does not find it.
+    libomp_globs: Tuple[str, ...] = ()
+    #: How to get a libomp, for the error when `openmp=on` finds none.
+    libomp_hint: str = "install LLVM's OpenMP runtime"
+
+    triple: str
+    cpu: str
+    features: str
+
+    def __init__(self, options: CpuOptions):
+        super().__init__(self.complete_options(options.normalized()))
+
+    # -- hooks ------------------------------------------------------------------------------
+    def complete_options(self, options: CpuOptions) -> CpuOptions:
+        """The options with the target's defaults filled in (e.g. a preset's)."""
+        return options
+
+    def default_traits(self) -> CpuTraits:
+        """Caches and cores to plan for when the options do not give them."""
+        return CpuTraits()
+
+    def vector_features(self) -> str:
+        """The feature string that decides the vector shape (`vector_shape_for`)."""
+        return self.features
+
+    def vector_bits(self) -> int:
+        """Vector register width the code is generated for; 0: what the features imply."""
+        return self.options.vector_bits
+
+    def prepare_llvm_dialect(self, module) -> None:
+        """Annotates the LLVM-dialect module before translation (nothing by default)."""
+
+    def cpu_check(self) -> str:
+        """C source defining `static int ember_cpu_ok(void)`, checked before every run (see
+        `entry_stub`); "" when every CPU of the triple runs the code."""
+        return ""
+
+    # -- shared -----------------------------------------------------------------------------
+    def cpu_traits(self) -> CpuTraits:
+        """Vector shape, caches and cores the GEMM code generation plans for."""
+        lanes, registers = vector_shape_for(self.vector_features(), self.triple)
+        bits = self.vector_bits()
+        if bits:
+            lanes = bits // 32
+        default = self.default_traits()
+        kb = 1024
+        options = self.options
+        return CpuTraits(lanes=lanes, registers=registers,
+                         l1d=options.l1d_kb * kb or default.l1d,
+                         l2=options.l2_kb * kb or default.l2,
+                         l3=options.l3_kb * kb or default.l3,
+                         cores=options.cores or default.cores)
+
+    @functools.cached_property
+    def libomp(self) -> Optional[str]:
+        return find_libomp(self.options.cc, self.libomp_globs)
+
+    @property
+    def openmp(self) -> bool:
+        """Whether generated code runs parallel loops on OpenMP threads (linking libomp);
+        without, ember-host-to-llvm keeps them serial."""
+        mode = str(self.options.openmp).lower()
+        if mode in ("off", "false", "0"):
+            return False
+        if mode in ("on", "true", "1") and self.libomp is None:
+            raise ToolError(f"openmp=on but {self.options.cc} finds no libomp for "
+                            f"{self.triple}: {self.libomp_hint}, or use openmp=off")
+        return self.libomp is not None
+
+    def describe(self) -> dict:
+        return {"kind": self.kind, "triple": self.triple, "cpu": self.cpu}
+
+    def lowering_pipeline(self) -> str:
+        return CPU_LOWERING
+
+    def stages(self) -> List[Stage]:
+        return [("llvm-ir", self._llvm_ir), ("object", self._object), ("library", self._library)]
+
+    def _llvm_ir(self, module, job: CompileJob) -> str:
+        with module.context:
+            self.prepare_llvm_dialect(module)
+        return translate_to_llvm_ir(module)
+
+    def _object(self, llvm_ir: str, job: CompileJob) -> bytes:
+        return emit_object(llvm_ir, triple=self.triple, cpu=self.cpu, features=self.features,
+                           opt_level=self.options.opt_level)
+
+    def _library(self, obj: bytes, job: CompileJob) -> CodegenResult:
+        if shutil.which(self.options.cc) is None:
+            raise ToolError(f"the C compiler {self.options.cc!r} for {self.triple} was not "
+                            f"found; install it or name another one with the cc option")
+        obj_path = os.path.join(job.workdir, "model.o")
+        stub_path = os.path.join(job.workdir, "entry.c")
+        lib_path = os.path.join(job.workdir, "model.so")
+        with open(obj_path, "wb") as f:
+            f.write(obj)
+        with open(stub_path, "w") as f:
+            f.write(entry_stub(job.entry_name,
+                               job.num_inputs + job.num_weights + job.num_outputs,
+                               self.cpu_check()))
+        run_tool([self.options.cc, "-shared", "-fPIC", "-O2", "-o", lib_path, obj_path,
+                  stub_path, support_source_path(),
+                  *cpu_runtime.cc_args(job.signature, job.workdir, cc=self.options.cc),
+                  *self.link_flags(), "-lm"])
+        return CodegenResult(files={"model.so": lib_path,
+                                    **cpu_runtime.artifact_files(job.signature)},
+                             code={"library": "model.so", "symbol": "ember_entry",
+                                   **({"abi": ABI} if job.signature is not None else {}),
+                                   "threads_symbol": THREADS_SYMBOL},
+                             target=self.describe())
+
+    def link_flags(self) -> List[str]:
+        """Extra `cc` flags: libomp (with an rpath to its directory) when threads are on."""
+        if not self.openmp:
+            return []
+        return ["-DEMBER_OPENMP", self.libomp, f"-Wl,-rpath,{os.path.dirname(self.libomp)}"]

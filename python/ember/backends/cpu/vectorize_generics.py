@@ -1,0 +1,135 @@
+"""ember-vectorize-generics: elementwise linalg ops on memrefs as explicit vector code.
+
+Outside the GEMM kernels, a model's linalg ops (ReLU after a residual add, the Winograd input
+and output transforms, transposes' and pads' neighbours, LayerNorm's scaling) used to become
+scalar loops that LLVM's loop vectorizer was left to vectorize. It often could not: a memref's
+strides reach it as run-time values of the descriptor, so it vectorized with gathers and
+scatters (measured: the CNN's ReLU loop spent its time in vgatherqps / vscatterqps). This
+pass vectorizes them in MLIR instead, where the layouts are known: each chosen op is tiled by
+1 on every loop but the last and by W (the target's f32 lanes, fewer for a short last dim) on
+the last (upstream `transform.structured.tile_using_for`), the tile vectorized
+(`transform.structured.vectorize`, masked when W does not divide the last dim) and its unit
+dims dropped, so every access becomes one `vector.load` / `vector.store` (or a masked one).
+
+An op is taken when all its loops are parallel, every indexing map is a projected permutation,
+the last loop indexes the innermost, unit-stride dim of each operand that uses it (other
+operands are broadcast along it), its last dim has at least 4 iterations, its body holds only
+arith / math / linalg.index ops, and no operand is i1 (bool memrefs are widened later).
+Reductions and transposing ops keep their scalar loops. Runs on bufferized code, after
+ember-parallelize-loops (so it vectorizes each thread's slice) and before linalg is lowered to
+loops.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+from mlir import ir
+
+from ember.backends.cpu.microkernel import CpuTraits
+
+from ember.pipeline.pass_base import EmberPass, PassContext, register
+from ember.kit.patterns import apply_transform_script, walk_ops
+
+#: Marks an op to vectorize: the index of its (tile sizes, masked) plan in the script.
+PLAN_ATTR = "ember.vector_plan"
+#: Body ops the vectorizer turns into vector ops lane by lane.
+VECTORIZABLE_PREFIXES = ("arith.", "math.", "linalg.index", "linalg.yield")
+#: Narrowest vector worth using.
+MIN_WIDTH = 4
+
+
+def _innermost_stride_is_one(value) -> bool:
+    strides, _ = ir.MemRefType(value.type).get_strides_and_offset()
+    return strides[-1] == 1
+
+
+def vector_tiles(op, lanes: int) -> Optional[Tuple[Tuple[int, ...], bool]]:
+    """(tile sizes, masked) for a linalg.generic on memrefs this pass vectorizes, or None."""
+    iterators = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
+    if not iterators or not all("parallel" in it for it in iterators):
+        return None
+    rank = len(iterators)
+    last = rank - 1
+    maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
+    extent = None
+    for value, amap in zip(op.operands, maps):
+        if not isinstance(value.type, ir.MemRefType):
+            if isinstance(value.type, ir.ShapedType):
+                return None                     # tensors: not bufferized
+            continue                            # a scalar operand
+        memref_type = ir.MemRefType(value.type)
+        if isinstance(memref_type.element_type, ir.IntegerType) and \
+                ir.IntegerType(memref_type.element_type).width == 1:
+            return None
+        if not amap.is_projected_permutation:
+            return None
+        dims = [e.position for e in amap.results if isinstance(e, ir.AffineDimExpr)]
+        if last not in dims:
+            continue
+        if dims[-1] != last or amap.results[-1] != ir.AffineDimExpr.get(last) or \
+                not _innermost_stride_is_one(value):
+            return None
+        if not memref_type.is_dynamic_dim(memref_type.rank - 1):
+            extent = memref_type.shape[-1]
+    body = op.regions[0].blocks[0]
+    if not all(o.operation.name.startswith(VECTORIZABLE_PREFIXES) for o in body.operations):
+        return None
+    width = lanes
+    if extent is not None:
+        while width > MIN_WIDTH and width > extent:
+            width //= 2
+        if extent < width:
+            return None
+    return (1,) * last + (width,), extent is None or extent % width != 0
+
+
+def _schedule(plans) -> str:
+    """Transform steps tiling and vectorizing the ops marked with each plan, then the
+    patterns that turn the vectorized tiles into 1-D loads and stores."""
+    steps = []
+    for i, (sizes, masked) in enumerate(plans):
+        listed = ", ".join(map(str, sizes))
+        loops = ", ".join(["!transform.any_op"] * (len(sizes) + 1))
+        vector_sizes = f" vector_sizes [{listed}]" if masked else ""
+        steps.append(
+            f"%m{i} = transform.structured.match attributes{{{PLAN_ATTR} = {i} : i64}} in %root "
+            f": (!transform.any_op) -> !transform.any_op\n"
+            f"%t{i}, %l{i}:{len(sizes)} = transform.structured.tile_using_for %m{i} "
+            f"tile_sizes [{listed}] : (!transform.any_op) -> ({loops})\n"
+            f"transform.structured.vectorize %t{i}{vector_sizes} : !transform.any_op\n")
+    return "".join(steps) + (
+        "%f = transform.structured.match ops{[\"func.func\"]} in %root "
+        ": (!transform.any_op) -> !transform.any_op\n"
+        "transform.apply_patterns to %f {\n"
+        "  transform.apply_patterns.vector.lower_masked_transfers\n"
+        "  transform.apply_patterns.vector.transfer_permutation_patterns\n"
+        "  transform.apply_patterns.vector.drop_unit_dims_with_shape_cast\n"
+        "  transform.apply_patterns.vector.rank_reducing_subview_patterns\n"
+        "  transform.apply_patterns.vector.lower_transfer max_transfer_rank = 1\n"
+        "  transform.apply_patterns.canonicalization\n"
+        "} : !transform.any_op\n")
+
+
+@register
+@dataclass
+class VectorizeGenerics(EmberPass):
+    """Vectorizes elementwise linalg.generic ops on memrefs along their contiguous last dim."""
+    name = "ember-vectorize-generics"
+    #: f32 lanes per vector; 0: the target's (AVX-512: 16, AVX2: 8, NEON: 4).
+    lanes: int = 0
+
+    def run(self, module, ctx: PassContext) -> None:
+        lanes = self.lanes or CpuTraits.from_target(ctx.target).lanes
+        plans = []
+        for op in walk_ops(module.operation, ["linalg.generic"]):
+            plan = vector_tiles(op, lanes)
+            if plan is None:
+                continue
+            if plan not in plans:
+                plans.append(plan)
+            op.attributes[PLAN_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64),
+                                                          plans.index(plan))
+        if not plans:
+            return
+        apply_transform_script(module, _schedule(plans))

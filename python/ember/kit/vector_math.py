@@ -1,0 +1,113 @@
+"""Polynomial expansions of f32 `math` ops, so activations vectorize instead of calling libm.
+
+`convert-math-to-llvm` turns `math.exp` / `math.tanh` on vectors into LLVM intrinsics that the
+backend scalarizes into one libm call per lane, which costs more than the GEMM feeding them. This
+module rewrites those ops (scalar or vector f32) into arith code: exp by Cody-Waite range
+reduction, a degree-5 polynomial and an exponent-bit shift (about 1 ulp); tanh by the odd/even
+13/6 rational minimax interpolant on [-9, 9] (a few ulp, +-1 beyond). Other element types and
+other ops are left alone. It must not change results beyond those ulps.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, Sequence
+
+from mlir import ir
+from mlir.dialects import arith
+from mlir.dialects import math as mmath
+
+from ember.kit.patterns import APPLIED, NOT_APPLIED
+
+LOG2E = 1.44269504088896341
+LN2_HI = 0.693359375             # ln 2 split in two so x - n ln2 is exact for |n| < 2^9
+LN2_LO = -2.12194440e-4
+EXP_CLAMP = 88.3762626647949     # largest x with exp(x) < FLT_MAX; 2^127 stays a normal float
+EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
+            1.6666665459e-1, 5.0000001201e-1)
+TANH_CLAMP = 7.90531110763549805  # tanh(x) rounds to +-1 beyond this
+TANH_NUM = (-2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
+            5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04,
+            4.89352455891786e-03)
+TANH_DEN = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03,
+            4.89352518554385e-03)
+
+
+def splat(value, like_type: ir.Type):
+    """An f32/i32 constant of `like_type` (scalar, or splat when it is a vector)."""
+    if isinstance(like_type, ir.VectorType):
+        vt = ir.VectorType(like_type)
+        element = vt.element_type
+        attr = ir.FloatAttr.get(element, float(value)) if isinstance(element, ir.FloatType) \
+            else ir.IntegerAttr.get(element, int(value))
+        return arith.constant(vt, ir.DenseElementsAttr.get_splat(vt, attr))
+    if isinstance(like_type, ir.FloatType):
+        return arith.constant(like_type, float(value))
+    return arith.constant(like_type, int(value))
+
+
+def _horner(x, coefficients: Sequence[float]):
+    acc = splat(coefficients[0], x.type)
+    for c in coefficients[1:]:
+        acc = arith.addf(arith.mulf(acc, x), splat(c, x.type))
+    return acc
+
+
+def _int_type_like(t: ir.Type) -> ir.Type:
+    i32 = ir.IntegerType.get_signless(32)
+    return ir.VectorType.get(t.shape, i32) if isinstance(t, ir.VectorType) else i32
+
+
+def exp_f32(x):
+    """exp(x) for f32 scalars or vectors, without libm."""
+    t = x.type
+    x = arith.minimumf(arith.maximumf(x, splat(-EXP_CLAMP, t)), splat(EXP_CLAMP, t))
+    n = mmath.floor(arith.addf(arith.mulf(x, splat(LOG2E, t)), splat(0.5, t)))
+    n = arith.minimumf(arith.maximumf(n, splat(-127.0, t)), splat(127.0, t))
+    r = arith.subf(x, arith.mulf(n, splat(LN2_HI, t)))
+    r = arith.subf(r, arith.mulf(n, splat(LN2_LO, t)))
+    p = _horner(r, EXP_POLY)
+    y = arith.addf(arith.addf(arith.mulf(p, arith.mulf(r, r)), r), splat(1.0, t))
+    it = _int_type_like(t)
+    # 2^n as float bits: (n + 127) << 23 (n = -127 gives 0, flushing exp's denormal range).
+    bits = arith.shli(arith.addi(arith.fptosi(it, n), splat(127, it)), splat(23, it))
+    return arith.mulf(y, arith.bitcast(t, bits))
+
+
+def tanh_f32(x):
+    """tanh(x) for f32 scalars or vectors: a 13/6 rational interpolant, +-1 beyond the clamp."""
+    t = x.type
+    x = arith.minimumf(arith.maximumf(x, splat(-TANH_CLAMP, t)), splat(TANH_CLAMP, t))
+    x2 = arith.mulf(x, x)
+    p = arith.mulf(_horner(x2, TANH_NUM), x)
+    q = _horner(x2, TANH_DEN)
+    return arith.divf(p, q)
+
+
+#: math op name -> expansion of its single operand.
+EXPANSIONS: Dict[str, Callable] = {
+    "math.exp": exp_f32,
+    "math.tanh": tanh_f32,
+}
+
+
+def _is_f32(t: ir.Type) -> bool:
+    element = ir.VectorType(t).element_type if isinstance(t, ir.VectorType) else t
+    return isinstance(element, ir.F32Type)
+
+
+def _expansion_pattern(fn: Callable):
+    def rewrite(op, rewriter) -> bool:
+        if not _is_f32(op.results[0].type):
+            return NOT_APPLIED
+        with rewriter.ip, op.location:
+            rewriter.replace_op(op, [fn(op.operands[0])])
+        return APPLIED
+    return rewrite
+
+
+def expand_math(root) -> None:
+    """Rewrites every f32 math.exp / math.tanh under `root` (an op) into polynomial arith."""
+    from mlir.rewrite import RewritePatternSet, walk_and_apply_patterns
+    ps = RewritePatternSet()
+    for name, fn in EXPANSIONS.items():
+        ps.add(name, _expansion_pattern(fn))
+    walk_and_apply_patterns(root, ps.freeze())

@@ -1,0 +1,109 @@
+"""ember-fuse-epilogue: GEMM/conv + bias + activation + residual into one op.
+
+The frontend maps torch ops 1:1, so `Linear -> GELU -> Linear -> + x` arrives as a GEMM, a bias
+add, a unary GELU, a GEMM, a bias add and a residual add. This pass folds each chain into the
+GEMM's epilogue, in the epilogue's order `residual + act(lhs @ rhs + bias)`, so the code
+generator applies it on the output tile instead of making extra passes over memory. A step
+applies only when the GEMM result has no other user (otherwise the unfused value is still
+needed) and the epilogue slot is free and comes later in the order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ember.dialect import ACTIVATIONS
+from ember.dialect import builders as eb
+from ember.dialect.verifier import shape_of
+
+from ember.pipeline.pass_base import EmberPass, PassContext, register
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_attr, use_count
+
+
+def _epilogue(gemm):
+    return {
+        "bias": eb.optional_operand(gemm, "bias"),
+        "residual": eb.optional_operand(gemm, "residual"),
+        "activation": string_attr(gemm, "activation"),
+    }
+
+
+#: Ops with a fusable epilogue (bias, activation, residual).
+PRODUCERS = ("ember.gemm", "ember.conv2d")
+
+
+def _single_use_gemm(value):
+    """The GEMM or conv producing `value` when `value` has no other user."""
+    for name in PRODUCERS:
+        producer = defined_by(value, name)
+        if producer is not None and use_count(value) == 1:
+            return producer
+    return None
+
+
+def _rebuild(rewriter, op, gemm, **changes):
+    with rewriter.ip, op.location:
+        rewriter.replace_op(op, [eb.rebuild(gemm, op.results[0].type, **changes)])
+
+
+def _is_bias_for(value, gemm) -> bool:
+    """A [N] vector added to a GEMM's [..., N] result (conv biases arrive per channel and are
+    folded by ember-fold-batch-norm)."""
+    if gemm.name != "ember.gemm":
+        return False
+    shape, n = shape_of(value), shape_of(gemm.results[0])[-1]
+    return shape is not None and len(shape) == 1 and shape[0] is not None and shape[0] == n
+
+
+@dataclass
+class _AddFusion:
+    """Fuses `gemm + b` as the bias (b is [N]) or the residual (b has the result's shape)."""
+    bias: bool
+    residual: bool
+
+    def __call__(self, op, rewriter) -> bool:
+        if string_attr(op, "kind") != "add":
+            return NOT_APPLIED
+        for gemm_side in (0, 1):
+            gemm = _single_use_gemm(op.operands[gemm_side])
+            other = op.operands[1 - gemm_side]
+            if gemm is None:
+                continue
+            ep = _epilogue(gemm)
+            if self.bias and ep["bias"] is None and ep["activation"] == "none" and \
+                    ep["residual"] is None and _is_bias_for(other, gemm):
+                _rebuild(rewriter, op, gemm, bias=other)
+                return APPLIED
+            if self.residual and ep["residual"] is None and \
+                    other.type == gemm.results[0].type == op.results[0].type:
+                _rebuild(rewriter, op, gemm, residual=other)
+                return APPLIED
+        return NOT_APPLIED
+
+
+def fuse_activation(op, rewriter) -> bool:
+    """act(gemm) -> gemm{activation=act} when the GEMM has no activation or residual yet."""
+    kind = string_attr(op, "kind")
+    gemm = _single_use_gemm(op.operands[0])
+    if kind not in ACTIVATIONS or gemm is None:
+        return NOT_APPLIED
+    ep = _epilogue(gemm)
+    if ep["activation"] != "none" or ep["residual"] is not None:
+        return NOT_APPLIED
+    _rebuild(rewriter, op, gemm, activation=kind)
+    return APPLIED
+
+
+@register
+@dataclass
+class FuseEpilogue(EmberPass):
+    """Fuses bias adds, activations and residual adds into the producing ember.gemm."""
+    name = "ember-fuse-epilogue"
+    bias: bool = True
+    activation: bool = True
+    residual: bool = True
+
+    def run(self, module, ctx: PassContext) -> None:
+        patterns = {"ember.binary": [_AddFusion(self.bias, self.residual)]}
+        if self.activation:
+            patterns["ember.unary"] = [fuse_activation]
+        apply_patterns(module, patterns)

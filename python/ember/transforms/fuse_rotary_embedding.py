@@ -1,0 +1,79 @@
+"""ember-fuse-rotary-embedding: recognizes rotary position embeddings written out in ops.
+
+Hugging Face's `apply_rotary_pos_emb` computes `x * cos + rotate_half(x) * sin` with
+`rotate_half(x) = cat(-x[..., D/2:], x[..., :D/2])`: two slices, a negation, a concatenation,
+two multiplies and an add, each a pass over memory. The pattern becomes one
+`ember.rotary_embedding`, which reads x once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from ember.dialect import builders as eb
+from ember.dialect.verifier import shape_of
+
+from ember.pipeline.pass_base import EmberPass, PassContext, register
+from ember.kit.patterns import (APPLIED, NOT_APPLIED, apply_patterns, binary_of_kind, defined_by,
+                       int_attr, string_attr)
+
+
+def _half(value, x, start: int, half: int) -> bool:
+    s = defined_by(value, "ember.slice")
+    rank = len(shape_of(x))
+    return s is not None and s.operands[0] == x and int_attr(s, "axis") == rank - 1 and \
+        int_attr(s, "start") == start and int_attr(s, "size") == half
+
+
+def _rotated_source(value) -> Optional[object]:
+    """x when `value` is cat(-x[..., D/2:], x[..., :D/2]) along the last dim."""
+    cat = defined_by(value, "ember.concat")
+    if cat is None:
+        return None
+    neg = defined_by(cat.operands[0], "ember.unary")
+    if neg is None or string_attr(neg, "kind") != "neg":
+        return None
+    second_half = defined_by(neg.operands[0], "ember.slice")
+    if second_half is None:
+        return None
+    x = second_half.operands[0]
+    shape = shape_of(x)
+    if shape[-1] is None or shape[-1] % 2 or int_attr(cat, "axis") != len(shape) - 1:
+        return None
+    half = shape[-1] // 2
+    if _half(neg.operands[0], x, half, half) and _half(cat.operands[1], x, 0, half):
+        return x
+    return None
+
+
+def fuse_rotary(op, rewriter) -> bool:
+    """add(x * cos, rotate_half(x) * sin), operands in any order -> rotary_embedding."""
+    if string_attr(op, "kind") != "add":
+        return NOT_APPLIED
+    products = [binary_of_kind(v, "mul") for v in op.operands]
+    if any(p is None for p in products):
+        return NOT_APPLIED
+    for rot_side in (0, 1):
+        rot_mul, plain_mul = products[rot_side], products[1 - rot_side]
+        for s in (0, 1):
+            x = _rotated_source(rot_mul.operands[s])
+            if x is None:
+                continue
+            sin = rot_mul.operands[1 - s]
+            for t in (0, 1):
+                if plain_mul.operands[t] == x and op.results[0].type == x.type:
+                    cos = plain_mul.operands[1 - t]
+                    with rewriter.ip, op.location:
+                        rewriter.replace_op(op, [eb.rotary_embedding(x, cos, sin)])
+                    return APPLIED
+    return NOT_APPLIED
+
+
+@register
+@dataclass
+class FuseRotaryEmbedding(EmberPass):
+    """Replaces x * cos + rotate_half(x) * sin with one ember.rotary_embedding."""
+    name = "ember-fuse-rotary-embedding"
+
+    def run(self, module, ctx: PassContext) -> None:
+        apply_patterns(module, {"ember.binary": [fuse_rotary]})
