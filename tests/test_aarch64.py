@@ -247,16 +247,16 @@ def test_compiled_model_cannot_run_here_but_saves(mlp_neon, tmp_path):
 
 
 # ----------------------------------------------------------------------------- options
-def test_presets_and_options_give_the_gemm_traits():
-    altra = get_target("aarch64:preset=ampere-altra").cpu_traits()
-    assert (altra.lanes, altra.registers, altra.l1d, altra.l2, altra.l3, altra.cores) == \
+def test_presets_and_options_give_the_target_facts():
+    altra = get_target("aarch64:preset=ampere-altra").info
+    assert (altra.vector_lanes, altra.vector_registers, altra.l1d, altra.l2, altra.l3, altra.cores) == \
         (4, 32, 64 << 10, 1 << 20, 32 << 20, 80)
-    assert get_target("aarch64:preset=ampere-altra,cores=4").cpu_traits().cores == 4
-    assert get_target("aarch64:cpu=neoverse-v1,features=+sve").cpu_traits().lanes == 8
+    assert get_target("aarch64:preset=ampere-altra,cores=4").info.cores == 4
+    assert get_target("aarch64:cpu=neoverse-v1,features=+sve").info.vector_lanes == 8
     wide = get_target("aarch64", features="+sve,+i8mm", vector_bits=512)
-    assert (wide.cpu_traits().lanes, wide.features) == (16, "+sve,+i8mm")
+    assert (wide.info.vector_lanes, wide.features) == (16, "+sve,+i8mm")
     assert get_target("aarch64:features=+sve+i8mm,vector_bits=512").features == "+sve,+i8mm"
-    assert get_target("aarch64:features=+sve").cpu_traits().lanes == 4  # 128-bit SVE: NEON's
+    assert get_target("aarch64:features=+sve").info.vector_lanes == 4  # 128-bit SVE: NEON's
 
 
 @pytest.mark.parametrize("spec, message", [
@@ -267,7 +267,7 @@ def test_presets_and_options_give_the_gemm_traits():
     ("aarch64:vector_bits=256", r"vector_bits=256 needs SVE .* add features=\+sve"),
     ("aarch64:features=+sve,vector_bits=384", r"powers of two from 128 to 2048"),
     ("aarch64:preset=altra", r"unknown aarch64 preset 'altra'; presets: ampere-altra"),
-    ("aarch64:cores=many", r"target option cores must be an integer, got 'many'"),
+    ("aarch64:cores=many", r"target 'aarch64': option cores expects int, got 'many'"),
     ("aarch64:mcpu=neoverse-n1", r"target 'aarch64' has no option\(s\) \['mcpu'\]"),
 ])
 def test_bad_options_are_named(spec, message):

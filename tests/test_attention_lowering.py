@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from ember.testing import compile_mlir
+from ember.compiler import compile_mlir
 
 MODULE = '''
 func.func @main(%q: tensor<2x3x5x8xf32>, %k: tensor<2x3x7x8xf32>, %v: tensor<2x3x7x4xf32>,

@@ -15,7 +15,6 @@ from torch import nn
 import ember
 from conftest import max_abs_error
 from ember.backends.cpu.conv_winograd import F2, F4, TileBlocks, transform_filter
-from ember.backends.cpu import target as cpu
 
 
 class Conv3x3(nn.Module):
@@ -37,11 +36,8 @@ def _uses_winograd(compiled, tile=None) -> bool:
 
 
 @pytest.fixture(params=[2, 4], ids=["tile2", "tile4"])
-def tile(request, monkeypatch):
+def tile(request):
     """Runs a test with the pass's default F(2x2) and with tile=4 (F(4x4) where it fits)."""
-    if request.param != 2:
-        monkeypatch.setattr(cpu, "CPU_LOWERING", cpu.CPU_LOWERING.replace(
-            "ember-conv-winograd", f"ember-conv-winograd{{tile={request.param}}}"))
     return request.param
 
 
@@ -57,7 +53,7 @@ def test_winograd_convs(cin, cout, padding, hw, activation, bias, batch, tile):
     torch.manual_seed(0)
     model = Conv3x3(cin, cout, padding, bias, activation).eval()
     x = torch.randn(batch, cin, *hw)
-    compiled = ember.compile(model, (x,))
+    compiled = ember.compile(model, (x,), pass_options={"ember-conv-winograd": {"tile": tile}})
     oh, ow = hw[0] + 2 * padding - 2, hw[1] + 2 * padding - 2
     fits = tile if oh % tile == 0 and ow % tile == 0 else 2
     assert _uses_winograd(compiled, fits)
@@ -100,32 +96,30 @@ def test_transforms_reproduce_a_correlation(algorithm):
 
 
 @pytest.mark.parametrize("options,batch", [
-    ("blocked=false", 3),                           # the whole tensors at once
-    ("min-blocks=2 block-bytes=1", 2),              # one tile row of one image per block
-    ("min-blocks=2 block-bytes=100000000", 4),      # whole images: two per block
+    ({"blocked": False}, 3),                                # the whole tensors at once
+    ({"min_blocks": 2, "block_bytes": 1}, 2),               # one tile row of one image per block
+    ({"min_blocks": 2, "block_bytes": 100_000_000}, 4),     # whole images: two per block
 ], ids=["whole", "row-blocks", "image-blocks"])
-def test_winograd_blocks(options, batch, monkeypatch):
+def test_winograd_blocks(options, batch):
     """Each way of splitting the tiles into blocks gives PyTorch's result (with a residual)."""
-    monkeypatch.setattr(cpu, "CPU_LOWERING", cpu.CPU_LOWERING.replace(
-        "ember-conv-winograd", f"ember-conv-winograd{{{options}}}"))
     torch.manual_seed(2)
     model = Conv3x3(24, 20, 1, residual=True).eval()
     x, r = torch.randn(batch, 24, 8, 12), torch.randn(batch, 20, 8, 12)
-    compiled = ember.compile(model, (x, r))
+    compiled = ember.compile(model, (x, r), pass_options={"ember-conv-winograd": options})
     assert _uses_winograd(compiled)
     with torch.no_grad():
         assert max_abs_error(compiled(x, r), model(x, r)) <= 2e-4
 
 
-def test_winograd_row_blocks_dynamic_batch(monkeypatch):
+def test_winograd_row_blocks_dynamic_batch():
     """Blocks of tile rows over a batch only known at run time."""
-    monkeypatch.setattr(cpu, "CPU_LOWERING", cpu.CPU_LOWERING.replace(
-        "ember-conv-winograd", "ember-conv-winograd{min-blocks=2 block-bytes=1}"))
     torch.manual_seed(3)
     model = Conv3x3(16, 16, 1, residual=True).eval()
     batch = torch.export.Dim("batch", max=8)
     args = (torch.randn(2, 16, 8, 8), torch.randn(2, 16, 8, 8))
-    compiled = ember.compile(model, args, dynamic_shapes={"x": {0: batch}, "r": {0: batch}})
+    compiled = ember.compile(model, args, dynamic_shapes={"x": {0: batch}, "r": {0: batch}},
+                             pass_options={"ember-conv-winograd": {"min_blocks": 2,
+                                                                   "block_bytes": 1}})
     for n in (1, 3):
         x, r = torch.randn(n, 16, 8, 8), torch.randn(n, 16, 8, 8)
         with torch.no_grad():

@@ -16,7 +16,7 @@ from mlir import ir
 
 from ember.dialect import new_context
 from ember.pipeline import REGISTRY, EmberPass, PassContext, PassOptionError
-from ember.pipeline.pipeline import EmberStage, Pipeline, PipelineError, UpstreamStage, parse_elements
+from ember.pipeline.pipeline import Pipeline, PipelineError, UpstreamPass, element_text, parse_elements
 from ember.tools import diagnostics as dg
 from ember.tools.ember_opt import (UsageError, describe_passes, flag_to_element, main,
                                    parse_command_line, split_pass_flags)
@@ -70,27 +70,29 @@ def test_parse_elements_nesting_and_options():
     assert [c.text() for c in nest.children] == ["cse", "canonicalize{max-iterations=3}"]
 
 
-def test_pipeline_splits_ember_and_upstream_stages():
+def test_pipeline_holds_one_object_per_pass():
     p = Pipeline.parse("builtin.module(canonicalize,cse,ember-fuse-epilogue{residual=false},"
                        "func.func(cse),ember-canonicalize)")
-    kinds = [(type(s).__name__, s.describe()) for s in p.stages]
-    assert kinds == [("UpstreamStage", "canonicalize,cse"),
-                     ("EmberStage", "ember-fuse-epilogue{residual=false}"),
-                     ("UpstreamStage", "func.func(cse)"),
-                     ("EmberStage", "ember-canonicalize")]
+    kinds = [(type(e).__name__, element_text(e)) for e in p.passes]
+    assert kinds == [("UpstreamPass", "canonicalize"), ("UpstreamPass", "cse"),
+                     ("FuseEpilogue", "ember-fuse-epilogue{residual=false}"),
+                     ("UpstreamPass", "func.func(cse)"),
+                     ("Canonicalize", "ember-canonicalize")]
+    assert p.names() == ["canonicalize", "cse", "ember-fuse-epilogue", "cse",
+                         "ember-canonicalize"]
 
 
 def test_ember_pass_nested_in_func_splits_the_nesting():
     p = Pipeline.parse("builtin.module(func.func(canonicalize,ember-fuse-epilogue,cse))")
-    assert [s.describe() for s in p.stages] == \
+    assert [element_text(e) for e in p.passes] == \
         ["func.func(canonicalize)", "ember-fuse-epilogue", "func.func(cse)"]
-    assert isinstance(p.stages[1], EmberStage) and isinstance(p.stages[2], UpstreamStage)
+    assert isinstance(p.passes[1], EmberPass) and isinstance(p.passes[2], UpstreamPass)
 
 
 def test_bare_element_list_and_empty_pipeline():
-    assert [s.describe() for s in Pipeline.parse("ember-canonicalize, cse").stages] == \
+    assert [element_text(e) for e in Pipeline.parse("ember-canonicalize, cse").passes] == \
         ["ember-canonicalize", "cse"]
-    assert Pipeline.parse("").stages == []
+    assert Pipeline.parse("").passes == []
 
 
 @pytest.mark.parametrize("text, option, value", [
@@ -101,14 +103,14 @@ def test_bare_element_list_and_empty_pipeline():
     ("ember-fold-constants{max-elements=16}", "max_elements", 16),
 ])
 def test_option_values_are_converted_to_field_types(text, option, value):
-    (stage,) = Pipeline.parse(text).stages
-    assert getattr(stage.pass_, option) == value
+    (pass_,) = Pipeline.parse(text).passes
+    assert getattr(pass_, option) == value
 
 
 def test_option_defaults_and_pipeline_text_round_trip():
-    (stage,) = Pipeline.parse("ember-fuse-epilogue{activation=false}").stages
-    assert (stage.pass_.bias, stage.pass_.activation, stage.pass_.residual) == (True, False, True)
-    assert stage.describe() == "ember-fuse-epilogue{activation=false}"
+    (pass_,) = Pipeline.parse("ember-fuse-epilogue{activation=false}").passes
+    assert (pass_.bias, pass_.activation, pass_.residual) == (True, False, True)
+    assert element_text(pass_) == "ember-fuse-epilogue{activation=false}"
     again = Pipeline.parse(Pipeline.parse("ember-fold-constants{max-elements=7},cse").text())
     assert again.text() == "ember-fold-constants{max-elements=7},cse"
 

@@ -1,7 +1,7 @@
 """CPU GEMM code generation: packed weights, kernel functions, vector micro-kernels, threads.
 
-Each case compiles one `ember.gemm` through the host target's lowering pipeline
-(ember-pack-weights ... ember-host-to-llvm, then LLVM and `cc`) into a shared library and
+Each case compiles one `ember.gemm` through the host target's stage table (no graph passes;
+ember-pack-weights ... ember-cpu-gemm-kernels ..., then LLVM and `cc`) into a shared library and
 compares its output with numpy / torch on odd shapes: tails smaller than a register tile in M
 and N, K = 1, dynamic M, every activation, bias and residual present or not, batched lhs,
 several K blocks, serial code and 1-3 threads. Shapes are small so the file runs in well under
@@ -21,13 +21,11 @@ from mlir import ir
 
 from ember.backends.cpu import microkernel as cpu_gemm
 from ember.backends.cpu.microkernel import CpuTraits, GemmKernelSpec, choose_schedule, pack_panels
-from ember.dialect import new_context
-from ember.pipeline import PassContext
-from ember.pipeline.pipeline import Pipeline
-from ember.runtime.descriptors import describe, pack
 from ember.backends import get_target
 from ember.backends.base import CompileJob
-from ember.weights import WeightTable
+from ember.dialect import new_context
+from ember.compiler import CompileOptions, compile_to_stage, generate_code, parse_module
+from ember.runtime.descriptors import describe, pack
 
 ACTIVATIONS = {
     "none": lambda x: x,
@@ -38,9 +36,6 @@ ACTIVATIONS = {
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
 }
-
-LOWERING = ("ember-pack-weights,ember-lower-to-linalg,canonicalize,cse,ember-bind-weights,"
-            "ember-host-to-llvm")
 
 
 def _tensor(shape) -> str:
@@ -71,25 +66,22 @@ class CompiledGemm:
     """One compiled GEMM library: call with lhs (and residual), get the output array."""
 
     def __init__(self, lead, k, n, activation="none", bias=False, residual=False, *,
-                 host_options="", target_options=None, seed=0):
+                 kernel_options=None, target_options=None, seed=0):
         rng = np.random.default_rng(seed)
         self.k, self.n, self.activation = k, n, activation
         self.w = rng.standard_normal((k, n), dtype=np.float32) / math.sqrt(k)
         self.b = rng.standard_normal(n, dtype=np.float32) if bias else None
         self.residual = residual
         weights = {"w": self.w} if self.b is None else {"w": self.w, "b": self.b}
-        context = new_context()
-        with context:
-            module = ir.Module.parse(gemm_source(lead, k, n, activation, bias, residual))
-        target = get_target("host", **(target_options or {}))
-        pass_ctx = PassContext(weights=WeightTable(weights), target=target)
-        lowering = LOWERING + (f"{{{host_options}}}" if host_options else "")
-        Pipeline.parse(lowering, context).run(module, pass_ctx)
-        names = pass_ctx.bound_weights["main"]
-        self.constants = [pass_ctx.weights.get(name) for name in names]
+        options = CompileOptions(target=get_target("host", **(target_options or {})),
+                                 graph_pipeline="",
+                                 pass_options={"ember-cpu-gemm-kernels": kernel_options or {}})
+        module, ctx = parse_module(gemm_source(lead, k, n, activation, bias, residual),
+                                   weights, options.target)
         self.workdir = tempfile.mkdtemp(prefix="ember-gemm-test-")
-        job = CompileJob(self.workdir, 1 + residual, 1, len(names))
-        result = target.codegen(module, job)
+        result = generate_code(module, ctx, options,
+                               CompileJob(self.workdir, 1 + residual, 1, num_weights=0))
+        self.constants = [ctx.weights.get(name) for name in ctx.bound_weights["main"]]
         self.library = ctypes.CDLL(result.files["model.so"])
 
     def set_threads(self, count: int) -> None:
@@ -152,23 +144,16 @@ def test_schedule_fits_registers(lanes, registers):
 @pytest.mark.parametrize("cpu,lanes", [("haswell", 8), ("znver4", 16), ("skylake-avx512", 16)])
 def test_target_vector_shape(cpu, lanes):
     """A target named by CPU (no feature string) still gets that CPU's vector width."""
-    traits = get_target("host", cpu=cpu).cpu_traits()
-    assert traits.lanes == lanes and traits.registers == (32 if lanes == 16 else 16)
+    info = get_target("host", cpu=cpu).info
+    assert info.vector_lanes == lanes and info.vector_registers == (32 if lanes == 16 else 16)
 
 
 def test_kernel_bufferizes_in_place():
     """The kernel function's result is its `out` argument: after bufferization it returns
     nothing and the caller passes the buffer it reads afterwards."""
-    from ember.backends.cpu.host_to_llvm import BUFFERIZE, mark_kernel_destinations
-    from mlir.passmanager import PassManager
-    context = new_context()
-    with context:
-        module = ir.Module.parse(gemm_source([None], 8, 20, "relu", bias=True))
-    Pipeline.parse("ember-pack-weights{panel=16},ember-lower-to-linalg,ember-bind-weights",
-                   context).run(module, PassContext())
-    with context:
-        mark_kernel_destinations(module)
-        PassManager.parse(f"builtin.module({','.join(BUFFERIZE)})").run(module.operation)
+    module = compile_to_stage(gemm_source([None], 8, 20, "relu", bias=True), "bufferize",
+                              graph_pipeline="", pass_options={"ember-pack-weights": {"panel": 16}})
+    with module.context:
         kernels = cpu_gemm.kernel_functions(module)
         assert len(kernels) == 1
         fn_type = ir.FunctionType(ir.TypeAttr(kernels[0].attributes["function_type"]).value)
@@ -214,14 +199,14 @@ def test_several_k_blocks_and_m_blocks():
     """KC < K (accumulators stored and reloaded between K blocks, epilogue once at the end)
     and MC < M (several row blocks per thread)."""
     gemm = CompiledGemm([None], 100, 70, "gelu", bias=True, residual=True,
-                        host_options="gemm=kc=24,mc=12,mr=6,unroll=3")
+                        kernel_options={"kc": 24, "mc": 12, "mr": 6, "unroll": 3})
     for m in (1, 13, 50):
         gemm.check([m])
 
 
 def test_unpacked_a_and_avx2_width():
     gemm = CompiledGemm([None], 33, 45, "sigmoid", bias=True,
-                        host_options="gemm=pack-a=false,lanes=8",
+                        kernel_options={"pack_a": "false", "lanes": 8},
                         target_options={"vector_bits": "256"})
     for m in (3, 40):
         gemm.check([m])

@@ -3,6 +3,7 @@ concat) whose ops are above or below the split threshold, static and with a dyna
 each run on 1 and on 2 OpenMP threads and compared with PyTorch."""
 from __future__ import annotations
 
+import glob
 import os
 
 import pytest
@@ -59,7 +60,8 @@ def _check_threads(compiled, model, *inputs) -> None:
 def _forks(dump_dir) -> int:
     """OpenMP parallel regions in the compiled code (none of these models has a GEMM, so every
     one comes from ember-parallelize-loops)."""
-    with open(os.path.join(dump_dir, "llvm-ir.txt")) as f:
+    (llvm_ir,) = glob.glob(os.path.join(dump_dir, "*-llvm-ir.ll"))
+    with open(llvm_ir) as f:
         return f.read().count("call void (ptr, i32, ptr, ...) @__kmpc_fork_call")
 
 

@@ -10,7 +10,6 @@ from torch import nn
 import ember
 from conftest import max_abs_error
 from ember.backends.cpu.plan_buffers import ALIGNMENT, Buffer, plan_offsets
-from ember.backends.cpu import target as cpu
 
 
 def _buffers(*ranges):
@@ -59,15 +58,13 @@ class Tower(nn.Module):
 
 @pytest.mark.parametrize("plan", [True, False], ids=["planned", "unplanned"])
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic-batch"])
-def test_models_with_and_without_a_plan(plan, dynamic, monkeypatch):
-    if not plan:
-        monkeypatch.setattr(cpu, "CPU_LOWERING", cpu.CPU_LOWERING.replace(
-            "ember-host-to-llvm", "ember-host-to-llvm{plan-buffers=false}"))
+def test_models_with_and_without_a_plan(plan, dynamic):
     torch.manual_seed(0)
     model = Tower().eval()
     x = torch.randn(16, 64)
     shapes = {"x": {0: torch.export.Dim("batch", max=64)}} if dynamic else None
-    compiled = ember.compile(model, (x,), dynamic_shapes=shapes)
+    compiled = ember.compile(model, (x,), dynamic_shapes=shapes,
+                             disabled_passes=() if plan else ("ember-plan-buffers",))
     for n in ((3, 16) if dynamic else (16,)):
         inputs = torch.randn(n, 64)
         with torch.no_grad():

@@ -13,7 +13,6 @@ from conftest import max_abs_error
 from ember.dialect import new_context
 from ember.kit.patterns import walk_ops
 from ember.backends.cpu.vectorize_generics import vector_tiles
-from ember.backends.cpu import target as cpu
 
 ID2 = "affine_map<(d0, d1) -> (d0, d1)>"
 
@@ -128,15 +127,13 @@ class Elementwise(nn.Module):
 
 @pytest.mark.parametrize("vectorize", [True, False], ids=["vector", "scalar"])
 @pytest.mark.parametrize("channels", [3, 10, 16, 37, 64])
-def test_elementwise_models(channels, vectorize, monkeypatch):
-    if not vectorize:
-        monkeypatch.setattr(cpu, "CPU_LOWERING", cpu.CPU_LOWERING.replace(
-            "ember-host-to-llvm", "ember-host-to-llvm{vectorize=false}"))
+def test_elementwise_models(channels, vectorize):
     torch.manual_seed(channels)
     model = Elementwise(channels).eval()
     batch = torch.export.Dim("batch", max=64)
     args = (torch.randn(4, 5, channels), torch.randn(4, 5, channels))
-    compiled = ember.compile(model, args, dynamic_shapes={"x": {0: batch}, "r": {0: batch}})
+    compiled = ember.compile(model, args, dynamic_shapes={"x": {0: batch}, "r": {0: batch}},
+                             disabled_passes=() if vectorize else ("ember-vectorize-generics",))
     for n in (1, 7):
         x, r = torch.randn(n, 5, channels), torch.randn(n, 5, channels)
         with torch.no_grad():

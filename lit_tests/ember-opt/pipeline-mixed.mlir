@@ -13,12 +13,13 @@
 // CHECK-NOT: linalg.matmul
 // CHECK: return %[[Y]], %[[Y]]
 
-// With --mlir-print-ir-after-all each stage is dumped to stderr; a run of upstream passes is
-// one stage.
+// With --mlir-print-ir-after-all the IR is dumped to stderr after every pass, upstream ones
+// too (each runs on its own).
 // STAGES: // -----// IR Dump After ember-canonicalize //----- //
 // STAGES: // -----// IR Dump After ember-fuse-epilogue //----- //
 // STAGES: // -----// IR Dump After ember-lower-to-linalg //----- //
-// STAGES: // -----// IR Dump After canonicalize,cse //----- //
+// STAGES: // -----// IR Dump After canonicalize //----- //
+// STAGES: // -----// IR Dump After cse //----- //
 // STAGES-NOT: IR Dump
 func.func @two_linears(%a: tensor<8x16xf32>, %b: tensor<32xf32>, %w: tensor<32x16xf32>) -> (tensor<8x32xf32>, tensor<8x32xf32>) {
   %wt = "ember.transpose"(%w) {permutation = array<i64: 1, 0>} : (tensor<32x16xf32>) -> tensor<16x32xf32>

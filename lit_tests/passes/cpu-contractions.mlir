@@ -1,5 +1,5 @@
 // RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-cpu-contractions{panel=32})' | filecheck %s
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-cpu-contractions{panel=32},ember-host-to-llvm{gemm=lanes=16})' | filecheck %s --check-prefix=LLVM
+// RUN: ember-opt %s --split-input-file --target=host:vector_bits=512 --ember-cpu-contractions=panel=32 --stages=bufferize,kernels,loops,llvm | filecheck %s --check-prefix=LLVM
 
 // ember-cpu-contractions sends matmul-shaped linalg.generic contractions whose rhs is computed
 // at run time (attention's Q K^T and P V) to the GEMM micro-kernel: a call of a kernel function

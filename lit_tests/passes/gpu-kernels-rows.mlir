@@ -1,8 +1,8 @@
-// RUN: ember-opt %s --split-input-file --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --ember-gpu-kernels | filecheck %s
-// RUN: ember-opt %s --split-input-file --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --ember-gpu-kernels=warp=64 | filecheck %s --check-prefix=W64
+// RUN: ember-opt %s --split-input-file --target=cuda --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --stages=kernels | filecheck %s
+// RUN: ember-opt %s --split-input-file --target=rocm --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --stages=kernels | filecheck %s --check-prefix=W64
 
-// ember-gpu-kernels makes a reduction over the innermost dim and the row ops around it one
-// row kernel: a warp per row (256 threads = 8 rows per block; 10 rows -> 2 blocks, the
+// The GPU targets' `kernels` stage (ember-gpu-launch-rows) makes a reduction over the innermost
+// dim and the row ops around it one row kernel: a warp (rocm's 64-lane wavefront in the W64 run) per row (256 threads = 8 rows per block; 10 rows -> 2 blocks, the
 // last warps guarded), each lane striding over the row, then a gpu.shuffle xor butterfly.
 // LayerNorm: sum, mean, centered square sum, rstd, normalize in one kernel; the mean and
 // rstd buffers are used by this kernel only, so they stay in registers (no store of them).

@@ -1,10 +1,10 @@
-// RUN: ember-opt %s --split-input-file --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --ember-gpu-kernels=tensor-cores | filecheck %s
-// RUN: ember-opt %s --split-input-file --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --ember-gpu-kernels | filecheck %s --check-prefix=SIMT
+// RUN: ember-opt %s --split-input-file --target=cuda --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --stages=kernels | filecheck %s
+// RUN: ember-opt %s --split-input-file --target=cuda:tensor_cores=false --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --stages=kernels | filecheck %s --check-prefix=SIMT
 
-// With tensor-cores, an f16 GEMM whose K and N are multiples of 8 becomes the mma.sync
+// On cuda (tensor cores), an f16 GEMM whose K and N are multiples of 8 becomes the mma.sync
 // kernel: 64x64 block tiles of 4 warps (128 threads), two cp.async stages of A and B in padded
-// workgroup memory, ldmatrix fragments, f32 accumulation. Without the option it is the SIMT
-// kernel (256 threads).
+// workgroup memory, ldmatrix fragments, f32 accumulation. With cuda:tensor_cores=false it is the
+// SIMT kernel (256 threads).
 
 // CHECK-LABEL: func.func @main(
 // CHECK: gpu.launch_func @kernels::@gemm_mma_0 blocks in (%c1{{.*}}, %c2{{.*}}, %c1{{.*}}) threads in (%c128{{.*}}, {{.*}})
@@ -29,7 +29,7 @@ func.func @main(%x: tensor<70x40xf16>) -> tensor<70x24xf16> {
 // -----
 
 // K = 12 is not a multiple of 8 (no whole 16-byte copies): the SIMT kernel, even with
-// tensor-cores.
+// tensor cores.
 // CHECK-LABEL: func.func @main(
 // CHECK: threads in (%c256
 // CHECK-NOT: nvvm.mma.sync

@@ -1,7 +1,8 @@
-// RUN: ember-opt %s --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --ember-gpu-kernels | filecheck %s
-// RUN: ember-opt %s --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --ember-gpu-kernels=threads=64 | filecheck %s --check-prefix=T64
+// RUN: ember-opt %s --target=cuda --ember-gpu-outline-gemms --ember-lower-to-linalg --ember-bind-weights --stages=kernels | filecheck %s
+// RUN: ember-opt %s --target=cuda --pass-pipeline='builtin.module(ember-gpu-outline-gemms,ember-lower-to-linalg,ember-bind-weights,ember-gpu-unroll-foralls,canonicalize,ember-copy-repeated-results,one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},drop-equivalent-buffer-results,buffer-results-to-out-params{hoist-static-allocs modify-public-functions},cse,canonicalize,ember-gpu-launch-gemms,ember-gpu-copies-to-linalg,func.func(linalg-generalize-named-ops),ember-gpu-launch-rows{threads=64},func.func(convert-linalg-to-parallel-loops),ember-gpu-launch-loops{threads=64},ember-gpu-name-kernels,gpu-launch-sink-index-computations,gpu-kernel-outlining,canonicalize,cse,ember-gpu-finish-kernels)' | filecheck %s --check-prefix=T64
 
-// ember-gpu-kernels bufferizes and makes every op a kernel in one gpu.module @kernels: the GEMM
+// The GPU targets' `kernels` stage bufferizes and makes every op a kernel in one gpu.module
+// @kernels (the T64 run: the same passes, spelled out, with 64-thread blocks): the GEMM
 // (tiled through 16-byte aligned workgroup memory, barriers between phases), the elementwise
 // op (one thread per element, the tail guarded). Kernels are named after what they compute
 // and their position. The host function keeps only allocations

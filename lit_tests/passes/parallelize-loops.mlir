@@ -1,12 +1,12 @@
 // RUN: ember-opt %s --split-input-file --ember-parallelize-loops | filecheck %s
 // RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-parallelize-loops{min-elements=16 min-chunks=2})' | filecheck %s --check-prefix=SMALL
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-host-to-llvm{gemm-kernels=false})' | filecheck %s --check-prefix=OMP
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-host-to-llvm{gemm-kernels=false parallel-loops=false})' | filecheck %s --check-prefix=SERIAL
+// RUN: ember-opt %s --split-input-file --target=host:openmp=on --stages=bufferize,kernels,loops,llvm --disable-passes=ember-cpu-gemm-kernels | filecheck %s --check-prefix=OMP
+// RUN: ember-opt %s --split-input-file --target=host:openmp=on --stages=bufferize,kernels,loops,llvm --disable-passes=ember-cpu-gemm-kernels,ember-parallelize-loops | filecheck %s --check-prefix=SERIAL
 
 // ember-parallelize-loops splits the big linalg ops and memref.copy ops outside GEMM kernels
 // (bufferized code) into an scf.forall over slices of their outermost parallel dims, which
-// ember-host-to-llvm then runs as OpenMP work-sharing loops (OMP; with parallel-loops=false
-// the same ops stay serial: SERIAL). Outer dims are split until there are min-chunks (8)
+// the CPU targets' `loops` stage then runs as OpenMP work-sharing loops (OMP; with the pass
+// disabled the same ops stay serial: SERIAL). Outer dims are split until there are min-chunks (8)
 // slices; the last loop dim and reduction dims are never split, so each slice keeps whole
 // inner rows. Ops below min-elements (32768) iteration points stay serial (SMALL lowers it).
 

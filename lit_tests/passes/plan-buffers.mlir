@@ -1,12 +1,12 @@
 // RUN: ember-opt %s --split-input-file --ember-plan-buffers | filecheck %s
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-host-to-llvm{gemm-kernels=false openmp=false})' | filecheck %s --check-prefix=LLVM
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-host-to-llvm{gemm-kernels=false openmp=false plan-buffers=false})' | filecheck %s --check-prefix=NOPLAN
+// RUN: ember-opt %s --split-input-file --target=host:openmp=off --stages=bufferize,kernels,loops,llvm | filecheck %s --check-prefix=LLVM
+// RUN: ember-opt %s --split-input-file --target=host:openmp=off --stages=bufferize,kernels,loops,llvm --disable-passes=ember-plan-buffers | filecheck %s --check-prefix=NOPLAN
 
 // ember-plan-buffers gives a function's static intermediate buffers offsets in one 64-byte
 // aligned arena (memref.alloc of i8 at the function's start), each buffer a memref.view of it;
 // buffers whose live ranges (alloc to last use, through views) are disjoint share bytes.
-// ember-host-to-llvm runs it between bufferization and deallocation: one malloc and one free
-// per call instead of one per buffer (plan-buffers=false keeps one per buffer).
+// The CPU targets' `bufferize` stage runs it between bufferization and deallocation: one malloc
+// and one free per call instead of one per buffer (without the pass, one per buffer).
 
 // %a (1 KiB) dies at the second generic, so %c, allocated after it, takes its bytes: the
 // arena is 2 KiB for 3 KiB of buffers. Uses through a view (the collapse_shape) count.

@@ -1,13 +1,13 @@
 // RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-vectorize-generics{lanes=16})' | filecheck %s
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-vectorize-generics{lanes=16},ember-host-to-llvm{gemm-kernels=false openmp=false})' | filecheck %s --check-prefix=LLVM
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-host-to-llvm{gemm-kernels=false openmp=false vectorize=false})' | filecheck %s --check-prefix=SCALAR
+// RUN: ember-opt %s --split-input-file --target=host:openmp=off,vector_bits=512 --stages=bufferize,kernels,loops,llvm | filecheck %s --check-prefix=LLVM
+// RUN: ember-opt %s --split-input-file --target=host:openmp=off --stages=bufferize,kernels,loops,llvm --disable-passes=ember-vectorize-generics | filecheck %s --check-prefix=SCALAR
 
 // ember-vectorize-generics turns elementwise linalg ops on memrefs into vector code along
 // their contiguous last dim: tiled by 1 on the outer loops and by the vector width on the
 // last, each tile one vector.load per operand, vector arithmetic and one vector.store (masked
-// where the width does not divide the dim). ember-host-to-llvm runs it (and then the loads and
-// stores are plain vector accesses in the LLVM dialect); with vectorize=false the loops stay
-// scalar.
+// where the width does not divide the dim). The CPU targets' `kernels` stage runs it with the
+// target's vector width (and then the loads and stores are plain vector accesses in the LLVM
+// dialect); with the pass disabled the loops stay scalar.
 
 // The bias + ReLU of a conv output: channels (32) are the last, contiguous dim; two 16-lane
 // vectors per row, the bias broadcast along the other dims.

@@ -1,13 +1,16 @@
 """`ember.compile`: the one entry point from a torch model to a loaded, runnable artifact.
 
-    frontend (torch -> ember text) -> parse in MLIR 22 -> graph passes -> target lowering
-    -> target codegen stages -> artifact directory -> runtime Model
+    frontend (torch -> ember text) -> parse in MLIR 22 -> the target's stage table (graph passes,
+    lowering, code generation) -> artifact directory -> runtime Model
 
-The same pipelines are available to ember-opt, and a failing pass reports the ember-opt command
-line that reproduces it from the saved input.
+`compile_mlir` starts from ember-dialect MLIR text instead of a torch model, and
+`compile_to_stage` stops after a named stage and returns the IR (for tests and tools). A failing
+pass reports the ember-opt command line, target included, that reproduces it from its saved
+input.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import tempfile
@@ -15,37 +18,48 @@ import time
 import warnings
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-from ember.pipeline.pipeline import Pipeline
-
-#: Graph passes: simplify, fold weight-only math and BatchNorm, convert conv nets to NHWC
-#: (transposes of filters fold; those between layers cancel), recognize attention, RMSNorm
-#: and rotary embeddings, fuse
-#: GEMM/conv epilogues, merge GEMMs sharing an input (Q/K/V).
-GRAPH_PIPELINE = ("ember-canonicalize,ember-fold-constants,ember-fold-batch-norm,"
-                  "ember-convert-layout,ember-fold-constants,ember-fuse-attention,"
-                  "ember-fuse-rms-norm,ember-fuse-rotary-embedding,"
-                  "ember-fuse-epilogue,ember-merge-parallel-gemms,ember-canonicalize,"
-                  "canonicalize,cse")
+#: Environment variable naming a directory that keeps every stage's output (like `dump_dir`).
+DUMP_DIR_VARIABLE = "EMBER_DUMP_DIR"
 
 
-@dataclass
+@dataclass(frozen=True)
 class CompileOptions:
-    target: Any = "host"
-    dynamic_shapes: Any = None
-    graph_pipeline: str = GRAPH_PIPELINE
+    """How to compile: inputs only (what a compile measured comes back on the result)."""
+    target: Any = "host"                # a target string (`"aarch64:preset=graviton3"`) or Target
+    dynamic_shapes: Any = None          # as torch.export's, e.g. {"x": {0: Dim("b", max=64)}}
+    #: A textual pipeline replacing the graph passes (stage 0); None: ember's graph pipeline.
+    graph_pipeline: Optional[str] = None
     #: Merge GEMMs that share an input (Q/K/V) into one; false keeps the original weights
     #: (no concatenated copies), trading that speed-up for memory.
     merge_parallel_linears: bool = True
-    dump_dir: Optional[str] = None      # keep every stage's output here
+    #: Names of passes to leave out of the stage table (optimizations one can do without,
+    #: e.g. "ember-vectorize-generics"; a name in no stage is an error).
+    disabled_passes: Tuple[str, ...] = ()
+    #: Options of passes in the stage table, by pass name and option field, e.g.
+    #: {"ember-conv-winograd": {"tile": 4}}.
+    pass_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    dump_dir: Optional[str] = None      # keep every stage's output here ($EMBER_DUMP_DIR)
     repro_dir: Optional[str] = None     # where failing pipelines save their input
     workdir: Optional[str] = None       # where the artifact is built (default: a temp dir)
-    timings: Dict[str, float] = field(default_factory=dict)
+
+
+def resolve_options(options: Optional[CompileOptions], overrides: Mapping[str, Any]
+                    ) -> CompileOptions:
+    """`options` (or the defaults) with keyword `overrides` applied on top: both count."""
+    base = options or CompileOptions()
+    known = {f.name for f in dataclasses.fields(CompileOptions)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"unknown compile option(s) {unknown}; CompileOptions has "
+                        f"{sorted(known)}")
+    return dataclasses.replace(base, **overrides)
 
 
 class CompiledModel:
-    """A compiled model: callable like the torch module, backed by a runtime `Model`."""
+    """A compiled model: callable like the torch module, backed by a runtime `Model`.
+    `compile_timings` holds the seconds each part of the compile took."""
 
     def __init__(self, artifact_dir: str, runtime, *, owns_dir: bool, timings=None,
                  not_loaded_because: Optional[str] = None):
@@ -73,73 +87,184 @@ class CompiledModel:
         return f"CompiledModel({self.artifact_dir!r})"
 
 
-def compile(model, example_inputs: Sequence[Any], *, target="host", dynamic_shapes=None,
-            options: Optional[CompileOptions] = None, **kwargs) -> CompiledModel:
-    """Compiles `model` for `target` and loads it.
+def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOptions] = None,
+            **overrides) -> CompiledModel:
+    """Compiles `model` for `options.target` and loads it.
 
-    `dynamic_shapes` follows torch.export (e.g. `{"x": {0: torch.export.Dim("b", max=1024)}}`);
-    declare a `max` so the runtime knows the maximum output sizes.
+    Options come as a CompileOptions, as keywords (`target=`, `dynamic_shapes=`, ... any of its
+    fields), or both (keywords win). `dynamic_shapes` follows torch.export (e.g.
+    `{"x": {0: torch.export.Dim("b", max=1024)}}`); declare a `max` so the runtime knows the
+    maximum output sizes.
     """
-    options = options or CompileOptions(**kwargs)
-    options.target, options.dynamic_shapes = target, dynamic_shapes
-    timings = options.timings
+    options = resolve_options(options, overrides)
     start = time.perf_counter()
-
     from ember.frontend import import_model
-    imported = import_model(model, example_inputs, dynamic_shapes)
-    timings["frontend"] = time.perf_counter() - start
+    imported = import_model(model, example_inputs, options.dynamic_shapes)
+    timings = {"frontend": time.perf_counter() - start}
+    return _compile_and_load(imported, options, timings, start)
 
-    artifact_dir = options.workdir or tempfile.mkdtemp(prefix="ember-artifact-")
-    owns = options.workdir is None
-    build_artifact(imported, artifact_dir, options)
-    timings["total"] = time.perf_counter() - start
 
-    from ember.runtime import Model
+def compile_mlir(text: str, *, weights: Optional[Mapping[str, Any]] = None,
+                 options: Optional[CompileOptions] = None, **overrides) -> CompiledModel:
+    """Compiles an ember-dialect module (static shapes; its `@main` takes and returns ranked
+    tensors, inputs named arg0.., outputs out0..; `ember.weight` ops name entries of
+    `weights`) and loads it, like `compile`."""
+    from ember.frontend import FrontendResult
+    options = resolve_options(options, overrides)
+    inputs, outputs = _main_signature(text)
+    source = FrontendResult(text, dict(weights or {}), inputs, outputs, {})
+    return _compile_and_load(source, options, {}, time.perf_counter())
+
+
+def compile_to_stage(text: str, stage: str, *, weights: Optional[Mapping[str, Any]] = None,
+                     options: Optional[CompileOptions] = None, **overrides):
+    """Runs the target's pass stages on ember-dialect `text` up to and including `stage`;
+    returns the module (an `mlir.ir.Module`) at that point."""
     from ember.backends import get_target
+    from ember.backends.base import CodegenStage, run_stages, stage_names
+    options = resolve_options(options, overrides)
+    target = get_target(options.target)
+    stages = stage_table(target, options)
+    names = stage_names(stages)
+    if stage not in names:
+        raise ValueError(f"target '{target.kind}' has no stage '{stage}'; its stages: "
+                         f"{', '.join(names)}")
+    upto = stages[:names.index(stage) + 1]
+    if any(isinstance(s, CodegenStage) for s in upto):
+        raise ValueError(f"stage '{stage}' comes after code generation began; compile_to_stage "
+                         f"stops at a pass stage before it")
+    module, ctx = parse_module(text, weights or {}, target)
+    run_stages(upto, module, ctx, repro_dir=_repro_dir(options))
+    return module
+
+
+def stage_table(target, options: CompileOptions) -> list:
+    """The target's stage table for these options: the graph pipeline (ember's, or the
+    options' replacement) as stage 0, the passes' options set, the disabled passes left out."""
+    from ember.backends.base import configure_passes, disable_passes
+    from ember.pipeline.pipeline import Pipeline
+    from ember.transforms.graph_pipeline import graph_pipeline
+    graph = graph_pipeline(merge_parallel_gemms=options.merge_parallel_linears) \
+        if options.graph_pipeline is None else Pipeline.parse(options.graph_pipeline)
+    stages = configure_passes(target.stages(graph), options.pass_options)
+    return disable_passes(stages, options.disabled_passes)
+
+
+def _compile_and_load(source, options: CompileOptions, timings: dict,
+                      start: float) -> CompiledModel:
+    from ember.backends import get_target
+    from ember.runtime import Model
+    artifact_dir = options.workdir or tempfile.mkdtemp(prefix="ember-artifact-")
+    timings.update(build_artifact(source, artifact_dir, options))
+    timings["total"] = time.perf_counter() - start
     reason = get_target(options.target).why_not_loadable()
     runtime = None if reason else Model(artifact_dir)
-    return CompiledModel(artifact_dir, runtime, owns_dir=owns, timings=timings,
-                         not_loaded_because=reason)
+    return CompiledModel(artifact_dir, runtime, owns_dir=options.workdir is None,
+                         timings=timings, not_loaded_because=reason)
 
 
-def build_artifact(imported, artifact_dir: str, options: CompileOptions) -> None:
-    """Runs the compiler on a frontend result and writes the artifact to `artifact_dir`."""
-    from mlir import ir
+def build_artifact(source, artifact_dir: str, options: CompileOptions) -> Dict[str, float]:
+    """Runs the target's stages on `source` (an ember.frontend.FrontendResult) and writes the
+    artifact to `artifact_dir`; returns the seconds spent passing and generating code.
 
+    The pass stages run first; once they have bound the weights, the model's signature (which
+    the C runtime compiled into CPU libraries needs) is known, and the code generation stages
+    follow."""
     from ember.artifact.store import write_artifact
-    from ember.dialect import new_context
-    from ember.pipeline import PassContext
     from ember.backends import get_target
     from ember.backends.base import CompileJob
-    from ember.weights import WeightTable
 
-    timings = options.timings
     target = get_target(options.target)
-    repro_dir = options.repro_dir or os.path.join(tempfile.gettempdir(), "ember-repro")
-    context = new_context()
-    t0 = time.perf_counter()
-    with context:
-        module = ir.Module.parse(imported.module_text)
-    pass_ctx = PassContext(weights=WeightTable(imported.weights), target=target)
-    graph = options.graph_pipeline if options.merge_parallel_linears else \
-        options.graph_pipeline.replace("ember-merge-parallel-gemms",
-                                       "ember-merge-parallel-gemms{enabled=false}")
-    pipeline = Pipeline.parse(graph, context) + \
-        Pipeline.parse(target.lowering_pipeline(), context)
-    pipeline.run(module, pass_ctx, repro_dir=repro_dir)
-    timings["passes"] = time.perf_counter() - t0
-    constant_names = pass_ctx.bound_weights.get("main", [])
-    weights = {n: pass_ctx.weights.get(n) for n in constant_names}
-    signature = _signature(imported, constant_names, weights)
-    t1 = time.perf_counter()
+    timings: Dict[str, float] = {}
+    module, ctx = parse_module(source.module_text, source.weights, target)
     with tempfile.TemporaryDirectory(prefix="ember-build-") as workdir:
-        job = CompileJob(workdir=workdir, num_inputs=len(imported.inputs),
-                         num_outputs=len(imported.outputs), num_weights=len(constant_names),
-                         dump_dir=options.dump_dir, signature=signature)
-        result = target.codegen(module, job)
-        timings["codegen"] = time.perf_counter() - t1
-        manifest = {"target": result.target, "code": {target.kind: result.code}, **signature}
+        job = CompileJob(workdir=workdir, num_inputs=len(source.inputs),
+                         num_outputs=len(source.outputs), num_weights=0,
+                         dump_dir=options.dump_dir or os.environ.get(DUMP_DIR_VARIABLE))
+        result = generate_code(module, ctx, options, job, timings=timings,
+                               signature=lambda names, weights: _signature(source, names,
+                                                                           weights))
+        weights = {n: ctx.weights.get(n) for n in ctx.bound_weights.get("main", [])}
+        manifest = {"target": result.target, "code": {target.kind: result.code},
+                    **job.signature}
         write_artifact(artifact_dir, manifest=manifest, weights=weights, files=result.files)
+    return timings
+
+
+def generate_code(module, ctx, options: CompileOptions, job, *, signature=None,
+                  timings: Optional[Dict[str, float]] = None):
+    """Runs `options.target`'s stage table on `module` (with `ctx`, both from
+    `parse_module`);
+    returns the target's CodegenResult.
+
+    The pass stages run first; once they have bound the weights, `job.num_weights` is set and,
+    with `signature(constant_names, weights)`, `job.signature` (the C runtime compiled into CPU
+    libraries needs it); the code generation stages follow. `timings` receives the seconds of
+    each half ("passes", "codegen")."""
+    from ember.backends import get_target
+    from ember.backends.base import first_codegen_stage, run_stages
+    stages = stage_table(get_target(options.target), options)
+    split = first_codegen_stage(stages)
+    t0 = time.perf_counter()
+    run_stages(stages[:split], module, ctx, job, repro_dir=_repro_dir(options))
+    t1 = time.perf_counter()
+    names = ctx.bound_weights.get("main", [])
+    job.num_weights = len(names)
+    if signature is not None:
+        job.signature = signature(names, {n: ctx.weights.get(n) for n in names})
+    result = run_stages(stages[split:], module, ctx, job, first_index=split,
+                        repro_dir=_repro_dir(options))
+    if timings is not None:
+        timings.update(passes=t1 - t0, codegen=time.perf_counter() - t1)
+    return result
+
+
+def parse_module(text: str, weights: Mapping[str, Any], target):
+    """The module parsed in a fresh compiler context, and the pass context for `target`."""
+    from mlir import ir
+
+    from ember.dialect import new_context
+    from ember.pipeline import PassContext
+    from ember.weights import WeightTable
+    with new_context():
+        module = ir.Module.parse(text)
+    return module, PassContext(weights=WeightTable(dict(weights)), target=target.info)
+
+
+def _repro_dir(options: CompileOptions) -> str:
+    return options.repro_dir or os.path.join(tempfile.gettempdir(), "ember-repro")
+
+
+#: numpy dtype names of MLIR element types (for `compile_mlir`'s signature).
+_NUMPY_DTYPES = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": "bfloat16",
+                 "i64": "int64", "i32": "int32", "i8": "int8", "i1": "bool"}
+
+
+def _main_signature(text: str) -> Tuple[list, list]:
+    """TensorSpecs of the inputs and outputs of `@main` in `text` (static shapes)."""
+    from mlir import ir
+
+    from ember.dialect import new_context
+    from ember.frontend.export import TensorSpec
+    with new_context():
+        module = ir.Module.parse(text)
+        mains = [op for op in module.body.operations if "sym_name" in op.attributes and
+                 ir.StringAttr(op.attributes["sym_name"]).value == "main"]
+        if not mains:
+            raise ValueError("the module has no @main function")
+        fn_type = ir.FunctionType(ir.TypeAttr(mains[0].attributes["function_type"]).value)
+
+        def entries(types, prefix):
+            out = []
+            for i, t in enumerate(types):
+                t = ir.RankedTensorType(t)
+                if not t.has_static_shape:
+                    raise ValueError(f"@main's {prefix}{i} has a dynamic shape ({t}); "
+                                     f"compile_mlir takes static shapes")
+                out.append(TensorSpec(f"{prefix}{i}", _NUMPY_DTYPES[str(t.element_type)],
+                                      list(t.shape)))
+            return out
+        return entries(fn_type.inputs, "arg"), entries(fn_type.results, "out")
 
 
 #: The maximum assumed for a dynamic dim declared without one (torch.export.Dim's default).
@@ -158,13 +283,13 @@ def _bounded(symbols: dict) -> dict:
     return out
 
 
-def _signature(imported, constant_names, weights) -> dict:
+def _signature(source, constant_names, weights) -> dict:
     """The manifest's description of how to call the model (which the C runtime compiled into
     the library also needs, so it is known before code generation)."""
     return {
-        "inputs": [s.to_json() for s in imported.inputs],
-        "outputs": [s.to_json() for s in imported.outputs],
-        "symbols": _bounded(imported.symbols),
+        "inputs": [s.to_json() for s in source.inputs],
+        "outputs": [s.to_json() for s in source.outputs],
+        "symbols": _bounded(source.symbols),
         "constants": [{"name": n, "dtype": str(weights[n].dtype), "shape": list(weights[n].shape),
                        "bound": True} for n in constant_names],
     }

@@ -1,17 +1,26 @@
-"""What every target declares: its options, its ordered stages, and its code in the artifact.
+"""What every target declares: its options, its facts, its ordered stage table, its code.
 
-In the style of Triton's backends: a frozen options dataclass (its hash keys compile caches), an
-ordered stage table from ember IR to the target's binary, where each stage is a function of the
-previous stage's output, and a `dump_dir` hook that keeps every stage's output on disk.
+In the style of Triton's backends: a frozen options dataclass, and one ordered table of stages
+from graph-level ember IR to the target's binary. A stage is either a named Pipeline of
+registered passes (run on the module) or a function of the previous stage's output (LLVM IR,
+an object, a library). The graph pipeline is stage 0 of every table. `run_stages` is the one
+runner: it gives passes the target's facts (TargetInfo), verifies the module between stages,
+names the failing pass with an ember-opt repro of that stage only, and keeps every stage's
+output in `dump_dir`.
 """
 from __future__ import annotations
 
 import dataclasses
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from mlir import ir
+
+from ember.pipeline import PassContext
+from ember.pipeline.pass_base import load_passes, parse_option_value
+from ember.pipeline.pipeline import Pipeline
+from ember.pipeline.target_info import TargetInfo
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,21 @@ class CodegenResult:
     stage_outputs: Dict[str, Any] = field(default_factory=dict)
 
 
-Stage = Tuple[str, Callable[[Any, "CompileJob"], Any]]
+@dataclass(frozen=True)
+class PassStage:
+    """A stage of registered passes, run on the module in place."""
+    name: str
+    pipeline: Pipeline
+
+
+@dataclass(frozen=True)
+class CodegenStage:
+    """A stage that turns the previous stage's output into the next (`fn(payload, job)`)."""
+    name: str
+    fn: Callable[[Any, "CompileJob"], Any]
+
+
+Stage = Union[PassStage, CodegenStage]
 
 
 @dataclass
@@ -47,16 +70,19 @@ class CompileJob:
     #: runtime compiled into CPU libraries (targets/cpu_runtime.py); None: a bare entry point.
     signature: Optional[Dict[str, Any]] = None
 
-    def dump(self, stage: str, payload: Any) -> None:
+    def dump(self, index: int, stage: str, payload: Any) -> None:
+        """Keeps a stage's output as `<index>-<stage>.<ext>` in `dump_dir` (if set)."""
         if not self.dump_dir:
             return
         os.makedirs(self.dump_dir, exist_ok=True)
-        suffix = {"ll": ".ll"}.get(stage, ".mlir" if isinstance(payload, ir.Module) else ".txt")
+        base = os.path.join(self.dump_dir, f"{index:02d}-{stage}")
         if isinstance(payload, (bytes, bytearray)):
-            with open(os.path.join(self.dump_dir, stage + ".bin"), "wb") as f:
+            with open(base + ".bin", "wb") as f:
                 f.write(payload)
             return
-        with open(os.path.join(self.dump_dir, stage + suffix), "w") as f:
+        suffix = ".mlir" if isinstance(payload, ir.Module) else \
+            ".ll" if stage == "llvm-ir" else ".txt"
+        with open(base + suffix, "w") as f:
             f.write(str(payload))
 
 
@@ -70,12 +96,21 @@ class Target:
 
     @classmethod
     def from_options(cls, **options) -> "Target":
-        names = {f.name for f in dataclasses.fields(cls.Options)}
-        unknown = set(options) - names
+        """The target from option values, text ones (from a target string) converted to
+        their fields' types."""
+        fields = {f.name: f for f in dataclasses.fields(cls.Options)}
+        unknown = set(options) - set(fields)
         if unknown:
             raise ValueError(f"target '{cls.kind}' has no option(s) {sorted(unknown)}; "
-                             f"options: {sorted(names)}")
-        return cls(cls.Options(**options))
+                             f"options: {sorted(fields)}")
+        values = {}
+        for name, value in options.items():
+            try:
+                values[name] = parse_option_value(value, fields[name].type) \
+                    if isinstance(value, str) else value
+            except ValueError as e:
+                raise ValueError(f"target '{cls.kind}': option {name} {e}") from None
+        return cls(cls.Options(**values))
 
     def why_not_loadable(self) -> Optional[str]:
         """None when this process can load and run the target's artifacts (so `ember.compile`
@@ -83,17 +118,94 @@ class Target:
         that is not present. The artifact is still written and can be run where it belongs."""
         return None
 
-    def lowering_pipeline(self) -> str:
-        """The pipeline from graph-level ember IR to this target's LLVM dialect module."""
+    @property
+    def info(self) -> TargetInfo:
+        """The facts passes and code generators read (built once per target)."""
         raise NotImplementedError
 
-    def stages(self) -> List[Stage]:
-        """Ordered (name, fn) stages turning the LLVM-dialect module into a CodegenResult."""
+    @property
+    def spec(self) -> str:
+        """The target string that rebuilds this target: `kind:key=value,...` with every option
+        that differs from its default (what `ember-opt --target=` takes). Commas separate
+        options there, so a feature list is written joined by its `+` signs."""
+        changed = [f"{f.name}={_spec_value(getattr(self.options, f.name))}"
+                   for f in dataclasses.fields(self.options)
+                   if getattr(self.options, f.name) != f.default]
+        return self.kind + (":" + ",".join(changed) if changed else "")
+
+    def stages(self, graph: Pipeline) -> List[Stage]:
+        """The ordered stage table from graph-level ember IR (`graph` is stage 0) to a
+        CodegenResult."""
         raise NotImplementedError
 
-    def codegen(self, module: ir.Module, job: CompileJob) -> CodegenResult:
-        payload: Any = module
-        for name, stage in self.stages():
-            payload = stage(payload, job)
-            job.dump(name, payload)
-        return payload
+
+def _spec_value(value) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value).replace(",", "")
+
+
+def stage_names(stages: Sequence[Stage]) -> List[str]:
+    return [s.name for s in stages]
+
+
+def first_codegen_stage(stages: Sequence[Stage]) -> int:
+    """The index of the first code generation stage (where the passes have done their work)."""
+    return next(i for i, s in enumerate(stages) if isinstance(s, CodegenStage))
+
+
+def disable_passes(stages: Sequence[Stage], names: Sequence[str]) -> List[Stage]:
+    """`stages` without the passes named in `names`; a name no stage holds is an error."""
+    present = {n for s in stages if isinstance(s, PassStage) for n in s.pipeline.names()}
+    unknown = sorted(set(names) - present)
+    if unknown:
+        raise ValueError(f"cannot disable {unknown}: not in the stage table "
+                         f"(its passes: {', '.join(sorted(present))})")
+    return [dataclasses.replace(s, pipeline=s.pipeline.without(names))
+            if isinstance(s, PassStage) else s for s in stages]
+
+
+def configure_passes(stages: Sequence[Stage],
+                     pass_options: Mapping[str, Mapping[str, Any]]) -> List[Stage]:
+    """`stages` with the named ember passes' options set (`{"ember-conv-winograd": {"tile":
+    4}}`); a pass in no stage, or an option the pass lacks, is an error."""
+    stages = list(stages)
+    for name, options in pass_options.items():
+        holders = [s for s in stages if isinstance(s, PassStage) and name in s.pipeline.names()]
+        if not holders:
+            raise ValueError(f"cannot set options of '{name}': not in the stage table")
+        cls = load_passes()[name]
+        fields = {f.name for f in cls.options()}
+        unknown = sorted(set(options) - fields)
+        if unknown:
+            raise ValueError(f"pass '{name}' has no option(s) {unknown} (options: "
+                             f"{sorted(fields)})")
+        stages = [dataclasses.replace(s, pipeline=s.pipeline.with_options(name, options))
+                  if s in holders else s for s in stages]
+    return stages
+
+
+def run_stages(stages: Sequence[Stage], module: ir.Module, ctx: PassContext,
+               job: Optional["CompileJob"] = None, *, first_index: int = 0,
+               repro_dir: Optional[str] = None, print_ir_after_all=None) -> Any:
+    """Runs `stages` in order on `module`; returns the last stage's output.
+
+    Pass stages run on the module in place (the same module object stays the IR of every later
+    pass stage, whatever codegen stages hand on); the module is verified after each. With
+    `job.dump_dir`, every stage's output is kept there, numbered from `first_index` (when a
+    table runs in parts). A failing pass raises
+    ember.pipeline.pipeline.PipelineFailure."""
+    payload: Any = module
+    if ctx.target is not None:
+        ctx.target.stamp(module)
+    for index, stage in enumerate(stages, first_index):
+        if isinstance(stage, PassStage):
+            stage.pipeline.run(module, ctx, repro_dir=repro_dir, stage=stage.name,
+                               print_ir_after_all=print_ir_after_all)
+            module.operation.verify()
+            output = module
+        else:
+            payload = output = stage.fn(payload, job)
+        if job is not None:
+            job.dump(index, stage.name, output)
+    return payload

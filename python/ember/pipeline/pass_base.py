@@ -11,19 +11,28 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import ClassVar, Dict, List, Mapping, Optional, Type
 
+from ember.pipeline.target_info import TargetInfo
 from ember.weights import WeightTable
 
 
 @dataclass
 class PassContext:
-    """What a pass may read or change besides the IR: the weights table and target facts.
+    """What a pass may read or change besides the IR: the weights table and target facts
+    (`target`, a TargetInfo: None when nothing gave one, and a pass that needs facts says so).
 
     `bound_weights` records, per function, the weight names ember-bind-weights turned into
     trailing arguments (in order), which is how the artifact learns its constants' order.
     """
     weights: WeightTable = field(default_factory=WeightTable)
-    target: Optional[object] = None
+    target: Optional[TargetInfo] = None
     bound_weights: Dict[str, List[str]] = field(default_factory=dict)
+
+    def require_target(self, pass_name: str) -> TargetInfo:
+        """The target facts, for a pass that cannot work without them."""
+        if self.target is None:
+            raise ValueError(f"{pass_name} needs target facts: run it in a target's stages, or "
+                             f"with ember-opt --target=<host|aarch64|cuda|rocm[:options]>")
+        return self.target
 
 
 class EmberPass:
@@ -69,21 +78,29 @@ class PassOptionError(ValueError):
     """A pipeline named an option a pass does not have, or gave it a bad value."""
 
 
-def _convert_option(pass_name: str, key: str, text: str, type_name) -> object:
+def parse_option_value(text: str, type_name) -> object:
+    """An option's text (from a pipeline or a target string) as its field's type: bool (a bare
+    key means true), int, float or str. Raises ValueError naming the expected type."""
     type_name = type_name if isinstance(type_name, str) else type_name.__name__
     try:
         if type_name == "bool":
-            if text.lower() not in ("true", "false", "1", "0", ""):
+            if text.lower() not in ("true", "false", "1", "0", "on", "off", ""):
                 raise ValueError(text)
-            return text.lower() in ("true", "1", "")
+            return text.lower() in ("true", "1", "on", "")
         if type_name == "int":
             return int(text)
         if type_name == "float":
             return float(text)
         return text
     except ValueError:
-        raise PassOptionError(f"pass '{pass_name}': option '{key}' expects {type_name}, "
-                              f"got '{text}'") from None
+        raise ValueError(f"expects {type_name}, got '{text}'") from None
+
+
+def _convert_option(pass_name: str, key: str, text: str, type_name) -> object:
+    try:
+        return parse_option_value(text, type_name)
+    except ValueError as e:
+        raise PassOptionError(f"pass '{pass_name}': option '{key}' {e}") from None
 
 
 #: name -> pass class; filled by @register as the pass modules are imported.

@@ -3,17 +3,20 @@
 A pipeline string is MLIR's textual form, `builtin.module(ember-fuse-epilogue, canonicalize,
 func.func(cse))`, where any element may be an ember pass (from the registry) or an upstream MLIR
 pass. Upstream MLIR 22's Python API cannot name Python passes inside a textual pipeline, so this
-module splits the string itself: runs of upstream passes go to MLIR's PassManager as text; each
-ember pass runs as a Python object on the whole module. An ember pass nested under an op name
+module splits the string itself into pass objects (ember passes, and `UpstreamPass` for MLIR's),
+which Python code builds directly too. Each pass runs on its own (an upstream one through its
+own PassManager), so a failure names its pass and the IR can be printed after every pass. An ember pass nested under an op name
 (`func.func(ember-x)`) runs at module level; ember passes walk the ops they rewrite themselves.
 After each ember pass the module is verified (MLIR's verifier plus ember's semantic rules).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
+import shlex
 import tempfile
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Union
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
 
 from mlir import ir
 from mlir.passmanager import PassManager
@@ -21,29 +24,32 @@ from mlir.passmanager import PassManager
 from ember.dialect.verifier import verify_module
 from ember.pipeline.pass_base import EmberPass, PassContext, load_passes
 
-#: Every registered pass (loading them here: a pipeline may name any of them).
-REGISTRY = load_passes()
-
 
 class PipelineError(Exception):
     """A pipeline string that does not parse, or names an unknown pass or option."""
 
 
 class PipelineFailure(Exception):
-    """A pass failed; carries what is needed to reproduce it with ember-opt."""
+    """A pass failed; carries what is needed to reproduce it with ember-opt: the failing pass,
+    the rest of its pipeline (the stage it belongs to, not the whole compile), the IR it was
+    given and the target whose facts the passes read."""
 
-    def __init__(self, message: str, *, stage: str, remaining: str, ir_before: str,
-                 repro_path: Optional[str] = None):
-        self.stage, self.remaining, self.ir_before = stage, remaining, ir_before
-        self.repro_path = repro_path
+    def __init__(self, message: str, *, pass_name: str, remaining: str, ir_before: str,
+                 repro_path: Optional[str] = None, target: Optional[str] = None,
+                 stage: str = ""):
+        self.pass_name, self.remaining, self.ir_before = pass_name, remaining, ir_before
+        self.repro_path, self.target, self.stage = repro_path, target, stage
         self.detail = message
-        text = f"pass '{stage}' failed: {message}"
+        where = f" in stage '{stage}'" if stage else ""
+        text = f"pass '{pass_name}' failed{where}: {message}"
         if repro_path:
             text += f"\nreproduce with:\n  {self.repro_command()}"
         super().__init__(text)
 
     def repro_command(self) -> str:
-        return f"ember-opt {self.repro_path} --pass-pipeline='builtin.module({self.remaining})'"
+        target = f" --target={shlex.quote(self.target)}" if self.target else ""
+        pipeline = shlex.quote(f"builtin.module({self.remaining})")
+        return f"ember-opt {shlex.quote(self.repro_path)}{target} --pass-pipeline={pipeline}"
 
 
 @dataclass
@@ -108,61 +114,95 @@ def parse_options(text: str) -> dict:
     return out
 
 
-@dataclass
-class UpstreamStage:
-    """A run of upstream MLIR passes, handed to MLIR's PassManager as text."""
-    text: str
+@dataclass(frozen=True)
+class UpstreamPass:
+    """An upstream MLIR pass as a pipeline element, or a nesting of them (`func.func(...)`)."""
+    name: str
+    options: str = ""
+    nested: Optional[Tuple["UpstreamPass", ...]] = None
 
-    def describe(self) -> str:
-        return self.text
-
-
-@dataclass
-class EmberStage:
-    pass_: EmberPass
-
-    def describe(self) -> str:
-        return self.pass_.pipeline_text()
+    def text(self) -> str:
+        return Element(self.name, self.options,
+                       None if self.nested is None else [Element(p.text()) for p in self.nested]
+                       ).text()
 
 
-Stage = Union[UpstreamStage, EmberStage]
+def upstream(name: str, *flags: str, **options) -> UpstreamPass:
+    """An upstream pass built in Python: `upstream("one-shot-bufferize",
+    "bufferize-function-boundaries", function_boundary_type_conversion="identity-layout-map")`
+    (bare flags mean true; keyword names use `_` for `-`)."""
+    parts = list(flags) + [f"{k.replace('_', '-')}={str(v).lower() if isinstance(v, bool) else v}"
+                           for k, v in options.items()]
+    return UpstreamPass(name, " ".join(parts))
+
+
+def nest(op_name: str, *passes: UpstreamPass) -> UpstreamPass:
+    """Upstream passes run on each `op_name` op (e.g. `func.func`)."""
+    return UpstreamPass(op_name, nested=tuple(passes))
+
+
+#: One element of a pipeline: an ember pass object or an upstream pass.
+PassElement = Union[EmberPass, UpstreamPass]
+
+
+def element_text(element: PassElement) -> str:
+    """An element as pipeline text (ember passes with their non-default options)."""
+    return element.pipeline_text() if isinstance(element, EmberPass) else element.text()
+
+
+def element_name(element: PassElement) -> str:
+    """The name an element fails under: the pass, or the one pass inside a nesting."""
+    if isinstance(element, EmberPass):
+        return element.name
+    if element.nested is not None and len(element.nested) == 1:
+        return element_name(element.nested[0])
+    return element.name
 
 
 def _is_ember(name: str) -> bool:
-    return name in REGISTRY
+    return name in load_passes()
 
 
 def _contains_ember(element: Element) -> bool:
     return _is_ember(element.name) or any(_contains_ember(c) for c in element.children or ())
 
 
-def _flatten(element: Element) -> List[Union[Element, EmberPass]]:
-    """Ember passes come out as pass objects; upstream parts stay elements, split around them."""
+def _to_upstream(element: Element) -> UpstreamPass:
+    children = None if element.children is None else \
+        tuple(_to_upstream(c) for c in element.children)
+    return UpstreamPass(element.name, element.options, children)
+
+
+def _flatten(element: Element) -> List[PassElement]:
+    """Ember passes become pass objects; an upstream nesting holding ember passes is split
+    around them (ember passes run on the whole module and walk the ops they rewrite)."""
     if _is_ember(element.name):
         if element.children is not None:
             raise PipelineError(f"ember pass '{element.name}' cannot nest passes")
-        return [REGISTRY[element.name].from_options(parse_options(element.options))]
+        return [load_passes()[element.name].from_options(parse_options(element.options))]
     if element.children is None or not _contains_ember(element):
-        return [element]
-    out: List[Union[Element, EmberPass]] = []
-    run: List[Element] = []
+        return [_to_upstream(element)]
+    out: List[PassElement] = []
+    run: List[UpstreamPass] = []
     for child in element.children:
         for part in _flatten(child):
-            if isinstance(part, Element):
+            if isinstance(part, UpstreamPass):
                 run.append(part)
             else:
                 if run:
-                    out.append(Element(element.name, element.options, run))
+                    out.append(UpstreamPass(element.name, element.options, tuple(run)))
                     run = []
                 out.append(part)
     if run:
-        out.append(Element(element.name, element.options, run))
+        out.append(UpstreamPass(element.name, element.options, tuple(run)))
     return out
 
 
 @dataclass
 class Pipeline:
-    stages: List[Stage] = field(default_factory=list)
+    """An ordered list of passes, each run on its own: a failure names its pass, and
+    `--mlir-print-ir-after-all` sees every one."""
+    passes: List[PassElement] = field(default_factory=list)
 
     @classmethod
     def parse(cls, text: str, context: Optional[ir.Context] = None) -> "Pipeline":
@@ -171,83 +211,91 @@ class Pipeline:
         if len(elements) == 1 and elements[0].name == "builtin.module" and \
                 elements[0].children is not None:
             elements = elements[0].children
-        return cls.from_elements(elements, context)
+        return cls.of([part for e in elements for part in _flatten(e)], context)
 
     @classmethod
-    def from_elements(cls, elements: Sequence[Element], context=None) -> "Pipeline":
-        stages: List[Stage] = []
-        upstream: List[str] = []
-        for element in elements:
-            for part in _flatten(element):
-                if isinstance(part, Element):
-                    upstream.append(part.text())
-                else:
-                    if upstream:
-                        stages.append(UpstreamStage(",".join(upstream)))
-                        upstream = []
-                    stages.append(EmberStage(part))
-        if upstream:
-            stages.append(UpstreamStage(",".join(upstream)))
-        pipeline = cls(stages)
+    def of(cls, passes: Sequence[PassElement], context=None) -> "Pipeline":
+        """A pipeline of pass objects (ember passes and `upstream(...)` / `nest(...)`)."""
+        pipeline = cls(list(passes))
         pipeline._validate(context)
         return pipeline
 
     def _validate(self, context) -> None:
-        ctx = context or ir.Context()
-        with ctx:
-            for stage in self.stages:
-                if isinstance(stage, UpstreamStage):
+        with context or ir.Context():
+            for element in self.passes:
+                if isinstance(element, UpstreamPass):
                     try:
-                        PassManager.parse(f"builtin.module({stage.text})")
+                        PassManager.parse(f"builtin.module({element.text()})")
                     except Exception as e:
-                        known = ", ".join(sorted(REGISTRY))
-                        raise PipelineError(f"invalid pipeline element in '{stage.text}': "
+                        known = ", ".join(sorted(load_passes()))
+                        raise PipelineError(f"invalid pipeline element in '{element.text()}': "
                                             f"{_first_line(e)} (ember passes: {known})") from None
 
     def text(self, start: int = 0) -> str:
-        return ",".join(s.describe() for s in self.stages[start:])
+        return ",".join(element_text(e) for e in self.passes[start:])
+
+    def names(self) -> List[str]:
+        return [element_name(e) for e in self.passes]
 
     def __add__(self, other: "Pipeline") -> "Pipeline":
-        return Pipeline(self.stages + other.stages)
+        return Pipeline(self.passes + other.passes)
+
+    def without(self, names: Sequence[str]) -> "Pipeline":
+        """This pipeline without the passes named in `names` (a copy)."""
+        return Pipeline([e for e in self.passes if element_name(e) not in names])
+
+    def with_options(self, name: str, options: Mapping[str, object]) -> "Pipeline":
+        """This pipeline with every ember pass `name` given `options` (field names, typed
+        values; a copy)."""
+        return Pipeline([dataclasses.replace(e, **options)
+                         if isinstance(e, EmberPass) and e.name == name else e
+                         for e in self.passes])
 
     def run(self, module: ir.Module, ctx: Optional[PassContext] = None, *,
-            repro_dir: Optional[str] = None, print_ir_after_all=None) -> None:
-        """Runs every stage in order on `module`; on failure raises PipelineFailure.
+            repro_dir: Optional[str] = None, print_ir_after_all=None,
+            stage: str = "") -> None:
+        """Runs every pass in order on `module`; on failure raises PipelineFailure.
 
-        With `repro_dir`, the failing stage's input is saved there and the error quotes the
-        ember-opt command that reproduces the failure.
+        With `repro_dir`, the failing pass's input is saved there and the error quotes the
+        ember-opt command that reproduces the failure (with the context's target, if any).
         """
         ctx = ctx or PassContext()
-        for index, stage in enumerate(self.stages):
+        for index, element in enumerate(self.passes):
             before = module.operation.get_asm(enable_debug_info=True) if repro_dir else ""
             try:
-                _run_stage(stage, module, ctx)
+                _run_element(element, module, ctx)
             except Exception as e:
-                path = None
-                if repro_dir:
-                    os.makedirs(repro_dir, exist_ok=True)
-                    fd, path = tempfile.mkstemp(prefix="ember-repro-", suffix=".mlir",
-                                                dir=repro_dir)
-                    with os.fdopen(fd, "w") as f:
-                        f.write(before)
-                raise PipelineFailure(str(e), stage=stage.describe(), remaining=self.text(index),
-                                      ir_before=before, repro_path=path) from e
+                raise PipelineFailure(
+                    str(e), pass_name=element_name(element), remaining=self.text(index),
+                    ir_before=before, repro_path=_save_repro(before, repro_dir),
+                    target=ctx.target.spec if ctx.target is not None else None,
+                    stage=stage) from e
             if print_ir_after_all is not None:
-                print_ir_after_all.write(f"// -----// IR Dump After {stage.describe()} //----- //\n"
-                                         f"{module}\n")
+                print_ir_after_all.write(f"// -----// IR Dump After {element_text(element)} "
+                                         f"//----- //\n{module}\n")
+
+
+def _save_repro(text: str, repro_dir: Optional[str]) -> Optional[str]:
+    if not repro_dir:
+        return None
+    os.makedirs(repro_dir, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="ember-repro-", suffix=".mlir", dir=repro_dir)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return path
 
 
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
-def _run_stage(stage: Stage, module: ir.Module, ctx: PassContext) -> None:
-    if isinstance(stage, UpstreamStage):
+def _run_element(element: PassElement, module: ir.Module, ctx: PassContext) -> None:
+    if isinstance(element, UpstreamPass):
         with module.context:
-            PassManager.parse(f"builtin.module({stage.text})").run(module.operation)
+            PassManager.parse(f"builtin.module({element.text()})").run(module.operation)
         return
     with module.context, ir.Location.unknown():
-        stage.pass_.run(module, ctx)
+        element.run(module, ctx)
     module.operation.verify()
     errors = verify_module(module.operation)
     if errors:

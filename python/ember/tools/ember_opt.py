@@ -4,9 +4,14 @@
     ember-opt in.mlir --pass-pipeline='builtin.module(ember-fold-constants,canonicalize)'
     ember-opt in.mlir --split-input-file --verify-diagnostics
 
+    ember-opt in.mlir --target=aarch64:preset=graviton3 --stages=bufferize,kernels
+
 Passes come either as flags, in order (a registered ember pass by name, any other `--name` an
-upstream MLIR pass), or as one --pass-pipeline; both go through `ember.pipeline.pipeline`'s parser and
-runner. This module only wires the command line to `ember.tools.source` (input, chunks),
+upstream MLIR pass), or as one --pass-pipeline; both go through `ember.pipeline.pipeline`'s
+parser and runner. `--stages` then runs named stages of the target's stage table (the same
+table `ember.compile` runs). Passes read the target's facts: `--target` (the strings
+`ember.compile` takes), else those stamped on the module (`ember.target`, as in a repro), else
+this machine's. This module only wires the command line to `ember.tools.source` (input, chunks),
 `ember.tools.diagnostics` (printing and --verify-diagnostics) and the pipeline; it holds no pass
 or parsing logic of its own.
 """
@@ -19,10 +24,14 @@ from typing import List, Optional, Sequence, Tuple
 
 from mlir import ir
 
+from ember.backends import get_target
+from ember.backends.base import PassStage, Target, disable_passes
 from ember.dialect import new_context
 from ember.dialect.verifier import verify_module
-from ember.pipeline import REGISTRY, PassContext, PassOptionError
+from ember.pipeline import PassContext, PassOptionError, load_passes
 from ember.pipeline.pipeline import Pipeline, PipelineError, PipelineFailure
+from ember.pipeline.target_info import TargetInfo
+from ember.transforms.graph_pipeline import graph_pipeline
 from ember.tools import diagnostics as dg
 from ember.tools.source import SPLIT_MARKER, Chunk, parse_module, split_input
 from ember.weights import WeightTable
@@ -52,6 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output file ('-': stdout)")
     p.add_argument("--pass-pipeline", default=None, metavar="PIPELINE",
                    help="a textual pipeline, e.g. 'builtin.module(ember-canonicalize,cse)'")
+    p.add_argument("--target", default=None, metavar="TARGET",
+                   help="the target whose facts passes read, e.g. 'host', "
+                        "'aarch64:preset=graviton3', 'cuda:arch=sm_90' (default: the module's "
+                        "ember.target attribute, else host)")
+    p.add_argument("--stages", default="", metavar="NAMES",
+                   help="comma-separated pass stages of the target's stage table to run after "
+                        "the passes, e.g. 'bufferize,kernels,loops,llvm'")
+    p.add_argument("--disable-passes", default="", metavar="NAMES",
+                   help="comma-separated passes to leave out of --stages")
     p.add_argument("--split-input-file", action="store_true",
                    help=f"process each chunk between '{SPLIT_MARKER}' lines on its own")
     p.add_argument("--verify-diagnostics", action="store_true",
@@ -73,8 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 def describe_passes() -> str:
     """The registered ember passes with summaries and options (name: type = default)."""
     lines = ["ember passes (as --<name>[=<options>] flags or inside --pass-pipeline):"]
-    for name in sorted(REGISTRY):
-        cls = REGISTRY[name]
+    registry = load_passes()
+    for name in sorted(registry):
+        cls = registry[name]
         lines.append(f"  --{name:<24} {cls.summary()}")
         for f in cls.options():
             type_name = f.type if isinstance(f.type, str) else f.type.__name__
@@ -97,12 +116,16 @@ class Options:
     print_op_generic: bool = False
     allow_unregistered_dialect: bool = False
     weights: Optional[str] = None
+    target: Optional[str] = None
+    stages: Tuple[str, ...] = ()
+    disabled_passes: Tuple[str, ...] = ()
     list_passes: bool = False
     help: bool = False
 
 
 #: Tool options that take a value in the next argument when written without `=`.
-_VALUE_OPTIONS = ("-o", "--pass-pipeline", "--weights")
+_VALUE_OPTIONS = ("-o", "--pass-pipeline", "--weights", "--target", "--stages",
+                  "--disable-passes")
 
 
 def split_pass_flags(argv: Sequence[str], known: Sequence[str]) -> Tuple[List[str], List[str]]:
@@ -155,7 +178,10 @@ def parse_command_line(argv: Sequence[str]) -> Options:
                    print_debuginfo=ns.mlir_print_debuginfo,
                    print_op_generic=ns.mlir_print_op_generic,
                    allow_unregistered_dialect=ns.allow_unregistered_dialect,
-                   weights=ns.weights, list_passes=ns.list_passes, help=ns.help)
+                   weights=ns.weights, target=ns.target,
+                   stages=tuple(filter(None, ns.stages.split(","))),
+                   disabled_passes=tuple(filter(None, ns.disable_passes.split(","))),
+                   list_passes=ns.list_passes, help=ns.help)
 
 
 # ----------------------------------------------------------------------------- processing
@@ -188,6 +214,32 @@ def process_chunk(chunk: Chunk, filename: str, pipeline: Pipeline, options: Opti
     return ChunkResult(text if text.endswith("\n") else text + "\n", ok)
 
 
+def target_of(module: ir.Module, spec: Optional[str]) -> Tuple[Target, TargetInfo]:
+    """The target passes compile `module` for, and its facts: `--target` when given, else the
+    facts stamped on the module (a repro's), else this machine's."""
+    stamped = TargetInfo.stamped_on(module)
+    if spec is None and stamped is not None:
+        return get_target(stamped.spec), stamped
+    target = get_target(spec or "host")
+    return target, target.info
+
+
+def stage_pipeline(target: Target, names: Sequence[str], disabled: Sequence[str]) -> Pipeline:
+    """The passes of the named stages of `target`'s stage table, in table order."""
+    table = disable_passes(target.stages(graph_pipeline()), disabled) if names or disabled \
+        else []
+    stages = {s.name: s for s in table}
+    pipeline = Pipeline()
+    for name in names:
+        stage = stages.get(name)
+        if not isinstance(stage, PassStage):
+            passes = ", ".join(s.name for s in table if isinstance(s, PassStage))
+            raise UsageError(f"target '{target.kind}' has no pass stage '{name}' "
+                             f"(its pass stages: {passes})")
+        pipeline = pipeline + stage.pipeline
+    return pipeline
+
+
 def _transform(chunk: Chunk, filename: str, pipeline: Pipeline, options: Options,
                weights: dict) -> Tuple[Optional[ir.Module], List[dg.Diag], Optional[str]]:
     """(the transformed module or None on any error, every diagnostic, the failed pass)."""
@@ -199,12 +251,19 @@ def _transform(chunk: Chunk, filename: str, pipeline: Pipeline, options: Options
             module = parse_module(chunk, context, filename)
             found = [dg.at(op.location, message)
                      for op, message in verify_module(module.operation)]
-            if not found:
-                pipeline.run(module, PassContext(weights=WeightTable(weights)),
-                             print_ir_after_all=sys.stderr if options.print_ir_after_all
-                             else None)
+            if not found and (pipeline.passes or options.stages):
+                target, info = target_of(module, options.target)
+                if options.target is not None:
+                    info.stamp(module)       # the output carries the facts it was made with
+                passes = pipeline + stage_pipeline(target, options.stages,
+                                                   options.disabled_passes)
+                passes.run(module, PassContext(weights=WeightTable(weights), target=info),
+                           print_ir_after_all=sys.stderr if options.print_ir_after_all
+                           else None)
+        except (UsageError, ValueError) as e:   # a bad --stages name or ember.target attribute
+            found = [dg.from_text(str(e))]
         except PipelineFailure as e:
-            failure = f"pass '{e.stage}' failed"
+            failure = f"pass '{e.pass_name}' failed"
             found = dg.from_exception(e)
             if not found and not collected.has_errors():
                 # The pass raised without emitting a diagnostic: its text is the error.
@@ -256,7 +315,9 @@ def run(options: Options) -> int:
         return 0
     try:
         pipeline = Pipeline.parse(options.pipeline, new_context())
-    except (PipelineError, PassOptionError) as e:
+        if options.target is not None:
+            get_target(options.target).info      # a bad target string fails here, once
+    except (PipelineError, PassOptionError, ValueError) as e:
         return _fail(str(e))
     try:
         text, filename = _read_input(options.input)

@@ -357,7 +357,7 @@ class ConvWinograd(EmberPass):
             raise ValueError(f"ember-conv-winograd: tile must be 2 or 4, got {self.tile}")
         if self.enabled:
             algorithms = (F4, F2) if self.tile == 4 else (F2,)
-            traits = CpuTraits.from_target(ctx.target)
+            traits = CpuTraits.from_target(ctx.require_target(self.name))
             blocks = TileBlocks(self.block_bytes or traits.l2 // 2,
                                 self.min_blocks or 2 * traits.cores) if self.blocked else None
             apply_patterns(module, {"ember.conv2d": [_Winograd(ctx, self.min_channels,

@@ -168,7 +168,8 @@ class CpuContractions(EmberPass):
     panel: int = 0
 
     def run(self, module, ctx: PassContext) -> None:
-        panel = self.panel or default_panel(CpuTraits.from_target(ctx.target))
+        panel = self.panel or \
+            default_panel(CpuTraits.from_target(ctx.require_target(self.name)))
         pattern = _ToKernel(panel)
         apply_patterns(module, {"linalg.generic": [pattern], "linalg.matmul": [pattern]},
                        erase_dead=False)

@@ -50,7 +50,8 @@ class CpuGemmKernels(EmberPass):
     unroll: int = 4
     #: Independent accumulators a register tile should have (small tiles use several sets).
     chains: int = 8
-    #: One task per OpenMP thread through scf.parallel (false: serial code).
+    #: One task per OpenMP thread through scf.parallel (false: serial code; serial anyway
+    #: when the target runs without OpenMP).
     parallel: bool = True
     #: Copy A's blocks into MR-row micro-panels before the micro-kernel reads them: "auto" in
     #: GEMMs wide enough for it to pay (cpu_gemm.PACK_A_MIN_PANELS), "true" always, "false"
@@ -61,7 +62,8 @@ class CpuGemmKernels(EmberPass):
         if self.pack_a not in ("auto", "true", "false"):
             raise ValueError(f"ember-cpu-gemm-kernels: pack-a must be auto, true or false, "
                              f"got {self.pack_a!r}")
-        traits = CpuTraits.from_target(ctx.target)
+        target = ctx.require_target(self.name)
+        traits = CpuTraits.from_target(target)
         for fn in kernel_functions(module):
             if SCHEDULE_ATTR in fn.attributes or not is_bufferized(fn):
                 continue                     # generated already, or not bufferized yet
@@ -74,7 +76,8 @@ class CpuGemmKernels(EmberPass):
                                        mc=self.mc, split_rows=self.split_rows,
                                        unroll=self.unroll, chains=self.chains)
             pack_a = {"auto": schedule.pack_a, "true": True, "false": False}[self.pack_a]
-            schedule = dataclasses.replace(schedule, parallel=schedule.parallel and self.parallel,
+            schedule = dataclasses.replace(schedule, parallel=schedule.parallel and self.parallel
+                                           and target.openmp,
                                            pack_a=pack_a)
             task = emit_kernel(fn, spec, schedule)
             fn.attributes[SCHEDULE_ATTR] = schedule_attr(schedule)

@@ -2,12 +2,14 @@
 
 Everything but the host's own facts (its triple, CPU and features from LLVM, the vector shape
 of x86 CPUs named without features, caches and cores from sysfs, libomp from LLVM's packages)
-is the shared CPU target of cpu.py: its stages, link step, GEMM traits and OpenMP switch.
+is the shared CPU target of target.py: its stages, link step, GEMM traits and OpenMP switch.
 """
 from __future__ import annotations
 
-from ember.backends.cpu.microkernel import CpuTraits, host_traits
+import functools
+import os
 
+from ember.backends.cpu.microkernel import CpuTraits
 from ember.backends.cpu.target import CpuOptions, CpuTarget
 from ember.backends.llvm import host_cpu
 
@@ -22,6 +24,37 @@ _CPU_FEATURES = {
     **dict.fromkeys(("haswell", "broadwell", "skylake", "alderlake", "raptorlake", "znver1",
                      "znver2", "znver3", "x86-64-v3"), _AVX2),
 }
+
+
+def _sysfs_caches() -> dict:
+    """{'l1d': bytes, 'l2': bytes, 'l3': bytes} from Linux sysfs (missing entries omitted)."""
+    found = {}
+    base = "/sys/devices/system/cpu/cpu0/cache"
+    try:
+        entries = os.listdir(base)
+    except OSError:
+        return found
+    for entry in entries:
+        path = os.path.join(base, entry)
+        try:
+            level = open(os.path.join(path, "level")).read().strip()
+            kind = open(os.path.join(path, "type")).read().strip()
+            size = open(os.path.join(path, "size")).read().strip()
+        except OSError:
+            continue
+        scale = {"K": 1024, "M": 1024 * 1024}.get(size[-1:], 1)
+        value = int(size.rstrip("KM")) * scale
+        key = {"1": "l1d" if kind in ("Data", "Unified") else None, "2": "l2", "3": "l3"}.get(level)
+        if key:
+            found[key] = value
+    return found
+
+
+@functools.lru_cache(maxsize=None)
+def host_traits() -> CpuTraits:
+    """This machine's caches (sysfs) and cores (its vector shape comes from the features)."""
+    return CpuTraits(cores=os.cpu_count() or 1, **_sysfs_caches())
+
 
 #: The host's options are the shared CPU options; "" and 0 mean this machine's values.
 HostOptions = CpuOptions

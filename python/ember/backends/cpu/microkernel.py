@@ -32,15 +32,15 @@ Generated code (C = residual + act(A @ B + bias), A [M, K] row-major, C [M, N]):
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 import numpy as np
 from mlir import ir
 from mlir.dialects import arith, func, memref, scf, vector
+
+from ember.pipeline.target_info import TargetInfo
 
 from ember.kit.builders import GemmOperands as _Operands, for_ as _for, gemm_arg_names, if_ as _if, \
     index as _index
@@ -188,11 +188,10 @@ class CpuTraits:
     cores: int = 1                  # cores a schedule plans parallel tasks for
 
     @classmethod
-    def from_target(cls, target) -> "CpuTraits":
-        """The target's traits (`target.cpu_traits()`), else this machine's."""
-        if target is not None and hasattr(target, "cpu_traits"):
-            return target.cpu_traits()
-        return host_traits()
+    def from_target(cls, info: TargetInfo) -> "CpuTraits":
+        """The traits of a target, from its facts."""
+        return cls(lanes=info.vector_lanes, registers=info.vector_registers, l1d=info.l1d,
+                   l2=info.l2, l3=info.l3, cores=info.cores)
 
 
 def vector_shape_for(features: str, triple: str = "") -> tuple:
@@ -205,40 +204,6 @@ def vector_shape_for(features: str, triple: str = "") -> tuple:
     if "avx2" in flags or "avx" in flags:
         return 8, 16
     return 4, 16
-
-
-def _sysfs_caches() -> dict:
-    """{'l1d': bytes, 'l2': bytes, 'l3': bytes} from Linux sysfs (missing entries omitted)."""
-    found = {}
-    base = "/sys/devices/system/cpu/cpu0/cache"
-    try:
-        entries = os.listdir(base)
-    except OSError:
-        return found
-    for entry in entries:
-        path = os.path.join(base, entry)
-        try:
-            level = open(os.path.join(path, "level")).read().strip()
-            kind = open(os.path.join(path, "type")).read().strip()
-            size = open(os.path.join(path, "size")).read().strip()
-        except OSError:
-            continue
-        scale = {"K": 1024, "M": 1024 * 1024}.get(size[-1:], 1)
-        value = int(size.rstrip("KM")) * scale
-        key = {"1": "l1d" if kind in ("Data", "Unified") else None, "2": "l2", "3": "l3"}.get(level)
-        if key:
-            found[key] = value
-    return found
-
-
-@functools.lru_cache(maxsize=None)
-def host_traits() -> CpuTraits:
-    """This machine's traits: vector shape from LLVM's host features, caches from sysfs."""
-    from ember.backends.llvm import host_cpu
-    triple, _, features = host_cpu()
-    lanes, registers = vector_shape_for(features, triple)
-    return CpuTraits(lanes=lanes, registers=registers, cores=os.cpu_count() or 1,
-                     **_sysfs_caches())
 
 
 def default_panel(traits: CpuTraits) -> int:

@@ -63,7 +63,8 @@ class PackWeights(EmberPass):
     panel: int = 0
 
     def run(self, module, ctx: PassContext) -> None:
-        nr = self.panel or default_panel(CpuTraits.from_target(ctx.target))
+        nr = self.panel or \
+            default_panel(CpuTraits.from_target(ctx.require_target(self.name)))
         if nr <= 0:
             raise ValueError(f"ember-pack-weights: panel must be positive, got {nr}")
         apply_patterns(module, {"ember.gemm": [_PackPattern(ctx, nr)]})

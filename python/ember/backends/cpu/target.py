@@ -1,15 +1,27 @@
-"""What every CPU target shares: options, the stage table from LLVM dialect to `model.so`, the
-GEMM traits and OpenMP. A CPU target module (host.py, aarch64.py) only declares what differs:
-its triple, CPU and features, its vector shape and the caches it plans for when not told.
+"""What every CPU target shares: options, facts, and the stage table from ember IR to `model.so`.
+A CPU target module (host.py, aarch64.py) only declares what differs: its triple, CPU and
+features, its vector shape and the caches it plans for when not told.
 
-Stages (after the lowering pipeline has produced the LLVM dialect):
-  llvm-ir  -> LLVM IR text from MLIR 22 (`prepare_llvm_dialect` may annotate functions first)
-  object   -> an ELF object from llvmlite for the target's triple, CPU and features
-  library  -> `model.so`: the object, the C entry stub and cpu_support.c linked by the target's
-              C compiler (`cc`, a cross compiler for a foreign triple)
+Stages (each a named pipeline of registered passes, then functions of the previous output):
+  graph      the graph passes (ember.transforms.graph_pipeline)
+  lower      Winograd and implicit-GEMM convs, packed weights, ember ops -> linalg with GEMMs as
+             kernel calls, attention's products on the same kernels, weights bound as arguments
+  bufferize  one-shot bufferization (results become out-parameters, GEMM kernels write their
+             destination in place), ember-plan-buffers' static memory plan, deallocation
+  kernels    vector micro-kernel bodies for the GEMM kernel functions, reassociable reductions,
+             polynomial exp/tanh, big ops split over OpenMP threads (with `openmp`), elementwise
+             ops vectorized in MLIR
+  loops      scf.forall -> scf.parallel, linalg -> loops, i1 memrefs widened, scf.parallel ->
+             OpenMP (with `openmp`)
+  llvm       everything to the LLVM dialect, with `_mlir_ciface_` wrappers on public functions
+  llvm-ir    LLVM IR text from MLIR 22 (`prepare_llvm_dialect` may annotate functions first)
+  object     an ELF object from llvmlite for the target's triple, CPU and features
+  library    `model.so`: the object, the C entry stub and cpu_support.c linked by the target's C
+             compiler (`cc`, a cross compiler for a foreign triple)
 The library exports `int32_t ember_entry(void **args)`, args = memref descriptors of the inputs,
-then the bound constants, then the outputs (see ember.artifact.store), and, given the job's signature,
-the ember C runtime API (cpu_runtime.py). Nothing here knows about a particular architecture.
+then the bound constants, then the outputs (see ember.artifact.store), and, given the job's
+signature, the ember C runtime API (c_runtime.py). Nothing here knows about a particular
+architecture.
 """
 from __future__ import annotations
 
@@ -24,19 +36,55 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import List, Optional, Sequence, Tuple
 
+from ember.backends.base import (CodegenResult, CodegenStage, CompileJob, PassStage, Stage,
+                                 Target, TargetOptions)
+from ember.backends.bufferize import bufferize_passes
+from ember.backends.cpu import c_runtime
+from ember.backends.cpu.c_interface import MarkCInterface
+from ember.backends.cpu.conv_winograd import ConvWinograd
+from ember.backends.cpu.cpu_contractions import CpuContractions
+from ember.backends.cpu.expand_math import ExpandMath
+from ember.backends.cpu.gemm_kernels import CpuGemmKernels
+from ember.backends.cpu.inline_alloca_scopes import InlineAllocaScopes
+from ember.backends.cpu.kernel_destinations import MarkKernelDestinations
 from ember.backends.cpu.microkernel import CpuTraits, vector_shape_for
+from ember.backends.cpu.pack_weights import PackWeights
+from ember.backends.cpu.parallelize_loops import ParallelizeLoops
+from ember.backends.cpu.plan_buffers import PlanBuffers
+from ember.backends.cpu.reassociate_reductions import ReassociateReductions
+from ember.backends.cpu.vectorize_generics import VectorizeGenerics
+from ember.backends.cpu.widen_bool_memrefs import WidenBoolMemrefs
+from ember.lowering.bind_weights import BindWeights
+from ember.lowering.conv_to_gemm import ConvToGemm
+from ember.lowering.copy_repeated_results import CopyRepeatedResults
+from ember.lowering.legalize_reshapes import LegalizeReshapes
+from ember.backends.llvm import emit_object, translate_to_llvm_ir
+from ember.lowering.lower_to_linalg import LowerToLinalg
+from ember.pipeline.pipeline import Pipeline, nest, upstream
+from ember.pipeline.target_info import TargetInfo
 from ember.runtime.capi import ABI
 
-from ember.backends.cpu import c_runtime as cpu_runtime
-from ember.backends.base import CodegenResult, CompileJob, Stage, Target, TargetOptions
-from ember.backends.llvm import emit_object, translate_to_llvm_ir
-
-#: Pipeline from graph-level ember IR to LLVM dialect, shared by CPU targets.
-CPU_LOWERING = ("ember-conv-winograd,ember-conv-to-gemm,ember-pack-weights,ember-lower-to-linalg,"
-                "ember-cpu-contractions,canonicalize,cse,"
-                "ember-bind-weights,"
-                "ember-legalize-reshapes,"
-                "ember-host-to-llvm")
+#: Upstream conversions from loops, vectors and memrefs to the LLVM dialect, in order (verified
+#: on MLIR 22.1.8; see DESIGN.md section 3). finalize-memref-to-llvm calls the generic allocation
+#: functions, which cpu_support.c's caching allocator implements.
+TO_LLVM = tuple(upstream(*name.split()) for name in (
+    "convert-bufferization-to-memref",
+    "convert-vector-to-scf",
+    "convert-scf-to-cf",
+    "expand-strided-metadata",
+    "lower-affine",
+    "convert-vector-to-llvm",
+    "finalize-memref-to-llvm use-generic-functions",
+    "convert-math-to-llvm",
+    "convert-math-to-libm",
+    "convert-arith-to-llvm",
+    "convert-cf-to-llvm",
+    "convert-openmp-to-llvm",
+    "convert-func-to-llvm",
+    "convert-index-to-llvm",
+    "convert-ub-to-llvm",
+    "reconcile-unrealized-casts",
+))
 #: Exported by cpu_support.c: `int32_t ember_set_num_threads(int32_t)` (the runtime's hook).
 THREADS_SYMBOL = "ember_set_num_threads"
 #: `ember_entry`'s status when the CPU lacks what the code was compiled for (the C runtime
@@ -110,19 +158,6 @@ class CpuOptions(TargetOptions):
     cores: int = 0          # cores the parallel schedule plans for; 0: the target's default
     openmp: str = "auto"    # threads through libomp: "auto" (when found), "on", "off"
 
-    def normalized(self) -> "CpuOptions":
-        """The options with integer fields given as text (from a target string) converted."""
-        changes = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.type in ("int", int) and not isinstance(value, int):
-                try:
-                    changes[f.name] = int(value)
-                except ValueError:
-                    raise ValueError(f"target option {f.name} must be an integer, got "
-                                     f"{value!r}") from None
-        return dataclasses.replace(self, **changes)
-
 
 class CpuTarget(Target):
     """A CPU target. Subclasses set `kind` and, in `__init__`, `triple`, `cpu` and `features`
@@ -138,7 +173,7 @@ class CpuTarget(Target):
     features: str
 
     def __init__(self, options: CpuOptions):
-        super().__init__(self.complete_options(options.normalized()))
+        super().__init__(self.complete_options(options))
 
     # -- hooks ------------------------------------------------------------------------------
     def complete_options(self, options: CpuOptions) -> CpuOptions:
@@ -166,8 +201,9 @@ class CpuTarget(Target):
         return ""
 
     # -- shared -----------------------------------------------------------------------------
-    def cpu_traits(self) -> CpuTraits:
-        """Vector shape, caches and cores the GEMM code generation plans for."""
+    @functools.cached_property
+    def info(self) -> TargetInfo:
+        """Vector shape, caches, cores and threads: what the passes plan for."""
         lanes, registers = vector_shape_for(self.vector_features(), self.triple)
         bits = self.vector_bits()
         if bits:
@@ -175,11 +211,13 @@ class CpuTarget(Target):
         default = self.default_traits()
         kb = 1024
         options = self.options
-        return CpuTraits(lanes=lanes, registers=registers,
-                         l1d=options.l1d_kb * kb or default.l1d,
-                         l2=options.l2_kb * kb or default.l2,
-                         l3=options.l3_kb * kb or default.l3,
-                         cores=options.cores or default.cores)
+        return TargetInfo(kind=self.kind, spec=self.spec, triple=self.triple, cpu=self.cpu,
+                          features=self.features, vector_lanes=lanes,
+                          vector_registers=registers,
+                          l1d=options.l1d_kb * kb or default.l1d,
+                          l2=options.l2_kb * kb or default.l2,
+                          l3=options.l3_kb * kb or default.l3,
+                          cores=options.cores or default.cores, openmp=self.openmp)
 
     @functools.cached_property
     def libomp(self) -> Optional[str]:
@@ -188,7 +226,7 @@ class CpuTarget(Target):
     @property
     def openmp(self) -> bool:
         """Whether generated code runs parallel loops on OpenMP threads (linking libomp);
-        without, ember-host-to-llvm keeps them serial."""
+        without, the stage table keeps them serial."""
         mode = str(self.options.openmp).lower()
         if mode in ("off", "false", "0"):
             return False
@@ -200,11 +238,31 @@ class CpuTarget(Target):
     def describe(self) -> dict:
         return {"kind": self.kind, "triple": self.triple, "cpu": self.cpu}
 
-    def lowering_pipeline(self) -> str:
-        return CPU_LOWERING
-
-    def stages(self) -> List[Stage]:
-        return [("llvm-ir", self._llvm_ir), ("object", self._object), ("library", self._library)]
+    def stages(self, graph: Pipeline) -> List[Stage]:
+        openmp = self.info.openmp
+        threads = [upstream("convert-scf-to-openmp"), upstream("canonicalize"),
+                   InlineAllocaScopes()] if openmp else []
+        return [
+            PassStage("graph", graph),
+            PassStage("lower", Pipeline.of([
+                ConvWinograd(), ConvToGemm(), PackWeights(), LowerToLinalg(), CpuContractions(),
+                upstream("canonicalize"), upstream("cse"), BindWeights(), LegalizeReshapes()])),
+            PassStage("bufferize", Pipeline.of([
+                MarkKernelDestinations(), CopyRepeatedResults(), *bufferize_passes(),
+                PlanBuffers(), upstream("buffer-deallocation-pipeline")])),
+            PassStage("kernels", Pipeline.of([
+                CpuGemmKernels(), ReassociateReductions(), ExpandMath(),
+                *([ParallelizeLoops()] if openmp else []), VectorizeGenerics()])),
+            PassStage("loops", Pipeline.of([
+                nest("func.func", upstream("scf-forall-to-parallel")),
+                nest("func.func", upstream("convert-linalg-to-loops")),
+                upstream("canonicalize"), upstream("cse"), upstream("loop-invariant-code-motion"),
+                WidenBoolMemrefs(), *threads])),
+            PassStage("llvm", Pipeline.of([MarkCInterface(), *TO_LLVM])),
+            CodegenStage("llvm-ir", self._llvm_ir),
+            CodegenStage("object", self._object),
+            CodegenStage("library", self._library),
+        ]
 
     def _llvm_ir(self, module, job: CompileJob) -> str:
         with module.context:
@@ -230,10 +288,10 @@ class CpuTarget(Target):
                                self.cpu_check()))
         run_tool([self.options.cc, "-shared", "-fPIC", "-O2", "-o", lib_path, obj_path,
                   stub_path, support_source_path(),
-                  *cpu_runtime.cc_args(job.signature, job.workdir, cc=self.options.cc),
+                  *c_runtime.cc_args(job.signature, job.workdir, cc=self.options.cc),
                   *self.link_flags(), "-lm"])
         return CodegenResult(files={"model.so": lib_path,
-                                    **cpu_runtime.artifact_files(job.signature)},
+                                    **c_runtime.artifact_files(job.signature)},
                              code={"library": "model.so", "symbol": "ember_entry",
                                    **({"abi": ABI} if job.signature is not None else {}),
                                    "threads_symbol": THREADS_SYMBOL},

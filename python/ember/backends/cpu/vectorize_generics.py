@@ -26,7 +26,6 @@ from typing import Optional, Tuple
 
 from mlir import ir
 
-from ember.backends.cpu.microkernel import CpuTraits
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.kit.patterns import apply_transform_script, walk_ops
@@ -120,7 +119,7 @@ class VectorizeGenerics(EmberPass):
     lanes: int = 0
 
     def run(self, module, ctx: PassContext) -> None:
-        lanes = self.lanes or CpuTraits.from_target(ctx.target).lanes
+        lanes = self.lanes or ctx.require_target(self.name).vector_lanes
         plans = []
         for op in walk_ops(module.operation, ["linalg.generic"]):
             plan = vector_tiles(op, lanes)

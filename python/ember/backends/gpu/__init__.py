@@ -2,4 +2,4 @@
 generators (SIMT and tensor-core GEMMs, row reductions, elementwise), the launch plan and the
 targets' stage tables. Importing the package registers its passes."""
 from ember.backends.gpu import (  # noqa: F401  (imported for registration)
-    outline_gemms, kernels)
+    outline_gemms, kernels, expand_floor)

@@ -1,8 +1,8 @@
 """The CUDA target: NVVM -> PTX (MLIR's NVPTX backend) -> cubin (ptxas, when installed).
 
-`target="cuda"` or `"cuda:arch=sm_80,ptx=ptx80,opt_level=3"`. Stages after the shared GPU
-lowering (gpu_lowering.py): plan -> nvvm (convert-gpu-to-nvvm with bare-pointer kernel
-arguments, then gpu-module-to-binary{format=isa} for `#nvvm.target<chip=arch>`) -> ptx (the
+`target="cuda"` or `"cuda:arch=sm_80,ptx=ptx80,opt_level=3"`. Its own stages after the shared
+GPU ones (lowering.py): nvvm (nvvm-attach-target for the arch, convert-gpu-to-nvvm with
+bare-pointer kernel arguments, gpu-module-to-binary{format=isa}) -> ptx (the
 binary's PTX text) -> cubin (`ptxas --gpu-name <arch>`; skipped when ptxas is not on PATH, and
 the runtime then JIT-compiles the PTX) -> artifact. f16/bf16 GEMMs run on the tensor cores
 (mma.sync m16n8k16 with f32 accumulation, ember.backends.gpu.mma_gemm; every arch here is sm_80 or
@@ -15,18 +15,19 @@ import shutil
 from dataclasses import dataclass
 from typing import Optional
 
-from mlir import ir
 from mlir.dialects import gpu
 
-from ember.backends.base import CompileJob
-from ember.backends.gpu.lowering import GpuOptions, GpuProgram, GpuTarget, run_passes, why_no_device
+from ember.backends.base import CodegenStage, CompileJob, PassStage
 from ember.backends.cpu.target import run_tool
+from ember.backends.gpu.lowering import GpuOptions, GpuProgram, GpuTarget, why_no_device
+from ember.pipeline.pipeline import Pipeline, nest, upstream
 
 
 @dataclass(frozen=True)
 class CudaOptions(GpuOptions):
     ptx: str = ""           # PTX ISA feature, e.g. "ptx80"; "" picks one the arch needs
     ptxas: str = "ptxas"    # the assembler; "" or not on PATH: ship PTX only
+    tensor_cores: bool = True   # f16/bf16 GEMMs on mma.sync (false: the SIMT kernel)
 
 
 #: The PTX ISA version each arch needs at least (CUDA 11.0: 7.0 for sm_80; 12.0: 8.0 for sm_90).
@@ -50,7 +51,11 @@ class CudaTarget(GpuTarget):
     Options = CudaOptions
     default_arch = "sm_80"
     archs = tuple(_PTX)
-    kernel_options = "tensor-cores"
+    triple = "nvptx64-nvidia-cuda"
+
+    @property
+    def tensor_cores(self) -> bool:
+        return self.options.tensor_cores
 
     def describe(self) -> dict:
         return {**super().describe(), "ptx": self.ptx_feature}
@@ -63,20 +68,18 @@ class CudaTarget(GpuTarget):
         return why_no_device(cuda_device_reason)
 
     def convert_stages(self):
-        return [("nvvm", self._nvvm), ("ptx", self._ptx), ("cubin", self._cubin)]
-
-    def _nvvm(self, program: GpuProgram, job: CompileJob) -> GpuProgram:
-        module = program.module
-        with module.context:
-            target = ir.Attribute.parse(f'[#nvvm.target<chip = "{self.arch}", features = '
-                                        f'"+{self.ptx_feature}", O = {self.options.opt_level}>]')
-            for op in module.body.operations:
-                if op.operation.name == "gpu.module":
-                    op.attributes["targets"] = target
-            run_passes(module, "gpu.module(convert-nvgpu-to-nvvm,"
-                               "convert-gpu-to-nvvm{use-bare-ptr-memref-call-conv=1}),"
-                               "reconcile-unrealized-casts,gpu-module-to-binary{format=isa}")
-        return program
+        return [
+            PassStage("nvvm", Pipeline.of([
+                upstream("nvvm-attach-target", chip=self.arch, features=f"+{self.ptx_feature}",
+                         O=self.options.opt_level),
+                nest("gpu.module", upstream("convert-nvgpu-to-nvvm")),
+                nest("gpu.module", upstream("convert-gpu-to-nvvm",
+                                            use_bare_ptr_memref_call_conv=True)),
+                upstream("reconcile-unrealized-casts"),
+                upstream("gpu-module-to-binary", format="isa")])),
+            CodegenStage("ptx", self._ptx),
+            CodegenStage("cubin", self._cubin),
+        ]
 
     def _ptx(self, program: GpuProgram, job: CompileJob) -> GpuProgram:
         texts = [gpu.ObjectAttr(obj).object.decode()
@@ -95,7 +98,7 @@ class CudaTarget(GpuTarget):
             return program
         ptx = program.files["kernels.ptx"]
         cubin = ptx[:-len(".ptx")] + ".cubin"
-        run_tool([ptxas, "--gpu-name", self.arch, f"-O{min(3, int(self.options.opt_level))}",
+        run_tool([ptxas, "--gpu-name", self.arch, f"-O{min(3, self.options.opt_level)}",
                   ptx, "-o", cubin])
         program.files["kernels.cubin"] = cubin
         program.code["module"] = "kernels.cubin"

@@ -1,29 +1,33 @@
-"""ember-gpu-kernels: bound linalg-on-tensors code -> one GPU kernel per op, in one gpu.module.
+"""The passes that turn bound linalg-on-tensors code into GPU kernels in one gpu.module.
 
-A table of stages, run in order on static shapes:
-  unroll      scf.forall (attention's loop over batch entries) unrolled into straight-line
-              code, so that every op below is a top-level op of the host function
-  bufferize   one-shot bufferization; results become out-parameters (the runtime passes the
-              output buffers); no deallocation (ember-gpu-launch-plan plans all memory)
-  gemms       each call of a GEMM kernel function (ember-gpu-outline-gemms) becomes a
-              gpu.launch: with `tensor-cores` (cuda), f16/bf16 GEMMs whose K and N are
-              multiples of 8 get the mma.sync kernel (ember.backends.gpu.mma_gemm); every other
-              GEMM the shared-memory tiled SIMT kernel (ember.backends.gpu.simt_gemm), all
-              accumulating in f32
-  rows        memref.copy -> linalg.copy, named linalg ops generalized; each run of ops
-              around a reduction over the innermost dims (LayerNorm, softmax, a contraction
-              whose reduced dim is innermost) becomes one row kernel, a warp (or a block, for
-              long rows) per row with a shuffle butterfly (ember.backends.gpu.rows)
-  loops       every other linalg op -> scf.parallel (reductions as scf.for inside) -> a
-              gpu.launch of `threads`-thread blocks over its iteration space, linearized
-              (one thread per point, tail guarded)
-  outline     gpu-kernel-outlining into one `gpu.module @kernels`, kernels named after what
-              they compute and their position (`gemm_0`, `layer_norm_3`, `elementwise_7`);
-              workgroup buffers 16-byte aligned, f32 exp/tanh expanded into polynomials (no
-              device math library needed); identical kernels (same body and signature) kept
-              once, so repeated layers launch one kernel several times
+Run in this order by the GPU targets' `kernels` stage (backends/gpu/lowering.py), on static
+shapes, with upstream passes between them:
+  ember-gpu-unroll-foralls    scf.forall (attention's loop over batch entries) unrolled into
+                              straight-line code, so every op below is a top-level op of the
+                              host function (canonicalize folds the single-iteration copies)
+  (bufferization: results become out-parameters; no deallocation, the launch plan places memory)
+  ember-gpu-launch-gemms      each call of a GEMM kernel function (ember-gpu-outline-gemms)
+                              becomes a gpu.launch: on targets with tensor cores, f16/bf16 GEMMs
+                              whose K and N are multiples of 8 get the mma.sync kernel
+                              (ember.backends.gpu.mma_gemm); every other GEMM the shared-memory
+                              tiled SIMT kernel (ember.backends.gpu.simt_gemm), accumulating in f32
+  ember-gpu-copies-to-linalg  memref.copy -> linalg.copy (then linalg-generalize-named-ops)
+  ember-gpu-launch-rows       each run of ops around a reduction over the innermost dims
+                              (LayerNorm, softmax, a contraction whose reduced dim is innermost)
+                              becomes one row kernel, a warp (or a block, for long rows) per row
+                              with a shuffle butterfly (ember.backends.gpu.rows)
+  ember-gpu-launch-loops      (after convert-linalg-to-parallel-loops) every scf.parallel -> a
+                              gpu.launch of `threads`-thread blocks over its iteration space,
+                              linearized (one thread per point, tail guarded)
+  ember-gpu-name-kernels      each launch's kernel named after what it computes and its position
+                              (`gemm_0`, `layer_norm_3`, `elementwise_7`), in `@kernels`
+  (gpu-launch-sink-index-computations, gpu-kernel-outlining into `gpu.module @kernels`)
+  ember-gpu-finish-kernels    workgroup buffers 16-byte aligned, f32 exp/tanh expanded into
+                              polynomials (no device math library needed), identical kernels
+                              (same body and signature) kept once, so repeated layers launch one
+                              kernel several times
 What is left in the host function is allocations, views of buffers, constants and
-gpu.launch_func ops: ember-gpu-launch-plan turns that into the launch plan.
+gpu.launch_func ops: the targets' `plan` stage turns that into the launch plan.
 """
 from __future__ import annotations
 
@@ -32,7 +36,6 @@ from dataclasses import dataclass
 
 from mlir import ir
 from mlir.dialects import arith, gpu, linalg, scf
-from mlir.passmanager import PassManager
 
 from ember.kit.builders import GemmOperands, index
 from ember.backends.gpu.simt_gemm import GEMM_ATTR, GemmTile, GpuGemmSpec, GpuMapping, emit_gemm
@@ -41,7 +44,6 @@ from ember.backends.gpu.rows import emit_row_group, find_row_groups
 from ember.kit.vector_math import expand_math
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.backends.cpu.host_to_llvm import BUFFERIZE, copy_repeated_results
 from ember.kit.patterns import walk_ops
 
 #: Name of the one gpu.module holding every kernel.
@@ -51,10 +53,6 @@ KERNEL_MODULE = "kernels"
 SHARED_ALIGNMENT = 16
 #: Attribute on a gpu.launch until outlining: what its kernel computes (the name's stem).
 KIND_ATTR = "ember.kernel"
-
-
-def _run(module, passes) -> None:
-    PassManager.parse(f"builtin.module({','.join(passes)})").run(module.operation)
 
 
 def _int(value) -> int:
@@ -88,7 +86,6 @@ def unroll_foralls(module) -> None:
             result = copy.results[0]
         op.results[0].replace_all_uses_with(result)
         op.erase()
-    _run(module, ("canonicalize",))
 
 
 # ----------------------------------------------------------------------------- gemms
@@ -128,8 +125,6 @@ def copies_to_linalg(module) -> None:
 def launch_row_groups(module, threads: int, warp: int) -> None:
     """Each row group (ember.backends.gpu.rows) of the host functions -> one row kernel,
     launched where the group's last op was."""
-    copies_to_linalg(module)
-    _run(module, ("func.func(linalg-generalize-named-ops)",))
     for fn in walk_ops(module.operation, ["func.func"]):
         for group in find_row_groups(fn.regions[0].blocks[0]):
             last = group.ops[-1].op
@@ -201,7 +196,6 @@ def launch_parallel_loop(loop, threads: int) -> None:
 
 
 def launch_loops(module, threads: int) -> None:
-    _run(module, ("func.func(convert-linalg-to-parallel-loops)",))
     for fn in walk_ops(module.operation, ["func.func"]):
         for op in list(fn.regions[0].blocks[0].operations):
             if op.operation.name == "scf.parallel":
@@ -241,12 +235,8 @@ def merge_identical_kernels(module, kernels) -> None:
             [KERNEL_MODULE, numbered[survivor[name]]])
 
 
-def outline(module) -> None:
-    """gpu-kernel-outlining of the named launches into gpu.module @kernels, then its
-    cleanups (see the module docstring)."""
-    name_launches(module)
-    _run(module, ("gpu-launch-sink-index-computations", "gpu-kernel-outlining", "canonicalize",
-                  "cse"))
+def finish_kernels(module) -> None:
+    """The outlined gpu.module's cleanups (see the module docstring)."""
     modules = [op for op in module.body.operations if op.operation.name == "gpu.module"]
     if not modules:
         return
@@ -269,15 +259,19 @@ def align_workgroup_buffers(kernels) -> None:
 
 @register
 @dataclass
-class GpuKernels(EmberPass):
-    """Bufferizes bound linalg code and turns every op into a GPU kernel in one gpu.module."""
-    name = "ember-gpu-kernels"
-    #: Threads per block of the elementwise / reduction / row kernels.
-    threads: int = 256
-    #: Lanes of a warp (wavefront) sharing a row in row kernels: 32 (NVIDIA), 64 (AMD CDNA).
-    warp: int = 32
-    #: f16/bf16 GEMMs on tensor cores (mma.sync, NVIDIA sm_80+; gpu_mma.py chooses the tile).
-    tensor_cores: bool = False
+class UnrollForalls(EmberPass):
+    """Unrolls each 1-D scf.forall with constant bounds into single-iteration copies."""
+    name = "ember-gpu-unroll-foralls"
+
+    def run(self, module, ctx: PassContext) -> None:
+        unroll_foralls(module)
+
+
+@register
+@dataclass
+class LaunchGemms(EmberPass):
+    """Replaces GEMM kernel calls by launches of the tensor-core or SIMT GEMM kernel."""
+    name = "ember-gpu-launch-gemms"
     #: SIMT GEMM block tile (rows x columns), K step and per-thread register tile.
     bm: int = 64
     bn: int = 64
@@ -286,11 +280,60 @@ class GpuKernels(EmberPass):
     tn: int = 4
 
     def run(self, module, ctx: PassContext) -> None:
-        unroll_foralls(module)
-        copy_repeated_results(module)
-        _run(module, BUFFERIZE)  # no deallocation: the launch plan places memory
         launch_gemms(module, GemmTile(self.bm, self.bn, self.bk, self.tm, self.tn),
-                     self.tensor_cores)
-        launch_row_groups(module, self.threads, self.warp)
+                     ctx.require_target(self.name).tensor_cores)
+
+
+@register
+@dataclass
+class CopiesToLinalg(EmberPass):
+    """Turns memref.copy into linalg.copy, so that a copy becomes a kernel like any other op."""
+    name = "ember-gpu-copies-to-linalg"
+
+    def run(self, module, ctx: PassContext) -> None:
+        copies_to_linalg(module)
+
+
+@register
+@dataclass
+class LaunchRows(EmberPass):
+    """Launches each row group (a reduction over the innermost dims and its neighbours) as one
+    row kernel, a warp of the target's width per row."""
+    name = "ember-gpu-launch-rows"
+    #: Threads per block of the row kernels.
+    threads: int = 256
+
+    def run(self, module, ctx: PassContext) -> None:
+        launch_row_groups(module, self.threads, ctx.require_target(self.name).warp_size)
+
+
+@register
+@dataclass
+class LaunchLoops(EmberPass):
+    """Launches each scf.parallel loop (constant bounds) with one thread per iteration."""
+    name = "ember-gpu-launch-loops"
+    #: Threads per block of the elementwise and reduction kernels.
+    threads: int = 256
+
+    def run(self, module, ctx: PassContext) -> None:
         launch_loops(module, self.threads)
-        outline(module)
+
+
+@register
+@dataclass
+class NameKernels(EmberPass):
+    """Names each gpu.launch's kernel after what it computes and its position, in @kernels."""
+    name = "ember-gpu-name-kernels"
+
+    def run(self, module, ctx: PassContext) -> None:
+        name_launches(module)
+
+
+@register
+@dataclass
+class FinishKernels(EmberPass):
+    """Aligns workgroup buffers, expands f32 exp/tanh, keeps one copy of identical kernels."""
+    name = "ember-gpu-finish-kernels"
+
+    def run(self, module, ctx: PassContext) -> None:
+        finish_kernels(module)

@@ -1,34 +1,42 @@
-"""What the GPU targets (cuda.py, rocm.py) share: the lowering, the plan stage, the artifact.
+"""What the GPU targets (cuda.py, rocm.py) share: options, facts, the stage table, the artifact.
 
-Lowering (graph-level ember IR -> one gpu.module of kernels plus a host function of launches):
-ember-conv-to-gemm, ember-gpu-outline-gemms (GEMMs become tiled-kernel calls; dynamic shapes
-are refused here), ember-lower-to-linalg, ember-bind-weights, ember-gpu-kernels (bufferize,
-one kernel per op, outlining). The CPU-only weight packing and micro-kernels are not used.
-
-A GPU target's stages then start with `plan` (the host function becomes the launch plan of
-ember.artifact.launch_plan, extracted by gpu_plan.py, and is removed, leaving the gpu.module), go through the target's own conversion
-(NVVM/PTX or ROCDL/HSACO) and end with `artifact` (kernel files, plan, manifest sections).
-Stages pass a `GpuProgram` along.
+Stages (graph-level ember IR -> kernels -> the target's binary):
+  graph      the graph passes (ember.transforms.graph_pipeline)
+  lower      ember-conv-to-gemm, ember-gpu-outline-gemms (GEMMs become tiled-kernel calls;
+             dynamic shapes are refused here), ember-lower-to-linalg, ember-bind-weights. The
+             CPU-only weight packing and micro-kernels are not used.
+  kernels    one kernel per op in one gpu.module (backends/gpu/kernels.py), after bufferization
+  plan       the host function becomes the launch plan of ember.artifact.launch_plan (extracted
+             by plan.py) and is removed, leaving the gpu.module
+  prepare    the kernels without affine or scf, as the NVVM/ROCDL conversions expect
+  ...        the target's own conversion (NVVM -> PTX -> cubin, or ROCDL -> HSACO)
+  artifact   kernel files, plan, manifest sections
+Codegen stages pass a `GpuProgram` along.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Union
 
 from mlir import ir
-from mlir.passmanager import PassManager
 
 from ember.artifact.launch_plan import ABI, PLAN_FILE, validate_plan, write_plan
-
-from ember.backends.base import CodegenResult, CompileJob, Target, TargetOptions
+from ember.backends.base import (CodegenResult, CodegenStage, CompileJob, PassStage, Stage,
+                                 Target, TargetOptions)
+from ember.backends.bufferize import bufferize_passes
+from ember.backends.gpu.kernels import (CopiesToLinalg, FinishKernels, LaunchGemms, LaunchLoops,
+                                        LaunchRows, NameKernels, UnrollForalls)
+from ember.backends.gpu.outline_gemms import GpuOutlineGemms
 from ember.backends.gpu.plan import PlanError, extract_plan
-
-GPU_LOWERING = ("ember-conv-to-gemm,ember-gpu-outline-gemms,ember-lower-to-linalg,canonicalize,"
-                "cse,ember-bind-weights,ember-gpu-kernels")
-#: Cleanup of the kernels before the NVVM/ROCDL conversion (which expects no affine or scf).
-PREPARE_KERNELS = "gpu.module(lower-affine,convert-scf-to-cf,canonicalize,cse)"
+from ember.lowering.bind_weights import BindWeights
+from ember.lowering.conv_to_gemm import ConvToGemm
+from ember.lowering.copy_repeated_results import CopyRepeatedResults
+from ember.lowering.lower_to_linalg import LowerToLinalg
+from ember.pipeline.pipeline import Pipeline, nest, upstream
+from ember.pipeline.target_info import TargetInfo
 
 
 @dataclass(frozen=True)
@@ -52,17 +60,17 @@ class GpuProgram:
         return f"{self.module}\n// launch plan:\n// {json.dumps(self.plan)}\n"
 
 
-def run_passes(module: ir.Module, pipeline: str) -> None:
-    PassManager.parse(f"builtin.module({pipeline})", module.context).run(module.operation)
-
-
 class GpuTarget(Target):
-    """Base of the GPU targets: subclasses set `kind`, `default_arch`, `archs`,
-    `kernel_options` (options of ember-gpu-kernels) and `convert_stages()` (GpuProgram ->
-    GpuProgram, adding files and code entries)."""
+    """Base of the GPU targets: subclasses set `kind`, `triple`, `default_arch`, `archs`,
+    `warp_size`, `tensor_cores` and `convert_stages()` (the stages from the prepared gpu.module
+    to the kernels' binary, adding files and code entries to the GpuProgram)."""
     default_arch = ""
     archs: tuple = ()
-    kernel_options = ""
+    triple = ""
+    #: Lanes of a warp (wavefront) sharing a row in row kernels.
+    warp_size = 32
+    #: f16/bf16 GEMMs on tensor cores (mma.sync, NVIDIA sm_80+; mma_gemm.py chooses the tile).
+    tensor_cores = False
 
     def __init__(self, options: GpuOptions):
         super().__init__(options)
@@ -74,11 +82,32 @@ class GpuTarget(Target):
     def describe(self) -> dict:
         return {"kind": self.kind, "arch": self.arch}
 
-    def lowering_pipeline(self) -> str:
-        return GPU_LOWERING + (f"{{{self.kernel_options}}}" if self.kernel_options else "")
+    @functools.cached_property
+    def info(self) -> TargetInfo:
+        return TargetInfo(kind=self.kind, spec=self.spec, triple=self.triple, arch=self.arch,
+                          warp_size=self.warp_size, tensor_cores=self.tensor_cores)
 
-    def stages(self):
-        return [("plan", self._plan), *self.convert_stages(), ("artifact", self._artifact)]
+    def stages(self, graph: Pipeline) -> List[Stage]:
+        return [
+            PassStage("graph", graph),
+            PassStage("lower", Pipeline.of([
+                ConvToGemm(), GpuOutlineGemms(), LowerToLinalg(), upstream("canonicalize"),
+                upstream("cse"), BindWeights()])),
+            PassStage("kernels", Pipeline.of([
+                UnrollForalls(), upstream("canonicalize"), CopyRepeatedResults(),
+                *bufferize_passes(),   # no deallocation: the launch plan places memory
+                LaunchGemms(), CopiesToLinalg(),
+                nest("func.func", upstream("linalg-generalize-named-ops")), LaunchRows(),
+                nest("func.func", upstream("convert-linalg-to-parallel-loops")), LaunchLoops(),
+                NameKernels(), upstream("gpu-launch-sink-index-computations"),
+                upstream("gpu-kernel-outlining"), upstream("canonicalize"), upstream("cse"),
+                FinishKernels()])),
+            CodegenStage("plan", self._plan),
+            PassStage("prepare", Pipeline.of([nest("gpu.module", upstream(name)) for name in (
+                "lower-affine", "convert-scf-to-cf", "canonicalize", "cse")])),
+            *self.convert_stages(),
+            CodegenStage("artifact", self._artifact),
+        ]
 
     def convert_stages(self):
         raise NotImplementedError
@@ -91,7 +120,6 @@ class GpuTarget(Target):
         with module.context:
             plan = extract_plan(hosts[0], job.num_inputs)
             hosts[0].erase()
-            run_passes(module, PREPARE_KERNELS)
         kernels = [ir.StringAttr(fn.attributes["sym_name"]).value
                    for op in module.body.operations if op.operation.name == "gpu.module"
                    for fn in op.regions[0].blocks[0].operations]

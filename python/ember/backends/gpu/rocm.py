@@ -1,13 +1,13 @@
 """The ROCm target: ROCDL -> LLVM IR -> AMDGPU object (llvmlite) -> HSACO (ld.lld -shared).
 
-`target="rocm"` or `"rocm:arch=gfx90a"`. Stages after the shared GPU lowering
-(gpu_lowering.py): plan -> rocdl (convert-gpu-to-rocdl for the chipset, bare-pointer kernel
+`target="rocm"` or `"rocm:arch=gfx90a"`. Its own stages after the shared GPU ones
+(lowering.py): rocdl (ember-rocdl-expand-floor, convert-gpu-to-rocdl for the chipset, bare-pointer kernel
 arguments) -> llvm-ir (the gpu.module's body translated as a module of its own; MLIR 22's
 gpu-module-to-binary cannot serialize ROCDL here, its LLVM has no AMDGPU backend) -> object
 (llvmlite's LLVM 22, triple amdgcn-amd-amdhsa, cpu = arch) -> hsaco (`ld.lld -shared`) ->
 artifact. The code object is version 4: Debian's lld 14 links nothing newer, and every ROCm
 that runs gfx90a/gfx942 loads it. Kernels call no device library (`--no-undefined` checks; exp/tanh are polynomials
-and floor is expanded here).
+and floor is expanded first).
 """
 from __future__ import annotations
 
@@ -18,15 +18,13 @@ from dataclasses import dataclass
 from typing import Optional
 
 from mlir import ir
-from mlir.dialects import arith
-from mlir.dialects import math as mmath
 
-from ember.kit.patterns import walk_ops
-
-from ember.backends.base import CompileJob
+from ember.backends.base import CodegenStage, CompileJob, PassStage
 from ember.backends.cpu.target import ToolError, run_tool
-from ember.backends.gpu.lowering import GpuOptions, GpuProgram, GpuTarget, run_passes, why_no_device
+from ember.backends.gpu.expand_floor import ExpandFloor
+from ember.backends.gpu.lowering import GpuOptions, GpuProgram, GpuTarget, why_no_device
 from ember.backends.llvm import emit_object, translate_to_llvm_ir
+from ember.pipeline.pipeline import Pipeline, nest, upstream
 
 TRIPLE = "amdgcn-amd-amdhsa"
 CODE_OBJECT_VERSION = 400
@@ -48,46 +46,29 @@ def hip_device_reason() -> Optional[str]:
     return None
 
 
-def expand_floor(module) -> None:
-    """math.floor (f32) -> arith: convert-gpu-to-rocdl would call __ocml_floor_f32 (it marks the
-    LLVM intrinsic illegal). Exact: floats of magnitude >= 2^23 are integers already."""
-    f32 = ir.F32Type.get()
-    for op in walk_ops(module.operation, ["math.floor"]):
-        x = op.operands[0]
-        if x.type != f32:
-            continue
-        with ir.InsertionPoint(op), op.location:
-            t = arith.sitofp(f32, arith.fptosi(ir.IntegerType.get_signless(32), x))
-            down = arith.select(arith.cmpf(arith.CmpFPredicate.OGT, t, x),
-                                arith.subf(t, arith.constant(f32, 1.0)), t)
-            small = arith.cmpf(arith.CmpFPredicate.OLT, mmath.absf(x),
-                               arith.constant(f32, 2.0 ** 23))
-            op.results[0].replace_all_uses_with(arith.select(small, down, x))
-        op.erase()
-
-
 class RocmTarget(GpuTarget):
     kind = "rocm"
     Options = RocmOptions
     default_arch = "gfx942"
     archs = ("gfx90a", "gfx942")
+    triple = TRIPLE
     #: gfx90a and gfx942 run wavefronts of 64 lanes: a row kernel's warp is a wavefront.
-    kernel_options = "warp=64"
+    warp_size = 64
 
     def why_not_loadable(self) -> Optional[str]:
         return why_no_device(hip_device_reason)
 
     def convert_stages(self):
-        return [("rocdl", self._rocdl), ("llvm-ir", self._llvm_ir), ("object", self._object),
-                ("hsaco", self._hsaco)]
-
-    def _rocdl(self, program: GpuProgram, job: CompileJob) -> GpuProgram:
-        with program.module.context:
-            expand_floor(program.module)
-        run_passes(program.module, f"gpu.module(convert-gpu-to-rocdl{{chipset={self.arch} "
-                                   f"use-bare-ptr-memref-call-conv=1}}),"
-                                   f"reconcile-unrealized-casts")
-        return program
+        return [
+            PassStage("rocdl", Pipeline.of([
+                ExpandFloor(),
+                nest("gpu.module", upstream("convert-gpu-to-rocdl", chipset=self.arch,
+                                            use_bare_ptr_memref_call_conv=True)),
+                upstream("reconcile-unrealized-casts")])),
+            CodegenStage("llvm-ir", self._llvm_ir),
+            CodegenStage("object", self._object),
+            CodegenStage("hsaco", self._hsaco),
+        ]
 
     def _llvm_ir(self, program: GpuProgram, job: CompileJob) -> GpuProgram:
         with program.module.context, ir.Location.unknown():
@@ -104,7 +85,7 @@ class RocmTarget(GpuTarget):
 
     def _object(self, program: GpuProgram, job: CompileJob) -> GpuProgram:
         program.intermediate = emit_object(program.intermediate, triple=TRIPLE, cpu=self.arch,
-                                           opt_level=int(self.options.opt_level))
+                                           opt_level=self.options.opt_level)
         return program
 
     def _hsaco(self, program: GpuProgram, job: CompileJob) -> GpuProgram:

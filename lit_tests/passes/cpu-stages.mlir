@@ -1,10 +1,10 @@
-// RUN: ember-opt %s --split-input-file --verify-diagnostics --ember-lower-to-linalg --ember-bind-weights --ember-host-to-llvm | filecheck %s
-// RUN: not ember-opt %s --split-input-file --ember-lower-to-linalg --ember-host-to-llvm 2>&1 | filecheck %s --check-prefix=UNBOUND
+// RUN: ember-opt %s --split-input-file --verify-diagnostics --target=host --ember-lower-to-linalg --ember-bind-weights --stages=bufferize,kernels,loops,llvm | filecheck %s
+// RUN: not ember-opt %s --split-input-file --target=host --ember-lower-to-linalg --stages=bufferize,kernels,loops,llvm 2>&1 | filecheck %s --check-prefix=UNBOUND
 
-// ember-host-to-llvm bufferizes bound linalg-on-tensors code (results become out-parameters),
-// lowers it to loops and then to the LLVM dialect, with `_mlir_ciface_` wrappers on public
-// functions. It expects ember.weight to be bound already: an unbound weight cannot be
-// bufferized, and the pass fails at it (UNBOUND). The function without weights still lowers.
+// The CPU targets' stages after `lower` bufferize bound linalg-on-tensors code (results become
+// out-parameters), lower it to loops and then to the LLVM dialect, with `_mlir_ciface_` wrappers
+// on public functions. They expect ember.weight to be bound already: an unbound weight cannot
+// be bufferized, and one-shot-bufferize fails at it, named as the failing pass (UNBOUND). The function without weights still lowers.
 
 // CHECK-LABEL: llvm.func @main(
 // CHECK-SAME: attributes {llvm.emit_c_interface}
@@ -23,8 +23,8 @@
 // CHECK-NOT: "ember.
 // CHECK: // -----
 func.func @main(%x: tensor<4x8xf32>) -> tensor<4x16xf32> {
-  // UNBOUND: host-to-llvm.mlir:[[# @LINE + 2]]:8: error: op was not bufferized
-  // UNBOUND: ember-opt: error: pass 'ember-host-to-llvm' failed
+  // UNBOUND: cpu-stages.mlir:[[# @LINE + 2]]:8: error: op was not bufferized
+  // UNBOUND: ember-opt: error: pass 'one-shot-bufferize' failed
   %w = "ember.weight"() {name = "fc.weight"} : () -> tensor<8x16xf32>
   %0 = "ember.gemm"(%x, %w) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
   return %0 : tensor<4x16xf32>

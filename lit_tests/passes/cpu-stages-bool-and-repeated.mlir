@@ -1,8 +1,9 @@
-// RUN: ember-opt %s --split-input-file --pass-pipeline="builtin.module(ember-host-to-llvm{openmp=false})" | filecheck %s
+// RUN: ember-opt %s --split-input-file --target=host:openmp=off --stages=bufferize,kernels,loops,llvm | filecheck %s
 
-// Two cases MLIR 22's upstream passes crash on, which ember-host-to-llvm handles itself:
+// Two cases MLIR 22's upstream passes crash on, which the CPU stages handle with passes of their
+// own:
 // a tensor returned twice (buffer-results-to-out-params{hoist-static-allocs} segfaults on one
-// allocation returned twice: each extra return gets its own copy), and boolean tensors
+// allocation returned twice: ember-copy-repeated-results gives each extra return its own copy), and boolean tensors
 // (memref-to-LLVM aborts on i1 memrefs: they are stored as bytes, ember-widen-bool-memrefs).
 
 // CHECK-LABEL: llvm.func @twice(

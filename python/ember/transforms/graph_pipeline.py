@@ -1,0 +1,29 @@
+"""The graph pipeline: stage 0 of every target's stage table.
+
+Simplify, fold weight-only math and BatchNorm, convert conv nets to NHWC (transposes of filters
+fold; those between layers cancel), recognize attention, RMSNorm and rotary embeddings, fuse
+GEMM/conv epilogues, merge GEMMs sharing an input (Q/K/V), then clean up.
+"""
+from __future__ import annotations
+
+from ember.pipeline.pipeline import Pipeline, upstream
+from ember.transforms.canonicalize import Canonicalize
+from ember.transforms.convert_layout import ConvertLayout
+from ember.transforms.fold_batch_norm import FoldBatchNorm
+from ember.transforms.fold_constants import FoldConstants
+from ember.transforms.fuse_attention import FuseAttention
+from ember.transforms.fuse_epilogue import FuseEpilogue
+from ember.transforms.fuse_rms_norm import FuseRmsNorm
+from ember.transforms.fuse_rotary_embedding import FuseRotaryEmbedding
+from ember.transforms.merge_parallel_gemms import MergeParallelGemms
+
+
+def graph_pipeline(*, merge_parallel_gemms: bool = True) -> Pipeline:
+    """The graph passes; `merge_parallel_gemms=False` keeps GEMMs sharing an input apart (no
+    concatenated weight copies)."""
+    return Pipeline.of([
+        Canonicalize(), FoldConstants(), FoldBatchNorm(), ConvertLayout(), FoldConstants(),
+        FuseAttention(), FuseRmsNorm(), FuseRotaryEmbedding(), FuseEpilogue(),
+        MergeParallelGemms(enabled=merge_parallel_gemms), Canonicalize(),
+        upstream("canonicalize"), upstream("cse"),
+    ])
