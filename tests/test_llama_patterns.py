@@ -6,7 +6,7 @@ import torch
 
 import ember
 from conftest import max_abs_error
-from ember.compiler import GRAPH_PIPELINE
+from ember.compiler import compile_to_stage
 
 
 def rotate_half(x):
@@ -32,19 +32,9 @@ def _inputs():
 
 
 def test_patterns_are_recognized():
-    from mlir import ir
-
-    from ember.dialect import new_context
     from ember.frontend import import_model
-    from ember.pipeline import PassContext
-    from ember.pipeline.pipeline import Pipeline
-    from ember.weights import WeightTable
     imported = import_model(RmsRope().eval(), _inputs())
-    context = new_context()
-    with context:
-        module = ir.Module.parse(imported.module_text)
-    Pipeline.parse(GRAPH_PIPELINE, context).run(module, PassContext(WeightTable(imported.weights)))
-    text = str(module)
+    text = str(compile_to_stage(imported.module_text, "graph", weights=imported.weights))
     assert text.count('"ember.rms_norm"') == 1 and text.count('"ember.rotary_embedding"') == 1
     assert '"ember.reduce"' not in text and '"ember.concat"' not in text
 

@@ -1,5 +1,5 @@
-// RUN: ember-opt %s --split-input-file --ember-parallelize-loops | filecheck %s
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-parallelize-loops{min-elements=16 min-chunks=2})' | filecheck %s --check-prefix=SMALL
+// RUN: ember-opt %s --split-input-file --linalg-generalize-named-ops --ember-parallelize-loops | filecheck %s
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(func.func(linalg-generalize-named-ops),ember-parallelize-loops{min-elements=16 min-chunks=2})' | filecheck %s --check-prefix=SMALL
 // RUN: ember-opt %s --split-input-file --target=host:openmp=on --stages=bufferize,kernels,loops,llvm --disable-passes=ember-cpu-gemm-kernels | filecheck %s --check-prefix=OMP
 // RUN: ember-opt %s --split-input-file --target=host:openmp=on --stages=bufferize,kernels,loops,llvm --disable-passes=ember-cpu-gemm-kernels,ember-parallelize-loops | filecheck %s --check-prefix=SERIAL
 
@@ -143,13 +143,14 @@ func.func @left_alone(%a: memref<4x8xf32>, %b: memref<4x8xf32>, %c: memref<4x8xf
 // -----
 
 // GEMM kernel functions and the functions they call (their task functions) already run in
-// parallel: nothing in them is split (or generalized), whatever its size.
+// parallel: nothing in them is split, whatever its size.
 // CHECK-LABEL: func.func private @ember_gemm_0(
 // CHECK-NOT: scf.forall
 // CHECK: call @ember_gemm_0_task(
 // CHECK-LABEL: func.func private @ember_gemm_0_task(
 // CHECK-NOT: scf.forall
-// CHECK: linalg.map
+// CHECK: linalg.generic
+// CHECK-NOT: scf.forall
 // CHECK: return
 func.func private @ember_gemm_0(%x: memref<256x256xf32>, %out: memref<256x256xf32>) attributes {ember.gemm_kernel = {m = 256 : i64}} {
   linalg.map { math.exp } ins(%x : memref<256x256xf32>) outs(%out : memref<256x256xf32>)

@@ -67,7 +67,7 @@ class CompileJob:
     entry_name: str = "main"
     dump_dir: Optional[str] = None
     #: The model's manifest-shaped signature (symbols, inputs, constants, outputs) for the C
-    #: runtime compiled into CPU libraries (targets/cpu_runtime.py); None: a bare entry point.
+    #: runtime compiled into CPU libraries (backends/cpu/c_runtime.py); None: a bare entry point.
     signature: Optional[Dict[str, Any]] = None
 
     def dump(self, index: int, stage: str, payload: Any) -> None:

@@ -44,7 +44,7 @@ def cc_args(signature: Optional[Mapping], workdir: str, entry: str = "ember_entr
     """Arguments to add to a CPU library's `cc -shared` command (`cc` is that compiler): the
     include directory, the generated tables (written into `workdir`) and the runtime, compiled
     once per process and compiler. [] without a signature (a bare library exporting only the
-    entry point, as ember.testing builds)."""
+    entry point, as a job without a signature builds)."""
     if signature is None:
         return []
     path = os.path.join(workdir, TABLES)

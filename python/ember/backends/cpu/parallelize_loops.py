@@ -8,7 +8,7 @@ concat and slice copies) would lower to one thread's loops: on two cores that se
 large fraction of a small model's run time. This pass runs on bufferized code (memrefs), before
 linalg is lowered to loops, and tiles each such op by 1 along its outermost parallel loop
 dims with upstream linalg tiling (`transform.structured.tile_using_forall`): an scf.forall over
-those dims whose body is the same op on a slice, which ember-host-to-llvm's loop and OpenMP
+those dims whose body is the same op on a slice, which the CPU stage table's loop and OpenMP
 stages turn into an OpenMP work-sharing loop. Only the outer dims are split, until there are
 `min-chunks` slices (a batch of 8 gives 8), so each slice keeps its innermost dims whole and its
 inner loops vectorize as before; the last loop dim and reduction dims are never split. A big
@@ -21,8 +21,9 @@ the op is duplicated under an `scf.if` on its run-time size (the serial copy run
 Left alone, so that no parallel loop nests inside another: GEMM kernel functions (those with
 an `ember.gemm_kernel` spec), every function they call (their task functions), functions called
 from parallel code, and any op already inside an scf.forall or scf.parallel (attention's body).
-Named linalg ops of the functions it handles are generalized first (linalg.generic gives every
-op's loops and maps in one form); convert-linalg-to-loops lowers both forms alike.
+It splits linalg.generic ops (which give every op's loops and maps in one form) and copies: the
+CPU stage table runs linalg-generalize-named-ops before it; convert-linalg-to-loops lowers both
+forms alike.
 """
 from __future__ import annotations
 
@@ -32,7 +33,6 @@ from typing import List, Optional
 
 from mlir import ir
 from mlir.dialects import arith, linalg, memref, scf
-from mlir.passmanager import PassManager
 
 from ember.backends.cpu.microkernel import KERNEL_ATTR
 
@@ -212,11 +212,8 @@ class ParallelizeLoops(EmberPass):
     min_chunks: int = 8
 
     def run(self, module, ctx: PassContext) -> None:
-        generalize = PassManager("func.func")
-        generalize.add("linalg-generalize-named-ops")
         tile_sizes = []
         for fn in _serial_functions(module):
-            generalize.run(fn.operation)
             for op in walk_ops(fn, ["linalg.generic", "memref.copy"]):
                 if not _outside_parallel_code(op, fn) or list(op.results):
                     continue

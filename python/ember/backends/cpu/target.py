@@ -240,6 +240,9 @@ class CpuTarget(Target):
 
     def stages(self, graph: Pipeline) -> List[Stage]:
         openmp = self.info.openmp
+        # ember-parallelize-loops splits linalg.generic ops (named ones generalized first).
+        threads_split = [nest("func.func", upstream("linalg-generalize-named-ops")),
+                         ParallelizeLoops()] if openmp else []
         threads = [upstream("convert-scf-to-openmp"), upstream("canonicalize"),
                    InlineAllocaScopes()] if openmp else []
         return [
@@ -252,7 +255,7 @@ class CpuTarget(Target):
                 PlanBuffers(), upstream("buffer-deallocation-pipeline")])),
             PassStage("kernels", Pipeline.of([
                 CpuGemmKernels(), ReassociateReductions(), ExpandMath(),
-                *([ParallelizeLoops()] if openmp else []), VectorizeGenerics()])),
+                *threads_split, VectorizeGenerics()])),
             PassStage("loops", Pipeline.of([
                 nest("func.func", upstream("scf-forall-to-parallel")),
                 nest("func.func", upstream("convert-linalg-to-loops")),

@@ -48,7 +48,7 @@ from ember.kit.patterns import walk_ops
 
 #: Name of the one gpu.module holding every kernel.
 KERNEL_MODULE = "kernels"
-#: Alignment of workgroup (shared) buffers in bytes: cp.async and ldmatrix (gpu_mma) need
+#: Alignment of workgroup (shared) buffers in bytes: cp.async and ldmatrix (mma_gemm.py) need
 #: 16-byte aligned shared addresses.
 SHARED_ALIGNMENT = 16
 #: Attribute on a gpu.launch until outlining: what its kernel computes (the name's stem).

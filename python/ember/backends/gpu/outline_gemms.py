@@ -6,7 +6,7 @@ ember-lower-to-linalg, turns every `ember.gemm` with a 2-D rhs into
 `func.call @ember_gpu_gemm_<i>(lhs, rhs, [bias], [residual])` on 2-D tensors (leading dims of lhs
 and residual collapsed into M, the result expanded back). The private function carries an
 `ember.gpu_gemm` spec and keeps the 2-D ember.gemm as its reference body, which lowers like any
-other; after bufferization ember-gpu-kernels replaces each call by the tiled kernel. Identical
+other; after bufferization ember-gpu-launch-gemms replaces each call by the tiled kernel. Identical
 GEMMs share one function.
 
 GPU code is planned statically (one workspace, fixed launch grids), so this pass also refuses a

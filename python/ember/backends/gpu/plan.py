@@ -54,7 +54,7 @@ def _constant(value):
 
 
 def extract_plan(fn, num_inputs: int) -> dict:
-    """The launch plan of host function `fn` (after ember-gpu-kernels): arguments are the
+    """The launch plan of host function `fn` (after the GPU targets' `kernels` stage): arguments are the
     inputs, then the bound constants (`ember.weight` argument attribute), then the outputs."""
     block = fn.regions[0].blocks[0]
     arg_attrs = list(ir.ArrayAttr(fn.attributes["arg_attrs"])) if "arg_attrs" in fn.attributes \
@@ -83,7 +83,7 @@ def extract_plan(fn, num_inputs: int) -> dict:
             launches.append(_launch(op, roots, workspace, len(launches)))
         elif name not in INERT_OPS:
             raise PlanError(f"{op.location}: '{name}' is left in the host function; GPU "
-                            f"targets only run kernels (run ember-gpu-kernels first)")
+                            f"targets only run kernels (run the GPU targets' `kernels` stage first)")
     used = {n: w for n, w in workspace.items() if w.first >= 0}
     offsets, total = plan_memory({n: (w.bytes, w.first, w.last) for n, w in used.items()})
     for n, w in used.items():

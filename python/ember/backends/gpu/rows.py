@@ -1,6 +1,6 @@
 """Row kernels: reductions over the innermost dims with one warp (or one block) per output row.
 
-The generic GPU mapping (ember-gpu-kernels' `loops` stage) gives every op one thread per output
+The generic GPU mapping (ember-gpu-launch-loops) gives every op one thread per output
 element, so a LayerNorm or softmax walks each row serially in one thread, and each of its
 linalg ops (sum, mean, centered square sum, rstd, normalize; or max, sum of exp, divide) is a
 kernel of its own that reads the row again. Here a *row group* (a run of consecutive linalg
