@@ -6,9 +6,7 @@ import pytest
 import torch
 
 import ember
-from conftest import max_abs_error
-
-TOLERANCE = 1e-4
+from compare import assert_close
 
 
 @pytest.mark.parametrize("batch", [1, 64, 1024])
@@ -16,8 +14,7 @@ def test_static_batch_matches_pytorch(mlp_block, batch):
     x = torch.randn(batch, 512)
     compiled = ember.compile(mlp_block, (x,))
     with torch.no_grad():
-        expected = mlp_block(x)
-    assert max_abs_error(compiled(x), expected) <= TOLERANCE
+        assert_close(compiled(x), mlp_block(x))
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +28,7 @@ def test_dynamic_batch_one_artifact(mlp_block, dynamic_mlp, batch):
     x = torch.randn(batch, 512)
     with torch.no_grad():
         expected = mlp_block(x)
-    out = dynamic_mlp(x)
-    assert tuple(out.shape) == (batch, 512)
-    assert max_abs_error(out, expected) <= TOLERANCE
+    assert_close(dynamic_mlp(x), expected)
 
 
 def test_dynamic_batch_numpy_in_numpy_out(mlp_block, dynamic_mlp):
@@ -42,7 +37,7 @@ def test_dynamic_batch_numpy_in_numpy_out(mlp_block, dynamic_mlp):
     assert isinstance(out, np.ndarray)
     with torch.no_grad():
         expected = mlp_block(torch.from_numpy(x))
-    assert max_abs_error(out, expected) <= TOLERANCE
+    assert_close(out, expected)
 
 
 def test_dynamic_output_maximum_shape(dynamic_mlp):
@@ -62,7 +57,7 @@ def test_save_and_load_round_trip(mlp_block, dynamic_mlp, tmp_path):
     shapes = model.run({"x": x}, {"output_0": out})
     assert [tuple(s) for s in shapes] == [(7, 512)]
     with torch.no_grad():
-        assert max_abs_error(out, mlp_block(x)) <= TOLERANCE
+        assert_close(out, mlp_block(x))
 
 
 def test_weights_stay_out_of_the_code(dynamic_mlp):
