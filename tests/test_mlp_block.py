@@ -74,6 +74,9 @@ def test_weights_stay_out_of_the_code(dynamic_mlp):
     assert os.path.getsize(library) < 1 << 20  # the weights alone are 8 MiB
 
 
-def test_compile_time_under_ten_seconds(mlp_block):
-    compiled = ember.compile(mlp_block, (torch.randn(16, 512),))
-    assert compiled.compile_timings["total"] < 10.0
+def test_compile_timings_cover_each_stage(dynamic_mlp):
+    """`compile_timings` reports the seconds spent in each stage, within the total. (Tests check
+    what the compiler produces, never how fast: speed is the benchmarks' business.)"""
+    timings = dynamic_mlp.compile_timings
+    assert set(timings) == {"frontend", "passes", "codegen", "total"}
+    assert 0 < timings["frontend"] + timings["passes"] + timings["codegen"] <= timings["total"]

@@ -392,7 +392,7 @@ def test_concurrent_runs(artifact):
 def test_benchmark(model):
     stats = model.benchmark(count=20, warmup=2)
     assert stats["count"] == len(stats["times_ms"]) == 20
-    assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["max_ms"] < 1000
+    assert 0 < stats["min_ms"] <= stats["median_ms"] <= stats["max_ms"]
     assert stats["min_ms"] <= stats["mean_ms"] <= stats["max_ms"]
     assert [a.shape for a in model.random_inputs()] == [(64, 4), (64,)]
     assert [a.shape for a in model.random_inputs({"s0": 8})] == [(8, 4), (8,)]
