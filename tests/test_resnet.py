@@ -1,7 +1,6 @@
 """A ResNet-18-style CNN end to end (BatchNorm folded, NHWC, fused ReLU and residuals)."""
 from __future__ import annotations
 
-import pytest
 import torch
 
 import ember
@@ -23,6 +22,5 @@ def test_narrow_resnet18_matches_pytorch():
     _check(width=16, batch=2, size=64)
 
 
-@pytest.mark.slow
 def test_full_width_resnet18_matches_pytorch():
     _check(width=64, batch=1, size=64)
