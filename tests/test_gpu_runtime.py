@@ -363,10 +363,12 @@ def test_argument_packing_bytes():
                                   {"f32": 1.5}, {"buffer": "x"}, {"buffer": "y"}]}]
     packed = PackedArguments(parse_plan(plan, manifest_for()), workspace=0x7000_0000)
     assert packed.bind({"input": [0xABC0], "constant": [0xC0], "output": [0xD0]}) == {0}
-    params = (ctypes.c_void_p * 6).from_address(packed.params[0])
     expected = [struct.pack("<Q", 0x7000_0000 + 256), struct.pack("<i", -7),
                 struct.pack("<q", 2 ** 40 + 3), struct.pack("<f", 1.5),
                 struct.pack("<Q", 0xABC0), struct.pack("<Q", 0xD0)]
+    assert len(packed.params) == 1  # one kernelParams array: the plan's one launch
+    # kernelParams holds one address per argument of the launch: read the plan's six.
+    params = (ctypes.c_void_p * len(expected)).from_address(packed.params[0])
     assert [ctypes.string_at(p, len(e)) for p, e in zip(params, expected)] == expected
 
 
