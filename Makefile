@@ -1,6 +1,7 @@
 # ember: two commands do all set-up on a fresh machine.
 #   make demo   installs, compiles the example MLP block, checks it against PyTorch, prints latency
-#   make test   installs (test extras too) and runs pytest + lit; the last line is "N passed, N failed"
+#   make test   installs (test extras too) and runs pytest + lit, showing progress as they go;
+#               the last line is "N passed, N failed, N skipped"
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 #: libomp-dev: OpenMP threads on the host; qemu-user + the AArch64 cross toolchain: the aarch64

@@ -1,4 +1,6 @@
-"""Shared fixtures: example models and a helper comparing ember against PyTorch."""
+"""Shared fixtures: the example models (examples/ is put on sys.path for their modules).
+
+Comparisons with PyTorch or numpy go through tests/compare.py's `assert_close`."""
 from __future__ import annotations
 
 import os
@@ -15,8 +17,3 @@ def mlp_block():
     from mlp_block import MLPBlock
     torch.manual_seed(0)
     return MLPBlock().eval()
-
-
-def max_abs_error(actual, expected) -> float:
-    actual = torch.as_tensor(actual)
-    return (actual - expected).abs().max().item()

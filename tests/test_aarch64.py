@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 import ember
-from conftest import max_abs_error
+from compare import assert_close
 from ember.backends import get_target
 from ember.backends.cpu.target import CPU_MISMATCH, ToolError
 from resnet import BasicBlock, randomize_batch_norm
@@ -29,7 +29,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CC = "aarch64-linux-gnu-gcc"
 OBJDUMP = "aarch64-linux-gnu-objdump"
 SYSROOT = "/usr/aarch64-linux-gnu"
-TOLERANCE = 1e-4
 NEON = "aarch64"
 SVE = "aarch64:preset=graviton3"     # Neoverse V1, 256-bit SVE
 #: qemu CPUs: NEON only, and SVE at a given vector length.
@@ -72,14 +71,12 @@ def run_qemu(run_model: str, artifact: str, x: torch.Tensor, out_dir, cpu=QEMU_N
     return result, output
 
 
-def check_matches(model, run_model, artifact, x, out_dir, cpu=QEMU_NEON) -> float:
+def check_matches(model, run_model, artifact, x, out_dir, cpu=QEMU_NEON) -> None:
     result, output = run_qemu(run_model, artifact, x, out_dir, cpu)
     assert result.returncode == 0, result.stdout + result.stderr
     with torch.no_grad():
         expected = model(x)
-    error = max_abs_error(output.reshape(expected.shape), expected)
-    assert error <= TOLERANCE * max(1.0, expected.abs().max().item()), error
-    return error
+    assert_close(output.reshape(expected.shape), expected)
 
 
 def gemm_instructions(library: str) -> dict:

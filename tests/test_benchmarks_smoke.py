@@ -4,7 +4,7 @@ Runs the real driver, as `make bench` does, on the smallest MLP size with eager 
 one thread, and checks the JSON it writes: its structure, that both rows measured, and that
 ember's output passed the cross-check against eager. Takes ~15 s (two fresh worker
 processes, one ember compile). The harness's own failure handling (a backend that cannot
-load becomes an error row) is checked with the cheap `slow`-marked case below.
+load becomes an error row) is checked with the cheap case below (eager only, no compile).
 """
 from __future__ import annotations
 
@@ -53,7 +53,6 @@ def test_quick_mlp_eager_and_ember(tmp_path):
     assert "== mlp" in printed and "ember" in printed
 
 
-@pytest.mark.slow
 def test_unavailable_backend_is_an_error_row(tmp_path, monkeypatch):
     """A backend whose package cannot be imported yields an error row, not a crash."""
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "shadow"))

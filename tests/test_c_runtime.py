@@ -22,10 +22,9 @@ from ember.runtime import ArgumentError, Model
 from ember.runtime.shapes import TensorSpec, bind_symbols
 from ember.symbolic import Dim
 from ember.backends.cpu.c_runtime import cc_args, generate_tables
-from conftest import max_abs_error
+from compare import assert_close
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TOLERANCE = 1e-4
 MAX_BATCH = 256
 
 pytestmark = pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler (cc)")
@@ -87,7 +86,7 @@ def test_example_matches_pytorch(mlp_block, artifact, run_model, tmp_path):
     assert "output output_0 float32[7, 512]" in result.stdout
     out = np.fromfile(tmp_path / "output_0.bin", np.float32).reshape(7, 512)
     with torch.no_grad():
-        assert max_abs_error(out, mlp_block(x)) <= TOLERANCE
+        assert_close(out, mlp_block(x))
 
 
 def test_example_deterministic_inputs(mlp_block, artifact, run_model, tmp_path):
@@ -97,7 +96,7 @@ def test_example_deterministic_inputs(mlp_block, artifact, run_model, tmp_path):
     x = torch.from_numpy((((7 * j) % 23 - 11) / 11.0).astype(np.float32).reshape(3, 512))
     out = np.fromfile(tmp_path / "output_0.bin", np.float32).reshape(3, 512)
     with torch.no_grad():
-        assert max_abs_error(out, mlp_block(x)) <= TOLERANCE
+        assert_close(out, mlp_block(x))
 
 
 def test_example_wrong_shape(artifact, run_model):

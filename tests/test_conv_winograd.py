@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import ember
-from conftest import max_abs_error
+from compare import assert_close
 from ember.backends.cpu.conv_winograd import F2, F4, TileBlocks, transform_filter
 
 
@@ -58,7 +58,7 @@ def test_winograd_convs(cin, cout, padding, hw, activation, bias, batch, tile):
     fits = tile if oh % tile == 0 and ow % tile == 0 else 2
     assert _uses_winograd(compiled, fits)
     with torch.no_grad():
-        assert max_abs_error(compiled(x), model(x)) <= 2e-4
+        assert_close(compiled(x), model(x))
 
 
 def test_winograd_residual_dynamic_batch():
@@ -71,7 +71,7 @@ def test_winograd_residual_dynamic_batch():
     for n in (1, 5):
         x, r = torch.randn(n, 16, 6, 6), torch.randn(n, 16, 6, 6)
         with torch.no_grad():
-            assert max_abs_error(compiled(x, r), model(x, r)) <= 2e-4
+            assert_close(compiled(x, r), model(x, r))
 
 
 def test_odd_output_keeps_the_direct_conv():
@@ -80,7 +80,7 @@ def test_odd_output_keeps_the_direct_conv():
     compiled = ember.compile(model, (x,))
     assert not _uses_winograd(compiled)
     with torch.no_grad():
-        assert max_abs_error(compiled(x), model(x)) <= 1e-4
+        assert_close(compiled(x), model(x))
 
 
 @pytest.mark.parametrize("algorithm", [F2, F4], ids=["F2x2", "F4x4"])
@@ -92,7 +92,7 @@ def test_transforms_reproduce_a_correlation(algorithm):
     u = transform_filter(g.reshape(3, 3, 1, 1), algorithm).reshape(t, t)
     y = algorithm.a_t @ (u * (algorithm.b_t @ d @ algorithm.b_t.T)) @ algorithm.a_t.T
     expected = np.array([[np.sum(d[i:i + 3, j:j + 3] * g) for j in range(m)] for i in range(m)])
-    np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-10)
+    assert_close(y, expected)
 
 
 @pytest.mark.parametrize("options,batch", [
@@ -108,7 +108,7 @@ def test_winograd_blocks(options, batch):
     compiled = ember.compile(model, (x, r), pass_options={"ember-conv-winograd": options})
     assert _uses_winograd(compiled)
     with torch.no_grad():
-        assert max_abs_error(compiled(x, r), model(x, r)) <= 2e-4
+        assert_close(compiled(x, r), model(x, r))
 
 
 def test_winograd_row_blocks_dynamic_batch():
@@ -123,7 +123,7 @@ def test_winograd_row_blocks_dynamic_batch():
     for n in (1, 3):
         x, r = torch.randn(n, 16, 8, 8), torch.randn(n, 16, 8, 8)
         with torch.no_grad():
-            assert max_abs_error(compiled(x, r), model(x, r)) <= 2e-4
+            assert_close(compiled(x, r), model(x, r))
 
 
 @pytest.mark.parametrize("n,th,tw,tile_bytes,expected", [

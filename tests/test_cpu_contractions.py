@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import ember
-from conftest import max_abs_error
+from compare import assert_close
 
 
 class Product(nn.Module):
@@ -42,7 +42,7 @@ def test_products(batch, m, k, n, transpose_b):
     model = Product(transpose_b).eval()
     inputs = _inputs(batch, m, k, n, transpose_b)
     compiled = ember.compile(model, inputs)
-    assert max_abs_error(compiled(*inputs), model(*inputs)) <= 1e-4
+    assert_close(compiled(*inputs), model(*inputs))
 
 
 def test_dynamic_batch():
@@ -52,4 +52,4 @@ def test_dynamic_batch():
                              dynamic_shapes={"a": {0: batch}, "b": {0: batch}})
     for size in (1, 2, 7):
         inputs = _inputs(size, 9, 16, 24, True)
-        assert max_abs_error(compiled(*inputs), model(*inputs)) <= 1e-4
+        assert_close(compiled(*inputs), model(*inputs))

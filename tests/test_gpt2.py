@@ -6,6 +6,7 @@ import torch
 
 pytest.importorskip("transformers")
 
+from compare import assert_close  # noqa: E402
 from gpt2_generate import (DecodeStep, EmberGreedyGenerator, Prefill,  # noqa: E402
                            pytorch_greedy, tiny_gpt2)
 
@@ -27,16 +28,13 @@ def test_prefill_and_decode_match_pytorch(model, generator):
     with torch.no_grad():
         expected = Prefill(model)(ids)
     got = generator.prefill(ids)
-    scale = expected[0].abs().max().item()
-    for g, e in zip(got, expected):
-        assert (g - e).abs().max().item() <= 1e-4 * max(1.0, scale)
+    assert_close(got, expected, what="prefill output")
     with torch.no_grad():
         expected_step = DecodeStep(model)(torch.tensor([[7]]), torch.tensor([[len(PROMPT)]]),
                                           *expected[1:])
     got_step = generator.decode(torch.tensor([[7]]), torch.tensor([[len(PROMPT)]]), *got[1:])
     assert got_step[1].shape[2] == len(PROMPT) + 1  # the cache grew by one token
-    for g, e in zip(got_step, expected_step):
-        assert (g - e).abs().max().item() <= 1e-4 * max(1.0, scale)
+    assert_close(got_step, expected_step, what="decode output")
 
 
 def test_greedy_tokens_identical_to_pytorch(model, generator):

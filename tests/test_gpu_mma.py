@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from compare import assert_close
 from ember.backends.gpu.simt_gemm import GpuGemmSpec
 from ember.backends.gpu.mma_gemm import CHUNK, LARGE, MMA_K, MMA_M, MMA_N, SMALL, WARP, MmaTile, \
     accumulator_position, copy_chunk, ldmatrix_x4_address, warp_origin
@@ -153,7 +154,7 @@ def test_block_model_with_ptx_fragment_layouts_matches_numpy(m, n, k, tile):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k)).astype(np.float16).astype(np.float64)
     b = rng.standard_normal((k, n)).astype(np.float16).astype(np.float64)
-    np.testing.assert_allclose(model_gemm(a, b, tile), a @ b, rtol=1e-12, atol=1e-12)
+    assert_close(model_gemm(a, b, tile), a @ b)
 
 
 def test_accumulator_positions_are_the_isa_c_fragment():

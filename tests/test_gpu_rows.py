@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from compare import assert_close
 from ember.backends.gpu.rows import WARP_ROW_LIMIT, RowLayout, butterfly_offsets, row_and_lane
 
 COMBINE = {"sum": (np.add, 0.0), "max": (np.maximum, -np.inf)}
@@ -62,7 +63,7 @@ def test_row_reduction_model_matches_numpy(rows, length, warp, kind):
     assert layout.per_block == (length > WARP_ROW_LIMIT)
     x = np.random.default_rng(0).standard_normal((rows, length))
     expected = x.sum(axis=1) if kind == "sum" else x.max(axis=1)
-    np.testing.assert_allclose(model_rows(x, layout, kind), expected, rtol=1e-12, atol=1e-12)
+    assert_close(model_rows(x, layout, kind), expected)
 
 
 def test_butterfly_covers_the_warp():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import ember
-from conftest import max_abs_error
+from compare import assert_close
 from ember.compiler import compile_to_stage
 
 
@@ -44,4 +44,4 @@ def test_numerics_match_pytorch():
     inputs = _inputs()
     compiled = ember.compile(model, inputs)
     with torch.no_grad():
-        assert max_abs_error(compiled(*inputs), model(*inputs)) <= 1e-4
+        assert_close(compiled(*inputs), model(*inputs))

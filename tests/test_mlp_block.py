@@ -6,9 +6,7 @@ import pytest
 import torch
 
 import ember
-from conftest import max_abs_error
-
-TOLERANCE = 1e-4
+from compare import assert_close
 
 
 @pytest.mark.parametrize("batch", [1, 64, 1024])
@@ -16,8 +14,7 @@ def test_static_batch_matches_pytorch(mlp_block, batch):
     x = torch.randn(batch, 512)
     compiled = ember.compile(mlp_block, (x,))
     with torch.no_grad():
-        expected = mlp_block(x)
-    assert max_abs_error(compiled(x), expected) <= TOLERANCE
+        assert_close(compiled(x), mlp_block(x))
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +28,7 @@ def test_dynamic_batch_one_artifact(mlp_block, dynamic_mlp, batch):
     x = torch.randn(batch, 512)
     with torch.no_grad():
         expected = mlp_block(x)
-    out = dynamic_mlp(x)
-    assert tuple(out.shape) == (batch, 512)
-    assert max_abs_error(out, expected) <= TOLERANCE
+    assert_close(dynamic_mlp(x), expected)
 
 
 def test_dynamic_batch_numpy_in_numpy_out(mlp_block, dynamic_mlp):
@@ -42,7 +37,7 @@ def test_dynamic_batch_numpy_in_numpy_out(mlp_block, dynamic_mlp):
     assert isinstance(out, np.ndarray)
     with torch.no_grad():
         expected = mlp_block(torch.from_numpy(x))
-    assert max_abs_error(out, expected) <= TOLERANCE
+    assert_close(out, expected)
 
 
 def test_dynamic_output_maximum_shape(dynamic_mlp):
@@ -62,7 +57,7 @@ def test_save_and_load_round_trip(mlp_block, dynamic_mlp, tmp_path):
     shapes = model.run({"x": x}, {"output_0": out})
     assert [tuple(s) for s in shapes] == [(7, 512)]
     with torch.no_grad():
-        assert max_abs_error(out, mlp_block(x)) <= TOLERANCE
+        assert_close(out, mlp_block(x))
 
 
 def test_weights_stay_out_of_the_code(dynamic_mlp):
@@ -79,6 +74,9 @@ def test_weights_stay_out_of_the_code(dynamic_mlp):
     assert os.path.getsize(library) < 1 << 20  # the weights alone are 8 MiB
 
 
-def test_compile_time_under_ten_seconds(mlp_block):
-    compiled = ember.compile(mlp_block, (torch.randn(16, 512),))
-    assert compiled.compile_timings["total"] < 10.0
+def test_compile_timings_cover_each_stage(dynamic_mlp):
+    """`compile_timings` reports the seconds spent in each stage, within the total. (Tests check
+    what the compiler produces, never how fast: speed is the benchmarks' business.)"""
+    timings = dynamic_mlp.compile_timings
+    assert set(timings) == {"frontend", "passes", "codegen", "total"}
+    assert 0 < timings["frontend"] + timings["passes"] + timings["codegen"] <= timings["total"]

@@ -12,10 +12,9 @@ import torch.nn.functional as F
 from torch import nn
 
 import ember
+from compare import assert_close
 from ember.runtime import Model
-from conftest import max_abs_error
 
-TOLERANCE = 1e-5
 THREADS = (1, 2)
 
 
@@ -47,14 +46,9 @@ def _check_threads(compiled, model, *inputs) -> None:
     """Runs the artifact with each thread count and compares every output with PyTorch."""
     with torch.no_grad():
         expected = model(*inputs)
-    expected = expected if isinstance(expected, tuple) else (expected,)
     for threads in THREADS:
         runtime = Model(compiled.artifact_dir, num_threads=threads)
-        actual = runtime(*inputs)
-        actual = actual if isinstance(actual, (tuple, list)) else (actual,)
-        for got, want in zip(actual, expected):
-            assert tuple(got.shape) == tuple(want.shape)
-            assert max_abs_error(got, want) <= TOLERANCE, f"{threads} thread(s)"
+        assert_close(runtime(*inputs), expected, what=f"{threads} thread(s), output")
 
 
 def _forks(dump_dir) -> int:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import ember
-from conftest import max_abs_error
+from compare import assert_close
 from ember.backends.cpu.plan_buffers import ALIGNMENT, Buffer, plan_offsets
 
 
@@ -70,5 +70,4 @@ def test_models_with_and_without_a_plan(plan, dynamic):
         with torch.no_grad():
             expected = model(inputs)
         for _ in range(2):                      # the arena is reused by the next call
-            for got, want in zip(compiled(inputs), expected):
-                assert max_abs_error(got, want) <= 1e-5
+            assert_close(compiled(inputs), expected)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import ember
-from conftest import max_abs_error
+from compare import assert_close
 
 
 class EncoderLayer(torch.nn.Module):
@@ -57,7 +57,7 @@ def test_static_encoder_matches_pytorch(encoder):
     x, mask = _inputs(2, 16)
     compiled = ember.compile(encoder, (x, mask))
     with torch.no_grad():
-        assert max_abs_error(compiled(x, mask), encoder(x, mask)) <= 1e-4
+        assert_close(compiled(x, mask), encoder(x, mask))
 
 
 def test_dynamic_batch_and_sequence(encoder):
@@ -68,7 +68,7 @@ def test_dynamic_batch_and_sequence(encoder):
     for b, s in ((1, 8), (3, 33), (2, 64)):
         x, mask = _inputs(b, s)
         with torch.no_grad():
-            assert max_abs_error(compiled(x, mask), encoder(x, mask)) <= 1e-4
+            assert_close(compiled(x, mask), encoder(x, mask))
 
 
 def test_parallel_linear_merging_can_be_turned_off(encoder):
@@ -80,4 +80,4 @@ def test_parallel_linear_merging_can_be_turned_off(encoder):
     assert not any("merged" in n for n in names)
     assert any("merged" in c["name"] for c in merged.runtime.manifest["constants"])
     with torch.no_grad():
-        assert max_abs_error(separate(x, mask), encoder(x, mask)) <= 1e-4
+        assert_close(separate(x, mask), encoder(x, mask))

@@ -1,6 +1,7 @@
 // RUN: ember-opt %s --pass-pipeline='builtin.module(ember-canonicalize,ember-fuse-epilogue,ember-lower-to-linalg,canonicalize,cse)' | filecheck %s
 // RUN: ember-opt %s --ember-canonicalize --ember-fuse-epilogue --ember-lower-to-linalg --canonicalize --cse | filecheck %s
 // RUN: ember-opt %s --pass-pipeline='builtin.module(ember-canonicalize,ember-fuse-epilogue,ember-lower-to-linalg,canonicalize,cse)' --mlir-print-ir-after-all 2>&1 >/dev/null | filecheck %s --check-prefix=STAGES
+// RUN: ember-opt %s --pass-pipeline='builtin.module(ember-canonicalize,ember-fuse-epilogue,ember-lower-to-linalg,canonicalize,cse)' --mlir-print-ir-after-all 2>/dev/null | filecheck %s --check-prefix=STDOUT
 
 // Upstream MLIR passes and ember passes mix in one pipeline, as flags or in --pass-pipeline.
 // Here ember fuses the biases and lowers to linalg, and upstream CSE then merges the two
@@ -14,7 +15,10 @@
 // CHECK: return %[[Y]], %[[Y]]
 
 // With --mlir-print-ir-after-all the IR is dumped to stderr after every pass, upstream ones
-// too (each runs on its own).
+// too (each runs on its own); stdout has only the result.
+// STDOUT-NOT: IR Dump
+// STDOUT: func.func @two_linears
+// STDOUT-NOT: IR Dump
 // STAGES: // -----// IR Dump After ember-canonicalize //----- //
 // STAGES: // -----// IR Dump After ember-fuse-epilogue //----- //
 // STAGES: // -----// IR Dump After ember-lower-to-linalg //----- //

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import ember
-from conftest import max_abs_error
+from compare import assert_close
 
 nn = torch.nn
 
@@ -41,13 +41,12 @@ class ConvEpilogue(nn.Module):
         return y
 
 
-def _run(model, inputs, more=(), dynamic_shapes=None, tol=1e-4):
+def _run(model, inputs, more=(), dynamic_shapes=None):
     model.eval()
     compiled = ember.compile(model, tuple(inputs), dynamic_shapes=dynamic_shapes)
     for args in [inputs, *more]:
         with torch.no_grad():
-            expected = model(*args)
-        assert max_abs_error(compiled(*args), expected) <= tol
+            assert_close(compiled(*args), model(*args))
 
 
 @pytest.mark.parametrize("cin,cout,k,stride,padding,dilation,hw", [
