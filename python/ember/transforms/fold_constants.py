@@ -118,7 +118,8 @@ class _FoldPattern:
                 weights.add(name, s)
         dtype = _numpy_dtype(result_type.element_type)
         # Identical folds (tied weights, repeated blocks) share one entry.
-        key = (op.name, str(op.attributes), str(op.results[0].type), tuple(names))
+        attributes = tuple((name, str(op.attributes[name])) for name in op.attributes)
+        key = (op.name, attributes, str(op.results[0].type), tuple(names))
         new_name = weights.derive(_name_hint(op, sources),
                                   lambda *xs: np.asarray(fn(*xs), dtype=dtype), names, key=key)
         with rewriter.ip, op.location:
