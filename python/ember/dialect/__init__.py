@@ -3,25 +3,14 @@
 The op definitions live in `ember.irdl.mlir` (one source of truth). This package loads them into
 an MLIR context of either build (the compiler's `mlir` package or torch-mlir's, whose `ir` module
 is passed in), and holds the tables every later stage shares: which activations, unary and
-binary kinds exist. It must not import torch or torch_mlir.
+binary kinds exist (declared in enums.py). It must not import torch or torch_mlir.
 """
 from __future__ import annotations
 
 from importlib import resources
 
-#: Epilogue activations a GEMM can carry ("none" means identity).
-ACTIVATIONS = ("none", "relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh")
-#: Kinds of `ember.unary`.
-UNARY_KINDS = ("relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "exp", "log", "neg",
-               "sqrt", "rsqrt", "abs", "reciprocal")
-#: Activation layouts of `ember.conv2d` and `ember.pool2d`.
-CONV_LAYOUTS = ("nchw", "nhwc")
-#: Kinds of `ember.pool2d`.
-POOL_KINDS = ("max", "avg")
-#: Kinds of `ember.reduce`.
-REDUCE_KINDS = ("sum", "mean", "max", "min")
-#: Kinds of `ember.binary`.
-BINARY_KINDS = ("add", "sub", "mul", "div", "max", "min", "pow")
+from ember.dialect.enums import (ACTIVATIONS, BINARY_KINDS, CONV_LAYOUTS, POOL_KINDS,  # noqa: F401
+                                 REDUCE_KINDS, UNARY_KINDS)
 
 
 def irdl_source() -> str:
