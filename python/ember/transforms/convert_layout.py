@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from mlir import ir
 
 from ember.dialect import builders as eb
-from ember.dialect.verifier import shape_of
+from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.transforms.canonicalize import CANONICALIZATIONS

@@ -17,7 +17,7 @@ import numpy as np
 from mlir import ir
 
 from ember.dialect import builders as eb
-from ember.dialect.verifier import shape_of
+from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.transforms.fold_constants import constant_source

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from ember.dialect import ACTIVATIONS
 from ember.dialect import builders as eb
-from ember.dialect.verifier import shape_of
+from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_attr, use_count

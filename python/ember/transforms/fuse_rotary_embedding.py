@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ember.dialect import builders as eb
-from ember.dialect.verifier import shape_of
+from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.kit.patterns import (APPLIED, NOT_APPLIED, apply_patterns, binary_of_kind, defined_by,
