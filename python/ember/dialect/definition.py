@@ -66,9 +66,9 @@ class EmberOp:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        fields = list(vars(cls).items())
-        cls.declared_operands = tuple(f for _, f in fields if isinstance(f, Operand))
-        cls.declared_attributes = tuple(f for _, f in fields if isinstance(f, Attribute))
+        fields = list(vars(cls).values())
+        cls.declared_operands = tuple(f for f in fields if isinstance(f, Operand))
+        cls.declared_attributes = tuple(f for f in fields if isinstance(f, Attribute))
         clashes = {f.name for f in cls.declared_operands + cls.declared_attributes} & \
             set(dir(EmberOp))
         if clashes:
@@ -133,7 +133,7 @@ class EmberOp:
         values = bound.arguments
         operands = [values[o.name] for o in cls.declared_operands]
         result_type = values["result_type"]
-        if result_type is None:
+        if result_type is None and cls.result_like_input:
             result_type = operands[0].type
         ir = ir_of(operands[0] if operands else result_type)
         attributes = {a.name: a.to_attribute(ir, values[a.name])

@@ -2,8 +2,9 @@
 
 `OPS` is the dialect, in reference order; everything else about an op (its IRDL, builder,
 typed view, verifier registration, reference entry and the check against the lowering table)
-is derived from its class. To add an op, declare it in the module of its family and list it
-here.
+is derived from its class. To add an op, declare it in the module of its family, list it here,
+and give it a lowering in lowering/lower_to_linalg.py's LOWERINGS or a `not_lowered` reason
+(tests/test_dialect.py checks both ways).
 """
 from __future__ import annotations
 
