@@ -138,7 +138,8 @@ def test_verifier_names_the_broken_rule():
         return Gemm.build(b, b, _f32_tensor(4, 16), activation="swish")
     module, _ = _build(build)
     errors = [message for _, message in verify_module(module.operation)]
-    assert len(errors) == 1 and "unknown activation 'swish'; expected one of none, relu" in errors[0]
+    assert len(errors) == 1
+    assert "unknown activation 'swish'; expected one of none, relu" in errors[0]
 
 
 @pytest.mark.parametrize("perm, ok", [([1, 0], True), ([0, 0], False), ([0, 1, 2], False)])
