@@ -33,6 +33,7 @@ func.func @f(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>, %b: tensor<32xf32>) ->
 }
 """
 
+#: An unknown unary kind: IRDL rejects it at parse time (irdl.any_of).
 BAD_KIND = """\
 func.func @g(%a: tensor<4xf32>) -> tensor<4xf32> {
   %0 = "ember.unary"(%a) {kind = "swish"} : (tensor<4xf32>) -> tensor<4xf32>
@@ -282,13 +283,14 @@ def test_pass_emitted_error_is_located_and_verifiable(source, capsys, monkeypatc
 def test_ember_verifier_after_a_pass_reports_at_the_op(source, capsys, monkeypatch):
     @dataclasses.dataclass
     class Breaks(EmberPass):
-        """Gives every gemm an activation ember does not know."""
+        """Gives every gemm a panel width of 0 (a rule IRDL cannot check)."""
         name: ClassVar[str] = "test-break-gemm"
 
         def run(self, module, ctx):
             def visit(op):
                 if op.name == "ember.gemm":
-                    op.attributes["activation"] = ir.StringAttr.get("bogus")
+                    op.attributes["rhs_panel"] = ir.IntegerAttr.get(
+                        ir.IntegerType.get_signless(64), 0)
                 return ir.WalkResult.ADVANCE
             module.operation.walk(visit)
 
@@ -297,7 +299,8 @@ def test_ember_verifier_after_a_pass_reports_at_the_op(source, capsys, monkeypat
     code, _, err = run_opt([path, "--test-break-gemm"], capsys)
     assert code == 1
     lines = err.splitlines()
-    assert lines[0].startswith(f"{path}:2:8: error: 'ember.gemm' op unknown activation 'bogus'")
+    assert lines[0].startswith(f"{path}:2:8: error: 'ember.gemm' op rhs_panel must be a positive "
+                               "integer, got 0 : i64")
     assert lines[-1] == "ember-opt: error: pass 'test-break-gemm' failed"
 
 

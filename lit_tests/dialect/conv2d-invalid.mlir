@@ -16,8 +16,9 @@ func.func @channel_mismatch(%x: tensor<1x4x16x16xf32>, %w: tensor<8x3x3x3xf32>) 
 
 // -----
 
+// IRDL (irdl.any_of): an unknown layout fails at parse time.
 func.func @bad_layout(%x: tensor<1x3x16x16xf32>, %w: tensor<8x3x3x3xf32>) -> tensor<1x8x16x16xf32> {
-  // expected-error @+1 {{unknown layout 'chwn'; expected one of nchw, nhwc}}
+  // expected-error @+1 {{'"chwn"' does not satisfy the constraint}}
   %0 = "ember.conv2d"(%x, %w) {strides = array<i64: 1, 1>, padding = array<i64: 1, 1>, dilations = array<i64: 1, 1>, groups = 1, activation = "none", layout = "chwn", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x3x16x16xf32>, tensor<8x3x3x3xf32>) -> tensor<1x8x16x16xf32>
   return %0 : tensor<1x8x16x16xf32>
 }

@@ -46,7 +46,7 @@ func.func @c(%x: tensor<4xf32>) -> tensor<4xf32> {
   return %x : tensor<4xf32>
 }
 func.func @d(%x: tensor<4xf32>) -> tensor<4xf32> {
-  // expected-error @+1 {{unknown unary kind 'nope'}}
+  // expected-error @+1 {{'"nope"' does not satisfy the constraint}}
   %0 = "ember.unary"(%x) {kind = "nope"} : (tensor<4xf32>) -> tensor<4xf32>
   return %0 : tensor<4xf32>
 }

@@ -1,32 +1,20 @@
-"""The ember dialect: loading its IRDL definition, its vocabulary, builders and verifier.
+"""The ember dialect: its op table, and loading it into an MLIR context of either build.
 
-The op definitions live in `ember.irdl.mlir` (one source of truth). This package loads them into
-an MLIR context of either build (the compiler's `mlir` package or torch-mlir's, whose `ir` module
-is passed in), and holds the tables every later stage shares: which activations, unary and
-binary kinds exist. It must not import torch or torch_mlir.
+Each op is declared once, as a class in `ember.dialect.ops` (operands, attributes with their
+allowed values, doc, semantic rule); the IRDL loaded here, the builders (`Gemm.build`), the
+typed views (`Gemm(op).bias`), the verifier and the op reference README.md are derived from it.
+This package loads the dialect into the compiler's `mlir` context or torch-mlir's (whose `ir`
+module is passed in) and re-exports the enum vocabularies every later stage shares. It must not
+import torch or torch_mlir.
 """
 from __future__ import annotations
 
-from importlib import resources
+from ember.dialect.enums import (ACTIVATIONS, BINARY_KINDS, CONV_LAYOUTS, POOL_KINDS,
+                                 REDUCE_KINDS, UNARY_KINDS)
+from ember.dialect.irdl_text import irdl_source
 
-#: Epilogue activations a GEMM can carry ("none" means identity).
-ACTIVATIONS = ("none", "relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh")
-#: Kinds of `ember.unary`.
-UNARY_KINDS = ("relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "exp", "log", "neg",
-               "sqrt", "rsqrt", "abs", "reciprocal")
-#: Activation layouts of `ember.conv2d` and `ember.pool2d`.
-CONV_LAYOUTS = ("nchw", "nhwc")
-#: Kinds of `ember.pool2d`.
-POOL_KINDS = ("max", "avg")
-#: Kinds of `ember.reduce`.
-REDUCE_KINDS = ("sum", "mean", "max", "min")
-#: Kinds of `ember.binary`.
-BINARY_KINDS = ("add", "sub", "mul", "div", "max", "min", "pow")
-
-
-def irdl_source() -> str:
-    """The text of the dialect's IRDL definition."""
-    return resources.files(__package__).joinpath("ember.irdl.mlir").read_text()
+__all__ = ["ACTIVATIONS", "BINARY_KINDS", "CONV_LAYOUTS", "POOL_KINDS", "REDUCE_KINDS",
+           "UNARY_KINDS", "irdl_source", "load", "new_context"]
 
 
 def load(context, ir_module=None, irdl_module=None) -> None:

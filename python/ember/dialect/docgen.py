@@ -1,82 +1,66 @@
-"""Generates dialect/README.md, the ember op reference, from ember.irdl.mlir.
+"""Generates dialect/README.md, the ember op reference, from the op table (dialect/ops/).
 
-The IRDL file is parsed (not scraped) for each op's operands, results and attributes; the `///`
-comment block above each `irdl.operation` is its description. Run:
+Each op's section is its class docstring, its operands and attributes (kinds, allowed values,
+docs) and its element-type rule, so the reference cannot drift from what the IRDL, builders and
+verifier do. Run (or `make docs`):
 
     python -m ember.dialect.docgen > python/ember/dialect/README.md
 
-tests/test_dialect.py checks the committed README is up to date.
+tests/test_dialect.py checks the committed README is up to date. With `--irdl` it prints the
+generated IRDL definition instead, for tools that read IRDL files (`mlir-opt --irdl-file`).
 """
 from __future__ import annotations
 
-import re
+import inspect
 import sys
-from typing import Dict, List
+from typing import List, Type
 
-from mlir import ir
+from ember.dialect.definition import EmberOp
+from ember.dialect.irdl_text import irdl_source
+from ember.dialect.ops import OPS
 
-from ember.dialect import irdl_source
+_HEADER = """# The ember dialect
 
-_OP_LINE = re.compile(r"^\s*irdl\.operation @(\w+)")
-
-
-def _descriptions(source: str) -> Dict[str, List[str]]:
-    """op name -> its `///` comment lines, read from the text just above each op."""
-    out, pending = {}, []
-    for line in source.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("///"):
-            pending.append(stripped[3:].strip())
-            continue
-        m = _OP_LINE.match(line)
-        if m:
-            out[m.group(1)] = pending
-        if stripped:
-            pending = [] if not stripped.startswith("///") else pending
-    return out
+Generated from the op table (`python/ember/dialect/ops/`) by `python -m ember.dialect.docgen`;
+do not edit. Each op is one class there; its IRDL (which checks structure and enum values at
+parse time), builder (`Gemm.build`), typed view (`Gemm(op).bias`) and semantic verifier are
+derived from the same declaration. Ops work on ranked tensors; `?` dims are allowed everywhere
+unless an op says otherwise. Optional attributes are checked by the verifier (IRDL in MLIR 22
+has no optional attributes).
+"""
 
 
-def _signature(op_def) -> Dict[str, List[str]]:
-    """Operand/result/attribute names of one `irdl.operation`, from the parsed IRDL."""
-    sig = {"operands": [], "results": [], "attributes": []}
-    for child in op_def.regions[0].blocks[0].operations:
-        name = child.operation.name
-        if name in ("irdl.operands", "irdl.results"):
-            names = [ir.StringAttr(a).value for a in child.attributes["names"]]
-            variadicity = re.findall(r"\b(single|optional|variadic)\b",
-                                     str(child.attributes["variadicity"])) \
-                if "variadicity" in child.attributes else []
-            key = "operands" if name == "irdl.operands" else "results"
-            for i, n in enumerate(names):
-                optional = i < len(variadicity) and "optional" in variadicity[i]
-                sig[key].append(n + (" (optional)" if optional else ""))
-        elif name == "irdl.attributes":
-            sig["attributes"] = [ir.StringAttr(a).value
-                                 for a in child.attributes["attributeValueNames"]]
-    return sig
+def _paragraphs(docstring: str) -> List[str]:
+    """The docstring's paragraphs, each on one line."""
+    return [" ".join(p.split()) for p in inspect.cleandoc(docstring).split("\n\n")]
+
+
+def _section(op: Type[EmberOp]) -> List[str]:
+    lines = [f"## `{op.op_name}`", ""]
+    for paragraph in _paragraphs(op.__doc__):
+        lines += [paragraph, ""]
+    if op.declared_operands:
+        lines.append("- operands: " + ", ".join(
+            f"`{o.name}`" + (" (optional)" if o.optional else "") for o in op.declared_operands))
+    if op.declared_attributes:
+        lines.append("- attributes:")
+        for a in op.declared_attributes:
+            optional = " (optional)" if a.optional else ""
+            doc = f"; {a.doc}" if a.doc else ""
+            lines.append(f"  - `{a.name}`{optional}: {a.type_doc}{doc}")
+    lines.append("- result: `result`")
+    lines.append(f"- element types: {op.element_types.value}")
+    if op.not_lowered:
+        lines.append(f"- not lowered by ember-lower-to-linalg: {op.not_lowered}")
+    return lines + [""]
 
 
 def generate() -> str:
-    source = irdl_source()
-    docs = _descriptions(source)
-    with ir.Context(), ir.Location.unknown():
-        module = ir.Module.parse(source)
-        dialect = module.body.operations[0]
-        ops = [(ir.StringAttr(op.attributes["sym_name"]).value, _signature(op))
-               for op in dialect.regions[0].blocks[0].operations]
-    lines = ["# The ember dialect", "",
-             "Generated from `ember.irdl.mlir` by `python -m ember.dialect.docgen`; do not edit.",
-             "IRDL checks each op's structure; `verifier.py` checks its meaning (shapes, enum "
-             "values).", ""]
-    for name, sig in ops:
-        lines += [f"## `ember.{name}`", ""]
-        lines += [" ".join(docs.get(name, [])), ""]
-        for key in ("operands", "attributes", "results"):
-            if sig[key]:
-                lines.append(f"- {key}: " + ", ".join(f"`{v}`" for v in sig[key]))
-        lines.append("")
+    lines = [_HEADER]
+    for op in OPS:
+        lines += _section(op)
     return "\n".join(lines).rstrip() + "\n"
 
 
 if __name__ == "__main__":
-    sys.stdout.write(generate())
+    sys.stdout.write(irdl_source() if sys.argv[1:] == ["--irdl"] else generate())

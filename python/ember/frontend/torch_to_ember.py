@@ -14,7 +14,8 @@ import math
 import re
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ember.dialect import builders as eb
+from ember.dialect.ops import (Attention, Binary, Concat, Conv2d, Gemm, LayerNorm, Pool2d, Reduce,
+                               Reshape, RmsNorm, Slice, Softmax, Transpose, Unary, Weight)
 
 FLOAT_DTYPES = ("f32", "f64", "f16", "bf16")
 _VTENSOR = re.compile(r"!torch\.vtensor<\[([^\]]*)\],([a-z0-9]+)>")
@@ -98,7 +99,7 @@ class Converter:
             arg = block.arguments[0]
             with ir.InsertionPoint(first) if first is not None else ir.InsertionPoint(block), \
                     ir.Location.unknown():
-                w = eb.weight(ir, name, self.builtin_type(arg.type))
+                w = Weight.build(self.builtin_type(arg.type), name=name)
                 v = self.from_builtin(w, arg.type)
             arg.replace_all_uses_with(v)
             block.erase_argument(0)
@@ -168,10 +169,10 @@ def _linear(c: Converter, op):
         return None
     w_type = c.ir.RankedTensorType(c.builtin_type(w.type))
     wt_type = c.ir.RankedTensorType.get(list(reversed(w_type.shape)), w_type.element_type)
-    wt = eb.transpose(c.to_builtin(w), [1, 0], wt_type)
+    wt = Transpose.build(c.to_builtin(w), wt_type, permutation=[1, 0])
     out_type = _result_type(c, op)
-    y = eb.gemm(c.to_builtin(x), wt, out_type)
-    return y if bias_is_none else eb.binary("add", y, c.to_builtin(b), out_type)
+    y = Gemm.build(c.to_builtin(x), wt, out_type)
+    return y if bias_is_none else Binary.build(y, c.to_builtin(b), out_type, kind="add")
 
 
 def _matmul(c: Converter, op):
@@ -182,7 +183,7 @@ def _matmul(c: Converter, op):
         return None
     if rb == ra > 2 and not _same_batch(_shape(c, a)[:-2], _shape(c, b)[:-2]):
         return None  # broadcast batch dims (matmul): ember.gemm wants them equal
-    return eb.gemm(c.to_builtin(a), c.to_builtin(b), _result_type(c, op))
+    return Gemm.build(c.to_builtin(a), c.to_builtin(b), _result_type(c, op))
 
 
 def _addmm(c: Converter, op):
@@ -191,8 +192,8 @@ def _addmm(c: Converter, op):
     if beta != 1 or alpha != 1 or not c.all_float([bias, a, b]) or c.rank(bias) != 1:
         return None
     out_type = _result_type(c, op)
-    y = eb.gemm(c.to_builtin(a), c.to_builtin(b), out_type)
-    return eb.binary("add", y, c.to_builtin(bias), out_type)
+    y = Gemm.build(c.to_builtin(a), c.to_builtin(b), out_type)
+    return Binary.build(y, c.to_builtin(bias), out_type, kind="add")
 
 
 def _gelu(c: Converter, op):
@@ -200,7 +201,7 @@ def _gelu(c: Converter, op):
     kind = {"none": "gelu", "tanh": "gelu_tanh"}.get(approximate)
     if kind is None or not c.all_float([op.operands[0]]):
         return None
-    return eb.unary(kind, c.to_builtin(op.operands[0]), _result_type(c, op))
+    return Unary.build(c.to_builtin(op.operands[0]), _result_type(c, op), kind=kind)
 
 
 def _unary(kind: str) -> Callable:
@@ -208,7 +209,7 @@ def _unary(kind: str) -> Callable:
         if not c.all_float([op.operands[0]]) or c.dtype(op.results[0]) != \
                 c.dtype(op.operands[0]):
             return None
-        return eb.unary(kind, c.to_builtin(op.operands[0]), _result_type(c, op))
+        return Unary.build(c.to_builtin(op.operands[0]), _result_type(c, op), kind=kind)
     return convert
 
 
@@ -219,7 +220,7 @@ def _binary(kind: str, has_alpha: bool = False) -> Callable:
             return None
         if not c.all_float([lhs, rhs, op.results[0]]):
             return None
-        return eb.binary(kind, c.to_builtin(lhs), c.to_builtin(rhs), _result_type(c, op))
+        return Binary.build(c.to_builtin(lhs), c.to_builtin(rhs), _result_type(c, op), kind=kind)
     return convert
 
 
@@ -231,10 +232,10 @@ def _layer_norm(c: Converter, op):
     if not c.all_float([x] + [v for v in (weight, bias) if v is not None]) or \
             not _static_trailing(c, x, len(normalized)):
         return None
-    return eb.layer_norm(c.to_builtin(x), _result_type(c, op),
-                         weight=c.to_builtin(weight) if weight is not None else None,
-                         bias=c.to_builtin(bias) if bias is not None else None,
-                         epsilon=float(c.const(eps)), normalized_ndim=len(normalized))
+    return LayerNorm.build(c.to_builtin(x), _result_type(c, op),
+                           weight=c.to_builtin(weight) if weight is not None else None,
+                           bias=c.to_builtin(bias) if bias is not None else None,
+                           epsilon=float(c.const(eps)), normalized_ndim=len(normalized))
 
 
 def _softmax(c: Converter, op):
@@ -247,7 +248,7 @@ def _softmax(c: Converter, op):
     if not c.all_float([x, op.results[0]]):
         return None
     rank = c.rank(x)
-    return eb.softmax(c.to_builtin(x), _result_type(c, op), axis=dim % rank)
+    return Softmax.build(c.to_builtin(x), _result_type(c, op), axis=dim % rank)
 
 
 def _permute(c: Converter, op):
@@ -263,7 +264,7 @@ def _permute(c: Converter, op):
         perm[d0], perm[d1] = perm[d1], perm[d0]
     else:
         perm = [d % rank for d in c.const(op.operands[1])]
-    return eb.transpose(c.to_builtin(x), perm, _result_type(c, op))
+    return Transpose.build(c.to_builtin(x), _result_type(c, op), permutation=perm)
 
 
 def _convolution(c: Converter, op):
@@ -280,9 +281,9 @@ def _convolution(c: Converter, op):
         w_type = c.ir.RankedTensorType(c.builtin_type(w.type))
         if w_type.shape[1] != 1 or w_type.shape[0] != groups:
             return None  # grouped (not depthwise): the fallback handles it
-    return eb.conv2d(c.to_builtin(x), c.to_builtin(w), _result_type(c, op), strides=strides,
-                     padding=padding, dilations=dilations, groups=groups,
-                     bias=None if bias_is_none else c.to_builtin(b))
+    return Conv2d.build(c.to_builtin(x), c.to_builtin(w), _result_type(c, op), strides=strides,
+                        padding=padding, dilations=dilations, groups=groups,
+                        bias=None if bias_is_none else c.to_builtin(b))
 
 
 def _scalar_tensor(c: Converter, value: float, like):
@@ -301,7 +302,8 @@ def _binary_scalar(kind: str, has_alpha: bool = False) -> Callable:
         scalar = c.const(op.operands[1])
         if not isinstance(scalar, (int, float)) or not c.all_float([x, op.results[0]]):
             return None
-        return eb.binary(kind, c.to_builtin(x), _scalar_tensor(c, scalar, x), _result_type(c, op))
+        return Binary.build(c.to_builtin(x), _scalar_tensor(c, scalar, x), _result_type(c, op),
+                            kind=kind)
     return convert
 
 
@@ -313,8 +315,8 @@ def _pool(c: Converter, op, kind: str, kernel, strides, padding):
     strides = list(strides) or list(kernel)  # PyTorch: an empty stride means the kernel
     if len(strides) != 2 or len(padding) != 2:
         return None
-    return eb.pool2d(kind, c.to_builtin(x), _result_type(c, op), kernel=kernel, strides=strides,
-                     padding=padding)
+    return Pool2d.build(c.to_builtin(x), _result_type(c, op), kind=kind, kernel=kernel,
+                        strides=strides, padding=padding)
 
 
 def _max_pool2d(c: Converter, op):
@@ -355,8 +357,8 @@ def _reduction(kind: str, has_dtype: bool) -> Callable:
         if rank is None or not c.all_float([x, op.results[0]]):
             return None
         axes = sorted({d % rank for d in (dims or range(rank))})
-        return eb.reduce(kind, c.to_builtin(x), _result_type(c, op), axes=axes,
-                         keepdim=bool(keepdim))
+        return Reduce.build(c.to_builtin(x), _result_type(c, op), kind=kind, axes=axes,
+                            keepdim=bool(keepdim))
     return convert
 
 
@@ -374,7 +376,7 @@ def _cat(c: Converter, op):
     axis = c.const(op.operands[1]) % rank
     if c.ir.RankedTensorType(out_type).is_dynamic_dim(axis):
         return None
-    return eb.concat(c.to_builtin(lhs), c.to_builtin(rhs), out_type, axis=axis)
+    return Concat.build(c.to_builtin(lhs), c.to_builtin(rhs), out_type, axis=axis)
 
 
 def _slice(c: Converter, op):
@@ -393,8 +395,8 @@ def _slice(c: Converter, op):
     start = max(0, min(start, size))
     if end < start:
         return None
-    return eb.slice_(c.to_builtin(x), _result_type(c, op), axis=dim, start=start,
-                     size=end - start)
+    return Slice.build(c.to_builtin(x), _result_type(c, op), axis=dim, start=start,
+                       size=end - start)
 
 
 def _static_reshape(c: Converter, op):
@@ -406,7 +408,7 @@ def _static_reshape(c: Converter, op):
     if not (c.ir.RankedTensorType(in_type).has_static_shape and
             c.ir.RankedTensorType(out_type).has_static_shape):
         return None
-    return eb.reshape(c.to_builtin(x), out_type)
+    return Reshape.build(c.to_builtin(x), out_type)
 
 
 def _attention(c: Converter, op):
@@ -434,9 +436,9 @@ def _attention(c: Converter, op):
         if qs[-1] is None:
             return None
         scale = 1.0 / math.sqrt(qs[-1])
-    return eb.attention(c.to_builtin(q), c.to_builtin(k), c.to_builtin(v), _result_type(c, op),
-                        mask=c.to_builtin(mask) if mask is not None else None,
-                        scale=float(scale), causal=bool(causal))
+    return Attention.build(c.to_builtin(q), c.to_builtin(k), c.to_builtin(v), _result_type(c, op),
+                           mask=c.to_builtin(mask) if mask is not None else None,
+                           scale=float(scale), causal=bool(causal))
 
 
 #: torch.finfo(dtype).eps: rms_norm's epsilon when none is given.
@@ -453,9 +455,9 @@ def _rms_norm(c: Converter, op):
         return None
     epsilon = c.const(eps)
     epsilon = _FINFO_EPS[c.dtype(x)] if epsilon is None else float(epsilon)
-    return eb.rms_norm(c.to_builtin(x), _result_type(c, op),
-                       weight=c.to_builtin(weight) if weight is not None else None,
-                       epsilon=epsilon, normalized_ndim=len(normalized))
+    return RmsNorm.build(c.to_builtin(x), _result_type(c, op),
+                         weight=c.to_builtin(weight) if weight is not None else None,
+                         epsilon=epsilon, normalized_ndim=len(normalized))
 
 
 #: torch op name -> converter. Everything else is left to torch-mlir's linalg lowering.

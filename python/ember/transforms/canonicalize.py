@@ -12,68 +12,65 @@ from dataclasses import dataclass
 
 from mlir import ir
 
-from ember.dialect import builders as eb
+from ember.dialect.ops import Reshape, Transpose
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, merge_duplicate_weights
-
-
-def _permutation(op):
-    return list(op.attributes["permutation"])
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, merge_duplicate_weights
 
 
 def fold_transpose(op, rewriter) -> bool:
     """transpose(x, identity) -> x; transpose(transpose(x, p), q) -> transpose(x, p o q)."""
-    perm = _permutation(op)
-    source = op.operands[0]
-    inner = defined_by(source, "ember.transpose")
+    transpose = Transpose(op)
+    perm, source = transpose.permutation, transpose.input
+    inner = Transpose.defining(source)
     if inner is not None:
-        inner_perm = _permutation(inner)
+        inner_perm = inner.permutation
         perm = [inner_perm[i] for i in perm]
-        source = inner.operands[0]
+        source = inner.input
     elif perm != list(range(len(perm))):
         return NOT_APPLIED
     with rewriter.ip, op.location:
         if perm == list(range(len(perm))):
             rewriter.replace_op(op, [source])
         else:
-            rewriter.replace_op(op, [eb.transpose(source, perm, op.results[0].type)])
+            rewriter.replace_op(op, [Transpose.build(source, op.results[0].type,
+                                                     permutation=perm)])
     return APPLIED
 
 
 def transpose_of_unit_dims(op, rewriter) -> bool:
     """A static transpose that only moves size-1 dims is a reshape (no data moves)."""
-    t = ir.RankedTensorType(op.operands[0].type)
+    transpose = Transpose(op)
+    t = ir.RankedTensorType(transpose.input.type)
     if not t.has_static_shape:
         return NOT_APPLIED
-    perm = _permutation(op)
-    moved = [p for p in perm if t.shape[p] != 1]
+    moved = [p for p in transpose.permutation if t.shape[p] != 1]
     if moved != sorted(moved):
         return NOT_APPLIED
     with rewriter.ip, op.location:
-        rewriter.replace_op(op, [eb.reshape(op.operands[0], op.results[0].type)])
+        rewriter.replace_op(op, [Reshape.build(transpose.input, op.results[0].type)])
     return APPLIED
 
 
 def fold_reshape(op, rewriter) -> bool:
     """reshape(x) to x's own type -> x; reshape(reshape(x)) -> reshape(x)."""
-    source = op.operands[0]
-    inner = defined_by(source, "ember.reshape")
+    source = Reshape(op).input
+    inner = Reshape.defining(source)
     if inner is not None:
-        source = inner.operands[0]
+        source = inner.input
     elif source.type != op.results[0].type:
         return NOT_APPLIED
     with rewriter.ip, op.location:
         if source.type == op.results[0].type:
             rewriter.replace_op(op, [source])
         else:
-            rewriter.replace_op(op, [eb.reshape(source, op.results[0].type)])
+            rewriter.replace_op(op, [Reshape.build(source, op.results[0].type)])
     return APPLIED
 
 
 #: op name -> canonicalization patterns (shared with passes that must keep IR canonical).
-CANONICALIZATIONS = {"ember.transpose": [fold_transpose, transpose_of_unit_dims],
-                     "ember.reshape": [fold_reshape]}
+CANONICALIZATIONS = {Transpose.op_name: [fold_transpose, transpose_of_unit_dims],
+                     Reshape.op_name: [fold_reshape]}
 
 
 @register

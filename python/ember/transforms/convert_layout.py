@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 from mlir import ir
 
-from ember.dialect import builders as eb
-from ember.dialect.verifier import shape_of
+from ember.dialect.ops import Binary, Conv2d, Pool2d, Reshape, Transpose, Unary, view
+from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.transforms.canonicalize import CANONICALIZATIONS
 from ember.transforms.fold_constants import constant_source
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_attr
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns
 
 TO_NHWC = [0, 2, 3, 1]
 TO_NCHW = [0, 3, 1, 2]
@@ -33,39 +33,38 @@ def _permuted_type(value, perm):
 
 
 def _transpose(value, perm):
-    return eb.transpose(value, perm, _permuted_type(value, perm))
+    return Transpose.build(value, _permuted_type(value, perm), permutation=perm)
 
 
 def _to_nhwc(op, rewriter) -> bool:
     """conv2d/pool2d in NCHW -> transposes around the same op in NHWC."""
-    if string_attr(op, "layout") != "nchw":
+    window = view(op)
+    if window.layout != "nchw":
         return NOT_APPLIED
     with rewriter.ip, op.location:
-        x = _transpose(op.operands[0], TO_NHWC)
+        x = _transpose(window.input, TO_NHWC)
         result_type = _permuted_type(op.results[0], TO_NHWC)
-        if op.name == "ember.pool2d":
-            settings = {**eb.pool2d_attributes(op), "layout": "nhwc"}
-            y = eb.pool2d(string_attr(op, "kind"), x, result_type, **settings)
+        if isinstance(window, Pool2d):
+            y = window.rebuild(result_type, input=x, layout="nhwc")
         else:
-            settings = {**eb.conv2d_attributes(op), "layout": "nhwc"}
-            residual = eb.optional_operand(op, "residual")
-            y = eb.conv2d(x, _transpose(op.operands[1], FILTER_TO_HWCF), result_type,
-                          bias=eb.optional_operand(op, "bias"),
-                          residual=None if residual is None else _transpose(residual, TO_NHWC),
-                          **settings)
+            residual = window.residual
+            y = window.rebuild(result_type, input=x,
+                               filter=_transpose(window.filter, FILTER_TO_HWCF),
+                               residual=None if residual is None else _transpose(residual, TO_NHWC),
+                               layout="nhwc")
         rewriter.replace_op(op, [_transpose(y, TO_NCHW)])
     return APPLIED
 
 
 def _sink_through_unary(op, rewriter) -> bool:
     """unary(transpose(x)) -> transpose(unary(x))."""
-    t = defined_by(op.operands[0], "ember.transpose")
+    unary = Unary(op)
+    t = Transpose.defining(unary.input)
     if t is None:
         return NOT_APPLIED
-    perm = list(t.attributes["permutation"])
     with rewriter.ip, op.location:
-        inner = eb.unary(string_attr(op, "kind"), t.operands[0])
-        rewriter.replace_op(op, [_transpose(inner, perm)])
+        inner = Unary.build(t.input, kind=unary.kind)
+        rewriter.replace_op(op, [_transpose(inner, t.permutation)])
     return APPLIED
 
 
@@ -79,28 +78,30 @@ def _inverse(perm):
 def _sink_through_binary(op, rewriter) -> bool:
     """binary(transpose(a, p), transpose(b, p)) -> transpose(binary(a, b), p), and likewise
     when one side is a constant (the constant is permuted instead, folded at compile time)."""
-    sides = [defined_by(v, "ember.transpose") for v in op.operands]
+    binary = Binary(op)
+    operands = [binary.lhs, binary.rhs]
+    sides = [Transpose.defining(v) for v in operands]
     rank = len(shape_of(op.results[0]))
-    perms = [list(t.attributes["permutation"]) if t is not None else None for t in sides]
-    full = [t for t, p in zip(sides, perms) if t is not None and len(p) == rank]
+    perms = [t.permutation if t is not None else None for t in sides]
+    full = [p for p in perms if p is not None and len(p) == rank]
     if not full:
         return NOT_APPLIED
-    perm = list(full[0].attributes["permutation"])
+    perm = full[0]
     inv = _inverse(perm)
     new_operands = []
-    for value, t, p in zip(op.operands, sides, perms):
+    for value, t, p in zip(operands, sides, perms):
         if t is not None and p == perm:
-            new_operands.append(t.operands[0])
+            new_operands.append(t.input)
         elif constant_source(value) is not None or not shape_of(value):
             new_operands.append(value)
         else:
             return NOT_APPLIED
     with rewriter.ip, op.location:
-        for i, value in enumerate(op.operands):
+        for i, value in enumerate(operands):
             if new_operands[i] is value and shape_of(value):
                 new_operands[i] = _align_constant(value, rank, inv)
         result_type = _permuted_type(op.results[0], inv)
-        inner = eb.binary(string_attr(op, "kind"), new_operands[0], new_operands[1], result_type)
+        inner = Binary.build(new_operands[0], new_operands[1], result_type, kind=binary.kind)
         rewriter.replace_op(op, [_transpose(inner, perm)])
     return APPLIED
 
@@ -110,7 +111,7 @@ def _align_constant(value, rank: int, inv):
     t = ir.RankedTensorType(value.type)
     full = [1] * (rank - t.rank) + list(t.shape)
     if len(full) != t.rank:
-        value = eb.reshape(value, ir.RankedTensorType.get(full, t.element_type))
+        value = Reshape.build(value, ir.RankedTensorType.get(full, t.element_type))
     return _transpose(value, inv)
 
 
@@ -127,7 +128,7 @@ class ConvertLayout(EmberPass):
         if self.layout != "nhwc":
             raise ValueError(f"ember-convert-layout: unknown layout '{self.layout}' "
                              f"(expected nhwc or nchw)")
-        apply_patterns(module, {"ember.conv2d": [_to_nhwc], "ember.pool2d": [_to_nhwc],
-                                "ember.unary": [_sink_through_unary],
-                                "ember.binary": [_sink_through_binary],
+        apply_patterns(module, {Conv2d.op_name: [_to_nhwc], Pool2d.op_name: [_to_nhwc],
+                                Unary.op_name: [_sink_through_unary],
+                                Binary.op_name: [_sink_through_binary],
                                 **CANONICALIZATIONS})

@@ -16,20 +16,20 @@ from typing import Optional
 import numpy as np
 from mlir import ir
 
-from ember.dialect import builders as eb
-from ember.dialect.verifier import shape_of
+from ember.dialect.ops import Binary, Conv2d, Gemm, Weight
+from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.transforms.fold_constants import constant_source
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_attr, use_count
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, use_count
 
-PRODUCERS = ("ember.conv2d", "ember.gemm")
+PRODUCERS = (Conv2d, Gemm)
 
 
 def _channel_axis(producer) -> int:
-    if producer.name == "ember.gemm":
-        return len(shape_of(producer.results[0])) - 1
-    return 1 if eb.conv2d_attributes(producer)["layout"] == "nchw" else 3
+    if isinstance(producer, Gemm):
+        return len(shape_of(producer.result)) - 1
+    return 1 if producer.layout == "nchw" else 3
 
 
 def _per_channel(shape, result_rank: int, axis: int, channels: int) -> bool:
@@ -42,10 +42,14 @@ def _per_channel(shape, result_rank: int, axis: int, channels: int) -> bool:
 
 def _filter_broadcast_shape(producer, channels: int):
     """The shape that lines a per-channel vector up with the producer's filter/rhs."""
-    if producer.name == "ember.gemm":
+    if isinstance(producer, Gemm):
         return (1, channels)
-    return (channels, 1, 1, 1) if eb.conv2d_attributes(producer)["layout"] == "nchw" \
-        else (1, 1, 1, channels)
+    return (channels, 1, 1, 1) if producer.layout == "nchw" else (1, 1, 1, channels)
+
+
+def _weights_operand(producer):
+    """The producer's filter or rhs."""
+    return producer.rhs if isinstance(producer, Gemm) else producer.filter
 
 
 @dataclass
@@ -53,7 +57,7 @@ class _FoldAffine:
     ctx: PassContext
 
     def __call__(self, op, rewriter) -> bool:
-        kind = string_attr(op, "kind")
+        kind = Binary(op).kind
         if kind not in ("add", "sub", "mul", "div"):
             return NOT_APPLIED
         for side in (0, 1):
@@ -68,32 +72,32 @@ class _FoldAffine:
 
     @staticmethod
     def _producer(value) -> Optional[object]:
-        for name in PRODUCERS:
-            producer = defined_by(value, name)
-            if producer is not None and use_count(value) == 1:
-                if string_attr(producer, "activation") == "none" and \
-                        eb.optional_operand(producer, "residual") is None:
-                    return producer
+        """The conv2d or gemm view producing `value`, when `value` has no other user and the
+        producer's epilogue is empty."""
+        for kind in PRODUCERS:
+            producer = kind.defining(value)
+            if producer is not None and use_count(value) == 1 and \
+                    producer.activation == "none" and producer.residual is None:
+                return producer
         return None
 
     def _fold(self, op, rewriter, producer, kind, const_value, source) -> bool:
-        result_shape = shape_of(producer.results[0])
+        result_shape = shape_of(producer.result)
         axis = _channel_axis(producer)
         channels = result_shape[axis]
         if channels is None or not _per_channel(shape_of(const_value), len(result_shape), axis,
                                                 channels):
             return NOT_APPLIED
-        weight = producer.operands[1]
-        if kind in ("mul", "div"):
-            weight_op = defined_by(weight, "ember.weight")
-            if weight_op is None or (producer.name == "ember.gemm" and
-                                     len(shape_of(weight)) != 2):
-                return NOT_APPLIED
+        weight = _weights_operand(producer)
+        weight_op = Weight.defining(weight)
+        if kind in ("mul", "div") and (weight_op is None or (isinstance(producer, Gemm) and
+                                                             len(shape_of(weight)) != 2)):
+            return NOT_APPLIED
         weights = self.ctx.weights
         const_name = source if isinstance(source, str) else \
             self._add_literal(weights, source)
-        bias = eb.optional_operand(producer, "bias")
-        bias_op = defined_by(bias, "ember.weight") if bias is not None else None
+        bias = producer.bias
+        bias_op = Weight.defining(bias) if bias is not None else None
         if bias is not None and bias_op is None:
             return NOT_APPLIED  # a computed bias: leave the op alone
 
@@ -109,23 +113,27 @@ class _FoldAffine:
                 f"{const_name}.bias", lambda c: (per_channel(c) if kind == "add"
                                                  else -per_channel(c)).copy(), [const_name])
         else:
-            bias_name = string_attr(bias_op, "name")
+            bias_name = bias_op.name
             new_bias = weights.derive(f"{bias_name}.{kind}",
                                       lambda b, c: apply(b, per_channel(c)).astype(b.dtype),
                                       [bias_name, const_name])
         new_weight = weight
         if kind in ("mul", "div"):
             shape = _filter_broadcast_shape(producer, channels)
-            w_name = string_attr(defined_by(weight, "ember.weight"), "name")
+            w_name = weight_op.name
             new_w_name = weights.derive(f"{w_name}.{kind}",
                                         lambda w, c: apply(w, per_channel(c).reshape(shape))
                                         .astype(w.dtype), [w_name, const_name])
             with rewriter.ip, op.location:
-                new_weight = eb.weight(ir, new_w_name, weight.type)
+                new_weight = Weight.build(weight.type, name=new_w_name)
         with rewriter.ip, op.location:
-            bias_value = None if new_bias is None else eb.weight(ir, new_bias, ir.RankedTensorType
-                                                                 .get([channels], _element(op)))
-            rebuilt = eb.rebuild(producer, op.results[0].type, rhs=new_weight, bias=bias_value)
+            bias_value = None if new_bias is None else Weight.build(
+                ir.RankedTensorType.get([channels], _element(op)), name=new_bias)
+            result_type = op.results[0].type
+            if isinstance(producer, Gemm):
+                rebuilt = producer.rebuild(result_type, rhs=new_weight, bias=bias_value)
+            else:
+                rebuilt = producer.rebuild(result_type, filter=new_weight, bias=bias_value)
             rewriter.replace_op(op, [rebuilt])
         return APPLIED
 
@@ -147,4 +155,4 @@ class FoldBatchNorm(EmberPass):
     name = "ember-fold-batch-norm"
 
     def run(self, module, ctx: PassContext) -> None:
-        apply_patterns(module, {"ember.binary": [_FoldAffine(ctx)]})
+        apply_patterns(module, {Binary.op_name: [_FoldAffine(ctx)]})

@@ -14,12 +14,12 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 from mlir import ir
+from mlir.dialects import arith
 
-from ember.dialect import builders as eb
+from ember.dialect.ops import Binary, Reshape, Transpose, Unary, Weight, view
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import (APPLIED, NOT_APPLIED, apply_patterns, defining_op,
-                       merge_duplicate_weights, string_attr)
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, merge_duplicate_weights
 
 
 def _unary_numpy(kind: str) -> Callable[[np.ndarray], np.ndarray]:
@@ -44,13 +44,12 @@ _BINARY_NUMPY: Dict[str, Callable] = {
 
 def constant_source(value) -> Optional[object]:
     """The weight name (str) or the numpy value of a constant operand, else None."""
-    op = defining_op(value)
-    if op is None:
-        return None
-    if op.name == "ember.weight":
-        return string_attr(op, "name")
-    if op.name == "arith.constant" and isinstance(op.attributes["value"], ir.DenseElementsAttr):
-        attr = ir.DenseElementsAttr(op.attributes["value"])
+    weight = Weight.defining(value)
+    if weight is not None:
+        return weight.name
+    constant = value.owner
+    if isinstance(constant, arith.ConstantOp) and isinstance(constant.value, ir.DenseElementsAttr):
+        attr = ir.DenseElementsAttr(constant.value)
         shaped = ir.ShapedType(value.type)
         dtype = _numpy_dtype(shaped.element_type)
         if attr.is_splat:
@@ -70,26 +69,22 @@ def scalar_constant(value) -> Optional[float]:
 
 
 def _evaluator(op) -> Optional[Callable]:
-    name = op.name
-    if name == "ember.transpose":
-        perm = list(op.attributes["permutation"])
+    if isinstance(op, Transpose):
+        perm = op.permutation
         return lambda x: np.transpose(x, perm)
-    if name == "ember.reshape":
-        shape = ir.ShapedType(op.results[0].type).shape
+    if isinstance(op, Reshape):
+        shape = ir.ShapedType(op.result.type).shape
         return lambda x: np.reshape(x, shape)
-    if name == "ember.unary":
-        kind = string_attr(op, "kind")
-        return None if kind == "gelu" else _unary_numpy(kind)
-    if name == "ember.binary":
-        return _BINARY_NUMPY[string_attr(op, "kind")]
+    if isinstance(op, Unary):
+        return None if op.kind == "gelu" else _unary_numpy(op.kind)
+    if isinstance(op, Binary):
+        return _BINARY_NUMPY[op.kind]
     return None
 
 
 def _name_hint(op, sources) -> str:
     base = next((s for s in sources if isinstance(s, str)), "const")
-    suffix = op.name.split(".", 1)[1]
-    if op.name in ("ember.unary", "ember.binary"):
-        suffix = string_attr(op, "kind")
+    suffix = op.kind if isinstance(op, (Unary, Binary)) else op.op_name.split(".", 1)[1]
     return f"{base}.{suffix}"
 
 
@@ -107,7 +102,8 @@ class _FoldPattern:
         if not result_type.has_static_shape or \
                 int(np.prod(result_type.shape)) > self.max_elements:
             return NOT_APPLIED
-        fn = _evaluator(op)
+        folded = view(op)
+        fn = _evaluator(folded)
         if fn is None:
             return NOT_APPLIED
         weights = self.ctx.weights
@@ -118,11 +114,11 @@ class _FoldPattern:
                 weights.add(name, s)
         dtype = _numpy_dtype(result_type.element_type)
         # Identical folds (tied weights, repeated blocks) share one entry.
-        key = (op.name, str(op.attributes), str(op.results[0].type), tuple(names))
-        new_name = weights.derive(_name_hint(op, sources),
+        key = (op.name, repr(folded.attribute_values()), str(op.results[0].type), tuple(names))
+        new_name = weights.derive(_name_hint(folded, sources),
                                   lambda *xs: np.asarray(fn(*xs), dtype=dtype), names, key=key)
         with rewriter.ip, op.location:
-            rewriter.replace_op(op, [eb.weight(ir, new_name, op.results[0].type)])
+            rewriter.replace_op(op, [Weight.build(op.results[0].type, name=new_name)])
         return APPLIED
 
 
@@ -141,7 +137,6 @@ class FoldConstants(EmberPass):
 
     def run(self, module, ctx: PassContext) -> None:
         pattern = _FoldPattern(ctx, self.max_elements)
-        apply_patterns(module, {name: [pattern] for name in
-                                ("ember.transpose", "ember.reshape", "ember.unary",
-                                 "ember.binary")})
+        apply_patterns(module, {op.op_name: [pattern] for op in
+                                (Transpose, Reshape, Unary, Binary)})
         merge_duplicate_weights(module)

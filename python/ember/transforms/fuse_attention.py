@@ -15,43 +15,42 @@ from typing import Optional, Tuple
 
 from mlir import ir
 
-from ember.dialect import builders as eb
-from ember.dialect.verifier import shape_of
+from ember.dialect.ops import Attention, Binary, Gemm, Softmax, Transpose
+from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.transforms.fold_constants import scalar_constant
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, int_attr, string_attr
-from ember.kit.patterns import use_count
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, use_count
 
 
-def _single_use(value, name: str):
-    op = defined_by(value, name)
+def _single_use(value, kind):
+    """The `kind` view of the op defining `value` when `value` has no other user, else None."""
+    op = kind.defining(value)
     return op if op is not None and use_count(value) == 1 else None
 
 
-def _plain_gemm(op) -> bool:
-    return op is not None and string_attr(op, "activation") == "none" and all(
-        eb.optional_operand(op, n) is None for n in ("bias", "residual"))
+def _plain_gemm(gemm) -> bool:
+    return gemm is not None and gemm.activation == "none" and gemm.bias is None and \
+        gemm.residual is None
 
 
-def _scores(value) -> Optional[Tuple[object, float, Optional[object]]]:
+def _scores(value) -> Optional[Tuple[Gemm, float, Optional[object]]]:
     """(q @ k^T gemm, scale, mask) when `value` is `(q @ k^T) (*|/) c (+ mask)`."""
     scale, mask = 1.0, None
-    add = _single_use(value, "ember.binary")
-    if add is not None and string_attr(add, "kind") == "add":
-        for side in (0, 1):
-            inner = add.operands[side]
-            if defined_by(inner, "ember.binary") or defined_by(inner, "ember.gemm"):
-                value, mask = inner, add.operands[1 - side]
+    add = _single_use(value, Binary)
+    if add is not None and add.kind == "add":
+        for inner, other in ((add.lhs, add.rhs), (add.rhs, add.lhs)):
+            if Binary.defining(inner) or Gemm.defining(inner):
+                value, mask = inner, other
                 break
-    scaled = _single_use(value, "ember.binary")
-    if scaled is not None and string_attr(scaled, "kind") in ("mul", "div"):
-        c = scalar_constant(scaled.operands[1])
+    scaled = _single_use(value, Binary)
+    if scaled is not None and scaled.kind in ("mul", "div"):
+        c = scalar_constant(scaled.rhs)
         if c is None or c == 0:
             return None
-        scale = c if string_attr(scaled, "kind") == "mul" else 1.0 / c
-        value = scaled.operands[0]
-    gemm = _single_use(value, "ember.gemm")
+        scale = c if scaled.kind == "mul" else 1.0 / c
+        value = scaled.lhs
+    gemm = _single_use(value, Gemm)
     if not _plain_gemm(gemm):
         return None
     return gemm, scale, mask
@@ -59,33 +58,35 @@ def _scores(value) -> Optional[Tuple[object, float, Optional[object]]]:
 
 def fuse_attention(op, rewriter) -> bool:
     """gemm(softmax(scores), v) -> ember.attention."""
-    if not _plain_gemm(op):
+    gemm = Gemm(op)
+    if not _plain_gemm(gemm):
         return NOT_APPLIED
-    softmax = _single_use(op.operands[0], "ember.softmax")
+    softmax = _single_use(gemm.lhs, Softmax)
     if softmax is None:
         return NOT_APPLIED
-    rank = len(shape_of(softmax.results[0]))
-    if int_attr(softmax, "axis") != rank - 1:
+    rank = len(shape_of(softmax.result))
+    if softmax.axis != rank - 1:
         return NOT_APPLIED
-    found = _scores(softmax.operands[0])
+    found = _scores(softmax.input)
     if found is None:
         return NOT_APPLIED
     qk, scale, mask = found
-    q, kt, v = qk.operands[0], qk.operands[1], op.operands[1]
+    q, kt, v = qk.lhs, qk.rhs, gemm.rhs
     if not (len(shape_of(q)) == len(shape_of(kt)) == len(shape_of(v)) == rank):
         return NOT_APPLIED
-    transpose = defined_by(kt, "ember.transpose")
+    transpose = Transpose.defining(kt)
     swap = list(range(rank - 2)) + [rank - 1, rank - 2]
     with rewriter.ip, op.location:
-        if transpose is not None and list(transpose.attributes["permutation"]) == swap:
-            k = transpose.operands[0]
+        if transpose is not None and transpose.permutation == swap:
+            k = transpose.input
         else:
             t = ir.RankedTensorType(kt.type)
             shape = list(t.shape)
             shape[-2], shape[-1] = shape[-1], shape[-2]
-            k = eb.transpose(kt, swap, ir.RankedTensorType.get(shape, t.element_type))
-        rewriter.replace_op(op, [eb.attention(q, k, v, op.results[0].type, mask=mask,
-                                              scale=scale)])
+            k = Transpose.build(kt, ir.RankedTensorType.get(shape, t.element_type),
+                                permutation=swap)
+        rewriter.replace_op(op, [Attention.build(q, k, v, op.results[0].type, mask=mask,
+                                                 scale=scale)])
     return APPLIED
 
 
@@ -96,4 +97,4 @@ class FuseAttention(EmberPass):
     name = "ember-fuse-attention"
 
     def run(self, module, ctx: PassContext) -> None:
-        apply_patterns(module, {"ember.gemm": [fuse_attention]})
+        apply_patterns(module, {Gemm.op_name: [fuse_attention]})

@@ -11,30 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ember.dialect import ACTIVATIONS
-from ember.dialect import builders as eb
-from ember.dialect.verifier import shape_of
+from ember.dialect.enums import ACTIVATIONS
+from ember.dialect.ops import Binary, Conv2d, Gemm, Unary
+from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_attr, use_count
-
-
-def _epilogue(gemm):
-    return {
-        "bias": eb.optional_operand(gemm, "bias"),
-        "residual": eb.optional_operand(gemm, "residual"),
-        "activation": string_attr(gemm, "activation"),
-    }
-
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, use_count
 
 #: Ops with a fusable epilogue (bias, activation, residual).
-PRODUCERS = ("ember.gemm", "ember.conv2d")
+PRODUCERS = (Gemm, Conv2d)
 
 
 def _single_use_gemm(value):
-    """The GEMM or conv producing `value` when `value` has no other user."""
-    for name in PRODUCERS:
-        producer = defined_by(value, name)
+    """The GEMM or conv (view) producing `value` when `value` has no other user."""
+    for kind in PRODUCERS:
+        producer = kind.defining(value)
         if producer is not None and use_count(value) == 1:
             return producer
     return None
@@ -42,15 +33,15 @@ def _single_use_gemm(value):
 
 def _rebuild(rewriter, op, gemm, **changes):
     with rewriter.ip, op.location:
-        rewriter.replace_op(op, [eb.rebuild(gemm, op.results[0].type, **changes)])
+        rewriter.replace_op(op, [gemm.rebuild(op.results[0].type, **changes)])
 
 
 def _is_bias_for(value, gemm) -> bool:
     """A [N] vector added to a GEMM's [..., N] result (conv biases arrive per channel and are
     folded by ember-fold-batch-norm)."""
-    if gemm.name != "ember.gemm":
+    if not isinstance(gemm, Gemm):
         return False
-    shape, n = shape_of(value), shape_of(gemm.results[0])[-1]
+    shape, n = shape_of(value), shape_of(gemm.result)[-1]
     return shape is not None and len(shape) == 1 and shape[0] is not None and shape[0] == n
 
 
@@ -61,20 +52,19 @@ class _AddFusion:
     residual: bool
 
     def __call__(self, op, rewriter) -> bool:
-        if string_attr(op, "kind") != "add":
+        if Binary(op).kind != "add":
             return NOT_APPLIED
         for gemm_side in (0, 1):
             gemm = _single_use_gemm(op.operands[gemm_side])
             other = op.operands[1 - gemm_side]
             if gemm is None:
                 continue
-            ep = _epilogue(gemm)
-            if self.bias and ep["bias"] is None and ep["activation"] == "none" and \
-                    ep["residual"] is None and _is_bias_for(other, gemm):
+            if self.bias and gemm.bias is None and gemm.activation == "none" and \
+                    gemm.residual is None and _is_bias_for(other, gemm):
                 _rebuild(rewriter, op, gemm, bias=other)
                 return APPLIED
-            if self.residual and ep["residual"] is None and \
-                    other.type == gemm.results[0].type == op.results[0].type:
+            if self.residual and gemm.residual is None and \
+                    other.type == gemm.result.type == op.results[0].type:
                 _rebuild(rewriter, op, gemm, residual=other)
                 return APPLIED
         return NOT_APPLIED
@@ -82,12 +72,12 @@ class _AddFusion:
 
 def fuse_activation(op, rewriter) -> bool:
     """act(gemm) -> gemm{activation=act} when the GEMM has no activation or residual yet."""
-    kind = string_attr(op, "kind")
-    gemm = _single_use_gemm(op.operands[0])
+    unary = Unary(op)
+    kind = unary.kind
+    gemm = _single_use_gemm(unary.input)
     if kind not in ACTIVATIONS or gemm is None:
         return NOT_APPLIED
-    ep = _epilogue(gemm)
-    if ep["activation"] != "none" or ep["residual"] is not None:
+    if gemm.activation != "none" or gemm.residual is not None:
         return NOT_APPLIED
     _rebuild(rewriter, op, gemm, activation=kind)
     return APPLIED
@@ -103,7 +93,7 @@ class FuseEpilogue(EmberPass):
     residual: bool = True
 
     def run(self, module, ctx: PassContext) -> None:
-        patterns = {"ember.binary": [_AddFusion(self.bias, self.residual)]}
+        patterns = {Binary.op_name: [_AddFusion(self.bias, self.residual)]}
         if self.activation:
-            patterns["ember.unary"] = [fuse_activation]
+            patterns[Unary.op_name] = [fuse_activation]
         apply_patterns(module, patterns)

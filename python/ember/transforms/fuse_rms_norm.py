@@ -10,15 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from mlir import ir
-
-from ember.dialect import builders as eb
-from ember.dialect.verifier import shape_of
+from ember.dialect.ops import Binary, Reduce, RmsNorm, Unary
+from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.transforms.fold_constants import scalar_constant
-from ember.kit.patterns import (APPLIED, NOT_APPLIED, apply_patterns, binary_of_kind, defined_by,
-                       float_attr, string_attr)
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, binary_of_kind
 
 
 def _is_square_of(value, x) -> bool:
@@ -37,63 +34,57 @@ def _mean_square_plus_eps(value, x) -> Optional[float]:
         return None
     for side in (0, 1):
         eps = scalar_constant(add.operands[1 - side])
-        mean = defined_by(add.operands[side], "ember.reduce")
-        if eps is None or mean is None or string_attr(mean, "kind") != "mean":
+        mean = Reduce.defining(add.operands[side])
+        if eps is None or mean is None or mean.kind != "mean":
             continue
         rank = len(shape_of(x))
-        keepdim = ir.BoolAttr(mean.attributes["keepdim"]).value
-        if list(mean.attributes["axes"]) == [rank - 1] and keepdim and \
-                _is_square_of(mean.operands[0], x):
+        if mean.axes == [rank - 1] and mean.keepdim and _is_square_of(mean.input, x):
             return eps
     return None
 
 
 def _rms_factor(value, x) -> Optional[float]:
     """eps when `value` is rsqrt(mean(x^2) + eps)."""
-    rsqrt = defined_by(value, "ember.unary")
-    if rsqrt is None or string_attr(rsqrt, "kind") != "rsqrt":
+    rsqrt = Unary.defining(value)
+    if rsqrt is None or rsqrt.kind != "rsqrt":
         return None
-    return _mean_square_plus_eps(rsqrt.operands[0], x)
+    return _mean_square_plus_eps(rsqrt.input, x)
 
 
 def fuse_normalization(op, rewriter) -> bool:
     """x * rsqrt(mean(x^2) + eps) and x / sqrt(mean(x^2) + eps) -> rms_norm(x)."""
-    kind = string_attr(op, "kind")
+    kind = Binary(op).kind
     candidates = []
     if kind == "mul":
         candidates = [(op.operands[s], _rms_factor(op.operands[1 - s], op.operands[s]))
                       for s in (0, 1)]
     elif kind == "div":
-        sqrt = defined_by(op.operands[1], "ember.unary")
-        if sqrt is not None and string_attr(sqrt, "kind") == "sqrt":
-            candidates = [(op.operands[0], _mean_square_plus_eps(sqrt.operands[0],
-                                                                 op.operands[0]))]
+        sqrt = Unary.defining(op.operands[1])
+        if sqrt is not None and sqrt.kind == "sqrt":
+            candidates = [(op.operands[0], _mean_square_plus_eps(sqrt.input, op.operands[0]))]
     for x, eps in candidates:
         if eps is not None and op.results[0].type == x.type:
             with rewriter.ip, op.location:
-                rewriter.replace_op(op, [eb.rms_norm(x, x.type, epsilon=eps)])
+                rewriter.replace_op(op, [RmsNorm.build(x, x.type, epsilon=eps)])
             return APPLIED
     return NOT_APPLIED
 
 
 def fold_weight(op, rewriter) -> bool:
     """rms_norm(x) * w, w of the normalized shape -> rms_norm(x, w)."""
-    if string_attr(op, "kind") != "mul":
+    if Binary(op).kind != "mul":
         return NOT_APPLIED
     for side in (0, 1):
-        norm = defined_by(op.operands[side], "ember.rms_norm")
+        norm = RmsNorm.defining(op.operands[side])
         weight = op.operands[1 - side]
-        if norm is None or eb.optional_operand(norm, "weight") is not None or \
-                len(list(norm.results[0].uses)) != 1:
+        if norm is None or norm.weight is not None or len(list(norm.result.uses)) != 1:
             continue
-        x = norm.operands[0]
-        n = ir.IntegerAttr(norm.attributes["normalized_ndim"]).value
+        x = norm.input
+        n = norm.normalized_ndim
         if shape_of(weight) != shape_of(x)[-n:] or op.results[0].type != x.type:
             continue
         with rewriter.ip, op.location:
-            rewriter.replace_op(op, [eb.rms_norm(x, x.type, weight=weight,
-                                                 epsilon=float_attr(norm, "epsilon"),
-                                                 normalized_ndim=n)])
+            rewriter.replace_op(op, [norm.rebuild(x.type, weight=weight)])
         return APPLIED
     return NOT_APPLIED
 
@@ -105,4 +96,4 @@ class FuseRmsNorm(EmberPass):
     name = "ember-fuse-rms-norm"
 
     def run(self, module, ctx: PassContext) -> None:
-        apply_patterns(module, {"ember.binary": [fuse_normalization, fold_weight]})
+        apply_patterns(module, {Binary.op_name: [fuse_normalization, fold_weight]})

@@ -10,45 +10,44 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from ember.dialect import builders as eb
-from ember.dialect.verifier import shape_of
+from ember.dialect.ops import Binary, Concat, RotaryEmbedding, Slice, Unary
+from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import (APPLIED, NOT_APPLIED, apply_patterns, binary_of_kind, defined_by,
-                       int_attr, string_attr)
+from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, binary_of_kind
 
 
 def _half(value, x, start: int, half: int) -> bool:
-    s = defined_by(value, "ember.slice")
+    s = Slice.defining(value)
     rank = len(shape_of(x))
-    return s is not None and s.operands[0] == x and int_attr(s, "axis") == rank - 1 and \
-        int_attr(s, "start") == start and int_attr(s, "size") == half
+    return s is not None and s.input == x and s.axis == rank - 1 and s.start == start and \
+        s.size == half
 
 
 def _rotated_source(value) -> Optional[object]:
     """x when `value` is cat(-x[..., D/2:], x[..., :D/2]) along the last dim."""
-    cat = defined_by(value, "ember.concat")
+    cat = Concat.defining(value)
     if cat is None:
         return None
-    neg = defined_by(cat.operands[0], "ember.unary")
-    if neg is None or string_attr(neg, "kind") != "neg":
+    neg = Unary.defining(cat.lhs)
+    if neg is None or neg.kind != "neg":
         return None
-    second_half = defined_by(neg.operands[0], "ember.slice")
+    second_half = Slice.defining(neg.input)
     if second_half is None:
         return None
-    x = second_half.operands[0]
+    x = second_half.input
     shape = shape_of(x)
-    if shape[-1] is None or shape[-1] % 2 or int_attr(cat, "axis") != len(shape) - 1:
+    if shape[-1] is None or shape[-1] % 2 or cat.axis != len(shape) - 1:
         return None
     half = shape[-1] // 2
-    if _half(neg.operands[0], x, half, half) and _half(cat.operands[1], x, 0, half):
+    if _half(neg.input, x, half, half) and _half(cat.rhs, x, 0, half):
         return x
     return None
 
 
 def fuse_rotary(op, rewriter) -> bool:
     """add(x * cos, rotate_half(x) * sin), operands in any order -> rotary_embedding."""
-    if string_attr(op, "kind") != "add":
+    if Binary(op).kind != "add":
         return NOT_APPLIED
     products = [binary_of_kind(v, "mul") for v in op.operands]
     if any(p is None for p in products):
@@ -64,7 +63,7 @@ def fuse_rotary(op, rewriter) -> bool:
                 if plain_mul.operands[t] == x and op.results[0].type == x.type:
                     cos = plain_mul.operands[1 - t]
                     with rewriter.ip, op.location:
-                        rewriter.replace_op(op, [eb.rotary_embedding(x, cos, sin)])
+                        rewriter.replace_op(op, [RotaryEmbedding.build(x, cos, sin)])
                     return APPLIED
     return NOT_APPLIED
 
@@ -76,4 +75,4 @@ class FuseRotaryEmbedding(EmberPass):
     name = "ember-fuse-rotary-embedding"
 
     def run(self, module, ctx: PassContext) -> None:
-        apply_patterns(module, {"ember.binary": [fuse_rotary]})
+        apply_patterns(module, {Binary.op_name: [fuse_rotary]})

@@ -16,44 +16,41 @@ from typing import Dict, List
 import numpy as np
 from mlir import ir
 
-from ember.dialect import builders as eb
-from ember.dialect.verifier import shape_of
+from ember.dialect.ops import Gemm, Slice, Weight
+from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import (apply_patterns, defined_by, merge_duplicate_weights, string_attr,
-                       walk_ops)
+from ember.kit.patterns import apply_patterns, merge_duplicate_weights, walk_ops
 
 
-def _mergeable(gemm) -> bool:
-    rhs = gemm.operands[1]
-    return (defined_by(rhs, "ember.weight") is not None and len(shape_of(rhs)) == 2 and
-            eb.optional_operand(gemm, "residual") is None)
+def _mergeable(gemm: Gemm) -> bool:
+    return (Weight.defining(gemm.rhs) is not None and len(shape_of(gemm.rhs)) == 2 and
+            gemm.residual is None)
 
 
-def _group_key(gemm):
-    return (gemm.operands[0], string_attr(gemm, "activation"),
-            str(ir.RankedTensorType(gemm.results[0].type).element_type), gemm.operation.block)
+def _group_key(gemm: Gemm):
+    return (gemm.lhs, gemm.activation, str(ir.RankedTensorType(gemm.result.type).element_type),
+            gemm.operation.block)
 
 
-def _merge(group: List, weights) -> None:
+def _merge(group: List[Gemm], weights) -> None:
     first = group[0]
-    names = [string_attr(defined_by(g.operands[1], "ember.weight"), "name") for g in group]
-    widths = [shape_of(g.operands[1])[1] for g in group]
-    k = shape_of(first.operands[1])[0]
-    element = ir.RankedTensorType(first.results[0].type).element_type
+    names = [Weight.defining(g.rhs).name for g in group]
+    widths = [shape_of(g.rhs)[1] for g in group]
+    k = shape_of(first.rhs)[0]
+    element = ir.RankedTensorType(first.result.type).element_type
     merged_name = weights.derive(f"{names[0]}.merged{len(group)}",
                                  lambda *ws: np.concatenate(ws, axis=1), names,
                                  key=("merge", tuple(names)))
     biases = []
     for g, n in zip(group, widths):
-        bias = eb.optional_operand(g, "bias")
-        bias_op = defined_by(bias, "ember.weight") if bias is not None else None
-        if bias is not None and bias_op is None:
+        bias_op = Weight.defining(g.bias) if g.bias is not None else None
+        if g.bias is not None and bias_op is None:
             return  # a computed bias: not worth merging
-        biases.append(string_attr(bias_op, "name") if bias_op is not None else n)
+        biases.append(bias_op.name if bias_op is not None else n)
     any_bias = any(isinstance(b, str) for b in biases)
-    with ir.InsertionPoint(first), first.location:
-        rhs = eb.weight(ir, merged_name, ir.RankedTensorType.get([k, sum(widths)], element))
+    with ir.InsertionPoint(first.operation), first.operation.location:
+        rhs = Weight.build(ir.RankedTensorType.get([k, sum(widths)], element), name=merged_name)
         bias_value = None
         if any_bias:
             sources = [b for b in biases if isinstance(b, str)]
@@ -62,19 +59,19 @@ def _merge(group: List, weights) -> None:
                 f"{sources[0]}.merged{len(group)}",
                 lambda *bs: _concat_biases(layout, bs, element), sources,
                 key=("merge-bias", tuple(map(str, biases))))
-            bias_value = eb.weight(ir, bias_name, ir.RankedTensorType.get([sum(widths)], element))
-        lhs_shape = ir.RankedTensorType(first.results[0].type).shape
+            bias_value = Weight.build(ir.RankedTensorType.get([sum(widths)], element),
+                                      name=bias_name)
+        lhs_shape = ir.RankedTensorType(first.result.type).shape
         wide_type = ir.RankedTensorType.get(lhs_shape[:-1] + [sum(widths)], element)
-        wide = eb.gemm(first.operands[0], rhs, wide_type, bias=bias_value,
-                       activation=string_attr(first, "activation"))
+        wide = Gemm.build(first.lhs, rhs, wide_type, bias=bias_value, activation=first.activation)
         start = 0
         axis = len(lhs_shape) - 1
         parts = []
         for g, n in zip(group, widths):
-            parts.append(eb.slice_(wide, g.results[0].type, axis=axis, start=start, size=n))
+            parts.append(Slice.build(wide, g.result.type, axis=axis, start=start, size=n))
             start += n
     for g, part in zip(group, parts):
-        g.results[0].replace_all_uses_with(part)
+        g.result.replace_all_uses_with(part)
         g.operation.erase()
 
 
@@ -96,8 +93,9 @@ class MergeParallelGemms(EmberPass):
     def run(self, module, ctx: PassContext) -> None:
         if not self.enabled:
             return
-        groups: Dict[object, List] = {}
-        for gemm in walk_ops(module.operation, ["ember.gemm"]):
+        groups: Dict[object, List[Gemm]] = {}
+        for op in walk_ops(module.operation, [Gemm.op_name]):
+            gemm = Gemm(op)
             if _mergeable(gemm):
                 groups.setdefault(_group_key(gemm), []).append(gemm)
         for group in groups.values():

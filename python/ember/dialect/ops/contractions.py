@@ -1,0 +1,140 @@
+"""`ember.gemm` and `ember.attention`: the matrix-multiply ops."""
+from __future__ import annotations
+
+from typing import Optional, Union
+
+from ember.dialect.attributes import I64, Bool, F32, I64Array, OneOf
+from ember.dialect.definition import EmberOp, Operand
+from ember.dialect.enums import ACTIVATIONS
+from ember.dialect.shapes import (Shape, broadcast_shape, dims_compatible, format_shape,
+                                  patch_matrix_shape, shape_of, shapes_compatible)
+
+
+class Gemm(EmberOp):
+    """GEMM with a fused epilogue: `result = residual + act(lhs @ rhs + bias)`.
+
+    lhs is [..., M, K]; rhs is [K, N] (shared by every batch) or [..., K, N] with lhs's batch
+    dims; bias broadcasts along the last dim ([N]); residual has the result's shape."""
+    op_name = "ember.gemm"
+
+    lhs = Operand()
+    rhs = Operand()
+    bias = Operand(optional=True)
+    residual = Operand(optional=True)
+    activation = OneOf(ACTIVATIONS, what="activation", default="none")
+    rhs_panel = I64(optional=True, doc=(
+        "NR, set by ember-pack-weights: rhs is [ceil(N/NR), K, NR], the [K, N] matrix in "
+        "NR-column panels (rhs[k, n] at [n / NR, k, n % NR], zero-padded)"))
+    lhs_patches = I64Array(optional=True, doc=(
+        "KH, KW, SH, SW, DH, DW, set by ember-conv-to-gemm: lhs is a zero-padded NHWC input "
+        "[N, Hp, Wp, C] standing for its im2col patch matrix [N, OH, OW, KH*KW*C], element "
+        "(n, oh, ow, (kh*KW + kw)*C + c) = lhs[n, oh*SH + kh*DH, ow*SW + kw*DW, c], "
+        "OH = (Hp - DH*(KH-1) - 1) / SH + 1 (OW alike): a convolution as a GEMM that never "
+        "materializes the patches"))
+
+    def verify(self) -> Optional[str]:
+        lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
+        if lhs is None or rhs is None or res is None:
+            return "operands and result must be ranked tensors"
+        if self.lhs_patches is not None:
+            lhs = self._patch_matrix(lhs)
+            if isinstance(lhs, str):
+                return lhs
+        if len(lhs) < 2:
+            return f"lhs must have rank >= 2, got {format_shape(lhs)}"
+        if self.rhs_panel is not None:
+            rhs = self._unpacked_rhs(lhs, rhs, res)
+            if isinstance(rhs, str):
+                return rhs
+        if len(rhs) != 2 and len(rhs) != len(lhs):
+            return f"rhs must have rank 2 or lhs's rank {len(lhs)}, got {format_shape(rhs)}"
+        if not dims_compatible(lhs[-1], rhs[-2]):
+            return f"contraction dims differ: lhs {format_shape(lhs)} has K={lhs[-1]}, " \
+                   f"rhs {format_shape(rhs)} has K={rhs[-2]}"
+        if len(rhs) == len(lhs) and not shapes_compatible(lhs[:-2], rhs[:-2]):
+            return f"batch dims differ: lhs {format_shape(lhs)}, rhs {format_shape(rhs)}"
+        expected = lhs[:-1] + [rhs[-1]]
+        if not shapes_compatible(res, expected):
+            return f"result shape {format_shape(res)} does not match lhs x rhs shape " \
+                   f"{format_shape(expected)}"
+        if self.bias is not None:
+            b = shape_of(self.bias)
+            if b is None or len(b) != 1 or not dims_compatible(b[0], rhs[-1]):
+                return f"bias must be 1-D of size N={rhs[-1]}, got {format_shape(b or [])}"
+        if self.residual is not None:
+            r = shape_of(self.residual)
+            if r is None or not shapes_compatible(r, res):
+                return f"residual shape {format_shape(r or [])} must equal the result shape " \
+                       f"{format_shape(res)}"
+        return None
+
+    def _patch_matrix(self, lhs: Shape) -> Union[Shape, str]:
+        """The logical lhs of a GEMM over implicit im2col patches, or the broken rule."""
+        geometry = self.lhs_patches
+        if len(geometry) != 6 or min(geometry) < 1:
+            return f"lhs_patches must be array<i64: KH, KW, SH, SW, DH, DW> of positive " \
+                   f"values, got {Gemm.lhs_patches.raw(self)}"
+        if len(lhs) != 4 or None in lhs[1:]:
+            return f"an lhs of patches must be a padded NHWC input [N, Hp, Wp, C] with static " \
+                   f"Hp, Wp, C, got {format_shape(lhs)}"
+        kh, kw, _, _, dh, dw = geometry
+        if lhs[1] < dh * (kh - 1) + 1 or lhs[2] < dw * (kw - 1) + 1:
+            return f"the patch window {kh}x{kw} (dilation {dh}x{dw}) does not fit the lhs " \
+                   f"{format_shape(lhs)}"
+        return patch_matrix_shape(lhs, tuple(geometry))
+
+    def _unpacked_rhs(self, lhs: Shape, rhs: Shape, res: Shape) -> Union[Shape, str]:
+        """The logical [K, N] of a panel-packed rhs (`rhs_panel = NR`), or the broken rule."""
+        nr = self.rhs_panel
+        if nr <= 0:
+            return f"rhs_panel must be a positive integer, got {Gemm.rhs_panel.raw(self)}"
+        n, k = res[-1], lhs[-1]
+        if n is None or k is None:
+            return "a panel-packed rhs needs static K and N"
+        expected = [-(-n // nr), k, nr]
+        if rhs != expected:
+            return f"panel-packed rhs must be [ceil(N/{nr}), K, {nr}] = " \
+                   f"{format_shape(expected)} for K={k}, N={n}, got {format_shape(rhs)}"
+        return [k, n]
+
+
+class Attention(EmberOp):
+    """Scaled dot-product attention: `softmax(q @ k^T * scale + mask) @ v`, with an optional
+    causal mask (query i attends to keys j <= i + Sk - Sq). A query whose scores are all -inf
+    (fully masked) gets zeros, as in PyTorch.
+
+    query [..., Sq, D], key [..., Sk, D], value [..., Sk, Dv] (equal leading dims), mask
+    (additive, floating point) broadcastable to [..., Sq, Sk]; result [..., Sq, Dv]."""
+    op_name = "ember.attention"
+
+    query = Operand()
+    key = Operand()
+    value = Operand()
+    mask = Operand(optional=True)
+    scale = F32()
+    causal = Bool(default=False)
+
+    def verify(self) -> Optional[str]:
+        q, k, v, res = (shape_of(x) for x in (self.query, self.key, self.value, self.result))
+        if any(s is None or len(s) < 2 for s in (q, k, v, res)):
+            return "query, key, value and result must have rank >= 2"
+        if not (len(q) == len(k) == len(v) == len(res)):
+            return "query, key, value and result must have the same rank"
+        lead = len(q) - 2
+        if not (shapes_compatible(q[:lead], k[:lead]) and shapes_compatible(k[:lead], v[:lead])):
+            return f"leading dims differ: query {format_shape(q)}, key {format_shape(k)}, " \
+                   f"value {format_shape(v)}"
+        if not dims_compatible(q[-1], k[-1]):
+            return f"query and key head dims differ: {q[-1]} vs {k[-1]}"
+        if not dims_compatible(k[-2], v[-2]):
+            return f"key and value sequence lengths differ: {k[-2]} vs {v[-2]}"
+        expected = q[:-1] + [v[-1]]
+        if not shapes_compatible(res, expected):
+            return f"result shape {format_shape(res)} must be {format_shape(expected)}"
+        if self.mask is not None:
+            m = shape_of(self.mask) or []
+            scores = q[:-1] + [k[-2]]
+            if broadcast_shape(m, scores) is None or len(m) > len(q):
+                return f"mask shape {format_shape(m)} does not broadcast to the scores " \
+                       f"{format_shape(scores)}"
+        return None
