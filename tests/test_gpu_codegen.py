@@ -137,8 +137,9 @@ def _host_gemm(spec, tile):
     from mlir import ir
     from mlir.dialects import bufferization, func, memref
 
-    from ember.backends.gpu.simt_gemm import GemmOperands, HostMapping, emit_gemm
+    from ember.backends.gpu.simt_gemm import HostMapping, emit_gemm
     from ember.dialect import new_context
+    from ember.kit.builders import GemmOperands
     from ember.testing import compile_mlir
 
     with new_context(), ir.Location.unknown():

@@ -10,7 +10,7 @@ Nothing here knows about a target or a pass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 from mlir import ir
 from mlir.dialects import arith, scf
@@ -69,11 +69,6 @@ def for_(lb, ub, step=1, iter_args=(), body: Optional[Callable] = None):
     return list(loop.results)
 
 
-def gemm_arg_names(bias: bool, residual: bool) -> List[str]:
-    """A GEMM kernel function's arguments, in order: A, B, [bias], [residual], C (written)."""
-    return ["lhs", "rhs"] + ["bias"] * bias + ["residual"] * residual + ["out"]
-
-
 @dataclass
 class GemmOperands:
     """The memrefs of one GEMM kernel: C = residual + act(A @ B + bias)."""
@@ -85,7 +80,7 @@ class GemmOperands:
 
     @classmethod
     def from_args(cls, spec, args) -> "GemmOperands":
-        """From a kernel's arguments, named by `spec.arg_names()`."""
+        """From a kernel's arguments, named by `spec.arg_names()` (a kit.gemm_spec.GemmSpec)."""
         named = dict(zip(spec.arg_names(), args))
         return cls(named["lhs"], named["rhs"], named.get("bias"), named.get("residual"),
                    named["out"])

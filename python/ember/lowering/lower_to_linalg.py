@@ -17,7 +17,8 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, func, linalg, math as mmath, scf, tensor
 
-from ember.backends.cpu.microkernel import KERNEL_ATTR, KERNEL_PREFIX, PANEL_ATTR, GemmKernelSpec
+from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpec
+from ember.backends.cpu.packed_panels import PANEL_ATTR
 from ember.dialect import builders as eb
 from ember.dialect.verifier import patch_geometry, patch_matrix_shape
 

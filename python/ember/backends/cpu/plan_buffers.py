@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Tuple
 from mlir import ir
 from mlir.dialects import arith, memref
 
-from ember.backends.cpu.microkernel import KERNEL_ATTR
+from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.kit.patterns import walk_ops
