@@ -1,6 +1,6 @@
-"""ember-plan-buffers: the offset assignment (live ranges, alignment, reuse) and models whose
-intermediates share an arena, against PyTorch and against the same model compiled without a
-plan, static and with a dynamic batch."""
+"""ember-plan-buffers: models whose intermediates share an arena, against PyTorch and against
+the same model compiled without a plan, static and with a dynamic batch (the offset assignment
+itself: tests/test_memory_plan.py)."""
 from __future__ import annotations
 
 import pytest
@@ -9,36 +9,7 @@ from torch import nn
 
 import ember
 from conftest import max_abs_error
-from ember.backends.cpu.plan_buffers import ALIGNMENT, Buffer, plan_offsets
 from ember.backends.cpu import target as cpu
-
-
-def _buffers(*ranges):
-    return [Buffer(None, size, start, end) for size, start, end in ranges]
-
-
-def test_disjoint_buffers_share_bytes():
-    a, b, c = _buffers((1000, 0, 2), (1000, 1, 4), (1000, 3, 5))    # a and c never meet
-    assert plan_offsets([a, b, c]) == 1024 + 1000       # b at the next aligned offset
-    assert a.offset == c.offset != b.offset
-
-
-def test_live_buffers_never_overlap_and_offsets_are_aligned():
-    buffers = _buffers((100, 0, 9), (3000, 1, 3), (70, 2, 8), (4096, 4, 6), (5, 5, 9),
-                       (2000, 7, 9))
-    total = plan_offsets(buffers)
-    for x in buffers:
-        assert x.offset % ALIGNMENT == 0 and x.offset + x.size <= total
-        for y in buffers:
-            if x is not y and x.overlaps(y):
-                assert x.offset + x.size <= y.offset or y.offset + y.size <= x.offset
-    assert total < sum(b.size for b in buffers)
-
-
-def test_largest_buffer_goes_first():
-    small, big = _buffers((64, 0, 1), (4096, 0, 1))
-    plan_offsets([small, big])
-    assert big.offset == 0 and small.offset == 4096
 
 
 class Tower(nn.Module):
@@ -75,3 +46,4 @@ def test_models_with_and_without_a_plan(plan, dynamic, monkeypatch):
         for _ in range(2):                      # the arena is reused by the next call
             for got, want in zip(compiled(inputs), expected):
                 assert max_abs_error(got, want) <= 1e-5
+
