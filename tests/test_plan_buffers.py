@@ -47,3 +47,28 @@ def test_models_with_and_without_a_plan(plan, dynamic, monkeypatch):
             for got, want in zip(compiled(inputs), expected):
                 assert max_abs_error(got, want) <= 1e-5
 
+
+def test_buffers_used_through_any_view_are_planned():
+    """Every memref view op (ember.kit.memref_views.VIEW_OPS) keeps its buffer planned: its
+    uses count as the buffer's; here a reshape (which the list once lacked, leaving the
+    buffer to the allocator) and a transpose."""
+    from mlir import ir
+
+    from ember.backends.cpu.plan_buffers import plan_function
+    from ember.dialect import new_context
+    with new_context():
+        module = ir.Module.parse("""
+func.func @views(%x: memref<16xf32>, %shape: memref<2xindex>, %out: memref<4x4xf32>) {
+  %a = memref.alloc() : memref<16xf32>
+  memref.copy %x, %a : memref<16xf32> to memref<16xf32>
+  %r = memref.reshape %a(%shape) : (memref<16xf32>, memref<2xindex>) -> memref<4x4xf32>
+  %b = memref.alloc() : memref<4x4xf32>
+  memref.copy %r, %b : memref<4x4xf32> to memref<4x4xf32>
+  %t = memref.transpose %b (i, j) -> (j, i) : memref<4x4xf32> to memref<4x4xf32, strided<[1, 4]>>
+  memref.copy %t, %out : memref<4x4xf32, strided<[1, 4]>> to memref<4x4xf32>
+  return
+}""")
+        planned, arena = plan_function(module.body.operations[0])
+        assert planned == 128 and arena == 128        # both live across the copy to %b
+        text = str(module)
+    assert text.count("memref.alloc") == 1 and text.count("memref.view") == 2

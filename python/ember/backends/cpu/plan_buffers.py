@@ -5,7 +5,8 @@ the statically shaped ones of each function's body (outside loops) offsets in on
 single 64-byte-aligned `memref<Bytes x i8>` allocated at the function's start: each alloc
 becomes a `memref.view` of the arena at its offset. Two buffers share bytes only when their
 live ranges are disjoint: a buffer is live from its alloc to the last op of the body that uses
-it or any view of it (uses inside a loop or region count at the op holding them). The offsets come from ember.kit.memory_plan (largest buffer first, each at the
+it or any view of it (ember.kit.memref_views; uses inside a loop or region count at the op
+holding them). The offsets come from ember.kit.memory_plan (largest buffer first, each at the
 lowest aligned offset clear of its live neighbours). The arena is then one allocation per call
 (the caching allocator of cpu_support.c returns the same block every call), its peak is the
 plan's, not the sum of the buffers, and buffers written late reuse memory that is still in
@@ -31,12 +32,10 @@ from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR
 
 from ember.kit.builders import i64
 from ember.kit.memory_plan import LiveBuffer, plan_offsets
+from ember.kit.memref_views import VIEW_OPS
 from ember.kit.patterns import walk_ops
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 
-#: Ops whose memref results alias their memref operand.
-VIEW_OPS = ("memref.subview", "memref.expand_shape", "memref.collapse_shape", "memref.cast",
-            "memref.reinterpret_cast", "memref.view", "memref.transpose")
 #: Byte alignment of the arena and of every offset in it (a cache line, AVX-512 vectors).
 ALIGNMENT = 64
 

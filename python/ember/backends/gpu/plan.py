@@ -12,8 +12,8 @@ from typing import Dict, List
 from mlir import ir
 
 from ember.artifact.launch_plan import ABI, ALIGNMENT
-from ember.backends.gpu.rows import VIEW_OPS
 from ember.kit.memory_plan import LiveBuffer, align_up, plan_offsets
+from ember.kit.memref_views import VIEW_OPS
 
 #: Host ops that need no runtime action (their values are only used by views or kernels).
 INERT_OPS = frozenset({"arith.constant", "memref.get_global", "func.return"})
@@ -72,6 +72,9 @@ def extract_plan(fn, num_inputs: int) -> dict:
             workspace[buf] = LiveBuffer(buffer_bytes(op.results[0].type), -1, -1)
             roots[op.results[0]] = buf
         elif name in VIEW_OPS:
+            if name == "memref.view" and not _is_zero(op.operands[1]):
+                raise PlanError(f"{op.location}: a memref.view at a byte offset is not its "
+                                f"buffer's first byte, which is what a kernel gets passed")
             roots[op.results[0]] = _root(roots, op.operands[0], op)
         elif name == "gpu.launch_func":
             launches.append(_launch(op, roots, workspace, len(launches)))
@@ -114,6 +117,12 @@ def _launch(op, roots, workspace, position: int) -> dict:
     kernel = ir.SymbolRefAttr(op.attributes["kernel"]).value[-1]
     return {"kernel": kernel, "grid": grid, "block": block,
             "shared_bytes": 0 if shared is None else _int_of(shared), "args": args}
+
+
+def _is_zero(value) -> bool:
+    owner = value.owner
+    return isinstance(owner, ir.OpView) and owner.operation.name == "arith.constant" and \
+        ir.IntegerAttr(owner.attributes["value"]).value == 0
 
 
 def _int_of(value) -> int:
