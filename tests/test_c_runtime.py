@@ -19,7 +19,8 @@ from safetensors.numpy import load_file, save_file
 import ember
 from ember.artifact.store import ArtifactError, write_artifact
 from ember.runtime import ArgumentError, Model
-from ember.runtime.shapes import TensorSpec, bind_symbols
+from ember.runtime.shapes import bind_symbols
+from ember.tensor_spec import TensorSpec
 from ember.symbolic import Dim
 from ember.backends.cpu.c_runtime import cc_args, generate_tables
 from compare import assert_close

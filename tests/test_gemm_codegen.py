@@ -21,7 +21,10 @@ import torch
 from mlir import ir
 
 from compare import assert_close
-from ember.backends.cpu.microkernel import CpuTraits, GemmKernelSpec, choose_schedule, pack_panels
+from ember.backends.cpu.gemm_kernel_spec import GemmKernelSpec
+from ember.backends.cpu.gemm_schedule import choose_schedule
+from ember.backends.cpu.microkernel import CpuTraits
+from ember.backends.cpu.packed_panels import pack_panels
 from ember.backends import get_target
 from ember.backends.base import CompileJob
 from ember.dialect import new_context
@@ -127,15 +130,21 @@ def test_pack_panels_layout():
 
 def test_kernel_spec_roundtrip():
     with new_context():
-        for spec in (GemmKernelSpec(None, 17, 3, 16, "gelu", True, False),
-                     GemmKernelSpec(7, 2048, 511, 32, "none", False, True)):
+        for spec in (GemmKernelSpec(m=None, n=17, k=3, nr=16, activation="gelu", bias=True),
+                     GemmKernelSpec(m=7, n=2048, k=511, nr=32, residual=True),
+                     GemmKernelSpec(m=None, n=9, k=27, nr=16, batch=-1, rhs_packed=False,
+                                    patches=(6, 6, 3, 3, 3, 1, 1, 1, 1))):
             assert GemmKernelSpec.from_attr(spec.attr()) == spec
+        # Fields at their defaults that older attributes lack stay out of the attribute.
+        assert str(GemmKernelSpec(m=None, n=20, k=8, nr=16).attr()) == \
+            '{activation = "none", bias = false, k = 8 : i64, m = -1 : i64, n = 20 : i64, ' \
+            'nr = 16 : i64, residual = false}'
 
 
 @pytest.mark.parametrize("lanes,registers", [(16, 32), (8, 16), (4, 32)])
 def test_schedule_fits_registers(lanes, registers):
     traits = CpuTraits(lanes=lanes, registers=registers, cores=2)
-    spec = GemmKernelSpec(None, 1000, 300, 2 * lanes)
+    spec = GemmKernelSpec(m=None, n=1000, k=300, nr=2 * lanes)
     s = choose_schedule(spec, traits)
     assert s.mr * s.vectors + s.vectors + 1 <= registers
     assert s.nr % s.lanes == 0 and 1 <= s.kc <= 300 and s.mc % s.mr == 0

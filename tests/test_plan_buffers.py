@@ -1,6 +1,6 @@
-"""ember-plan-buffers: the offset assignment (live ranges, alignment, reuse) and models whose
-intermediates share an arena, against PyTorch and against the same model compiled without a
-plan, static and with a dynamic batch."""
+"""ember-plan-buffers: models whose intermediates share an arena, against PyTorch and against
+the same model compiled without a plan, static and with a dynamic batch (the offset assignment
+itself: tests/test_memory_plan.py)."""
 from __future__ import annotations
 
 import pytest
@@ -9,35 +9,6 @@ from torch import nn
 
 import ember
 from compare import assert_close
-from ember.backends.cpu.plan_buffers import ALIGNMENT, Buffer, plan_offsets
-
-
-def _buffers(*ranges):
-    return [Buffer(None, size, start, end) for size, start, end in ranges]
-
-
-def test_disjoint_buffers_share_bytes():
-    a, b, c = _buffers((1000, 0, 2), (1000, 1, 4), (1000, 3, 5))    # a and c never meet
-    assert plan_offsets([a, b, c]) == 1024 + 1000       # b at the next aligned offset
-    assert a.offset == c.offset != b.offset
-
-
-def test_live_buffers_never_overlap_and_offsets_are_aligned():
-    buffers = _buffers((100, 0, 9), (3000, 1, 3), (70, 2, 8), (4096, 4, 6), (5, 5, 9),
-                       (2000, 7, 9))
-    total = plan_offsets(buffers)
-    for x in buffers:
-        assert x.offset % ALIGNMENT == 0 and x.offset + x.size <= total
-        for y in buffers:
-            if x is not y and x.overlaps(y):
-                assert x.offset + x.size <= y.offset or y.offset + y.size <= x.offset
-    assert total < sum(b.size for b in buffers)
-
-
-def test_largest_buffer_goes_first():
-    small, big = _buffers((64, 0, 1), (4096, 0, 1))
-    plan_offsets([small, big])
-    assert big.offset == 0 and small.offset == 4096
 
 
 class Tower(nn.Module):
@@ -71,3 +42,29 @@ def test_models_with_and_without_a_plan(plan, dynamic):
             expected = model(inputs)
         for _ in range(2):                      # the arena is reused by the next call
             assert_close(compiled(inputs), expected)
+
+
+def test_buffers_used_through_any_view_are_planned():
+    """Every memref view op (ember.kit.memref_views.VIEW_OPS) keeps its buffer planned: its
+    uses count as the buffer's; here a reshape (which the list once lacked, leaving the
+    buffer to the allocator) and a transpose."""
+    from mlir import ir
+
+    from ember.backends.cpu.plan_buffers import plan_function
+    from ember.dialect import new_context
+    with new_context():
+        module = ir.Module.parse("""
+func.func @views(%x: memref<16xf32>, %shape: memref<2xindex>, %out: memref<4x4xf32>) {
+  %a = memref.alloc() : memref<16xf32>
+  memref.copy %x, %a : memref<16xf32> to memref<16xf32>
+  %r = memref.reshape %a(%shape) : (memref<16xf32>, memref<2xindex>) -> memref<4x4xf32>
+  %b = memref.alloc() : memref<4x4xf32>
+  memref.copy %r, %b : memref<4x4xf32> to memref<4x4xf32>
+  %t = memref.transpose %b (i, j) -> (j, i) : memref<4x4xf32> to memref<4x4xf32, strided<[1, 4]>>
+  memref.copy %t, %out : memref<4x4xf32, strided<[1, 4]>> to memref<4x4xf32>
+  return
+}""")
+        planned, arena = plan_function(module.body.operations[0])
+        assert planned == 128 and arena == 128        # both live across the copy to %b
+        text = str(module)
+    assert text.count("memref.alloc") == 1 and text.count("memref.view") == 2

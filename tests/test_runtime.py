@@ -23,7 +23,8 @@ from compare import assert_close
 from ember.artifact.store import ArtifactError, read_manifest, write_artifact
 from ember.runtime import (ArgumentError, ArgumentTypeError, ExecutionError, Model,
                            UnboundConstantError, load)
-from ember.runtime.shapes import TensorSpec, bind_symbols
+from ember.runtime.shapes import bind_symbols
+from ember.tensor_spec import TensorSpec
 from ember.symbolic import Dim, SymbolicError
 from ember.backends.cpu.c_runtime import cc_args
 
@@ -414,6 +415,16 @@ def test_symbolic_dims():
             Dim(bad)
     with pytest.raises(SymbolicError, match="may be zero"):
         Dim("8 // s0").bounds({"s0": (0, 4)})
+
+
+def test_tensor_spec_manifest_round_trip():
+    """A TensorSpec's manifest entry (to_json, which the compiler writes) is the entry the
+    runtime read it from (from_manifest)."""
+    for role, entry in (("input", {"name": "x", "dtype": "float32", "shape": ["s0", 4]}),
+                        ("output", {"name": "y", "dtype": "int64", "shape": ["2*s0", 3],
+                                    "max_shape": [16, 3]}),
+                        ("constant", {"name": "w", "dtype": "float16", "shape": []})):
+        assert TensorSpec.from_manifest(role, entry).to_json() == entry
 
 
 def test_derived_symbols_are_solved():

@@ -2,8 +2,8 @@
 
 This is the contract between the GPU targets (ember.backends.gpu.cuda / rocm, which extract the plan
 in ember.backends.gpu.plan) and the GPU runtimes (ember.runtime.gpu_plan reads it). It needs
-neither MLIR nor a driver: the format, its memory planning and its consistency checks, once,
-for both sides. Only static shapes are compiled for GPU targets (ember-gpu-outline-gemms
+neither MLIR nor a driver: the format and its consistency checks, once, for both sides (the
+compiler places the workspace buffers with ember.kit.memory_plan). Only static shapes are compiled for GPU targets (ember-gpu-outline-gemms
 refuses dynamic dims).
 
 Manifest sections:
@@ -47,28 +47,6 @@ ABI = "ember-gpu-plan-v1"
 PLAN_FILE = "launch_plan.json"
 #: Alignment of workspace offsets in bytes.
 ALIGNMENT = 256
-
-
-def _align(n: int) -> int:
-    return -(-n // ALIGNMENT) * ALIGNMENT
-
-
-def plan_memory(buffers: Dict[str, Tuple[int, int, int]]) -> Tuple[Dict[str, int], int]:
-    """Offsets for buffers {name: (bytes, first launch, last launch)} in one workspace, and its
-    size: largest first, each at the lowest aligned offset that no buffer live at the same
-    time occupies."""
-    placed: List[Tuple[int, int, int, int]] = []       # (offset, end, first, last)
-    offsets: Dict[str, int] = {}
-    for name, (size, first, last) in sorted(buffers.items(), key=lambda kv: (-kv[1][0], kv[0])):
-        busy = sorted((o, e) for o, e, f, l in placed if f <= last and first <= l)
-        offset = 0
-        for o, e in busy:
-            if offset + size <= o:
-                break
-            offset = max(offset, _align(e))
-        offsets[name] = offset
-        placed.append((offset, offset + size, first, last))
-    return offsets, _align(max((e for _, e, _, _ in placed), default=0))
 
 
 def validate_plan(plan: dict, kernels, counts: Optional[Dict[str, int]] = None) -> List[str]:

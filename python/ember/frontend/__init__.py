@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ember.frontend.errors import ExportError, UnsupportedOp, UnsupportedOpsError  # noqa: F401
-from ember.frontend.export import TensorSpec
+from ember.tensor_spec import TensorSpec
 
 
 @dataclass

@@ -8,13 +8,15 @@ symbol's declared range. Nothing here knows about MLIR.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import sympy
 import torch
 
 from ember.frontend.errors import ExportError
+from ember.symbolic import Dim, DimLike
+from ember.tensor_spec import TensorSpec
 
 #: ATen ops ember converts whole; torch-mlir's decomposition table must leave them intact.
 KEEP_WHOLE = ("linear", "gelu", "layer_norm", "native_layer_norm", "softmax", "_softmax",
@@ -23,19 +25,6 @@ KEEP_WHOLE = ("linear", "gelu", "layer_norm", "native_layer_norm", "softmax", "_
 #: torch-mlir's op name (with overload) for KEEP_WHOLE entries whose name differs, as its
 #: backend-legal-ops option needs it.
 TORCH_MLIR_NAMES = {"softmax": "softmax.int", "mean": "mean.dim"}
-
-Dim = Union[int, str]
-
-
-@dataclass
-class TensorSpec:
-    name: str
-    dtype: str                  # numpy dtype name
-    shape: List[Dim]            # ints, or symbol expressions for dynamic dims
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "dtype": self.dtype, "shape": list(self.shape)}
-
 
 @dataclass
 class ExportedModel:
@@ -59,7 +48,7 @@ class _SymbolNames:
     def __init__(self):
         self.renames = {}
 
-    def dim(self, d) -> Dim:
+    def dim(self, d) -> DimLike:
         if isinstance(d, int) or not hasattr(d, "node"):
             return int(d)
         expr = d.node.expr
@@ -68,11 +57,12 @@ class _SymbolNames:
                 self.renames[sym] = sympy.Symbol(f"s{len(self.renames)}", integer=True)
         return str(expr.xreplace(self.renames))
 
-    def spec(self, name: str, value) -> TensorSpec:
+    def spec(self, role: str, name: str, value) -> TensorSpec:
         if not isinstance(value, torch.Tensor):
             raise ExportError(f"'{name}' is a {type(value).__name__}; ember models take and "
                               f"return tensors only")
-        return TensorSpec(name, _numpy_dtype(value.dtype), [self.dim(d) for d in value.shape])
+        return TensorSpec(role, name, _numpy_dtype(value.dtype),
+                          tuple(Dim(self.dim(d)) for d in value.shape))
 
 
 def _decompositions():
@@ -112,7 +102,7 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
     weight_names, weights, inputs = [], {}, []
     for spec, node in zip(program.graph_signature.input_specs, placeholders):
         if spec.kind == InputKind.USER_INPUT:
-            inputs.append(names.spec(node.name, node.meta["val"]))
+            inputs.append(names.spec("input", node.name, node.meta["val"]))
         elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
             weight_names.append(spec.target)
             weights[spec.target] = _to_numpy(state[spec.target])
@@ -126,7 +116,7 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
         if spec.kind != OutputKind.USER_OUTPUT:
             raise ExportError(f"the model mutates state ({spec.kind.name} of "
                               f"'{spec.target}'); ember compiles inference graphs only")
-        outputs.append(names.spec(f"output_{i}", value.meta["val"]))
+        outputs.append(names.spec("output", f"output_{i}", value.meta["val"]))
 
     symbols = {}
     for sym, bounds in program.range_constraints.items():

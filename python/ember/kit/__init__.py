@@ -1,3 +1,7 @@
-"""The lowering kit: IR builders shared by passes and code generators of every backend
-(scalar and vector math, structured-op builders, rewrite helpers). It imports no pass and no
-backend."""
+"""The lowering kit: what passes and code generators of every backend build with, below both.
+
+Scalar and vector math (`scalar_math`, `vector_math`), the one GEMM/conv epilogue
+(`epilogue`), structured-op builders (`structured`), small builders and control flow
+(`builders`), rewrite helpers (`patterns`), the GEMM kernel spec base and its attribute codec
+(`gemm_spec`, `attr_codec`), memref views (`memref_views`) and the live-range memory planner
+(`memory_plan`). It imports no pass and no backend."""

@@ -1,14 +1,16 @@
-"""Small MLIR builders the GEMM emitters share (cpu_gemm, gpu_gemm, gpu_mma).
+"""Small MLIR builders that lowerings and kernel generators share.
 
-Structured control flow with bodies given as Python callables, index constants, the operands
-of a GEMM kernel, and `Ix`: index values with Python arithmetic, so that index math written
-once runs both on ints (host models in the tests) and on MLIR values (the emitters).
+Constants (index, i64 attributes, and one typed constant that splats itself over a vector
+type, so that math written for scalars runs unchanged on the micro-kernels' vectors),
+structured control flow with bodies given as Python callables, the operands of a GEMM kernel,
+and `Ix`: index values with Python arithmetic, so that index math written once runs both on
+ints (host models in the tests) and on MLIR values (the emitters).
 Nothing here knows about a target or a pass.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Optional
 
 from mlir import ir
 from mlir.dialects import arith, scf
@@ -17,6 +19,25 @@ from mlir.dialects import arith, scf
 def index(value: int):
     """An index constant."""
     return arith.constant(ir.IndexType.get(), value)
+
+
+def i64(value: int) -> ir.IntegerAttr:
+    """An i64 attribute (alignments, reassociation indices)."""
+    return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value)
+
+
+def constant(value, like: ir.Type):
+    """`value` as a constant of type `like`: a float or integer scalar, or a splat when `like`
+    is a vector type, so a builder written for scalars also works on whole vectors."""
+    if isinstance(like, ir.VectorType):
+        vt = ir.VectorType(like)
+        element = vt.element_type
+        attr = ir.FloatAttr.get(element, float(value)) if isinstance(element, ir.FloatType) \
+            else ir.IntegerAttr.get(element, int(value))
+        return arith.constant(vt, ir.DenseElementsAttr.get_splat(vt, attr))
+    if isinstance(like, ir.FloatType):
+        return arith.constant(like, float(value))
+    return arith.constant(like, int(value))
 
 
 def _value(v):
@@ -48,11 +69,6 @@ def for_(lb, ub, step=1, iter_args=(), body: Optional[Callable] = None):
     return list(loop.results)
 
 
-def gemm_arg_names(bias: bool, residual: bool) -> List[str]:
-    """A GEMM kernel function's arguments, in order: A, B, [bias], [residual], C (written)."""
-    return ["lhs", "rhs"] + ["bias"] * bias + ["residual"] * residual + ["out"]
-
-
 @dataclass
 class GemmOperands:
     """The memrefs of one GEMM kernel: C = residual + act(A @ B + bias)."""
@@ -64,7 +80,7 @@ class GemmOperands:
 
     @classmethod
     def from_args(cls, spec, args) -> "GemmOperands":
-        """From a kernel's arguments, named by `spec.arg_names()`."""
+        """From a kernel's arguments, named by `spec.arg_names()` (a kit.gemm_spec.GemmSpec)."""
         named = dict(zip(spec.arg_names(), args))
         return cls(named["lhs"], named["rhs"], named.get("bias"), named.get("residual"),
                    named["out"])

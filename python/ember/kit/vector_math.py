@@ -14,7 +14,9 @@ from typing import Callable, Dict, Sequence
 from mlir import ir
 from mlir.dialects import arith
 from mlir.dialects import math as mmath
+from mlir.rewrite import RewritePatternSet, walk_and_apply_patterns
 
+from ember.kit.builders import constant
 from ember.kit.patterns import APPLIED, NOT_APPLIED
 
 LOG2E = 1.44269504088896341
@@ -31,23 +33,10 @@ TANH_DEN = (1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03,
             4.89352518554385e-03)
 
 
-def splat(value, like_type: ir.Type):
-    """An f32/i32 constant of `like_type` (scalar, or splat when it is a vector)."""
-    if isinstance(like_type, ir.VectorType):
-        vt = ir.VectorType(like_type)
-        element = vt.element_type
-        attr = ir.FloatAttr.get(element, float(value)) if isinstance(element, ir.FloatType) \
-            else ir.IntegerAttr.get(element, int(value))
-        return arith.constant(vt, ir.DenseElementsAttr.get_splat(vt, attr))
-    if isinstance(like_type, ir.FloatType):
-        return arith.constant(like_type, float(value))
-    return arith.constant(like_type, int(value))
-
-
 def _horner(x, coefficients: Sequence[float]):
-    acc = splat(coefficients[0], x.type)
+    acc = constant(coefficients[0], x.type)
     for c in coefficients[1:]:
-        acc = arith.addf(arith.mulf(acc, x), splat(c, x.type))
+        acc = arith.addf(arith.mulf(acc, x), constant(c, x.type))
     return acc
 
 
@@ -59,23 +48,23 @@ def _int_type_like(t: ir.Type) -> ir.Type:
 def exp_f32(x):
     """exp(x) for f32 scalars or vectors, without libm."""
     t = x.type
-    x = arith.minimumf(arith.maximumf(x, splat(-EXP_CLAMP, t)), splat(EXP_CLAMP, t))
-    n = mmath.floor(arith.addf(arith.mulf(x, splat(LOG2E, t)), splat(0.5, t)))
-    n = arith.minimumf(arith.maximumf(n, splat(-127.0, t)), splat(127.0, t))
-    r = arith.subf(x, arith.mulf(n, splat(LN2_HI, t)))
-    r = arith.subf(r, arith.mulf(n, splat(LN2_LO, t)))
+    x = arith.minimumf(arith.maximumf(x, constant(-EXP_CLAMP, t)), constant(EXP_CLAMP, t))
+    n = mmath.floor(arith.addf(arith.mulf(x, constant(LOG2E, t)), constant(0.5, t)))
+    n = arith.minimumf(arith.maximumf(n, constant(-127.0, t)), constant(127.0, t))
+    r = arith.subf(x, arith.mulf(n, constant(LN2_HI, t)))
+    r = arith.subf(r, arith.mulf(n, constant(LN2_LO, t)))
     p = _horner(r, EXP_POLY)
-    y = arith.addf(arith.addf(arith.mulf(p, arith.mulf(r, r)), r), splat(1.0, t))
+    y = arith.addf(arith.addf(arith.mulf(p, arith.mulf(r, r)), r), constant(1.0, t))
     it = _int_type_like(t)
     # 2^n as float bits: (n + 127) << 23 (n = -127 gives 0, flushing exp's denormal range).
-    bits = arith.shli(arith.addi(arith.fptosi(it, n), splat(127, it)), splat(23, it))
+    bits = arith.shli(arith.addi(arith.fptosi(it, n), constant(127, it)), constant(23, it))
     return arith.mulf(y, arith.bitcast(t, bits))
 
 
 def tanh_f32(x):
     """tanh(x) for f32 scalars or vectors: a 13/6 rational interpolant, +-1 beyond the clamp."""
     t = x.type
-    x = arith.minimumf(arith.maximumf(x, splat(-TANH_CLAMP, t)), splat(TANH_CLAMP, t))
+    x = arith.minimumf(arith.maximumf(x, constant(-TANH_CLAMP, t)), constant(TANH_CLAMP, t))
     x2 = arith.mulf(x, x)
     p = arith.mulf(_horner(x2, TANH_NUM), x)
     q = _horner(x2, TANH_DEN)
@@ -106,7 +95,6 @@ def _expansion_pattern(fn: Callable):
 
 def expand_math(root) -> None:
     """Rewrites every f32 math.exp / math.tanh under `root` (an op) into polynomial arith."""
-    from mlir.rewrite import RewritePatternSet, walk_and_apply_patterns
     ps = RewritePatternSet()
     for name, fn in EXPANSIONS.items():
         ps.add(name, _expansion_pattern(fn))

@@ -14,7 +14,7 @@ into panels like any other, so this pass must run before it.
     its lhs [N, Hp, Wp, C] stands for the patch matrix [N, OH, OW, KH*KW*C]. The CPU GEMM
     kernel reads the patches straight from the padded input while it packs or streams A, so
     the KH*KW-times larger patch matrix is never written; other lowerings materialize it
-    (ember-lower-to-linalg's `materialize_patches`).
+    (`ember.lowering.gemm_to_linalg.materialize_patches`).
 
 Left alone (ember-lower-to-linalg's linalg convolution handles them): NCHW convs, grouped and
 depthwise convs (groups != 1), non-f32 convs, filters that are not weights, convs with fewer
@@ -29,10 +29,9 @@ from typing import Optional
 from mlir import ir
 
 from ember.dialect import builders as eb
-
-from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.lowering.lower_to_linalg import _pad_spatial
 from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_attr
+from ember.kit.structured import pad_spatial
+from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 
 @dataclass
@@ -90,7 +89,7 @@ class _ConvToGemm:
             rhs = eb.weight(ir, name, ir.RankedTensorType.get([k, f], w_type.element_type))
             patches = None if pointwise else \
                 (kh, kw, *settings["strides"], *settings["dilations"])
-            lhs = x if pointwise else _pad_spatial(x, (1, 2), settings["padding"])
+            lhs = x if pointwise else pad_spatial(x, (1, 2), settings["padding"])
             y = eb.gemm(lhs, rhs, out_type, bias=eb.optional_operand(op, "bias"),
                         residual=eb.optional_operand(op, "residual"),
                         activation=settings["activation"], lhs_patches=patches)

@@ -54,10 +54,10 @@ from ember.artifact.store import ArtifactError
 from ember.runtime.errors import (ArgumentError, EmberRuntimeError, ExecutionError,
                                   UnboundConstantError)
 from ember.runtime.gpu_plan import ROLES, LaunchPlan, PackedArguments, read_plan, tensor_bytes
-from ember.runtime.shapes import TensorSpec, bind_symbols
+from ember.runtime.shapes import bind_symbols
 from ember.runtime.tensors import Buffer
+from ember.tensor_spec import Shape, TensorSpec
 
-Shape = Tuple[int, ...]
 #: Manifest dtype -> safetensors dtype code, to check the weights file against the manifest.
 SAFETENSORS_DTYPES = {"bool": "BOOL", "int8": "I8", "int16": "I16", "int32": "I32",
                       "int64": "I64", "uint8": "U8", "uint16": "U16", "uint32": "U32",

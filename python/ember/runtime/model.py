@@ -30,8 +30,9 @@ import numpy as np
 from ember.artifact.store import read_manifest
 from ember.runtime.backends import open_backend
 from ember.runtime.errors import ArgumentError, ArgumentTypeError
-from ember.runtime.shapes import Shape, TensorSpec, max_input_shapes
+from ember.runtime.shapes import max_input_shapes
 from ember.runtime.tensors import Buffer, allocate, as_buffer, is_torch, numpy_dtype
+from ember.tensor_spec import Shape, TensorSpec
 
 Tensors = Union[Sequence, Mapping[str, object]]
 

@@ -7,41 +7,11 @@ output shapes.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ember.runtime.errors import ArgumentError
 from ember.symbolic import Dim, SymbolicError, format_shape
-
-Shape = Tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class TensorSpec:
-    """An input, output or constant as the manifest declares it."""
-
-    role: str  # "input", "output" or "constant", for messages
-    name: str
-    dtype: str
-    dims: Tuple[Dim, ...]
-    max_shape: Optional[Shape] = None  # outputs only
-
-    @classmethod
-    def from_manifest(cls, role: str, entry: Mapping) -> "TensorSpec":
-        max_shape = entry.get("max_shape")
-        return cls(role, entry["name"], entry["dtype"], tuple(Dim(d) for d in entry["shape"]),
-                   None if max_shape is None else tuple(max_shape))
-
-    @property
-    def label(self) -> str:
-        return f"{self.role} {self.name!r}"
-
-    def shape(self, env: Mapping[str, int]) -> Shape:
-        """The concrete shape under the symbol bindings `env`."""
-        return tuple(d.evaluate(env) for d in self.dims)
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.dtype}{format_shape(self.dims)}"
+from ember.tensor_spec import Shape, TensorSpec
 
 
 def bind_symbols(specs: Sequence[TensorSpec], shapes: Sequence[Shape],

@@ -15,7 +15,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from ember.runtime.errors import ArgumentError, ArgumentTypeError
-from ember.runtime.shapes import TensorSpec
+from ember.tensor_spec import TensorSpec
 
 
 @dataclass(frozen=True)

@@ -44,14 +44,14 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
-from ember.kit.builders import index
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.dialect import builders as eb
-
-from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.lowering.conv_to_gemm import DenseConv
-from ember.lowering.lower_to_linalg import PARALLEL, UNARY, _dim, _generic, _pad_spatial, generic_into
+from ember.kit.builders import index
+from ember.kit.epilogue import apply_epilogue
 from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, string_attr
+from ember.kit.structured import PARALLEL, generic, generic_into, pad_spatial, tensor_dim
+from ember.lowering.conv_to_gemm import DenseConv
+from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 @dataclass(frozen=True)
 class Algorithm:
@@ -182,7 +182,7 @@ class _Winograd:
         th, tw = oh // m, ow // m
         element = ir.F32Type.get()
         dyn = ir.ShapedType.get_dynamic_size()
-        n_size = [] if n != dyn else [_dim(x, 0)]
+        n_size = [] if n != dyn else [tensor_dim(x, 0)]
         batch = n if n != dyn else n_size[0]
         weight_type = ir.RankedTensorType.get([c, f], element)
         weights = [eb.weight(ir, name, weight_type) for name in names]
@@ -192,7 +192,7 @@ class _Winograd:
         groups = [[0], [1, 2], [3, 4], [5]]
         view_sizes = [batch, th, m, tw, m, f]
         if blocks is None:                  # one block: the whole tensors
-            padded = _pad_spatial(x, (1, 2), settings["padding"])
+            padded = pad_spatial(x, (1, 2), settings["padding"])
             if residual is not None:
                 residual = tensor.expand_shape(
                     ir.RankedTensorType.get([n, th, m, tw, m, f], element), residual, groups,
@@ -301,23 +301,18 @@ def _tiles(padded, weights, bias, residual, settings, algorithm: Algorithm, grid
     if residual is not None:
         inputs.append(residual)
         maps.append(_map(6, e))
-    activation = UNARY[settings["activation"]]
 
     def output(*args):
         rest = list(args[t * t:-1])             # bias, residual (not the out scalar)
         y = [e for row in _transform_2d(square(args[:t * t]), algorithm.a_t) for e in row]
         a, b = linalg.IndexOp(2).result, linalg.IndexOp(4).result
-        value = _select_at(y, m, a, b)
-        if bias is not None:
-            value = arith.addf(value, rest.pop(0))
-        value = activation(value)
-        if residual is not None:
-            value = arith.addf(value, rest.pop(0))
-        return value
+        return apply_epilogue(_select_at(y, m, a, b), settings["activation"],
+                              rest.pop(0) if bias is not None else None,
+                              rest.pop(0) if residual is not None else None)
     batch, rows, tw = grid
     if dest is None:
         dest = tensor.empty([batch, rows, m, tw, m, f], element)
-    return _generic(inputs, dest, maps + [_map(6, e)], [PARALLEL] * 6, output)
+    return generic(inputs, dest, maps + [_map(6, e)], [PARALLEL] * 6, output)
 
 
 def _select_at(values, m: int, a, b):
@@ -361,4 +356,4 @@ class ConvWinograd(EmberPass):
             blocks = TileBlocks(self.block_bytes or traits.l2 // 2,
                                 self.min_blocks or 2 * traits.cores) if self.blocked else None
             apply_patterns(module, {"ember.conv2d": [_Winograd(ctx, self.min_channels,
-                                                                algorithms, blocks)]})
+                                                               algorithms, blocks)]})

@@ -5,7 +5,7 @@ ember-lower-to-linalg lowers products whose rhs is not a weight, such as the two
 of ember.attention, to plain `linalg.generic` contractions. LLVM vectorizes those loops, but a
 dot product per output element (Q K^T) or a load and store of C per k step (P V) runs at a
 fraction of the FMA peak. This pass recognizes them and calls a GEMM kernel function instead
-(the same machinery as packed-weight GEMMs, see ember.backends.cpu.microkernel) whose B is read
+(the same machinery as packed-weight GEMMs, see ember.backends.cpu.gemm_kernel_spec) whose B is read
 row-major in place, batched over the leading dim:
 
     %c = linalg.generic {(b, m, n, k): A (b, m, k), B (b, k, n) or (b, n, k) -> C (b, m, n)}
@@ -25,11 +25,13 @@ from typing import List, Optional
 from mlir import ir
 from mlir.dialects import func, linalg, tensor
 
-from ember.backends.cpu.microkernel import KERNEL_ATTR, CpuTraits, GemmKernelSpec, default_panel
-
-from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.lowering.lower_to_linalg import _dim, _kernel_function
+from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec
+from ember.backends.cpu.gemm_schedule import default_panel
+from ember.backends.cpu.microkernel import CpuTraits
 from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by
+from ember.kit.structured import tensor_dim
+from ember.lowering.gemm_to_linalg import gemm_kernel_function
+from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 
 def _map_dims(attr) -> Optional[List[int]]:
@@ -136,7 +138,7 @@ class _ToKernel:
         with rewriter.ip, generic.location:
             if match.transpose_b:
                 b = _transpose_last_two(b)
-            callee = _kernel_function(generic, spec, [a.type, b.type, out_type], out_type)
+            callee = gemm_kernel_function(generic, spec, [a.type, b.type, out_type], out_type)
             call = func.call([out_type], callee, [a, b, init])
             rewriter.replace_op(generic, [call])
         return APPLIED
@@ -153,7 +155,7 @@ def _transpose_last_two(value):
     t = ir.RankedTensorType(value.type)
     perm = list(range(t.rank - 2)) + [t.rank - 1, t.rank - 2]
     shape = [t.shape[p] for p in perm]
-    sizes = [_dim(value, p) if ir.ShapedType.is_dynamic_size(s) else s
+    sizes = [tensor_dim(value, p) if ir.ShapedType.is_dynamic_size(s) else s
              for p, s in zip(perm, shape)]
     init = tensor.empty(sizes, t.element_type)
     return linalg.transpose(value, outs=[init], permutation=perm).results[0]

@@ -3,10 +3,11 @@
 ember-lower-to-linalg turns each panel-packed `ember.gemm` into a call of a private function
 carrying an `ember.gemm_kernel` spec, with a linalg reference body. After bufferization that
 function writes its `out` memref in place; this pass replaces its body with cache-blocked,
-register-blocked vector code (see `ember.backends.cpu.microkernel`): `scf.parallel` over tasks (OpenMP
-threads after convert-scf-to-openmp), K blocks, panels, MR-row tiles whose accumulators are
-`vector<lanes x f32>` iter_args updated by `vector.fma`, masked edges, and the epilogue (bias,
-activation, residual) applied to the accumulators before the only store. Transcendentals in the
+register-blocked vector code (see ember.backends.cpu.gemm_threads and .microkernel):
+`scf.parallel` over tasks (OpenMP threads after convert-scf-to-openmp), K blocks, panels,
+MR-row tiles whose accumulators are `vector<lanes x f32>` iter_args updated by `vector.fma`,
+masked edges, and the epilogue (bias, activation, residual) applied to the accumulators before
+the only store. Transcendentals in the
 epilogue become polynomials (`ember.kit.vector_math`), so they stay vectorized.
 
 Runs on memrefs: kernel functions still on tensors are left alone (not bufferized yet); a
@@ -20,9 +21,11 @@ from dataclasses import dataclass
 
 from mlir import ir
 
-from ember.backends.cpu.microkernel import CpuTraits, GemmKernelSpec, KERNEL_ATTR, \
-    check_kernel_signature, choose_schedule, emit_kernel, is_bufferized, kernel_functions, \
-    schedule_attr
+from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec, \
+    check_kernel_signature, is_bufferized
+from ember.backends.cpu.gemm_schedule import choose_schedule
+from ember.backends.cpu.gemm_threads import emit_kernel
+from ember.backends.cpu.microkernel import CpuTraits, kernel_functions
 from ember.kit.vector_math import expand_math
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
@@ -54,7 +57,7 @@ class CpuGemmKernels(EmberPass):
     #: when the target runs without OpenMP).
     parallel: bool = True
     #: Copy A's blocks into MR-row micro-panels before the micro-kernel reads them: "auto" in
-    #: GEMMs wide enough for it to pay (cpu_gemm.PACK_A_MIN_PANELS), "true" always, "false"
+    #: GEMMs wide enough for it to pay (gemm_schedule.PACK_A_MIN_PANELS), "true" always, "false"
     #: never.
     pack_a: str = "auto"
 
@@ -80,5 +83,5 @@ class CpuGemmKernels(EmberPass):
                                            and target.openmp,
                                            pack_a=pack_a)
             task = emit_kernel(fn, spec, schedule)
-            fn.attributes[SCHEDULE_ATTR] = schedule_attr(schedule)
+            fn.attributes[SCHEDULE_ATTR] = schedule.attr()
             expand_math(task)

@@ -5,12 +5,12 @@ the statically shaped ones of each function's body (outside loops) offsets in on
 single 64-byte-aligned `memref<Bytes x i8>` allocated at the function's start: each alloc
 becomes a `memref.view` of the arena at its offset. Two buffers share bytes only when their
 live ranges are disjoint: a buffer is live from its alloc to the last op of the body that uses
-it or any view of it (uses inside a loop or region count at the op holding them). Offsets are
-assigned largest buffer first, each at the lowest aligned offset that overlaps no live
-neighbour already placed (greedy by size, the usual heuristic of static planners such as
-TFLite's and IREE's). The arena is then one allocation per call (the caching allocator of
-cpu_support.c returns the same block every call), its peak is the plan's, not the sum of the
-buffers, and buffers written late reuse memory that is still in cache.
+it or any view of it (ember.kit.memref_views; uses inside a loop or region count at the op
+holding them). The offsets come from ember.kit.memory_plan (largest buffer first, each at the
+lowest aligned offset clear of its live neighbours). The arena is then one allocation per call
+(the caching allocator of cpu_support.c returns the same block every call), its peak is the
+plan's, not the sum of the buffers, and buffers written late reuse memory that is still in
+cache.
 
 Left to the allocator: dynamically shaped allocs, allocs inside loops and regions, i1 buffers
 (widened to bytes later by ember-widen-bool-memrefs), and buffers that escape (returned, or
@@ -28,29 +28,16 @@ from typing import Dict, List, Optional, Tuple
 from mlir import ir
 from mlir.dialects import arith, memref
 
-from ember.backends.cpu.microkernel import KERNEL_ATTR
+from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR
 
-from ember.pipeline.pass_base import EmberPass, PassContext, register
+from ember.kit.builders import i64
+from ember.kit.memory_plan import LiveBuffer, plan_offsets
+from ember.kit.memref_views import VIEW_OPS
 from ember.kit.patterns import walk_ops
+from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 #: Byte alignment of the arena and of every offset in it (a cache line, AVX-512 vectors).
 ALIGNMENT = 64
-#: Ops whose memref results alias their memref operand.
-VIEW_OPS = ("memref.subview", "memref.expand_shape", "memref.collapse_shape", "memref.cast",
-            "memref.reinterpret_cast", "memref.view", "memref.transpose")
-
-
-@dataclass
-class Buffer:
-    """One planned alloc: its op, size in bytes, live range (positions in the body), offset."""
-    alloc: object
-    size: int
-    start: int
-    end: int
-    offset: Optional[int] = None
-
-    def overlaps(self, other: "Buffer") -> bool:
-        return self.start <= other.end and other.start <= self.end
 
 
 def _byte_size(memref_type) -> Optional[int]:
@@ -109,28 +96,12 @@ def _last_use(alloc, body, position: Dict[object, int]) -> Optional[int]:
     return last
 
 
-def plan_offsets(buffers: List[Buffer]) -> int:
-    """Assigns each buffer an offset (largest first, lowest aligned offset clear of the live
-    buffers placed so far) and returns the arena size."""
-    placed: List[Buffer] = []
-    for buffer in sorted(buffers, key=lambda b: (-b.size, b.start)):
-        busy = sorted((b.offset, b.offset + b.size) for b in placed if b.overlaps(buffer))
-        offset = 0
-        for low, high in busy:
-            if offset + buffer.size <= low:
-                break
-            offset = max(offset, -(-high // ALIGNMENT) * ALIGNMENT)
-        buffer.offset = offset
-        placed.append(buffer)
-    return max((b.offset + b.size for b in placed), default=0)
-
-
 def plan_function(fn) -> Tuple[int, int]:
     """Plans `fn`'s body; returns (bytes planned, arena bytes) (0, 0 when nothing to plan)."""
     body = fn.regions[0].blocks[0]
     ops = list(body.operations)
     position = {op.operation: i for i, op in enumerate(ops)}
-    buffers = []
+    allocs: List[Tuple[object, LiveBuffer]] = []     # (alloc op, its buffer), in program order
     for op in ops:
         if op.operation.name != "memref.alloc" or list(op.operands):
             continue
@@ -139,24 +110,22 @@ def plan_function(fn) -> Tuple[int, int]:
             continue
         end = _last_use(op, body, position)
         if end is not None:
-            buffers.append(Buffer(op, size, position[op.operation], end))
-    if len(buffers) < 2:
+            allocs.append((op, LiveBuffer(size, position[op.operation], end)))
+    if len(allocs) < 2:
         return 0, 0
-    arena_size = plan_offsets(buffers)
+    arena_size = plan_offsets([buffer for _, buffer in allocs], ALIGNMENT)
     i8 = ir.IntegerType.get_signless(8)
     index = ir.IndexType.get()
     with ir.InsertionPoint.at_block_begin(body), fn.location:
         arena = memref.AllocOp(ir.MemRefType.get([arena_size], i8), [], [],
-                               alignment=ir.IntegerAttr.get(
-                                   ir.IntegerType.get_signless(64), ALIGNMENT)).result
-    for buffer in buffers:
-        alloc = buffer.alloc
+                               alignment=i64(ALIGNMENT)).result
+    for alloc, buffer in allocs:
         with ir.InsertionPoint(alloc), alloc.location:
             view = memref.ViewOp(alloc.result.type, arena,
                                  arith.constant(index, buffer.offset), []).result
         alloc.result.replace_all_uses_with(view)
         alloc.operation.erase()
-    return sum(b.size for b in buffers), arena_size
+    return sum(buffer.size for _, buffer in allocs), arena_size
 
 
 @register

@@ -18,7 +18,7 @@ C's type) runs on the accumulator fragments and stores them straight to C.
 Tails: copies of 16-byte chunks past M, N or K read nothing and zero-fill shared memory
 (cp.async's src-size 0, from a clamped in-bounds address), and stores past M or N are skipped.
 So K and N must be multiples of 8 (whole, 16-byte aligned chunks; `why_not_mma` checks this
-and A's and B's layouts) and every other GEMM uses the SIMT kernel (gpu_gemm.py).
+and A's and B's layouts) and every other GEMM uses the SIMT kernel (simt_gemm.py).
 
 MLIR 22 facts this relies on: nvgpu.ldmatrix and nvgpu.device_async_copy (with srcElements)
 lower through convert-nvgpu-to-nvvm for f16 and bf16; nvgpu.mma.sync does not lower for bf16
@@ -41,9 +41,9 @@ from typing import Optional
 from mlir import ir
 from mlir.dialects import arith, gpu, llvm, memref, nvgpu, nvvm, vector
 
+from ember.backends.gpu.simt_gemm import BlockTile, GpuGemmSpec, GpuMapping, both, element_of, \
+    epilogue_at, from_f32, less
 from ember.kit.builders import GemmOperands, Ix, for_, if_
-from ember.backends.gpu.simt_gemm import BlockTile, GpuGemmSpec, GpuMapping, apply_epilogue, both, element_of, \
-    from_f32, less
 
 #: The MMA shape: a warp multiplies 16 x 16 of A by 16 x 8 of B per instruction.
 MMA_M, MMA_N, MMA_K = 16, 8, 16
@@ -272,7 +272,7 @@ class _Emitter:
                     acc = accs[(i * self.tiles_n + j) * 4 + r]
 
                     def write(acc=acc, row=row, col=col):
-                        value = apply_epilogue(s, self.ops, acc, row, col)
+                        value = epilogue_at(s, self.ops, acc, row, col)
                         memref.store(from_f32(value, out), self.ops.c, [row, col])
                     if_(inside, build_then=write)
 

@@ -1,18 +1,19 @@
 """Launch-plan extraction: the host function left by the GPU lowering -> the launch plan.
 
-The plan's format, memory planning and checks are MLIR-free and live in ember.artifact.launch_plan
-(shared with the runtime); this module only reads the host function (allocations, views,
-constants and gpu.launch_func ops) into that format.
+The plan's format and checks are MLIR-free and live in ember.artifact.launch_plan (shared with
+the runtime); this module reads the host function (allocations, views, constants and
+gpu.launch_func ops) into that format, placing the intermediates in the workspace with
+ember.kit.memory_plan.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Dict, List
 
 from mlir import ir
 
-from ember.backends.gpu.rows import VIEW_OPS
-from ember.artifact.launch_plan import ABI, plan_memory
+from ember.artifact.launch_plan import ABI, ALIGNMENT
+from ember.kit.memory_plan import LiveBuffer, align_up, plan_offsets
+from ember.kit.memref_views import VIEW_OPS
 
 #: Host ops that need no runtime action (their values are only used by views or kernels).
 INERT_OPS = frozenset({"arith.constant", "memref.get_global", "func.return"})
@@ -31,13 +32,6 @@ def buffer_bytes(memref_type) -> int:
     for d in t.shape:
         size *= d
     return size * max(1, bits // 8)
-
-
-@dataclass
-class _Workspace:
-    bytes: int
-    first: int = -1
-    last: int = -1
 
 
 def _constant(value):
@@ -69,15 +63,18 @@ def extract_plan(fn, num_inputs: int) -> dict:
         buffers[name] = {"kind": kind, "index": counts[kind]}
         counts[kind] += 1
         roots[arg] = name
-    workspace: Dict[str, _Workspace] = {}
+    workspace: Dict[str, LiveBuffer] = {}          # live from its first to last launch
     launches: List[dict] = []
     for op in block.operations:
         name = op.operation.name
         if name in ALLOC_OPS:
             buf = f"ws{len(workspace)}"
-            workspace[buf] = _Workspace(buffer_bytes(op.results[0].type))
+            workspace[buf] = LiveBuffer(buffer_bytes(op.results[0].type), -1, -1)
             roots[op.results[0]] = buf
         elif name in VIEW_OPS:
+            if name == "memref.view" and not _is_zero(op.operands[1]):
+                raise PlanError(f"{op.location}: a memref.view at a byte offset is not its "
+                                f"buffer's first byte, which is what a kernel gets passed")
             roots[op.results[0]] = _root(roots, op.operands[0], op)
         elif name == "gpu.launch_func":
             launches.append(_launch(op, roots, workspace, len(launches)))
@@ -85,9 +82,10 @@ def extract_plan(fn, num_inputs: int) -> dict:
             raise PlanError(f"{op.location}: '{name}' is left in the host function; GPU "
                             f"targets only run kernels (run the GPU targets' `kernels` stage first)")
     used = {n: w for n, w in workspace.items() if w.first >= 0}
-    offsets, total = plan_memory({n: (w.bytes, w.first, w.last) for n, w in used.items()})
+    # Equal sizes are placed in name order.
+    total = align_up(plan_offsets([used[n] for n in sorted(used)], ALIGNMENT), ALIGNMENT)
     for n, w in used.items():
-        buffers[n] = {"kind": "workspace", "offset": offsets[n], "bytes": w.bytes}
+        buffers[n] = {"kind": "workspace", "offset": w.offset, "bytes": w.size}
     return {"abi": ABI, "workspace_bytes": total, "buffers": buffers, "launches": launches}
 
 
@@ -119,6 +117,12 @@ def _launch(op, roots, workspace, position: int) -> dict:
     kernel = ir.SymbolRefAttr(op.attributes["kernel"]).value[-1]
     return {"kernel": kernel, "grid": grid, "block": block,
             "shared_bytes": 0 if shared is None else _int_of(shared), "args": args}
+
+
+def _is_zero(value) -> bool:
+    owner = value.owner
+    return isinstance(owner, ir.OpView) and owner.operation.name == "arith.constant" and \
+        ir.IntegerAttr(owner.attributes["value"]).value == 0
 
 
 def _int_of(value) -> int:

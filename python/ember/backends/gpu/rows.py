@@ -45,15 +45,13 @@ from typing import Dict, List, Optional, Sequence, Set
 from mlir import ir
 from mlir.dialects import affine, arith, gpu, memref
 
-from ember.kit.builders import Ix, for_, if_, index
 from ember.backends.gpu.simt_gemm import GpuMapping
+from ember.kit.builders import Ix, for_, if_, index
+from ember.kit.memref_views import VIEW_OPS, viewed_buffer
+from ember.kit.structured import identity_map
 
 #: Rows up to this many elements get a warp; longer ones a block.
 WARP_ROW_LIMIT = 1024
-#: Ops that name a buffer without moving data: their result is a view of operand 0 (a
-#: group's aliasing checks follow them to the buffer; so does the launch plan's extraction).
-VIEW_OPS = frozenset({"memref.collapse_shape", "memref.expand_shape", "memref.subview",
-                      "memref.cast", "memref.reinterpret_cast", "memref.reshape"})
 #: Host ops that run nothing on the device: a group may span them.
 INERT_OPS = VIEW_OPS | {"memref.alloc", "memref.alloca", "arith.constant", "memref.get_global"}
 #: Combiners of a reduction: the value a lane without elements starts from, and the builder.
@@ -178,11 +176,6 @@ def _domain(op) -> Optional[List[int]]:
     return [sizes[d] for d in range(n)] if len(sizes) == n else None
 
 
-def _identity(n_dims: int, count: int) -> ir.AffineMap:
-    """(d0 .. d{n_dims-1}) -> (d0 .. d{count-1})."""
-    return ir.AffineMap.get(n_dims, 0, [ir.AffineDimExpr.get(d) for d in range(count)])
-
-
 def _combiner(op) -> Optional[str]:
     """The op combining the accumulator of a reduction body (acc used once, by it)."""
     block = op.regions[0].blocks[0]
@@ -212,24 +205,17 @@ def classify(op, lead: Optional[List[int]] = None, trail: Optional[List[int]] = 
     if reducing:
         keep = n - len(reducing)
         combiner = _combiner(op)
-        if reducing != list(range(keep, n)) or out_map != _identity(n, keep) or \
+        if reducing != list(range(keep, n)) or out_map != identity_map(n, range(keep)) or \
                 combiner is None:
             return None
         return "reduce", domain[:keep], domain[keep:], combiner
-    if lead is None or out_map != _identity(n, n):
+    if lead is None or out_map != identity_map(n):
         return None
     if domain == lead:
         return "scalar", lead, trail, None
     if domain == lead + trail:
         return "full", lead, trail, None
     return None
-
-
-def _root(value):
-    """The buffer a memref value views."""
-    while isinstance(value.owner, ir.OpView) and value.owner.operation.name in VIEW_OPS:
-        value = value.owner.operands[0]
-    return value
 
 
 class _Hazards:
@@ -246,16 +232,16 @@ class _Hazards:
         written) or, in a full or reduce op, its own element of the row."""
         n = amap.n_dims
         if _shape(value) == self.lead:
-            return amap == _identity(n, len(self.lead))
+            return amap == identity_map(n, range(len(self.lead)))
         return kind != "scalar" and _shape(value) == self.lead + self.trail and \
-            amap == _identity(n, n)
+            amap == identity_map(n)
 
     def accept(self, row_op: RowOp) -> bool:
         op = row_op.op
         for value, amap in zip(op.inputs, _maps(op)):
             if not isinstance(value.type, ir.MemRefType):
                 continue
-            root = _root(value)
+            root = viewed_buffer(value)
             own = self._own(value, amap, row_op.kind)
             if root in self.written and (value not in self.written[root] or not own):
                 return False
@@ -264,7 +250,7 @@ class _Hazards:
                 self.foreign.add(root)
             self.read.setdefault(root, set()).add(value)
         out = op.outputs[0]
-        root = _root(out)
+        root = viewed_buffer(out)
         if root in self.foreign or self.read.get(root, {out}) - {out}:
             return False
         if row_op.kind == "scalar" and root not in self.written and _reads_out(op):
@@ -373,7 +359,7 @@ def _stored_roots(group: RowGroup) -> Set[object]:
                 yield owner
     stored = set()
     for r in group.ops:
-        root = _root(r.op.outputs[0])
+        root = viewed_buffer(r.op.outputs[0])
         owner = root.owner
         internal = isinstance(owner, ir.OpView) and owner.operation.name in \
             ("memref.alloc", "memref.alloca") and all(u in members for u in users(root))
@@ -407,7 +393,7 @@ class _RowEmitter:
 
     def set_scalar(self, out, value) -> None:
         self.scalars[out] = value
-        if _root(out) in self.stored:
+        if viewed_buffer(out) in self.stored:
             def store():
                 memref.store(value, out, self.lead)
             if_(arith.cmpi(arith.CmpIPredicate.eq, self.lane.value, index(0)), build_then=store)
@@ -436,7 +422,7 @@ class _RowEmitter:
         partial, = self.row_loop(body, [arith.constant(f32, start)])
         total = self.combine_lanes(partial, combine)
         out = op.outputs[0]
-        init = self.load(out, _identity(len(self.lead), len(self.lead)), self.lead)
+        init = self.load(out, identity_map(len(self.lead)), self.lead)
         self.set_scalar(out, combine(init, total))
 
     def combine_lanes(self, value, combine):

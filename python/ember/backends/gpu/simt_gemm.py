@@ -16,7 +16,7 @@ loop over the threads per phase (barriers are phase boundaries), so the tiling, 
 the epilogue are tested on the host against numpy (tests/test_gpu_codegen.py).
 
 Nothing here knows about targets. f16/bf16 GEMMs on NVIDIA GPUs use the tensor-core kernel
-of gpu_mma.py instead, which shares this module's spec, mapping and epilogue.
+of mma_gemm.py instead, which shares this module's spec, mapping and epilogue.
 """
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ from typing import Callable, List
 from mlir import ir
 from mlir.dialects import arith, gpu, memref
 
-from ember.kit.builders import GemmOperands, for_, gemm_arg_names, if_, index
+from ember.kit.builders import GemmOperands, for_, if_, index
+from ember.kit.epilogue import apply_epilogue
+from ember.kit.gemm_spec import GemmSpec
 
 #: Attribute on a GEMM kernel function (ember-gpu-outline-gemms): its GpuGemmSpec.
 GEMM_ATTR = "ember.gpu_gemm"
@@ -37,34 +39,9 @@ PRIVATE = "#gpu.address_space<private>"
 
 
 @dataclass(frozen=True)
-class GpuGemmSpec:
-    """What one GEMM kernel computes; its function's arguments are A, B, [bias], [residual],
-    C (written), all memrefs of static shape."""
-    m: int
-    n: int
-    k: int
-    activation: str = "none"
-    bias: bool = False
-    residual: bool = False
-
-    def arg_names(self) -> List[str]:
-        return gemm_arg_names(self.bias, self.residual)
-
-    def attr(self) -> ir.DictAttr:
-        i64 = ir.IntegerType.get_signless(64)
-        return ir.DictAttr.get({
-            "m": ir.IntegerAttr.get(i64, self.m), "n": ir.IntegerAttr.get(i64, self.n),
-            "k": ir.IntegerAttr.get(i64, self.k),
-            "activation": ir.StringAttr.get(self.activation),
-            "bias": ir.BoolAttr.get(self.bias), "residual": ir.BoolAttr.get(self.residual)})
-
-    @classmethod
-    def from_attr(cls, attr) -> "GpuGemmSpec":
-        d = ir.DictAttr(attr)
-        return cls(m=ir.IntegerAttr(d["m"]).value, n=ir.IntegerAttr(d["n"]).value,
-                   k=ir.IntegerAttr(d["k"]).value,
-                   activation=ir.StringAttr(d["activation"]).value,
-                   bias=ir.BoolAttr(d["bias"]).value, residual=ir.BoolAttr(d["residual"]).value)
+class GpuGemmSpec(GemmSpec):
+    """What one GPU GEMM kernel computes (GemmSpec's fields, `m` never None); its function's
+    arguments are A, B, [bias], [residual], C (written), all memrefs of static shape."""
 
 
 @dataclass(frozen=True)
@@ -227,15 +204,11 @@ def stage_tile(src, dst, rows: int, cols: int, row0, col0, limits, tid, threads:
         memref.store(value, dst, [r, c])
 
 
-def apply_epilogue(spec: GpuGemmSpec, ops: GemmOperands, value, row, col):
+def epilogue_at(spec: GpuGemmSpec, ops: GemmOperands, value, row, col):
     """residual + act(value + bias) in f32 at C[row, col]."""
-    from ember.lowering.lower_to_linalg import UNARY
-    if ops.bias is not None:
-        value = arith.addf(value, to_f32(memref.load(ops.bias, [col])))
-    value = UNARY[spec.activation](value)
-    if ops.residual is not None:
-        value = arith.addf(value, to_f32(memref.load(ops.residual, [row, col])))
-    return value
+    bias = None if ops.bias is None else to_f32(memref.load(ops.bias, [col]))
+    return apply_epilogue(value, spec.activation, bias, None if ops.residual is None else
+                          lambda: to_f32(memref.load(ops.residual, [row, col])))
 
 
 def emit_gemm(spec: GpuGemmSpec, ops: GemmOperands, tile: GemmTile, mapping: Mapping):
@@ -294,8 +267,8 @@ def emit_gemm(spec: GpuGemmSpec, ops: GemmOperands, tile: GemmTile, mapping: Map
                                   less(col, spec.n) if spec.n % tile.bn else None)
 
                     def write(i=i, j=j, row=row, col=col):
-                        value = apply_epilogue(spec, ops, memref.load(*acc(tid, i * tile.tn + j)),
-                                               row, col)
+                        value = epilogue_at(spec, ops, memref.load(*acc(tid, i * tile.tn + j)),
+                                            row, col)
                         memref.store(from_f32(value, element_of(ops.c)), ops.c, [row, col])
                     if_(inside, build_then=write)
         mapping.phase(store)

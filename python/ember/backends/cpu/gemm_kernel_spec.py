@@ -1,0 +1,108 @@
+"""The CPU GEMM kernel function: what it computes (`GemmKernelSpec`) and its signature.
+
+Three passes meet at these functions, one stage each:
+  ember-pack-weights      rewrites a weight rhs [K, N] into panels (ember.backends.cpu.packed_panels)
+  ember-lower-to-linalg   turns a packed ember.gemm into a call of a private kernel function
+                          whose body is a linalg reference and whose `ember.gemm_kernel`
+                          attribute is its `GemmKernelSpec` (ember-cpu-contractions does the same
+                          for run-time products)
+  ember-cpu-gemm-kernels  (after bufferization) checks the function against its spec and
+                          replaces its body by the micro-kernel's code
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+from mlir import ir
+
+from ember.backends.cpu.packed_panels import packed_shape
+from ember.kit.attr_codec import omitted_at_default
+from ember.kit.gemm_spec import GemmSpec
+
+#: Attribute on a kernel function: its GemmKernelSpec.
+KERNEL_ATTR = "ember.gemm_kernel"
+#: Name prefix of generated kernel functions.
+KERNEL_PREFIX = "ember_gemm_"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GemmKernelSpec(GemmSpec):
+    """A CPU GEMM kernel function: C[M, N] = residual + act(A[M, K] @ B + bias), B packed in
+    panels of `nr` columns (or row-major, see `rhs_packed`).
+
+    The function's arguments are, in order: A, the packed B, bias (when `bias`), residual (when
+    `residual`), and C, which it writes in place.
+    `patches` = (Hp, Wp, C, KH, KW, SH, SW, DH, DW) when A is implicit im2col patches (see
+    ember.gemm's lhs_patches): the A argument is then the padded NHWC input [N, Hp, Wp, C], and
+    A[m, k] = input[m / (OH*OW), (m / OW % OH)*SH + kh*DH, (m % OW)*SW + kw*DW, c] with
+    k = (kh*KW + kw)*C + c.
+    """
+    nr: int
+    patches: Optional[Tuple[int, ...]] = omitted_at_default(None)
+    #: Leading batch dim of A, B and C (one product per entry): 0 none, -1 dynamic, else its
+    #: size. Batched kernels take B row-major.
+    batch: int = omitted_at_default(0)
+    #: B is the packed weight [ceil(N/NR), K, NR]; False: a row-major [(batch,) K, N] tensor
+    #: computed at run time (attention's K^T and V), read in place with masked tail columns.
+    rhs_packed: bool = omitted_at_default(True)
+
+    @property
+    def patch_output(self) -> Tuple[int, int]:
+        """(OH, OW) of a patch lhs."""
+        hp, wp, _, kh, kw, sh, sw, dh, dw = self.patches
+        return (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+
+    @property
+    def panels(self) -> int:
+        return -(-self.n // self.nr)
+
+    def memref_types(self, element: ir.Type) -> List[ir.Type]:
+        """The kernel's argument types after bufferization (identity layouts)."""
+        dyn = ir.ShapedType.get_dynamic_size()
+        m = dyn if self.m is None else self.m
+        if self.patches is None:
+            lhs = [m, self.k]
+        else:
+            images = dyn if self.m is None else self.m // math.prod(self.patch_output)
+            lhs = [images, *self.patches[:3]]
+        lead = [] if not self.batch else [dyn if self.batch < 0 else self.batch]
+        rhs = packed_shape(self.k, self.n, self.nr) if self.rhs_packed else \
+            lead + [self.k, self.n]
+        types = [ir.MemRefType.get(lead + lhs, element), ir.MemRefType.get(rhs, element)]
+        if self.bias:
+            types.append(ir.MemRefType.get([self.n], element))
+        if self.residual:
+            types.append(ir.MemRefType.get(lead + [m, self.n], element))
+        types.append(ir.MemRefType.get(lead + [m, self.n], element))
+        return types
+
+
+def check_kernel_signature(fn, spec: GemmKernelSpec) -> Optional[str]:
+    """Why `fn` cannot take a generated body (not bufferized in place, wrong types), or None."""
+    fn_type = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+    if fn_type.results:
+        return ("kernel function still returns a value: bufferization did not write its "
+                "result in place of the `out` argument (run drop-equivalent-buffer-results)")
+    inputs = list(fn_type.inputs)
+    if len(inputs) != len(spec.arg_names()):
+        return f"kernel function has {len(inputs)} arguments, its spec expects " \
+               f"{len(spec.arg_names())} ({', '.join(spec.arg_names())})"
+    if not all(isinstance(t, ir.MemRefType) for t in inputs):
+        return "kernel function arguments must be memrefs (run it after bufferization)"
+    element = ir.MemRefType(inputs[-1]).element_type
+    expected = spec.memref_types(element)
+    for name, got, want in zip(spec.arg_names(), inputs, expected):
+        if str(got) != str(want):
+            return f"kernel argument '{name}' has type {got}, expected {want}"
+    if not isinstance(element, ir.F32Type):
+        return f"only f32 kernels are generated, got {element}"
+    return None
+
+
+def is_bufferized(fn) -> bool:
+    """Whether kernel function `fn` takes memrefs (after bufferization), not tensors."""
+    fn_type = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
+    return not any(isinstance(t, ir.RankedTensorType) for t in fn_type.inputs)
+

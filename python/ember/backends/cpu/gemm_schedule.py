@@ -1,0 +1,70 @@
+"""Choosing the CPU GEMM kernel's schedule (register tile, cache blocks, thread split) for one
+spec on one CPU, and the panel width the weights are packed for.
+
+Every choice is a function of the kernel's spec and the target's `CpuTraits` (vector lanes and
+registers, cache sizes, cores); ember-cpu-gemm-kernels lets its options override any of them
+and records the schedule it used on the kernel (`GemmSchedule.attr`).
+"""
+from __future__ import annotations
+
+import math
+
+from ember.backends.cpu.gemm_kernel_spec import GemmKernelSpec
+from ember.backends.cpu.microkernel import CpuTraits, GemmSchedule
+
+#: Packing A pays off when the packed block is reused for at least this many panels: packing
+#: costs about one load and store per element, as much as a panel's FMAs on it (measured on
+#: the CNN's convolutions, N = 32 and 64: reading A in place was 7% faster end to end).
+PACK_A_MIN_PANELS = 4
+#: A patch lhs with fewer channels than this is packed whatever N: its rows are runs of C
+#: floats per filter tap, too short for the micro-kernel's unrolled k loop (the CNN's RGB stem,
+#: C = 3, N = 32: 5.0% -> 2.6% of the samples; at C = 32 packing was slower).
+PACK_A_PATCH_CHANNELS = 8
+
+
+def default_panel(traits: CpuTraits) -> int:
+    """The packed panel width NR for a target: two vector registers."""
+    return 2 * traits.lanes
+
+
+def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> GemmSchedule:
+    """A schedule for `spec` on `traits`; a field given in `overrides` (not None, not 0) wins.
+
+    MR: as many rows as the vector registers hold (accumulators + the panel's vectors + one
+    broadcast). KC: L1d / (2 NR) (512 on a 32 KiB L1 with NR = 32; on Zen 4, 512 measured
+    faster than the L1-resident 128, since the reloads of C per K block cost more than
+    streaming the panel from L2), balanced over K. MC: the packed A block fills at most half
+    of L2 and 256 KiB (it lives on the stack of an OpenMP worker).
+    """
+    def given(key):
+        value = overrides.pop(key, None)
+        return None if value in (None, 0) else value
+    lanes = given("lanes") or math.gcd(traits.lanes, spec.nr)
+    vectors = max(1, spec.nr // lanes)
+    mr = given("mr") or max(1, min(14, (traits.registers - vectors - 1) // vectors))
+    kc = given("kc")
+    # K blocks of a patch lhs hold whole filter taps (C channels each): the kernel walks a
+    # block tap by tap, reading C contiguous channels of one input pixel per tap.
+    unit = 1 if spec.patches is None else spec.patches[2]
+    if kc is None:
+        kc_max = max(16, traits.l1d // (2 * spec.nr))
+        units = spec.k // unit
+        kc = -(-units // -(-units // max(1, kc_max // unit))) * unit
+    else:
+        kc = -(-kc // unit) * unit
+    kc = min(kc, spec.k)
+    mc = given("mc")
+    if mc is None:
+        mc = max(mr, min(traits.l2 // 2, 256 * 1024) // (kc * 4) // mr * mr)
+        if spec.m is not None:
+            mc = min(mc, -(-spec.m // mr) * mr)
+    chosen = dict(lanes=lanes, mr=mr, nr=spec.nr, kc=kc, mc=mc, parallel=traits.cores > 1,
+                  pack_a=spec.panels >= PACK_A_MIN_PANELS or (
+                      spec.patches is not None and spec.patches[2] < PACK_A_PATCH_CHANNELS))
+    for key, value in overrides.items():
+        if value is not None and (value != 0 or isinstance(value, bool)):
+            chosen[key] = value
+    schedule = GemmSchedule(**chosen)
+    if schedule.nr % schedule.lanes:
+        raise ValueError(f"panel width {schedule.nr} is not a multiple of {schedule.lanes} lanes")
+    return schedule

@@ -1,0 +1,29 @@
+"""The packed weight layout of the CPU GEMM micro-kernel: B in NR-column panels.
+
+rhs[k, n] lives at packed[n // NR, k, n % NR], zero-padded to a multiple of NR columns, i.e.
+`linalg.pack %rhs outer_dims_perm = [1, 0] inner_dims_pos = [1] inner_tiles = [NR]`. One
+NR-wide panel is contiguous over K, so the micro-kernel streams it. ember-pack-weights packs
+weights this way at compile time and marks their GEMMs with PANEL_ATTR.
+"""
+from __future__ import annotations
+
+from typing import List
+
+import numpy as np
+
+#: Attribute on ember.gemm: rhs is packed in panels of this many columns.
+PANEL_ATTR = "rhs_panel"
+
+
+def packed_shape(k: int, n: int, nr: int) -> List[int]:
+    """The packed rhs shape [ceil(N / NR), K, NR] of a [K, N] rhs."""
+    return [-(-n // nr), k, nr]
+
+
+def pack_panels(rhs: np.ndarray, nr: int) -> np.ndarray:
+    """numpy rhs [K, N] -> panels [ceil(N / NR), K, NR], zero-padded past column N."""
+    k, n = rhs.shape
+    panels = -(-n // nr)
+    padded = np.zeros((k, panels * nr), dtype=rhs.dtype)
+    padded[:, :n] = rhs
+    return np.ascontiguousarray(padded.reshape(k, panels, nr).transpose(1, 0, 2))

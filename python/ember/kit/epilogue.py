@@ -1,0 +1,52 @@
+"""The epilogue of every GEMM and convolution, `residual + act(y + bias)`, built once.
+
+ember.gemm and ember.conv2d carry a fused epilogue (ember-fuse-epilogue puts it there) that
+every path applies to the product before its only store: linalg bodies on scalars
+(ember-lower-to-linalg's GEMMs and convolutions, the GEMM kernels' reference bodies,
+ember-conv-winograd's output transform), the CPU micro-kernel on vectors of accumulators, the
+GPU GEMM kernels on f32 registers. `apply_epilogue` is that arithmetic on one value of any of
+those types; `epilogue_op` wraps it in a linalg.generic over a whole tensor.
+"""
+from __future__ import annotations
+
+from mlir.dialects import arith
+
+from ember.kit.scalar_math import ACTIVATIONS
+from ember.kit.structured import PARALLEL, empty_like, generic, identity_map, type_shape
+
+
+def apply_epilogue(y, activation: str, bias=None, residual=None):
+    """`residual + act(y + bias)` on a scalar or vector `y`; `activation` is one of
+    ember.dialect.ACTIVATIONS, `bias` a value of y's type or None. `residual` is a value, None,
+    or a function emitting the load of one: a kernel passes a function so that the residual is
+    read only after the activation, not kept live in a register all through its polynomial."""
+    if bias is not None:
+        y = arith.addf(y, bias)
+    y = ACTIVATIONS[activation](y)
+    if residual is not None:
+        y = arith.addf(y, residual() if callable(residual) else residual)
+    return y
+
+
+def epilogue_op(value, result_type, *, bias, residual, activation: str, channel_axis: int):
+    """`residual + act(value + bias)` as one elementwise linalg.generic over tensor `value`
+    (bias read along `channel_axis`, residual of the result's shape). Returns `value`
+    unchanged when there is nothing to apply."""
+    if bias is None and residual is None and activation == "none":
+        return value
+    rank = len(type_shape(result_type))
+    operands, maps = [value], [identity_map(rank)]
+    if bias is not None:
+        operands.append(bias)
+        maps.append(identity_map(rank, [channel_axis]))
+    if residual is not None:
+        operands.append(residual)
+        maps.append(identity_map(rank))
+    init = empty_like(result_type, [(value, i) for i in range(rank)])
+
+    def body(y, *rest):
+        rest = list(rest[:-1])
+        b = rest.pop(0) if bias is not None else None
+        r = rest.pop(0) if residual is not None else None
+        return apply_epilogue(y, activation, b, r)
+    return generic(operands, init, maps + [identity_map(rank)], [PARALLEL] * rank, body)

@@ -1,0 +1,127 @@
+"""ember.attention -> softmax(q k^T * scale + mask) v as two batched contractions around a
+softmax, split over the batch entries in an scf.forall when they are independent.
+"""
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, linalg, scf, tensor
+
+from ember.dialect import builders as eb
+from ember.kit.builders import constant
+from ember.kit.patterns import float_attr
+from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
+    empty_like, filled, generic, identity_map, tensor_dim, tensor_shape, type_shape
+from ember.lowering.reductions_to_linalg import softmax_along
+
+
+def _batched_contraction(a, b, out_type, dim_sources, a_dims, b_dims):
+    """out[..., i, j] = sum_r a[a_dims] * b[b_dims] over iteration space (..., i, j, r)."""
+    rank = len(type_shape(out_type))
+    acc = filled(out_type, dim_sources, 0.0)
+    maps = [identity_map(rank + 1, a_dims), identity_map(rank + 1, b_dims),
+            identity_map(rank + 1, range(rank))]
+    return generic([a, b], acc, maps, [PARALLEL] * rank + [REDUCTION],
+                   lambda x, y, c: arith.addf(c, arith.mulf(x, y)))
+
+
+def _causal_mask(scores):
+    """scores with -inf-like values where key j > query i + (Sk - Sq)."""
+    rank = len(tensor_shape(scores))
+    offset = arith.subi(tensor_dim(scores, rank - 1), tensor_dim(scores, rank - 2))
+    init = empty_like(scores.type, [(scores, i) for i in range(rank)])
+
+    def body(s, _):
+        i = linalg.IndexOp(rank - 2).result
+        j = linalg.IndexOp(rank - 1).result
+        allowed = arith.cmpi(arith.CmpIPredicate.sle, j, arith.addi(i, offset))
+        return arith.select(allowed, s, constant(LOWEST_F32, s.type))
+    return generic([scores], init, [identity_map(rank)] * 2, [PARALLEL] * rank, body)
+
+
+def _attention(q, k, v, mask, scale: float, causal: bool, out_type):
+    """softmax(q k^T * scale + mask) v on tensors of any rank >= 2."""
+    qs, ks = tensor_shape(q), tensor_shape(k)
+    rank = len(qs)
+    lead = list(range(rank - 2))
+    i, j, r = rank - 2, rank - 1, rank
+    scores_type = ir.RankedTensorType.get(
+        [ir.ShapedType.get_dynamic_size() if d is None else d for d in qs[:-1] + [ks[-2]]],
+        element_type(q))
+    scores = _batched_contraction(q, k, scores_type,
+                                  [(q, d) for d in range(rank - 1)] + [(k, rank - 2)],
+                                  lead + [i, r], lead + [j, r])
+    operands = [scores] + ([mask] if mask is not None else [])
+    scores = elementwise(operands, scores_type,
+                         lambda s, *m: arith.addf(arith.mulf(s, constant(scale, s.type)), m[0]) if m
+                         else arith.mulf(s, constant(scale, s.type)))
+    if causal:
+        scores = _causal_mask(scores)
+    probs = softmax_along(scores, rank - 1, zero_empty_rows=True)
+    vs = tensor_shape(v)
+    # Iteration space (..., i, r, j): the innermost loop runs along rows of v and of the
+    # output (contiguous), so it vectorizes without reassociating the sum.
+    acc = filled(out_type, [(q, d) for d in range(rank - 1)] + [(v, len(vs) - 1)], 0.0)
+    maps = [identity_map(rank + 1, lead + [i, j]), identity_map(rank + 1, lead + [j, r]),
+            identity_map(rank + 1, lead + [i, r])]
+    return generic([probs, v], acc, maps, [PARALLEL] * (rank - 1) + [REDUCTION, PARALLEL],
+                   lambda x, y, c: arith.addf(c, arith.mulf(x, y)))
+
+
+def _same_leading_dim(a, b) -> bool:
+    """Whether dim 0 of a and b is provably the same size (equal static, or both dynamic)."""
+    da, db = tensor_shape(a)[0], tensor_shape(b)[0]
+    return da == db
+
+
+def _slice_leading(x, index):
+    """x[index] (dim 0 dropped) as a rank-reduced tensor.extract_slice."""
+    shape = tensor_shape(x)
+    dyn = ir.ShapedType.get_dynamic_size()
+    sizes = [1] + [dyn if d is None else d for d in shape[1:]]
+    dynamic = [tensor_dim(x, d) for d in range(1, len(shape)) if shape[d] is None]
+    out_type = ir.RankedTensorType.get(sizes[1:], element_type(x))
+    static_offsets = [dyn] + [0] * (len(shape) - 1) if not isinstance(index, int) \
+        else [index] + [0] * (len(shape) - 1)
+    offsets = [] if isinstance(index, int) else [index]
+    return tensor.ExtractSliceOp(out_type, x, offsets, dynamic, [], static_offsets, sizes,
+                                 [1] * len(shape)).result
+
+
+def lower_attention(op):
+    """softmax(q k^T * scale + mask) v, as two batched contractions around a softmax.
+
+    With a leading (batch) dim shared by q, k, v (and the mask, or a mask broadcast over it),
+    the batch entries are the iterations of an scf.forall (OpenMP threads on the host), each
+    computing one entry's attention in cache-sized pieces."""
+    q, k, v = op.operands[0], op.operands[1], op.operands[2]
+    mask = eb.optional_operand(op, "mask")
+    scale = float_attr(op, "scale")
+    causal = ir.BoolAttr(op.attributes["causal"]).value
+    out_type = ir.RankedTensorType(op.results[0].type)
+    rank = len(tensor_shape(q))
+    split = rank >= 3 and _same_leading_dim(q, k) and _same_leading_dim(q, v)
+    mask_rank = len(tensor_shape(mask)) if mask is not None else 0
+    if split and mask_rank == rank:
+        split = tensor_shape(mask)[0] == 1 or _same_leading_dim(q, mask)
+    if not split:
+        return _attention(q, k, v, mask, scale, causal, out_type)
+    init = empty_like(out_type, [(q, d) for d in range(rank - 1)] + [(v, rank - 1)])
+    batch = tensor_shape(q)[0]
+    forall = scf.ForallOp([0], [batch if batch is not None else tensor_dim(q, 0)], [1], [init])
+    with ir.InsertionPoint(forall.body):
+        b = forall.induction_variables[0]
+        dest = forall.inner_iter_args[0]
+        sub_mask = mask
+        if mask is not None and mask_rank == rank:
+            sub_mask = _slice_leading(mask, 0 if tensor_shape(mask)[0] == 1 else b)
+        sub_type = ir.RankedTensorType.get(list(out_type.shape)[1:], out_type.element_type)
+        part = _attention(_slice_leading(q, b), _slice_leading(k, b), _slice_leading(v, b),
+                          sub_mask, scale, causal, sub_type)
+        dyn = ir.ShapedType.get_dynamic_size()
+        out_shape = tensor_shape(op.results[0])
+        sizes = [1] + [dyn if d is None else d for d in out_shape[1:]]
+        dynamic = [tensor_dim(part, d - 1) for d in range(1, rank) if out_shape[d] is None]
+        with ir.InsertionPoint(forall.terminator().block):
+            tensor.ParallelInsertSliceOp(part, dest, [b], dynamic, [],
+                                         [dyn] + [0] * (rank - 1), sizes, [1] * rank)
+    return forall.results[0]

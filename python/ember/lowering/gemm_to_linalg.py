@@ -1,0 +1,195 @@
+"""ember.gemm -> linalg: a contraction plus one epilogue op, or a call of a GEMM kernel function.
+
+A GEMM whose rhs is packed in panels (`rhs_panel`, see ember-pack-weights) becomes a call of a
+private kernel function (destination-passing style) whose body is a linalg reference and whose
+`ember.gemm_kernel` attribute is its GemmKernelSpec, so that a target can replace the body
+after bufferization (ember-cpu-gemm-kernels); ember-cpu-contractions calls the same functions
+for run-time products (`gemm_kernel_function`). Any other GEMM becomes a linalg contraction
+(implicit im2col patches materialized first) and one elementwise epilogue op that the target
+pipeline fuses into the contraction's tiles.
+"""
+from __future__ import annotations
+
+import math
+
+from mlir import ir
+from mlir.dialects import arith, func, linalg, tensor
+
+from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpec
+from ember.backends.cpu.packed_panels import PANEL_ATTR
+from ember.dialect import builders as eb
+from ember.dialect.verifier import patch_geometry, patch_matrix_shape
+from ember.kit.builders import i64
+from ember.kit.epilogue import apply_epilogue, epilogue_op
+from ember.kit.patterns import kernel_function, string_attr
+from ember.kit.structured import PARALLEL, REDUCTION, element_type, empty_like, filled, \
+    generic, identity_map, tensor_dim, tensor_shape
+
+
+def _gather_map(strides, dilations) -> ir.AffineMap:
+    """(n, oh, ow, kh, kw, c) -> (n, oh*SH + kh*DH, ow*SW + kw*DW, c)."""
+    d = [ir.AffineDimExpr.get(i) for i in range(6)]
+    return ir.AffineMap.get(6, 0, [d[0], d[1] * strides[0] + d[3] * dilations[0],
+                                   d[2] * strides[1] + d[4] * dilations[1], d[5]])
+
+
+def materialize_patches(padded, geometry):
+    """The [N, OH, OW, KH*KW*C] im2col matrix of a padded NHWC input, for a GEMM with
+    `lhs_patches = geometry` (KH, KW, SH, SW, DH, DW) that is not lowered to the CPU kernel
+    (which reads the patches in place)."""
+    kh, kw, sh, sw, dh, dw = geometry
+    shape = patch_matrix_shape(tensor_shape(padded), geometry)
+    c = tensor_shape(padded)[3]
+    dyn = ir.ShapedType.get_dynamic_size()
+    lead = [dyn if d is None else d for d in shape[:3]]
+    element = element_type(padded)
+    patches_type = ir.RankedTensorType.get(lead + [kh, kw, c], element)
+    init = empty_like(patches_type, [(padded, 0)] + [None] * 5)
+    patches = generic([padded], init, [_gather_map((sh, sw), (dh, dw)), identity_map(6)],
+                      [PARALLEL] * 6, lambda v, _: v)
+    matrix_type = ir.RankedTensorType.get(lead + [kh * kw * c], element)
+    return tensor.CollapseShapeOp(matrix_type, patches, [[0], [1], [2], [3, 4, 5]]).result
+
+
+def lower_gemm(op):
+    if PANEL_ATTR in op.attributes:
+        return lower_packed_gemm(op)
+    lhs, rhs = op.operands[0], op.operands[1]
+    geometry = patch_geometry(op)
+    if geometry is not None:
+        lhs = materialize_patches(lhs, geometry)
+    out_type = op.results[0].type
+    lhs_shape, rhs_shape = tensor_shape(lhs), tensor_shape(rhs)
+    rank = len(lhs_shape)
+    dim_sources = [(lhs, i) for i in range(rank - 1)] + [(rhs, len(rhs_shape) - 1)]
+    acc = filled(out_type, dim_sources, 0.0)
+    if rank == 2:
+        product = linalg.matmul(lhs, rhs, outs=[acc])
+    else:
+        # Iteration space (batch..., m, n, k).
+        n_dims = rank + 1
+        b = list(range(rank - 2))
+        m, n, k = rank - 2, rank - 1, rank
+        lhs_map = identity_map(n_dims, b + [m, k])
+        rhs_map = identity_map(n_dims, ([] if len(rhs_shape) == 2 else b) + [k, n])
+        out_map = identity_map(n_dims, b + [m, n])
+        product = generic([lhs, rhs], acc, [lhs_map, rhs_map, out_map],
+                          [PARALLEL] * rank + [REDUCTION],
+                          lambda a, w, c: arith.addf(c, arith.mulf(a, w)))
+    return epilogue_op(product, out_type, bias=eb.optional_operand(op, "bias"),
+                       residual=eb.optional_operand(op, "residual"),
+                       activation=string_attr(op, "activation"), channel_axis=rank - 1)
+
+
+def lower_packed_gemm(op):
+    """A panel-packed GEMM (`rhs_panel`, see ember-pack-weights) -> a kernel function call.
+
+    The GEMM becomes `func.call @ember_gemm_<i>(lhs, packed, [bias], [residual], init)` in
+    destination-passing style: the private kernel function writes its result into `init` and
+    returns it, so one-shot bufferization writes the caller's buffer in place. Its body is a
+    linalg reference (any target can run it); its `ember.gemm_kernel` attribute describes it,
+    so a target replaces the body after bufferization (ember-cpu-gemm-kernels). Leading batch
+    dims of lhs are collapsed into M. Identical kernels are shared.
+    """
+    lhs, packed = op.operands[0], op.operands[1]
+    bias, residual = eb.optional_operand(op, "bias"), eb.optional_operand(op, "residual")
+    out_type = ir.RankedTensorType(op.results[0].type)
+    element = out_type.element_type
+    geometry = patch_geometry(op)
+    logical = patch_matrix_shape(tensor_shape(lhs), geometry) if geometry else tensor_shape(lhs)
+    rank, k, n = len(logical), logical[-1], out_type.shape[-1]
+    lead = logical[:-1]
+    m = None if None in lead else math.prod(lead)
+    dyn = ir.ShapedType.get_dynamic_size()
+    lhs2_type = ir.RankedTensorType.get([dyn if m is None else m, k], element)
+    out2_type = ir.RankedTensorType.get([dyn if m is None else m, n], element)
+    rows = ir.ArrayAttr.get([ir.ArrayAttr.get([i64(d) for d in range(rank - 1)]),
+                             ir.ArrayAttr.get([i64(rank - 1)])])
+    if rank > 2:
+        if geometry is None:        # a patch lhs stays the padded input the kernel reads
+            lhs = tensor.collapse_shape(lhs2_type, lhs, rows)
+        if residual is not None:
+            residual = tensor.collapse_shape(out2_type, residual, rows)
+    patches = None if geometry is None else tuple(tensor_shape(lhs)[1:]) + tuple(geometry)
+    spec = GemmKernelSpec(m=m, n=n, k=k, nr=ir.IntegerAttr(op.attributes[PANEL_ATTR]).value,
+                          activation=string_attr(op, "activation"), bias=bias is not None,
+                          residual=residual is not None, patches=patches)
+    operands = [v for v in (lhs, packed, bias, residual) if v is not None]
+    callee = gemm_kernel_function(op, spec, [v.type for v in operands] + [out2_type], out2_type)
+    if m is not None:
+        init = tensor.empty([m, n], element)
+    elif geometry is None:
+        init = empty_like(out2_type, [(lhs, 0), None])
+    else:                           # M = N * OH * OW, only N dynamic
+        rows_per_image = arith.constant(ir.IndexType.get(), math.prod(lead[1:]))
+        init = tensor.empty([arith.muli(tensor_dim(lhs, 0), rows_per_image), n], element)
+    result = func.call([out2_type], callee, operands + [init])
+    if rank == 2:
+        return result
+    sizes = [tensor_dim(op.operands[0], d) if lead[d] is None else None for d in range(rank - 1)]
+    output_shape = [v for v in sizes if v is not None]
+    return tensor.expand_shape(out_type, result, rows, output_shape,
+                               ir.DenseI64ArrayAttr.get(list(out_type.shape)))
+
+
+def gemm_kernel_function(op, spec, arg_types, result_type) -> str:
+    """The name of the GEMM kernel function for `spec` in op's module, created on first use
+    with a linalg reference body (packed GEMMs here, run-time products in
+    ember-cpu-contractions)."""
+    module_op = op.operation
+    while module_op.name != "builtin.module":
+        module_op = module_op.parent
+    return kernel_function(module_op.regions[0].blocks[0], KERNEL_ATTR, spec.attr(),
+                           ir.FunctionType.get(arg_types, [result_type]), KERNEL_PREFIX,
+                           lambda args: [_reference_gemm(spec, *args)])
+
+
+def _reference_gemm(spec, lhs, rhs, *rest):
+    """The kernel's linalg body: fill, the contraction (B read through the panel layout when
+    packed, A through the patch map for patches; a leading batch dim when batched), epilogue."""
+    *epilogue_operands, init = rest
+    zero = arith.constant(element_type(init), 0.0)
+    acc = linalg.fill(zero, outs=[init])
+    lead = 1 if spec.batch else 0                   # iteration space ([b,] m, n, k)
+    rank = lead + 3
+    b = list(range(lead))
+    m, n, k = lead, lead + 1, lead + 2
+    if spec.rhs_packed:
+        nr = ir.AffineConstantExpr.get(spec.nr)
+        d_n, d_k = ir.AffineDimExpr.get(n), ir.AffineDimExpr.get(k)
+        rhs_map = ir.AffineMap.get(rank, 0, [ir.AffineExpr.get_floor_div(d_n, nr), d_k,
+                                             ir.AffineExpr.get_mod(d_n, nr)])
+    else:
+        rhs_map = identity_map(rank, b + [k, n])
+    lhs_map = identity_map(rank, b + [m, k]) if spec.patches is None else _patch_map(spec)
+    product = generic([lhs, rhs], acc, [lhs_map, rhs_map, identity_map(rank, b + [m, n])],
+                      [PARALLEL] * (rank - 1) + [REDUCTION],
+                      lambda x, w, c: arith.addf(c, arith.mulf(x, w)))
+    if not epilogue_operands and spec.activation == "none":
+        return product
+    out_rank = rank - 1
+    maps = ([identity_map(out_rank, [out_rank - 1])] if spec.bias else []) + \
+        ([identity_map(out_rank)] if spec.residual else []) + [identity_map(out_rank)]
+
+    def epilogue(*args):                            # ([bias], [residual], product)
+        return apply_epilogue(args[-1], spec.activation, args[0] if spec.bias else None,
+                              args[-2] if spec.residual else None)
+    return generic(list(epilogue_operands), product, maps, [PARALLEL] * out_rank, epilogue)
+
+
+def _patch_map(spec) -> ir.AffineMap:
+    """(m, n, k) -> the padded input element of patch row m, column k (see ember.gemm's
+    lhs_patches): (m / (OH*OW), (m % (OH*OW)) / OW * SH + k / (KW*C) * DH,
+    m % OW * SW + k / C % KW * DW, k % C)."""
+    _, _, c, _, kw, sh, sw, dh, dw = spec.patches
+    oh, ow = spec.patch_output
+    m, k = ir.AffineDimExpr.get(0), ir.AffineDimExpr.get(2)
+
+    def div(e, d):
+        return ir.AffineExpr.get_floor_div(e, ir.AffineConstantExpr.get(d))
+
+    def mod(e, d):
+        return ir.AffineExpr.get_mod(e, ir.AffineConstantExpr.get(d))
+    return ir.AffineMap.get(3, 0, [div(m, oh * ow), div(mod(m, oh * ow), ow) * sh +
+                                   div(k, kw * c) * dh, mod(m, ow) * sw + mod(div(k, c), kw) * dw,
+                                   mod(k, c)])
