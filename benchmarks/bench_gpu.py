@@ -62,14 +62,14 @@ def why_no_gpu():
     """Why this machine cannot run the benchmark, or None."""
     if not torch.cuda.is_available():
         return "no CUDA GPU is usable here (torch.cuda.is_available() is False)"
-    from ember.backends import TARGETS
+    from ember.targets import TARGETS
     if "cuda" not in TARGETS:
         return "this ember has no 'cuda' compile target"
     return None
 
 
 def cuda_target() -> str:
-    from ember.backends import TARGETS
+    from ember.targets import TARGETS
     major, minor = torch.cuda.get_device_capability()
     arch = f"sm_{major}{minor}"
     return f"cuda:arch={arch}" if arch in TARGETS["cuda"].archs else "cuda"

@@ -21,8 +21,9 @@ from torch import nn
 
 import ember
 from compare import assert_close
-from ember.backends import get_target
-from ember.backends.cpu.target import CPU_MISMATCH, ToolError
+from ember.targets import get_target
+from ember.backends.cpu.target import CPU_MISMATCH
+from ember.backends.external_tools import ToolError
 from resnet import BasicBlock, randomize_batch_norm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -21,11 +21,11 @@ import torch
 from mlir import ir
 
 from compare import assert_close
-from ember.backends.cpu.gemm_kernel_spec import GemmKernelSpec
+from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.backends.cpu.gemm_schedule import choose_schedule
 from ember.backends.cpu.microkernel import CpuTraits
-from ember.backends.cpu.packed_panels import pack_panels
-from ember.backends import get_target
+from ember.kit.packed_panels import pack_panels
+from ember.targets import get_target
 from ember.backends.base import CompileJob
 from ember.dialect import new_context
 from ember.compiler import CompileOptions, compile_to_stage, generate_code, parse_module

@@ -190,6 +190,6 @@ def test_compiled_cuda_model_without_a_device_raises(mlp_block):
 
 
 def test_unknown_arch_is_refused():
-    from ember.backends import get_target
+    from ember.targets import get_target
     with pytest.raises(ValueError, match="sm_80"):
         get_target("cuda:arch=sm_52")

@@ -547,7 +547,7 @@ def test_gpu_models_default_to_one_runtime_and_ignore_num_threads(artifact, fake
 
 def _cuda_unusable_reason():
     """Why the end-to-end tests cannot run here, or None."""
-    from ember.backends import TARGETS
+    from ember.targets import TARGETS
     if "cuda" not in TARGETS:
         return "the compiler has no 'cuda' target yet (ember.backends.TARGETS)"
     if not torch.cuda.is_available():
@@ -569,7 +569,7 @@ def mlp_on_gpu(mlp_block, tmp_path_factory):
     import ember
     major, minor = torch.cuda.get_device_capability()
     arch = f"sm_{major}{minor}"
-    from ember.backends import TARGETS
+    from ember.targets import TARGETS
     target = f"cuda:arch={arch}" if arch in TARGETS["cuda"].archs else "cuda"
     workdir = str(tmp_path_factory.mktemp("gpu") / "mlp.ember")
     ember.compile(mlp_block, (torch.randn(64, 512),), target=target, workdir=workdir)

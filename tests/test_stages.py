@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import ember
-from ember.backends import get_target
+from ember.targets import get_target
 from ember.backends.base import PassStage, stage_names
 from ember.compiler import CompileOptions, compile_to_stage, stage_table
 from ember.pipeline.pipeline import PipelineFailure

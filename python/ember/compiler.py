@@ -120,7 +120,7 @@ def compile_to_stage(text: str, stage: str, *, weights: Optional[Mapping[str, An
                      options: Optional[CompileOptions] = None, **overrides):
     """Runs the target's pass stages on ember-dialect `text` up to and including `stage`;
     returns the module (an `mlir.ir.Module`) at that point."""
-    from ember.backends import get_target
+    from ember.targets import get_target
     from ember.backends.base import CodegenStage, run_stages, stage_names
     options = resolve_options(options, overrides)
     target = get_target(options.target)
@@ -143,6 +143,7 @@ def stage_table(target, options: CompileOptions) -> list:
     options' replacement) as stage 0, the passes' options set, the disabled passes left out."""
     from ember.backends.base import configure_passes, disable_passes
     from ember.pipeline.pipeline import Pipeline
+    from ember.registry import REGISTRY  # noqa: F401  (a replacement may name any pass)
     from ember.transforms.graph_pipeline import graph_pipeline
     graph = graph_pipeline(merge_parallel_gemms=options.merge_parallel_linears) \
         if options.graph_pipeline is None else Pipeline.parse(options.graph_pipeline)
@@ -152,7 +153,7 @@ def stage_table(target, options: CompileOptions) -> list:
 
 def _compile_and_load(source, options: CompileOptions, timings: dict,
                       start: float) -> CompiledModel:
-    from ember.backends import get_target
+    from ember.targets import get_target
     from ember.runtime import Model
     artifact_dir = options.workdir or tempfile.mkdtemp(prefix="ember-artifact-")
     timings.update(build_artifact(source, artifact_dir, options))
@@ -171,7 +172,7 @@ def build_artifact(source, artifact_dir: str, options: CompileOptions) -> Dict[s
     the C runtime compiled into CPU libraries needs) is known, and the code generation stages
     follow."""
     from ember.artifact.store import write_artifact
-    from ember.backends import get_target
+    from ember.targets import get_target
     from ember.backends.base import CompileJob
 
     target = get_target(options.target)
@@ -201,7 +202,7 @@ def generate_code(module, ctx, options: CompileOptions, job, *, signature=None,
     with `signature(constant_names, weights)`, `job.signature` (the C runtime compiled into CPU
     libraries needs it); the code generation stages follow. `timings` receives the seconds of
     each half ("passes", "codegen")."""
-    from ember.backends import get_target
+    from ember.targets import get_target
     from ember.backends.base import first_codegen_stage, run_stages
     stages = stage_table(get_target(options.target), options)
     split = first_codegen_stage(stages)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 from mlir import ir
 
 from ember.pipeline import PassContext
-from ember.pipeline.pass_base import load_passes, parse_option_value
+from ember.pipeline.pass_base import REGISTRY, parse_option_value
 from ember.pipeline.pipeline import Pipeline
 from ember.pipeline.target_info import TargetInfo
 
@@ -174,7 +174,7 @@ def configure_passes(stages: Sequence[Stage],
         holders = [s for s in stages if isinstance(s, PassStage) and name in s.pipeline.names()]
         if not holders:
             raise ValueError(f"cannot set options of '{name}': not in the stage table")
-        cls = load_passes()[name]
+        cls = REGISTRY[name]
         fields = {f.name for f in cls.options()}
         unknown = sorted(set(options) - fields)
         if unknown:

@@ -2,7 +2,7 @@
 
 C[M, N] = residual + act(A[M, K] @ B + bias), the contract between the pass that outlines a
 GEMM into a kernel function and the generator that later writes its body. The CPU spec
-(ember.backends.cpu.gemm_kernel_spec) adds the packed and implicit-im2col layouts to these
+(ember.kit.gemm_kernel_spec) adds the packed and implicit-im2col layouts to these
 fields, the GPU spec (ember.backends.gpu.simt_gemm) nothing; both are encoded by the one codec
 of ember.kit.attr_codec.
 """

@@ -15,8 +15,8 @@ import math
 from mlir import ir
 from mlir.dialects import arith, func, linalg, tensor
 
-from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpec
-from ember.backends.cpu.packed_panels import PANEL_ATTR
+from ember.kit.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpec
+from ember.kit.packed_panels import PANEL_ATTR
 from ember.dialect import builders as eb
 from ember.dialect.verifier import patch_geometry, patch_matrix_shape
 from ember.kit.builders import i64

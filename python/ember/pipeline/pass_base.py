@@ -116,12 +116,3 @@ def register(cls: Type[EmberPass]) -> Type[EmberPass]:
     REGISTRY[cls.name] = cls
     return cls
 
-
-def load_passes() -> Dict[str, Type[EmberPass]]:
-    """The registry with every pass in it: imports the packages that declare passes (each
-    registers its own on import). Passes live with their stage; this is the one catalog."""
-    import ember.backends.cpu  # noqa: F401
-    import ember.backends.gpu  # noqa: F401
-    import ember.lowering  # noqa: F401
-    import ember.transforms  # noqa: F401
-    return REGISTRY

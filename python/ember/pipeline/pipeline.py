@@ -22,7 +22,7 @@ from mlir import ir
 from mlir.passmanager import PassManager
 
 from ember.dialect.verifier import verify_module
-from ember.pipeline.pass_base import EmberPass, PassContext, load_passes
+from ember.pipeline.pass_base import REGISTRY, EmberPass, PassContext
 
 
 class PipelineError(Exception):
@@ -160,7 +160,7 @@ def element_name(element: PassElement) -> str:
 
 
 def _is_ember(name: str) -> bool:
-    return name in load_passes()
+    return name in REGISTRY
 
 
 def _contains_ember(element: Element) -> bool:
@@ -179,7 +179,7 @@ def _flatten(element: Element) -> List[PassElement]:
     if _is_ember(element.name):
         if element.children is not None:
             raise PipelineError(f"ember pass '{element.name}' cannot nest passes")
-        return [load_passes()[element.name].from_options(parse_options(element.options))]
+        return [REGISTRY[element.name].from_options(parse_options(element.options))]
     if element.children is None or not _contains_ember(element):
         return [_to_upstream(element)]
     out: List[PassElement] = []
@@ -227,7 +227,7 @@ class Pipeline:
                     try:
                         PassManager.parse(f"builtin.module({element.text()})")
                     except Exception as e:
-                        known = ", ".join(sorted(load_passes()))
+                        known = ", ".join(sorted(REGISTRY)) or "none registered: import ember.registry"
                         raise PipelineError(f"invalid pipeline element in '{element.text()}': "
                                             f"{_first_line(e)} (ember passes: {known})") from None
 

@@ -24,11 +24,12 @@ from typing import List, Optional, Sequence, Tuple
 
 from mlir import ir
 
-from ember.backends import get_target
+from ember.targets import get_target
 from ember.backends.base import PassStage, Target, disable_passes
 from ember.dialect import new_context
 from ember.dialect.verifier import verify_module
-from ember.pipeline import PassContext, PassOptionError, load_passes
+from ember.pipeline import PassContext, PassOptionError
+from ember.registry import REGISTRY
 from ember.pipeline.pipeline import Pipeline, PipelineError, PipelineFailure
 from ember.pipeline.target_info import TargetInfo
 from ember.transforms.graph_pipeline import graph_pipeline
@@ -91,9 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 def describe_passes() -> str:
     """The registered ember passes with summaries and options (name: type = default)."""
     lines = ["ember passes (as --<name>[=<options>] flags or inside --pass-pipeline):"]
-    registry = load_passes()
-    for name in sorted(registry):
-        cls = registry[name]
+    for name in sorted(REGISTRY):
+        cls = REGISTRY[name]
         lines.append(f"  --{name:<24} {cls.summary()}")
         for f in cls.options():
             type_name = f.type if isinstance(f.type, str) else f.type.__name__

@@ -5,7 +5,7 @@ ember-lower-to-linalg lowers products whose rhs is not a weight, such as the two
 of ember.attention, to plain `linalg.generic` contractions. LLVM vectorizes those loops, but a
 dot product per output element (Q K^T) or a load and store of C per k step (P V) runs at a
 fraction of the FMA peak. This pass recognizes them and calls a GEMM kernel function instead
-(the same machinery as packed-weight GEMMs, see ember.backends.cpu.gemm_kernel_spec) whose B is read
+(the same machinery as packed-weight GEMMs, see ember.kit.gemm_kernel_spec) whose B is read
 row-major in place, batched over the leading dim:
 
     %c = linalg.generic {(b, m, n, k): A (b, m, k), B (b, k, n) or (b, n, k) -> C (b, m, n)}
@@ -25,7 +25,7 @@ from typing import List, Optional
 from mlir import ir
 from mlir.dialects import func, linalg, tensor
 
-from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec
+from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec
 from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by

@@ -21,11 +21,12 @@ from dataclasses import dataclass
 
 from mlir import ir
 
-from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec, \
+from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec, \
     check_kernel_signature, is_bufferized
 from ember.backends.cpu.gemm_schedule import choose_schedule
 from ember.backends.cpu.gemm_threads import emit_kernel
-from ember.backends.cpu.microkernel import CpuTraits, kernel_functions
+from ember.backends.cpu.microkernel import CpuTraits
+from ember.kit.gemm_kernel_spec import kernel_functions
 from ember.kit.vector_math import expand_math
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from ember.backends.cpu.gemm_kernel_spec import GemmKernelSpec
+from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.backends.cpu.microkernel import CpuTraits, GemmSchedule
 
 #: Packing A pays off when the packed block is reused for at least this many panels: packing

@@ -15,7 +15,7 @@ import math
 from mlir import ir
 from mlir.dialects import arith, func, memref, scf
 
-from ember.backends.cpu.gemm_kernel_spec import GemmKernelSpec
+from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.backends.cpu.microkernel import GemmSchedule, TaskEmitter
 from ember.kit.builders import GemmOperands, for_, if_, index
 

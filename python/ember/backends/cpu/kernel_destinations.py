@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from mlir import ir
 
-from ember.backends.cpu.microkernel import kernel_functions
+from ember.kit.gemm_kernel_spec import kernel_functions
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 

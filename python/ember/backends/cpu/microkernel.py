@@ -4,7 +4,7 @@ every CPU code generator plans with.
 
 A task (ember.backends.cpu.gemm_threads calls one per thread) computes C rows [m0, m1) x panels
 [p0, p1) of C = residual + act(A @ B + bias), A [M, K] row-major (or implicit im2col patches),
-B packed in NR-column panels (ember.backends.cpu.packed_panels), C [M, N]:
+B packed in NR-column panels (ember.kit.packed_panels), C [M, N]:
 
     task:    rows [m0, m1) x panels [p0, p1), packed-A buffer on its stack
       for each block of <= MC rows (equal blocks, whole tiles)
@@ -26,7 +26,7 @@ from typing import List, Optional
 from mlir import ir
 from mlir.dialects import arith, memref, vector
 
-from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec
+from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec
 from ember.kit.attr_codec import to_attr
 from ember.kit.builders import GemmOperands, constant, for_, i64, if_, index
 from ember.kit.epilogue import apply_epilogue
@@ -83,12 +83,6 @@ class GemmSchedule:
     def attr(self) -> ir.DictAttr:
         """The schedule as an attribute, recorded on generated kernels for inspection."""
         return to_attr(self)
-
-
-def kernel_functions(module) -> List[object]:
-    """The func.func ops of `module` carrying a GEMM kernel spec (`KERNEL_ATTR`)."""
-    return [op for op in module.body.operations
-            if op.operation.name == "func.func" and KERNEL_ATTR in op.attributes]
 
 
 def _tail_pieces(mr: int) -> List[int]:

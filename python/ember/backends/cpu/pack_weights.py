@@ -2,7 +2,7 @@
 
 An `ember.gemm` whose rhs is an `ember.weight` [K, N] (after ember-fold-constants has folded
 `linear`'s transpose) gets, in its place, a weight [ceil(N/NR), K, NR] holding the same matrix in
-NR-column panels (zero-padded past N; see `ember.backends.cpu.packed_panels`) and the
+NR-column panels (zero-padded past N; see `ember.kit.packed_panels`) and the
 attribute `rhs_panel = NR`. The packing is done once, at compile time, on the weights table
 (`WeightTable.derive`), so the artifact stores the weight packed and no run-time code ever
 transposes or packs it. On an abstract table the IR is rewritten the same way and the packed
@@ -17,7 +17,7 @@ from mlir import ir
 
 from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
-from ember.backends.cpu.packed_panels import PANEL_ATTR, pack_panels, packed_shape
+from ember.kit.packed_panels import PANEL_ATTR, pack_panels, packed_shape
 from ember.dialect import builders as eb
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register

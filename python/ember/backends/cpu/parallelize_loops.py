@@ -34,7 +34,7 @@ from typing import List, Optional
 from mlir import ir
 from mlir.dialects import arith, linalg, memref, scf
 
-from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR
+from ember.kit.gemm_kernel_spec import KERNEL_ATTR
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.kit.patterns import apply_transform_script, walk_ops

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Tuple
 from mlir import ir
 from mlir.dialects import arith, memref
 
-from ember.backends.cpu.gemm_kernel_spec import KERNEL_ATTR
+from ember.kit.gemm_kernel_spec import KERNEL_ATTR
 
 from ember.kit.builders import i64
 from ember.kit.memory_plan import LiveBuffer, plan_offsets

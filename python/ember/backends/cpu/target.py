@@ -29,7 +29,6 @@ import dataclasses
 import functools
 import glob
 import os
-import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from typing import List, Optional, Sequence, Tuple
 from ember.backends.base import (CodegenResult, CodegenStage, CompileJob, PassStage, Stage,
                                  Target, TargetOptions)
 from ember.backends.bufferize import bufferize_passes
+from ember.backends.external_tools import ToolError, run_tool
 from ember.backends.cpu import c_runtime
 from ember.backends.cpu.c_interface import MarkCInterface
 from ember.backends.cpu.conv_winograd import ConvWinograd
@@ -90,17 +90,6 @@ THREADS_SYMBOL = "ember_set_num_threads"
 #: `ember_entry`'s status when the CPU lacks what the code was compiled for (the C runtime
 #: reports "the model's code returned status 3").
 CPU_MISMATCH = 3
-
-
-class ToolError(RuntimeError):
-    """An external tool failed; the message quotes the command to rerun."""
-
-
-def run_tool(cmd: List[str]) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise ToolError(f"{cmd[0]} failed (exit {proc.returncode}):\n{proc.stderr.strip()}\n"
-                        f"rerun with:\n  {shlex.join(cmd)}")
 
 
 def entry_stub(entry: str, num_args: int, cpu_check: str = "") -> str:

@@ -18,7 +18,7 @@ from typing import Optional
 from mlir.dialects import gpu
 
 from ember.backends.base import CodegenStage, CompileJob, PassStage
-from ember.backends.cpu.target import run_tool
+from ember.backends.external_tools import run_tool
 from ember.backends.gpu.lowering import GpuOptions, GpuProgram, GpuTarget, why_no_device
 from ember.pipeline.pipeline import Pipeline, nest, upstream
 

@@ -20,7 +20,7 @@ from typing import Optional
 from mlir import ir
 
 from ember.backends.base import CodegenStage, CompileJob, PassStage
-from ember.backends.cpu.target import ToolError, run_tool
+from ember.backends.external_tools import ToolError, run_tool
 from ember.backends.gpu.expand_floor import ExpandFloor
 from ember.backends.gpu.lowering import GpuOptions, GpuProgram, GpuTarget, why_no_device
 from ember.backends.llvm import emit_object, translate_to_llvm_ir

@@ -1,7 +1,8 @@
 """The CPU GEMM kernel function: what it computes (`GemmKernelSpec`) and its signature.
 
-Three passes meet at these functions, one stage each:
-  ember-pack-weights      rewrites a weight rhs [K, N] into panels (ember.backends.cpu.packed_panels)
+The contract between the lowering (which creates kernel functions) and the CPU backend (which
+generates their bodies), so it lives below both. Three passes meet at these functions, one stage each:
+  ember-pack-weights      rewrites a weight rhs [K, N] into panels (ember.kit.packed_panels)
   ember-lower-to-linalg   turns a packed ember.gemm into a call of a private kernel function
                           whose body is a linalg reference and whose `ember.gemm_kernel`
                           attribute is its `GemmKernelSpec` (ember-cpu-contractions does the same
@@ -17,7 +18,7 @@ from typing import List, Optional, Tuple
 
 from mlir import ir
 
-from ember.backends.cpu.packed_panels import packed_shape
+from ember.kit.packed_panels import packed_shape
 from ember.kit.attr_codec import omitted_at_default
 from ember.kit.gemm_spec import GemmSpec
 
@@ -106,3 +107,8 @@ def is_bufferized(fn) -> bool:
     fn_type = ir.FunctionType(ir.TypeAttr(fn.attributes["function_type"]).value)
     return not any(isinstance(t, ir.RankedTensorType) for t in fn_type.inputs)
 
+
+def kernel_functions(module) -> List[object]:
+    """The func.func ops of `module` carrying a GEMM kernel spec (`KERNEL_ATTR`)."""
+    return [op for op in module.body.operations
+            if op.operation.name == "func.func" and KERNEL_ATTR in op.attributes]
