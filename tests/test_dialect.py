@@ -8,9 +8,6 @@ import pytest
 from mlir import ir
 from mlir.dialects import func
 
-# ember.backends before ember.lowering: importing ember.lowering first meets the import cycle
-# between lowering/ and backends/.
-import ember.backends  # noqa: F401
 from ember.dialect import docgen, new_context
 from ember.dialect.ops import OPS, Conv2d, Gemm, Transpose, Unary
 from ember.dialect.verifier import verify_module

@@ -18,8 +18,6 @@ import numpy as np
 import pytest
 import torch
 
-from mlir import ir
-
 from compare import assert_close
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.backends.cpu.gemm_schedule import choose_schedule
@@ -28,7 +26,7 @@ from ember.kit.packed_panels import pack_panels
 from ember.targets import get_target
 from ember.backends.base import CompileJob
 from ember.dialect import new_context
-from ember.compiler import CompileOptions, compile_to_stage, generate_code, parse_module
+from ember.compiler import CompileOptions, generate_code, parse_module
 from ember.runtime.descriptors import describe, pack
 
 ACTIVATIONS = {

@@ -43,7 +43,7 @@ import json
 import os
 import re
 import shutil
-from typing import Dict, Mapping, Optional
+from typing import Dict, Mapping
 
 import numpy as np
 from safetensors.numpy import save_file

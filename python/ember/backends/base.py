@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Union
 
 from mlir import ir
@@ -27,9 +27,6 @@ from ember.pipeline.target_info import TargetInfo
 class TargetOptions:
     """Options common to all targets; targets subclass this with their own fields."""
 
-    def key(self) -> str:
-        return repr(self)
-
 
 @dataclass
 class CodegenResult:
@@ -37,7 +34,6 @@ class CodegenResult:
     files: Dict[str, str]           # artifact file name -> path on disk
     code: Dict[str, Any]            # this target kind's manifest code section, e.g. {"library"}
     target: Dict[str, Any]          # manifest "target" section
-    stage_outputs: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -305,7 +305,3 @@ def _run_element(element: PassElement, module: ir.Module, ctx: PassContext) -> N
         raise RuntimeError(f"{op.location}: {message}"
                            + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
 
-
-def run_pipeline(module: ir.Module, text: str, ctx: Optional[PassContext] = None, **kw) -> None:
-    """Parses and runs `text` on `module` (a convenience for Python users and tests)."""
-    Pipeline.parse(text, module.context).run(module, ctx, **kw)

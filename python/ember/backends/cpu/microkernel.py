@@ -26,7 +26,7 @@ from typing import List, Optional
 from mlir import ir
 from mlir.dialects import arith, memref, vector
 
-from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec
+from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.attr_codec import to_attr
 from ember.kit.builders import GemmOperands, constant, for_, i64, if_, index
 from ember.kit.epilogue import apply_epilogue

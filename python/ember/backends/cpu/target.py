@@ -25,7 +25,6 @@ architecture.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import glob
 import os

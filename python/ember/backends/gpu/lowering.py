@@ -135,8 +135,7 @@ class GpuTarget(Target):
         write_plan(program.plan, path)
         return CodegenResult(files={**program.files, PLAN_FILE: path},
                              code={**program.code, "plan": PLAN_FILE, "abi": ABI},
-                             target=self.describe(),
-                             stage_outputs={"plan": program.plan})
+                             target=self.describe())
 
     def write(self, program: GpuProgram, job: CompileJob, name: str, data) -> str:
         """Writes `data` (bytes or text) to `name` in the work dir, as one of the files."""
