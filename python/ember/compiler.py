@@ -246,7 +246,8 @@ def _main_signature(text: str) -> Tuple[list, list]:
     from mlir import ir
 
     from ember.dialect import new_context
-    from ember.frontend.export import TensorSpec
+    from ember.symbolic import Dim
+    from ember.tensor_spec import TensorSpec
     with new_context():
         module = ir.Module.parse(text)
         mains = [op for op in module.body.operations if "sym_name" in op.attributes and
@@ -255,17 +256,17 @@ def _main_signature(text: str) -> Tuple[list, list]:
             raise ValueError("the module has no @main function")
         fn_type = ir.FunctionType(ir.TypeAttr(mains[0].attributes["function_type"]).value)
 
-        def entries(types, prefix):
+        def entries(types, role, prefix):
             out = []
             for i, t in enumerate(types):
                 t = ir.RankedTensorType(t)
                 if not t.has_static_shape:
                     raise ValueError(f"@main's {prefix}{i} has a dynamic shape ({t}); "
                                      f"compile_mlir takes static shapes")
-                out.append(TensorSpec(f"{prefix}{i}", _NUMPY_DTYPES[str(t.element_type)],
-                                      list(t.shape)))
+                out.append(TensorSpec(role, f"{prefix}{i}", _NUMPY_DTYPES[str(t.element_type)],
+                                      tuple(Dim(d) for d in t.shape)))
             return out
-        return entries(fn_type.inputs, "arg"), entries(fn_type.results, "out")
+        return entries(fn_type.inputs, "input", "arg"), entries(fn_type.results, "output", "out")
 
 
 #: The maximum assumed for a dynamic dim declared without one (torch.export.Dim's default).
