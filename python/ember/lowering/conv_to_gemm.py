@@ -29,7 +29,7 @@ from typing import Optional
 from mlir import ir
 
 from ember.dialect.ops import Conv2d, Gemm, Weight
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.kit.structured import pad_spatial
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 

@@ -20,7 +20,7 @@ from ember.dialect.shapes import patch_matrix_shape
 from ember.kit.builders import i64
 from ember.kit.epilogue import apply_epilogue, epilogue_op
 from ember.kit.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpec
-from ember.kit.patterns import kernel_function
+from ember.kit.private_functions import kernel_function
 from ember.kit.structured import PARALLEL, REDUCTION, element_type, empty_like, filled, \
     generic, identity_map, tensor_dim, tensor_shape
 

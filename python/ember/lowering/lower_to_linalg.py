@@ -15,7 +15,7 @@ from typing import Callable, Dict
 
 from ember.dialect.ops import Attention, Binary, Concat, Conv2d, Gemm, LayerNorm, Pool2d, \
     Reduce, Reshape, RmsNorm, RotaryEmbedding, Slice, Softmax, Transpose, Unary, view
-from ember.kit.patterns import APPLIED, apply_patterns
+from ember.kit.rewrite import APPLIED, apply_patterns
 from ember.lowering.attention_to_linalg import lower_attention
 from ember.lowering.conv_pool_to_linalg import lower_conv2d, lower_pool2d
 from ember.lowering.elementwise_to_linalg import lower_binary, lower_rotary_embedding, \

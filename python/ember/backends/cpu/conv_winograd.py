@@ -48,7 +48,7 @@ from ember.backends.cpu.microkernel import CpuTraits
 from ember.dialect.ops import Conv2d, Gemm, Weight
 from ember.kit.builders import index
 from ember.kit.epilogue import apply_epilogue
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.kit.structured import PARALLEL, generic, generic_into, pad_spatial, tensor_dim
 from ember.lowering.conv_to_gemm import DenseConv
 from ember.pipeline.pass_base import EmberPass, PassContext, register

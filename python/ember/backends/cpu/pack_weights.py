@@ -19,7 +19,7 @@ from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.dialect.ops import Gemm, Weight
 from ember.kit.packed_panels import pack_panels, packed_shape
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 

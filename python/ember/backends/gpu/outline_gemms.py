@@ -22,7 +22,8 @@ from mlir.dialects import func, tensor
 
 from ember.backends.gpu.simt_gemm import GEMM_ATTR, GEMM_PREFIX, GpuGemmSpec
 from ember.dialect.ops import Gemm
-from ember.kit.patterns import kernel_function, walk_ops
+from ember.kit.ir_queries import walk_ops
+from ember.kit.private_functions import kernel_function
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 
