@@ -11,7 +11,7 @@ from torch import nn
 import ember
 from compare import assert_close
 from ember.dialect import new_context
-from ember.kit.patterns import walk_ops
+from ember.kit.ir_queries import walk_ops
 from ember.backends.cpu.vectorize_generics import vector_tiles
 
 ID2 = "affine_map<(d0, d1) -> (d0, d1)>"

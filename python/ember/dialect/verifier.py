@@ -15,11 +15,8 @@ from typing import List, Optional, Tuple
 from ember.dialect.attributes import OneOf
 from ember.dialect.builds import ir_of
 from ember.dialect.definition import ElementTypes, EmberOp
-from ember.dialect.ops import OPS_BY_NAME, Gemm
-from ember.dialect.shapes import element_type, patch_matrix_shape
-
-#: lowering/ imports patch_matrix_shape from here.
-__all__ = ["patch_geometry", "patch_matrix_shape", "verify_module", "verify_op"]
+from ember.dialect.ops import OPS_BY_NAME
+from ember.dialect.shapes import element_type
 
 FLOAT_TYPES = ("f16", "bf16", "f32", "f64")
 
@@ -75,9 +72,3 @@ def verify_module(module_op) -> List[Tuple[object, str]]:
     module_op.walk(visit)
     return errors
 
-
-def patch_geometry(op):
-    """(KH, KW, SH, SW, DH, DW) of a GEMM whose lhs is implicit im2col patches, else None
-    (lowering/ calls it; new code reads `Gemm(op).lhs_patches`)."""
-    patches = Gemm(op).lhs_patches
-    return None if patches is None else tuple(patches)

@@ -3,16 +3,13 @@
 rhs[k, n] lives at packed[n // NR, k, n % NR], zero-padded to a multiple of NR columns, i.e.
 `linalg.pack %rhs outer_dims_perm = [1, 0] inner_dims_pos = [1] inner_tiles = [NR]`. One
 NR-wide panel is contiguous over K, so the micro-kernel streams it. ember-pack-weights packs
-weights this way at compile time and marks their GEMMs with PANEL_ATTR.
+weights this way at compile time and marks their GEMMs with `rhs_panel = NR`.
 """
 from __future__ import annotations
 
 from typing import List
 
 import numpy as np
-
-#: Attribute on ember.gemm: rhs is packed in panels of this many columns.
-PANEL_ATTR = "rhs_panel"
 
 
 def packed_shape(k: int, n: int, nr: int) -> List[int]:

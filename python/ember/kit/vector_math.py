@@ -17,7 +17,7 @@ from mlir.dialects import math as mmath
 from mlir.rewrite import RewritePatternSet, walk_and_apply_patterns
 
 from ember.kit.builders import constant
-from ember.kit.patterns import APPLIED, NOT_APPLIED
+from ember.kit.rewrite import APPLIED, NOT_APPLIED
 
 LOG2E = 1.44269504088896341
 LN2_HI = 0.693359375             # ln 2 split in two so x - n ln2 is exact for |n| < 2^9

@@ -6,9 +6,8 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
-from ember.dialect import builders as eb
+from ember.dialect.ops import Attention
 from ember.kit.builders import constant
-from ember.kit.patterns import float_attr
 from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
     empty_like, filled, generic, identity_map, tensor_dim, tensor_shape, type_shape
 from ember.lowering.reductions_to_linalg import softmax_along
@@ -87,17 +86,15 @@ def _slice_leading(x, index):
                                  [1] * len(shape)).result
 
 
-def lower_attention(op):
+def lower_attention(op: Attention):
     """softmax(q k^T * scale + mask) v, as two batched contractions around a softmax.
 
     With a leading (batch) dim shared by q, k, v (and the mask, or a mask broadcast over it),
     the batch entries are the iterations of an scf.forall (OpenMP threads on the host), each
     computing one entry's attention in cache-sized pieces."""
-    q, k, v = op.operands[0], op.operands[1], op.operands[2]
-    mask = eb.optional_operand(op, "mask")
-    scale = float_attr(op, "scale")
-    causal = ir.BoolAttr(op.attributes["causal"]).value
-    out_type = ir.RankedTensorType(op.results[0].type)
+    q, k, v, mask = op.query, op.key, op.value, op.mask
+    scale, causal = op.scale, op.causal
+    out_type = ir.RankedTensorType(op.result.type)
     rank = len(tensor_shape(q))
     split = rank >= 3 and _same_leading_dim(q, k) and _same_leading_dim(q, v)
     mask_rank = len(tensor_shape(mask)) if mask is not None else 0
@@ -118,7 +115,7 @@ def lower_attention(op):
         part = _attention(_slice_leading(q, b), _slice_leading(k, b), _slice_leading(v, b),
                           sub_mask, scale, causal, sub_type)
         dyn = ir.ShapedType.get_dynamic_size()
-        out_shape = tensor_shape(op.results[0])
+        out_shape = tensor_shape(op.result)
         sizes = [1] + [dyn if d is None else d for d in out_shape[1:]]
         dynamic = [tensor_dim(part, d - 1) for d in range(1, rank) if out_shape[d] is None]
         with ir.InsertionPoint(forall.terminator().block):

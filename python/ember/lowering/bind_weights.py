@@ -12,16 +12,17 @@ from dataclasses import dataclass
 
 from mlir import ir
 
+from ember.dialect.ops import Weight
+from ember.kit.ir_queries import walk_ops
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import string_attr, walk_ops
 
 
 def bind_function_weights(fn) -> list:
     """Binds the weights used in `fn`; returns their names in argument order."""
     block = fn.regions[0].blocks[0]
     names, args = [], {}
-    for op in walk_ops(fn, ["ember.weight"]):
-        name = string_attr(op, "name")
+    for op in walk_ops(fn, [Weight.op_name]):
+        name = Weight(op).name
         if name not in args:
             args[name] = block.add_argument(op.results[0].type, op.location)
             names.append(name)

@@ -10,10 +10,9 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
-from ember.dialect import builders as eb
+from ember.dialect.ops import Conv2d, Pool2d
 from ember.kit.builders import constant
 from ember.kit.epilogue import epilogue_op
-from ember.kit.patterns import string_attr
 from ember.kit.structured import LOWEST_F32, element_type, elementwise, filled, pad_spatial, \
     tensor_shape
 
@@ -38,22 +37,18 @@ _CONVOLUTIONS = {
 }
 
 
-def lower_conv2d(op):
-    x, w = op.operands[0], op.operands[1]
-    settings = eb.conv2d_attributes(op)
-    layout = settings["layout"]
+def lower_conv2d(op: Conv2d):
+    x, w, layout = op.input, op.filter, op.layout
     spatial, channel = ((2, 3), 1) if layout == "nchw" else ((1, 2), 3)
-    depthwise = settings["groups"] != 1
-    padded = pad_spatial(x, spatial, settings["padding"])
-    out_type = op.results[0].type
+    depthwise = op.groups != 1
+    padded = pad_spatial(x, spatial, op.padding)
+    out_type = op.result.type
     acc = filled(out_type, [(x, 0), None, None, None], 0.0)
     filt = _collapse_depthwise_filter(w, layout) if depthwise else w
     conv = _CONVOLUTIONS[(layout, depthwise)](padded, filt, outs=[acc],
-                                              strides=settings["strides"],
-                                              dilations=settings["dilations"])
-    return epilogue_op(conv, out_type, bias=eb.optional_operand(op, "bias"),
-                       residual=eb.optional_operand(op, "residual"),
-                       activation=settings["activation"], channel_axis=channel)
+                                              strides=op.strides, dilations=op.dilations)
+    return epilogue_op(conv, out_type, bias=op.bias, residual=op.residual,
+                       activation=op.activation, channel_axis=channel)
 
 
 #: (kind, layout) -> linalg named pooling builder.
@@ -65,20 +60,17 @@ _POOLINGS = {
 }
 
 
-def lower_pool2d(op):
-    x = op.operands[0]
-    kind = string_attr(op, "kind")
-    settings = eb.pool2d_attributes(op)
-    layout = settings["layout"]
+def lower_pool2d(op: Pool2d):
+    x, kind, layout, kernel = op.input, op.kind, op.layout, op.kernel
     spatial = (2, 3) if layout == "nchw" else (1, 2)
     init_value = LOWEST_F32 if kind == "max" else 0.0
-    padded = pad_spatial(x, spatial, settings["padding"], init_value)
-    out_type = op.results[0].type
+    padded = pad_spatial(x, spatial, op.padding, init_value)
+    out_type = op.result.type
     acc = filled(out_type, [(x, 0), None, None, (x, 3)], init_value)
-    window = tensor.empty(settings["kernel"], element_type(x))
-    pooled = _POOLINGS[(kind, layout)](padded, window, outs=[acc], strides=settings["strides"],
+    window = tensor.empty(kernel, element_type(x))
+    pooled = _POOLINGS[(kind, layout)](padded, window, outs=[acc], strides=op.strides,
                                        dilations=[1, 1])
     if kind == "max":
         return pooled
-    area = float(settings["kernel"][0] * settings["kernel"][1])
+    area = float(kernel[0] * kernel[1])
     return elementwise([pooled], out_type, lambda v: arith.divf(v, constant(area, v.type)))

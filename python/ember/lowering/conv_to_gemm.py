@@ -28,8 +28,8 @@ from typing import Optional
 
 from mlir import ir
 
-from ember.dialect import builders as eb
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_attr
+from ember.dialect.ops import Conv2d, Gemm, Weight
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.kit.structured import pad_spatial
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 
@@ -39,27 +39,27 @@ class DenseConv:
     """An NHWC, groups = 1, f32 conv2d with a weight filter [KH, KW, C, F] and static spatial
     and channel sizes: the convs the GEMM-based rewrites (this pass, ember-conv-winograd)
     take."""
-    settings: dict
-    weight: object          # the filter's ember.weight op
+    conv: Conv2d
+    weight: Weight          # the filter's ember.weight
     kernel: tuple           # (KH, KW)
     channels: int           # C
     filters: int            # F
 
     @classmethod
     def match(cls, op) -> Optional["DenseConv"]:
-        settings = eb.conv2d_attributes(op)
-        x, w = op.operands[0], op.operands[1]
-        weight = defined_by(w, "ember.weight")
+        conv = Conv2d(op)
+        x, w = conv.input, conv.filter
+        weight = Weight.defining(w)
         x_type, w_type = ir.RankedTensorType(x.type), ir.RankedTensorType(w.type)
-        out_type = ir.RankedTensorType(op.results[0].type)
-        if settings["layout"] != "nhwc" or settings["groups"] != 1 or weight is None or \
+        out_type = ir.RankedTensorType(conv.result.type)
+        if conv.layout != "nhwc" or conv.groups != 1 or weight is None or \
                 not all(isinstance(t.element_type, ir.F32Type)
                         for t in (x_type, w_type, out_type)) or \
                 x_type.rank != 4 or w_type.rank != 4 or not w_type.has_static_shape or \
                 any(t.is_dynamic_dim(i) for t in (x_type, out_type) for i in (1, 2, 3)):
             return None
         kh, kw, c, f = w_type.shape
-        return cls(settings, weight, (kh, kw), c, f)
+        return cls(conv, weight, (kh, kw), c, f)
 
 
 @dataclass
@@ -69,30 +69,26 @@ class _ConvToGemm:
     im2col: bool
 
     def __call__(self, op, rewriter) -> bool:
-        conv = DenseConv.match(op)
-        if conv is None or conv.channels < self.min_channels:
+        dense = DenseConv.match(op)
+        if dense is None or dense.channels < self.min_channels:
             return NOT_APPLIED
-        settings, weight = conv.settings, conv.weight
-        (kh, kw), c, f = conv.kernel, conv.channels, conv.filters
-        x = op.operands[0]
-        out_type = ir.RankedTensorType(op.results[0].type)
-        w_type = ir.RankedTensorType(op.operands[1].type)
-        pointwise = (kh, kw) == (1, 1) and settings["strides"] == [1, 1] and \
-            settings["padding"] == [0, 0]
+        conv = dense.conv
+        (kh, kw), c, f = dense.kernel, dense.channels, dense.filters
+        out_type = ir.RankedTensorType(conv.result.type)
+        w_type = ir.RankedTensorType(conv.filter.type)
+        pointwise = (kh, kw) == (1, 1) and conv.strides == [1, 1] and conv.padding == [0, 0]
         if not pointwise and not self.im2col:
             return NOT_APPLIED
-        source = string_attr(weight, "name")
+        source = dense.weight.name
         k = kh * kw * c
         name = self.ctx.weights.derive(f"{source}.gemm", lambda a: a.reshape(k, f), [source],
                                        key=("ember-conv-to-gemm", source))
         with rewriter.ip, op.location:
-            rhs = eb.weight(ir, name, ir.RankedTensorType.get([k, f], w_type.element_type))
-            patches = None if pointwise else \
-                (kh, kw, *settings["strides"], *settings["dilations"])
-            lhs = x if pointwise else pad_spatial(x, (1, 2), settings["padding"])
-            y = eb.gemm(lhs, rhs, out_type, bias=eb.optional_operand(op, "bias"),
-                        residual=eb.optional_operand(op, "residual"),
-                        activation=settings["activation"], lhs_patches=patches)
+            rhs = Weight.build(ir.RankedTensorType.get([k, f], w_type.element_type), name=name)
+            patches = None if pointwise else (kh, kw, *conv.strides, *conv.dilations)
+            lhs = conv.input if pointwise else pad_spatial(conv.input, (1, 2), conv.padding)
+            y = Gemm.build(lhs, rhs, out_type, bias=conv.bias, residual=conv.residual,
+                           activation=conv.activation, lhs_patches=patches)
             rewriter.replace_op(op, [y])
         return APPLIED
 
@@ -113,5 +109,5 @@ class ConvToGemm(EmberPass):
     def run(self, module, ctx: PassContext) -> None:
         if not self.enabled:
             return
-        apply_patterns(module, {"ember.conv2d": [_ConvToGemm(ctx, self.min_channels,
+        apply_patterns(module, {Conv2d.op_name: [_ConvToGemm(ctx, self.min_channels,
                                                              self.im2col)]})

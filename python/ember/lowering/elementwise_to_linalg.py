@@ -4,14 +4,14 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith, tensor
 
-from ember.kit.patterns import string_attr
+from ember.dialect.ops import Binary, RotaryEmbedding, Unary
 from ember.kit.scalar_math import BINARY, UNARY
 from ember.kit.structured import element_type, elementwise, empty_like, tensor_dim, tensor_shape
 
 
-def lower_rotary_embedding(op):
+def lower_rotary_embedding(op: RotaryEmbedding):
     """x * cos + rotate_half(x) * sin, rotate_half(x) = concat(-x2, x1) built with slices."""
-    x, cos, sin = op.operands[0], op.operands[1], op.operands[2]
+    x, cos, sin = op.input, op.cos, op.sin
     shape = tensor_shape(x)
     rank = len(shape)
     half = shape[-1] // 2
@@ -29,15 +29,13 @@ def lower_rotary_embedding(op):
     for value, offset in ((neg_x2, 0), (x1, half)):
         rotated = tensor.InsertSliceOp(value, rotated, [], dyn, [], [0] * (rank - 1) + [offset],
                                        static_sizes, [1] * rank).result
-    return elementwise([x, cos, rotated, sin], op.results[0].type,
+    return elementwise([x, cos, rotated, sin], op.result.type,
                        lambda a, c, r, s: arith.addf(arith.mulf(a, c), arith.mulf(r, s)))
 
 
-def lower_unary(op):
-    fn = UNARY[string_attr(op, "kind")]
-    return elementwise([op.operands[0]], op.results[0].type, fn)
+def lower_unary(op: Unary):
+    return elementwise([op.input], op.result.type, UNARY[op.kind])
 
 
-def lower_binary(op):
-    fn = BINARY[string_attr(op, "kind")]
-    return elementwise([op.operands[0], op.operands[1]], op.results[0].type, fn)
+def lower_binary(op: Binary):
+    return elementwise([op.lhs, op.rhs], op.result.type, BINARY[op.kind])

@@ -15,13 +15,12 @@ import math
 from mlir import ir
 from mlir.dialects import arith, func, linalg, tensor
 
-from ember.kit.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpec
-from ember.kit.packed_panels import PANEL_ATTR
-from ember.dialect import builders as eb
-from ember.dialect.verifier import patch_geometry, patch_matrix_shape
+from ember.dialect.ops import Gemm
+from ember.dialect.shapes import patch_matrix_shape
 from ember.kit.builders import i64
 from ember.kit.epilogue import apply_epilogue, epilogue_op
-from ember.kit.patterns import kernel_function, string_attr
+from ember.kit.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpec
+from ember.kit.private_functions import kernel_function
 from ember.kit.structured import PARALLEL, REDUCTION, element_type, empty_like, filled, \
     generic, identity_map, tensor_dim, tensor_shape
 
@@ -51,14 +50,13 @@ def materialize_patches(padded, geometry):
     return tensor.CollapseShapeOp(matrix_type, patches, [[0], [1], [2], [3, 4, 5]]).result
 
 
-def lower_gemm(op):
-    if PANEL_ATTR in op.attributes:
-        return lower_packed_gemm(op)
-    lhs, rhs = op.operands[0], op.operands[1]
-    geometry = patch_geometry(op)
-    if geometry is not None:
-        lhs = materialize_patches(lhs, geometry)
-    out_type = op.results[0].type
+def lower_gemm(gemm: Gemm):
+    if gemm.rhs_panel is not None:
+        return lower_packed_gemm(gemm)
+    lhs, rhs = gemm.lhs, gemm.rhs
+    if gemm.lhs_patches is not None:
+        lhs = materialize_patches(lhs, gemm.lhs_patches)
+    out_type = gemm.result.type
     lhs_shape, rhs_shape = tensor_shape(lhs), tensor_shape(rhs)
     rank = len(lhs_shape)
     dim_sources = [(lhs, i) for i in range(rank - 1)] + [(rhs, len(rhs_shape) - 1)]
@@ -76,12 +74,11 @@ def lower_gemm(op):
         product = generic([lhs, rhs], acc, [lhs_map, rhs_map, out_map],
                           [PARALLEL] * rank + [REDUCTION],
                           lambda a, w, c: arith.addf(c, arith.mulf(a, w)))
-    return epilogue_op(product, out_type, bias=eb.optional_operand(op, "bias"),
-                       residual=eb.optional_operand(op, "residual"),
-                       activation=string_attr(op, "activation"), channel_axis=rank - 1)
+    return epilogue_op(product, out_type, bias=gemm.bias, residual=gemm.residual,
+                       activation=gemm.activation, channel_axis=rank - 1)
 
 
-def lower_packed_gemm(op):
+def lower_packed_gemm(gemm: Gemm):
     """A panel-packed GEMM (`rhs_panel`, see ember-pack-weights) -> a kernel function call.
 
     The GEMM becomes `func.call @ember_gemm_<i>(lhs, packed, [bias], [residual], init)` in
@@ -91,11 +88,10 @@ def lower_packed_gemm(op):
     so a target replaces the body after bufferization (ember-cpu-gemm-kernels). Leading batch
     dims of lhs are collapsed into M. Identical kernels are shared.
     """
-    lhs, packed = op.operands[0], op.operands[1]
-    bias, residual = eb.optional_operand(op, "bias"), eb.optional_operand(op, "residual")
-    out_type = ir.RankedTensorType(op.results[0].type)
+    lhs, packed, bias, residual = gemm.lhs, gemm.rhs, gemm.bias, gemm.residual
+    out_type = ir.RankedTensorType(gemm.result.type)
     element = out_type.element_type
-    geometry = patch_geometry(op)
+    geometry = gemm.lhs_patches
     logical = patch_matrix_shape(tensor_shape(lhs), geometry) if geometry else tensor_shape(lhs)
     rank, k, n = len(logical), logical[-1], out_type.shape[-1]
     lead = logical[:-1]
@@ -111,11 +107,11 @@ def lower_packed_gemm(op):
         if residual is not None:
             residual = tensor.collapse_shape(out2_type, residual, rows)
     patches = None if geometry is None else tuple(tensor_shape(lhs)[1:]) + tuple(geometry)
-    spec = GemmKernelSpec(m=m, n=n, k=k, nr=ir.IntegerAttr(op.attributes[PANEL_ATTR]).value,
-                          activation=string_attr(op, "activation"), bias=bias is not None,
-                          residual=residual is not None, patches=patches)
+    spec = GemmKernelSpec(m=m, n=n, k=k, nr=gemm.rhs_panel, activation=gemm.activation,
+                          bias=bias is not None, residual=residual is not None, patches=patches)
     operands = [v for v in (lhs, packed, bias, residual) if v is not None]
-    callee = gemm_kernel_function(op, spec, [v.type for v in operands] + [out2_type], out2_type)
+    callee = gemm_kernel_function(gemm.operation, spec, [v.type for v in operands] + [out2_type],
+                                  out2_type)
     if m is not None:
         init = tensor.empty([m, n], element)
     elif geometry is None:
@@ -126,7 +122,7 @@ def lower_packed_gemm(op):
     result = func.call([out2_type], callee, operands + [init])
     if rank == 2:
         return result
-    sizes = [tensor_dim(op.operands[0], d) if lead[d] is None else None for d in range(rank - 1)]
+    sizes = [tensor_dim(gemm.lhs, d) if lead[d] is None else None for d in range(rank - 1)]
     output_shape = [v for v in sizes if v is not None]
     return tensor.expand_shape(out_type, result, rows, output_shape,
                                ir.DenseI64ArrayAttr.get(list(out_type.shape)))

@@ -14,7 +14,7 @@ from mlir import ir
 from mlir.dialects import arith, tensor
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import walk_ops
+from ember.kit.ir_queries import walk_ops
 
 
 def _needs_rewrite(op) -> bool:

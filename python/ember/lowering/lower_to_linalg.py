@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Dict
 
-from ember.kit.patterns import APPLIED, apply_patterns
+from ember.dialect.ops import Attention, Binary, Concat, Conv2d, Gemm, LayerNorm, Pool2d, \
+    Reduce, Reshape, RmsNorm, RotaryEmbedding, Slice, Softmax, Transpose, Unary, view
+from ember.kit.rewrite import APPLIED, apply_patterns
 from ember.lowering.attention_to_linalg import lower_attention
 from ember.lowering.conv_pool_to_linalg import lower_conv2d, lower_pool2d
 from ember.lowering.elementwise_to_linalg import lower_binary, lower_rotary_embedding, \
@@ -25,30 +27,30 @@ from ember.lowering.shape_ops_to_linalg import lower_concat, lower_reshape, lowe
     lower_transpose
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 
-#: ember op -> lowering (returns the replacement value).
+#: ember op -> lowering (takes the op's typed view, returns the replacement value).
 LOWERINGS: Dict[str, Callable] = {
-    "ember.gemm": lower_gemm,
-    "ember.conv2d": lower_conv2d,
-    "ember.pool2d": lower_pool2d,
-    "ember.attention": lower_attention,
-    "ember.rms_norm": lower_rms_norm,
-    "ember.rotary_embedding": lower_rotary_embedding,
-    "ember.slice": lower_slice,
-    "ember.reduce": lower_reduce,
-    "ember.concat": lower_concat,
-    "ember.layer_norm": lower_layer_norm,
-    "ember.softmax": lower_softmax,
-    "ember.unary": lower_unary,
-    "ember.binary": lower_binary,
-    "ember.transpose": lower_transpose,
-    "ember.reshape": lower_reshape,
+    Gemm.op_name: lower_gemm,
+    Conv2d.op_name: lower_conv2d,
+    Pool2d.op_name: lower_pool2d,
+    Attention.op_name: lower_attention,
+    RmsNorm.op_name: lower_rms_norm,
+    RotaryEmbedding.op_name: lower_rotary_embedding,
+    Slice.op_name: lower_slice,
+    Reduce.op_name: lower_reduce,
+    Concat.op_name: lower_concat,
+    LayerNorm.op_name: lower_layer_norm,
+    Softmax.op_name: lower_softmax,
+    Unary.op_name: lower_unary,
+    Binary.op_name: lower_binary,
+    Transpose.op_name: lower_transpose,
+    Reshape.op_name: lower_reshape,
 }
 
 
 def _pattern(lowering: Callable):
     def rewrite(op, rewriter) -> bool:
         with rewriter.ip, op.location:
-            rewriter.replace_op(op, [lowering(op)])
+            rewriter.replace_op(op, [lowering(view(op))])
         return APPLIED
     return rewrite
 

@@ -10,9 +10,8 @@ import math
 from mlir import ir
 from mlir.dialects import arith, math as mmath
 
-from ember.dialect import builders as eb
+from ember.dialect.ops import LayerNorm, Reduce, RmsNorm, Softmax
 from ember.kit.builders import constant
-from ember.kit.patterns import float_attr, int_attr, string_attr
 from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
     empty_like, filled, generic, identity_map, reduce_trailing, tensor_dim, tensor_shape
 
@@ -24,15 +23,12 @@ _REDUCE_COMBINE = {"sum": arith.addf, "mean": arith.addf, "max": arith.maximumf,
                    "min": arith.minimumf}
 
 
-def lower_reduce(op):
+def lower_reduce(op: Reduce):
     """One reducing generic; `mean` then divides by the reduced element count."""
-    x = op.operands[0]
-    kind = string_attr(op, "kind")
-    axes = list(op.attributes["axes"])
-    keepdim = ir.BoolAttr(op.attributes["keepdim"]).value
+    x, kind, axes, keepdim = op.input, op.kind, op.axes, op.keepdim
     shape = tensor_shape(x)
     rank = len(shape)
-    out_type = op.results[0].type
+    out_type = op.result.type
     kept = [d for d in range(rank) if d not in axes]
     exprs = [ir.AffineConstantExpr.get(0) if d in axes else ir.AffineDimExpr.get(d)
              for d in range(rank)] if keepdim else [ir.AffineDimExpr.get(d) for d in kept]
@@ -63,18 +59,19 @@ def _inverse_std(sum_of_squares, inv_n: float, eps: float):
 
 def _normalized_dims(op, kind: str):
     """(x, its shape, the leading dims kept, 1 / the count of normalized elements) of a
-    normalization over the trailing `normalized_ndim` dims of x, which must be static."""
-    x = op.operands[0]
+    normalization (a LayerNorm or RmsNorm view) over the trailing `normalized_ndim` dims of x,
+    which must be static."""
+    x = op.input
     shape = tensor_shape(x)
-    keep = len(shape) - int_attr(op, "normalized_ndim")
+    keep = len(shape) - op.normalized_ndim
     if None in shape[keep:]:
         raise NotImplementedError(f"{kind} over dynamic normalized dims")
     return x, shape, keep, 1.0 / math.prod(shape[keep:])
 
 
-def lower_layer_norm(op):
+def lower_layer_norm(op: LayerNorm):
     x, shape, keep, inv_n = _normalized_dims(op, "layer_norm")
-    eps = float_attr(op, "epsilon")
+    eps = op.epsilon
     total = reduce_trailing(x, keep, 0.0, arith.addf)
     mean = elementwise([total], total.type, lambda s: arith.mulf(s, constant(inv_n, s.type)))
 
@@ -83,7 +80,7 @@ def lower_layer_norm(op):
         return arith.mulf(d, d)
     sq = reduce_trailing(x, keep, 0.0, arith.addf, extra=(mean,), pre=centered_square)
     rstd = _inverse_std(sq, inv_n, eps)
-    weight, bias = eb.optional_operand(op, "weight"), eb.optional_operand(op, "bias")
+    weight, bias = op.weight, op.bias
     rank = len(shape)
     lead = identity_map(rank, range(keep))
     trail = identity_map(rank, range(keep, rank))
@@ -101,23 +98,23 @@ def lower_layer_norm(op):
         if bias is not None:
             y = arith.addf(y, rest.pop(0))
         return y
-    init = empty_like(op.results[0].type, [(x, i) for i in range(rank)])
+    init = empty_like(op.result.type, [(x, i) for i in range(rank)])
     return generic(inputs, init, maps + [identity_map(rank)], [PARALLEL] * rank,
                    lambda *args: normalize(*args[:-1]))
 
 
-def lower_rms_norm(op):
+def lower_rms_norm(op: RmsNorm):
     x, shape, keep, inv_n = _normalized_dims(op, "rms_norm")
-    eps = float_attr(op, "epsilon")
+    eps = op.epsilon
     sq = reduce_trailing(x, keep, 0.0, arith.addf, pre=lambda v: arith.mulf(v, v))
     rstd = _inverse_std(sq, inv_n, eps)
     rank = len(shape)
     inputs, maps = [x, rstd], [identity_map(rank), identity_map(rank, range(keep))]
-    weight = eb.optional_operand(op, "weight")
+    weight = op.weight
     if weight is not None:
         inputs.append(weight)
         maps.append(identity_map(rank, range(keep, rank)))
-    init = empty_like(op.results[0].type, [(x, i) for i in range(rank)])
+    init = empty_like(op.result.type, [(x, i) for i in range(rank)])
     return generic(inputs, init, maps + [identity_map(rank)], [PARALLEL] * rank,
                    lambda v, r, *rest: arith.mulf(arith.mulf(v, r), rest[0])
                    if len(rest) == 2 else arith.mulf(v, r))
@@ -154,5 +151,5 @@ def softmax_along(x, axis: int, zero_empty_rows: bool = False):
                    normalize)
 
 
-def lower_softmax(op):
-    return softmax_along(op.operands[0], int_attr(op, "axis"))
+def lower_softmax(op: Softmax):
+    return softmax_along(op.input, op.axis)

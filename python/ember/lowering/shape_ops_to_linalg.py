@@ -12,15 +12,14 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
+from ember.dialect.ops import Concat, Reshape, Slice, Transpose
 from ember.kit.builders import i64
-from ember.kit.patterns import int_attr
 from ember.kit.structured import empty_like, tensor_dim, tensor_shape
 
 
-def lower_transpose(op):
-    x = op.operands[0]
-    perm = list(op.attributes["permutation"])
-    init = empty_like(op.results[0].type, [(x, p) for p in perm])
+def lower_transpose(op: Transpose):
+    x, perm = op.input, op.permutation
+    init = empty_like(op.result.type, [(x, p) for p in perm])
     return linalg.transpose(x, outs=[init], permutation=perm).results[0]
 
 
@@ -41,11 +40,11 @@ def _expansion_groups(src: Sequence[int], dst: Sequence[int]) -> Optional[List[L
     return groups
 
 
-def lower_reshape(op):
-    out = ir.RankedTensorType(op.results[0].type)
+def lower_reshape(op: Reshape):
+    out = ir.RankedTensorType(op.result.type)
     if not out.has_static_shape:
         raise NotImplementedError("ember.reshape to a dynamic shape")
-    x = op.operands[0]
+    x = op.input
     src = ir.RankedTensorType(x.type)
     owner = x.owner.operation if isinstance(x.owner, ir.OpView) else x.owner
     if src.has_static_shape and isinstance(owner, ir.Operation) and \
@@ -60,27 +59,26 @@ def lower_reshape(op):
     shape_type = ir.RankedTensorType.get([out.rank], ir.IndexType.get())
     shape = arith.constant(shape_type, ir.DenseElementsAttr.get(
         np.array(out.shape, dtype=np.int64), type=shape_type))
-    return tensor.reshape(out, op.operands[0], shape)
+    return tensor.reshape(out, x, shape)
 
 
-def lower_slice(op):
-    x = op.operands[0]
-    axis, start, size = (int_attr(op, k) for k in ("axis", "start", "size"))
+def lower_slice(op: Slice):
+    x, axis, start, size = op.input, op.axis, op.start, op.size
     shape = tensor_shape(x)
     rank = len(shape)
     dynamic = [tensor_dim(x, d) for d in range(rank) if d != axis and shape[d] is None]
     sizes = [size if d == axis else (ir.ShapedType.get_dynamic_size() if shape[d] is None
                                      else shape[d]) for d in range(rank)]
     offsets = [start if d == axis else 0 for d in range(rank)]
-    return tensor.ExtractSliceOp(op.results[0].type, x, [], dynamic, [], offsets, sizes,
+    return tensor.ExtractSliceOp(op.result.type, x, [], dynamic, [], offsets, sizes,
                                  [1] * rank).result
 
 
-def lower_concat(op):
+def lower_concat(op: Concat):
     """tensor.empty of the result, then one insert_slice per input at its running offset."""
-    axis = int_attr(op, "axis")
-    values = list(op.operands)
-    out_type = ir.RankedTensorType(op.results[0].type)
+    axis = op.axis
+    values = [op.lhs, op.rhs]
+    out_type = ir.RankedTensorType(op.result.type)
     rank = out_type.rank
     first = values[0]
     dim_sources = [(first, d) if d != axis else None for d in range(rank)]

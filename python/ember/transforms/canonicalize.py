@@ -15,7 +15,8 @@ from mlir import ir
 from ember.dialect.ops import Reshape, Transpose
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, merge_duplicate_weights
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
+from ember.transforms.duplicate_weights import merge_duplicate_weights
 
 
 def fold_transpose(op, rewriter) -> bool:

@@ -20,7 +20,7 @@ from ember.dialect.shapes import shape_of
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.transforms.canonicalize import CANONICALIZATIONS
 from ember.transforms.fold_constants import constant_source
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 
 TO_NHWC = [0, 2, 3, 1]
 TO_NCHW = [0, 3, 1, 2]

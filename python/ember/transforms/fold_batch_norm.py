@@ -21,7 +21,8 @@ from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.transforms.fold_constants import constant_source
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, use_count
+from ember.kit.ir_queries import use_count
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 
 PRODUCERS = (Conv2d, Gemm)
 

@@ -19,7 +19,8 @@ from mlir.dialects import arith
 from ember.dialect.ops import Binary, Reshape, Transpose, Unary, Weight, view
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, merge_duplicate_weights
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
+from ember.transforms.duplicate_weights import merge_duplicate_weights
 
 
 def _unary_numpy(kind: str) -> Callable[[np.ndarray], np.ndarray]:

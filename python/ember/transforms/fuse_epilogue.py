@@ -16,7 +16,8 @@ from ember.dialect.ops import Binary, Conv2d, Gemm, Unary
 from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, use_count
+from ember.kit.ir_queries import use_count
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 
 #: Ops with a fusable epilogue (bias, activation, residual).
 PRODUCERS = (Gemm, Conv2d)

@@ -15,7 +15,8 @@ from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.transforms.fold_constants import scalar_constant
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, binary_of_kind
+from ember.kit.ir_queries import binary_of_kind
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 
 
 def _is_square_of(value, x) -> bool:

@@ -14,7 +14,8 @@ from ember.dialect.ops import Binary, Concat, RotaryEmbedding, Slice, Unary
 from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, binary_of_kind
+from ember.kit.ir_queries import binary_of_kind
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 
 
 def _half(value, x, start: int, half: int) -> bool:

@@ -20,7 +20,9 @@ from ember.dialect.ops import Gemm, Slice, Weight
 from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import apply_patterns, merge_duplicate_weights, walk_ops
+from ember.kit.ir_queries import walk_ops
+from ember.kit.rewrite import apply_patterns
+from ember.transforms.duplicate_weights import merge_duplicate_weights
 
 
 def _mergeable(gemm: Gemm) -> bool:

@@ -45,10 +45,10 @@ from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
 from ember.backends.cpu.microkernel import CpuTraits
-from ember.dialect import builders as eb
+from ember.dialect.ops import Conv2d, Gemm, Weight
 from ember.kit.builders import index
 from ember.kit.epilogue import apply_epilogue
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, string_attr
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.kit.structured import PARALLEL, generic, generic_into, pad_spatial, tensor_dim
 from ember.lowering.conv_to_gemm import DenseConv
 from ember.pipeline.pass_base import EmberPass, PassContext, register
@@ -153,31 +153,31 @@ class _Winograd:
     blocks: Optional[TileBlocks]       # None: not blocked
 
     def __call__(self, op, rewriter) -> bool:
-        conv = DenseConv.match(op)
-        if conv is None:
+        dense = DenseConv.match(op)
+        if dense is None:
             return NOT_APPLIED
-        settings, weight, c, f = conv.settings, conv.weight, conv.channels, conv.filters
-        oh, ow = ir.RankedTensorType(op.results[0].type).shape[1:3]
-        if conv.kernel != (3, 3) or settings["strides"] != [1, 1] or \
-                settings["dilations"] != [1, 1] or c < self.min_channels:
+        conv, c, f = dense.conv, dense.channels, dense.filters
+        oh, ow = ir.RankedTensorType(conv.result.type).shape[1:3]
+        if dense.kernel != (3, 3) or conv.strides != [1, 1] or conv.dilations != [1, 1] or \
+                c < self.min_channels:
             return NOT_APPLIED
         algorithm = next((a for a in self.algorithms if oh % a.m == 0 and ow % a.m == 0), None)
         if algorithm is None:
             return NOT_APPLIED
-        source = string_attr(weight, "name")
+        source = dense.weight.name
         names = [self.ctx.weights.derive(
             f"{source}.winograd{algorithm.m}.{i}",
             lambda a, i=i: transform_filter(a, algorithm)[i], [source],
             key=("ember-conv-winograd", source, algorithm.m, i))
             for i in range(algorithm.tile ** 2)]
         with rewriter.ip, op.location:
-            y = self._rewrite(op, op.operands[0], names, settings, algorithm, c, f)
+            y = self._rewrite(conv, names, algorithm, c, f)
             rewriter.replace_op(op, [y])
         return APPLIED
 
-    def _rewrite(self, op, x, names, settings, algorithm: Algorithm, c, f):
-        m = algorithm.m
-        out_type = ir.RankedTensorType(op.results[0].type)
+    def _rewrite(self, conv: Conv2d, names, algorithm: Algorithm, c, f):
+        m, x = algorithm.m, conv.input
+        out_type = ir.RankedTensorType(conv.result.type)
         n, oh, ow = out_type.shape[:3]
         th, tw = oh // m, ow // m
         element = ir.F32Type.get()
@@ -185,20 +185,20 @@ class _Winograd:
         n_size = [] if n != dyn else [tensor_dim(x, 0)]
         batch = n if n != dyn else n_size[0]
         weight_type = ir.RankedTensorType.get([c, f], element)
-        weights = [eb.weight(ir, name, weight_type) for name in names]
-        bias, residual = eb.optional_operand(op, "bias"), eb.optional_operand(op, "residual")
+        weights = [Weight.build(weight_type, name=name) for name in names]
+        bias, residual = conv.bias, conv.residual
         tile_bytes = algorithm.tile ** 2 * (c + f) * 4        # its transformed data, products
         blocks = self.blocks and self.blocks.plan(n if n != dyn else None, th, tw, tile_bytes)
         groups = [[0], [1, 2], [3, 4], [5]]
         view_sizes = [batch, th, m, tw, m, f]
         if blocks is None:                  # one block: the whole tensors
-            padded = pad_spatial(x, (1, 2), settings["padding"])
+            padded = pad_spatial(x, (1, 2), conv.padding)
             if residual is not None:
                 residual = tensor.expand_shape(
                     ir.RankedTensorType.get([n, th, m, tw, m, f], element), residual, groups,
                     n_size, [n, th, m, tw, m, f])
-            view = _tiles(padded, weights, bias, residual, settings, algorithm, [batch, th, tw],
-                          f)
+            view = _tiles(padded, weights, bias, residual, conv.activation, algorithm,
+                          [batch, th, tw], f)
             return tensor.collapse_shape(out_type, view, groups)
         images, rows = blocks
         counts = [n // images if n != dyn else batch, th // rows]
@@ -209,7 +209,7 @@ class _Winograd:
             first_row = arith.muli(r, index(rows))
             first_pixel = arith.muli(first_row, index(m))
             window = _padded_window(x, first_image, first_pixel, images, rows * m + 2,
-                                    settings["padding"])
+                                    conv.padding)
             part_residual = None
             if residual is not None:
                 part_residual = tensor.expand_shape(
@@ -218,7 +218,7 @@ class _Winograd:
                            [images, rows * m, ow, f]), groups, [], [images, rows, m, tw, m, f])
             dest = _slice(forall.inner_iter_args[0], [first_image, first_row, 0, 0, 0, 0],
                           [images, rows, m, tw, m, f])
-            part = _tiles(window, weights, bias, part_residual, settings, algorithm,
+            part = _tiles(window, weights, bias, part_residual, conv.activation, algorithm,
                           [images, rows, tw], f, dest)
             with ir.InsertionPoint(forall.terminator().block):
                 tensor.ParallelInsertSliceOp(
@@ -266,7 +266,7 @@ def _slice(x, offsets, sizes, strides=None):
                                  static_sizes, strides or [1] * len(sizes)).result
 
 
-def _tiles(padded, weights, bias, residual, settings, algorithm: Algorithm, grid, f,
+def _tiles(padded, weights, bias, residual, activation: str, algorithm: Algorithm, grid, f,
            dest=None):
     """Winograd on a [B, R*m+2, TW*m+2, C] padded input window: its grid = [B, R, TW] tiles'
     outputs as [B, R, m, TW, m, F] (residual, when given, in that shape too), written into
@@ -290,7 +290,7 @@ def _tiles(padded, weights, bias, residual, settings, algorithm: Algorithm, grid
     # The t*t products, on the GEMM kernel once their weights are packed.
     static_grid = [g if isinstance(g, int) else ir.ShapedType.get_dynamic_size() for g in grid]
     product_type = ir.RankedTensorType.get(static_grid + [f], element)
-    products = [eb.gemm(v[i], weights[i], product_type) for i in range(t * t)]
+    products = [Gemm.build(v[i], weights[i], product_type) for i in range(t * t)]
     # Output transform + epilogue: iteration (n, th, a, tw, b, f) reads tile (th, tw)'s
     # products and keeps output (a, b) of its m x m outputs.
     e = [ir.AffineDimExpr.get(i) for i in range(6)]
@@ -306,7 +306,7 @@ def _tiles(padded, weights, bias, residual, settings, algorithm: Algorithm, grid
         rest = list(args[t * t:-1])             # bias, residual (not the out scalar)
         y = [e for row in _transform_2d(square(args[:t * t]), algorithm.a_t) for e in row]
         a, b = linalg.IndexOp(2).result, linalg.IndexOp(4).result
-        return apply_epilogue(_select_at(y, m, a, b), settings["activation"],
+        return apply_epilogue(_select_at(y, m, a, b), activation,
                               rest.pop(0) if bias is not None else None,
                               rest.pop(0) if residual is not None else None)
     batch, rows, tw = grid
@@ -355,5 +355,5 @@ class ConvWinograd(EmberPass):
             traits = CpuTraits.from_target(ctx.require_target(self.name))
             blocks = TileBlocks(self.block_bytes or traits.l2 // 2,
                                 self.min_blocks or 2 * traits.cores) if self.blocked else None
-            apply_patterns(module, {"ember.conv2d": [_Winograd(ctx, self.min_channels,
+            apply_patterns(module, {Conv2d.op_name: [_Winograd(ctx, self.min_channels,
                                                                algorithms, blocks)]})

@@ -28,7 +28,8 @@ from mlir.dialects import func, linalg, tensor
 from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec
 from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by
+from ember.kit.ir_queries import defined_by
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.kit.structured import tensor_dim
 from ember.lowering.gemm_to_linalg import gemm_kernel_function
 from ember.pipeline.pass_base import EmberPass, PassContext, register

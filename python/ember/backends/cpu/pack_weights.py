@@ -17,11 +17,10 @@ from mlir import ir
 
 from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
-from ember.kit.packed_panels import PANEL_ATTR, pack_panels, packed_shape
-from ember.dialect import builders as eb
-
+from ember.dialect.ops import Gemm, Weight
+from ember.kit.packed_panels import pack_panels, packed_shape
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import APPLIED, NOT_APPLIED, apply_patterns, defined_by, string_attr
 
 
 @dataclass
@@ -30,28 +29,22 @@ class _PackPattern:
     panel: int
 
     def __call__(self, op, rewriter) -> bool:
-        if PANEL_ATTR in op.attributes:
+        gemm = Gemm(op)
+        if gemm.rhs_panel is not None:
             return NOT_APPLIED
-        rhs = op.operands[1]
-        weight = defined_by(rhs, "ember.weight")
-        rhs_type = ir.RankedTensorType(rhs.type)
+        weight = Weight.defining(gemm.rhs)
+        rhs_type = ir.RankedTensorType(gemm.rhs.type)
         if weight is None or rhs_type.rank != 2 or \
                 not isinstance(rhs_type.element_type, ir.F32Type):
             return NOT_APPLIED
         k, n = rhs_type.shape
         nr = self.panel
-        name = self.ctx.weights.derive(f"{string_attr(weight, 'name')}.packed{nr}",
-                                       lambda w: pack_panels(w, nr),
-                                       [string_attr(weight, "name")])
+        name = self.ctx.weights.derive(f"{weight.name}.packed{nr}",
+                                       lambda w: pack_panels(w, nr), [weight.name])
         packed_type = ir.RankedTensorType.get(packed_shape(k, n, nr), rhs_type.element_type)
         with rewriter.ip, op.location:
-            packed = eb.weight(ir, name, packed_type)
-            attributes = {name: op.attributes[name] for name in op.attributes}
-            attributes[PANEL_ATTR] = ir.IntegerAttr.get(ir.IntegerType.get_signless(64), nr)
-            new = ir.Operation.create("ember.gemm", results=[op.results[0].type],
-                                      operands=[op.operands[0], packed] + list(op.operands)[2:],
-                                      attributes=attributes)
-            rewriter.replace_op(op, [new.result])
+            packed = Weight.build(packed_type, name=name)
+            rewriter.replace_op(op, [gemm.rebuild(gemm.result.type, rhs=packed, rhs_panel=nr)])
         return APPLIED
 
 
@@ -68,4 +61,4 @@ class PackWeights(EmberPass):
             default_panel(CpuTraits.from_target(ctx.require_target(self.name)))
         if nr <= 0:
             raise ValueError(f"ember-pack-weights: panel must be positive, got {nr}")
-        apply_patterns(module, {"ember.gemm": [_PackPattern(ctx, nr)]})
+        apply_patterns(module, {Gemm.op_name: [_PackPattern(ctx, nr)]})

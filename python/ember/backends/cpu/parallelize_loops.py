@@ -37,7 +37,8 @@ from mlir.dialects import arith, linalg, memref, scf
 from ember.kit.gemm_kernel_spec import KERNEL_ATTR
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import apply_transform_script, walk_ops
+from ember.kit.ir_queries import walk_ops
+from ember.kit.rewrite import apply_transform_script
 
 #: Marks an op to split: its tile sizes (1 for a split dim, 0 for a whole one), removed after.
 TILES_ATTR = "ember.parallel_tiles"

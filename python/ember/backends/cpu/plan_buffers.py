@@ -33,7 +33,7 @@ from ember.kit.gemm_kernel_spec import KERNEL_ATTR
 from ember.kit.builders import i64
 from ember.kit.memory_plan import LiveBuffer, plan_offsets
 from ember.kit.memref_views import VIEW_OPS
-from ember.kit.patterns import walk_ops
+from ember.kit.ir_queries import walk_ops
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 #: Byte alignment of the arena and of every offset in it (a cache line, AVX-512 vectors).

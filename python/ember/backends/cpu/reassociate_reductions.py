@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from mlir import ir
 
-from ember.kit.patterns import walk_ops
+from ember.kit.ir_queries import walk_ops
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 #: Float ops whose reassociation (and contraction into FMA) is allowed in reduction bodies.

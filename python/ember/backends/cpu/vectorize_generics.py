@@ -28,7 +28,8 @@ from mlir import ir
 
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import apply_transform_script, walk_ops
+from ember.kit.ir_queries import walk_ops
+from ember.kit.rewrite import apply_transform_script
 
 #: Marks an op to vectorize: the index of its (tile sizes, masked) plan in the script.
 PLAN_ATTR = "ember.vector_plan"

@@ -18,7 +18,7 @@ from mlir import ir
 from mlir.dialects import arith
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import walk_ops
+from ember.kit.ir_queries import walk_ops
 
 
 def _widened(t):

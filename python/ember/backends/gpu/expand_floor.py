@@ -10,7 +10,7 @@ from mlir import ir
 from mlir.dialects import arith
 from mlir.dialects import math as mmath
 
-from ember.kit.patterns import walk_ops
+from ember.kit.ir_queries import walk_ops
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 

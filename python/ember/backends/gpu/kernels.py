@@ -44,7 +44,7 @@ from ember.backends.gpu.rows import emit_row_group, find_row_groups
 from ember.kit.vector_math import expand_math
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import walk_ops
+from ember.kit.ir_queries import walk_ops
 
 #: Name of the one gpu.module holding every kernel.
 KERNEL_MODULE = "kernels"

@@ -21,10 +21,10 @@ from mlir import ir
 from mlir.dialects import func, tensor
 
 from ember.backends.gpu.simt_gemm import GEMM_ATTR, GEMM_PREFIX, GpuGemmSpec
-from ember.dialect import builders as eb
-
+from ember.dialect.ops import Gemm
+from ember.kit.ir_queries import walk_ops
+from ember.kit.private_functions import kernel_function
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.patterns import kernel_function, string_attr, walk_ops
 
 
 class DynamicShapeError(ValueError):
@@ -66,21 +66,21 @@ def _kernel(module, spec: GpuGemmSpec, arg_types, result_type) -> str:
     """The name of the kernel function for `spec` and these types, created on first use."""
     def body(arguments):
         args = dict(zip(spec.arg_names(), arguments))
-        return [eb.gemm(args["lhs"], args["rhs"], result_type, bias=args.get("bias"),
-                        residual=args.get("residual"), activation=spec.activation)]
+        return [Gemm.build(args["lhs"], args["rhs"], result_type, bias=args.get("bias"),
+                           residual=args.get("residual"), activation=spec.activation)]
     return kernel_function(module.body, GEMM_ATTR, spec.attr(),
                            ir.FunctionType.get(arg_types, [result_type]), GEMM_PREFIX, body)
 
 
 def outline_gemm(module, op) -> None:
-    lhs, rhs = op.operands[0], op.operands[1]
+    gemm = Gemm(op)
+    lhs, rhs, bias, residual = gemm.lhs, gemm.rhs, gemm.bias, gemm.residual
     if ir.RankedTensorType(rhs.type).rank != 2:
         return                                    # batched rhs: left to the generic lowering
-    bias, residual = eb.optional_operand(op, "bias"), eb.optional_operand(op, "residual")
-    out_type = ir.RankedTensorType(op.results[0].type)
+    out_type = ir.RankedTensorType(gemm.result.type)
     k, n = ir.RankedTensorType(rhs.type).shape
     m = math.prod(ir.RankedTensorType(lhs.type).shape[:-1])
-    spec = GpuGemmSpec(m=m, n=n, k=k, activation=string_attr(op, "activation"),
+    spec = GpuGemmSpec(m=m, n=n, k=k, activation=gemm.activation,
                        bias=bias is not None, residual=residual is not None)
     with ir.InsertionPoint(op), op.location:
         operands = [_collapse(lhs, m), rhs] + [v for v in (bias,) if v is not None] + \
@@ -106,5 +106,5 @@ class GpuOutlineGemms(EmberPass):
         for fn in walk_ops(module.operation, ["func.func"]):
             if GEMM_ATTR in fn.attributes:
                 continue                          # a kernel's own reference body
-            for op in walk_ops(fn, ["ember.gemm"]):
+            for op in walk_ops(fn, [Gemm.op_name]):
                 outline_gemm(module, op)

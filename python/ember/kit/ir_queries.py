@@ -1,0 +1,47 @@
+"""Small read-only questions passes ask of the IR: which op defines a value, how often a value
+is used, which ops lie under a root. Pattern matchers stay short when they can ask these."""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+from mlir import ir
+
+from ember.dialect.ops import Binary
+
+
+def defining_op(value) -> Optional[object]:
+    """The op that defines `value`, or None for a block argument."""
+    owner = value.owner
+    return owner if isinstance(owner, (ir.Operation, ir.OpView)) else None
+
+
+def defined_by(value, name: str) -> Optional[object]:
+    """The defining op of `value` when it is a `name` op, else None."""
+    op = defining_op(value)
+    return op if op is not None and op.name == name else None
+
+
+def binary_of_kind(value, kind: str) -> Optional[object]:
+    """The ember.binary of `kind` defining `value` (the op, for matchers that try both operand
+    orders), else None."""
+    binary = Binary.defining(value)
+    return binary.operation if binary is not None and binary.kind == kind else None
+
+
+def use_count(value) -> int:
+    return len(list(value.uses))
+
+
+def walk_ops(root, names: Iterable[str] = ()) -> list:
+    """All ops under `root` (pre-order), or only those named in `names`, as a list snapshot
+    (so the caller may rewrite or erase them while iterating)."""
+    wanted = set(names)
+    found = []
+
+    def visit(op):
+        if not wanted or op.name in wanted:
+            found.append(op)
+        return ir.WalkResult.ADVANCE
+
+    root.walk(visit, ir.WalkOrder.PRE_ORDER)
+    return found
