@@ -31,13 +31,13 @@ class PipelineError(Exception):
 
 class PipelineFailure(Exception):
     """A pass failed; carries what is needed to reproduce it with ember-opt: the failing pass,
-    the rest of its pipeline (the stage it belongs to, not the whole compile), the IR it was
+    its pipeline (the stage it belongs to, not the whole compile), the IR that pipeline was
     given and the target whose facts the passes read."""
 
-    def __init__(self, message: str, *, pass_name: str, remaining: str, ir_before: str,
+    def __init__(self, message: str, *, pass_name: str, pipeline: str, ir_input: str,
                  repro_path: Optional[str] = None, target: Optional[str] = None,
                  stage: str = ""):
-        self.pass_name, self.remaining, self.ir_before = pass_name, remaining, ir_before
+        self.pass_name, self.pipeline, self.ir_input = pass_name, pipeline, ir_input
         self.repro_path, self.target, self.stage = repro_path, target, stage
         self.detail = message
         where = f" in stage '{stage}'" if stage else ""
@@ -48,7 +48,7 @@ class PipelineFailure(Exception):
 
     def repro_command(self) -> str:
         target = f" --target={shlex.quote(self.target)}" if self.target else ""
-        pipeline = shlex.quote(f"builtin.module({self.remaining})")
+        pipeline = shlex.quote(f"builtin.module({self.pipeline})")
         return f"ember-opt {shlex.quote(self.repro_path)}{target} --pass-pipeline={pipeline}"
 
 
@@ -231,8 +231,8 @@ class Pipeline:
                         raise PipelineError(f"invalid pipeline element in '{element.text()}': "
                                             f"{_first_line(e)} (ember passes: {known})") from None
 
-    def text(self, start: int = 0) -> str:
-        return ",".join(element_text(e) for e in self.passes[start:])
+    def text(self) -> str:
+        return ",".join(element_text(e) for e in self.passes)
 
     def names(self) -> List[str]:
         return [element_name(e) for e in self.passes]
@@ -254,20 +254,23 @@ class Pipeline:
     def run(self, module: ir.Module, ctx: Optional[PassContext] = None, *,
             repro_dir: Optional[str] = None, print_ir_after_all=None,
             stage: str = "") -> None:
-        """Runs every pass in order on `module`; on failure raises PipelineFailure.
+        """Runs every pass in order on `module`; on failure raises PipelineFailure naming the
+        pass.
 
-        With `repro_dir`, the failing pass's input is saved there and the error quotes the
-        ember-opt command that reproduces the failure (with the context's target, if any).
+        With `repro_dir`, the pipeline's input is kept (printed once, not before every pass: a
+        large model's IR takes a while to print) and saved there on failure, and the error
+        quotes the ember-opt command that replays this pipeline on it (with the context's
+        target, if any).
         """
         ctx = ctx or PassContext()
-        for index, element in enumerate(self.passes):
-            before = module.operation.get_asm(enable_debug_info=True) if repro_dir else ""
+        given = module.operation.get_asm(enable_debug_info=True) if repro_dir else ""
+        for element in self.passes:
             try:
                 _run_element(element, module, ctx)
             except Exception as e:
                 raise PipelineFailure(
-                    str(e), pass_name=element_name(element), remaining=self.text(index),
-                    ir_before=before, repro_path=_save_repro(before, repro_dir),
+                    str(e), pass_name=element_name(element), pipeline=self.text(),
+                    ir_input=given, repro_path=_save_repro(given, repro_dir),
                     target=ctx.target.spec if ctx.target is not None else None,
                     stage=stage) from e
             if print_ir_after_all is not None:
