@@ -15,7 +15,25 @@ from typing import Any, List, Optional, Sequence
 REQUIRED = object()
 
 
-class Attribute:
+class Field:
+    """A field of an op declaration (an operand or an attribute): it learns its name from the
+    class it is declared in, and reads that part of the op on a view (`Gemm(op).bias`)."""
+
+    def __init__(self, *, optional: bool = False):
+        self.optional = optional
+        self.name = ""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name = name
+
+    def __get__(self, view, owner=None):
+        return self if view is None else self.read(view)
+
+    def read(self, view):  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Attribute(Field):
     """Base of the attribute kinds. `optional` attributes may be absent: IRDL in MLIR 22 cannot
     say so, so they stay out of the generated IRDL and the verifier checks their kind instead;
     on a view they read as None when absent."""
@@ -27,17 +45,11 @@ class Attribute:
     type_doc = ""
 
     def __init__(self, *, default: Any = REQUIRED, optional: bool = False, doc: str = ""):
+        super().__init__(optional=optional)
         self.default = None if optional else default
-        self.optional = optional
         self.doc = doc
-        self.name = ""
 
-    def __set_name__(self, owner, name: str) -> None:
-        self.name = name
-
-    def __get__(self, view, owner=None):
-        if view is None:
-            return self
+    def read(self, view):
         attr = self.raw(view)
         return None if attr is None else self.to_python(view.ir, attr)
 

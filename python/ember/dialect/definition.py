@@ -15,27 +15,18 @@ import enum
 import inspect
 from typing import ClassVar, Dict, Optional, Tuple
 
-from ember.dialect.attributes import REQUIRED, Attribute
+from ember.dialect.attributes import REQUIRED, Attribute, Field
 from ember.dialect.builds import ir_of
 
 #: The attribute through which IRDL ops with optional operands say which are present.
 SEGMENT_SIZES = "operandSegmentSizes"
 
 
-class Operand:
+class Operand(Field):
     """An operand field. An `optional` operand reads as None on a view when absent; the builders
     take it as a keyword (default None) and write `operandSegmentSizes`."""
 
-    def __init__(self, *, optional: bool = False):
-        self.optional = optional
-        self.name = ""
-
-    def __set_name__(self, owner, name: str) -> None:
-        self.name = name
-
-    def __get__(self, view, owner=None):
-        if view is None:
-            return self
+    def read(self, view):
         return view.operand_values()[self.name]
 
 
