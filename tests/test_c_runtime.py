@@ -115,6 +115,20 @@ def test_example_batch_outside_range(artifact, run_model):
             f"compiled for") in result.stderr
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("-s", "s9=4", "the model has no symbol or input 's9'"),
+    ("-S", "nope=3x512", "the model has no symbol or input 'nope'"),
+    ("-i", "nope=x.bin", "the model has no symbol or input 'nope'"),
+    ("-s", "s0=many", "-s s0=many: the value must be an integer"),
+    ("-s", "s0=4x", "-s s0=4x: the value must be an integer"),
+    ("-S", "{input}=1000000000x1000000000", "cannot allocate"),
+])
+def test_example_checks_its_arguments(artifact, run_model, option, value, message):
+    """Unknown names, non-numbers and absurd shapes are refused with a message, exit 1."""
+    result = call(run_model, artifact, option, value.format(input=input_name(artifact)))
+    assert result.returncode == 1 and message in result.stderr, result.stderr
+
+
 def test_example_missing_artifact_dir(run_model, tmp_path):
     result = call(run_model, tmp_path / "nowhere")
     assert result.returncode == 2
@@ -173,6 +187,15 @@ def test_threaded_runs(artifact, tmp_path):
     assert "ok: 6 threads x 40 runs" in result.stdout
     result = call(program, artifact, 4, 10)  # default thread count (OpenMP inside each run)
     assert result.returncode == 0, result.stderr
+
+
+def test_null_model_handle_is_an_argument_error(artifact, tmp_path):
+    """Every API function taking a model answers a NULL handle (-1, NULL or
+    EMBER_ERROR_ARGUMENT with a message) instead of dereferencing it."""
+    program = build(os.path.join(ROOT, "tests", "c", "null_model.c"), artifact,
+                    str(tmp_path / "null_model"))
+    result = call(program, artifact)
+    assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
 
 
 def test_old_abi_is_refused(artifact, tmp_path):

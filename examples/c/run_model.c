@@ -56,6 +56,33 @@ static const char *lookup(const pair *items, int n, const char *name) {
   return NULL;
 }
 
+
+/* malloc that reports a failure (an absurd shape from -S or -s asks for too much). */
+static void *allocate(int64_t bytes, const char *what) {
+  void *data = malloc(bytes > 0 ? (size_t)bytes : 1);
+  if (!data) fprintf(stderr, "error: cannot allocate %lld bytes for %s\n", (long long)bytes, what);
+  return data;
+}
+
+/* Whether `name` is one of the model's symbols (`symbol`) or inputs. */
+static int has_name(const ember_model *m, const char *name, int symbol) {
+  int32_t n = symbol ? api->model_num_symbols(m) : api->model_num_inputs(m);
+  for (int32_t k = 0; k < n; ++k) {
+    const char *known = NULL;
+    if (symbol) api->model_symbol(m, k, &known, NULL, NULL);
+    else known = api->model_input_name(m, k);
+    if (known && strcmp(known, name) == 0) return 1;
+  }
+  return 0;
+}
+
+/* The first name of `items` the model does not have, or NULL. */
+static const char *unknown_name(const ember_model *m, const pair *items, int n, int symbol) {
+  for (int i = 0; i < n; ++i)
+    if (!has_name(m, items[i].name, symbol)) return items[i].name;
+  return NULL;
+}
+
 static void print_shape(const int64_t *shape, int32_t rank) {
   printf("[");
   for (int32_t d = 0; d < rank; ++d) printf(d ? ", %lld" : "%lld", (long long)shape[d]);
@@ -263,7 +290,8 @@ int main(int argc, char **argv) {
   resources r;
   memset(&r, 0, sizeof r);
   size_t len = strlen(dir) + sizeof "/model.so";
-  r.lib_path = malloc(len);
+  r.lib_path = allocate((int64_t)len, "the library path");
+  if (!r.lib_path) return finish(&r, 1);
   snprintf(r.lib_path, len, "%s/model.so", dir);
   r.lib = dlopen(r.lib_path, RTLD_NOW | RTLD_LOCAL);
   if (!r.lib) {
@@ -303,6 +331,14 @@ int main(int argc, char **argv) {
             MAX_ITEMS);
     return finish(&r, 2);
   }
+  const char *stray = unknown_name(model, syms, nsyms, 1);
+  if (!stray) stray = unknown_name(model, shapes, nshapes, 0);
+  if (!stray) stray = unknown_name(model, files, nfiles, 0);
+  if (stray) {
+    fprintf(stderr, "error: the model has no symbol or input '%s' (see its signature: run "
+            "without options)\n", stray);
+    return finish(&r, 1);
+  }
   printf("model %s\n", dir);
   int64_t sym_values[MAX_ITEMS + 1];
   for (int32_t k = 0; k < n_sym; ++k) {
@@ -310,7 +346,12 @@ int main(int argc, char **argv) {
     int64_t lo, hi;
     api->model_symbol(model, k, &name, &lo, &hi);
     const char *given = lookup(syms, nsyms, name);
-    sym_values[k] = given ? strtoll(given, NULL, 10) : lo;
+    char *end = NULL;
+    sym_values[k] = given ? strtoll(given, &end, 10) : lo;
+    if (given && (end == given || *end)) {
+      fprintf(stderr, "error: -s %s=%s: the value must be an integer\n", name, given);
+      return finish(&r, 1);
+    }
     printf("  symbol %s in [%lld, %lld] = %lld\n", name, (long long)lo, (long long)hi,
            (long long)sym_values[k]);
   }
@@ -375,7 +416,8 @@ int main(int argc, char **argv) {
       data = read_file(path, bytes);
       if (!data) return finish(&r, 2);
     } else {
-      data = malloc(bytes > 0 ? (size_t)bytes : 1);
+      data = allocate(bytes, info.name);
+      if (!data) return finish(&r, 1);
       fill(data, info.dtype, n, (int)i);
     }
     r.inputs[i] = (ember_tensor){data, info.dtype, rank, in_shapes[i]};
@@ -399,12 +441,14 @@ int main(int argc, char **argv) {
   for (int32_t o = 0; o < n_out; ++o) {
     api->model_output_info(model, o, &info);
     int64_t bytes = count(out_shapes[o], info.rank) * api->dtype_size(info.dtype);
-    r.outputs[o] = (ember_tensor){malloc(bytes > 0 ? (size_t)bytes : 1), info.dtype, info.rank,
+    r.outputs[o] = (ember_tensor){allocate(bytes, info.name), info.dtype, info.rank,
                                   out_shapes[o]};
+    if (!r.outputs[o].data) return finish(&r, 1);
   }
 
   /* Run. */
-  r.times = malloc(sizeof(double) * (size_t)repeat);
+  r.times = allocate((int64_t)sizeof(double) * repeat, "the timings");
+  if (!r.times) return finish(&r, 1);
   for (int k = 0; k < repeat; ++k) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);

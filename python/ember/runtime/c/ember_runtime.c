@@ -237,16 +237,26 @@ EMBER_API void ember_model_destroy(ember_model *m) {
 
 /* -- queries ----------------------------------------------------------------------------------- */
 
-EMBER_API int32_t ember_model_num_inputs(const ember_model *m) { return m->sig->num_inputs; }
-EMBER_API int32_t ember_model_num_outputs(const ember_model *m) { return m->sig->num_outputs; }
-EMBER_API int32_t ember_model_num_constants(const ember_model *m) {
-  return m->sig->num_constants;
+/* Every function taking a model answers a NULL handle instead of dereferencing it: counts are
+ * -1, names NULL, statuses EMBER_ERROR_ARGUMENT (with a message where there is a buffer). */
+#define NULL_MODEL_MESSAGE "the model handle is NULL (ember_model_create failed or was not called)"
+
+EMBER_API int32_t ember_model_num_inputs(const ember_model *m) {
+  return m ? m->sig->num_inputs : -1;
 }
-EMBER_API int32_t ember_model_num_symbols(const ember_model *m) { return m->sig->num_symbols; }
+EMBER_API int32_t ember_model_num_outputs(const ember_model *m) {
+  return m ? m->sig->num_outputs : -1;
+}
+EMBER_API int32_t ember_model_num_constants(const ember_model *m) {
+  return m ? m->sig->num_constants : -1;
+}
+EMBER_API int32_t ember_model_num_symbols(const ember_model *m) {
+  return m ? m->sig->num_symbols : -1;
+}
 
 #define NAME_QUERY(fn, list, count)                                            \
   EMBER_API const char *fn(const ember_model *m, int32_t i) {                  \
-    return i >= 0 && i < m->sig->count ? m->sig->list[i].name : NULL;          \
+    return m && i >= 0 && i < m->sig->count ? m->sig->list[i].name : NULL;     \
   }
 NAME_QUERY(ember_model_input_name, inputs, num_inputs)
 NAME_QUERY(ember_model_output_name, outputs, num_outputs)
@@ -264,20 +274,20 @@ static void fill_info(const ember_sig_tensor *t, int32_t bound, ember_tensor_inf
 }
 
 EMBER_API int ember_model_input_info(const ember_model *m, int32_t i, ember_tensor_info *info) {
-  if (i < 0 || i >= m->sig->num_inputs || !info) return EMBER_ERROR_ARGUMENT;
+  if (!m || i < 0 || i >= m->sig->num_inputs || !info) return EMBER_ERROR_ARGUMENT;
   fill_info(&m->sig->inputs[i], 0, info);
   return EMBER_OK;
 }
 
 EMBER_API int ember_model_output_info(const ember_model *m, int32_t i, ember_tensor_info *info) {
-  if (i < 0 || i >= m->sig->num_outputs || !info) return EMBER_ERROR_ARGUMENT;
+  if (!m || i < 0 || i >= m->sig->num_outputs || !info) return EMBER_ERROR_ARGUMENT;
   fill_info(&m->sig->outputs[i], 0, info);
   return EMBER_OK;
 }
 
 EMBER_API int ember_model_constant_info(const ember_model *m, int32_t i,
                                         ember_tensor_info *info) {
-  if (i < 0 || i >= m->sig->num_constants || !info) return EMBER_ERROR_ARGUMENT;
+  if (!m || i < 0 || i >= m->sig->num_constants || !info) return EMBER_ERROR_ARGUMENT;
   const snapshot *s = acquire((ember_model *)m);
   int32_t bound = s->data[i] != NULL;
   release((ember_model *)m, s);
@@ -287,7 +297,7 @@ EMBER_API int ember_model_constant_info(const ember_model *m, int32_t i,
 
 EMBER_API int ember_model_symbol(const ember_model *m, int32_t i, const char **name,
                                  int64_t *min, int64_t *max) {
-  if (i < 0 || i >= m->sig->num_symbols) return EMBER_ERROR_ARGUMENT;
+  if (!m || i < 0 || i >= m->sig->num_symbols) return EMBER_ERROR_ARGUMENT;
   if (name) *name = m->sig->symbol_names[i];
   if (min) *min = m->sig->symbol_min[i];
   if (max) *max = m->sig->symbol_max[i];
@@ -296,6 +306,7 @@ EMBER_API int ember_model_symbol(const ember_model *m, int32_t i, const char **n
 
 EMBER_API int ember_model_input_shape(const ember_model *m, int32_t index,
                                       const int64_t *symbol_values, int64_t *shape_out) {
+  if (!m) return EMBER_ERROR_ARGUMENT;
   const ember_signature *sig = m->sig;
   if (index < 0 || index >= sig->num_inputs || !shape_out ||
       (!symbol_values && sig->num_symbols))
@@ -509,6 +520,7 @@ static int output_shape(const ember_signature *sig, int32_t o, const int64_t *en
 EMBER_API int ember_model_output_shapes(const ember_model *m, const ember_tensor *inputs,
                                         int32_t num_inputs, int64_t *const *output_shapes,
                                         char *err, size_t errlen) {
+  if (!m) return ember_fail(err, errlen, EMBER_ERROR_ARGUMENT, NULL_MODEL_MESSAGE);
   const ember_signature *sig = m->sig;
   int64_t env[sig->num_symbols + 1];
   int status = bind_inputs(sig, inputs, num_inputs, env, err, errlen);
@@ -521,6 +533,7 @@ EMBER_API int ember_model_output_shapes(const ember_model *m, const ember_tensor
 
 EMBER_API int ember_model_set_constant(ember_model *m, const char *name,
                                        const ember_tensor *value, char *err, size_t errlen) {
+  if (!m) return ember_fail(err, errlen, EMBER_ERROR_ARGUMENT, NULL_MODEL_MESSAGE);
   const ember_signature *sig = m->sig;
   int32_t index = -1;
   for (int32_t i = 0; name && i < sig->num_constants; ++i)
@@ -593,6 +606,7 @@ enum { STACK_WORDS = 1024, STACK_ARGS = 128 };
 EMBER_API int ember_model_run(ember_model *m, const ember_tensor *inputs, int32_t num_inputs,
                               const ember_tensor *outputs, int32_t num_outputs,
                               int64_t *const *output_shapes, char *err, size_t errlen) {
+  if (!m) return ember_fail(err, errlen, EMBER_ERROR_ARGUMENT, NULL_MODEL_MESSAGE);
   const ember_signature *sig = m->sig;
   int32_t n_out = sig->num_outputs, n_const = sig->num_constants;
   if (num_outputs != n_out || (!outputs && num_outputs > 0)) {

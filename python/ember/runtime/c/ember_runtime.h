@@ -126,7 +126,9 @@ EMBER_API int ember_model_create(const char *artifact_dir, ember_model **out, ch
                                  size_t errlen);
 EMBER_API void ember_model_destroy(ember_model *model);
 
-/* Signature queries. Index arguments out of range give NULL / EMBER_ERROR_ARGUMENT. */
+/* Signature queries. Index arguments out of range give NULL / EMBER_ERROR_ARGUMENT. Every
+ * function taking a model handles a NULL one: counts are -1, names NULL, statuses
+ * EMBER_ERROR_ARGUMENT. */
 EMBER_API int32_t ember_model_num_inputs(const ember_model *model);
 EMBER_API int32_t ember_model_num_outputs(const ember_model *model);
 EMBER_API int32_t ember_model_num_constants(const ember_model *model);
