@@ -79,8 +79,14 @@ class CompiledModel:
     forward = __call__
 
     def save(self, path: str) -> str:
-        """Copies the artifact directory to `path` (which must not exist); returns `path`."""
-        shutil.copytree(self.artifact_dir, path)
+        """Copies the artifact directory to `path` (which must not exist); returns `path`. The
+        copy is made beside `path` and renamed into place: an interrupted save leaves nothing
+        at `path`."""
+        from ember.artifact.publish import staged_directory
+        if os.path.lexists(path):
+            raise FileExistsError(f"cannot save the artifact: {path} exists")
+        with staged_directory(path) as stage:
+            shutil.copytree(self.artifact_dir, stage, dirs_exist_ok=True)
         return path
 
     def __repr__(self) -> str:

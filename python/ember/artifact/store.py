@@ -49,6 +49,7 @@ import numpy as np
 from safetensors.numpy import save_file
 
 from ember._version import __version__
+from ember.artifact.publish import staged_directory
 from ember.symbolic import Dim, SymbolicError
 
 FORMAT = "ember-artifact"
@@ -67,13 +68,13 @@ class ArtifactError(ValueError):
 
 def write_artifact(path, *, manifest: Mapping, weights: Mapping[str, np.ndarray],
                    files: Mapping[str, str]) -> None:
-    """Writes the artifact directory `path` (created if needed; an old artifact is replaced).
+    """Writes the artifact directory `path` (an old artifact there is replaced atomically: the
+    new one is built beside it, ember.artifact.publish, so a failure leaves the old one intact).
 
     `manifest` holds target, code (optional: defaults fill the host section), symbols, inputs,
     constants and outputs. Missing pieces are derived: an output's `max_shape` from its shape
     and the symbol ranges; a constant's `bound` from whether `weights` holds it, and a bound
-    constant's dtype and shape from its array. The manifest is written last, so a directory
-    interrupted mid-write never looks like a valid artifact. `files` (artifact file name ->
+    constant's dtype and shape from its array. `files` (artifact file name ->
     path) are the target's code and anything shipped with it (e.g. the C runtime's header);
     they are copied in and listed in `files` with their hashes. The code section's `library`,
     when it names one, must be among them.
@@ -90,21 +91,16 @@ def write_artifact(path, *, manifest: Mapping, weights: Mapping[str, np.ndarray]
     if library is not None and library not in files:
         raise ArtifactError(f"the code library {library!r} is not among the artifact's files "
                             f"{sorted(files)}")
-    os.makedirs(path, exist_ok=True)
-    manifest_path = os.path.join(path, MANIFEST)
-    if os.path.exists(manifest_path):
-        os.remove(manifest_path)
-    for name, source in files.items():
-        shutil.copyfile(source, os.path.join(path, name))
-    save_file({name: np.require(a, requirements=("C", "A")) for name, a in weights.items()},
-              os.path.join(path, WEIGHTS), metadata={"format": FORMAT})
-    manifest["files"] = {name: _describe_file(os.path.join(path, name))
-                         for name in (*files, WEIGHTS)}
-    tmp = manifest_path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, manifest_path)
+    with staged_directory(path) as stage:
+        for name, source in files.items():
+            shutil.copyfile(source, os.path.join(stage, name))
+        save_file({name: np.require(a, requirements=("C", "A")) for name, a in weights.items()},
+                  os.path.join(stage, WEIGHTS), metadata={"format": FORMAT})
+        manifest["files"] = {name: _describe_file(os.path.join(stage, name))
+                             for name in (*files, WEIGHTS)}
+        with open(os.path.join(stage, MANIFEST), "w") as f:
+            json.dump(manifest, f, indent=2)
+            f.write("\n")
 
 
 def read_manifest(path, verify: bool = True) -> dict:
