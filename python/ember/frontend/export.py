@@ -7,6 +7,8 @@ symbol's declared range. Nothing here knows about MLIR.
 """
 from __future__ import annotations
 
+import contextlib
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -83,12 +85,37 @@ def _to_numpy(t: torch.Tensor) -> np.ndarray:
     return t.numpy()
 
 
+def _finite_bound(value) -> Optional[int]:
+    """A symbol's bound as an int, or None when unbounded: a `torch.export.Dim` declared
+    without `max` has torch's `int_oo`, which sympy calls finite but cannot convert."""
+    from torch.utils._sympy.numbers import int_oo
+    return None if value == int_oo or value.is_infinite else int(value)
+
+
+@contextlib.contextmanager
+def _in_inference_mode(model: torch.nn.Module):
+    """Runs the block with `model` in eval mode, then gives every submodule back the mode it
+    had: ember compiles inference graphs, and the caller's module is never left changed. A
+    module in train() mode gets a warning (its dropout and batch statistics are not what
+    ember compiles)."""
+    modes = {m: m.training for m in model.modules()}
+    if any(modes.values()):
+        warnings.warn("the model is in train() mode; ember compiles it as in eval() mode "
+                      "(dropout off, BatchNorm with running statistics) and leaves your module "
+                      "as it was", stacklevel=4)
+    model.eval()
+    try:
+        yield model
+    finally:
+        for module, training in modes.items():
+            module.training = training
+
+
 def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
                  dynamic_shapes=None) -> ExportedModel:
     """Captures `model` with torch.export and splits it into graph, weights and signature."""
-    model = model.eval()
     try:
-        with torch.no_grad():
+        with _in_inference_mode(model), torch.no_grad():
             program = torch.export.export(model, tuple(example_inputs),
                                           dynamic_shapes=dynamic_shapes)
         program = program.run_decompositions(_decompositions())
@@ -122,7 +149,6 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
     for sym, bounds in program.range_constraints.items():
         if sym not in names.renames:
             continue  # a symbol no input or output shape uses
-        upper = bounds.upper
         symbols[str(names.renames[sym])] = {"min": int(bounds.lower),
-                                            "max": int(upper) if upper.is_finite else None}
+                                            "max": _finite_bound(bounds.upper)}
     return ExportedModel(program.graph_module, weight_names, weights, inputs, outputs, symbols)
