@@ -58,3 +58,16 @@ def test_matmul_integer(check):
     """Integer matrix products take the fallback."""
     model = Fn(lambda self, a, b: (a @ b, torch.mm(a, b)))
     check(model, [torch.randint(-5, 5, (3, 4)), torch.randint(-5, 5, (4, 2))])
+
+
+@pytest.mark.covers("matmul", "Linear")
+def test_empty_reduction(check):
+    """K = 0: every product is an empty sum, so the result is the bias (or zeros); no kernel
+    is generated for it (the schedule used to divide by K)."""
+    model = Fn(lambda self, a, b, c, d: (a @ b, torch.bmm(c, d)))
+    check(model, [torch.randn(3, 0), torch.randn(0, 4), torch.randn(2, 3, 0),
+                  torch.randn(2, 0, 5)])
+    linear = nn.Linear(0, 5)
+    with torch.no_grad():
+        linear.bias.normal_()
+    check(linear, [torch.randn(2, 0)])

@@ -128,7 +128,8 @@ class _ToKernel:
         shape = out_type.shape
         m_size, n_size = shape[-2], shape[-1]
         k_size = types[0].shape[-1]
-        if ir.ShapedType.is_dynamic_size(n_size) or ir.ShapedType.is_dynamic_size(k_size):
+        if ir.ShapedType.is_dynamic_size(n_size) or ir.ShapedType.is_dynamic_size(k_size) or \
+                k_size == 0:                # an empty product: the zero fill is the result
             return NOT_APPLIED
         batch = 0
         if match.batch:

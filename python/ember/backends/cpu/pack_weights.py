@@ -38,6 +38,8 @@ class _PackPattern:
                 not isinstance(rhs_type.element_type, ir.F32Type):
             return NOT_APPLIED
         k, n = rhs_type.shape
+        if k == 0:                          # an empty product: the linalg reference is just
+            return NOT_APPLIED              # the epilogue on zeros, no kernel needed
         nr = self.panel
         name = self.ctx.weights.derive(f"{weight.name}.packed{nr}",
                                        lambda w: pack_panels(w, nr), [weight.name])
