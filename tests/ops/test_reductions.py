@@ -33,3 +33,11 @@ def test_reductions_dynamic(check):
     model = Fn(lambda self, x: (x.mean(-1), x.sum(0), x.amax(-1), x.max()))
     check(model, [torch.randn(3, 8)], dynamic_shapes={"xs": ({0: batch},)},
           more_inputs=[[torch.randn(1, 8)], [torch.randn(20, 8)]])
+
+
+@pytest.mark.covers("mean", "sum", "max", "min")
+def test_reductions_of_a_scalar(check):
+    """Rank-0 inputs: no axis to reduce (ember.reduce needs one; torch-mlir's lowering takes
+    them), whole-tensor and dim=0 forms alike."""
+    model = Fn(lambda self, x: (x.sum(), x.mean(), x.amax(), x.amin(), x.sum(0), x.max()))
+    check(model, [torch.tensor(2.5)])

@@ -354,8 +354,8 @@ def _reduction(kind: str, has_dtype: bool) -> Callable:
         dims, keepdim = c.const(op.operands[1]), c.const(op.operands[2])
         if has_dtype and c.const(op.operands[3]) is not None:
             return None
-        if rank is None or not c.all_float([x, op.results[0]]):
-            return None
+        if not rank or not c.all_float([x, op.results[0]]):
+            return None             # unknown rank, or a scalar (no axis): torch-mlir's lowering
         axes = sorted({d % rank for d in (dims or range(rank))})
         return Reduce.build(c.to_builtin(x), _result_type(c, op), kind=kind, axes=axes,
                             keepdim=bool(keepdim))
