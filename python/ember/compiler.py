@@ -47,14 +47,18 @@ class CompileOptions:
 
 def resolve_options(options: Optional[CompileOptions], overrides: Mapping[str, Any]
                     ) -> CompileOptions:
-    """`options` (or the defaults) with keyword `overrides` applied on top: both count."""
+    """`options` (or the defaults) with keyword `overrides` applied on top: both count. The
+    target comes back built (a Target), so a bad target string fails before the frontend runs
+    and the target (which may ask the C compiler where libomp is) is made once per compile."""
+    from ember.targets import get_target
     base = options or CompileOptions()
     known = {f.name for f in dataclasses.fields(CompileOptions)}
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise TypeError(f"unknown compile option(s) {unknown}; CompileOptions has "
                         f"{sorted(known)}")
-    return dataclasses.replace(base, **overrides)
+    resolved = dataclasses.replace(base, **overrides)
+    return dataclasses.replace(resolved, target=get_target(resolved.target))
 
 
 class CompiledModel:

@@ -167,8 +167,7 @@ def configure_passes(stages: Sequence[Stage],
     4}}`); a pass in no stage, or an option the pass lacks, is an error."""
     stages = list(stages)
     for name, options in pass_options.items():
-        holders = [s for s in stages if isinstance(s, PassStage) and name in s.pipeline.names()]
-        if not holders:
+        if not any(isinstance(s, PassStage) and name in s.pipeline.names() for s in stages):
             raise ValueError(f"cannot set options of '{name}': not in the stage table")
         cls = REGISTRY[name]
         fields = {f.name for f in cls.options()}
@@ -177,13 +176,13 @@ def configure_passes(stages: Sequence[Stage],
             raise ValueError(f"pass '{name}' has no option(s) {unknown} (options: "
                              f"{sorted(fields)})")
         stages = [dataclasses.replace(s, pipeline=s.pipeline.with_options(name, options))
-                  if s in holders else s for s in stages]
+                  if isinstance(s, PassStage) else s for s in stages]
     return stages
 
 
 def run_stages(stages: Sequence[Stage], module: ir.Module, ctx: PassContext,
                job: Optional["CompileJob"] = None, *, first_index: int = 0,
-               repro_dir: Optional[str] = None, print_ir_after_all=None) -> Any:
+               repro_dir: Optional[str] = None) -> Any:
     """Runs `stages` in order on `module`; returns the last stage's output.
 
     Pass stages run on the module in place (the same module object stays the IR of every later
@@ -196,8 +195,7 @@ def run_stages(stages: Sequence[Stage], module: ir.Module, ctx: PassContext,
         ctx.target.stamp(module)
     for index, stage in enumerate(stages, first_index):
         if isinstance(stage, PassStage):
-            stage.pipeline.run(module, ctx, repro_dir=repro_dir, stage=stage.name,
-                               print_ir_after_all=print_ir_after_all)
+            stage.pipeline.run(module, ctx, repro_dir=repro_dir, stage=stage.name)
             module.operation.verify()
             output = module
         else:
