@@ -32,7 +32,9 @@ ROWS: List[Tuple[str, str, Optional[str], str]] = [
     ("Linear", "ember op gemm", "gemm",
      "weight transpose folded at compile time, bias fused as epilogue; a 1-D input takes the "
      "fallback"),
-    ("MaxPool2d", "ember op pool2d", "pool2d", "ceil_mode and dilation take the fallback"),
+    ("MaxPool2d", "ember op pool2d", "pool2d",
+     "ceil_mode and dilation take the fallback; AdaptiveMaxPool2d: evenly dividing sizes as "
+     "max_pool2d, uneven windows decomposed to window gathers and a max"),
     ("AvgPool2d", "ember op pool2d", "pool2d",
      "ceil_mode, count_include_pad=False and divisor_override take the fallback"),
     ("AdaptiveAvgPool2d", "ember op pool2d", "pool2d",

@@ -50,6 +50,25 @@ def test_adaptive_avg_pool2d_sizes(check):
                                  F.adaptive_avg_pool2d(x, (1, 5)))), IMAGES)
 
 
+@pytest.mark.covers("MaxPool2d")
+def test_adaptive_max_pool2d_uneven_windows(check):
+    """Windows of different sizes (9 -> 4, 11 -> 3; 8 -> 3, 8 -> 5), which torch-mlir turned
+    into a max_pool2d with the wrong result shape, and PyTorch's indices of each maximum;
+    the evenly dividing and global sizes beside them."""
+    model = Fn(lambda self, x, y: (*F.adaptive_max_pool2d(x, (4, 3), return_indices=True),
+                                   F.adaptive_max_pool2d(y, (3, 5)), F.adaptive_max_pool2d(y, 4),
+                                   F.adaptive_max_pool2d(x[0], (2, 5)),
+                                   nn.AdaptiveMaxPool2d(1)(x)))
+    check(model, IMAGES)
+
+
+@pytest.mark.covers("MaxPool2d")
+def test_adaptive_max_pool2d_ties_pick_the_first(check):
+    """Repeated values: the index is the first maximum in each window, as PyTorch's."""
+    x = torch.randint(0, 3, (1, 2, 7, 5)).float()
+    check(Fn(lambda self, x: F.adaptive_max_pool2d(x, (3, 2), return_indices=True)), [x])
+
+
 @pytest.mark.covers("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d")
 def test_pool_dynamic_batch(check):
     batch = torch.export.Dim("batch", min=1, max=32)

@@ -6,8 +6,8 @@ Three kinds of entries:
   with ops the linalg fallback lowers (comparisons with an iota, where, reductions, matmul).
   They favour simplicity over speed: scatter is O(index.numel() * size), index_add a one-hot
   matmul (an inf or NaN in `source` spreads to its whole column), topk takes k max passes.
-- `adaptive_avg_pool2d` with uneven windows, which torch-mlir's lowering rejects at run time
-  (PyTorch's own decomposition).
+- `adaptive_avg_pool2d` and `adaptive_max_pool2d` with uneven windows, which torch-mlir's
+  lowering rejects at run time (PyTorch's own decomposition for avg; window gathers for max).
 - `scaled_dot_product_attention`, normalized into the form `ember.attention` takes (a float
   additive mask, no GQA, `is_causal` only when query and key lengths are provably equal, since
   PyTorch aligns its causal mask top-left and ember.attention bottom-right). A call already in
@@ -76,6 +76,37 @@ def adaptive_avg_pool2d(x, output_size):
         return NotImplemented
     from torch._decomp.decompositions import adaptive_avg_pool2d as general
     return general(x, output_size)
+
+
+def _window_positions(size: int, out: int, device) -> torch.Tensor:
+    """[out, longest window] input positions of each adaptive window along one dim (PyTorch's
+    windows: start floor(i*size/out), end ceil((i+1)*size/out)); a window shorter than the
+    longest repeats its last position, which changes neither its max nor which one is first."""
+    longest = max(-((i + 1) * size // -out) - i * size // out for i in range(out))
+    window = torch.arange(out, device=device)
+    starts = torch.div(window * size, out, rounding_mode="floor")
+    last = torch.div((window + 1) * size + out - 1, out, rounding_mode="floor") - 1
+    return torch.minimum(starts[:, None] + torch.arange(longest, device=device), last[:, None])
+
+
+def adaptive_max_pool2d(x, output_size):
+    """Kept whole when every window has the same size (torch-mlir decomposes that into
+    max_pool2d); uneven windows, for which torch-mlir emits a max_pool2d whose result shape is
+    not its window's (with a failing run-time assert) and PyTorch has no decomposition, become a
+    gather of each window (short windows repeat their last element) and a max over it. Returns
+    the values and PyTorch's indices (flat h * W + w of each window's first maximum)."""
+    height, width = x.shape[-2:]
+    if any(isinstance(d, torch.SymInt) for d in (height, width)) or \
+            all(i % o == 0 for i, o in zip((height, width), output_size)):
+        return NotImplemented
+    rows = _window_positions(height, output_size[0], x.device)        # [oh, kh]
+    cols = _window_positions(width, output_size[1], x.device)         # [ow, kw]
+    windows = x[..., rows[:, :, None, None], cols]                    # [..., oh, kh, ow, kw]
+    windows = windows.movedim(-3, -2).flatten(-2)                     # [..., oh, ow, kh*kw]
+    values, picked = windows.max(-1)
+    flat = (rows[:, :, None, None] * width + cols).movedim(1, 2).flatten(-2)   # [oh, ow, kh*kw]
+    indices = torch.gather(flat.expand(*picked.shape, flat.size(-1)), -1, picked[..., None])
+    return values, indices[..., 0]
 
 
 # ------------------------------------------------------------------ TMTensor-only ops
@@ -151,6 +182,7 @@ def scatter_add(x, dim, index, src):
 DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.scaled_dot_product_attention.default: scaled_dot_product_attention,
     ATEN.adaptive_avg_pool2d.default: adaptive_avg_pool2d,
+    ATEN.adaptive_max_pool2d.default: adaptive_max_pool2d,
     ATEN.topk.default: topk,
     ATEN.index_add.default: index_add,
     ATEN.scatter.src: scatter,

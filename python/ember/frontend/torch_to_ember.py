@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from ember.dialect.ops import (Attention, Binary, Concat, Conv2d, Gemm, LayerNorm, Pool2d, Reduce,
                                Reshape, RmsNorm, Slice, Softmax, Transpose, Unary, Weight)
+from ember.dialect.shapes import conv2d_output_size
 
 FLOAT_DTYPES = ("f32", "f64", "f16", "bf16")
 _VTENSOR = re.compile(r"!torch\.vtensor<\[([^\]]*)\],([a-z0-9]+)>")
@@ -315,6 +316,10 @@ def _pool(c: Converter, op, kind: str, kernel, strides, padding):
     strides = list(strides) or list(kernel)  # PyTorch: an empty stride means the kernel
     if len(strides) != 2 or len(padding) != 2:
         return None
+    spatial = _shape(c, x)[2:]
+    if _shape(c, op.results[0])[2:] != [conv2d_output_size(n, k, st, p, 1) for n, k, st, p in
+                                        zip(spatial, kernel, strides, padding)]:
+        return None  # a result that is not these windows' (never a valid ember.pool2d)
     return Pool2d.build(c.to_builtin(x), _result_type(c, op), kind=kind, kernel=kernel,
                         strides=strides, padding=padding)
 
