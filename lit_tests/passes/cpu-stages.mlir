@@ -10,7 +10,9 @@
 // CHECK-SAME: attributes {llvm.emit_c_interface}
 // CHECK: llvm.fmul
 // CHECK: llvm.fadd
-// CHECK: llvm.intr.maximum
+// The ReLU's max: arith-expand (the llvm stage's bf16 handling) makes it a compare and select.
+// CHECK: llvm.fcmp "ugt"
+// CHECK: llvm.select
 // CHECK: llvm.return
 // The wrapper takes the input, the bound weight (still tagged) and the result, as pointers.
 // CHECK-LABEL: llvm.func @_mlir_ciface_main(

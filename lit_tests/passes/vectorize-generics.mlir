@@ -23,7 +23,8 @@
 // CHECK-NOT: linalg.generic
 // LLVM-LABEL: llvm.func @bias_relu(
 // LLVM: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<16xf32>
-// LLVM: llvm.intr.maximum(%{{.*}}) : (vector<16xf32>, vector<16xf32>) -> vector<16xf32>
+// LLVM: llvm.fcmp "ugt" %{{.*}}, %{{.*}} : vector<16xf32>
+// LLVM: llvm.select %{{.*}} : vector<16xi1>, vector<16xf32>
 // LLVM: llvm.store %{{.*}} : vector<16xf32>, !llvm.ptr
 // SCALAR-LABEL: llvm.func @bias_relu(
 // SCALAR-NOT: vector<16xf32>

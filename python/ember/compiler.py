@@ -246,18 +246,13 @@ def _repro_dir(options: CompileOptions) -> str:
     return options.repro_dir or os.path.join(tempfile.gettempdir(), "ember-repro")
 
 
-#: numpy dtype names of MLIR element types (for `compile_mlir`'s signature).
-_NUMPY_DTYPES = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": "bfloat16",
-                 "i64": "int64", "i32": "int32", "i8": "int8", "i1": "bool"}
-
-
 def _main_signature(text: str) -> Tuple[list, list]:
     """TensorSpecs of the inputs and outputs of `@main` in `text` (static shapes)."""
     from mlir import ir
 
     from ember.dialect import new_context
     from ember.symbolic import Dim
-    from ember.tensor_spec import TensorSpec
+    from ember.tensor_spec import ELEMENT_DTYPES, TensorSpec
     with new_context():
         module = ir.Module.parse(text)
         mains = [op for op in module.body.operations if "sym_name" in op.attributes and
@@ -273,7 +268,7 @@ def _main_signature(text: str) -> Tuple[list, list]:
                 if not t.has_static_shape:
                     raise ValueError(f"@main's {prefix}{i} has a dynamic shape ({t}); "
                                      f"compile_mlir takes static shapes")
-                out.append(TensorSpec(role, f"{prefix}{i}", _NUMPY_DTYPES[str(t.element_type)],
+                out.append(TensorSpec(role, f"{prefix}{i}", ELEMENT_DTYPES[str(t.element_type)],
                                       tuple(Dim(d) for d in t.shape)))
             return out
         return entries(fn_type.inputs, "input", "arg"), entries(fn_type.results, "output", "out")

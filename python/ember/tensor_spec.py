@@ -11,9 +11,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
+import numpy as np
+
 from ember.symbolic import Dim, format_shape
 
 Shape = Tuple[int, ...]
+
+#: The numpy dtype name (a manifest's dtype) of each MLIR element type a model's tensors have.
+ELEMENT_DTYPES = {"f32": "float32", "f64": "float64", "f16": "float16", "bf16": "bfloat16",
+                  "i64": "int64", "i32": "int32", "i16": "int16", "i8": "int8", "ui8": "uint8",
+                  "i1": "bool", "complex<f32>": "complex64", "complex<f64>": "complex128"}
+
+
+def numpy_dtype(name: str) -> np.dtype:
+    """The numpy dtype of a manifest dtype name; bfloat16 comes from ml_dtypes."""
+    try:
+        return np.dtype(name)
+    except TypeError:
+        import ml_dtypes
+        return np.dtype(getattr(ml_dtypes, name))
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 `check(module, inputs, expect=...)` (a fixture) compiles `module` for `inputs`, runs the compiled
 model on `inputs` and on each of `more_inputs` (other sizes, for dynamic dims), and compares with
-PyTorch eager (tests/compare.py: output count, shapes, dtypes, nan/inf and values). `expect`
+PyTorch eager (tests/compare.py: output count, shapes, dtypes, nan/inf and values; `tol`
+overrides the dtype's tolerance, `target` is ember.compile's). `expect`
 names the ember ops the frontend must have produced (`"attention"`, or `"unary:gelu"` for an op
 with that `kind`), which is how a test pins an op's mapping; it returns every ember op seen.
 
@@ -102,10 +103,12 @@ def _frontend_capture():
 
 
 def compile_and_compare(module: torch.nn.Module, inputs: Sequence, *, expect: Iterable[str] = (),
-                        dynamic_shapes=None, more_inputs: Sequence[Sequence] = ()) -> Set[str]:
+                        dynamic_shapes=None, more_inputs: Sequence[Sequence] = (),
+                        tol: Optional[float] = None, target: str = "host") -> Set[str]:
     module = module.eval()
     with _frontend_capture() as seen:
-        compiled = ember.compile(module, tuple(inputs), dynamic_shapes=dynamic_shapes)
+        compiled = ember.compile(module, tuple(inputs), dynamic_shapes=dynamic_shapes,
+                                 target=target)
     ops = ember_ops_in(seen["text"])
     if _current is not None:
         _current["ember_ops"] = sorted(set(_current["ember_ops"]) | ops)
@@ -117,13 +120,14 @@ def compile_and_compare(module: torch.nn.Module, inputs: Sequence, *, expect: It
     for run, args in enumerate([tuple(inputs)] + [tuple(a) for a in more_inputs]):
         with torch.no_grad():
             expected = module(*args)
-        assert_close(compiled(*args), expected, what=f"run {run}, output")
+        assert_close(compiled(*args), expected, tol=tol, what=f"run {run}, output")
     return ops
 
 
 @pytest.fixture
 def check():
-    """`check(module, inputs, expect=(), dynamic_shapes=None, more_inputs=())`."""
+    """`check(module, inputs, expect=(), dynamic_shapes=None, more_inputs=(), tol=None,
+    target="host")`."""
     return compile_and_compare
 
 

@@ -98,3 +98,25 @@ def test_elementwise_dynamic(check):
     check(model, [torch.randn(3, 6), torch.randn(6)], expect=["unary:exp", "binary:mul"],
           dynamic_shapes={"xs": ({0: batch}, None)},
           more_inputs=[[torch.randn(1, 6), torch.randn(6)], [torch.randn(50, 6), torch.randn(6)]])
+
+
+def _bf16_with_special_values(*shape) -> torch.Tensor:
+    """Random bf16 values plus a NaN, infinities, a denormal and signed zeros."""
+    x = torch.randn(*shape).bfloat16().flatten()
+    x[:6] = torch.tensor([float("nan"), float("inf"), -float("inf"), 3e-39, 0.0, -0.0])
+    return x.reshape(shape)
+
+
+@pytest.mark.covers("add", "mul", "div", "max")
+@pytest.mark.parametrize("target", ["host", "host:cpu=haswell"],
+                         ids=["this-cpu", "cpu-without-bf16-conversion"])
+def test_bf16_elementwise_rounds_like_pytorch(check, target):
+    """bf16 arithmetic on any x86 CPU: a CPU without a bf16 conversion instruction (haswell)
+    used to need `__truncsfbf2`, which no library here defines, so the model did not load.
+    Each op computes in f32 and rounds to nearest even once, as PyTorch's eager ops, so the bits
+    agree exactly (tol=0), NaN, infinities and denormals included; so does an f32 -> bf16
+    cast."""
+    model = Fn(lambda self, x, y, f: (x + y, x * y, x / (y.abs() + 1), torch.maximum(x, y),
+                                      f.bfloat16(), (f * 3).bfloat16() - x))
+    check(model, [_bf16_with_special_values(4, 33), torch.randn(4, 33).bfloat16(),
+                  torch.randn(4, 33) * 1e3], target=target, tol=0.0)

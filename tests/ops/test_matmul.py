@@ -71,3 +71,12 @@ def test_empty_reduction(check):
     with torch.no_grad():
         linear.bias.normal_()
     check(linear, [torch.randn(2, 0)])
+
+
+@pytest.mark.covers("Linear")
+def test_linear_bf16_weights(check):
+    """A bf16 Linear: its weight transpose, folded at compile time, stays bf16 (it was stored
+    as f32 values in a bf16 weight, which read back as garbage)."""
+    linear = torch.nn.Linear(48, 24).bfloat16()
+    check(Fn(lambda self, x: linear(x), linear), [torch.randn(5, 48).bfloat16()],
+          expect=["gemm"])

@@ -15,7 +15,7 @@ from typing import Sequence, Tuple
 import numpy as np
 
 from ember.runtime.errors import ArgumentError, ArgumentTypeError
-from ember.tensor_spec import TensorSpec
+from ember.tensor_spec import TensorSpec, numpy_dtype
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,6 @@ class Buffer:
 def is_torch(obj) -> bool:
     torch = sys.modules.get("torch")
     return torch is not None and isinstance(obj, torch.Tensor)
-
-
-def numpy_dtype(name: str) -> np.dtype:
-    """The numpy dtype of a manifest dtype name; bfloat16 comes from ml_dtypes."""
-    try:
-        return np.dtype(name)
-    except TypeError:
-        import ml_dtypes
-        return np.dtype(getattr(ml_dtypes, name))
 
 
 def as_buffer(spec: TensorSpec, obj, *, device: str, writable: bool) -> Buffer:

@@ -20,6 +20,7 @@ from ember.dialect.ops import Binary, Reshape, Transpose, Unary, Weight, view
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
+from ember.tensor_spec import ELEMENT_DTYPES, numpy_dtype
 from ember.transforms.duplicate_weights import merge_duplicate_weights
 
 
@@ -53,6 +54,8 @@ def constant_source(value) -> Optional[object]:
         attr = ir.DenseElementsAttr(constant.value)
         shaped = ir.ShapedType(value.type)
         dtype = _numpy_dtype(shaped.element_type)
+        if dtype is None:
+            return None
         if attr.is_splat:
             splat = attr.get_splat_value()
             scalar = ir.FloatAttr(splat).value if isinstance(splat, ir.FloatAttr) \
@@ -105,7 +108,8 @@ class _FoldPattern:
             return NOT_APPLIED
         folded = view(op)
         fn = _evaluator(folded)
-        if fn is None:
+        dtype = _numpy_dtype(result_type.element_type)
+        if fn is None or dtype is None:
             return NOT_APPLIED
         weights = self.ctx.weights
         names = [s if isinstance(s, str) else weights.unique_name("const.literal")
@@ -113,7 +117,6 @@ class _FoldPattern:
         for name, s in zip(names, sources):
             if not isinstance(s, str):
                 weights.add(name, s)
-        dtype = _numpy_dtype(result_type.element_type)
         # Identical folds (tied weights, repeated blocks) share one entry.
         key = (op.name, repr(folded.attribute_values()), str(op.results[0].type), tuple(names))
         new_name = weights.derive(_name_hint(folded, sources),
@@ -123,10 +126,10 @@ class _FoldPattern:
         return APPLIED
 
 
-def _numpy_dtype(element_type) -> np.dtype:
-    text = str(element_type)
-    return {"f32": np.float32, "f64": np.float64, "f16": np.float16, "i64": np.int64,
-            "i32": np.int32, "i8": np.int8, "i1": np.bool_}.get(text, np.float32)
+def _numpy_dtype(element_type) -> Optional[np.dtype]:
+    """The numpy dtype of an element type (bf16: ml_dtypes'), None for one numpy lacks."""
+    name = ELEMENT_DTYPES.get(str(element_type))
+    return None if name is None else numpy_dtype(name)
 
 
 @register

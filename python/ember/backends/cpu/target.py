@@ -13,7 +13,8 @@ Stages (each a named pipeline of registered passes, then functions of the previo
              ops vectorized in MLIR
   loops      scf.forall -> scf.parallel, linalg -> loops, i1 memrefs widened, scf.parallel ->
              OpenMP (with `openmp`)
-  llvm       everything to the LLVM dialect, with `_mlir_ciface_` wrappers on public functions
+  llvm       everything to the LLVM dialect, with `_mlir_ciface_` wrappers on public functions;
+             bf16 arithmetic in f32, masked f16/bf16 vector loads and stores moving i16 lanes
   llvm-ir    LLVM IR text from MLIR 22 (`prepare_llvm_dialect` may annotate functions first)
   object     an ELF object from llvmlite for the target's triple, CPU and features
   library    `model.so`: the object, the C entry stub and cpu_support.c linked by the target's C
@@ -46,6 +47,7 @@ from ember.backends.cpu.expand_math import ExpandMath
 from ember.backends.cpu.gemm_kernels import CpuGemmKernels
 from ember.backends.cpu.inline_alloca_scopes import InlineAllocaScopes
 from ember.backends.cpu.kernel_destinations import MarkKernelDestinations
+from ember.backends.cpu.masked_half_as_int16 import MaskedHalfAsInt16
 from ember.backends.cpu.microkernel import CpuTraits, vector_shape_for
 from ember.backends.cpu.pack_weights import PackWeights
 from ember.backends.cpu.parallelize_loops import ParallelizeLoops
@@ -84,6 +86,18 @@ TO_LLVM = tuple(upstream(*name.split()) for name in (
     "convert-ub-to-llvm",
     "reconcile-unrealized-casts",
 ))
+#: bf16 arithmetic as f32 arithmetic and integer conversions, before the LLVM conversions. LLVM
+#: computes bf16 ops in f32 and truncates with a call to `__truncsfbf2` on CPUs without a bf16
+#: conversion instruction, which the C compilers here (gcc 12) do not provide, so the library
+#: would not load. Here each bf16 op (math ones too) runs in f32 and its result is rounded to
+#: nearest even as integer ops (NaN to a quiet NaN), as PyTorch's eager ops do; that form
+#: vectorizes and keeps denormals (x86's vcvtneps2bf16 flushes them). arith-expand also expands
+#: arith's max/min ops into compares and selects, which is what LLVM makes of them on x86.
+BF16_AS_F32 = nest("func.func",
+                   upstream("math-extend-to-supported-types", extra_types="f16"),
+                   upstream("arith-emulate-unsupported-floats", source_types="bf16",
+                            target_type="f32"),
+                   upstream("arith-expand", include_bf16=True))
 #: Exported by cpu_support.c: `int32_t ember_set_num_threads(int32_t)` (the runtime's hook).
 THREADS_SYMBOL = "ember_set_num_threads"
 #: `ember_entry`'s status when the CPU lacks what the code was compiled for (the C runtime
@@ -249,7 +263,8 @@ class CpuTarget(Target):
                 nest("func.func", upstream("convert-linalg-to-loops")),
                 upstream("canonicalize"), upstream("cse"), upstream("loop-invariant-code-motion"),
                 WidenBoolMemrefs(), *threads])),
-            PassStage("llvm", Pipeline.of([MarkCInterface(), *TO_LLVM])),
+            PassStage("llvm", Pipeline.of([MarkCInterface(), BF16_AS_F32, *TO_LLVM,
+                                           MaskedHalfAsInt16()])),
             CodegenStage("llvm-ir", self._llvm_ir),
             CodegenStage("object", self._object),
             CodegenStage("library", self._library),
