@@ -105,8 +105,9 @@ ROWS: List[Tuple[str, str, Optional[str], str]] = [
     ("UpsampleNearest2d", FALLBACK, None, ""),
     ("index_add", "decomposed to a one-hot matmul (ember gemm) and add", "gemm",
      "torch-mlir lowers index_add only through TMTensor"),
-    ("scatter", "decomposed to an iota comparison, where and amax (fallback)", None,
-     "scatter.src, scatter.value, scatter_add; torch-mlir lowers them only through TMTensor"),
+    ("scatter", "decomposed to an iota comparison, where, amax and gather (fallback)", None,
+     "scatter.src, scatter.value, scatter_add; duplicate indices keep the last writer; "
+     "torch-mlir lowers them only through TMTensor"),
     ("where", FALLBACK, None, "boolean tensors are stored as bytes (ember-widen-bool-memrefs)"),
     ("zeros", "constant (no code)", None, ""),
     ("zeros_like", "constant (no code)", None, "static shapes"),

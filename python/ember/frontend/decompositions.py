@@ -4,7 +4,8 @@ Three kinds of entries:
 - ops whose only torch-mlir lowering goes through TMTensor (which has no counterpart in the
   compiler's MLIR build): `index_add`, `scatter`, `scatter_add`, `topk`. Each is rewritten
   with ops the linalg fallback lowers (comparisons with an iota, where, reductions, matmul).
-  They favour simplicity over speed: scatter is O(index.numel() * size), index_add a one-hot
+  They favour simplicity over speed: scatter is O(index.numel() * size) (duplicate indices
+  keep the last writer, as PyTorch's CPU scatter), index_add a one-hot
   matmul (an inf or NaN in `source` spreads to its whole column), topk takes k max passes.
 - `adaptive_avg_pool2d` and `adaptive_max_pool2d` with uneven windows, which torch-mlir's
   lowering rejects at run time (PyTorch's own decomposition for avg; window gathers for max).
@@ -141,23 +142,28 @@ def index_add(x, dim, index, source, alpha=1):
 
 
 def _scattered(x, dim, index, src, combine: str):
-    """(hit, values): along `dim`, which positions of x the index writes and what lands there
-    (`combine` of the writers: amax picks one of duplicate writers, sum adds them), both of
-    x's shape."""
+    """(hit, values): along `dim`, which positions of x the index writes and what lands there,
+    both of x's shape. `combine` says what duplicate writers to one position leave: "last" the
+    value of the last of them along `dim` (PyTorch's scatter on CPU writes in that order),
+    "sum" their sum."""
     rank = x.dim()
     dim = dim % rank
     n = x.size(dim)
     hits = index.unsqueeze(-1) == torch.arange(n, device=x.device)     # index.shape + [n]
     if isinstance(src, torch.Tensor):
-        src = src[tuple(slice(0, index.size(d)) for d in range(rank))].unsqueeze(-1)
-    else:
-        src = torch.full((), src, dtype=x.dtype, device=x.device)
+        src = src[tuple(slice(0, index.size(d)) for d in range(rank))]  # index's shape
     if combine == "sum":
-        values = torch.where(hits, src, torch.zeros((), dtype=x.dtype)).sum(dim)
+        values = torch.where(hits, src.unsqueeze(-1), torch.zeros((), dtype=x.dtype)).sum(dim)
+        hit = hits.any(dim)
     else:
-        values = torch.where(hits, src, torch.full((), _lowest(x.dtype), dtype=x.dtype))
-        values = values.amax(dim)
-    hit = hits.any(dim).movedim(-1, dim)
+        order = _along(torch.arange(index.size(dim), device=x.device), dim, rank).unsqueeze(-1)
+        last = torch.where(hits, order, -1).amax(dim)                  # the last writer, or -1
+        hit = last >= 0
+        if isinstance(src, torch.Tensor):
+            values = torch.gather(src, dim, last.clamp(min=0).movedim(-1, dim)).movedim(dim, -1)
+        else:
+            values = torch.full((), src, dtype=x.dtype, device=x.device).expand(last.shape)
+    hit = hit.movedim(-1, dim)
     values = values.movedim(-1, dim).to(x.dtype)
     pads = []
     for d in reversed(range(rank)):
@@ -169,7 +175,7 @@ def _scattered(x, dim, index, src, combine: str):
 
 
 def scatter(x, dim, index, src):
-    hit, values = _scattered(x, dim, index, src, "amax")
+    hit, values = _scattered(x, dim, index, src, "last")
     return torch.where(hit, values, x)
 
 
