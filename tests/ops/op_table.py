@@ -95,7 +95,9 @@ ROWS: List[Tuple[str, str, Optional[str], str]] = [
     ("slice", FALLBACK, None, "incl. steps and negative bounds"),
     ("select", FALLBACK, None, ""),
     ("index (basic)", FALLBACK, None, "integer tensor indices, gather"),
-    ("cat", FALLBACK, None, ""),
+    ("cat", "ember op concat", "concat",
+     "two float inputs, static or dynamic along the axis; three or more, and integers, take "
+     "the fallback"),
     ("mean", FALLBACK, None, "a sum reduction; the division is an ember binary div"),
     ("sum", FALLBACK, None, "float and integer"),
     ("max", "ember op binary (max) elementwise; reductions: fallback", "binary:max",

@@ -80,6 +80,19 @@ def test_cat_slice_dynamic(check):
                        [torch.randn(9, 4), torch.randn(9, 2)]])
 
 
+@pytest.mark.covers("cat")
+def test_cat_along_a_dynamic_dim(check):
+    """Concatenation along a dynamic dim (ember.concat with run-time offsets): two dynamic
+    inputs of different sizes, a dynamic and a static one, along the last dim."""
+    n, m = torch.export.Dim("n", min=1, max=64), torch.export.Dim("m", min=1, max=64)
+    model = Fn(lambda self, x, y, z: (torch.cat([x, y], 0) * 2, torch.cat([z, x], 0),
+                                      torch.cat([x.t(), y.t()], 1)))
+    check(model, [torch.randn(3, 4), torch.randn(5, 4), torch.randn(2, 4)], expect=["concat"],
+          dynamic_shapes={"xs": ({0: n}, {0: m}, None)},
+          more_inputs=[[torch.randn(1, 4), torch.randn(9, 4), torch.randn(2, 4)],
+                       [torch.randn(17, 4), torch.randn(1, 4), torch.randn(2, 4)]])
+
+
 @pytest.mark.covers("zeros", "zeros_like")
 def test_zeros(check):
     model = Fn(lambda self, x: (torch.zeros(3, 4), x + torch.zeros(4), torch.zeros_like(x),

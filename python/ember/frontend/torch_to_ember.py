@@ -379,8 +379,6 @@ def _cat(c: Converter, op):
         return None
     out_type = _result_type(c, op)
     axis = c.const(op.operands[1]) % rank
-    if c.ir.RankedTensorType(out_type).is_dynamic_dim(axis):
-        return None
     return Concat.build(c.to_builtin(lhs), c.to_builtin(rhs), out_type, axis=axis)
 
 

@@ -6,7 +6,8 @@ one tensor.empty).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+import functools
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 from mlir import ir
@@ -74,24 +75,42 @@ def lower_slice(op: Slice):
                                  [1] * rank).result
 
 
+def _size(value, dim: int) -> Union[int, ir.Value]:
+    """Dim `dim` of a tensor value: an int when static, else its run-time size."""
+    n = tensor_shape(value)[dim]
+    return n if n is not None else tensor_dim(value, dim)
+
+
+def _index_sum(a: Union[int, ir.Value], b: Union[int, ir.Value]) -> Union[int, ir.Value]:
+    """a + b, folded when both are ints."""
+    if isinstance(a, int) and isinstance(b, int):
+        return a + b
+    as_value = [arith.constant(ir.IndexType.get(), x) if isinstance(x, int) else x
+                for x in (a, b)]
+    return arith.addi(*as_value)
+
+
 def lower_concat(op: Concat):
-    """tensor.empty of the result, then one insert_slice per input at its running offset."""
+    """tensor.empty of the result, then one insert_slice per input at its running offset (a
+    run-time value once an input's size along the axis is dynamic)."""
     axis = op.axis
     values = [op.lhs, op.rhs]
     out_type = ir.RankedTensorType(op.result.type)
     rank = out_type.rank
-    first = values[0]
-    dim_sources = [(first, d) if d != axis else None for d in range(rank)]
-    if out_type.is_dynamic_dim(axis):
-        raise NotImplementedError("ember.concat with a dynamic result size along its axis")
-    result = empty_like(out_type, dim_sources)
-    offset = 0
-    for v in values:
-        shape = tensor_shape(v)
-        dynamic = [tensor_dim(v, d) for d in range(rank) if shape[d] is None]
-        sizes = [ir.ShapedType.get_dynamic_size() if n is None else n for n in shape]
+    extents = [_size(v, axis) for v in values]
+    total = functools.reduce(_index_sum, extents)
+    sizes = [out_type.shape[d] if not out_type.is_dynamic_dim(d) else
+             total if d == axis else tensor_dim(values[0], d) for d in range(rank)]
+    result = tensor.empty(sizes, out_type.element_type)
+    offset: Union[int, ir.Value] = 0
+    dynamic_index = ir.ShapedType.get_dynamic_size()
+    for v, extent in zip(values, extents):
+        sizes = [extent if d == axis else _size(v, d) for d in range(rank)]
         offsets = [offset if d == axis else 0 for d in range(rank)]
-        result = tensor.InsertSliceOp(v, result, [], dynamic, [], offsets, sizes,
-                                      [1] * rank).result
-        offset += shape[axis]
+        result = tensor.InsertSliceOp(
+            v, result, [o for o in offsets if not isinstance(o, int)],
+            [n for n in sizes if not isinstance(n, int)], [],
+            [o if isinstance(o, int) else dynamic_index for o in offsets],
+            [n if isinstance(n, int) else dynamic_index for n in sizes], [1] * rank).result
+        offset = _index_sum(offset, extent)
     return result
