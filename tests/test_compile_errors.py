@@ -75,3 +75,56 @@ def test_state_mutating_model_is_refused_clearly():
 
     with pytest.raises(Exception, match="mutates state|BUFFER_MUTATION"):
         ember.compile(Counter(), (torch.randn(2),))
+
+
+class Svd(torch.nn.Module):
+    def forward(self, x):
+        return torch.linalg.svd(x)[1]
+
+
+class Nonzero(torch.nn.Module):
+    def forward(self, x):
+        return torch.nonzero(x)
+
+
+class ComplexScale(torch.nn.Module):
+    def forward(self, z):
+        return z * 2
+
+
+class IntoLinear(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("model,inputs,op,called_as,reason", [
+    (Svd, (torch.randn(4, 4),), "aten._linalg_svd", "linalg_svd",
+     "no ember conversion and no linalg lowering"),
+    (Nonzero, (torch.randn(4, 4),), "aten.nonzero", "nonzero",
+     "torch-mlir decomposed it into aten.cumsum"),
+    (ComplexScale, (torch.randn(4, 4, dtype=torch.complex64),), "aten.mul.Tensor", "mul",
+     "complex tensors (complex64) are not supported"),
+    (IntoLinear, (torch.randint(0, 5, (2, 4)),), "aten.linear",
+     "linear in module 'fc' (Linear)", "different dtypes (int64, float32, float32)"),
+], ids=["op-without-definition", "decomposed-op", "complex-input", "int64-into-linear"])
+def test_unsupported_op_names_the_users_call_line_and_reason(model, inputs, op, called_as,
+                                                             reason):
+    """The error names the call the user wrote (not `operator`, `vtensor.literal`, the
+    `aten.mm` of a decomposed Linear or an op of the lowering), its line, and why."""
+    with pytest.raises(UnsupportedOpsError) as info:
+        ember.compile(model(), inputs)
+    assert len(info.value.ops) == 1, str(info.value)
+    entry = info.value.ops[0]
+    source, start = inspect.getsourcelines(model.forward)
+    assert entry.aten_op == op
+    assert entry.source.endswith(f"{os.path.basename(__file__)}:{start + len(source) - 1}")
+    assert entry.call == f"called as {called_as}"
+    assert reason in entry.reason
+    message = str(info.value)
+    assert f"{op} (called as {called_as}) at " in message
+    for wrong in ("operator", "vtensor.literal", "aten.mm ", "aten.mul.Scalar"):
+        assert wrong not in message

@@ -3,21 +3,27 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 #: Frames inside these packages are never "the user's line".
 _LIBRARY_MARKERS = ("/torch/", "/torch_mlir/", "/ember/", "site-packages/", "<frozen")
 
 
+#: The reason for an op that neither ember nor torch-mlir's linalg lowering handles.
+NO_LOWERING = "no ember conversion and no linalg lowering"
+
+
 @dataclass
 class UnsupportedOp:
-    aten_op: str
+    aten_op: str               # the op the user's call became ("aten.linear", "aten.nonzero")
     source: Optional[str]      # "file.py:line" of the user's code, when known
     reason: str = ""
+    call: str = ""             # how the user called it ("linear in module 'fc' (Linear)")
 
     def describe(self) -> str:
         where = self.source or "unknown source location"
-        return f"  {self.aten_op} at {where}" + (f": {self.reason}" if self.reason else "")
+        call = f" ({self.call})" if self.call else ""
+        return f"  {self.aten_op}{call} at {where}" + (f": {self.reason}" if self.reason else "")
 
 
 class UnsupportedOpsError(RuntimeError):
@@ -38,6 +44,13 @@ class ExportError(RuntimeError):
 
 
 _FILE_LINE = re.compile(r'"([^"]+)":(\d+):(\d+)')
+_TRACEBACK_FRAME = re.compile(r'File "([^"]+)", line (\d+),')
+#: FX nodes that are plumbing of a call (tuple items, symbolic sizes, shape guards), not a call.
+#: Ops whose tensors must share one dtype (PyTorch promotes elementwise ops' operands, not these).
+_NO_PROMOTION = ("aten.linear", "aten.mm", "aten.bmm", "aten.matmul", "aten.addmm",
+                 "aten.baddbmm", "aten.convolution", "aten.conv1d", "aten.conv2d", "aten.conv3d")
+_PLUMBING_TARGETS = ("getitem", "sym_size", "sym_numel", "sym_stride", "_assert_scalar",
+                     "_assert_tensor_metadata", "ge", "le", "gt", "lt", "eq", "ne")
 
 
 def user_source_line(location_text: str) -> Optional[str]:
@@ -50,3 +63,114 @@ def user_source_line(location_text: str) -> Optional[str]:
     user = [fr for fr in frames if not any(m in fr[0] for m in _LIBRARY_MARKERS)]
     chosen = user[0] if user else (frames[0] if frames else None)
     return f"{chosen[0]}:{chosen[1]}" if chosen else None
+
+
+@dataclass
+class UserCall:
+    """One call in the user's model as torch.export recorded it (an FX node)."""
+    aten_op: str                 # "aten.linear", "aten._linalg_svd"
+    called_as: str               # the Python function the user called ("linear", "nonzero")
+    module: str                  # the innermost nn.Module around it ("fc (Linear)"), or ""
+    input_dtypes: List[str]      # of its tensor inputs, in order ("int64", "float32")
+    output_dtypes: List[str]
+
+    def reason(self) -> Optional[str]:
+        """What about its tensors ember cannot compile, if that is the cause."""
+        dtypes = self.input_dtypes + self.output_dtypes
+        complex_ = sorted({d for d in dtypes if d.startswith("complex")})
+        if complex_:
+            return f"complex tensors ({', '.join(complex_)}) are not supported by this op"
+        if self.aten_op in _NO_PROMOTION and len(set(self.input_dtypes)) > 1:
+            return f"its inputs have different dtypes ({', '.join(self.input_dtypes)}), which " \
+                   f"it does not promote (PyTorch eager rejects this too): cast them to one " \
+                   f"dtype, e.g. with .float()"
+        return None
+
+    @property
+    def call(self) -> str:
+        return f"called as {self.called_as}" + (f" in module {self.module}" if self.module else "")
+
+
+def _frames(text: str, pattern) -> tuple:
+    return tuple((f, int(line)) for f, line, *_ in pattern.findall(text))
+
+
+def _dtypes(values) -> List[str]:
+    found = []
+    for v in values:
+        val = getattr(v, "meta", {}).get("val") if hasattr(v, "meta") else v
+        for t in val if isinstance(val, (tuple, list)) else [val]:
+            dtype = getattr(t, "dtype", None)
+            if dtype is not None and hasattr(t, "shape"):
+                found.append(str(dtype).replace("torch.", ""))
+    return found
+
+
+def user_calls(graph) -> Dict[tuple, List[UserCall]]:
+    """The calls of an exported FX graph by call stack (innermost frame first, the order of
+    torch-mlir's `callsite` locations), so that an op left over in torch-mlir's IR can be
+    blamed on the call the user wrote rather than on an op it was decomposed into."""
+    calls: Dict[tuple, List[UserCall]] = {}
+    for node in graph.nodes:
+        if node.op != "call_function" or not node.stack_trace:
+            continue
+        name = str(node.meta.get("original_aten") or getattr(node.target, "__name__", ""))
+        if name.split(".")[-1] in _PLUMBING_TARGETS or name.split(".")[0] in _PLUMBING_TARGETS:
+            continue
+        aten = name.rsplit(".", 1)[0] if name.endswith(".default") else name
+        torch_fn = node.meta.get("torch_fn")
+        called_as = torch_fn[1].rsplit(".", 1)[-1] if torch_fn else aten.split(".")[-1]
+        modules = list((node.meta.get("nn_module_stack") or {}).values())
+        module = ""
+        if len(modules) > 1:  # the outermost entry is the model itself
+            path, kind = modules[-1]
+            module = f"'{path}' ({str(getattr(kind, '__name__', kind)).rsplit('.', 1)[-1]})"
+        args = [a for a in node.all_input_nodes]
+        key = tuple(reversed(_frames(node.stack_trace, _TRACEBACK_FRAME)))
+        call = UserCall(aten, called_as, module, _dtypes(args), _dtypes([node]))
+        if call not in calls.setdefault(key, []):
+            calls[key].append(call)
+    return calls
+
+
+def blame(left_over: List[tuple], calls: Dict[tuple, List[UserCall]]) -> List[UnsupportedOp]:
+    """UnsupportedOps for the ops left in torch-mlir's IR, given as (op name, location text).
+    Each is named by the user's call at its location when that is known (the op itself, or the
+    one call there that torch-mlir decomposed into it), with the call's dtypes as the reason
+    when they are the cause; one entry per call."""
+    found: Dict[tuple, UnsupportedOp] = {}
+    decomposed: Dict[tuple, List[str]] = {}
+    for name, location in left_over:
+        source = user_source_line(location)
+        candidates = calls.get(_frames(location, _FILE_LINE), [])
+        own = [c for c in candidates if c.aten_op == name]
+        call = own[0] if own else candidates[0] if len(candidates) == 1 else None
+        if call is None:
+            found.setdefault((name, source, ""), UnsupportedOp(name, source, NO_LOWERING))
+            continue
+        key = (call.aten_op, source, call.module)
+        found.setdefault(key, UnsupportedOp(call.aten_op, source, call.reason() or "",
+                                            call.call))
+        if name != call.aten_op and name not in decomposed.setdefault(key, []):
+            decomposed[key].append(name)
+    for key, op in found.items():
+        if not op.reason:
+            parts = decomposed.get(key)
+            op.reason = NO_LOWERING + (f" (torch-mlir decomposed it into {', '.join(parts)}, "
+                                       f"which have none)" if parts else "")
+    return list(found.values())
+
+
+def calls_with_unsupported_dtypes(calls: Dict[tuple, List[UserCall]]) -> List[UnsupportedOp]:
+    """The calls whose tensors' dtypes ember cannot compile (complex ones), as UnsupportedOps:
+    the cause to report when torch-mlir's lowering fails on such a model without naming an
+    op."""
+    found = []
+    for frames, entries in calls.items():
+        for call in entries:
+            reason = call.reason()
+            if reason and call.aten_op not in _NO_PROMOTION:
+                location = " ".join(f'"{f}":{line}:0' for f, line in frames)
+                found.append(UnsupportedOp(call.aten_op, user_source_line(location), reason,
+                                           call.call))
+    return found

@@ -9,9 +9,10 @@ data is ever printed. Ops that neither ember nor the fallback lowers are reporte
 """
 from __future__ import annotations
 
-from typing import List
+from typing import Dict, List
 
-from ember.frontend.errors import UnsupportedOp, UnsupportedOpsError, user_source_line
+from ember.frontend.errors import (UnsupportedOp, UnsupportedOpsError, UserCall, blame,
+                                   calls_with_unsupported_dtypes, user_calls)
 from ember.frontend.export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
 from ember.frontend.torch_to_ember import Converter
 
@@ -37,33 +38,35 @@ TORCH_TO_LINALG = (
 )
 
 
-def _run(module, pipeline: str, what: str) -> None:
+def _run(module, pipeline: str, what: str, calls: Dict[tuple, List[UserCall]]) -> None:
     from torch_mlir.passmanager import PassManager
     with module.context:
         try:
             PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
         except Exception as e:
-            leftovers = _leftover_torch_ops(module)
+            leftovers = _leftover_torch_ops(module, calls) or \
+                calls_with_unsupported_dtypes(calls)
             if leftovers:
                 raise UnsupportedOpsError(leftovers) from e
             raise RuntimeError(f"torch-mlir failed during {what}: {e}") from e
 
 
-def _leftover_torch_ops(module) -> List[UnsupportedOp]:
+def _leftover_torch_ops(module, calls: Dict[tuple, List[UserCall]]) -> List[UnsupportedOp]:
+    """The torch ops no lowering took, blamed on the user's calls (errors.blame)."""
     from torch_mlir import ir
-    found: List[UnsupportedOp] = []
+    found: List[tuple] = []
 
     def visit(op):
         name = op.name
         if name.startswith("torch.") and not name.startswith("torch.constant") and \
-                name not in ("torch.prim.ListConstruct",):
-            aten = name.replace("torch.", "", 1)
-            found.append(UnsupportedOp(aten, user_source_line(str(op.location)),
-                                       "no ember conversion and no linalg lowering"))
+                name not in ("torch.prim.ListConstruct", "torch.vtensor.literal"):
+            if name == "torch.operator":   # an op torch-mlir has no definition of
+                name = ir.StringAttr(op.attributes["name"]).value
+            found.append((name.replace("torch.", "", 1), str(op.location)))
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
-    return found
+    return blame(found, calls)
 
 
 def _load_torch_conversion_dialect(context) -> None:
@@ -94,17 +97,18 @@ def import_to_text(exported: ExportedModel) -> str:
     importer = FxImporter(context=context)
     importer.import_stateless_graph(exported.graph_module.graph, func_name="main")
     module = importer.module
+    calls = user_calls(exported.graph_module.graph)
     legal = ",".join(f"aten.{TORCH_MLIR_NAMES.get(n, n)}" for n in KEEP_WHOLE)
     _run(module, "func.func(torch-match-quantized-custom-ops),"
                  f"torchdynamo-export-to-torch-backend-pipeline{{backend-legal-ops={legal}}}",
-         "torch backend contract")
+         "torch backend contract", calls)
     with context:
         Converter(ir).convert_module(module, exported.weight_names)
     # Ops kept whole for ember but declined by the converter get torch-mlir's decomposition.
     _run(module, "func.func(torch-decompose-complex-ops),func.func(canonicalize)",
-         "decomposition")
-    _run(module, ",".join(TORCH_TO_LINALG), "lowering to linalg")
-    leftovers = _leftover_torch_ops(module)
+         "decomposition", calls)
+    _run(module, ",".join(TORCH_TO_LINALG), "lowering to linalg", calls)
+    leftovers = _leftover_torch_ops(module, calls)
     if leftovers:
         raise UnsupportedOpsError(leftovers)
     return module.operation.get_asm(print_generic_op_form=True, enable_debug_info=True)
