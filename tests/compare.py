@@ -2,7 +2,8 @@
 
 `assert_close(actual, expected)` takes one output or a sequence of them (tensors or arrays) and
 checks the count of outputs, then for each: shape, dtype, where the nans are, the infinities, and
-the values. Integer and bool outputs must be equal. Floating outputs are compared at the finite
+the values. Integer and bool outputs must be equal; complex ones compare as their parts' float
+dtype. Floating outputs are compared at the finite
 positions with one rule, relative to the output's scale:
 
     max |actual - expected| <= tol * max(1, max |expected|)
@@ -42,6 +43,9 @@ def _assert_one_close(actual, expected, tol: Optional[float], what: str) -> None
     assert actual.shape == expected.shape, \
         f"{what}: shape {list(actual.shape)} != {list(expected.shape)}"
     assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    if expected.is_complex():  # real and imaginary parts, as their float dtype
+        _assert_one_close(torch.view_as_real(actual), torch.view_as_real(expected), tol, what)
+        return
     if not expected.is_floating_point():
         assert torch.equal(actual, expected), f"{what}: values differ"
         return

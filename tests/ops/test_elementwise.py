@@ -120,3 +120,17 @@ def test_bf16_elementwise_rounds_like_pytorch(check, target):
                                       f.bfloat16(), (f * 3).bfloat16() - x))
     check(model, [_bf16_with_special_values(4, 33), torch.randn(4, 33).bfloat16(),
                   torch.randn(4, 33) * 1e3], target=target, tol=0.0)
+
+
+@pytest.mark.covers("add", "sub", "mul")
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_complex_tensors(check, dtype):
+    """Complex inputs and outputs, and arithmetic on them: add, sub, mul (complex, real and
+    Python-scalar factors), abs, real, imag, view_as_real / view_as_complex, torch.complex."""
+    real = torch.float32 if dtype == torch.complex64 else torch.float64
+    model = Fn(lambda self, z, w, x: (z + w, z - w * 2, z * w, z * x + 1j, z.abs(),
+                                      z.real * w.imag, torch.view_as_real(z * w),
+                                      torch.view_as_complex(torch.view_as_real(w) * 2),
+                                      torch.complex(x, x * 2)))
+    check(model, [torch.randn(4, 3, dtype=dtype), torch.randn(4, 3, dtype=dtype),
+                  torch.randn(3, dtype=real)])

@@ -58,7 +58,8 @@ MANIFEST = "manifest.json"
 WEIGHTS = "weights.safetensors"
 HOST_CODE_DEFAULTS = {"library": "model.so", "symbol": "ember_entry", "abi": "ember-c-runtime-v1"}
 DTYPES = frozenset({"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32",
-                    "uint64", "float16", "bfloat16", "float32", "float64"})
+                    "uint64", "float16", "bfloat16", "float32", "float64", "complex64",
+                    "complex128"})
 _HASH_CHUNK = 1 << 20
 
 

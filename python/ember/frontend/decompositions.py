@@ -1,6 +1,6 @@
 """ember's own FX-level decompositions, applied with torch-mlir's table at torch.export time.
 
-Three kinds of entries:
+Four kinds of entries:
 - ops whose only torch-mlir lowering goes through TMTensor (which has no counterpart in the
   compiler's MLIR build): `index_add`, `scatter`, `scatter_add`, `topk`. Each is rewritten
   with ops the linalg fallback lowers (comparisons with an iota, where, reductions, matmul).
@@ -9,6 +9,8 @@ Three kinds of entries:
   matmul (an inf or NaN in `source` spreads to its whole column), topk takes k max passes.
 - `adaptive_avg_pool2d` and `adaptive_max_pool2d` with uneven windows, which torch-mlir's
   lowering rejects at run time (PyTorch's own decomposition for avg; window gathers for max).
+- arithmetic on complex tensors (add, sub, mul, abs) as real arithmetic on their parts, where
+  torch-mlir's lowering emits invalid IR or none; real tensors keep the ops (NotImplemented).
 - `scaled_dot_product_attention`, normalized into the form `ember.attention` takes (a float
   additive mask, no GQA, `is_causal` only when query and key lengths are provably equal, since
   PyTorch aligns its causal mask top-left and ember.attention bottom-right). A call already in
@@ -184,6 +186,47 @@ def scatter_add(x, dim, index, src):
     return x + values
 
 
+# ------------------------------------------------------------------ complex arithmetic
+def _is_complex(x) -> bool:
+    return isinstance(x, complex) or (isinstance(x, torch.Tensor) and x.is_complex())
+
+
+def _parts(x):
+    """(real, imaginary) of a complex or real tensor or Python number."""
+    if isinstance(x, torch.Tensor):
+        return (x.real, x.imag) if x.is_complex() else (x, torch.zeros_like(x))
+    value = complex(x)
+    return value.real, value.imag
+
+
+def _complex_linear(sign: int):
+    """add/sub(a, b, alpha) of complex operands as real arithmetic on their parts:
+    torch-mlir's lowering multiplies a complex `alpha` with arith.muli (invalid IR)."""
+    def decompose(a, b, alpha=1):
+        if not (_is_complex(a) or _is_complex(b)):
+            return NotImplemented
+        (ar, ai), (br, bi) = _parts(a), _parts(b)
+        scale = sign * alpha
+        return torch.complex(ar + br * scale, ai + bi * scale)
+    return decompose
+
+
+def complex_mul(a, b):
+    """A complex product with a scalar or real factor (whose torch-mlir lowering, mul.Scalar,
+    rejects complex tensors), and complex * complex alike, as (ar*br - ai*bi, ar*bi + ai*br)."""
+    if not (_is_complex(a) or _is_complex(b)):
+        return NotImplemented
+    (ar, ai), (br, bi) = _parts(a), _parts(b)
+    return torch.complex(ar * br - ai * bi, ar * bi + ai * br)
+
+
+def complex_abs(x):
+    """|x| of a complex tensor (torch-mlir emits math.absf on complex values, invalid IR)."""
+    if not x.is_complex():
+        return NotImplemented
+    return torch.sqrt(x.real * x.real + x.imag * x.imag)
+
+
 #: aten op overload -> decomposition; export.py merges these over torch-mlir's table.
 DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.scaled_dot_product_attention.default: scaled_dot_product_attention,
@@ -194,4 +237,8 @@ DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.scatter.src: scatter,
     ATEN.scatter.value: scatter,
     ATEN.scatter_add.default: scatter_add,
+    ATEN.add.Tensor: _complex_linear(1),
+    ATEN.sub.Tensor: _complex_linear(-1),
+    ATEN.mul.Tensor: complex_mul,
+    ATEN.abs.default: complex_abs,
 }

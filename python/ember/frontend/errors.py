@@ -74,12 +74,17 @@ class UserCall:
     input_dtypes: List[str]      # of its tensor inputs, in order ("int64", "float32")
     output_dtypes: List[str]
 
+    def complex_dtypes(self) -> List[str]:
+        return sorted({d for d in self.input_dtypes + self.output_dtypes
+                       if d.startswith("complex")})
+
     def reason(self) -> Optional[str]:
         """What about its tensors ember cannot compile, if that is the cause."""
-        dtypes = self.input_dtypes + self.output_dtypes
-        complex_ = sorted({d for d in dtypes if d.startswith("complex")})
+        complex_ = self.complex_dtypes()
         if complex_:
-            return f"complex tensors ({', '.join(complex_)}) are not supported by this op"
+            return f"complex tensors ({', '.join(complex_)}) are not supported by this op " \
+                   f"(ember compiles complex add, sub, mul, abs, real, imag, view_as_real, " \
+                   f"view_as_complex and complex)"
         if self.aten_op in _NO_PROMOTION and len(set(self.input_dtypes)) > 1:
             return f"its inputs have different dtypes ({', '.join(self.input_dtypes)}), which " \
                    f"it does not promote (PyTorch eager rejects this too): cast them to one " \
@@ -161,16 +166,27 @@ def blame(left_over: List[tuple], calls: Dict[tuple, List[UserCall]]) -> List[Un
     return list(found.values())
 
 
+#: The calls ember compiles on complex tensors (decompositions.py turns the arithmetic into
+#: real arithmetic on the parts). torch-mlir's lowering of others emits invalid IR or aborts
+#: the process (a complex sum), so those are refused before it runs.
+COMPLEX_OPS = frozenset({"aten.add.Tensor", "aten.sub.Tensor", "aten.mul.Tensor", "aten.abs",
+                         "aten.complex", "aten.view_as_real", "aten.view_as_complex",
+                         "aten.real", "aten.imag", "aten.view", "aten.t"})
+
+
+def unsupported_complex_calls(calls: Dict[tuple, List[UserCall]]) -> List[UnsupportedOp]:
+    """The calls on complex tensors outside COMPLEX_OPS, as UnsupportedOps."""
+    return [op for op in calls_with_unsupported_dtypes(calls) if op.aten_op not in COMPLEX_OPS]
+
+
 def calls_with_unsupported_dtypes(calls: Dict[tuple, List[UserCall]]) -> List[UnsupportedOp]:
-    """The calls whose tensors' dtypes ember cannot compile (complex ones), as UnsupportedOps:
-    the cause to report when torch-mlir's lowering fails on such a model without naming an
-    op."""
+    """The calls on complex tensors, as UnsupportedOps: the cause to report when torch-mlir's
+    lowering fails on such a model without naming an op."""
     found = []
     for frames, entries in calls.items():
         for call in entries:
-            reason = call.reason()
-            if reason and call.aten_op not in _NO_PROMOTION:
+            if call.complex_dtypes():
                 location = " ".join(f'"{f}":{line}:0' for f, line in frames)
-                found.append(UnsupportedOp(call.aten_op, user_source_line(location), reason,
-                                           call.call))
+                found.append(UnsupportedOp(call.aten_op, user_source_line(location),
+                                           call.reason() or "", call.call))
     return found

@@ -12,7 +12,8 @@ from __future__ import annotations
 from typing import Dict, List
 
 from ember.frontend.errors import (UnsupportedOp, UnsupportedOpsError, UserCall, blame,
-                                   calls_with_unsupported_dtypes, user_calls)
+                                   calls_with_unsupported_dtypes, unsupported_complex_calls,
+                                   user_calls)
 from ember.frontend.export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
 from ember.frontend.torch_to_ember import Converter
 
@@ -98,6 +99,9 @@ def import_to_text(exported: ExportedModel) -> str:
     importer.import_stateless_graph(exported.graph_module.graph, func_name="main")
     module = importer.module
     calls = user_calls(exported.graph_module.graph)
+    refused = unsupported_complex_calls(calls)
+    if refused:
+        raise UnsupportedOpsError(refused)
     legal = ",".join(f"aten.{TORCH_MLIR_NAMES.get(n, n)}" for n in KEEP_WHOLE)
     _run(module, "func.func(torch-match-quantized-custom-ops),"
                  f"torchdynamo-export-to-torch-backend-pipeline{{backend-legal-ops={legal}}}",

@@ -23,6 +23,7 @@ SOURCES = ("ember_runtime.c", "ember_weights.c")
 DTYPE_CODES: Dict[str, int] = {
     "float32": 1, "float16": 2, "bfloat16": 3, "float64": 4, "int8": 5, "int16": 6, "int32": 7,
     "int64": 8, "uint8": 9, "uint16": 10, "uint32": 11, "uint64": 12, "bool": 13,
+    "complex64": 14, "complex128": 15,
 }
 
 OK, ERROR_ARGUMENT, ERROR_DTYPE, ERROR_UNBOUND, ERROR_EXECUTION, ERROR_ARTIFACT, \

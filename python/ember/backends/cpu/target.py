@@ -76,6 +76,8 @@ TO_LLVM = tuple(upstream(*name.split()) for name in (
     "lower-affine",
     "convert-vector-to-llvm",
     "finalize-memref-to-llvm use-generic-functions",
+    "convert-complex-to-standard",
+    "convert-complex-to-llvm",
     "convert-math-to-llvm",
     "convert-math-to-libm",
     "convert-arith-to-llvm",

@@ -92,10 +92,11 @@ static void sb_names(sbuf *s, const ember_sig_tensor *t, int32_t n) {
 /* -- dtypes ------------------------------------------------------------------------------------ */
 
 static const char *const dtype_names[] = {
-    NULL,    "float32", "float16", "bfloat16", "float64", "int8",   "int16",
-    "int32", "int64",   "uint8",   "uint16",   "uint32",  "uint64", "bool",
+    NULL,    "float32", "float16", "bfloat16", "float64", "int8",      "int16",
+    "int32", "int64",   "uint8",   "uint16",   "uint32",  "uint64",    "bool",
+    "complex64", "complex128",
 };
-static const int64_t dtype_sizes[] = {0, 4, 2, 2, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1};
+static const int64_t dtype_sizes[] = {0, 4, 2, 2, 8, 1, 2, 4, 8, 1, 2, 4, 8, 1, 8, 16};
 #define NUM_DTYPES ((int32_t)(sizeof(dtype_sizes) / sizeof(dtype_sizes[0])))
 
 EMBER_API const char *ember_dtype_name(int32_t dtype) {

@@ -91,6 +91,8 @@ typedef enum ember_dtype {
   EMBER_UINT32 = 11,  /* uint32 */
   EMBER_UINT64 = 12,  /* uint64 */
   EMBER_BOOL = 13,    /* bool (one byte per element) */
+  EMBER_COMPLEX64 = 14,  /* complex64 (float32 real, imaginary pairs) */
+  EMBER_COMPLEX128 = 15, /* complex128 (float64 pairs) */
 } ember_dtype;
 
 /* A dense, C-contiguous tensor in host memory. */
