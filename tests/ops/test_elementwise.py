@@ -134,3 +134,18 @@ def test_complex_tensors(check, dtype):
                                       torch.complex(x, x * 2)))
     check(model, [torch.randn(4, 3, dtype=dtype), torch.randn(4, 3, dtype=dtype),
                   torch.randn(3, dtype=real)])
+
+
+@pytest.mark.covers("add", "sub", "mul", "div", "max", "min", "sum")
+def test_uint8_tensors_are_unsigned(check):
+    """uint8 inputs and outputs with unsigned semantics where signed bytes would differ (values
+    above 127): wrapping add/sub/mul, true and floor division, remainder, comparisons with
+    tensors and scalars, shifts, max/min, abs, sums (int64) and casts both ways."""
+    a = torch.randint(0, 256, (4, 16), dtype=torch.uint8)
+    a[0, :4] = torch.tensor([255, 200, 128, 129], dtype=torch.uint8)
+    b = torch.randint(1, 256, (4, 16), dtype=torch.uint8)
+    model = Fn(lambda self, a, b: (a + b, a - b, a * b, a / b, a // b, a % b, a % 7, a < b,
+                                   a > 130, a >> 2, a << 1, torch.maximum(a, b), a.amax(1),
+                                   a.abs(), a.sum(1), a.sum(), a.to(torch.int32), a.float(),
+                                   (a.float() * 0.5).to(torch.uint8)))
+    check(model, [a, b])

@@ -1,6 +1,6 @@
 """ember's own FX-level decompositions, applied with torch-mlir's table at torch.export time.
 
-Four kinds of entries:
+Five kinds of entries:
 - ops whose only torch-mlir lowering goes through TMTensor (which has no counterpart in the
   compiler's MLIR build): `index_add`, `scatter`, `scatter_add`, `topk`. Each is rewritten
   with ops the linalg fallback lowers (comparisons with an iota, where, reductions, matmul).
@@ -11,6 +11,7 @@ Four kinds of entries:
   lowering rejects at run time (PyTorch's own decomposition for avg; window gathers for max).
 - arithmetic on complex tensors (add, sub, mul, abs) as real arithmetic on their parts, where
   torch-mlir's lowering emits invalid IR or none; real tensors keep the ops (NotImplemented).
+- uint8 ops whose torch-mlir lowering treats the bytes as signed, computed on int16 copies.
 - `scaled_dot_product_attention`, normalized into the form `ember.attention` takes (a float
   additive mask, no GQA, `is_causal` only when query and key lengths are provably equal, since
   PyTorch aligns its causal mask top-left and ember.attention bottom-right). A call already in
@@ -220,11 +221,41 @@ def complex_mul(a, b):
     return torch.complex(ar * br - ai * bi, ar * bi + ai * br)
 
 
-def complex_abs(x):
-    """|x| of a complex tensor (torch-mlir emits math.absf on complex values, invalid IR)."""
+def abs_(x):
+    """|x| of a complex tensor (torch-mlir emits math.absf on complex values, invalid IR); of
+    a uint8 tensor, x itself (torch-mlir negates the bytes it reads as signed)."""
+    if x.dtype == torch.uint8:
+        return x.clone()
     if not x.is_complex():
         return NotImplemented
     return torch.sqrt(x.real * x.real + x.imag * x.imag)
+
+
+# ------------------------------------------------------------------ uint8
+def _is_uint8(x) -> bool:
+    return isinstance(x, torch.Tensor) and x.dtype == torch.uint8
+
+
+def _uint8_widened(op, back_to_uint8: bool) -> Callable:
+    """`op` on uint8 tensors computed on int16 copies (then cast back to uint8 when PyTorch's
+    result is uint8). torch-mlir's lowering reads uint8 as signed bytes in these ops (sums,
+    remainders, true division, comparisons with a scalar) or has none (floor division); int16
+    holds every uint8 value."""
+    def decompose(*args, **kwargs):
+        if not any(_is_uint8(a) for a in args):
+            return NotImplemented
+        result = op(*[a.to(torch.int16) if _is_uint8(a) else a for a in args], **kwargs)
+        return result.to(torch.uint8) if back_to_uint8 else result
+    return decompose
+
+
+_UINT8_WIDENED = {
+    **{o: _uint8_widened(o, back_to_uint8=True) for o in (
+        ATEN.remainder.Tensor, ATEN.remainder.Scalar, ATEN.floor_divide.default)},
+    **{o: _uint8_widened(o, back_to_uint8=False) for o in (
+        ATEN.sum.default, ATEN.sum.dim_IntList, ATEN.div.Tensor, ATEN.gt.Scalar, ATEN.ge.Scalar,
+        ATEN.lt.Scalar, ATEN.le.Scalar, ATEN.eq.Scalar, ATEN.ne.Scalar)},
+}
 
 
 #: aten op overload -> decomposition; export.py merges these over torch-mlir's table.
@@ -240,5 +271,6 @@ DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.add.Tensor: _complex_linear(1),
     ATEN.sub.Tensor: _complex_linear(-1),
     ATEN.mul.Tensor: complex_mul,
-    ATEN.abs.default: complex_abs,
+    ATEN.abs.default: abs_,
+    **_UINT8_WIDENED,
 }

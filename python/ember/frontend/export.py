@@ -74,7 +74,18 @@ def _decompositions():
     keep = {getattr(torch.ops.aten, n) for n in KEEP_WHOLE}
     table = {op: fn for op, fn in table.items()
              if getattr(op, "overloadpacket", None) not in keep}
-    return {**table, **DECOMPOSITIONS}  # ember's own (decompositions.py) win
+    # ember's own (decompositions.py) win; where one declines (NotImplemented), the op gets
+    # torch-mlir's decomposition if there is one, else stays whole.
+    return {**table, **{op: _either(fn, table[op]) if op in table else fn
+                        for op, fn in DECOMPOSITIONS.items()}}
+
+
+def _either(first, second):
+    """A decomposition trying `first`, then `second` when `first` returns NotImplemented."""
+    def decompose(*args, **kwargs):
+        result = first(*args, **kwargs)
+        return second(*args, **kwargs) if result is NotImplemented else result
+    return decompose
 
 
 def _to_numpy(t: torch.Tensor) -> np.ndarray:
