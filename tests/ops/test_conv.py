@@ -4,6 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from .conftest import Fn
+
 nn = torch.nn
 
 
@@ -75,3 +77,14 @@ def test_small_convnet(check):
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), bn, nn.ReLU(), nn.MaxPool2d(2),
                           nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
     check(model, [torch.randn(2, 3, 11, 13)], expect=["conv2d", "pool2d", "gemm"])
+
+
+@pytest.mark.covers("Conv2d")
+def test_fp16_conv2d_rounds_once(check):
+    """fp16 convolutions (dense with bias, depthwise) accumulate in f32 and round once, as
+    PyTorch's: within one fp16 ulp of the output scale (C*KH*KW = 576 products per output)."""
+    conv = nn.Conv2d(64, 16, 3, padding=1).half()
+    depthwise = nn.Conv2d(16, 16, 3, groups=16).half()
+    model = Fn(lambda self, x: (conv(x), depthwise(conv(x))), conv, depthwise)
+    check(model, [torch.randn(1, 64, 9, 9).half()], expect=["conv2d"],
+          tol=torch.finfo(torch.float16).eps)

@@ -80,3 +80,18 @@ def test_linear_bf16_weights(check):
     linear = torch.nn.Linear(48, 24).bfloat16()
     check(Fn(lambda self, x: linear(x), linear), [torch.randn(5, 48).bfloat16()],
           expect=["gemm"])
+
+
+#: One fp16 ulp relative to the output's scale: PyTorch sums fp16 products in f32 and rounds
+#: once, and so does ember; summing in fp16 (as ember did) was off by ~30 ulps at K = 512.
+FP16_ONE_ULP = torch.finfo(torch.float16).eps
+
+
+@pytest.mark.covers("mm", "bmm", "Linear")
+def test_fp16_products_round_once(check):
+    linear = torch.nn.Linear(512, 48).half()
+    model = Fn(lambda self, a, b, x, p, q: (a @ b, linear(x), torch.relu(linear(x)), p @ q),
+               linear)
+    check(model, [torch.randn(32, 512).half(), torch.randn(512, 40).half(),
+                  torch.randn(6, 512).half(), torch.randn(3, 8, 512).half(),
+                  torch.randn(3, 512, 16).half()], expect=["gemm"], tol=FP16_ONE_ULP)

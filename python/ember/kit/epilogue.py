@@ -9,10 +9,26 @@ those types; `epilogue_op` wraps it in a linalg.generic over a whole tensor.
 """
 from __future__ import annotations
 
+from mlir import ir
 from mlir.dialects import arith
 
 from ember.kit.scalar_math import ACTIVATIONS
 from ember.kit.structured import PARALLEL, empty_like, generic, identity_map, type_shape
+
+
+def accumulator_type(result_type):
+    """The tensor type a contraction producing `result_type` accumulates in: f32 for f16 and
+    bf16 results (PyTorch's CPU GEMMs and convolutions sum half-precision products in f32 and
+    round once; summing in the half type loses about log2(K) bits), else `result_type`."""
+    t = ir.RankedTensorType(result_type)
+    if not isinstance(t.element_type, (ir.F16Type, ir.BF16Type)):
+        return result_type
+    return ir.RankedTensorType.get(t.shape, ir.F32Type.get(), t.encoding)
+
+
+def widened(value, to_type):
+    """A scalar float `value` extended to `to_type` (itself when already of it)."""
+    return value if value.type == to_type else arith.extf(to_type, value)
 
 
 def apply_epilogue(y, activation: str, bias=None, residual=None):
@@ -30,9 +46,13 @@ def apply_epilogue(y, activation: str, bias=None, residual=None):
 
 def epilogue_op(value, result_type, *, bias, residual, activation: str, channel_axis: int):
     """`residual + act(value + bias)` as one elementwise linalg.generic over tensor `value`
-    (bias read along `channel_axis`, residual of the result's shape). Returns `value`
-    unchanged when there is nothing to apply."""
-    if bias is None and residual is None and activation == "none":
+    (bias read along `channel_axis`, residual of the result's shape). A `value` wider than
+    the result (an f32 accumulator, see `accumulator_type`) gets its epilogue in its own type
+    and is rounded to the result's once, at the end. Returns `value` unchanged when there is
+    nothing to apply."""
+    wide = ir.RankedTensorType(value.type).element_type
+    narrow = ir.RankedTensorType(result_type).element_type
+    if bias is None and residual is None and activation == "none" and wide == narrow:
         return value
     rank = len(type_shape(result_type))
     operands, maps = [value], [identity_map(rank)]
@@ -45,8 +65,9 @@ def epilogue_op(value, result_type, *, bias, residual, activation: str, channel_
     init = empty_like(result_type, [(value, i) for i in range(rank)])
 
     def body(y, *rest):
-        rest = list(rest[:-1])
+        rest = [widened(v, wide) for v in rest[:-1]]
         b = rest.pop(0) if bias is not None else None
         r = rest.pop(0) if residual is not None else None
-        return apply_epilogue(y, activation, b, r)
+        y = apply_epilogue(y, activation, b, r)
+        return y if wide == narrow else arith.truncf(narrow, y)
     return generic(operands, init, maps + [identity_map(rank)], [PARALLEL] * rank, body)

@@ -12,7 +12,7 @@ from mlir.dialects import arith, linalg, tensor
 
 from ember.dialect.ops import Conv2d, Pool2d
 from ember.kit.builders import constant
-from ember.kit.epilogue import epilogue_op
+from ember.kit.epilogue import accumulator_type, epilogue_op
 from ember.kit.structured import LOWEST_F32, element_type, elementwise, filled, pad_spatial, \
     tensor_shape
 
@@ -43,7 +43,7 @@ def lower_conv2d(op: Conv2d):
     depthwise = op.groups != 1
     padded = pad_spatial(x, spatial, op.padding)
     out_type = op.result.type
-    acc = filled(out_type, [(x, 0), None, None, None], 0.0)
+    acc = filled(accumulator_type(out_type), [(x, 0), None, None, None], 0.0)
     filt = _collapse_depthwise_filter(w, layout) if depthwise else w
     conv = _CONVOLUTIONS[(layout, depthwise)](padded, filt, outs=[acc],
                                               strides=op.strides, dilations=op.dilations)

@@ -18,7 +18,7 @@ from mlir.dialects import arith, func, linalg, tensor
 from ember.dialect.ops import Gemm
 from ember.dialect.shapes import patch_matrix_shape
 from ember.kit.builders import i64
-from ember.kit.epilogue import apply_epilogue, epilogue_op
+from ember.kit.epilogue import accumulator_type, apply_epilogue, epilogue_op, widened
 from ember.kit.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpec
 from ember.kit.private_functions import kernel_function
 from ember.kit.structured import PARALLEL, REDUCTION, element_type, empty_like, filled, \
@@ -60,7 +60,9 @@ def lower_gemm(gemm: Gemm):
     lhs_shape, rhs_shape = tensor_shape(lhs), tensor_shape(rhs)
     rank = len(lhs_shape)
     dim_sources = [(lhs, i) for i in range(rank - 1)] + [(rhs, len(rhs_shape) - 1)]
-    acc = filled(out_type, dim_sources, 0.0)
+    acc_type = accumulator_type(out_type)
+    acc = filled(acc_type, dim_sources, 0.0)
+    acc_element = ir.RankedTensorType(acc_type).element_type
     if rank == 2:
         product = linalg.matmul(lhs, rhs, outs=[acc])
     else:
@@ -73,7 +75,8 @@ def lower_gemm(gemm: Gemm):
         out_map = identity_map(n_dims, b + [m, n])
         product = generic([lhs, rhs], acc, [lhs_map, rhs_map, out_map],
                           [PARALLEL] * rank + [REDUCTION],
-                          lambda a, w, c: arith.addf(c, arith.mulf(a, w)))
+                          lambda a, w, c: arith.addf(c, arith.mulf(widened(a, acc_element),
+                                                                   widened(w, acc_element))))
     return epilogue_op(product, out_type, bias=gemm.bias, residual=gemm.residual,
                        activation=gemm.activation, channel_axis=rank - 1)
 
