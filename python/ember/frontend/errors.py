@@ -1,4 +1,9 @@
-"""Errors the frontend raises, phrased so a user can act on them."""
+"""Errors the frontend raises, phrased so a user can act on them.
+
+An op that cannot be compiled is reported as the call the user wrote (the FX node torch.export
+recorded at that source location, found through `user_calls`), not as whatever torch-mlir
+turned it into, with its line and the reason (an op without a lowering, complex tensors,
+mixed dtypes into a product)."""
 from __future__ import annotations
 
 import re
@@ -45,10 +50,11 @@ class ExportError(RuntimeError):
 
 _FILE_LINE = re.compile(r'"([^"]+)":(\d+):(\d+)')
 _TRACEBACK_FRAME = re.compile(r'File "([^"]+)", line (\d+),')
-#: FX nodes that are plumbing of a call (tuple items, symbolic sizes, shape guards), not a call.
 #: Ops whose tensors must share one dtype (PyTorch promotes elementwise ops' operands, not these).
 _NO_PROMOTION = ("aten.linear", "aten.mm", "aten.bmm", "aten.matmul", "aten.addmm",
                  "aten.baddbmm", "aten.convolution", "aten.conv1d", "aten.conv2d", "aten.conv3d")
+#: FX nodes that are plumbing of a call (tuple items, symbolic sizes and their guards), not a
+#: call: Python functions on symbolic ints, named without an "aten." prefix.
 _PLUMBING_TARGETS = ("getitem", "sym_size", "sym_numel", "sym_stride", "_assert_scalar",
                      "_assert_tensor_metadata", "ge", "le", "gt", "lt", "eq", "ne")
 
@@ -100,14 +106,14 @@ def _frames(text: str, pattern) -> tuple:
     return tuple((f, int(line)) for f, line, *_ in pattern.findall(text))
 
 
-def _dtypes(values) -> List[str]:
+def _dtypes(nodes) -> List[str]:
+    """The dtypes ("float32") of the tensors the FX nodes produce, in order."""
     found = []
-    for v in values:
-        val = getattr(v, "meta", {}).get("val") if hasattr(v, "meta") else v
+    for node in nodes:
+        val = node.meta.get("val")
         for t in val if isinstance(val, (tuple, list)) else [val]:
-            dtype = getattr(t, "dtype", None)
-            if dtype is not None and hasattr(t, "shape"):
-                found.append(str(dtype).replace("torch.", ""))
+            if hasattr(t, "dtype") and hasattr(t, "shape"):
+                found.append(str(t.dtype).replace("torch.", ""))
     return found
 
 
@@ -130,9 +136,8 @@ def user_calls(graph) -> Dict[tuple, List[UserCall]]:
         if len(modules) > 1:  # the outermost entry is the model itself
             path, kind = modules[-1]
             module = f"'{path}' ({str(getattr(kind, '__name__', kind)).rsplit('.', 1)[-1]})"
-        args = [a for a in node.all_input_nodes]
         key = tuple(reversed(_frames(node.stack_trace, _TRACEBACK_FRAME)))
-        call = UserCall(aten, called_as, module, _dtypes(args), _dtypes([node]))
+        call = UserCall(aten, called_as, module, _dtypes(node.all_input_nodes), _dtypes([node]))
         if call not in calls.setdefault(key, []):
             calls[key].append(call)
     return calls
@@ -176,10 +181,10 @@ COMPLEX_OPS = frozenset({"aten.add.Tensor", "aten.sub.Tensor", "aten.mul.Tensor"
 
 def unsupported_complex_calls(calls: Dict[tuple, List[UserCall]]) -> List[UnsupportedOp]:
     """The calls on complex tensors outside COMPLEX_OPS, as UnsupportedOps."""
-    return [op for op in calls_with_unsupported_dtypes(calls) if op.aten_op not in COMPLEX_OPS]
+    return [op for op in complex_calls(calls) if op.aten_op not in COMPLEX_OPS]
 
 
-def calls_with_unsupported_dtypes(calls: Dict[tuple, List[UserCall]]) -> List[UnsupportedOp]:
+def complex_calls(calls: Dict[tuple, List[UserCall]]) -> List[UnsupportedOp]:
     """The calls on complex tensors, as UnsupportedOps: the cause to report when torch-mlir's
     lowering fails on such a model without naming an op."""
     found = []

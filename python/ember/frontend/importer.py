@@ -12,8 +12,7 @@ from __future__ import annotations
 from typing import Dict, List
 
 from ember.frontend.errors import (UnsupportedOp, UnsupportedOpsError, UserCall, blame,
-                                   calls_with_unsupported_dtypes, unsupported_complex_calls,
-                                   user_calls)
+                                   complex_calls, unsupported_complex_calls, user_calls)
 from ember.frontend.export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
 from ember.frontend.torch_to_ember import Converter
 
@@ -46,7 +45,7 @@ def _run(module, pipeline: str, what: str, calls: Dict[tuple, List[UserCall]]) -
             PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
         except Exception as e:
             leftovers = _leftover_torch_ops(module, calls) or \
-                calls_with_unsupported_dtypes(calls)
+                complex_calls(calls)
             if leftovers:
                 raise UnsupportedOpsError(leftovers) from e
             raise RuntimeError(f"torch-mlir failed during {what}: {e}") from e
