@@ -210,7 +210,8 @@ def test_old_abi_is_refused(artifact, tmp_path):
 
 def test_library_without_the_runtime_is_refused(tmp_path):
     (tmp_path / "bare.c").write_text("#include <stdint.h>\n"
-                                     "int32_t ember_entry(void **args) { (void)args; return 0; }\n")
+                                     "int32_t ember_entry(void **args, int64_t *fault) {\n"
+                                     "  (void)args, (void)fault; return 0;\n}\n")
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(tmp_path / "bare.so"),
                     str(tmp_path / "bare.c")], check=True)
     manifest = {**SIGNATURE, "target": {"kind": "host"}}
@@ -237,7 +238,8 @@ SIGNATURE = {
 def derived(tmp_path_factory):
     d = tmp_path_factory.mktemp("derived")
     (d / "model.c").write_text("#include <stdint.h>\n"
-                               "int32_t ember_entry(void **args) { (void)args; return 0; }\n")
+                               "int32_t ember_entry(void **args, int64_t *fault) {\n"
+                               "  (void)args, (void)fault; return 0;\n}\n")
     subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(d / "m.so"),
                     str(d / "model.c"), *cc_args(SIGNATURE, str(d))], check=True)
     manifest = {**SIGNATURE, "target": {"kind": "host",

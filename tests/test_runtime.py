@@ -44,7 +44,8 @@ typedef struct { float *allocated, *aligned; int64_t offset; } F0;
 int32_t ember_test_threads = 1;
 int32_t ember_set_num_threads(int32_t n) { ember_test_threads = n; return 0; }
 
-int32_t ember_entry(void **args) {
+int32_t ember_entry(void **args, int64_t *fault) {
+  (void)fault;
   F2 *x = args[0]; I1 *t = args[1]; F1 *c = args[2]; F0 *scale = args[3];
   F2 *y = args[4]; F1 *z = args[5];
   int64_t n = x->sizes[0];

@@ -4,7 +4,8 @@
     weights.safetensors    the bound constants, by name (no pickle; safe to load)
     model.so               the code: for target kind "host" a shared library exporting the
                            ember C runtime API (ember_runtime.h; the Python runtime uses it too)
-                           and the compiled entry point `int32_t ember_entry(void **args)`
+                           and the compiled entry point
+                           `int32_t ember_entry(void **args, int64_t *fault)`
     ember_runtime.h        (compiled CPU artifacts) the C API's header, for C programs
 
 The manifest is the contract between the two halves, so it is versioned (`format_version`) and

@@ -1,12 +1,8 @@
 """Errors the frontend raises, phrased so a user can act on them."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import List, Optional
-
-#: Frames inside these packages are never "the user's line".
-_LIBRARY_MARKERS = ("/torch/", "/torch_mlir/", "/ember/", "site-packages/", "<frozen")
 
 
 @dataclass
@@ -35,18 +31,3 @@ class UnsupportedOpsError(RuntimeError):
 
 class ExportError(RuntimeError):
     """torch.export could not capture the model."""
-
-
-_FILE_LINE = re.compile(r'"([^"]+)":(\d+):(\d+)')
-
-
-def user_source_line(location_text: str) -> Optional[str]:
-    """The innermost user frame ("file.py:12") from an MLIR location's text, if any.
-
-    torch-mlir encodes an FX node's stack as nested `callsite(callee at caller)` locations;
-    frames inside torch, torch-mlir or ember are library code, not the line to show.
-    """
-    frames = [(f, int(line)) for f, line, _ in _FILE_LINE.findall(location_text)]
-    user = [fr for fr in frames if not any(m in fr[0] for m in _LIBRARY_MARKERS)]
-    chosen = user[0] if user else (frames[0] if frames else None)
-    return f"{chosen[0]}:{chosen[1]}" if chosen else None

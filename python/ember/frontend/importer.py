@@ -9,11 +9,12 @@ data is ever printed. Ops that neither ember nor the fallback lowers are reporte
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
-from ember.frontend.errors import UnsupportedOp, UnsupportedOpsError, user_source_line
+from ember.frontend.errors import UnsupportedOp, UnsupportedOpsError
 from ember.frontend.export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
 from ember.frontend.torch_to_ember import Converter
+from ember.source_locations import user_source_line
 
 #: torch-mlir's backend-to-linalg pipeline, without the TMTensor conversion (its ops have no
 #: MLIR 22 counterpart) and without the final contract check (ember ops are legal here).
@@ -66,6 +67,35 @@ def _leftover_torch_ops(module) -> List[UnsupportedOp]:
     return found
 
 
+def aten_op_name(node) -> Optional[str]:
+    """"aten.embedding" for an FX node calling an aten op: the op the user called
+    (`original_aten`, which a node made by a decomposition keeps), without its overload."""
+    target = node.meta.get("original_aten") or node.target
+    name = getattr(target, "name", None)
+    if node.op != "call_function" or not callable(name):
+        return None
+    return name().split(".")[0].replace("::", ".")
+
+
+def _name_locations_by_aten_op(importer) -> None:
+    """Wraps every node's location in a name location of its aten op (`loc("aten.embedding"(
+    callsite(...)))`). The linalg ops lowered from the node keep that location, so the
+    compiler's run-time checks can name the op whose index or divisor was bad. The importer
+    asks its context cache for each node's location and offers no hook, so its cache (`_cc`)
+    is replaced by one that names them."""
+    from torch_mlir import ir
+    from torch_mlir.extras.fx_importer import ContextCache
+
+    class NamingCache(ContextCache):
+        def get_node_location(self, node):
+            loc = super().get_node_location(node)
+            op = aten_op_name(node)
+            return ir.Location.name(op, childLoc=loc, context=self._c) \
+                if op and loc is not None else loc
+
+    importer._cc = NamingCache(importer._c, py_attr_tracker=importer._py_attr_tracker)
+
+
 def _load_torch_conversion_dialect(context) -> None:
     """Loads `torch_c`, whose casts the converter builds.
 
@@ -92,6 +122,7 @@ def import_to_text(exported: ExportedModel) -> str:
     _load_torch_conversion_dialect(context)
     load_dialect(context, ir, irdl)
     importer = FxImporter(context=context)
+    _name_locations_by_aten_op(importer)
     importer.import_stateless_graph(exported.graph_module.graph, func_name="main")
     module = importer.module
     legal = ",".join(f"aten.{TORCH_MLIR_NAMES.get(n, n)}" for n in KEEP_WHOLE)

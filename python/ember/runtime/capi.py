@@ -26,7 +26,16 @@ DTYPE_CODES: Dict[str, int] = {
 }
 
 OK, ERROR_ARGUMENT, ERROR_DTYPE, ERROR_UNBOUND, ERROR_EXECUTION, ERROR_ARTIFACT, \
-    ERROR_MEMORY = range(7)
+    ERROR_MEMORY, ERROR_INDEX, ERROR_ZERO_DIVISION = range(9)
+
+#: The fault record the compiled code's run-time checks fill (`ember_signature.h`, which this
+#: mirrors): its size in int64 words, the position of each word, the kinds of fault, and the
+#: entry point's status when a check failed.
+FAULT_WORDS = 8
+FAULT_CLAIMED, FAULT_KIND, FAULT_VALUE, FAULT_BOUND, FAULT_DIM, FAULT_ORIGIN, FAULT_TENSOR, \
+    FAULT_SOURCE = range(FAULT_WORDS)
+FAULT_INDEX, FAULT_DIVISION = 1, 2
+ENTRY_FAULT = 4
 
 #: Room for a message from the C side.
 ERROR_BUFFER = 2048

@@ -25,15 +25,17 @@ from typing import List, Mapping, Optional, Sequence
 
 from ember.artifact.store import ArtifactError
 from ember.runtime import capi
-from ember.runtime.errors import (ArgumentError, ArgumentTypeError, EmberRuntimeError,
-                                  ExecutionError, UnboundConstantError)
+from ember.runtime.errors import (ArgumentError, ArgumentTypeError, DivisionByZeroError,
+                                  EmberRuntimeError, ExecutionError, IndexOutOfRangeError,
+                                  UnboundConstantError)
 from ember.tensor_spec import Shape
 
 ABI = capi.ABI
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
 _ERRORS = {capi.ERROR_ARGUMENT: ArgumentError, capi.ERROR_DTYPE: ArgumentTypeError,
            capi.ERROR_UNBOUND: UnboundConstantError, capi.ERROR_EXECUTION: ExecutionError,
-           capi.ERROR_ARTIFACT: ArtifactError, capi.ERROR_MEMORY: MemoryError}
+           capi.ERROR_ARTIFACT: ArtifactError, capi.ERROR_MEMORY: MemoryError,
+           capi.ERROR_INDEX: IndexOutOfRangeError, capi.ERROR_ZERO_DIVISION: DivisionByZeroError}
 
 
 class HostBackend:

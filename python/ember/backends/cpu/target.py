@@ -8,9 +8,10 @@ Stages (each a named pipeline of registered passes, then functions of the previo
              kernel calls, attention's products on the same kernels, weights bound as arguments
   bufferize  one-shot bufferization (results become out-parameters, GEMM kernels write their
              destination in place), ember-plan-buffers' static memory plan, deallocation
-  kernels    vector micro-kernel bodies for the GEMM kernel functions, reassociable reductions,
-             polynomial exp/tanh, big ops split over OpenMP threads (with `openmp`), elementwise
-             ops vectorized in MLIR
+  kernels    run-time checks of data-dependent indices and integer divisors (which add the
+             fault record argument), vector micro-kernel bodies for the GEMM kernel functions,
+             reassociable reductions, polynomial exp/tanh, big ops split over OpenMP threads
+             (with `openmp`), elementwise ops vectorized in MLIR
   loops      scf.forall -> scf.parallel, linalg -> loops, i1 memrefs widened, scf.parallel ->
              OpenMP (with `openmp`)
   llvm       everything to the LLVM dialect, with `_mlir_ciface_` wrappers on public functions
@@ -18,8 +19,9 @@ Stages (each a named pipeline of registered passes, then functions of the previo
   object     an ELF object from llvmlite for the target's triple, CPU and features
   library    `model.so`: the object, the C entry stub and cpu_support.c linked by the target's C
              compiler (`cc`, a cross compiler for a foreign triple)
-The library exports `int32_t ember_entry(void **args)`, args = memref descriptors of the inputs,
-then the bound constants, then the outputs (see ember.artifact.store), and, given the job's
+The library exports `int32_t ember_entry(void **args, int64_t *fault)`, args = memref descriptors
+of the inputs, then the bound constants, then the outputs (see ember.artifact.store), fault the
+record of the run-time checks (NULL, or capi.FAULT_WORDS words), and, given the job's
 signature, the ember C runtime API (c_runtime.py). Nothing here knows about a particular
 architecture.
 """
@@ -51,6 +53,7 @@ from ember.backends.cpu.pack_weights import PackWeights
 from ember.backends.cpu.parallelize_loops import ParallelizeLoops
 from ember.backends.cpu.plan_buffers import PlanBuffers
 from ember.backends.cpu.reassociate_reductions import ReassociateReductions
+from ember.backends.cpu.runtime_checks import RuntimeChecks
 from ember.backends.cpu.vectorize_generics import VectorizeGenerics
 from ember.backends.cpu.widen_bool_memrefs import WidenBoolMemrefs
 from ember.lowering.bind_weights import BindWeights
@@ -61,6 +64,7 @@ from ember.backends.llvm import emit_object, translate_to_llvm_ir
 from ember.lowering.lower_to_linalg import LowerToLinalg
 from ember.pipeline.pipeline import Pipeline, nest, upstream
 from ember.pipeline.target_info import TargetInfo
+from ember.runtime import capi
 from ember.runtime.capi import ABI
 
 #: Upstream conversions from loops, vectors and memrefs to the LLVM dialect, in order (verified
@@ -92,23 +96,32 @@ CPU_MISMATCH = 3
 
 
 def entry_stub(entry: str, num_args: int, cpu_check: str = "") -> str:
-    """C source of `ember_entry`, unpacking the argument array into the C-interface call.
-    `cpu_check`, when given, defines `static int ember_cpu_ok(void)`: the entry then returns
-    CPU_MISMATCH instead of running code this CPU cannot execute."""
-    params = ", ".join(["void *"] * num_args) or "void"
-    args = ", ".join(f"args[{i}]" for i in range(num_args))
+    """C source of `int32_t ember_entry(void **args, int64_t *fault)`, unpacking the argument
+    array into the C-interface call and passing the fault record (`fault`, or its own when
+    NULL) last, as ember-runtime-checks declared it; it returns ENTRY_FAULT when a check
+    filled the record. `cpu_check`, when given, defines `static int ember_cpu_ok(void)`: the
+    entry then returns CPU_MISMATCH instead of running code this CPU cannot execute."""
+    params = ", ".join(["void *"] * (num_args + 1))
+    args = ", ".join([f"args[{i}]" for i in range(num_args)] + ["&record"])
     check = f"  if (!ember_cpu_ok()) return {CPU_MISMATCH};\n" if cpu_check else ""
+    words = capi.FAULT_WORDS
     return (
         "#include <stdint.h>\n"
         f"{cpu_check}"
+        "typedef struct { int64_t *allocated, *aligned; int64_t offset, size, stride; } "
+        "fault_memref;\n"
         f"extern void _mlir_ciface_{entry}({params});\n"
         "__attribute__((visibility(\"default\")))\n"
         "extern void ember_enter(void);\n"
-        "int32_t ember_entry(void **args) {\n"
+        "int32_t ember_entry(void **args, int64_t *fault) {\n"
         f"{check}"
+        f"  int64_t own[{words}];\n"
+        "  int64_t *words = fault ? fault : own;\n"
+        f"  for (int i = 0; i < {words}; ++i) words[i] = 0;\n"
+        f"  fault_memref record = {{words, words, 0, {words}, 1}};\n"
         "  ember_enter();\n"
         f"  _mlir_ciface_{entry}({args});\n"
-        "  return 0;\n"
+        f"  return words[{capi.FAULT_CLAIMED}] ? {capi.ENTRY_FAULT} : 0;\n"
         "}\n"
     )
 
@@ -242,7 +255,7 @@ class CpuTarget(Target):
                 MarkKernelDestinations(), CopyRepeatedResults(), *bufferize_passes(),
                 PlanBuffers(), upstream("buffer-deallocation-pipeline")])),
             PassStage("kernels", Pipeline.of([
-                CpuGemmKernels(), ReassociateReductions(), ExpandMath(),
+                RuntimeChecks(), CpuGemmKernels(), ReassociateReductions(), ExpandMath(),
                 *threads_split, VectorizeGenerics()])),
             PassStage("loops", Pipeline.of([
                 nest("func.func", upstream("scf-forall-to-parallel")),

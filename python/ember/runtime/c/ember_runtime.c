@@ -115,6 +115,8 @@ EMBER_API const char *ember_status_name(int status) {
     case EMBER_ERROR_EXECUTION: return "EMBER_ERROR_EXECUTION";
     case EMBER_ERROR_ARTIFACT: return "EMBER_ERROR_ARTIFACT";
     case EMBER_ERROR_MEMORY: return "EMBER_ERROR_MEMORY";
+    case EMBER_ERROR_INDEX: return "EMBER_ERROR_INDEX";
+    case EMBER_ERROR_ZERO_DIVISION: return "EMBER_ERROR_ZERO_DIVISION";
     default: return "EMBER_ERROR_UNKNOWN";
   }
 }
@@ -583,6 +585,52 @@ EMBER_API int ember_model_set_constant(ember_model *m, const char *name,
 
 /* -- running ----------------------------------------------------------------------------------- */
 
+/* "input 'ids'" for the entry's argument `arg` (inputs, then constants, then outputs). */
+static void sb_argument(sbuf *s, const ember_signature *sig, int64_t arg) {
+  const struct {
+    const char *role;
+    int32_t count;
+    const ember_sig_tensor *tensors;
+  } roles[] = {{"input", sig->num_inputs, sig->inputs},
+               {"constant", sig->num_constants, sig->constants},
+               {"output", sig->num_outputs, sig->outputs}};
+  for (size_t r = 0; r < sizeof roles / sizeof roles[0]; ++r) {
+    if (arg >= 0 && arg < roles[r].count) {
+      sb_append(s, "%s '%s'", roles[r].role, roles[r].tensors[arg].name);
+      return;
+    }
+    arg -= roles[r].count;
+  }
+  sb_append(s, "an intermediate tensor");
+}
+
+/* The message and status for a fault record the compiled code filled (see ember_signature.h). */
+static int report_fault(const ember_signature *sig, const int64_t *fault, char *err,
+                        size_t errlen) {
+  const char *origin = (const char *)(intptr_t)fault[EMBER_FAULT_ORIGIN];
+  int64_t source = fault[EMBER_FAULT_SOURCE];
+  sbuf s = sb_start(err, errlen);
+  sb_append(&s, "%s: ", origin ? origin : "an op of the model");
+  if (fault[EMBER_FAULT_KIND] == EMBER_FAULT_DIVISION) {
+    sb_append(&s, "integer division by zero");
+    if (source >= 0) {
+      sb_append(&s, " (the divisor comes from ");
+      sb_argument(&s, sig, source);
+      sb_append(&s, ")");
+    }
+    return EMBER_ERROR_ZERO_DIVISION;
+  }
+  sb_append(&s, "index %lld is out of bounds for dim %lld of ",
+            (long long)fault[EMBER_FAULT_VALUE], (long long)fault[EMBER_FAULT_DIM]);
+  sb_argument(&s, sig, fault[EMBER_FAULT_TENSOR]);
+  sb_append(&s, " (size %lld)", (long long)fault[EMBER_FAULT_BOUND]);
+  if (source >= 0) {
+    sb_append(&s, "; the index comes from ");
+    sb_argument(&s, sig, source);
+  }
+  return EMBER_ERROR_INDEX;
+}
+
 /* Writes a contiguous rank-`rank` memref descriptor at *cursor and advances it. */
 static void *put_descriptor(int64_t **cursor, const void *data, int32_t rank,
                             const int64_t *shape) {
@@ -699,10 +747,12 @@ EMBER_API int ember_model_run(ember_model *m, const ember_tensor *inputs, int32_
     args[a++] = put_descriptor(&cursor, outputs[o].data, sig->outputs[o].rank,
                                shapes_storage + (size_t)o * max_rank);
 
-  int32_t code = sig->entry(args);
+  int64_t fault[EMBER_FAULT_WORDS] = {0};
+  int32_t code = sig->entry(args, fault);
   release(m, cs);
   free(heap_words);
   free(heap_args);
+  if (code == EMBER_ENTRY_FAULT) return report_fault(sig, fault, err, errlen);
   if (code != 0)
     return ember_fail(err, errlen, EMBER_ERROR_EXECUTION, "the model's code returned status %d",
                       (int)code);

@@ -28,6 +28,11 @@
  *    aligned to the element size. Inputs are only read. An output buffer may be larger than
  *    the call's output (allocate it at its maximum shape): the result fills its leading
  *    elements, contiguous, and the actual shape is returned.
+ *  - Values the compiled code uses as indices or integer divisors are checked as it runs: an
+ *    index out of range gives EMBER_ERROR_INDEX, an integer division by zero
+ *    EMBER_ERROR_ZERO_DIVISION (PyTorch's IndexError and ZeroDivisionError), with a message
+ *    naming the op and its source line, the tensors and the bad value; nothing out of range is
+ *    read or written. The outputs of such a run are unspecified.
  *  - Every argument is validated before the compiled code runs: counts, dtypes, ranks, static
  *    dims, dynamic dims (each symbol consistent across inputs, and within the range the model
  *    was compiled for), output buffer sizes, and that every constant is bound. A failure is
@@ -73,6 +78,10 @@ typedef enum ember_status {
   EMBER_ERROR_EXECUTION = 4, /* the compiled code returned a non-zero status */
   EMBER_ERROR_ARTIFACT = 5,  /* a missing or malformed artifact directory or weights file */
   EMBER_ERROR_MEMORY = 6,    /* out of memory */
+  EMBER_ERROR_INDEX = 7,     /* an index tensor held a value out of range for the tensor it
+                                indexes (Embedding, gather, index_select, x[idx], scatter, ...):
+                                the message names the op, the tensors, the value and the size */
+  EMBER_ERROR_ZERO_DIVISION = 8, /* an integer division or remainder by zero (//, %, fmod) */
 } ember_status;
 
 /* Element types (the manifest's numpy dtype names in comments). */

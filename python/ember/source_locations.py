@@ -1,0 +1,40 @@
+"""Where an op of the compiled model came from, read from the text of its MLIR location: the
+user's source line and the aten op the user called.
+
+The frontend names every location after its aten op (`loc("aten.embedding"(callsite(...)))`,
+see ember.frontend.importer) and torch-mlir encodes an FX node's stack as nested
+`callsite(callee at caller)` locations; the ops lowered from a node keep its location. Plain
+text parsing, no MLIR: the frontend's errors and the compiler's run-time checks both use it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+#: Frames inside these packages are never "the user's line".
+_LIBRARY_MARKERS = ("/torch/", "/torch_mlir/", "/ember/", "site-packages/", "<frozen")
+_FILE_LINE = re.compile(r'"([^"]+)":(\d+):(\d+)')
+_ATEN_OP = re.compile(r'"(aten\.\w+)"\(')
+
+
+def user_source_line(location_text: str) -> Optional[str]:
+    """The innermost user frame ("file.py:12") from an MLIR location's text, if any; frames
+    inside torch, torch-mlir or ember are library code, not the line to show."""
+    frames = [(f, int(line)) for f, line, _ in _FILE_LINE.findall(location_text)]
+    user = [fr for fr in frames if not any(m in fr[0] for m in _LIBRARY_MARKERS)]
+    chosen = user[0] if user else (frames[0] if frames else None)
+    return f"{chosen[0]}:{chosen[1]}" if chosen else None
+
+
+def aten_op(location_text: str) -> Optional[str]:
+    """The aten op ("aten.embedding") a location is named after, if any."""
+    found = _ATEN_OP.search(location_text)
+    return found.group(1) if found else None
+
+
+def describe_origin(location_text: str) -> str:
+    """"aten.embedding at model.py:12", as much of it as the location tells."""
+    op, line = aten_op(location_text), user_source_line(location_text)
+    if op and line:
+        return f"{op} at {line}"
+    return op or (f"the op at {line}" if line else "an op of the model")
