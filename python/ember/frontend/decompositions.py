@@ -98,10 +98,19 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     return torch.gather(x, dim, indices), indices
 
 
+def _checked(index, size: int):
+    """`index` itself, read through a gather from arange(size): the compiled gather checks
+    each value against [0, size) as it runs, so an index out of range raises IndexError as
+    PyTorch's scatter and index_add do, instead of missing every one-hot column silently."""
+    positions = torch.arange(size, device=index.device)
+    return torch.index_select(positions, 0, index.reshape(-1)).reshape(index.shape)
+
+
 def index_add(x, dim, index, source, alpha=1):
     """x + alpha * (one_hot(index) @ source) along `dim`."""
     dim = dim % max(x.dim(), 1)
     src = source.movedim(dim, 0) if source.dim() else source.reshape(1)
+    index = _checked(index, x.size(dim))
     one_hot = (index[None, :] == torch.arange(x.size(dim), device=x.device)[:, None])
     added = one_hot.to(src.dtype) @ src.reshape(src.size(0), -1)
     added = added.reshape(x.size(dim), *src.shape[1:])
@@ -116,7 +125,7 @@ def _scattered(x, dim, index, src, combine: str):
     rank = x.dim()
     dim = dim % rank
     n = x.size(dim)
-    hits = index.unsqueeze(-1) == torch.arange(n, device=x.device)     # index.shape + [n]
+    hits = _checked(index, n).unsqueeze(-1) == torch.arange(n, device=x.device)  # + [n]
     if isinstance(src, torch.Tensor):
         src = src[tuple(slice(0, index.size(d)) for d in range(rank))].unsqueeze(-1)
     else:
