@@ -111,6 +111,21 @@ def test_model_runs_again_after_an_index_error(indexing):
         assert_close(compiled(*indexing_inputs()), model(*indexing_inputs()))
 
 
+def test_index_error_inside_a_parallel_loop(tmp_path):
+    """An Embedding big enough for ember-parallelize-loops (64 x 64 x 16 elements): the
+    guard reports from an OpenMP thread into the caller's record."""
+    model = nn.Embedding(100, 16).eval()
+    ids = torch.randint(0, 100, (64, 64))
+    compiled = ember.compile(model, (ids,), dump_dir=str(tmp_path))
+    assert "scf.forall" in (tmp_path / "03-kernels.mlir").read_text()
+    with torch.no_grad():
+        assert_close(compiled(ids), model(ids))
+    ids[50, 3] = 100
+    with pytest.raises(IndexOutOfRangeError, match=r"index 100 is out of bounds for dim 0 of "
+                                                   r"constant 'weight' \(size 100\)"):
+        compiled(ids)
+
+
 def test_index_checked_against_a_dynamic_size():
     class Pick(nn.Module):
         def forward(self, x, idx):
