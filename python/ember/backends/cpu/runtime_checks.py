@@ -80,7 +80,8 @@ def _is_scalar_integer(t) -> bool:
 
 class _DataFlow:
     """Which scalar values depend on tensor data: `roots(v)` is the set of data values (loaded
-    elements, linalg elements) `v` is computed from; empty for the compiler's own values."""
+    elements, linalg elements, results of ops with regions) `v` is computed from; empty for
+    the compiler's own values."""
 
     def __init__(self):
         self._cache: Dict[ir.Value, FrozenSet[ir.Value]] = {}
@@ -104,8 +105,8 @@ class _DataFlow:
                 return frozenset()
             return frozenset([value])             # a linalg element, a loop-carried value
         op = value.owner
-        if _name(op) in _READS:
-            return frozenset([value])
+        if _name(op) in _READS or len(op.regions):
+            return frozenset([value])             # loaded, or yielded by a region
         found = frozenset()
         for operand in op.operands:
             found |= self.roots(operand)
@@ -122,15 +123,20 @@ def _traced_argument(buffer, entry_block) -> int:
 
 
 def _root_buffer(root):
-    """The buffer a data root was read from: the load's memref, or the linalg operand whose
-    element a body argument is; None for other roots."""
+    """The buffer a data root was read from: the load's memref (also of a load this pass
+    guarded: the scf.if yielding it), or the linalg operand whose element a body argument is;
+    None for other roots."""
     if isinstance(root, ir.BlockArgument):
         parent = root.owner.owner
         if _name(parent).startswith("linalg.") and root.arg_number < len(parent.operands):
             return parent.operands[root.arg_number]
         return None
-    return root.owner.operands[0] if _name(root.owner) in ("memref.load", "tensor.extract") \
-        else None
+    op = root.owner
+    if _name(op) == "scf.if" and len(op.regions[0].blocks):
+        yielded = op.regions[0].blocks[0].operations[-1].operands
+        if len(yielded) == 1 and not isinstance(yielded[0], ir.BlockArgument):
+            op = yielded[0].owner
+    return op.operands[0] if _name(op) in ("memref.load", "tensor.extract") else None
 
 
 def _as_i64(value):
