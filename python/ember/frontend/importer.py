@@ -67,7 +67,7 @@ def _leftover_torch_ops(module) -> List[UnsupportedOp]:
     return found
 
 
-def aten_op_name(node) -> Optional[str]:
+def _aten_op_name(node) -> Optional[str]:
     """"aten.embedding" for an FX node calling an aten op: the op the user called
     (`original_aten`, which a node made by a decomposition keeps), without its overload."""
     target = node.meta.get("original_aten") or node.target
@@ -89,7 +89,7 @@ def _name_locations_by_aten_op(importer) -> None:
     class NamingCache(ContextCache):
         def get_node_location(self, node):
             loc = super().get_node_location(node)
-            op = aten_op_name(node)
+            op = _aten_op_name(node)
             return ir.Location.name(op, childLoc=loc, context=self._c) \
                 if op and loc is not None else loc
 
