@@ -91,7 +91,7 @@ def _mutate(lines, data):
     return "\n".join(lines) + "\n"
 
 
-@settings(max_examples=45, derandomize=True, deadline=None,
+@settings(max_examples=45, derandomize=True, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_lit_input_gives_diagnostic_or_success(data, tmp_path):
