@@ -61,17 +61,3 @@ def test_failing_pipeline_prints_a_working_ember_opt_repro(tmp_path):
     proc = subprocess.run(command, shell=True, capture_output=True, text=True)
     assert proc.returncode != 0
     assert "one-shot-bufferize" in proc.stderr or "bufferize" in proc.stderr
-
-
-def test_state_mutating_model_is_refused_clearly():
-    class Counter(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.register_buffer("count", torch.zeros(1))
-
-        def forward(self, x):
-            self.count.add_(1)
-            return x + self.count
-
-    with pytest.raises(Exception, match="mutates state|BUFFER_MUTATION"):
-        ember.compile(Counter(), (torch.randn(2),))

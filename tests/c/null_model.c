@@ -43,6 +43,7 @@ int main(int argc, char **argv) {
   CHECK(api->model_num_constants(m) == -1 && api->model_num_symbols(m) == -1);
   CHECK(api->model_input_name(m, 0) == NULL && api->model_output_name(m, 0) == NULL);
   CHECK(api->model_constant_name(m, 0) == NULL);
+  CHECK(api->model_output_write_back(m, 0, NULL) == -1);
   CHECK(api->model_input_info(m, 0, &info) == EMBER_ERROR_ARGUMENT);
   CHECK(api->model_output_info(m, 0, &info) == EMBER_ERROR_ARGUMENT);
   CHECK(api->model_constant_info(m, 0, &info) == EMBER_ERROR_ARGUMENT);

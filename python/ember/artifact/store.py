@@ -28,7 +28,15 @@ Schema (format_version 1):
     symbols    {"s0": {"min": 1, "max": 4096}}           ranges of the dynamic dims
     inputs     [{"name", "dtype", "shape"}]              shape: ints and symbol expressions
     constants  [{"name", "dtype", "shape", "bound"}]     static shapes; bound: data in weights
-    outputs    [{"name", "dtype", "shape", "max_shape"}]
+    outputs    [{"name", "dtype", "shape", "max_shape", "writes_back" (optional)}]
+               writes_back {"input": name} or {"constant": name}: this output is the new value
+               of that input or constant, which the model changes in place (`x.copy_(y)`, a
+               buffer updated in forward); the runtime copies it there after each run, so the
+               caller's input changes and the next run reads the new constant. Same dtype and
+               shape as its target.
+    output_tree  optional (ember.output_tree): what forward returns around the outputs (a dict,
+               dataclass, tuple with constants or None); outputs it leaves out (the mutations)
+               are not returned by a call
     weights    "weights.safetensors"
     files      {"model.so": {"sha256": hex, "size": bytes}, "weights.safetensors": {...}, ...}
     metadata   optional, free-form (the compiler's own notes; the runtime ignores it)
@@ -50,6 +58,7 @@ from safetensors.numpy import save_file
 
 from ember._version import __version__
 from ember.artifact.publish import staged_directory
+from ember.output_tree import OutputTreeError, validate as validate_output_tree
 from ember.symbolic import Dim, SymbolicError
 
 FORMAT = "ember-artifact"
@@ -143,7 +152,7 @@ def _guarded(check, *args):
     ArtifactError."""
     try:
         return check(*args)
-    except (KeyError, TypeError, AttributeError, SymbolicError) as exc:
+    except (KeyError, TypeError, AttributeError, SymbolicError, OutputTreeError) as exc:
         detail = f"missing field {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
         raise ArtifactError(f"malformed manifest: {detail}") from None
 
@@ -204,6 +213,31 @@ def _validate(m: Mapping) -> None:
         raise TypeError(f"symbols {sorted(unused)} appear in no input shape")
     _validate_tensors(m, "constants", set())
     _validate_tensors(m, "outputs", input_symbols)
+    _validate_write_backs(m)
+    if "output_tree" in m:
+        validate_output_tree(m["output_tree"], len(m["outputs"]))
+
+
+def _validate_write_backs(m: Mapping) -> None:
+    targets = {"input": {t["name"]: t for t in m["inputs"]},
+               "constant": {t["name"]: t for t in m["constants"]}}
+    written = set()
+    for out in m["outputs"]:
+        if "writes_back" not in out:
+            continue
+        where = f"output {out['name']!r}: writes_back {out['writes_back']!r}"
+        if not isinstance(out["writes_back"], dict) or len(out["writes_back"]) != 1:
+            raise TypeError(f"{where} must be {{\"input\": name}} or {{\"constant\": name}}")
+        (kind, name), = out["writes_back"].items()
+        target = targets.get(kind, {}).get(name)
+        if target is None:
+            raise TypeError(f"{where} names no {kind} of the model")
+        if (target["dtype"], target["shape"]) != (out["dtype"], out["shape"]):
+            raise TypeError(f"{where}: the {kind} is {target['dtype']}{target['shape']}, the "
+                            f"output {out['dtype']}{out['shape']}")
+        if (kind, name) in written:
+            raise TypeError(f"{where}: written back by two outputs")
+        written.add((kind, name))
 
 
 def _validate_files(m: Mapping) -> None:

@@ -50,3 +50,24 @@ def user_source_line(location_text: str) -> Optional[str]:
     user = [fr for fr in frames if not any(m in fr[0] for m in _LIBRARY_MARKERS)]
     chosen = user[0] if user else (frames[0] if frames else None)
     return f"{chosen[0]}:{chosen[1]}" if chosen else None
+
+
+def user_frame(traceback) -> Optional[str]:
+    """The innermost user frame of a Python traceback, as "file.py:12: <source line>"."""
+    import traceback as tb
+    frames = [f for f in tb.extract_tb(traceback)
+              if not any(m in f.filename for m in _LIBRARY_MARKERS)]
+    if not frames:
+        return None
+    f = frames[-1]
+    return f"{f.filename}:{f.lineno}" + (f" ({f.line.strip()})" if f.line else "")
+
+
+_STACK_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+
+
+def node_source_line(node) -> Optional[str]:
+    """The innermost user frame ("file.py:12") of an FX node's recorded stack, if any."""
+    frames = _STACK_FRAME.findall(node.meta.get("stack_trace") or "")
+    user = [f"{f}:{line}" for f, line in frames if not any(m in f for m in _LIBRARY_MARKERS)]
+    return user[-1] if user else None

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import List
 
-from ember.frontend.errors import UnsupportedOp, UnsupportedOpsError, user_source_line
+from ember.frontend.errors import (UnsupportedOp, UnsupportedOpsError, node_source_line,
+                                   user_source_line)
 from ember.frontend.export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
 from ember.frontend.torch_to_ember import Converter
 
@@ -35,6 +36,11 @@ TORCH_TO_LINALG = (
     "func.func(canonicalize)",
     "func.func(torch-finalizing-backend-type-conversion)",
 )
+
+
+def _data_dependent_scalars() -> tuple:
+    import torch
+    return (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.item.default)
 
 
 def _run(module, pipeline: str, what: str) -> None:
@@ -92,14 +98,31 @@ def import_to_text(exported: ExportedModel) -> str:
     _load_torch_conversion_dialect(context)
     load_dialect(context, ir, irdl)
     importer = FxImporter(context=context)
-    importer.import_stateless_graph(exported.graph_module.graph, func_name="main")
+    graph = exported.graph_module.graph
+    # (found before importing: the importer rewrites the graph as it goes)
+    scalars = [node_source_line(node)
+               for node in graph.nodes
+               if node.op == "call_function" and node.target in _data_dependent_scalars()]
+    try:
+        importer.import_stateless_graph(graph, func_name="main")
+    except Exception as e:  # the FX importer asserts on what it cannot import
+        if scalars:
+            raise UnsupportedOpsError([
+                UnsupportedOp("aten.item", line,
+                              f"turns tensor data into a Python number (.item(), int(t)), "
+                              f"whose use torch-mlir cannot import ({e}); keep the value a "
+                              f"tensor (x * t rather than x * t.item())")
+                for line in scalars]) from e
+        raise RuntimeError(f"torch-mlir could not import the exported graph: {e}") from e
     module = importer.module
     legal = ",".join(f"aten.{TORCH_MLIR_NAMES.get(n, n)}" for n in KEEP_WHOLE)
     _run(module, "func.func(torch-match-quantized-custom-ops),"
                  f"torchdynamo-export-to-torch-backend-pipeline{{backend-legal-ops={legal}}}",
          "torch backend contract")
     with context:
-        Converter(ir).convert_module(module, exported.weight_names)
+        mutable = {s.writes_back[1] for s in exported.outputs
+                   if s.writes_back and s.writes_back[0] == "constant"}
+        Converter(ir).convert_module(module, exported.weight_names, mutable)
     # Ops kept whole for ember but declined by the converter get torch-mlir's decomposition.
     _run(module, "func.func(torch-decompose-complex-ops),func.func(canonicalize)",
          "decomposition")

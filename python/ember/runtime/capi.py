@@ -25,6 +25,9 @@ DTYPE_CODES: Dict[str, int] = {
     "int64": 8, "uint8": 9, "uint16": 10, "uint32": 11, "uint64": 12, "bool": 13,
 }
 
+#: ember_write_back codes (`ember_model_output_write_back`) by the manifest's writes_back kind.
+WRITE_BACK_CODES: Dict[str, int] = {"input": 1, "constant": 2}
+
 OK, ERROR_ARGUMENT, ERROR_DTYPE, ERROR_UNBOUND, ERROR_EXECUTION, ERROR_ARTIFACT, \
     ERROR_MEMORY = range(7)
 

@@ -151,6 +151,7 @@ class CpuTarget(Target):
     """A CPU target. Subclasses set `kind` and, in `__init__`, `triple`, `cpu` and `features`
     (what LLVM is given), and override the hooks below where they differ."""
     Options = CpuOptions
+    writes_back = True  # the C runtime compiled into the library does (ember_model_run)
     #: Where else to look for libomp when `cc` does not find it.
     libomp_globs: Tuple[str, ...] = ()
     #: How to get a libomp, for the error when `openmp=on` finds none.

@@ -25,9 +25,22 @@
  *    `char *err, size_t errlen` write a NUL-terminated message there on failure (truncated to
  *    errlen; err may be NULL). Nothing aborts the process or prints.
  *  - Tensors are dense, C-contiguous (row-major) and live in host memory; `data` must be
- *    aligned to the element size. Inputs are only read. An output buffer may be larger than
- *    the call's output (allocate it at its maximum shape): the result fills its leading
- *    elements, contiguous, and the actual shape is returned.
+ *    aligned to the element size. Inputs are only read, except by a model that changes them in
+ *    place (below). An output buffer may be larger than the call's output (allocate it at its
+ *    maximum shape): the result fills its leading elements, contiguous, and the actual shape
+ *    is returned.
+ *
+ * Models that change their inputs or buffers in place
+ *  - A torch model whose forward mutates an input (`x.copy_(y)`, `x.zero_()`, an `out=`
+ *    argument) or one of its buffers (`self.count += 1`) is compiled as AOTInductor does: the
+ *    new value of each is an extra output, and ember_model_run copies it, after the compiled
+ *    code succeeds, into the caller's input buffer or into the constant's memory, which the
+ *    next run reads (a stateful model). Allocate and pass those outputs like the others;
+ *    ember_model_output_write_back tells which they are and what each writes. A mutated input
+ *    must therefore be writable memory. A written-back constant lives in the model's own copy
+ *    of the weights file's data, or in the memory given to ember_model_set_constant, which
+ *    runs then write to (it must be writable). Runs of a model with written-back constants are
+ *    serialized (each sees the state the previous one left); the others run in parallel.
  *  - Every argument is validated before the compiled code runs: counts, dtypes, ranks, static
  *    dims, dynamic dims (each symbol consistent across inputs, and within the range the model
  *    was compiled for), output buffer sizes, and that every constant is bound. A failure is
@@ -74,6 +87,13 @@ typedef enum ember_status {
   EMBER_ERROR_ARTIFACT = 5,  /* a missing or malformed artifact directory or weights file */
   EMBER_ERROR_MEMORY = 6,    /* out of memory */
 } ember_status;
+
+/* What ember_model_run writes an output back to (the manifest's `writes_back`). */
+typedef enum ember_write_back {
+  EMBER_WRITE_BACK_NONE = 0,     /* a result of forward */
+  EMBER_WRITE_BACK_INPUT = 1,    /* the new value of an input the model changes in place */
+  EMBER_WRITE_BACK_CONSTANT = 2, /* the new value of a constant (a buffer forward updates) */
+} ember_write_back;
 
 /* Element types (the manifest's numpy dtype names in comments). */
 typedef enum ember_dtype {
@@ -171,6 +191,12 @@ EMBER_API int ember_model_run(ember_model *model, const ember_tensor *inputs,
                               int32_t num_outputs, int64_t *const *output_shapes, char *err,
                               size_t errlen);
 
+/* What output `index` is written back to after each run: an ember_write_back, with *target
+ * (if not NULL) set to the index of that input or constant (-1 for EMBER_WRITE_BACK_NONE).
+ * -1 for a NULL model or an index out of range. */
+EMBER_API int32_t ember_model_output_write_back(const ember_model *model, int32_t index,
+                                                int32_t *target);
+
 /* Helpers. */
 EMBER_API const char *ember_dtype_name(int32_t dtype);   /* "float32"; NULL if invalid */
 EMBER_API int64_t ember_dtype_size(int32_t dtype);       /* bytes per element; 0 if invalid */
@@ -202,6 +228,7 @@ typedef struct ember_runtime_api {
   const char *(*dtype_name)(int32_t);
   int64_t (*dtype_size)(int32_t);
   const char *(*status_name)(int);
+  int32_t (*model_output_write_back)(const ember_model *, int32_t, int32_t *);
 } ember_runtime_api;
 
 EMBER_API const ember_runtime_api *ember_runtime_get_api(void);

@@ -17,7 +17,7 @@
 
 /* Bumped whenever the layout below changes (the runtime and the tables are compiled together,
  * so this only guards against mixing files of different ember versions). */
-#define EMBER_SIGNATURE_VERSION 1
+#define EMBER_SIGNATURE_VERSION 2
 
 typedef struct ember_sig_tensor {
   const char *name;
@@ -32,6 +32,8 @@ typedef struct ember_sig_tensor {
   const int32_t *const *dim_symbols;  /* per dim: the symbols it uses, ascending, -1 ended */
   const char *const *dim_text;        /* per dim: the manifest's spelling */
   const char *shape_text;             /* "[s0, 4]" */
+  int32_t write_back;                 /* outputs: an ember_write_back (0: none) */
+  int32_t write_back_index;           /* outputs: the input or constant written, else -1 */
 } ember_sig_tensor;
 
 typedef struct ember_signature {
@@ -87,6 +89,15 @@ static inline int64_t ember_x_mod(int64_t a, int64_t b, int *e) {
 }
 static inline int64_t ember_x_max(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t ember_x_min(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* Whether an output writes back to constant `index` (whose memory must then be writable). */
+static inline int ember_written_back(const ember_signature *sig, int32_t index) {
+  for (int32_t o = 0; o < sig->num_outputs; ++o)
+    if (sig->outputs[o].write_back == EMBER_WRITE_BACK_CONSTANT &&
+        sig->outputs[o].write_back_index == index)
+      return 1;
+  return 0;
+}
 
 /* Defined by the generated tables. */
 extern EMBER_INTERNAL const ember_signature ember_model_signature;

@@ -25,6 +25,7 @@ enum { MAX_RANK = 64, MAX_DEPTH = 64 };
 
 typedef struct {
   const char *p, *end;
+  const ember_signature *sig;
   const char *path;
   char *err;
   size_t errlen;
@@ -259,8 +260,9 @@ static int bind_entry(scanner *s, const ember_sig_tensor *t, int32_t index, cons
     return ember_fail(s->err, s->errlen, EMBER_ERROR_ARTIFACT,
                       "%s: constant '%s' appears twice", s->path, t->name);
   const char *p = base + e->begin;
-  if ((uintptr_t)p % (uintptr_t)itemsize != 0) {
-    /* The compiled code expects element-aligned data: use an aligned copy. */
+  if ((uintptr_t)p % (uintptr_t)itemsize != 0 || ember_written_back(s->sig, index)) {
+    /* The compiled code expects element-aligned data, and the runs write back to a constant
+     * the model changes in place (the map is read-only): use an aligned, private copy. */
     void *copy = NULL;
     if (posix_memalign(&copy, 64, bytes ? (size_t)bytes : 1) != 0)
       return ember_fail(s->err, s->errlen, EMBER_ERROR_MEMORY, "out of memory");
@@ -328,7 +330,7 @@ EMBER_INTERNAL int ember_weights_load(const ember_signature *sig, const char *pa
     ember_weights_free(sig, w);
     return ember_fail(err, errlen, EMBER_ERROR_MEMORY, "out of memory");
   }
-  scanner s = {header, header + header_len, path, err, errlen};
+  scanner s = {header, header + header_len, sig, path, err, errlen};
   int status = EMBER_OK;
   const char *problem = NULL;
   if (!expect(&s, '{')) {
