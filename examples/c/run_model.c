@@ -17,8 +17,9 @@
  * Deterministic inputs: element j of input k is ((7*j + 13*k) % 23 - 11) / 11.0 for floating
  * dtypes and 0 for integer and bool inputs.
  *
- * It prints the model's symbols, inputs, constants and outputs, then each output's shape and
- * checksums (sum, and sum of absolute values). Exit status: 0 on success, 1 when the runtime
+ * It prints the model's symbols, inputs, constants and outputs (marking those a model that
+ * changes its inputs or buffers in place writes back), then each output's shape and checksums
+ * (sum, and sum of absolute values). Exit status: 0 on success, 1 when the runtime
  * reports an error (its message is printed), 2 on a usage or loading problem.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -370,6 +371,12 @@ int main(int argc, char **argv) {
   for (int32_t i = 0; i < n_out; ++i) {
     api->model_output_info(model, i, &info);
     print_info("output", i, &info);
+    int32_t target;
+    int32_t kind = api->model_output_write_back(model, i, &target);
+    if (kind == EMBER_WRITE_BACK_INPUT)  /* a model changing an input in place */
+      printf(" (written back to input %s)", api->model_input_name(model, target));
+    else if (kind == EMBER_WRITE_BACK_CONSTANT)
+      printf(" (written back to constant %s)", api->model_constant_name(model, target));
     printf("\n");
   }
 
