@@ -115,6 +115,37 @@ def test_buffer_mutation_carries_over_to_the_next_call(tmp_path):
     assert_close(saved(x), x * 2)
 
 
+def test_write_only_buffer_is_dropped():
+    """A buffer forward only writes is read by no later call: its new value is computed but
+    written nowhere, and not returned."""
+    class Remember(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("last", torch.zeros(3))
+
+        def forward(self, x):
+            self.last.copy_(x)
+            return x * 2
+
+    compiled = ember.compile(Remember().eval(), (torch.ones(3),))
+    with open(os.path.join(compiled.artifact_dir, "manifest.json")) as f:
+        manifest = json.load(f)
+    assert manifest["constants"] == [] and "writes_back" not in manifest["outputs"][0]
+    x = torch.tensor([1.0, 2.0, 3.0])
+    assert_close(compiled(x), x * 2)
+
+
+def test_mutated_input_with_a_dynamic_dim():
+    batch = torch.export.Dim("batch", max=64)
+    example = torch.zeros(4, 3)
+    compiled = ember.compile(CopyInto().eval(), (example, torch.zeros(4, 3)),
+                             dynamic_shapes={"x": {0: batch}, "y": {0: batch}})
+    assert example.abs().sum() == 0                    # compiling never writes the examples
+    x, y = torch.zeros(9, 3), torch.randn(9, 3)
+    assert_close(compiled(x, y), y * 2 + 1)
+    assert_close(x, y * 2)
+
+
 def test_manifest_marks_write_backs_and_hides_them_from_calls():
     compiled = ember.compile(CopyInto().eval(), (torch.zeros(2), torch.zeros(2)))
     with open(os.path.join(compiled.artifact_dir, "manifest.json")) as f:

@@ -182,6 +182,14 @@ def test_missing_manifest_and_wrong_version(artifact, tmp_path):
     (lambda m: None, {}, "'c' has no weights array .* must give its dtype and shape"),
     (lambda m: m["outputs"][1].pop("dtype"), None, r"outputs\[1\] lacks \['dtype'\]"),
     (lambda m: m["constants"][0].update(shape=[5]), None, r"its weights array is float32\[4\]"),
+    (lambda m: m["outputs"][0].update(writes_back={"input": "w"}), None, "names no input"),
+    (lambda m: m["outputs"][0].update(writes_back={"input": "t"}), None,
+     r"the input is int64\['s0'\], the output float32\['s0', 4\]"),
+    (lambda m: m["outputs"][0].update(writes_back={"input": "x", "constant": "c"}), None,
+     "must be"),
+    (lambda m: m.update(output_tree={"tuple": [{"tensor": 0}, {"tensor": 2}]}), None,
+     r"refers to outputs \[0, 2\]"),
+    (lambda m: m.update(output_tree={"set": []}), None, "unknown kind"),
 ])
 def test_write_artifact_rejects_bad_manifests(tmp_path, libraries, change, weights, match):
     manifest = json.loads(json.dumps(MANIFEST))
@@ -423,6 +431,8 @@ def test_tensor_spec_manifest_round_trip():
     for role, entry in (("input", {"name": "x", "dtype": "float32", "shape": ["s0", 4]}),
                         ("output", {"name": "y", "dtype": "int64", "shape": ["2*s0", 3],
                                     "max_shape": [16, 3]}),
+                        ("output", {"name": "mutated.x", "dtype": "float32", "shape": ["s0"],
+                                    "max_shape": [8], "writes_back": {"input": "x"}}),
                         ("constant", {"name": "w", "dtype": "float16", "shape": []})):
         assert TensorSpec.from_manifest(role, entry).to_json() == entry
 
