@@ -176,11 +176,11 @@ def _export(model, args: tuple, dynamic_shapes):
 
 
 def _is_data_dependent(error: BaseException) -> bool:
+    """Whether export failed on a value computed from tensor data (torch raises
+    GuardOnDataDependentSymNode, or a UserError quoting the data-dependent expression)."""
     from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
-    from torch._dynamo.exc import UserError
     while error is not None:
-        if isinstance(error, (GuardOnDataDependentSymNode, UserError)) or \
-                "data-dependent" in str(error) or "data dependent" in str(error):
+        if isinstance(error, GuardOnDataDependentSymNode) or "data-dependent" in str(error):
             return True
         error = error.__cause__ or error.__context__
     return False

@@ -28,10 +28,10 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ember.artifact.store import read_manifest
+from ember.output_tree import rebuild
 from ember.runtime.backends import open_backend
 from ember.runtime.errors import ArgumentError, ArgumentTypeError
 from ember.runtime.shapes import max_input_shapes
-from ember.output_tree import rebuild
 from ember.runtime.tensors import (Buffer, allocate, as_buffer, check_writable, copy_into,
                                    is_torch, numpy_dtype)
 from ember.tensor_spec import Shape, TensorSpec

@@ -60,9 +60,10 @@ def check_writable(spec: TensorSpec, obj) -> None:
 
 
 def copy_into(target, source) -> None:
-    """Copies `source` into `target` (same kind, dtype and shape; any layout)."""
+    """Copies `source` into `target` (same kind, dtype and shape; any layout), as the runtime
+    writes: outside autograd (a leaf that requires grad is written too)."""
     if is_torch(target):
-        target.copy_(source)
+        target.detach().copy_(source)
     else:
         np.copyto(target, source)
 
