@@ -96,6 +96,7 @@ static inline int ember_loader_parse(const char *path, const char *text, size_t 
       if (!ok) break;
       if (strcmp(key, "format") == 0) {
         format = 0;
+        ember_json_ws(&j);
         if (j.p < j.end && *j.p == '"') {
           ok = ember_json_string(&j, key, &len);
           format = ok && strcmp(key, "ember-artifact") == 0;
