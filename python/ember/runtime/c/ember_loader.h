@@ -156,15 +156,11 @@ static inline int ember_loader_parse(const char *path, const char *text, size_t 
   return EMBER_OK;
 }
 
-/* Reads dir/name (a regular file of at most `limit` bytes) into a malloc'ed buffer with a NUL
+/* Reads `path` (a regular file of at most `limit` bytes) into a malloc'ed buffer with a NUL
  * after it; with `expect`, its size and sha256 must be those. */
-static inline int ember_loader_read(const char *dir, const char *name, int64_t limit,
+static inline int ember_loader_read(const char *path, int64_t limit,
                                     const ember_manifest_file *expect, char **data,
                                     int64_t *size, char *err, size_t errlen) {
-  size_t len = strlen(dir) + strlen(name) + 2;
-  char *path = malloc(len);
-  if (!path) return ember_fail(err, errlen, EMBER_ERROR_MEMORY, "out of memory");
-  snprintf(path, len, "%s/%s", dir, name);
   int status;
   int fd = ember_open_regular(path, limit, size, &status, err, errlen);
   *data = NULL;
@@ -187,7 +183,6 @@ static inline int ember_loader_read(const char *dir, const char *name, int64_t l
                           "manifest expects %s", path, actual, expect->sha256);
   }
   if (fd >= 0) close(fd);
-  free(path);
   if (status != EMBER_OK) {
     free(*data);
     *data = NULL;
@@ -299,27 +294,38 @@ static inline int ember_load(const char *artifact_dir, ember_artifact *out, char
   if (!S_ISDIR(st.st_mode))
     return ember_fail(err, errlen, EMBER_ERROR_ARTIFACT, "'%s' is not an artifact directory",
                       artifact_dir);
+  size_t len = strlen(artifact_dir) + sizeof "/manifest.json";
+  char *manifest_path = malloc(len), *library_path = malloc(len);
+  if (!manifest_path || !library_path) {
+    free(manifest_path);
+    free(library_path);
+    return ember_fail(err, errlen, EMBER_ERROR_MEMORY, "out of memory");
+  }
+  snprintf(manifest_path, len, "%s/manifest.json", artifact_dir);
+  snprintf(library_path, len, "%s/model.so", artifact_dir);
   char *manifest = NULL, *library = NULL;
   int64_t manifest_size = 0, library_size = 0;
   ember_manifest_file lib = {{0}, 0, 0}, weights = {{0}, 0, 0};
-  int status = ember_loader_read(artifact_dir, "manifest.json", EMBER_MAX_MANIFEST_BYTES, NULL,
-                                 &manifest, &manifest_size, err, errlen);
+  int status = ember_loader_read(manifest_path, EMBER_MAX_MANIFEST_BYTES, NULL, &manifest,
+                                 &manifest_size, err, errlen);
   if (status == EMBER_OK)
-    status = ember_loader_parse("manifest.json", manifest, (size_t)manifest_size, &lib,
-                                &weights, err, errlen);
+    status = ember_loader_parse(manifest_path, manifest, (size_t)manifest_size, &lib, &weights,
+                                err, errlen);
   if (status == EMBER_OK && lib.size > EMBER_MAX_LIBRARY_BYTES)
     status = ember_fail(err, errlen, EMBER_ERROR_ARTIFACT,
                         "manifest.json lists a model.so of %lld bytes, more than the %lld a "
                         "library may have", (long long)lib.size,
                         (long long)EMBER_MAX_LIBRARY_BYTES);
   if (status == EMBER_OK)
-    status = ember_loader_read(artifact_dir, "model.so", EMBER_MAX_LIBRARY_BYTES, &lib,
-                               &library, &library_size, err, errlen);
+    status = ember_loader_read(library_path, EMBER_MAX_LIBRARY_BYTES, &lib, &library,
+                               &library_size, err, errlen);
   if (status == EMBER_OK)
     status = ember_loader_check_seal(artifact_dir, library, library_size, manifest,
                                      manifest_size, lib.sha256, err, errlen);
   if (status == EMBER_OK)
     status = ember_loader_dlopen(library, library_size, &out->library, err, errlen);
+  free(manifest_path);
+  free(library_path);
   free(manifest);
   free(library);
   if (status != EMBER_OK) return status;
