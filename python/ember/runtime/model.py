@@ -1,13 +1,13 @@
 """`Model`: a loaded artifact with AITemplate's calling conventions.
 
-Loading reads the manifest once, checks the artifact's files on the bytes it uses and opens the
-backend, which for host code is the ember C
-runtime compiled into the artifact's library (host.py): it maps the weights and binds the
-constants. A call checks the Python objects it is given (tensors.py: kind, dtype, device,
-layout) and hands pointers and shapes to the C runtime, which validates counts, shapes, symbol
-ranges, output sizes and bound constants (the messages come back as exceptions) and runs the
-code through a runtime borrowed from a pool. GPU artifacts (gpu.py) upload their constants once
-and give each runtime of the pool its own stream and workspace.
+Loading reads the manifest once and opens the backend, which checks the artifact's files on the
+bytes it uses (ember.artifact.store: the chain of trust); for host code the backend is the ember
+C runtime compiled into the artifact's library (host.py): it reads and hashes the weights and
+binds the constants. A call checks the Python objects it is given (tensors.py: kind, dtype,
+device, layout) and hands pointers and shapes to the C runtime, which validates counts, shapes,
+symbol ranges, output sizes and bound constants (the messages come back as exceptions) and runs
+the code through a runtime borrowed from a pool. GPU artifacts (gpu.py) upload their constants
+once and give each runtime of the pool its own stream and workspace.
 
 Concurrency: a call keeps all its state in locals, so `run` may be called from many threads at
 once (the host code is reentrant and runs without the GIL). The pool of `num_runtimes` runtimes
