@@ -4,7 +4,8 @@ same message, never a crash, a hang, a MemoryError or a RecursionError.
 
 Covered: a planted model.so (its constructor must not run), a truncated one (no SIGBUS), an
 edited manifest (the library's seal covers every byte of it), FIFOs and links to /dev/zero in
-place of each file, absurd sizes, and JSON nested too deep.
+place of each file, absurd sizes, and JSON nested too deep; and damage drawn by hypothesis
+(bytes overwritten, files cut, grown or with runs repeated) to any of the three files.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import sys
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 import ember
 from ember.artifact.store import (MAX_JSON_DEPTH, MAX_LIBRARY_BYTES, MAX_MANIFEST_BYTES,
@@ -242,3 +244,44 @@ def test_seal_magic_matches_the_c_header():
     with open(header_path()) as f:
         line = next(x for x in f if x.startswith("#define EMBER_SEAL_MAGIC"))
     assert bytes.fromhex(line.split('"')[1].replace("\\x", "")) == SEAL_MAGIC
+
+
+_FILES = ("manifest.json", "model.so", "weights.safetensors")
+
+
+@settings(derandomize=True, deadline=None, database=None, max_examples=25,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_damage_is_refused_or_harmless(compiled, load_c, data, tmp_path_factory):
+    """Drawn damage to a drawn file (bytes overwritten, cut short, grown, a run of bytes
+    repeated): both loaders refuse it with an ArtifactError / exit 1, or, where the damage
+    changed nothing, load it and compute what the intact artifact computes."""
+    path = str(shutil.copytree(compiled[0], tmp_path_factory.mktemp("damaged") / "art"))
+    name = data.draw(st.sampled_from(_FILES), label="file")
+    target = os.path.join(path, name)
+    blob = bytearray(open(target, "rb").read())
+    kind = data.draw(st.sampled_from(["overwrite", "cut", "grow", "repeat"]), label="damage")
+    at = data.draw(st.integers(0, len(blob) - 1), label="offset")
+    if kind == "overwrite":
+        patch = data.draw(st.binary(min_size=1, max_size=16), label="bytes")
+        blob[at:at + len(patch)] = patch
+    elif kind == "cut":
+        del blob[at:]
+    elif kind == "grow":
+        blob += data.draw(st.binary(min_size=1, max_size=64), label="bytes")
+    else:
+        blob[at:at] = blob[at:at + data.draw(st.integers(1, 256), label="length")]
+    with open(target, "wb") as f:
+        f.write(blob)
+    unchanged = bytes(blob) == open(os.path.join(compiled[0], name), "rb").read()
+    c_result = load_c(path)
+    assert c_result.returncode in (0, 1), c_result
+    try:
+        model = Model(path)
+    except ArtifactError as error:
+        assert not unchanged and str(error)
+        assert c_result.returncode == 1 and c_result.stderr.startswith("error: "), c_result
+        return
+    assert unchanged and c_result.returncode == 0, f"{kind} damage to {name} at {at} accepted"
+    x = torch.randn(3, 8)
+    torch.testing.assert_close(model(x), Model(compiled[0])(x), rtol=0, atol=0)
