@@ -14,6 +14,7 @@ import torch
 
 import ember
 from ember.frontend import UnsupportedOpsError
+from ember.artifact.store import ArtifactError
 from ember.runtime import ArgumentError, Model
 from compare import assert_close
 
@@ -191,25 +192,43 @@ def test_gpu_targets_refuse_mutation_clearly():
         ember.compile(CopyInto().eval(), (torch.zeros(2), torch.zeros(2)), target="cuda")
 
 
-@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler (cc)")
-def test_c_api_writes_back_inputs_and_buffers(tmp_path):
-    class CopyAndCount(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.register_buffer("count", torch.zeros(3))
+class CopyAndCount(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("count", torch.zeros(3))
 
-        def forward(self, x, y):
-            x.copy_(y * 2)
-            self.count += 1
-            return x + self.count
+    def forward(self, x, y):
+        x.copy_(y * 2)
+        self.count += 1
+        return {"sum": x + self.count, "calls": 1}
 
+
+@pytest.fixture(scope="module")
+def c_write_back(tmp_path_factory):
+    """A compiled CopyAndCount and tests/c/write_back.c built against it (it loads artifacts
+    with ember_load, which checks them first)."""
+    if shutil.which("cc") is None:
+        pytest.skip("needs a C compiler (cc)")
+    directory = tmp_path_factory.mktemp("write_back")
     artifact = ember.compile(CopyAndCount().eval(), (torch.zeros(3), torch.zeros(3))) \
-        .save(str(tmp_path / "model"))
-    program = str(tmp_path / "write_back")
-    subprocess.run(["cc", "-O2", "-Wall", "-Werror", "-I", artifact, "-o", program,
-                    os.path.join(ROOT, "tests", "c", "write_back.c"), "-ldl"],
-                   check=True, capture_output=True, text=True)
-    result = subprocess.run([program, artifact], capture_output=True, text=True, timeout=60)
+        .save(str(directory / "model"))
+    programs = {}
+    for name, source in (("write_back", "tests/c/write_back.c"),
+                         ("run_model", "examples/c/run_model.c")):
+        programs[name] = str(directory / name)
+        subprocess.run(["cc", "-O2", "-Wall", "-Werror", "-I", artifact, "-o", programs[name],
+                        os.path.join(ROOT, source), "-ldl"],
+                       check=True, capture_output=True, text=True)
+
+    def run(path, program="write_back"):
+        return subprocess.run([programs[program], path], capture_output=True, text=True,
+                              timeout=60)
+    return artifact, run
+
+
+def test_c_api_writes_back_inputs_and_buffers(c_write_back):
+    artifact, run = c_write_back
+    result = run(artifact)
     assert result.returncode == 0, result.stderr
     # Inputs start as x = 1 2 3 and y = 2 4 6 (write_back.c); x becomes 2y, count counts runs.
     assert result.stdout.splitlines() == [
@@ -219,3 +238,39 @@ def test_c_api_writes_back_inputs_and_buffers(tmp_path):
         "run 1 input x: 4 8 12", "run 1 input y: 2 4 6", "run 1 output output_0: 5 9 13",
         "run 2 input x: 4 8 12", "run 2 input y: 2 4 6", "run 2 output output_0: 6 10 14",
     ]
+
+
+def test_run_model_example_marks_write_backs(c_write_back):
+    artifact, run = c_write_back
+    result = run(artifact, "run_model")
+    assert result.returncode == 0, result.stderr
+    signature = [line.strip() for line in result.stdout.splitlines()
+                 if line.startswith("  output ")]
+    assert signature == ["output 0: mutated.count float32[3] (written back to constant count)",
+                         "output 1: mutated.x float32[3] (written back to input x)",
+                         "output 2: output_0 float32[3]"]
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m["outputs"][1].pop("writes_back"),
+    lambda m: m["outputs"][0].update(writes_back={"input": "y"}, shape=[3]),
+    lambda m: m["output_tree"]["dict"].reverse(),
+    lambda m: m["output_tree"]["dict"][1][1].update(constant=2),
+], ids=["writes-back-dropped", "writes-back-retargeted", "tree-reordered", "tree-constant"])
+def test_write_backs_and_output_tree_are_sealed(c_write_back, tmp_path, change):
+    """What the runtime writes back and what a call returns are part of the manifest the
+    library is sealed to: an edit is refused by the Python and the C loader alike."""
+    artifact = str(shutil.copytree(c_write_back[0], tmp_path / "edited"))
+    path = os.path.join(artifact, "manifest.json")
+    manifest = json.load(open(path))
+    assert manifest["output_tree"] == {"dict": [["sum", {"tensor": 2}],
+                                                ["calls", {"constant": 1}]]}
+    change(manifest)
+    with open(path, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+    with pytest.raises(ArtifactError, match="manifest.json does not match the seal in model.so"):
+        Model(artifact)
+    result = c_write_back[1](artifact)
+    assert result.returncode == 1
+    assert "manifest.json does not match the seal in model.so" in result.stderr

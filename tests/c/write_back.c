@@ -3,17 +3,17 @@
  *
  *   write_back ARTIFACT_DIR
  *
- * Every input and output must be float32 with a static shape. Input i holds the values
+ * Loads the artifact with ember_load (refusals print "error: MESSAGE" and exit 1). Every
+ * input and output must be float32 with a static shape. Input i holds the values
  * (i + 1) * (k + 1) for element k. Prints, for each output, "write_back <name> <kind> <target>"
  * (ember_model_output_write_back), then after each of the two runs "run <r> input <i>: ..." for
  * every input and "run <r> output <name>: ..." for the outputs written back to nothing.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "ember_runtime.h"
+#include "ember_loader.h"
 
 enum { MAX_TENSORS = 16 };
 
@@ -30,14 +30,12 @@ static void print_values(const float *data, int64_t n) {
 
 int main(int argc, char **argv) {
   if (argc != 2) return 2;
-  char path[4096], err[1024];
-  snprintf(path, sizeof path, "%s/model.so", argv[1]);
-  void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (!lib) return fprintf(stderr, "%s\n", dlerror()), 1;
-  ember_runtime_get_api_fn get = (ember_runtime_get_api_fn)dlsym(lib, "ember_runtime_get_api");
-  const ember_runtime_api *api = get();
-  ember_model *m;
-  if (api->model_create(argv[1], &m, err, sizeof err)) return fprintf(stderr, "%s\n", err), 1;
+  char err[1024];
+  ember_artifact artifact;
+  if (ember_load(argv[1], &artifact, err, sizeof err))
+    return fprintf(stderr, "error: %s\n", err), 1;
+  const ember_runtime_api *api = artifact.api;
+  ember_model *m = artifact.model;
   int32_t n_in = api->model_num_inputs(m), n_out = api->model_num_outputs(m);
   if (n_in > MAX_TENSORS || n_out > MAX_TENSORS) return 1;
   ember_tensor inputs[MAX_TENSORS], outputs[MAX_TENSORS];
@@ -70,6 +68,6 @@ int main(int argc, char **argv) {
       print_values(outputs[o].data, elements(&out_info[o]));
     }
   }
-  api->model_destroy(m);
+  ember_unload(&artifact);
   return 0;
 }

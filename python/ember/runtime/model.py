@@ -1,12 +1,13 @@
 """`Model`: a loaded artifact with AITemplate's calling conventions.
 
-Loading verifies the artifact's hashes and opens the backend, which for host code is the ember C
-runtime compiled into the artifact's library (host.py): it maps the weights and binds the
-constants. A call checks the Python objects it is given (tensors.py: kind, dtype, device,
-layout) and hands pointers and shapes to the C runtime, which validates counts, shapes, symbol
-ranges, output sizes and bound constants (the messages come back as exceptions) and runs the
-code through a runtime borrowed from a pool. GPU artifacts (gpu.py) upload their constants once
-and give each runtime of the pool its own stream and workspace.
+Loading reads the manifest once and opens the backend, which checks the artifact's files on the
+bytes it uses (ember.artifact.store: the chain of trust); for host code the backend is the ember
+C runtime compiled into the artifact's library (host.py): it reads and hashes the weights and
+binds the constants. A call checks the Python objects it is given (tensors.py: kind, dtype,
+device, layout) and hands pointers and shapes to the C runtime, which validates counts, shapes,
+symbol ranges, output sizes and bound constants (the messages come back as exceptions) and runs
+the code through a runtime borrowed from a pool. GPU artifacts (gpu.py) upload their constants
+once and give each runtime of the pool its own stream and workspace.
 
 Concurrency: a call keeps all its state in locals, so `run` may be called from many threads at
 once (the host code is reentrant and runs without the GIL). The pool of `num_runtimes` runtimes
@@ -27,7 +28,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ember.artifact.store import read_manifest
+from ember.artifact.store import load_manifest
 from ember.output_tree import rebuild
 from ember.runtime.backends import open_backend
 from ember.runtime.errors import ArgumentError, ArgumentTypeError
@@ -46,8 +47,9 @@ class Model:
     thread-count hook). `num_runtimes`: how many calls may run at once (default: CPU count;
     1 for GPU artifacts, whose runtimes each hold a workspace). `graph_mode` (GPU artifacts
     only): each runtime captures its kernel launches into a CUDA/HIP graph on its first call
-    and replays it. `verify`: hash every artifact file before loading (skip only for trusted,
-    huge artifacts).
+    and replays it. `verify`: hash the weights (and a GPU artifact's code) before using them
+    (skip only for trusted, huge artifacts). A CPU artifact's library and manifest are always
+    checked before the library is loaded (ember.artifact.store: the chain of trust).
     """
 
     def __init__(self, path, num_threads: Optional[int] = None,
@@ -60,7 +62,7 @@ class Model:
         if not isinstance(graph_mode, bool):
             raise ArgumentError(f"graph_mode must be True or False, got {graph_mode!r}")
         self.path = os.fspath(path)
-        self._manifest = read_manifest(self.path, verify=verify)
+        manifest_bytes, self._manifest = load_manifest(self.path)
         m = self._manifest
         self._inputs = tuple(TensorSpec.from_manifest("input", e) for e in m["inputs"])
         self._outputs = tuple(TensorSpec.from_manifest("output", e) for e in m["outputs"])
@@ -73,7 +75,8 @@ class Model:
                                      if ("input", spec.name) in written)
         self._state_constants = frozenset(name for kind, name in written if kind == "constant")
         self._ranges = {s: (r["min"], r["max"]) for s, r in m["symbols"].items()}
-        self.backend = open_backend(self.path, m, num_threads=num_threads, graph_mode=graph_mode)
+        self.backend = open_backend(self.path, m, num_threads=num_threads, graph_mode=graph_mode,
+                                    manifest_bytes=manifest_bytes, verify=verify)
         # The memory of constants set from Python, kept alive while the C side may use it: a
         # call holds the tuple it saw, which covers whatever snapshot its run takes.
         self._constant_owners: Tuple = (None,) * len(self._constant_specs)

@@ -63,8 +63,8 @@ def runtime_objects(cc: str = "cc") -> List[str]:
     """The runtime sources compiled by `cc` into position-independent objects, cached for this
     process (keyed by the compiler and the sources' contents)."""
     digest = hashlib.sha256()
-    for path in [capi.header_path(), os.path.join(capi.source_dir(), "ember_signature.h"),
-                 *capi.source_paths()]:
+    for path in [capi.header_path(), capi.header_path("ember_verify.h"),
+                 os.path.join(capi.source_dir(), "ember_signature.h"), *capi.source_paths()]:
         with open(path, "rb") as f:
             digest.update(f.read())
     key = (cc, digest.hexdigest())
@@ -90,8 +90,11 @@ def runtime_objects(cc: str = "cc") -> List[str]:
 
 
 def artifact_files(signature: Optional[Mapping]) -> Dict[str, str]:
-    """Files the artifact carries for C users: the header next to the library."""
-    return {} if signature is None else {HEADER: capi.header_path()}
+    """Files the artifact carries for C users, next to the library: the API's header and the
+    loader's (ember_load checks the artifact before loading the library)."""
+    if signature is None:
+        return {}
+    return {name: capi.header_path(name) for name in (HEADER, *capi.LOADER_HEADERS)}
 
 
 def generate_tables(signature: Mapping, entry: str = "ember_entry") -> str:

@@ -61,7 +61,7 @@ from ember.backends.llvm import emit_object, translate_to_llvm_ir
 from ember.lowering.lower_to_linalg import LowerToLinalg
 from ember.pipeline.pipeline import Pipeline, nest, upstream
 from ember.pipeline.target_info import TargetInfo
-from ember.runtime.capi import ABI
+from ember.runtime.capi import ABI, THREADS_SYMBOL
 
 #: Upstream conversions from loops, vectors and memrefs to the LLVM dialect, in order (verified
 #: on MLIR 22.1.8; see DESIGN.md section 3). finalize-memref-to-llvm calls the generic allocation
@@ -84,8 +84,6 @@ TO_LLVM = tuple(upstream(*name.split()) for name in (
     "convert-ub-to-llvm",
     "reconcile-unrealized-casts",
 ))
-#: Exported by cpu_support.c: `int32_t ember_set_num_threads(int32_t)` (the runtime's hook).
-THREADS_SYMBOL = "ember_set_num_threads"
 #: `ember_entry`'s status when the CPU lacks what the code was compiled for (the C runtime
 #: reports "the model's code returned status 3").
 CPU_MISMATCH = 3

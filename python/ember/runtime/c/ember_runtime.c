@@ -35,6 +35,14 @@ struct ember_model {
   pthread_mutex_t run_lock; /* serializes the runs of a stateful model */
 };
 
+/* The manifest seal: EMBER_SEAL_MAGIC, then 32 bytes that the artifact writer
+ * (ember.artifact.store) sets to the sha256 of the artifact's manifest.json (with this
+ * library's own sha256 in it written as 64 zeros, the one part of the manifest that cannot be
+ * known before the seal is). The loaders (ember_loader.h, ember.runtime.host) read it from the
+ * library's bytes before loading them, so the manifest cannot be edited without the edit being
+ * refused; the runtime itself never reads it. */
+__attribute__((used)) static const unsigned char manifest_seal[48] = EMBER_SEAL_MAGIC;
+
 /* A non-NULL address for bound tensors without elements. */
 static const int64_t empty_tensor_data[1];
 
@@ -66,15 +74,6 @@ static sbuf sb_start(char *err, size_t errlen) {
   sbuf s = {err, err ? errlen : 0, 0};
   if (s.buf && s.cap) s.buf[0] = '\0';
   return s;
-}
-
-EMBER_INTERNAL int ember_fail(char *err, size_t errlen, int status, const char *fmt, ...) {
-  sbuf s = sb_start(err, errlen);
-  va_list ap;
-  va_start(ap, fmt);
-  sb_vappend(&s, fmt, ap);
-  va_end(ap);
-  return status;
 }
 
 /* "[3, 5]" */
@@ -181,9 +180,18 @@ EMBER_API int32_t ember_abi_version(void) { return EMBER_ABI_VERSION; }
 
 EMBER_API int ember_model_create(const char *artifact_dir, ember_model **out, char *err,
                                  size_t errlen) {
+  return ember_model_create_verified(artifact_dir, NULL, out, err, errlen);
+}
+
+EMBER_API int ember_model_create_verified(const char *artifact_dir, const char *weights_sha256,
+                                          ember_model **out, char *err, size_t errlen) {
   const ember_signature *sig = &ember_model_signature;
   if (out) *out = NULL;
   if (!out) return ember_fail(err, errlen, EMBER_ERROR_ARGUMENT, "out must not be NULL");
+  if (weights_sha256 && (strlen(weights_sha256) != 64 ||
+                         strspn(weights_sha256, "0123456789abcdef") != 64))
+    return ember_fail(err, errlen, EMBER_ERROR_ARGUMENT,
+                      "weights_sha256 must be 64 lowercase hex digits");
   if (sig->version != EMBER_SIGNATURE_VERSION)
     return ember_fail(err, errlen, EMBER_ERROR_ARTIFACT,
                       "the library's signature tables have version %d, its runtime reads %d",
@@ -223,7 +231,8 @@ EMBER_API int ember_model_create(const char *artifact_dir, ember_model **out, ch
     int status = EMBER_ERROR_MEMORY;
     if (path) {
       snprintf(path, len, "%s/%s", artifact_dir, sig->weights_file);
-      status = ember_weights_load(sig, path, &m->weights, m->constants->data, err, errlen);
+      status = ember_weights_load(sig, path, weights_sha256, &m->weights, m->constants->data,
+                                  err, errlen);
       free(path);
     } else {
       ember_fail(err, errlen, status, "out of memory");
@@ -788,6 +797,7 @@ static const ember_runtime_api api = {
     ember_dtype_name,
     ember_dtype_size,
     ember_status_name,
+    ember_model_create_verified,
     ember_model_output_write_back,
 };
 

@@ -3,7 +3,7 @@
  * Every CPU artifact's shared library (model.so) exports this API itself: the runtime is
  * compiled into the library together with tables describing the model's signature, so there is
  * no separate runtime library. Load the library (dlopen, or link it), create a model from the
- * artifact directory (the weights are mapped from weights.safetensors and bound), query its
+ * artifact directory (the weights are read from weights.safetensors and bound), query its
  * inputs, outputs and constants, and run it:
  *
  *     ember_model *m;
@@ -16,9 +16,12 @@
  *     if (ember_model_run(m, &x, 1, &y, 1, actual, err, sizeof err)) puts(err);
  *     ember_model_destroy(m);
  *
- * With dlopen, look up the one symbol `ember_runtime_get_api` and call through the returned
- * table (see examples/c/run_model.c); models loaded with dlopen's default RTLD_LOCAL never see
- * each other's symbols, so one process may load any number of artifacts.
+ * Load an artifact with ember_loader.h's `ember_load` (see examples/c/run_model.c): it checks
+ * the manifest, the library's sha256 and its seal before the library is loaded (dlopen runs a
+ * library's constructors, so an unchecked model.so would run before it could be refused), then
+ * creates the model with the weights' sha256 checked. It looks up the one symbol
+ * `ember_runtime_get_api` and calls through the returned table; models loaded with dlopen's
+ * RTLD_LOCAL never see each other's symbols, so one process may load any number of artifacts.
  *
  * Conventions
  *  - Functions returning `int` return EMBER_OK (0) or an `ember_status` code. Those taking
@@ -70,6 +73,10 @@ extern "C" {
 #endif
 
 #define EMBER_ABI_VERSION 1
+
+/* The first 16 bytes of the manifest seal every library carries (see ember_loader.h); the
+ * Python loader's copy is ember.artifact.store.SEAL_MAGIC. */
+#define EMBER_SEAL_MAGIC "\xe0\x01\x98\x27\x8c\xc4\x6b\x9b\x99\xf1\x33\xc0\x5f\xab\x6e\xf0"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define EMBER_API __attribute__((visibility("default")))
@@ -139,11 +146,16 @@ typedef struct ember_model ember_model; /* opaque */
 /* The ABI version this library implements (compare with EMBER_ABI_VERSION). */
 EMBER_API int32_t ember_abi_version(void);
 
-/* Creates a model. `artifact_dir` is the artifact directory (it holds weights.safetensors,
- * which is memory-mapped; every bound constant's dtype, shape and size is checked against the
- * model). On success *out receives the model. */
+/* Creates a model. `artifact_dir` is the artifact directory: it holds weights.safetensors,
+ * which is read into memory (a regular file no larger than the bound constants and a header;
+ * every bound constant's dtype, shape and size is checked against the model). On success *out
+ * receives the model. ember_model_create_verified also checks the file's sha256 against
+ * `weights_sha256` (64 lowercase hex digits, from the manifest; NULL: no check) before any of
+ * its bytes is used; ember_load calls it. */
 EMBER_API int ember_model_create(const char *artifact_dir, ember_model **out, char *err,
                                  size_t errlen);
+EMBER_API int ember_model_create_verified(const char *artifact_dir, const char *weights_sha256,
+                                          ember_model **out, char *err, size_t errlen);
 EMBER_API void ember_model_destroy(ember_model *model);
 
 /* Signature queries. Index arguments out of range give NULL / EMBER_ERROR_ARGUMENT. Every
@@ -228,6 +240,7 @@ typedef struct ember_runtime_api {
   const char *(*dtype_name)(int32_t);
   int64_t (*dtype_size)(int32_t);
   const char *(*status_name)(int);
+  int (*model_create_verified)(const char *, const char *, ember_model **, char *, size_t);
   int32_t (*model_output_write_back)(const ember_model *, int32_t, int32_t *);
 } ember_runtime_api;
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "ember_runtime.h"
+#include "ember_verify.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define EMBER_INTERNAL __attribute__((visibility("hidden")))
@@ -90,30 +91,21 @@ static inline int64_t ember_x_mod(int64_t a, int64_t b, int *e) {
 static inline int64_t ember_x_max(int64_t a, int64_t b) { return a > b ? a : b; }
 static inline int64_t ember_x_min(int64_t a, int64_t b) { return a < b ? a : b; }
 
-/* Whether an output writes back to constant `index` (whose memory must then be writable). */
-static inline int ember_written_back(const ember_signature *sig, int32_t index) {
-  for (int32_t o = 0; o < sig->num_outputs; ++o)
-    if (sig->outputs[o].write_back == EMBER_WRITE_BACK_CONSTANT &&
-        sig->outputs[o].write_back_index == index)
-      return 1;
-  return 0;
-}
-
 /* Defined by the generated tables. */
 extern EMBER_INTERNAL const ember_signature ember_model_signature;
 
-/* Defined by ember_weights.c: maps the safetensors file and binds every bound constant. */
+/* Defined by ember_weights.c: reads the safetensors file (checking its sha256 when `sha256`,
+ * 64 lowercase hex digits, is not NULL) and binds every bound constant. */
 typedef struct ember_weights {
-  void *map;
-  size_t map_size;
-  void **copies; /* per constant: an aligned copy when the mapped data was misaligned */
+  void *block;          /* the allocation holding the file */
+  unsigned char *bytes; /* the file's bytes, within block */
+  size_t size;
+  void **copies; /* per constant: an aligned copy when its data was misaligned */
 } ember_weights;
 
 EMBER_INTERNAL int ember_weights_load(const ember_signature *sig, const char *path,
-                                      ember_weights *w, const void **data, char *err,
-                                      size_t errlen);
+                                      const char *sha256, ember_weights *w, const void **data,
+                                      char *err, size_t errlen);
 EMBER_INTERNAL void ember_weights_free(const ember_signature *sig, ember_weights *w);
-EMBER_INTERNAL int ember_fail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 #endif /* EMBER_SIGNATURE_H */
