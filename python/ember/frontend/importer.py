@@ -1,7 +1,8 @@
 """PyTorch -> ember dialect module text, through torch-mlir (in torch-mlir's own MLIR build).
 
     ExportedModel --FX import--> torch dialect --backend contract--> torch --torch-to-ember-->
-    torch + ember --TorchToLinalg (the fallback)--> ember + linalg --generic text--> compiler
+    torch + ember --TorchToTMTensor, TorchToLinalg (the fallback)--> ember + linalg + tm_tensor
+    --TMTensor to loops--> ember + linalg + scf --generic text--> compiler
 
 torch-mlir's MLIR (LLVM 24) is used only here. The compiler receives generic-form text, which
 MLIR 22 parses; weights are function arguments turned into `ember.weight` ops, so no weight
@@ -13,13 +14,16 @@ from typing import List
 
 from ember.frontend.errors import UnsupportedOp, UnsupportedOpsError, user_source_line
 from ember.frontend.export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
+from ember.frontend.tm_tensor_to_loops import lower_tm_tensor_ops
 from ember.frontend.torch_to_ember import Converter
 
-#: torch-mlir's backend-to-linalg pipeline, without the TMTensor conversion (its ops have no
-#: MLIR 22 counterpart) and without the final contract check (ember ops are legal here).
+#: torch-mlir's backend-to-linalg pipeline without the final contract check (ember ops are
+#: legal here). The TMTensor ops it makes have no MLIR 22 counterpart: tm_tensor_to_loops.py
+#: turns them into loops afterwards.
 TORCH_TO_LINALG = (
     "func.func(torch-restructure-non-constant-axes)",
     "func.func(torch-fuse-quantized-ops)",
+    "func.func(convert-torch-to-tmtensor)",
     "func.func(canonicalize)",
     "func.func(convert-torch-to-linalg)",
     "func.func(canonicalize)",
@@ -104,6 +108,7 @@ def import_to_text(exported: ExportedModel) -> str:
     _run(module, "func.func(torch-decompose-complex-ops),func.func(canonicalize)",
          "decomposition")
     _run(module, ",".join(TORCH_TO_LINALG), "lowering to linalg")
+    lower_tm_tensor_ops(module)
     leftovers = _leftover_torch_ops(module)
     if leftovers:
         raise UnsupportedOpsError(leftovers)
