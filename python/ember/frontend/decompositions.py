@@ -147,13 +147,16 @@ def scatter_add(x, dim, index, src):
     return x + values
 
 
+# ------------------------------------------------------------------ sort
+def stable_sort(x, *, stable=None, dim=-1, descending=False):
+    """`sort(stable=...)`, which torch-mlir does not know, as plain `sort`: torch-mlir's sort
+    lowering (a bubble sort, see tm_tensor_to_loops.py) is stable anyway."""
+    return ATEN.sort.default(x, dim, descending)
+
+
 #: aten op overload -> decomposition; export.py merges these over torch-mlir's table.
 DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.scaled_dot_product_attention.default: scaled_dot_product_attention,
     ATEN.adaptive_avg_pool2d.default: adaptive_avg_pool2d,
-    ATEN.topk.default: topk,
-    ATEN.index_add.default: index_add,
-    ATEN.scatter.src: scatter,
-    ATEN.scatter.value: scatter,
-    ATEN.scatter_add.default: scatter_add,
+    ATEN.sort.stable: stable_sort,
 }

@@ -10,7 +10,8 @@ data is ever printed. Ops that neither ember nor the fallback lowers are reporte
 """
 from __future__ import annotations
 
-from typing import List
+import re
+from typing import List, Set
 
 from ember.frontend.errors import UnsupportedOp, UnsupportedOpsError, user_source_line
 from ember.frontend.export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
@@ -39,35 +40,78 @@ TORCH_TO_LINALG = (
     "func.func(canonicalize)",
     "func.func(torch-finalizing-backend-type-conversion)",
 )
+#: Partial conversions that fail as a whole (nothing converted) when one op they target fails.
+ALL_OR_NOTHING = ("func.func(convert-torch-to-tmtensor)", "func.func(convert-torch-to-linalg)")
 
 
-def _run(module, pipeline: str, what: str) -> None:
+def _run(module, pipeline: str, what: str, all_or_nothing: bool = False) -> None:
+    """Runs a torch-mlir pipeline; when it fails, reports the torch ops left. A pipeline that
+    fails `all_or_nothing` (the backend contract, a conversion in ALL_OR_NOTHING) leaves every
+    op it would have handled behind: only the ops its diagnostics name, and ops torch-mlir
+    does not know, are the model's problem."""
     from torch_mlir.passmanager import PassManager
     with module.context:
         try:
             PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
         except Exception as e:
-            leftovers = _leftover_torch_ops(module)
+            leftovers = _leftover_ops(module, _rejected_op_names(e) if all_or_nothing else ())
             if leftovers:
                 raise UnsupportedOpsError(leftovers) from e
             raise RuntimeError(f"torch-mlir failed during {what}: {e}") from e
 
 
-def _leftover_torch_ops(module) -> List[UnsupportedOp]:
+#: Torch ops that only carry values (constants, lists); a user's model never "uses" them.
+_PLUMBING = ("torch.constant.", "torch.vtensor.literal", "torch.prim.ListConstruct")
+_REJECTED = re.compile(r"failed to legalize operation '([\w.]+)'|name = \"([\w.]+)\"")
+
+
+def _rejected_op_names(error) -> Set[str]:
+    """Names of the ops a failed conversion says it could not legalize (for `torch.operator`,
+    the ATen name it carries)."""
+    names: Set[str] = set()
+    for diagnostic in getattr(error, "error_diagnostics", ()):
+        text = "\n".join([diagnostic.message] + [str(n.message) for n in diagnostic.notes])
+        for legalize, operator in _REJECTED.findall(text):
+            names.add(legalize or operator)
+    return names
+
+
+def _op_name(op) -> str:
+    """The op's name, `torch.operator` (an op torch-mlir does not know) by the name it holds."""
+    if op.name == "torch.operator":
+        from torch_mlir import ir
+        return ir.StringAttr(op.attributes["name"]).value
+    return op.name
+
+
+def _leftover_ops(module, rejected=()) -> List[UnsupportedOp]:
+    """The torch and TMTensor ops left in `module`, named as ATen ops where they are one; with
+    `rejected` names, only those and unknown ops (`torch.operator`) if any is left."""
     from torch_mlir import ir
-    found: List[UnsupportedOp] = []
+    found: List = []
 
     def visit(op):
-        name = op.name
-        if name.startswith("torch.") and not name.startswith("torch.constant") and \
-                name not in ("torch.prim.ListConstruct",):
-            aten = name.replace("torch.", "", 1)
-            found.append(UnsupportedOp(aten, user_source_line(str(op.location)),
-                                       "no ember conversion and no linalg lowering"))
+        name = _op_name(op)
+        if name.startswith(("torch.", "tm_tensor.")) and not name.startswith(_PLUMBING):
+            found.append((name, op))
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
-    return found
+    blamed = [(name, op) for name, op in found
+              if rejected and (name in rejected or op.name == "torch.operator")]
+    return [UnsupportedOp(name.replace("torch.", "", 1), user_source_line(str(op.location)),
+                          _why(op, bool(blamed)))
+            for name, op in blamed or found]
+
+
+def _why(op, rejected: bool) -> str:
+    if op.name == "torch.operator":
+        return "an op torch-mlir does not know, and no ember conversion"
+    if op.name.startswith("tm_tensor."):
+        return "torch-mlir lowers it only to this TMTensor op, which ember does not lower"
+    if rejected:
+        return "torch-mlir's lowering rejects it with these shapes, dtypes or arguments"
+    return "no ember conversion and no torch-mlir lowering"
 
 
 def _load_torch_conversion_dialect(context) -> None:
@@ -101,15 +145,16 @@ def import_to_text(exported: ExportedModel) -> str:
     legal = ",".join(f"aten.{TORCH_MLIR_NAMES.get(n, n)}" for n in KEEP_WHOLE)
     _run(module, "func.func(torch-match-quantized-custom-ops),"
                  f"torchdynamo-export-to-torch-backend-pipeline{{backend-legal-ops={legal}}}",
-         "torch backend contract")
+         "torch backend contract", all_or_nothing=True)
     with context:
         Converter(ir).convert_module(module, exported.weight_names)
     # Ops kept whole for ember but declined by the converter get torch-mlir's decomposition.
     _run(module, "func.func(torch-decompose-complex-ops),func.func(canonicalize)",
          "decomposition")
-    _run(module, ",".join(TORCH_TO_LINALG), "lowering to linalg")
+    for stage in TORCH_TO_LINALG:
+        _run(module, stage, f"lowering to linalg ({stage})", stage in ALL_OR_NOTHING)
     lower_tm_tensor_ops(module)
-    leftovers = _leftover_torch_ops(module)
+    leftovers = _leftover_ops(module)
     if leftovers:
         raise UnsupportedOpsError(leftovers)
     return module.operation.get_asm(print_generic_op_form=True, enable_debug_info=True)

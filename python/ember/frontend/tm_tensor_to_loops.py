@@ -15,8 +15,9 @@ inlined into the loop body. One-shot bufferization later updates the tensors in 
 
 The loops are sequential and simple: a scatter with duplicate indices applies its updates in
 index order (PyTorch's last writer for plain scatter), and sort is a stable bubble sort
-(O(n^2) along the sorted dim). A scatter position outside the target is skipped, never read or
-written. Ops this module does not know (tm_tensor.attention) are left for the caller's
+(O(n^2) along the sorted dim). A negative scatter index counts from the end, as index_put's do
+in PyTorch (torch-mlir passes them through unchanged; PyTorch's other scatters reject them); a
+position still outside the target is skipped, never read or written. Ops this module does not know (tm_tensor.attention) are left for the caller's
 leftover check.
 """
 from __future__ import annotations
@@ -138,6 +139,10 @@ def _scatter(b: _Builder, op) -> List:
             position = b.to_index(b.extract(indices, [ivs[0], b.index(i)]))
             starts[d] = position if starts[d] is None else \
                 b.arith.AddIOp(position, starts[d]).result
+        for d in set(dim_map):      # a negative index counts from the end (index_put's)
+            wrapped = b.arith.AddIOp(starts[d], sizes[d]).result
+            starts[d] = b.arith.SelectOp(b.cmp("slt", starts[d], zero), wrapped,
+                                         starts[d]).result
         inside = None
         for d in sorted(set(dim_map)):
             ok = b.arith.AndIOp(b.cmp("sge", starts[d], zero),
