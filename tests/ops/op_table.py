@@ -127,7 +127,7 @@ ROWS: List[Tuple[str, str, Optional[str], str]] = [
     ("zeros", "constant (no code)", None, ""),
     ("zeros_like", "constant (no code)", None, "static shapes"),
     ("topk", "decomposed to k argmax passes and a gather (fallback)", None,
-     "torch-mlir lowers topk only through TMTensor"),
+     "torch-mlir's topk is a full sort (O(n^2) as TMTensor loops); k passes are O(k n)"),
     ("scaled_dot_product_attention", "ember op attention", "attention",
      "no mask, float and bool masks (bool -> additive 0/-inf), causal (non-square: explicit "
      "top-left mask), GQA (heads repeated); fully masked queries give zeros as in PyTorch"),
