@@ -115,6 +115,8 @@ ROWS: List[Tuple[str, str, Optional[str], str]] = [
      "(`x[mask] = v`)"),
     ("masked_scatter", TMTENSOR, None, "the mask's cumsum (a scan) numbers the source elements"),
     ("max_unpool2d", TMTENSOR, None, ""),
+    ("max_pool2d_with_indices_backward", TMTENSOR, None,
+     "a training-graph op; overlapping windows add up"),
     ("cumsum", TMTENSOR, None, "any dim, float and integer, dynamic length"),
     ("cumprod", TMTENSOR, None, ""),
     ("logcumsumexp", TMTENSOR, None, "a scan of log-add-exp"),

@@ -98,6 +98,17 @@ def test_max_unpool2d(check):
     check(Fn(fn), [torch.randn(2, 3, 6, 8)])
 
 
+@pytest.mark.covers("max_pool2d_with_indices_backward")
+def test_max_pool2d_with_indices_backward(check):
+    """The gradient of max pooling (a training-graph op, called directly): each output
+    gradient lands at its window's argmax, overlapping windows adding up."""
+    def fn(self, grad, x):
+        _, indices = torch.ops.aten.max_pool2d_with_indices(x, [3, 3], [2, 2])
+        return torch.ops.aten.max_pool2d_with_indices_backward(
+            grad, x, [3, 3], [2, 2], [0, 0], [1, 1], False, indices)
+    check(Fn(fn), [torch.randn(1, 2, 3, 4), torch.randn(1, 2, 7, 9)])
+
+
 # --------------------------------------------------------------------------------- scans
 @pytest.mark.covers("cumsum", "cumprod")
 def test_cumsum_cumprod_each_dim(check):
@@ -168,18 +179,19 @@ def test_topk_with_ties(check):
 
 
 # -------------------------------------------------------------------------- what is refused
-class _NonzeroThenMaskedRead(torch.nn.Module):
-    def forward(self, x):
-        return torch.nonzero(x), x[x > 0]
+class _DataDependentSizes(torch.nn.Module):
+    def forward(self, x, counts):
+        return torch.nonzero(x), x[x > 0], torch.bincount(counts)
 
 
 def test_data_dependent_sizes_are_refused_naming_the_ops():
-    """nonzero's and a boolean mask read's output sizes depend on the data, which ember's
-    shapes (all derived from input shapes) cannot express; torch-mlir's lowering of them would
-    not finish."""
+    """The output sizes of nonzero, a boolean mask read and bincount depend on the data, which
+    ember's shapes (all derived from input shapes) cannot express; torch-mlir's lowering of
+    such shapes does not finish."""
     with pytest.raises(UnsupportedOpsError) as info:
-        ember.compile(_NonzeroThenMaskedRead(), (torch.randn(3, 4),))
-    message = str(info.value)
-    line = f"test_scatter_scan_sort.py:{_NonzeroThenMaskedRead.forward.__code__.co_firstlineno + 1}"
-    assert "aten.nonzero.default at" in message and "aten.index.Tensor at" in message
-    assert message.count(line) == 2 and "data-dependent shape" in message
+        ember.compile(_DataDependentSizes(), (torch.randn(3, 4), torch.tensor([1, 3, 3])))
+    assert [op.aten_op for op in info.value.ops] == [
+        "aten.nonzero.default", "aten.index.Tensor", "aten.bincount.default"]
+    line = f"test_scatter_scan_sort.py:{_DataDependentSizes.forward.__code__.co_firstlineno + 1}"
+    assert all(op.source.endswith(line) for op in info.value.ops)
+    assert "data-dependent shape" in str(info.value)
