@@ -17,8 +17,9 @@ The loops are sequential and simple: a scatter with duplicate indices applies it
 index order (PyTorch's last writer for plain scatter), and sort is a stable bubble sort
 (O(n^2) along the sorted dim). A negative scatter index counts from the end, as index_put's do
 in PyTorch (torch-mlir passes them through unchanged; PyTorch's other scatters reject them); a
-position still outside the target is skipped, never read or written. Ops this module does not know (tm_tensor.attention) are left for the caller's
-leftover check.
+position still outside the target is skipped, never read or written. The GPU targets run only
+kernels, so they refuse these host loops. Ops this module does not know (tm_tensor.attention)
+are left for the importer's leftover check.
 """
 from __future__ import annotations
 
@@ -71,17 +72,16 @@ class _Builder:
         return self.arith.CmpIOp(getattr(self.arith.CmpIPredicate, predicate), lhs, rhs).result
 
     def loops(self, upper: Sequence, carried: Sequence,
-              body: Callable[[List, List], List], lower: Sequence = ()) -> List:
-        """A nest of scf.for over [lower[i] (or 0), upper[i]) carrying `carried`;
-        `body(ivs, values)` builds one iteration and returns the new carried values."""
+              body: Callable[[List, List], List]) -> List:
+        """A nest of scf.for over [0, upper[i]) carrying `carried`; `body(ivs, values)` builds
+        one iteration and returns the new carried values."""
         if not upper:
             return list(body([], list(carried)))
-        start = lower[0] if lower else self.index(0)
-        loop = self.scf.ForOp(start, upper[0], self.index(1), list(carried))
+        loop = self.scf.ForOp(self.index(0), upper[0], self.index(1), list(carried))
         with self.ir.InsertionPoint(loop.body):
             inner = self.loops(upper[1:], list(loop.inner_iter_args),
                                lambda ivs, values: body([loop.induction_variable] + ivs,
-                                                        values), lower[1:])
+                                                        values))
             self.scf.YieldOp(inner)
         return list(loop.results)
 
