@@ -88,7 +88,9 @@ def rebuild(tree: Mapping, tensors: Sequence[Any]) -> Any:
     if "namedtuple" in tree:
         items = [rebuild(child, tensors) for child in tree["items"]]
         cls = _find_class(tree["namedtuple"], "tuple")
-        return tuple(items) if cls is None else cls(*items)
+        if cls is None:
+            return tuple(items)
+        return cls(items) if is_structseq_class(cls) else cls(*items)
     fields = {name: rebuild(child, tensors) for name, child in tree["fields"]}
     cls = _find_class(tree["dataclass"], "dict")
     if cls is None or not dataclasses.is_dataclass(cls):
@@ -106,6 +108,12 @@ def class_name(cls: type) -> str:
 
 def is_namedtuple_class(cls: type) -> bool:
     return issubclass(cls, tuple) and hasattr(cls, "_fields")
+
+
+def is_structseq_class(cls: type) -> bool:
+    """A C struct sequence (torch.return_types.sort, max, ...): a named tuple built from one
+    sequence, whose field names are its `__match_args__`."""
+    return issubclass(cls, tuple) and hasattr(cls, "n_sequence_fields")
 
 
 _warned = set()

@@ -16,7 +16,8 @@ import numpy as np
 import sympy
 import torch
 
-from ember.frontend.errors import ExportError, user_frame
+from ember.frontend.errors import (ExportError, UnsupportedOp, UnsupportedOpsError,
+                                   user_frame, user_line_in_stack_trace)
 from ember.frontend.outputs import dataclasses_as_dicts, describe
 from ember.symbolic import Dim, DimLike
 from ember.tensor_spec import TensorSpec
@@ -94,6 +95,27 @@ def _finite_bound(value) -> Optional[int]:
     return None if value == int_oo or value.is_infinite else int(value)
 
 
+def _refuse_data_dependent_shapes(graph: torch.fx.Graph) -> None:
+    """Ops whose output size depends on tensor values (nonzero, boolean-mask reads such as
+    `x[mask]`, masked_select, unique) give torch.export an unbacked size symbol. ember's
+    buffers are sized from the input shapes alone, so such a model is refused here, naming the
+    op that makes the size (torch-mlir's lowering of these shapes does not finish)."""
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+    sized = set()
+    for node in graph.nodes:
+        if isinstance(node.meta.get("val"), torch.Tensor):
+            sized |= free_unbacked_symbols(node.meta["val"])
+    refused = []
+    for node in graph.nodes:
+        if sized & set(node.meta.get("unbacked_bindings") or ()):
+            refused.append(UnsupportedOp(
+                str(node.target), user_line_in_stack_trace(node.meta.get("stack_trace")),
+                "its output size depends on the input's values (a data-dependent shape); "
+                "ember sizes every tensor from the input shapes"))
+    if refused:
+        raise UnsupportedOpsError(refused)
+
+
 @contextlib.contextmanager
 def _in_inference_mode(model: torch.nn.Module):
     """Runs the block with `model` in eval mode, then gives every submodule back the mode it
@@ -120,10 +142,14 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
         with _in_inference_mode(model), torch.no_grad(), \
                 dataclasses_as_dicts(model) as dataclass_paths:
             program = _export(model, tuple(example_inputs), dynamic_shapes)
-        program = program.run_decompositions(_decompositions())
     except ExportError:
         raise
     except Exception as e:  # torch.export's own messages are detailed; keep them
+        raise ExportError(f"torch.export failed: {e}") from e
+    _refuse_data_dependent_shapes(program.graph)
+    try:
+        program = program.run_decompositions(_decompositions())
+    except Exception as e:
         raise ExportError(f"torch.export failed: {e}") from e
 
     from torch.export.graph_signature import InputKind

@@ -15,7 +15,7 @@ import dataclasses
 from typing import Any, Dict, Iterator, List, Mapping, Tuple
 
 from ember.frontend.errors import ExportError
-from ember.output_tree import class_name, is_namedtuple_class
+from ember.output_tree import class_name, is_namedtuple_class, is_structseq_class
 
 Path = Tuple[Any, ...]
 
@@ -62,6 +62,10 @@ def _node(spec, leaves, path: Path, dataclass_paths) -> dict:
     if isinstance(spec.context, type) and is_namedtuple_class(spec.context):
         cls = spec.context
         return {"namedtuple": class_name(cls), "fields": list(cls._fields),
+                "items": [_node(c, leaves, path + (i,), dataclass_paths)
+                          for i, c in enumerate(children)]}
+    if isinstance(kind, type) and is_structseq_class(kind):
+        return {"namedtuple": class_name(kind), "fields": list(kind.__match_args__),
                 "items": [_node(c, leaves, path + (i,), dataclass_paths)
                           for i, c in enumerate(children)]}
     if kind in (tuple, list):
