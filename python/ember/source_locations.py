@@ -1,5 +1,5 @@
-"""Where an op of the compiled model came from, read from the text of its MLIR location: the
-user's source line and the aten op the user called.
+"""Where an op of the compiled model came from: the user's source line and the aten op the user
+called, read from the text of an MLIR location, an FX node's stack trace or a Python traceback.
 
 The frontend names every location after its aten op (`loc("aten.embedding"(callsite(...)))`,
 see ember.frontend.importer) and torch-mlir encodes an FX node's stack as nested
@@ -14,16 +14,39 @@ from typing import Optional
 #: Frames inside these packages are never "the user's line".
 _LIBRARY_MARKERS = ("/torch/", "/torch_mlir/", "/ember/", "site-packages/", "<frozen")
 _FILE_LINE = re.compile(r'"([^"]+)":(\d+):(\d+)')
+_TRACE_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
 _ATEN_OP = re.compile(r'"(aten\.\w+)"\(')
+
+
+def _is_user_frame(path: str) -> bool:
+    return not any(m in path for m in _LIBRARY_MARKERS)
 
 
 def user_source_line(location_text: str) -> Optional[str]:
     """The innermost user frame ("file.py:12") from an MLIR location's text, if any; frames
     inside torch, torch-mlir or ember are library code, not the line to show."""
     frames = [(f, int(line)) for f, line, _ in _FILE_LINE.findall(location_text)]
-    user = [fr for fr in frames if not any(m in fr[0] for m in _LIBRARY_MARKERS)]
+    user = [fr for fr in frames if _is_user_frame(fr[0])]
     chosen = user[0] if user else (frames[0] if frames else None)
     return f"{chosen[0]}:{chosen[1]}" if chosen else None
+
+
+def user_line_in_stack_trace(stack_trace: Optional[str]) -> Optional[str]:
+    """The innermost user frame ("file.py:12") of an FX node's `stack_trace` (Python's
+    traceback text, outermost frame first), if any."""
+    frames = _TRACE_FRAME.findall(stack_trace or "")
+    user = [f"{path}:{line}" for path, line in frames if _is_user_frame(path)]
+    return user[-1] if user else None
+
+
+def user_frame(traceback) -> Optional[str]:
+    """The innermost user frame of a Python traceback, as "file.py:12 (<source line>)"."""
+    import traceback as tb
+    frames = [f for f in tb.extract_tb(traceback) if _is_user_frame(f.filename)]
+    if not frames:
+        return None
+    f = frames[-1]
+    return f"{f.filename}:{f.lineno}" + (f" ({f.line.strip()})" if f.line else "")
 
 
 def aten_op(location_text: str) -> Optional[str]:

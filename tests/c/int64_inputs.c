@@ -8,30 +8,24 @@
  * Exits 0 when the run succeeded, 1 when it reported an error, 2 on a usage or loading problem.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ember_runtime.h"
+#include "ember_loader.h"
 
 enum { MAX_TENSORS = 8, MAX_VALUES = 64, MAX_RANK = 8 };
 
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/model.so", argv[1]);
-  void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (!lib) return 2;
-  ember_runtime_get_api_fn get = (ember_runtime_get_api_fn)dlsym(lib, "ember_runtime_get_api");
-  if (!get) return 2;
-  const ember_runtime_api *api = get();
-  ember_model *m = NULL;
+  ember_artifact artifact;
   char err[1024];
-  if (api->model_create(argv[1], &m, err, sizeof err)) {
+  if (ember_load(argv[1], &artifact, err, sizeof err)) {
     fprintf(stderr, "%s\n", err);
     return 2;
   }
+  const ember_runtime_api *api = artifact.api;
+  ember_model *m = artifact.model;
   int32_t n_in = api->model_num_inputs(m), n_out = api->model_num_outputs(m);
   if (n_in != argc - 2 || n_in > MAX_TENSORS || n_out > MAX_TENSORS) return 2;
 
@@ -68,6 +62,6 @@ int main(int argc, char **argv) {
   else
     printf("ok\n");
   for (int32_t o = 0; o < n_out; ++o) free(buffers[o]);
-  api->model_destroy(m);
+  ember_unload(&artifact);
   return status ? 1 : 0;
 }

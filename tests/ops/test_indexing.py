@@ -1,7 +1,8 @@
 """Gathers and scatters: Embedding, EmbeddingBag, tensor indexing, index_add, scatter, topk.
 
-index_add, scatter and topk lower in torch-mlir only through TMTensor, which the compiler's MLIR
-lacks; ember decomposes them at export time (python/ember/frontend/decompositions.py)."""
+index_add and scatter lower in torch-mlir only through TMTensor, whose ops the frontend turns
+into loops (python/ember/frontend/tm_tensor_to_loops.py; more in test_scatter_scan_sort.py);
+topk is decomposed at export time (python/ember/frontend/decompositions.py)."""
 from __future__ import annotations
 
 import pytest

@@ -1,17 +1,17 @@
 """ember's own FX-level decompositions, applied with torch-mlir's table at torch.export time.
 
-Three kinds of entries:
-- ops whose only torch-mlir lowering goes through TMTensor (which has no counterpart in the
-  compiler's MLIR build): `index_add`, `scatter`, `scatter_add`, `topk`. Each is rewritten
-  with ops the linalg fallback lowers (comparisons with an iota, where, reductions, matmul).
-  They favour simplicity over speed: scatter is O(index.numel() * size), index_add a one-hot
-  matmul (an inf or NaN in `source` spreads to its whole column), topk takes k max passes.
+Four kinds of entries:
 - `adaptive_avg_pool2d` with uneven windows, which torch-mlir's lowering rejects at run time
   (PyTorch's own decomposition).
 - `scaled_dot_product_attention`, normalized into the form `ember.attention` takes (a float
   additive mask, no GQA, `is_causal` only when query and key lengths are provably equal, since
   PyTorch aligns its causal mask top-left and ember.attention bottom-right). A call already in
   that form is kept whole (the function returns NotImplemented).
+- `sort(stable=...)`, which torch-mlir does not know, as plain `sort`.
+- `topk` as k passes of argmax: torch-mlir's topk is a full sort, which its TMTensor lowering
+  (and so ember's, tm_tensor_to_loops.py) does as an O(n^2) bubble sort; k passes are O(k n).
+  Ties pick the lowest index first; an input holding -inf (+inf for smallest) among the top k
+  may repeat an index.
 Nothing here knows about MLIR.
 """
 from __future__ import annotations
@@ -78,7 +78,7 @@ def adaptive_avg_pool2d(x, output_size):
     return general(x, output_size)
 
 
-# ------------------------------------------------------------------ TMTensor-only ops
+# ------------------------------------------------------------------ topk and sort
 def topk(x, k, dim=-1, largest=True, sorted=True):
     """k passes of max (or min) along `dim`, each masking out the element it picked.
 
@@ -98,71 +98,17 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     return torch.gather(x, dim, indices), indices
 
 
-def _checked(index, size: int):
-    """`index` itself, read through a gather from arange(size): the compiled gather checks
-    each value against [0, size) as it runs, so an index out of range raises IndexError as
-    PyTorch's scatter and index_add do, instead of missing every one-hot column silently."""
-    positions = torch.arange(size, device=index.device)
-    return torch.index_select(positions, 0, index.reshape(-1)).reshape(index.shape)
 
-
-def index_add(x, dim, index, source, alpha=1):
-    """x + alpha * (one_hot(index) @ source) along `dim`."""
-    dim = dim % max(x.dim(), 1)
-    src = source.movedim(dim, 0) if source.dim() else source.reshape(1)
-    index = _checked(index, x.size(dim))
-    one_hot = (index[None, :] == torch.arange(x.size(dim), device=x.device)[:, None])
-    added = one_hot.to(src.dtype) @ src.reshape(src.size(0), -1)
-    added = added.reshape(x.size(dim), *src.shape[1:])
-    added = added.movedim(0, dim) if x.dim() else added.reshape(())
-    return x + (added * alpha if alpha != 1 else added)
-
-
-def _scattered(x, dim, index, src, combine: str):
-    """(hit, values): along `dim`, which positions of x the index writes and what lands there
-    (`combine` of the writers: amax picks one of duplicate writers, sum adds them), both of
-    x's shape."""
-    rank = x.dim()
-    dim = dim % rank
-    n = x.size(dim)
-    hits = _checked(index, n).unsqueeze(-1) == torch.arange(n, device=x.device)  # + [n]
-    if isinstance(src, torch.Tensor):
-        src = src[tuple(slice(0, index.size(d)) for d in range(rank))].unsqueeze(-1)
-    else:
-        src = torch.full((), src, dtype=x.dtype, device=x.device)
-    if combine == "sum":
-        values = torch.where(hits, src, torch.zeros((), dtype=x.dtype)).sum(dim)
-    else:
-        values = torch.where(hits, src, torch.full((), _lowest(x.dtype), dtype=x.dtype))
-        values = values.amax(dim)
-    hit = hits.any(dim).movedim(-1, dim)
-    values = values.movedim(-1, dim).to(x.dtype)
-    pads = []
-    for d in reversed(range(rank)):
-        pads += [0, 0 if d == dim else x.size(d) - index.size(d)]
-    if any(p != 0 for p in pads):  # index smaller than x in a dim other than `dim`
-        hit = torch.nn.functional.pad(hit.to(torch.int8), pads).to(torch.bool)
-        values = torch.nn.functional.pad(values, pads)
-    return hit, values
-
-
-def scatter(x, dim, index, src):
-    hit, values = _scattered(x, dim, index, src, "amax")
-    return torch.where(hit, values, x)
-
-
-def scatter_add(x, dim, index, src):
-    _, values = _scattered(x, dim, index, src, "sum")
-    return x + values
+def stable_sort(x, *, stable=None, dim=-1, descending=False):
+    """`sort(stable=...)`, which torch-mlir does not know, as plain `sort`: torch-mlir's sort
+    lowering (a bubble sort, see tm_tensor_to_loops.py) is stable anyway."""
+    return ATEN.sort.default(x, dim, descending)
 
 
 #: aten op overload -> decomposition; export.py merges these over torch-mlir's table.
 DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.scaled_dot_product_attention.default: scaled_dot_product_attention,
     ATEN.adaptive_avg_pool2d.default: adaptive_avg_pool2d,
+    ATEN.sort.stable: stable_sort,
     ATEN.topk.default: topk,
-    ATEN.index_add.default: index_add,
-    ATEN.scatter.src: scatter,
-    ATEN.scatter.value: scatter,
-    ATEN.scatter_add.default: scatter_add,
 }

@@ -17,17 +17,18 @@ class UnsupportedOp:
 
 
 class UnsupportedOpsError(RuntimeError):
-    """The model uses ops that neither ember's conversion nor the linalg fallback handles."""
+    """The model uses ops that neither ember's conversion nor torch-mlir's lowering handles."""
 
     def __init__(self, ops: List[UnsupportedOp]):
         self.ops = ops
         lines = [f"ember cannot compile {len(ops)} op(s) of this model:"]
         lines += [op.describe() for op in ops]
         lines.append("hint: rewrite these calls with supported ops (docs/op_table.md lists them), "
-                     "or file an issue naming the op; the linalg fallback covers what "
-                     "torch-mlir's TorchToLinalg lowers.")
+                     "or file an issue naming the op; the fallback covers what torch-mlir "
+                     "lowers (TorchToLinalg and TorchToTMTensor).")
         super().__init__("\n".join(lines))
 
 
 class ExportError(RuntimeError):
     """torch.export could not capture the model."""
+

@@ -1,7 +1,8 @@
 """PyTorch -> ember dialect module text, through torch-mlir (in torch-mlir's own MLIR build).
 
     ExportedModel --FX import--> torch dialect --backend contract--> torch --torch-to-ember-->
-    torch + ember --TorchToLinalg (the fallback)--> ember + linalg --generic text--> compiler
+    torch + ember --TorchToTMTensor, TorchToLinalg (the fallback)--> ember + linalg + tm_tensor
+    --TMTensor to loops--> ember + linalg + scf --generic text--> compiler
 
 torch-mlir's MLIR (LLVM 24) is used only here. The compiler receives generic-form text, which
 MLIR 22 parses; weights are function arguments turned into `ember.weight` ops, so no weight
@@ -9,18 +10,22 @@ data is ever printed. Ops that neither ember nor the fallback lowers are reporte
 """
 from __future__ import annotations
 
-from typing import List, Optional
+import re
+from typing import List, Optional, Set
 
 from ember.frontend.errors import UnsupportedOp, UnsupportedOpsError
 from ember.frontend.export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
+from ember.frontend.tm_tensor_to_loops import lower_tm_tensor_ops
 from ember.frontend.torch_to_ember import Converter
-from ember.source_locations import user_source_line
+from ember.source_locations import user_line_in_stack_trace, user_source_line
 
-#: torch-mlir's backend-to-linalg pipeline, without the TMTensor conversion (its ops have no
-#: MLIR 22 counterpart) and without the final contract check (ember ops are legal here).
+#: torch-mlir's backend-to-linalg pipeline without the final contract check (ember ops are
+#: legal here). The TMTensor ops it makes have no MLIR 22 counterpart: tm_tensor_to_loops.py
+#: turns them into loops afterwards.
 TORCH_TO_LINALG = (
     "func.func(torch-restructure-non-constant-axes)",
     "func.func(torch-fuse-quantized-ops)",
+    "func.func(convert-torch-to-tmtensor)",
     "func.func(canonicalize)",
     "func.func(convert-torch-to-linalg)",
     "func.func(canonicalize)",
@@ -36,35 +41,83 @@ TORCH_TO_LINALG = (
     "func.func(canonicalize)",
     "func.func(torch-finalizing-backend-type-conversion)",
 )
+#: Partial conversions that fail as a whole (nothing converted) when one op they target fails.
+ALL_OR_NOTHING = ("func.func(convert-torch-to-tmtensor)", "func.func(convert-torch-to-linalg)")
 
 
-def _run(module, pipeline: str, what: str) -> None:
+def _data_dependent_scalars() -> tuple:
+    import torch
+    return (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.item.default)
+
+
+def _run(module, pipeline: str, what: str, all_or_nothing: bool = False) -> None:
+    """Runs a torch-mlir pipeline; when it fails, reports the torch ops left. A pipeline that
+    fails `all_or_nothing` (the backend contract, a conversion in ALL_OR_NOTHING) leaves every
+    op it would have handled behind: only the ops its diagnostics name, and ops torch-mlir
+    does not know, are the model's problem."""
     from torch_mlir.passmanager import PassManager
     with module.context:
         try:
             PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
         except Exception as e:
-            leftovers = _leftover_torch_ops(module)
+            leftovers = _leftover_ops(module, _rejected_op_names(e) if all_or_nothing else ())
             if leftovers:
                 raise UnsupportedOpsError(leftovers) from e
             raise RuntimeError(f"torch-mlir failed during {what}: {e}") from e
 
 
-def _leftover_torch_ops(module) -> List[UnsupportedOp]:
+#: Torch ops that only carry values (constants, lists); a user's model never "uses" them.
+_PLUMBING = ("torch.constant.", "torch.vtensor.literal", "torch.prim.ListConstruct")
+_REJECTED = re.compile(r"failed to legalize operation '([\w.]+)'|name = \"([\w.]+)\"")
+
+
+def _rejected_op_names(error) -> Set[str]:
+    """Names of the ops a failed conversion says it could not legalize (for `torch.operator`,
+    the ATen name it carries)."""
+    names: Set[str] = set()
+    for diagnostic in getattr(error, "error_diagnostics", ()):
+        text = "\n".join([diagnostic.message] + [str(n.message) for n in diagnostic.notes])
+        for legalize, operator in _REJECTED.findall(text):
+            names.add(legalize or operator)
+    return names
+
+
+def _op_name(op) -> str:
+    """The op's name, `torch.operator` (an op torch-mlir does not know) by the name it holds."""
+    if op.name == "torch.operator":
+        from torch_mlir import ir
+        return ir.StringAttr(op.attributes["name"]).value
+    return op.name
+
+
+def _leftover_ops(module, rejected=()) -> List[UnsupportedOp]:
+    """The torch and TMTensor ops left in `module`, named as ATen ops where they are one; with
+    `rejected` names, only those and unknown ops (`torch.operator`) if any is left."""
     from torch_mlir import ir
-    found: List[UnsupportedOp] = []
+    found: List = []
 
     def visit(op):
-        name = op.name
-        if name.startswith("torch.") and not name.startswith("torch.constant") and \
-                name not in ("torch.prim.ListConstruct",):
-            aten = name.replace("torch.", "", 1)
-            found.append(UnsupportedOp(aten, user_source_line(str(op.location)),
-                                       "no ember conversion and no linalg lowering"))
+        name = _op_name(op)
+        if name.startswith(("torch.", "tm_tensor.")) and not name.startswith(_PLUMBING):
+            found.append((name, op))
         return ir.WalkResult.ADVANCE
 
     module.operation.walk(visit)
-    return found
+    blamed = [(name, op) for name, op in found
+              if rejected and (name in rejected or op.name == "torch.operator")]
+    return [UnsupportedOp(name.replace("torch.", "", 1), user_source_line(str(op.location)),
+                          _why(op, bool(blamed)))
+            for name, op in blamed or found]
+
+
+def _why(op, rejected: bool) -> str:
+    if op.name == "torch.operator":
+        return "an op torch-mlir does not know, and no ember conversion"
+    if op.name.startswith("tm_tensor."):
+        return "torch-mlir lowers it only to this TMTensor op, which ember does not lower"
+    if rejected:
+        return "torch-mlir's lowering rejects it with these shapes, dtypes or arguments"
+    return "no ember conversion and no torch-mlir lowering"
 
 
 def _aten_op_name(node) -> Optional[str]:
@@ -123,19 +176,38 @@ def import_to_text(exported: ExportedModel) -> str:
     load_dialect(context, ir, irdl)
     importer = FxImporter(context=context)
     _name_locations_by_aten_op(importer)
-    importer.import_stateless_graph(exported.graph_module.graph, func_name="main")
+    graph = exported.graph_module.graph
+    # (found before importing: the importer rewrites the graph as it goes)
+    scalars = [user_line_in_stack_trace(node.meta.get("stack_trace"))
+               for node in graph.nodes
+               if node.op == "call_function" and node.target in _data_dependent_scalars()]
+    try:
+        importer.import_stateless_graph(graph, func_name="main")
+    except Exception as e:  # the FX importer asserts on what it cannot import
+        if scalars:
+            raise UnsupportedOpsError([
+                UnsupportedOp("aten.item", line,
+                              f"turns tensor data into a Python number (.item(), int(t)), "
+                              f"whose use torch-mlir cannot import ({e}); keep the value a "
+                              f"tensor (x * t rather than x * t.item())")
+                for line in scalars]) from e
+        raise RuntimeError(f"torch-mlir could not import the exported graph: {e}") from e
     module = importer.module
     legal = ",".join(f"aten.{TORCH_MLIR_NAMES.get(n, n)}" for n in KEEP_WHOLE)
     _run(module, "func.func(torch-match-quantized-custom-ops),"
                  f"torchdynamo-export-to-torch-backend-pipeline{{backend-legal-ops={legal}}}",
-         "torch backend contract")
+         "torch backend contract", all_or_nothing=True)
     with context:
-        Converter(ir).convert_module(module, exported.weight_names)
+        mutable = {s.writes_back[1] for s in exported.outputs
+                   if s.writes_back and s.writes_back[0] == "constant"}
+        Converter(ir).convert_module(module, exported.weight_names, mutable)
     # Ops kept whole for ember but declined by the converter get torch-mlir's decomposition.
     _run(module, "func.func(torch-decompose-complex-ops),func.func(canonicalize)",
          "decomposition")
-    _run(module, ",".join(TORCH_TO_LINALG), "lowering to linalg")
-    leftovers = _leftover_torch_ops(module)
+    for stage in TORCH_TO_LINALG:
+        _run(module, stage, f"lowering to linalg ({stage})", stage in ALL_OR_NOTHING)
+    lower_tm_tensor_ops(module)
+    leftovers = _leftover_ops(module)
     if leftovers:
         raise UnsupportedOpsError(leftovers)
     return module.operation.get_asm(print_generic_op_form=True, enable_debug_info=True)

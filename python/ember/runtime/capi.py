@@ -17,13 +17,21 @@ ABI = "ember-c-runtime-v1"
 ABI_VERSION = 1
 
 HEADER = "ember_runtime.h"
+#: For C programs: ember_load, which checks an artifact before loading its library, and the
+#: file-reading, SHA-256 and JSON helpers it shares with the runtime.
+LOADER_HEADERS = ("ember_loader.h", "ember_verify.h")
 SOURCES = ("ember_runtime.c", "ember_weights.c")
+#: Exported by every ember-compiled CPU library: `int32_t ember_set_num_threads(int32_t)`.
+THREADS_SYMBOL = "ember_set_num_threads"
 
 #: ember_dtype codes by manifest dtype name.
 DTYPE_CODES: Dict[str, int] = {
     "float32": 1, "float16": 2, "bfloat16": 3, "float64": 4, "int8": 5, "int16": 6, "int32": 7,
     "int64": 8, "uint8": 9, "uint16": 10, "uint32": 11, "uint64": 12, "bool": 13,
 }
+
+#: ember_write_back codes (`ember_model_output_write_back`) by the manifest's writes_back kind.
+WRITE_BACK_CODES: Dict[str, int] = {"input": 1, "constant": 2}
 
 OK, ERROR_ARGUMENT, ERROR_DTYPE, ERROR_UNBOUND, ERROR_EXECUTION, ERROR_ARTIFACT, \
     ERROR_MEMORY, ERROR_INDEX, ERROR_ZERO_DIVISION = range(9)
@@ -46,8 +54,8 @@ def source_dir() -> str:
     return str(resources.files("ember.runtime").joinpath("c"))
 
 
-def header_path() -> str:
-    return str(resources.files("ember.runtime").joinpath("c", HEADER))
+def header_path(name: str = HEADER) -> str:
+    return str(resources.files("ember.runtime").joinpath("c", name))
 
 
 def source_paths() -> List[str]:
@@ -77,7 +85,7 @@ _INFO = ctypes.POINTER(TensorInfo)
 #: (tensors, shape slots, the error buffer) are passed as addresses.
 FUNCTIONS = {
     "ember_abi_version": (_I32, []),
-    "ember_model_create": (ctypes.c_int, [_STR, ctypes.POINTER(_P), _P, _SIZE]),
+    "ember_model_create_verified": (ctypes.c_int, [_STR, _STR, ctypes.POINTER(_P), _P, _SIZE]),
     "ember_model_destroy": (None, [_P]),
     "ember_model_num_inputs": (_I32, [_P]),
     "ember_model_num_outputs": (_I32, [_P]),

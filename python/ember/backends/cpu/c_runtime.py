@@ -8,7 +8,8 @@ API of `ember_runtime.h` (ember.runtime.capi), which the Python runtime and C pr
 The tables give the runtime everything the manifest says about calling the model, with no JSON
 parser in C: names, dtype codes, static dims, maximum dims, each dynamic dim's symbols and its
 expression as a C function over int64 symbol values (checked arithmetic with Python's floor
-division and modulo), the symbols' ranges, and the entry point.
+division and modulo), the symbols' ranges, the entry point, and which outputs the runtime writes
+back into which input or constant (a model's in-place changes).
 """
 from __future__ import annotations
 
@@ -62,8 +63,8 @@ def runtime_objects(cc: str = "cc") -> List[str]:
     """The runtime sources compiled by `cc` into position-independent objects, cached for this
     process (keyed by the compiler and the sources' contents)."""
     digest = hashlib.sha256()
-    for path in [capi.header_path(), os.path.join(capi.source_dir(), "ember_signature.h"),
-                 *capi.source_paths()]:
+    for path in [capi.header_path(), capi.header_path("ember_verify.h"),
+                 os.path.join(capi.source_dir(), "ember_signature.h"), *capi.source_paths()]:
         with open(path, "rb") as f:
             digest.update(f.read())
     key = (cc, digest.hexdigest())
@@ -89,8 +90,11 @@ def runtime_objects(cc: str = "cc") -> List[str]:
 
 
 def artifact_files(signature: Optional[Mapping]) -> Dict[str, str]:
-    """Files the artifact carries for C users: the header next to the library."""
-    return {} if signature is None else {HEADER: capi.header_path()}
+    """Files the artifact carries for C users, next to the library: the API's header and the
+    loader's (ember_load checks the artifact before loading the library)."""
+    if signature is None:
+        return {}
+    return {name: capi.header_path(name) for name in (HEADER, *capi.LOADER_HEADERS)}
 
 
 def generate_tables(signature: Mapping, entry: str = "ember_entry") -> str:
@@ -207,8 +211,22 @@ class _Tables:
                       f"{prefix}_text")
         else:
             arrays = ("NULL",) * 5
+        kind, target = self._write_back(entry)
         return (f"    {{{_c_string(name)}, {capi.DTYPE_CODES[dtype]}, {rank}, {first}, "
-                f"{fields['bound']}, {', '.join(arrays)}, {_c_string(format_shape(dims))}}},")
+                f"{fields['bound']}, {', '.join(arrays)}, {_c_string(format_shape(dims))}, "
+                f"{kind}, {target}}},")
+
+    def _write_back(self, entry: Mapping) -> Tuple[int, int]:
+        """An output's (ember_write_back kind, index of the input or constant it writes)."""
+        if "writes_back" not in entry:
+            return 0, -1
+        (kind, name), = entry["writes_back"].items()
+        role = {"input": "inputs", "constant": "constants"}[kind]
+        names = [t["name"] for t in self.signature[role]]
+        if name not in names:
+            raise SignatureError(f"output {entry['name']!r} writes back to {kind} {name!r}, "
+                                 f"which the model does not have")
+        return capi.WRITE_BACK_CODES[kind], names.index(name)
 
     def _max(self, dim: Dim, where: str) -> int:
         if dim.constant is not None:

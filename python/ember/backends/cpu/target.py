@@ -65,7 +65,7 @@ from ember.lowering.lower_to_linalg import LowerToLinalg
 from ember.pipeline.pipeline import Pipeline, nest, upstream
 from ember.pipeline.target_info import TargetInfo
 from ember.runtime import capi
-from ember.runtime.capi import ABI
+from ember.runtime.capi import ABI, THREADS_SYMBOL
 
 #: Upstream conversions from loops, vectors and memrefs to the LLVM dialect, in order (verified
 #: on MLIR 22.1.8; see DESIGN.md section 3). finalize-memref-to-llvm calls the generic allocation
@@ -88,8 +88,6 @@ TO_LLVM = tuple(upstream(*name.split()) for name in (
     "convert-ub-to-llvm",
     "reconcile-unrealized-casts",
 ))
-#: Exported by cpu_support.c: `int32_t ember_set_num_threads(int32_t)` (the runtime's hook).
-THREADS_SYMBOL = "ember_set_num_threads"
 #: `ember_entry`'s status when the CPU lacks what the code was compiled for (the C runtime
 #: reports "the model's code returned status 3").
 CPU_MISMATCH = 3
@@ -164,6 +162,7 @@ class CpuTarget(Target):
     """A CPU target. Subclasses set `kind` and, in `__init__`, `triple`, `cpu` and `features`
     (what LLVM is given), and override the hooks below where they differ."""
     Options = CpuOptions
+    writes_back = True  # the C runtime compiled into the library does (ember_model_run)
     #: Where else to look for libomp when `cc` does not find it.
     libomp_globs: Tuple[str, ...] = ()
     #: How to get a libomp, for the error when `openmp=on` finds none.

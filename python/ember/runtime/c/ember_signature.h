@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "ember_runtime.h"
+#include "ember_verify.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define EMBER_INTERNAL __attribute__((visibility("hidden")))
@@ -17,7 +18,7 @@
 
 /* Bumped whenever the layout below changes (the runtime and the tables are compiled together,
  * so this only guards against mixing files of different ember versions). */
-#define EMBER_SIGNATURE_VERSION 2
+#define EMBER_SIGNATURE_VERSION 3
 
 /* The fault record: EMBER_FAULT_WORDS int64 words the entry point takes (and zeroes) and the
  * compiled code's run-time checks fill (ember.backends.cpu.runtime_checks, which mirrors this
@@ -53,6 +54,8 @@ typedef struct ember_sig_tensor {
   const int32_t *const *dim_symbols;  /* per dim: the symbols it uses, ascending, -1 ended */
   const char *const *dim_text;        /* per dim: the manifest's spelling */
   const char *shape_text;             /* "[s0, 4]" */
+  int32_t write_back;                 /* outputs: an ember_write_back (0: none) */
+  int32_t write_back_index;           /* outputs: the input or constant written, else -1 */
 } ember_sig_tensor;
 
 typedef struct ember_signature {
@@ -114,18 +117,18 @@ static inline int64_t ember_x_min(int64_t a, int64_t b) { return a < b ? a : b; 
 /* Defined by the generated tables. */
 extern EMBER_INTERNAL const ember_signature ember_model_signature;
 
-/* Defined by ember_weights.c: maps the safetensors file and binds every bound constant. */
+/* Defined by ember_weights.c: reads the safetensors file (checking its sha256 when `sha256`,
+ * 64 lowercase hex digits, is not NULL) and binds every bound constant. */
 typedef struct ember_weights {
-  void *map;
-  size_t map_size;
-  void **copies; /* per constant: an aligned copy when the mapped data was misaligned */
+  void *block;          /* the allocation holding the file */
+  unsigned char *bytes; /* the file's bytes, within block */
+  size_t size;
+  void **copies; /* per constant: an aligned copy when its data was misaligned */
 } ember_weights;
 
 EMBER_INTERNAL int ember_weights_load(const ember_signature *sig, const char *path,
-                                      ember_weights *w, const void **data, char *err,
-                                      size_t errlen);
+                                      const char *sha256, ember_weights *w, const void **data,
+                                      char *err, size_t errlen);
 EMBER_INTERNAL void ember_weights_free(const ember_signature *sig, ember_weights *w);
-EMBER_INTERNAL int ember_fail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 #endif /* EMBER_SIGNATURE_H */
