@@ -140,17 +140,85 @@ def test_index_checked_against_a_dynamic_size():
         compiled(torch.randn(4, 3), idx)
 
 
-def test_scatter_index_out_of_range_is_an_index_error():
-    class Scatter(nn.Module):
-        def forward(self, x, index, src):
-            return x.scatter(1, index, src)
-    x, index, src = torch.randn(3, 5), torch.tensor([[0, 4], [2, 3], [4, 1]]), torch.randn(3, 2)
-    compiled = ember.compile(Scatter(), (x, index, src))
-    assert_close(compiled(x, index, src), x.scatter(1, index, src))
-    bad = torch.tensor([[0, 4], [2, 5], [4, 1]])
-    with pytest.raises(IndexOutOfRangeError, match=r"^aten\.scatter at .*: index 5 is out of "
-                                                   r"bounds.*comes from input 'index'"):
-        compiled(x, bad, src)
+class Scatters(nn.Module):
+    """Each op torch-mlir lowers to TMTensor's scatter (scatter loops after the frontend), each
+    with its own index input."""
+
+    def forward(self, x, index, src, reduce_index, put_rows, add_rows, rows_src):
+        return (x.scatter(1, index, src),
+                x.scatter_reduce(1, reduce_index, src, "amax", include_self=True),
+                torch.index_put(x, (put_rows,), rows_src, accumulate=True),
+                x.index_add(0, add_rows, rows_src))
+
+
+SCATTER_VALID = {"index": [[0, 4], [2, 3], [4, 1]], "reduce_index": [[1, 1], [0, 3], [4, 2]],
+                 "put_rows": [2, -3], "add_rows": [1, 1]}
+
+
+def scatter_inputs(**changes):
+    torch.manual_seed(0)
+    x, src, rows_src = torch.randn(3, 5), torch.randn(3, 2), torch.randn(2, 5)
+    ix = {name: torch.tensor(changes.get(name, values)) for name, values in SCATTER_VALID.items()}
+    return [x, ix["index"], src, ix["reduce_index"], ix["put_rows"], ix["add_rows"], rows_src]
+
+
+@pytest.fixture(scope="module")
+def scatters():
+    model = Scatters().eval()
+    return model, ember.compile(model, scatter_inputs())
+
+
+def test_valid_scatter_indices_match_pytorch(scatters):
+    model, compiled = scatters
+    assert_close(compiled(*scatter_inputs()), model(*scatter_inputs()))
+
+
+@pytest.mark.parametrize("name, bad, value, op, dim, size", [
+    ("index", [[0, 4], [2, 5], [4, 1]], 5, "aten.scatter", 1, 5),
+    ("reduce_index", [[1, 1], [0, 3], [7, 2]], 7, "aten.scatter_reduce", 1, 5),
+    ("put_rows", [2, 3], 3, "aten.index_put", 0, 3),
+    ("put_rows", [-4, 0], -4, "aten.index_put", 0, 3),  # reported as written, not wrapped
+    ("add_rows", [1, 3], 3, "aten.index_add", 0, 3),
+])
+def test_scatter_index_out_of_range_is_an_index_error(scatters, name, bad, value, op, dim,
+                                                      size):
+    """TMTensor's scatter skipped such an index silently; its loops are checked now."""
+    model, compiled = scatters
+    inputs = scatter_inputs(**{name: bad})
+    with pytest.raises((IndexError, RuntimeError), match="out of"):
+        model(*inputs)                                  # PyTorch refuses it too
+    with pytest.raises(IndexOutOfRangeError) as caught:
+        compiled(*inputs)
+    message = str(caught.value)
+    assert message.startswith(f"{op} at ") and f"{HERE}:" in message, message
+    assert f"index {value} is out of bounds for dim {dim} of " in message, message
+    assert f"(size {size})" in message, message
+
+
+class CountedPut(nn.Module):
+    """Changes its input and its buffer in place: both are written back after a run."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("count", torch.zeros(1))
+
+    def forward(self, x, rows, v):
+        self.count += 1
+        x.index_put_((rows,), v)
+        return x * self.count
+
+
+def test_a_run_that_faults_writes_nothing_back():
+    compiled = ember.compile(CountedPut().eval(), (torch.zeros(4), torch.tensor([0, 2]),
+                                                   torch.ones(2)))
+    x = torch.zeros(4)
+    with pytest.raises(IndexOutOfRangeError, match=r"^aten\.index_put.* index 4 is out of "
+                                                   r"bounds for dim 0"):
+        compiled(x, torch.tensor([0, 4]), torch.ones(2))
+    assert_close(x, torch.zeros(4))                     # the input is not written back
+    assert_close(compiled(x, torch.tensor([1, 3]), torch.ones(2)),
+                 torch.tensor([0.0, 1.0, 0.0, 1.0]))  # nor the buffer: count is 1, not 2
+    assert_close(x, torch.tensor([0.0, 1.0, 0.0, 1.0]))
 
 
 def test_valid_integer_divisions_match_pytorch(divisions):
@@ -240,3 +308,19 @@ def test_c_api_reports_a_zero_divisor(divisions, int64_inputs):
     assert result.stdout.startswith("EMBER_ERROR_ZERO_DIVISION: aten.remainder at ")
     assert result.stdout.endswith("integer division by zero (the divisor comes from input "
                                   "'d')\n")
+
+
+class ScatterAdd1d(nn.Module):
+    def forward(self, x, index, src):
+        return x.scatter_add(0, index, src)
+
+
+def test_c_api_reports_a_scatter_index_out_of_range(int64_inputs, tmp_path):
+    inputs = [torch.zeros(4, dtype=torch.int64), torch.tensor([3, 0, 3]), torch.tensor([1, 2, 4])]
+    artifact = ember.compile(ScatterAdd1d().eval(), inputs).save(str(tmp_path / "scatter.ember"))
+    assert _run_c(int64_inputs, artifact, inputs).stdout == "ok\n"
+    inputs[1] = torch.tensor([3, 4, 0])
+    result = _run_c(int64_inputs, artifact, inputs)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("EMBER_ERROR_INDEX: aten.scatter_add at "), result.stdout
+    assert "index 4 is out of bounds for dim 0 of " in result.stdout

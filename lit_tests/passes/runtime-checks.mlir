@@ -81,6 +81,47 @@ func.func @scatter(%pos: memref<4xi64>, %vals: memref<4xf32>, %out: memref<?xf32
 
 // -----
 
+// A scatter-add as the frontend lowers TMTensor's scatter (tm_tensor_to_loops.py), bufferized:
+// a negative index wrapped by a select, then a read-modify-write at that position. The load
+// and the store are both guarded, and the value reported is the index as the tensor holds it
+// (before the wrap).
+// CHECK-LABEL: func.func @scatter_add(
+// CHECK-SAME: %[[REC:[^:]*]]: memref<8xi64> {ember.fault_record})
+// CHECK: %[[P:.*]] = memref.load %{{.*}}[%{{.*}}] : memref<4xi64>
+// CHECK: %[[W:.*]] = arith.select
+// CHECK: %[[OK:.*]] = arith.cmpi ult, %[[W]]
+// CHECK: %[[OLD:.*]] = scf.if %[[OK]] -> (f32) {
+// CHECK-NEXT: memref.load %{{.*}}[%[[W]]] : memref<?xf32>
+// CHECK: } else {
+// CHECK: memref.atomic_rmw ori
+// CHECK: memref.store %[[P]], %[[REC]]
+// CHECK: arith.addf %{{.*}}, %[[OLD]]
+// CHECK: %[[OK2:.*]] = arith.cmpi ult, %[[W]]
+// CHECK: scf.if %[[OK2]] {
+// CHECK-NEXT: memref.store %{{.*}}, %{{.*}}[%[[W]]] : memref<?xf32>
+// CHECK-NEXT: } else {
+// CHECK: memref.atomic_rmw ori
+func.func @scatter_add(%pos: memref<4xi64>, %vals: memref<4xf32>, %out: memref<?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c4 = arith.constant 4 : index
+  %n = memref.dim %out, %c0 : memref<?xf32>
+  scf.for %k = %c0 to %c4 step %c1 {
+    %p = memref.load %pos[%k] : memref<4xi64>
+    %i = arith.index_cast %p : i64 to index
+    %neg = arith.cmpi slt, %i, %c0 : index
+    %wrapped = arith.addi %i, %n : index
+    %w = arith.select %neg, %wrapped, %i : index
+    %v = memref.load %vals[%k] : memref<4xf32>
+    %old = memref.load %out[%w] : memref<?xf32>
+    %sum = arith.addf %v, %old : f32
+    memref.store %sum, %out[%w] : memref<?xf32>
+  }
+  return
+}
+
+// -----
+
 // The compiler's own indices are not checked: a transpose through linalg.index, a loop.
 // CHECK-LABEL: func.func @own_indices(
 // CHECK-SAME: memref<8xi64> {ember.fault_record})

@@ -16,10 +16,12 @@ inlined into the loop body. One-shot bufferization later updates the tensors in 
 The loops are sequential and simple: a scatter with duplicate indices applies its updates in
 index order (PyTorch's last writer for plain scatter), and sort is a stable bubble sort
 (O(n^2) along the sorted dim). A negative scatter index counts from the end, as index_put's do
-in PyTorch (torch-mlir passes them through unchanged; PyTorch's other scatters reject them); a
-position still outside the target is skipped, never read or written. The GPU targets run only
-kernels, so they refuse these host loops. Ops this module does not know (tm_tensor.attention)
-are left for the importer's leftover check.
+in PyTorch (torch-mlir passes them through unchanged; PyTorch's other scatters reject them). A
+position still outside the target is not skipped here: the element read and written there
+depends on tensor data, which the CPU targets' run-time checks (ember-runtime-checks) guard, so
+the run fails with an IndexOutOfRangeError naming the op, as PyTorch's does, and nothing out of
+range is read or written. The GPU targets run only kernels, so they refuse these host loops.
+Ops this module does not know (tm_tensor.attention) are left for the importer's leftover check.
 """
 from __future__ import annotations
 
@@ -143,18 +145,10 @@ def _scatter(b: _Builder, op) -> List:
             wrapped = b.arith.AddIOp(starts[d], sizes[d]).result
             starts[d] = b.arith.SelectOp(b.cmp("slt", starts[d], zero), wrapped,
                                          starts[d]).result
-        inside = None
-        for d in sorted(set(dim_map)):
-            ok = b.arith.AndIOp(b.cmp("sge", starts[d], zero),
-                                b.cmp("slt", starts[d], sizes[d])).result
-            inside = ok if inside is None else b.arith.AndIOp(inside, ok).result
-
-        def write():
-            update = b.extract(updates, ivs)
-            current = b.extract(target, starts)
-            (value,) = b.inline(op.regions[0], [update, current])
-            return [b.insert(value, target, starts)]
-        return b.if_else(inside, [target.type], write, lambda: [target])
+        update = b.extract(updates, ivs)
+        current = b.extract(target, starts)
+        (value,) = b.inline(op.regions[0], [update, current])
+        return [b.insert(value, target, starts)]
     return b.loops(b.dims(updates), [original], body)
 
 
