@@ -65,7 +65,6 @@ from ember.lowering.lower_to_linalg import LowerToLinalg
 from ember.pipeline.pipeline import Pipeline, nest, upstream
 from ember.pipeline.target_info import TargetInfo
 from ember.runtime import capi
-from ember.runtime.capi import ABI, THREADS_SYMBOL
 
 #: Upstream conversions from loops, vectors and memrefs to the LLVM dialect, in order (verified
 #: on MLIR 22.1.8; see DESIGN.md section 3). finalize-memref-to-llvm calls the generic allocation
@@ -296,8 +295,8 @@ class CpuTarget(Target):
         return CodegenResult(files={"model.so": lib_path,
                                     **c_runtime.artifact_files(job.signature)},
                              code={"library": "model.so", "symbol": "ember_entry",
-                                   **({"abi": ABI} if job.signature is not None else {}),
-                                   "threads_symbol": THREADS_SYMBOL},
+                                   **({"abi": capi.ABI} if job.signature is not None else {}),
+                                   "threads_symbol": capi.THREADS_SYMBOL},
                              target=self.describe())
 
     def link_flags(self) -> List[str]:
