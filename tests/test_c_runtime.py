@@ -63,12 +63,13 @@ def input_name(artifact) -> str:
 def test_artifact_ships_the_header_and_exports_the_api(artifact):
     manifest = json.load(open(os.path.join(artifact, "manifest.json")))
     assert manifest["code"]["host"]["abi"] == "ember-c-runtime-v1"
-    assert "ember_runtime.h" in manifest["files"]
+    assert {"ember_runtime.h", "ember_loader.h", "ember_verify.h"} <= set(manifest["files"])
     with open(os.path.join(artifact, "ember_runtime.h")) as f:
         assert "#define EMBER_ABI_VERSION 1" in f.read()
     symbols = subprocess.run(["nm", "-D", "--defined-only", os.path.join(artifact, "model.so")],
                              capture_output=True, text=True).stdout
-    for name in ("ember_abi_version", "ember_model_create", "ember_model_run",
+    for name in ("ember_abi_version", "ember_model_create", "ember_model_create_verified",
+                 "ember_model_run", "ember_model_output_write_back",
                  "ember_model_set_constant", "ember_model_output_shapes", "ember_runtime_get_api",
                  "ember_entry"):
         assert re.search(rf"\bT {name}$", symbols, re.M), name
@@ -147,23 +148,26 @@ def test_missing_and_mismatched_weights(artifact, run_model, tmp_path):
 
     arrays["norm.weight"] = arrays["norm.weight"].astype(np.float64)
     save_file(arrays, weights)
+    result = call(run_model, copy)  # the C loader checks the weights' sha256 first
+    assert result.returncode == 1
+    assert f"artifact file {weights} was modified or corrupted: sha256 is" in result.stderr
+    with pytest.raises(ArtifactError, match=re.escape(result.stderr[len("error: "):].strip())):
+        Model(copy)  # the same code from Python
     expected = (f"{weights} does not match the model: constant 'norm.weight' is stored as "
                 f"F64[512], the model expects float32[512]")
-    result = call(run_model, copy)
-    assert result.returncode == 1 and expected in result.stderr
-    with pytest.raises(ArtifactError, match=re.escape(expected)):  # the same code from Python
+    with pytest.raises(ArtifactError, match=re.escape(expected)):  # unhashed, still checked
         Model(copy, verify=False)
 
     del arrays["norm.weight"]
     save_file(arrays, weights)
-    result = call(run_model, copy)
-    assert result.returncode == 1
-    assert f"{weights} has no array for bound constant 'norm.weight'" in result.stderr
+    with pytest.raises(ArtifactError, match=f"{weights} has no array for bound constant "
+                                            f"'norm.weight'"):
+        Model(copy, verify=False)
 
     with open(weights, "wb") as f:
         f.write(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ")
-    result = call(run_model, copy)
-    assert result.returncode == 1 and "malformed safetensors header" in result.stderr
+    with pytest.raises(ArtifactError, match="malformed safetensors header"):
+        Model(copy, verify=False)
 
 
 def test_python_reports_the_c_message(artifact, run_model):
@@ -209,16 +213,17 @@ def test_old_abi_is_refused(artifact, tmp_path):
 
 
 def test_library_without_the_runtime_is_refused(tmp_path):
+    """A library without the C runtime has no seal to bind it to its manifest: it is refused
+    when the artifact is written (tests/test_artifact_integrity.py: and when loaded)."""
     (tmp_path / "bare.c").write_text("#include <stdint.h>\n"
-                                     "int32_t ember_entry(void **args) { (void)args; return 0; }\n")
+                                     "int32_t ember_entry(void **args, int64_t *fault) {\n"
+                                     "  (void)args, (void)fault; return 0;\n}\n")
     subprocess.run(["cc", "-shared", "-fPIC", "-o", str(tmp_path / "bare.so"),
                     str(tmp_path / "bare.c")], check=True)
     manifest = {**SIGNATURE, "target": {"kind": "host"}}
-    write_artifact(tmp_path / "art", manifest=manifest, weights={},
-                   files={"model.so": str(tmp_path / "bare.so")})
-    with pytest.raises(ArtifactError, match="does not export the ember C runtime function "
-                                            "'ember_abi_version'; recompile"):
-        Model(tmp_path / "art")
+    with pytest.raises(ArtifactError, match="carries no manifest seal .*recompile"):
+        write_artifact(tmp_path / "art", manifest=manifest, weights={},
+                       files={"model.so": str(tmp_path / "bare.so")})
 
 
 # -- the C shape solver, on a hand-written model with derived dims ----------------------------
@@ -237,7 +242,8 @@ SIGNATURE = {
 def derived(tmp_path_factory):
     d = tmp_path_factory.mktemp("derived")
     (d / "model.c").write_text("#include <stdint.h>\n"
-                               "int32_t ember_entry(void **args) { (void)args; return 0; }\n")
+                               "int32_t ember_entry(void **args, int64_t *fault) {\n"
+                               "  (void)args, (void)fault; return 0;\n}\n")
     subprocess.run(["cc", "-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", str(d / "m.so"),
                     str(d / "model.c"), *cc_args(SIGNATURE, str(d))], check=True)
     manifest = {**SIGNATURE, "target": {"kind": "host",

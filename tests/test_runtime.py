@@ -44,7 +44,8 @@ typedef struct { float *allocated, *aligned; int64_t offset; } F0;
 int32_t ember_test_threads = 1;
 int32_t ember_set_num_threads(int32_t n) { ember_test_threads = n; return 0; }
 
-int32_t ember_entry(void **args) {
+int32_t ember_entry(void **args, int64_t *fault) {
+  (void)fault;
   F2 *x = args[0]; I1 *t = args[1]; F1 *c = args[2]; F0 *scale = args[3];
   F2 *y = args[4]; F1 *z = args[5];
   int64_t n = x->sizes[0];
@@ -152,7 +153,7 @@ def test_tampered_and_missing_files(artifact):
         last = f.read(1)
         f.seek(-1, os.SEEK_END)
         f.write(bytes([last[0] ^ 1]))
-    with pytest.raises(ArtifactError, match=r"'weights.safetensors' was modified.*sha256 is "
+    with pytest.raises(ArtifactError, match=r"/weights.safetensors was modified.*sha256 is "
                                             r"[0-9a-f]{64}, the manifest expects [0-9a-f]{64}"):
         Model(artifact)
     read_manifest(artifact, verify=False)  # the schema itself is still fine
@@ -176,12 +177,22 @@ def test_missing_manifest_and_wrong_version(artifact, tmp_path):
     (lambda m: m["inputs"][0].update(dtype="float128"), None, "dtype 'float128'"),
     (lambda m: m["inputs"][0].update(shape=["__import__('os')", 4]), None, "is not allowed"),
     (lambda m: m["symbols"].update(s1={"min": 1, "max": 2}), None, "appear in no input"),
-    (lambda m: m["code"]["host"].update(library="../evil.so"), None, "not among the artifact.s files"),
+    (lambda m: m["code"]["host"].update(library="../evil.so"), None, "must be 'model.so'"),
+    (lambda m: m["code"]["host"].update(threads_symbol="system"), None,
+     "only fixed names, so it must be 'ember_set_num_threads'"),
     (lambda m: None, {"c": C_CONST, "extra": C_CONST}, r"weights \['extra'\] have no entry"),
     (lambda m: m["constants"][0].update(bound=True), {}, "'c' is bound but has no weights"),
     (lambda m: None, {}, "'c' has no weights array .* must give its dtype and shape"),
     (lambda m: m["outputs"][1].pop("dtype"), None, r"outputs\[1\] lacks \['dtype'\]"),
     (lambda m: m["constants"][0].update(shape=[5]), None, r"its weights array is float32\[4\]"),
+    (lambda m: m["outputs"][0].update(writes_back={"input": "w"}), None, "names no input"),
+    (lambda m: m["outputs"][0].update(writes_back={"input": "t"}), None,
+     r"the input is int64\['s0'\], the output float32\['s0', 4\]"),
+    (lambda m: m["outputs"][0].update(writes_back={"input": "x", "constant": "c"}), None,
+     "must be"),
+    (lambda m: m.update(output_tree={"tuple": [{"tensor": 0}, {"tensor": 2}]}), None,
+     r"refers to outputs \[0, 2\]"),
+    (lambda m: m.update(output_tree={"set": []}), None, "unknown kind"),
 ])
 def test_write_artifact_rejects_bad_manifests(tmp_path, libraries, change, weights, match):
     manifest = json.loads(json.dumps(MANIFEST))
@@ -357,11 +368,16 @@ def test_nonzero_status_raises(model):
 
 
 def test_num_threads_hook(tmp_path, libraries, artifact):
+    """The hook has a fixed name (the manifest names no symbol to call); a library without it
+    gets a warning."""
     m = Model(artifact, num_threads=3)
     assert ctypes.c_int32.in_dll(m.backend.library, "ember_test_threads").value == 3
-    manifest = {**MANIFEST, "code": {}}
+    (tmp_path / "model.c").write_text(C_SOURCE)
+    subprocess.run(["cc", "-shared", "-fPIC", "-Dember_set_num_threads=not_the_hook", "-o",
+                    str(tmp_path / "plain.so"), str(tmp_path / "model.c"),
+                    *cc_args(SIGNATURE, str(tmp_path))], check=True)
     with pytest.warns(RuntimeWarning, match="num_threads=2 is ignored"):
-        Model(make_artifact(tmp_path / "plain", libraries[0], manifest), num_threads=2)
+        Model(make_artifact(tmp_path / "plain", str(tmp_path / "plain.so")), num_threads=2)
     with pytest.raises(ArgumentError, match="num_threads must be a positive int"):
         Model(artifact, num_threads=0)
 
@@ -423,6 +439,8 @@ def test_tensor_spec_manifest_round_trip():
     for role, entry in (("input", {"name": "x", "dtype": "float32", "shape": ["s0", 4]}),
                         ("output", {"name": "y", "dtype": "int64", "shape": ["2*s0", 3],
                                     "max_shape": [16, 3]}),
+                        ("output", {"name": "mutated.x", "dtype": "float32", "shape": ["s0"],
+                                    "max_shape": [8], "writes_back": {"input": "x"}}),
                         ("constant", {"name": "w", "dtype": "float16", "shape": []})):
         assert TensorSpec.from_manifest(role, entry).to_json() == entry
 

@@ -1,6 +1,6 @@
 /* run_model: load an ember artifact and run it from C, no Python involved.
  *
- * Build (the header ships in every compiled artifact directory):
+ * Build (the headers ship in every compiled artifact directory):
  *     cc -O2 -I ARTIFACT_DIR -o run_model examples/c/run_model.c -ldl
  * or  make -C examples/c ARTIFACT=ARTIFACT_DIR
  *
@@ -17,9 +17,12 @@
  * Deterministic inputs: element j of input k is ((7*j + 13*k) % 23 - 11) / 11.0 for floating
  * dtypes and 0 for integer and bool inputs.
  *
- * It prints the model's symbols, inputs, constants and outputs, then each output's shape and
- * checksums (sum, and sum of absolute values). Exit status: 0 on success, 1 when the runtime
- * reports an error (its message is printed), 2 on a usage or loading problem.
+ * It prints the model's symbols, inputs, constants and outputs (marking those a model that
+ * changes its inputs or buffers in place writes back), then each output's shape and checksums
+ * (sum, and sum of absolute values). The artifact is loaded with ember_load (ember_loader.h),
+ * which checks the manifest, the library and the weights before any of the library's code
+ * runs. Exit status: 0 on success, 1 when the loader or the runtime reports an error (its
+ * message is printed), 2 on a usage problem or a missing directory.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <dlfcn.h>
@@ -31,7 +34,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "ember_runtime.h"
+#include "ember_loader.h"
 
 #define MAX_ITEMS 64
 
@@ -227,9 +230,8 @@ static int compare(const void *a, const void *b) {
 
 /* Everything main allocates, released in one place whatever the outcome. */
 typedef struct {
-  void *lib;
-  char *lib_path;
-  ember_model *model;
+  ember_artifact artifact;
+  ember_model *model; /* artifact.model */
   void *const_data[MAX_ITEMS];
   ember_tensor inputs[MAX_ITEMS + 1], outputs[MAX_ITEMS + 1];
   double *times;
@@ -238,11 +240,9 @@ typedef struct {
 static int finish(resources *r, int status) {
   for (int i = 0; i < MAX_ITEMS; ++i) free(r->inputs[i].data);
   for (int i = 0; i < MAX_ITEMS; ++i) free(r->outputs[i].data);
-  if (r->model) api->model_destroy(r->model); /* before the constants' memory it references */
+  ember_unload(&r->artifact); /* before the constants' memory the model references */
   for (int i = 0; i < MAX_ITEMS; ++i) free(r->const_data[i]);
   free(r->times);
-  free(r->lib_path);
-  if (r->lib) dlclose(r->lib);
   return status;
 }
 
@@ -289,38 +289,18 @@ int main(int argc, char **argv) {
   }
   resources r;
   memset(&r, 0, sizeof r);
-  size_t len = strlen(dir) + sizeof "/model.so";
-  r.lib_path = allocate((int64_t)len, "the library path");
-  if (!r.lib_path) return finish(&r, 1);
-  snprintf(r.lib_path, len, "%s/model.so", dir);
-  r.lib = dlopen(r.lib_path, RTLD_NOW | RTLD_LOCAL);
-  if (!r.lib) {
-    fprintf(stderr, "error: cannot load %s: %s\n", r.lib_path, dlerror());
-    return finish(&r, 2);
-  }
-  ember_runtime_get_api_fn get_api =
-      (ember_runtime_get_api_fn)dlsym(r.lib, "ember_runtime_get_api");
-  if (!get_api) {
-    fprintf(stderr, "error: %s does not export the ember C runtime API (recompile it)\n",
-            r.lib_path);
-    return finish(&r, 2);
-  }
-  api = get_api();
-  if (api->abi_version != EMBER_ABI_VERSION) {
-    fprintf(stderr, "error: %s implements ember C runtime ABI %d, this program %d\n",
-            r.lib_path, (int)api->abi_version, EMBER_ABI_VERSION);
-    return finish(&r, 2);
-  }
-  if (threads >= 0) {
-    int32_t (*set_threads)(int32_t) = (int32_t(*)(int32_t))dlsym(r.lib, "ember_set_num_threads");
-    if (set_threads) set_threads(threads);
-  }
-
   char err[2048];
-  if (api->model_create(dir, &r.model, err, sizeof err)) {
+  if (ember_load(dir, &r.artifact, err, sizeof err)) { /* checks everything before loading */
     fprintf(stderr, "error: %s\n", err);
     return finish(&r, 1);
   }
+  api = r.artifact.api;
+  if (threads >= 0) {
+    int32_t (*set_threads)(int32_t) =
+        (int32_t(*)(int32_t))dlsym(r.artifact.library, "ember_set_num_threads");
+    if (set_threads) set_threads(threads);
+  }
+  r.model = r.artifact.model;
   ember_model *model = r.model;
 
   /* The signature. */
@@ -370,6 +350,12 @@ int main(int argc, char **argv) {
   for (int32_t i = 0; i < n_out; ++i) {
     api->model_output_info(model, i, &info);
     print_info("output", i, &info);
+    int32_t target;
+    int32_t kind = api->model_output_write_back(model, i, &target);
+    if (kind == EMBER_WRITE_BACK_INPUT)  /* a model changing an input in place */
+      printf(" (written back to input %s)", api->model_input_name(model, target));
+    else if (kind == EMBER_WRITE_BACK_CONSTANT)
+      printf(" (written back to constant %s)", api->model_constant_name(model, target));
     printf("\n");
   }
 

@@ -49,3 +49,11 @@ func.func @memref_result() -> memref<4xf32> {
   %0 = "ember.weight"() {name = "w"} : () -> memref<4xf32>
   return %0 : memref<4xf32>
 }
+
+// -----
+
+func.func @mutable_not_bool() -> tensor<4xf32> {
+  // expected-error @+1 {{mutable}}
+  %0 = "ember.weight"() {name = "w", mutable = "yes"} : () -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}

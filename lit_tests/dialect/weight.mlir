@@ -27,3 +27,13 @@ func.func @shared() -> (tensor<4xf32>, tensor<4xf32>) {
   %1 = "ember.weight"() {name = "w"} : () -> tensor<4xf32>
   return %0, %1 : tensor<4xf32>, tensor<4xf32>
 }
+
+// -----
+
+// `mutable`: a buffer the model changes in place (the runtime writes its new value back).
+// CHECK-LABEL: func.func @mutable
+// CHECK: "ember.weight"() {mutable = true, name = "count"} : () -> tensor<1xf32>
+func.func @mutable() -> tensor<1xf32> {
+  %0 = "ember.weight"() {name = "count", mutable = true} : () -> tensor<1xf32>
+  return %0 : tensor<1xf32>
+}

@@ -10,13 +10,12 @@
 // CHECK-SAME: attributes {llvm.emit_c_interface}
 // CHECK: llvm.fmul
 // CHECK: llvm.fadd
-// The ReLU's max: arith-expand (the llvm stage's bf16 handling) makes it a compare and select.
-// CHECK: llvm.fcmp "ugt"
-// CHECK: llvm.select
+// CHECK: llvm.intr.maximum
 // CHECK: llvm.return
-// The wrapper takes the input, the bound weight (still tagged) and the result, as pointers.
+// The wrapper takes the input, the bound weight (still tagged), the result and the fault
+// record of the run-time checks (ember-runtime-checks), as pointers.
 // CHECK-LABEL: llvm.func @_mlir_ciface_main(
-// CHECK-SAME: %arg0: !llvm.ptr, %arg1: !llvm.ptr {ember.weight = "fc.weight"}, %arg2: !llvm.ptr)
+// CHECK-SAME: %arg0: !llvm.ptr, %arg1: !llvm.ptr {ember.weight = "fc.weight"}, %arg2: !llvm.ptr, %arg3: !llvm.ptr {ember.fault_record})
 // CHECK-NEXT: llvm.load %arg0
 // CHECK: llvm.call @main(
 // CHECK-NOT: tensor<

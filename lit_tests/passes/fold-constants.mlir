@@ -132,3 +132,16 @@ func.func @shared_and_unique_names() -> (tensor<8x4xf32>, tensor<8x4xf32>, tenso
   %3 = "ember.unary"(%w) {kind = "exp"} : (tensor<4x8xf32>) -> tensor<4x8xf32>
   return %0, %1, %2, %3 : tensor<8x4xf32>, tensor<8x4xf32>, tensor<4x8xf32>, tensor<4x8xf32>
 }
+
+// -----
+
+// A mutable weight (a buffer the model changes in place) is known only at run time: nothing
+// folds it, the op stays.
+// CHECK-LABEL: func.func @mutable_weight
+// CHECK-NEXT: %[[C:.*]] = "ember.weight"() {mutable = true, name = "count"}
+// CHECK-NEXT: "ember.unary"(%[[C]]) {kind = "neg"}
+func.func @mutable_weight() -> tensor<4xf32> {
+  %c = "ember.weight"() {name = "count", mutable = true} : () -> tensor<4xf32>
+  %0 = "ember.unary"(%c) {kind = "neg"} : (tensor<4xf32>) -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}

@@ -23,8 +23,7 @@
 // CHECK-NOT: linalg.generic
 // LLVM-LABEL: llvm.func @bias_relu(
 // LLVM: llvm.load %{{.*}} {alignment = 4 : i64} : !llvm.ptr -> vector<16xf32>
-// LLVM: llvm.fcmp "ugt" %{{.*}}, %{{.*}} : vector<16xf32>
-// LLVM: llvm.select %{{.*}} : vector<16xi1>, vector<16xf32>
+// LLVM: llvm.intr.maximum(%{{.*}}) : (vector<16xf32>, vector<16xf32>) -> vector<16xf32>
 // LLVM: llvm.store %{{.*}} : vector<16xf32>, !llvm.ptr
 // SCALAR-LABEL: llvm.func @bias_relu(
 // SCALAR-NOT: vector<16xf32>
@@ -127,6 +126,29 @@ func.func @strided(%x: memref<8x64xf32, strided<[128, 2]>>, %out: memref<8x64xf3
   linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]} ins(%x : memref<8x64xf32, strided<[128, 2]>>) outs(%out : memref<8x64xf32>) {
   ^bb0(%in: f32, %o: f32):
     linalg.yield %in : f32
+  }
+  return
+}
+
+// -----
+
+// ... and an integer remainder (fmod's lowering: divide, multiply, subtract), even where the
+// width divides the dim: no target has a vector integer divide, and in a masked tail the
+// padded lanes of the divisor are zeros (a SIGFPE on lengths 7, 12 or 100).
+// CHECK-LABEL: func.func @integer_fmod(
+// CHECK: linalg.generic
+// CHECK: arith.divsi %{{.*}} : i64
+// CHECK-NOT: vector.
+// SCALAR-LABEL: llvm.func @integer_fmod(
+// SCALAR: llvm.sdiv %{{.*}} : i64
+#id1 = affine_map<(d0) -> (d0)>
+func.func @integer_fmod(%a: memref<12xi64>, %b: memref<12xi64>, %out: memref<12xi64>) {
+  linalg.generic {indexing_maps = [#id1, #id1, #id1], iterator_types = ["parallel"]} ins(%a, %b : memref<12xi64>, memref<12xi64>) outs(%out : memref<12xi64>) {
+  ^bb0(%x: i64, %y: i64, %o: i64):
+    %q = arith.divsi %x, %y : i64
+    %p = arith.muli %q, %y : i64
+    %r = arith.subi %x, %p : i64
+    linalg.yield %r : i64
   }
   return
 }

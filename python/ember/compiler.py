@@ -187,15 +187,21 @@ def build_artifact(source, artifact_dir: str, options: CompileOptions) -> Dict[s
 
     target = get_target(options.target)
     timings: Dict[str, float] = {}
-    module, ctx = parse_module(source.module_text, source.weights, target)
+    state = _state_constants(source, target)
+    # The passes see a mutated buffer as a constant without data, so none folds its value
+    # into the code: each run reads the value the previous one wrote back.
+    module, ctx = parse_module(source.module_text,
+                               {n: None if n in state else a for n, a in source.weights.items()},
+                               target)
     with tempfile.TemporaryDirectory(prefix="ember-build-") as workdir:
         job = CompileJob(workdir=workdir, num_inputs=len(source.inputs),
                          num_outputs=len(source.outputs), num_weights=0,
                          dump_dir=options.dump_dir or os.environ.get(DUMP_DIR_VARIABLE))
         result = generate_code(module, ctx, options, job, timings=timings,
-                               signature=lambda names, weights: _signature(source, names,
-                                                                           weights))
-        weights = {n: ctx.weights.get(n) for n in ctx.bound_weights.get("main", [])}
+                               signature=lambda names, weights: _signature(
+                                   source, names, _with_state(weights, source, state)))
+        weights = _with_state({n: ctx.weights.get(n) for n in ctx.bound_weights.get("main", [])},
+                              source, state)
         manifest = {"target": result.target, "code": {target.kind: result.code},
                     **job.signature}
         write_artifact(artifact_dir, manifest=manifest, weights=weights, files=result.files)
@@ -292,11 +298,47 @@ def _bounded(symbols: dict) -> dict:
 
 def _signature(source, constant_names, weights) -> dict:
     """The manifest's description of how to call the model (which the C runtime compiled into
-    the library also needs, so it is known before code generation)."""
-    return {
+    the library also needs, so it is known before code generation). A mutated buffer the code
+    no longer reads (it only writes it, or a pass removed the read) has nothing to write back
+    to: its output stays, unreturned, and the runtime drops it."""
+    outputs = [dataclasses.replace(s, writes_back=None)
+               if s.writes_back and s.writes_back[0] == "constant" and
+               s.writes_back[1] not in constant_names else s for s in source.outputs]
+    signature = {
         "inputs": [s.to_json() for s in source.inputs],
-        "outputs": [s.to_json() for s in source.outputs],
+        "outputs": [s.to_json() for s in outputs],
         "symbols": _bounded(source.symbols),
         "constants": [{"name": n, "dtype": str(weights[n].dtype), "shape": list(weights[n].shape),
                        "bound": True} for n in constant_names],
     }
+    if source.output_tree is not None:
+        signature["output_tree"] = source.output_tree
+    return signature
+
+
+def _state_constants(source, target) -> frozenset:
+    """The constants the model writes back to (buffers forward changes in place); refused
+    for a target whose runtime cannot write back."""
+    state = frozenset(s.writes_back[1] for s in source.outputs
+                      if s.writes_back and s.writes_back[0] == "constant")
+    changed = [s.writes_back[1] for s in source.outputs if s.writes_back]
+    if changed and not target.writes_back:
+        raise NotImplementedError(
+            f"the model changes {changed} in place, and the '{target.kind}' runtime does not "
+            f"write such changes back yet; compile it for a CPU target, or return the new "
+            f"values instead of assigning them")
+    return state
+
+
+def _with_state(weights: Dict[str, Any], source, state: frozenset) -> Dict[str, Any]:
+    """`weights` (the bound constants, by name, from the passes' table) with each mutated
+    buffer's initial value from the frontend. Every other constant must have data: one without
+    was derived from a mutated buffer at compile time, which would freeze its first value."""
+    missing = sorted(n for n, a in weights.items() if a is None and n not in state)
+    if missing:
+        raise NotImplementedError(
+            f"the buffers {sorted(state)}, which the model changes in place, are used where "
+            f"ember precomputes constants at compile time (giving {missing}); compiling that "
+            f"would freeze their first value. Keep such buffers out of weight-only "
+            f"computations (e.g. pass the running value as an input)")
+    return {n: source.weights[n] if n in state else a for n, a in weights.items()}

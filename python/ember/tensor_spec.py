@@ -41,12 +41,18 @@ class TensorSpec:
     dtype: str
     dims: Tuple[Dim, ...]
     max_shape: Optional[Shape] = None  # outputs only
+    #: Outputs only: this output is the new value of an input or constant that the model
+    #: changes in place, which the runtime writes back after each run: ("input", name) or
+    #: ("constant", name); in the manifest {"input": name} or {"constant": name}.
+    writes_back: Optional[Tuple[str, str]] = None
 
     @classmethod
     def from_manifest(cls, role: str, entry: Mapping) -> "TensorSpec":
         max_shape = entry.get("max_shape")
         return cls(role, entry["name"], entry["dtype"], tuple(Dim(d) for d in entry["shape"]),
-                   None if max_shape is None else tuple(max_shape))
+                   None if max_shape is None else tuple(max_shape),
+                   next(iter(entry["writes_back"].items()), None) if "writes_back" in entry
+                   else None)
 
     def to_json(self) -> dict:
         """The manifest entry `from_manifest` reads: static dims as ints, the others as their
@@ -55,6 +61,8 @@ class TensorSpec:
                  "shape": [d.text if d.symbols else d.constant for d in self.dims]}
         if self.max_shape is not None:
             entry["max_shape"] = list(self.max_shape)
+        if self.writes_back is not None:
+            entry["writes_back"] = dict([self.writes_back])
         return entry
 
     @property

@@ -3,15 +3,14 @@
  *
  *   null_model ARTIFACT_DIR
  *
- * Loads the API from the artifact's model.so; prints "ok" and exits 0 when every call answered
+ * Loads the API with ember_load; prints "ok" and exits 0 when every call answered
  * (-1, NULL or EMBER_ERROR_ARGUMENT with a message) instead of crashing.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "ember_runtime.h"
+#include "ember_loader.h"
 
 #define CHECK(cond)                                                   \
   do {                                                                \
@@ -23,16 +22,11 @@
 
 int main(int argc, char **argv) {
   if (argc != 2) return 2;
-  char path[4096];
-  snprintf(path, sizeof path, "%s/model.so", argv[1]);
-  void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  CHECK(lib != NULL);
-  const ember_runtime_api *(*get)(void) =
-      (const ember_runtime_api *(*)(void))dlsym(lib, "ember_runtime_get_api");
-  CHECK(get != NULL);
-  const ember_runtime_api *api = get();
-  ember_model *m = NULL;
+  ember_artifact artifact;
   char err[256];
+  CHECK(ember_load(argv[1], &artifact, err, sizeof err) == EMBER_OK);
+  const ember_runtime_api *api = artifact.api;
+  ember_model *m = NULL;
   ember_tensor_info info;
   int64_t shape[8], value = 1, lo, hi;
   const char *name;
@@ -43,6 +37,7 @@ int main(int argc, char **argv) {
   CHECK(api->model_num_constants(m) == -1 && api->model_num_symbols(m) == -1);
   CHECK(api->model_input_name(m, 0) == NULL && api->model_output_name(m, 0) == NULL);
   CHECK(api->model_constant_name(m, 0) == NULL);
+  CHECK(api->model_output_write_back(m, 0, NULL) == -1);
   CHECK(api->model_input_info(m, 0, &info) == EMBER_ERROR_ARGUMENT);
   CHECK(api->model_output_info(m, 0, &info) == EMBER_ERROR_ARGUMENT);
   CHECK(api->model_constant_info(m, 0, &info) == EMBER_ERROR_ARGUMENT);
@@ -58,6 +53,7 @@ int main(int argc, char **argv) {
   CHECK(api->model_run(m, &t, 1, &t, 1, NULL, err, sizeof err) == EMBER_ERROR_ARGUMENT);
   CHECK(strstr(err, "NULL") != NULL);
   api->model_destroy(m);
+  ember_unload(&artifact);
   printf("ok\n");
   return 0;
 }

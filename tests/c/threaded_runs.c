@@ -10,7 +10,6 @@
  * exits 0 when every run matched.
  */
 #define _POSIX_C_SOURCE 200809L
-#include <dlfcn.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -18,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ember_runtime.h"
+#include "ember_loader.h"
 
 #define NSIZES 4
 #define MAX_IO 8
@@ -105,18 +104,14 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: %s ARTIFACT_DIR THREADS ITERATIONS [CONSTANT RAW_FILE]\n", argv[0]);
     return 2;
   }
-  char path[4096], err[1024];
-  snprintf(path, sizeof path, "%s/model.so", argv[1]);
-  void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-  if (!lib) {
-    fprintf(stderr, "%s\n", dlerror());
-    return 2;
-  }
-  api = ((ember_runtime_get_api_fn)dlsym(lib, "ember_runtime_get_api"))();
-  if (api->model_create(argv[1], &model, err, sizeof err)) {
+  char err[1024];
+  ember_artifact artifact;
+  if (ember_load(argv[1], &artifact, err, sizeof err)) {
     fprintf(stderr, "%s\n", err);
     return 1;
   }
+  api = artifact.api;
+  model = artifact.model;
   int threads = atoi(argv[2]);
   iterations = atoi(argv[3]);
   n_in = api->model_num_inputs(model);
@@ -196,7 +191,7 @@ int main(int argc, char **argv) {
     pthread_join(swap_thread, &result);
     failed |= result != NULL;
   }
-  api->model_destroy(model);
+  ember_unload(&artifact);
   if (failed) return 1;
   printf("ok: %d threads x %d runs\n", threads, iterations);
   return 0;

@@ -18,9 +18,12 @@ import tempfile
 from typing import Dict, List, Optional, Tuple
 
 FALLBACK = "fallback (torch-mlir linalg)"
+#: torch-mlir lowers these only to TMTensor ops, which the frontend turns into scf loops over
+#: tensors (python/ember/frontend/tm_tensor_to_loops.py).
+TMTENSOR = "fallback (torch-mlir TMTensor, as loops)"
 
 #: (row, status, ember op the status claims or None, note). Statuses: "ember op <name>",
-#: FALLBACK, or "decomposed to ...".
+#: FALLBACK, TMTENSOR, or "decomposed to ...".
 ROWS: List[Tuple[str, str, Optional[str], str]] = [
     ("Conv1d", FALLBACK, None, ""),
     ("Conv2d", "ember op conv2d", "conv2d",
@@ -105,16 +108,32 @@ ROWS: List[Tuple[str, str, Optional[str], str]] = [
     ("min", "ember op binary (min) elementwise; reductions: fallback", "binary:min",
      "amin, min(dim) values and indices, argmin"),
     ("UpsampleNearest2d", FALLBACK, None, ""),
-    ("index_add", "decomposed to a one-hot matmul (ember gemm) and add", "gemm",
-     "torch-mlir lowers index_add only through TMTensor"),
-    ("scatter", "decomposed to an iota comparison, where, amax and gather (fallback)", None,
-     "scatter.src, scatter.value, scatter_add; duplicate indices keep the last writer; "
-     "torch-mlir lowers them only through TMTensor"),
+    ("index_add", TMTENSOR, None, "index_put with accumulate: a scatter that adds row by row"),
+    ("scatter", TMTENSOR, None,
+     "scatter.src, scatter.value, scatter_add; duplicate indices: the last writer (PyTorch's "
+     "CPU order)"),
+    ("scatter_reduce", TMTENSOR, None,
+     "sum, prod, mean, amax, amin, include_self or not; float and integer"),
+    ("index_put", TMTENSOR, None,
+     "accumulate or not, several index tensors, negative indices, boolean-mask assignment "
+     "(`x[mask] = v`)"),
+    ("masked_scatter", TMTENSOR, None, "the mask's cumsum (a scan) numbers the source elements"),
+    ("max_unpool2d", TMTENSOR, None, ""),
+    ("max_pool2d_with_indices_backward", TMTENSOR, None,
+     "a training-graph op; overlapping windows add up"),
+    ("cumsum", TMTENSOR, None, "any dim, float and integer, dynamic length"),
+    ("cumprod", TMTENSOR, None, ""),
+    ("logcumsumexp", TMTENSOR, None, "a scan of log-add-exp"),
+    ("repeat_interleave", TMTENSOR, None, "int repeats, and tensor repeats with output_size"),
+    ("sort", TMTENSOR, None,
+     "ascending, descending, stable (a bubble sort: O(n^2) along the sorted dim)"),
+    ("argsort", TMTENSOR, None, "sort's indices"),
+    ("kthvalue", TMTENSOR, None, "a sort and TMTensor's topk"),
     ("where", FALLBACK, None, "boolean tensors are stored as bytes (ember-widen-bool-memrefs)"),
     ("zeros", "constant (no code)", None, ""),
     ("zeros_like", "constant (no code)", None, "static shapes"),
     ("topk", "decomposed to k argmax passes and a gather (fallback)", None,
-     "torch-mlir lowers topk only through TMTensor"),
+     "torch-mlir's topk is a full sort (O(n^2) as TMTensor loops); k passes are O(k n)"),
     ("scaled_dot_product_attention", "ember op attention", "attention",
      "no mask, float and bool masks (bool -> additive 0/-inf), causal (non-square: explicit "
      "top-left mask), GQA (heads repeated); fully masked queries give zeros as in PyTorch"),

@@ -1,7 +1,8 @@
 """Gathers and scatters: Embedding, EmbeddingBag, tensor indexing, index_add, scatter, topk.
 
-index_add, scatter and topk lower in torch-mlir only through TMTensor, which the compiler's MLIR
-lacks; ember decomposes them at export time (python/ember/frontend/decompositions.py)."""
+index_add and scatter lower in torch-mlir only through TMTensor, whose ops the frontend turns
+into loops (python/ember/frontend/tm_tensor_to_loops.py; more in test_scatter_scan_sort.py);
+topk is decomposed at export time (python/ember/frontend/decompositions.py)."""
 from __future__ import annotations
 
 import pytest
@@ -75,9 +76,10 @@ def test_scatter(check):
 
 @pytest.mark.covers("scatter")
 def test_scatter_duplicate_indices_keep_the_last_writer(check):
-    """Several writers to one position: PyTorch's CPU scatter leaves the last one's value (the
-    decomposition used to leave the largest); along each dim, for float and integer values,
-    and a scalar value (any writer gives the same)."""
+    """Several writers to one position: PyTorch's CPU scatter leaves the last one's value, as
+    torch-mlir's TMTensor scatter (applying updates in index order) does (an earlier ember
+    decomposition left the largest); along each dim, for float and integer values, and a
+    scalar value (any writer gives the same)."""
     i1 = torch.tensor([[1, 1, 3, 1], [0, 2, 0, 2], [4, 4, 4, 4]])   # dim 1: 1 three times, ...
     i0 = torch.tensor([[2, 0, 1], [2, 0, 1], [0, 0, 1]])            # dim 0: column-wise dups
     src = torch.tensor([[5.0, -1.0, 2.0, 3.0], [9.0, 1.0, -4.0, 0.5], [1.0, 2.0, 8.0, 7.0]])

@@ -86,6 +86,9 @@ class Target:
     """A code generation target. Subclasses set `kind`, `Options` and the stage methods."""
     kind: str = ""
     Options = TargetOptions
+    #: Whether this target's runtime writes the outputs marked `writes_back` (the new values
+    #: of inputs and buffers the model changes in place) back after each run.
+    writes_back: bool = False
 
     def __init__(self, options: TargetOptions):
         self.options = options

@@ -21,6 +21,7 @@ class FrontendResult:
     inputs: List[TensorSpec]
     outputs: List[TensorSpec]
     symbols: Dict[str, Dict[str, Optional[int]]]
+    output_tree: Optional[dict] = None        # ember.output_tree: forward's result structure
 
 
 def import_model(model, example_inputs: Sequence[Any], dynamic_shapes=None) -> FrontendResult:
@@ -30,4 +31,4 @@ def import_model(model, example_inputs: Sequence[Any], dynamic_shapes=None) -> F
     exported = export_model(model, example_inputs, dynamic_shapes)
     text = import_to_text(exported)
     return FrontendResult(text, exported.weights, exported.inputs, exported.outputs,
-                          exported.symbols)
+                          exported.symbols, exported.output_tree)

@@ -1,12 +1,6 @@
 """ember's own FX-level decompositions, applied with torch-mlir's table at torch.export time.
 
-Five kinds of entries:
-- ops whose only torch-mlir lowering goes through TMTensor (which has no counterpart in the
-  compiler's MLIR build): `index_add`, `scatter`, `scatter_add`, `topk`. Each is rewritten
-  with ops the linalg fallback lowers (comparisons with an iota, where, reductions, matmul).
-  They favour simplicity over speed: scatter is O(index.numel() * size) (duplicate indices
-  keep the last writer, as PyTorch's CPU scatter), index_add a one-hot
-  matmul (an inf or NaN in `source` spreads to its whole column), topk takes k max passes.
+Six kinds of entries:
 - `adaptive_avg_pool2d` and `adaptive_max_pool2d` with uneven windows, which torch-mlir's
   lowering rejects at run time (PyTorch's own decomposition for avg; window gathers for max).
 - arithmetic on complex tensors (add, sub, mul, abs) as real arithmetic on their parts, where
@@ -16,6 +10,11 @@ Five kinds of entries:
   additive mask, no GQA, `is_causal` only when query and key lengths are provably equal, since
   PyTorch aligns its causal mask top-left and ember.attention bottom-right). A call already in
   that form is kept whole (the function returns NotImplemented).
+- `sort(stable=...)`, which torch-mlir does not know, as plain `sort`.
+- `topk` as k passes of argmax: torch-mlir's topk is a full sort, which its TMTensor lowering
+  (and so ember's, tm_tensor_to_loops.py) does as an O(n^2) bubble sort; k passes are O(k n).
+  Ties pick the lowest index first; an input holding -inf (+inf for smallest) among the top k
+  may repeat an index.
 Nothing here knows about MLIR.
 """
 from __future__ import annotations
@@ -113,7 +112,7 @@ def adaptive_max_pool2d(x, output_size):
     return values, indices[..., 0]
 
 
-# ------------------------------------------------------------------ TMTensor-only ops
+# ------------------------------------------------------------------ topk and sort
 def topk(x, k, dim=-1, largest=True, sorted=True):
     """k passes of max (or min) along `dim`, each masking out the element it picked.
 
@@ -133,58 +132,10 @@ def topk(x, k, dim=-1, largest=True, sorted=True):
     return torch.gather(x, dim, indices), indices
 
 
-def index_add(x, dim, index, source, alpha=1):
-    """x + alpha * (one_hot(index) @ source) along `dim`."""
-    dim = dim % max(x.dim(), 1)
-    src = source.movedim(dim, 0) if source.dim() else source.reshape(1)
-    one_hot = (index[None, :] == torch.arange(x.size(dim), device=x.device)[:, None])
-    added = one_hot.to(src.dtype) @ src.reshape(src.size(0), -1)
-    added = added.reshape(x.size(dim), *src.shape[1:])
-    added = added.movedim(0, dim) if x.dim() else added.reshape(())
-    return x + (added * alpha if alpha != 1 else added)
-
-
-def _scattered(x, dim, index, src, combine: str):
-    """(hit, values): along `dim`, which positions of x the index writes and what lands there,
-    both of x's shape. `combine` says what duplicate writers to one position leave: "last" the
-    value of the last of them along `dim` (PyTorch's scatter on CPU writes in that order),
-    "sum" their sum."""
-    rank = x.dim()
-    dim = dim % rank
-    n = x.size(dim)
-    hits = index.unsqueeze(-1) == torch.arange(n, device=x.device)     # index.shape + [n]
-    if isinstance(src, torch.Tensor):
-        src = src[tuple(slice(0, index.size(d)) for d in range(rank))]  # index's shape
-    if combine == "sum":
-        values = torch.where(hits, src.unsqueeze(-1), torch.zeros((), dtype=x.dtype)).sum(dim)
-        hit = hits.any(dim)
-    else:
-        order = _along(torch.arange(index.size(dim), device=x.device), dim, rank).unsqueeze(-1)
-        last = torch.where(hits, order, -1).amax(dim)                  # the last writer, or -1
-        hit = last >= 0
-        if isinstance(src, torch.Tensor):
-            values = torch.gather(src, dim, last.clamp(min=0).movedim(-1, dim)).movedim(dim, -1)
-        else:
-            values = torch.full((), src, dtype=x.dtype, device=x.device).expand(last.shape)
-    hit = hit.movedim(-1, dim)
-    values = values.movedim(-1, dim).to(x.dtype)
-    pads = []
-    for d in reversed(range(rank)):
-        pads += [0, 0 if d == dim else x.size(d) - index.size(d)]
-    if any(p != 0 for p in pads):  # index smaller than x in a dim other than `dim`
-        hit = torch.nn.functional.pad(hit.to(torch.int8), pads).to(torch.bool)
-        values = torch.nn.functional.pad(values, pads)
-    return hit, values
-
-
-def scatter(x, dim, index, src):
-    hit, values = _scattered(x, dim, index, src, "last")
-    return torch.where(hit, values, x)
-
-
-def scatter_add(x, dim, index, src):
-    _, values = _scattered(x, dim, index, src, "sum")
-    return x + values
+def stable_sort(x, *, stable=None, dim=-1, descending=False):
+    """`sort(stable=...)`, which torch-mlir does not know, as plain `sort`: torch-mlir's sort
+    lowering (a bubble sort, see tm_tensor_to_loops.py) is stable anyway."""
+    return ATEN.sort.default(x, dim, descending)
 
 
 # ------------------------------------------------------------------ complex arithmetic
@@ -263,11 +214,8 @@ DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.scaled_dot_product_attention.default: scaled_dot_product_attention,
     ATEN.adaptive_avg_pool2d.default: adaptive_avg_pool2d,
     ATEN.adaptive_max_pool2d.default: adaptive_max_pool2d,
+    ATEN.sort.stable: stable_sort,
     ATEN.topk.default: topk,
-    ATEN.index_add.default: index_add,
-    ATEN.scatter.src: scatter,
-    ATEN.scatter.value: scatter,
-    ATEN.scatter_add.default: scatter_add,
     ATEN.add.Tensor: _complex_linear(1),
     ATEN.sub.Tensor: _complex_linear(-1),
     ATEN.mul.Tensor: complex_mul,

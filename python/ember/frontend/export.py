@@ -16,7 +16,10 @@ import numpy as np
 import sympy
 import torch
 
-from ember.frontend.errors import ExportError
+from ember.frontend.errors import ExportError, UnsupportedOpsError
+from ember.frontend.outputs import dataclasses_as_dicts, describe
+from ember.frontend.user_calls import UserCall
+from ember.source_locations import user_frame, user_line_in_stack_trace
 from ember.symbolic import Dim, DimLike
 from ember.tensor_spec import TensorSpec
 
@@ -36,6 +39,7 @@ class ExportedModel:
     inputs: List[TensorSpec]
     outputs: List[TensorSpec]
     symbols: Dict[str, Dict[str, Optional[int]]] = field(default_factory=dict)
+    output_tree: Optional[dict] = None  # ember.output_tree: forward's result around `outputs`
 
 
 def _numpy_dtype(dtype: torch.dtype) -> str:
@@ -59,12 +63,12 @@ class _SymbolNames:
                 self.renames[sym] = sympy.Symbol(f"s{len(self.renames)}", integer=True)
         return str(expr.xreplace(self.renames))
 
-    def spec(self, role: str, name: str, value) -> TensorSpec:
+    def spec(self, role: str, name: str, value, writes_back=None) -> TensorSpec:
         if not isinstance(value, torch.Tensor):
             raise ExportError(f"'{name}' is a {type(value).__name__}; ember models take and "
-                              f"return tensors only")
+                              f"return tensors (and return constants) only")
         return TensorSpec(role, name, _numpy_dtype(value.dtype),
-                          tuple(Dim(self.dim(d)) for d in value.shape))
+                          tuple(Dim(self.dim(d)) for d in value.shape), writes_back=writes_back)
 
 
 def _decompositions():
@@ -103,6 +107,27 @@ def _finite_bound(value) -> Optional[int]:
     return None if value == int_oo or value.is_infinite else int(value)
 
 
+def _refuse_data_dependent_shapes(graph: torch.fx.Graph) -> None:
+    """Ops whose output size depends on tensor values (nonzero, boolean-mask reads such as
+    `x[mask]`, masked_select, unique) give torch.export an unbacked size symbol. ember's
+    buffers are sized from the input shapes alone, so such a model is refused here, naming the
+    op that makes the size (torch-mlir's lowering of these shapes does not finish)."""
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+    sized = set()
+    for node in graph.nodes:
+        if isinstance(node.meta.get("val"), torch.Tensor):
+            sized |= free_unbacked_symbols(node.meta["val"])
+    refused = []
+    for node in graph.nodes:
+        if sized & set(node.meta.get("unbacked_bindings") or ()):
+            refused.append(UserCall.of(node).refused(
+                user_line_in_stack_trace(node.meta.get("stack_trace")),
+                "its output size depends on the input's values (a data-dependent shape); "
+                "ember sizes every tensor from the input shapes"))
+    if refused:
+        raise UnsupportedOpsError(refused)
+
+
 @contextlib.contextmanager
 def _in_inference_mode(model: torch.nn.Module):
     """Runs the block with `model` in eval mode, then gives every submodule back the mode it
@@ -126,14 +151,20 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
                  dynamic_shapes=None) -> ExportedModel:
     """Captures `model` with torch.export and splits it into graph, weights and signature."""
     try:
-        with _in_inference_mode(model), torch.no_grad():
-            program = torch.export.export(model, tuple(example_inputs),
-                                          dynamic_shapes=dynamic_shapes)
-        program = program.run_decompositions(_decompositions())
+        with _in_inference_mode(model), torch.no_grad(), \
+                dataclasses_as_dicts(model) as dataclass_paths:
+            program = _export(model, tuple(example_inputs), dynamic_shapes)
+    except ExportError:
+        raise
     except Exception as e:  # torch.export's own messages are detailed; keep them
         raise ExportError(f"torch.export failed: {e}") from e
+    _refuse_data_dependent_shapes(program.graph)
+    try:
+        program = program.run_decompositions(_decompositions())
+    except Exception as e:
+        raise ExportError(f"torch.export failed: {e}") from e
 
-    from torch.export.graph_signature import InputKind, OutputKind
+    from torch.export.graph_signature import InputKind
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder"]
     state = {**program.state_dict, **program.constants}
     names = _SymbolNames()
@@ -146,15 +177,7 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
             weights[spec.target] = _to_numpy(state[spec.target])
         else:
             raise ExportError(f"unsupported model input kind {spec.kind} for '{node.name}'")
-
-    output_node = next(n for n in program.graph.nodes if n.op == "output")
-    outputs = []
-    for i, (spec, value) in enumerate(zip(program.graph_signature.output_specs,
-                                          output_node.args[0])):
-        if spec.kind != OutputKind.USER_OUTPUT:
-            raise ExportError(f"the model mutates state ({spec.kind.name} of "
-                              f"'{spec.target}'); ember compiles inference graphs only")
-        outputs.append(names.spec("output", f"output_{i}", value.meta["val"]))
+    outputs, output_tree = _outputs(program, names, dataclass_paths)
 
     symbols = {}
     for sym, bounds in program.range_constraints.items():
@@ -162,4 +185,81 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
             continue  # a symbol no input or output shape uses
         symbols[str(names.renames[sym])] = {"min": int(bounds.lower),
                                             "max": _finite_bound(bounds.upper)}
-    return ExportedModel(program.graph_module, weight_names, weights, inputs, outputs, symbols)
+    return ExportedModel(program.graph_module, weight_names, weights, inputs, outputs, symbols,
+                         output_tree)
+
+
+def _export(model, args: tuple, dynamic_shapes):
+    """torch.export, non-strict first (it traces more Python); a model that turns tensor data
+    into Python numbers (`.item()`, `int(t)`) fails there on a data-dependent guard, and is
+    tried again under strict export (dynamo), which captures such scalars symbolically."""
+    try:
+        return torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
+    except Exception as non_strict:
+        if not _is_data_dependent(non_strict):
+            raise
+        try:
+            return torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=True)
+        except Exception as strict:
+            where = user_frame(non_strict.__traceback__) or "an unknown line"
+            raise ExportError(
+                f"torch.export cannot capture the model: {where} turns tensor data into a "
+                f"Python number (as .item() or int(tensor) do) and uses it where the graph "
+                f"needs a fixed value (a shape, a branch, a Python int). Neither non-strict "
+                f"export ({type(non_strict).__name__}: {_first_line(non_strict)}) nor strict "
+                f"export ({type(strict).__name__}: {_first_line(strict)}) could trace it. "
+                f"Keep the value a tensor (e.g. x * t instead of x * t.item(), torch.where or "
+                f"torch.cond instead of an if), or compute it outside the model and pass it "
+                f"in.") from strict
+
+
+def _is_data_dependent(error: BaseException) -> bool:
+    """Whether export failed on a value computed from tensor data (torch raises
+    GuardOnDataDependentSymNode, or a UserError quoting the data-dependent expression)."""
+    from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+    while error is not None:
+        if isinstance(error, GuardOnDataDependentSymNode) or "data-dependent" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _first_line(error: BaseException) -> str:
+    return next((line for line in str(error).splitlines() if line.strip()), "")
+
+
+def _outputs(program, names: "_SymbolNames", dataclass_paths):
+    """The compiled graph's outputs and the output tree.
+
+    torch.export lists the model's mutations first (the new value of each buffer and input
+    that forward changes in place, `x.copy_(y)` or `self.count += 1`), then forward's result.
+    Mutations stay outputs, each marked with what the runtime writes it back to; of the
+    result, tensors are outputs and constants (an int, None) live only in the output tree, so
+    the graph's output op is rewritten to return tensors alone."""
+    from torch.export.graph_signature import OutputKind
+    output_node = next(n for n in program.graph.nodes if n.op == "output")
+    write_back = {OutputKind.BUFFER_MUTATION: "constant",
+                  OutputKind.USER_INPUT_MUTATION: "input"}
+    outputs, tensors, leaves = [], [], []
+    for spec, value in zip(program.graph_signature.output_specs, output_node.args[0]):
+        val = value.meta.get("val") if isinstance(value, torch.fx.Node) else None
+        if spec.kind in write_back:
+            outputs.append(names.spec("output", f"mutated.{spec.target}", val,
+                                      writes_back=(write_back[spec.kind], spec.target)))
+        elif spec.kind != OutputKind.USER_OUTPUT:
+            raise ExportError(f"the model's output {spec.kind.name} of '{spec.target}' is not "
+                              f"supported; ember compiles inference graphs")
+        elif isinstance(value, torch.fx.Node):
+            k = sum("tensor" in leaf for leaf in leaves)
+            leaves.append({"tensor": len(outputs)})
+            outputs.append(names.spec("output", f"output_{k}", val))
+        elif isinstance(value, (int, float, bool, str, type(None))):
+            leaves.append({"constant": value})
+            continue
+        else:
+            raise ExportError(f"the model returns a {type(value).__name__} ({value!r}); ember "
+                              f"returns tensors and int, float, bool, str or None constants")
+        tensors.append(value)
+    output_node.args = (tuple(tensors),)
+    tree = describe(program.call_spec.out_spec, leaves, dataclass_paths)
+    return outputs, tree

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Collection, Dict, List, Optional, Sequence
 
 from ember.dialect.ops import (Attention, Binary, Concat, Conv2d, Gemm, LayerNorm, Pool2d, Reduce,
                                Reshape, RmsNorm, Slice, Softmax, Transpose, Unary, Weight)
@@ -85,14 +85,16 @@ class Converter:
         return len(dtypes) == 1 and dtypes.pop() in FLOAT_DTYPES
 
     # ------------------------------------------------------------------ the rewrite driver
-    def convert_module(self, module, weight_names: Sequence[str]) -> None:
+    def convert_module(self, module, weight_names: Sequence[str],
+                       mutable: Collection[str] = ()) -> None:
         for fn in module.body.operations:
             if fn.operation.name == "func.func":
-                self._bind_weights(fn, weight_names)
+                self._bind_weights(fn, weight_names, mutable)
                 self._convert_ops(fn)
 
-    def _bind_weights(self, fn, weight_names: Sequence[str]) -> None:
-        """Leading function arguments (one per weight) -> `ember.weight` ops."""
+    def _bind_weights(self, fn, weight_names: Sequence[str], mutable: Collection[str]) -> None:
+        """Leading function arguments (one per weight) -> `ember.weight` ops (`mutable` for
+        the buffers the model changes in place)."""
         ir = self.ir
         block = fn.regions[0].blocks[0]
         first = block.operations[0] if len(block.operations) else None
@@ -100,7 +102,8 @@ class Converter:
             arg = block.arguments[0]
             with ir.InsertionPoint(first) if first is not None else ir.InsertionPoint(block), \
                     ir.Location.unknown():
-                w = Weight.build(self.builtin_type(arg.type), name=name)
+                w = Weight.build(self.builtin_type(arg.type), name=name,
+                                 **({"mutable": True} if name in mutable else {}))
                 v = self.from_builtin(w, arg.type)
             arg.replace_all_uses_with(v)
             block.erase_argument(0)

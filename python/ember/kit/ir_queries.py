@@ -9,6 +9,13 @@ from mlir import ir
 from ember.dialect.ops import Binary
 
 
+#: arith ops dividing integers (the divisor is operand 1), and whether each is signed. A zero
+#: divisor traps on x86 (SIGFPE), as does a signed INT_MIN / -1.
+INTEGER_DIVISIONS = {"arith.divsi": True, "arith.remsi": True, "arith.floordivsi": True,
+                     "arith.ceildivsi": True, "arith.divui": False, "arith.remui": False,
+                     "arith.ceildivui": False}
+
+
 def defining_op(value) -> Optional[object]:
     """The op that defines `value`, or None for a block argument."""
     owner = value.owner

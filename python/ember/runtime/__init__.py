@@ -5,12 +5,14 @@
     shapes = model.run({"x": x}, {"y": y_max})    # caller-allocated (max-shape) outputs
 """
 from ember.artifact.store import ArtifactError
-from ember.runtime.errors import (ArgumentError, ArgumentTypeError, EmberRuntimeError,
-                                  ExecutionError, UnboundConstantError)
+from ember.runtime.errors import (ArgumentError, ArgumentTypeError, DivisionByZeroError,
+                                  EmberRuntimeError, ExecutionError, IndexOutOfRangeError,
+                                  UnboundConstantError)
 from ember.runtime.model import Model
 
 __all__ = ["Model", "load", "ArtifactError", "EmberRuntimeError", "ArgumentError",
-           "ArgumentTypeError", "UnboundConstantError", "ExecutionError"]
+           "ArgumentTypeError", "UnboundConstantError", "ExecutionError", "IndexOutOfRangeError",
+           "DivisionByZeroError"]
 
 
 def load(path, **options) -> Model:

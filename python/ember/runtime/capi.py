@@ -17,7 +17,12 @@ ABI = "ember-c-runtime-v1"
 ABI_VERSION = 1
 
 HEADER = "ember_runtime.h"
+#: For C programs: ember_load, which checks an artifact before loading its library, and the
+#: file-reading, SHA-256 and JSON helpers it shares with the runtime.
+LOADER_HEADERS = ("ember_loader.h", "ember_verify.h")
 SOURCES = ("ember_runtime.c", "ember_weights.c")
+#: Exported by every ember-compiled CPU library: `int32_t ember_set_num_threads(int32_t)`.
+THREADS_SYMBOL = "ember_set_num_threads"
 
 #: ember_dtype codes by manifest dtype name.
 DTYPE_CODES: Dict[str, int] = {
@@ -26,8 +31,20 @@ DTYPE_CODES: Dict[str, int] = {
     "complex64": 14, "complex128": 15,
 }
 
+#: ember_write_back codes (`ember_model_output_write_back`) by the manifest's writes_back kind.
+WRITE_BACK_CODES: Dict[str, int] = {"input": 1, "constant": 2}
+
 OK, ERROR_ARGUMENT, ERROR_DTYPE, ERROR_UNBOUND, ERROR_EXECUTION, ERROR_ARTIFACT, \
-    ERROR_MEMORY = range(7)
+    ERROR_MEMORY, ERROR_INDEX, ERROR_ZERO_DIVISION = range(9)
+
+#: The fault record the compiled code's run-time checks fill (`ember_signature.h`, which this
+#: mirrors): its size in int64 words, the position of each word, the kinds of fault, and the
+#: entry point's status when a check failed.
+FAULT_WORDS = 8
+FAULT_CLAIMED, FAULT_KIND, FAULT_VALUE, FAULT_BOUND, FAULT_DIM, FAULT_ORIGIN, FAULT_TENSOR, \
+    FAULT_SOURCE = range(FAULT_WORDS)
+FAULT_INDEX, FAULT_DIVISION = 1, 2
+ENTRY_FAULT = 4
 
 #: Room for a message from the C side.
 ERROR_BUFFER = 2048
@@ -38,8 +55,8 @@ def source_dir() -> str:
     return str(resources.files("ember.runtime").joinpath("c"))
 
 
-def header_path() -> str:
-    return str(resources.files("ember.runtime").joinpath("c", HEADER))
+def header_path(name: str = HEADER) -> str:
+    return str(resources.files("ember.runtime").joinpath("c", name))
 
 
 def source_paths() -> List[str]:
@@ -69,7 +86,7 @@ _INFO = ctypes.POINTER(TensorInfo)
 #: (tensors, shape slots, the error buffer) are passed as addresses.
 FUNCTIONS = {
     "ember_abi_version": (_I32, []),
-    "ember_model_create": (ctypes.c_int, [_STR, ctypes.POINTER(_P), _P, _SIZE]),
+    "ember_model_create_verified": (ctypes.c_int, [_STR, _STR, ctypes.POINTER(_P), _P, _SIZE]),
     "ember_model_destroy": (None, [_P]),
     "ember_model_num_inputs": (_I32, [_P]),
     "ember_model_num_outputs": (_I32, [_P]),

@@ -26,3 +26,13 @@ class UnboundConstantError(EmberRuntimeError, RuntimeError):
 
 class ExecutionError(EmberRuntimeError, RuntimeError):
     """The compiled code returned a non-zero status."""
+
+
+class IndexOutOfRangeError(ExecutionError, IndexError):
+    """A value the model used as an index was out of range for the tensor it indexes (an
+    Embedding id, a gather / index_select / x[idx] / scatter index): PyTorch's IndexError. The
+    message names the op and its source line, the tensors, the value and the size."""
+
+
+class DivisionByZeroError(ExecutionError, ZeroDivisionError):
+    """An integer division or remainder (//, %, fmod) by zero: PyTorch's ZeroDivisionError."""

@@ -27,7 +27,7 @@ from typing import Dict, FrozenSet, List, Mapping, Sequence, Tuple, Union
 
 from ember.artifact.store import ArtifactError
 from ember.artifact.launch_plan import ABI, validate_plan
-from ember.runtime.tensors import numpy_dtype
+from ember.tensor_spec import numpy_dtype
 
 #: Buffers bound per call, by their index in the manifest's list of that role.
 ROLES = ("input", "constant", "output")

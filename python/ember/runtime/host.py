@@ -7,33 +7,41 @@ the memref descriptors and calls the compiled code. C programs use the same func
 is one runtime. The C side's errors come back as the runtime's usual exceptions, its messages
 unchanged.
 
-The library is loaded from a private copy: the dynamic loader returns an already loaded library
-for a path it has seen, so loading the artifact path itself would keep running stale code after
-the artifact directory was rewritten in the same process.
+Loading checks before it runs anything (ember.artifact.store describes the chain of trust; the
+C loader, ember_loader.h, makes the same checks on the same files): model.so is read once into
+memory, its size, sha256 and seal are checked on those bytes, and only those bytes are loaded,
+from a private copy (loading a library runs its constructors, so checking the file and then
+loading the path would run whatever the path held by then; and the dynamic loader returns an
+already loaded library for a path it has seen, which would keep running stale code after the
+artifact directory was rewritten in the same process). The weights are read and checked
+against the manifest's sha256 by the C runtime itself (ember_model_create_verified). Names are
+fixed: the library, its API functions and the thread hook (capi.THREADS_SYMBOL) are never taken
+from the manifest.
 """
 from __future__ import annotations
 
 import ctypes
 import os
 import platform
-import shutil
 import tempfile
 import threading
 import warnings
 import weakref
 from typing import List, Mapping, Optional, Sequence
 
-from ember.artifact.store import ArtifactError
+from ember.artifact.store import WEIGHTS, ArtifactError, read_library
 from ember.runtime import capi
-from ember.runtime.errors import (ArgumentError, ArgumentTypeError, EmberRuntimeError,
-                                  ExecutionError, UnboundConstantError)
+from ember.runtime.errors import (ArgumentError, ArgumentTypeError, DivisionByZeroError,
+                                  EmberRuntimeError, ExecutionError, IndexOutOfRangeError,
+                                  UnboundConstantError)
 from ember.tensor_spec import Shape
 
 ABI = capi.ABI
 _ARCH_ALIASES = {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}
 _ERRORS = {capi.ERROR_ARGUMENT: ArgumentError, capi.ERROR_DTYPE: ArgumentTypeError,
            capi.ERROR_UNBOUND: UnboundConstantError, capi.ERROR_EXECUTION: ExecutionError,
-           capi.ERROR_ARTIFACT: ArtifactError, capi.ERROR_MEMORY: MemoryError}
+           capi.ERROR_ARTIFACT: ArtifactError, capi.ERROR_MEMORY: MemoryError,
+           capi.ERROR_INDEX: IndexOutOfRangeError, capi.ERROR_ZERO_DIVISION: DivisionByZeroError}
 
 
 class HostBackend:
@@ -45,17 +53,20 @@ class HostBackend:
     (kind of object, dtype, device, layout); their dtypes are the declared ones."""
 
     device = "cpu"
+    #: The backend reads and checks its files itself (open_backend does not hash them first).
+    checks_its_files = True
 
-    def __init__(self, directory: str, manifest: Mapping, *, num_threads: Optional[int] = None):
+    def __init__(self, directory: str, manifest: Mapping, *, manifest_bytes: bytes,
+                 verify: bool = True, num_threads: Optional[int] = None):
+        """`manifest_bytes`: manifest.json as read (the library's seal is checked against these
+        bytes); `verify`: check the weights' sha256 (the library is always checked: it is code,
+        and small)."""
         code = manifest["code"][manifest["target"]["kind"]]
         if code.get("abi") != ABI:
             raise ArtifactError(f"host code ABI {code.get('abi')!r} is not supported "
                                 f"(this runtime speaks {ABI!r}); recompile the model")
-        if code["library"] not in manifest["files"]:
-            raise ArtifactError(f"host library {code['library']!r} is not listed in the "
-                                f"manifest's files, so it cannot be verified")
         _check_architecture(manifest["target"])
-        self.library = _load_private_copy(os.path.join(directory, code["library"]))
+        self.library = _load_private_copy(read_library(directory, manifest_bytes, manifest))
         try:
             self.api = capi.Library(self.library)
         except LookupError as exc:
@@ -70,13 +81,14 @@ class HostBackend:
         self._out_ranks = [len(e["shape"]) for e in manifest["outputs"]]
         handle = ctypes.c_void_p()
         err = _error_buffer()
-        _check(self.api.model_create(os.fsencode(directory), ctypes.byref(handle), err,
-                                     capi.ERROR_BUFFER), err)
+        weights_sha256 = manifest["files"][WEIGHTS]["sha256"].encode() if verify else None
+        _check(self.api.model_create_verified(os.fsencode(directory), weights_sha256,
+                                              ctypes.byref(handle), err, capi.ERROR_BUFFER), err)
         self.handle = handle
         self._finalizer = weakref.finalize(self, self.api.model_destroy, handle)
         _check_signature(self.api, handle, manifest)
         if num_threads is not None:
-            self._set_num_threads(code.get("threads_symbol"), num_threads)
+            self._set_num_threads(num_threads)
 
     def new_runtime(self) -> "HostBackend":
         """The C model is reentrant and keeps no per-call state, so every runtime of the pool
@@ -118,19 +130,17 @@ class HostBackend:
         _check(self.api.model_set_constant(self.handle, name.encode(), value.address, err,
                                            capi.ERROR_BUFFER), err)
 
-    def _set_num_threads(self, symbol: Optional[str], num_threads: int) -> None:
-        if symbol is None:
+    def _set_num_threads(self, num_threads: int) -> None:
+        try:
+            fn = getattr(self.library, capi.THREADS_SYMBOL)
+        except AttributeError:
             warnings.warn(f"num_threads={num_threads} is ignored: this artifact's code exports "
                           f"no thread-count hook", RuntimeWarning, stacklevel=5)
             return
-        try:
-            fn = getattr(self.library, symbol)
-        except AttributeError:
-            raise ArtifactError(f"the host library does not export {symbol!r}") from None
         fn.argtypes, fn.restype = [ctypes.c_int32], ctypes.c_int32
         status = fn(num_threads)
         if status:
-            raise ExecutionError(f"{symbol}({num_threads}) returned status {status}")
+            raise ExecutionError(f"{capi.THREADS_SYMBOL}({num_threads}) returned status {status}")
 
 
 _local = threading.local()
@@ -186,13 +196,15 @@ def _check_architecture(target: Mapping) -> None:
                             f"{platform.machine()}")
 
 
-def _load_private_copy(path: str) -> ctypes.CDLL:
+def _load_private_copy(library: bytes) -> ctypes.CDLL:
+    """Loads the checked `library` bytes from a private file of this process (see the module
+    docstring); the file is gone once loaded."""
     fd, copy = tempfile.mkstemp(prefix="ember-", suffix=".so")
     try:
-        with os.fdopen(fd, "wb") as dst, open(path, "rb") as src:
-            shutil.copyfileobj(src, dst)
+        with os.fdopen(fd, "wb") as dst:
+            dst.write(library)
         return ctypes.CDLL(copy)
     except OSError as exc:
-        raise ArtifactError(f"cannot load the host library {path}: {exc}") from None
+        raise ArtifactError(f"cannot load the checked host library: {exc}") from None
     finally:
         os.unlink(copy)

@@ -1,12 +1,13 @@
 """`Model`: a loaded artifact with AITemplate's calling conventions.
 
-Loading verifies the artifact's hashes and opens the backend, which for host code is the ember C
-runtime compiled into the artifact's library (host.py): it maps the weights and binds the
-constants. A call checks the Python objects it is given (tensors.py: kind, dtype, device,
-layout) and hands pointers and shapes to the C runtime, which validates counts, shapes, symbol
-ranges, output sizes and bound constants (the messages come back as exceptions) and runs the
-code through a runtime borrowed from a pool. GPU artifacts (gpu.py) upload their constants once
-and give each runtime of the pool its own stream and workspace.
+Loading reads the manifest once and opens the backend, which checks the artifact's files on the
+bytes it uses (ember.artifact.store: the chain of trust); for host code the backend is the ember
+C runtime compiled into the artifact's library (host.py): it reads and hashes the weights and
+binds the constants. A call checks the Python objects it is given (tensors.py: kind, dtype,
+device, layout) and hands pointers and shapes to the C runtime, which validates counts, shapes,
+symbol ranges, output sizes and bound constants (the messages come back as exceptions) and runs
+the code through a runtime borrowed from a pool. GPU artifacts (gpu.py) upload their constants
+once and give each runtime of the pool its own stream and workspace.
 
 Concurrency: a call keeps all its state in locals, so `run` may be called from many threads at
 once (the host code is reentrant and runs without the GIL). The pool of `num_runtimes` runtimes
@@ -27,11 +28,13 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ember.artifact.store import read_manifest
+from ember.artifact.store import load_manifest
+from ember.output_tree import rebuild
 from ember.runtime.backends import open_backend
 from ember.runtime.errors import ArgumentError, ArgumentTypeError
 from ember.runtime.shapes import max_input_shapes
-from ember.runtime.tensors import Buffer, allocate, as_buffer, is_torch, numpy_dtype
+from ember.runtime.tensors import (Buffer, allocate, as_buffer, check_writable, copy_into,
+                                   is_torch, numpy_dtype)
 from ember.tensor_spec import Shape, TensorSpec
 
 Tensors = Union[Sequence, Mapping[str, object]]
@@ -44,8 +47,9 @@ class Model:
     thread-count hook). `num_runtimes`: how many calls may run at once (default: CPU count;
     1 for GPU artifacts, whose runtimes each hold a workspace). `graph_mode` (GPU artifacts
     only): each runtime captures its kernel launches into a CUDA/HIP graph on its first call
-    and replays it. `verify`: hash every artifact file before loading (skip only for trusted,
-    huge artifacts).
+    and replays it. `verify`: hash the weights (and a GPU artifact's code) before using them
+    (skip only for trusted, huge artifacts). A CPU artifact's library and manifest are always
+    checked before the library is loaded (ember.artifact.store: the chain of trust).
     """
 
     def __init__(self, path, num_threads: Optional[int] = None,
@@ -58,15 +62,21 @@ class Model:
         if not isinstance(graph_mode, bool):
             raise ArgumentError(f"graph_mode must be True or False, got {graph_mode!r}")
         self.path = os.fspath(path)
-        self._manifest = read_manifest(self.path, verify=verify)
+        manifest_bytes, self._manifest = load_manifest(self.path)
         m = self._manifest
         self._inputs = tuple(TensorSpec.from_manifest("input", e) for e in m["inputs"])
         self._outputs = tuple(TensorSpec.from_manifest("output", e) for e in m["outputs"])
         self._constant_specs = tuple(TensorSpec.from_manifest("constant", e)
                                      for e in m["constants"])
         self._bound = {c["name"]: c["bound"] for c in m["constants"]}
+        self._output_tree = m.get("output_tree")
+        written = [spec.writes_back for spec in self._outputs if spec.writes_back]
+        self._mutated_inputs = tuple(i for i, spec in enumerate(self._inputs)
+                                     if ("input", spec.name) in written)
+        self._state_constants = frozenset(name for kind, name in written if kind == "constant")
         self._ranges = {s: (r["min"], r["max"]) for s, r in m["symbols"].items()}
-        self.backend = open_backend(self.path, m, num_threads=num_threads, graph_mode=graph_mode)
+        self.backend = open_backend(self.path, m, num_threads=num_threads, graph_mode=graph_mode,
+                                    manifest_bytes=manifest_bytes, verify=verify)
         # The memory of constants set from Python, kept alive while the C side may use it: a
         # call holds the tuple it saw, which covers whatever snapshot its run takes.
         self._constant_owners: Tuple = (None,) * len(self._constant_specs)
@@ -99,11 +109,15 @@ class Model:
         return views
 
     def __call__(self, *inputs, **named_inputs):
-        """Allocates the outputs and returns them: one tensor, or a tuple for several. Torch
-        inputs give torch outputs, numpy inputs numpy outputs."""
+        """Allocates the outputs and returns what the compiled torch model's forward returned
+        (the manifest's `output_tree`: a tensor, a tuple, a dict or dataclass, with its
+        constants and None); without an output tree, one tensor or a tuple for several. Torch
+        inputs give torch outputs, numpy inputs numpy outputs. Inputs and constants the model
+        changes in place are written back; their new values are not returned."""
         if inputs and named_inputs:
             raise ArgumentError("pass the inputs either positionally or by name, not both")
-        in_buffers = self._input_buffers(named_inputs or list(inputs))
+        values = named_inputs or list(inputs)
+        in_buffers = self._input_buffers(values)
         like = next((b.owner for b in in_buffers if is_torch(b.owner)), None)
         packed = self.backend.pack_inputs(in_buffers)
         shapes = self.backend.output_shapes(packed)
@@ -111,7 +125,11 @@ class Model:
                             device=None if like is None else like.device)
                    for spec, shape in zip(self._outputs, shapes)]
         self._execute(packed, self._output_buffers(outputs))
-        return outputs[0] if len(outputs) == 1 else tuple(outputs)
+        self._write_back_copies(values, in_buffers)
+        if self._output_tree is not None:
+            return rebuild(self._output_tree, outputs)
+        returned = [out for out, spec in zip(outputs, self._outputs) if not spec.writes_back]
+        return returned[0] if len(returned) == 1 else tuple(returned)
 
     forward = __call__
 
@@ -121,7 +139,9 @@ class Model:
         artifact copies a numpy array to the device; a torch tensor on its GPU is referenced.)"""
         index = self._index(self._constant_specs, name)
         spec = self._constant_specs[index]
-        buffer = as_buffer(spec, tensor, device=self.backend.device, writable=False)
+        # A constant the model changes in place is written by every run, into this memory.
+        buffer = as_buffer(spec, tensor, device=self.backend.device,
+                           writable=name in self._state_constants)
         with self._constants_lock:  # the C side checks the shape and swaps the snapshot
             self.backend.set_constant(spec.name, buffer, spec.dtype)
             owners = self._constant_owners
@@ -203,12 +223,26 @@ class Model:
     def _run(self, inputs: Tensors, outputs: Tensors) -> Tuple[List[Buffer], List[Shape]]:
         in_buffers = self._input_buffers(inputs)
         out_buffers = self._output_buffers(_ordered(outputs, self._outputs, "output"))
-        return out_buffers, self._execute(in_buffers, out_buffers)
+        shapes = self._execute(in_buffers, out_buffers)
+        self._write_back_copies(inputs, in_buffers)
+        return out_buffers, shapes
 
     def _input_buffers(self, inputs: Tensors) -> List[Buffer]:
         values = _ordered(inputs, self._inputs, "input")
+        for i in self._mutated_inputs:
+            check_writable(self._inputs[i], values[i])
         return [as_buffer(spec, value, device=self.backend.device, writable=False)
                 for spec, value in zip(self._inputs, values)]
+
+    def _write_back_copies(self, inputs: Tensors, buffers: List[Buffer]) -> None:
+        """The runtime writes a mutated input's new value into the buffer the code was given;
+        where that was a contiguous copy of the caller's tensor, copy it on into the tensor."""
+        if not self._mutated_inputs:
+            return
+        values = _ordered(inputs, self._inputs, "input")
+        for i in self._mutated_inputs:
+            if buffers[i].owner is not values[i]:
+                copy_into(values[i], buffers[i].owner)
 
     def _output_buffers(self, outputs: Sequence) -> List[Buffer]:
         return [as_buffer(spec, obj, device=self.backend.device, writable=True)

@@ -43,6 +43,22 @@ def as_buffer(spec: TensorSpec, obj, *, device: str, writable: bool) -> Buffer:
                             f"got {type(obj).__name__}")
 
 
+def check_writable(spec: TensorSpec, obj) -> None:
+    """An input the model changes in place must be memory the runtime may write."""
+    if isinstance(obj, np.ndarray) and not obj.flags.writeable:
+        raise ArgumentError(f"{spec.label}: the model changes this input in place, so it must "
+                            f"be writable; got a read-only array")
+
+
+def copy_into(target, source) -> None:
+    """Copies `source` into `target` (same kind, dtype and shape; any layout), as the runtime
+    writes: outside autograd (a leaf that requires grad is written too)."""
+    if is_torch(target):
+        target.detach().copy_(source)
+    else:
+        np.copyto(target, source)
+
+
 def allocate(dtype: str, shape: Sequence[int], like_torch: bool, device=None):
     """An uninitialized output: a torch tensor (on `device`, default CPU) if `like_torch`,
     else a numpy array."""

@@ -4,10 +4,11 @@
  * into dynamically shaped out-parameters, strided views). MLIR ships it in its runner-utils
  * library, which is not available here, so ember carries its own: a strided N-d copy that
  * moves each contiguous run with one memcpy.
- * It also holds the allocator of the generated code's temporary buffers (below) and the
- * thread-count hook of its OpenMP loops (at the end).
+ * It also holds the allocator of the generated code's temporary buffers (below), the
+ * thread-count hook of its OpenMP loops and the f32 -> bf16 rounding LLVM calls (at the end).
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct {
@@ -141,8 +142,6 @@ void _mlir_memref_to_llvm_free(void *ptr) {
  * which applies the chosen count to the calling thread. 0 means OpenMP's default (all cores).
  * Built without EMBER_OPENMP (serial code), both are no-ops.
  */
-#include <stdlib.h>
-
 #ifdef EMBER_OPENMP
 extern void omp_set_num_threads(int num_threads);
 #endif
@@ -166,4 +165,22 @@ void ember_enter(void) {
 #ifdef EMBER_OPENMP
   if (n > 0) omp_set_num_threads(n);
 #endif
+}
+
+/* f32 -> bf16 rounding. LLVM rounds a float to bf16 (fptrunc) with a call to `__truncsfbf2` on
+ * CPUs without a conversion instruction (x86 before AVX512-BF16, AArch64 without +bf16); the
+ * compiler runtimes that define it (libgcc 13, compiler-rt) are not everywhere ember links, so
+ * the library carries its own, hidden so that it never interposes another's. Round to nearest
+ * even, as PyTorch rounds (denormals kept, overflow to infinity); a NaN stays a NaN of the same
+ * sign, made quiet. The bf16 result travels in the floating-point return register (xmm0, h0),
+ * as LLVM expects it: gcc 12 has no x86 bf16 type, so a _Float16 carries the 16 bits there. */
+__attribute__((visibility("hidden"))) _Float16 __truncsfbf2(float value) {
+  uint32_t bits;
+  memcpy(&bits, &value, sizeof bits);
+  uint16_t rounded = (bits & 0x7fffffffu) > 0x7f800000u
+                         ? (uint16_t)((bits >> 16) | 0x40u)
+                         : (uint16_t)((bits + 0x7fffu + ((bits >> 16) & 1u)) >> 16);
+  _Float16 result;
+  memcpy(&result, &rounded, sizeof result);
+  return result;
 }

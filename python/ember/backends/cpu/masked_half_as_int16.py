@@ -2,12 +2,11 @@
 
 ember-vectorize-generics masks the tail of a row whose length its vector width does not divide.
 LLVM 22 legalizes a masked load or store of `<N x bfloat>` (and `<N x half>`) on a CPU without
-native 16-bit float vectors by scalarizing it and converting every lane through f32: a call to
-`__truncsfbf2` per bf16 lane, a function the C compilers here (gcc 12) do not provide, so the
-model's library did not load (and a NaN's payload could change on the way). The lanes are only
+native 16-bit float vectors by scalarizing it and converting every lane through f32 and back
+(a call to `__truncsfbf2` per bf16 lane; a signaling NaN comes back quiet). The lanes are only
 moved, never computed on, so this pass, on the LLVM dialect, gives those ops i16 vectors of the
 same bits (`llvm.bitcast` on either side), which every x86 and AArch64 CPU loads and stores as
-is.
+is, in vector instructions.
 """
 from __future__ import annotations
 

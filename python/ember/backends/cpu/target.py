@@ -8,19 +8,21 @@ Stages (each a named pipeline of registered passes, then functions of the previo
              kernel calls, attention's products on the same kernels, weights bound as arguments
   bufferize  one-shot bufferization (results become out-parameters, GEMM kernels write their
              destination in place), ember-plan-buffers' static memory plan, deallocation
-  kernels    vector micro-kernel bodies for the GEMM kernel functions, reassociable reductions,
-             polynomial exp/tanh, big ops split over OpenMP threads (with `openmp`), elementwise
-             ops vectorized in MLIR
+  kernels    run-time checks of data-dependent indices and integer divisors (which add the
+             fault record argument), vector micro-kernel bodies for the GEMM kernel functions,
+             reassociable reductions, polynomial exp/tanh, big ops split over OpenMP threads
+             (with `openmp`), elementwise ops vectorized in MLIR
   loops      scf.forall -> scf.parallel, linalg -> loops, i1 memrefs widened, scf.parallel ->
              OpenMP (with `openmp`)
   llvm       everything to the LLVM dialect, with `_mlir_ciface_` wrappers on public functions;
-             bf16 arithmetic in f32, masked f16/bf16 vector loads and stores moving i16 lanes
+             bf16 math in f32, masked f16/bf16 vector loads and stores moving i16 lanes
   llvm-ir    LLVM IR text from MLIR 22 (`prepare_llvm_dialect` may annotate functions first)
   object     an ELF object from llvmlite for the target's triple, CPU and features
   library    `model.so`: the object, the C entry stub and cpu_support.c linked by the target's C
              compiler (`cc`, a cross compiler for a foreign triple)
-The library exports `int32_t ember_entry(void **args)`, args = memref descriptors of the inputs,
-then the bound constants, then the outputs (see ember.artifact.store), and, given the job's
+The library exports `int32_t ember_entry(void **args, int64_t *fault)`, args = memref descriptors
+of the inputs, then the bound constants, then the outputs (see ember.artifact.store), fault the
+record of the run-time checks (NULL, or capi.FAULT_WORDS words), and, given the job's
 signature, the ember C runtime API (c_runtime.py). Nothing here knows about a particular
 architecture.
 """
@@ -53,6 +55,7 @@ from ember.backends.cpu.pack_weights import PackWeights
 from ember.backends.cpu.parallelize_loops import ParallelizeLoops
 from ember.backends.cpu.plan_buffers import PlanBuffers
 from ember.backends.cpu.reassociate_reductions import ReassociateReductions
+from ember.backends.cpu.runtime_checks import RuntimeChecks
 from ember.backends.cpu.vectorize_generics import VectorizeGenerics
 from ember.backends.cpu.widen_bool_memrefs import WidenBoolMemrefs
 from ember.lowering.bind_weights import BindWeights
@@ -63,7 +66,7 @@ from ember.backends.llvm import emit_object, translate_to_llvm_ir
 from ember.lowering.lower_to_linalg import LowerToLinalg
 from ember.pipeline.pipeline import Pipeline, nest, upstream
 from ember.pipeline.target_info import TargetInfo
-from ember.runtime.capi import ABI
+from ember.runtime import capi
 
 #: Upstream conversions from loops, vectors and memrefs to the LLVM dialect, in order (verified
 #: on MLIR 22.1.8; see DESIGN.md section 3). finalize-memref-to-llvm calls the generic allocation
@@ -88,43 +91,47 @@ TO_LLVM = tuple(upstream(*name.split()) for name in (
     "convert-ub-to-llvm",
     "reconcile-unrealized-casts",
 ))
-#: bf16 arithmetic as f32 arithmetic and integer conversions, before the LLVM conversions. LLVM
-#: computes bf16 ops in f32 and truncates with a call to `__truncsfbf2` on CPUs without a bf16
-#: conversion instruction, which the C compilers here (gcc 12) do not provide, so the library
-#: would not load. Here each bf16 op (math ones too) runs in f32 and its result is rounded to
-#: nearest even as integer ops (NaN to a quiet NaN), as PyTorch's eager ops do; that form
-#: vectorizes and keeps denormals (x86's vcvtneps2bf16 flushes them). arith-expand also expands
-#: arith's max/min ops into compares and selects, which is what LLVM makes of them on x86.
+#: bf16 ops computed in f32 (math ones too: LLVM has no bf16 math functions), each result
+#: rounded to bf16 once, as PyTorch's eager ops do; left to LLVM, bf16 arithmetic chains may
+#: skip the rounding in between. The rounding (fptrunc) calls `__truncsfbf2` on a CPU without a
+#: bf16 conversion instruction, which cpu_support.c defines (gcc 12's libgcc does not); with
+#: one (AVX512-BF16), LLVM uses it, and it flushes bf16 denormals to zero.
 BF16_AS_F32 = nest("func.func",
                    upstream("math-extend-to-supported-types", extra_types="f16"),
                    upstream("arith-emulate-unsupported-floats", source_types="bf16",
-                            target_type="f32"),
-                   upstream("arith-expand", include_bf16=True))
-#: Exported by cpu_support.c: `int32_t ember_set_num_threads(int32_t)` (the runtime's hook).
-THREADS_SYMBOL = "ember_set_num_threads"
+                            target_type="f32"))
 #: `ember_entry`'s status when the CPU lacks what the code was compiled for (the C runtime
 #: reports "the model's code returned status 3").
 CPU_MISMATCH = 3
 
 
 def entry_stub(entry: str, num_args: int, cpu_check: str = "") -> str:
-    """C source of `ember_entry`, unpacking the argument array into the C-interface call.
-    `cpu_check`, when given, defines `static int ember_cpu_ok(void)`: the entry then returns
-    CPU_MISMATCH instead of running code this CPU cannot execute."""
-    params = ", ".join(["void *"] * num_args) or "void"
-    args = ", ".join(f"args[{i}]" for i in range(num_args))
+    """C source of `int32_t ember_entry(void **args, int64_t *fault)`, unpacking the argument
+    array into the C-interface call and passing the fault record (`fault`, or its own when
+    NULL) last, as ember-runtime-checks declared it; it returns ENTRY_FAULT when a check
+    filled the record. `cpu_check`, when given, defines `static int ember_cpu_ok(void)`: the
+    entry then returns CPU_MISMATCH instead of running code this CPU cannot execute."""
+    params = ", ".join(["void *"] * (num_args + 1))
+    args = ", ".join([f"args[{i}]" for i in range(num_args)] + ["&record"])
     check = f"  if (!ember_cpu_ok()) return {CPU_MISMATCH};\n" if cpu_check else ""
+    words = capi.FAULT_WORDS
     return (
         "#include <stdint.h>\n"
         f"{cpu_check}"
+        "typedef struct { int64_t *allocated, *aligned; int64_t offset, size, stride; } "
+        "fault_memref;\n"
         f"extern void _mlir_ciface_{entry}({params});\n"
         "__attribute__((visibility(\"default\")))\n"
         "extern void ember_enter(void);\n"
-        "int32_t ember_entry(void **args) {\n"
+        "int32_t ember_entry(void **args, int64_t *fault) {\n"
         f"{check}"
+        f"  int64_t own[{words}];\n"
+        "  int64_t *words = fault ? fault : own;\n"
+        f"  for (int i = 0; i < {words}; ++i) words[i] = 0;\n"
+        f"  fault_memref record = {{words, words, 0, {words}, 1}};\n"
         "  ember_enter();\n"
         f"  _mlir_ciface_{entry}({args});\n"
-        "  return 0;\n"
+        f"  return words[{capi.FAULT_CLAIMED}] ? {capi.ENTRY_FAULT} : 0;\n"
         "}\n"
     )
 
@@ -167,6 +174,7 @@ class CpuTarget(Target):
     """A CPU target. Subclasses set `kind` and, in `__init__`, `triple`, `cpu` and `features`
     (what LLVM is given), and override the hooks below where they differ."""
     Options = CpuOptions
+    writes_back = True  # the C runtime compiled into the library does (ember_model_run)
     #: Where else to look for libomp when `cc` does not find it.
     libomp_globs: Tuple[str, ...] = ()
     #: How to get a libomp, for the error when `openmp=on` finds none.
@@ -258,7 +266,7 @@ class CpuTarget(Target):
                 MarkKernelDestinations(), CopyRepeatedResults(), *bufferize_passes(),
                 PlanBuffers(), upstream("buffer-deallocation-pipeline")])),
             PassStage("kernels", Pipeline.of([
-                CpuGemmKernels(), ReassociateReductions(), ExpandMath(),
+                RuntimeChecks(), CpuGemmKernels(), ReassociateReductions(), ExpandMath(),
                 *threads_split, VectorizeGenerics()])),
             PassStage("loops", Pipeline.of([
                 nest("func.func", upstream("scf-forall-to-parallel")),
@@ -301,8 +309,8 @@ class CpuTarget(Target):
         return CodegenResult(files={"model.so": lib_path,
                                     **c_runtime.artifact_files(job.signature)},
                              code={"library": "model.so", "symbol": "ember_entry",
-                                   **({"abi": ABI} if job.signature is not None else {}),
-                                   "threads_symbol": THREADS_SYMBOL},
+                                   **({"abi": capi.ABI} if job.signature is not None else {}),
+                                   "threads_symbol": capi.THREADS_SYMBOL},
                              target=self.describe())
 
     def link_flags(self) -> List[str]:

@@ -14,7 +14,9 @@ dims dropped, so every access becomes one `vector.load` / `vector.store` (or a m
 An op is taken when all its loops are parallel, every indexing map is a projected permutation,
 the last loop indexes the innermost, unit-stride dim of each operand that uses it (other
 operands are broadcast along it), its last dim has at least 4 iterations, its body holds only
-arith / math / linalg.index ops, and no operand is i1 (bool memrefs are widened later).
+arith / math / linalg.index ops, and no operand is i1 (bool memrefs are widened later). Integer
+divisions and remainders stay scalar: no target has a vector integer divide (LLVM splits it
+into one divide per lane), and the lanes a masked tail pads would divide by zero, a SIGFPE.
 Reductions and transposing ops keep their scalar loops. Runs on bufferized code, after
 ember-parallelize-loops (so it vectorizes each thread's slice) and before linalg is lowered to
 loops.
@@ -28,7 +30,7 @@ from mlir import ir
 
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.ir_queries import walk_ops
+from ember.kit.ir_queries import INTEGER_DIVISIONS, walk_ops
 from ember.kit.rewrite import apply_transform_script
 
 #: Marks an op to vectorize: the index of its (tile sizes, masked) plan in the script.
@@ -73,7 +75,8 @@ def vector_tiles(op, lanes: int) -> Optional[Tuple[Tuple[int, ...], bool]]:
         if not memref_type.is_dynamic_dim(memref_type.rank - 1):
             extent = memref_type.shape[-1]
     body = op.regions[0].blocks[0]
-    if not all(o.operation.name.startswith(VECTORIZABLE_PREFIXES) for o in body.operations):
+    if not all(o.operation.name.startswith(VECTORIZABLE_PREFIXES) and
+               o.operation.name not in INTEGER_DIVISIONS for o in body.operations):
         return None
     width = lanes
     if extent is not None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ember.dialect.attributes import String
+from ember.dialect.attributes import Bool, String
 from ember.dialect.definition import ElementTypes, EmberOp
 from ember.dialect.shapes import shape_of
 
@@ -18,6 +18,16 @@ class Weight(EmberOp):
                   "function, bound to the weights table's data at load time"
 
     name = String(doc='the weights-table key (e.g. "fc1.weight")')
+    mutable = Bool(optional=True, doc="a buffer the model changes in place: the runtime writes "
+                                      "its new value back after each run, so its value is "
+                                      "known only at run time")
+
+    @classmethod
+    def defining(cls, value) -> Optional["Weight"]:
+        """The weight defining `value`, if it is a compile-time constant: a `mutable` one is
+        not, so the passes that fold, merge or repack weights never see it."""
+        op = super().defining(value)
+        return None if op is None or op.mutable else op
 
     def verify(self) -> Optional[str]:
         shape = shape_of(self.result)

@@ -31,7 +31,17 @@ struct ember_model {
   ember_weights weights;
   pthread_mutex_t lock; /* guards `constants` and every snapshot's refs */
   snapshot *constants;
+  int stateful;             /* some output writes back to a constant */
+  pthread_mutex_t run_lock; /* serializes the runs of a stateful model */
 };
+
+/* The manifest seal: EMBER_SEAL_MAGIC, then 32 bytes that the artifact writer
+ * (ember.artifact.store) sets to the sha256 of the artifact's manifest.json (with this
+ * library's own sha256 in it written as 64 zeros, the one part of the manifest that cannot be
+ * known before the seal is). The loaders (ember_loader.h, ember.runtime.host) read it from the
+ * library's bytes before loading them, so the manifest cannot be edited without the edit being
+ * refused; the runtime itself never reads it. */
+__attribute__((used)) static const unsigned char manifest_seal[48] = EMBER_SEAL_MAGIC;
 
 /* A non-NULL address for bound tensors without elements. */
 static const int64_t empty_tensor_data[1];
@@ -64,15 +74,6 @@ static sbuf sb_start(char *err, size_t errlen) {
   sbuf s = {err, err ? errlen : 0, 0};
   if (s.buf && s.cap) s.buf[0] = '\0';
   return s;
-}
-
-EMBER_INTERNAL int ember_fail(char *err, size_t errlen, int status, const char *fmt, ...) {
-  sbuf s = sb_start(err, errlen);
-  va_list ap;
-  va_start(ap, fmt);
-  sb_vappend(&s, fmt, ap);
-  va_end(ap);
-  return status;
 }
 
 /* "[3, 5]" */
@@ -116,6 +117,8 @@ EMBER_API const char *ember_status_name(int status) {
     case EMBER_ERROR_EXECUTION: return "EMBER_ERROR_EXECUTION";
     case EMBER_ERROR_ARTIFACT: return "EMBER_ERROR_ARTIFACT";
     case EMBER_ERROR_MEMORY: return "EMBER_ERROR_MEMORY";
+    case EMBER_ERROR_INDEX: return "EMBER_ERROR_INDEX";
+    case EMBER_ERROR_ZERO_DIVISION: return "EMBER_ERROR_ZERO_DIVISION";
     default: return "EMBER_ERROR_UNKNOWN";
   }
 }
@@ -180,9 +183,18 @@ EMBER_API int32_t ember_abi_version(void) { return EMBER_ABI_VERSION; }
 
 EMBER_API int ember_model_create(const char *artifact_dir, ember_model **out, char *err,
                                  size_t errlen) {
+  return ember_model_create_verified(artifact_dir, NULL, out, err, errlen);
+}
+
+EMBER_API int ember_model_create_verified(const char *artifact_dir, const char *weights_sha256,
+                                          ember_model **out, char *err, size_t errlen) {
   const ember_signature *sig = &ember_model_signature;
   if (out) *out = NULL;
   if (!out) return ember_fail(err, errlen, EMBER_ERROR_ARGUMENT, "out must not be NULL");
+  if (weights_sha256 && (strlen(weights_sha256) != 64 ||
+                         strspn(weights_sha256, "0123456789abcdef") != 64))
+    return ember_fail(err, errlen, EMBER_ERROR_ARGUMENT,
+                      "weights_sha256 must be 64 lowercase hex digits");
   if (sig->version != EMBER_SIGNATURE_VERSION)
     return ember_fail(err, errlen, EMBER_ERROR_ARTIFACT,
                       "the library's signature tables have version %d, its runtime reads %d",
@@ -206,6 +218,14 @@ EMBER_API int ember_model_create(const char *artifact_dir, ember_model **out, ch
     free(m);
     return ember_fail(err, errlen, EMBER_ERROR_MEMORY, "out of memory");
   }
+  if (pthread_mutex_init(&m->run_lock, NULL) != 0) {
+    pthread_mutex_destroy(&m->lock);
+    free(m->constants);
+    free(m);
+    return ember_fail(err, errlen, EMBER_ERROR_MEMORY, "out of memory");
+  }
+  for (int32_t o = 0; o < sig->num_outputs; ++o)
+    m->stateful |= sig->outputs[o].write_back == EMBER_WRITE_BACK_CONSTANT;
   int any_bound = 0;
   for (int32_t i = 0; i < sig->num_constants; ++i) any_bound |= sig->constants[i].bound;
   if (any_bound) {
@@ -214,7 +234,8 @@ EMBER_API int ember_model_create(const char *artifact_dir, ember_model **out, ch
     int status = EMBER_ERROR_MEMORY;
     if (path) {
       snprintf(path, len, "%s/%s", artifact_dir, sig->weights_file);
-      status = ember_weights_load(sig, path, &m->weights, m->constants->data, err, errlen);
+      status = ember_weights_load(sig, path, weights_sha256, &m->weights, m->constants->data,
+                                  err, errlen);
       free(path);
     } else {
       ember_fail(err, errlen, status, "out of memory");
@@ -233,6 +254,7 @@ EMBER_API void ember_model_destroy(ember_model *m) {
   free(m->constants);
   ember_weights_free(m->sig, &m->weights);
   pthread_mutex_destroy(&m->lock);
+  pthread_mutex_destroy(&m->run_lock);
   free(m);
 }
 
@@ -294,6 +316,13 @@ EMBER_API int ember_model_constant_info(const ember_model *m, int32_t i,
   release((ember_model *)m, s);
   fill_info(&m->sig->constants[i], bound, info);
   return EMBER_OK;
+}
+
+EMBER_API int32_t ember_model_output_write_back(const ember_model *m, int32_t i,
+                                                int32_t *target) {
+  if (!m || i < 0 || i >= m->sig->num_outputs) return -1;
+  if (target) *target = m->sig->outputs[i].write_back_index;
+  return m->sig->outputs[i].write_back;
 }
 
 EMBER_API int ember_model_symbol(const ember_model *m, int32_t i, const char **name,
@@ -584,6 +613,52 @@ EMBER_API int ember_model_set_constant(ember_model *m, const char *name,
 
 /* -- running ----------------------------------------------------------------------------------- */
 
+/* "input 'ids'" for the entry's argument `arg` (inputs, then constants, then outputs). */
+static void sb_argument(sbuf *s, const ember_signature *sig, int64_t arg) {
+  const struct {
+    const char *role;
+    int32_t count;
+    const ember_sig_tensor *tensors;
+  } roles[] = {{"input", sig->num_inputs, sig->inputs},
+               {"constant", sig->num_constants, sig->constants},
+               {"output", sig->num_outputs, sig->outputs}};
+  for (size_t r = 0; r < sizeof roles / sizeof roles[0]; ++r) {
+    if (arg >= 0 && arg < roles[r].count) {
+      sb_append(s, "%s '%s'", roles[r].role, roles[r].tensors[arg].name);
+      return;
+    }
+    arg -= roles[r].count;
+  }
+  sb_append(s, "an intermediate tensor");
+}
+
+/* The message and status for a fault record the compiled code filled (see ember_signature.h). */
+static int report_fault(const ember_signature *sig, const int64_t *fault, char *err,
+                        size_t errlen) {
+  const char *origin = (const char *)(intptr_t)fault[EMBER_FAULT_ORIGIN];
+  int64_t source = fault[EMBER_FAULT_SOURCE];
+  sbuf s = sb_start(err, errlen);
+  sb_append(&s, "%s: ", origin ? origin : "an op of the model");
+  if (fault[EMBER_FAULT_KIND] == EMBER_FAULT_DIVISION) {
+    sb_append(&s, "integer division by zero");
+    if (source >= 0) {
+      sb_append(&s, " (the divisor comes from ");
+      sb_argument(&s, sig, source);
+      sb_append(&s, ")");
+    }
+    return EMBER_ERROR_ZERO_DIVISION;
+  }
+  sb_append(&s, "index %lld is out of bounds for dim %lld of ",
+            (long long)fault[EMBER_FAULT_VALUE], (long long)fault[EMBER_FAULT_DIM]);
+  sb_argument(&s, sig, fault[EMBER_FAULT_TENSOR]);
+  sb_append(&s, " (size %lld)", (long long)fault[EMBER_FAULT_BOUND]);
+  if (source >= 0) {
+    sb_append(&s, "; the index comes from ");
+    sb_argument(&s, sig, source);
+  }
+  return EMBER_ERROR_INDEX;
+}
+
 /* Writes a contiguous rank-`rank` memref descriptor at *cursor and advances it. */
 static void *put_descriptor(int64_t **cursor, const void *data, int32_t rank,
                             const int64_t *shape) {
@@ -602,12 +677,43 @@ static void *put_descriptor(int64_t **cursor, const void *data, int32_t rank,
   return w;
 }
 
+/* Copies each written-back output (its actual shape in `shapes`) into the input or constant it
+ * is the new value of; that target has the output's declared shape, so the same size. */
+static void write_back(const ember_signature *sig, const ember_tensor *inputs,
+                       const snapshot *cs, const ember_tensor *outputs, const int64_t *shapes,
+                       size_t max_rank) {
+  for (int32_t o = 0; o < sig->num_outputs; ++o) {
+    const ember_sig_tensor *t = &sig->outputs[o];
+    if (t->write_back == EMBER_WRITE_BACK_NONE) continue;
+    void *to = t->write_back == EMBER_WRITE_BACK_INPUT ? inputs[t->write_back_index].data
+                                                         : (void *)cs->data[t->write_back_index];
+    size_t bytes = (size_t)num_elements(t->rank, shapes + (size_t)o * max_rank) *
+                   (size_t)ember_dtype_size(t->dtype);
+    if (bytes && to != outputs[o].data) memmove(to, outputs[o].data, bytes);
+  }
+}
+
 enum { STACK_WORDS = 1024, STACK_ARGS = 128 };
+
+static int run(ember_model *m, const ember_tensor *inputs, int32_t num_inputs,
+               const ember_tensor *outputs, int32_t num_outputs, int64_t *const *output_shapes,
+               char *err, size_t errlen);
 
 EMBER_API int ember_model_run(ember_model *m, const ember_tensor *inputs, int32_t num_inputs,
                               const ember_tensor *outputs, int32_t num_outputs,
                               int64_t *const *output_shapes, char *err, size_t errlen) {
   if (!m) return ember_fail(err, errlen, EMBER_ERROR_ARGUMENT, NULL_MODEL_MESSAGE);
+  if (!m->stateful)
+    return run(m, inputs, num_inputs, outputs, num_outputs, output_shapes, err, errlen);
+  pthread_mutex_lock(&m->run_lock);
+  int status = run(m, inputs, num_inputs, outputs, num_outputs, output_shapes, err, errlen);
+  pthread_mutex_unlock(&m->run_lock);
+  return status;
+}
+
+static int run(ember_model *m, const ember_tensor *inputs, int32_t num_inputs,
+               const ember_tensor *outputs, int32_t num_outputs, int64_t *const *output_shapes,
+               char *err, size_t errlen) {
   const ember_signature *sig = m->sig;
   int32_t n_out = sig->num_outputs, n_const = sig->num_constants;
   if (num_outputs != n_out || (!outputs && num_outputs > 0)) {
@@ -700,10 +806,13 @@ EMBER_API int ember_model_run(ember_model *m, const ember_tensor *inputs, int32_
     args[a++] = put_descriptor(&cursor, outputs[o].data, sig->outputs[o].rank,
                                shapes_storage + (size_t)o * max_rank);
 
-  int32_t code = sig->entry(args);
+  int64_t fault[EMBER_FAULT_WORDS] = {0};
+  int32_t code = sig->entry(args, fault);
+  if (code == 0) write_back(sig, inputs, cs, outputs, shapes_storage, max_rank);
   release(m, cs);
   free(heap_words);
   free(heap_args);
+  if (code == EMBER_ENTRY_FAULT) return report_fault(sig, fault, err, errlen);
   if (code != 0)
     return ember_fail(err, errlen, EMBER_ERROR_EXECUTION, "the model's code returned status %d",
                       (int)code);
@@ -739,6 +848,8 @@ static const ember_runtime_api api = {
     ember_dtype_name,
     ember_dtype_size,
     ember_status_name,
+    ember_model_create_verified,
+    ember_model_output_write_back,
 };
 
 EMBER_API const ember_runtime_api *ember_runtime_get_api(void) { return &api; }

@@ -3,7 +3,7 @@
  * Every CPU artifact's shared library (model.so) exports this API itself: the runtime is
  * compiled into the library together with tables describing the model's signature, so there is
  * no separate runtime library. Load the library (dlopen, or link it), create a model from the
- * artifact directory (the weights are mapped from weights.safetensors and bound), query its
+ * artifact directory (the weights are read from weights.safetensors and bound), query its
  * inputs, outputs and constants, and run it:
  *
  *     ember_model *m;
@@ -16,18 +16,39 @@
  *     if (ember_model_run(m, &x, 1, &y, 1, actual, err, sizeof err)) puts(err);
  *     ember_model_destroy(m);
  *
- * With dlopen, look up the one symbol `ember_runtime_get_api` and call through the returned
- * table (see examples/c/run_model.c); models loaded with dlopen's default RTLD_LOCAL never see
- * each other's symbols, so one process may load any number of artifacts.
+ * Load an artifact with ember_loader.h's `ember_load` (see examples/c/run_model.c): it checks
+ * the manifest, the library's sha256 and its seal before the library is loaded (dlopen runs a
+ * library's constructors, so an unchecked model.so would run before it could be refused), then
+ * creates the model with the weights' sha256 checked. It looks up the one symbol
+ * `ember_runtime_get_api` and calls through the returned table; models loaded with dlopen's
+ * RTLD_LOCAL never see each other's symbols, so one process may load any number of artifacts.
  *
  * Conventions
  *  - Functions returning `int` return EMBER_OK (0) or an `ember_status` code. Those taking
  *    `char *err, size_t errlen` write a NUL-terminated message there on failure (truncated to
  *    errlen; err may be NULL). Nothing aborts the process or prints.
  *  - Tensors are dense, C-contiguous (row-major) and live in host memory; `data` must be
- *    aligned to the element size. Inputs are only read. An output buffer may be larger than
- *    the call's output (allocate it at its maximum shape): the result fills its leading
- *    elements, contiguous, and the actual shape is returned.
+ *    aligned to the element size. Inputs are only read, except by a model that changes them in
+ *    place (below). An output buffer may be larger than the call's output (allocate it at its
+ *    maximum shape): the result fills its leading elements, contiguous, and the actual shape
+ *    is returned.
+ *  - Values the compiled code uses as indices or integer divisors are checked as it runs: an
+ *    index out of range gives EMBER_ERROR_INDEX, an integer division by zero
+ *    EMBER_ERROR_ZERO_DIVISION (PyTorch's IndexError and ZeroDivisionError), with a message
+ *    naming the op and its source line, the tensors and the bad value; nothing out of range is
+ *    read or written. The outputs of such a run are unspecified, and nothing is written back.
+ *
+ * Models that change their inputs or buffers in place
+ *  - A torch model whose forward mutates an input (`x.copy_(y)`, `x.zero_()`, an `out=`
+ *    argument) or one of its buffers (`self.count += 1`) is compiled as AOTInductor does: the
+ *    new value of each is an extra output, and ember_model_run copies it, after the compiled
+ *    code succeeds, into the caller's input buffer or into the constant's memory, which the
+ *    next run reads (a stateful model). Allocate and pass those outputs like the others;
+ *    ember_model_output_write_back tells which they are and what each writes. A mutated input
+ *    must therefore be writable memory. A written-back constant lives in the model's own copy
+ *    of the weights file's data, or in the memory given to ember_model_set_constant, which
+ *    runs then write to (it must be writable). Runs of a model with written-back constants are
+ *    serialized (each sees the state the previous one left); the others run in parallel.
  *  - Every argument is validated before the compiled code runs: counts, dtypes, ranks, static
  *    dims, dynamic dims (each symbol consistent across inputs, and within the range the model
  *    was compiled for), output buffer sizes, and that every constant is bound. A failure is
@@ -58,6 +79,10 @@ extern "C" {
 
 #define EMBER_ABI_VERSION 1
 
+/* The first 16 bytes of the manifest seal every library carries (see ember_loader.h); the
+ * Python loader's copy is ember.artifact.store.SEAL_MAGIC. */
+#define EMBER_SEAL_MAGIC "\xe0\x01\x98\x27\x8c\xc4\x6b\x9b\x99\xf1\x33\xc0\x5f\xab\x6e\xf0"
+
 #if defined(__GNUC__) || defined(__clang__)
 #define EMBER_API __attribute__((visibility("default")))
 #else
@@ -73,7 +98,18 @@ typedef enum ember_status {
   EMBER_ERROR_EXECUTION = 4, /* the compiled code returned a non-zero status */
   EMBER_ERROR_ARTIFACT = 5,  /* a missing or malformed artifact directory or weights file */
   EMBER_ERROR_MEMORY = 6,    /* out of memory */
+  EMBER_ERROR_INDEX = 7,     /* an index tensor held a value out of range for the tensor it
+                                indexes (Embedding, gather, index_select, x[idx], scatter, ...):
+                                the message names the op, the tensors, the value and the size */
+  EMBER_ERROR_ZERO_DIVISION = 8, /* an integer division or remainder by zero (//, %, fmod) */
 } ember_status;
+
+/* What ember_model_run writes an output back to (the manifest's `writes_back`). */
+typedef enum ember_write_back {
+  EMBER_WRITE_BACK_NONE = 0,     /* a result of forward */
+  EMBER_WRITE_BACK_INPUT = 1,    /* the new value of an input the model changes in place */
+  EMBER_WRITE_BACK_CONSTANT = 2, /* the new value of a constant (a buffer forward updates) */
+} ember_write_back;
 
 /* Element types (the manifest's numpy dtype names in comments). */
 typedef enum ember_dtype {
@@ -121,11 +157,16 @@ typedef struct ember_model ember_model; /* opaque */
 /* The ABI version this library implements (compare with EMBER_ABI_VERSION). */
 EMBER_API int32_t ember_abi_version(void);
 
-/* Creates a model. `artifact_dir` is the artifact directory (it holds weights.safetensors,
- * which is memory-mapped; every bound constant's dtype, shape and size is checked against the
- * model). On success *out receives the model. */
+/* Creates a model. `artifact_dir` is the artifact directory: it holds weights.safetensors,
+ * which is read into memory (a regular file no larger than the bound constants and a header;
+ * every bound constant's dtype, shape and size is checked against the model). On success *out
+ * receives the model. ember_model_create_verified also checks the file's sha256 against
+ * `weights_sha256` (64 lowercase hex digits, from the manifest; NULL: no check) before any of
+ * its bytes is used; ember_load calls it. */
 EMBER_API int ember_model_create(const char *artifact_dir, ember_model **out, char *err,
                                  size_t errlen);
+EMBER_API int ember_model_create_verified(const char *artifact_dir, const char *weights_sha256,
+                                          ember_model **out, char *err, size_t errlen);
 EMBER_API void ember_model_destroy(ember_model *model);
 
 /* Signature queries. Index arguments out of range give NULL / EMBER_ERROR_ARGUMENT. Every
@@ -173,6 +214,12 @@ EMBER_API int ember_model_run(ember_model *model, const ember_tensor *inputs,
                               int32_t num_outputs, int64_t *const *output_shapes, char *err,
                               size_t errlen);
 
+/* What output `index` is written back to after each run: an ember_write_back, with *target
+ * (if not NULL) set to the index of that input or constant (-1 for EMBER_WRITE_BACK_NONE).
+ * -1 for a NULL model or an index out of range. */
+EMBER_API int32_t ember_model_output_write_back(const ember_model *model, int32_t index,
+                                                int32_t *target);
+
 /* Helpers. */
 EMBER_API const char *ember_dtype_name(int32_t dtype);   /* "float32"; NULL if invalid */
 EMBER_API int64_t ember_dtype_size(int32_t dtype);       /* bytes per element; 0 if invalid */
@@ -204,6 +251,8 @@ typedef struct ember_runtime_api {
   const char *(*dtype_name)(int32_t);
   int64_t (*dtype_size)(int32_t);
   const char *(*status_name)(int);
+  int (*model_create_verified)(const char *, const char *, ember_model **, char *, size_t);
+  int32_t (*model_output_write_back)(const ember_model *, int32_t, int32_t *);
 } ember_runtime_api;
 
 EMBER_API const ember_runtime_api *ember_runtime_get_api(void);

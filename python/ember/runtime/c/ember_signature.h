@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "ember_runtime.h"
+#include "ember_verify.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define EMBER_INTERNAL __attribute__((visibility("hidden")))
@@ -17,7 +18,28 @@
 
 /* Bumped whenever the layout below changes (the runtime and the tables are compiled together,
  * so this only guards against mixing files of different ember versions). */
-#define EMBER_SIGNATURE_VERSION 1
+#define EMBER_SIGNATURE_VERSION 3
+
+/* The fault record: EMBER_FAULT_WORDS int64 words the entry point takes (and zeroes) and the
+ * compiled code's run-time checks fill (ember.backends.cpu.runtime_checks, which mirrors this
+ * layout through ember.runtime.capi). The first check that fails claims the record and writes
+ * what failed; the entry then returns EMBER_ENTRY_FAULT. */
+enum {
+  EMBER_FAULT_CLAIMED = 0, /* non-zero once a check failed */
+  EMBER_FAULT_KIND = 1,    /* EMBER_FAULT_INDEX or EMBER_FAULT_DIVISION */
+  EMBER_FAULT_VALUE = 2,   /* the bad index, as the index tensor holds it */
+  EMBER_FAULT_BOUND = 3,   /* the size of the dim it indexes */
+  EMBER_FAULT_DIM = 4,     /* that dim */
+  EMBER_FAULT_ORIGIN = 5,  /* address of a NUL-terminated "aten.embedding at model.py:12" */
+  EMBER_FAULT_TENSOR = 6,  /* entry argument index of the indexed tensor; -1: an intermediate */
+  EMBER_FAULT_SOURCE = 7,  /* entry argument index of the tensor holding the bad index or the
+                              zero divisor; -1: an intermediate */
+  EMBER_FAULT_WORDS = 8,
+};
+enum { EMBER_FAULT_INDEX = 1, EMBER_FAULT_DIVISION = 2 };
+/* ember_entry returns 0, 3 when the CPU lacks what the code was compiled for, or
+ * EMBER_ENTRY_FAULT when a check failed (the fault record says which). */
+enum { EMBER_ENTRY_FAULT = 4 };
 
 typedef struct ember_sig_tensor {
   const char *name;
@@ -32,6 +54,8 @@ typedef struct ember_sig_tensor {
   const int32_t *const *dim_symbols;  /* per dim: the symbols it uses, ascending, -1 ended */
   const char *const *dim_text;        /* per dim: the manifest's spelling */
   const char *shape_text;             /* "[s0, 4]" */
+  int32_t write_back;                 /* outputs: an ember_write_back (0: none) */
+  int32_t write_back_index;           /* outputs: the input or constant written, else -1 */
 } ember_sig_tensor;
 
 typedef struct ember_signature {
@@ -45,7 +69,9 @@ typedef struct ember_signature {
   /* Dim `id` (see first_dim) under the symbol values `s` (only the dim's own symbols are read).
    * Returns 0, or non-zero when the expression divides by zero or overflows int64. */
   int (*eval_dim)(int32_t id, const int64_t *s, int64_t *out);
-  int32_t (*entry)(void **args); /* the compiled code: inputs, constants, outputs descriptors */
+  /* The compiled code: `args` are the inputs', constants' and outputs' memref descriptors,
+   * `fault` EMBER_FAULT_WORDS words for its run-time checks (NULL: the entry uses its own). */
+  int32_t (*entry)(void **args, int64_t *fault);
   const char *weights_file;      /* "weights.safetensors" */
 } ember_signature;
 
@@ -91,18 +117,18 @@ static inline int64_t ember_x_min(int64_t a, int64_t b) { return a < b ? a : b; 
 /* Defined by the generated tables. */
 extern EMBER_INTERNAL const ember_signature ember_model_signature;
 
-/* Defined by ember_weights.c: maps the safetensors file and binds every bound constant. */
+/* Defined by ember_weights.c: reads the safetensors file (checking its sha256 when `sha256`,
+ * 64 lowercase hex digits, is not NULL) and binds every bound constant. */
 typedef struct ember_weights {
-  void *map;
-  size_t map_size;
-  void **copies; /* per constant: an aligned copy when the mapped data was misaligned */
+  void *block;          /* the allocation holding the file */
+  unsigned char *bytes; /* the file's bytes, within block */
+  size_t size;
+  void **copies; /* per constant: an aligned copy when its data was misaligned */
 } ember_weights;
 
 EMBER_INTERNAL int ember_weights_load(const ember_signature *sig, const char *path,
-                                      ember_weights *w, const void **data, char *err,
-                                      size_t errlen);
+                                      const char *sha256, ember_weights *w, const void **data,
+                                      char *err, size_t errlen);
 EMBER_INTERNAL void ember_weights_free(const ember_signature *sig, ember_weights *w);
-EMBER_INTERNAL int ember_fail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 
 #endif /* EMBER_SIGNATURE_H */

@@ -1,179 +1,37 @@
-/* Binding the weights: weights.safetensors is memory-mapped and every bound constant of the
- * signature is located in it and checked (dtype, shape, byte range) before its address is used.
+/* Binding the weights: weights.safetensors is read into memory (checked against its sha256 when
+ * the loader gives one) and every bound constant of the signature is located in it and checked
+ * (dtype, shape, byte range) before its address is used.
+ *
+ * The file is read, not memory-mapped: the bytes hashed are the bytes used, and a file
+ * truncated or rewritten while the model lives cannot fault the process (SIGBUS) or change
+ * its constants. It must be a regular file no larger than the bound constants plus the largest
+ * header, so a FIFO, a device or a huge file is refused before anything is allocated.
  *
  * The safetensors format: an 8-byte little-endian header length N, N bytes of JSON
  *   {"name": {"dtype": "F32", "shape": [4], "data_offsets": [begin, end]}, ...,
  *    "__metadata__": {"key": "value"}}
- * (offsets relative to the byte after the header), then the data. The JSON is read by a small
- * scanner for exactly this shape of document (objects, arrays, strings with escapes, integers;
- * any other value is skipped); anything malformed is an error, never a crash.
+ * (offsets relative to the byte after the header), then the data. The JSON is read by the
+ * scanner of ember_verify.h (objects, arrays, strings with escapes, integers; any other value
+ * is skipped); anything malformed is an error, never a crash.
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ember_signature.h"
 
-enum { MAX_RANK = 64, MAX_DEPTH = 64 };
+enum { MAX_RANK = 64, DATA_ALIGN = 64 };
 #define MAX_HEADER (100u << 20) /* the safetensors reference implementation's limit */
 
 typedef struct {
-  const char *p, *end;
+  ember_json json;
   const char *path;
   char *err;
   size_t errlen;
 } scanner;
-
-static void skip_ws(scanner *s) {
-  while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-    ++s->p;
-}
-
-static int expect(scanner *s, char c) {
-  skip_ws(s);
-  if (s->p >= s->end || *s->p != c) return 0;
-  ++s->p;
-  return 1;
-}
-
-static int hex4(const char *p, unsigned *out) {
-  unsigned v = 0;
-  for (int i = 0; i < 4; ++i) {
-    char c = p[i];
-    v <<= 4;
-    if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
-    else return 0;
-  }
-  *out = v;
-  return 1;
-}
-
-static size_t put_utf8(char *out, unsigned cp) {
-  if (cp < 0x80) {
-    out[0] = (char)cp;
-    return 1;
-  }
-  if (cp < 0x800) {
-    out[0] = (char)(0xC0 | (cp >> 6));
-    out[1] = (char)(0x80 | (cp & 0x3F));
-    return 2;
-  }
-  if (cp < 0x10000) {
-    out[0] = (char)(0xE0 | (cp >> 12));
-    out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[2] = (char)(0x80 | (cp & 0x3F));
-    return 3;
-  }
-  out[0] = (char)(0xF0 | (cp >> 18));
-  out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-  out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-  out[3] = (char)(0x80 | (cp & 0x3F));
-  return 4;
-}
-
-/* A JSON string, decoded into `out` (room for the raw length + 1; NULL: skip). Returns 0 on a
- * malformed string. Decoded text is never longer than its escaped form. */
-static int scan_string(scanner *s, char *out, size_t *len) {
-  skip_ws(s);
-  if (s->p >= s->end || *s->p != '"') return 0;
-  ++s->p;
-  size_t n = 0;
-  while (s->p < s->end && *s->p != '"') {
-    char c = *s->p++;
-    if ((unsigned char)c < 0x20) return 0;
-    if (c != '\\') {
-      if (out) out[n] = c;
-      ++n;
-      continue;
-    }
-    if (s->p >= s->end) return 0;
-    char e = *s->p++;
-    unsigned cp;
-    switch (e) {
-      case '"': case '\\': case '/': c = e; break;
-      case 'b': c = '\b'; break;
-      case 'f': c = '\f'; break;
-      case 'n': c = '\n'; break;
-      case 'r': c = '\r'; break;
-      case 't': c = '\t'; break;
-      case 'u':
-        if (s->end - s->p < 4 || !hex4(s->p, &cp)) return 0;
-        s->p += 4;
-        if (cp >= 0xD800 && cp < 0xDC00) { /* a surrogate pair */
-          unsigned lo;
-          if (s->end - s->p < 6 || s->p[0] != '\\' || s->p[1] != 'u' || !hex4(s->p + 2, &lo) ||
-              lo < 0xDC00 || lo > 0xDFFF)
-            return 0;
-          s->p += 6;
-          cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-        } else if (cp >= 0xDC00 && cp < 0xE000) {
-          return 0;
-        }
-        if (out) {
-          n += put_utf8(out + n, cp);
-        } else {
-          char tmp[4];
-          n += put_utf8(tmp, cp);
-        }
-        continue;
-      default: return 0;
-    }
-    if (out) out[n] = c;
-    ++n;
-  }
-  if (s->p >= s->end) return 0;
-  ++s->p; /* the closing quote */
-  if (out) out[n] = '\0';
-  if (len) *len = n;
-  return 1;
-}
-
-/* A non-negative JSON integer. */
-static int scan_uint(scanner *s, int64_t *out) {
-  skip_ws(s);
-  int64_t v = 0;
-  const char *start = s->p;
-  while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
-    if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, *s->p - '0', &v))
-      return 0;
-    ++s->p;
-  }
-  if (s->p == start) return 0;
-  if (s->p < s->end && (*s->p == '.' || *s->p == 'e' || *s->p == 'E')) return 0;
-  *out = v;
-  return 1;
-}
-
-/* Skips any JSON value. */
-static int skip_value(scanner *s, int depth) {
-  if (depth > MAX_DEPTH) return 0;
-  skip_ws(s);
-  if (s->p >= s->end) return 0;
-  char c = *s->p;
-  if (c == '"') return scan_string(s, NULL, NULL);
-  if (c == '{' || c == '[') {
-    char close = c == '{' ? '}' : ']';
-    ++s->p;
-    if (expect(s, close)) return 1;
-    do {
-      if (c == '{' && (!scan_string(s, NULL, NULL) || !expect(s, ':'))) return 0;
-      if (!skip_value(s, depth + 1)) return 0;
-    } while (expect(s, ','));
-    return expect(s, close);
-  }
-  /* numbers, true, false, null */
-  const char *start = s->p;
-  while (s->p < s->end && strchr("+-.0123456789eEtruefalsn", *s->p)) ++s->p;
-  return s->p > start;
-}
 
 typedef struct {
   char dtype[16];
@@ -186,33 +44,34 @@ typedef struct {
 /* One tensor's {"dtype", "shape", "data_offsets"} object; other keys are skipped. */
 static int scan_entry(scanner *s, char *key, entry *e) {
   memset(e, 0, sizeof *e);
-  if (!expect(s, '{')) return 0;
-  if (expect(s, '}')) return 1;
+  if (!ember_json_expect(&s->json, '{')) return 0;
+  if (ember_json_expect(&s->json, '}')) return 1;
   do {
     size_t len;
-    if (!scan_string(s, key, &len) || !expect(s, ':')) return 0;
+    if (!ember_json_string(&s->json, key, &len) || !ember_json_expect(&s->json, ':')) return 0;
     if (strcmp(key, "dtype") == 0) {
-      if (!scan_string(s, key, &len)) return 0;
+      if (!ember_json_string(&s->json, key, &len)) return 0;
       snprintf(e->dtype, sizeof e->dtype, "%s", key);
       e->have_dtype = 1;
     } else if (strcmp(key, "shape") == 0) {
-      if (!expect(s, '[')) return 0;
+      if (!ember_json_expect(&s->json, '[')) return 0;
       e->have_shape = 1;
-      if (expect(s, ']')) continue;
+      if (ember_json_expect(&s->json, ']')) continue;
       do {
-        if (e->rank == MAX_RANK || !scan_uint(s, &e->shape[e->rank++])) return 0;
-      } while (expect(s, ','));
-      if (!expect(s, ']')) return 0;
+        if (e->rank == MAX_RANK || !ember_json_uint(&s->json, &e->shape[e->rank++])) return 0;
+      } while (ember_json_expect(&s->json, ','));
+      if (!ember_json_expect(&s->json, ']')) return 0;
     } else if (strcmp(key, "data_offsets") == 0) {
-      if (!expect(s, '[') || !scan_uint(s, &e->begin) || !expect(s, ',') ||
-          !scan_uint(s, &e->end) || !expect(s, ']'))
+      ember_json *j = &s->json;
+      if (!ember_json_expect(j, '[') || !ember_json_uint(j, &e->begin) ||
+          !ember_json_expect(j, ',') || !ember_json_uint(j, &e->end) || !ember_json_expect(j, ']'))
         return 0;
       e->have_offsets = 1;
-    } else if (!skip_value(s, 1)) {
+    } else if (!ember_json_skip(&s->json, 3)) {
       return 0;
     }
-  } while (expect(s, ','));
-  return expect(s, '}');
+  } while (ember_json_expect(&s->json, ','));
+  return ember_json_expect(&s->json, '}');
 }
 
 static int32_t safetensors_dtype(const char *name) {
@@ -259,6 +118,8 @@ static int bind_entry(scanner *s, const ember_sig_tensor *t, int32_t index, cons
     return ember_fail(s->err, s->errlen, EMBER_ERROR_ARTIFACT,
                       "%s: constant '%s' appears twice", s->path, t->name);
   const char *p = base + e->begin;
+  /* The data lies in this model's own heap copy of the file, so runs may write back to a
+   * constant the model changes in place (a buffer updated in forward) right there. */
   if ((uintptr_t)p % (uintptr_t)itemsize != 0) {
     /* The compiled code expects element-aligned data: use an aligned copy. */
     void *copy = NULL;
@@ -272,54 +133,87 @@ static int bind_entry(scanner *s, const ember_sig_tensor *t, int32_t index, cons
   return EMBER_OK;
 }
 
-EMBER_INTERNAL int ember_weights_load(const ember_signature *sig, const char *path,
-                                      ember_weights *w, const void **data, char *err,
-                                      size_t errlen) {
-  memset(w, 0, sizeof *w);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return ember_fail(err, errlen, EMBER_ERROR_ARTIFACT, "cannot open %s: %s", path,
-                      strerror(errno));
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    close(fd);
-    return ember_fail(err, errlen, EMBER_ERROR_ARTIFACT, "cannot stat %s: %s", path,
-                      strerror(e));
+/* The most bytes a weights file of this model can need: 8 + the largest header + the bound
+ * constants' data (safetensors stores tensors back to back). */
+static int64_t weights_size_limit(const ember_signature *sig) {
+  int64_t limit = 8 + (int64_t)MAX_HEADER;
+  for (int32_t i = 0; i < sig->num_constants; ++i) {
+    const ember_sig_tensor *t = &sig->constants[i];
+    int64_t bytes = t->bound ? ember_dtype_size(t->dtype) : 0;
+    for (int32_t d = 0; d < t->rank; ++d)
+      if (__builtin_mul_overflow(bytes, t->dims[d], &bytes)) return INT64_MAX;
+    if (__builtin_add_overflow(limit, bytes, &limit)) return INT64_MAX;
   }
-  size_t size = (size_t)st.st_size;
-  if (st.st_size < 8) {
+  return limit;
+}
+
+/* Reads the file at `path` into w->bytes (its data section DATA_ALIGN-aligned) and checks its
+ * sha256 when `sha256` is given. */
+static int read_weights(const ember_signature *sig, const char *path, const char *sha256,
+                        ember_weights *w, char *err, size_t errlen) {
+  int64_t size;
+  int status;
+  int fd = ember_open_regular(path, weights_size_limit(sig), &size, &status, err, errlen);
+  if (fd < 0) return status;
+  unsigned char head[8];
+  ember_sha256 sha;
+  ember_sha256_init(&sha);
+  if (size < 8 || ember_read_exact(fd, path, head, 8, &sha, err, errlen)) {
+    close(fd);
+    if (size < 8)
+      return ember_fail(err, errlen, EMBER_ERROR_ARTIFACT,
+                        "%s is not a safetensors file (%lld bytes)", path, (long long)size);
+    return EMBER_ERROR_ARTIFACT;
+  }
+  uint64_t header_len = 0;
+  for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | head[i];
+  if (header_len > (uint64_t)size - 8 || header_len > MAX_HEADER) {
     close(fd);
     return ember_fail(err, errlen, EMBER_ERROR_ARTIFACT,
-                      "%s is not a safetensors file (%lld bytes)", path, (long long)st.st_size);
+                      "%s is not a safetensors file (header length %llu, file size %lld)", path,
+                      (unsigned long long)header_len, (long long)size);
   }
-  int flags = MAP_PRIVATE;
-#ifdef MAP_POPULATE
-  flags |= MAP_POPULATE; /* read the weights now, not during the first run */
-#endif
-  void *map = mmap(NULL, size, PROT_READ, flags, fd, 0);
-  int map_errno = errno;
+  /* Place the file so that its data section (after 8 + header_len bytes) is aligned. */
+  size_t shift = (DATA_ALIGN - (8 + (size_t)header_len) % DATA_ALIGN) % DATA_ALIGN;
+  void *block = NULL;
+  if (posix_memalign(&block, DATA_ALIGN, (size_t)size + shift + 1) != 0) {
+    close(fd);
+    return ember_fail(err, errlen, EMBER_ERROR_MEMORY,
+                      "out of memory reading %s (%lld bytes)", path, (long long)size);
+  }
+  w->block = block;
+  w->bytes = (unsigned char *)block + shift;
+  w->size = (size_t)size;
+  memcpy(w->bytes, head, 8);
+  status = ember_read_exact(fd, path, w->bytes + 8, size - 8, sha256 ? &sha : NULL, err, errlen);
   close(fd);
-  if (map == MAP_FAILED)
-    return ember_fail(err, errlen, EMBER_ERROR_ARTIFACT, "cannot map %s: %s", path,
-                      strerror(map_errno));
-  w->map = map;
-  w->map_size = size;
-  w->copies = calloc((size_t)(sig->num_constants > 0 ? sig->num_constants : 1), sizeof(void *));
-  if (!w->copies) {
-    ember_weights_free(sig, w);
-    return ember_fail(err, errlen, EMBER_ERROR_MEMORY, "out of memory");
+  if (status) return status;
+  if (sha256) {
+    char actual[65];
+    ember_sha256_hex(&sha, actual);
+    if (strcmp(actual, sha256) != 0)
+      return ember_fail(err, errlen, EMBER_ERROR_ARTIFACT,
+                        "artifact file %s was modified or corrupted: sha256 is %s, the manifest "
+                        "expects %s", path, actual, sha256);
   }
+  return EMBER_OK;
+}
 
-  const unsigned char *bytes = map;
+EMBER_INTERNAL int ember_weights_load(const ember_signature *sig, const char *path,
+                                      const char *sha256, ember_weights *w, const void **data,
+                                      char *err, size_t errlen) {
+  memset(w, 0, sizeof *w);
+  w->copies = calloc((size_t)(sig->num_constants > 0 ? sig->num_constants : 1), sizeof(void *));
+  if (!w->copies) return ember_fail(err, errlen, EMBER_ERROR_MEMORY, "out of memory");
+  int status = read_weights(sig, path, sha256, w, err, errlen);
+  if (status) {
+    ember_weights_free(sig, w);
+    return status;
+  }
+  const unsigned char *bytes = w->bytes;
+  size_t size = w->size;
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | bytes[i];
-  if (header_len > size - 8 || header_len > MAX_HEADER) {
-    ember_weights_free(sig, w);
-    return ember_fail(err, errlen, EMBER_ERROR_ARTIFACT,
-                      "%s is not a safetensors file (header length %llu, file size %zu)", path,
-                      (unsigned long long)header_len, size);
-  }
   const char *header = (const char *)bytes + 8;
   const char *base = header + header_len;
   size_t data_size = size - 8 - (size_t)header_len;
@@ -328,15 +222,15 @@ EMBER_INTERNAL int ember_weights_load(const ember_signature *sig, const char *pa
     ember_weights_free(sig, w);
     return ember_fail(err, errlen, EMBER_ERROR_MEMORY, "out of memory");
   }
-  scanner s = {header, header + header_len, path, err, errlen};
-  int status = EMBER_OK;
+  scanner s = {{header, header + header_len, 0}, path, err, errlen};
+  ember_json *j = &s.json;
   const char *problem = NULL;
-  if (!expect(&s, '{')) {
+  if (!ember_json_expect(j, '{')) {
     problem = "expected '{'";
-  } else if (!expect(&s, '}')) {
+  } else if (!ember_json_expect(j, '}')) {
     do {
       size_t len;
-      if (!scan_string(&s, key, &len) || !expect(&s, ':')) {
+      if (!ember_json_string(j, key, &len) || !ember_json_expect(j, ':')) {
         problem = "expected a tensor name";
         break;
       }
@@ -344,30 +238,31 @@ EMBER_INTERNAL int ember_weights_load(const ember_signature *sig, const char *pa
       for (int32_t i = 0; i < sig->num_constants && index < 0; ++i)
         if (sig->constants[i].bound && strcmp(sig->constants[i].name, key) == 0) index = i;
       if (index < 0) { /* __metadata__, or a tensor this model does not bind */
-        if (!skip_value(&s, 1)) {
-          problem = "malformed value";
+        if (!ember_json_skip(j, 2)) {
+          problem = j->too_deep ? "nested too deep" : "malformed value";
           break;
         }
         continue;
       }
       entry e;
       if (!scan_entry(&s, key, &e)) {
-        problem = "malformed tensor entry";
+        problem = j->too_deep ? "nested too deep" : "malformed tensor entry";
         break;
       }
       status = bind_entry(&s, &sig->constants[index], index, &e, base, data_size, w, data);
       if (status) break;
-    } while (expect(&s, ','));
-    if (!problem && status == EMBER_OK && !expect(&s, '}')) problem = "expected ',' or '}'";
+    } while (ember_json_expect(j, ','));
+    if (!problem && status == EMBER_OK && !ember_json_expect(j, '}'))
+      problem = "expected ',' or '}'";
   }
   if (!problem && status == EMBER_OK) {
-    skip_ws(&s);
-    if (s.p != s.end) problem = "trailing characters";
+    ember_json_ws(j);
+    if (j->p != j->end) problem = "trailing characters";
   }
   if (problem)
     status = ember_fail(err, errlen, EMBER_ERROR_ARTIFACT,
                         "%s: malformed safetensors header: %s at header byte %lld", path,
-                        problem, (long long)(s.p - header));
+                        problem, (long long)(j->p - header));
   free(key);
   for (int32_t i = 0; status == EMBER_OK && i < sig->num_constants; ++i)
     if (sig->constants[i].bound && !data[i])
@@ -386,6 +281,6 @@ EMBER_INTERNAL void ember_weights_free(const ember_signature *sig, ember_weights
     for (int32_t i = 0; i < sig->num_constants; ++i) free(w->copies[i]);
     free(w->copies);
   }
-  if (w->map) munmap(w->map, w->map_size);
+  free(w->block);
   memset(w, 0, sizeof *w);
 }

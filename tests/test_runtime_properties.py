@@ -1,0 +1,146 @@
+"""Property tests of the runtimes: whatever a caller passes, a correct result or a clear error.
+
+Hypothesis draws shapes (inside and outside the compiled ranges), dtypes, memory layouts (views
+with strides, transposes, offsets) and values (NaN, infinities, huge and tiny numbers) for a
+compiled model with a dynamic batch, and runs them through the Python runtime in this process
+and through the C runtime (examples/c/run_model.c) in a child process. The property: the outputs
+equal PyTorch eager's (NaN where eager has NaN), or the runtime raises one of its own errors
+(Python) / exits 1 with a message (C); never a signal, never an internal exception. The seed is
+fixed (derandomize), so a failure reproduces.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import ember
+from ember.runtime.errors import ArgumentError, EmberRuntimeError
+from compare import assert_close
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX_BATCH = 16
+FEATURES = 24
+SPECIAL = [float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 1e38, -1e38, 1e-40, 3.5]
+
+
+class Scored(torch.nn.Module):
+    """A GEMM with a fused epilogue, a reduction and elementwise math: the kernels whose
+    vector tails, blocking and reassociation see every batch size."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(FEATURES, 40)
+
+    def forward(self, x):
+        h = torch.nn.functional.gelu(self.fc(x))
+        return h.softmax(-1), (h * x.mean(-1, keepdim=True)).amax(-1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return Scored().eval()
+
+
+@pytest.fixture(scope="module")
+def compiled(model):
+    batch = torch.export.Dim("batch", min=1, max=MAX_BATCH)
+    return ember.compile(model, (torch.randn(4, FEATURES),), dynamic_shapes={"x": {0: batch}})
+
+
+def _values(data, shape):
+    """A float32 tensor of `shape`: normal values with specials sprinkled in."""
+    count = int(np.prod(shape))
+    x = torch.randn(count, generator=torch.Generator().manual_seed(
+        data.draw(st.integers(0, 2**16), label="seed")))
+    for _ in range(data.draw(st.integers(0, 4), label="specials")):
+        if count:
+            x[data.draw(st.integers(0, count - 1))] = data.draw(st.sampled_from(SPECIAL))
+    return x.reshape(shape)
+
+
+def _laid_out(data, x):
+    """`x`'s values in a drawn memory layout: contiguous, a transposed copy seen transposed,
+    a strided slice, or an offset view into a larger buffer."""
+    layout = data.draw(st.sampled_from(["contiguous", "transposed", "strided", "offset"]),
+                       label="layout")
+    if layout == "transposed":
+        return x.t().contiguous().t()
+    if layout == "strided":
+        wide = torch.zeros(x.shape[0], x.shape[1] * 2)
+        wide[:, ::2] = x
+        return wide[:, ::2]
+    if layout == "offset":
+        flat = torch.zeros(x.numel() + 5)
+        flat[5:] = x.reshape(-1)
+        return flat[5:].view(x.shape)
+    return x
+
+
+_SETTINGS = settings(derandomize=True, deadline=None, database=None,
+                     suppress_health_check=[HealthCheck.too_slow,
+                                            HealthCheck.function_scoped_fixture])
+
+
+@settings(_SETTINGS, max_examples=60)
+@given(data=st.data())
+def test_python_runtime_result_or_clear_error(model, compiled, data):
+    batch = data.draw(st.integers(0, MAX_BATCH + 3), label="batch")
+    features = data.draw(st.sampled_from([FEATURES, FEATURES, FEATURES, FEATURES - 1]),
+                         label="features")
+    dtype = data.draw(st.sampled_from([torch.float32] * 4 + [torch.float64, torch.float16,
+                                                              torch.int32]), label="dtype")
+    x = _laid_out(data, _values(data, (batch, features))).to(dtype)
+    fits = 1 <= batch <= MAX_BATCH and features == FEATURES and dtype == torch.float32
+    try:
+        got = compiled(x)
+    except EmberRuntimeError as error:
+        assert not fits, f"a valid input was refused: {error}"
+        assert isinstance(error, ArgumentError) and str(error)
+        return
+    assert fits, f"an invalid input {dtype} {list(x.shape)} was accepted"
+    with torch.no_grad():
+        expected = model(x)
+    assert_close(got, expected)
+
+
+@pytest.fixture(scope="module")
+def run_model(compiled, tmp_path_factory):
+    if shutil.which("cc") is None:
+        pytest.skip("needs a C compiler (cc)")
+    artifact = compiled.save(str(tmp_path_factory.mktemp("art") / "scored.ember"))
+    binary = str(tmp_path_factory.mktemp("bin") / "run_model")
+    subprocess.run(["cc", "-O2", "-I", artifact, "-o", binary,
+                    os.path.join(ROOT, "examples", "c", "run_model.c"), "-ldl", "-lpthread",
+                    "-lm"], check=True, capture_output=True, text=True)
+    return binary, artifact
+
+
+@settings(_SETTINGS, max_examples=12)
+@given(data=st.data())
+def test_c_runtime_result_or_clear_error(model, compiled, run_model, data, tmp_path):
+    binary, artifact = run_model
+    name = compiled.runtime.get_input_names()[0]
+    batch = data.draw(st.integers(0, MAX_BATCH + 2), label="batch")
+    features = data.draw(st.sampled_from([FEATURES, FEATURES, FEATURES + 1]), label="features")
+    x = _values(data, (batch, features))
+    x.numpy().tofile(tmp_path / "x.bin")
+    run = subprocess.run([binary, artifact, "-S", f"{name}={batch}x{features}",
+                          "-i", f"{name}={tmp_path / 'x.bin'}", "-o", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode >= 0, f"run_model died of signal {-run.returncode}"
+    if not (1 <= batch <= MAX_BATCH and features == FEATURES):
+        assert run.returncode == 1 and "error:" in run.stderr, (run.returncode, run.stderr)
+        return
+    assert run.returncode == 0, run.stderr
+    with torch.no_grad():
+        expected = model(x)
+    got = [torch.from_numpy(np.fromfile(tmp_path / f"{out}.bin", np.float32))
+           .reshape(e.shape) for out, e in zip(compiled.runtime.get_output_names(), expected)]
+    assert_close(got, expected)
