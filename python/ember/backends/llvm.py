@@ -20,10 +20,44 @@ def _binding():
     return llvm
 
 
+#: Dialects whose ops MLIR translates to LLVM IR (each registers a translation interface).
+TRANSLATABLE_DIALECTS = frozenset({"llvm", "omp", "nvvm", "rocdl", "gpu", "amx", "x86vector",
+                                   "arm_neon", "arm_sve", "arm_sme"})
+
+
+class TranslationError(RuntimeError):
+    """The module holds ops LLVM translation cannot take: an earlier stage left them
+    unlowered (an ember bug, not the user's)."""
+
+
 def translate_to_llvm_ir(module: ir.Module) -> str:
-    """The LLVM IR text of an LLVM-dialect module."""
+    """The LLVM IR text of an LLVM-dialect module.
+
+    The module is checked first: MLIR 22's Python binding prints the null module a failed
+    translation returns, which kills the process instead of raising."""
+    leftovers = untranslatable_ops(module)
+    if leftovers:
+        names = ", ".join(dict.fromkeys(name for name, _ in leftovers))
+        raise TranslationError(
+            f"LLVM translation cannot take {len(leftovers)} op(s) the stages before it left "
+            f"unlowered: {names} (the first at {leftovers[0][1]}); this is an ember bug: "
+            f"please report it with the model (EMBER_DUMP_DIR=<dir> keeps every stage's IR)")
     with module.context:
         return str(llvm_dialect.translate_module_to_llvmir(module.operation))
+
+
+def untranslatable_ops(module: ir.Module) -> list:
+    """(op name, location) of the ops in `module` that LLVM translation rejects, in order."""
+    found = []
+
+    def visit(op):
+        name = op.name
+        if name.partition(".")[0] not in TRANSLATABLE_DIALECTS and name != "builtin.module":
+            found.append((name, str(op.location)))
+        return ir.WalkResult.ADVANCE
+
+    module.operation.walk(visit)
+    return found
 
 
 def host_cpu() -> tuple:
