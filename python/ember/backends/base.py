@@ -21,6 +21,7 @@ from ember.pipeline import PassContext
 from ember.pipeline.pass_base import REGISTRY, parse_option_value
 from ember.pipeline.pipeline import Pipeline
 from ember.pipeline.target_info import TargetInfo
+from ember.progress import announce
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,7 @@ def run_stages(stages: Sequence[Stage], module: ir.Module, ctx: PassContext,
             module.operation.verify()
             output = module
         else:
+            announce(stage=stage.name)
             payload = output = stage.fn(payload, job)
         if job is not None:
             job.dump(index, stage.name, output)

@@ -14,6 +14,7 @@ from typing import List
 from ember.frontend.errors import UnsupportedOp, UnsupportedOpsError, user_source_line
 from ember.frontend.export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
 from ember.frontend.torch_to_ember import Converter
+from ember.progress import announce
 
 #: torch-mlir's backend-to-linalg pipeline, without the TMTensor conversion (its ops have no
 #: MLIR 22 counterpart) and without the final contract check (ember ops are legal here).
@@ -39,6 +40,7 @@ TORCH_TO_LINALG = (
 
 def _run(module, pipeline: str, what: str) -> None:
     from torch_mlir.passmanager import PassManager
+    announce(stage="frontend", step=f"torch-mlir {what}")
     with module.context:
         try:
             PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
@@ -91,6 +93,7 @@ def import_to_text(exported: ExportedModel) -> str:
     torch_d.register_dialect(context)
     _load_torch_conversion_dialect(context)
     load_dialect(context, ir, irdl)
+    announce(stage="frontend", step="torch-mlir FX import")
     importer = FxImporter(context=context)
     importer.import_stateless_graph(exported.graph_module.graph, func_name="main")
     module = importer.module
@@ -98,6 +101,7 @@ def import_to_text(exported: ExportedModel) -> str:
     _run(module, "func.func(torch-match-quantized-custom-ops),"
                  f"torchdynamo-export-to-torch-backend-pipeline{{backend-legal-ops={legal}}}",
          "torch backend contract")
+    announce(stage="frontend", step="torch-to-ember conversion")
     with context:
         Converter(ir).convert_module(module, exported.weight_names)
     # Ops kept whole for ember but declined by the converter get torch-mlir's decomposition.
