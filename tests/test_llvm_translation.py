@@ -1,7 +1,7 @@
 """LLVM translation on the CPU: math that lowers to libm calls (vectorized acosh, asinh, atanh,
 erf) and complex arithmetic reach LLVM IR and match PyTorch; an op an earlier stage left
-unlowered is reported as a TranslationError naming it instead of killing the process (MLIR 22's
-binding printed the null module a failed translation returns)."""
+unlowered is a TranslationError quoting MLIR's diagnostic (op and location) instead of the
+process's death (MLIR 22's binding prints the null module a failed translation returns)."""
 from __future__ import annotations
 
 import pytest
@@ -53,5 +53,5 @@ def test_leftover_op_is_a_translation_error_naming_it():
     with pytest.raises(TranslationError) as info:
         translate_to_llvm_ir(module)
     message = str(info.value)
-    assert "2 op(s)" in message and "builtin.unrealized_conversion_cast" in message
+    assert "builtin.unrealized_conversion_cast" in message
     assert '"model.py":7:0' in message
