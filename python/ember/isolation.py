@@ -119,6 +119,7 @@ def run_isolated(work: Callable[[], Any], *, repro_dir: Optional[str]) -> Any:
     worker's traceback as cause), its warnings given again here; CompileError if the worker
     dies. `repro_dir` receives the input of the pass stage that was running then."""
     receiver, sender = multiprocessing.Pipe(duplex=False)
+    _flush_standard_streams()       # or the worker would write what they hold once more
     with tempfile.TemporaryFile() as stderr:
         pid = os.fork()
         if pid == 0:
@@ -175,12 +176,16 @@ def _worker(work, sender, stderr) -> None:
         traceback.print_exc()
         status = 1
     finally:
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except Exception:
-                pass
+        _flush_standard_streams()
         os._exit(status)
+
+
+def _flush_standard_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:       # closed or replaced by something that cannot flush
+            pass
 
 
 @dataclass
