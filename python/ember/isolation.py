@@ -9,18 +9,19 @@ the weights and the options without copying or pickling them (weights never pass
 IR printer nor a pipe), writes the artifact to disk and sends back only what `work` returns, or
 the exception it raised, and the warnings it gave; what it printed on stderr is then printed on
 the caller's. If it dies instead, the parent raises CompileError naming the stage and pass that
-were running (the child relays ember.progress's announcements), the signal or exit status, the
-tail of the child's stderr (with the innermost frames of the Python stack faulthandler prints
-at a crash) and the ember-opt command that replays the stage.
+were running (the child keeps ember.progress's announcements in a file), the signal or exit
+status, the tail of the child's stderr (with the innermost frames of the Python stack
+faulthandler prints at a crash) and the ember-opt command that replays the stage.
 
-A fork costs milliseconds when the caller has already imported what the child runs (see
-`ember.compiler.WORKER_MODULES`): a module the child imports is lost with it. Set
-EMBER_ISOLATE=0 to compile in the calling process (under a debugger, say); where `os.fork` does
-not exist the compile runs in-process too.
+A fork costs milliseconds when the caller has done the one-time setup the child would repeat
+(`ember.compiler._prepare_caller`): what a child sets up is lost with it. Set EMBER_ISOLATE=0
+to compile in the calling process (under a debugger, say); where `os.fork` does not exist the
+compile runs in-process too.
 """
 from __future__ import annotations
 
 import faulthandler
+import json
 import multiprocessing
 import os
 import pickle
@@ -120,14 +121,18 @@ def run_isolated(work: Callable[[], Any], *, repro_dir: Optional[str]) -> Any:
     dies. `repro_dir` receives the input of the pass stage that was running then."""
     receiver, sender = multiprocessing.Pipe(duplex=False)
     _flush_standard_streams()       # or the worker would write what they hold once more
-    with tempfile.TemporaryFile() as stderr:
+    with tempfile.TemporaryFile() as stderr, tempfile.TemporaryFile() as where, \
+            tempfile.TemporaryFile() as stage_input:
         pid = os.fork()
         if pid == 0:
             receiver.close()
-            _worker(work, sender, stderr)
+            _worker(work, sender, stderr, _Whereabouts(where, stage_input))
         sender.close()
         try:
-            state, outcome = _listen(receiver)
+            try:
+                outcome = receiver.recv()
+            except EOFError:        # it died first
+                outcome = None
             _, status = os.waitpid(pid, 0)
         except BaseException:       # KeyboardInterrupt: the worker goes too
             os.kill(pid, signal.SIGKILL)
@@ -135,10 +140,10 @@ def run_isolated(work: Callable[[], Any], *, repro_dir: Optional[str]) -> Any:
             raise
         finally:
             receiver.close()
-        stderr.seek(0)
-        printed = stderr.read().decode(errors="replace")
-    if outcome is None:
-        raise _death(state, status, printed, repro_dir)
+        printed = _read(stderr)
+        if outcome is None:
+            raise _death(json.loads(_read(where) or "{}"), status, printed, _read(stage_input),
+                         repro_dir)
     if printed:
         sys.stderr.write(printed)
     kind, value, given = outcome
@@ -152,7 +157,33 @@ def run_isolated(work: Callable[[], Any], *, repro_dir: Optional[str]) -> Any:
 
 
 # ----------------------------------------------------------------------------- the worker
-def _worker(work, sender, stderr) -> None:
+class _Whereabouts:
+    """The worker's listener to ember.progress: keeps where the compile is (stage, step, pass,
+    and the pass stage that replays it) and that pass stage's input in two files, which the
+    parent reads only if the worker dies. A file write per announcement, no message: the parent
+    is not woken a hundred times per compile."""
+
+    def __init__(self, where, stage_input):
+        self.where, self.stage_input = where, stage_input
+        self.state: Dict[str, Any] = {}
+
+    def __call__(self, fields: Dict[str, Any]) -> None:
+        if "stage" in fields:
+            self.state.update(pass_name=None, step=None)
+        if "pipeline" in fields:
+            _rewrite(self.stage_input, fields.pop("ir_input", ""))
+            self.state["repro"] = {"stage": fields["stage"], "pipeline": fields.pop("pipeline"),
+                                   "target": fields.pop("target", None)}
+        self.state.update(fields)
+        _rewrite(self.where, json.dumps(self.state))
+
+
+def _rewrite(file, text: str) -> None:
+    os.ftruncate(file.fileno(), 0)
+    os.pwrite(file.fileno(), text.encode(), 0)
+
+
+def _worker(work, sender, stderr, whereabouts: _Whereabouts) -> None:
     """The child's whole life: run `work`, send the outcome, exit (never return: the caller's
     code after the fork, its finalizers and atexit hooks are not the worker's to run)."""
     status = 0
@@ -160,7 +191,7 @@ def _worker(work, sender, stderr) -> None:
         os.dup2(stderr.fileno(), 2)
         sys.stderr = open(2, "w", buffering=1, closefd=False, errors="backslashreplace")
         faulthandler.enable(sys.stderr, all_threads=False)
-        progress.listen(lambda fields: sender.send(("at", fields)))
+        progress.listen(whereabouts)
         with warnings.catch_warnings(record=True) as caught:
             try:
                 outcome = ("returned", work())
@@ -228,32 +259,20 @@ def _portable(error: BaseException) -> Tuple[Any, str]:
 
 
 # ----------------------------------------------------------------------------- the parent
-def _listen(receiver) -> Tuple[dict, Optional[tuple]]:
-    """Follows the worker's announcements until its outcome (None: it died first)."""
-    state: dict = {}
-    while True:
-        try:
-            message = receiver.recv()
-        except EOFError:
-            return state, None
-        if message[0] != "at":
-            return state, message
-        fields = message[1]
-        if "stage" in fields:
-            state.update(pass_name=None, step=None)
-        if "pipeline" in fields:    # a pass stage: what replays it
-            state["repro"] = fields
-        state.update({k: v for k, v in fields.items() if k not in ("pipeline", "ir_input")})
+def _read(file) -> str:
+    file.seek(0)
+    return file.read().decode(errors="replace")
 
 
-def _death(state: dict, status: int, printed: str, repro_dir: Optional[str]) -> CompileError:
+def _death(state: dict, status: int, printed: str, stage_input: str,
+           repro_dir: Optional[str]) -> CompileError:
     repro = state.get("repro") or {}
     return CompileError(
         stage=state.get("stage"), pass_name=state.get("pass_name"), step=state.get("step"),
         signal=_signal_name(os.WTERMSIG(status)) if os.WIFSIGNALED(status) else None,
         exit_status=os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
         stderr=_stderr_tail(printed),
-        repro_path=save_repro(repro["ir_input"], repro_dir) if repro.get("ir_input") else None,
+        repro_path=save_repro(stage_input, repro_dir) if repro and stage_input else None,
         repro_stage=repro.get("stage"), pipeline=repro.get("pipeline"),
         target=repro.get("target"))
 

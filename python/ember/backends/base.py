@@ -115,6 +115,13 @@ class Target:
         that is not present. The artifact is still written and can be run where it belongs."""
         return None
 
+    def prepare_process(self) -> None:
+        """Makes, in this process, what the target makes once and reuses: its facts, and
+        whatever its code generation caches per process. `ember.compile` calls it before it
+        forks a compile worker, which inherits all this, where what a worker makes is lost
+        with it."""
+        self.info
+
     @property
     def info(self) -> TargetInfo:
         """The facts passes and code generators read (built once per target)."""

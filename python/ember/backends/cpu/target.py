@@ -231,6 +231,13 @@ class CpuTarget(Target):
     def describe(self) -> dict:
         return {"kind": self.kind, "triple": self.triple, "cpu": self.cpu}
 
+    def prepare_process(self) -> None:
+        """The facts, and the C runtime's objects (compiled once per process and `cc`), when
+        `cc` exists (else the library stage reports it)."""
+        super().prepare_process()
+        if shutil.which(self.options.cc) is not None:
+            c_runtime.runtime_objects(self.options.cc)
+
     def stages(self, graph: Pipeline) -> List[Stage]:
         openmp = self.info.openmp
         # ember-parallelize-loops splits linalg.generic ops (named ones generalized first).
