@@ -133,17 +133,21 @@ def test_isolation_off_compiles_in_process(monkeypatch, how):
         assert_close(compiled(x), model(x))
 
 
-def test_worker_imports_nothing_the_caller_lacks(monkeypatch):
-    """Every module a worker imports is imported again by the next one: the caller imports
-    them first (ember.compiler.WORKER_MODULES), which keeps isolation's cost to the fork."""
+def test_worker_starts_with_what_the_caller_prepared(monkeypatch):
+    """What a worker imports or builds once per process is lost with it and made again by the
+    next one: the caller imports the modules (ember.compiler.WORKER_MODULES) and compiles the
+    C runtime first, which keeps isolation's cost to the fork."""
+    from ember.backends.cpu import c_runtime
     run_isolated = ember.isolation.run_isolated
 
     def recording(work, **kwargs):
         def work_and_record():
-            before = set(sys.modules)
+            modules, runtimes = set(sys.modules), dict(c_runtime._objects)
             timings = work()
-            return {**timings, "imported": sorted(set(sys.modules) - before)}
+            return {**timings, "imported": sorted(set(sys.modules) - modules),
+                    "runtime_compiled": c_runtime._objects != runtimes}
         return run_isolated(work_and_record, **kwargs)
     monkeypatch.setattr(ember.isolation, "run_isolated", recording)
     compiled = ember.compile(Tiny(), (torch.randn(2, 4),))
     assert compiled.compile_timings["imported"] == []
+    assert compiled.compile_timings["runtime_compiled"] is False
