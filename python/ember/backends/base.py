@@ -120,7 +120,7 @@ class Target:
         whatever its code generation caches per process. `ember.compile` calls it before it
         forks a compile worker, which inherits all this, where what a worker makes is lost
         with it."""
-        self.info
+        _ = self.info       # built once, cached on the target
 
     @property
     def info(self) -> TargetInfo:

@@ -22,8 +22,8 @@ from mlir import ir
 from mlir.passmanager import PassManager
 
 from ember.dialect.verifier import verify_module
-from ember.progress import announce
 from ember.pipeline.pass_base import REGISTRY, EmberPass, PassContext
+from ember.progress import announce
 
 
 class PipelineError(Exception):
