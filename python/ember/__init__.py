@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from ember._version import __version__
 
-__all__ = ["compile", "load", "CompileOptions", "CompiledModel", "__version__"]
+__all__ = ["compile", "load", "CompileOptions", "CompiledModel", "CompileError", "__version__"]
 
 
 def __getattr__(name):
     if name in ("compile", "CompileOptions", "CompiledModel"):
         from ember import compiler
         return getattr(compiler, name)
+    if name == "CompileError":
+        from ember.isolation import CompileError
+        return CompileError
     if name == "load":
         from ember.runtime import load
         return load

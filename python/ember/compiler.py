@@ -7,10 +7,17 @@
 `compile_to_stage` stops after a named stage and returns the IR (for tests and tools). A failing
 pass reports the ember-opt command line, target included, that reproduces it from its saved
 input.
+
+`compile` and `compile_mlir` run everything after torch.export's capture in a worker process
+(ember.isolation): MLIR, LLVM and torch-mlir abort the process on internal errors, and there that
+becomes a CompileError instead of the caller's death. `compile_to_stage`, which hands back a live
+module, runs in the calling process.
 """
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import os
 import shutil
 import tempfile
@@ -18,7 +25,7 @@ import time
 import warnings
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 #: Environment variable naming a directory that keeps every stage's output (like `dump_dir`).
 DUMP_DIR_VARIABLE = "EMBER_DUMP_DIR"
@@ -43,6 +50,9 @@ class CompileOptions:
     dump_dir: Optional[str] = None      # keep every stage's output here ($EMBER_DUMP_DIR)
     repro_dir: Optional[str] = None     # where failing pipelines save their input
     workdir: Optional[str] = None       # where the artifact is built (default: a temp dir)
+    #: Compile in a worker process, so that native code dying raises CompileError instead of
+    #: killing the caller; EMBER_ISOLATE=0 turns it off everywhere (e.g. for a debugger).
+    isolate: bool = True
 
 
 def resolve_options(options: Optional[CompileOptions], overrides: Mapping[str, Any]
@@ -108,10 +118,18 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
     """
     options = resolve_options(options, overrides)
     start = time.perf_counter()
-    from ember.frontend import import_model
-    imported = import_model(model, example_inputs, options.dynamic_shapes)
-    timings = {"frontend": time.perf_counter() - start}
-    return _compile_and_load(imported, options, timings, start)
+    from ember.frontend import import_exported
+    from ember.frontend.export import export_model
+    exported = export_model(model, example_inputs, options.dynamic_shapes)
+    captured = time.perf_counter() - start
+
+    def build(artifact_dir: str) -> Dict[str, float]:
+        began = time.perf_counter()
+        source = import_exported(exported)
+        timings = {"frontend": captured + time.perf_counter() - began}
+        timings.update(build_artifact(source, artifact_dir, options))
+        return timings
+    return _compile_and_load(build, options, start)
 
 
 def compile_mlir(text: str, *, weights: Optional[Mapping[str, Any]] = None,
@@ -121,9 +139,12 @@ def compile_mlir(text: str, *, weights: Optional[Mapping[str, Any]] = None,
     `weights`) and loads it, like `compile`."""
     from ember.frontend import FrontendResult
     options = resolve_options(options, overrides)
-    inputs, outputs = _main_signature(text)
-    source = FrontendResult(text, dict(weights or {}), inputs, outputs, {})
-    return _compile_and_load(source, options, {}, time.perf_counter())
+
+    def build(artifact_dir: str) -> Dict[str, float]:
+        inputs, outputs = _main_signature(text)
+        source = FrontendResult(text, dict(weights or {}), inputs, outputs, {})
+        return build_artifact(source, artifact_dir, options)
+    return _compile_and_load(build, options, time.perf_counter())
 
 
 def compile_to_stage(text: str, stage: str, *, weights: Optional[Mapping[str, Any]] = None,
@@ -161,17 +182,62 @@ def stage_table(target, options: CompileOptions) -> list:
     return disable_passes(stages, options.disabled_passes)
 
 
-def _compile_and_load(source, options: CompileOptions, timings: dict,
+#: The modules a compile worker runs, imported by the caller before it forks one (see
+#: `_prepare_caller`).
+WORKER_MODULES = ("ember.registry", "ember.frontend.importer", "ember.artifact.store",
+                  "ember.transforms.graph_pipeline", "mlir.passmanager", "mlir.dialects.irdl",
+                  "mlir.dialects.builtin", "torch_mlir.extras.fx_importer",
+                  "torch_mlir.extras.meta", "torch_mlir.passmanager",
+                  "torch_mlir.dialects.builtin", "torch_mlir.dialects.irdl",
+                  "torch_mlir.dialects.torch")
+
+
+def _compile_and_load(build: Callable[[str], Dict[str, float]], options: CompileOptions,
                       start: float) -> CompiledModel:
-    from ember.targets import get_target
+    """`build(artifact_dir)` (its timings) in a compile worker or, with isolation off, here;
+    then the artifact loaded. A failed build leaves no temporary artifact directory."""
+    from ember.isolation import isolation_enabled, run_isolated
     from ember.runtime import Model
     artifact_dir = options.workdir or tempfile.mkdtemp(prefix="ember-artifact-")
-    timings.update(build_artifact(source, artifact_dir, options))
+    try:
+        if isolation_enabled(options.isolate):
+            _prepare_caller()
+            options.target.prepare_process()
+            timings = run_isolated(lambda: build(artifact_dir), repro_dir=_repro_dir(options))
+        else:
+            timings = build(artifact_dir)
+    except BaseException:
+        if options.workdir is None:
+            shutil.rmtree(artifact_dir, ignore_errors=True)
+        raise
     timings["total"] = time.perf_counter() - start
-    reason = get_target(options.target).why_not_loadable()
+    reason = options.target.why_not_loadable()
     runtime = None if reason else Model(artifact_dir)
     return CompiledModel(artifact_dir, runtime, owns_dir=options.workdir is None,
                          timings=timings, not_loaded_because=reason)
+
+
+@functools.lru_cache(maxsize=None)
+def _prepare_caller() -> None:
+    """Does once in the caller what every compile worker would otherwise do again, and lose
+    when it exits: import the modules it runs, and the one-time setup of a process's first
+    torch-mlir context, first compiler context and pass manager, and first LLVM code
+    generation (a few tens of milliseconds per compile otherwise). Fixed, empty inputs: nothing
+    a user gives runs here."""
+    from mlir import ir
+    from mlir.passmanager import PassManager
+    from torch_mlir import ir as torch_mlir_ir
+
+    from ember.backends.llvm import emit_object, host_cpu
+    from ember.dialect import new_context
+    for name in WORKER_MODULES:
+        importlib.import_module(name)
+    torch_mlir_ir.Context()
+    with new_context():
+        PassManager.parse("builtin.module(canonicalize)").run(
+            ir.Module.parse("module {}").operation)
+    triple, cpu, features = host_cpu()
+    emit_object("", triple=triple, cpu=cpu, features=features)
 
 
 def build_artifact(source, artifact_dir: str, options: CompileOptions) -> Dict[str, float]:

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import re
+import tempfile
 from typing import Dict, Iterable, Optional, Sequence, Set
 
 import pytest
@@ -87,33 +88,42 @@ def ember_ops_in(module_text: str) -> Set[str]:
 
 @contextlib.contextmanager
 def _frontend_capture():
-    """Records the frontend's module text while ember.compile runs."""
-    seen = {}
-    original = ember.frontend.import_model
+    """Records the frontend's module text while ember.compile runs; yields a function that
+    reads it. The import runs in ember's compile worker (a forked process), so the text comes
+    back through a file."""
+    original = ember.frontend.import_exported
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "frontend.mlir")
 
-    def capture(*args, **kwargs):
-        result = original(*args, **kwargs)
-        seen["text"] = result.module_text
-        return result
-    ember.frontend.import_model = capture
-    try:
-        yield seen
-    finally:
-        ember.frontend.import_model = original
+        def capture(*args, **kwargs):
+            result = original(*args, **kwargs)
+            with open(path, "w") as f:
+                f.write(result.module_text)
+            return result
+
+        def text() -> str:
+            with open(path) as f:
+                return f.read()
+        ember.frontend.import_exported = capture
+        try:
+            yield text
+        finally:
+            ember.frontend.import_exported = original
 
 
 def compile_and_compare(module: torch.nn.Module, inputs: Sequence, *, expect: Iterable[str] = (),
                         dynamic_shapes=None, more_inputs: Sequence[Sequence] = (),
                         tol: Optional[float] = None, target: str = "host") -> Set[str]:
     module = module.eval()
-    with _frontend_capture() as seen:
+    with _frontend_capture() as frontend_text:
         compiled = ember.compile(module, tuple(inputs), dynamic_shapes=dynamic_shapes,
                                  target=target)
-    ops = ember_ops_in(seen["text"])
+        text = frontend_text()
+    ops = ember_ops_in(text)
     if _current is not None:
         _current["ember_ops"] = sorted(set(_current["ember_ops"]) | ops)
         _current["fallback_ops"] = sorted(set(_current.get("fallback_ops", [])) |
-                                          fallback_ops_in(seen["text"]))
+                                          fallback_ops_in(text))
     missing = set(expect) - ops
     assert not missing, f"expected ember ops {sorted(missing)} in the frontend's output; " \
                         f"saw {sorted(ops)}"

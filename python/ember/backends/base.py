@@ -21,6 +21,7 @@ from ember.pipeline import PassContext
 from ember.pipeline.pass_base import REGISTRY, parse_option_value
 from ember.pipeline.pipeline import Pipeline
 from ember.pipeline.target_info import TargetInfo
+from ember.progress import announce
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,13 @@ class Target:
         that is not present. The artifact is still written and can be run where it belongs."""
         return None
 
+    def prepare_process(self) -> None:
+        """Makes, in this process, what the target makes once and reuses: its facts, and
+        whatever its code generation caches per process. `ember.compile` calls it before it
+        forks a compile worker, which inherits all this, where what a worker makes is lost
+        with it."""
+        _ = self.info       # built once, cached on the target
+
     @property
     def info(self) -> TargetInfo:
         """The facts passes and code generators read (built once per target)."""
@@ -202,6 +210,7 @@ def run_stages(stages: Sequence[Stage], module: ir.Module, ctx: PassContext,
             module.operation.verify()
             output = module
         else:
+            announce(stage=stage.name)
             payload = output = stage.fn(payload, job)
         if job is not None:
             job.dump(index, stage.name, output)

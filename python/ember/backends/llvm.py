@@ -6,10 +6,11 @@ be linked into shared libraries.
 """
 from __future__ import annotations
 
+import ctypes
 import functools
+import os
 
 from mlir import ir
-from mlir.dialects import llvm as llvm_dialect
 
 
 @functools.lru_cache(maxsize=None)
@@ -20,10 +21,80 @@ def _binding():
     return llvm
 
 
+class TranslationError(RuntimeError):
+    """MLIR could not translate the module to LLVM IR: an earlier stage left ops without an
+    LLVM lowering (an ember bug, not the user's)."""
+
+
 def translate_to_llvm_ir(module: ir.Module) -> str:
-    """The LLVM IR text of an LLVM-dialect module."""
-    with module.context:
-        return str(llvm_dialect.translate_module_to_llvmir(module.operation))
+    """The LLVM IR text of an LLVM-dialect module; TranslationError, with MLIR's diagnostics,
+    when MLIR cannot translate it.
+
+    The `mlir` binding's translate_module_to_llvmir prints the null module a failed translation
+    returns, which kills the process; this calls the C functions it wraps and checks the
+    result in between."""
+    api = _c_api()
+    errors = []
+
+    def record(diagnostic) -> bool:
+        if diagnostic.severity == ir.DiagnosticSeverity.ERROR:
+            errors.append(f"{diagnostic.location}: {diagnostic.message}")
+        return True             # handled: it goes into the exception, not on stderr
+    handler = module.context.attach_diagnostic_handler(record)
+    llvm_context = api.LLVMContextCreate()
+    try:
+        llvm_module = api.mlirTranslateModuleToLLVMIR(_MlirOperation(_pointer(module.operation)),
+                                                      llvm_context)
+        if not llvm_module:
+            shown = "\n  ".join(errors[:5]) + (f"\n  (and {len(errors) - 5} more)"
+                                                if len(errors) > 5 else "")
+            raise TranslationError(
+                f"MLIR cannot translate the module to LLVM IR: the stages before left ops "
+                f"without an LLVM lowering; this is an ember bug: please report it with the "
+                f"model (EMBER_DUMP_DIR=<dir> keeps every stage's IR).\n  {shown}")
+        text = api.LLVMPrintModuleToString(llvm_module)
+        try:
+            return ctypes.string_at(text).decode()
+        finally:
+            api.LLVMDisposeMessage(text)
+            api.LLVMDisposeModule(llvm_module)
+    finally:
+        api.LLVMContextDispose(llvm_context)
+        handler.detach()
+
+
+class _MlirOperation(ctypes.Structure):
+    """MLIR's C API handle of an operation (`MlirOperation`)."""
+    _fields_ = [("ptr", ctypes.c_void_p)]
+
+
+def _pointer(operation) -> int:
+    """The C pointer behind an `mlir.ir.Operation` (the bindings' documented `_CAPIPtr`
+    capsule)."""
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    return get(operation._CAPIPtr, b"mlir.ir.Operation._CAPIPtr")
+
+
+@functools.lru_cache(maxsize=None)
+def _c_api():
+    """MLIR's C API library that the `mlir` bindings load, with LLVM's C API (libLLVM, which
+    it links) reached through it. Called holding the GIL (PyDLL): translation reports its
+    diagnostics to a Python handler."""
+    import mlir._mlir_libs
+    api = ctypes.PyDLL(os.path.join(os.path.dirname(mlir._mlir_libs.__file__),
+                                   "libMLIRPythonCAPI.so"))
+    pointer = ctypes.c_void_p
+    for name, result, arguments in (
+            ("mlirTranslateModuleToLLVMIR", pointer, [_MlirOperation, pointer]),
+            ("LLVMContextCreate", pointer, []),
+            ("LLVMContextDispose", None, [pointer]),
+            ("LLVMPrintModuleToString", pointer, [pointer]),
+            ("LLVMDisposeMessage", None, [pointer]),
+            ("LLVMDisposeModule", None, [pointer])):
+        function = getattr(api, name)
+        function.restype, function.argtypes = result, arguments
+    return api
 
 
 def host_cpu() -> tuple:

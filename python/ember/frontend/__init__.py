@@ -27,8 +27,15 @@ class FrontendResult:
 def import_model(model, example_inputs: Sequence[Any], dynamic_shapes=None) -> FrontendResult:
     """Captures and imports `model`; raises UnsupportedOpsError listing every unsupported op."""
     from ember.frontend.export import export_model
+    return import_exported(export_model(model, example_inputs, dynamic_shapes))
+
+
+def import_exported(exported) -> FrontendResult:
+    """Imports a model torch.export captured (an ember.frontend.export.ExportedModel) through
+    torch-mlir. `ember.compile` captures in the caller's process, where torch keeps what it
+    learnt from earlier captures, and imports in its compile worker, where torch-mlir's native
+    code cannot take the caller down."""
     from ember.frontend.importer import import_to_text
-    exported = export_model(model, example_inputs, dynamic_shapes)
     text = import_to_text(exported)
     return FrontendResult(text, exported.weights, exported.inputs, exported.outputs,
                           exported.symbols, exported.output_tree)

@@ -19,6 +19,7 @@ from ember.frontend.tm_tensor_to_loops import lower_tm_tensor_ops
 from ember.frontend.torch_to_ember import Converter
 from ember.frontend.user_calls import (UserCalls, aten_op_name, blame, complex_calls,
                                        unsupported_complex_calls, user_calls)
+from ember.progress import announce
 from ember.source_locations import user_line_in_stack_trace
 
 #: torch-mlir's backend-to-linalg pipeline without the final contract check (ember ops are
@@ -59,6 +60,7 @@ def _run(module, pipeline: str, what: str, calls: UserCalls, all_or_nothing: boo
     ALL_OR_NOTHING) leaves every op it would have handled behind: only the ops its
     diagnostics name, and ops torch-mlir does not know, are the model's problem."""
     from torch_mlir.passmanager import PassManager
+    announce(stage="frontend", step=f"torch-mlir {what}")
     with module.context:
         try:
             PassManager.parse(f"builtin.module({pipeline})").run(module.operation)
@@ -169,6 +171,7 @@ def import_to_text(exported: ExportedModel) -> str:
     torch_d.register_dialect(context)
     _load_torch_conversion_dialect(context)
     load_dialect(context, ir, irdl)
+    announce(stage="frontend", step="torch-mlir FX import")
     importer = FxImporter(context=context)
     _name_locations_by_aten_op(importer)
     graph = exported.graph_module.graph
@@ -196,6 +199,7 @@ def import_to_text(exported: ExportedModel) -> str:
     _run(module, "func.func(torch-match-quantized-custom-ops),"
                  f"torchdynamo-export-to-torch-backend-pipeline{{backend-legal-ops={legal}}}",
          "torch backend contract", calls, all_or_nothing=True)
+    announce(stage="frontend", step="torch-to-ember conversion")
     with context:
         mutable = {s.writes_back[1] for s in exported.outputs
                    if s.writes_back and s.writes_back[0] == "constant"}

@@ -23,6 +23,7 @@ from mlir.passmanager import PassManager
 
 from ember.dialect.verifier import verify_module
 from ember.pipeline.pass_base import REGISTRY, EmberPass, PassContext
+from ember.progress import announce
 
 
 class PipelineError(Exception):
@@ -47,9 +48,15 @@ class PipelineFailure(Exception):
         super().__init__(text)
 
     def repro_command(self) -> str:
-        target = f" --target={shlex.quote(self.target)}" if self.target else ""
-        pipeline = shlex.quote(f"builtin.module({self.pipeline})")
-        return f"ember-opt {shlex.quote(self.repro_path)}{target} --pass-pipeline={pipeline}"
+        return repro_command(self.repro_path, self.pipeline, self.target)
+
+
+def repro_command(path: str, pipeline: str, target: Optional[str]) -> str:
+    """The ember-opt command that runs `pipeline` (element text) on the IR saved at `path`
+    with `target`'s facts."""
+    target = f" --target={shlex.quote(target)}" if target else ""
+    return (f"ember-opt {shlex.quote(path)}{target} "
+            f"--pass-pipeline={shlex.quote(f'builtin.module({pipeline})')}")
 
 
 @dataclass
@@ -264,21 +271,25 @@ class Pipeline:
         """
         ctx = ctx or PassContext()
         given = module.operation.get_asm(enable_debug_info=True) if repro_dir else ""
+        target = ctx.target.spec if ctx.target is not None else None
+        announce(stage=stage, pipeline=self.text(), ir_input=given, target=target)
         for element in self.passes:
+            announce(pass_name=element_name(element))
             try:
                 _run_element(element, module, ctx)
             except Exception as e:
                 raise PipelineFailure(
                     str(e), pass_name=element_name(element), pipeline=self.text(),
-                    ir_input=given, repro_path=_save_repro(given, repro_dir),
-                    target=ctx.target.spec if ctx.target is not None else None,
+                    ir_input=given, repro_path=save_repro(given, repro_dir), target=target,
                     stage=stage) from e
             if print_ir_after_all is not None:
                 print_ir_after_all.write(f"// -----// IR Dump After {element_text(element)} "
                                          f"//----- //\n{module}\n")
 
 
-def _save_repro(text: str, repro_dir: Optional[str]) -> Optional[str]:
+def save_repro(text: str, repro_dir: Optional[str]) -> Optional[str]:
+    """Saves a pipeline's input `text` in `repro_dir` (made if needed); returns its path, or
+    None without a directory."""
     if not repro_dir:
         return None
     os.makedirs(repro_dir, exist_ok=True)

@@ -70,19 +70,22 @@ from ember.runtime import capi
 
 #: Upstream conversions from loops, vectors and memrefs to the LLVM dialect, in order (verified
 #: on MLIR 22.1.8; see DESIGN.md section 3). finalize-memref-to-llvm calls the generic allocation
-#: functions, which cpu_support.c's caching allocator implements.
+#: functions, which cpu_support.c's caching allocator implements. Math goes first: on vectors,
+#: convert-math-to-libm calls libm (erf, acosh, ...) lane by lane through vector.extract and
+#: vector.insert, which convert-vector-to-llvm must still see. Complex arithmetic becomes
+#: arith/math on the parts before those run, complex values LLVM structs after memrefs.
 TO_LLVM = tuple(upstream(*name.split()) for name in (
     "convert-bufferization-to-memref",
+    "convert-complex-to-standard",
     "convert-vector-to-scf",
     "convert-scf-to-cf",
     "expand-strided-metadata",
     "lower-affine",
-    "convert-vector-to-llvm",
-    "finalize-memref-to-llvm use-generic-functions",
-    "convert-complex-to-standard",
-    "convert-complex-to-llvm",
     "convert-math-to-llvm",
     "convert-math-to-libm",
+    "convert-vector-to-llvm",
+    "finalize-memref-to-llvm use-generic-functions",
+    "convert-complex-to-llvm",
     "convert-arith-to-llvm",
     "convert-cf-to-llvm",
     "convert-openmp-to-llvm",
@@ -249,6 +252,13 @@ class CpuTarget(Target):
 
     def describe(self) -> dict:
         return {"kind": self.kind, "triple": self.triple, "cpu": self.cpu}
+
+    def prepare_process(self) -> None:
+        """The facts, and the C runtime's objects (compiled once per process and `cc`), when
+        `cc` exists (else the library stage reports it)."""
+        super().prepare_process()
+        if shutil.which(self.options.cc) is not None:
+            c_runtime.runtime_objects(self.options.cc)
 
     def stages(self, graph: Pipeline) -> List[Stage]:
         openmp = self.info.openmp
