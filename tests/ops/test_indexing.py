@@ -74,21 +74,6 @@ def test_scatter(check):
     check(model, [x, i1, i0, torch.randn(3, 2), torch.randn(2, 5), i_small])
 
 
-@pytest.mark.covers("scatter")
-def test_scatter_duplicate_indices_keep_the_last_writer(check):
-    """Several writers to one position: PyTorch's CPU scatter leaves the last one's value, as
-    torch-mlir's TMTensor scatter (applying updates in index order) does (an earlier ember
-    decomposition left the largest); along each dim, for float and integer values, and a
-    scalar value (any writer gives the same)."""
-    i1 = torch.tensor([[1, 1, 3, 1], [0, 2, 0, 2], [4, 4, 4, 4]])   # dim 1: 1 three times, ...
-    i0 = torch.tensor([[2, 0, 1], [2, 0, 1], [0, 0, 1]])            # dim 0: column-wise dups
-    src = torch.tensor([[5.0, -1.0, 2.0, 3.0], [9.0, 1.0, -4.0, 0.5], [1.0, 2.0, 8.0, 7.0]])
-    model = Fn(lambda self, x, i1, i0, src, n:
-               (x.scatter(1, i1, src), x.scatter(0, i0, src[:, :3]), x.scatter(1, i1, 2.5),
-                n.scatter(1, i1, (src * 10).to(torch.int64))))
-    check(model, [torch.zeros(3, 5), i1, i0, src, torch.full((3, 5), -7, dtype=torch.int64)])
-
-
 @pytest.mark.covers("topk")
 def test_topk(check):
     x = torch.randn(4, 9)

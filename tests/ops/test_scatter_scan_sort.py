@@ -41,10 +41,14 @@ def test_scatter_reduce_integer(check):
 
 @pytest.mark.covers("scatter")
 def test_scatter_duplicate_indices_last_writer_wins(check):
-    """PyTorch's (CPU) order: of several updates to one position, the last one stays."""
+    """PyTorch's (CPU) order: of several updates to one position, the last one stays; along
+    either dim, for float and integer values, and a scalar value (any writer gives the same)."""
     index = torch.tensor([[2, 2, 0], [2, 1, 1]])
-    model = Fn(lambda self, x, s: (x.scatter(1, index, s), x.scatter(0, index[:, :2] % 2, s)))
-    check(model, [torch.zeros(2, 4), torch.arange(6.0).reshape(2, 3) + 1])
+    model = Fn(lambda self, x, s, n: (x.scatter(1, index, s), x.scatter(0, index[:, :2] % 2, s),
+                                      x.scatter(1, index, 2.5),
+                                      n.scatter(1, index, (s * 10).to(torch.int64))))
+    check(model, [torch.zeros(2, 4), torch.arange(6.0).reshape(2, 3) + 1,
+                  torch.full((2, 4), -7, dtype=torch.int64)])
 
 
 # ------------------------------------------------------------------------------ index_put
