@@ -64,17 +64,18 @@ def _worker_env() -> Dict[str, str]:
 
 class Worker:
     """One worker process of one path; `run(case)` returns its result dict, whatever happens
-    to the process (it is restarted on the next call after a crash or a timeout)."""
+    to the process (it is restarted on the next call after a crash or a timeout). `argv` is
+    the worker's command line (op_suite_worker.py's protocol), the real worker by default."""
 
-    def __init__(self, path: str, log_path: str, timeout_s: float):
+    def __init__(self, path: str, log_path: str, timeout_s: float, argv=None):
         self.path, self.log_path, self.timeout_s = path, log_path, timeout_s
+        self.argv = argv or [sys.executable, os.path.join(HERE, "op_suite_worker.py"), path]
         self.process = None
-        self.restarts = 0
 
     def _start(self) -> None:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "op_suite_worker.py"), self.path],
+            self.argv,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=_worker_env(),
             text=True, bufsize=1, start_new_session=True)
         log.close()
@@ -137,7 +138,6 @@ class Worker:
             how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
             outcome, detail = "crash", f"{how}: {self._stderr_tail()}"
             self._stop()
-        self.restarts += 1
         return {"id": case["id"], "path": self.path, "outcome": outcome, "detail": detail,
                 "stage": "?", "lowered": False, "seconds": seconds}
 
