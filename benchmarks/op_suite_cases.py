@@ -12,9 +12,9 @@ torch.export keeps dynamic whatever the op allows) and `inplace` (the op's in-pl
 e.g. `add_`, applied to a copy of the first input inside the module: a mutating op in the
 graph; ember compiles inference graphs, so a module mutating its *inputs* is out of scope).
 
-`compare(actual, expected, random)` is tests/compare.py's rule, plus complex outputs (compared
-as their real and imaginary parts) and random ops (seeded ops whose eager result changes with
-the seed: only count, shapes and dtypes are compared).
+`compare(actual, expected, unchecked)` is tests/compare.py's rule, plus complex outputs
+(compared as their real and imaginary parts); for random ops and uninitialized results
+(`eager_reference` says which) only count, shapes and dtypes are compared.
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.utils._pytree as pytree
+from torch.utils._python_dispatch import TorchDispatchMode
 
 #: The suite's dtype columns; of each group, the first dtype the op supports is used (int64,
 #: else int32, ...).
@@ -139,23 +140,49 @@ def build_case(case: dict):
     return module, inputs, dynamic
 
 
+#: OpInfos whose result is uninitialized memory (eager's values mean nothing).
+UNINITIALIZED = re.compile(r"(^|_)empty")
+
+
+class _SeededOpSeen(TorchDispatchMode):
+    """Notes whether any ATen op with the `nondeterministic_seeded` tag (rand, bernoulli,
+    dropout, ...) runs. OpInfo's random ops reseed a fixed generator on every call, so their
+    eager result does not change with the seed, yet no compiler reproduces its stream."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = False
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if torch.Tag.nondeterministic_seeded in func.tags:
+            self.seen = True
+        return func(*args, **(kwargs or {}))
+
+
 def run_eager(module, inputs, seed: int = 0) -> List[torch.Tensor]:
     torch.manual_seed(seed)
     with torch.no_grad():
         return list(module(*[t.clone() for t in inputs]))
 
 
-def eager_reference(module, inputs):
-    """(outputs, random): eager's outputs, and whether they change with the seed."""
+def eager_reference(module, inputs, op_name: str):
+    """(outputs, unchecked): eager's outputs, and why their values cannot be compared ("" if
+    they can): a random op (one with a seeded ATen op, or whose result changes with the
+    seed) or an uninitialized result (`empty*`); those cases check count, shapes, dtypes."""
+    seeded = _SeededOpSeen()
     try:
-        first = run_eager(module, inputs, 0)
+        with seeded:
+            first = run_eager(module, inputs, 0)
     except Exception as e:
         raise NotApplicable(f"eager raises {type(e).__name__}: {error_summary(e)}") from e
     if not first:
         raise NotApplicable("the op returns no tensor")
+    if UNINITIALIZED.search(op_name):
+        return first, "uninitialized result"
     second = run_eager(module, inputs, 1)
-    random = any(not _identical(a, b) for a, b in zip(first, second))
-    return first, random
+    if seeded.seen or any(not _identical(a, b) for a, b in zip(first, second)):
+        return first, "random op"
+    return first, ""
 
 
 def _identical(a, b) -> bool:
@@ -187,14 +214,15 @@ def as_torch(value) -> torch.Tensor:
     return torch.from_numpy(array.copy())
 
 
-def compare(actual: Sequence, expected: Sequence[torch.Tensor], random: bool) -> None:
-    """Raises AssertionError naming the first mismatch (see the module doc for the rule)."""
+def compare(actual: Sequence, expected: Sequence[torch.Tensor], unchecked: str = "") -> None:
+    """Raises AssertionError naming the first mismatch (see the module doc for the rule);
+    `unchecked` (eager_reference's reason) limits the check to count, shapes and dtypes."""
     from compare import assert_close
     actual = [as_torch(a) for a in actual]
-    if random:
+    if unchecked:
         got = [(tuple(a.shape), a.dtype) for a in actual]
         want = [(tuple(e.shape), e.dtype) for e in expected]
-        assert got == want, f"random op: outputs {got} != {want}"
+        assert got == want, f"{unchecked}: outputs {got} != {want}"
         return
     assert len(actual) == len(expected), f"{len(actual)} outputs, expected {len(expected)}"
     for i, (a, e) in enumerate(zip(actual, expected)):
