@@ -167,8 +167,8 @@ def run_eager(module, inputs, seed: int = 0) -> List[torch.Tensor]:
 
 def eager_reference(module, inputs, op_name: str):
     """(outputs, unchecked): eager's outputs, and why their values cannot be compared ("" if
-    they can): a random op (one with a seeded ATen op, or whose result changes with the
-    seed) or an uninitialized result (`empty*`); those cases check count, shapes, dtypes."""
+    they can): a random op (one with a seeded ATen op, or whose result changes beyond the
+    tolerance with the seed) or an uninitialized result (`empty*`); those cases check count, shapes, dtypes."""
     seeded = _SeededOpSeen()
     try:
         with seeded:
@@ -180,15 +180,19 @@ def eager_reference(module, inputs, op_name: str):
     if UNINITIALIZED.search(op_name):
         return first, "uninitialized result"
     second = run_eager(module, inputs, 1)
-    if seeded.seen or any(not _identical(a, b) for a, b in zip(first, second)):
+    if seeded.seen or not _close(second, first):
         return first, "random op"
     return first, ""
 
 
-def _identical(a, b) -> bool:
-    return a.shape == b.shape and a.dtype == b.dtype and \
-        bool(torch.eq(a, b).logical_or(a.isnan().logical_and(b.isnan())).all()) \
-        if a.is_floating_point() or a.is_complex() else torch.equal(a, b)
+def _close(actual, expected) -> bool:
+    """Whether two eager runs agree by the suite's rule (LAPACK-based ops can differ in the
+    last bits between runs; that does not make them random)."""
+    try:
+        compare(actual, expected)
+        return True
+    except AssertionError:
+        return False
 
 
 def error_summary(error: BaseException, limit: int = 300) -> str:
