@@ -22,8 +22,9 @@ the signal and its last stderr line), one that runs past `--timeout` is killed a
 itself fails; counted for neither path).
 
 Results are appended to `<output>.jsonl` as they come (so `--resume` carries on and a partial
-run is still a result); at the end `<output>.json` (all results, by case) and `<output>.md`
-(the summary: op_suite_report.py) are written.
+run is still a result) and each run's command line to `<output>.commands`; at the end
+`<output>.json` (all results, by case) and `<output>.md` (the summary: op_suite_report.py,
+naming the runs) are written.
 """
 from __future__ import annotations
 
@@ -231,12 +232,16 @@ def main(argv=None) -> int:
     from benchmarks import op_suite_report
     cases = enumerate_cases(args.ops, args.limit, fp32_samples=args.fp32_samples)
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    results_path = args.output + ".jsonl"
-    if not (args.resume or args.report_only) and os.path.exists(results_path):
-        os.remove(results_path)
+    results_path, commands_path = args.output + ".jsonl", args.output + ".commands"
+    if not (args.resume or args.report_only):
+        for stale in (results_path, commands_path):
+            if os.path.exists(stale):
+                os.remove(stale)
     command = "python benchmarks/op_suite.py " + " ".join(argv if argv is not None
                                                           else sys.argv[1:])
     if not args.report_only:
+        with open(commands_path, "a") as f:  # the runs whose results the .jsonl holds
+            f.write(command + "\n")
         done = {(r["id"], r["path"]) for r in load_results(results_path)}
         print(f"{len(cases)} cases x {len(PATHS)} paths, {len(done)} results already there",
               flush=True)
@@ -244,9 +249,13 @@ def main(argv=None) -> int:
     results = load_results(results_path)
     wanted = {c["id"] for c in cases}
     results = [r for r in results if r["id"] in wanted]
+    runs = []
+    if os.path.exists(commands_path):
+        with open(commands_path) as f:
+            runs = [line.strip() for line in f if line.strip()]
     with open(args.output + ".json", "w") as f:
-        json.dump({"command": command, "cases": len(cases), "results": results}, f, indent=1)
-    summary = op_suite_report.render(results, len(cases), command)
+        json.dump({"runs": runs, "cases": len(cases), "results": results}, f, indent=1)
+    summary = op_suite_report.render(results, len(cases), runs)
     for path in filter(None, (args.output + ".md", args.summary)):
         with open(path, "w") as f:
             f.write(summary)

@@ -112,7 +112,7 @@ def test_summary_groups_ember_failures_by_family():
         _result("erf|float32|0|static", "ember", "crash", "signal SIGSEGV: boom"),
         _result("erf|float32|0|static", "torch-mlir", "error", "TypeError: no"),
     ]
-    summary = op_suite_report.render(results, 3, "python benchmarks/op_suite.py")
+    summary = op_suite_report.render(results, 3, ["python benchmarks/op_suite.py"])
     assert "| ember | 1 | 0 | 1 | 1 | 0 | 0 | 3 | **33.3%** |" in summary
     assert "| torch-mlir | 2 | 0 | 1 | 0 | 0 | 0 | 3 | **66.7%** |" in summary
     assert "| erf | 2 / 2 | error 1, crash 1 | 1 |" in summary
