@@ -133,6 +133,8 @@ def build_case(case: dict):
                       inplace).eval()
     inputs = [leaves[i].detach().clone() for i in positions]
     dynamic = None
+    if case["mode"] == "dynamic" and not inputs:
+        raise NotApplicable("no tensor input to make dynamic")
     if case["mode"] == "dynamic":
         from torch.export import Dim
         dynamic = (tuple({d: Dim.AUTO(max=DYNAMIC_GROWTH * n + 16) for d, n in enumerate(t.shape)}
