@@ -209,3 +209,16 @@ func.func @weight_stays(%x: tensor<4xf32>) -> tensor<4xf32> {
   %0 = "ember.binary"(%x, %w) {kind = "add"} : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
   return %0 : tensor<4xf32>
 }
+
+// -----
+
+// A slice whose result type leaves its known size dynamic (torch-mlir types roll's slices so):
+// extract_slice states the size, a cast gives the declared type.
+// CHECK-LABEL: func.func @slice_declared_dynamic
+// CHECK: %[[S:.*]] = tensor.extract_slice %arg0[3, 0] [1, 4] [1, 1] : tensor<4x4xf32> to tensor<1x4xf32>
+// CHECK: %[[C:.*]] = tensor.cast %[[S]] : tensor<1x4xf32> to tensor<?x4xf32>
+// CHECK: return %[[C]]
+func.func @slice_declared_dynamic(%x: tensor<4x4xf32>) -> tensor<?x4xf32> {
+  %0 = "ember.slice"(%x) {axis = 0, start = 3, size = 1} : (tensor<4x4xf32>) -> tensor<?x4xf32>
+  return %0 : tensor<?x4xf32>
+}

@@ -93,6 +93,15 @@ def test_cat_along_a_dynamic_dim(check):
                        [torch.randn(17, 4), torch.randn(1, 4), torch.randn(2, 4)]])
 
 
+@pytest.mark.covers("slice", "cat")
+def test_roll(check):
+    """roll: torch-mlir's slices of it carry a dynamic result type for a known size (their
+    lowering built an extract_slice of the wrong type); both dims, either direction."""
+    model = Fn(lambda self, x: (torch.roll(x, 1, 0), torch.roll(x, -2, 1),
+                                torch.roll(x, (1, 3), (0, 1))))
+    check(model, [torch.randn(4, 5)])
+
+
 @pytest.mark.covers("zeros", "zeros_like")
 def test_zeros(check):
     model = Fn(lambda self, x: (torch.zeros(3, 4), x + torch.zeros(4), torch.zeros_like(x),

@@ -71,8 +71,12 @@ def lower_slice(op: Slice):
     sizes = [size if d == axis else (ir.ShapedType.get_dynamic_size() if shape[d] is None
                                      else shape[d]) for d in range(rank)]
     offsets = [start if d == axis else 0 for d in range(rank)]
-    return tensor.ExtractSliceOp(op.result.type, x, [], dynamic, [], offsets, sizes,
-                                 [1] * rank).result
+    # The result type may leave a size dynamic that the slice knows (torch-mlir's roll types
+    # its slices `?`): extract_slice's type must state it, a cast gives the declared one.
+    element = ir.RankedTensorType(op.result.type).element_type
+    sliced = tensor.ExtractSliceOp(ir.RankedTensorType.get(sizes, element), x, [], dynamic, [],
+                                   offsets, sizes, [1] * rank).result
+    return sliced if sliced.type == op.result.type else tensor.cast(op.result.type, sliced)
 
 
 def _size(value, dim: int) -> Union[int, ir.Value]:
