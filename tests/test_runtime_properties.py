@@ -112,16 +112,22 @@ def test_python_runtime_result_or_clear_error(model, compiled, data):
     assert_close(got, expected)
 
 
-@pytest.fixture(scope="module")
-def run_model(compiled, tmp_path_factory):
+def _saved_with_run_model(compiled, tmp_path_factory, name):
+    """(run_model binary, artifact dir): `compiled` saved, and examples/c/run_model.c built
+    against the header it ships."""
     if shutil.which("cc") is None:
         pytest.skip("needs a C compiler (cc)")
-    artifact = compiled.save(str(tmp_path_factory.mktemp("art") / "scored.ember"))
+    artifact = compiled.save(str(tmp_path_factory.mktemp("art") / name))
     binary = str(tmp_path_factory.mktemp("bin") / "run_model")
     subprocess.run(["cc", "-O2", "-I", artifact, "-o", binary,
                     os.path.join(ROOT, "examples", "c", "run_model.c"), "-ldl", "-lpthread",
                     "-lm"], check=True, capture_output=True, text=True)
     return binary, artifact
+
+
+@pytest.fixture(scope="module")
+def run_model(compiled, tmp_path_factory):
+    return _saved_with_run_model(compiled, tmp_path_factory, "scored.ember")
 
 
 @settings(_SETTINGS, max_examples=12)
@@ -228,14 +234,7 @@ def test_python_runtime_checks_indices_and_divisors(indexing_model, indexing_com
 
 @pytest.fixture(scope="module")
 def indexing_run_model(indexing_compiled, tmp_path_factory):
-    if shutil.which("cc") is None:
-        pytest.skip("needs a C compiler (cc)")
-    artifact = indexing_compiled.save(str(tmp_path_factory.mktemp("art") / "lookup.ember"))
-    binary = str(tmp_path_factory.mktemp("bin") / "run_model")
-    subprocess.run(["cc", "-O2", "-I", artifact, "-o", binary,
-                    os.path.join(ROOT, "examples", "c", "run_model.c"), "-ldl", "-lpthread",
-                    "-lm"], check=True, capture_output=True, text=True)
-    return binary, artifact
+    return _saved_with_run_model(indexing_compiled, tmp_path_factory, "lookup.ember")
 
 
 @settings(_SETTINGS, max_examples=12)
