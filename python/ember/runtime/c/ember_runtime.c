@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "ember_signature.h"
+#include "ember_verify.h"
 
 _Static_assert(sizeof(void *) == sizeof(int64_t),
                "memref descriptors are built for 64-bit targets (index = int64_t)");

@@ -8,7 +8,6 @@
 #include <stdint.h>
 
 #include "ember_runtime.h"
-#include "ember_verify.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define EMBER_INTERNAL __attribute__((visibility("hidden")))

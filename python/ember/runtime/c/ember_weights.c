@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "ember_signature.h"
+#include "ember_verify.h"
 
 enum { MAX_RANK = 64, DATA_ALIGN = 64 };
 #define MAX_HEADER (100u << 20) /* the safetensors reference implementation's limit */
