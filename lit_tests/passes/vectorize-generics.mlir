@@ -152,3 +152,23 @@ func.func @integer_fmod(%a: memref<12xi64>, %b: memref<12xi64>, %out: memref<12x
   }
   return
 }
+
+// -----
+
+// ... and complex numbers (no vector<...xcomplex<f32>> exists): a broadcast of a complex64
+// row stays a loop, which the CPU stages lower to loads of two-float structs.
+// CHECK-LABEL: func.func @complex_broadcast(
+// CHECK: linalg.generic
+// CHECK-NOT: vector.
+// LLVM-LABEL: llvm.func @complex_broadcast(
+// LLVM: llvm.load %{{.*}} : !llvm.ptr -> !llvm.struct<(f32, f32)>
+// LLVM: llvm.store %{{.*}} : !llvm.struct<(f32, f32)>, !llvm.ptr
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d1)>
+func.func @complex_broadcast(%x: memref<16xcomplex<f32>>, %out: memref<4x16xcomplex<f32>>) {
+  linalg.generic {indexing_maps = [#row, #id2], iterator_types = ["parallel", "parallel"]} ins(%x : memref<16xcomplex<f32>>) outs(%out : memref<4x16xcomplex<f32>>) {
+  ^bb0(%in: complex<f32>, %o: complex<f32>):
+    linalg.yield %in : complex<f32>
+  }
+  return
+}

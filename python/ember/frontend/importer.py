@@ -180,6 +180,9 @@ def import_to_text(exported: ExportedModel) -> str:
     scalars = [user_line_in_stack_trace(node.meta.get("stack_trace"))
                for node in graph.nodes
                if node.op == "call_function" and node.target in _data_dependent_scalars()]
+    refused = unsupported_complex_calls(calls)
+    if refused:
+        raise UnsupportedOpsError(refused)
     try:
         importer.import_stateless_graph(graph, func_name="main")
     except Exception as e:  # the FX importer asserts on what it cannot import
@@ -192,9 +195,6 @@ def import_to_text(exported: ExportedModel) -> str:
                 for line in scalars]) from e
         raise RuntimeError(f"torch-mlir could not import the exported graph: {e}") from e
     module = importer.module
-    refused = unsupported_complex_calls(calls)
-    if refused:
-        raise UnsupportedOpsError(refused)
     legal = ",".join(f"aten.{TORCH_MLIR_NAMES.get(n, n)}" for n in KEEP_WHOLE)
     _run(module, "func.func(torch-match-quantized-custom-ops),"
                  f"torchdynamo-export-to-torch-backend-pipeline{{backend-legal-ops={legal}}}",

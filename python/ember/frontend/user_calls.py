@@ -19,14 +19,40 @@ from ember.source_locations import (aten_op, location_frames, stack_trace_frames
 #: Ops whose tensors must share one dtype (PyTorch promotes elementwise ops' operands, not these).
 _NO_PROMOTION = ("aten.linear", "aten.mm", "aten.bmm", "aten.matmul", "aten.addmm",
                  "aten.baddbmm", "aten.convolution", "aten.conv1d", "aten.conv2d", "aten.conv3d")
-#: The calls ember compiles on complex tensors (decompositions.py turns the arithmetic into
-#: real arithmetic on the parts). torch-mlir's lowering of others emits invalid IR or aborts
-#: the process (a complex sum), so those are refused before it runs.
-COMPLEX_OPS = frozenset({"aten.add.Tensor", "aten.sub.Tensor", "aten.mul.Tensor", "aten.abs",
-                         "aten.complex", "aten.view_as_real", "aten.view_as_complex",
-                         "aten.real", "aten.imag", "aten.view", "aten.t"})
-
-
+#: The calls ember compiles on complex tensors: add, sub, mul and abs as real arithmetic on
+#: the parts (decompositions.py), the rest through torch-mlir's linalg lowering, whose generic
+#: ops on `complex<f32>` elements the CPU stages run as scalar loops (complex-to-llvm). This is
+#: the set the operator suite (benchmarks/op_suite.py) measured correct on complex64: moving
+#: data (views, copies, indexing, scatter by index, padding, concatenation, splits), creating
+#: tensors like another, products (mm, matmul, baddbmm) and the 2-norm. torch-mlir's lowering
+#: of the others emits invalid IR, crashes (a complex sum aborts) or is absent, so they are
+#: refused before it runs.
+COMPLEX_OPS = frozenset({
+    # arithmetic
+    "aten.add.Tensor", "aten.sub.Tensor", "aten.rsub.Tensor", "aten.mul.Tensor", "aten.abs",
+    "aten.complex", "aten.polar", "aten.view_as_real", "aten.view_as_complex", "aten.real",
+    "aten.imag", "aten.linalg_vector_norm", "aten.linalg_cross", "aten.renorm", "aten.mm",
+    "aten.matmul", "aten.baddbmm", "aten.stft",
+    # views and copies
+    "aten.view", "aten._unsafe_view", "aten.t", "aten.t_copy", "aten.transpose.int",
+    "aten.transpose_copy.int", "aten.permute", "aten.expand", "aten.expand_copy",
+    "aten.squeeze", "aten.squeeze.dims", "aten.squeeze_copy", "aten.unsqueeze",
+    "aten.select.int", "aten.slice.Tensor", "aten.diagonal", "aten.diagonal_copy",
+    "aten.as_strided", "aten.alias_copy", "aten.unfold", "aten.unfold_copy", "aten.clone",
+    "aten.copy", "aten._to_copy", "aten.flip", "aten.rot90", "aten.repeat", "aten.triu",
+    "aten.pixel_shuffle", "aten.pixel_unshuffle", "aten.channel_shuffle", "aten.diag_embed",
+    # joining and splitting
+    "aten.cat", "aten.stack", "aten._chunk_cat", "aten.split.Tensor", "aten.split_with_sizes",
+    "aten.split_with_sizes_copy", "aten.unsafe_split.Tensor", "aten.unbind.int",
+    # indexing
+    "aten.index.Tensor", "aten.index_select", "aten.gather", "aten.take", "aten.index_put",
+    "aten.index_copy", "aten.masked_scatter", "aten.where.self",
+    # padding
+    "aten.constant_pad_nd", "aten.replication_pad1d", "aten.replication_pad2d",
+    # new tensors
+    "aten.empty_like", "aten.new_empty_strided", "aten.zeros_like", "aten.ones_like",
+    "aten.zero", "aten.fill.Scalar", "aten.eye", "aten.logspace", "aten.scalar_tensor",
+})
 def aten_op_name(node) -> Optional[str]:
     """"aten.embedding" for an FX node calling an aten op: the op the user called
     (`original_aten`, which a node made by a decomposition keeps), without its overload."""
@@ -80,8 +106,8 @@ class UserCall:
         complex_ = self.complex_dtypes()
         if complex_:
             return f"complex tensors ({', '.join(complex_)}) are not supported by this op " \
-                   f"(ember compiles complex add, sub, mul, abs, real, imag, view_as_real, " \
-                   f"view_as_complex and complex)"
+                   f"(ember compiles complex tensors through ops that move data, add, sub, mul, " \
+                   f"abs, mm and matmul: ember.frontend.user_calls.COMPLEX_OPS)"
         if self.aten_op in _NO_PROMOTION and len(set(self.input_dtypes)) > 1:
             return f"its inputs have different dtypes ({', '.join(self.input_dtypes)}), which " \
                    f"it does not promote (PyTorch eager rejects this too): cast them to one " \

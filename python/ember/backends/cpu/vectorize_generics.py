@@ -14,7 +14,9 @@ dims dropped, so every access becomes one `vector.load` / `vector.store` (or a m
 An op is taken when all its loops are parallel, every indexing map is a projected permutation,
 the last loop indexes the innermost, unit-stride dim of each operand that uses it (other
 operands are broadcast along it), its last dim has at least 4 iterations, its body holds only
-arith / math / linalg.index ops, and no operand is i1 (bool memrefs are widened later). Integer
+arith / math / linalg.index ops, and every operand holds integers (not i1: bool memrefs are
+widened later) or floats (a vector of complex numbers is not a type: complex copies, pads and
+broadcasts stay scalar loops, which complex-to-llvm lowers to two-float structs). Integer
 divisions and remainders stay scalar: no target has a vector integer divide (LLVM splits it
 into one divide per lane), and the lanes a masked tail pads would divide by zero, a SIGFPE.
 Reductions and transposing ops keep their scalar loops. Runs on bufferized code, after
@@ -46,6 +48,14 @@ def _innermost_stride_is_one(value) -> bool:
     return strides[-1] == 1
 
 
+def _vector_element(element) -> bool:
+    """Whether a vector of `element`s is what this pass may build: floats and integers wider
+    than i1."""
+    if isinstance(element, ir.IntegerType):
+        return ir.IntegerType(element).width > 1
+    return isinstance(element, ir.FloatType)
+
+
 def vector_tiles(op, lanes: int) -> Optional[Tuple[Tuple[int, ...], bool]]:
     """(tile sizes, masked) for a linalg.generic on memrefs this pass vectorizes, or None."""
     iterators = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
@@ -61,8 +71,7 @@ def vector_tiles(op, lanes: int) -> Optional[Tuple[Tuple[int, ...], bool]]:
                 return None                     # tensors: not bufferized
             continue                            # a scalar operand
         memref_type = ir.MemRefType(value.type)
-        if isinstance(memref_type.element_type, ir.IntegerType) and \
-                ir.IntegerType(memref_type.element_type).width == 1:
+        if not _vector_element(memref_type.element_type):
             return None
         if not amap.is_projected_permutation:
             return None
