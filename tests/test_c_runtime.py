@@ -10,6 +10,7 @@ import platform
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -275,3 +276,33 @@ def test_generated_tables_escape_names():
            "inputs": [{"name": 'we"ird\\na?me\u00e9', "dtype": "float32", "shape": [2]}]}
     source = generate_tables(sig)
     assert r'"we\042ird\134na\077me\303\251"' in source
+
+
+def test_runtime_objects_are_cached_on_disk_across_processes(tmp_path):
+    """A fresh process reuses the compiled runtime objects (no 0.75 s recompile per process):
+    two processes racing to fill an empty cache end with one complete set, and the second
+    process's objects are the first's files."""
+    env = dict(os.environ, EMBER_CACHE_DIR=str(tmp_path))
+    script = ("from ember.backends.cpu.c_runtime import runtime_objects\n"
+              "print('\\n'.join(runtime_objects()))")
+    racers = [subprocess.Popen([sys.executable, "-c", script], env=env, text=True,
+                               stdout=subprocess.PIPE) for _ in range(2)]
+    listed = [p.communicate()[0].split() for p in racers]
+    assert all(p.returncode == 0 for p in racers)
+    assert listed[0] == listed[1] and all(os.path.isfile(o) for o in listed[0])
+    runtime = tmp_path / "runtime"
+    assert len(list(runtime.iterdir())) == 1, "a racer's private build directory was left"
+    stamps = [os.stat(o).st_mtime_ns for o in listed[0]]
+    again = subprocess.run([sys.executable, "-c", script], env=env, text=True, check=True,
+                           stdout=subprocess.PIPE).stdout.split()
+    assert again == listed[0] and [os.stat(o).st_mtime_ns for o in again] == stamps
+
+
+def test_runtime_objects_without_a_writable_cache(tmp_path):
+    """A cache directory that cannot be created (here: under a file) costs a compile per
+    process, never an error."""
+    (tmp_path / "file").write_text("")
+    env = dict(os.environ, EMBER_CACHE_DIR=str(tmp_path / "file" / "cache"))
+    script = ("from ember.backends.cpu.c_runtime import runtime_objects\n"
+              "import os; assert all(os.path.isfile(o) for o in runtime_objects())")
+    subprocess.run([sys.executable, "-c", script], env=env, check=True)

@@ -43,9 +43,10 @@ class SignatureError(ValueError):
 def cc_args(signature: Optional[Mapping], workdir: str, entry: str = "ember_entry",
             cc: str = "cc") -> List[str]:
     """Arguments to add to a CPU library's `cc -shared` command (`cc` is that compiler): the
-    include directory, the generated tables (written into `workdir`) and the runtime, compiled
-    once per process and compiler. [] without a signature (a bare library exporting only the
-    entry point, as a job without a signature builds)."""
+    include directory, the generated tables (written into `workdir`) and the runtime's
+    objects (runtime_objects: compiled once per compiler, cached on disk). [] without a
+    signature (a bare library exporting only the entry point, as a job without a signature
+    builds)."""
     if signature is None:
         return []
     path = os.path.join(workdir, TABLES)
@@ -56,13 +57,79 @@ def cc_args(signature: Optional[Mapping], workdir: str, entry: str = "ember_entr
 
 _objects: Dict[Tuple[str, str], List[str]] = {}
 _objects_lock = threading.Lock()
-_objects_dir: List[str] = []
+_process_dir: List[str] = []
+
+
+def cache_root() -> str:
+    """Where compiled runtime objects are kept across processes: `$EMBER_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/ember`, else `~/.cache/ember`."""
+    return os.environ.get("EMBER_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "ember")
+
+
+def _compiler_identity(cc: str) -> str:
+    """The compiler as a cache key: its resolved path, size and modification time (an
+    upgraded compiler gets new objects)."""
+    path = shutil.which(cc) or cc
+    try:
+        stat = os.stat(os.path.realpath(path))
+        return f"{os.path.realpath(path)}:{stat.st_size}:{stat.st_mtime_ns}"
+    except OSError:
+        return path
+
+
+def _compile_into(directory: str, cc: str) -> List[str]:
+    objects = []
+    for source in capi.source_paths():
+        obj = os.path.join(directory, f"{os.path.basename(source)[:-2]}.o")
+        cmd = [cc, "-c", "-fPIC", "-O2", "-I", capi.source_dir(), "-o", obj, source]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"compiling the ember C runtime failed:\n"
+                               f"{proc.stderr.strip()}\nrerun with:\n  {shlex.join(cmd)}")
+        objects.append(obj)
+    return objects
+
+
+def _cached_on_disk(key: str, cc: str) -> List[str]:
+    """The objects under cache_root()/runtime/<key>, compiled there first if missing: built in
+    a private directory and renamed into place, so concurrent processes never see half of a
+    set (the loser of a race discards its copy). Where the cache cannot be written, a
+    directory of this process's is used instead."""
+    names = [f"{os.path.basename(source)[:-2]}.o" for source in capi.source_paths()]
+    parent = os.path.join(cache_root(), "runtime")
+    final = os.path.join(parent, key)
+    if all(os.path.isfile(os.path.join(final, n)) for n in names):
+        return [os.path.join(final, n) for n in names]
+    try:
+        os.makedirs(parent, exist_ok=True)
+        building = tempfile.mkdtemp(prefix=f".{key[:16]}-", dir=parent)
+    except OSError:
+        if not _process_dir:
+            _process_dir.append(tempfile.mkdtemp(prefix="ember-runtime-"))
+            atexit.register(shutil.rmtree, _process_dir[0], True)
+        directory = os.path.join(_process_dir[0], key)
+        os.makedirs(directory, exist_ok=True)
+        return _compile_into(directory, cc)
+    try:
+        _compile_into(building, cc)
+        try:
+            os.rename(building, final)
+        except OSError:  # another process renamed its copy first (or left a broken one)
+            if not all(os.path.isfile(os.path.join(final, n)) for n in names):
+                shutil.rmtree(final, ignore_errors=True)
+                os.rename(building, final)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return [os.path.join(final, n) for n in names]
 
 
 def runtime_objects(cc: str = "cc") -> List[str]:
-    """The runtime sources compiled by `cc` into position-independent objects, cached for this
-    process (keyed by the compiler and the sources' contents)."""
-    digest = hashlib.sha256()
+    """The runtime sources compiled by `cc` into position-independent objects. Compiling them
+    costs about 0.75 s, which every fresh process's first compile used to pay: they are cached
+    on disk (`cache_root()`), keyed by the compiler and the sources' contents."""
+    digest = hashlib.sha256(_compiler_identity(cc).encode())
     for path in [capi.header_path(), capi.header_path("ember_verify.h"),
                  os.path.join(capi.source_dir(), "ember_signature.h"), *capi.source_paths()]:
         with open(path, "rb") as f:
@@ -72,21 +139,8 @@ def runtime_objects(cc: str = "cc") -> List[str]:
         cached = _objects.get(key)
         if cached and all(os.path.exists(p) for p in cached):
             return cached
-        if not _objects_dir:
-            _objects_dir.append(tempfile.mkdtemp(prefix="ember-runtime-"))
-            atexit.register(shutil.rmtree, _objects_dir[0], True)
-        objects = []
-        for source in capi.source_paths():
-            obj = os.path.join(_objects_dir[0], f"{len(_objects)}-"
-                               f"{os.path.basename(source)[:-2]}.o")
-            cmd = [cc, "-c", "-fPIC", "-O2", "-I", capi.source_dir(), "-o", obj, source]
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeError(f"compiling the ember C runtime failed:\n"
-                                   f"{proc.stderr.strip()}\nrerun with:\n  {shlex.join(cmd)}")
-            objects.append(obj)
-        _objects[key] = objects
-        return objects
+        _objects[key] = _cached_on_disk(key[1][:32], cc)
+        return _objects[key]
 
 
 def artifact_files(signature: Optional[Mapping]) -> Dict[str, str]:

@@ -254,7 +254,7 @@ class CpuTarget(Target):
         return {"kind": self.kind, "triple": self.triple, "cpu": self.cpu}
 
     def prepare_process(self) -> None:
-        """The facts, and the C runtime's objects (compiled once per process and `cc`), when
+        """The facts, and the C runtime's objects (compiled once per `cc`, cached on disk), when
         `cc` exists (else the library stage reports it)."""
         super().prepare_process()
         if shutil.which(self.options.cc) is not None:
