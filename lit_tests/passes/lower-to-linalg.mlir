@@ -222,3 +222,18 @@ func.func @slice_declared_dynamic(%x: tensor<4x4xf32>) -> tensor<?x4xf32> {
   %0 = "ember.slice"(%x) {axis = 0, start = 3, size = 1} : (tensor<4x4xf32>) -> tensor<?x4xf32>
   return %0 : tensor<?x4xf32>
 }
+
+// -----
+
+// A slice of an empty tensor (a batch of 0; adaptive pooling selects from one): an empty
+// tensor of the result's shape, dynamic dims read from the input (extract_slice's verifier
+// refuses any offset into a dim of size 0).
+// CHECK-LABEL: func.func @slice_of_empty
+// CHECK: %[[D:.*]] = tensor.dim %arg0, %c2
+// CHECK: %[[E:.*]] = tensor.empty(%[[D]]) : tensor<0x1x?xf32>
+// CHECK-NOT: tensor.extract_slice
+// CHECK: return %[[E]]
+func.func @slice_of_empty(%x: tensor<0x8x?xf32>) -> tensor<0x1x?xf32> {
+  %0 = "ember.slice"(%x) {axis = 1, start = 0, size = 1} : (tensor<0x8x?xf32>) -> tensor<0x1x?xf32>
+  return %0 : tensor<0x1x?xf32>
+}

@@ -86,3 +86,10 @@ def test_upsample_nearest2d(check):
                                 F.interpolate(x, scale_factor=(2, 3), mode="nearest"),
                                 nn.Upsample(size=(18, 11), mode="nearest")(x)))
     check(model, [torch.randn(2, 3, 9, 11)])
+
+
+@pytest.mark.covers("AdaptiveAvgPool2d")
+def test_adaptive_avg_pool1d_empty_batch(check):
+    """A batch of 0: torch-mlir's adaptive pooling selects from the empty input, which must
+    lower to an empty tensor, not an out-of-bounds slice."""
+    check(Fn(lambda self, x: F.adaptive_avg_pool1d(x, 5)), [torch.randn(0, 8, 8)])

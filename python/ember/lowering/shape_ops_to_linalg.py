@@ -74,8 +74,14 @@ def lower_slice(op: Slice):
     # The result type may leave a size dynamic that the slice knows (torch-mlir's roll types
     # its slices `?`): extract_slice's type must state it, a cast gives the declared one.
     element = ir.RankedTensorType(op.result.type).element_type
-    sliced = tensor.ExtractSliceOp(ir.RankedTensorType.get(sizes, element), x, [], dynamic, [],
-                                   offsets, sizes, [1] * rank).result
+    sliced_type = ir.RankedTensorType.get(sizes, element)
+    if 0 in sizes:  # an empty result (a batch of 0): extract_slice's verifier refuses offset 0
+        runtime = iter(dynamic)
+        sliced = tensor.empty([next(runtime) if n == ir.ShapedType.get_dynamic_size() else n
+                               for n in sizes], element)
+    else:
+        sliced = tensor.ExtractSliceOp(sliced_type, x, [], dynamic, [], offsets, sizes,
+                                       [1] * rank).result
     return sliced if sliced.type == op.result.type else tensor.cast(op.result.type, sliced)
 
 
