@@ -60,6 +60,16 @@ def test_matmul_integer(check):
     check(model, [torch.randint(-5, 5, (3, 4)), torch.randint(-5, 5, (4, 2))])
 
 
+@pytest.mark.covers("mm")
+def test_addmm_integer(check):
+    """Integer addmm (kept whole for the float GEMMs, refused by torch-mlir's decomposition)
+    as beta * input + alpha * mm, beta=0 ignoring the input as PyTorch does."""
+    model = Fn(lambda self, x, a, b: (torch.addmm(x, a, b), torch.addmm(x, a, b, beta=3, alpha=2),
+                                      torch.addmm(x, a, b, beta=0)))
+    check(model, [torch.randint(-5, 5, (2, 3)), torch.randint(-5, 5, (2, 4)),
+                  torch.randint(-5, 5, (4, 3))])
+
+
 @pytest.mark.covers("matmul", "Linear")
 def test_empty_reduction(check):
     """K = 0: every product is an empty sum, so the result is the bias (or zeros); no kernel

@@ -1,6 +1,6 @@
 """ember's own FX-level decompositions, applied with torch-mlir's table at torch.export time.
 
-Six kinds of entries:
+Eight kinds of entries:
 - `adaptive_avg_pool2d` and `adaptive_max_pool2d` with uneven windows, which torch-mlir's
   lowering rejects at run time (PyTorch's own decomposition for avg; window gathers for max).
 - arithmetic on complex tensors (add, sub, mul, abs) as real arithmetic on their parts, where
@@ -11,6 +11,10 @@ Six kinds of entries:
   PyTorch aligns its causal mask top-left and ember.attention bottom-right). A call already in
   that form is kept whole (the function returns NotImplemented).
 - `sort(stable=...)`, which torch-mlir does not know, as plain `sort`.
+- `reciprocal` of integers on the float tensor PyTorch returns (torch-mlir's lowering asserts
+  that no element is 0, where PyTorch gives inf).
+- `addmm` on integers as `beta * input + alpha * mm`: ember keeps addmm whole for its float
+  GEMMs, and torch-mlir's own decomposition of it declines integers (its mm lowers them).
 - `topk` as k passes of argmax: torch-mlir's topk is a full sort, which its TMTensor lowering
   (and so ember's, tm_tensor_to_loops.py) does as an O(n^2) bubble sort; k passes are O(k n).
   Ties pick the lowest index first; an input holding -inf (+inf for smallest) among the top k
@@ -182,6 +186,21 @@ def abs_(x):
     return torch.sqrt(x.real * x.real + x.imag * x.imag)
 
 
+# ------------------------------------------------------------------ integer addmm
+def integer_addmm(input, mat1, mat2, *, beta=1, alpha=1):
+    if mat1.dtype.is_floating_point or mat1.is_complex():
+        return NotImplemented
+    product = torch.mm(mat1, mat2)
+    product = product if alpha == 1 else product * alpha
+    return product if beta == 0 else product + (input if beta == 1 else input * beta)
+
+
+def integer_reciprocal(x):
+    if x.dtype.is_floating_point or x.is_complex():
+        return NotImplemented
+    return torch.reciprocal(x.to(torch.get_default_dtype()))
+
+
 # ------------------------------------------------------------------ uint8
 def _is_uint8(x) -> bool:
     return isinstance(x, torch.Tensor) and x.dtype == torch.uint8
@@ -216,6 +235,8 @@ DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.adaptive_max_pool2d.default: adaptive_max_pool2d,
     ATEN.sort.stable: stable_sort,
     ATEN.topk.default: topk,
+    ATEN.addmm.default: integer_addmm,
+    ATEN.reciprocal.default: integer_reciprocal,
     ATEN.add.Tensor: _complex_linear(1),
     ATEN.sub.Tensor: _complex_linear(-1),
     ATEN.mul.Tensor: complex_mul,
