@@ -1,5 +1,9 @@
 """ember.attention -> softmax(q k^T * scale + mask) v as two batched contractions around a
 softmax, split over the batch entries in an scf.forall when they are independent.
+
+f16 and bf16 attention computes its scores, softmax and weighted sum in f32 and rounds once
+(accumulator_type), as PyTorch's CPU kernels do: bf16 scores of magnitude ~100 are off by
+~0.4, which turns into wrong softmax weights.
 """
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from mlir.dialects import arith, linalg, scf, tensor
 
 from ember.dialect.ops import Attention
 from ember.kit.builders import constant
+from ember.kit.epilogue import accumulator_type, widened
 from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
     empty_like, filled, generic, identity_map, tensor_dim, tensor_shape, type_shape
 from ember.lowering.reductions_to_linalg import softmax_along
@@ -20,7 +25,8 @@ def _batched_contraction(a, b, out_type, dim_sources, a_dims, b_dims):
     maps = [identity_map(rank + 1, a_dims), identity_map(rank + 1, b_dims),
             identity_map(rank + 1, range(rank))]
     return generic([a, b], acc, maps, [PARALLEL] * rank + [REDUCTION],
-                   lambda x, y, c: arith.addf(c, arith.mulf(x, y)))
+                   lambda x, y, c: arith.addf(c, arith.mulf(widened(x, c.type),
+                                                            widened(y, c.type))))
 
 
 def _causal_mask(scores):
@@ -43,15 +49,17 @@ def _attention(q, k, v, mask, scale: float, causal: bool, out_type):
     rank = len(qs)
     lead = list(range(rank - 2))
     i, j, r = rank - 2, rank - 1, rank
+    compute = ir.RankedTensorType(accumulator_type(out_type)).element_type
     scores_type = ir.RankedTensorType.get(
         [ir.ShapedType.get_dynamic_size() if d is None else d for d in qs[:-1] + [ks[-2]]],
-        element_type(q))
+        compute)
     scores = _batched_contraction(q, k, scores_type,
                                   [(q, d) for d in range(rank - 1)] + [(k, rank - 2)],
                                   lead + [i, r], lead + [j, r])
     operands = [scores] + ([mask] if mask is not None else [])
     scores = elementwise(operands, scores_type,
-                         lambda s, *m: arith.addf(arith.mulf(s, constant(scale, s.type)), m[0]) if m
+                         lambda s, *m: arith.addf(arith.mulf(s, constant(scale, s.type)),
+                                                  widened(m[0], s.type)) if m
                          else arith.mulf(s, constant(scale, s.type)))
     if causal:
         scores = _causal_mask(scores)
@@ -59,11 +67,16 @@ def _attention(q, k, v, mask, scale: float, causal: bool, out_type):
     vs = tensor_shape(v)
     # Iteration space (..., i, r, j): the innermost loop runs along rows of v and of the
     # output (contiguous), so it vectorizes without reassociating the sum.
-    acc = filled(out_type, [(q, d) for d in range(rank - 1)] + [(v, len(vs) - 1)], 0.0)
+    acc = filled(accumulator_type(out_type),
+                 [(q, d) for d in range(rank - 1)] + [(v, len(vs) - 1)], 0.0)
     maps = [identity_map(rank + 1, lead + [i, j]), identity_map(rank + 1, lead + [j, r]),
             identity_map(rank + 1, lead + [i, r])]
-    return generic([probs, v], acc, maps, [PARALLEL] * (rank - 1) + [REDUCTION, PARALLEL],
-                   lambda x, y, c: arith.addf(c, arith.mulf(x, y)))
+    out = generic([probs, v], acc, maps, [PARALLEL] * (rank - 1) + [REDUCTION, PARALLEL],
+                  lambda x, y, c: arith.addf(c, arith.mulf(x, widened(y, c.type))))
+    if out.type == out_type:
+        return out
+    return elementwise([out], out_type,
+                       lambda x: arith.truncf(ir.RankedTensorType(out_type).element_type, x))
 
 
 def _same_leading_dim(a, b) -> bool:
