@@ -2,7 +2,8 @@
 (ember-runtime-checks): through the Python runtime and the C API, a bad one is an error naming
 the op, its source line, the tensors and the value (PyTorch's IndexError / ZeroDivisionError),
 never a crash or a read past a buffer; valid values, negative indices PyTorch accepts among
-them, give PyTorch's results. Also integer fmod, whose vectorized tail once divided by the
+them, give PyTorch's results. torch-mlir's own asserts (sizes it cannot prove at compile time)
+are errors too, not abort(). Also integer fmod, whose vectorized tail once divided by the
 zeros padding its masked lanes (SIGFPE on lengths 7, 12 and 100)."""
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import torch
 
 import ember
 from compare import assert_close
-from ember.runtime import DivisionByZeroError, EmberRuntimeError, IndexOutOfRangeError
+from ember.runtime import (DivisionByZeroError, EmberRuntimeError, ExecutionError,
+                           IndexOutOfRangeError)
 
 nn = torch.nn
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -324,3 +326,51 @@ def test_c_api_reports_a_scatter_index_out_of_range(int64_inputs, tmp_path):
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith("EMBER_ERROR_INDEX: aten.scatter_add at "), result.stdout
     assert "index 4 is out of bounds for dim 0 of " in result.stdout
+
+
+class SlicedProduct(nn.Module):
+    """x * y[:len(x)]: torch.export does not require len(y) >= len(x), so torch-mlir's lowering
+    asserts at run time that the slice matches x (its "mismatched size for broadcast")."""
+    def forward(self, x, y):
+        return x * y[: x.shape[0]]
+
+
+@pytest.fixture(scope="module")
+def sliced_product(tmp_path_factory):
+    from torch.export import Dim
+    inputs = [torch.arange(20), torch.arange(20)]
+    compiled = ember.compile(SlicedProduct(), inputs, dynamic_shapes=(
+        {0: Dim("n", min=2, max=64)}, {0: Dim("m", min=2, max=64)}))
+    return compiled, compiled.save(str(tmp_path_factory.mktemp("sliced") / "sliced.ember"))
+
+
+def test_a_failed_torch_mlir_assert_is_an_execution_error(sliced_product):
+    """The assert (abort() as lowered by MLIR, which killed the caller's process) returns
+    before the product runs on sizes it refused; the model then runs valid inputs again."""
+    compiled, _ = sliced_product
+    with pytest.raises(ExecutionError, match=rf"aten.mul at .*{HERE}:\d+: a run-time check of "
+                                             r"the compiled code failed: mismatched size for "
+                                             r"broadcast"):
+        compiled(torch.arange(20), torch.arange(10))
+    x, y = torch.arange(6), torch.arange(9)
+    assert_close(compiled(x, y), SlicedProduct()(x, y))
+
+
+def test_c_api_reports_a_failed_assert(sliced_product, int64_inputs):
+    _, artifact = sliced_product
+    assert _run_c(int64_inputs, artifact, [torch.arange(6), torch.arange(9)]).stdout == "ok\n"
+    result = _run_c(int64_inputs, artifact, [torch.arange(20), torch.arange(10)])
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("EMBER_ERROR_EXECUTION: aten.mul at "), result.stdout
+    assert result.stdout.endswith("a run-time check of the compiled code failed: mismatched "
+                                  "size for broadcast\n")
+
+
+def test_integer_reciprocal_of_zero_is_inf():
+    """PyTorch's reciprocal of an integer tensor is a float one, inf for 0 (torch-mlir's
+    lowering asserted that no element is 0)."""
+    class Reciprocal(nn.Module):
+        def forward(self, x):
+            return torch.reciprocal(x)
+    x = torch.tensor([3, 0, -2, 1, 0, 7])
+    assert_close(ember.compile(Reciprocal(), [x])(x), torch.reciprocal(x))

@@ -12,7 +12,7 @@
 // A gather as torch-mlir lowers Embedding: its asserts are replaced by the guard; the value
 // reported is the element of the index tensor (argument 0) and the tensor indexed argument 1.
 // The origin, "aten.embedding at model.py:3" and a NUL, is a private constant global.
-// CHECK: memref.global "private" constant @ember_fault_origin_0 : memref<29xi8>
+// CHECK: memref.global "private" constant @ember_fault_text_0 : memref<29xi8>
 // CHECK-LABEL: func.func @embedding(
 // CHECK-SAME: %[[IDS:[^:]*]]: memref<2x3xi64>, %[[TABLE:[^:]*]]: memref<11x6xf32>, %{{[^:]*}}: memref<2x3x6xf32>, %[[REC:[^:]*]]: memref<8xi64> {ember.fault_record})
 // CHECK: ^bb0(%[[IN:[^:]*]]: i64
@@ -24,7 +24,7 @@
 // CHECK-NEXT: scf.yield %[[L]] : f32
 // CHECK-NEXT: } else {
 // CHECK: %[[OLD:.*]] = memref.atomic_rmw ori %{{.*}}, %[[REC]][%{{.*}}] : (i64, memref<8xi64>) -> i64
-// CHECK: memref.get_global @ember_fault_origin_0
+// CHECK: memref.get_global @ember_fault_text_0
 // CHECK: memref.store %[[IN]], %[[REC]]
 // CHECK: scf.yield %{{.*}} : f32
 // CHECK: linalg.yield %[[V]] : f32
@@ -225,5 +225,81 @@ func.func @ratio(%a: memref<4xf32>, %b: memref<4xf32>, %out: memref<4xf32>) {
     %d = arith.divf %x, %y : f32
     linalg.yield %d : f32
   }
+  return
+}
+
+// -----
+
+// An assert no guard subsumes (torch-mlir's integer reciprocal refuses zeros) becomes a fault
+// of kind 3 whose value is the address of its message: lowered as it was, cf.assert calls
+// abort() and kills the caller's process.
+// CHECK-DAG: memref.global "private" constant @ember_fault_text_0 : memref<40xi8> = dense<[117, 110,
+// CHECK-DAG: memref.global "private" constant @ember_fault_text_1 : memref<30xi8>
+// CHECK-LABEL: func.func @integer_reciprocal(
+// CHECK-NOT: cf.assert
+// CHECK: %[[NZ:.*]] = arith.cmpi ne, %[[IN:.*]], %{{.*}} : i64
+// CHECK: %[[FAILED:.*]] = arith.xori %[[NZ]], %true : i1
+// CHECK: scf.if %[[FAILED]] {
+// CHECK: %[[TEXT:.*]] = memref.get_global @ember_fault_text_0
+// CHECK: %[[PTR:.*]] = memref.extract_aligned_pointer_as_index %[[TEXT]]
+// CHECK: %[[MESSAGE:.*]] = arith.index_cast %[[PTR]] : index to i64
+// CHECK: memref.atomic_rmw ori
+// CHECK: memref.store %[[MESSAGE]], %{{.*}}[%c2] : memref<8xi64>
+// CHECK: arith.divf
+// LLVM-LABEL: llvm.func @integer_reciprocal(
+// LLVM-NOT: llvm.call @abort
+// LLVM: llvm.return
+func.func @integer_reciprocal(%x: memref<20xi64>, %out: memref<20xf32>) {
+  %one = arith.constant 1.0 : f32
+  %c0_i64 = arith.constant 0 : i64
+  linalg.generic {indexing_maps = [affine_map<(d0) -> (d0)>, affine_map<(d0) -> (d0)>], iterator_types = ["parallel"]} ins(%x : memref<20xi64>) outs(%out : memref<20xf32>) {
+  ^bb0(%in: i64, %o: f32):
+    %f = arith.sitofp %in : i64 to f32
+    %nz = arith.cmpi ne, %in, %c0_i64 : i64
+    cf.assert %nz, "unimplemented: tensor with zero element" loc("aten.reciprocal"("model.py":5:0))
+    %r = arith.divf %one, %f : f32
+    linalg.yield %r : f32
+  }
+  return
+}
+
+// -----
+
+// Asserts in the function's own block (torch-mlir's size checks before a reshape, which the
+// code after them relies on) return at once when they fail, each splitting the block: the
+// code after a failed check never runs on the sizes it refused.
+// CHECK-LABEL: func.func @checked_reshape(
+// CHECK: %[[OK:.*]] = arith.cmpi eq, %{{.*}}, %c25_i64 : i64
+// CHECK: cf.cond_br %[[OK]], ^[[REST:bb[0-9]+]], ^[[FAILED:bb[0-9]+]]
+// CHECK: ^[[REST]]:
+// CHECK: %[[OK2:.*]] = arith.cmpi sgt, %{{.*}}, %c0_i64 : i64
+// CHECK: cf.cond_br %[[OK2]], ^[[REST2:bb[0-9]+]], ^[[FAILED2:bb[0-9]+]]
+// CHECK: ^[[REST2]]:
+// CHECK: memref.copy
+// CHECK-NEXT: return
+// CHECK: ^[[FAILED2]]:
+// CHECK: memref.atomic_rmw ori
+// CHECK: return
+// CHECK: ^[[FAILED]]:
+// CHECK: memref.atomic_rmw ori
+// CHECK: return
+// LLVM-LABEL: llvm.func @checked_reshape(
+// LLVM-NOT: llvm.call @abort
+// LLVM: llvm.return
+func.func @checked_reshape(%x: memref<?x?xf32>, %out: memref<25x?xf32>) {
+  %c0 = arith.constant 0 : index
+  %c1 = arith.constant 1 : index
+  %c25_i64 = arith.constant 25 : i64
+  %c0_i64 = arith.constant 0 : i64
+  %d0 = memref.dim %x, %c0 : memref<?x?xf32>
+  %n0 = arith.index_cast %d0 : index to i64
+  %ok = arith.cmpi eq, %n0, %c25_i64 : i64
+  cf.assert %ok, "mismatching contracting dimension"
+  %d1 = memref.dim %x, %c1 : memref<?x?xf32>
+  %n1 = arith.index_cast %d1 : index to i64
+  %ok2 = arith.cmpi sgt, %n1, %c0_i64 : i64
+  cf.assert %ok2, "expected a non-empty row"
+  %cast = memref.cast %x : memref<?x?xf32> to memref<25x?xf32>
+  memref.copy %cast, %out : memref<25x?xf32> to memref<25x?xf32>
   return
 }

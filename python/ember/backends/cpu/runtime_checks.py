@@ -24,7 +24,11 @@ bufferized code, before the loops are generated, and:
   traps on x86 too, PyTorch eager's included; with 1 the result is the two's-complement
   wrap). An integer
   floor division that torch-mlir computes in floating point (`fptosi(floor(sitofp(a) /
-  sitofp(b)))`) is checked the same way on `b`.
+  sitofp(b)))`) is checked the same way on `b`;
+- turns every other `cf.assert` (torch-mlir's checks of sizes and its "unimplemented" cases,
+  e.g. an integer reciprocal of 0) into a fault carrying the assertion's message, which the
+  runtime reports as an ExecutionError: lowered as they are, they call abort() and kill the
+  caller's process.
 
 Indices and divisors computed only from constants, loop counters, `linalg.index` and dims are
 the compiler's own and are trusted; a value loaded from a tensor, or an element a linalg op
@@ -45,7 +49,7 @@ from dataclasses import dataclass
 from typing import Dict, FrozenSet, List
 
 from mlir import ir
-from mlir.dialects import arith, memref, scf
+from mlir.dialects import arith, cf, func, memref, scf
 
 from ember.kit.builders import constant, if_, index
 from ember.kit.ir_queries import INTEGER_DIVISIONS, walk_ops
@@ -154,11 +158,11 @@ def _as_i64(value):
 class _Checker:
     """Inserts the checks into one entry function."""
 
-    def __init__(self, module, fn, origins: Dict[str, str]):
+    def __init__(self, module, fn, texts: Dict[str, str]):
         self.module, self.fn = module, fn
         self.block = fn.regions[0].blocks[0]
         self.flow = _DataFlow()
-        self.origins = origins                    # origin text -> global symbol (module-wide)
+        self.texts = texts                        # constant text -> global symbol (module-wide)
         self.record = self._add_record_argument()
         self.checked_roots: set = set()
 
@@ -182,12 +186,15 @@ class _Checker:
 
     def _origin_address(self, location):
         """The address (i64) of a NUL-terminated "aten.x at file.py:N" for `location`."""
-        text = describe_origin(str(location))
-        symbol = self.origins.get(text)
+        return self._string_address(describe_origin(str(location)))
+
+    def _string_address(self, text: str):
+        """The address (i64) of a NUL-terminated constant `text` (one global per text)."""
+        symbol = self.texts.get(text)
         data = list(text.encode("utf-8")) + [0]
         global_type = ir.MemRefType.get([len(data)], ir.IntegerType.get_signless(8))
         if symbol is None:
-            symbol = self.origins[text] = f"ember_fault_origin_{len(self.origins)}"
+            symbol = self.texts[text] = f"ember_fault_text_{len(self.texts)}"
             tensor_type = ir.RankedTensorType.get([len(data)], ir.IntegerType.get_signless(8))
             with ir.InsertionPoint.at_block_begin(self.module.body), ir.Location.unknown():
                 memref.GlobalOp(symbol, ir.TypeAttr.get(global_type), sym_visibility="private",
@@ -276,6 +283,46 @@ class _Checker:
             if roots and roots <= self.checked_roots:
                 op.erase()
 
+    def report_asserts(self) -> None:
+        """The asserts left (not subsumed by a guard) as faults with their messages. One in
+        the function's own block (torch-mlir's checks of sizes, which the code after it relies
+        on: a reshape's, a broadcast's) returns at once when it fails; one inside a loop or a
+        linalg body (checks of values, e.g. "unimplemented: tensor with zero element" of an
+        integer reciprocal) is recorded and the loop goes on, as a bad index or divisor is."""
+        i64 = _i64()
+        for op in walk_ops(self.fn, ["cf.assert"]):
+            message = ir.StringAttr(op.attributes["msg"]).value
+            location, holds = op.location, op.operands[0]
+
+            def report(location=location, message=message):
+                self._report(location, capi.FAULT_ASSERT, self._string_address(message),
+                             constant(0, i64), constant(0, i64), constant(-1, i64),
+                             constant(-1, i64))
+            returns_nothing = not ir.FunctionType(
+                ir.TypeAttr(self.fn.attributes["function_type"]).value).results
+            if op.operation.parent == self.fn.operation and returns_nothing:
+                self._return_unless(op, holds, report)
+            else:
+                with ir.InsertionPoint(op), location:
+                    if_(arith.xori(holds, constant(1, holds.type)), build_then=report)
+            op.erase()
+
+    def _return_unless(self, op, holds, report) -> None:
+        """Splits the function's block holding `op` at it: the ops after it run when `holds`,
+        else `report()` fills the record and the function returns."""
+        block = op.operation.block
+        ops = [o.operation for o in block.operations]
+        after = ops[ops.index(op.operation) + 1:]
+        rest = block.create_after()
+        failed = rest.create_after()
+        for moved in after:
+            ir.InsertionPoint(rest).insert(moved.detach_from_parent())
+        with ir.InsertionPoint(op), op.location:
+            cf.CondBranchOp(holds, [], [], rest, failed)
+        with ir.InsertionPoint(failed), op.location:
+            report()
+            func.ReturnOp([])
+
     # -- divisions -------------------------------------------------------------------------
     def check_division(self, op) -> None:
         """Replaces a data-dependent divisor by 1 where it is 0 (recording the fault), or where
@@ -351,9 +398,9 @@ class RuntimeChecks(EmberPass):
     name = "ember-runtime-checks"
 
     def run(self, module, ctx: PassContext) -> None:
-        origins: Dict[str, str] = {}
+        texts: Dict[str, str] = {}
         for fn in _entry_functions(module):
-            checker = _Checker(module, fn, origins)
+            checker = _Checker(module, fn, texts)
             for op in walk_ops(fn, ["memref.load", "memref.store", "arith.divf",
                                     *INTEGER_DIVISIONS]):
                 name = _name(op)
@@ -364,3 +411,4 @@ class RuntimeChecks(EmberPass):
                 else:
                     checker.check_division(op)
             checker.remove_subsumed_asserts()
+            checker.report_asserts()

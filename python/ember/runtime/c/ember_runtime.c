@@ -640,6 +640,12 @@ static int report_fault(const ember_signature *sig, const int64_t *fault, char *
   int64_t source = fault[EMBER_FAULT_SOURCE];
   sbuf s = sb_start(err, errlen);
   sb_append(&s, "%s: ", origin ? origin : "an op of the model");
+  if (fault[EMBER_FAULT_KIND] == EMBER_FAULT_ASSERT) {
+    const char *message = (const char *)(intptr_t)fault[EMBER_FAULT_VALUE];
+    sb_append(&s, "a run-time check of the compiled code failed: %s",
+              message ? message : "(no message)");
+    return EMBER_ERROR_EXECUTION;
+  }
   if (fault[EMBER_FAULT_KIND] == EMBER_FAULT_DIVISION) {
     sb_append(&s, "integer division by zero");
     if (source >= 0) {

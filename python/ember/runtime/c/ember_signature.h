@@ -25,8 +25,9 @@
  * what failed; the entry then returns EMBER_ENTRY_FAULT. */
 enum {
   EMBER_FAULT_CLAIMED = 0, /* non-zero once a check failed */
-  EMBER_FAULT_KIND = 1,    /* EMBER_FAULT_INDEX or EMBER_FAULT_DIVISION */
-  EMBER_FAULT_VALUE = 2,   /* the bad index, as the index tensor holds it */
+  EMBER_FAULT_KIND = 1,    /* EMBER_FAULT_INDEX, EMBER_FAULT_DIVISION or EMBER_FAULT_ASSERT */
+  EMBER_FAULT_VALUE = 2,   /* the bad index, as the index tensor holds it; for an
+                              assertion, the address of its NUL-terminated message */
   EMBER_FAULT_BOUND = 3,   /* the size of the dim it indexes */
   EMBER_FAULT_DIM = 4,     /* that dim */
   EMBER_FAULT_ORIGIN = 5,  /* address of a NUL-terminated "aten.embedding at model.py:12" */
@@ -35,7 +36,7 @@ enum {
                               zero divisor; -1: an intermediate */
   EMBER_FAULT_WORDS = 8,
 };
-enum { EMBER_FAULT_INDEX = 1, EMBER_FAULT_DIVISION = 2 };
+enum { EMBER_FAULT_INDEX = 1, EMBER_FAULT_DIVISION = 2, EMBER_FAULT_ASSERT = 3 };
 /* ember_entry returns 0, 3 when the CPU lacks what the code was compiled for, or
  * EMBER_ENTRY_FAULT when a check failed (the fault record says which). */
 enum { EMBER_ENTRY_FAULT = 4 };
