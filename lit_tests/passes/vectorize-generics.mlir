@@ -155,6 +155,23 @@ func.func @integer_fmod(%a: memref<12xi64>, %b: memref<12xi64>, %out: memref<12x
 
 // -----
 
+// ... and a static last dim of 5 (one 4-lane vector and a masked tail of 1): LLVM unrolls such
+// loops into huge blocks of masked accesses that compile in quadratic time.
+// CHECK-LABEL: func.func @short_row(
+// CHECK: linalg.generic
+// CHECK-NOT: vector.
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+func.func @short_row(%x: memref<30x5xf32>, %out: memref<30x5xf32>) {
+  linalg.generic {indexing_maps = [#id2, #id2], iterator_types = ["parallel", "parallel"]} ins(%x : memref<30x5xf32>) outs(%out : memref<30x5xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %0 = arith.mulf %in, %in : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
 // ... and complex numbers (no vector<...xcomplex<f32>> exists): a broadcast of a complex64
 // row stays a loop, which the CPU stages lower to loads of two-float structs.
 // CHECK-LABEL: func.func @complex_broadcast(

@@ -19,7 +19,11 @@ widened later) or floats (a vector of complex numbers is not a type: complex cop
 broadcasts stay scalar loops, which complex-to-llvm lowers to two-float structs). Integer
 divisions and remainders stay scalar: no target has a vector integer divide (LLVM splits it
 into one divide per lane), and the lanes a masked tail pads would divide by zero, a SIGFPE.
-Reductions and transposing ops keep their scalar loops. Runs on bufferized code, after
+Reductions and transposing ops keep their scalar loops, and so does a static last dim of 5, 6
+or 7 (shorter than two of the narrowest vectors, and not a multiple of one): one vector and a
+masked tail gain little there, and LLVM fully unrolls such loops into blocks of thousands of
+masked accesses whose memory chains its DAG combiner merges in quadratic time (a 2x3x5x5
+grid_sample took 28 s to compile, in fp16 over 5 minutes; 10 s without them). Runs on bufferized code, after
 ember-parallelize-loops (so it vectorizes each thread's slice) and before linalg is lowered to
 loops.
 """
@@ -91,7 +95,7 @@ def vector_tiles(op, lanes: int) -> Optional[Tuple[Tuple[int, ...], bool]]:
     if extent is not None:
         while width > MIN_WIDTH and width > extent:
             width //= 2
-        if extent < width:
+        if extent < width or (extent % width and extent < 2 * MIN_WIDTH):
             return None
     return (1,) * last + (width,), extent is None or extent % width != 0
 
