@@ -5,6 +5,8 @@ own linalg path, as a new user would run them; a measurement tool, not part of `
     python benchmarks/op_suite.py --ops '^add$' '^nn.functional.conv' --limit 20
     python benchmarks/op_suite.py --resume --output benchmarks/results/op_suite   # carry on
     python benchmarks/op_suite.py --report-only --output ...       # rewrite the summary only
+    python benchmarks/op_suite.py --resume --rerun ember --output ...  # ember again, after a
+                                                   # change (torch-mlir's results stay)
 
 Cases (op_suite_cases.py): for each OpInfo, the first float32 sample(s), the first float16,
 bfloat16, integer and complex64 sample where the op supports the dtype, one dynamic-shape case
@@ -223,10 +225,16 @@ def main(argv=None) -> int:
                         help="also write the markdown summary here (e.g. docs/op_suite.md)")
     parser.add_argument("--resume", action="store_true",
                         help="keep the results already in <output>.jsonl, run the rest")
+    parser.add_argument("--rerun", choices=PATHS, default=None,
+                        help="with --resume: drop this path's results for the selected cases "
+                             "and run them again, keeping the other path's (ember after a "
+                             "change: torch-mlir's results do not depend on it)")
     parser.add_argument("--report-only", action="store_true",
                         help="write the .json/.md from <output>.jsonl without running")
     parser.add_argument("--progress", type=int, default=25, help="print every N results")
     args = parser.parse_args(argv)
+    if args.rerun and not args.resume:
+        parser.error("--rerun keeps the other path's results: use it with --resume")
 
     from benchmarks.op_suite_cases import enumerate_cases
     from benchmarks import op_suite_report
@@ -239,6 +247,12 @@ def main(argv=None) -> int:
                 os.remove(stale)
     command = "python benchmarks/op_suite.py " + " ".join(argv if argv is not None
                                                           else sys.argv[1:])
+    if args.rerun and not args.report_only:
+        selected = {c["id"] for c in cases}
+        kept = [r for r in load_results(results_path)
+                if r["path"] != args.rerun or r["id"] not in selected]
+        with open(results_path, "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in kept)
     if not args.report_only:
         with open(commands_path, "a") as f:  # the runs whose results the .jsonl holds
             f.write(command + "\n")

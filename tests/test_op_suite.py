@@ -9,6 +9,7 @@ failures by op family.
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import textwrap
@@ -118,3 +119,24 @@ def test_summary_groups_ember_failures_by_family():
     assert "| erf | 2 / 2 | error 1, crash 1 | 1 |" in summary
     assert "error: UnsupportedOpsError: aten.erf Nx" in summary
     assert "| erf|float16|0|static | error |" in summary  # torch-mlir passes, ember fails
+
+
+def test_rerun_runs_one_path_again_and_keeps_the_others_results(tmp_path, monkeypatch):
+    """--resume --rerun ember drops ember's results of the selected cases (not of others) and
+    runs them again; torch-mlir's stay and are not rerun."""
+    out = tmp_path / "suite"
+    old = [{"id": f"{op}|float32|0|static", "path": path, "outcome": "error", "detail": "old",
+            "op": op, "dtype": "float32", "sample": 0, "mode": "static"}
+           for op in ("add", "sub") for path in op_suite.PATHS]
+    (tmp_path / "suite.jsonl").write_text("".join(json.dumps(r) + "\n" for r in old))
+    seen = {}
+    monkeypatch.setattr(op_suite, "run_cases",
+                        lambda cases, args, path, done: seen.update(done=done))
+    op_suite.main(["--ops", "^add$", "--resume", "--rerun", "ember", "--output", str(out)])
+    assert ("add|float32|0|static", "torch-mlir") in seen["done"]
+    assert not any(path == "ember" and i.startswith("add|") for i, path in seen["done"])
+    kept = [(r["id"], r["path"]) for r in map(json.loads, open(tmp_path / "suite.jsonl"))]
+    assert ("sub|float32|0|static", "ember") in kept
+    assert ("add|float32|0|static", "ember") not in kept
+    with pytest.raises(SystemExit):
+        op_suite.main(["--rerun", "ember", "--output", str(out)])
