@@ -89,3 +89,16 @@ def test_norms_dynamic_batch(check):
     check(model, [torch.randn(2, 5, 12)], expect=["layer_norm", "rms_norm"],
           dynamic_shapes={"xs": ({0: batch, 1: seq},)},
           more_inputs=[[torch.randn(1, 1, 12)], [torch.randn(3, 17, 12)]])
+
+
+@pytest.mark.covers("LayerNorm", "RMSNorm")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_norms_compute_statistics_in_f32(check, dtype):
+    """f16/bf16 LayerNorm and RMSNorm sum in f32, as PyTorch does: values of a few hundred
+    square past f16's 65504 (the RMSNorm row came out all zeros) and a long f16 or bf16 sum
+    loses the mean's low bits."""
+    weight, bias = (torch.rand(48) + 0.5).to(dtype), (torch.rand(48) - 0.5).to(dtype)
+    model = Fn(lambda self, x: (F.rms_norm(x, (48,), weight, 1e-6),
+                                F.layer_norm(x, (48,), weight, bias), F.rms_norm(x, (48,))))
+    x = (torch.randn(3, 4, 48) * 300 + 40).to(dtype)
+    check(model, [x], expect=["rms_norm", "layer_norm"])

@@ -106,21 +106,25 @@ def elementwise(operands, result_type, body: Callable):
                    lambda *args: body(*args[:-1]))
 
 
-def reduce_trailing(x, keep: int, init_value: float, combine: Callable, extra=(), pre=None):
+def reduce_trailing(x, keep: int, init_value: float, combine: Callable, extra=(), pre=None,
+                    accumulate: Optional[ir.Type] = None):
     """Reduces `x` over its dims after the first `keep` into a tensor of its leading dims.
 
     `pre(x_scalar, *extra_scalars)` maps each element before `combine(acc, v)`; `extra` are
-    tensors of the leading dims (e.g. a mean) read alongside.
+    tensors of the leading dims (e.g. a mean) read alongside. With `accumulate` (a float type
+    wider than x's), each element is extended to it first and the result is of it.
     """
     rank = len(tensor_shape(x))
+    accumulate = accumulate or element_type(x)
     out_type = ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size() if d is None else d
-                                        for d in tensor_shape(x)[:keep]], element_type(x))
+                                        for d in tensor_shape(x)[:keep]], accumulate)
     init = filled(out_type, [(x, i) for i in range(keep)], init_value)
     maps = [identity_map(rank)] + [identity_map(rank, range(keep))] * (len(extra) + 1)
     iterators = [PARALLEL] * keep + [REDUCTION] * (rank - keep)
 
     def body(v, *rest):
         *extras, acc = rest
+        v = v if v.type == acc.type else arith.extf(acc.type, v)
         return combine(acc, pre(v, *extras) if pre else v)
     return generic([x, *extra], init, maps, iterators, body)
 

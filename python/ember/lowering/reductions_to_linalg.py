@@ -12,6 +12,7 @@ from mlir.dialects import arith, math as mmath
 
 from ember.dialect.ops import LayerNorm, Reduce, RmsNorm, Softmax
 from ember.kit.builders import constant
+from ember.kit.epilogue import widened
 from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
     empty_like, filled, generic, identity_map, reduce_trailing, tensor_dim, tensor_shape
 
@@ -69,16 +70,31 @@ def _normalized_dims(op, kind: str):
     return x, shape, keep, 1.0 / math.prod(shape[keep:])
 
 
+def _statistics_type(x) -> ir.Type:
+    """The float type a normalization's statistics are computed in: f32 for f16 and bf16
+    inputs, as PyTorch's CPU kernels do (a sum of squares of f16 values above ~256 overflows
+    f16's 65504 and the row came out all zeros), else x's own."""
+    element = element_type(x)
+    return ir.F32Type.get() if isinstance(element, (ir.F16Type, ir.BF16Type)) else element
+
+
+def _narrowed(y, to_type):
+    """A computed scalar rounded back to the result's element type."""
+    return y if y.type == to_type else arith.truncf(to_type, y)
+
+
 def lower_layer_norm(op: LayerNorm):
     x, shape, keep, inv_n = _normalized_dims(op, "layer_norm")
     eps = op.epsilon
-    total = reduce_trailing(x, keep, 0.0, arith.addf)
+    compute = _statistics_type(x)
+    total = reduce_trailing(x, keep, 0.0, arith.addf, accumulate=compute)
     mean = elementwise([total], total.type, lambda s: arith.mulf(s, constant(inv_n, s.type)))
 
     def centered_square(v, m):
         d = arith.subf(v, m)
         return arith.mulf(d, d)
-    sq = reduce_trailing(x, keep, 0.0, arith.addf, extra=(mean,), pre=centered_square)
+    sq = reduce_trailing(x, keep, 0.0, arith.addf, extra=(mean,), pre=centered_square,
+                         accumulate=compute)
     rstd = _inverse_std(sq, inv_n, eps)
     weight, bias = op.weight, op.bias
     rank = len(shape)
@@ -92,12 +108,12 @@ def lower_layer_norm(op: LayerNorm):
 
     def normalize(v, m, r, *rest):
         rest = list(rest)
-        y = arith.mulf(arith.subf(v, m), r)
+        y = arith.mulf(arith.subf(widened(v, compute), m), r)
         if weight is not None:
-            y = arith.mulf(y, rest.pop(0))
+            y = arith.mulf(y, widened(rest.pop(0), compute))
         if bias is not None:
-            y = arith.addf(y, rest.pop(0))
-        return y
+            y = arith.addf(y, widened(rest.pop(0), compute))
+        return _narrowed(y, element_type(op.result))
     init = empty_like(op.result.type, [(x, i) for i in range(rank)])
     return generic(inputs, init, maps + [identity_map(rank)], [PARALLEL] * rank,
                    lambda *args: normalize(*args[:-1]))
@@ -106,7 +122,9 @@ def lower_layer_norm(op: LayerNorm):
 def lower_rms_norm(op: RmsNorm):
     x, shape, keep, inv_n = _normalized_dims(op, "rms_norm")
     eps = op.epsilon
-    sq = reduce_trailing(x, keep, 0.0, arith.addf, pre=lambda v: arith.mulf(v, v))
+    compute = _statistics_type(x)
+    sq = reduce_trailing(x, keep, 0.0, arith.addf, pre=lambda v: arith.mulf(v, v),
+                         accumulate=compute)
     rstd = _inverse_std(sq, inv_n, eps)
     rank = len(shape)
     inputs, maps = [x, rstd], [identity_map(rank), identity_map(rank, range(keep))]
@@ -115,9 +133,12 @@ def lower_rms_norm(op: RmsNorm):
         inputs.append(weight)
         maps.append(identity_map(rank, range(keep, rank)))
     init = empty_like(op.result.type, [(x, i) for i in range(rank)])
-    return generic(inputs, init, maps + [identity_map(rank)], [PARALLEL] * rank,
-                   lambda v, r, *rest: arith.mulf(arith.mulf(v, r), rest[0])
-                   if len(rest) == 2 else arith.mulf(v, r))
+    def normalize(v, r, *rest):
+        y = arith.mulf(widened(v, compute), r)
+        if len(rest) == 2:
+            y = arith.mulf(y, widened(rest[0], compute))
+        return _narrowed(y, element_type(op.result))
+    return generic(inputs, init, maps + [identity_map(rank)], [PARALLEL] * rank, normalize)
 
 
 def softmax_along(x, axis: int, zero_empty_rows: bool = False):
