@@ -131,7 +131,8 @@ def test_complex_data_movement_and_products(check):
     def model(self, z, w, idx, keep):
         return (torch.cat([z, w]), torch.stack([z, w], 1), z.t(), z.permute(1, 0).flip(0),
                 z.index_select(0, idx), torch.gather(z, 1, idx[:, None].expand(-1, 3)),
-                F.pad(z, (1, 2)), z.triu(), torch.where(keep, z, w), z.expand(2, 4, 3) * 1,
+                F.pad(z, (1, 2)), F.pad(z[None], (2, 1), mode="reflect"), z.triu(), z.tril(),
+                torch.where(keep, z, w), z.expand(2, 4, 3) * 1, torch.bmm(z[None], w.t()[None]),
                 *torch.split(w, [1, 3]), z[idx], z @ w.t(), torch.mm(z.t(), w),
                 z.index_put((idx,), w[:2]))
     z, w = torch.randn(4, 3, dtype=torch.complex64), torch.randn(4, 3, dtype=torch.complex64)

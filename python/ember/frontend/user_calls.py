@@ -24,7 +24,7 @@ _NO_PROMOTION = ("aten.linear", "aten.mm", "aten.bmm", "aten.matmul", "aten.addm
 #: ops on `complex<f32>` elements the CPU stages run as scalar loops (complex-to-llvm). This is
 #: the set the operator suite (benchmarks/op_suite.py) measured correct on complex64: moving
 #: data (views, copies, indexing, scatter by index, padding, concatenation, splits), creating
-#: tensors like another, products (mm, matmul, baddbmm) and the 2-norm. torch-mlir's lowering
+#: tensors like another, products (mm, matmul, bmm, baddbmm) and the 2-norm. torch-mlir's lowering
 #: of the others emits invalid IR, crashes (a complex sum aborts) or is absent, so they are
 #: refused before it runs.
 COMPLEX_OPS = frozenset({
@@ -32,15 +32,16 @@ COMPLEX_OPS = frozenset({
     "aten.add.Tensor", "aten.sub.Tensor", "aten.rsub.Tensor", "aten.mul.Tensor", "aten.abs",
     "aten.complex", "aten.polar", "aten.view_as_real", "aten.view_as_complex", "aten.real",
     "aten.imag", "aten.linalg_vector_norm", "aten.linalg_cross", "aten.renorm", "aten.mm",
-    "aten.matmul", "aten.baddbmm", "aten.stft",
+    "aten.matmul", "aten.bmm", "aten.baddbmm", "aten.stft",
     # views and copies
     "aten.view", "aten._unsafe_view", "aten.t", "aten.t_copy", "aten.transpose.int",
-    "aten.transpose_copy.int", "aten.permute", "aten.expand", "aten.expand_copy",
-    "aten.squeeze", "aten.squeeze.dims", "aten.squeeze_copy", "aten.unsqueeze",
+    "aten.transpose_copy.int", "aten.permute", "aten.expand", "aten.expand_copy", "aten.squeeze",
+    "aten.squeeze.dims", "aten.squeeze_copy", "aten.unsqueeze", "aten.unsqueeze_copy",
     "aten.select.int", "aten.slice.Tensor", "aten.diagonal", "aten.diagonal_copy",
     "aten.as_strided", "aten.alias_copy", "aten.unfold", "aten.unfold_copy", "aten.clone",
     "aten.copy", "aten._to_copy", "aten.flip", "aten.rot90", "aten.repeat", "aten.triu",
-    "aten.pixel_shuffle", "aten.pixel_unshuffle", "aten.channel_shuffle", "aten.diag_embed",
+    "aten.tril", "aten.pixel_shuffle", "aten.pixel_unshuffle", "aten.channel_shuffle",
+    "aten.diag_embed",
     # joining and splitting
     "aten.cat", "aten.stack", "aten._chunk_cat", "aten.split.Tensor", "aten.split_with_sizes",
     "aten.split_with_sizes_copy", "aten.unsafe_split.Tensor", "aten.unbind.int",
@@ -49,10 +50,14 @@ COMPLEX_OPS = frozenset({
     "aten.index_copy", "aten.masked_scatter", "aten.where.self",
     # padding
     "aten.constant_pad_nd", "aten.replication_pad1d", "aten.replication_pad2d",
+    "aten.reflection_pad1d",
     # new tensors
     "aten.empty_like", "aten.new_empty_strided", "aten.zeros_like", "aten.ones_like",
-    "aten.zero", "aten.fill.Scalar", "aten.eye", "aten.logspace", "aten.scalar_tensor",
+    "aten.zero", "aten.fill.Scalar", "aten.eye", "aten.logspace", "aten.logspace.Tensor_Tensor",
+    "aten.scalar_tensor",
 })
+
+
 def aten_op_name(node) -> Optional[str]:
     """"aten.embedding" for an FX node calling an aten op: the op the user called
     (`original_aten`, which a node made by a decomposition keeps), without its overload."""
