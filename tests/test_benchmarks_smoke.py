@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -65,3 +66,13 @@ def test_unavailable_backend_is_an_error_row(tmp_path, monkeypatch):
     assert rows["ort"]["status"] == "error"
     assert "onnxruntime hidden by the test" in rows["ort"]["error"]
     assert "ERROR: ImportError: onnxruntime hidden by the test" in printed
+
+
+def test_runtime_checks_cost_compiles_both_and_prints_a_ratio():
+    script = os.path.join(ROOT, "benchmarks", "runtime_checks_cost.py")
+    proc = subprocess.run([sys.executable, script, "--workload", "mlp", "--size", "1",
+                           "--rounds", "2", "--runs", "2"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.fullmatch(r"mlp size 1: checked [\d.]+ ms, unchecked [\d.]+ ms, ratio [\d.]+\n",
+                        proc.stdout), proc.stdout
