@@ -127,6 +127,18 @@ def test_bf16_elementwise_rounds_like_pytorch(check, target, denormal):
           target=target, tol=0.0)
 
 
+@pytest.mark.covers("add", "mul")
+@pytest.mark.parametrize("target", ["host", "host:cpu=haswell"], ids=["this-cpu", "haswell"])
+def test_double_to_bf16_casts_like_pytorch(check, target):
+    """A double cast to bf16 (random ops compute in double): LLVM calls `__truncdfbf2` even on
+    CPUs that convert f32 to bf16, and the library failed to load without it. PyTorch's cast goes
+    through float (two roundings), so 1 + 2^-8 + 2^-40 becomes 1.0; the bits agree (tol=0)."""
+    d = torch.randn(4, 33, dtype=torch.float64) * 100
+    d.view(-1)[:5] = torch.tensor([1 + 2**-8 + 2**-40, 1 + 3 * 2**-8 - 2**-40, float("nan"),
+                                   -float("inf"), 1e300], dtype=torch.float64)
+    check(Fn(lambda self, d: (d.bfloat16(), (d * 3).bfloat16())), [d], target=target, tol=0.0)
+
+
 @pytest.mark.covers("add", "sub", "mul")
 @pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
 def test_complex_tensors(check, dtype):

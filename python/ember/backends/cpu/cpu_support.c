@@ -184,3 +184,10 @@ __attribute__((visibility("hidden"))) _Float16 __truncsfbf2(float value) {
   memcpy(&result, &rounded, sizeof result);
   return result;
 }
+
+/* f64 -> bf16 (`__truncdfbf2`, e.g. a random op computed in double and cast to bf16; LLVM
+ * calls it even where the CPU converts f32 to bf16 itself): through float, rounding twice, as
+ * PyTorch's CPU cast does (1 + 2^-8 + 2^-40 becomes 1.0, not the nearer 1.0078125). */
+__attribute__((visibility("hidden"))) _Float16 __truncdfbf2(double value) {
+  return __truncsfbf2((float)value);
+}
