@@ -37,6 +37,19 @@ def test_embedding_bag_sum(check):
                   torch.randint(0, 10, (3, 4))])
 
 
+@pytest.mark.covers("EmbeddingBag (sum)")
+def test_embedding_bag_per_sample_weights(check):
+    """Weighted bags (torch-mlir's lowering ignored the weights: plain sums), with an empty
+    bag, a padding index and include_last_offset."""
+    bag = nn.EmbeddingBag(10, 6, mode="sum")
+    padded = nn.EmbeddingBag(10, 6, mode="sum", padding_idx=2, include_last_offset=True)
+    model = Fn(lambda self, i, o, w, last: (self.mods[0](i, o, per_sample_weights=w),
+                                            self.mods[1](i, last, per_sample_weights=w)),
+               bag, padded)
+    i = torch.tensor([5, 1, 2, 6, 5, 2, 9, 0, 6])
+    check(model, [i, torch.tensor([0, 3, 3, 7]), torch.randn(9), torch.tensor([0, 3, 3, 7, 9])])
+
+
 @pytest.mark.covers("index (basic)")
 def test_index(check):
     model = Fn(lambda self, x, i, j: (x[i], x[:, i], x[i, j], x[i, :, j], x[..., j],

@@ -1,6 +1,6 @@
 """ember's own FX-level decompositions, applied with torch-mlir's table at torch.export time.
 
-Eight kinds of entries:
+Nine kinds of entries:
 - `adaptive_avg_pool2d` and `adaptive_max_pool2d` with uneven windows, which torch-mlir's
   lowering rejects at run time (PyTorch's own decomposition for avg; window gathers for max).
 - arithmetic on complex tensors (add, sub, mul, abs) as real arithmetic on their parts, where
@@ -13,6 +13,8 @@ Eight kinds of entries:
 - `sort(stable=...)`, which torch-mlir does not know, as plain `sort`.
 - `reciprocal` of integers on the float tensor PyTorch returns (torch-mlir's lowering asserts
   that no element is 0, where PyTorch gives inf).
+- `embedding_bag` with `per_sample_weights` (mode sum) as a gather, a scaling and an index_add
+  into the bags: torch-mlir's lowering ignores the weights (plain sums, silently wrong).
 - `addmm` on integers as `beta * input + alpha * mm`: ember keeps addmm whole for its float
   GEMMs, and torch-mlir's own decomposition of it declines integers (its mm lowers them).
 - `topk` as k passes of argmax: torch-mlir's topk is a full sort, which its TMTensor lowering
@@ -186,6 +188,32 @@ def abs_(x):
     return torch.sqrt(x.real * x.real + x.imag * x.imag)
 
 
+# ------------------------------------------------------------------ embedding_bag
+def weighted_embedding_bag(weight, indices, offsets, scale_grad_by_freq=False, mode=0,
+                           sparse=False, per_sample_weights=None, include_last_offset=False,
+                           padding_idx=None):
+    """sum over each bag of weight[index] * per_sample_weight; the other three results as
+    PyTorch's CPU kernel gives them in this mode (an empty offset2bag, zeros)."""
+    if per_sample_weights is None or indices.dim() != 1:
+        return NotImplemented
+    bags = offsets.shape[0] - (1 if include_last_offset else 0)
+    positions = torch.arange(indices.shape[0], device=indices.device)
+    # The bag of each position: how many bag starts are at or before it, less one.
+    bag_of = (positions[:, None] >= offsets[None, :bags]).sum(1) - 1
+    scale = per_sample_weights
+    if padding_idx is not None and padding_idx >= 0:
+        scale = torch.where(indices == padding_idx, torch.zeros_like(scale), scale)
+    rows = weight[indices] * scale[:, None]
+    if include_last_offset:  # positions past the last offset belong to no bag
+        rows = torch.where((positions < offsets[bags])[:, None], rows, torch.zeros_like(rows))
+        bag_of = bag_of.clamp(max=bags - 1)
+    out = torch.zeros(bags, weight.shape[1], dtype=weight.dtype,
+                      device=weight.device).index_add(0, bag_of, rows)
+    empty = torch.zeros(0, dtype=torch.int64, device=indices.device)
+    zeros = torch.zeros(bags, dtype=torch.int64, device=indices.device)
+    return out, empty, zeros, zeros.clone()
+
+
 # ------------------------------------------------------------------ integer addmm
 def integer_addmm(input, mat1, mat2, *, beta=1, alpha=1):
     if mat1.dtype.is_floating_point or mat1.is_complex():
@@ -236,6 +264,8 @@ DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.sort.stable: stable_sort,
     ATEN.topk.default: topk,
     ATEN.addmm.default: integer_addmm,
+    ATEN.embedding_bag.padding_idx: weighted_embedding_bag,
+    ATEN.embedding_bag.default: weighted_embedding_bag,
     ATEN.reciprocal.default: integer_reciprocal,
     ATEN.add.Tensor: _complex_linear(1),
     ATEN.sub.Tensor: _complex_linear(-1),
