@@ -166,3 +166,12 @@ def test_uint8_tensors_are_unsigned(check):
                                    a.abs(), a.sum(1), a.sum(), a.to(torch.int32), a.float(),
                                    (a.float() * 0.5).to(torch.uint8)))
     check(model, [a, b])
+
+
+@pytest.mark.covers("exp")
+def test_exp_overflows_to_inf(check):
+    """exp past ln(FLT_MAX) is +inf, of -inf 0, of NaN NaN (ember's polynomial exp clamped its
+    input and returned 2.4e38 for exp(89) and exp(inf)); vectors and their tails alike."""
+    x = torch.tensor([0.5, 88.0, 89.0, 100.0, float("inf"), -float("inf"), -50.0,
+                      float("nan")] * 5)
+    check(Fn(lambda self, x: (torch.exp(x), torch.sigmoid(-x))), [x])

@@ -22,7 +22,8 @@ from ember.kit.rewrite import APPLIED, NOT_APPLIED
 LOG2E = 1.44269504088896341
 LN2_HI = 0.693359375             # ln 2 split in two so x - n ln2 is exact for |n| < 2^9
 LN2_LO = -2.12194440e-4
-EXP_CLAMP = 88.3762626647949     # largest x with exp(x) < FLT_MAX; 2^127 stays a normal float
+EXP_CLAMP = 88.3762626647949     # largest x whose 2^n (n <= 127) stays a normal float
+EXP_OVERFLOW = 88.72283935546875  # ln(FLT_MAX): exp of anything larger is +inf in f32
 EXP_POLY = (1.9875691500e-4, 1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2,
             1.6666665459e-1, 5.0000001201e-1)
 TANH_CLAMP = 7.90531110763549805  # tanh(x) rounds to +-1 beyond this
@@ -46,8 +47,11 @@ def _int_type_like(t: ir.Type) -> ir.Type:
 
 
 def exp_f32(x):
-    """exp(x) for f32 scalars or vectors, without libm."""
+    """exp(x) for f32 scalars or vectors, without libm; +inf past ln(FLT_MAX), as PyTorch's
+    (clamped alone, exp(89) and exp(inf) came out as 2.4e38). Between the clamp and ln(FLT_MAX)
+    (0.35 wide) the result stays exp(EXP_CLAMP)."""
     t = x.type
+    overflow = arith.cmpf(arith.CmpFPredicate.OGT, x, constant(EXP_OVERFLOW, t))
     x = arith.minimumf(arith.maximumf(x, constant(-EXP_CLAMP, t)), constant(EXP_CLAMP, t))
     n = mmath.floor(arith.addf(arith.mulf(x, constant(LOG2E, t)), constant(0.5, t)))
     n = arith.minimumf(arith.maximumf(n, constant(-127.0, t)), constant(127.0, t))
@@ -58,7 +62,7 @@ def exp_f32(x):
     it = _int_type_like(t)
     # 2^n as float bits: (n + 127) << 23 (n = -127 gives 0, flushing exp's denormal range).
     bits = arith.shli(arith.addi(arith.fptosi(it, n), constant(127, it)), constant(23, it))
-    return arith.mulf(y, arith.bitcast(t, bits))
+    return arith.select(overflow, constant(float("inf"), t), arith.mulf(y, arith.bitcast(t, bits)))
 
 
 def tanh_f32(x):
