@@ -1,6 +1,6 @@
 """ember's own FX-level decompositions, applied with torch-mlir's table at torch.export time.
 
-Nine kinds of entries:
+Ten kinds of entries:
 - `adaptive_avg_pool2d` and `adaptive_max_pool2d` with uneven windows, which torch-mlir's
   lowering rejects at run time (PyTorch's own decomposition for avg; window gathers for max).
 - arithmetic on complex tensors (add, sub, mul, abs) as real arithmetic on their parts, where
@@ -15,6 +15,9 @@ Nine kinds of entries:
   that no element is 0, where PyTorch gives inf).
 - `embedding_bag` with `per_sample_weights` (mode sum) as a gather, a scaling and an index_add
   into the bags: torch-mlir's lowering ignores the weights (plain sums, silently wrong).
+- `logcumsumexp` along a static dim of at most 1024 as a max-shifted logsumexp of each prefix
+  (O(n^2), as the sorts are): torch-mlir's log(cumsum(exp(x))) overflows past x ~ 88 and turns
+  -inf prefixes into NaN.
 - `addmm` on integers as `beta * input + alpha * mm`: ember keeps addmm whole for its float
   GEMMs, and torch-mlir's own decomposition of it declines integers (its mm lowers them).
 - `topk` as k passes of argmax: torch-mlir's topk is a full sort, which its TMTensor lowering
@@ -214,6 +217,27 @@ def weighted_embedding_bag(weight, indices, offsets, scale_grad_by_freq=False, m
     return out, empty, zeros, zeros.clone()
 
 
+# ------------------------------------------------------------------ logcumsumexp
+#: Longest dim logcumsumexp is decomposed along (its n x n prefix matrix).
+LOGCUMSUMEXP_MAX_LENGTH = 1024
+
+
+def logcumsumexp(x, dim):
+    n = x.shape[dim] if x.dim() else 1
+    if not isinstance(n, int) or n > LOGCUMSUMEXP_MAX_LENGTH or not x.dtype.is_floating_point:
+        return NotImplemented
+    if x.dim() == 0:
+        return x.clone()
+    last = x.movedim(dim, -1)
+    prefix = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()  # [i, j]: j <= i
+    rows = torch.where(prefix, last.unsqueeze(-2), torch.full_like(last.unsqueeze(-2),
+                                                                     float("-inf")))
+    shift = rows.max(dim=-1, keepdim=True).values
+    shift = torch.where(torch.isinf(shift), torch.zeros_like(shift), shift)
+    out = torch.log(torch.exp(rows - shift).sum(-1)) + shift.squeeze(-1)
+    return out.movedim(-1, dim)
+
+
 # ------------------------------------------------------------------ integer addmm
 def integer_addmm(input, mat1, mat2, *, beta=1, alpha=1):
     if mat1.dtype.is_floating_point or mat1.is_complex():
@@ -264,6 +288,7 @@ DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.sort.stable: stable_sort,
     ATEN.topk.default: topk,
     ATEN.addmm.default: integer_addmm,
+    ATEN.logcumsumexp.default: logcumsumexp,
     ATEN.embedding_bag.padding_idx: weighted_embedding_bag,
     ATEN.embedding_bag.default: weighted_embedding_bag,
     ATEN.reciprocal.default: integer_reciprocal,
