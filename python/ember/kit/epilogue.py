@@ -31,6 +31,12 @@ def widened(value, to_type):
     return value if value.type == to_type else arith.extf(to_type, value)
 
 
+def narrowed(value, to_type):
+    """A scalar float `value` rounded to `to_type` (itself when already of it): a result
+    computed in the accumulator type, stored in the op's own."""
+    return value if value.type == to_type else arith.truncf(to_type, value)
+
+
 def apply_epilogue(y, activation: str, bias=None, residual=None):
     """`residual + act(y + bias)` on a scalar or vector `y`; `activation` is one of
     ember.dialect.ACTIVATIONS, `bias` a value of y's type or None. `residual` is a value, None,

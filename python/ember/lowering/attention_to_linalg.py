@@ -12,7 +12,7 @@ from mlir.dialects import arith, linalg, scf, tensor
 
 from ember.dialect.ops import Attention
 from ember.kit.builders import constant
-from ember.kit.epilogue import accumulator_type, widened
+from ember.kit.epilogue import accumulator_type, narrowed, widened
 from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
     empty_like, filled, generic, identity_map, tensor_dim, tensor_shape, type_shape
 from ember.lowering.reductions_to_linalg import softmax_along
@@ -76,7 +76,7 @@ def _attention(q, k, v, mask, scale: float, causal: bool, out_type):
     if out.type == out_type:
         return out
     return elementwise([out], out_type,
-                       lambda x: arith.truncf(ir.RankedTensorType(out_type).element_type, x))
+                       lambda x: narrowed(x, ir.RankedTensorType(out_type).element_type))
 
 
 def _same_leading_dim(a, b) -> bool:

@@ -12,7 +12,7 @@ from mlir.dialects import arith, math as mmath
 
 from ember.dialect.ops import LayerNorm, Reduce, RmsNorm, Softmax
 from ember.kit.builders import constant
-from ember.kit.epilogue import widened
+from ember.kit.epilogue import accumulator_type, narrowed, widened
 from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
     empty_like, filled, generic, identity_map, reduce_trailing, tensor_dim, tensor_shape
 
@@ -74,13 +74,7 @@ def _statistics_type(x) -> ir.Type:
     """The float type a normalization's statistics are computed in: f32 for f16 and bf16
     inputs, as PyTorch's CPU kernels do (a sum of squares of f16 values above ~256 overflows
     f16's 65504 and the row came out all zeros), else x's own."""
-    element = element_type(x)
-    return ir.F32Type.get() if isinstance(element, (ir.F16Type, ir.BF16Type)) else element
-
-
-def _narrowed(y, to_type):
-    """A computed scalar rounded back to the result's element type."""
-    return y if y.type == to_type else arith.truncf(to_type, y)
+    return ir.RankedTensorType(accumulator_type(x.type)).element_type
 
 
 def lower_layer_norm(op: LayerNorm):
@@ -113,7 +107,7 @@ def lower_layer_norm(op: LayerNorm):
             y = arith.mulf(y, widened(rest.pop(0), compute))
         if bias is not None:
             y = arith.addf(y, widened(rest.pop(0), compute))
-        return _narrowed(y, element_type(op.result))
+        return narrowed(y, element_type(op.result))
     init = empty_like(op.result.type, [(x, i) for i in range(rank)])
     return generic(inputs, init, maps + [identity_map(rank)], [PARALLEL] * rank,
                    lambda *args: normalize(*args[:-1]))
@@ -137,7 +131,7 @@ def lower_rms_norm(op: RmsNorm):
         y = arith.mulf(widened(v, compute), r)
         if len(rest) == 2:
             y = arith.mulf(y, widened(rest[0], compute))
-        return _narrowed(y, element_type(op.result))
+        return narrowed(y, element_type(op.result))
     return generic(inputs, init, maps + [identity_map(rank)], [PARALLEL] * rank, normalize)
 
 

@@ -79,10 +79,15 @@ def _compiler_identity(cc: str) -> str:
         return path
 
 
+def _object_names() -> List[str]:
+    """The runtime's object file names, one per C source ("ember_runtime.o")."""
+    return [f"{os.path.basename(source)[:-2]}.o" for source in capi.source_paths()]
+
+
 def _compile_into(directory: str, cc: str) -> List[str]:
     objects = []
-    for source in capi.source_paths():
-        obj = os.path.join(directory, f"{os.path.basename(source)[:-2]}.o")
+    for source, name in zip(capi.source_paths(), _object_names()):
+        obj = os.path.join(directory, name)
         cmd = [cc, "-c", "-fPIC", "-O2", "-I", capi.source_dir(), "-o", obj, source]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
@@ -97,7 +102,7 @@ def _cached_on_disk(key: str, cc: str) -> List[str]:
     a private directory and renamed into place, so concurrent processes never see half of a
     set (the loser of a race discards its copy). Where the cache cannot be written, a
     directory of this process's is used instead."""
-    names = [f"{os.path.basename(source)[:-2]}.o" for source in capi.source_paths()]
+    names = _object_names()
     parent = os.path.join(cache_root(), "runtime")
     final = os.path.join(parent, key)
     if all(os.path.isfile(os.path.join(final, n)) for n in names):

@@ -290,6 +290,8 @@ class _Checker:
         linalg body (checks of values, e.g. "unimplemented: tensor with zero element" of an
         integer reciprocal) is recorded and the loop goes on, as a bad index or divisor is."""
         i64 = _i64()
+        returns_nothing = not ir.FunctionType(
+            ir.TypeAttr(self.fn.attributes["function_type"]).value).results
         for op in walk_ops(self.fn, ["cf.assert"]):
             message = ir.StringAttr(op.attributes["msg"]).value
             location, holds = op.location, op.operands[0]
@@ -298,8 +300,6 @@ class _Checker:
                 self._report(location, capi.FAULT_ASSERT, self._string_address(message),
                              constant(0, i64), constant(0, i64), constant(-1, i64),
                              constant(-1, i64))
-            returns_nothing = not ir.FunctionType(
-                ir.TypeAttr(self.fn.attributes["function_type"]).value).results
             if op.operation.parent == self.fn.operation and returns_nothing:
                 self._return_unless(op, holds, report)
             else:

@@ -23,7 +23,8 @@ Reductions and transposing ops keep their scalar loops, and so does a static las
 or 7 (shorter than two of the narrowest vectors, and not a multiple of one): one vector and a
 masked tail gain little there, and LLVM fully unrolls such loops into blocks of thousands of
 masked accesses whose memory chains its DAG combiner merges in quadratic time (a 2x3x5x5
-grid_sample took 28 s to compile, in fp16 over 5 minutes; 10 s without them). Runs on bufferized code, after
+grid_sample took 28 s to compile, in fp16 over 5 minutes; 10 s without them). Runs on
+bufferized code, after
 ember-parallelize-loops (so it vectorizes each thread's slice) and before linalg is lowered to
 loops.
 """
