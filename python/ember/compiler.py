@@ -41,6 +41,8 @@ class CompileOptions:
     #: Merge GEMMs that share an input (Q/K/V) into one; false keeps the original weights
     #: (no concatenated copies), trading that speed-up for memory.
     merge_parallel_linears: bool = True
+    #: Quantization (an `ember.quant.Int8`), or None for the model's own floating point.
+    quantize: Any = None
     #: Names of passes to leave out of the stage table (optimizations one can do without,
     #: e.g. "ember-vectorize-generics"; a name in no stage is an error).
     disabled_passes: Tuple[str, ...] = ()
@@ -68,6 +70,10 @@ def resolve_options(options: Optional[CompileOptions], overrides: Mapping[str, A
         raise TypeError(f"unknown compile option(s) {unknown}; CompileOptions has "
                         f"{sorted(known)}")
     resolved = dataclasses.replace(base, **overrides)
+    from ember.quant import Int8
+    if resolved.quantize is not None and not isinstance(resolved.quantize, Int8):
+        raise TypeError(f"quantize must be an ember.quant.Int8 (or None), got "
+                        f"{type(resolved.quantize).__name__}")
     return dataclasses.replace(resolved, target=get_target(resolved.target))
 
 
@@ -176,7 +182,8 @@ def stage_table(target, options: CompileOptions) -> list:
     from ember.pipeline.pipeline import Pipeline
     from ember.registry import REGISTRY  # noqa: F401  (a replacement may name any pass)
     from ember.transforms.graph_pipeline import graph_pipeline
-    graph = graph_pipeline(merge_parallel_gemms=options.merge_parallel_linears) \
+    graph = graph_pipeline(merge_parallel_gemms=options.merge_parallel_linears,
+                           quantize=options.quantize) \
         if options.graph_pipeline is None else Pipeline.parse(options.graph_pipeline)
     stages = configure_passes(target.stages(graph), options.pass_options)
     return disable_passes(stages, options.disabled_passes)

@@ -20,3 +20,5 @@ CONV_LAYOUTS = ("nchw", "nhwc")
 POOL_KINDS = ("max", "avg")
 #: Kinds of `ember.reduce`.
 REDUCE_KINDS = ("sum", "mean", "max", "min")
+#: Byte encodings of `ember.qgemm`'s quantized activations (see ember.quant.schemes).
+INT8_ENCODINGS = ("s8", "u8", "u7")

@@ -77,13 +77,18 @@ class GemmOperands:
     bias: Optional[ir.Value]
     residual: Optional[ir.Value]
     c: ir.Value
+    #: An int8 kernel's row scales, column scales and compensation (see GemmKernelSpec.int8).
+    a_scale: Optional[ir.Value] = None
+    b_scale: Optional[ir.Value] = None
+    compensation: Optional[ir.Value] = None
 
     @classmethod
     def from_args(cls, spec, args) -> "GemmOperands":
         """From a kernel's arguments, named by `spec.arg_names()` (a kit.gemm_spec.GemmSpec)."""
         named = dict(zip(spec.arg_names(), args))
         return cls(named["lhs"], named["rhs"], named.get("bias"), named.get("residual"),
-                   named["out"])
+                   named["out"], named.get("lhs_scale"), named.get("rhs_scale"),
+                   named.get("rhs_compensation"))
 
 
 class Ix:

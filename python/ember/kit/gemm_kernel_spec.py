@@ -48,6 +48,17 @@ class GemmKernelSpec(GemmSpec):
     #: B is the packed weight [ceil(N/NR), K, NR]; False: a row-major [(batch,) K, N] tensor
     #: computed at run time (attention's K^T and V), read in place with masked tail columns.
     rhs_packed: bool = omitted_at_default(True)
+    #: An int8 kernel's activation encoding ("s8", "u8", "u7"; see ember.quant.schemes), "" for
+    #: f32. An int8 kernel's A is i32 [M, K] and B i32 panels [ceil(N/NR), K, NR] of *words*,
+    #: 4 consecutive int8 k values each (so `k` counts words), and it takes, after B, the row
+    #: scales f32 [M], the column scales f32 [N] and the compensation i32 [N] (see ember.qgemm).
+    int8: str = omitted_at_default("")
+
+    def arg_names(self) -> List[str]:
+        names = super().arg_names()
+        if self.int8:
+            names[2:2] = ["lhs_scale", "rhs_scale", "rhs_compensation"]
+        return names
 
     @property
     def patch_output(self) -> Tuple[int, int]:
@@ -71,7 +82,11 @@ class GemmKernelSpec(GemmSpec):
         lead = [] if not self.batch else [dyn if self.batch < 0 else self.batch]
         rhs = packed_shape(self.k, self.n, self.nr) if self.rhs_packed else \
             lead + [self.k, self.n]
-        types = [ir.MemRefType.get(lead + lhs, element), ir.MemRefType.get(rhs, element)]
+        operand = ir.IntegerType.get_signless(32) if self.int8 else element
+        types = [ir.MemRefType.get(lead + lhs, operand), ir.MemRefType.get(rhs, operand)]
+        if self.int8:
+            types += [ir.MemRefType.get([m], element), ir.MemRefType.get([self.n], element),
+                      ir.MemRefType.get([self.n], operand)]
         if self.bias:
             types.append(ir.MemRefType.get([self.n], element))
         if self.residual:

@@ -24,3 +24,13 @@ def pack_panels(rhs: np.ndarray, nr: int) -> np.ndarray:
     padded = np.zeros((k, panels * nr), dtype=rhs.dtype)
     padded[:, :n] = rhs
     return np.ascontiguousarray(padded.reshape(k, panels, nr).transpose(1, 0, 2))
+
+
+def int8_words(q: np.ndarray) -> np.ndarray:
+    """int8 [K, N] -> int32 [ceil(K/4), N]: word (w, n) holds q[4w + j, n] in byte j
+    (little-endian), zero-padded past K; the int8 GEMM kernel's unit of k."""
+    k, n = q.shape
+    padded = np.zeros((-(-k // 4) * 4, n), dtype=np.int8)
+    padded[:k] = q
+    return np.ascontiguousarray(padded.reshape(-1, 4, n).transpose(0, 2, 1)).view(np.int32) \
+        .reshape(-1, n)

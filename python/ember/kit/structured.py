@@ -133,16 +133,20 @@ def pad_spatial(x, spatial_dims, pads, value: float = 0.0):
     """Pads `x` with `value` symmetrically by pads[i] on dim spatial_dims[i] (no-op if none)."""
     if not any(pads):
         return x
-    shape = tensor_shape(x)
-    rank = len(shape)
-    low = [0] * rank
+    low = [0] * len(tensor_shape(x))
     for d, p in zip(spatial_dims, pads):
         low[d] = p
-    padded = [None if s is None else s + 2 * low[i] for i, s in enumerate(shape)]
+    return pad(x, low, low, value)
+
+
+def pad(x, low: Sequence[int], high: Sequence[int], value: float = 0.0):
+    """tensor.pad of `x` by low[i] before and high[i] after dim i, with `value`."""
+    shape = tensor_shape(x)
+    padded = [None if s is None else s + lo + hi for s, lo, hi in zip(shape, low, high)]
     result_type = ir.RankedTensorType.get(
         [ir.ShapedType.get_dynamic_size() if s is None else s for s in padded], element_type(x))
-    op = tensor.PadOp(result_type, x, [], [], low, low)
-    block = op.regions[0].blocks.append(*[ir.IndexType.get()] * rank)
+    op = tensor.PadOp(result_type, x, [], [], list(low), list(high))
+    block = op.regions[0].blocks.append(*[ir.IndexType.get()] * len(shape))
     with ir.InsertionPoint(block):
         tensor.YieldOp(arith.constant(element_type(x), value))
     return op.result

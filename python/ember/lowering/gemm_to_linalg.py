@@ -91,24 +91,15 @@ def lower_packed_gemm(gemm: Gemm):
     so a target replaces the body after bufferization (ember-cpu-gemm-kernels). Leading batch
     dims of lhs are collapsed into M. Identical kernels are shared.
     """
-    lhs, packed, bias, residual = gemm.lhs, gemm.rhs, gemm.bias, gemm.residual
+    lhs, packed, bias = gemm.lhs, gemm.rhs, gemm.bias
     out_type = ir.RankedTensorType(gemm.result.type)
     element = out_type.element_type
     geometry = gemm.lhs_patches
-    logical = patch_matrix_shape(tensor_shape(lhs), geometry) if geometry else tensor_shape(lhs)
-    rank, k, n = len(logical), logical[-1], out_type.shape[-1]
-    lead = logical[:-1]
-    m = None if None in lead else math.prod(lead)
-    dyn = ir.ShapedType.get_dynamic_size()
-    lhs2_type = ir.RankedTensorType.get([dyn if m is None else m, k], element)
-    out2_type = ir.RankedTensorType.get([dyn if m is None else m, n], element)
-    rows = ir.ArrayAttr.get([ir.ArrayAttr.get([i64(d) for d in range(rank - 1)]),
-                             ir.ArrayAttr.get([i64(rank - 1)])])
-    if rank > 2:
-        if geometry is None:        # a patch lhs stays the padded input the kernel reads
-            lhs = tensor.collapse_shape(lhs2_type, lhs, rows)
-        if residual is not None:
-            residual = tensor.collapse_shape(out2_type, residual, rows)
+    logical = patch_matrix_shape(tensor_shape(lhs), geometry) if geometry else None
+    lhs, residual, out2_type = as_row_matrix(lhs, gemm.residual, out_type, logical)
+    m, k = out2_type.shape[0] if not out2_type.is_dynamic_dim(0) else None, \
+        (logical or tensor_shape(lhs))[-1]
+    n = out_type.shape[-1]
     patches = None if geometry is None else tuple(tensor_shape(lhs)[1:]) + tuple(geometry)
     spec = GemmKernelSpec(m=m, n=n, k=k, nr=gemm.rhs_panel, activation=gemm.activation,
                           bias=bias is not None, residual=residual is not None, patches=patches)
@@ -120,27 +111,60 @@ def lower_packed_gemm(gemm: Gemm):
     elif geometry is None:
         init = empty_like(out2_type, [(lhs, 0), None])
     else:                           # M = N * OH * OW, only N dynamic
-        rows_per_image = arith.constant(ir.IndexType.get(), math.prod(lead[1:]))
+        rows_per_image = arith.constant(ir.IndexType.get(), math.prod(logical[1:-1]))
         init = tensor.empty([arith.muli(tensor_dim(lhs, 0), rows_per_image), n], element)
     result = func.call([out2_type], callee, operands + [init])
+    return from_row_matrix(result, gemm.lhs, out_type)
+
+
+def _rows(rank: int) -> ir.ArrayAttr:
+    """The reassociation [[0 .. rank-2], [rank-1]]: leading dims into one."""
+    return ir.ArrayAttr.get([ir.ArrayAttr.get([i64(d) for d in range(rank - 1)]),
+                             ir.ArrayAttr.get([i64(rank - 1)])])
+
+
+def as_row_matrix(lhs, residual, out_type, logical=None):
+    """(lhs, residual, result type) of a GEMM as 2-D matrices: leading dims collapsed into M.
+    `logical`: the patch matrix shape of an implicit-im2col lhs, which stays the padded input
+    the kernel reads (only its M is computed)."""
+    shape = logical or tensor_shape(lhs)
+    rank, lead = len(shape), shape[:-1]
+    m = None if None in lead else math.prod(lead)
+    dyn = ir.ShapedType.get_dynamic_size()
+    m_dim = dyn if m is None else m
+    out2_type = ir.RankedTensorType.get([m_dim, out_type.shape[-1]], out_type.element_type)
+    if rank > 2:
+        if logical is None:
+            lhs = tensor.collapse_shape(ir.RankedTensorType.get(
+                [m_dim, shape[-1]], element_type(lhs)), lhs, _rows(rank))
+        if residual is not None:
+            residual = tensor.collapse_shape(out2_type, residual, _rows(rank))
+    return lhs, residual, out2_type
+
+
+def from_row_matrix(result, lhs, out_type):
+    """A GEMM's 2-D result expanded back to `out_type`, its leading dims read from the
+    original `lhs` where dynamic."""
+    rank = out_type.rank
     if rank == 2:
         return result
-    sizes = [tensor_dim(gemm.lhs, d) if lead[d] is None else None for d in range(rank - 1)]
-    output_shape = [v for v in sizes if v is not None]
-    return tensor.expand_shape(out_type, result, rows, output_shape,
+    sizes = [tensor_dim(lhs, d) for d in range(rank - 1) if out_type.is_dynamic_dim(d)]
+    return tensor.expand_shape(out_type, result, _rows(rank), sizes,
                                ir.DenseI64ArrayAttr.get(list(out_type.shape)))
 
 
-def gemm_kernel_function(op, spec, arg_types, result_type) -> str:
+def gemm_kernel_function(op, spec, arg_types, result_type, reference=None) -> str:
     """The name of the GEMM kernel function for `spec` in op's module, created on first use
-    with a linalg reference body (packed GEMMs here, run-time products in
-    ember-cpu-contractions)."""
+    with a linalg reference body (packed GEMMs here, int8 ones in qgemm_to_linalg, run-time
+    products in ember-cpu-contractions); `reference(spec, *args)` builds it (default: the f32
+    GEMM's)."""
+    reference = reference or _reference_gemm
     module_op = op.operation
     while module_op.name != "builtin.module":
         module_op = module_op.parent
     return kernel_function(module_op.regions[0].blocks[0], KERNEL_ATTR, spec.attr(),
                            ir.FunctionType.get(arg_types, [result_type]), KERNEL_PREFIX,
-                           lambda args: [_reference_gemm(spec, *args)])
+                           lambda args: [reference(spec, *args)])
 
 
 def _reference_gemm(spec, lhs, rhs, *rest):

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Dict
 
-from ember.dialect.ops import Attention, Binary, Concat, Conv2d, Gemm, LayerNorm, Pool2d, \
+from ember.dialect.ops import Attention, Binary, Concat, Conv2d, Gemm, LayerNorm, Pool2d, QGemm, \
     Reduce, Reshape, RmsNorm, RotaryEmbedding, Slice, Softmax, Transpose, Unary, view
 from ember.kit.rewrite import APPLIED, apply_patterns
 from ember.lowering.attention_to_linalg import lower_attention
@@ -21,6 +21,7 @@ from ember.lowering.conv_pool_to_linalg import lower_conv2d, lower_pool2d
 from ember.lowering.elementwise_to_linalg import lower_binary, lower_rotary_embedding, \
     lower_unary
 from ember.lowering.gemm_to_linalg import lower_gemm
+from ember.lowering.qgemm_to_linalg import lower_qgemm
 from ember.lowering.reductions_to_linalg import lower_layer_norm, lower_reduce, lower_rms_norm, \
     lower_softmax
 from ember.lowering.shape_ops_to_linalg import lower_concat, lower_reshape, lower_slice, \
@@ -30,6 +31,7 @@ from ember.pipeline.pass_base import EmberPass, PassContext, register
 #: ember op -> lowering (takes the op's typed view, returns the replacement value).
 LOWERINGS: Dict[str, Callable] = {
     Gemm.op_name: lower_gemm,
+    QGemm.op_name: lower_qgemm,
     Conv2d.op_name: lower_conv2d,
     Pool2d.op_name: lower_pool2d,
     Attention.op_name: lower_attention,

@@ -25,7 +25,8 @@ class TargetInfo:
     spec: str                       # the target string that rebuilds it (`ember-opt --target=`)
     triple: str = ""                # LLVM target triple
     cpu: str = ""                   # LLVM CPU name (CPU targets)
-    features: str = ""              # LLVM feature string (CPU targets)
+    features: str = ""              # LLVM features the code may use (CPU targets; those a
+                                    # named CPU implies when none were given)
     arch: str = ""                  # GPU chip: sm_90, gfx942
     vector_lanes: int = 0           # f32 lanes of one vector register (CPU targets)
     vector_registers: int = 0       # architectural vector registers

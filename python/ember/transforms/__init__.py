@@ -1,6 +1,7 @@
 """Graph passes on ember IR (stage 0 of every target): simplify, fold weight-only math and
-BatchNorm, convert layouts, recognize attention/RMSNorm/RoPE, fuse epilogues, merge GEMMs.
+BatchNorm, convert layouts, recognize attention/RMSNorm/RoPE, fuse epilogues, merge GEMMs,
+quantize.
 Importing the package registers them."""
 from ember.transforms import (  # noqa: F401  (imported for registration)
     canonicalize, fold_constants, fold_batch_norm, convert_layout, merge_parallel_gemms,
-    fuse_attention, fuse_rms_norm, fuse_rotary_embedding, fuse_epilogue)
+    fuse_attention, fuse_rms_norm, fuse_rotary_embedding, fuse_epilogue, quantize)

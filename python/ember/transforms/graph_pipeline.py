@@ -2,7 +2,8 @@
 
 Simplify, fold weight-only math and BatchNorm, convert conv nets to NHWC (transposes of filters
 fold; those between layers cancel), recognize attention, RMSNorm and rotary embeddings, fuse
-GEMM/conv epilogues, merge GEMMs sharing an input (Q/K/V), then clean up.
+GEMM/conv epilogues, merge GEMMs sharing an input (Q/K/V), quantize (when asked; after fusion,
+so an int8 GEMM keeps its epilogue), then clean up.
 """
 from __future__ import annotations
 
@@ -16,14 +17,16 @@ from ember.transforms.fuse_epilogue import FuseEpilogue
 from ember.transforms.fuse_rms_norm import FuseRmsNorm
 from ember.transforms.fuse_rotary_embedding import FuseRotaryEmbedding
 from ember.transforms.merge_parallel_gemms import MergeParallelGemms
+from ember.transforms.quantize import Quantize
 
 
-def graph_pipeline(*, merge_parallel_gemms: bool = True) -> Pipeline:
+def graph_pipeline(*, merge_parallel_gemms: bool = True, quantize=None) -> Pipeline:
     """The graph passes; `merge_parallel_gemms=False` keeps GEMMs sharing an input apart (no
-    concatenated weight copies)."""
+    concatenated weight copies); `quantize` (an ember.quant.Int8) adds ember-quantize."""
+    quantization = [] if quantize is None else [Quantize(**quantize.pass_options())]
     return Pipeline.of([
         Canonicalize(), FoldConstants(), FoldBatchNorm(), ConvertLayout(), FoldConstants(),
         FuseAttention(), FuseRmsNorm(), FuseRotaryEmbedding(), FuseEpilogue(),
-        MergeParallelGemms(enabled=merge_parallel_gemms), Canonicalize(),
+        MergeParallelGemms(enabled=merge_parallel_gemms), *quantization, Canonicalize(),
         upstream("canonicalize"), upstream("cse"),
     ])

@@ -25,6 +25,7 @@ from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec, \
     check_kernel_signature, is_bufferized
 from ember.backends.cpu.gemm_schedule import choose_schedule
 from ember.backends.cpu.gemm_threads import emit_kernel
+from ember.backends.cpu.int8_dot import int8_dot_for
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.kit.gemm_kernel_spec import kernel_functions
 from ember.kit.vector_math import expand_math
@@ -76,13 +77,20 @@ class CpuGemmKernels(EmberPass):
             if problem:
                 name = ir.StringAttr(fn.attributes["sym_name"]).value
                 raise ValueError(f"{fn.location}: kernel @{name}: {problem}")
-            schedule = choose_schedule(spec, traits, lanes=self.lanes, mr=self.mr, kc=self.kc,
-                                       mc=self.mc, split_rows=self.split_rows,
-                                       unroll=self.unroll, chains=self.chains)
+            dot = int8_dot_for(target) if spec.int8 else None
+            if dot is not None and dot.encoding != spec.int8:
+                raise ValueError(f"{fn.location}: an int8 kernel packed for {spec.int8} "
+                                 f"activations, but this target's dot product ({dot.name}) "
+                                 f"reads {dot.encoding}: pack with the same target")
+            schedule = choose_schedule(spec, traits, lanes=dot.lanes if dot else self.lanes,
+                                       mr=self.mr, kc=self.kc, mc=self.mc,
+                                       split_rows=self.split_rows, unroll=self.unroll,
+                                       chains=self.chains,
+                                       temporaries=dot.temporaries if dot else 0)
             pack_a = {"auto": schedule.pack_a, "true": True, "false": False}[self.pack_a]
             schedule = dataclasses.replace(schedule, parallel=schedule.parallel and self.parallel
                                            and target.openmp,
                                            pack_a=pack_a)
-            task = emit_kernel(fn, spec, schedule)
+            task = emit_kernel(fn, spec, schedule, dot)
             fn.attributes[SCHEDULE_ATTR] = schedule.attr()
             expand_math(task)

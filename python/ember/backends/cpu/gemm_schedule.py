@@ -29,11 +29,14 @@ def default_panel(traits: CpuTraits) -> int:
 
 def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> GemmSchedule:
     """A schedule for `spec` on `traits`; a field given in `overrides` (not None, not 0) wins.
+    `temporaries` (an override too) are vector registers the multiply-add needs besides the
+    tile (an int8 dot product's intermediates).
 
     MR: as many rows as the vector registers hold (accumulators + the panel's vectors + one
     broadcast). KC: L1d / (2 NR) (512 on a 32 KiB L1 with NR = 32; on Zen 4, 512 measured
     faster than the L1-resident 128, since the reloads of C per K block cost more than
-    streaming the panel from L2), balanced over K. MC: the packed A block fills at most half
+    streaming the panel from L2), balanced over K; int8 kernels take all of K in one block
+    (their partial sums are integers, C holds floats). MC: the packed A block fills at most half
     of L2 and 256 KiB (it lives on the stack of an OpenMP worker).
     """
     def given(key):
@@ -41,8 +44,10 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
         return None if value in (None, 0) else value
     lanes = given("lanes") or math.gcd(traits.lanes, spec.nr)
     vectors = max(1, spec.nr // lanes)
-    mr = given("mr") or max(1, min(14, (traits.registers - vectors - 1) // vectors))
-    kc = given("kc")
+    temporaries = overrides.pop("temporaries", 0)
+    mr = given("mr") or max(1, min(14, (traits.registers - vectors - 1 - temporaries) //
+                                   vectors))
+    kc = spec.k if spec.int8 else given("kc")
     # K blocks of a patch lhs hold whole filter taps (C channels each): the kernel walks a
     # block tap by tap, reading C contiguous channels of one input pixel per tap.
     unit = 1 if spec.patches is None else spec.patches[2]

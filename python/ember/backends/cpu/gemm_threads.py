@@ -26,15 +26,15 @@ THREADS_FN = "omp_get_max_threads"
 IN_PARALLEL_FN = "omp_in_parallel"
 
 
-def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule):
+def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None):
     """Replaces the body of kernel function `fn` (memref arguments) by the schedule's code:
     one task per thread, each calling a new private task function (`<fn>_task`, placed after
-    `fn`), which it returns."""
+    `fn`), which it returns. `dot`: an int8 kernel's dot product (ember.backends.cpu.int8_dot)."""
     block = fn.regions[0].blocks[0]
     args = list(block.arguments)
     for op in reversed(list(block.operations)):
         op.erase()
-    element = ir.MemRefType(args[-1].type).element_type
+    element = ir.MemRefType(args[0].type).element_type
     module_block = fn.operation.parent.regions[0].blocks[0]
     taken = {ir.StringAttr(op.attributes["sym_name"]).value for op in module_block.operations
              if "sym_name" in op.attributes}
@@ -42,7 +42,7 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule):
     while name in taken:
         name += "_"
     with ir.InsertionPoint(block), fn.location:
-        _emit_parts(spec, schedule, GemmOperands.from_args(spec, args), name)
+        _emit_parts(spec, schedule, GemmOperands.from_args(spec, args), args, name)
         func.ReturnOp([])
     with ir.InsertionPoint.after(fn), fn.location:
         indices = 5 if spec.batch else 4        # (batch entry,) rows and panels
@@ -51,7 +51,7 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule):
         entry = task.add_entry_block()
         with ir.InsertionPoint(entry):
             *batch, m0, m1, p0, p1 = entry.arguments[:indices]
-            TaskEmitter(spec, schedule, element).emit_task(
+            TaskEmitter(spec, schedule, element, dot).emit_task(
                 GemmOperands.from_args(spec, entry.arguments[indices:]), m0, m1, p0, p1, *batch)
             func.ReturnOp([])
         if schedule.parallel:
@@ -61,7 +61,7 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule):
     return task
 
 
-def _emit_parts(spec: GemmKernelSpec, schedule: GemmSchedule, ops: GemmOperands,
+def _emit_parts(spec: GemmKernelSpec, schedule: GemmSchedule, ops: GemmOperands, operands,
                 task_fn: str) -> None:
     """The kernel body: one task per thread, each a call of the task function.
 
@@ -75,8 +75,6 @@ def _emit_parts(spec: GemmKernelSpec, schedule: GemmSchedule, ops: GemmOperands,
         m = memref.dim(ops.a, index(1 if spec.batch else 0))
     else:
         m = arith.muli(memref.dim(ops.a, index(0)), index(math.prod(spec.patch_output)))
-    operands = [ops.a, ops.b] + [v for v in (ops.bias, ops.residual) if v is not None] + \
-        [ops.c]
     if spec.batch:
         _emit_batched(spec, schedule, ops, task_fn, m, operands)
         return

@@ -21,7 +21,7 @@ B packed in NR-column panels (ember.kit.packed_panels), C [M, N]:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from mlir import ir
 from mlir.dialects import arith, memref, vector
@@ -111,10 +111,17 @@ class TaskEmitter:
     """Builds the body of one task function (see the module docstring); each method emits at
     the current insertion point."""
 
-    def __init__(self, spec: GemmKernelSpec, schedule: GemmSchedule, element: ir.Type):
+    def __init__(self, spec: GemmKernelSpec, schedule: GemmSchedule, element: ir.Type,
+                 dot: Optional[Callable] = None):
+        """`element`: A's and B's element type (i32 words in an int8 kernel, whose `dot`,
+        an ember.backends.cpu.int8_dot.Int8Dot, replaces vector.fma)."""
         self.spec, self.s = spec, schedule
         self.element = element
         self.vtype = ir.VectorType.get([schedule.lanes], element)
+        self.mac = dot or vector.fma
+        if spec.int8 and (dot is None or schedule.kc < spec.k):
+            raise ValueError("an int8 kernel needs its dot product and one K block (its "
+                             "partial sums are integers, C holds floats)")
 
     def emit_task(self, ops: GemmOperands, m0, m1, p0, p1, batch_index=None) -> None:
         """The task function's body: rows [m0, m1) x panels [p0, p1) over all of K (of batch
@@ -272,7 +279,7 @@ class TaskEmitter:
                     a = vector.broadcast(self.vtype, load_a(r, ku))
                     for v in range(nvec):
                         i = base + r * nvec + v
-                        accs[i] = vector.fma(a, b[v], accs[i])
+                        accs[i] = self.mac(a, b[v], accs[i])
             return accs
 
         u = max(1, s.unroll)
@@ -306,7 +313,8 @@ class TaskEmitter:
         size = rows * nvec
         accs = list(accs)
         for extra in range(1, sets):
-            accs[:size] = [arith.addf(x, y) for x, y in
+            add = arith.addi if self.spec.int8 else arith.addf
+            accs[:size] = [add(x, y) for x, y in
                            zip(accs[:size], accs[extra * size:(extra + 1) * size])]
         accs = accs[:size]
 
@@ -323,7 +331,9 @@ class TaskEmitter:
 
     def _epilogue(self, accs, rows_at, cols_at, masks, rows, nvec):
         """The tile's accumulators after the epilogue: bias vectors loaded once per column,
-        each residual vector only where it is added."""
+        each residual vector only where it is added (int8 ones dequantized first)."""
+        if self.spec.int8:
+            accs = self._dequantize(accs, rows_at, cols_at, masks, rows, nvec)
         bias = [self._load(self.ops.bias, [cols_at[v]], masks[v]) for v in range(nvec)] \
             if self.ops.bias is not None else [None] * nvec
         out = []
@@ -334,6 +344,21 @@ class TaskEmitter:
                                                 [*self.prefix, rows_at[r], cols_at[v]], masks[v])
                 out.append(apply_epilogue(accs[r * nvec + v], self.spec.activation, bias[v],
                                           residual))
+        return out
+
+    def _dequantize(self, accs, rows_at, cols_at, masks, rows, nvec):
+        """int32 accumulators -> f32: float(acc - compensation[n]) * (row scale * column
+        scale), the order ember.quant.schemes.reference_qgemm computes in."""
+        ops = self.ops
+        comp = [self._load(ops.compensation, [cols_at[v]], masks[v]) for v in range(nvec)]
+        col_scale = [self._load(ops.b_scale, [cols_at[v]], masks[v]) for v in range(nvec)]
+        f32 = ir.VectorType(col_scale[0].type)
+        out = []
+        for r in range(rows):
+            row_scale = vector.broadcast(f32, memref.load(ops.a_scale, [rows_at[r]]))
+            for v in range(nvec):
+                exact = arith.sitofp(f32, arith.subi(accs[r * nvec + v], comp[v]))
+                out.append(arith.mulf(exact, arith.mulf(row_scale, col_scale[v])))
         return out
 
     # -- vector memory access -------------------------------------------------------------
@@ -351,9 +376,11 @@ class TaskEmitter:
         return vector.create_mask(mask_type, [index(lanes)])
 
     def _load(self, base, indices, mask):
+        """A vector of `base`'s element type (operands, scales and C may differ in int8)."""
+        vtype = ir.VectorType.get([self.s.lanes], ir.MemRefType(base.type).element_type)
         if mask is None:
-            return vector.load(self.vtype, base, indices)
-        return vector.maskedload(self.vtype, base, indices, mask, constant(0.0, self.vtype))
+            return vector.load(vtype, base, indices)
+        return vector.maskedload(vtype, base, indices, mask, constant(0, vtype))
 
     def _store(self, value, base, indices, mask) -> None:
         if mask is None:

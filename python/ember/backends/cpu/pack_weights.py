@@ -8,6 +8,10 @@ attribute `rhs_panel = NR`. The packing is done once, at compile time, on the we
 transposes or packs it. On an abstract table the IR is rewritten the same way and the packed
 entry is left without data. GEMMs with a non-weight rhs, a batched rhs, an element type other than
 f32, or an rhs already packed are left alone.
+
+An int8 `ember.qgemm` gets the same panels of i32 words, 4 consecutive k per word
+(`int8_words`), its activation encoding (the one the target's integer dot product reads, see
+ember.backends.cpu.int8_dot) and the compensation that encoding needs, computed here.
 """
 from __future__ import annotations
 
@@ -17,10 +21,12 @@ from mlir import ir
 
 from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
-from ember.dialect.ops import Gemm, Weight
-from ember.kit.packed_panels import pack_panels, packed_shape
+from ember.backends.cpu.int8_dot import int8_dot_for
+from ember.dialect.ops import Gemm, QGemm, Weight
+from ember.kit.packed_panels import int8_words, pack_panels, packed_shape
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
+from ember.quant.schemes import compensation, encoding
 
 
 @dataclass
@@ -50,17 +56,48 @@ class _PackPattern:
         return APPLIED
 
 
+@dataclass
+class _PackInt8Pattern:
+    ctx: PassContext
+    panel: int
+    encoding: str
+
+    def __call__(self, op, rewriter) -> bool:
+        qgemm = QGemm(op)
+        weight = Weight.defining(qgemm.rhs)
+        if qgemm.rhs_panel is not None or weight is None:
+            return NOT_APPLIED
+        k, n = ir.RankedTensorType(qgemm.rhs.type).shape
+        nr, enc, weights = self.panel, encoding(self.encoding), self.ctx.weights
+        packed_name = weights.derive(f"{weight.name}.words{nr}",
+                                     lambda q: pack_panels(int8_words(q), nr), [weight.name])
+        comp_name = weights.derive(f"{weight.name}.{enc.name}_compensation",
+                                   lambda q: compensation(q, enc), [weight.name])
+        i32 = ir.IntegerType.get_signless(32)
+        with rewriter.ip, op.location:
+            packed = Weight.build(ir.RankedTensorType.get(packed_shape(-(-k // 4), n, nr), i32),
+                                  name=packed_name)
+            comp = Weight.build(ir.RankedTensorType.get([n], i32), name=comp_name)
+            rewriter.replace_op(op, [qgemm.rebuild(
+                qgemm.result.type, rhs=packed, rhs_compensation=comp, rhs_panel=nr,
+                lhs_encoding=enc.name)])
+        return APPLIED
+
+
 @register
 @dataclass
 class PackWeights(EmberPass):
-    """Packs GEMM weight operands into the CPU micro-kernel's NR-column panel layout."""
+    """Packs GEMM weight operands (f32, and int8 as words) into the CPU micro-kernel's NR-column
+    panel layout."""
     name = "ember-pack-weights"
     #: Panel width NR (columns); 0 means the target's (two vector registers of f32).
     panel: int = 0
 
     def run(self, module, ctx: PassContext) -> None:
-        nr = self.panel or \
-            default_panel(CpuTraits.from_target(ctx.require_target(self.name)))
+        target = ctx.require_target(self.name)
+        nr = self.panel or default_panel(CpuTraits.from_target(target))
         if nr <= 0:
             raise ValueError(f"ember-pack-weights: panel must be positive, got {nr}")
-        apply_patterns(module, {Gemm.op_name: [_PackPattern(ctx, nr)]})
+        apply_patterns(module, {Gemm.op_name: [_PackPattern(ctx, nr)],
+                                QGemm.op_name: [_PackInt8Pattern(
+                                    ctx, nr, int8_dot_for(target).encoding)]})

@@ -227,7 +227,7 @@ class CpuTarget(Target):
         kb = 1024
         options = self.options
         return TargetInfo(kind=self.kind, spec=self.spec, triple=self.triple, cpu=self.cpu,
-                          features=self.features, vector_lanes=lanes,
+                          features=self.features or self.vector_features(), vector_lanes=lanes,
                           vector_registers=registers,
                           l1d=options.l1d_kb * kb or default.l1d,
                           l2=options.l2_kb * kb or default.l2,

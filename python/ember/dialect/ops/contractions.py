@@ -1,11 +1,11 @@
-"""`ember.gemm` and `ember.attention`: the matrix-multiply ops."""
+"""`ember.gemm`, `ember.qgemm` and `ember.attention`: the matrix-multiply ops."""
 from __future__ import annotations
 
 from typing import Optional, Union
 
 from ember.dialect.attributes import I64, Bool, F32, I64Array, OneOf
-from ember.dialect.definition import EmberOp, Operand
-from ember.dialect.enums import ACTIVATIONS
+from ember.dialect.definition import ElementTypes, EmberOp, Operand
+from ember.dialect.enums import ACTIVATIONS, INT8_ENCODINGS
 from ember.dialect.shapes import (Shape, broadcast_shape, dims_compatible, format_shape,
                                   patch_matrix_shape, shape_of, shapes_compatible)
 
@@ -96,6 +96,78 @@ class Gemm(EmberOp):
             return f"panel-packed rhs must be [ceil(N/{nr}), K, {nr}] = " \
                    f"{format_shape(expected)} for K={k}, N={n}, got {format_shape(rhs)}"
         return [k, n]
+
+
+class QGemm(EmberOp):
+    """int8 GEMM with dynamically quantized activations and a fused epilogue:
+    `result = residual + act(dequant(quant(lhs) @ rhs) + bias)`.
+
+    lhs f32 [..., M, K] is quantized per row at run time (symmetric, stored in `lhs_encoding`,
+    see ember.quant.schemes); rhs is the int8 weight [K, N], quantized per output channel with
+    `rhs_scale` f32 [N]. The int32 products are dequantized by row scale x column scale, then
+    bias [N], activation and residual (the result's shape) apply as in ember.gemm. Packed
+    (`rhs_panel = NR`, by ember-pack-weights): rhs is i32 [ceil(N/NR), ceil(K/4), NR], each word
+    4 consecutive k of one column (k = 4w + byte, zero-padded), and `rhs_compensation` i32 [N]
+    holds zp * sum_k rhs[k, n] for an unsigned encoding's zero point zp."""
+    op_name = "ember.qgemm"
+    element_types = ElementTypes.ANY
+
+    lhs = Operand()
+    rhs = Operand()
+    rhs_scale = Operand()
+    rhs_compensation = Operand(optional=True)
+    bias = Operand(optional=True)
+    residual = Operand(optional=True)
+    activation = OneOf(ACTIVATIONS, what="activation", default="none")
+    lhs_encoding = OneOf(INT8_ENCODINGS, what="activation encoding", default="s8")
+    rhs_panel = I64(optional=True, doc=(
+        "NR, set by ember-pack-weights: rhs is i32 [ceil(N/NR), ceil(K/4), NR] words, "
+        "byte j of word (p, w, c) holding rhs[4w + j, p*NR + c]"))
+
+    def verify(self) -> Optional[str]:
+        lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
+        if lhs is None or rhs is None or res is None or len(lhs) < 2:
+            return "operands and result must be ranked tensors, lhs of rank >= 2"
+        f32 = "f32"
+        for name in ("lhs", "rhs_scale", "bias", "residual", "result"):
+            value = getattr(self, name)
+            if value is not None and _element(value) != f32:
+                return f"{name} must be f32, got {_element(value)}"
+        k, n = lhs[-1], res[-1]
+        if self.rhs_panel is None:
+            if _element(self.rhs) != "i8" or len(rhs) != 2:
+                return f"rhs must be an i8 [K, N] matrix, got {format_shape(rhs)} " \
+                       f"{_element(self.rhs)}"
+            if not dims_compatible(k, rhs[0]) or not dims_compatible(n, rhs[1]):
+                return f"rhs {format_shape(rhs)} does not match K={k}, N={n}"
+            if self.rhs_compensation is not None:
+                return "rhs_compensation belongs to a packed rhs (rhs_panel)"
+        else:
+            nr = self.rhs_panel
+            expected = None if k is None or n is None or nr <= 0 else \
+                [-(-n // nr), -(-k // 4), nr]
+            if expected is None or rhs != expected or _element(self.rhs) != "i32":
+                return f"packed rhs must be i32 [ceil(N/NR), ceil(K/4), NR] with static K, N " \
+                       f"and NR > 0, got {format_shape(rhs)} {_element(self.rhs)}"
+            comp = self.rhs_compensation
+            if comp is None or _element(comp) != "i32" or shape_of(comp) != [n]:
+                return f"a packed rhs needs rhs_compensation i32 [{n}]"
+        if not shapes_compatible(res, lhs[:-1] + [n]):
+            return f"result shape {format_shape(res)} does not match lhs {format_shape(lhs)} " \
+                   f"x N={n}"
+        for name in ("rhs_scale", "bias"):
+            v = getattr(self, name)
+            if v is not None and (shape_of(v) is None or len(shape_of(v)) != 1 or
+                                  not dims_compatible(shape_of(v)[0], n)):
+                return f"{name} must be 1-D of size N={n}"
+        if self.residual is not None and not shapes_compatible(shape_of(self.residual), res):
+            return f"residual shape {format_shape(shape_of(self.residual) or [])} must equal " \
+                   f"the result shape {format_shape(res)}"
+        return None
+
+
+def _element(value) -> str:
+    return str(value.type.element_type)
 
 
 class Attention(EmberOp):

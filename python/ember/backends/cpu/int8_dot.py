@@ -1,0 +1,108 @@
+"""The integer dot product of the CPU int8 GEMM kernel, chosen from the target's features.
+
+The int8 micro-kernel (ember.backends.cpu.microkernel with an int8 spec) keeps
+vector<lanes x i32> accumulators; one k step multiplies 4 activation bytes (one i32 word,
+broadcast) by the 4 weight bytes of each column (one word per lane) and adds the 4 products
+into the column's lane. Which instruction does that, and so which byte encoding the
+activations must have (ember.quant.schemes), depends on the CPU:
+
+    vnni512    x86 AVX-512 VNNI      vpdpbusd zmm      u8 x s8, 16 lanes
+    vnni256    x86 AVX-VNNI (or AVX-512 VNNI + VL at 256 bits)  vpdpbusd ymm, 8 lanes
+    maddubs512 x86 AVX-512BW         vpmaddubsw + vpmaddwd (u7 x s8: no int16 saturation)
+    maddubs256 x86 AVX2              vpmaddubsw + vpmaddwd ymm
+    sdot       AArch64 +dotprod      sdot (s8 x s8), 4 lanes
+    portable   anything else         bytes sign-extended by shifts, multiplied in i32
+
+ember-pack-weights asks `int8_dot_for(target)` for the encoding it packs the compensation for;
+ember-cpu-gemm-kernels asks again for the instruction, so both always agree.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from mlir import ir
+from mlir.dialects import arith, llvm, vector
+
+from ember.kit.builders import constant
+from ember.pipeline.target_info import TargetInfo
+
+
+@dataclass(frozen=True)
+class Int8Dot:
+    """One way to compute `acc[l] += sum_j a_byte[j] * b_byte[l][j]` over i32 lanes."""
+    name: str
+    encoding: str           # the activations' byte encoding (ember.quant.schemes.ENCODINGS)
+    lanes: int              # i32 lanes per accumulator
+    emit: Callable          # (acc, a broadcast word vector, b word vector) -> acc
+    temporaries: int = 0    # vector registers its intermediates take
+
+    def __call__(self, a, b, acc):
+        return self.emit(acc, a, b)
+
+
+def _bytes(value, lanes: int):
+    return vector.bitcast(ir.VectorType.get([4 * lanes], ir.IntegerType.get_signless(8)), value)
+
+
+def _intrinsic(name: str, result_type, *args):
+    return llvm.call_intrinsic(result_type, name, list(args), [], [])
+
+
+def _vpdpbusd(lanes: int):
+    name = f"llvm.x86.avx512.vpdpbusd.{32 * lanes}"
+
+    def emit(acc, a, b):
+        return _intrinsic(name, acc.type, acc, _bytes(a, lanes), _bytes(b, lanes))
+    return emit
+
+
+def _maddubs(lanes: int):
+    """vpmaddubsw (u7 x s8 pairs -> i16, exact for 7-bit activations) then vpmaddwd by 1."""
+    suffix = {8: ("llvm.x86.avx2.pmadd.ub.sw", "llvm.x86.avx2.pmadd.wd"),
+              16: ("llvm.x86.avx512.pmaddubs.w.512", "llvm.x86.avx512.pmaddw.d.512")}[lanes]
+
+    def emit(acc, a, b):
+        i16 = ir.VectorType.get([2 * lanes], ir.IntegerType.get_signless(16))
+        pairs = _intrinsic(suffix[0], i16, _bytes(a, lanes), _bytes(b, lanes))
+        quads = _intrinsic(suffix[1], acc.type, pairs, constant(1, i16))
+        return arith.addi(acc, quads)
+    return emit
+
+
+def _sdot(acc, a, b):
+    return _intrinsic("llvm.aarch64.neon.sdot.v4i32.v16i8", acc.type, acc, _bytes(a, 4),
+                      _bytes(b, 4))
+
+
+def _portable(acc, a, b):
+    """Byte j of each word sign-extended by shifting it to the top and back."""
+    for j in range(4):
+        up = constant(24 - 8 * j, acc.type)
+        down = constant(24, acc.type)
+        aj = arith.shrsi(arith.shli(a, up), down)
+        bj = arith.shrsi(arith.shli(b, up), down)
+        acc = arith.addi(acc, arith.muli(aj, bj))
+    return acc
+
+
+def _flags(info: TargetInfo) -> set:
+    return {f[1:] for f in info.features.split(",") if f.startswith("+")}
+
+
+def int8_dot_for(info: TargetInfo) -> Int8Dot:
+    """The dot product the int8 kernels of `info` use, at its vector width (vector_lanes)."""
+    flags, lanes = _flags(info), info.vector_lanes
+    if info.triple.startswith(("aarch64", "arm64")):
+        return Int8Dot("sdot", "s8", 4, _sdot) if "dotprod" in flags else \
+            Int8Dot("portable", "s8", lanes, _portable, temporaries=3)
+    if lanes == 16 and "avx512vnni" in flags:
+        return Int8Dot("vnni512", "u8", 16, _vpdpbusd(16))
+    if lanes == 8 and ("avxvnni" in flags or {"avx512vnni", "avx512vl"} <= flags):
+        return Int8Dot("vnni256", "u8", 8, _vpdpbusd(8))
+    if lanes == 16 and "avx512bw" in flags:
+        return Int8Dot("maddubs512", "u7", 16, _maddubs(16), temporaries=1)
+    if lanes == 8 and "avx2" in flags:
+        return Int8Dot("maddubs256", "u7", 8, _maddubs(8), temporaries=1)
+    return Int8Dot("portable", "s8", lanes, _portable, temporaries=3)
+

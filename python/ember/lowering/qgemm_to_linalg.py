@@ -1,0 +1,184 @@
+"""ember.qgemm -> linalg: per-row activation quantization, then the int8 kernel or a reference.
+
+    lhs f32 [M, K] --amax per row--> scale, inverse [M]
+                   --round(a * inverse) + zp--> codes: i32 words of 4 bytes [M, ceil(K/4)]
+                                                (packed rhs) or one i32 code per k (unpacked)
+    packed rhs:   func.call @ember_gemm_<i>(words, panels, scale, rhs_scale, compensation,
+                                            [bias], [residual], init)   (see lower_packed_gemm;
+                  ember-cpu-gemm-kernels gives it the target's integer dot product)
+    unpacked rhs: linalg.generic sum_k (code - zp) * rhs, then the dequantizing epilogue
+
+Everything rounds as ember.quant.schemes says (the numpy reference), so every target and the
+kernel agree bit for bit on the integer products.
+"""
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, func, math as mlir_math
+
+from ember.dialect.ops import QGemm
+from ember.kit.builders import constant
+from ember.kit.epilogue import apply_epilogue
+from ember.kit.gemm_kernel_spec import GemmKernelSpec
+from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generic, \
+    generic_into, identity_map, pad, tensor_shape
+from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function
+from ember.quant.schemes import encoding
+
+_F32 = ir.F32Type.get
+
+
+def lower_qgemm(qgemm: QGemm):
+    enc = encoding(qgemm.lhs_encoding)
+    out_type = ir.RankedTensorType(qgemm.result.type)
+    lhs, residual, out2_type = as_row_matrix(qgemm.lhs, qgemm.residual, out_type)
+    scale, inverse = _row_scales(lhs, enc)
+    if qgemm.rhs_panel is None:
+        product = _integer_product(_codes(lhs, inverse, enc), qgemm.rhs, enc)
+        result = _dequantize(product, scale, qgemm.rhs_scale, None, qgemm.bias, residual,
+                             qgemm.activation, empty_like(out2_type, [(lhs, 0), None]))
+    else:
+        words = _codes(lhs, inverse, enc, group=4)
+        m, k = tensor_shape(words)
+        spec = GemmKernelSpec(m=m, n=out_type.shape[-1], k=k, nr=qgemm.rhs_panel,
+                              activation=qgemm.activation, bias=qgemm.bias is not None,
+                              residual=residual is not None, int8=enc.name)
+        operands = [v for v in (words, qgemm.rhs, scale, qgemm.rhs_scale,
+                                qgemm.rhs_compensation, qgemm.bias, residual) if v is not None]
+        callee = gemm_kernel_function(qgemm.operation, spec,
+                                      [v.type for v in operands] + [out2_type], out2_type,
+                                      reference=_reference_kernel)
+        init = empty_like(out2_type, [(lhs, 0), None])
+        result = func.call([out2_type], callee, operands + [init])
+    return from_row_matrix(result, qgemm.lhs, out_type)
+
+
+def _row_scales(lhs, enc):
+    """(scale, inverse) f32 [M]: amax / qmax and qmax / amax per row (1 and 0 for a zero row)."""
+    amax = generic([lhs], filled(_vector_type(lhs, _F32()), [(lhs, 0)], 0.0),
+                   [identity_map(2), identity_map(2, [0])], [PARALLEL, REDUCTION],
+                   lambda x, acc: arith.maximumf(acc, mlir_math.absf(x)))
+    qmax = constant(enc.qmax, _F32())
+    zero, one = constant(0.0, _F32()), constant(1.0, _F32())
+
+    def scales(a, _s, _i):
+        nonzero = arith.cmpf(arith.CmpFPredicate.OGT, a, zero)
+        safe = arith.select(nonzero, a, one)
+        return [arith.select(nonzero, arith.divf(safe, qmax), one),
+                arith.select(nonzero, arith.divf(qmax, safe), zero)]
+    inits = [empty_like(amax.type, [(lhs, 0)]) for _ in range(2)]
+    return generic_into([amax], inits, [identity_map(1)] * 3, [PARALLEL], scales)
+
+
+def _code(x, inv, enc):
+    """i32 q + zp, q = clamp(roundeven(x * inverse), -qmax, qmax)."""
+    q = mlir_math.roundeven(arith.mulf(x, inv))
+    limit = constant(float(enc.qmax), _F32())
+    q = arith.minimumf(arith.maximumf(q, arith.negf(limit)), limit)
+    code = arith.fptosi(ir.IntegerType.get_signless(32), q)
+    return arith.addi(code, constant(enc.zero_point, code.type)) if enc.zero_point else code
+
+
+def _codes(lhs, inverse, enc, group: int = 1):
+    """The codes of lhs [M, K] as i32: one per element (group 1) or words of 4 bytes,
+    k = 4w + byte (group 4; K zero-padded to a multiple of 4, whose codes the zero-padded
+    weight words cancel)."""
+    m, k = tensor_shape(lhs)
+    if group == 4 and k % 4:
+        lhs = pad(lhs, [0, 0], [0, -k % 4])
+    words = -(-k // group)
+    i32 = ir.IntegerType.get_signless(32)
+    dyn = ir.ShapedType.get_dynamic_size()
+    out_type = ir.RankedTensorType.get([dyn if m is None else m, words], i32)
+    init = empty_like(out_type, [(lhs, 0), None])
+    d0, d1 = ir.AffineDimExpr.get(0), ir.AffineDimExpr.get(1)
+    maps = [ir.AffineMap.get(2, 0, [d0, d1 * group + j]) for j in range(group)] + \
+        [identity_map(2, [0]), identity_map(2)]
+    byte = constant(0xFF, i32)
+
+    def body(*args):
+        *xs, inv, _ = args
+        if group == 1:
+            return _code(xs[0], inv, enc)
+        word = None
+        for j, x in enumerate(xs):
+            part = arith.andi(_code(x, inv, enc), byte)
+            part = arith.shli(part, constant(8 * j, i32)) if j else part
+            word = part if word is None else arith.ori(word, part)
+        return word
+    return generic([lhs] * group + [inverse], init, maps, [PARALLEL] * 2, body)
+
+
+def _integer_product(codes, rhs, enc):
+    """i32 [M, N] = sum_k (codes[m, k] - zp) * rhs[k, n] (rhs i8 [K, N])."""
+    i32 = ir.IntegerType.get_signless(32)
+    n = tensor_shape(rhs)[1]
+    dyn = ir.ShapedType.get_dynamic_size()
+    m = tensor_shape(codes)[0]
+    acc = filled(ir.RankedTensorType.get([dyn if m is None else m, n], i32),
+                 [(codes, 0), None], 0)
+    zp = constant(enc.zero_point, i32)
+
+    def mac(a, w, c):
+        return arith.addi(c, arith.muli(arith.subi(a, zp), arith.extsi(i32, w)))
+    return generic([codes, rhs], acc, [identity_map(3, [0, 2]), identity_map(3, [2, 1]),
+                                       identity_map(3, [0, 1])],
+                   [PARALLEL, PARALLEL, REDUCTION], mac)
+
+
+def _dequantize(product, row_scale, col_scale, compensation, bias, residual, activation, init):
+    """f32 [M, N] = residual + act(float(product - compensation) * (row * col scale) + bias),
+    in ember.quant.schemes.reference_qgemm's order."""
+    operands = [product, row_scale, col_scale] + \
+        [v for v in (compensation, bias, residual) if v is not None]
+    maps = [identity_map(2), identity_map(2, [0]), identity_map(2, [1])] + \
+        [identity_map(2, [1])] * ((compensation is not None) + (bias is not None)) + \
+        [identity_map(2)] * (residual is not None) + [identity_map(2)]
+
+    def body(acc, sa, sb, *rest):
+        rest = list(rest[:-1])
+        if compensation is not None:
+            acc = arith.subi(acc, rest.pop(0))
+        y = arith.mulf(arith.sitofp(_F32(), acc), arith.mulf(sa, sb))
+        b = rest.pop(0) if bias is not None else None
+        return apply_epilogue(y, activation, b, rest.pop(0) if residual is not None else None)
+    return generic(operands, init, maps, [PARALLEL] * 2, body)
+
+
+def _reference_kernel(spec: GemmKernelSpec, words, panels, row_scale, col_scale, compensation,
+                      *rest):
+    """The int8 kernel function's linalg body (before ember-cpu-gemm-kernels replaces it):
+    the word products byte by byte, then the dequantizing epilogue."""
+    *epilogue, init = rest
+    bias = epilogue.pop(0) if spec.bias else None
+    residual = epilogue.pop(0) if spec.residual else None
+    i32 = ir.IntegerType.get_signless(32)
+    acc = filled(ir.RankedTensorType.get(ir.RankedTensorType(init.type).shape, i32),
+                 [(init, 0), None], 0)
+    nr = ir.AffineConstantExpr.get(spec.nr)
+    m, n, w = (ir.AffineDimExpr.get(i) for i in range(3))
+    rhs_map = ir.AffineMap.get(3, 0, [ir.AffineExpr.get_floor_div(n, nr), w,
+                                      ir.AffineExpr.get_mod(n, nr)])
+    signed = encoding(spec.int8).signed
+
+    def byte(word, j, is_signed):
+        up = arith.shli(word, constant(24 - 8 * j, i32))
+        down = constant(24, i32)
+        return arith.shrsi(up, down) if is_signed else arith.shrui(up, down)
+
+    def mac(a, b, c):
+        for j in range(4):
+            c = arith.addi(c, arith.muli(byte(a, j, signed), byte(b, j, True)))
+        return c
+    product = generic([words, panels], acc, [identity_map(3, [0, 2]), rhs_map,
+                                             identity_map(3, [0, 1])],
+                      [PARALLEL, PARALLEL, REDUCTION], mac)
+    return _dequantize(product, row_scale, col_scale, compensation, bias, residual,
+                       spec.activation, init)
+
+
+def _vector_type(lhs, element):
+    """The [M] tensor type of lhs [M, K]'s rows, of `element`."""
+    m = tensor_shape(lhs)[0]
+    return ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size() if m is None else m],
+                                   element)

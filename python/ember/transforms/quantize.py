@@ -1,0 +1,91 @@
+"""ember-quantize: GEMMs on weights become int8 GEMMs (`ember.qgemm`), chosen by a filter.
+
+An `ember.gemm` whose rhs is a constant f32 weight [K, N] (a Linear after ember-fold-constants
+folded its transpose, possibly merged with its Q/K/V siblings) is *quantizable*. It is
+quantized when `filter` matches its kind or its module path and `exclude` matches neither
+(Python `re.search`): the kind is "Linear", the module path is the weight's name up to
+".weight" ("encoder.layer.0.attention.self.query"). The weight is
+quantized once, here, per output channel (ember.quant.schemes.quantize_weight): the weights
+table gains the int8 matrix and its f32 scales and loses the f32 original where nothing else
+reads it. The epilogue (bias, activation, residual) moves to the qgemm unchanged; the
+activation is quantized per row when the qgemm runs (mode "dynamic").
+
+Left alone: batched or non-weight rhs (attention's products), f16/bf16/f64 GEMMs, implicit
+im2col GEMMs (convolutions), an rhs already packed, mutable weights.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mlir import ir
+
+from ember.dialect.ops import Gemm, QGemm, Weight
+from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
+from ember.pipeline.pass_base import EmberPass, PassContext, register
+from ember.quant.schemes import quantize_weight
+
+#: A parameter's name ("fc.weight"), then what ember's passes appended when deriving from it
+#: (".transpose", ".merged3", ...).
+_PARAMETER = re.compile(r"^(.*?)\.(weight|bias)(\..*)?$")
+
+
+def module_path(weight_name: str) -> str:
+    """The module path a weight belongs to: "encoder.layer.0.fc.weight.transpose.merged3" ->
+    "encoder.layer.0.fc" (a constant not named after a parameter is its own path)."""
+    match = _PARAMETER.match(weight_name)
+    return match.group(1) if match else weight_name
+
+
+@dataclass
+class _QuantizePattern:
+    ctx: PassContext
+    chosen: "Quantize"
+
+    def __call__(self, op, rewriter) -> bool:
+        gemm = Gemm(op)
+        weight = Weight.defining(gemm.rhs)
+        rhs_type = ir.RankedTensorType(gemm.rhs.type)
+        if (weight is None or gemm.rhs_panel is not None or gemm.lhs_patches is not None or
+                rhs_type.rank != 2 or not isinstance(rhs_type.element_type, ir.F32Type) or
+                rhs_type.shape[0] == 0 or not self.chosen.selects("Linear", weight.name)):
+            return NOT_APPLIED
+        k, n = rhs_type.shape
+        weights = self.ctx.weights
+        q_name = weights.derive(f"{weight.name}.int8", lambda w: quantize_weight(w)[0],
+                                [weight.name], key=("int8", weight.name))
+        s_name = weights.derive(f"{weight.name}.int8_scale", lambda w: quantize_weight(w)[1],
+                                [weight.name], key=("int8-scale", weight.name))
+        with rewriter.ip, op.location:
+            q = Weight.build(ir.RankedTensorType.get([k, n], ir.IntegerType.get_signless(8)),
+                             name=q_name)
+            scale = Weight.build(ir.RankedTensorType.get([n], ir.F32Type.get()), name=s_name)
+            rewriter.replace_op(op, [QGemm.build(
+                gemm.lhs, q, scale, gemm.result.type, bias=gemm.bias, residual=gemm.residual,
+                activation=gemm.activation)])
+        return APPLIED
+
+
+@register
+@dataclass
+class Quantize(EmberPass):
+    """Replaces GEMMs on f32 weights, chosen by filter/exclude, with int8 GEMMs (ember.qgemm)."""
+    name = "ember-quantize"
+    #: "dynamic": activations quantized per row at run time.
+    mode: str = "dynamic"
+    #: Regular expression over op kinds ("Linear") and module paths: what to quantize.
+    filter: str = ".*"
+    #: Regular expression over the same names: what to keep in floating point.
+    exclude: str = ""
+
+    def selects(self, kind: str, weight_name: str) -> bool:
+        names = (kind, module_path(weight_name))
+        return any(re.search(self.filter, s) for s in names) and \
+            not (self.exclude and any(re.search(self.exclude, s) for s in names))
+
+    def run(self, module, ctx: PassContext) -> None:
+        if self.mode != "dynamic":
+            raise ValueError(f"ember-quantize: mode must be 'dynamic', got {self.mode!r}")
+        for what in (self.filter, self.exclude):
+            re.compile(what)
+        apply_patterns(module, {Gemm.op_name: [_QuantizePattern(ctx, self)]})
