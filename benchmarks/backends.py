@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 #: ember is measured against these; "best peer" in the tables is the fastest of them.
-PEERS = ("eager", "inductor", "inductor-max", "ort", "iree")
+PEERS = ("eager", "inductor", "inductor-max", "ort", "iree", "openvino")
+#: The int8 rows: ember-int8 is measured against these (each peer's own int8 recipe).
+INT8_PEERS = ("eager-int8", "ort-int8", "openvino-int8")
 
 #: IREE's llvm-cpu recipe for fast GEMMs: target this CPU, data tiling (packed layouts) and
 #: micro-kernels. Measured here, data tiling made the MLP ~25% faster than IREE's defaults.
@@ -38,6 +40,9 @@ IREE_FLAGS = ["--iree-llvmcpu-target-cpu=host", "--iree-opt-data-tiling",
 class Prepared:
     step: Callable[[], object]
     info: Dict[str, object] = field(default_factory=dict)
+    #: Quantized: the cross-check against eager is by cosine similarity (worker.py), not by
+    #: the fp32 tolerance.
+    quantized: bool = False
 
 
 # -- PyTorch -----------------------------------------------------------------------------------
@@ -50,6 +55,18 @@ def prepare_eager(model, inputs, threads, workdir) -> Prepared:
         with torch.no_grad():
             return model(*inputs)
     return Prepared(step, {"mkldnn": torch.backends.mkldnn.is_available()})
+
+
+def prepare_eager_int8(model, inputs, threads, workdir) -> Prepared:
+    """PyTorch's dynamic int8 quantization of every nn.Linear (torch.ao quantize_dynamic)."""
+    torch.set_num_threads(threads)
+    from torch.ao.quantization import quantize_dynamic
+    quantized = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+    def step():
+        with torch.no_grad():
+            return quantized(*inputs)
+    return Prepared(step, {"engine": torch.backends.quantized.engine}, quantized=True)
 
 
 def _inductor(mode, freezing):
@@ -87,10 +104,27 @@ def export_onnx(model, inputs, path: str) -> Dict[str, object]:
 def prepare_ort(model, inputs, threads, workdir) -> Prepared:
     """ONNX Runtime CPU, all graph optimizations, intra-op pool = threads, outputs bound to
     preallocated arrays through IOBinding."""
-    import onnxruntime as ort
     torch.set_num_threads(threads)
     path = os.path.join(workdir, "model.onnx")
     info = export_onnx(model, inputs, path)
+    return _ort_session(path, model, inputs, threads, info)
+
+
+def prepare_ort_int8(model, inputs, threads, workdir) -> Prepared:
+    """ONNX Runtime's dynamic int8 model (onnxruntime.quantization.quantize_dynamic, int8
+    weights per channel) on the same session settings as `prepare_ort`."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    torch.set_num_threads(threads)
+    path, int8_path = (os.path.join(workdir, n) for n in ("model.onnx", "model.int8.onnx"))
+    info = export_onnx(model, inputs, path)
+    quantize_dynamic(path, int8_path, weight_type=QuantType.QInt8, per_channel=True)
+    prepared = _ort_session(int8_path, model, inputs, threads, info)
+    prepared.quantized = True
+    return prepared
+
+
+def _ort_session(path, model, inputs, threads, info) -> Prepared:
+    import onnxruntime as ort
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -143,14 +177,52 @@ def prepare_iree(model, inputs, threads, workdir) -> Prepared:
     return Prepared(step, info)
 
 
+# -- OpenVINO ----------------------------------------------------------------------------------
+
+def _openvino(int8: bool):
+    def prepare(model, inputs, threads, workdir) -> Prepared:
+        """OpenVINO CPU from the torch model (openvino.convert_model), compiled for latency
+        with `threads` inference threads; int8: NNCF's post-training quantization
+        (nncf.quantize, calibrated on the benchmark inputs)."""
+        import openvino as ov
+        torch.set_num_threads(threads)
+        ov_model = ov.convert_model(model, example_input=tuple(inputs))
+        info = {"version": ov.__version__}
+        if int8:
+            import nncf
+            arrays = [t.numpy() for t in inputs]
+            ov_model = nncf.quantize(ov_model, nncf.Dataset([arrays]), subset_size=1)
+            info["nncf"] = nncf.__version__
+        compiled = ov.Core().compile_model(ov_model, "CPU", {
+            "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": "f32"})
+        request = compiled.create_infer_request()
+        arrays = [t.numpy() for t in inputs]
+
+        def step():
+            request.infer(arrays, share_inputs=True)
+            return [request.get_output_tensor(i).data for i in range(len(compiled.outputs))]
+        return Prepared(step, info, quantized=int8)
+    return prepare
+
+
 # -- ember -------------------------------------------------------------------------------------
 
-def prepare_ember(model, inputs, threads, workdir) -> Prepared:
-    """ember.compile for the static input shapes, then the artifact reloaded with
-    `num_threads`; each call is `runtime.run` into preallocated torch outputs."""
+def _ember(quantize):
+    def prepare(model, inputs, threads, workdir) -> Prepared:
+        """ember.compile for the static input shapes (int8: dynamic quantization of every
+        Linear), then the artifact reloaded with `num_threads`; each call is `runtime.run`
+        into preallocated torch outputs."""
+        import ember.quant
+        return _prepare_ember(model, inputs, threads, workdir,
+                              quantize and ember.quant.Int8())
+    return prepare
+
+
+def _prepare_ember(model, inputs, threads, workdir, quantize) -> Prepared:
     import ember
     from ember.runtime import Model
-    compiled = ember.compile(model, tuple(inputs),
+    compiled = ember.compile(model, tuple(inputs), quantize=quantize or None,
                              workdir=os.path.join(workdir, "ember-artifact"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -167,7 +239,7 @@ def prepare_ember(model, inputs, threads, workdir) -> Prepared:
             "threads_hook": not any("num_threads" in str(w.message) for w in caught)}
     if not info["threads_hook"]:
         info["note"] = "the artifact exports no thread-count hook: num_threads is ignored"
-    return Prepared(step, info)
+    return Prepared(step, info, quantized=bool(quantize))
 
 
 #: backend name -> adapter. Order is the order of rows in the tables.
@@ -177,7 +249,12 @@ BACKENDS = {
     "inductor-max": _inductor("max-autotune-no-cudagraphs", freezing=True),
     "ort": prepare_ort,
     "iree": prepare_iree,
-    "ember": prepare_ember,
+    "openvino": _openvino(int8=False),
+    "ember": _ember(quantize=False),
+    "eager-int8": prepare_eager_int8,
+    "ort-int8": prepare_ort_int8,
+    "openvino-int8": _openvino(int8=True),
+    "ember-int8": _ember(quantize=True),
 }
 
 

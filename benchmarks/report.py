@@ -3,7 +3,9 @@
 Ratios are taken only between rows of one run that share workload, size and thread count,
 because numbers from different runs of a shared, boosting, virtualized CPU do not compare.
 Time ratios are backend / reference: below 1.00x is faster. "best peer" is the fastest
-backend in backends.PEERS whose output passed the cross-check.
+backend in backends.PEERS whose output passed the cross-check; for an int8 row (a backend named
+"*-int8") the fastest of backends.INT8_PEERS. "vs ember" is against ember's fp32 row, the
+figure int8 speed-ups are stated in.
 """
 from __future__ import annotations
 
@@ -13,12 +15,13 @@ import subprocess
 from importlib import metadata
 from typing import Dict, Iterable, List
 
-from benchmarks.backends import PEERS
+from benchmarks.backends import INT8_PEERS, PEERS
 
 #: packages whose versions go into the JSON; the first few also into the table header.
-PACKAGES = ("torch", "onnxruntime", "iree-base-compiler", "onnx", "onnxscript",
-            "iree-base-runtime", "numpy", "ember")
-HEADER_PACKAGES = {"torch": "torch", "onnxruntime": "ort", "iree-base-compiler": "iree"}
+PACKAGES = ("torch", "onnxruntime", "iree-base-compiler", "openvino", "onnx", "onnxscript",
+            "iree-base-runtime", "nncf", "numpy", "ember")
+HEADER_PACKAGES = {"torch": "torch", "onnxruntime": "ort", "iree-base-compiler": "iree",
+                   "openvino": "ov"}
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "asimd", "sve")
 
 
@@ -57,13 +60,16 @@ def annotate(results: List[dict], workloads: Dict[str, object]) -> None:
     for rows in groups.values():
         good = [r for r in rows if r["status"] == "ok" and r.get("check") == "ok"]
         eager = next((r["median_ms"] for r in good if r["backend"] == "eager"), None)
-        peers = [r for r in good if r["backend"] in PEERS]
-        best = min(peers, key=lambda r: r["median_ms"], default=None)
+        ember = next((r["median_ms"] for r in good if r["backend"] == "ember"), None)
         for r in rows:
             if r["status"] != "ok":
                 continue
+            peers = [p for p in good if p["backend"] in
+                     (INT8_PEERS if r["backend"].endswith("-int8") else PEERS)]
+            best = min(peers, key=lambda p: p["median_ms"], default=None)
             median = r["median_ms"]
             r["ratio_vs_eager"] = median / eager if eager else None
+            r["ratio_vs_ember"] = median / ember if ember else None
             r["best_peer"] = best["backend"] if best else None
             r["ratio_vs_best_peer"] = median / best["median_ms"] if best else None
             flops = r.get("flops") or 0
@@ -89,11 +95,13 @@ COLUMNS = (
     ("max", 9, lambda r: f"{r['max_ms']:.3f}"),
     ("vs eager", 8, lambda r: _ratio(r.get("ratio_vs_eager"))),
     ("vs best peer", 12, lambda r: _ratio(r.get("ratio_vs_best_peer"))),
+    ("vs ember", 8, lambda r: _ratio(r.get("ratio_vs_ember"))),
     ("GFLOP/s", 8, lambda r: f"{r['gflops']:.1f}" if r.get("gflops") else "-"),
     ("of torch", 8, lambda r: f"{r['frac_torch_gflops']:.2f}" if r.get("frac_torch_gflops")
      else "-"),
     ("max|err|", 8, lambda r: f"{r['max_abs_err']:.1e}" if r.get("max_abs_err") is not None
      else "-"),
+    ("cosine", 8, lambda r: f"{r['cosine']:.5f}" if r.get("cosine") is not None else "-"),
     ("check", 10, lambda r: "ok" if r.get("check") == "ok" else "!!MISMATCH"),
     ("prep s", 7, lambda r: f"{r['prepare_s']:.1f}"),
     ("other load", 10, lambda r: "-" if r.get("other_load") is None else

@@ -49,13 +49,20 @@ def measure(spec: dict) -> dict:
         first = to_numpy(prepared.step())
         record["prepare_s"] = time.perf_counter() - start
         record["info"] = prepared.info
-        record.update(cross_check(workload, reference, first))
+        record.update(cross_check(workload, reference, first, prepared.quantized))
         record.update(time_step(prepared.step, spec))
     return record
 
 
-def cross_check(workload, reference, outputs) -> dict:
-    """Max abs error against eager over all outputs; a shape mismatch is a failed check."""
+#: A quantized backend passes its cross-check when every output's cosine similarity to eager's
+#: is at least this (its error is quantization noise, not a bug, up to this point).
+QUANTIZED_MIN_COSINE = 0.99
+
+
+def cross_check(workload, reference, outputs, quantized: bool = False) -> dict:
+    """Max abs error against eager over all outputs, judged by the workload's tolerance (a
+    quantized backend: by cosine similarity, reported too); a shape mismatch is a failed
+    check."""
     import numpy as np
     if len(outputs) != len(reference) or any(o.shape != r.shape
                                              for o, r in zip(outputs, reference)):
@@ -66,8 +73,20 @@ def cross_check(workload, reference, outputs) -> dict:
               for o, r in zip(outputs, reference))
     tol = workload.tolerance(max(float(np.max(np.abs(r))) if r.size else 0.0
                                  for r in reference))
+    if quantized:
+        cosine = min(_cosine(o, r) for o, r in zip(outputs, reference))
+        ok = cosine >= QUANTIZED_MIN_COSINE  # NaN compares false
+        return {"check": "ok" if ok else "mismatch", "max_abs_err": err, "cosine": cosine,
+                "tolerance": f"cosine >= {QUANTIZED_MIN_COSINE}"}
     ok = err <= tol  # NaN compares false: a NaN output is a mismatch
     return {"check": "ok" if ok else "mismatch", "max_abs_err": err, "tolerance": tol}
+
+
+def _cosine(a, b) -> float:
+    import numpy as np
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
+    return float(a @ b) / norm if norm else float(np.array_equal(a, b))
 
 
 def time_step(step, spec) -> dict:

@@ -196,6 +196,28 @@ def test_cnn_matches_pytorch(run_model, target, cpu, tmp_path_factory, tmp_path)
     check_matches(model, run_model, artifact, x, tmp_path, cpu)
 
 
+@needs_cc
+@needs_qemu
+@pytest.mark.skipif(shutil.which(OBJDUMP) is None, reason=f"needs {OBJDUMP}")
+def test_int8_sdot_matches_x86_int8(run_model, tmp_path_factory, tmp_path):
+    """int8 on `+dotprod` (sdot, signed activation codes) gives the x86 int8 result exactly:
+    the codes are the same, only their encoding differs, and the integer sums are exact."""
+    from test_quantize_int8 import Block
+    import ember.quant
+    torch.manual_seed(0)
+    model, x = Block().eval(), torch.randn(13, 70)
+    compiled = ember.compile(model, (x,), target=NEON + ":features=+neon+dotprod",
+                             quantize=ember.quant.Int8())
+    artifact = compiled.save(str(tmp_path_factory.mktemp("a64") / "int8.ember"))
+    kernels = gemm_instructions(os.path.join(artifact, "model.so"))
+    assert kernels and all(any(re.search(r"\tsdot\tv\d+\.4s", ln) for ln in lines)
+                           for lines in kernels.values())
+    result, output = run_qemu(run_model, artifact, x, tmp_path, cpu="max")
+    assert result.returncode == 0, result.stdout + result.stderr
+    on_x86 = ember.compile(model, (x,), quantize=ember.quant.Int8())(x)
+    np.testing.assert_array_equal(output.reshape(on_x86.shape), on_x86.numpy())
+
+
 # ----------------------------------------------------------------------------- the library
 @needs_cc
 @pytest.mark.skipif(shutil.which(OBJDUMP) is None, reason=f"needs {OBJDUMP}")

@@ -49,9 +49,9 @@ class GemmKernelSpec(GemmSpec):
     #: computed at run time (attention's K^T and V), read in place with masked tail columns.
     rhs_packed: bool = omitted_at_default(True)
     #: An int8 kernel's activation encoding ("s8", "u8", "u7"; see ember.quant.schemes), "" for
-    #: f32. An int8 kernel's A is i32 [M, K] and B i32 panels [ceil(N/NR), K, NR] of *words*,
-    #: 4 consecutive int8 k values each (so `k` counts words), and it takes, after B, the row
-    #: scales f32 [M], the column scales f32 [N] and the compensation i32 [N] (see ember.qgemm).
+    #: f32. Its `k` counts *words* of 4 consecutive int8 k values: A is bytes i8 [M, 4K] read a
+    #: word at a time, B i32 panels [ceil(N/NR), K, NR] of words; after B it takes the row
+    #: scales f32 [M], the column scales f32 [N] and the compensation i32 [N] (ember.qgemm).
     int8: str = omitted_at_default("")
 
     def arg_names(self) -> List[str]:
@@ -83,7 +83,10 @@ class GemmKernelSpec(GemmSpec):
         rhs = packed_shape(self.k, self.n, self.nr) if self.rhs_packed else \
             lead + [self.k, self.n]
         operand = ir.IntegerType.get_signless(32) if self.int8 else element
-        types = [ir.MemRefType.get(lead + lhs, operand), ir.MemRefType.get(rhs, operand)]
+        if self.int8:
+            lhs = [m, 4 * self.k]
+        types = [ir.MemRefType.get(lead + lhs, ir.IntegerType.get_signless(8) if self.int8
+                                   else element), ir.MemRefType.get(rhs, operand)]
         if self.int8:
             types += [ir.MemRefType.get([m], element), ir.MemRefType.get([self.n], element),
                       ir.MemRefType.get([self.n], operand)]

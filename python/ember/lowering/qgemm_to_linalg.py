@@ -1,8 +1,8 @@
 """ember.qgemm -> linalg: per-row activation quantization, then the int8 kernel or a reference.
 
     lhs f32 [M, K] --amax per row--> scale, inverse [M]
-                   --round(a * inverse) + zp--> codes: i32 words of 4 bytes [M, ceil(K/4)]
-                                                (packed rhs) or one i32 code per k (unpacked)
+                   --round(a * inverse) + zp--> codes: bytes [M, K] (K padded to a multiple
+                                                of 4 for the kernel, which reads words)
     packed rhs:   func.call @ember_gemm_<i>(words, panels, scale, rhs_scale, compensation,
                                             [bias], [residual], init)   (see lower_packed_gemm;
                   ember-cpu-gemm-kernels gives it the target's integer dot product)
@@ -38,9 +38,9 @@ def lower_qgemm(qgemm: QGemm):
         result = _dequantize(product, scale, qgemm.rhs_scale, None, qgemm.bias, residual,
                              qgemm.activation, empty_like(out2_type, [(lhs, 0), None]))
     else:
-        words = _codes(lhs, inverse, enc, group=4)
+        words = _codes(lhs, inverse, enc, multiple=4)
         m, k = tensor_shape(words)
-        spec = GemmKernelSpec(m=m, n=out_type.shape[-1], k=k, nr=qgemm.rhs_panel,
+        spec = GemmKernelSpec(m=m, n=out_type.shape[-1], k=k // 4, nr=qgemm.rhs_panel,
                               activation=qgemm.activation, bias=qgemm.bias is not None,
                               residual=residual is not None, int8=enc.name)
         operands = [v for v in (words, qgemm.rhs, scale, qgemm.rhs_scale,
@@ -79,34 +79,20 @@ def _code(x, inv, enc):
     return arith.addi(code, constant(enc.zero_point, code.type)) if enc.zero_point else code
 
 
-def _codes(lhs, inverse, enc, group: int = 1):
-    """The codes of lhs [M, K] as i32: one per element (group 1) or words of 4 bytes,
-    k = 4w + byte (group 4; K zero-padded to a multiple of 4, whose codes the zero-padded
-    weight words cancel)."""
+def _codes(lhs, inverse, enc, multiple: int = 1):
+    """The codes of lhs [M, K] as bytes (i8; an unsigned encoding's bytes read as unsigned),
+    K zero-padded to a multiple of `multiple` (the int8 kernel reads 4 k per word; the
+    padding's codes meet zero-padded weight bytes)."""
     m, k = tensor_shape(lhs)
-    if group == 4 and k % 4:
-        lhs = pad(lhs, [0, 0], [0, -k % 4])
-    words = -(-k // group)
-    i32 = ir.IntegerType.get_signless(32)
+    if k % multiple:
+        lhs = pad(lhs, [0, 0], [0, -k % multiple])
+    i8 = ir.IntegerType.get_signless(8)
     dyn = ir.ShapedType.get_dynamic_size()
-    out_type = ir.RankedTensorType.get([dyn if m is None else m, words], i32)
+    out_type = ir.RankedTensorType.get([dyn if m is None else m, k + -k % multiple], i8)
     init = empty_like(out_type, [(lhs, 0), None])
-    d0, d1 = ir.AffineDimExpr.get(0), ir.AffineDimExpr.get(1)
-    maps = [ir.AffineMap.get(2, 0, [d0, d1 * group + j]) for j in range(group)] + \
-        [identity_map(2, [0]), identity_map(2)]
-    byte = constant(0xFF, i32)
-
-    def body(*args):
-        *xs, inv, _ = args
-        if group == 1:
-            return _code(xs[0], inv, enc)
-        word = None
-        for j, x in enumerate(xs):
-            part = arith.andi(_code(x, inv, enc), byte)
-            part = arith.shli(part, constant(8 * j, i32)) if j else part
-            word = part if word is None else arith.ori(word, part)
-        return word
-    return generic([lhs] * group + [inverse], init, maps, [PARALLEL] * 2, body)
+    return generic([lhs, inverse], init, [identity_map(2), identity_map(2, [0]),
+                                          identity_map(2)],
+                   [PARALLEL] * 2, lambda x, inv, _: arith.trunci(i8, _code(x, inv, enc)))
 
 
 def _integer_product(codes, rhs, enc):
@@ -120,7 +106,8 @@ def _integer_product(codes, rhs, enc):
     zp = constant(enc.zero_point, i32)
 
     def mac(a, w, c):
-        return arith.addi(c, arith.muli(arith.subi(a, zp), arith.extsi(i32, w)))
+        code = arith.extsi(i32, a) if enc.signed else arith.extui(i32, a)
+        return arith.addi(c, arith.muli(arith.subi(code, zp), arith.extsi(i32, w)))
     return generic([codes, rhs], acc, [identity_map(3, [0, 2]), identity_map(3, [2, 1]),
                                        identity_map(3, [0, 1])],
                    [PARALLEL, PARALLEL, REDUCTION], mac)
@@ -145,10 +132,10 @@ def _dequantize(product, row_scale, col_scale, compensation, bias, residual, act
     return generic(operands, init, maps, [PARALLEL] * 2, body)
 
 
-def _reference_kernel(spec: GemmKernelSpec, words, panels, row_scale, col_scale, compensation,
+def _reference_kernel(spec: GemmKernelSpec, codes, panels, row_scale, col_scale, compensation,
                       *rest):
     """The int8 kernel function's linalg body (before ember-cpu-gemm-kernels replaces it):
-    the word products byte by byte, then the dequantizing epilogue."""
+    byte j of weight word w times code 4w + j, then the dequantizing epilogue."""
     *epilogue, init = rest
     bias = epilogue.pop(0) if spec.bias else None
     residual = epilogue.pop(0) if spec.residual else None
@@ -157,21 +144,19 @@ def _reference_kernel(spec: GemmKernelSpec, words, panels, row_scale, col_scale,
                  [(init, 0), None], 0)
     nr = ir.AffineConstantExpr.get(spec.nr)
     m, n, w = (ir.AffineDimExpr.get(i) for i in range(3))
+    code_maps = [ir.AffineMap.get(3, 0, [m, w * 4 + j]) for j in range(4)]
     rhs_map = ir.AffineMap.get(3, 0, [ir.AffineExpr.get_floor_div(n, nr), w,
                                       ir.AffineExpr.get_mod(n, nr)])
-    signed = encoding(spec.int8).signed
+    extend = arith.extsi if encoding(spec.int8).signed else arith.extui
 
-    def byte(word, j, is_signed):
-        up = arith.shli(word, constant(24 - 8 * j, i32))
-        down = constant(24, i32)
-        return arith.shrsi(up, down) if is_signed else arith.shrui(up, down)
-
-    def mac(a, b, c):
+    def mac(*args):
+        *a, b, c = args
         for j in range(4):
-            c = arith.addi(c, arith.muli(byte(a, j, signed), byte(b, j, True)))
+            weight = arith.shrsi(arith.shli(b, constant(24 - 8 * j, i32)), constant(24, i32))
+            c = arith.addi(c, arith.muli(extend(i32, a[j]), weight))
         return c
-    product = generic([words, panels], acc, [identity_map(3, [0, 2]), rhs_map,
-                                             identity_map(3, [0, 1])],
+    product = generic([codes] * 4 + [panels], acc,
+                      code_maps + [rhs_map, identity_map(3, [0, 1])],
                       [PARALLEL, PARALLEL, REDUCTION], mac)
     return _dequantize(product, row_scale, col_scale, compensation, bias, residual,
                        spec.activation, init)

@@ -87,7 +87,8 @@ class CpuGemmKernels(EmberPass):
                                        split_rows=self.split_rows, unroll=self.unroll,
                                        chains=self.chains,
                                        temporaries=dot.temporaries if dot else 0)
-            pack_a = {"auto": schedule.pack_a, "true": True, "false": False}[self.pack_a]
+            pack_a = {"auto": schedule.pack_a, "true": True, "false": False}[self.pack_a] \
+                and not spec.int8       # int8 rows are read a word at a time, in place
             schedule = dataclasses.replace(schedule, parallel=schedule.parallel and self.parallel
                                            and target.openmp,
                                            pack_a=pack_a)

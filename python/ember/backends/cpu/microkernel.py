@@ -119,9 +119,9 @@ class TaskEmitter:
         self.element = element
         self.vtype = ir.VectorType.get([schedule.lanes], element)
         self.mac = dot or vector.fma
-        if spec.int8 and (dot is None or schedule.kc < spec.k):
-            raise ValueError("an int8 kernel needs its dot product and one K block (its "
-                             "partial sums are integers, C holds floats)")
+        if spec.int8 and (dot is None or schedule.kc < spec.k or schedule.pack_a):
+            raise ValueError("an int8 kernel needs its dot product, one K block (its partial "
+                             "sums are integers, C holds floats) and A read in place")
 
     def emit_task(self, ops: GemmOperands, m0, m1, p0, p1, batch_index=None) -> None:
         """The task function's body: rows [m0, m1) x panels [p0, p1) over all of K (of batch
@@ -302,6 +302,9 @@ class TaskEmitter:
             a_rows = [arith.addi(r0, index(r)) for r in range(rows)]
             accs = accumulate(blk.k0, arith.subi(blk.k1, blk.k0),
                               lambda r, kk: memref.load(blk.packed, [t, kk, a_rows[r]]), *accs)
+        elif self.spec.int8:
+            accs = accumulate(blk.k0, arith.subi(blk.k1, blk.k0), lambda r, kk: self._load_word(
+                rows_at[r], arith.addi(blk.k0, kk)), *accs)
         elif self.spec.patches is None:
             accs = accumulate(blk.k0, arith.subi(blk.k1, blk.k0), lambda r, kk: memref.load(
                 self.ops.a, [*self.prefix, rows_at[r], arith.addi(blk.k0, kk)]), *accs)
@@ -368,6 +371,13 @@ class TaskEmitter:
         if self.spec.rhs_packed:
             return vector.load(self.vtype, self.ops.b, [p, k, index(v * self.s.lanes)])
         return self._load(self.ops.b, [*self.prefix, k, cols_at[v]], masks[v])
+
+    def _load_word(self, row, k):
+        """Word k (bytes 4k .. 4k+3, as i32) of row `row` of an int8 kernel's A."""
+        i8x4 = ir.VectorType.get([4], ir.IntegerType.get_signless(8))
+        word = vector.load(i8x4, self.ops.a, [row, arith.muli(k, index(4))])
+        word = vector.bitcast(ir.VectorType.get([1], self.element), word)
+        return vector.extract(word, [], [0])
 
     def _mask(self, lanes: int):
         if lanes == self.s.lanes:

@@ -1,0 +1,47 @@
+// RUN: ember-opt %s --split-input-file --verify-diagnostics
+
+func.func @rhs_not_i8(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>, %s: tensor<32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{rhs must be an i8 [K, N] matrix, got 16x32 f32}}
+  %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "s8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
+  return %0 : tensor<8x32xf32>
+}
+
+// -----
+
+func.func @scale_not_n(%a: tensor<8x16xf32>, %w: tensor<16x32xi8>, %s: tensor<16xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{rhs_scale must be 1-D of size N=32}}
+  %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "s8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xi8>, tensor<16xf32>) -> tensor<8x32xf32>
+  return %0 : tensor<8x32xf32>
+}
+
+// -----
+
+func.func @k_mismatch(%a: tensor<8x12xf32>, %w: tensor<16x32xi8>, %s: tensor<32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{rhs 16x32 does not match K=12, N=32}}
+  %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "s8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x12xf32>, tensor<16x32xi8>, tensor<32xf32>) -> tensor<8x32xf32>
+  return %0 : tensor<8x32xf32>
+}
+
+// -----
+
+func.func @packed_without_compensation(%a: tensor<8x16xf32>, %w: tensor<2x4x16xi32>, %s: tensor<32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{a packed rhs needs rhs_compensation i32 [32]}}
+  %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "u8", rhs_panel = 16 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xf32>, tensor<2x4x16xi32>, tensor<32xf32>) -> tensor<8x32xf32>
+  return %0 : tensor<8x32xf32>
+}
+
+// -----
+
+func.func @packed_wrong_words(%a: tensor<8x16xf32>, %w: tensor<2x16x16xi32>, %s: tensor<32xf32>, %c: tensor<32xi32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{packed rhs must be i32 [ceil(N/NR), ceil(K/4), NR] with static K, N and NR > 0, got 2x16x16 i32}}
+  %0 = "ember.qgemm"(%a, %w, %s, %c) {activation = "none", lhs_encoding = "u8", rhs_panel = 16 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<2x16x16xi32>, tensor<32xf32>, tensor<32xi32>) -> tensor<8x32xf32>
+  return %0 : tensor<8x32xf32>
+}
+
+// -----
+
+func.func @bad_encoding(%a: tensor<8x16xf32>, %w: tensor<16x32xi8>, %s: tensor<32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{}}
+  %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "u4", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xi8>, tensor<32xf32>) -> tensor<8x32xf32>
+  return %0 : tensor<8x32xf32>
+}

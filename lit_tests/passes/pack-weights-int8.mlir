@@ -1,0 +1,35 @@
+// RUN: ember-opt %s --target=host:cpu=cascadelake --pass-pipeline='builtin.module(ember-pack-weights{panel=16})' | filecheck %s --check-prefix=VNNI
+// RUN: ember-opt %s --target=host:cpu=haswell --pass-pipeline='builtin.module(ember-pack-weights{panel=16})' | filecheck %s --check-prefix=AVX2
+// RUN: ember-opt %s --target=aarch64:preset=graviton3 --pass-pipeline='builtin.module(ember-pack-weights{panel=16})' | filecheck %s --check-prefix=SDOT
+// RUN: ember-opt %s --target=host:cpu=cascadelake --pass-pipeline='builtin.module(ember-pack-weights{panel=16},ember-lower-to-linalg,canonicalize,cse)' | filecheck %s --check-prefix=LOWER
+
+// ember-pack-weights packs an int8 qgemm's weight [K, N] into panels of i32 words
+// [ceil(N/NR), ceil(K/4), NR] (4 k per word), picks the activation encoding the target's dot
+// product reads (vpdpbusd: u8; vpmaddubsw: u7; sdot: s8) and adds the compensation for it.
+// VNNI: %[[W:.*]] = "ember.weight"() {name = "fc.weight.int8.words16"} : () -> tensor<3x5x16xi32>
+// VNNI: %[[C:.*]] = "ember.weight"() {name = "fc.weight.int8.u8_compensation"} : () -> tensor<40xi32>
+// VNNI: "ember.qgemm"(%arg0, %[[W]], %{{.*}}, %[[C]], %{{.*}}) {activation = "relu", lhs_encoding = "u8", operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0>, rhs_panel = 16 : i64}
+// AVX2: u7_compensation
+// AVX2: lhs_encoding = "u7"
+// SDOT: s8_compensation
+// SDOT: lhs_encoding = "s8"
+
+// Lowered: the rows' scales, the codes as bytes (K padded to 20), the kernel call with the int8 spec.
+// LOWER-LABEL: func.func @linear
+// LOWER: math.absf
+// LOWER: arith.maximumf
+// LOWER: tensor.pad
+// LOWER: math.roundeven
+// LOWER: arith.trunci {{.*}} : i32 to i8
+// LOWER: call @ember_gemm_0({{.*}}) : (tensor<?x20xi8>, tensor<3x5x16xi32>, tensor<?xf32>, tensor<40xf32>, tensor<40xi32>, tensor<40xf32>, tensor<?x40xf32>) -> tensor<?x40xf32>
+// LOWER-LABEL: func.func private @ember_gemm_0(
+// LOWER-SAME: int8 = "u8", k = 5 : i64
+// LOWER: arith.extui
+// LOWER: arith.sitofp
+func.func @linear(%x: tensor<?x18xf32>) -> tensor<?x40xf32> {
+  %w = "ember.weight"() {name = "fc.weight.int8"} : () -> tensor<18x40xi8>
+  %s = "ember.weight"() {name = "fc.weight.int8_scale"} : () -> tensor<40xf32>
+  %b = "ember.weight"() {name = "fc.bias"} : () -> tensor<40xf32>
+  %0 = "ember.qgemm"(%x, %w, %s, %b) {activation = "relu", lhs_encoding = "s8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 1, 0>} : (tensor<?x18xf32>, tensor<18x40xi8>, tensor<40xf32>, tensor<40xf32>) -> tensor<?x40xf32>
+  return %0 : tensor<?x40xf32>
+}
