@@ -225,6 +225,11 @@ def test_bad_regular_expression_is_refused():
         ember.quant.Int8(filter="[")
 
 
+def test_pattern_must_fit_a_pipeline_option():
+    with pytest.raises(ValueError, match="may not contain whitespace"):
+        ember.quant.Int8(exclude="a b")
+
+
 def test_quantize_must_be_an_int8_config(mlp_block):
     with pytest.raises(TypeError, match="quantize must be an ember.quant.Int8"):
         ember.compile(mlp_block, (torch.randn(2, 512),), quantize="int8")

@@ -38,11 +38,17 @@ class Int8:
             raise ValueError(f"ember.quant.Int8: mode {self.mode!r} is not supported yet; "
                              f"use mode='dynamic'")
         for what in ("filter", "exclude"):
+            pattern = getattr(self, what)
             try:
-                re.compile(getattr(self, what))
+                re.compile(pattern)
             except re.error as e:
-                raise ValueError(f"ember.quant.Int8: {what} {getattr(self, what)!r} is not a "
-                                 f"regular expression: {e}") from None
+                raise ValueError(f"ember.quant.Int8: {what} {pattern!r} is not a regular "
+                                 f"expression: {e}") from None
+            # The pattern travels as a pass option in a textual pipeline (and the ember-opt
+            # command that reproduces a failure), where whitespace ends it and braces nest.
+            if re.search(r"\s", pattern) or pattern.count("{") != pattern.count("}"):
+                raise ValueError(f"ember.quant.Int8: {what} {pattern!r} may not contain "
+                                 f"whitespace or unbalanced braces; write \\s for a space")
 
     def pass_options(self) -> dict:
         """The options of the ember-quantize pass that carry out these settings."""
