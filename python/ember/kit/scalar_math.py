@@ -80,3 +80,10 @@ BINARY: Dict[str, Callable] = {
     "add": arith.addf, "sub": arith.subf, "mul": arith.mulf, "div": arith.divf,
     "max": arith.maximumf, "min": arith.minimumf, "pow": mmath.powf,
 }
+
+
+def signed_byte(word, j: int):
+    """Byte j (0 = least significant) of an i32 `word` (scalar or vector), sign-extended:
+    shifted to the top, then arithmetically back down."""
+    up = arith.shli(word, constant(24 - 8 * j, word.type))
+    return arith.shrsi(up, constant(24, word.type))

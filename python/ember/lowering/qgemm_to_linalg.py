@@ -20,8 +20,9 @@ from ember.dialect.ops import QGemm
 from ember.kit.builders import constant
 from ember.kit.epilogue import apply_epilogue
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
+from ember.kit.scalar_math import signed_byte
 from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generic, \
-    generic_into, identity_map, pad, tensor_shape
+    generic_into, identity_map, pad, reduce_trailing, tensor_shape
 from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function
 from ember.quant.schemes import encoding
 
@@ -55,9 +56,7 @@ def lower_qgemm(qgemm: QGemm):
 
 def _row_scales(lhs, enc):
     """(scale, inverse) f32 [M]: amax / qmax and qmax / amax per row (1 and 0 for a zero row)."""
-    amax = generic([lhs], filled(_vector_type(lhs, _F32()), [(lhs, 0)], 0.0),
-                   [identity_map(2), identity_map(2, [0])], [PARALLEL, REDUCTION],
-                   lambda x, acc: arith.maximumf(acc, mlir_math.absf(x)))
+    amax = reduce_trailing(lhs, 1, 0.0, arith.maximumf, pre=mlir_math.absf)
     qmax = constant(enc.qmax, _F32())
     zero, one = constant(0.0, _F32()), constant(1.0, _F32())
 
@@ -152,18 +151,10 @@ def _reference_kernel(spec: GemmKernelSpec, codes, panels, row_scale, col_scale,
     def mac(*args):
         *a, b, c = args
         for j in range(4):
-            weight = arith.shrsi(arith.shli(b, constant(24 - 8 * j, i32)), constant(24, i32))
-            c = arith.addi(c, arith.muli(extend(i32, a[j]), weight))
+            c = arith.addi(c, arith.muli(extend(i32, a[j]), signed_byte(b, j)))
         return c
     product = generic([codes] * 4 + [panels], acc,
                       code_maps + [rhs_map, identity_map(3, [0, 1])],
                       [PARALLEL, PARALLEL, REDUCTION], mac)
     return _dequantize(product, row_scale, col_scale, compensation, bias, residual,
                        spec.activation, init)
-
-
-def _vector_type(lhs, element):
-    """The [M] tensor type of lhs [M, K]'s rows, of `element`."""
-    m = tensor_shape(lhs)[0]
-    return ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size() if m is None else m],
-                                   element)

@@ -42,6 +42,11 @@ class TargetInfo:
     def is_gpu(self) -> bool:
         return self.warp_size > 0
 
+    @property
+    def enabled_features(self) -> frozenset:
+        """The features turned on in `features` ("+avx2,-avx512f" -> {"avx2"})."""
+        return enabled_features(self.features)
+
     def to_attr(self) -> ir.DictAttr:
         """The facts as a dictionary attribute (in the current MLIR context)."""
         entries = {}
@@ -89,3 +94,8 @@ class TargetInfo:
         """The TargetInfo stamped on `module`, or None."""
         attrs = module.operation.attributes
         return cls.from_attr(attrs[TARGET_ATTR]) if TARGET_ATTR in attrs else None
+
+
+def enabled_features(features: str) -> frozenset:
+    """The names an LLVM feature string turns on ("+avx2,+fma,-sse4a" -> {"avx2", "fma"})."""
+    return frozenset(f[1:] for f in features.split(",") if f.startswith("+"))

@@ -25,6 +25,7 @@ from mlir import ir
 from mlir.dialects import arith, llvm, vector
 
 from ember.kit.builders import constant
+from ember.kit.scalar_math import signed_byte
 from ember.pipeline.target_info import TargetInfo
 
 
@@ -76,23 +77,15 @@ def _sdot(acc, a, b):
 
 
 def _portable(acc, a, b):
-    """Byte j of each word sign-extended by shifting it to the top and back."""
+    """The four byte products of each word pair, sign-extended and multiplied in i32."""
     for j in range(4):
-        up = constant(24 - 8 * j, acc.type)
-        down = constant(24, acc.type)
-        aj = arith.shrsi(arith.shli(a, up), down)
-        bj = arith.shrsi(arith.shli(b, up), down)
-        acc = arith.addi(acc, arith.muli(aj, bj))
+        acc = arith.addi(acc, arith.muli(signed_byte(a, j), signed_byte(b, j)))
     return acc
-
-
-def _flags(info: TargetInfo) -> set:
-    return {f[1:] for f in info.features.split(",") if f.startswith("+")}
 
 
 def int8_dot_for(info: TargetInfo) -> Int8Dot:
     """The dot product the int8 kernels of `info` use, at its vector width (vector_lanes)."""
-    flags, lanes = _flags(info), info.vector_lanes
+    flags, lanes = info.enabled_features, info.vector_lanes
     if info.triple.startswith(("aarch64", "arm64")):
         return Int8Dot("sdot", "s8", 4, _sdot) if "dotprod" in flags else \
             Int8Dot("portable", "s8", lanes, _portable, temporaries=3)

@@ -30,7 +30,7 @@ from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.attr_codec import to_attr
 from ember.kit.builders import GemmOperands, constant, for_, i64, if_, index
 from ember.kit.epilogue import apply_epilogue
-from ember.pipeline.target_info import TargetInfo
+from ember.pipeline.target_info import TargetInfo, enabled_features
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class CpuTraits:
 
 def vector_shape_for(features: str, triple: str = "") -> tuple:
     """(f32 lanes, vector registers) from an LLVM feature string and triple."""
-    flags = set(f[1:] for f in features.split(",") if f.startswith("+"))
+    flags = enabled_features(features)
     if triple.startswith(("aarch64", "arm64")):
         return 4, 32
     if "avx512f" in flags:
