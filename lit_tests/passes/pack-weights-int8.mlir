@@ -1,17 +1,18 @@
-// RUN: ember-opt %s --target=host:cpu=cascadelake --pass-pipeline='builtin.module(ember-pack-weights{panel=16})' | filecheck %s --check-prefix=VNNI
-// RUN: ember-opt %s --target=host:cpu=haswell --pass-pipeline='builtin.module(ember-pack-weights{panel=16})' | filecheck %s --check-prefix=AVX2
-// RUN: ember-opt %s --target=aarch64:preset=graviton3 --pass-pipeline='builtin.module(ember-pack-weights{panel=16})' | filecheck %s --check-prefix=SDOT
-// RUN: ember-opt %s --target=host:cpu=cascadelake --pass-pipeline='builtin.module(ember-pack-weights{panel=16},ember-lower-to-linalg,canonicalize,cse)' | filecheck %s --check-prefix=LOWER
+// RUN: ember-opt %s --split-input-file --target=host:cpu=cascadelake --pass-pipeline='builtin.module(ember-pack-weights{panel=16})' | filecheck %s --check-prefix=VNNI
+// RUN: ember-opt %s --split-input-file --target=host:cpu=haswell --pass-pipeline='builtin.module(ember-pack-weights{panel=16})' | filecheck %s --check-prefix=AVX2
+// RUN: ember-opt %s --split-input-file --target=aarch64:preset=graviton3 --pass-pipeline='builtin.module(ember-pack-weights{panel=16})' | filecheck %s --check-prefix=SDOT
+// RUN: ember-opt %s --split-input-file --target=host:cpu=cascadelake --pass-pipeline='builtin.module(ember-pack-weights{panel=16},ember-lower-to-linalg,canonicalize,cse)' | filecheck %s --check-prefix=LOWER
 
 // ember-pack-weights packs an int8 qgemm's weight [K, N] into panels of i32 words
 // [ceil(N/NR), ceil(K/4), NR] (4 k per word), picks the activation encoding the target's dot
-// product reads (vpdpbusd: u8; vpmaddubsw: u7; sdot: s8) and adds the compensation for it.
+// product reads (vpdpbusd: u8; vpmaddubsw: u7; sdot: s8) and adds the compensation for its
+// zero point (128, 64, 0) times the column sums.
 // VNNI: %[[W:.*]] = "ember.weight"() {name = "fc.weight.int8.words16"} : () -> tensor<3x5x16xi32>
-// VNNI: %[[C:.*]] = "ember.weight"() {name = "fc.weight.int8.u8_compensation"} : () -> tensor<40xi32>
+// VNNI: %[[C:.*]] = "ember.weight"() {name = "fc.weight.int8.zp128_compensation"} : () -> tensor<40xi32>
 // VNNI: "ember.qgemm"(%arg0, %[[W]], %{{.*}}, %[[C]], %{{.*}}) {activation = "relu", lhs_encoding = "u8", operandSegmentSizes = array<i32: 1, 1, 1, 1, 1, 0>, rhs_panel = 16 : i64}
-// AVX2: u7_compensation
+// AVX2: zp64_compensation
 // AVX2: lhs_encoding = "u7"
-// SDOT: s8_compensation
+// SDOT: zp0_compensation
 // SDOT: lhs_encoding = "s8"
 
 // Lowered: the rows' scales, the codes as bytes (K padded to 20), the kernel call with the int8 spec.
@@ -31,5 +32,32 @@ func.func @linear(%x: tensor<?x18xf32>) -> tensor<?x40xf32> {
   %s = "ember.weight"() {name = "fc.weight.int8_scale"} : () -> tensor<40xf32>
   %b = "ember.weight"() {name = "fc.bias"} : () -> tensor<40xf32>
   %0 = "ember.qgemm"(%x, %w, %s, %b) {activation = "relu", lhs_encoding = "s8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 1, 0>} : (tensor<?x18xf32>, tensor<18x40xi8>, tensor<40xf32>, tensor<40xf32>) -> tensor<?x40xf32>
+  return %0 : tensor<?x40xf32>
+}
+
+// -----
+
+// Static codes (ui8, zero point 3) need all 8 bits: vpdpbusd reads them as they are
+// (compensation 3 * column sums); AVX2's vpmaddubsw would saturate, so the kernel reads them
+// as s8 (top bit flipped: zero point 3 - 128 = -125) with the portable product; sdot reads s8.
+// VNNI-LABEL: func.func @static
+// VNNI: {name = "fc.weight.int8.zp3_compensation"}
+// VNNI: lhs_encoding = "u8", lhs_scale = 5.000000e-01 : f32, lhs_zero_point = 3 : i64
+// AVX2-LABEL: func.func @static
+// AVX2: {name = "fc.weight.int8.zp-125_compensation"}
+// AVX2: lhs_encoding = "s8"
+// SDOT-LABEL: func.func @static
+// SDOT: zp-125_compensation
+// SDOT: lhs_encoding = "s8"
+// The codes go to the kernel uncopied where the kernel reads them unsigned (K is a multiple of 4).
+// LOWER-LABEL: func.func @static
+// LOWER-NOT: linalg.generic
+// LOWER: %[[S:.*]] = linalg.fill
+// LOWER: call @ember_gemm_{{.*}}(%{{.*}}, %{{.*}}, %[[S]],
+// LOWER-SAME: (tensor<?x20xi8>, tensor<3x5x16xi32>, tensor<?xf32>, tensor<40xf32>, tensor<40xi32>, tensor<?x40xf32>) -> tensor<?x40xf32>
+func.func @static(%x: tensor<?x20xui8>) -> tensor<?x40xf32> {
+  %w = "ember.weight"() {name = "fc.weight.int8"} : () -> tensor<20x40xi8>
+  %s = "ember.weight"() {name = "fc.weight.int8_scale"} : () -> tensor<40xf32>
+  %0 = "ember.qgemm"(%x, %w, %s) {activation = "none", lhs_encoding = "s8", lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<?x20xui8>, tensor<20x40xi8>, tensor<40xf32>) -> tensor<?x40xf32>
   return %0 : tensor<?x40xf32>
 }

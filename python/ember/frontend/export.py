@@ -136,10 +136,14 @@ def _in_inference_mode(model: torch.nn.Module):
     ember compiles)."""
     modes = {m: m.training for m in model.modules()}
     if any(modes.values()):
-        warnings.warn("the model is in train() mode; ember compiles it as in eval() mode "
-                      "(dropout off, BatchNorm with running statistics) and leaves your module "
-                      "as it was", stacklevel=4)
-    model.eval()
+        try:
+            model.eval()
+        except NotImplementedError:
+            pass  # a graph captured by torch.export (convert_pt2e's): its modes were fixed then
+        else:
+            warnings.warn("the model is in train() mode; ember compiles it as in eval() mode "
+                          "(dropout off, BatchNorm with running statistics) and leaves your "
+                          "module as it was", stacklevel=4)
     try:
         yield model
     finally:

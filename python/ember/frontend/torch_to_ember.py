@@ -14,8 +14,9 @@ import math
 import re
 from typing import Callable, Collection, Dict, List, Optional, Sequence
 
-from ember.dialect.ops import (Attention, Binary, Concat, Conv2d, Gemm, LayerNorm, Pool2d, Reduce,
-                               Reshape, RmsNorm, Slice, Softmax, Transpose, Unary, Weight)
+from ember.dialect.ops import (Attention, Binary, Concat, Conv2d, Dequantize, Gemm, LayerNorm,
+                               Pool2d, Quantize, Reduce, Reshape, RmsNorm, Slice, Softmax,
+                               Transpose, Unary, Weight)
 from ember.dialect.shapes import conv2d_output_size
 
 FLOAT_DTYPES = ("f32", "f64", "f16", "bf16")
@@ -466,6 +467,39 @@ def _rms_norm(c: Converter, op):
                          epsilon=epsilon, normalized_ndim=len(normalized))
 
 
+def _quantize_per_tensor(c: Converter, op):
+    """PT2E's quantize_per_tensor(x, scale, zero_point, quant_min, quant_max, dtype)."""
+    x = op.operands[0]
+    scale, zero_point, lo, hi = (c.const(op.operands[i]) for i in range(1, 5))
+    if c.dtype(x) != "f32" or c.dtype(op.results[0]) not in ("ui8", "si8"):
+        return None
+    return Quantize.build(c.to_builtin(x), _result_type(c, op), scale=float(scale),
+                          zero_point=int(zero_point), quant_min=int(lo), quant_max=int(hi))
+
+
+def _dequantize(per_channel: bool) -> Callable:
+    """PT2E's dequantize_per_tensor(q, scale, zero_point, quant_min, quant_max, dtype,
+    out_dtype) and dequantize_per_channel(q, scales, zero_points, axis, ..., out_dtype)."""
+    def convert(c: Converter, op):
+        q = op.operands[0]
+        out_dtype = c.const(op.operands[len(op.operands) - 1])
+        if c.dtype(q) not in ("ui8", "si8") or c.dtype(op.results[0]) != "f32" or \
+                out_dtype not in (None, 6):            # 6: torch.float32's ScalarType
+            return None
+        if per_channel:
+            scales, zero_points = op.operands[1], op.operands[2]
+            if c.dtype(scales) != "f32" or c.rank(scales) != 1:
+                return None
+            return Dequantize.build(c.to_builtin(q), _result_type(c, op),
+                                    scales=c.to_builtin(scales),
+                                    zero_points=c.to_builtin(zero_points),
+                                    axis=c.const(op.operands[3]) % c.rank(q))
+        return Dequantize.build(c.to_builtin(q), _result_type(c, op),
+                                scale=float(c.const(op.operands[1])),
+                                zero_point=int(c.const(op.operands[2])))
+    return convert
+
+
 #: torch op name -> converter. Everything else is left to torch-mlir's linalg lowering.
 CONVERSIONS: Dict[str, Callable] = {
     "torch.aten.linear": _linear,
@@ -521,4 +555,7 @@ CONVERSIONS: Dict[str, Callable] = {
     "torch.aten.pow.Tensor_Scalar": _binary_scalar("pow"),
     "torch.aten.scaled_dot_product_attention": _attention,
     "torch.aten.rms_norm": _rms_norm,
+    "torch.quantized_decomposed.quantize_per_tensor": _quantize_per_tensor,
+    "torch.quantized_decomposed.dequantize_per_tensor": _dequantize(per_channel=False),
+    "torch.quantized_decomposed.dequantize_per_channel": _dequantize(per_channel=True),
 }

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Dict
 
-from ember.dialect.ops import Attention, Binary, Concat, Conv2d, Gemm, LayerNorm, Pool2d, QGemm, \
-    Reduce, Reshape, RmsNorm, RotaryEmbedding, Slice, Softmax, Transpose, Unary, view
+from ember.dialect.ops import Attention, Binary, Concat, Conv2d, Dequantize, Gemm, LayerNorm, \
+    Pool2d, QGemm, Quantize, Reduce, Reshape, RmsNorm, RotaryEmbedding, Slice, Softmax, \
+    Transpose, Unary, view
 from ember.kit.rewrite import APPLIED, apply_patterns
 from ember.lowering.attention_to_linalg import lower_attention
 from ember.lowering.conv_pool_to_linalg import lower_conv2d, lower_pool2d
@@ -22,6 +23,7 @@ from ember.lowering.elementwise_to_linalg import lower_binary, lower_rotary_embe
     lower_unary
 from ember.lowering.gemm_to_linalg import lower_gemm
 from ember.lowering.qgemm_to_linalg import lower_qgemm
+from ember.lowering.quantize_to_linalg import lower_dequantize, lower_quantize
 from ember.lowering.reductions_to_linalg import lower_layer_norm, lower_reduce, lower_rms_norm, \
     lower_softmax
 from ember.lowering.shape_ops_to_linalg import lower_concat, lower_reshape, lower_slice, \
@@ -32,6 +34,8 @@ from ember.pipeline.pass_base import EmberPass, PassContext, register
 LOWERINGS: Dict[str, Callable] = {
     Gemm.op_name: lower_gemm,
     QGemm.op_name: lower_qgemm,
+    Quantize.op_name: lower_quantize,
+    Dequantize.op_name: lower_dequantize,
     Conv2d.op_name: lower_conv2d,
     Pool2d.op_name: lower_pool2d,
     Attention.op_name: lower_attention,

@@ -3,6 +3,9 @@
     lhs f32 [M, K] --amax per row--> scale, inverse [M]
                    --round(a * inverse) + zp--> codes: bytes [M, K] (K padded to a multiple
                                                 of 4 for the kernel, which reads words)
+    static lhs codes [M, K] (already quantized): scale = lhs_scale in every row; the bytes go
+                   to the kernel as they are (top bit flipped if the kernel reads the other
+                   signedness, K padded to a multiple of 4)
     packed rhs:   func.call @ember_gemm_<i>(words, panels, scale, rhs_scale, compensation,
                                             [bias], [residual], init)   (see lower_packed_gemm;
                   ember-cpu-gemm-kernels gives it the target's integer dot product)
@@ -24,6 +27,8 @@ from ember.kit.scalar_math import signed_byte
 from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generic, \
     generic_into, identity_map, pad, reduce_trailing, tensor_shape
 from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function
+from ember.dialect.ops.quantization import unsigned_codes
+from ember.lowering.quantize_to_linalg import signless
 from ember.quant.schemes import encoding
 
 _F32 = ir.F32Type.get
@@ -32,14 +37,24 @@ _F32 = ir.F32Type.get
 def lower_qgemm(qgemm: QGemm):
     enc = encoding(qgemm.lhs_encoding)
     out_type = ir.RankedTensorType(qgemm.result.type)
-    lhs, residual, out2_type = as_row_matrix(qgemm.lhs, qgemm.residual, out_type)
-    scale, inverse = _row_scales(lhs, enc)
+    lhs, residual, out2_type = as_row_matrix(signless(qgemm.lhs), qgemm.residual, out_type)
+    if qgemm.static:
+        scale = filled(ir.RankedTensorType.get(out2_type.shape[:1], _F32()),
+                       [(lhs, 0)], qgemm.lhs_scale)
+    else:
+        scale, inverse = _row_scales(lhs, enc)
     if qgemm.rhs_panel is None:
-        product = _integer_product(_codes(lhs, inverse, enc), qgemm.rhs, enc)
+        if qgemm.static:
+            product = _integer_product(lhs, qgemm.rhs, qgemm.lhs_zero_point,
+                                       unsigned_codes(qgemm.lhs))
+        else:
+            product = _integer_product(_codes(lhs, inverse, enc), qgemm.rhs, enc.zero_point,
+                                       not enc.signed)
         result = _dequantize(product, scale, qgemm.rhs_scale, None, qgemm.bias, residual,
                              qgemm.activation, empty_like(out2_type, [(lhs, 0), None]))
     else:
-        words = _codes(lhs, inverse, enc, multiple=4)
+        words = _kernel_bytes(lhs, unsigned_codes(qgemm.lhs), enc) if qgemm.static else \
+            _codes(lhs, inverse, enc, multiple=4)
         m, k = tensor_shape(words)
         spec = GemmKernelSpec(m=m, n=out_type.shape[-1], k=k // 4, nr=qgemm.rhs_panel,
                               activation=qgemm.activation, bias=qgemm.bias is not None,
@@ -52,6 +67,21 @@ def lower_qgemm(qgemm: QGemm):
         init = empty_like(out2_type, [(lhs, 0), None])
         result = func.call([out2_type], callee, operands + [init])
     return from_row_matrix(result, qgemm.lhs, out_type)
+
+
+def _kernel_bytes(codes, unsigned: bool, enc):
+    """Static codes [M, K] (i8 bytes, read unsigned if `unsigned`) as the kernel reads them in
+    `enc`: the top bit flipped where the signedness differs (c -/+ 128, which the packed
+    compensation accounts for), K zero-padded to a multiple of 4. Codes already in the
+    kernel's form pass through uncopied."""
+    k = tensor_shape(codes)[1]
+    if k % 4:
+        codes = pad(codes, [0, 0], [0, -k % 4], 0)
+    if unsigned == (not enc.signed):
+        return codes
+    flip = constant(-128, ir.IntegerType.get_signless(8))
+    return generic([codes], empty_like(codes.type, [(codes, 0), None]),
+                   [identity_map(2)] * 2, [PARALLEL] * 2, lambda c, _: arith.xori(c, flip))
 
 
 def _row_scales(lhs, enc):
@@ -94,18 +124,19 @@ def _codes(lhs, inverse, enc, multiple: int = 1):
                    [PARALLEL] * 2, lambda x, inv, _: arith.trunci(i8, _code(x, inv, enc)))
 
 
-def _integer_product(codes, rhs, enc):
-    """i32 [M, N] = sum_k (codes[m, k] - zp) * rhs[k, n] (rhs i8 [K, N])."""
+def _integer_product(codes, rhs, zero_point: int, unsigned: bool):
+    """i32 [M, N] = sum_k (codes[m, k] - zero_point) * rhs[k, n] (codes i8 bytes, read
+    unsigned if `unsigned`; rhs i8 [K, N])."""
     i32 = ir.IntegerType.get_signless(32)
     n = tensor_shape(rhs)[1]
     dyn = ir.ShapedType.get_dynamic_size()
     m = tensor_shape(codes)[0]
     acc = filled(ir.RankedTensorType.get([dyn if m is None else m, n], i32),
                  [(codes, 0), None], 0)
-    zp = constant(enc.zero_point, i32)
+    zp = constant(zero_point, i32)
 
     def mac(a, w, c):
-        code = arith.extsi(i32, a) if enc.signed else arith.extui(i32, a)
+        code = arith.extui(i32, a) if unsigned else arith.extsi(i32, a)
         return arith.addi(c, arith.muli(arith.subi(code, zp), arith.extsi(i32, w)))
     return generic([codes, rhs], acc, [identity_map(3, [0, 2]), identity_map(3, [2, 1]),
                                        identity_map(3, [0, 1])],

@@ -81,9 +81,19 @@ def quantize_rows(a: np.ndarray, enc: Encoding) -> Tuple[np.ndarray, np.ndarray]
     return q + enc.zero_point, scale
 
 
-def compensation(q_weight: np.ndarray, enc: Encoding) -> np.ndarray:
-    """int32 [N]: zp * sum_k q_weight[k, n], what an unsigned encoding adds to every output."""
-    return (enc.zero_point * q_weight.astype(np.int64).sum(axis=0)).astype(np.int32)
+def compensation(q_weight: np.ndarray, zero_point: int) -> np.ndarray:
+    """int32 [N]: zp * sum_k q_weight[k, n], what codes shifted by zero point zp add to every
+    output."""
+    return (zero_point * q_weight.astype(np.int64).sum(axis=0)).astype(np.int32)
+
+
+def kernel_zero_point(zero_point: int, unsigned_codes: bool, enc: Encoding) -> int:
+    """The zero point of static codes (unsigned or signed bytes with `zero_point`) as a kernel
+    reading `enc` sees them: a byte of the other signedness has its top bit flipped on the way
+    in, which moves every code, and so the zero point, by 128."""
+    if unsigned_codes == (not enc.signed):
+        return zero_point
+    return zero_point - 128 if unsigned_codes else zero_point + 128
 
 
 def reference_qgemm(a: np.ndarray, q_weight: np.ndarray, w_scale: np.ndarray,
@@ -91,5 +101,5 @@ def reference_qgemm(a: np.ndarray, q_weight: np.ndarray, w_scale: np.ndarray,
     """float32 [M, N] that ember's int8 GEMM computes before its epilogue (bias, activation,
     residual): float(sum_k codes * q_w - compensation) * (row scale * column scale)."""
     codes, a_scale = quantize_rows(a, enc)
-    acc = codes.astype(np.int64) @ q_weight.astype(np.int64) - compensation(q_weight, enc)
+    acc = codes.astype(np.int64) @ q_weight.astype(np.int64) - compensation(q_weight, enc.zero_point)
     return acc.astype(np.int32).astype(np.float32) * (a_scale[:, None] * w_scale[None, :])

@@ -2,8 +2,9 @@
 
 Simplify, fold weight-only math and BatchNorm, convert conv nets to NHWC (transposes of filters
 fold; those between layers cancel), recognize attention, RMSNorm and rotary embeddings, fuse
-GEMM/conv epilogues, merge GEMMs sharing an input (Q/K/V), quantize (when asked; after fusion,
-so an int8 GEMM keeps its epilogue), then clean up.
+GEMM/conv epilogues, fold a quantized model's dequantize -> GEMM chains into int8 GEMMs, merge
+GEMMs sharing an input (Q/K/V), quantize (when asked; after fusion, so an int8 GEMM keeps its
+epilogue), then clean up.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ember.transforms.canonicalize import Canonicalize
 from ember.transforms.convert_layout import ConvertLayout
 from ember.transforms.fold_batch_norm import FoldBatchNorm
 from ember.transforms.fold_constants import FoldConstants
+from ember.transforms.fold_quantized_ops import FoldQuantizedOps
 from ember.transforms.fuse_attention import FuseAttention
 from ember.transforms.fuse_epilogue import FuseEpilogue
 from ember.transforms.fuse_rms_norm import FuseRmsNorm
@@ -26,7 +28,7 @@ def graph_pipeline(*, merge_parallel_gemms: bool = True, quantize=None) -> Pipel
     quantization = [] if quantize is None else [Quantize(**quantize.pass_options())]
     return Pipeline.of([
         Canonicalize(), FoldConstants(), FoldBatchNorm(), ConvertLayout(), FoldConstants(),
-        FuseAttention(), FuseRmsNorm(), FuseRotaryEmbedding(), FuseEpilogue(),
+        FuseAttention(), FuseRmsNorm(), FuseRotaryEmbedding(), FuseEpilogue(), FoldQuantizedOps(),
         MergeParallelGemms(enabled=merge_parallel_gemms), *quantization, Canonicalize(),
         upstream("canonicalize"), upstream("cse"),
     ])

@@ -77,11 +77,11 @@ class CpuGemmKernels(EmberPass):
             if problem:
                 name = ir.StringAttr(fn.attributes["sym_name"]).value
                 raise ValueError(f"{fn.location}: kernel @{name}: {problem}")
-            dot = int8_dot_for(target) if spec.int8 else None
-            if dot is not None and dot.encoding != spec.int8:
+            try:
+                dot = int8_dot_for(target, spec.int8) if spec.int8 else None
+            except ValueError as e:
                 raise ValueError(f"{fn.location}: an int8 kernel packed for {spec.int8} "
-                                 f"activations, but this target's dot product ({dot.name}) "
-                                 f"reads {dot.encoding}: pack with the same target")
+                                 f"activations: {e}; pack with the same target") from None
             schedule = choose_schedule(spec, traits, lanes=dot.lanes if dot else self.lanes,
                                        mr=self.mr, kc=self.kc, mc=self.mc,
                                        split_rows=self.split_rows, unroll=self.unroll,

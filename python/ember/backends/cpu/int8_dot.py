@@ -19,7 +19,7 @@ ember-cpu-gemm-kernels asks again for the instruction, so both always agree.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from mlir import ir
 from mlir.dialects import arith, llvm, vector
@@ -83,12 +83,35 @@ def _portable(acc, a, b):
     return acc
 
 
-def int8_dot_for(info: TargetInfo) -> Int8Dot:
-    """The dot product the int8 kernels of `info` use, at its vector width (vector_lanes)."""
+def int8_dot_for(info: TargetInfo, encoding: Optional[str] = None) -> Int8Dot:
+    """The dot product the int8 kernels of `info` use, at its vector width (vector_lanes):
+    the fastest there is, or the fastest reading `encoding` (a kernel on static codes, which
+    need all 8 bits, is packed for `full_range_encoding(info)`)."""
+    best = _fastest_dot(info)
+    if encoding is None or encoding == best.encoding:
+        return best
+    if encoding == "s8":
+        return _portable_dot(info.vector_lanes)
+    raise ValueError(f"no int8 dot product of this target reads {encoding} activations "
+                     f"(its own reads {best.encoding})")
+
+
+def full_range_encoding(info: TargetInfo) -> str:
+    """The encoding kernels on full 8-bit codes (static quantization) are packed for: the
+    fastest dot product's where it reads 8 bits, else s8 (the portable product; vpmaddubsw's
+    int16 sums would saturate on full-range u8 codes)."""
+    best = _fastest_dot(info)
+    return best.encoding if best.encoding in ("u8", "s8") else "s8"
+
+
+def _portable_dot(lanes: int) -> Int8Dot:
+    return Int8Dot("portable", "s8", lanes, _portable, temporaries=3)
+
+
+def _fastest_dot(info: TargetInfo) -> Int8Dot:
     flags, lanes = info.enabled_features, info.vector_lanes
     if info.triple.startswith(("aarch64", "arm64")):
-        return Int8Dot("sdot", "s8", 4, _sdot) if "dotprod" in flags else \
-            Int8Dot("portable", "s8", lanes, _portable, temporaries=3)
+        return Int8Dot("sdot", "s8", 4, _sdot) if "dotprod" in flags else _portable_dot(lanes)
     if lanes == 16 and "avx512vnni" in flags:
         return Int8Dot("vnni512", "u8", 16, _vpdpbusd(16))
     if lanes == 8 and ("avxvnni" in flags or {"avx512vnni", "avx512vl"} <= flags):
@@ -97,5 +120,4 @@ def int8_dot_for(info: TargetInfo) -> Int8Dot:
         return Int8Dot("maddubs512", "u7", 16, _maddubs(16), temporaries=1)
     if lanes == 8 and "avx2" in flags:
         return Int8Dot("maddubs256", "u7", 8, _maddubs(8), temporaries=1)
-    return Int8Dot("portable", "s8", lanes, _portable, temporaries=3)
-
+    return _portable_dot(lanes)

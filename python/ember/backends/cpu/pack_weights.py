@@ -11,7 +11,8 @@ f32, or an rhs already packed are left alone.
 
 An int8 `ember.qgemm` gets the same panels of i32 words, 4 consecutive k per word
 (`int8_words`), its activation encoding (the one the target's integer dot product reads, see
-ember.backends.cpu.int8_dot) and the compensation that encoding needs, computed here.
+ember.backends.cpu.int8_dot; for static codes, one reading all 8 bits) and the compensation
+that encoding's zero point needs, computed here.
 """
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ from mlir import ir
 
 from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
-from ember.backends.cpu.int8_dot import int8_dot_for
+from ember.backends.cpu.int8_dot import full_range_encoding, int8_dot_for
 from ember.dialect.ops import Gemm, QGemm, Weight
 from ember.kit.packed_panels import int8_words, pack_panels, packed_shape
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.quant.schemes import compensation, encoding
+from ember.dialect.ops.quantization import unsigned_codes
+from ember.pipeline.target_info import TargetInfo
+from ember.quant.schemes import compensation, encoding, kernel_zero_point
 
 
 @dataclass
@@ -60,7 +63,7 @@ class _PackPattern:
 class _PackInt8Pattern:
     ctx: PassContext
     panel: int
-    encoding: str
+    target: TargetInfo
 
     def __call__(self, op, rewriter) -> bool:
         qgemm = QGemm(op)
@@ -68,11 +71,17 @@ class _PackInt8Pattern:
         if qgemm.rhs_panel is not None or weight is None:
             return NOT_APPLIED
         k, n = ir.RankedTensorType(qgemm.rhs.type).shape
-        nr, enc, weights = self.panel, encoding(self.encoding), self.ctx.weights
+        nr, weights = self.panel, self.ctx.weights
+        if qgemm.static:
+            enc = encoding(full_range_encoding(self.target))
+            zero_point = kernel_zero_point(qgemm.lhs_zero_point, unsigned_codes(qgemm.lhs), enc)
+        else:
+            enc = encoding(int8_dot_for(self.target).encoding)
+            zero_point = enc.zero_point
         packed_name = weights.derive(f"{weight.name}.words{nr}",
                                      lambda q: pack_panels(int8_words(q), nr), [weight.name])
-        comp_name = weights.derive(f"{weight.name}.{enc.name}_compensation",
-                                   lambda q: compensation(q, enc), [weight.name])
+        comp_name = weights.derive(f"{weight.name}.zp{zero_point}_compensation",
+                                   lambda q: compensation(q, zero_point), [weight.name])
         i32 = ir.IntegerType.get_signless(32)
         with rewriter.ip, op.location:
             packed = Weight.build(ir.RankedTensorType.get(packed_shape(-(-k // 4), n, nr), i32),
@@ -99,5 +108,4 @@ class PackWeights(EmberPass):
         if nr <= 0:
             raise ValueError(f"ember-pack-weights: panel must be positive, got {nr}")
         apply_patterns(module, {Gemm.op_name: [_PackPattern(ctx, nr)],
-                                QGemm.op_name: [_PackInt8Pattern(
-                                    ctx, nr, int8_dot_for(target).encoding)]})
+                                QGemm.op_name: [_PackInt8Pattern(ctx, nr, target)]})

@@ -6,6 +6,7 @@ from typing import Optional, Union
 from ember.dialect.attributes import I64, Bool, F32, I64Array, OneOf
 from ember.dialect.definition import ElementTypes, EmberOp, Operand
 from ember.dialect.enums import ACTIVATIONS, INT8_ENCODINGS
+from ember.dialect.ops.quantization import storage_range
 from ember.dialect.shapes import (Shape, broadcast_shape, dims_compatible, format_shape,
                                   patch_matrix_shape, shape_of, shapes_compatible)
 
@@ -108,7 +109,13 @@ class QGemm(EmberOp):
     bias [N], activation and residual (the result's shape) apply as in ember.gemm. Packed
     (`rhs_panel = NR`, by ember-pack-weights): rhs is i32 [ceil(N/NR), ceil(K/4), NR], each word
     4 consecutive k of one column (k = 4w + byte, zero-padded), and `rhs_compensation` i32 [N]
-    holds zp * sum_k rhs[k, n] for an unsigned encoding's zero point zp."""
+    holds zp * sum_k rhs[k, n] for an unsigned encoding's zero point zp.
+
+    Static (`lhs_scale` and `lhs_zero_point` set, as ember-fold-quantized-ops makes from a
+    quantized model): lhs is already quantized, ui8 or i8 codes standing for
+    `(code - lhs_zero_point) * lhs_scale`; `lhs_encoding` (u8 or s8) is how the kernel reads
+    the bytes (codes of the other signedness have their top bit flipped on the way in), and
+    the compensation holds that reading's zero point times the column sums."""
     op_name = "ember.qgemm"
     element_types = ElementTypes.ANY
 
@@ -123,13 +130,39 @@ class QGemm(EmberOp):
     rhs_panel = I64(optional=True, doc=(
         "NR, set by ember-pack-weights: rhs is i32 [ceil(N/NR), ceil(K/4), NR] words, "
         "byte j of word (p, w, c) holding rhs[4w + j, p*NR + c]"))
+    lhs_scale = F32(optional=True, doc="static: the scale of the lhs codes")
+    lhs_zero_point = I64(optional=True, doc="static: the zero point of the lhs codes")
+
+    @property
+    def static(self) -> bool:
+        """Whether lhs holds codes quantized ahead of time (else f32, quantized per row)."""
+        return self.lhs_scale is not None
+
+    def _verify_lhs(self) -> Optional[str]:
+        if self.static != (self.lhs_zero_point is not None):
+            return "lhs_scale and lhs_zero_point go together (a static lhs)"
+        if not self.static:
+            return None if _element(self.lhs) == "f32" else \
+                f"lhs must be f32 (or codes with lhs_scale), got {_element(self.lhs)}"
+        bounds = storage_range(self.lhs)
+        if bounds is None:
+            return f"a static lhs must be ui8 or i8 codes, got {_element(self.lhs)}"
+        if not self.lhs_scale > 0 or not bounds[0] <= self.lhs_zero_point <= bounds[1]:
+            return f"static lhs: scale {self.lhs_scale} must be positive and zero point " \
+                   f"{self.lhs_zero_point} within [{bounds[0]}, {bounds[1]}]"
+        if self.lhs_encoding == "u7":
+            return "a static lhs holds full 8-bit codes: its encoding must be u8 or s8"
+        return None
 
     def verify(self) -> Optional[str]:
         lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
         if lhs is None or rhs is None or res is None or len(lhs) < 2:
             return "operands and result must be ranked tensors, lhs of rank >= 2"
+        problem = self._verify_lhs()
+        if problem:
+            return problem
         f32 = "f32"
-        for name in ("lhs", "rhs_scale", "bias", "residual", "result"):
+        for name in ("rhs_scale", "bias", "residual", "result"):
             value = getattr(self, name)
             if value is not None and _element(value) != f32:
                 return f"{name} must be f32, got {_element(value)}"

@@ -1,0 +1,113 @@
+"""`ember.quantize` and `ember.dequantize`: affine int8 quantization at tensor boundaries.
+
+They carry a quantized model's own numbers (a PT2E `convert_pt2e` graph's
+quantize_per_tensor / dequantize_per_tensor / dequantize_per_channel) until
+ember-fold-quantized-ops turns a dequantize -> GEMM (-> quantize) chain into one int8 op; what
+is left runs as the elementwise arithmetic it states. The storage type is the tensor's element
+type: `ui8` (unsigned bytes) or `i8` (signed bytes).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from ember.dialect.attributes import F32, I64
+from ember.dialect.definition import ElementTypes, EmberOp, Operand
+from ember.dialect.shapes import format_shape, shape_of, shapes_compatible
+
+#: Storage element type -> the codes it holds.
+STORAGE_RANGES = {"ui8": (0, 255), "i8": (-128, 127)}
+
+
+def storage_range(value):
+    """(lowest, highest) code of a quantized tensor value, or None when it is not one."""
+    return STORAGE_RANGES.get(str(value.type.element_type))
+
+
+def unsigned_codes(value) -> bool:
+    """Whether a quantized tensor value holds unsigned bytes (ui8)."""
+    return str(value.type.element_type) == "ui8"
+
+
+def _check_scale_and_zero_point(scale: float, zero_point: int, lo: int, hi: int) -> Optional[str]:
+    if not scale > 0.0:
+        return f"scale must be positive, got {scale}"
+    if not lo <= zero_point <= hi:
+        return f"zero_point {zero_point} lies outside the storage range [{lo}, {hi}]"
+    return None
+
+
+class Quantize(EmberOp):
+    """Affine quantization, per tensor:
+    `result = clamp(roundeven(input / scale) + zero_point, quant_min, quant_max)`, stored in
+    the result's element type (ui8 or i8); input is f32 of the result's shape."""
+    op_name = "ember.quantize"
+    element_types = ElementTypes.ANY
+
+    input = Operand()
+    scale = F32()
+    zero_point = I64()
+    quant_min = I64()
+    quant_max = I64()
+
+    def verify(self) -> Optional[str]:
+        if str(self.input.type.element_type) != "f32":
+            return f"input must be f32, got {self.input.type.element_type}"
+        bounds = storage_range(self.result)
+        if bounds is None:
+            return f"result must be ui8 or i8, got {self.result.type.element_type}"
+        if not shapes_compatible(shape_of(self.input) or [], shape_of(self.result) or []):
+            return "result must have the input's shape"
+        lo, hi = bounds
+        if not lo <= self.quant_min <= self.quant_max <= hi:
+            return f"[quant_min, quant_max] = [{self.quant_min}, {self.quant_max}] must lie " \
+                   f"within the storage range [{lo}, {hi}]"
+        return _check_scale_and_zero_point(self.scale, self.zero_point, lo, hi)
+
+
+class Dequantize(EmberOp):
+    """Affine dequantization: `result = (input - zero_point) * scale` in f32, input ui8 or i8.
+
+    Per tensor: the `scale` and `zero_point` attributes. Per channel: the `scales` (f32 [C])
+    and `zero_points` (integer [C]) operands along dimension `axis` of size C, as PT2E stores
+    a weight's (its zero points all 0 under symmetric quantization)."""
+    op_name = "ember.dequantize"
+    element_types = ElementTypes.ANY
+
+    input = Operand()
+    scales = Operand(optional=True)
+    zero_points = Operand(optional=True)
+    scale = F32(optional=True)
+    zero_point = I64(optional=True)
+    axis = I64(optional=True)
+
+    @property
+    def per_channel(self) -> bool:
+        return self.scales is not None
+
+    def verify(self) -> Optional[str]:
+        bounds = storage_range(self.input)
+        if bounds is None:
+            return f"input must be ui8 or i8, got {self.input.type.element_type}"
+        if str(self.result.type.element_type) != "f32":
+            return f"result must be f32, got {self.result.type.element_type}"
+        shape = shape_of(self.input) or []
+        if not shapes_compatible(shape, shape_of(self.result) or []):
+            return "result must have the input's shape"
+        per_tensor = (self.scale, self.zero_point)
+        per_channel = (self.scales, self.zero_points, self.axis)
+        if all(v is not None for v in per_tensor) and all(v is None for v in per_channel):
+            return _check_scale_and_zero_point(self.scale, self.zero_point, *bounds)
+        if any(v is not None for v in per_tensor) or any(v is None for v in per_channel):
+            return "give either scale and zero_point (per tensor) or scales, zero_points and " \
+                   "axis (per channel)"
+        if not 0 <= self.axis < len(shape):
+            return f"axis {self.axis} is out of range for rank {len(shape)}"
+        channels = shape[self.axis]
+        for name in ("scales", "zero_points"):
+            s = shape_of(getattr(self, name))
+            if s is None or len(s) != 1 or not shapes_compatible(s, [channels]):
+                return f"{name} must be 1-D of size {channels} (input dim {self.axis} of " \
+                       f"{format_shape(shape)})"
+        if str(self.scales.type.element_type) != "f32":
+            return "scales must be f32"
+        return None

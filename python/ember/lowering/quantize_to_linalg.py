@@ -1,0 +1,79 @@
+"""ember.quantize / ember.dequantize -> elementwise linalg, in PyTorch's order of operations.
+
+    quantize:   clamp(roundeven(x * (1 / scale)) + zero_point, quant_min, quant_max) -> bytes
+    dequantize: (float(code) - zero_point) * scale           (per tensor, or per channel)
+
+Linalg and arith compute on signless integers, so a ui8 tensor is read through
+`tensor.bitcast` to i8 (`signless`) and a ui8 result is written as i8 and cast back
+(`with_storage_type`); the casts meet in pairs between ops and canonicalization removes them.
+"""
+from __future__ import annotations
+
+from mlir import ir
+from mlir.dialects import arith, math as mlir_math, tensor
+
+from ember.dialect.ops import Dequantize, Quantize
+from ember.dialect.ops.quantization import unsigned_codes
+from ember.kit.builders import constant
+from ember.kit.structured import PARALLEL, elementwise, empty_like, generic, identity_map, \
+    tensor_shape
+
+_F32 = ir.F32Type.get
+
+
+def signless(value):
+    """`value` with its ui8 elements read as (signless) i8 bytes; other tensors unchanged."""
+    t = ir.RankedTensorType(value.type)
+    if not isinstance(t.element_type, ir.IntegerType) or t.element_type.is_signless:
+        return value
+    width = ir.IntegerType(t.element_type).width
+    return tensor.bitcast(ir.RankedTensorType.get(t.shape, ir.IntegerType.get_signless(width)),
+                          value)
+
+
+def with_storage_type(value, storage_type):
+    """A signless tensor `value` cast back to `storage_type` (ui8) where that differs."""
+    return value if value.type == storage_type else tensor.bitcast(storage_type, value)
+
+
+def code_to_f32(code, unsigned: bool):
+    """A byte read as its storage type says, as f32."""
+    return arith.uitofp(_F32(), code) if unsigned else arith.sitofp(_F32(), code)
+
+
+def quantize_scalar(x, inverse_scale: float, zero_point: int, lo: int, hi: int):
+    """The i8 byte of f32 x: clamp(roundeven(x * inverse) + zp, lo, hi)."""
+    y = arith.addf(mlir_math.roundeven(arith.mulf(x, constant(inverse_scale, _F32()))),
+                   constant(float(zero_point), _F32()))
+    y = arith.minimumf(arith.maximumf(y, constant(float(lo), _F32())), constant(float(hi), _F32()))
+    i32 = ir.IntegerType.get_signless(32)
+    return arith.trunci(ir.IntegerType.get_signless(8), arith.fptosi(i32, y))
+
+
+def lower_quantize(op: Quantize):
+    storage = ir.RankedTensorType(op.result.type)
+    i8_type = ir.RankedTensorType.get(storage.shape, ir.IntegerType.get_signless(8))
+    inverse = 1.0 / op.scale                     # as PyTorch: the reciprocal, then a multiply
+    codes = elementwise([op.input], i8_type, lambda x: quantize_scalar(
+        x, inverse, op.zero_point, op.quant_min, op.quant_max))
+    return with_storage_type(codes, storage)
+
+
+def lower_dequantize(op: Dequantize):
+    unsigned = unsigned_codes(op.input)
+    codes = signless(op.input)
+    out_type = ir.RankedTensorType(op.result.type)
+    if not op.per_channel:
+        zp, scale = constant(float(op.zero_point), _F32()), constant(op.scale, _F32())
+        return elementwise([codes], out_type, lambda c: arith.mulf(
+            arith.subf(code_to_f32(c, unsigned), zp), scale))
+    rank = len(tensor_shape(codes))
+    init = empty_like(out_type, [(codes, i) for i in range(rank)])
+    along = identity_map(rank, [op.axis])
+
+    def body(c, scale, zero_point, _out):
+        zp = arith.sitofp(_F32(), zero_point)
+        return arith.mulf(arith.subf(code_to_f32(c, unsigned), zp), scale)
+    return generic([codes, op.scales, op.zero_points], init,
+                   [identity_map(rank), along, along, identity_map(rank)], [PARALLEL] * rank,
+                   body)

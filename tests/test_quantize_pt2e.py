@@ -1,0 +1,121 @@
+"""Models quantized with PT2E (torchao's `prepare_pt2e` / `convert_pt2e`, X86InductorQuantizer):
+ember imports their quantize/dequantize ops, folds each dequantize -> Linear into an int8 GEMM
+on the codes, and matches PyTorch's converted model within one quantization step of the
+output, on the host's dot product and on the portable one (the full-range codes of static
+quantization cannot use vpmaddubsw)."""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+from ember.compiler import compile_to_stage
+from ember.frontend import import_model
+
+pt2e = pytest.importorskip("torchao.quantization.pt2e.quantize_pt2e")
+x86 = pytest.importorskip("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
+
+
+def _quantized(model: torch.nn.Module, example: torch.Tensor, calibration=32):
+    """`model` through X86InductorQuantizer's static per-tensor activations and per-channel
+    weights, calibrated on `calibration` random batches like `example`."""
+    torch.manual_seed(1)
+    quantizer = x86.X86InductorQuantizer()
+    quantizer.set_global(x86.get_default_x86_inductor_quantization_config())
+    prepared = pt2e.prepare_pt2e(torch.export.export(model.eval(), (example,)).module(),
+                                 quantizer)
+    with torch.no_grad():
+        for _ in range(calibration):
+            prepared(torch.randn_like(example))
+    return pt2e.convert_pt2e(prepared)
+
+
+def _assert_within_one_step(actual, expected):
+    """|ember - PyTorch| <= one step of the output at u8 resolution ((max - min) / 255): the
+    two differ by float rounding and, where an activation lies on a rounding boundary, by one
+    code of it."""
+    actual, expected = torch.as_tensor(actual), torch.as_tensor(expected)
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    step = float(expected.max() - expected.min()) / 255
+    worst = float((actual - expected).abs().max())
+    assert worst <= step, f"max |ember - convert_pt2e| = {worst:.3g} exceeds one step {step:.3g}"
+
+
+def _graph_ops(model, example) -> dict:
+    """How many of each ember op the graph stage leaves."""
+    imported = import_model(model, (example,))
+    text = str(compile_to_stage(imported.module_text, "graph", weights=imported.weights))
+    return {op: len(re.findall(rf'"ember\.{op}"', text))
+            for op in ("qgemm", "gemm", "conv2d", "quantize", "dequantize")}
+
+
+class Mlp(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2, self.fc3 = (torch.nn.Linear(96, 256), torch.nn.Linear(256, 70),
+                                        torch.nn.Linear(70, 10))
+
+    def forward(self, x):
+        return self.fc3(torch.relu(self.fc2(torch.relu(self.fc1(x)))))
+
+
+class ConvNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.fc = torch.nn.Linear(16 * 8 * 8, 10)
+
+    def forward(self, x):
+        y = torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)
+        return self.fc(y.flatten(1))
+
+
+@pytest.fixture(scope="module")
+def mlp():
+    torch.manual_seed(0)
+    example = torch.randn(16, 96)
+    return _quantized(Mlp(), example), example
+
+
+def test_every_linear_becomes_an_int8_gemm(mlp):
+    model, example = mlp
+    ops = _graph_ops(model, example)
+    # Three int8 GEMMs; the input's quantize and the two requantizations between layers stay
+    # (activations travel as bytes), no dequantize and no fp32 GEMM is left.
+    assert ops == {"qgemm": 3, "gemm": 0, "conv2d": 0, "quantize": 3, "dequantize": 0}
+
+
+@pytest.mark.parametrize("target", ["host", "host:cpu=haswell", "host:cpu=x86-64"])
+def test_mlp_matches_convert_pt2e(mlp, target):
+    model, example = mlp
+    compiled = ember.compile(model, (example,), target=target)
+    for _ in range(3):
+        x = torch.randn_like(example) * 1.5     # past the calibrated range too: codes clamp
+        with torch.no_grad():
+            _assert_within_one_step(compiled(x), model(x))
+
+
+def test_weights_are_stored_as_int8(mlp, tmp_path):
+    from safetensors.numpy import load_file
+    model, example = mlp
+    artifact = ember.compile(model, (example,)).save(str(tmp_path / "m.ember"))
+    weights = load_file(os.path.join(artifact, "weights.safetensors"))
+    matrices = {name: a.dtype for name, a in weights.items() if a.ndim >= 2}
+    assert matrices and all(dtype == np.int32 for dtype in matrices.values()), matrices  # words
+
+
+def test_conv_net_matches_convert_pt2e():
+    """The Linear folds; the convolution keeps its dequantize -> fp32 conv -> quantize form
+    for now, which computes exactly what the model states."""
+    torch.manual_seed(0)
+    example = torch.randn(4, 3, 16, 16)
+    model = _quantized(ConvNet(), example)
+    assert _graph_ops(model, example)["qgemm"] == 1
+    compiled = ember.compile(model, (example,))
+    x = torch.randn_like(example)
+    with torch.no_grad():
+        _assert_within_one_step(compiled(x), model(x))
