@@ -215,11 +215,6 @@ def test_unquantized_models_are_unchanged(mlp_block):
 
 
 # -- errors ------------------------------------------------------------------------------------
-def test_unsupported_mode_is_refused():
-    with pytest.raises(ValueError, match="mode 'static' is not supported yet"):
-        ember.quant.Int8(mode="static")
-
-
 def test_bad_regular_expression_is_refused():
     with pytest.raises(ValueError, match="filter '\\[' is not a regular expression"):
         ember.quant.Int8(filter="[")

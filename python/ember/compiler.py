@@ -126,6 +126,9 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
     start = time.perf_counter()
     from ember.frontend import import_exported
     from ember.frontend.export import export_model
+    if options.quantize is not None and options.quantize.mode == "static":
+        from ember.frontend.static_quantization import quantize_static
+        model = quantize_static(model, example_inputs, options.quantize, options.dynamic_shapes)
     exported = export_model(model, example_inputs, options.dynamic_shapes)
     captured = time.perf_counter() - start
 

@@ -129,7 +129,7 @@ def _refuse_data_dependent_shapes(graph: torch.fx.Graph) -> None:
 
 
 @contextlib.contextmanager
-def _in_inference_mode(model: torch.nn.Module):
+def in_inference_mode(model: torch.nn.Module):
     """Runs the block with `model` in eval mode, then gives every submodule back the mode it
     had: ember compiles inference graphs, and the caller's module is never left changed. A
     module in train() mode gets a warning (its dropout and batch statistics are not what
@@ -155,7 +155,7 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
                  dynamic_shapes=None) -> ExportedModel:
     """Captures `model` with torch.export and splits it into graph, weights and signature."""
     try:
-        with _in_inference_mode(model), torch.no_grad(), \
+        with in_inference_mode(model), torch.no_grad(), \
                 dataclasses_as_dicts(model) as dataclass_paths:
             program = _export(model, tuple(example_inputs), dynamic_shapes)
     except ExportError:

@@ -23,6 +23,7 @@ from mlir import ir
 from ember.dialect.ops import Gemm, QGemm, Weight
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
+from ember.quant import selects
 from ember.quant.schemes import quantize_weight
 
 #: A parameter's name ("fc.weight"), then what ember's passes appended when deriving from it
@@ -79,9 +80,7 @@ class Quantize(EmberPass):
     exclude: str = ""
 
     def selects(self, kind: str, weight_name: str) -> bool:
-        names = (kind, module_path(weight_name))
-        return any(re.search(self.filter, s) for s in names) and \
-            not (self.exclude and any(re.search(self.exclude, s) for s in names))
+        return selects(self.filter, self.exclude, kind, module_path(weight_name))
 
     def run(self, module, ctx: PassContext) -> None:
         if self.mode != "dynamic":

@@ -1,0 +1,162 @@
+"""Static int8 quantization of a torch model, before import: PyTorch's PT2E flow.
+
+    model --torch.export--> graph --prepare_pt2e(X86InductorQuantizer)--> observed graph
+          --run the calibration inputs--> --convert_pt2e--> graph with quantize/dequantize ops
+
+The result is what a user who quantized with PT2E themselves would hand ember, and it is
+compiled the same way (ember-fold-quantized-ops turns its dequantize -> Linear chains into int8
+GEMMs). torchao supplies the quantizer and the weight observer (per output channel,
+symmetric); the activation observer is chosen by `Int8.method`:
+
+    minmax      the observed [min, max]
+    percentile  the range holding `percentile` % of the observed values (outliers clipped)
+    entropy     the clipping threshold whose 256-level quantization keeps the histogram
+                closest in KL divergence (TensorRT's entropy calibration)
+
+`filter`/`exclude` pick the Linear and Conv2d modules by kind or module path, the same rule as
+dynamic mode.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional, Tuple
+
+import numpy as np
+import torch
+
+from ember.quant import Int8
+
+
+def _range_search_observer(method: str, percentile: float):
+    """An activation observer class: HistogramObserver's running histogram, another rule for
+    the range it quantizes."""
+    from torchao.quantization.pt2e.observer import HistogramObserver
+
+    class RangeSearchObserver(HistogramObserver):
+        def _non_linear_param_search(self) -> Tuple[torch.Tensor, torch.Tensor]:
+            hist = self.histogram.detach().cpu().double().numpy()
+            lo, hi = float(self.min_val), float(self.max_val)
+            if hist.sum() == 0 or hi <= lo:
+                return self.min_val, self.max_val
+            edges = np.linspace(lo, hi, len(hist) + 1)
+            first, last = (_percentile_bins(hist, percentile) if method == "percentile"
+                           else _entropy_bins(hist, edges, 256))
+            return (torch.tensor(min(edges[first], 0.0), dtype=torch.float32),
+                    torch.tensor(max(edges[last + 1], 0.0), dtype=torch.float32))
+    RangeSearchObserver.__name__ = f"{method.capitalize()}Observer"
+    return RangeSearchObserver
+
+
+def _percentile_bins(hist: np.ndarray, percentile: float) -> Tuple[int, int]:
+    """The first and last bins of the central `percentile` % of the mass (each tail loses
+    half of the rest)."""
+    cdf = np.cumsum(hist) / hist.sum()
+    tail = (100.0 - percentile) / 200.0
+    first = int(np.searchsorted(cdf, tail, side="right"))
+    last = int(np.searchsorted(cdf, 1.0 - tail, side="left"))
+    return min(first, last), min(last, len(hist) - 1)
+
+
+def _kl_divergence(window: np.ndarray, clipped: np.ndarray, levels: int) -> float:
+    """KL(P || Q), as TensorRT's calibrator: P the histogram with the clipped outliers added to
+    its edge bins (`clipped`), Q the histogram without them (`window`) merged into `levels`
+    equal groups of bins and spread back evenly over each group's nonempty bins; so clipping
+    costs what it moves, and rounding what it merges."""
+    p = clipped / clipped.sum()
+    q = np.zeros_like(p)
+    for g in np.array_split(np.arange(len(window)), min(levels, len(window))):
+        nonempty = g[window[g] > 0]
+        if len(nonempty):
+            q[nonempty] = window[g].sum() / len(nonempty)
+    if not q.sum():
+        return np.inf
+    q /= q.sum()
+    mask = p > 0
+    if np.any(q[mask] == 0):
+        return np.inf
+    return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
+
+
+def _entropy_bins(hist: np.ndarray, edges: np.ndarray, levels: int,
+                  candidates: int = 128) -> Tuple[int, int]:
+    """The window [first, last] of bins that clipping at a threshold T (to [-T, T], as
+    TensorRT's entropy calibration) leaves, for the T whose quantization loses the least (KL
+    divergence); T runs geometrically from the largest magnitude down to where the window
+    would hold fewer bins than quantization levels."""
+    n = len(hist)
+    top = max(abs(edges[0]), abs(edges[-1]))
+    best, best_window = np.inf, (0, n - 1)
+    for t in top * np.geomspace(1.0, 1e-4, candidates):
+        first = int(np.searchsorted(edges, -t, side="right")) - 1
+        last = int(np.searchsorted(edges, t, side="left")) - 1
+        first, last = max(first, 0), min(last, n - 1)
+        if last - first + 1 < levels:
+            break
+        window = hist[first:last + 1]
+        clipped = window.copy()
+        clipped[0] += hist[:first].sum()
+        clipped[-1] += hist[last + 1:].sum()
+        divergence = _kl_divergence(window, clipped, levels)
+        if divergence < best:
+            best, best_window = divergence, (first, last)
+    return best_window
+
+
+def _quantizer(model: torch.nn.Module, scheme: Int8):
+    from torchao.quantization.pt2e.observer import MinMaxObserver
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+    config = x86.get_default_x86_inductor_quantization_config()
+    observer = MinMaxObserver if scheme.method == "minmax" else \
+        _range_search_observer(scheme.method, scheme.percentile)
+    activation = dataclasses.replace(config.input_activation,
+                                     observer_or_fake_quant_ctr=observer.with_args(eps=2 ** -12))
+    config = dataclasses.replace(config, input_activation=activation,
+                                 output_activation=activation)
+    quantizer = x86.X86InductorQuantizer()
+    kinds = {torch.nn.Linear: "Linear", torch.nn.Conv2d: "Conv2d"}
+    for path, module in model.named_modules():
+        kind = kinds.get(type(module))
+        if kind is not None and scheme.selects(kind, path):
+            quantizer.set_module_name_qconfig(path, config)
+    return quantizer
+
+
+def quantize_static(model: torch.nn.Module, example_inputs, scheme: Int8,
+                    dynamic_shapes=None) -> torch.nn.Module:
+    """`model` with its chosen Linear and Conv2d layers statically quantized (a
+    `convert_pt2e` graph module), calibrated on `scheme.calibration`."""
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from ember.frontend.errors import ExportError
+    from ember.frontend.export import in_inference_mode
+    example_inputs = tuple(example_inputs)
+    try:
+        with in_inference_mode(model):
+            graph = torch.export.export(model, example_inputs, dynamic_shapes=dynamic_shapes or
+                                        _calibration_shapes(example_inputs, scheme.calibration)
+                                        ).module()
+    except Exception as e:
+        raise ExportError(f"torch.export failed before static quantization: {e}") from e
+    prepared = prepare_pt2e(graph, _quantizer(model, scheme))
+    with torch.no_grad():
+        for i, batch in enumerate(scheme.calibration):
+            try:
+                prepared(*batch)
+            except Exception as e:
+                raise ValueError(f"calibration batch {i} does not fit the model as exported "
+                                 f"for these example inputs: {e}") from e
+    return convert_pt2e(prepared)
+
+
+def _calibration_shapes(example_inputs: tuple, calibration) -> Optional[tuple]:
+    """torch.export dynamic shapes that let the calibration batches through: every input dim
+    whose size differs between the example and a batch is left free (Dim.AUTO)."""
+    free = [set() for _ in example_inputs]
+    for batch in calibration:
+        for i, (example, value) in enumerate(zip(example_inputs, batch)):
+            if isinstance(example, torch.Tensor) and isinstance(value, torch.Tensor) and \
+                    example.dim() == value.dim():
+                free[i] |= {d for d in range(example.dim()) if example.shape[d] != value.shape[d]}
+    if not any(free):
+        return None
+    return tuple({d: torch.export.Dim.AUTO for d in dims} if isinstance(x, torch.Tensor)
+                 else None for x, dims in zip(example_inputs, free))

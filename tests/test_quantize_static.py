@@ -1,0 +1,116 @@
+"""Static int8 quantization (`ember.quant.Int8(mode="static", calibration=...)`): the three
+calibration methods' ranges, accuracy of the example MLP against fp32 PyTorch, the filter over
+Linear and Conv2d modules, and the settings a user can get wrong."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import ember
+import ember.quant
+from test_quantize_pt2e import _graph_ops
+
+static = pytest.importorskip("ember.frontend.static_quantization")
+
+
+def _cosine(a, b) -> float:
+    a, b = torch.as_tensor(a).flatten().double(), torch.as_tensor(b).flatten().double()
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+
+
+# -- calibration ranges ------------------------------------------------------------------------
+def _observer(method: str, data: torch.Tensor):
+    observer = static._range_search_observer(method, 99.9)(eps=2 ** -12)
+    observer(data)
+    scale, zero_point = observer.calculate_qparams()
+    lo = float((0 - zero_point) * scale)
+    return lo, lo + 255 * float(scale)
+
+
+def test_percentile_and_entropy_clip_an_outlier_minmax_keeps():
+    torch.manual_seed(0)
+    data = torch.randn(100_000)
+    data[0] = 60.0                                   # one activation far out
+    for method in ("percentile", "entropy"):
+        lo, hi = _observer(method, data)
+        assert -6 < lo < -2 and 2 < hi < 12, (method, lo, hi)
+    scheme = ember.quant.Int8(mode="static", calibration=[data], method="minmax")
+    assert static._quantizer(torch.nn.Linear(2, 2), scheme) is not None
+
+
+def test_ranges_always_hold_zero():
+    """Post-ReLU activations (all >= 0): the range starts at 0, so 0 is exact."""
+    data = torch.rand(10_000) * 4 + 1
+    for method in ("percentile", "entropy"):
+        lo, hi = _observer(method, data)
+        assert lo == 0.0 and 4 < hi <= 5.01, (method, lo, hi)
+
+
+def test_percentile_bins_keep_the_central_mass():
+    hist = np.ones(1000)
+    assert static._percentile_bins(hist, 99.0) == (5, 994)
+    assert static._percentile_bins(hist, 100.0) == (0, 999)
+
+
+# -- end to end --------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["minmax", "percentile", "entropy"])
+def test_mlp_block_accuracy(mlp_block, method):
+    torch.manual_seed(1)
+    calibration = [torch.randn(64, 512) for _ in range(8)]
+    x = torch.randn(256, 512)
+    compiled = ember.compile(mlp_block, (x,), quantize=ember.quant.Int8(
+        mode="static", calibration=calibration, method=method))
+    with torch.no_grad():
+        assert _cosine(compiled(x), mlp_block(x)) >= 0.999
+
+
+class Net(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.head = torch.nn.Linear(8 * 8 * 8, 32)
+        self.classifier = torch.nn.Linear(32, 10)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x)).flatten(1)
+        return self.classifier(torch.relu(self.head(y)))
+
+
+def test_filter_and_exclude_pick_modules():
+    torch.manual_seed(0)
+    model, x = Net().eval(), torch.randn(2, 3, 8, 8)
+
+    def quantized(**settings):
+        scheme = ember.quant.Int8(mode="static", calibration=[x], **settings)
+        return _graph_ops(static.quantize_static(model, (x,), scheme), x)
+    everything = quantized()
+    assert everything["qgemm"] == 2 and everything["dequantize"] >= 1   # the conv's
+    assert quantized(exclude="classifier")["qgemm"] == 1
+    only_conv = quantized(filter="Conv2d")
+    assert only_conv["qgemm"] == 0 and only_conv["gemm"] == 2 and only_conv["quantize"] >= 1
+    assert quantized(filter=r"^head$")["qgemm"] == 1
+
+
+def test_model_left_as_it_was(mlp_block):
+    mlp_block.train()
+    try:
+        with pytest.warns(UserWarning, match="train"):
+            static.quantize_static(mlp_block, (torch.randn(4, 512),), ember.quant.Int8(
+                mode="static", calibration=[torch.randn(4, 512)]))
+        assert mlp_block.training
+    finally:
+        mlp_block.eval()
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"mode": "static"}, "needs calibration"),
+    ({"mode": "static", "calibration": []}, "calibration is empty"),
+    ({"calibration": [torch.zeros(1)]}, "calibration is for mode='static'"),
+    ({"mode": "static", "calibration": [torch.zeros(1)], "method": "kl"}, "method must be"),
+    ({"mode": "static", "calibration": [torch.zeros(1)], "percentile": 20}, "percentile must"),
+    ({"mode": "qat"}, "mode must be one of"),
+])
+def test_settings_are_checked(settings, message):
+    with pytest.raises(ValueError, match=message):
+        ember.quant.Int8(**settings)
