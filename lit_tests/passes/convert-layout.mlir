@@ -56,3 +56,21 @@ func.func @blocked_by_nchw_operand(%x: tensor<1x3x8x8xf32>, %y: tensor<1x4x8x8xf
   %1 = "ember.binary"(%0, %y) {kind = "add"} : (tensor<1x4x8x8xf32>, tensor<1x4x8x8xf32>) -> tensor<1x4x8x8xf32>
   return %1 : tensor<1x4x8x8xf32>
 }
+
+// -----
+
+// A quantized network: the transposes sink through per-tensor quantize and dequantize (both
+// elementwise), so the pair between the two convolutions cancels.
+// CHECK-LABEL: func.func @quantized_chain
+// CHECK: %[[C:.*]] = "ember.conv2d"
+// CHECK-NEXT: %[[Q:.*]] = "ember.quantize"(%[[C]]) {{.*}} -> tensor<1x6x6x8xui8>
+// CHECK-NEXT: %[[D:.*]] = "ember.dequantize"(%[[Q]]) {{.*}} -> tensor<1x6x6x8xf32>
+// CHECK-NOT: "ember.transpose"(%[[D]])
+// CHECK: "ember.conv2d"(%[[D]],
+func.func @quantized_chain(%x: tensor<1x8x6x6xf32>, %w: tensor<8x8x3x3xf32>) -> tensor<1x8x6x6xf32> {
+  %0 = "ember.conv2d"(%x, %w) {activation = "relu", dilations = array<i64: 1, 1>, groups = 1 : i64, layout = "nchw", padding = array<i64: 1, 1>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x6x6xf32>, tensor<8x8x3x3xf32>) -> tensor<1x8x6x6xf32>
+  %q = "ember.quantize"(%0) {scale = 0.5 : f32, zero_point = 0 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<1x8x6x6xf32>) -> tensor<1x8x6x6xui8>
+  %d = "ember.dequantize"(%q) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<1x8x6x6xui8>) -> tensor<1x8x6x6xf32>
+  %1 = "ember.conv2d"(%d, %w) {activation = "none", dilations = array<i64: 1, 1>, groups = 1 : i64, layout = "nchw", padding = array<i64: 1, 1>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x6x6xf32>, tensor<8x8x3x3xf32>) -> tensor<1x8x6x6xf32>
+  return %1 : tensor<1x8x6x6xf32>
+}

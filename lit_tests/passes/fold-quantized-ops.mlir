@@ -70,3 +70,48 @@ func.func @not_folded(%x: tensor<4x16xf32>, %c: tensor<4x16xui8>, %z: tensor<8xi
   %r = "ember.quantize"(%a) {scale = 0.25 : f32, zero_point = 3 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x16xf32>) -> tensor<4x16xui8>
   return %y0, %y1, %y2, %y3, %r : tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x16xui8>
 }
+
+// -----
+
+// A PT2E convolution after ember-convert-layout: NHWC conv2d on transposed dequantized codes
+// and a transposed per-channel int8 filter [F, C, KH, KW]. The transposes move onto the
+// bytes (the filter's is derived in the weights table, its channel axis follows), and the
+// conv becomes a qgemm over the codes' patches: lhs_patches = KH, KW, SH, SW, DH, DW, PH, PW
+// (padded with the zero point), the filter as a [KH*KW*C, F] matrix.
+// CHECK-LABEL: func.func @conv
+// CHECK-DAG: %[[T:.*]] = "ember.transpose"(%[[Q:.*]]) {permutation = array<i64: 0, 2, 3, 1>} : (tensor<2x3x8x8xui8>) -> tensor<2x8x8x3xui8>
+// CHECK-DAG: %[[W:.*]] = "ember.weight"() {name = "conv.weight.transpose.matrix"} : () -> tensor<27x16xi8>
+// CHECK: "ember.qgemm"(%[[T]], %[[W]], %{{.*}}, %{{.*}}) {activation = "relu", lhs_encoding = "s8", lhs_patches = array<i64: 3, 3, 2, 2, 1, 1, 1, 1>, lhs_scale = 5.000000e-01 : f32, lhs_zero_point = 7 : i64
+// CHECK-SAME: (tensor<2x8x8x3xui8>, tensor<27x16xi8>, tensor<16xf32>, tensor<16xf32>) -> tensor<2x4x4x16xf32>
+// CHECK-NOT: ember.conv2d
+func.func @conv(%x: tensor<2x3x8x8xf32>) -> tensor<2x4x4x16xf32> {
+  %w = "ember.weight"() {name = "conv.weight"} : () -> tensor<16x3x3x3xi8>
+  %s = "ember.weight"() {name = "conv.scale"} : () -> tensor<16xf32>
+  %z = arith.constant dense<0> : tensor<16xi64>
+  %b = "ember.weight"() {name = "conv.bias"} : () -> tensor<16xf32>
+  %q = "ember.quantize"(%x) {scale = 0.5 : f32, zero_point = 7 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<2x3x8x8xf32>) -> tensor<2x3x8x8xui8>
+  %a = "ember.dequantize"(%q) {scale = 0.5 : f32, zero_point = 7 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<2x3x8x8xui8>) -> tensor<2x3x8x8xf32>
+  %an = "ember.transpose"(%a) {permutation = array<i64: 0, 2, 3, 1>} : (tensor<2x3x8x8xf32>) -> tensor<2x8x8x3xf32>
+  %dw = "ember.dequantize"(%w, %s, %z) {axis = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<16x3x3x3xi8>, tensor<16xf32>, tensor<16xi64>) -> tensor<16x3x3x3xf32>
+  %f = "ember.transpose"(%dw) {permutation = array<i64: 2, 3, 1, 0>} : (tensor<16x3x3x3xf32>) -> tensor<3x3x3x16xf32>
+  %y = "ember.conv2d"(%an, %f, %b) {activation = "relu", dilations = array<i64: 1, 1>, groups = 1 : i64, layout = "nhwc", padding = array<i64: 1, 1>, strides = array<i64: 2, 2>, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<2x8x8x3xf32>, tensor<3x3x3x16xf32>, tensor<16xf32>) -> tensor<2x4x4x16xf32>
+  return %y : tensor<2x4x4x16xf32>
+}
+
+// -----
+
+// Left as they are: a grouped (depthwise) conv and an NCHW conv.
+// CHECK-LABEL: func.func @conv_not_folded
+// CHECK-NOT: ember.qgemm
+// CHECK-COUNT-2: "ember.conv2d"
+func.func @conv_not_folded(%c: tensor<1x4x4x8xui8>, %cn: tensor<1x8x4x4xui8>) -> (tensor<1x4x4x8xf32>, tensor<1x8x4x4xf32>) {
+  %w = "ember.weight"() {name = "dw.weight"} : () -> tensor<3x3x1x8xi8>
+  %w2 = "ember.weight"() {name = "nchw.weight"} : () -> tensor<8x8x1x1xi8>
+  %a = "ember.dequantize"(%c) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<1x4x4x8xui8>) -> tensor<1x4x4x8xf32>
+  %an = "ember.dequantize"(%cn) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<1x8x4x4xui8>) -> tensor<1x8x4x4xf32>
+  %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<3x3x1x8xi8>) -> tensor<3x3x1x8xf32>
+  %dw2 = "ember.dequantize"(%w2) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<8x8x1x1xi8>) -> tensor<8x8x1x1xf32>
+  %y = "ember.conv2d"(%a, %dw) {activation = "none", dilations = array<i64: 1, 1>, groups = 8 : i64, layout = "nhwc", padding = array<i64: 1, 1>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x4x4x8xf32>, tensor<3x3x1x8xf32>) -> tensor<1x4x4x8xf32>
+  %y2 = "ember.conv2d"(%an, %dw2) {activation = "none", dilations = array<i64: 1, 1>, groups = 1 : i64, layout = "nchw", padding = array<i64: 0, 0>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x4x4xf32>, tensor<8x8x1x1xf32>) -> tensor<1x8x4x4xf32>
+  return %y, %y2 : tensor<1x4x4x8xf32>, tensor<1x8x4x4xf32>
+}

@@ -23,7 +23,8 @@ from ember.lowering.elementwise_to_linalg import lower_binary, lower_rotary_embe
     lower_unary
 from ember.lowering.gemm_to_linalg import lower_gemm
 from ember.lowering.qgemm_to_linalg import lower_qgemm
-from ember.lowering.quantize_to_linalg import lower_dequantize, lower_quantize
+from ember.lowering.quantize_to_linalg import drop_unsigned_types, lower_dequantize, \
+    lower_quantize
 from ember.lowering.reductions_to_linalg import lower_layer_norm, lower_reduce, lower_rms_norm, \
     lower_softmax
 from ember.lowering.shape_ops_to_linalg import lower_concat, lower_reshape, lower_slice, \
@@ -70,3 +71,4 @@ class LowerToLinalg(EmberPass):
     def run(self, module, ctx: PassContext) -> None:
         apply_patterns(module, {name: [_pattern(fn)] for name, fn in LOWERINGS.items()},
                        erase_dead=False)
+        drop_unsigned_types(module)

@@ -5,7 +5,8 @@
                                                 of 4 for the kernel, which reads words)
     static lhs codes [M, K] (already quantized): scale = lhs_scale in every row; the bytes go
                    to the kernel as they are (top bit flipped if the kernel reads the other
-                   signedness, K padded to a multiple of 4)
+                   signedness, K padded to a multiple of 4); an lhs of patches (a quantized
+                   conv) is padded with the zero point and its im2col bytes materialized first
     packed rhs:   func.call @ember_gemm_<i>(words, panels, scale, rhs_scale, compensation,
                                             [bias], [residual], init)   (see lower_packed_gemm;
                   ember-cpu-gemm-kernels gives it the target's integer dot product)
@@ -26,7 +27,8 @@ from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.scalar_math import signed_byte
 from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generic, \
     generic_into, identity_map, pad, reduce_trailing, tensor_shape
-from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function
+from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function, \
+    materialize_patches
 from ember.dialect.ops.quantization import unsigned_codes
 from ember.lowering.quantize_to_linalg import signless
 from ember.quant.schemes import encoding
@@ -37,7 +39,10 @@ _F32 = ir.F32Type.get
 def lower_qgemm(qgemm: QGemm):
     enc = encoding(qgemm.lhs_encoding)
     out_type = ir.RankedTensorType(qgemm.result.type)
-    lhs, residual, out2_type = as_row_matrix(signless(qgemm.lhs), qgemm.residual, out_type)
+    source = signless(qgemm.lhs)
+    if qgemm.lhs_patches is not None:
+        source = _patches(source, qgemm.lhs_patches, qgemm.lhs_zero_point)
+    lhs, residual, out2_type = as_row_matrix(source, qgemm.residual, out_type)
     if qgemm.static:
         scale = filled(ir.RankedTensorType.get(out2_type.shape[:1], _F32()),
                        [(lhs, 0)], qgemm.lhs_scale)
@@ -66,7 +71,15 @@ def lower_qgemm(qgemm: QGemm):
                                       reference=_reference_kernel)
         init = empty_like(out2_type, [(lhs, 0), None])
         result = func.call([out2_type], callee, operands + [init])
-    return from_row_matrix(result, qgemm.lhs, out_type)
+    return from_row_matrix(result, source, out_type)
+
+
+def _patches(codes, geometry, zero_point: int):
+    """The im2col patch matrix [N, OH, OW, KH*KW*C] of NHWC codes padded with the zero point
+    (the code of 0.0; its byte, for unsigned codes above 127, reads as negative i8)."""
+    kh, kw, sh, sw, dh, dw, ph, pw = geometry
+    padded = pad(codes, [0, ph, pw, 0], [0, ph, pw, 0], zero_point - 256 * (zero_point > 127))
+    return materialize_patches(padded, (kh, kw, sh, sw, dh, dw))
 
 
 def _kernel_bytes(codes, unsigned: bool, enc):

@@ -5,7 +5,9 @@
 
 Linalg and arith compute on signless integers, so a ui8 tensor is read through
 `tensor.bitcast` to i8 (`signless`) and a ui8 result is written as i8 and cast back
-(`with_storage_type`); the casts meet in pairs between ops and canonicalization removes them.
+(`with_storage_type`). Once every ember op is lowered, nothing reads the signedness any more:
+`drop_unsigned_types` retypes what is left of ui8 (the bytes data movement ops pass along) to
+i8 and removes the casts, which bufferization could not handle.
 """
 from __future__ import annotations
 
@@ -77,3 +79,48 @@ def lower_dequantize(op: Dequantize):
     return generic([codes, op.scales, op.zero_points], init,
                    [identity_map(rank), along, along, identity_map(rank)], [PARALLEL] * rank,
                    body)
+
+
+def _signless_type(t):
+    """`t` with unsigned integer elements made signless (tensors, integers), or None when it
+    has none."""
+    if isinstance(t, ir.RankedTensorType):
+        tensor_type = t
+        element = _signless_type(tensor_type.element_type)
+        return None if element is None else \
+            ir.RankedTensorType.get(tensor_type.shape, element, tensor_type.encoding)
+    if isinstance(t, ir.IntegerType) and t.is_unsigned:
+        return ir.IntegerType.get_signless(t.width)
+    return None
+
+
+def drop_unsigned_types(module) -> None:
+    """Retypes every unsigned integer value (op results, block arguments and the functions'
+    signatures) as signless and erases the tensor.bitcasts that become no-ops."""
+    casts = []
+
+    def visit(op):
+        op = op.operation
+        for value in list(op.results):
+            new = _signless_type(value.type)
+            if new is not None:
+                value.set_type(new)
+        for region in op.regions:
+            for block in region.blocks:
+                for arg in block.arguments:
+                    new = _signless_type(arg.type)
+                    if new is not None:
+                        arg.set_type(new)
+        if op.name == "func.func":
+            fn_type = ir.FunctionType(ir.TypeAttr(op.attributes["function_type"]).value)
+            retype = [[_signless_type(t) or t for t in ts]
+                      for ts in (fn_type.inputs, fn_type.results)]
+            op.attributes["function_type"] = ir.TypeAttr.get(ir.FunctionType.get(*retype))
+        if op.name == "tensor.bitcast":
+            casts.append(op)
+        return ir.WalkResult.ADVANCE
+    module.operation.walk(visit)
+    for cast in casts:
+        if cast.operands[0].type == cast.results[0].type:
+            cast.results[0].replace_all_uses_with(cast.operands[0])
+            cast.erase()

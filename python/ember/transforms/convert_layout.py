@@ -3,7 +3,8 @@
 Each NCHW conv2d/pool2d becomes `transpose -> NHWC op -> transpose back` (filters are
 transposed to [KH, KW, C, F], which ember-fold-constants does at compile time). Transposes are
 then sunk toward the outputs, through elementwise ops (unary, binary with both sides transposed
-alike, or with a constant side, which is permuted instead), until each NHWC op's input transpose
+alike, or with a constant side, which is permuted instead; per-tensor quantize and dequantize),
+until each NHWC op's input transpose
 meets the previous op's output transpose and ember-canonicalize cancels the pair. What remains
 is one transpose at each boundary to NCHW code (the model's inputs and outputs, or ops that
 have no NHWC form), and none between convolutions.
@@ -14,7 +15,8 @@ from dataclasses import dataclass
 
 from mlir import ir
 
-from ember.dialect.ops import Binary, Conv2d, Pool2d, Reshape, Transpose, Unary, view
+from ember.dialect.ops import Binary, Conv2d, Dequantize, Pool2d, Quantize, Reshape, Transpose, \
+    Unary, view
 from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
@@ -64,6 +66,20 @@ def _sink_through_unary(op, rewriter) -> bool:
         return NOT_APPLIED
     with rewriter.ip, op.location:
         inner = Unary.build(t.input, kind=unary.kind)
+        rewriter.replace_op(op, [_transpose(inner, t.permutation)])
+    return APPLIED
+
+
+def _sink_through_quantization(op, rewriter) -> bool:
+    """quantize(transpose(x)) -> transpose(quantize(x)), and likewise for a per-tensor
+    dequantize: both are elementwise, so a quantized network's transposes cancel too."""
+    quant = view(op)
+    t = Transpose.defining(quant.input)
+    if t is None or (isinstance(quant, Dequantize) and quant.per_channel):
+        return NOT_APPLIED
+    with rewriter.ip, op.location:
+        inner = quant.rebuild(_permuted_type(op.results[0], _inverse(t.permutation)),
+                              input=t.input)
         rewriter.replace_op(op, [_transpose(inner, t.permutation)])
     return APPLIED
 
@@ -131,4 +147,6 @@ class ConvertLayout(EmberPass):
         apply_patterns(module, {Conv2d.op_name: [_to_nhwc], Pool2d.op_name: [_to_nhwc],
                                 Unary.op_name: [_sink_through_unary],
                                 Binary.op_name: [_sink_through_binary],
+                                Quantize.op_name: [_sink_through_quantization],
+                                Dequantize.op_name: [_sink_through_quantization],
                                 **CANONICALIZATIONS})

@@ -24,12 +24,12 @@ which computes exactly what the model states.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Optional
 
 import numpy as np
 from mlir import ir
 
-from ember.dialect.ops import Dequantize, Gemm, QGemm, Quantize, Transpose, Weight
+from ember.dialect.ops import Conv2d, Dequantize, Gemm, QGemm, Quantize, Transpose, Weight
 from ember.dialect.ops.quantization import storage_range
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
@@ -51,57 +51,47 @@ def _zero_constant(value, weights: WeightTable) -> bool:
     return False
 
 
-@dataclass
-class _Int8Weight:
-    """An int8 weight as a qgemm reads it: the codes [K, N] and their scales [N]."""
-    codes: ir.Value
-    scales: ir.Value
-
-
-def _int8_weight(rhs, weights: WeightTable) -> Optional[Tuple[Weight, Dequantize, bool]]:
-    """(int8 weight, its dequantize, whether the weight is stored [N, K]) when `rhs` is a
-    symmetric int8 weight dequantized (per output channel or per tensor), possibly
-    transposed; else None."""
-    transpose = Transpose.defining(rhs)
-    transposed = transpose is not None
-    if transposed:
-        if transpose.permutation != [1, 0]:
-            return None
-        rhs = transpose.input
-    dq = Dequantize.defining(rhs)
-    weight = Weight.defining(dq.input) if dq is not None else None
-    if weight is None or str(dq.input.type.element_type) != "i8" or \
-            len(ir.RankedTensorType(dq.input.type).shape) != 2:
+def _int8_weight(value, weights: WeightTable, channel_axis: int) -> Optional[Dequantize]:
+    """The dequantize of `value` when it is a symmetric int8 `ember.weight` quantized per
+    channel along `channel_axis` (or per tensor); else None."""
+    dq = Dequantize.defining(value)
+    if dq is None or Weight.defining(dq.input) is None or \
+            str(dq.input.type.element_type) != "i8":
         return None
     if dq.per_channel:
-        if dq.axis != (0 if transposed else 1) or Weight.defining(dq.scales) is None or \
+        if dq.axis != channel_axis or Weight.defining(dq.scales) is None or \
                 not _zero_constant(dq.zero_points, weights):
             return None
     elif dq.zero_point != 0:
         return None
-    return weight, dq, transposed
+    return dq
 
 
-def _materialize(weight: Weight, dq: Dequantize, transposed: bool,
-                 weights: WeightTable) -> _Int8Weight:
-    """The codes [K, N] and scales [N] as weights (derived in the table where the model
-    stores them otherwise), built at the current insertion point."""
-    k, n = ir.RankedTensorType(weight.result.type).shape[::-1] if transposed else \
-        ir.RankedTensorType(weight.result.type).shape
-    name = weight.name
-    if transposed:
-        name = weights.derive(f"{weight.name}.transpose", np.transpose, [weight.name],
-                              key=("transpose", weight.name))
+def _weight_matrix(dq: Dequantize, weights: WeightTable):
+    """(codes [K, N], scales [N]) of an int8 weight [..., N] seen as a matrix (its leading
+    dims flattened into K, a conv filter's [KH, KW, C, F] as [KH*KW*C, F]), built at the
+    current insertion point; the reshape is derived in the weights table where needed."""
+    weight = Weight.defining(dq.input)
+    shape = ir.RankedTensorType(dq.input.type).shape
+    k, n = int(np.prod(shape[:-1])), shape[-1]
+    name = weight.name if len(shape) == 2 else weights.derive(
+        f"{weight.name}.matrix", lambda w: w.reshape(k, n), [weight.name],
+        key=("matrix", weight.name))
     codes = Weight.build(ir.RankedTensorType.get([k, n], ir.IntegerType.get_signless(8)),
                          name=name)
     if dq.per_channel:
-        scales = dq.scales
-    else:
-        scale = dq.scale
-        scales = Weight.build(ir.RankedTensorType.get([n], ir.F32Type.get()), name=weights.derive(
-            f"{weight.name}.scales", lambda: np.full(n, scale, np.float32), [],
-            key=("scales", weight.name, scale, n)))
-    return _Int8Weight(codes, scales)
+        return codes, dq.scales
+    scale = dq.scale
+    scales = Weight.build(ir.RankedTensorType.get([n], ir.F32Type.get()), name=weights.derive(
+        f"{weight.name}.scales", lambda: np.full(n, scale, np.float32), [],
+        key=("scales", weight.name, scale, n)))
+    return codes, scales
+
+
+def _codes_of(value) -> Optional[Dequantize]:
+    """The per-tensor dequantize producing `value`, if any."""
+    dq = Dequantize.defining(value)
+    return dq if dq is not None and not dq.per_channel else None
 
 
 @dataclass
@@ -110,19 +100,77 @@ class _FoldGemm:
 
     def __call__(self, op, rewriter) -> bool:
         gemm = Gemm(op)
-        lhs = Dequantize.defining(gemm.lhs)
+        lhs = _codes_of(gemm.lhs)
         if gemm.rhs_panel is not None or gemm.lhs_patches is not None or lhs is None or \
-                lhs.per_channel or len(ir.RankedTensorType(gemm.rhs.type).shape) != 2:
+                len(ir.RankedTensorType(gemm.rhs.type).shape) != 2:
             return NOT_APPLIED
-        found = _int8_weight(gemm.rhs, self.ctx.weights)
-        if found is None:
+        rhs = _int8_weight(gemm.rhs, self.ctx.weights, channel_axis=1)
+        if rhs is None:
             return NOT_APPLIED
         with rewriter.ip, op.location:
-            weight = _materialize(*found, self.ctx.weights)
+            codes, scales = _weight_matrix(rhs, self.ctx.weights)
             rewriter.replace_op(op, [QGemm.build(
-                lhs.input, weight.codes, weight.scales, gemm.result.type, bias=gemm.bias,
+                lhs.input, codes, scales, gemm.result.type, bias=gemm.bias,
                 residual=gemm.residual, activation=gemm.activation, lhs_scale=lhs.scale,
                 lhs_zero_point=lhs.zero_point)])
+        return APPLIED
+
+
+@dataclass
+class _FoldConv:
+    """An NHWC conv2d (groups 1) on dequantized codes and an int8 HWIO filter: a qgemm over
+    the codes' patches (padded with the zero point), its filter the [KH*KW*C, F] matrix."""
+    ctx: PassContext
+
+    def __call__(self, op, rewriter) -> bool:
+        conv = Conv2d(op)
+        lhs = _codes_of(conv.input)
+        if conv.layout != "nhwc" or conv.groups != 1 or lhs is None:
+            return NOT_APPLIED
+        shape = ir.RankedTensorType(conv.input.type).shape
+        if any(ir.ShapedType.is_dynamic_size(d) for d in shape[1:]):
+            return NOT_APPLIED
+        rhs = _int8_weight(conv.filter, self.ctx.weights, channel_axis=3)
+        if rhs is None:
+            return NOT_APPLIED
+        kh, kw = ir.RankedTensorType(conv.filter.type).shape[:2]
+        with rewriter.ip, op.location:
+            codes, scales = _weight_matrix(rhs, self.ctx.weights)
+            rewriter.replace_op(op, [QGemm.build(
+                lhs.input, codes, scales, conv.result.type, bias=conv.bias,
+                residual=conv.residual, activation=conv.activation, lhs_scale=lhs.scale,
+                lhs_zero_point=lhs.zero_point,
+                lhs_patches=[kh, kw, *conv.strides, *conv.dilations, *conv.padding])])
+        return APPLIED
+
+
+@dataclass
+class _TransposeCodes:
+    """transpose(dequantize(c)) -> dequantize(transpose(c)): layout changes move to the
+    bytes (a quarter of the traffic), and the int8 op folds see the codes. A weight's
+    transposed copy is derived in the weights table; a per-channel axis follows the
+    permutation."""
+    ctx: PassContext
+
+    def __call__(self, op, rewriter) -> bool:
+        transpose = Transpose(op)
+        dq = Dequantize.defining(transpose.input)
+        if dq is None:
+            return NOT_APPLIED
+        perm = transpose.permutation
+        codes_type = ir.RankedTensorType(dq.input.type)
+        moved = ir.RankedTensorType.get(ir.RankedTensorType(transpose.result.type).shape,
+                                        codes_type.element_type)
+        weight = Weight.defining(dq.input)
+        with rewriter.ip, op.location:
+            if weight is not None:
+                codes = Weight.build(moved, name=self.ctx.weights.derive(
+                    f"{weight.name}.transpose", lambda w: np.transpose(w, perm), [weight.name],
+                    key=("transpose", weight.name, tuple(perm))))
+            else:
+                codes = Transpose.build(dq.input, moved, permutation=perm)
+            extra = {"axis": perm.index(dq.axis)} if dq.per_channel else {}
+            rewriter.replace_op(op, [dq.rebuild(transpose.result.type, input=codes, **extra)])
         return APPLIED
 
 
@@ -147,5 +195,7 @@ class FoldQuantizedOps(EmberPass):
     name = "ember-fold-quantized-ops"
 
     def run(self, module, ctx: PassContext) -> None:
-        apply_patterns(module, {Gemm.op_name: [_FoldGemm(ctx)],
+        apply_patterns(module, {Transpose.op_name: [_TransposeCodes(ctx)],
+                                Gemm.op_name: [_FoldGemm(ctx)],
+                                Conv2d.op_name: [_FoldConv(ctx)],
                                 Quantize.op_name: [_fold_requantize]})

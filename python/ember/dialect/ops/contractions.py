@@ -71,18 +71,7 @@ class Gemm(EmberOp):
 
     def _patch_matrix(self, lhs: Shape) -> Union[Shape, str]:
         """The logical lhs of a GEMM over implicit im2col patches, or the broken rule."""
-        geometry = self.lhs_patches
-        if len(geometry) != 6 or min(geometry) < 1:
-            return f"lhs_patches must be array<i64: KH, KW, SH, SW, DH, DW> of positive " \
-                   f"values, got {Gemm.lhs_patches.raw(self)}"
-        if len(lhs) != 4 or None in lhs[1:]:
-            return f"an lhs of patches must be a padded NHWC input [N, Hp, Wp, C] with static " \
-                   f"Hp, Wp, C, got {format_shape(lhs)}"
-        kh, kw, _, _, dh, dw = geometry
-        if lhs[1] < dh * (kh - 1) + 1 or lhs[2] < dw * (kw - 1) + 1:
-            return f"the patch window {kh}x{kw} (dilation {dh}x{dw}) does not fit the lhs " \
-                   f"{format_shape(lhs)}"
-        return patch_matrix_shape(lhs, tuple(geometry))
+        return patch_matrix_or_problem(self.lhs_patches, Gemm.lhs_patches.raw(self), lhs, 0)
 
     def _unpacked_rhs(self, lhs: Shape, rhs: Shape, res: Shape) -> Union[Shape, str]:
         """The logical [K, N] of a panel-packed rhs (`rhs_panel = NR`), or the broken rule."""
@@ -132,6 +121,11 @@ class QGemm(EmberOp):
         "byte j of word (p, w, c) holding rhs[4w + j, p*NR + c]"))
     lhs_scale = F32(optional=True, doc="static: the scale of the lhs codes")
     lhs_zero_point = I64(optional=True, doc="static: the zero point of the lhs codes")
+    lhs_patches = I64Array(optional=True, doc=(
+        "KH, KW, SH, SW, DH, DW, PH, PW (static lhs only): lhs is an NHWC input of codes "
+        "[N, H, W, C] standing for the im2col patch matrix [N, OH, OW, KH*KW*C] of that input "
+        "padded by PH rows and PW columns of the zero point (the code of 0.0): a quantized "
+        "convolution"))
 
     @property
     def static(self) -> bool:
@@ -154,6 +148,15 @@ class QGemm(EmberOp):
             return "a static lhs holds full 8-bit codes: its encoding must be u8 or s8"
         return None
 
+    def logical_lhs_shape(self) -> Union[Shape, str]:
+        """The [..., M, K] lhs the product reads (the patch matrix of an lhs of patches)."""
+        lhs = shape_of(self.lhs)
+        if self.lhs_patches is None:
+            return lhs
+        if not self.static:
+            return "lhs_patches needs a static lhs (codes)"
+        return patch_matrix_or_problem(self.lhs_patches, QGemm.lhs_patches.raw(self), lhs, 2)
+
     def verify(self) -> Optional[str]:
         lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
         if lhs is None or rhs is None or res is None or len(lhs) < 2:
@@ -161,6 +164,9 @@ class QGemm(EmberOp):
         problem = self._verify_lhs()
         if problem:
             return problem
+        lhs = self.logical_lhs_shape()
+        if isinstance(lhs, str):
+            return lhs
         f32 = "f32"
         for name in ("rhs_scale", "bias", "residual", "result"):
             value = getattr(self, name)
@@ -197,6 +203,25 @@ class QGemm(EmberOp):
             return f"residual shape {format_shape(shape_of(self.residual) or [])} must equal " \
                    f"the result shape {format_shape(res)}"
         return None
+
+
+def patch_matrix_or_problem(geometry, raw, lhs: Shape, padding: int) -> Union[Shape, str]:
+    """The patch matrix an NHWC lhs stands for under `geometry` (KH, KW, SH, SW, DH, DW, then
+    PH, PW when `padding` is 2: the lhs is padded by them first), or the broken rule."""
+    names = "KH, KW, SH, SW, DH, DW" + (", PH, PW" if padding else "")
+    if len(geometry) != 6 + padding or min(geometry[:6]) < 1 or min(geometry[6:] or [0]) < 0:
+        return f"lhs_patches must be array<i64: {names}> of positive values (padding >= 0), " \
+               f"got {raw}"
+    if len(lhs) != 4 or None in lhs[1:]:
+        return f"an lhs of patches must be an NHWC input [N, H, W, C] with static H, W, C, " \
+               f"got {format_shape(lhs)}"
+    kh, kw, _, _, dh, dw = geometry[:6]
+    ph, pw = geometry[6:] or (0, 0)
+    padded = [lhs[0], lhs[1] + 2 * ph, lhs[2] + 2 * pw, lhs[3]]
+    if padded[1] < dh * (kh - 1) + 1 or padded[2] < dw * (kw - 1) + 1:
+        return f"the patch window {kh}x{kw} (dilation {dh}x{dw}) does not fit the lhs " \
+               f"{format_shape(padded)}"
+    return patch_matrix_shape(padded, tuple(geometry[:6]))
 
 
 def _element(value) -> str:
