@@ -56,9 +56,9 @@ func.func @static_qgemm_f32_codes(%a: tensor<8x16xf32>, %w: tensor<16x32xi8>, %s
 
 // -----
 
-func.func @static_qgemm_u7(%a: tensor<8x16xui8>, %w: tensor<16x32xi8>, %s: tensor<32xf32>) -> tensor<8x32xf32> {
-  // expected-error @+1 {{a static lhs holds full 8-bit codes: its encoding must be u8 or s8}}
-  %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "u7", lhs_scale = 0.5 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xui8>, tensor<16x32xi8>, tensor<32xf32>) -> tensor<8x32xf32>
+func.func @static_qgemm_u7(%a: tensor<8x16xi8>, %w: tensor<16x32xi8>, %s: tensor<32xf32>) -> tensor<8x32xf32> {
+  // expected-error @+1 {{a static lhs in encoding u7 (codes below 128) must be ui8}}
+  %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "u7", lhs_scale = 0.5 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xi8>, tensor<16x32xi8>, tensor<32xf32>) -> tensor<8x32xf32>
   return %0 : tensor<8x32xf32>
 }
 

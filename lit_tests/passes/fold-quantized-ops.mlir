@@ -3,12 +3,14 @@
 // A PT2E Linear: dequantized codes x dequantized (per channel, symmetric) int8 weight [N, K],
 // transposed, with a fused bias and ReLU, becomes a static int8 GEMM on the codes; the weight
 // is stored transposed once ([K, N], `<name>.transpose`), its scales are used as they are.
+// lhs_encoding says how a kernel may read the codes: u8 (unsigned), s8 (signed), u7 (unsigned
+// codes a quantize kept below 128, see @seven_bits).
 // CHECK-LABEL: func.func @linear
 // CHECK-DAG: %[[S:.*]] = "ember.weight"() {name = "fc.scale"} : () -> tensor<32xf32>
 // CHECK-DAG: %[[B:.*]] = "ember.weight"() {name = "fc.bias"} : () -> tensor<32xf32>
 // CHECK-DAG: %[[Q:.*]] = "ember.quantize"(%arg0)
 // CHECK-DAG: %[[W:.*]] = "ember.weight"() {name = "fc.weight.transpose"} : () -> tensor<16x32xi8>
-// CHECK: %[[Y:.*]] = "ember.qgemm"(%[[Q]], %[[W]], %[[S]], %[[B]]) {activation = "relu", lhs_encoding = "s8", lhs_scale = 2.500000e-01 : f32, lhs_zero_point = 128 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 1, 0>} : (tensor<?x16xui8>, tensor<16x32xi8>, tensor<32xf32>, tensor<32xf32>) -> tensor<?x32xf32>
+// CHECK: %[[Y:.*]] = "ember.qgemm"(%[[Q]], %[[W]], %[[S]], %[[B]]) {activation = "relu", lhs_encoding = "u8", lhs_scale = 2.500000e-01 : f32, lhs_zero_point = 128 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 1, 0>} : (tensor<?x16xui8>, tensor<16x32xi8>, tensor<32xf32>, tensor<32xf32>) -> tensor<?x32xf32>
 // CHECK-NOT: ember.dequantize
 // CHECK-NOT: ember.gemm
 // CHECK: return %[[Y]]
@@ -81,7 +83,7 @@ func.func @not_folded(%x: tensor<4x16xf32>, %c: tensor<4x16xui8>, %z: tensor<8xi
 // CHECK-LABEL: func.func @conv
 // CHECK-DAG: %[[T:.*]] = "ember.transpose"(%[[Q:.*]]) {permutation = array<i64: 0, 2, 3, 1>} : (tensor<2x3x8x8xui8>) -> tensor<2x8x8x3xui8>
 // CHECK-DAG: %[[W:.*]] = "ember.weight"() {name = "conv.weight.transpose.matrix"} : () -> tensor<27x16xi8>
-// CHECK: "ember.qgemm"(%[[T]], %[[W]], %{{.*}}, %{{.*}}) {activation = "relu", lhs_encoding = "s8", lhs_patches = array<i64: 3, 3, 2, 2, 1, 1, 1, 1>, lhs_scale = 5.000000e-01 : f32, lhs_zero_point = 7 : i64
+// CHECK: "ember.qgemm"(%[[T]], %[[W]], %{{.*}}, %{{.*}}) {activation = "relu", lhs_encoding = "u8", lhs_patches = array<i64: 3, 3, 2, 2, 1, 1, 1, 1>, lhs_scale = 5.000000e-01 : f32, lhs_zero_point = 7 : i64
 // CHECK-SAME: (tensor<2x8x8x3xui8>, tensor<27x16xi8>, tensor<16xf32>, tensor<16xf32>) -> tensor<2x4x4x16xf32>
 // CHECK-NOT: ember.conv2d
 func.func @conv(%x: tensor<2x3x8x8xf32>) -> tensor<2x4x4x16xf32> {
@@ -114,4 +116,21 @@ func.func @conv_not_folded(%c: tensor<1x4x4x8xui8>, %cn: tensor<1x8x4x4xui8>) ->
   %y = "ember.conv2d"(%a, %dw) {activation = "none", dilations = array<i64: 1, 1>, groups = 8 : i64, layout = "nhwc", padding = array<i64: 1, 1>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x4x4x8xf32>, tensor<3x3x1x8xf32>) -> tensor<1x4x4x8xf32>
   %y2 = "ember.conv2d"(%an, %dw2) {activation = "none", dilations = array<i64: 1, 1>, groups = 1 : i64, layout = "nchw", padding = array<i64: 0, 0>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x4x4xf32>, tensor<8x8x1x1xf32>) -> tensor<1x8x4x4xf32>
   return %y, %y2 : tensor<1x4x4x8xf32>, tensor<1x8x4x4xf32>
+}
+
+// -----
+
+// Codes a quantize kept in [0, 127] (7-bit activations, for vpmaddubsw) are marked u7, also
+// when they reach the GEMM through data movement.
+// CHECK-LABEL: func.func @seven_bits
+// CHECK: "ember.qgemm"({{.*}}lhs_encoding = "u7"
+func.func @seven_bits(%x: tensor<4x2x8xf32>) -> tensor<8x8xf32> {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<8x8xi8>
+  %q = "ember.quantize"(%x) {scale = 0.25 : f32, zero_point = 64 : i64, quant_min = 0 : i64, quant_max = 127 : i64} : (tensor<4x2x8xf32>) -> tensor<4x2x8xui8>
+  %r = "ember.reshape"(%q) : (tensor<4x2x8xui8>) -> tensor<8x8xui8>
+  %t = "ember.transpose"(%r) {permutation = array<i64: 1, 0>} : (tensor<8x8xui8>) -> tensor<8x8xui8>
+  %a = "ember.dequantize"(%t) {scale = 0.25 : f32, zero_point = 64 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<8x8xui8>) -> tensor<8x8xf32>
+  %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<8x8xi8>) -> tensor<8x8xf32>
+  %y = "ember.gemm"(%a, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<8x8xf32>
+  return %y : tensor<8x8xf32>
 }

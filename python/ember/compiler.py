@@ -128,7 +128,9 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
     from ember.frontend.export import export_model
     if options.quantize is not None and options.quantize.mode == "static":
         from ember.frontend.static_quantization import quantize_static
-        model = quantize_static(model, example_inputs, options.quantize, options.dynamic_shapes)
+        from ember.targets import get_target
+        model = quantize_static(model, example_inputs, options.quantize, options.dynamic_shapes,
+                                codes=get_target(options.target).static_activation_codes())
     exported = export_model(model, example_inputs, options.dynamic_shapes)
     captured = time.perf_counter() - start
 

@@ -130,6 +130,11 @@ class Target:
         """The facts passes and code generators read (built once per target)."""
         raise NotImplementedError
 
+    def static_activation_codes(self) -> tuple:
+        """The unsigned code range [lo, hi] static int8 quantization gives activations for
+        this target: all 8 bits unless its integer dot product would lose some."""
+        return (0, 255)
+
     @property
     def spec(self) -> str:
         """The target string that rebuilds this target: `kind:key=value,...` with every option

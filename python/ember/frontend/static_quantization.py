@@ -102,13 +102,14 @@ def _entropy_bins(hist: np.ndarray, edges: np.ndarray, levels: int,
     return best_window
 
 
-def _quantizer(model: torch.nn.Module, scheme: Int8):
+def _quantizer(model: torch.nn.Module, scheme: Int8, codes: Tuple[int, int]):
     from torchao.quantization.pt2e.observer import MinMaxObserver
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
     config = x86.get_default_x86_inductor_quantization_config()
     observer = MinMaxObserver if scheme.method == "minmax" else \
         _range_search_observer(scheme.method, scheme.percentile)
-    activation = dataclasses.replace(config.input_activation,
+    activation = dataclasses.replace(config.input_activation, quant_min=codes[0],
+                                     quant_max=codes[1],
                                      observer_or_fake_quant_ctr=observer.with_args(eps=2 ** -12))
     config = dataclasses.replace(config, input_activation=activation,
                                  output_activation=activation)
@@ -122,9 +123,11 @@ def _quantizer(model: torch.nn.Module, scheme: Int8):
 
 
 def quantize_static(model: torch.nn.Module, example_inputs, scheme: Int8,
-                    dynamic_shapes=None) -> torch.nn.Module:
+                    dynamic_shapes=None, codes: Tuple[int, int] = (0, 255)) -> torch.nn.Module:
     """`model` with its chosen Linear and Conv2d layers statically quantized (a
-    `convert_pt2e` graph module), calibrated on `scheme.calibration`."""
+    `convert_pt2e` graph module), calibrated on `scheme.calibration`; activations get the
+    unsigned codes [codes[0], codes[1]] (the target's `static_activation_codes`: 7 bits
+    where its dot product needs them, as FBGEMM's reduce_range)."""
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     from ember.frontend.errors import ExportError
     from ember.frontend.export import in_inference_mode
@@ -136,7 +139,7 @@ def quantize_static(model: torch.nn.Module, example_inputs, scheme: Int8,
                                         ).module()
     except Exception as e:
         raise ExportError(f"torch.export failed before static quantization: {e}") from e
-    prepared = prepare_pt2e(graph, _quantizer(model, scheme))
+    prepared = prepare_pt2e(graph, _quantizer(model, scheme, codes))
     with torch.no_grad():
         for i, batch in enumerate(scheme.calibration):
             try:

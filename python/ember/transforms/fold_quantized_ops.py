@@ -29,8 +29,9 @@ from typing import Optional
 import numpy as np
 from mlir import ir
 
-from ember.dialect.ops import Conv2d, Dequantize, Gemm, QGemm, Quantize, Transpose, Weight
-from ember.dialect.ops.quantization import storage_range
+from ember.dialect.ops import Conv2d, Dequantize, Gemm, QGemm, Quantize, Reshape, Transpose, \
+    Weight
+from ember.dialect.ops.quantization import storage_range, unsigned_codes
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.weights import WeightTable
@@ -94,6 +95,21 @@ def _codes_of(value) -> Optional[Dequantize]:
     return dq if dq is not None and not dq.per_channel else None
 
 
+def _encoding_of(codes) -> str:
+    """How an int8 kernel may read `codes`: "u7" when they are unsigned and the quantize that
+    wrote them (through data movement) kept them below 128, else by their storage."""
+    value = codes
+    while True:
+        mover = Transpose.defining(value) or Reshape.defining(value)
+        if mover is None:
+            break
+        value = mover.input
+    q = Quantize.defining(value)
+    if unsigned_codes(codes) and q is not None and q.quant_min >= 0 and q.quant_max <= 127:
+        return "u7"
+    return "u8" if unsigned_codes(codes) else "s8"
+
+
 @dataclass
 class _FoldGemm:
     ctx: PassContext
@@ -112,7 +128,7 @@ class _FoldGemm:
             rewriter.replace_op(op, [QGemm.build(
                 lhs.input, codes, scales, gemm.result.type, bias=gemm.bias,
                 residual=gemm.residual, activation=gemm.activation, lhs_scale=lhs.scale,
-                lhs_zero_point=lhs.zero_point)])
+                lhs_zero_point=lhs.zero_point, lhs_encoding=_encoding_of(lhs.input))])
         return APPLIED
 
 
@@ -139,7 +155,7 @@ class _FoldConv:
             rewriter.replace_op(op, [QGemm.build(
                 lhs.input, codes, scales, conv.result.type, bias=conv.bias,
                 residual=conv.residual, activation=conv.activation, lhs_scale=lhs.scale,
-                lhs_zero_point=lhs.zero_point,
+                lhs_zero_point=lhs.zero_point, lhs_encoding=_encoding_of(lhs.input),
                 lhs_patches=[kh, kw, *conv.strides, *conv.dilations, *conv.padding])])
         return APPLIED
 

@@ -73,7 +73,9 @@ class _PackInt8Pattern:
         k, n = ir.RankedTensorType(qgemm.rhs.type).shape
         nr, weights = self.panel, self.ctx.weights
         if qgemm.static:
-            enc = encoding(full_range_encoding(self.target))
+            fastest = int8_dot_for(self.target).encoding
+            enc = encoding(fastest if qgemm.lhs_encoding == fastest == "u7"
+                           else full_range_encoding(self.target))
             zero_point = kernel_zero_point(qgemm.lhs_zero_point, unsigned_codes(qgemm.lhs), enc)
         else:
             enc = encoding(int8_dot_for(self.target).encoding)

@@ -47,6 +47,7 @@ from ember.backends.cpu.conv_winograd import ConvWinograd
 from ember.backends.cpu.cpu_contractions import CpuContractions
 from ember.backends.cpu.expand_math import ExpandMath
 from ember.backends.cpu.gemm_kernels import CpuGemmKernels
+from ember.backends.cpu.int8_dot import int8_dot_for
 from ember.backends.cpu.inline_alloca_scopes import InlineAllocaScopes
 from ember.backends.cpu.kernel_destinations import MarkKernelDestinations
 from ember.backends.cpu.masked_half_as_int16 import MaskedHalfAsInt16
@@ -214,6 +215,11 @@ class CpuTarget(Target):
         """C source defining `static int ember_cpu_ok(void)`, checked before every run (see
         `entry_stub`); "" when every CPU of the triple runs the code."""
         return ""
+
+    def static_activation_codes(self) -> tuple:
+        """7-bit codes where the int8 dot product is vpmaddubsw (AVX2, AVX-512BW without VNNI):
+        its int16 pair sums saturate on full-range bytes, and u7 x s8 pairs never do."""
+        return (0, 127) if int8_dot_for(self.info).encoding == "u7" else (0, 255)
 
     # -- shared -----------------------------------------------------------------------------
     @functools.cached_property

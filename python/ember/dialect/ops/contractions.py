@@ -6,7 +6,7 @@ from typing import Optional, Union
 from ember.dialect.attributes import I64, Bool, F32, I64Array, OneOf
 from ember.dialect.definition import ElementTypes, EmberOp, Operand
 from ember.dialect.enums import ACTIVATIONS, INT8_ENCODINGS
-from ember.dialect.ops.quantization import storage_range
+from ember.dialect.ops.quantization import storage_range, unsigned_codes
 from ember.dialect.shapes import (Shape, broadcast_shape, dims_compatible, format_shape,
                                   patch_matrix_shape, shape_of, shapes_compatible)
 
@@ -102,9 +102,10 @@ class QGemm(EmberOp):
 
     Static (`lhs_scale` and `lhs_zero_point` set, as ember-fold-quantized-ops makes from a
     quantized model): lhs is already quantized, ui8 or i8 codes standing for
-    `(code - lhs_zero_point) * lhs_scale`; `lhs_encoding` (u8 or s8) is how the kernel reads
-    the bytes (codes of the other signedness have their top bit flipped on the way in), and
-    the compensation holds that reading's zero point times the column sums."""
+    `(code - lhs_zero_point) * lhs_scale`; `lhs_encoding` is how the kernel reads the bytes
+    (u8 or s8: codes of the other signedness have their top bit flipped on the way in; u7:
+    unsigned codes known to stay below 128, which vpmaddubsw can read), and the compensation
+    holds that reading's zero point times the column sums."""
     op_name = "ember.qgemm"
     element_types = ElementTypes.ANY
 
@@ -144,8 +145,8 @@ class QGemm(EmberOp):
         if not self.lhs_scale > 0 or not bounds[0] <= self.lhs_zero_point <= bounds[1]:
             return f"static lhs: scale {self.lhs_scale} must be positive and zero point " \
                    f"{self.lhs_zero_point} within [{bounds[0]}, {bounds[1]}]"
-        if self.lhs_encoding == "u7":
-            return "a static lhs holds full 8-bit codes: its encoding must be u8 or s8"
+        if self.lhs_encoding == "u7" and not unsigned_codes(self.lhs):
+            return "a static lhs in encoding u7 (codes below 128) must be ui8"
         return None
 
     def logical_lhs_shape(self) -> Union[Shape, str]:
