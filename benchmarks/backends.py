@@ -28,7 +28,7 @@ import torch
 #: ember is measured against these; "best peer" in the tables is the fastest of them.
 PEERS = ("eager", "inductor", "inductor-max", "ort", "iree", "openvino")
 #: The int8 rows: ember-int8 is measured against these (each peer's own int8 recipe).
-INT8_PEERS = ("eager-int8", "ort-int8", "openvino-int8")
+INT8_PEERS = ("eager-int8", "inductor-int8", "ort-int8", "openvino-int8")
 
 #: IREE's llvm-cpu recipe for fast GEMMs: target this CPU, data tiling (packed layouts) and
 #: micro-kernels. Measured here, data tiling made the MLP ~25% faster than IREE's defaults.
@@ -67,6 +67,30 @@ def prepare_eager_int8(model, inputs, threads, workdir) -> Prepared:
         with torch.no_grad():
             return quantized(*inputs)
     return Prepared(step, {"engine": torch.backends.quantized.engine}, quantized=True)
+
+
+def prepare_inductor_int8(model, inputs, threads, workdir) -> Prepared:
+    """PyTorch's own static int8 path: PT2E with X86InductorQuantizer (calibrated on the
+    benchmark inputs), then torch.compile with freezing, which lowers the quantized patterns
+    to oneDNN's int8 convolutions and linears."""
+    torch.set_num_threads(threads)
+    import torch._inductor.config as config
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+    quantizer = x86.X86InductorQuantizer()
+    quantizer.set_global(x86.get_default_x86_inductor_quantization_config())
+    with torch.no_grad():
+        prepared = prepare_pt2e(torch.export.export(model, tuple(inputs)).module(), quantizer)
+        prepared(*inputs)
+        converted = convert_pt2e(prepared)
+    config.freezing = True
+    compiled = torch.compile(converted)
+
+    def step():
+        with torch.no_grad():
+            return compiled(*inputs)
+    step()
+    return Prepared(step, {"quantizer": "X86InductorQuantizer"}, quantized=True)
 
 
 def _inductor(mode, freezing):
@@ -210,12 +234,14 @@ def _openvino(int8: bool):
 
 def _ember(quantize):
     def prepare(model, inputs, threads, workdir) -> Prepared:
-        """ember.compile for the static input shapes (int8: dynamic quantization of every
-        Linear), then the artifact reloaded with `num_threads`; each call is `runtime.run`
-        into preallocated torch outputs."""
+        """ember.compile for the static input shapes (int8 "dynamic": dynamic quantization of
+        every Linear; "static": every Linear and Conv2d, calibrated on the benchmark inputs as
+        the peers' static recipes are), then the artifact reloaded with `num_threads`; each
+        call is `runtime.run` into preallocated torch outputs."""
         import ember.quant
-        return _prepare_ember(model, inputs, threads, workdir,
-                              quantize and ember.quant.Int8())
+        scheme = None if not quantize else ember.quant.Int8() if quantize == "dynamic" else \
+            ember.quant.Int8(mode="static", calibration=[tuple(inputs)])
+        return _prepare_ember(model, inputs, threads, workdir, scheme)
     return prepare
 
 
@@ -250,11 +276,13 @@ BACKENDS = {
     "ort": prepare_ort,
     "iree": prepare_iree,
     "openvino": _openvino(int8=False),
-    "ember": _ember(quantize=False),
+    "ember": _ember(quantize=None),
     "eager-int8": prepare_eager_int8,
+    "inductor-int8": prepare_inductor_int8,
     "ort-int8": prepare_ort_int8,
     "openvino-int8": _openvino(int8=True),
-    "ember-int8": _ember(quantize=True),
+    "ember-int8": _ember(quantize="dynamic"),
+    "ember-int8-static": _ember(quantize="static"),
 }
 
 

@@ -4,7 +4,7 @@ Ratios are taken only between rows of one run that share workload, size and thre
 because numbers from different runs of a shared, boosting, virtualized CPU do not compare.
 Time ratios are backend / reference: below 1.00x is faster. "best peer" is the fastest
 backend in backends.PEERS whose output passed the cross-check; for an int8 row (a backend named
-"*-int8") the fastest of backends.INT8_PEERS. "vs ember" is against ember's fp32 row, the
+"*-int8*") the fastest of backends.INT8_PEERS. "vs ember" is against ember's fp32 row, the
 figure int8 speed-ups are stated in.
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def annotate(results: List[dict], workloads: Dict[str, object]) -> None:
             if r["status"] != "ok":
                 continue
             peers = [p for p in good if p["backend"] in
-                     (INT8_PEERS if r["backend"].endswith("-int8") else PEERS)]
+                     (INT8_PEERS if "-int8" in r["backend"] else PEERS)]
             best = min(peers, key=lambda p: p["median_ms"], default=None)
             median = r["median_ms"]
             r["ratio_vs_eager"] = median / eager if eager else None

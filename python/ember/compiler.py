@@ -87,6 +87,8 @@ class CompiledModel:
         self.runtime = runtime
         self.not_loaded_because = not_loaded_because
         self.compile_timings = dict(timings or {})
+        #: How the model was quantized (an ember.quant.report.QuantizationRecord), or None.
+        self.quantization = None
         if owns_dir:
             self._cleanup = weakref.finalize(self, shutil.rmtree, artifact_dir, True)
 
@@ -126,11 +128,16 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
     start = time.perf_counter()
     from ember.frontend import import_exported
     from ember.frontend.export import export_model
-    if options.quantize is not None and options.quantize.mode == "static":
-        from ember.frontend.static_quantization import quantize_static
-        from ember.targets import get_target
+    record = None
+    if options.quantize is not None:
+        from ember.quant.report import QuantizationRecord
+        record = QuantizationRecord(options.quantize,
+                                    options.target.int8_activation_encoding())
+    if record is not None and options.quantize.mode == "static":
+        from ember.frontend.static_quantization import layer_parameters, quantize_static
         model = quantize_static(model, example_inputs, options.quantize, options.dynamic_shapes,
-                                codes=get_target(options.target).static_activation_codes())
+                                codes=options.target.static_activation_codes())
+        record.static_layers = layer_parameters(model)
     exported = export_model(model, example_inputs, options.dynamic_shapes)
     captured = time.perf_counter() - start
 
@@ -140,7 +147,9 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
         timings = {"frontend": captured + time.perf_counter() - began}
         timings.update(build_artifact(source, artifact_dir, options))
         return timings
-    return _compile_and_load(build, options, start)
+    compiled = _compile_and_load(build, options, start)
+    compiled.quantization = record
+    return compiled
 
 
 def compile_mlir(text: str, *, weights: Optional[Mapping[str, Any]] = None,

@@ -130,10 +130,16 @@ class Target:
         """The facts passes and code generators read (built once per target)."""
         raise NotImplementedError
 
+    def int8_activation_encoding(self) -> str:
+        """How this target's int8 GEMMs store dynamically quantized activations (an
+        ember.quant.schemes encoding: s8, u8 or u7)."""
+        return "s8"
+
     def static_activation_codes(self) -> tuple:
         """The unsigned code range [lo, hi] static int8 quantization gives activations for
-        this target: all 8 bits unless its integer dot product would lose some."""
-        return (0, 255)
+        this target: 7 bits where its integer dot product reads u7 (vpmaddubsw, whose int16
+        pair sums saturate on full-range bytes; u7 x s8 pairs never do), else all 8."""
+        return (0, 127) if self.int8_activation_encoding() == "u7" else (0, 255)
 
     @property
     def spec(self) -> str:

@@ -19,7 +19,7 @@ dynamic mode.
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
@@ -163,3 +163,24 @@ def _calibration_shapes(example_inputs: tuple, calibration) -> Optional[tuple]:
         return None
     return tuple({d: torch.export.Dim.AUTO for d in dims} if isinstance(x, torch.Tensor)
                  else None for x, dims in zip(example_inputs, free))
+
+
+def layer_parameters(converted: torch.nn.Module) -> Dict[str, dict]:
+    """What a `convert_pt2e` graph states for each quantized Linear and Conv2d, by module path:
+    its input's per-tensor (scale, zero point, lowest, highest code) and its weight's codes and
+    per-output-channel scales, read from the quantize/dequantize nodes around it (so a report
+    can reproduce the layer alone)."""
+    decomposed = torch.ops.quantized_decomposed
+    layers = {}
+    for node in converted.graph.nodes:
+        if node.target not in (torch.ops.aten.linear.default, torch.ops.aten.conv2d.default):
+            continue
+        x, w = node.args[0], node.args[1]
+        stack = node.meta.get("nn_module_stack") or {}
+        if not stack or getattr(x, "target", None) != decomposed.dequantize_per_tensor.default \
+                or getattr(w, "target", None) != decomposed.dequantize_per_channel.default:
+            continue
+        path = list(stack.values())[-1][0]
+        codes, scales = (getattr(converted, a.target).detach() for a in w.args[:2])
+        layers[path] = {"input": tuple(x.args[1:5]), "weight": (codes, scales, w.args[3])}
+    return layers

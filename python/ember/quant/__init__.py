@@ -11,6 +11,7 @@ integer dot-product instructions (see ember.quant.schemes and ember-quantize).
 `Int8(mode="static")` fixes every activation's scale ahead of time from calibration inputs
 (PyTorch's PT2E flow, see ember.frontend.static_quantization): the int8 ops then pass int8
 activations between them. A model the user quantized with PT2E themselves compiles as it is.
+`ember.quant.report(model, compiled, inputs)` shows which layers lose the most (SQNR).
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-__all__ = ["Int8", "selects"]
+__all__ = ["Int8", "selects", "report", "QuantizationReport"]
 
 #: What `Int8` quantizes in each mode; `filter`/`exclude` match these kinds or module paths.
 QUANTIZABLE_KINDS = {"dynamic": ("Linear",), "static": ("Linear", "Conv2d")}
@@ -103,3 +104,6 @@ class Int8:
     def pass_options(self) -> dict:
         """The options of the ember-quantize pass that carry out dynamic mode."""
         return {"mode": self.mode, "filter": self.filter, "exclude": self.exclude}
+
+
+from ember.quant.report import QuantizationReport, report  # noqa: E402  (needs Int8 above)

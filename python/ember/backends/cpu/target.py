@@ -216,10 +216,9 @@ class CpuTarget(Target):
         `entry_stub`); "" when every CPU of the triple runs the code."""
         return ""
 
-    def static_activation_codes(self) -> tuple:
-        """7-bit codes where the int8 dot product is vpmaddubsw (AVX2, AVX-512BW without VNNI):
-        its int16 pair sums saturate on full-range bytes, and u7 x s8 pairs never do."""
-        return (0, 127) if int8_dot_for(self.info).encoding == "u7" else (0, 255)
+    def int8_activation_encoding(self) -> str:
+        """The encoding of the dot product this CPU's int8 kernels use."""
+        return int8_dot_for(self.info).encoding
 
     # -- shared -----------------------------------------------------------------------------
     @functools.cached_property

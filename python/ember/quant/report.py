@@ -1,0 +1,131 @@
+"""`ember.quant.report`: where quantization loses accuracy, layer by layer.
+
+    compiled = ember.compile(model, inputs, quantize=ember.quant.Int8())
+    print(ember.quant.report(model, compiled, inputs))
+
+For every quantized layer, the signal-to-quantization-noise ratio (SQNR, in dB) of its output
+when it alone is quantized: the fp32 model runs once, each quantized Linear/Conv2d's input is
+captured, and the layer is recomputed on that input the way ember computes it (dynamic mode:
+ember.quant.schemes' reference, bit for bit the kernels' products, with the compiled target's
+activation encoding; static mode: the calibrated input scale and the int8 weights the
+compiled model uses). Layers come worst first: the ones to try in `exclude=`. Then the
+end-to-end error of the compiled model against the fp32 one on the same inputs.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Dict, List
+
+import numpy as np
+
+from ember.quant import Int8
+from ember.quant.schemes import encoding, quantize_weight, reference_qgemm
+
+
+@dataclass
+class QuantizationRecord:
+    """What a compiled model's quantization was: the settings, the target's activation
+    encoding (dynamic mode) and, in static mode, each layer's parameters by module path
+    (ember.frontend.static_quantization.layer_parameters)."""
+    scheme: Int8
+    encoding: str
+    static_layers: Dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass
+class LayerError:
+    path: str
+    kind: str
+    sqnr_db: float
+
+
+@dataclass
+class QuantizationReport:
+    layers: List[LayerError]          # the quantized layers, lowest SQNR (most loss) first
+    output_sqnr_db: float
+    max_abs_error: float
+    cosine: float
+
+    def __str__(self) -> str:
+        width = max([len(layer.path) for layer in self.layers] + [12])
+        lines = [f"{'layer':<{width}}  {'kind':<7} SQNR dB"]
+        lines += [f"{layer.path:<{width}}  {layer.kind:<7} {layer.sqnr_db:7.1f}"
+                  for layer in self.layers]
+        lines.append(f"end to end: SQNR {self.output_sqnr_db:.1f} dB, max |error| "
+                     f"{self.max_abs_error:.4g}, cosine {self.cosine:.6f}")
+        return "\n".join(lines)
+
+
+def sqnr_db(reference, actual) -> float:
+    """10 log10(signal power / noise power); inf when they are equal."""
+    reference = np.asarray(reference, dtype=np.float64)
+    noise = float(np.sum((reference - np.asarray(actual, dtype=np.float64)) ** 2))
+    signal = float(np.sum(reference ** 2))
+    return math.inf if noise == 0 else 10 * math.log10(max(signal, 1e-300) / noise)
+
+
+def _dynamic_linear(module, x, enc: str):
+    w = module.weight.detach().numpy().T
+    q, scale = quantize_weight(w)
+    rows = x.reshape(-1, w.shape[0]).numpy()
+    y = reference_qgemm(rows, q, scale, encoding(enc))
+    if module.bias is not None:
+        y = y + module.bias.detach().numpy()
+    return y.reshape(*x.shape[:-1], w.shape[1])
+
+
+def _static_layer(module, x, params: dict):
+    import torch
+    import torch.nn.functional as F
+    scale, zero_point, lo, hi = params["input"]
+    codes = torch.clamp(torch.round(x * (1.0 / scale)) + zero_point, lo, hi)
+    x = (codes - zero_point) * scale
+    w_codes, w_scales, axis = params["weight"]
+    shape = [1] * w_codes.dim()
+    shape[axis] = -1
+    w = w_codes.float() * w_scales.reshape(shape)
+    if isinstance(module, torch.nn.Linear):
+        return F.linear(x, w, module.bias).numpy()
+    return F.conv2d(x, w, module.bias, module.stride, module.padding, module.dilation,
+                    module.groups).numpy()
+
+
+def report(model, compiled, inputs) -> QuantizationReport:
+    """Per-layer SQNR and the end-to-end error of `compiled` (an ember.compile result made
+    with `quantize=`) against `model` (the fp32 module it was compiled from) on `inputs`."""
+    import torch
+    from torch.utils._pytree import tree_leaves
+    record = getattr(compiled, "quantization", None)
+    if record is None:
+        raise ValueError("ember.quant.report needs a model compiled with quantize=")
+    kinds = {torch.nn.Linear: "Linear", torch.nn.Conv2d: "Conv2d"}
+    captured, hooks = [], []
+    for path, module in model.named_modules():
+        kind = kinds.get(type(module))
+        chosen = path in record.static_layers if record.scheme.mode == "static" else \
+            kind is not None and record.scheme.selects(kind, path)
+        if chosen:
+            hooks.append(module.register_forward_hook(
+                lambda m, args, out, path=path, kind=kind:
+                captured.append((path, kind, m, args[0].detach(), out.detach()))))
+    inputs = tuple(inputs)
+    try:
+        with torch.no_grad():
+            expected = model(*inputs)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    layers = []
+    with torch.no_grad():
+        for path, kind, module, x, y in captured:
+            quantized = _static_layer(module, x, record.static_layers[path]) \
+                if record.scheme.mode == "static" else _dynamic_linear(module, x, record.encoding)
+            layers.append(LayerError(path, kind, sqnr_db(y.numpy(), quantized)))
+        actual = compiled(*inputs)
+    layers.sort(key=lambda layer: layer.sqnr_db)
+    ref = np.concatenate([np.asarray(t, np.float64).ravel() for t in tree_leaves(expected)])
+    out = np.concatenate([np.asarray(t, np.float64).ravel() for t in tree_leaves(actual)])
+    norms = float(np.linalg.norm(ref) * np.linalg.norm(out))
+    return QuantizationReport(layers, sqnr_db(ref, out), float(np.max(np.abs(ref - out))),
+                              float(ref @ out / norms) if norms else 1.0)
