@@ -1,5 +1,6 @@
 """int8 dynamic quantization end to end (`ember.quant.Int8`): bit-exact against the numpy
-reference of ember.quant.schemes on every x86 dot product (run where this CPU has it, else
+reference of ember.quant.schemes on every x86 dot product and on AMX tiles (run where this CPU
+has it, else
 compiled and disassembled), shapes and epilogues, the filter, artifact size, accuracy of the
 example MLP and a BERT-style encoder against fp32 PyTorch, and the errors a user can make."""
 from __future__ import annotations
@@ -37,6 +38,7 @@ def _host_flags() -> set:
 HOST = _host_flags()
 #: (target, activation encoding, instructions in the kernel, /proc/cpuinfo flags it needs).
 DOT_PRODUCTS = [
+    ("host:cpu=sapphirerapids", "u8", {"tdpbusd"}, {"amx_int8", "amx_tile", "avx512bw"}),
     ("host:cpu=cascadelake", "u8", {"vpdpbusd"}, {"avx512_vnni", "avx512bw"}),
     ("host:cpu=alderlake", "u8", {"vpdpbusd"}, {"avx_vnni"}),
     ("host:cpu=skylake-avx512", "u7", {"vpmaddubsw", "vpmaddwd"}, {"avx512bw"}),
@@ -107,7 +109,8 @@ def test_words_hold_four_k_values_per_column():
 def _instructions(artifact: str) -> set:
     text = subprocess.run(["objdump", "-d", os.path.join(artifact, "model.so")],
                           capture_output=True, text=True, check=True).stdout
-    return {word for word in ("vpdpbusd", "vpmaddubsw", "vpmaddwd") if word in text}
+    return {word for word in ("vpdpbusd", "vpmaddubsw", "vpmaddwd", "tdpbusd", "tdpbssd")
+            if word in text}
 
 
 @pytest.mark.parametrize("target,enc,instructions,flags", DOT_PRODUCTS,
@@ -132,14 +135,20 @@ def test_reference_kernel_body_is_bit_exact(block):
     np.testing.assert_array_equal(compiled(x).numpy(), expected)
 
 
-def test_dynamic_batch_and_sequence(block):
+@pytest.mark.parametrize("target,enc,flags", [("host:cpu=x86-64", "s8", set()),
+                                               ("host:cpu=sapphirerapids", "u8",
+                                                {"amx_int8", "amx_tile", "avx512bw"})],
+                         ids=["portable", "amx"])
+def test_dynamic_batch_and_sequence(block, target, enc, flags):
+    """Rows in every tail piece of the tile (AMX: 16 rows, then 8, 4, 2, 1)."""
+    if not flags <= HOST:
+        pytest.skip(f"this CPU lacks {sorted(flags - HOST)}")
     batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", max=256)
-    compiled = ember.compile(block, (torch.randn(2, 16, 70),), quantize=INT8,
-                             target="host:cpu=x86-64",
+    compiled = ember.compile(block, (torch.randn(2, 16, 70),), quantize=INT8, target=target,
                              dynamic_shapes={"x": {0: batch, 1: seq}})
-    for shape in [(1, 1, 70), (3, 37, 70), (64, 5, 70)]:
+    for shape in [(1, 1, 70), (3, 37, 70), (64, 5, 70), (1, 31, 70)]:
         x = torch.randn(shape)
-        expected = _reference(block, x.reshape(-1, 70).numpy(), encoding("s8"))
+        expected = _reference(block, x.reshape(-1, 70).numpy(), encoding(enc))
         np.testing.assert_array_equal(compiled(x).numpy(), expected.reshape(shape))
 
 

@@ -191,3 +191,15 @@ __attribute__((visibility("hidden"))) _Float16 __truncsfbf2(float value) {
 __attribute__((visibility("hidden"))) _Float16 __truncdfbf2(double value) {
   return __truncsfbf2((float)value);
 }
+
+/* AMX: Linux gives a process the tile registers' state only once it asks
+ * (arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)); without it the first tile instruction
+ * of an AMX int8 kernel faults. Asked once when the artifact is loaded; on a CPU or kernel
+ * without AMX the request just fails, and such artifacts hold no AMX code for it anyway. */
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+__attribute__((constructor)) static void ember_request_amx_state(void) {
+  syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XFEATURE_XTILEDATA */);
+}
+#endif

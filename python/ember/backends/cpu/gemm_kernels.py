@@ -25,6 +25,7 @@ from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec, \
     check_kernel_signature, is_bufferized
 from ember.backends.cpu.gemm_schedule import choose_schedule
 from ember.backends.cpu.gemm_threads import emit_kernel
+from ember.backends.cpu.amx_tiles import TILE_ROWS, has_amx_int8
 from ember.backends.cpu.int8_dot import int8_dot_for
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.kit.gemm_kernel_spec import kernel_functions
@@ -62,6 +63,9 @@ class CpuGemmKernels(EmberPass):
     #: GEMMs wide enough for it to pay (gemm_schedule.PACK_A_MIN_PANELS), "true" always, "false"
     #: never.
     pack_a: str = "auto"
+    #: int8 kernels on the AMX tile registers where the target has AMX-INT8 (false: its
+    #: vector dot product).
+    amx: bool = True
 
     def run(self, module, ctx: PassContext) -> None:
         if self.pack_a not in ("auto", "true", "false"):
@@ -82,8 +86,11 @@ class CpuGemmKernels(EmberPass):
             except ValueError as e:
                 raise ValueError(f"{fn.location}: an int8 kernel packed for {spec.int8} "
                                  f"activations: {e}; pack with the same target") from None
-            schedule = choose_schedule(spec, traits, lanes=dot.lanes if dot else self.lanes,
-                                       mr=self.mr, kc=self.kc, mc=self.mc,
+            amx = self.amx and bool(spec.int8) and has_amx_int8(target) and \
+                spec.nr % 16 == 0 and spec.patches is None and not spec.batch
+            lanes = 16 if amx else dot.lanes if dot else self.lanes
+            schedule = choose_schedule(spec, traits, lanes=lanes,
+                                       mr=TILE_ROWS if amx else self.mr, kc=self.kc, mc=self.mc,
                                        split_rows=self.split_rows, unroll=self.unroll,
                                        chains=self.chains,
                                        temporaries=dot.temporaries if dot else 0)
@@ -92,6 +99,6 @@ class CpuGemmKernels(EmberPass):
             schedule = dataclasses.replace(schedule, parallel=schedule.parallel and self.parallel
                                            and target.openmp,
                                            pack_a=pack_a)
-            task = emit_kernel(fn, spec, schedule, dot)
+            task = emit_kernel(fn, spec, schedule, dot, amx=amx)
             fn.attributes[SCHEDULE_ATTR] = schedule.attr()
             expand_math(task)

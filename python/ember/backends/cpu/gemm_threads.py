@@ -16,6 +16,7 @@ from mlir import ir
 from mlir.dialects import arith, func, memref, scf
 
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
+from ember.backends.cpu.amx_tiles import AmxTaskEmitter
 from ember.backends.cpu.microkernel import GemmSchedule, TaskEmitter
 from ember.kit.builders import GemmOperands, for_, if_, index
 
@@ -26,10 +27,11 @@ THREADS_FN = "omp_get_max_threads"
 IN_PARALLEL_FN = "omp_in_parallel"
 
 
-def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None):
+def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None, amx=False):
     """Replaces the body of kernel function `fn` (memref arguments) by the schedule's code:
     one task per thread, each calling a new private task function (`<fn>_task`, placed after
-    `fn`), which it returns. `dot`: an int8 kernel's dot product (ember.backends.cpu.int8_dot)."""
+    `fn`), which it returns. `dot`: an int8 kernel's dot product (ember.backends.cpu.int8_dot);
+    `amx`: its tiles on the AMX tile registers instead (ember.backends.cpu.amx_tiles)."""
     block = fn.regions[0].blocks[0]
     args = list(block.arguments)
     for op in reversed(list(block.operations)):
@@ -52,7 +54,9 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None):
         entry = task.add_entry_block()
         with ir.InsertionPoint(entry):
             *batch, m0, m1, p0, p1 = entry.arguments[:indices]
-            TaskEmitter(spec, schedule, element, dot).emit_task(
+            emitter = AmxTaskEmitter(spec, schedule, element, dot, module_block, name) \
+                if amx else TaskEmitter(spec, schedule, element, dot)
+            emitter.emit_task(
                 GemmOperands.from_args(spec, entry.arguments[indices:]), m0, m1, p0, p1, *batch)
             func.ReturnOp([])
         if schedule.parallel:
