@@ -218,6 +218,30 @@ def test_int8_sdot_matches_x86_int8(run_model, tmp_path_factory, tmp_path):
     np.testing.assert_array_equal(output.reshape(on_x86.shape), on_x86.numpy())
 
 
+@needs_cc
+@needs_qemu
+@pytest.mark.skipif(shutil.which(OBJDUMP) is None, reason=f"needs {OBJDUMP}")
+@pytest.mark.parametrize("net", ["mlp", "conv"])
+def test_static_int8_sdot_matches_x86(run_model, tmp_path_factory, tmp_path, net):
+    """A PT2E-quantized MLP and conv net (static uint8 codes) on `+dotprod`: the kernels read
+    the codes as s8 (top bit flipped, compensation moved by 128) with sdot, and agree with the
+    x86 int8 result within one quantization step."""
+    quantized = pytest.importorskip("test_quantize_pt2e")
+    torch.manual_seed(0)
+    model, x = (quantized.Mlp(), torch.randn(16, 96)) if net == "mlp" else \
+        (quantized.ConvNet(), torch.randn(4, 3, 16, 16))
+    model = quantized._quantized(model, x)
+    compiled = ember.compile(model, (x,), target=NEON + ":features=+neon+dotprod")
+    artifact = compiled.save(str(tmp_path_factory.mktemp("a64") / f"{net}.ember"))
+    kernels = gemm_instructions(os.path.join(artifact, "model.so"))
+    assert kernels and all(any(re.search(r"\tsdot\tv\d+\.4s", ln) for ln in lines)
+                           for lines in kernels.values())
+    result, output = run_qemu(run_model, artifact, x, tmp_path, cpu="max")
+    assert result.returncode == 0, result.stdout + result.stderr
+    on_x86 = ember.compile(model, (x,))(x)
+    quantized._assert_within_one_step(torch.from_numpy(output.reshape(on_x86.shape)), on_x86)
+
+
 # ----------------------------------------------------------------------------- the library
 @needs_cc
 @pytest.mark.skipif(shutil.which(OBJDUMP) is None, reason=f"needs {OBJDUMP}")
