@@ -25,7 +25,7 @@ from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec, \
     check_kernel_signature, is_bufferized
 from ember.backends.cpu.gemm_schedule import choose_schedule
 from ember.backends.cpu.gemm_threads import emit_kernel
-from ember.backends.cpu.amx_tiles import TILE_ROWS, has_amx_int8
+from ember.backends.cpu.amx_tiles import has_amx_int8, max_rows
 from ember.backends.cpu.int8_dot import int8_dot_for
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.kit.gemm_kernel_spec import kernel_functions
@@ -90,7 +90,8 @@ class CpuGemmKernels(EmberPass):
                 spec.nr % 16 == 0 and spec.patches is None and not spec.batch
             lanes = 16 if amx else dot.lanes if dot else self.lanes
             schedule = choose_schedule(spec, traits, lanes=lanes,
-                                       mr=TILE_ROWS if amx else self.mr, kc=self.kc, mc=self.mc,
+                                       mr=max_rows(spec.nr) if amx else self.mr, kc=self.kc,
+                                       mc=self.mc,
                                        split_rows=self.split_rows, unroll=self.unroll,
                                        chains=self.chains,
                                        temporaries=dot.temporaries if dot else 0)
