@@ -69,3 +69,19 @@ func.func @codes_without_scale(%a: tensor<8x16xui8>, %w: tensor<16x32xi8>, %s: t
   %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "s8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xui8>, tensor<16x32xi8>, tensor<32xf32>) -> tensor<8x32xf32>
   return %0 : tensor<8x32xf32>
 }
+
+// -----
+
+func.func @result_codes_without_scale(%a: tensor<8x16xf32>, %w: tensor<16x32xi8>, %s: tensor<32xf32>) -> tensor<8x32xui8> {
+  // expected-error @+1 {{result must be f32 (or codes with result_scale), got ui8}}
+  %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "s8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xi8>, tensor<32xf32>) -> tensor<8x32xui8>
+  return %0 : tensor<8x32xui8>
+}
+
+// -----
+
+func.func @result_zero_point_outside_range(%a: tensor<8x16xf32>, %w: tensor<16x32xi8>, %s: tensor<32xf32>) -> tensor<8x32xui8> {
+  // expected-error @+1 {{quantized result: scale 0.5 must be positive and 0 <= lo <= zero point <= hi <= 255, got [0, 127] and zero point 200}}
+  %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "s8", result_scale = 0.5 : f32, result_zero_point = 200 : i64, result_range = array<i64: 0, 127>, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xi8>, tensor<32xf32>) -> tensor<8x32xui8>
+  return %0 : tensor<8x32xui8>
+}

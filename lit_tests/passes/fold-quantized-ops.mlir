@@ -134,3 +134,33 @@ func.func @seven_bits(%x: tensor<4x2x8xf32>) -> tensor<8x8xf32> {
   %y = "ember.gemm"(%a, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<8x8xf32>
   return %y : tensor<8x8xf32>
 }
+
+// -----
+
+// A quantize reading an int8 GEMM moves into it: the qgemm requantizes in its epilogue and
+// writes the codes (result_scale, result_zero_point, result_range). Not when the GEMM's f32
+// result has another user (@shared).
+// CHECK-LABEL: func.func @requantize_in_epilogue
+// CHECK: %[[H:.*]] = "ember.qgemm"({{.*}}result_range = array<i64: 0, 127>, result_scale = 1.250000e-01 : f32, result_zero_point = 3 : i64} : ({{.*}}) -> tensor<4x8xui8>
+// CHECK-NOT: ember.quantize
+// CHECK: return %[[H]]
+func.func @requantize_in_epilogue(%c: tensor<4x16xi8>) -> tensor<4x8xui8> {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<16x8xi8>
+  %a = "ember.dequantize"(%c) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<4x16xi8>) -> tensor<4x16xf32>
+  %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<16x8xi8>) -> tensor<16x8xf32>
+  %y = "ember.gemm"(%a, %dw) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  %q = "ember.quantize"(%y) {scale = 0.125 : f32, zero_point = 3 : i64, quant_min = 0 : i64, quant_max = 127 : i64} : (tensor<4x8xf32>) -> tensor<4x8xui8>
+  return %q : tensor<4x8xui8>
+}
+
+// CHECK-LABEL: func.func @shared
+// CHECK: %[[Y:.*]] = "ember.qgemm"({{.*}}) -> tensor<4x8xf32>
+// CHECK: "ember.quantize"(%[[Y]])
+func.func @shared(%c: tensor<4x16xi8>) -> (tensor<4x8xui8>, tensor<4x8xf32>) {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<16x8xi8>
+  %a = "ember.dequantize"(%c) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<4x16xi8>) -> tensor<4x16xf32>
+  %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<16x8xi8>) -> tensor<16x8xf32>
+  %y = "ember.gemm"(%a, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  %q = "ember.quantize"(%y) {scale = 0.125 : f32, zero_point = 3 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x8xf32>) -> tensor<4x8xui8>
+  return %q, %y : tensor<4x8xui8>, tensor<4x8xf32>
+}

@@ -61,3 +61,22 @@ func.func @static(%x: tensor<?x20xui8>) -> tensor<?x40xf32> {
   %0 = "ember.qgemm"(%x, %w, %s) {activation = "none", lhs_encoding = "s8", lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<?x20xui8>, tensor<20x40xi8>, tensor<40xf32>) -> tensor<?x40xf32>
   return %0 : tensor<?x40xf32>
 }
+
+// -----
+
+// A qgemm writing codes (result_scale, result_zero_point, result_range): its kernel's C is
+// bytes and its spec carries the requantization the kernel applies after the epilogue (the
+// ui8 bytes are i8 once lowered).
+// LOWER-LABEL: func.func @codes_out
+// LOWER: %[[R:.*]] = call @ember_gemm_{{.*}} -> tensor<?x40xi8>
+// LOWER-NEXT: return %[[R]]
+// LOWER-LABEL: func.func private @ember_gemm_
+// LOWER-SAME: out_codes = array<i64: 3, 0, 255>, out_scale = 2.500000e-01 : f64
+// LOWER: math.roundeven
+// LOWER: arith.trunci {{.*}} : i32 to i8
+func.func @codes_out(%x: tensor<?x20xui8>) -> tensor<?x40xui8> {
+  %w = "ember.weight"() {name = "fc.weight.int8"} : () -> tensor<20x40xi8>
+  %s = "ember.weight"() {name = "fc.weight.int8_scale"} : () -> tensor<40xf32>
+  %0 = "ember.qgemm"(%x, %w, %s) {activation = "relu", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, result_scale = 0.25 : f32, result_zero_point = 3 : i64, result_range = array<i64: 0, 255>, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<?x20xui8>, tensor<20x40xi8>, tensor<40xf32>) -> tensor<?x40xui8>
+  return %0 : tensor<?x40xui8>
+}

@@ -5,7 +5,7 @@ generate its body (`ember.gemm_kernel` for the CPU GEMM kernels, `ember.gpu_gemm
 ones), and a generated CPU kernel records its schedule the same way, so the attribute is
 derived from the dataclass instead of being written out per class. Each field is encoded by
 its declared type: int -> i64 (Optional[int]: -1 for None), bool -> BoolAttr,
-str -> StringAttr, Tuple[int, ...] -> DenseI64ArrayAttr. A field declared with
+float -> f64 FloatAttr, str -> StringAttr, Tuple[int, ...] -> DenseI64ArrayAttr. A field declared with
 `omitted_at_default` is left out while it holds its default and read back as the default when
 absent, which keeps the common attributes short and older ones readable.
 """
@@ -63,6 +63,8 @@ def _encode(tp, value) -> ir.Attribute:
         return ir.BoolAttr.get(value)
     if tp is int:
         return ir.IntegerAttr.get(ir.IntegerType.get_signless(64), value)
+    if tp is float:
+        return ir.FloatAttr.get(ir.F64Type.get(), value)
     if tp is str:
         return ir.StringAttr.get(value)
     if typing.get_origin(tp) is tuple:
@@ -80,6 +82,8 @@ def _decode(tp, attr):
         return ir.BoolAttr(attr).value
     if tp is int:
         return ir.IntegerAttr(attr).value
+    if tp is float:
+        return ir.FloatAttr(attr).value
     if tp is str:
         return ir.StringAttr(attr).value
     if typing.get_origin(tp) is tuple:

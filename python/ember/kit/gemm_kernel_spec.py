@@ -53,6 +53,10 @@ class GemmKernelSpec(GemmSpec):
     #: word at a time, B i32 panels [ceil(N/NR), K, NR] of words; after B it takes the row
     #: scales f32 [M], the column scales f32 [N] and the compensation i32 [N] (ember.qgemm).
     int8: str = omitted_at_default("")
+    #: An int8 kernel whose C holds bytes: the scale and (zero point, lowest, highest code) it
+    #: quantizes each result to after the epilogue (ember.qgemm's result_* attributes).
+    out_scale: float = omitted_at_default(0.0)
+    out_codes: Tuple[int, ...] = omitted_at_default(())
 
     def arg_names(self) -> List[str]:
         names = super().arg_names()
@@ -94,7 +98,8 @@ class GemmKernelSpec(GemmSpec):
             types.append(ir.MemRefType.get([self.n], element))
         if self.residual:
             types.append(ir.MemRefType.get(lead + [m, self.n], element))
-        types.append(ir.MemRefType.get(lead + [m, self.n], element))
+        types.append(ir.MemRefType.get(lead + [m, self.n], ir.IntegerType.get_signless(8)
+                                       if self.out_scale else element))
         return types
 
 
@@ -110,7 +115,8 @@ def check_kernel_signature(fn, spec: GemmKernelSpec) -> Optional[str]:
                f"{len(spec.arg_names())} ({', '.join(spec.arg_names())})"
     if not all(isinstance(t, ir.MemRefType) for t in inputs):
         return "kernel function arguments must be memrefs (run it after bufferization)"
-    element = ir.MemRefType(inputs[-1]).element_type
+    # The floats' type: C's (an int8 kernel writing codes computes in f32).
+    element = ir.F32Type.get() if spec.out_scale else ir.MemRefType(inputs[-1]).element_type
     expected = spec.memref_types(element)
     for name, got, want in zip(spec.arg_names(), inputs, expected):
         if str(got) != str(want):

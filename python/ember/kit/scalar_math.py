@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Callable, Dict
 
+from mlir import ir
 from mlir.dialects import arith, math as mmath
 
 from ember.kit.builders import constant
@@ -87,3 +88,18 @@ def signed_byte(word, j: int):
     shifted to the top, then arithmetically back down."""
     up = arith.shli(word, constant(24 - 8 * j, word.type))
     return arith.shrsi(up, constant(24, word.type))
+
+
+def quantize_code(x, inverse_scale: float, zero_point: int, lo: int, hi: int):
+    """The i8 code byte(s) of f32 x (a scalar or a vector), as PyTorch's quantize_per_tensor
+    computes them: clamp(roundeven(x * inverse) + zp, lo, hi)."""
+    y = arith.addf(mmath.roundeven(arith.mulf(x, constant(inverse_scale, x.type))),
+                   constant(float(zero_point), x.type))
+    y = arith.minimumf(arith.maximumf(y, constant(float(lo), x.type)),
+                       constant(float(hi), x.type))
+
+    def like(width):
+        element = ir.IntegerType.get_signless(width)
+        return ir.VectorType.get(ir.VectorType(x.type).shape, element) \
+            if isinstance(x.type, ir.VectorType) else element
+    return arith.trunci(like(8), arith.fptosi(like(32), y))

@@ -30,7 +30,8 @@ from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generi
 from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function, \
     materialize_patches
 from ember.dialect.ops.quantization import unsigned_codes
-from ember.lowering.quantize_to_linalg import signless
+from ember.kit.scalar_math import quantize_code
+from ember.lowering.quantize_to_linalg import signless, with_storage_type
 from ember.quant.schemes import encoding
 
 _F32 = ir.F32Type.get
@@ -38,11 +39,15 @@ _F32 = ir.F32Type.get
 
 def lower_qgemm(qgemm: QGemm):
     enc = encoding(qgemm.lhs_encoding)
-    out_type = ir.RankedTensorType(qgemm.result.type)
+    storage_type = ir.RankedTensorType(qgemm.result.type)
+    out_type = ir.RankedTensorType.get(storage_type.shape, _F32())     # before requantizing
+    quant = _result_quantization(qgemm)
     source = signless(qgemm.lhs)
     if qgemm.lhs_patches is not None:
         source = _patches(source, qgemm.lhs_patches, qgemm.lhs_zero_point)
-    lhs, residual, out2_type = as_row_matrix(source, qgemm.residual, out_type)
+    lhs, residual, f32_type = as_row_matrix(source, qgemm.residual, out_type)
+    out2_type = f32_type if quant is None else \
+        ir.RankedTensorType.get(f32_type.shape, ir.IntegerType.get_signless(8))
     if qgemm.static:
         scale = filled(ir.RankedTensorType.get(out2_type.shape[:1], _F32()),
                        [(lhs, 0)], qgemm.lhs_scale)
@@ -56,14 +61,18 @@ def lower_qgemm(qgemm: QGemm):
             product = _integer_product(_codes(lhs, inverse, enc), qgemm.rhs, enc.zero_point,
                                        not enc.signed)
         result = _dequantize(product, scale, qgemm.rhs_scale, None, qgemm.bias, residual,
-                             qgemm.activation, empty_like(out2_type, [(lhs, 0), None]))
+                             qgemm.activation, empty_like(out2_type, [(lhs, 0), None]), quant)
     else:
         words = _kernel_bytes(lhs, unsigned_codes(qgemm.lhs), enc) if qgemm.static else \
             _codes(lhs, inverse, enc, multiple=4)
         m, k = tensor_shape(words)
         spec = GemmKernelSpec(m=m, n=out_type.shape[-1], k=k // 4, nr=qgemm.rhs_panel,
                               activation=qgemm.activation, bias=qgemm.bias is not None,
-                              residual=residual is not None, int8=enc.name)
+                              residual=residual is not None, int8=enc.name,
+                              **({} if quant is None else {
+                                  "out_scale": qgemm.result_scale,
+                                  "out_codes": (qgemm.result_zero_point,
+                                                *qgemm.result_range)}))
         operands = [v for v in (words, qgemm.rhs, scale, qgemm.rhs_scale,
                                 qgemm.rhs_compensation, qgemm.bias, residual) if v is not None]
         callee = gemm_kernel_function(qgemm.operation, spec,
@@ -71,7 +80,15 @@ def lower_qgemm(qgemm: QGemm):
                                       reference=_reference_kernel)
         init = empty_like(out2_type, [(lhs, 0), None])
         result = func.call([out2_type], callee, operands + [init])
-    return from_row_matrix(result, source, out_type)
+    value_type = ir.RankedTensorType.get(storage_type.shape, out2_type.element_type)
+    return with_storage_type(from_row_matrix(result, source, value_type), storage_type)
+
+
+def _result_quantization(qgemm: QGemm):
+    """(inverse scale, zero point, lo, hi) of a quantized result, or None."""
+    if not qgemm.quantized_result:
+        return None
+    return (1.0 / qgemm.result_scale, qgemm.result_zero_point, *qgemm.result_range)
 
 
 def _patches(codes, geometry, zero_point: int):
@@ -156,9 +173,11 @@ def _integer_product(codes, rhs, zero_point: int, unsigned: bool):
                    [PARALLEL, PARALLEL, REDUCTION], mac)
 
 
-def _dequantize(product, row_scale, col_scale, compensation, bias, residual, activation, init):
+def _dequantize(product, row_scale, col_scale, compensation, bias, residual, activation, init,
+                quant=None):
     """f32 [M, N] = residual + act(float(product - compensation) * (row * col scale) + bias),
-    in ember.quant.schemes.reference_qgemm's order."""
+    in ember.quant.schemes.reference_qgemm's order; with `quant` (inverse scale, zero point,
+    lo, hi) those values' codes, as ember.quantize computes them."""
     operands = [product, row_scale, col_scale] + \
         [v for v in (compensation, bias, residual) if v is not None]
     maps = [identity_map(2), identity_map(2, [0]), identity_map(2, [1])] + \
@@ -171,7 +190,8 @@ def _dequantize(product, row_scale, col_scale, compensation, bias, residual, act
             acc = arith.subi(acc, rest.pop(0))
         y = arith.mulf(arith.sitofp(_F32(), acc), arith.mulf(sa, sb))
         b = rest.pop(0) if bias is not None else None
-        return apply_epilogue(y, activation, b, rest.pop(0) if residual is not None else None)
+        y = apply_epilogue(y, activation, b, rest.pop(0) if residual is not None else None)
+        return y if quant is None else quantize_code(y, *quant)
     return generic(operands, init, maps, [PARALLEL] * 2, body)
 
 
@@ -200,5 +220,6 @@ def _reference_kernel(spec: GemmKernelSpec, codes, panels, row_scale, col_scale,
     product = generic([codes] * 4 + [panels], acc,
                       code_maps + [rhs_map, identity_map(3, [0, 1])],
                       [PARALLEL, PARALLEL, REDUCTION], mac)
+    quant = None if not spec.out_scale else (1.0 / spec.out_scale, *spec.out_codes)
     return _dequantize(product, row_scale, col_scale, compensation, bias, residual,
-                       spec.activation, init)
+                       spec.activation, init, quant)

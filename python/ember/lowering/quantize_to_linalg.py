@@ -12,11 +12,12 @@ i8 and removes the casts, which bufferization could not handle.
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, math as mlir_math, tensor
+from mlir.dialects import arith, tensor
 
 from ember.dialect.ops import Dequantize, Quantize
 from ember.dialect.ops.quantization import unsigned_codes
 from ember.kit.builders import constant
+from ember.kit.scalar_math import quantize_code
 from ember.kit.structured import PARALLEL, elementwise, empty_like, generic, identity_map, \
     tensor_shape
 
@@ -43,20 +44,11 @@ def code_to_f32(code, unsigned: bool):
     return arith.uitofp(_F32(), code) if unsigned else arith.sitofp(_F32(), code)
 
 
-def quantize_scalar(x, inverse_scale: float, zero_point: int, lo: int, hi: int):
-    """The i8 byte of f32 x: clamp(roundeven(x * inverse) + zp, lo, hi)."""
-    y = arith.addf(mlir_math.roundeven(arith.mulf(x, constant(inverse_scale, _F32()))),
-                   constant(float(zero_point), _F32()))
-    y = arith.minimumf(arith.maximumf(y, constant(float(lo), _F32())), constant(float(hi), _F32()))
-    i32 = ir.IntegerType.get_signless(32)
-    return arith.trunci(ir.IntegerType.get_signless(8), arith.fptosi(i32, y))
-
-
 def lower_quantize(op: Quantize):
     storage = ir.RankedTensorType(op.result.type)
     i8_type = ir.RankedTensorType.get(storage.shape, ir.IntegerType.get_signless(8))
     inverse = 1.0 / op.scale                     # as PyTorch: the reciprocal, then a multiply
-    codes = elementwise([op.input], i8_type, lambda x: quantize_scalar(
+    codes = elementwise([op.input], i8_type, lambda x: quantize_code(
         x, inverse, op.zero_point, op.quant_min, op.quant_max))
     return with_storage_type(codes, storage)
 

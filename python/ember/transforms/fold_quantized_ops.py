@@ -19,6 +19,8 @@ bytes dequantized per output channel (or per tensor) with zero points that are p
 [.., M, K] x [K, N] product (no packed or im2col operand). Anything else keeps its fp32 form,
 which computes exactly what the model states.
 
+A quantize reading an int8 GEMM (its only user) moves into the GEMM: the qgemm requantizes
+its results in the epilogue (result_scale, result_zero_point, result_range) and writes codes.
 `quantize(dequantize(c))` with the same parameters and storage is `c` and is folded too.
 """
 from __future__ import annotations
@@ -190,6 +192,22 @@ class _TransposeCodes:
         return APPLIED
 
 
+def _quantize_in_epilogue(op, rewriter) -> bool:
+    """quantize(qgemm) -> the qgemm writing the codes itself (result_scale, result_zero_point,
+    result_range), when the quantize is the qgemm's only user: the int32 tile is dequantized,
+    goes through the epilogue and is requantized in registers, and the f32 result is never
+    written."""
+    q = Quantize(op)
+    qgemm = QGemm.defining(q.input)
+    if qgemm is None or qgemm.quantized_result or len(list(qgemm.result.uses)) != 1:
+        return NOT_APPLIED
+    with rewriter.ip, op.location:
+        rewriter.replace_op(op, [qgemm.rebuild(
+            q.result.type, result_scale=q.scale, result_zero_point=q.zero_point,
+            result_range=[q.quant_min, q.quant_max])])
+    return APPLIED
+
+
 def _fold_requantize(op, rewriter) -> bool:
     """quantize(dequantize(c)) -> c when both use c's scale, zero point and full range."""
     q = Quantize(op)
@@ -214,4 +232,4 @@ class FoldQuantizedOps(EmberPass):
         apply_patterns(module, {Transpose.op_name: [_TransposeCodes(ctx)],
                                 Gemm.op_name: [_FoldGemm(ctx)],
                                 Conv2d.op_name: [_FoldConv(ctx)],
-                                Quantize.op_name: [_fold_requantize]})
+                                Quantize.op_name: [_fold_requantize, _quantize_in_epilogue]})

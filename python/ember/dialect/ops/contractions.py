@@ -122,11 +122,39 @@ class QGemm(EmberOp):
         "byte j of word (p, w, c) holding rhs[4w + j, p*NR + c]"))
     lhs_scale = F32(optional=True, doc="static: the scale of the lhs codes")
     lhs_zero_point = I64(optional=True, doc="static: the zero point of the lhs codes")
+    result_scale = F32(optional=True, doc=(
+        "with result_zero_point and result_range: the result is quantized after the epilogue "
+        "(clamp(roundeven(y / scale) + zero point, lo, hi)), ui8 or i8 codes"))
+    result_zero_point = I64(optional=True)
+    result_range = I64Array(optional=True, doc="lo, hi: the result codes' range")
     lhs_patches = I64Array(optional=True, doc=(
         "KH, KW, SH, SW, DH, DW, PH, PW (static lhs only): lhs is an NHWC input of codes "
         "[N, H, W, C] standing for the im2col patch matrix [N, OH, OW, KH*KW*C] of that input "
         "padded by PH rows and PW columns of the zero point (the code of 0.0): a quantized "
         "convolution"))
+
+    @property
+    def quantized_result(self) -> bool:
+        """Whether the result is codes (result_scale, result_zero_point, result_range)."""
+        return self.result_scale is not None
+
+    def _verify_result(self) -> Optional[str]:
+        parts = (self.result_scale, self.result_zero_point, self.result_range)
+        if all(p is None for p in parts):
+            return None if _element(self.result) == "f32" else \
+                f"result must be f32 (or codes with result_scale), got {_element(self.result)}"
+        if any(p is None for p in parts):
+            return "result_scale, result_zero_point and result_range go together"
+        bounds = storage_range(self.result)
+        if bounds is None:
+            return f"a quantized result must be ui8 or i8, got {_element(self.result)}"
+        lo, hi = (self.result_range + [None, None])[:2]
+        if len(self.result_range) != 2 or not bounds[0] <= lo <= self.result_zero_point <= \
+                hi <= bounds[1] or not self.result_scale > 0:
+            return f"quantized result: scale {self.result_scale} must be positive and " \
+                   f"{bounds[0]} <= lo <= zero point <= hi <= {bounds[1]}, got " \
+                   f"{self.result_range} and zero point {self.result_zero_point}"
+        return None
 
     @property
     def static(self) -> bool:
@@ -162,14 +190,14 @@ class QGemm(EmberOp):
         lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
         if lhs is None or rhs is None or res is None or len(lhs) < 2:
             return "operands and result must be ranked tensors, lhs of rank >= 2"
-        problem = self._verify_lhs()
+        problem = self._verify_lhs() or self._verify_result()
         if problem:
             return problem
         lhs = self.logical_lhs_shape()
         if isinstance(lhs, str):
             return lhs
         f32 = "f32"
-        for name in ("rhs_scale", "bias", "residual", "result"):
+        for name in ("rhs_scale", "bias", "residual"):
             value = getattr(self, name)
             if value is not None and _element(value) != f32:
                 return f"{name} must be f32, got {_element(value)}"
