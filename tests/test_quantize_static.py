@@ -132,3 +132,40 @@ def test_seven_bit_codes_where_the_dot_product_needs_them(mlp_block, tmp_path):
         pytest.skip("compiled and disassembled only: this CPU lacks AVX2")
     with torch.no_grad():
         _assert_within_one_step(compiled(x), reference(x))
+
+
+class SentenceEmbedder(torch.nn.Module):
+    """A Hugging Face BERT (random weights, from a config) with masked mean pooling: a
+    sentence-embedding model, as MiniLM-style encoders are used."""
+
+    def __init__(self):
+        super().__init__()
+        from transformers import BertConfig, BertModel
+        self.bert = BertModel(BertConfig(hidden_size=128, num_hidden_layers=4,
+                                         num_attention_heads=4, intermediate_size=512,
+                                         vocab_size=1000, max_position_embeddings=64))
+
+    def forward(self, ids, mask):
+        hidden = self.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        weights = mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(1) / weights.sum(1)
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "static"])
+def test_sentence_embeddings_keep_their_direction(mode):
+    pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = SentenceEmbedder().eval()
+
+    def batch(n=8, seq=32):
+        ids = torch.randint(0, 1000, (n, seq))
+        mask = torch.ones(n, seq, dtype=torch.long)
+        mask[n // 2:, seq * 3 // 4:] = 0                         # shorter sentences
+        return ids, mask
+    scheme = ember.quant.Int8() if mode == "dynamic" else \
+        ember.quant.Int8(mode="static", calibration=[batch() for _ in range(8)])
+    inputs = batch()
+    compiled = ember.compile(model, inputs, quantize=scheme)
+    with torch.no_grad():
+        cosines = torch.nn.functional.cosine_similarity(compiled(*inputs), model(*inputs))
+    assert float(cosines.min()) >= 0.99, cosines

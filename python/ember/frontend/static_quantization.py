@@ -102,6 +102,31 @@ def _entropy_bins(hist: np.ndarray, edges: np.ndarray, levels: int,
     return best_window
 
 
+def _x86_quantizer_class():
+    """X86InductorQuantizer, made to skip the Linear -> activation pairs it cannot read:
+    torchao 0.18 finds partitions with no output node in Hugging Face models (their GELU
+    module) and fails on them with an IndexError; such a Linear is then annotated alone (its
+    activation runs in floating point between quantized layers)."""
+    from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
+
+    class X86Quantizer(x86.X86InductorQuantizer):
+        def _get_output_nodes_of_partitions(self, partition_list):
+            if any(not partition.output_nodes for partition in partition_list):
+                raise _UnreadablePartition()
+            return super()._get_output_nodes_of_partitions(partition_list)
+
+        def _annotate_linear_unary(self, gm, quantization_config, filter_fn=None):
+            try:
+                super()._annotate_linear_unary(gm, quantization_config, filter_fn)
+            except _UnreadablePartition:
+                pass
+    return X86Quantizer
+
+
+class _UnreadablePartition(Exception):
+    """A source partition without an output node (see _x86_quantizer_class)."""
+
+
 def _quantizer(model: torch.nn.Module, scheme: Int8, codes: Tuple[int, int]):
     from torchao.quantization.pt2e.observer import MinMaxObserver
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
@@ -113,7 +138,7 @@ def _quantizer(model: torch.nn.Module, scheme: Int8, codes: Tuple[int, int]):
                                      observer_or_fake_quant_ctr=observer.with_args(eps=2 ** -12))
     config = dataclasses.replace(config, input_activation=activation,
                                  output_activation=activation)
-    quantizer = x86.X86InductorQuantizer()
+    quantizer = _x86_quantizer_class()()
     kinds = {torch.nn.Linear: "Linear", torch.nn.Conv2d: "Conv2d"}
     for path, module in model.named_modules():
         kind = kinds.get(type(module))
