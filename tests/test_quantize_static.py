@@ -169,3 +169,31 @@ def test_sentence_embeddings_keep_their_direction(mode):
     with torch.no_grad():
         cosines = torch.nn.functional.cosine_similarity(compiled(*inputs), model(*inputs))
     assert float(cosines.min()) >= 0.99, cosines
+
+
+@pytest.mark.parametrize("disabled", [(), ("ember-cpu-gemm-kernels",)],
+                         ids=["kernels", "reference-bodies"])
+def test_conv_net_with_dynamic_batch(disabled):
+    """The int8 convolutions read their patches from the padded codes in place (whole words
+    of channels), for any batch; the kernels' linalg reference bodies agree."""
+    from test_quantize_pt2e import _assert_within_one_step
+    torch.manual_seed(0)
+
+    class Convs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)              # 3 channels: im2col
+            self.c2 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)    # in place
+
+        def forward(self, x):
+            return self.c2(torch.relu(self.c1(x)))
+    model, x = Convs().eval(), torch.randn(2, 3, 12, 12)
+    scheme = ember.quant.Int8(mode="static", calibration=[torch.randn(4, 3, 12, 12)])
+    batch = {"x": {0: torch.export.Dim("batch", max=8)}}
+    compiled = ember.compile(model, (x,), quantize=scheme, dynamic_shapes=batch,
+                             disabled_passes=disabled)
+    reference = static.quantize_static(model, (x,), scheme, dynamic_shapes=batch)
+    for n in (1, 5):
+        x = torch.randn(n, 3, 12, 12)
+        with torch.no_grad():
+            _assert_within_one_step(compiled(x), reference(x))

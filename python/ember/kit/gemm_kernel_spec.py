@@ -50,8 +50,9 @@ class GemmKernelSpec(GemmSpec):
     rhs_packed: bool = omitted_at_default(True)
     #: An int8 kernel's activation encoding ("s8", "u8", "u7"; see ember.quant.schemes), "" for
     #: f32. Its `k` counts *words* of 4 consecutive int8 k values: A is bytes i8 [M, 4K] read a
-    #: word at a time, B i32 panels [ceil(N/NR), K, NR] of words; after B it takes the row
-    #: scales f32 [M], the column scales f32 [N] and the compensation i32 [N] (ember.qgemm).
+    #: word at a time (with `patches`: the padded NHWC bytes, C a multiple of 4), B i32 panels
+    #: [ceil(N/NR), K, NR] of words; after B it takes the row scales f32 [M], the column scales
+    #: f32 [N] and the compensation i32 [N] (ember.qgemm).
     int8: str = omitted_at_default("")
     #: An int8 kernel whose C holds bytes: the scale and (zero point, lowest, highest code) it
     #: quantizes each result to after the epilogue (ember.qgemm's result_* attributes).
@@ -63,6 +64,11 @@ class GemmKernelSpec(GemmSpec):
         if self.int8:
             names[2:2] = ["lhs_scale", "rhs_scale", "rhs_compensation"]
         return names
+
+    @property
+    def tap_k(self) -> int:
+        """k per filter tap of a patch kernel: its C channels (words of 4 in an int8 one)."""
+        return self.patches[2] // 4 if self.int8 else self.patches[2]
 
     @property
     def patch_output(self) -> Tuple[int, int]:
@@ -87,7 +93,7 @@ class GemmKernelSpec(GemmSpec):
         rhs = packed_shape(self.k, self.n, self.nr) if self.rhs_packed else \
             lead + [self.k, self.n]
         operand = ir.IntegerType.get_signless(32) if self.int8 else element
-        if self.int8:
+        if self.int8 and self.patches is None:
             lhs = [m, 4 * self.k]
         types = [ir.MemRefType.get(lead + lhs, ir.IntegerType.get_signless(8) if self.int8
                                    else element), ir.MemRefType.get(rhs, operand)]

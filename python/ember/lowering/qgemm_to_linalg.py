@@ -17,20 +17,22 @@ kernel agree bit for bit on the integer products.
 """
 from __future__ import annotations
 
+import math
+
 from mlir import ir
-from mlir.dialects import arith, func, math as mlir_math
+from mlir.dialects import arith, func, math as mlir_math, tensor
 
 from ember.dialect.ops import QGemm
+from ember.dialect.ops.quantization import unsigned_codes
+from ember.dialect.shapes import patch_matrix_shape
 from ember.kit.builders import constant
 from ember.kit.epilogue import apply_epilogue
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
-from ember.kit.scalar_math import signed_byte
+from ember.kit.scalar_math import quantize_code, signed_byte
 from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generic, \
-    generic_into, identity_map, pad, reduce_trailing, tensor_shape
+    generic_into, identity_map, pad, reduce_trailing, tensor_dim, tensor_shape
 from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function, \
     materialize_patches
-from ember.dialect.ops.quantization import unsigned_codes
-from ember.kit.scalar_math import quantize_code
 from ember.lowering.quantize_to_linalg import signless, with_storage_type
 from ember.quant.schemes import encoding
 
@@ -43,14 +45,21 @@ def lower_qgemm(qgemm: QGemm):
     out_type = ir.RankedTensorType.get(storage_type.shape, _F32())     # before requantizing
     quant = _result_quantization(qgemm)
     source = signless(qgemm.lhs)
+    implicit = _implicit_patches(qgemm)
+    logical = None
     if qgemm.lhs_patches is not None:
-        source = _patches(source, qgemm.lhs_patches, qgemm.lhs_zero_point)
-    lhs, residual, f32_type = as_row_matrix(source, qgemm.residual, out_type)
+        source = _padded(source, qgemm.lhs_patches, qgemm.lhs_zero_point)
+        if implicit:        # the kernel reads the patches from the padded codes in place
+            logical = patch_matrix_shape(tensor_shape(source), qgemm.lhs_patches[:6])
+        else:
+            source = materialize_patches(source, qgemm.lhs_patches[:6])
+    lhs, residual, f32_type = as_row_matrix(source, qgemm.residual, out_type, logical)
     out2_type = f32_type if quant is None else \
         ir.RankedTensorType.get(f32_type.shape, ir.IntegerType.get_signless(8))
+    init = _rows_like(out2_type, lhs, logical)
     if qgemm.static:
         scale = filled(ir.RankedTensorType.get(out2_type.shape[:1], _F32()),
-                       [(lhs, 0)], qgemm.lhs_scale)
+                       [(init, 0)], qgemm.lhs_scale)
     else:
         scale, inverse = _row_scales(lhs, enc)
     if qgemm.rhs_panel is None:
@@ -61,12 +70,18 @@ def lower_qgemm(qgemm: QGemm):
             product = _integer_product(_codes(lhs, inverse, enc), qgemm.rhs, enc.zero_point,
                                        not enc.signed)
         result = _dequantize(product, scale, qgemm.rhs_scale, None, qgemm.bias, residual,
-                             qgemm.activation, empty_like(out2_type, [(lhs, 0), None]), quant)
+                             qgemm.activation, init, quant)
     else:
-        words = _kernel_bytes(lhs, unsigned_codes(qgemm.lhs), enc) if qgemm.static else \
-            _codes(lhs, inverse, enc, multiple=4)
-        m, k = tensor_shape(words)
+        if implicit:
+            words = _in_kernel_encoding(lhs, unsigned_codes(qgemm.lhs), enc)
+            m, k = (None if f32_type.is_dynamic_dim(0) else f32_type.shape[0]), logical[-1]
+            patches = tuple(tensor_shape(lhs)[1:]) + tuple(qgemm.lhs_patches[:6])
+        else:
+            words = _kernel_bytes(lhs, unsigned_codes(qgemm.lhs), enc) if qgemm.static else \
+                _codes(lhs, inverse, enc, multiple=4)
+            (m, k), patches = tensor_shape(words), None
         spec = GemmKernelSpec(m=m, n=out_type.shape[-1], k=k // 4, nr=qgemm.rhs_panel,
+                              patches=patches,
                               activation=qgemm.activation, bias=qgemm.bias is not None,
                               residual=residual is not None, int8=enc.name,
                               **({} if quant is None else {
@@ -78,10 +93,19 @@ def lower_qgemm(qgemm: QGemm):
         callee = gemm_kernel_function(qgemm.operation, spec,
                                       [v.type for v in operands] + [out2_type], out2_type,
                                       reference=_reference_kernel)
-        init = empty_like(out2_type, [(lhs, 0), None])
         result = func.call([out2_type], callee, operands + [init])
     value_type = ir.RankedTensorType.get(storage_type.shape, out2_type.element_type)
     return with_storage_type(from_row_matrix(result, source, value_type), storage_type)
+
+
+def _rows_like(row_matrix_type, lhs, logical):
+    """An empty [M, N] tensor, M read from lhs when dynamic (images x OH x OW for a patch
+    lhs)."""
+    if not row_matrix_type.is_dynamic_dim(0) or logical is None:
+        return empty_like(row_matrix_type, [(lhs, 0), None])
+    rows = arith.muli(tensor_dim(lhs, 0), arith.constant(ir.IndexType.get(),
+                                                         math.prod(logical[1:-1])))
+    return tensor.empty([rows, row_matrix_type.shape[1]], row_matrix_type.element_type)
 
 
 def _result_quantization(qgemm: QGemm):
@@ -91,27 +115,41 @@ def _result_quantization(qgemm: QGemm):
     return (1.0 / qgemm.result_scale, qgemm.result_zero_point, *qgemm.result_range)
 
 
-def _patches(codes, geometry, zero_point: int):
-    """The im2col patch matrix [N, OH, OW, KH*KW*C] of NHWC codes padded with the zero point
-    (the code of 0.0; its byte, for unsigned codes above 127, reads as negative i8)."""
-    kh, kw, sh, sw, dh, dw, ph, pw = geometry
-    padded = pad(codes, [0, ph, pw, 0], [0, ph, pw, 0], zero_point - 256 * (zero_point > 127))
-    return materialize_patches(padded, (kh, kw, sh, sw, dh, dw))
+def _implicit_patches(qgemm: QGemm) -> bool:
+    """Whether the int8 kernel reads a quantized conv's patches in place (packed weights,
+    whole words of channels) instead of from a materialized im2col copy."""
+    if qgemm.lhs_patches is None or qgemm.rhs_panel is None:
+        return False
+    return ir.RankedTensorType(qgemm.lhs.type).shape[-1] % 4 == 0
+
+
+def _padded(codes, geometry, zero_point: int):
+    """NHWC codes padded by (PH, PW) of geometry with the zero point (the code of 0.0; its
+    byte, for unsigned codes above 127, reads as negative i8)."""
+    ph, pw = geometry[6:]
+    return pad(codes, [0, ph, pw, 0], [0, ph, pw, 0], zero_point - 256 * (zero_point > 127))
 
 
 def _kernel_bytes(codes, unsigned: bool, enc):
     """Static codes [M, K] (i8 bytes, read unsigned if `unsigned`) as the kernel reads them in
-    `enc`: the top bit flipped where the signedness differs (c -/+ 128, which the packed
-    compensation accounts for), K zero-padded to a multiple of 4. Codes already in the
-    kernel's form pass through uncopied."""
+    `enc` (see _in_kernel_encoding), K zero-padded to a multiple of 4."""
     k = tensor_shape(codes)[1]
     if k % 4:
         codes = pad(codes, [0, 0], [0, -k % 4], 0)
+    return _in_kernel_encoding(codes, unsigned, enc)
+
+
+def _in_kernel_encoding(codes, unsigned: bool, enc):
+    """Bytes read unsigned if `unsigned` as a kernel reading `enc` sees them: the top bit
+    flipped where the signedness differs (c -/+ 128, which the packed compensation accounts
+    for). Codes already in the kernel's form pass through uncopied."""
     if unsigned == (not enc.signed):
         return codes
     flip = constant(-128, ir.IntegerType.get_signless(8))
-    return generic([codes], empty_like(codes.type, [(codes, 0), None]),
-                   [identity_map(2)] * 2, [PARALLEL] * 2, lambda c, _: arith.xori(c, flip))
+    rank = len(tensor_shape(codes))
+    return generic([codes], empty_like(codes.type, [(codes, i) for i in range(rank)]),
+                   [identity_map(rank)] * 2, [PARALLEL] * rank,
+                   lambda c, _: arith.xori(c, flip))
 
 
 def _row_scales(lhs, enc):
@@ -202,6 +240,10 @@ def _reference_kernel(spec: GemmKernelSpec, codes, panels, row_scale, col_scale,
     *epilogue, init = rest
     bias = epilogue.pop(0) if spec.bias else None
     residual = epilogue.pop(0) if spec.residual else None
+    if spec.patches is not None:
+        codes, _, _ = as_row_matrix(materialize_patches(codes, spec.patches[3:]), None,
+                                    ir.RankedTensorType(init.type),
+                                    None)
     i32 = ir.IntegerType.get_signless(32)
     acc = filled(ir.RankedTensorType.get(ir.RankedTensorType(init.type).shape, i32),
                  [(init, 0), None], 0)

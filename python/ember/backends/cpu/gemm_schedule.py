@@ -50,7 +50,7 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
     kc = spec.k if spec.int8 else given("kc")
     # K blocks of a patch lhs hold whole filter taps (C channels each): the kernel walks a
     # block tap by tap, reading C contiguous channels of one input pixel per tap.
-    unit = 1 if spec.patches is None else spec.patches[2]
+    unit = 1 if spec.patches is None else spec.tap_k
     if kc is None:
         kc_max = max(16, traits.l1d // (2 * spec.nr))
         units = spec.k // unit
@@ -65,7 +65,7 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
             mc = min(mc, -(-spec.m // mr) * mr)
     chosen = dict(lanes=lanes, mr=mr, nr=spec.nr, kc=kc, mc=mc, parallel=traits.cores > 1,
                   pack_a=spec.panels >= PACK_A_MIN_PANELS or (
-                      spec.patches is not None and spec.patches[2] < PACK_A_PATCH_CHANNELS))
+                      spec.patches is not None and spec.tap_k < PACK_A_PATCH_CHANNELS))
     for key, value in overrides.items():
         if value is not None and (value != 0 or isinstance(value, bool)):
             chosen[key] = value

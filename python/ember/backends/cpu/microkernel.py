@@ -205,7 +205,8 @@ class TaskEmitter:
         """Runs `body(k_start, load_a, *iter_args)` for each filter tap (kh, kw) of the K
         block (whole taps: the schedule's KC is a multiple of C); k_start is the tap's first
         k, `load_a(r, c)` reads channel c of the tap's input pixel for patch row pixels[r]."""
-        _, _, c, _, kw, _, _, dh, dw = self.spec.patches
+        _, _, _, _, kw, _, _, dh, dw = self.spec.patches
+        c = self.spec.tap_k
 
         def tap(seg, *args):
             ih = arith.muli(arith.divui(seg, index(kw)), index(dh))
@@ -214,6 +215,8 @@ class TaskEmitter:
                   for image, row, col in pixels]
 
             def load_a(r, cc):
+                if self.spec.int8:                  # word cc: channels 4cc .. 4cc+3
+                    return self._load_word(at[r], cc)
                 return memref.load(self.ops.a, [*at[r], cc])
             return body(arith.muli(seg, index(c)), load_a, *args)
         return for_(arith.divui(blk.k0, index(c)), arith.divui(blk.k1, index(c)), index(1),
@@ -303,15 +306,15 @@ class TaskEmitter:
             a_rows = [arith.addi(r0, index(r)) for r in range(rows)]
             accs = accumulate(blk.k0, arith.subi(blk.k1, blk.k0),
                               lambda r, kk: memref.load(blk.packed, [t, kk, a_rows[r]]), *accs)
-        elif self.spec.int8:
+        elif self.spec.int8 and self.spec.patches is None:
             accs = accumulate(blk.k0, arith.subi(blk.k1, blk.k0), lambda r, kk: self._load_word(
-                rows_at[r], arith.addi(blk.k0, kk)), *accs)
+                [rows_at[r]], arith.addi(blk.k0, kk)), *accs)
         elif self.spec.patches is None:
             accs = accumulate(blk.k0, arith.subi(blk.k1, blk.k0), lambda r, kk: memref.load(
                 self.ops.a, [*self.prefix, rows_at[r], arith.addi(blk.k0, kk)]), *accs)
         else:
             pixels = [self._patch_row(i) for i in rows_at]
-            channels = index(self.spec.patches[2])
+            channels = index(self.spec.tap_k)
             accs = self._segments(blk, pixels, lambda k_start, load_a, *a: accumulate(
                 k_start, channels, load_a, *a), accs)
         size = rows * nvec
@@ -376,10 +379,11 @@ class TaskEmitter:
             return vector.load(self.vtype, self.ops.b, [p, k, index(v * self.s.lanes)])
         return self._load(self.ops.b, [*self.prefix, k, cols_at[v]], masks[v])
 
-    def _load_word(self, row, k):
-        """Word k (bytes 4k .. 4k+3, as i32) of row `row` of an int8 kernel's A."""
+    def _load_word(self, at, k):
+        """Word k (bytes 4k .. 4k+3, as i32) of an int8 kernel's A row at leading indices `at`
+        (a row of A; a pixel of a patch kernel's input)."""
         i8x4 = ir.VectorType.get([4], ir.IntegerType.get_signless(8))
-        word = vector.load(i8x4, self.ops.a, [row, arith.muli(k, index(4))])
+        word = vector.load(i8x4, self.ops.a, [*at, arith.muli(k, index(4))])
         word = vector.bitcast(ir.VectorType.get([1], self.element), word)
         return vector.extract(word, [], [0])
 
