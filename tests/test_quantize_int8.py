@@ -126,6 +126,18 @@ def test_dot_product_is_bit_exact(block, target, enc, instructions, flags, tmp_p
     np.testing.assert_array_equal(compiled(x).numpy(), expected)
 
 
+def test_artifacts_check_for_the_instructions_they_use():
+    """An artifact built for another x86 CPU refuses to run (CPU_MISMATCH) where its vector,
+    VNNI or AMX instructions are missing instead of dying of SIGILL; AMX also needs the tile
+    state Linux grants."""
+    from ember.targets import get_target
+    amx = get_target("host:cpu=sapphirerapids").cpu_check()
+    assert '__builtin_cpu_supports("amx-int8")' in amx and "0x1022" in amx
+    assert '__builtin_cpu_supports("avx512vnni")' in get_target("host:cpu=cascadelake").cpu_check()
+    assert "amx" not in get_target("host:cpu=cascadelake").cpu_check()
+    assert get_target("host:cpu=x86-64").cpu_check() == ""
+
+
 def test_reference_kernel_body_is_bit_exact(block):
     """Without ember-cpu-gemm-kernels the kernel function keeps its linalg reference body."""
     x = torch.randn(6, 70)

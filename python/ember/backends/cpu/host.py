@@ -33,6 +33,14 @@ _CPU_FEATURES = {
 }
 
 
+#: (LLVM feature, gcc __builtin_cpu_supports name) of the instruction sets ember's kernels
+#: choose from, checked before an artifact runs.
+_CHECKED_FEATURES = (("avx2", "avx2"), ("fma", "fma"), ("avx512f", "avx512f"),
+                     ("avx512bw", "avx512bw"), ("avx512vl", "avx512vl"),
+                     ("avx512vnni", "avx512vnni"), ("avxvnni", "avxvnni"),
+                     ("amx-tile", "amx-tile"), ("amx-int8", "amx-int8"))
+
+
 def _sysfs_caches() -> dict:
     """{'l1d': bytes, 'l2': bytes, 'l3': bytes} from Linux sysfs (missing entries omitted)."""
     found = {}
@@ -86,3 +94,22 @@ class HostTarget(CpuTarget):
 
     def vector_features(self) -> str:
         return self.features or _CPU_FEATURES.get(self.cpu, "")
+
+    def cpu_check(self) -> str:
+        """A run on a CPU without the vector, VNNI or AMX instructions the code was generated
+        for returns CPU_MISMATCH instead of dying of SIGILL (an artifact built for another
+        x86 CPU, `host:cpu=...`); AMX also needs the tile state Linux granted at load."""
+        needed = [name for feature, name in _CHECKED_FEATURES
+                  if feature in self.info.enabled_features]
+        if not needed:
+            return ""
+        tests = " && ".join(f'__builtin_cpu_supports("{name}")' for name in needed)
+        amx = "amx-int8" in needed
+        return ("#include <sys/syscall.h>\n#include <unistd.h>\n" if amx else "") + (
+            "static int ember_cpu_ok(void) {\n"
+            "  __builtin_cpu_init();\n"
+            f"  if (!({tests})) return 0;\n" + (
+                "  unsigned long permitted = 0;   /* ARCH_GET_XCOMP_PERM: XTILEDATA granted */\n"
+                "  if (syscall(SYS_arch_prctl, 0x1022, &permitted) || "
+                "!(permitted & (1UL << 18))) return 0;\n" if amx else "") +
+            "  return 1;\n}\n")
