@@ -16,8 +16,12 @@ fp32 copy of them is made.
 Folded when: the lhs is dequantized per tensor; the weight is an `ember.weight` of signed
 bytes dequantized per output channel (or per tensor) with zero points that are provably 0
 (symmetric: a weights-table entry or dense constant of zeros); the GEMM is a plain
-[.., M, K] x [K, N] product (no packed or im2col operand). Anything else keeps its fp32 form,
-which computes exactly what the model states.
+[.., M, K] x [K, N] product (no packed or im2col operand). An NHWC conv2d (groups 1) on
+dequantized codes becomes a qgemm over the codes' patches (`lhs_patches`, padded with the
+zero point), its filter [KH, KW, C, F] the [KH*KW*C, F] matrix; depthwise and grouped convs
+are left. A transpose of dequantized codes (the NCHW -> NHWC layout change, a weight's
+transpose) moves onto the bytes first. Anything else keeps its fp32 form, which computes
+exactly what the model states.
 
 A quantize reading an int8 GEMM (its only user) moves into the GEMM: the qgemm requantizes
 its results in the epilogue (result_scale, result_zero_point, result_range) and writes codes.
