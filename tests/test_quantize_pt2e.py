@@ -74,6 +74,21 @@ class ConvNet(torch.nn.Module):
         return self.fc(y.flatten(1))
 
 
+class ResidualBlock(torch.nn.Module):
+    """conv -> ReLU -> conv, + the input, ReLU: a ResNet BasicBlock (without BatchNorm)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.c1, self.c2 = (torch.nn.Conv2d(16, 16, 3, padding=1) for _ in range(2))
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        y = torch.relu(self.c2(torch.relu(self.c1(x))) + x)
+        return self.fc(y.mean(dim=(2, 3)))
+
+
 @pytest.fixture(scope="module")
 def mlp():
     torch.manual_seed(0)
@@ -117,6 +132,23 @@ def test_conv_net_matches_convert_pt2e(target):
     model = _quantized(ConvNet(), example)
     ops = _graph_ops(model, example)
     assert ops["qgemm"] == 2 and ops["conv2d"] == 0 and ops["dequantize"] == 0, ops
+    compiled = ember.compile(model, (example,), target=target)
+    for _ in range(2):
+        x = torch.randn_like(example)
+        with torch.no_grad():
+            _assert_within_one_step(compiled(x), model(x))
+
+
+@pytest.mark.parametrize("target", ["host", "host:cpu=x86-64"])
+def test_residual_block_matches_convert_pt2e(target):
+    """The block's closing ReLU runs after the residual inside the int8 GEMM, which then
+    writes the next layer's codes itself."""
+    torch.manual_seed(0)
+    example = torch.randn(2, 3, 12, 12)
+    model = _quantized(ResidualBlock(), example)
+    ops = _graph_ops(model, example)
+    # One dequantize stays: the residual, which the quantizer reads from the input's codes.
+    assert (ops["qgemm"], ops["conv2d"], ops["dequantize"], ops["gemm"]) == (4, 0, 1, 0), ops
     compiled = ember.compile(model, (example,), target=target)
     for _ in range(2):
         x = torch.randn_like(example)

@@ -164,3 +164,34 @@ func.func @shared(%c: tensor<4x16xi8>) -> (tensor<4x8xui8>, tensor<4x8xf32>) {
   %q = "ember.quantize"(%y) {scale = 0.125 : f32, zero_point = 3 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x8xf32>) -> tensor<4x8xui8>
   return %q, %y : tensor<4x8xui8>, tensor<4x8xf32>
 }
+
+// -----
+
+// A residual block's closing ReLU after an int8 GEMM with a residual becomes the GEMM's
+// output_activation (applied after the residual), and the quantize after it moves in too.
+// CHECK-LABEL: func.func @residual_block
+// CHECK: %[[Y:.*]] = "ember.qgemm"(%{{.*}}, %{{.*}}, %{{.*}}, %arg1) {activation = "none", lhs_encoding = "s8", lhs_scale = 5.000000e-01 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>, output_activation = "relu", result_range = array<i64: 0, 255>
+// CHECK-NOT: ember.unary
+// CHECK: return %[[Y]]
+func.func @residual_block(%c: tensor<4x16xi8>, %r: tensor<4x8xf32>) -> tensor<4x8xui8> {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<16x8xi8>
+  %a = "ember.dequantize"(%c) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<4x16xi8>) -> tensor<4x16xf32>
+  %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<16x8xi8>) -> tensor<16x8xf32>
+  %y = "ember.gemm"(%a, %dw, %r) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<4x16xf32>, tensor<16x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  %z = "ember.unary"(%y) {kind = "relu"} : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  %q = "ember.quantize"(%z) {scale = 0.125 : f32, zero_point = 0 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x8xf32>) -> tensor<4x8xui8>
+  return %q : tensor<4x8xui8>
+}
+
+// A unary the epilogue cannot compute (exp), or one after a GEMM without a residual (the
+// activation attribute takes it there, ember-fuse-epilogue's job), stays.
+// CHECK-LABEL: func.func @not_after_residual
+// CHECK: "ember.unary"
+func.func @not_after_residual(%c: tensor<4x16xi8>, %r: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<16x8xi8>
+  %a = "ember.dequantize"(%c) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<4x16xi8>) -> tensor<4x16xf32>
+  %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<16x8xi8>) -> tensor<16x8xf32>
+  %y = "ember.gemm"(%a, %dw, %r) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<4x16xf32>, tensor<16x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  %z = "ember.unary"(%y) {kind = "exp"} : (tensor<4x8xf32>) -> tensor<4x8xf32>
+  return %z : tensor<4x8xf32>
+}

@@ -54,6 +54,9 @@ class GemmKernelSpec(GemmSpec):
     #: [ceil(N/NR), K, NR] of words; after B it takes the row scales f32 [M], the column scales
     #: f32 [N] and the compensation i32 [N] (ember.qgemm).
     int8: str = omitted_at_default("")
+    #: An int8 kernel's activation after the residual ("" none; ember.qgemm's
+    #: output_activation).
+    output_activation: str = omitted_at_default("")
     #: An int8 kernel whose C holds bytes: the scale and (zero point, lowest, highest code) it
     #: quantizes each result to after the epilogue (ember.qgemm's result_* attributes).
     out_scale: float = omitted_at_default(0.0)

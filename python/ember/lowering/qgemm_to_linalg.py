@@ -28,7 +28,7 @@ from ember.dialect.shapes import patch_matrix_shape
 from ember.kit.builders import constant
 from ember.kit.epilogue import apply_epilogue
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
-from ember.kit.scalar_math import quantize_code, signed_byte
+from ember.kit.scalar_math import ACTIVATIONS, quantize_code, signed_byte
 from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generic, \
     generic_into, identity_map, pad, reduce_trailing, tensor_dim, tensor_shape
 from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function, \
@@ -70,7 +70,7 @@ def lower_qgemm(qgemm: QGemm):
             product = _integer_product(_codes(lhs, inverse, enc), qgemm.rhs, enc.zero_point,
                                        not enc.signed)
         result = _dequantize(product, scale, qgemm.rhs_scale, None, qgemm.bias, residual,
-                             qgemm.activation, init, quant)
+                             qgemm.activation, init, quant, qgemm.output_activation)
     else:
         if implicit:
             words = _in_kernel_encoding(lhs, unsigned_codes(qgemm.lhs), enc)
@@ -84,6 +84,7 @@ def lower_qgemm(qgemm: QGemm):
                               patches=patches,
                               activation=qgemm.activation, bias=qgemm.bias is not None,
                               residual=residual is not None, int8=enc.name,
+                              output_activation=qgemm.output_activation or "",
                               **({} if quant is None else {
                                   "out_scale": qgemm.result_scale,
                                   "out_codes": (qgemm.result_zero_point,
@@ -212,10 +213,10 @@ def _integer_product(codes, rhs, zero_point: int, unsigned: bool):
 
 
 def _dequantize(product, row_scale, col_scale, compensation, bias, residual, activation, init,
-                quant=None):
-    """f32 [M, N] = residual + act(float(product - compensation) * (row * col scale) + bias),
-    in ember.quant.schemes.reference_qgemm's order; with `quant` (inverse scale, zero point,
-    lo, hi) those values' codes, as ember.quantize computes them."""
+                quant=None, output_activation=None):
+    """f32 [M, N] = output_activation(residual + act(float(product - compensation) *
+    (row * col scale) + bias)), in ember.quant.schemes.reference_qgemm's order; with `quant`
+    (inverse scale, zero point, lo, hi) those values' codes, as ember.quantize computes them."""
     operands = [product, row_scale, col_scale] + \
         [v for v in (compensation, bias, residual) if v is not None]
     maps = [identity_map(2), identity_map(2, [0]), identity_map(2, [1])] + \
@@ -229,6 +230,7 @@ def _dequantize(product, row_scale, col_scale, compensation, bias, residual, act
         y = arith.mulf(arith.sitofp(_F32(), acc), arith.mulf(sa, sb))
         b = rest.pop(0) if bias is not None else None
         y = apply_epilogue(y, activation, b, rest.pop(0) if residual is not None else None)
+        y = ACTIVATIONS[output_activation or "none"](y)
         return y if quant is None else quantize_code(y, *quant)
     return generic(operands, init, maps, [PARALLEL] * 2, body)
 
@@ -264,4 +266,4 @@ def _reference_kernel(spec: GemmKernelSpec, codes, panels, row_scale, col_scale,
                       [PARALLEL, PARALLEL, REDUCTION], mac)
     quant = None if not spec.out_scale else (1.0 / spec.out_scale, *spec.out_codes)
     return _dequantize(product, row_scale, col_scale, compensation, bias, residual,
-                       spec.activation, init, quant)
+                       spec.activation, init, quant, spec.output_activation)

@@ -24,7 +24,9 @@ transpose) moves onto the bytes first. Anything else keeps its fp32 form, which 
 exactly what the model states.
 
 A quantize reading an int8 GEMM (its only user) moves into the GEMM: the qgemm requantizes
-its results in the epilogue (result_scale, result_zero_point, result_range) and writes codes.
+its results in the epilogue (result_scale, result_zero_point, result_range) and writes codes;
+so does an activation applied after the GEMM's residual (output_activation: a residual
+block's closing ReLU).
 `quantize(dequantize(c))` with the same parameters and storage is `c` and is folded too.
 """
 from __future__ import annotations
@@ -35,8 +37,9 @@ from typing import Optional
 import numpy as np
 from mlir import ir
 
+from ember.dialect.enums import ACTIVATIONS
 from ember.dialect.ops import Conv2d, Dequantize, Gemm, QGemm, Quantize, Reshape, Transpose, \
-    Weight
+    Unary, Weight
 from ember.dialect.ops.quantization import storage_range, unsigned_codes
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
@@ -196,6 +199,22 @@ class _TransposeCodes:
         return APPLIED
 
 
+def _activation_after_residual(op, rewriter) -> bool:
+    """unary(qgemm with a residual) -> the qgemm applying it last (output_activation), for the
+    activations an epilogue computes, when the unary is the qgemm's only user: a residual
+    block's closing ReLU, which then lets its quantize move into the GEMM too."""
+    unary = Unary(op)
+    qgemm = QGemm.defining(unary.input)
+    if qgemm is None or qgemm.residual is None or qgemm.output_activation or \
+            qgemm.quantized_result or unary.kind not in ACTIVATIONS or \
+            len(list(qgemm.result.uses)) != 1:
+        return NOT_APPLIED
+    with rewriter.ip, op.location:
+        rewriter.replace_op(op, [qgemm.rebuild(qgemm.result.type,
+                                               output_activation=unary.kind)])
+    return APPLIED
+
+
 def _quantize_in_epilogue(op, rewriter) -> bool:
     """quantize(qgemm) -> the qgemm writing the codes itself (result_scale, result_zero_point,
     result_range), when the quantize is the qgemm's only user: the int32 tile is dequantized,
@@ -236,4 +255,5 @@ class FoldQuantizedOps(EmberPass):
         apply_patterns(module, {Transpose.op_name: [_TransposeCodes(ctx)],
                                 Gemm.op_name: [_FoldGemm(ctx)],
                                 Conv2d.op_name: [_FoldConv(ctx)],
+                                Unary.op_name: [_activation_after_residual],
                                 Quantize.op_name: [_fold_requantize, _quantize_in_epilogue]})

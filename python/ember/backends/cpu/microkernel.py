@@ -30,7 +30,7 @@ from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.attr_codec import to_attr
 from ember.kit.builders import GemmOperands, constant, for_, i64, if_, index
 from ember.kit.epilogue import apply_epilogue
-from ember.kit.scalar_math import quantize_code
+from ember.kit.scalar_math import ACTIVATIONS, quantize_code
 from ember.pipeline.target_info import TargetInfo, enabled_features
 
 
@@ -351,6 +351,8 @@ class TaskEmitter:
                                                 [*self.prefix, rows_at[r], cols_at[v]], masks[v])
                 out.append(apply_epilogue(accs[r * nvec + v], self.spec.activation, bias[v],
                                           residual))
+        if self.spec.output_activation:
+            out = [ACTIVATIONS[self.spec.output_activation](y) for y in out]
         if self.spec.out_scale:       # C holds codes: requantize in registers (ember.qgemm)
             out = [quantize_code(y, 1.0 / self.spec.out_scale, *self.spec.out_codes)
                    for y in out]

@@ -122,6 +122,9 @@ class QGemm(EmberOp):
         "byte j of word (p, w, c) holding rhs[4w + j, p*NR + c]"))
     lhs_scale = F32(optional=True, doc="static: the scale of the lhs codes")
     lhs_zero_point = I64(optional=True, doc="static: the zero point of the lhs codes")
+    output_activation = OneOf(ACTIVATIONS, what="activation", optional=True, doc=(
+        "applied after the residual: result = output_activation(residual + act(...)), a "
+        "residual block's closing ReLU"))
     result_scale = F32(optional=True, doc=(
         "with result_zero_point and result_range: the result is quantized after the epilogue "
         "(clamp(roundeven(y / scale) + zero point, lo, hi)), ui8 or i8 codes"))
