@@ -27,6 +27,8 @@ import torch
 
 #: ember is measured against these; "best peer" in the tables is the fastest of them.
 PEERS = ("eager", "inductor", "inductor-max", "ort", "iree", "openvino")
+#: The target ember's rows compile for (run_all.py --ember-target), handed to each worker.
+EMBER_TARGET_VARIABLE = "EMBER_BENCH_TARGET"
 #: The int8 rows: ember-int8 is measured against these (each peer's own int8 recipe).
 INT8_PEERS = ("eager-int8", "inductor-int8", "ort-int8", "openvino-int8")
 
@@ -249,6 +251,7 @@ def _prepare_ember(model, inputs, threads, workdir, quantize) -> Prepared:
     import ember
     from ember.runtime import Model
     compiled = ember.compile(model, tuple(inputs), quantize=quantize or None,
+                             target=os.environ.get(EMBER_TARGET_VARIABLE, "host"),
                              workdir=os.path.join(workdir, "ember-artifact"))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -85,7 +85,8 @@ def format_header(machine: dict, settings: dict) -> str:
             f"{'+dirty' if machine['ember_dirty'] else ''}\n"
             f"each backend in a fresh process; {settings['warmup']} warm-up calls, then "
             f">= {settings['runs']} timed calls (>= {settings['min_time_s']} s); "
-            f"times in ms; ratios are time / reference (< 1.00x is faster)")
+            f"times in ms; ratios are time / reference (< 1.00x is faster)"
+            f"{'' if settings.get('ember_target', 'host') == 'host' else '; ember target ' + settings['ember_target']}")
 
 
 #: (title, width, format of the value from a row) for the numeric columns of a table.

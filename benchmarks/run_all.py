@@ -26,7 +26,7 @@ from datetime import datetime
 if __package__ in (None, ""):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks.backends import BACKENDS  # noqa: E402
+from benchmarks.backends import EMBER_TARGET_VARIABLE, BACKENDS  # noqa: E402
 from benchmarks.models import WORKLOADS  # noqa: E402
 from benchmarks.report import (BUSY, annotate, format_header, format_table,  # noqa: E402
                                machine_info)
@@ -66,6 +66,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--retries", type=int, default=0,
                    help="re-measure a row timed on a busy machine up to this many times, "
                         "keeping the quietest measurement")
+    p.add_argument("--ember-target", default="host", dest="ember_target",
+                   help="the target ember compiles for (e.g. host:cpu=haswell: the AVX2 "
+                        "kernels on a newer CPU); other backends are unaffected")
     p.add_argument("--output", default=None,
                    help="JSON path (default benchmarks/results/<timestamp>.json)")
     args = p.parse_args(argv)
@@ -95,6 +98,7 @@ def run_worker(spec: dict, timeout: float) -> dict:
     record built from the crash, the timeout or the worker's last stderr line."""
     env = dict(os.environ, **{v: str(spec["threads"]) for v in THREAD_VARIABLES})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, (ROOT, env.get("PYTHONPATH"))))
+    env[EMBER_TARGET_VARIABLE] = spec.get("ember_target", "host")
     with tempfile.TemporaryDirectory(prefix="ember-bench-") as tmp:
         out = os.path.join(tmp, "record.json")
         try:
@@ -146,7 +150,7 @@ def main(argv=None) -> int:
     machine = machine_info()
     settings = {k: getattr(args, k) for k in ("workloads", "backends", "threads", "sizes",
                                               "quick", "runs", "warmup", "min_time", "timeout",
-                                              "quiet_wait", "retries")}
+                                              "quiet_wait", "retries", "ember_target")}
     settings["min_time_s"] = settings.pop("min_time")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     output = args.output or os.path.join(RESULTS_DIR, f"{stamp}.json")
@@ -161,7 +165,8 @@ def main(argv=None) -> int:
     flops = {}
     for i, (w, size, threads, backend) in enumerate(plan, 1):
         spec = {"workload": w, "size": size, "backend": backend, "threads": threads,
-                "runs": args.runs, "warmup": args.warmup, "min_time_s": args.min_time}
+                "runs": args.runs, "warmup": args.warmup, "min_time_s": args.min_time,
+                "ember_target": args.ember_target}
         record = measure(spec, args)
         record["size_name"] = WORKLOADS[w].size_name
         if record["status"] == "ok":
