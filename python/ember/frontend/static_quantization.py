@@ -10,8 +10,8 @@ symmetric); the activation observer is chosen by `Int8.method`:
 
     minmax      the observed [min, max]
     percentile  the range holding `percentile` % of the observed values (outliers clipped)
-    entropy     the clipping threshold whose 256-level quantization keeps the histogram
-                closest in KL divergence (TensorRT's entropy calibration)
+    entropy     the clipping threshold whose quantization (to the codes' levels) keeps the
+                histogram closest in KL divergence (TensorRT's entropy calibration)
 
 `filter`/`exclude` pick the Linear and Conv2d modules by kind or module path, the same rule as
 dynamic mode.
@@ -39,8 +39,9 @@ def _range_search_observer(method: str, percentile: float):
             if hist.sum() == 0 or hi <= lo:
                 return self.min_val, self.max_val
             edges = np.linspace(lo, hi, len(hist) + 1)
+            levels = int(self.quant_max) - int(self.quant_min) + 1
             first, last = (_percentile_bins(hist, percentile) if method == "percentile"
-                           else _entropy_bins(hist, edges, 256))
+                           else _entropy_bins(hist, edges, levels))
             return (torch.tensor(min(edges[first], 0.0), dtype=torch.float32),
                     torch.tensor(max(edges[last + 1], 0.0), dtype=torch.float32))
     RangeSearchObserver.__name__ = f"{method.capitalize()}Observer"
