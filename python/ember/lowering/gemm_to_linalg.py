@@ -93,7 +93,6 @@ def lower_packed_gemm(gemm: Gemm):
     """
     lhs, packed, bias = gemm.lhs, gemm.rhs, gemm.bias
     out_type = ir.RankedTensorType(gemm.result.type)
-    element = out_type.element_type
     geometry = gemm.lhs_patches
     logical = patch_matrix_shape(tensor_shape(lhs), geometry) if geometry else None
     lhs, residual, out2_type = as_row_matrix(lhs, gemm.residual, out_type, logical)
@@ -106,15 +105,19 @@ def lower_packed_gemm(gemm: Gemm):
     operands = [v for v in (lhs, packed, bias, residual) if v is not None]
     callee = gemm_kernel_function(gemm.operation, spec, [v.type for v in operands] + [out2_type],
                                   out2_type)
-    if m is not None:
-        init = tensor.empty([m, n], element)
-    elif geometry is None:
-        init = empty_like(out2_type, [(lhs, 0), None])
-    else:                           # M = N * OH * OW, only N dynamic
-        rows_per_image = arith.constant(ir.IndexType.get(), math.prod(logical[1:-1]))
-        init = tensor.empty([arith.muli(tensor_dim(lhs, 0), rows_per_image), n], element)
-    result = func.call([out2_type], callee, operands + [init])
+    result = func.call([out2_type], callee, operands + [row_matrix_init(out2_type, lhs, logical)])
     return from_row_matrix(result, gemm.lhs, out_type)
+
+
+def row_matrix_init(row_matrix_type, lhs, logical=None):
+    """An empty [M, N] tensor of `row_matrix_type` for a GEMM on the 2-D `lhs` (or, with
+    `logical` the patch matrix shape, on the padded NHWC input standing for it), its dynamic M
+    read from lhs: lhs's rows, or images x OH x OW."""
+    if not row_matrix_type.is_dynamic_dim(0) or logical is None:
+        return empty_like(row_matrix_type, [(lhs, 0), None])
+    rows_per_image = arith.constant(ir.IndexType.get(), math.prod(logical[1:-1]))
+    return tensor.empty([arith.muli(tensor_dim(lhs, 0), rows_per_image),
+                         row_matrix_type.shape[1]], row_matrix_type.element_type)
 
 
 def _rows(rank: int) -> ir.ArrayAttr:

@@ -6,7 +6,8 @@
     static lhs codes [M, K] (already quantized): scale = lhs_scale in every row; the bytes go
                    to the kernel as they are (top bit flipped if the kernel reads the other
                    signedness, K padded to a multiple of 4); an lhs of patches (a quantized
-                   conv) is padded with the zero point and its im2col bytes materialized first
+                   conv) is padded with the zero point, and the kernel reads the patches in
+                   place (whole words of channels) or from a materialized im2col copy
     packed rhs:   func.call @ember_gemm_<i>(words, panels, scale, rhs_scale, compensation,
                                             [bias], [residual], init)   (see lower_packed_gemm;
                   ember-cpu-gemm-kernels gives it the target's integer dot product)
@@ -17,10 +18,8 @@ kernel agree bit for bit on the integer products.
 """
 from __future__ import annotations
 
-import math
-
 from mlir import ir
-from mlir.dialects import arith, func, math as mlir_math, tensor
+from mlir.dialects import arith, func, math as mlir_math
 
 from ember.dialect.ops import QGemm
 from ember.dialect.ops.quantization import unsigned_codes
@@ -30,9 +29,9 @@ from ember.kit.epilogue import apply_epilogue
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.scalar_math import ACTIVATIONS, quantize_code, signed_byte
 from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generic, \
-    generic_into, identity_map, pad, reduce_trailing, tensor_dim, tensor_shape
+    generic_into, identity_map, pad, reduce_trailing, tensor_shape
 from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function, \
-    materialize_patches
+    materialize_patches, row_matrix_init
 from ember.lowering.quantize_to_linalg import signless, with_storage_type
 from ember.quant.schemes import encoding
 
@@ -56,7 +55,7 @@ def lower_qgemm(qgemm: QGemm):
     lhs, residual, f32_type = as_row_matrix(source, qgemm.residual, out_type, logical)
     out2_type = f32_type if quant is None else \
         ir.RankedTensorType.get(f32_type.shape, ir.IntegerType.get_signless(8))
-    init = _rows_like(out2_type, lhs, logical)
+    init = row_matrix_init(out2_type, lhs, logical)
     if qgemm.static:
         scale = filled(ir.RankedTensorType.get(out2_type.shape[:1], _F32()),
                        [(init, 0)], qgemm.lhs_scale)
@@ -97,16 +96,6 @@ def lower_qgemm(qgemm: QGemm):
         result = func.call([out2_type], callee, operands + [init])
     value_type = ir.RankedTensorType.get(storage_type.shape, out2_type.element_type)
     return with_storage_type(from_row_matrix(result, source, value_type), storage_type)
-
-
-def _rows_like(row_matrix_type, lhs, logical):
-    """An empty [M, N] tensor, M read from lhs when dynamic (images x OH x OW for a patch
-    lhs)."""
-    if not row_matrix_type.is_dynamic_dim(0) or logical is None:
-        return empty_like(row_matrix_type, [(lhs, 0), None])
-    rows = arith.muli(tensor_dim(lhs, 0), arith.constant(ir.IndexType.get(),
-                                                         math.prod(logical[1:-1])))
-    return tensor.empty([rows, row_matrix_type.shape[1]], row_matrix_type.element_type)
 
 
 def _result_quantization(qgemm: QGemm):

@@ -164,22 +164,14 @@ class AmxTaskEmitter(TaskEmitter):
         return llvm.inttoptr(_ptr(), arith.addi(base, arith.index_cast(i64t, byte_offset)))
 
     def _tile(self, blk, rows: int, t, r0, p, cols: int) -> None:
-        s, spec = self.s, self.spec
-        nvec = -(-cols // s.lanes)
-        tail_lanes = cols - (nvec - 1) * s.lanes
-        col0 = arith.muli(p, index(s.nr))
-        cols_at = [arith.addi(col0, index(v * s.lanes)) for v in range(nvec)]
-        i = arith.addi(arith.addi(blk.m0, arith.muli(t, index(s.mr))), r0)
-        rows_at = [arith.addi(i, index(r)) for r in range(rows)]
-        masks = [None] * (nvec - 1) + [self._mask(tail_lanes)]
-        a = self._address(self.ops.a, arith.muli(i, index(4 * spec.k)))
+        spec = self.spec
+        nvec, rows_at, cols_at, masks = self._tile_place(blk, rows, t, r0, p, cols)
+        a = self._address(self.ops.a, arith.muli(rows_at[0], index(4 * spec.k)))
         b = self._address(self.ops.b, arith.muli(p, index(spec.k * spec.nr * 4)))
         c = self._address(self.c_tiles, index(0))
         for name in self._tile_functions(rows):
             func.call([], name, [a, b, c])
         accs = [vector.load(self.vtype, self.c_tiles, [index(v), index(r), index(0)])
                 for r in range(rows) for v in range(nvec)]
-        accs = self._epilogue(accs, rows_at, cols_at, masks, rows, nvec)
-        for r in range(rows):
-            for v in range(nvec):
-                self._store(accs[r * nvec + v], self.ops.c, [rows_at[r], cols_at[v]], masks[v])
+        self._store_tile(self._epilogue(accs, rows_at, cols_at, masks, rows, nvec), rows_at,
+                         cols_at, masks)

@@ -254,13 +254,7 @@ class TaskEmitter:
         """C rows m0 + t*MR + r0 + [0, rows), columns p*NR + [0, cols): accumulate this K block
         of A times panel p, then at the last K block apply the epilogue; store."""
         s = self.s
-        nvec = -(-cols // s.lanes)
-        tail_lanes = cols - (nvec - 1) * s.lanes      # lanes of the last vector
-        col0 = arith.muli(p, index(s.nr))
-        cols_at = [arith.addi(col0, index(v * s.lanes)) for v in range(nvec)]
-        i = arith.addi(arith.addi(blk.m0, arith.muli(t, index(s.mr))), r0)
-        rows_at = [arith.addi(i, index(r)) for r in range(rows)]
-        masks = [None] * (nvec - 1) + [self._mask(tail_lanes)]
+        nvec, rows_at, cols_at, masks = self._tile_place(blk, rows, t, r0, p, cols)
 
         zero = [constant(0.0, self.vtype)] * (rows * nvec)
         if blk.first is None:
@@ -331,7 +325,24 @@ class TaskEmitter:
             accs = finish()
         else:
             accs = if_(blk.last, [self.vtype] * len(accs), finish, lambda: accs)
-        for r in range(rows):
+        self._store_tile(accs, rows_at, cols_at, masks)
+
+    def _tile_place(self, blk: "_Block", rows: int, t, r0, p, cols: int):
+        """(vectors per row, the tile's C rows, its vectors' first columns, their masks: None
+        but for a last vector short of `cols`)."""
+        s = self.s
+        nvec = -(-cols // s.lanes)
+        tail_lanes = cols - (nvec - 1) * s.lanes      # lanes of the last vector
+        col0 = arith.muli(p, index(s.nr))
+        cols_at = [arith.addi(col0, index(v * s.lanes)) for v in range(nvec)]
+        i = arith.addi(arith.addi(blk.m0, arith.muli(t, index(s.mr))), r0)
+        rows_at = [arith.addi(i, index(r)) for r in range(rows)]
+        return nvec, rows_at, cols_at, [None] * (nvec - 1) + [self._mask(tail_lanes)]
+
+    def _store_tile(self, accs, rows_at, cols_at, masks) -> None:
+        """The tile's values (row-major, one vector per row and column block) into C."""
+        nvec = len(cols_at)
+        for r in range(len(rows_at)):
             for v in range(nvec):
                 self._store(accs[r * nvec + v], self.ops.c,
                             [*self.prefix, rows_at[r], cols_at[v]], masks[v])
