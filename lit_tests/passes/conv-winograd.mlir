@@ -29,7 +29,8 @@
 // CHECK: %[[Y:.*]] = linalg.generic {indexing_maps = [#[[PRODUCT]], {{.*}}, #[[BIAS]], #[[VIEW]], #[[VIEW]]]{{.*}} ins({{.*}}, %[[R]] : {{.*}}) outs(%{{.*}} : tensor<?x3x2x4x2x4xf32>)
 // CHECK: linalg.index 2
 // CHECK: linalg.index 4
-// CHECK: arith.maximumf
+// CHECK: arith.cmpf olt
+// CHECK: arith.select
 // CHECK: %[[OUT:.*]] = tensor.collapse_shape %[[Y]] {{\[\[}}0], [1, 2], [3, 4], [5]] : tensor<?x3x2x4x2x4xf32> into tensor<?x6x8x4xf32>
 // CHECK: return %[[OUT]] : tensor<?x6x8x4xf32>
 // Blocked, with at most 2560 bytes of transformed data per block (here one tile row of one

@@ -1,19 +1,25 @@
-// RUN: ember-opt %s --target=host:cpu=sapphirerapids --pass-pipeline='builtin.module(ember-pack-weights,ember-lower-to-linalg,canonicalize,ember-bind-weights,one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},drop-equivalent-buffer-results,ember-cpu-gemm-kernels{parallel=false},canonicalize)' | filecheck %s
-// RUN: ember-opt %s --target=host:cpu=sapphirerapids --pass-pipeline='builtin.module(ember-pack-weights,ember-lower-to-linalg,canonicalize,ember-bind-weights,one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},drop-equivalent-buffer-results,ember-cpu-gemm-kernels{parallel=false amx=false},canonicalize)' | filecheck %s --check-prefix=VNNI
+// RUN: ember-opt %s --split-input-file --target=host:cpu=sapphirerapids --pass-pipeline='builtin.module(ember-pack-weights,ember-lower-to-linalg,canonicalize,ember-bind-weights,one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},drop-equivalent-buffer-results,ember-cpu-gemm-kernels{parallel=false},canonicalize)' | filecheck %s
+// RUN: ember-opt %s --split-input-file --target=host:cpu=sapphirerapids --pass-pipeline='builtin.module(ember-pack-weights,ember-lower-to-linalg,canonicalize,ember-bind-weights,one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},drop-equivalent-buffer-results,ember-cpu-gemm-kernels{parallel=false amx=false},canonicalize)' | filecheck %s --check-prefix=VNNI
 
 // On an AMX-INT8 target the int8 kernel's tiles run on the tile registers: the task calls tile
 // functions per row count (32 rows: two A tiles, so each B tile serves both; then the tail
 // pieces) and per part of K (K = 24 words: the 16-word steps, then the 8-word tail, whose
-// shapes get a function of their own). The first zeroes 2 x NR/16 = 4 accumulator tiles and
+// shapes get a function of their own). A call computes a group of row tiles (its count
+// argument) into the task's int32 buffer, paying one tile configuration for the group; the
+// epilogue then reads each tile from it. The first zeroes 2 x NR/16 = 4 accumulator tiles and
 // per step loads two A tiles (16 rows x 64 bytes) and, per 16 columns, one B tile used twice;
 // the tail function reloads the accumulators and adds the 8-word step (32 bytes of A, 8 rows
 // of B). Out of line (noinline), each keeps one tile configuration.
 // CHECK-LABEL: func.func private @ember_gemm_0_task(
-// CHECK: call @ember_gemm_0_task_amx32_k0(
-// CHECK-NEXT: call @ember_gemm_0_task_amx32_k16(
-// CHECK: call @ember_gemm_0_task_amx8_k0(
-// CHECK-NEXT: call @ember_gemm_0_task_amx8_k16(
-// CHECK-LABEL: func.func private @ember_gemm_0_task_amx32_k0(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr) attributes {passthrough = ["noinline"]}
+// CHECK: memref.alloca() {alignment = 64 : i64} : memref<16x2x32x16xi32>
+// CHECK: call @ember_gemm_0_task_amx32_k0(%{{.*}}, %{{.*}}, %{{.*}}, %[[GROUP:.*]]) :
+// CHECK-NEXT: call @ember_gemm_0_task_amx32_k16(%{{.*}}, %{{.*}}, %{{.*}}, %[[GROUP]]) :
+// CHECK-NEXT: scf.for %[[SLOT:.*]] = %c0 to %[[GROUP]] step %c1
+// CHECK: vector.load %{{.*}}[%[[SLOT]], %c0, %c0, %c0] : memref<16x2x32x16xi32>, vector<16xi32>
+// CHECK: call @ember_gemm_0_task_amx8_k0(%{{.*}}, %{{.*}}, %{{.*}}, %c1) :
+// CHECK-NEXT: call @ember_gemm_0_task_amx8_k16(%{{.*}}, %{{.*}}, %{{.*}}, %c1) :
+// CHECK-LABEL: func.func private @ember_gemm_0_task_amx32_k0(%{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: !llvm.ptr, %{{.*}}: index) attributes {passthrough = ["noinline"]}
+// CHECK: scf.for
 // CHECK-COUNT-4: llvm.call_intrinsic "llvm.x86.tilezero.internal"
 // CHECK-COUNT-2: llvm.call_intrinsic "llvm.x86.tileloadd64.internal"(%c16_i16, %c64_i16
 // CHECK: llvm.call_intrinsic "llvm.x86.tileloadd64.internal"(%c16_i16, %c64_i16
@@ -25,6 +31,7 @@
 // CHECK: llvm.call_intrinsic "llvm.x86.tileloadd64.internal"(%c8_i16, %c64_i16
 // CHECK: llvm.call_intrinsic "llvm.x86.tdpbusd.internal"(%c16_i16, %c64_i16, %c32_i16
 // With amx=false: the vector dot product (vpdpbusd), no tile function.
+// VNNI-LABEL: func.func @linear(
 // VNNI-NOT: tdpbusd
 // VNNI: llvm.x86.avx512.vpdpbusd.512
 func.func @linear(%x: tensor<40x96xf32>) -> tensor<40x64xf32> {
@@ -32,4 +39,32 @@ func.func @linear(%x: tensor<40x96xf32>) -> tensor<40x64xf32> {
   %s = "ember.weight"() {name = "fc.weight.int8_scale"} : () -> tensor<64xf32>
   %0 = "ember.qgemm"(%x, %w, %s) {activation = "none", lhs_encoding = "s8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<40x96xf32>, tensor<96x64xi8>, tensor<64xf32>) -> tensor<40x64xf32>
   return %0 : tensor<40x64xf32>
+}
+
+// -----
+
+// A 3x3 int8 convolution (C = 32, stride 1) on AMX: the kernel packs each block of its patch
+// rows into a row-major byte buffer (rows x 9 * 32 bytes), a filter row's three taps as one
+// 96-byte run of the padded input viewed as [N, Hp, Wp * C] (64 + 32 bytes), and the tile
+// functions read their A tiles from it (K = 72 words: 64 in 16-word steps, an 8-word tail).
+// CHECK-LABEL: func.func private @ember_gemm_0_task(
+// CHECK: memref.alloca() {alignment = 64 : i64} : memref<128x288xi8>
+// CHECK: memref.collapse_shape %{{.*}} {{\[\[}}0], [1], [2, 3]] : memref<2x10x10x32xi8> into memref<2x10x320xi8>
+// CHECK: vector.load {{.*}} : memref<2x10x320xi8>, vector<64xi8>
+// CHECK-NEXT: vector.store {{.*}}[%{{.*}}, %c0] : memref<128x288xi8>, vector<64xi8>
+// CHECK: vector.load {{.*}} : memref<2x10x320xi8>, vector<32xi8>
+// CHECK-NEXT: vector.store {{.*}}[%{{.*}}, %c64] : memref<128x288xi8>, vector<32xi8>
+// CHECK-COUNT-4: vector.store {{.*}} : memref<128x288xi8>
+// CHECK-NOT: vector.store {{.*}} : memref<128x288xi8>
+// CHECK: memref.extract_aligned_pointer_as_index %{{.*}} : memref<128x288xi8>
+// CHECK: call @ember_gemm_0_task_amx32_k0(
+// CHECK-NEXT: call @ember_gemm_0_task_amx32_k64(
+// VNNI-LABEL: func.func @conv(
+// VNNI-NOT: memref<128x288xi8>
+// VNNI: llvm.x86.avx512.vpdpbusd.512
+func.func @conv(%x: tensor<2x8x8x32xui8>) -> tensor<2x8x8x32xf32> {
+  %w = "ember.weight"() {name = "conv.matrix"} : () -> tensor<288x32xi8>
+  %s = "ember.weight"() {name = "conv.scale"} : () -> tensor<32xf32>
+  %0 = "ember.qgemm"(%x, %w, %s) {activation = "relu", lhs_encoding = "u8", lhs_patches = array<i64: 3, 3, 1, 1, 1, 1, 1, 1>, lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<2x8x8x32xui8>, tensor<288x32xi8>, tensor<32xf32>) -> tensor<2x8x8x32xf32>
+  return %0 : tensor<2x8x8x32xf32>
 }

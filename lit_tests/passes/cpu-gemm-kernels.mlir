@@ -36,7 +36,8 @@
 // CHECK: scf.if %{{.*}} -> (vector<8xf32>, vector<8xf32>, vector<8xf32>, vector<8xf32>)
 // CHECK: vector.load %arg6
 // CHECK: arith.addf
-// CHECK: arith.maximumf
+// CHECK: arith.cmpf olt
+// CHECK: arith.select
 // CHECK-COUNT-4: vector.store {{.*}} %arg7
 // The leftover row: a 1-row tile.
 // CHECK: scf.if

@@ -10,7 +10,8 @@
 // CHECK-SAME: attributes {llvm.emit_c_interface}
 // CHECK: llvm.fmul
 // CHECK: llvm.fadd
-// CHECK: llvm.intr.maximum
+// CHECK: llvm.fcmp "olt"
+// CHECK: llvm.select
 // CHECK: llvm.return
 // The wrapper takes the input, the bound weight (still tagged), the result and the fault
 // record of the run-time checks (ember-runtime-checks), as pointers.

@@ -31,7 +31,8 @@ func.func @gemm_plain(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>) -> tensor<8x3
 // CHECK: linalg.generic {indexing_maps = [#[[ID]], #[[COL]], #[[ID]], #[[ID]]], iterator_types = ["parallel", "parallel"]} ins(%[[MM]], %arg2, %arg3 : tensor<?x32xf32>, tensor<32xf32>, tensor<?x32xf32>)
 // CHECK-NEXT: ^bb0(%[[Y:.*]]: f32, %[[B:.*]]: f32, %[[R:.*]]: f32, %{{.*}}: f32):
 // CHECK-NEXT: %[[BIASED:.*]] = arith.addf %[[Y]], %[[B]] : f32
-// CHECK-NEXT: %[[ACT:.*]] = arith.maximumf %[[BIASED]], %{{.*}} : f32
+// CHECK-NEXT: %[[NEG:.*]] = arith.cmpf olt, %[[BIASED]], %{{.*}} : f32
+// CHECK-NEXT: %[[ACT:.*]] = arith.select %[[NEG]], %{{.*}}, %[[BIASED]] : f32
 // CHECK-NEXT: %[[OUT:.*]] = arith.addf %[[ACT]], %[[R]] : f32
 // CHECK-NEXT: linalg.yield %[[OUT]] : f32
 func.func @gemm_epilogue(%a: tensor<?x16xf32>, %w: tensor<16x32xf32>, %b: tensor<32xf32>, %r: tensor<?x32xf32>) -> tensor<?x32xf32> {

@@ -16,6 +16,7 @@ from mlir import ir
 from mlir.dialects import arith, math as mmath
 
 from ember.kit.builders import constant
+from ember.kit.vector_math import at_least, clamp
 
 
 def erf(x):
@@ -56,7 +57,7 @@ def gelu_tanh(x):
 #: The activations of a GEMM or conv epilogue (ember.dialect.ACTIVATIONS), as builders.
 ACTIVATIONS: Dict[str, Callable] = {
     "none": lambda x: x,
-    "relu": lambda x: arith.maximumf(x, constant(0.0, x.type)),
+    "relu": lambda x: at_least(x, 0.0),
     "gelu": gelu,
     "gelu_tanh": gelu_tanh,
     "silu": lambda x: arith.mulf(x, sigmoid(x)),
@@ -95,8 +96,7 @@ def quantize_code(x, inverse_scale: float, zero_point: int, lo: int, hi: int):
     computes them: clamp(roundeven(x * inverse) + zp, lo, hi)."""
     y = arith.addf(mmath.roundeven(arith.mulf(x, constant(inverse_scale, x.type))),
                    constant(float(zero_point), x.type))
-    y = arith.minimumf(arith.maximumf(y, constant(float(lo), x.type)),
-                       constant(float(hi), x.type))
+    y = clamp(y, lo, hi)
 
     def like(width):
         element = ir.IntegerType.get_signless(width)

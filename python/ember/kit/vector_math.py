@@ -41,6 +41,21 @@ def _horner(x, coefficients: Sequence[float]):
     return acc
 
 
+def at_least(x, lo):
+    """max(x, lo) with a NaN x kept, built as `x < lo ? lo : x`: one vmaxps on x86 (whose NaN
+    rule that is), where arith.maximumf costs a compare and a blend more. `lo`: a value or a
+    float."""
+    lo = constant(float(lo), x.type) if isinstance(lo, (int, float)) else lo
+    return arith.select(arith.cmpf(arith.CmpFPredicate.OLT, x, lo), lo, x)
+
+
+def clamp(x, lo, hi):
+    """min(max(x, lo), hi), a NaN x kept (see at_least): two instructions on x86."""
+    y = at_least(x, lo)
+    hi = constant(float(hi), x.type) if isinstance(hi, (int, float)) else hi
+    return arith.select(arith.cmpf(arith.CmpFPredicate.OGT, y, hi), hi, y)
+
+
 def _int_type_like(t: ir.Type) -> ir.Type:
     i32 = ir.IntegerType.get_signless(32)
     return ir.VectorType.get(t.shape, i32) if isinstance(t, ir.VectorType) else i32
@@ -52,9 +67,9 @@ def exp_f32(x):
     (0.35 wide) the result stays exp(EXP_CLAMP)."""
     t = x.type
     overflow = arith.cmpf(arith.CmpFPredicate.OGT, x, constant(EXP_OVERFLOW, t))
-    x = arith.minimumf(arith.maximumf(x, constant(-EXP_CLAMP, t)), constant(EXP_CLAMP, t))
+    x = clamp(x, -EXP_CLAMP, EXP_CLAMP)
     n = mmath.floor(arith.addf(arith.mulf(x, constant(LOG2E, t)), constant(0.5, t)))
-    n = arith.minimumf(arith.maximumf(n, constant(-127.0, t)), constant(127.0, t))
+    n = clamp(n, -127.0, 127.0)
     r = arith.subf(x, arith.mulf(n, constant(LN2_HI, t)))
     r = arith.subf(r, arith.mulf(n, constant(LN2_LO, t)))
     p = _horner(r, EXP_POLY)
@@ -68,7 +83,7 @@ def exp_f32(x):
 def tanh_f32(x):
     """tanh(x) for f32 scalars or vectors: a 13/6 rational interpolant, +-1 beyond the clamp."""
     t = x.type
-    x = arith.minimumf(arith.maximumf(x, constant(-TANH_CLAMP, t)), constant(TANH_CLAMP, t))
+    x = clamp(x, -TANH_CLAMP, TANH_CLAMP)
     x2 = arith.mulf(x, x)
     p = arith.mulf(_horner(x2, TANH_NUM), x)
     q = _horner(x2, TANH_DEN)

@@ -28,6 +28,7 @@ from ember.kit.builders import constant
 from ember.kit.epilogue import apply_epilogue
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.scalar_math import ACTIVATIONS, quantize_code, signed_byte
+from ember.kit.vector_math import clamp
 from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generic, \
     generic_into, identity_map, pad, reduce_trailing, tensor_shape
 from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function, \
@@ -161,7 +162,7 @@ def _code(x, inv, enc):
     """i32 q + zp, q = clamp(roundeven(x * inverse), -qmax, qmax)."""
     q = mlir_math.roundeven(arith.mulf(x, inv))
     limit = constant(float(enc.qmax), _F32())
-    q = arith.minimumf(arith.maximumf(q, arith.negf(limit)), limit)
+    q = clamp(q, arith.negf(limit), limit)
     code = arith.fptosi(ir.IntegerType.get_signless(32), q)
     return arith.addi(code, constant(enc.zero_point, code.type)) if enc.zero_point else code
 
