@@ -139,6 +139,29 @@ def test_conv_net_matches_convert_pt2e(target):
             _assert_within_one_step(compiled(x), model(x))
 
 
+@pytest.mark.parametrize("channels,kernel,stride,dilation,size", [
+    (48, 3, 1, 1, 13),      # a filter row is a 144-byte run (64 + 64 + 16), 13 x 13 outputs
+    (80, 3, 2, 1, 11),      # a tap is 80 bytes (64 + 16), strided
+    (8, 5, 1, 2, 12),       # dilated: tap by tap
+    (64, 1, 2, 1, 9),       # the downsampling 1x1 of a ResNet block
+])
+@pytest.mark.parametrize("target", ["host", "host:cpu=icelake-server"])
+def test_convolution_shapes_match_convert_pt2e(channels, kernel, stride, dilation, size,
+                                              target):
+    """int8 convolutions whose patch rows the kernel gathers (AMX where the host has it, an
+    x86 target without AMX beside it): runs longer and shorter than 64 bytes, strides,
+    dilation, row counts that leave tail tiles."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(channels, 32, kernel, stride, padding=kernel // 2 * dilation,
+                           dilation=dilation)
+    example = torch.randn(3, channels, size, size)
+    model = _quantized(conv, example, calibration=4)
+    compiled = ember.compile(model, (example,), target=target)
+    x = torch.randn_like(example)
+    with torch.no_grad():
+        _assert_within_one_step(compiled(x), model(x))
+
+
 @pytest.mark.parametrize("target", ["host", "host:cpu=x86-64"])
 def test_residual_block_matches_convert_pt2e(target):
     """The block's closing ReLU runs after the residual inside the int8 GEMM, which then

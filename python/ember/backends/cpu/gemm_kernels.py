@@ -61,7 +61,7 @@ class CpuGemmKernels(EmberPass):
     parallel: bool = True
     #: Copy A's blocks into MR-row micro-panels before the micro-kernel reads them: "auto" in
     #: GEMMs wide enough for it to pay (gemm_schedule.PACK_A_MIN_PANELS), "true" always, "false"
-    #: never.
+    #: never (f32 kernels: int8 kernels pack exactly when their tiles need it).
     pack_a: str = "auto"
     #: int8 kernels on the AMX tile registers where the target has AMX-INT8 (false: its
     #: vector dot product).
@@ -87,7 +87,7 @@ class CpuGemmKernels(EmberPass):
                 raise ValueError(f"{fn.location}: an int8 kernel packed for {spec.int8} "
                                  f"activations: {e}; pack with the same target") from None
             amx = self.amx and bool(spec.int8) and has_amx_int8(target) and \
-                spec.nr % 16 == 0 and spec.patches is None and not spec.batch
+                spec.nr % 16 == 0 and not spec.batch
             lanes = 16 if amx else dot.lanes if dot else self.lanes
             schedule = choose_schedule(spec, traits, lanes=lanes,
                                        mr=max_rows(spec.nr) if amx else self.mr, kc=self.kc,
@@ -95,8 +95,12 @@ class CpuGemmKernels(EmberPass):
                                        split_rows=self.split_rows, unroll=self.unroll,
                                        chains=self.chains,
                                        temporaries=dot.temporaries if dot else 0)
-            pack_a = {"auto": schedule.pack_a, "true": True, "false": False}[self.pack_a] \
-                and not spec.int8       # int8 rows are read a word at a time, in place
+            if amx:        # AMX A tiles load patch rows gathered row-major, plain rows in place
+                pack_a = spec.patches is not None
+            elif spec.int8:    # the vector int8 kernels read A a word at a time, in place
+                pack_a = False
+            else:
+                pack_a = {"auto": schedule.pack_a, "true": True, "false": False}[self.pack_a]
             schedule = dataclasses.replace(schedule, parallel=schedule.parallel and self.parallel
                                            and target.openmp,
                                            pack_a=pack_a)

@@ -120,9 +120,14 @@ class TaskEmitter:
         self.element = element
         self.vtype = ir.VectorType.get([schedule.lanes], element)
         self.mac = dot or vector.fma
-        if spec.int8 and (dot is None or schedule.kc < spec.k or schedule.pack_a):
+        if spec.int8 and (dot is None or schedule.kc < spec.k or
+                          (schedule.pack_a and not self.packs_int8)):
             raise ValueError("an int8 kernel needs its dot product, one K block (its partial "
                              "sums are integers, C holds floats) and A read in place")
+
+    #: Whether this emitter packs an int8 kernel's A: the vector kernels read its rows a word
+    #: at a time in place (a packed copy would cost as much as the dot products).
+    packs_int8 = False
 
     def emit_task(self, ops: GemmOperands, m0, m1, p0, p1, batch_index=None) -> None:
         """The task function's body: rows [m0, m1) x panels [p0, p1) over all of K (of batch
@@ -133,14 +138,7 @@ class TaskEmitter:
         self.prefix = [] if batch_index is None else [batch_index]
         spec, s = self.spec, self.s
         k_blocks = -(-spec.k // s.kc)
-        packed = None
-        if s.pack_a:
-            # An MC x KC block of A as MR-row micro-panels [tile, k, row]: a tile's rows for
-            # one k are adjacent, so the micro-kernel reads one stream (rows of A whose
-            # stride is a multiple of 4 KiB would otherwise collide in one L1 set).
-            shape = [-(-s.mc // s.mr), s.kc, s.mr]
-            packed = memref.alloca(ir.MemRefType.get(shape, self.element), [], [],
-                                   alignment=i64(64))
+        packed = self._packed_buffer() if s.pack_a else None
 
         # Row blocks of at most MC rows, all the same size (in whole tiles), so that no block
         # is a sliver that streams all of B for a few rows.
@@ -167,6 +165,14 @@ class TaskEmitter:
                 self._panels(blk, p0, p1)
             for_(index(0), index(k_blocks), index(1), (), k_block)
         for_(m0, m1, step, (), m_block)
+
+    def _packed_buffer(self):
+        """The stack buffer an MC x KC block of A is packed into: MR-row micro-panels
+        [tile, k, row], so that a tile's rows for one k are adjacent and the micro-kernel
+        reads one stream (rows of A whose stride is a multiple of 4 KiB would otherwise
+        collide in one L1 set)."""
+        shape = [-(-self.s.mc // self.s.mr), self.s.kc, self.s.mr]
+        return memref.alloca(ir.MemRefType.get(shape, self.element), [], [], alignment=i64(64))
 
     def _pack_a(self, blk: "_Block") -> None:
         """packed[(row - m0) / MR, k - k0, (row - m0) % MR] = A[row, k] over the block."""
@@ -236,8 +242,7 @@ class TaskEmitter:
         """Full MR-row tiles over [m0, m1), then the remaining rows in power-of-two tiles."""
         mr = self.s.mr
         full_tiles = arith.divui(arith.subi(blk.m1, blk.m0), index(mr))
-        for_(index(0), full_tiles, index(1), (),
-             lambda t: self._tile(blk, mr, t, index(0), p, cols))
+        self._full_tiles(blk, full_tiles, p, cols)
         if mr == 1:
             return
         rest = arith.subi(arith.subi(blk.m1, blk.m0), arith.muli(full_tiles, index(mr)))
@@ -248,6 +253,11 @@ class TaskEmitter:
             if_(take, (), lambda r0=r0, piece=piece:
                 self._tile(blk, piece, full_tiles, r0, p, cols) or ())
             r0 = arith.addi(r0, bit)
+
+    def _full_tiles(self, blk: "_Block", count, p, cols: int) -> None:
+        """The block's first `count` MR-row tiles of panel p, one after the other."""
+        for_(index(0), count, index(1), (),
+             lambda t: self._tile(blk, self.s.mr, t, index(0), p, cols))
 
     # -- the register tile ----------------------------------------------------------------
     def _tile(self, blk: "_Block", rows: int, t, r0, p, cols: int) -> None:
