@@ -1,13 +1,18 @@
 // RUN: ember-opt %s --split-input-file --ember-quantize | filecheck %s
 // RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-quantize{filter=layer\.0\.})' | filecheck %s --check-prefix=FILTER
 // RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-quantize{exclude=Linear})' | filecheck %s --check-prefix=NONE
-// RUN: not ember-opt %s --pass-pipeline='builtin.module(ember-quantize{mode=static})' 2>&1 | filecheck %s --check-prefix=MODE
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-quantize{mode=static})' | filecheck %s --check-prefix=STATIC
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-quantize{exclude=Embedding})' | filecheck %s --check-prefix=TABLES-KEPT
+// RUN: not ember-opt %s --pass-pipeline='builtin.module(ember-quantize{mode=weights})' 2>&1 | filecheck %s --check-prefix=MODE
 
 // ember-quantize turns a GEMM on a constant f32 weight [K, N] into ember.qgemm on the int8
 // weight `<name>.int8` and its per-channel scales `<name>.int8_scale` (new weights-table
 // entries), keeping bias, residual and activation. `filter` and `exclude` match the kind
 // ("Linear") or the module path (the weight's name up to ".weight").
-// MODE: error: ember-quantize: mode must be 'dynamic', got 'static'
+// MODE: error: ember-quantize: mode must be 'dynamic' or 'static', got 'weights'
+// In static mode the model's own quantize/dequantize ops carry its GEMMs: they stay.
+// STATIC-LABEL: func.func @two_layers
+// STATIC-NOT: ember.qgemm
 
 // CHECK-LABEL: func.func @two_layers
 // CHECK-DAG: %[[B:.*]] = "ember.weight"() {name = "layer.0.fc.bias"} : () -> tensor<40xf32>
@@ -51,4 +56,38 @@ func.func @not_quantized(%x: tensor<4x8xf32>, %w: tensor<8x16xf32>, %bx: tensor<
   %mw = "ember.weight"() {name = "mw", mutable = true} : () -> tensor<8x16xf32>
   %5 = "ember.gemm"(%x, %mw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
   return %0, %1, %2, %3, %4, %5 : tensor<4x16xf32>, tensor<2x4x16xf32>, tensor<4x16xf16>, tensor<4x16xf32>, tensor<4x16xf32>, tensor<4x16xf32>
+}
+
+// -----
+
+// An embedding table (Embedding, EmbeddingBag) becomes an int8 table with one scale per row
+// (`<name>.int8_rows`, `<name>.int8_row_scale`), in both modes; rows are dequantized as they
+// are looked up. `exclude=Embedding` (the kind) keeps tables in f32.
+// CHECK-LABEL: func.func @table
+// CHECK-DAG: %[[Q:.*]] = "ember.weight"() {name = "emb.weight.int8_rows"} : () -> tensor<100x16xi8>
+// CHECK-DAG: %[[S:.*]] = "ember.weight"() {name = "emb.weight.int8_row_scale"} : () -> tensor<100xf32>
+// CHECK: "ember.embedding"(%[[Q]], %arg0, %[[S]]) {operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<100x16xi8>, tensor<4x7xi64>, tensor<100xf32>) -> tensor<4x7x16xf32>
+// STATIC-LABEL: func.func @table
+// STATIC: "ember.embedding"(%{{.*}}, %arg0, %{{.*}}) {operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<100x16xi8>
+// TABLES-KEPT-LABEL: func.func @table
+// TABLES-KEPT: "ember.embedding"(%{{.*}}, %arg0) {operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<100x16xf32>
+func.func @table(%i: tensor<4x7xi64>) -> tensor<4x7x16xf32> {
+  %t = "ember.weight"() {name = "emb.weight"} : () -> tensor<100x16xf32>
+  %0 = "ember.embedding"(%t, %i) {operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<100x16xf32>, tensor<4x7xi64>) -> tensor<4x7x16xf32>
+  return %0 : tensor<4x7x16xf32>
+}
+
+// -----
+
+// Left alone: a run-time table, a mutable one, an f16 one.
+// CHECK-LABEL: func.func @tables_not_quantized
+// CHECK-NOT: int8
+// CHECK: return
+func.func @tables_not_quantized(%t: tensor<100x16xf32>, %i: tensor<4xi64>) -> (tensor<4x16xf32>, tensor<4x16xf32>, tensor<4x16xf16>) {
+  %0 = "ember.embedding"(%t, %i) {operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<100x16xf32>, tensor<4xi64>) -> tensor<4x16xf32>
+  %m = "ember.weight"() {name = "m.weight", mutable = true} : () -> tensor<100x16xf32>
+  %1 = "ember.embedding"(%m, %i) {operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<100x16xf32>, tensor<4xi64>) -> tensor<4x16xf32>
+  %h = "ember.weight"() {name = "h.weight"} : () -> tensor<100x16xf16>
+  %2 = "ember.embedding"(%h, %i) {operandSegmentSizes = array<i32: 1, 1, 0>} : (tensor<100x16xf16>, tensor<4xi64>) -> tensor<4x16xf16>
+  return %0, %1, %2 : tensor<4x16xf32>, tensor<4x16xf32>, tensor<4x16xf16>
 }

@@ -28,7 +28,7 @@ def test_embedding_dynamic_sequence(check):
           more_inputs=[[torch.randint(0, 50, (2, 1))], [torch.randint(0, 50, (2, 40))]])
 
 
-@pytest.mark.covers("EmbeddingBag (sum)")
+@pytest.mark.covers("EmbeddingBag (sum, mean)")
 def test_embedding_bag_sum(check):
     """Offsets (with an empty bag) and the 2-D fixed-length form."""
     model = Fn(lambda self, i, o, j: (self.mods[0](i, o), self.mods[0](j)),
@@ -37,7 +37,7 @@ def test_embedding_bag_sum(check):
                   torch.randint(0, 10, (3, 4))])
 
 
-@pytest.mark.covers("EmbeddingBag (sum)")
+@pytest.mark.covers("EmbeddingBag (sum, mean)")
 def test_embedding_bag_per_sample_weights(check):
     """Weighted bags (torch-mlir's lowering ignored the weights: plain sums), with an empty
     bag, a padding index and include_last_offset."""
@@ -48,6 +48,18 @@ def test_embedding_bag_per_sample_weights(check):
                bag, padded)
     i = torch.tensor([5, 1, 2, 6, 5, 2, 9, 0, 6])
     check(model, [i, torch.tensor([0, 3, 3, 7]), torch.randn(9), torch.tensor([0, 3, 3, 7, 9])])
+
+
+@pytest.mark.covers("EmbeddingBag (sum, mean)")
+def test_embedding_bag_mean(check):
+    """Averages over each bag's entries that are not padding_idx (an empty bag, and one of
+    padding only, give zeros), offsets and the 2-D form."""
+    plain = nn.EmbeddingBag(10, 6, mode="mean")
+    padded = nn.EmbeddingBag(10, 6, mode="mean", padding_idx=2)
+    model = Fn(lambda self, i, o, j: (self.mods[0](i, o), self.mods[1](i, o), self.mods[0](j)),
+               plain, padded)
+    i = torch.tensor([5, 1, 2, 6, 5, 2, 2, 0, 6])
+    check(model, [i, torch.tensor([0, 3, 3, 5, 7]), torch.randint(0, 10, (3, 4))])
 
 
 @pytest.mark.covers("index (basic)")

@@ -13,8 +13,10 @@ Ten kinds of entries:
 - `sort(stable=...)`, which torch-mlir does not know, as plain `sort`.
 - `reciprocal` of integers on the float tensor PyTorch returns (torch-mlir's lowering asserts
   that no element is 0, where PyTorch gives inf).
-- `embedding_bag` with `per_sample_weights` (mode sum) as a gather, a scaling and an index_add
-  into the bags: torch-mlir's lowering ignores the weights (plain sums, silently wrong).
+- `embedding_bag` (modes sum, with or without `per_sample_weights`, and mean) as an embedding
+  lookup (ember.embedding, which ember-quantize can make int8), a scaling and an index_add
+  into the bags: torch-mlir's lowering ignores the weights (plain sums, silently wrong) and
+  refuses the mean mode.
 - `logcumsumexp` along a static dim of at most 1024 as a max-shifted logsumexp of each prefix
   (O(n^2), as the sorts are): torch-mlir's log(cumsum(exp(x))) overflows past x ~ 88 and turns
   -inf prefixes into NaN.
@@ -192,26 +194,34 @@ def abs_(x):
 
 
 # ------------------------------------------------------------------ embedding_bag
-def weighted_embedding_bag(weight, indices, offsets, scale_grad_by_freq=False, mode=0,
-                           sparse=False, per_sample_weights=None, include_last_offset=False,
-                           padding_idx=None):
-    """sum over each bag of weight[index] * per_sample_weight; the other three results as
-    PyTorch's CPU kernel gives them in this mode (an empty offset2bag, zeros)."""
-    if per_sample_weights is None or indices.dim() != 1:
+def embedding_bag(weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False,
+                  per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """Each bag's rows (looked up with `embedding`, ember.embedding: an int8 table stays int8)
+    summed (mode 0, times their per_sample_weights when given) or averaged (mode 1, over the
+    bag's entries that are not padding_idx; an empty bag gives zeros); the other three results
+    as PyTorch's CPU kernel gives them in the sum mode (an empty offset2bag, zeros). Mode 2
+    (max) stays with torch-mlir."""
+    if indices.dim() != 1 or mode not in (0, 1) or \
+            (per_sample_weights is not None and mode != 0):
         return NotImplemented
     bags = offsets.shape[0] - (1 if include_last_offset else 0)
     positions = torch.arange(indices.shape[0], device=indices.device)
     # The bag of each position: how many bag starts are at or before it, less one.
     bag_of = (positions[:, None] >= offsets[None, :bags]).sum(1) - 1
-    scale = per_sample_weights
+    counted = torch.ones(indices.shape[0], dtype=weight.dtype, device=weight.device)
     if padding_idx is not None and padding_idx >= 0:
-        scale = torch.where(indices == padding_idx, torch.zeros_like(scale), scale)
-    rows = weight[indices] * scale[:, None]
+        counted = torch.where(indices == padding_idx, torch.zeros_like(counted), counted)
     if include_last_offset:  # positions past the last offset belong to no bag
-        rows = torch.where((positions < offsets[bags])[:, None], rows, torch.zeros_like(rows))
+        counted = torch.where(positions < offsets[bags], counted, torch.zeros_like(counted))
         bag_of = bag_of.clamp(max=bags - 1)
+    scale = counted if per_sample_weights is None else counted * per_sample_weights
+    rows = torch.nn.functional.embedding(indices, weight) * scale[:, None]
     out = torch.zeros(bags, weight.shape[1], dtype=weight.dtype,
                       device=weight.device).index_add(0, bag_of, rows)
+    if mode == 1:
+        sizes = torch.zeros(bags, dtype=weight.dtype, device=weight.device).index_add(
+            0, bag_of, counted)
+        out = out / sizes.clamp(min=1)[:, None]
     empty = torch.zeros(0, dtype=torch.int64, device=indices.device)
     zeros = torch.zeros(bags, dtype=torch.int64, device=indices.device)
     return out, empty, zeros, zeros.clone()
@@ -289,8 +299,8 @@ DECOMPOSITIONS: Dict[object, Callable] = {
     ATEN.topk.default: topk,
     ATEN.addmm.default: integer_addmm,
     ATEN.logcumsumexp.default: logcumsumexp,
-    ATEN.embedding_bag.padding_idx: weighted_embedding_bag,
-    ATEN.embedding_bag.default: weighted_embedding_bag,
+    ATEN.embedding_bag.padding_idx: embedding_bag,
+    ATEN.embedding_bag.default: embedding_bag,
     ATEN.reciprocal.default: integer_reciprocal,
     ATEN.add.Tensor: _complex_linear(1),
     ATEN.sub.Tensor: _complex_linear(-1),

@@ -14,9 +14,9 @@ import math
 import re
 from typing import Callable, Collection, Dict, List, Optional, Sequence
 
-from ember.dialect.ops import (Attention, Binary, Concat, Conv2d, Dequantize, Gemm, LayerNorm,
-                               Pool2d, Quantize, Reduce, Reshape, RmsNorm, Slice, Softmax,
-                               Transpose, Unary, Weight)
+from ember.dialect.ops import (Attention, Binary, Concat, Conv2d, Dequantize, Embedding, Gemm,
+                               LayerNorm, Pool2d, Quantize, Reduce, Reshape, RmsNorm, Slice,
+                               Softmax, Transpose, Unary, Weight)
 from ember.dialect.shapes import conv2d_output_size
 
 FLOAT_DTYPES = ("f32", "f64", "f16", "bf16")
@@ -448,6 +448,16 @@ def _attention(c: Converter, op):
                            scale=float(scale), causal=bool(causal))
 
 
+def _embedding(c: Converter, op):
+    """embedding(weight, indices, padding_idx, scale_grad_by_freq, sparse) -> ember.embedding
+    (padding_idx and the rest only shape gradients)."""
+    weight, indices = op.operands[0], op.operands[1]
+    if c.rank(weight) != 2 or not c.all_float([weight, op.results[0]]) or \
+            c.dtype(indices) not in ("si64", "si32"):
+        return None
+    return Embedding.build(c.to_builtin(weight), c.to_builtin(indices), _result_type(c, op))
+
+
 #: torch.finfo(dtype).eps: rms_norm's epsilon when none is given.
 _FINFO_EPS = {"f32": 1.1920928955078125e-07, "f64": 2.220446049250313e-16,
               "f16": 0.0009765625, "bf16": 0.0078125}
@@ -555,6 +565,7 @@ CONVERSIONS: Dict[str, Callable] = {
     "torch.aten.pow.Tensor_Scalar": _binary_scalar("pow"),
     "torch.aten.scaled_dot_product_attention": _attention,
     "torch.aten.rms_norm": _rms_norm,
+    "torch.aten.embedding": _embedding,
     "torch.quantized_decomposed.quantize_per_tensor": _quantize_per_tensor,
     "torch.quantized_decomposed.dequantize_per_tensor": _dequantize(per_channel=False),
     "torch.quantized_decomposed.dequantize_per_channel": _dequantize(per_channel=True),

@@ -1,8 +1,9 @@
 """The ops that move data without arithmetic -> linalg.transpose and tensor ops.
 
 ember.transpose, ember.reshape (an expand_shape of a slice, so that it stays a strided view,
-else tensor.reshape), ember.slice (tensor.extract_slice) and ember.concat (insert_slices into
-one tensor.empty).
+else tensor.reshape), ember.slice (tensor.extract_slice), ember.concat (insert_slices into
+one tensor.empty) and ember.embedding (a linalg.generic gathering table rows with
+tensor.extract, dequantizing an int8 table's rows as it reads them).
 """
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
-from ember.dialect.ops import Concat, Reshape, Slice, Transpose
+from ember.dialect.ops import Concat, Embedding, Reshape, Slice, Transpose
 from ember.kit.builders import i64
-from ember.kit.structured import empty_like, tensor_dim, tensor_shape
+from ember.kit.structured import PARALLEL, empty_like, generic, identity_map, tensor_dim, \
+    tensor_shape
 
 
 def lower_transpose(op: Transpose):
@@ -124,3 +126,21 @@ def lower_concat(op: Concat):
             [n if isinstance(n, int) else dynamic_index for n in sizes], [1] * rank).result
         offset = _index_sum(offset, extent)
     return result
+
+
+def lower_embedding(op: Embedding):
+    """result[i..., d] = table[indices[i...], d] (times scales[indices[i...]] for an int8
+    table): one generic over the result, the row read with tensor.extract (whose index
+    ember-runtime-checks guards once bufferized)."""
+    table, indices, scales = op.table, op.indices, op.scales
+    rank = len(tensor_shape(indices)) + 1
+    init = empty_like(op.result.type, [(indices, d) for d in range(rank - 1)] + [(table, 1)])
+
+    def body(i, _):
+        row = arith.index_cast(ir.IndexType.get(), i)
+        value = tensor.extract(table, [row, linalg.IndexOp(rank - 1).result])
+        if scales is None:
+            return value
+        return arith.mulf(arith.sitofp(ir.F32Type.get(), value), tensor.extract(scales, [row]))
+    return generic([indices], init, [identity_map(rank, range(rank - 1)), identity_map(rank)],
+                   [PARALLEL] * rank, body)

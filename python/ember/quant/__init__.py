@@ -5,8 +5,8 @@
     compiled = ember.compile(model, inputs, quantize=ember.quant.Int8(
         mode="static", calibration=[(x,) for x in sample_batches], method="entropy"))
 
-`Int8(mode="dynamic")` stores the chosen GEMM weights as int8 per output channel (about 4x
-smaller) and quantizes their activations per row at run time; the products run on the target's
+`Int8(mode="dynamic")` stores the chosen GEMM weights as int8 per output channel and
+embedding tables as int8 per row (about 4x smaller) and quantizes their activations per row at run time; the products run on the target's
 integer dot-product instructions (see ember.quant.schemes and ember-quantize).
 `Int8(mode="static")` fixes every activation's scale ahead of time from calibration inputs
 (PyTorch's PT2E flow, see ember.frontend.static_quantization): the int8 ops then pass int8
@@ -22,7 +22,9 @@ from typing import Any, Optional, Sequence
 __all__ = ["Int8", "selects", "report", "QuantizationReport"]
 
 #: What `Int8` quantizes in each mode; `filter`/`exclude` match these kinds or module paths.
-QUANTIZABLE_KINDS = {"dynamic": ("Linear",), "static": ("Linear", "Conv2d")}
+#: "Embedding" covers nn.Embedding and nn.EmbeddingBag tables (int8 rows, one scale each).
+QUANTIZABLE_KINDS = {"dynamic": ("Linear", "Embedding"),
+                     "static": ("Linear", "Conv2d", "Embedding")}
 MODES = tuple(QUANTIZABLE_KINDS)
 #: How static mode picks an activation's range from the calibration inputs.
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
@@ -44,6 +46,9 @@ class Int8:
                  quantized per row at each call (Linear layers).
                  "static": weights as in dynamic; each activation quantized per tensor with a
                  scale and zero point fixed from `calibration` (Linear and Conv2d layers).
+                 In both modes Embedding and EmbeddingBag tables are stored int8, one
+                 symmetric scale per row, dequantized as rows are looked up (kind
+                 "Embedding").
     filter:      a regular expression; an op is quantized when it matches its kind ("Linear")
                  or its module path ("encoder.layer.0.attention.self.query"), like Ampere's
                  AIO_QUANTIZE_INT8_FILTER. Default: everything quantizable.

@@ -4,11 +4,11 @@
     print(ember.quant.report(model, compiled, inputs))
 
 For every quantized layer, the signal-to-quantization-noise ratio (SQNR, in dB) of its output
-when it alone is quantized: the fp32 model runs once, each quantized Linear/Conv2d's input is
-captured, and the layer is recomputed on that input the way ember computes it (dynamic mode:
-ember.quant.schemes' reference, bit for bit the kernels' products, with the compiled target's
-activation encoding; static mode: the calibrated input scale and the int8 weights the
-compiled model uses). Layers come worst first: the ones to try in `exclude=`. Then the
+when it alone is quantized: the fp32 model runs once, each quantized Linear/Conv2d/Embedding's
+input is captured, and the layer is recomputed on that input the way ember computes it
+(dynamic mode: ember.quant.schemes' reference, bit for bit the kernels' products, with the
+compiled target's activation encoding; static mode: the calibrated input scale and the int8
+weights the compiled model uses; tables: the int8 rows, either mode). Layers come worst first: the ones to try in `exclude=`. Then the
 end-to-end error of the compiled model against the fp32 one on the same inputs.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Dict, List
 import numpy as np
 
 from ember.quant import Int8
-from ember.quant.schemes import encoding, quantize_weight, reference_qgemm
+from ember.quant.schemes import encoding, quantize_table, quantize_weight, reference_qgemm
 
 
 @dataclass
@@ -49,8 +49,8 @@ class QuantizationReport:
 
     def __str__(self) -> str:
         width = max([len(layer.path) for layer in self.layers] + [12])
-        lines = [f"{'layer':<{width}}  {'kind':<7} SQNR dB"]
-        lines += [f"{layer.path:<{width}}  {layer.kind:<7} {layer.sqnr_db:7.1f}"
+        lines = [f"{'layer':<{width}}  {'kind':<9} SQNR dB"]
+        lines += [f"{layer.path:<{width}}  {layer.kind:<9} {layer.sqnr_db:7.1f}"
                   for layer in self.layers]
         lines.append(f"end to end: SQNR {self.output_sqnr_db:.1f} dB, max |error| "
                      f"{self.max_abs_error:.4g}, cosine {self.cosine:.6f}")
@@ -73,6 +73,14 @@ def _dynamic_linear(module, x, enc: str):
     if module.bias is not None:
         y = y + module.bias.detach().numpy()
     return y.reshape(*x.shape[:-1], w.shape[1])
+
+
+def _int8_table(module, args, kwargs):
+    """An Embedding/EmbeddingBag's output with its table's int8 rows (ember-quantize's)."""
+    import torch
+    codes, scales = quantize_table(module.weight.detach().numpy())
+    table = torch.from_numpy(codes.astype(np.float32) * scales[:, None])
+    return torch.func.functional_call(module, {"weight": table}, args, kwargs).numpy()
 
 
 def _static_layer(module, x, params: dict):
@@ -99,16 +107,19 @@ def report(model, compiled, inputs) -> QuantizationReport:
     record = getattr(compiled, "quantization", None)
     if record is None:
         raise ValueError("ember.quant.report needs a model compiled with quantize=")
-    kinds = {torch.nn.Linear: "Linear", torch.nn.Conv2d: "Conv2d"}
+    kinds = {torch.nn.Linear: "Linear", torch.nn.Conv2d: "Conv2d",
+             torch.nn.Embedding: "Embedding", torch.nn.EmbeddingBag: "Embedding"}
     captured, hooks = [], []
     for path, module in model.named_modules():
         kind = kinds.get(type(module))
-        chosen = path in record.static_layers if record.scheme.mode == "static" else \
-            kind is not None and record.scheme.selects(kind, path)
+        chosen = kind is not None and record.scheme.selects(kind, path)
+        if record.scheme.mode == "static" and kind != "Embedding":
+            chosen = path in record.static_layers     # what PT2E quantized
         if chosen:
             hooks.append(module.register_forward_hook(
-                lambda m, args, out, path=path, kind=kind:
-                captured.append((path, kind, m, args[0].detach(), out.detach()))))
+                lambda m, args, kwargs, out, path=path, kind=kind:
+                captured.append((path, kind, m, args, kwargs, out.detach())),
+                with_kwargs=True))
     inputs = tuple(inputs)
     try:
         with torch.no_grad():
@@ -118,9 +129,13 @@ def report(model, compiled, inputs) -> QuantizationReport:
             hook.remove()
     layers = []
     with torch.no_grad():
-        for path, kind, module, x, y in captured:
-            quantized = _static_layer(module, x, record.static_layers[path]) \
-                if record.scheme.mode == "static" else _dynamic_linear(module, x, record.encoding)
+        for path, kind, module, args, kwargs, y in captured:
+            if kind == "Embedding":
+                quantized = _int8_table(module, args, kwargs)
+            elif record.scheme.mode == "static":
+                quantized = _static_layer(module, args[0], record.static_layers[path])
+            else:
+                quantized = _dynamic_linear(module, args[0], record.encoding)
             layers.append(LayerError(path, kind, sqnr_db(y.numpy(), quantized)))
         actual = compiled(*inputs)
     layers.sort(key=lambda layer: layer.sqnr_db)

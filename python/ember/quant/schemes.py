@@ -59,6 +59,14 @@ def quantize_weight(w: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
+def quantize_table(table: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """float [V, D] embedding table -> (int8 [V, D], float32 scale [V]): per row, symmetric
+    (quantize_weight's per-column scheme on the transpose); a row reads back as
+    f32(codes) * scale."""
+    codes, scales = quantize_weight(np.asarray(table, np.float32).T)
+    return np.ascontiguousarray(codes.T), scales
+
+
 def row_scales(a: np.ndarray, enc: Encoding) -> Tuple[np.ndarray, np.ndarray]:
     """(scale, inverse scale) per row of float32 a [M, K] (what the kernel uses: scale =
     amax / qmax, inverse = qmax / amax; an all-zero row gets 1 and 0)."""

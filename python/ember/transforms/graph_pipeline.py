@@ -24,10 +24,10 @@ from ember.transforms.quantize import Quantize
 
 def graph_pipeline(*, merge_parallel_gemms: bool = True, quantize=None) -> Pipeline:
     """The graph passes; `merge_parallel_gemms=False` keeps GEMMs sharing an input apart (no
-    concatenated weight copies); `quantize` (an ember.quant.Int8) in dynamic mode adds
-    ember-quantize (static mode quantized the model before import)."""
-    quantization = [] if quantize is None or quantize.mode != "dynamic" else \
-        [Quantize(**quantize.pass_options())]
+    concatenated weight copies); `quantize` (an ember.quant.Int8) adds ember-quantize (its
+    GEMMs in dynamic mode; static mode quantized them before import, the pass then quantizes
+    the embedding tables)."""
+    quantization = [] if quantize is None else [Quantize(**quantize.pass_options())]
     return Pipeline.of([
         Canonicalize(), FoldConstants(), FoldBatchNorm(), ConvertLayout(), FoldConstants(),
         FuseAttention(), FuseRmsNorm(), FuseRotaryEmbedding(), FuseEpilogue(), FoldQuantizedOps(),

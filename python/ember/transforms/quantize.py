@@ -1,4 +1,5 @@
-"""ember-quantize: GEMMs on weights become int8 GEMMs (`ember.qgemm`), chosen by a filter.
+"""ember-quantize: GEMMs on weights become int8 GEMMs (`ember.qgemm`) and embedding tables int8
+tables, chosen by a filter.
 
 An `ember.gemm` whose rhs is a constant f32 weight [K, N] (a Linear after ember-fold-constants
 folded its transpose, possibly merged with its Q/K/V siblings) is *quantizable*. It is
@@ -10,8 +11,14 @@ table gains the int8 matrix and its f32 scales and loses the f32 original where 
 reads it. The epilogue (bias, activation, residual) moves to the qgemm unchanged; the
 activation is quantized per row when the qgemm runs (mode "dynamic").
 
+An `ember.embedding` on a constant f32 table [V, D] (Embedding and EmbeddingBag; kind
+"Embedding", the table's module path) gets an int8 table with one symmetric scale per row,
+in both modes (static mode's PT2E flow quantizes only Linear and Conv2d): a looked-up row is
+dequantized as it is read, so the table is 4x smaller and nothing else changes.
+
 Left alone: batched or non-weight rhs (attention's products), f16/bf16/f64 GEMMs, implicit
-im2col GEMMs (convolutions), an rhs already packed, mutable weights.
+im2col GEMMs (convolutions), an rhs already packed, mutable weights. In static mode the GEMMs
+are left to the model's own quantize/dequantize ops (ember-fold-quantized-ops).
 """
 from __future__ import annotations
 
@@ -20,11 +27,11 @@ from dataclasses import dataclass
 
 from mlir import ir
 
-from ember.dialect.ops import Gemm, QGemm, Weight
+from ember.dialect.ops import Embedding, Gemm, QGemm, Weight
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.quant import selects
-from ember.quant.schemes import quantize_weight
+from ember.quant.schemes import quantize_table, quantize_weight
 
 #: A parameter's name ("fc.weight"), then what ember's passes appended when deriving from it
 #: (".transpose", ".merged3", ...).
@@ -67,12 +74,45 @@ class _QuantizePattern:
         return APPLIED
 
 
+@dataclass
+class _QuantizeTablePattern:
+    ctx: PassContext
+    chosen: "Quantize"
+
+    def __call__(self, op, rewriter) -> bool:
+        lookup = Embedding(op)
+        table = Weight.defining(lookup.table)
+        table_type = ir.RankedTensorType(lookup.table.type)
+        if table is None or lookup.scales is not None or \
+                not isinstance(table_type.element_type, ir.F32Type) or \
+                not self.chosen.selects("Embedding", table.name):
+            return NOT_APPLIED
+        weights = self.ctx.weights
+        q_name = weights.derive(f"{table.name}.int8_rows", lambda w: quantize_table(w)[0],
+                                [table.name], key=("int8-rows", table.name))
+        s_name = weights.derive(f"{table.name}.int8_row_scale",
+                                lambda w: quantize_table(w)[1], [table.name],
+                                key=("int8-row-scale", table.name))
+        rows, _ = table_type.shape
+        with rewriter.ip, op.location:
+            q = Weight.build(ir.RankedTensorType.get(table_type.shape,
+                                                     ir.IntegerType.get_signless(8)),
+                             name=q_name)
+            scales = Weight.build(ir.RankedTensorType.get([rows], ir.F32Type.get()),
+                                  name=s_name)
+            rewriter.replace_op(op, [Embedding.build(q, lookup.indices, lookup.result.type,
+                                                     scales=scales)])
+        return APPLIED
+
+
 @register
 @dataclass
 class Quantize(EmberPass):
-    """Replaces GEMMs on f32 weights, chosen by filter/exclude, with int8 GEMMs (ember.qgemm)."""
+    """Replaces GEMMs on f32 weights (dynamic mode) and embedding tables (both modes), chosen
+    by filter/exclude, with int8 GEMMs (ember.qgemm) and int8 tables."""
     name = "ember-quantize"
-    #: "dynamic": activations quantized per row at run time.
+    #: "dynamic": GEMM activations quantized per row at run time; "static": the model's own
+    #: quantize/dequantize ops carry its GEMMs (PT2E), this pass quantizes only the tables.
     mode: str = "dynamic"
     #: Regular expression over op kinds ("Linear") and module paths: what to quantize.
     filter: str = ".*"
@@ -83,8 +123,12 @@ class Quantize(EmberPass):
         return selects(self.filter, self.exclude, kind, module_path(weight_name))
 
     def run(self, module, ctx: PassContext) -> None:
-        if self.mode != "dynamic":
-            raise ValueError(f"ember-quantize: mode must be 'dynamic', got {self.mode!r}")
+        if self.mode not in ("dynamic", "static"):
+            raise ValueError(f"ember-quantize: mode must be 'dynamic' or 'static', got "
+                             f"{self.mode!r}")
         for what in (self.filter, self.exclude):
             re.compile(what)
-        apply_patterns(module, {Gemm.op_name: [_QuantizePattern(ctx, self)]})
+        patterns = {Embedding.op_name: [_QuantizeTablePattern(ctx, self)]}
+        if self.mode == "dynamic":
+            patterns[Gemm.op_name] = [_QuantizePattern(ctx, self)]
+        apply_patterns(module, patterns)

@@ -1,5 +1,6 @@
-"""Ops that only move data: `ember.transpose`, `ember.reshape`, `ember.slice` and
-`ember.concat`. Any element type, the same in and out."""
+"""Ops that only move data: `ember.transpose`, `ember.reshape`, `ember.slice`,
+`ember.concat` (any element type, the same in and out) and `ember.embedding` (rows picked by
+indices, of a float table or of an int8 one with its row scales)."""
 from __future__ import annotations
 
 import math
@@ -100,4 +101,40 @@ class Concat(EmberOp):
         sizes = [s[axis] for s in shapes]
         if None not in sizes and res[axis] is not None and sum(sizes) != res[axis]:
             return f"inputs add up to {sum(sizes)} along axis {axis}, result has {res[axis]}"
+        return None
+
+
+class Embedding(EmberOp):
+    """Rows of a table picked by integer indices, torch.nn.Embedding's forward:
+    `result[i..., :] = table[indices[i...], :]`, result shape = indices' shape + [D] for a
+    table [V, D]. With `scales` (f32 [V]) the table holds int8 codes with one symmetric scale
+    per row (ember-quantize's int8 tables): `result = f32(table[idx]) * scales[idx]`. An index
+    outside [0, V) is reported at run time (ember-runtime-checks), as PyTorch's IndexError."""
+    op_name = "ember.embedding"
+    element_types = ElementTypes.ANY
+
+    table = Operand()
+    indices = Operand()
+    scales = Operand(optional=True)
+
+    def verify(self) -> Optional[str]:
+        table, idx, res = shape_of(self.table), shape_of(self.indices), shape_of(self.result)
+        if table is None or len(table) != 2:
+            return "table must be a rank-2 tensor [V, D]"
+        index_type = str(self.indices.type.element_type)
+        if index_type not in ("i32", "i64"):
+            return f"indices must be i32 or i64, got {index_type}"
+        if res is None or not shapes_compatible(res, list(idx) + [table[1]]):
+            return f"result shape {format_shape(res or [])} must be the indices' shape " \
+                   f"followed by D: {format_shape(list(idx) + [table[1]])}"
+        element, out = str(self.table.type.element_type), str(self.result.type.element_type)
+        if self.scales is None:
+            if element != out:
+                return f"result must have the table's element type {element}, got {out}"
+            return None
+        if element != "i8" or out != "f32":
+            return f"an int8 table (with scales) is i8 and its rows f32, got {element} -> {out}"
+        if str(self.scales.type.element_type) != "f32" or \
+                not shapes_compatible(shape_of(self.scales) or [], [table[0]]):
+            return f"scales must be f32 [{table[0]}] (one per row)"
         return None
