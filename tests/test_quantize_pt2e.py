@@ -89,6 +89,19 @@ class ResidualBlock(torch.nn.Module):
         return self.fc(y.mean(dim=(2, 3)))
 
 
+class DepthwiseBlock(torch.nn.Module):
+    """A MobileNet block: 1x1 expansion, ReLU, 3x3 depthwise (stride 2), ReLU, 1x1 projection."""
+
+    def __init__(self):
+        super().__init__()
+        self.expand = torch.nn.Conv2d(8, 32, 1)
+        self.depthwise = torch.nn.Conv2d(32, 32, 3, stride=2, padding=1, groups=32)
+        self.project = torch.nn.Conv2d(32, 16, 1)
+
+    def forward(self, x):
+        return self.project(torch.relu(self.depthwise(torch.relu(self.expand(x)))))
+
+
 @pytest.fixture(scope="module")
 def mlp():
     torch.manual_seed(0)
@@ -160,6 +173,25 @@ def test_convolution_shapes_match_convert_pt2e(channels, kernel, stride, dilatio
     x = torch.randn_like(example)
     with torch.no_grad():
         _assert_within_one_step(compiled(x), model(x))
+
+
+@pytest.mark.parametrize("target", ["host", "host:cpu=x86-64"])
+def test_depthwise_block_matches_convert_pt2e(target):
+    """The depthwise conv becomes ember.qdepthwise_conv2d on the expansion's codes and writes
+    the projection's codes itself: no dequantize, no fp32 conv is left."""
+    torch.manual_seed(0)
+    example = torch.randn(2, 8, 13, 13)
+    model = _quantized(DepthwiseBlock(), example)
+    imported = import_model(model, (example,))
+    text = str(compile_to_stage(imported.module_text, "graph", weights=imported.weights))
+    assert len(re.findall(r'"ember\.qdepthwise_conv2d"', text)) == 1, text
+    ops = _graph_ops(model, example)
+    assert (ops["qgemm"], ops["conv2d"], ops["dequantize"]) == (2, 0, 0), ops
+    compiled = ember.compile(model, (example,), target=target)
+    for _ in range(2):
+        x = torch.randn_like(example)
+        with torch.no_grad():
+            _assert_within_one_step(compiled(x), model(x))
 
 
 @pytest.mark.parametrize("target", ["host", "host:cpu=x86-64"])

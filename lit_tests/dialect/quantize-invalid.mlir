@@ -49,7 +49,7 @@ func.func @zero_point_outside(%q: tensor<8xui8>) -> tensor<8xf32> {
 // -----
 
 func.func @static_qgemm_f32_codes(%a: tensor<8x16xf32>, %w: tensor<16x32xi8>, %s: tensor<32xf32>) -> tensor<8x32xf32> {
-  // expected-error @+1 {{a static lhs must be ui8 or i8 codes, got f32}}
+  // expected-error @+1 {{static lhs: codes must be ui8 or i8, got f32}}
   %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "s8", lhs_scale = 0.5 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xi8>, tensor<32xf32>) -> tensor<8x32xf32>
   return %0 : tensor<8x32xf32>
 }

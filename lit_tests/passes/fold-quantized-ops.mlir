@@ -102,20 +102,44 @@ func.func @conv(%x: tensor<2x3x8x8xf32>) -> tensor<2x4x4x16xf32> {
 
 // -----
 
-// Left as they are: a grouped (depthwise) conv and an NCHW conv.
+// Left as they are: an NCHW conv, and a depthwise conv with a residual.
 // CHECK-LABEL: func.func @conv_not_folded
 // CHECK-NOT: ember.qgemm
+// CHECK-NOT: ember.qdepthwise_conv2d
 // CHECK-COUNT-2: "ember.conv2d"
-func.func @conv_not_folded(%c: tensor<1x4x4x8xui8>, %cn: tensor<1x8x4x4xui8>) -> (tensor<1x4x4x8xf32>, tensor<1x8x4x4xf32>) {
+func.func @conv_not_folded(%c: tensor<1x4x4x8xui8>, %cn: tensor<1x8x4x4xui8>, %r: tensor<1x4x4x8xf32>) -> (tensor<1x4x4x8xf32>, tensor<1x8x4x4xf32>) {
   %w = "ember.weight"() {name = "dw.weight"} : () -> tensor<3x3x1x8xi8>
   %w2 = "ember.weight"() {name = "nchw.weight"} : () -> tensor<8x8x1x1xi8>
   %a = "ember.dequantize"(%c) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<1x4x4x8xui8>) -> tensor<1x4x4x8xf32>
   %an = "ember.dequantize"(%cn) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<1x8x4x4xui8>) -> tensor<1x8x4x4xf32>
   %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<3x3x1x8xi8>) -> tensor<3x3x1x8xf32>
   %dw2 = "ember.dequantize"(%w2) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<8x8x1x1xi8>) -> tensor<8x8x1x1xf32>
-  %y = "ember.conv2d"(%a, %dw) {activation = "none", dilations = array<i64: 1, 1>, groups = 8 : i64, layout = "nhwc", padding = array<i64: 1, 1>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x4x4x8xf32>, tensor<3x3x1x8xf32>) -> tensor<1x4x4x8xf32>
+  %y = "ember.conv2d"(%a, %dw, %r) {activation = "none", dilations = array<i64: 1, 1>, groups = 8 : i64, layout = "nhwc", padding = array<i64: 1, 1>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<1x4x4x8xf32>, tensor<3x3x1x8xf32>, tensor<1x4x4x8xf32>) -> tensor<1x4x4x8xf32>
   %y2 = "ember.conv2d"(%an, %dw2) {activation = "none", dilations = array<i64: 1, 1>, groups = 1 : i64, layout = "nchw", padding = array<i64: 0, 0>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x4x4xf32>, tensor<8x8x1x1xf32>) -> tensor<1x8x4x4xf32>
   return %y, %y2 : tensor<1x4x4x8xf32>, tensor<1x8x4x4xf32>
+}
+
+// -----
+
+// A depthwise conv (groups = C = F) on codes with a per-channel int8 filter [KH, KW, 1, C]
+// becomes ember.qdepthwise_conv2d on the codes, its filter [KH, KW, C] derived in the weights
+// table; the quantize after it moves into its epilogue.
+// CHECK-LABEL: func.func @depthwise
+// CHECK-DAG: %[[F:.*]] = "ember.weight"() {name = "dw.weight.depthwise"} : () -> tensor<3x3x8xi8>
+// CHECK-DAG: %[[S:.*]] = "ember.weight"() {name = "dw.scale"} : () -> tensor<8xf32>
+// CHECK: "ember.qdepthwise_conv2d"(%arg0, %[[F]], %[[S]], %{{.*}}) {activation = "relu", dilations = array<i64: 1, 1>, input_scale = 5.000000e-01 : f32, input_zero_point = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1>, padding = array<i64: 1, 1>, result_range = array<i64: 0, 255>, result_scale = 2.500000e-01 : f32, result_zero_point = 0 : i64, strides = array<i64: 2, 2>} : (tensor<1x8x8x8xui8>, tensor<3x3x8xi8>, tensor<8xf32>, tensor<8xf32>) -> tensor<1x4x4x8xui8>
+// CHECK-NOT: ember.conv2d
+// CHECK-NOT: ember.quantize
+func.func @depthwise(%c: tensor<1x8x8x8xui8>) -> tensor<1x4x4x8xui8> {
+  %w = "ember.weight"() {name = "dw.weight"} : () -> tensor<3x3x1x8xi8>
+  %s = "ember.weight"() {name = "dw.scale"} : () -> tensor<8xf32>
+  %z = arith.constant dense<0> : tensor<8xi64>
+  %b = "ember.weight"() {name = "dw.bias"} : () -> tensor<8xf32>
+  %a = "ember.dequantize"(%c) {scale = 0.5 : f32, zero_point = 3 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<1x8x8x8xui8>) -> tensor<1x8x8x8xf32>
+  %dw = "ember.dequantize"(%w, %s, %z) {axis = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<3x3x1x8xi8>, tensor<8xf32>, tensor<8xi64>) -> tensor<3x3x1x8xf32>
+  %y = "ember.conv2d"(%a, %dw, %b) {activation = "relu", dilations = array<i64: 1, 1>, groups = 8 : i64, layout = "nhwc", padding = array<i64: 1, 1>, strides = array<i64: 2, 2>, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<1x8x8x8xf32>, tensor<3x3x1x8xf32>, tensor<8xf32>) -> tensor<1x4x4x8xf32>
+  %q = "ember.quantize"(%y) {scale = 0.25 : f32, zero_point = 0 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<1x4x4x8xf32>) -> tensor<1x4x4x8xui8>
+  return %q : tensor<1x4x4x8xui8>
 }
 
 // -----

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from typing import Callable, Dict
 
 from ember.dialect.ops import Attention, Binary, Concat, Conv2d, Dequantize, Embedding, Gemm, \
-    LayerNorm, Pool2d, QGemm, Quantize, Reduce, Reshape, RmsNorm, RotaryEmbedding, Slice, \
-    Softmax, Transpose, Unary, view
+    LayerNorm, Pool2d, QDepthwiseConv2d, QGemm, Quantize, Reduce, Reshape, RmsNorm, \
+    RotaryEmbedding, Slice, Softmax, Transpose, Unary, view
 from ember.kit.rewrite import APPLIED, apply_patterns
 from ember.lowering.attention_to_linalg import lower_attention
 from ember.lowering.conv_pool_to_linalg import lower_conv2d, lower_pool2d
 from ember.lowering.elementwise_to_linalg import lower_binary, lower_rotary_embedding, \
     lower_unary
 from ember.lowering.gemm_to_linalg import lower_gemm
+from ember.lowering.qdepthwise_to_linalg import lower_qdepthwise_conv2d
 from ember.lowering.qgemm_to_linalg import lower_qgemm
 from ember.lowering.quantize_to_linalg import drop_unsigned_types, lower_dequantize, \
     lower_quantize
@@ -35,6 +36,7 @@ from ember.pipeline.pass_base import EmberPass, PassContext, register
 LOWERINGS: Dict[str, Callable] = {
     Gemm.op_name: lower_gemm,
     QGemm.op_name: lower_qgemm,
+    QDepthwiseConv2d.op_name: lower_qdepthwise_conv2d,
     Quantize.op_name: lower_quantize,
     Dequantize.op_name: lower_dequantize,
     Conv2d.op_name: lower_conv2d,

@@ -48,7 +48,7 @@ def lower_qgemm(qgemm: QGemm):
     implicit = _implicit_patches(qgemm)
     logical = None
     if qgemm.lhs_patches is not None:
-        source = _padded(source, qgemm.lhs_patches, qgemm.lhs_zero_point)
+        source = zero_point_padded(source, qgemm.lhs_patches, qgemm.lhs_zero_point)
         if implicit:        # the kernel reads the patches from the padded codes in place
             logical = patch_matrix_shape(tensor_shape(source), qgemm.lhs_patches[:6])
         else:
@@ -69,7 +69,7 @@ def lower_qgemm(qgemm: QGemm):
         else:
             product = _integer_product(_codes(lhs, inverse, enc), qgemm.rhs, enc.zero_point,
                                        not enc.signed)
-        result = _dequantize(product, scale, qgemm.rhs_scale, None, qgemm.bias, residual,
+        result = dequantize_products(product, scale, qgemm.rhs_scale, None, qgemm.bias, residual,
                              qgemm.activation, init, quant, qgemm.output_activation)
     else:
         if implicit:
@@ -114,8 +114,8 @@ def _implicit_patches(qgemm: QGemm) -> bool:
     return ir.RankedTensorType(qgemm.lhs.type).shape[-1] % 4 == 0
 
 
-def _padded(codes, geometry, zero_point: int):
-    """NHWC codes padded by (PH, PW) of geometry with the zero point (the code of 0.0; its
+def zero_point_padded(codes, geometry, zero_point: int):
+    """NHWC codes padded by (PH, PW) = geometry[6:] with the zero point (the code of 0.0; its
     byte, for unsigned codes above 127, reads as negative i8)."""
     ph, pw = geometry[6:]
     return pad(codes, [0, ph, pw, 0], [0, ph, pw, 0], zero_point - 256 * (zero_point > 127))
@@ -202,7 +202,7 @@ def _integer_product(codes, rhs, zero_point: int, unsigned: bool):
                    [PARALLEL, PARALLEL, REDUCTION], mac)
 
 
-def _dequantize(product, row_scale, col_scale, compensation, bias, residual, activation, init,
+def dequantize_products(product, row_scale, col_scale, compensation, bias, residual, activation, init,
                 quant=None, output_activation=None):
     """f32 [M, N] = output_activation(residual + act(float(product - compensation) *
     (row * col scale) + bias)), in ember.quant.schemes.reference_qgemm's order; with `quant`
@@ -255,5 +255,5 @@ def _reference_kernel(spec: GemmKernelSpec, codes, panels, row_scale, col_scale,
                       code_maps + [rhs_map, identity_map(3, [0, 1])],
                       [PARALLEL, PARALLEL, REDUCTION], mac)
     quant = None if not spec.out_scale else (1.0 / spec.out_scale, *spec.out_codes)
-    return _dequantize(product, row_scale, col_scale, compensation, bias, residual,
+    return dequantize_products(product, row_scale, col_scale, compensation, bias, residual,
                        spec.activation, init, quant, spec.output_activation)

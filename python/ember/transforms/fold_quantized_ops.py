@@ -18,13 +18,14 @@ bytes dequantized per output channel (or per tensor) with zero points that are p
 (symmetric: a weights-table entry or dense constant of zeros); the GEMM is a plain
 [.., M, K] x [K, N] product (no packed or im2col operand). An NHWC conv2d (groups 1) on
 dequantized codes becomes a qgemm over the codes' patches (`lhs_patches`, padded with the
-zero point), its filter [KH, KW, C, F] the [KH*KW*C, F] matrix; depthwise and grouped convs
-are left. A transpose of dequantized codes (the NCHW -> NHWC layout change, a weight's
+zero point), its filter [KH, KW, C, F] the [KH*KW*C, F] matrix; a depthwise one (groups = C
+= F, no residual) becomes an `ember.qdepthwise_conv2d` on the codes, its filter [KH, KW, C];
+grouped convs are left. A transpose of dequantized codes (the NCHW -> NHWC layout change, a weight's
 transpose) moves onto the bytes first. Anything else keeps its fp32 form, which computes
 exactly what the model states.
 
-A quantize reading an int8 GEMM (its only user) moves into the GEMM: the qgemm requantizes
-its results in the epilogue (result_scale, result_zero_point, result_range) and writes codes;
+A quantize reading an int8 GEMM or depthwise conv (its only user) moves into it: the op
+requantizes its results in the epilogue (result_scale, result_zero_point, result_range) and writes codes;
 so does an activation applied after the GEMM's residual (output_activation: a residual
 block's closing ReLU).
 `quantize(dequantize(c))` with the same parameters and storage is `c` and is folded too.
@@ -38,8 +39,8 @@ import numpy as np
 from mlir import ir
 
 from ember.dialect.enums import ACTIVATIONS
-from ember.dialect.ops import Conv2d, Dequantize, Gemm, QGemm, Quantize, Reshape, Transpose, \
-    Unary, Weight
+from ember.dialect.ops import Conv2d, Dequantize, Gemm, QDepthwiseConv2d, QGemm, Quantize, \
+    Reshape, Transpose, Unary, Weight
 from ember.dialect.ops.quantization import storage_range, unsigned_codes
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
@@ -89,13 +90,19 @@ def _weight_matrix(dq: Dequantize, weights: WeightTable):
         key=("matrix", weight.name))
     codes = Weight.build(ir.RankedTensorType.get([k, n], ir.IntegerType.get_signless(8)),
                          name=name)
+    return codes, _channel_scales(dq, weights)
+
+
+def _channel_scales(dq: Dequantize, weights: WeightTable):
+    """The f32 [N] scales of an int8 weight [..., N] (its per-channel scales, or its one scale
+    repeated in a derived weight), built at the current insertion point."""
     if dq.per_channel:
-        return codes, dq.scales
-    scale = dq.scale
-    scales = Weight.build(ir.RankedTensorType.get([n], ir.F32Type.get()), name=weights.derive(
+        return dq.scales
+    weight, scale = Weight.defining(dq.input), dq.scale
+    n = ir.RankedTensorType(dq.input.type).shape[-1]
+    return Weight.build(ir.RankedTensorType.get([n], ir.F32Type.get()), name=weights.derive(
         f"{weight.name}.scales", lambda: np.full(n, scale, np.float32), [],
         key=("scales", weight.name, scale, n)))
-    return codes, scales
 
 
 def _codes_of(value) -> Optional[Dequantize]:
@@ -150,7 +157,7 @@ class _FoldConv:
     def __call__(self, op, rewriter) -> bool:
         conv = Conv2d(op)
         lhs = _codes_of(conv.input)
-        if conv.layout != "nhwc" or conv.groups != 1 or lhs is None:
+        if conv.layout != "nhwc" or lhs is None:
             return NOT_APPLIED
         shape = ir.RankedTensorType(conv.input.type).shape
         if any(ir.ShapedType.is_dynamic_size(d) for d in shape[1:]):
@@ -158,6 +165,8 @@ class _FoldConv:
         rhs = _int8_weight(conv.filter, self.ctx.weights, channel_axis=3)
         if rhs is None:
             return NOT_APPLIED
+        if conv.groups != 1:
+            return self._depthwise(conv, lhs, rhs, op, rewriter)
         kh, kw = ir.RankedTensorType(conv.filter.type).shape[:2]
         with rewriter.ip, op.location:
             codes, scales = _weight_matrix(rhs, self.ctx.weights)
@@ -166,6 +175,26 @@ class _FoldConv:
                 residual=conv.residual, activation=conv.activation, lhs_scale=lhs.scale,
                 lhs_zero_point=lhs.zero_point, lhs_encoding=_encoding_of(lhs.input),
                 lhs_patches=[kh, kw, *conv.strides, *conv.dilations, *conv.padding])])
+        return APPLIED
+
+    def _depthwise(self, conv: Conv2d, lhs: Dequantize, rhs: Dequantize, op, rewriter) -> bool:
+        """groups = C = F: an ember.qdepthwise_conv2d on the codes, its filter [KH, KW, 1, C]
+        as [KH, KW, C] (derived in the weights table)."""
+        if conv.residual is not None:
+            return NOT_APPLIED
+        weight = Weight.defining(rhs.input)
+        kh, kw, _, c = ir.RankedTensorType(rhs.input.type).shape
+        with rewriter.ip, op.location:
+            filt = Weight.build(
+                ir.RankedTensorType.get([kh, kw, c], ir.IntegerType.get_signless(8)),
+                name=self.ctx.weights.derive(f"{weight.name}.depthwise",
+                                             lambda w: w.reshape(kh, kw, c), [weight.name],
+                                             key=("depthwise", weight.name)))
+            rewriter.replace_op(op, [QDepthwiseConv2d.build(
+                lhs.input, filt, _channel_scales(rhs, self.ctx.weights), conv.result.type, bias=conv.bias,
+                strides=conv.strides, padding=conv.padding, dilations=conv.dilations,
+                input_scale=lhs.scale, input_zero_point=lhs.zero_point,
+                activation=conv.activation)])
         return APPLIED
 
 
@@ -216,12 +245,12 @@ def _activation_after_residual(op, rewriter) -> bool:
 
 
 def _quantize_in_epilogue(op, rewriter) -> bool:
-    """quantize(qgemm) -> the qgemm writing the codes itself (result_scale, result_zero_point,
+    """quantize(qgemm or qdepthwise_conv2d) -> the op writing the codes itself (result_scale, result_zero_point,
     result_range), when the quantize is the qgemm's only user: the int32 tile is dequantized,
     goes through the epilogue and is requantized in registers, and the f32 result is never
     written."""
     q = Quantize(op)
-    qgemm = QGemm.defining(q.input)
+    qgemm = QGemm.defining(q.input) or QDepthwiseConv2d.defining(q.input)
     if qgemm is None or qgemm.quantized_result or len(list(qgemm.result.uses)) != 1:
         return NOT_APPLIED
     with rewriter.ip, op.location:

@@ -6,7 +6,8 @@ from typing import Optional, Union
 from ember.dialect.attributes import I64, Bool, F32, I64Array, OneOf
 from ember.dialect.definition import ElementTypes, EmberOp, Operand
 from ember.dialect.enums import ACTIVATIONS, INT8_ENCODINGS
-from ember.dialect.ops.quantization import storage_range, unsigned_codes
+from ember.dialect.ops.quantization import quantized_result_problem, static_codes_problem, \
+    unsigned_codes
 from ember.dialect.shapes import (Shape, broadcast_shape, dims_compatible, format_shape,
                                   patch_matrix_shape, shape_of, shapes_compatible)
 
@@ -142,22 +143,8 @@ class QGemm(EmberOp):
         return self.result_scale is not None
 
     def _verify_result(self) -> Optional[str]:
-        parts = (self.result_scale, self.result_zero_point, self.result_range)
-        if all(p is None for p in parts):
-            return None if _element(self.result) == "f32" else \
-                f"result must be f32 (or codes with result_scale), got {_element(self.result)}"
-        if any(p is None for p in parts):
-            return "result_scale, result_zero_point and result_range go together"
-        bounds = storage_range(self.result)
-        if bounds is None:
-            return f"a quantized result must be ui8 or i8, got {_element(self.result)}"
-        lo, hi = (self.result_range + [None, None])[:2]
-        if len(self.result_range) != 2 or not bounds[0] <= lo <= self.result_zero_point <= \
-                hi <= bounds[1] or not self.result_scale > 0:
-            return f"quantized result: scale {self.result_scale} must be positive and " \
-                   f"{bounds[0]} <= lo <= zero point <= hi <= {bounds[1]}, got " \
-                   f"{self.result_range} and zero point {self.result_zero_point}"
-        return None
+        return quantized_result_problem(self.result, self.result_scale, self.result_zero_point,
+                                        self.result_range)
 
     @property
     def static(self) -> bool:
@@ -170,12 +157,9 @@ class QGemm(EmberOp):
         if not self.static:
             return None if _element(self.lhs) == "f32" else \
                 f"lhs must be f32 (or codes with lhs_scale), got {_element(self.lhs)}"
-        bounds = storage_range(self.lhs)
-        if bounds is None:
-            return f"a static lhs must be ui8 or i8 codes, got {_element(self.lhs)}"
-        if not self.lhs_scale > 0 or not bounds[0] <= self.lhs_zero_point <= bounds[1]:
-            return f"static lhs: scale {self.lhs_scale} must be positive and zero point " \
-                   f"{self.lhs_zero_point} within [{bounds[0]}, {bounds[1]}]"
+        problem = static_codes_problem(self.lhs, self.lhs_scale, self.lhs_zero_point)
+        if problem:
+            return f"static lhs: {problem}"
         if self.lhs_encoding == "u7" and not unsigned_codes(self.lhs):
             return "a static lhs in encoding u7 (codes below 128) must be ui8"
         return None

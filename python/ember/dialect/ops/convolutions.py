@@ -1,11 +1,13 @@
-"""`ember.conv2d` and `ember.pool2d`: the sliding-window ops, in NCHW or NHWC layout."""
+"""`ember.conv2d` and `ember.pool2d`: the sliding-window ops, in NCHW or NHWC layout; and
+`ember.qdepthwise_conv2d`, an int8 depthwise convolution on NHWC codes."""
 from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from ember.dialect.attributes import I64, I64Array, OneOf
-from ember.dialect.definition import EmberOp, Operand
+from ember.dialect.attributes import F32, I64, I64Array, OneOf
+from ember.dialect.definition import ElementTypes, EmberOp, Operand
 from ember.dialect.enums import ACTIVATIONS, CONV_LAYOUTS, POOL_KINDS
+from ember.dialect.ops.quantization import quantized_result_problem, static_codes_problem
 from ember.dialect.shapes import (conv2d_output_size, dims_compatible, format_shape, shape_of,
                                   shapes_compatible)
 
@@ -72,6 +74,70 @@ class Conv2d(EmberOp):
                 not shapes_compatible(shape_of(self.residual) or [], res):
             return f"residual shape {format_shape(shape_of(self.residual) or [])} must equal " \
                    f"the result shape {format_shape(res)}"
+        return None
+
+
+class QDepthwiseConv2d(EmberOp):
+    """int8 depthwise convolution on NHWC codes (a quantized model's depthwise conv, made by
+    ember-fold-quantized-ops): input ui8/i8 codes [N, H, W, C] standing for
+    `(code - input_zero_point) * input_scale`, padded with the zero point (the code of 0.0);
+    filter i8 [KH, KW, C] with one symmetric scale per channel (`filter_scale` f32 [C]). The
+    int32 sums of (code - zero point) x filter are dequantized by input_scale x
+    filter_scale[c], then bias [C] and the activation apply; the result is f32 [N, OH, OW, C],
+    or codes when result_scale, result_zero_point and result_range are set (requantized in
+    the epilogue)."""
+    op_name = "ember.qdepthwise_conv2d"
+    element_types = ElementTypes.ANY
+
+    input = Operand()
+    filter = Operand()
+    filter_scale = Operand()
+    bias = Operand(optional=True)
+    strides = I64Array(default=(1, 1), doc=_PAIR)
+    padding = I64Array(default=(0, 0), doc=_PAIR)
+    dilations = I64Array(default=(1, 1), doc=_PAIR)
+    input_scale = F32(doc="the scale of the input codes")
+    input_zero_point = I64(doc="the zero point of the input codes")
+    activation = OneOf(ACTIVATIONS, what="activation", default="none")
+    result_scale = F32(optional=True, doc=(
+        "with result_zero_point and result_range: the result is quantized after the epilogue, "
+        "ui8 or i8 codes"))
+    result_zero_point = I64(optional=True)
+    result_range = I64Array(optional=True, doc="lo, hi: the result codes' range")
+
+    @property
+    def quantized_result(self) -> bool:
+        """Whether the result is codes (result_scale, result_zero_point, result_range)."""
+        return self.result_scale is not None
+
+    def verify(self) -> Optional[str]:
+        error = _window_error(strides=self.strides, padding=self.padding,
+                              dilations=self.dilations)
+        problem = error or static_codes_problem(self.input, self.input_scale,
+                                                self.input_zero_point)
+        problem = problem or quantized_result_problem(
+            self.result, self.result_scale, self.result_zero_point, self.result_range)
+        if problem:
+            return problem
+        x, w, res = shape_of(self.input), shape_of(self.filter), shape_of(self.result)
+        if x is None or w is None or res is None or len(x) != 4 or len(w) != 3 or len(res) != 4:
+            return "input and result must be rank-4 tensors (NHWC), filter rank 3 [KH, KW, C]"
+        if str(self.filter.type.element_type) != "i8":
+            return f"filter must be i8, got {self.filter.type.element_type}"
+        n, h, wd, c = x
+        kh, kw, fc = w
+        if not dims_compatible(c, fc):
+            return f"filter has {fc} channels, input {c}"
+        expected = [n] + [conv2d_output_size(s, k, st, p, d) for s, k, st, p, d in
+                          zip((h, wd), (kh, kw), self.strides, self.padding, self.dilations)] + [c]
+        if not shapes_compatible(res, expected):
+            return f"result shape {format_shape(res)} does not match the convolution's " \
+                   f"{format_shape(expected)} (N, OH, OW, C)"
+        for name in ("filter_scale", "bias"):
+            value = getattr(self, name)
+            if value is not None and (str(value.type.element_type) != "f32" or
+                                      not shapes_compatible(shape_of(value) or [], [c])):
+                return f"{name} must be f32 [{c}]"
         return None
 
 

@@ -28,6 +28,41 @@ def unsigned_codes(value) -> bool:
     return str(value.type.element_type) == "ui8"
 
 
+def quantized_result_problem(result, scale, zero_point, code_range) -> Optional[str]:
+    """What is wrong with an int8 op's result settings (None: nothing): an f32 result, or
+    codes (ui8/i8) with result_scale > 0, result_zero_point and result_range = [lo, hi],
+    lo <= zero point <= hi within the storage range; the three go together."""
+    parts = (scale, zero_point, code_range)
+    element = str(result.type.element_type)
+    if all(p is None for p in parts):
+        return None if element == "f32" else \
+            f"result must be f32 (or codes with result_scale), got {element}"
+    if any(p is None for p in parts):
+        return "result_scale, result_zero_point and result_range go together"
+    bounds = storage_range(result)
+    if bounds is None:
+        return f"a quantized result must be ui8 or i8, got {element}"
+    lo, hi = (list(code_range) + [None, None])[:2]
+    if len(code_range) != 2 or not bounds[0] <= lo <= zero_point <= hi <= bounds[1] or \
+            not scale > 0:
+        return f"quantized result: scale {scale} must be positive and " \
+               f"{bounds[0]} <= lo <= zero point <= hi <= {bounds[1]}, got " \
+               f"{code_range} and zero point {zero_point}"
+    return None
+
+
+def static_codes_problem(codes, scale, zero_point) -> Optional[str]:
+    """What is wrong with an int8 op's input codes (None: nothing): ui8 or i8 codes standing
+    for (code - zero_point) * scale, scale > 0, the zero point within the storage range."""
+    bounds = storage_range(codes)
+    if bounds is None:
+        return f"codes must be ui8 or i8, got {codes.type.element_type}"
+    if not scale > 0 or not bounds[0] <= zero_point <= bounds[1]:
+        return f"codes: scale {scale} must be positive and zero point {zero_point} within " \
+               f"[{bounds[0]}, {bounds[1]}]"
+    return None
+
+
 def _check_scale_and_zero_point(scale: float, zero_point: int, lo: int, hi: int) -> Optional[str]:
     if not scale > 0.0:
         return f"scale must be positive, got {scale}"
