@@ -196,21 +196,29 @@ def test_cnn_matches_pytorch(run_model, target, cpu, tmp_path_factory, tmp_path)
     check_matches(model, run_model, artifact, x, tmp_path, cpu)
 
 
+#: The int8 features and the instruction every int8 kernel must then contain: sdot, and
+#: smmla (2 x 2 blocks) with +i8mm (whose odd tail rows still take sdot).
+INT8_FEATURES = {"+neon+dotprod": r"\tsdot\tv\d+\.4s",
+                 "+neon+dotprod+i8mm": r"\tsmmla\tv\d+\.4s"}
+
+
 @needs_cc
 @needs_qemu
 @pytest.mark.skipif(shutil.which(OBJDUMP) is None, reason=f"needs {OBJDUMP}")
-def test_int8_sdot_matches_x86_int8(run_model, tmp_path_factory, tmp_path):
-    """int8 on `+dotprod` (sdot, signed activation codes) gives the x86 int8 result exactly:
-    the codes are the same, only their encoding differs, and the integer sums are exact."""
+@pytest.mark.parametrize("features", INT8_FEATURES)
+def test_int8_sdot_matches_x86_int8(run_model, tmp_path_factory, tmp_path, features):
+    """int8 on `+dotprod` (sdot, signed activation codes) and `+i8mm` (smmla) gives the x86
+    int8 result exactly: the codes are the same, only their encoding differs, and the integer
+    sums are exact."""
     from test_quantize_int8 import Block
     import ember.quant
     torch.manual_seed(0)
     model, x = Block().eval(), torch.randn(13, 70)
-    compiled = ember.compile(model, (x,), target=NEON + ":features=+neon+dotprod",
+    compiled = ember.compile(model, (x,), target=NEON + ":features=" + features,
                              quantize=ember.quant.Int8())
     artifact = compiled.save(str(tmp_path_factory.mktemp("a64") / "int8.ember"))
     kernels = gemm_instructions(os.path.join(artifact, "model.so"))
-    assert kernels and all(any(re.search(r"\tsdot\tv\d+\.4s", ln) for ln in lines)
+    assert kernels and all(any(re.search(INT8_FEATURES[features], ln) for ln in lines)
                            for lines in kernels.values())
     result, output = run_qemu(run_model, artifact, x, tmp_path, cpu="max")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -221,20 +229,23 @@ def test_int8_sdot_matches_x86_int8(run_model, tmp_path_factory, tmp_path):
 @needs_cc
 @needs_qemu
 @pytest.mark.skipif(shutil.which(OBJDUMP) is None, reason=f"needs {OBJDUMP}")
-@pytest.mark.parametrize("net", ["mlp", "conv"])
-def test_static_int8_sdot_matches_x86(run_model, tmp_path_factory, tmp_path, net):
-    """A PT2E-quantized MLP and conv net (static uint8 codes) on `+dotprod`: the kernels read
-    the codes as s8 (top bit flipped, compensation moved by 128) with sdot, and agree with the
-    x86 int8 result within one quantization step."""
+@pytest.mark.parametrize("features", INT8_FEATURES)
+@pytest.mark.parametrize("net", ["mlp", "conv", "residual"])
+def test_static_int8_sdot_matches_x86(run_model, tmp_path_factory, tmp_path, net, features):
+    """A PT2E-quantized MLP and conv net (static uint8 codes) on `+dotprod` and `+i8mm`: the
+    kernels read the codes as s8 (top bit flipped, compensation moved by 128) with sdot or
+    smmla, and agree with the x86 int8 result within one quantization step."""
     quantized = pytest.importorskip("test_quantize_pt2e")
     torch.manual_seed(0)
-    model, x = (quantized.Mlp(), torch.randn(16, 96)) if net == "mlp" else \
-        (quantized.ConvNet(), torch.randn(4, 3, 16, 16))
+    model, x = {"mlp": (quantized.Mlp(), torch.randn(16, 96)),
+                "conv": (quantized.ConvNet(), torch.randn(4, 3, 16, 16)),      # K odd words
+                "residual": (quantized.ResidualBlock(), torch.randn(2, 3, 12, 12)),  # patches
+                }[net]
     model = quantized._quantized(model, x)
-    compiled = ember.compile(model, (x,), target=NEON + ":features=+neon+dotprod")
+    compiled = ember.compile(model, (x,), target=NEON + ":features=" + features)
     artifact = compiled.save(str(tmp_path_factory.mktemp("a64") / f"{net}.ember"))
     kernels = gemm_instructions(os.path.join(artifact, "model.so"))
-    assert kernels and all(any(re.search(r"\tsdot\tv\d+\.4s", ln) for ln in lines)
+    assert kernels and all(any(re.search(INT8_FEATURES[features], ln) for ln in lines)
                            for lines in kernels.values())
     result, output = run_qemu(run_model, artifact, x, tmp_path, cpu="max")
     assert result.returncode == 0, result.stdout + result.stderr

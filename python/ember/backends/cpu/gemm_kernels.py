@@ -26,6 +26,7 @@ from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec, \
 from ember.backends.cpu.gemm_schedule import choose_schedule
 from ember.backends.cpu.gemm_threads import emit_kernel
 from ember.backends.cpu.amx_tiles import has_amx_int8, max_rows
+from ember.backends.cpu.mmla_tiles import has_i8mm
 from ember.backends.cpu.int8_dot import int8_dot_for
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.kit.gemm_kernel_spec import kernel_functions
@@ -66,6 +67,8 @@ class CpuGemmKernels(EmberPass):
     #: int8 kernels on the AMX tile registers where the target has AMX-INT8 (false: its
     #: vector dot product).
     amx: bool = True
+    #: int8 kernels on smmla where an AArch64 target has +i8mm (false: sdot).
+    mmla: bool = True
 
     def run(self, module, ctx: PassContext) -> None:
         if self.pack_a not in ("auto", "true", "false"):
@@ -88,13 +91,16 @@ class CpuGemmKernels(EmberPass):
                                  f"activations: {e}; pack with the same target") from None
             amx = self.amx and bool(spec.int8) and has_amx_int8(target) and \
                 spec.nr % 16 == 0 and not spec.batch
+            mmla = self.mmla and spec.int8 == "s8" and has_i8mm(target) and \
+                dot.lanes == 4 and spec.nr % 4 == 0 and not spec.batch
             lanes = 16 if amx else dot.lanes if dot else self.lanes
             schedule = choose_schedule(spec, traits, lanes=lanes,
                                        mr=max_rows(spec.nr) if amx else self.mr, kc=self.kc,
                                        mc=self.mc,
                                        split_rows=self.split_rows, unroll=self.unroll,
                                        chains=self.chains,
-                                       temporaries=dot.temporaries if dot else 0)
+                                       temporaries=(dot.temporaries if dot else 0) +
+                                       (spec.nr // 4 if mmla else 0))   # zipped B operands
             if amx:        # AMX A tiles load patch rows gathered row-major, plain rows in place
                 pack_a = spec.patches is not None
             elif spec.int8:    # the vector int8 kernels read A a word at a time, in place
@@ -104,6 +110,9 @@ class CpuGemmKernels(EmberPass):
             schedule = dataclasses.replace(schedule, parallel=schedule.parallel and self.parallel
                                            and target.openmp,
                                            pack_a=pack_a)
-            task = emit_kernel(fn, spec, schedule, dot, amx=amx)
+            if mmla and schedule.mr % 2:       # smmla computes row pairs
+                schedule = dataclasses.replace(schedule, mr=max(2, schedule.mr - 1))
+            task = emit_kernel(fn, spec, schedule, dot,
+                               tiles="amx" if amx else "mmla" if mmla else "vector")
             fn.attributes[SCHEDULE_ATTR] = schedule.attr()
             expand_math(task)

@@ -18,6 +18,7 @@ from mlir.dialects import arith, func, memref, scf
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.backends.cpu.amx_tiles import AmxTaskEmitter
 from ember.backends.cpu.microkernel import GemmSchedule, TaskEmitter
+from ember.backends.cpu.mmla_tiles import MmlaTaskEmitter
 from ember.kit.builders import GemmOperands, for_, if_, index
 
 #: OpenMP's team size for the next parallel region (libomp), read by parallel kernels.
@@ -27,11 +28,13 @@ THREADS_FN = "omp_get_max_threads"
 IN_PARALLEL_FN = "omp_in_parallel"
 
 
-def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None, amx=False):
+def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None, tiles="vector"):
     """Replaces the body of kernel function `fn` (memref arguments) by the schedule's code:
     one task per thread, each calling a new private task function (`<fn>_task`, placed after
     `fn`), which it returns. `dot`: an int8 kernel's dot product (ember.backends.cpu.int8_dot);
-    `amx`: its tiles on the AMX tile registers instead (ember.backends.cpu.amx_tiles)."""
+    `tiles`: where an int8 kernel's tiles are computed: "vector" (the dot product), "amx"
+    (the AMX tile registers, ember.backends.cpu.amx_tiles) or "mmla" (AArch64 smmla,
+    ember.backends.cpu.mmla_tiles)."""
     block = fn.regions[0].blocks[0]
     args = list(block.arguments)
     for op in reversed(list(block.operations)):
@@ -54,8 +57,12 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None, amx=
         entry = task.add_entry_block()
         with ir.InsertionPoint(entry):
             *batch, m0, m1, p0, p1 = entry.arguments[:indices]
-            emitter = AmxTaskEmitter(spec, schedule, element, dot, module_block, name) \
-                if amx else TaskEmitter(spec, schedule, element, dot)
+            if tiles == "amx":
+                emitter = AmxTaskEmitter(spec, schedule, element, dot, module_block, name)
+            elif tiles == "mmla":
+                emitter = MmlaTaskEmitter(spec, schedule, element, dot)
+            else:
+                emitter = TaskEmitter(spec, schedule, element, dot)
             emitter.emit_task(
                 GemmOperands.from_args(spec, entry.arguments[indices:]), m0, m1, p0, p1, *batch)
             func.ReturnOp([])

@@ -10,7 +10,8 @@ activations must have (ember.quant.schemes), depends on the CPU:
     vnni256    x86 AVX-VNNI (or AVX-512 VNNI + VL at 256 bits)  vpdpbusd ymm, 8 lanes
     maddubs512 x86 AVX-512BW         vpmaddubsw + vpmaddwd (u7 x s8: no int16 saturation)
     maddubs256 x86 AVX2              vpmaddubsw + vpmaddwd ymm
-    sdot       AArch64 +dotprod      sdot (s8 x s8), 4 lanes
+    sdot       AArch64 +dotprod      sdot (s8 x s8), 4 lanes (with +i8mm the tiles run on
+                                     smmla, ember.backends.cpu.mmla_tiles, sdot for odd rows)
     portable   anything else         bytes sign-extended by shifts, multiplied in i32
 
 ember-pack-weights asks `int8_dot_for(target)` for the encoding it packs the compensation for;
