@@ -63,24 +63,33 @@ def test_report_matches_the_compiled_model(mlp_block):
 
 
 def test_static_model_reports_convolutions():
+    """A conv followed by BatchNorm: PT2E folds the norm into the int8 weights, so the layer
+    is compared with the folded float conv (against the conv's own output, without the norm,
+    every layer of the benchmark CNN read 7-11 dB while the model kept 43 dB)."""
     pytest.importorskip("torchao")
 
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+            self.bn = torch.nn.BatchNorm2d(8)
             self.fc = torch.nn.Linear(8 * 8 * 8, 10)
 
         def forward(self, x):
-            return self.fc(torch.relu(self.conv(x)).flatten(1))
+            return self.fc(torch.relu(self.bn(self.conv(x))).flatten(1))
     torch.manual_seed(0)
-    model, x = Net().eval(), torch.randn(4, 3, 8, 8)
+    model = Net().eval()
+    with torch.no_grad():
+        model.bn.running_mean.uniform_(-1, 1)
+        model.bn.running_var.uniform_(0.2, 3.0)
+        model.bn.weight.uniform_(0.2, 4.0)
+    x = torch.randn(4, 3, 8, 8)
     compiled = ember.compile(model, (x,), quantize=ember.quant.Int8(
         mode="static", calibration=[torch.randn(4, 3, 8, 8) for _ in range(4)]))
     result = ember.quant.report(model, compiled, (x,))
     assert sorted((layer.path, layer.kind) for layer in result.layers) == \
         [("conv", "Conv2d"), ("fc", "Linear")]
-    assert all(15 < layer.sqnr_db < math.inf for layer in result.layers)
+    assert all(25 < layer.sqnr_db < math.inf for layer in result.layers), str(result)
     assert result.cosine > 0.99
 
 

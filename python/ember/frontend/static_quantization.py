@@ -173,7 +173,49 @@ def quantize_static(model: torch.nn.Module, example_inputs, scheme: Int8,
             except Exception as e:
                 raise ValueError(f"calibration batch {i} does not fit the model as exported "
                                  f"for these example inputs: {e}") from e
-    return convert_pt2e(prepared)
+    folded = _float_layers(prepared)
+    converted = convert_pt2e(prepared)
+    converted.meta[FLOAT_LAYERS] = folded
+    return converted
+
+
+#: GraphModule.meta key of quantize_static's result: each layer's float weight and bias as
+#: the quantizer saw them (a BatchNorm already folded in), by module path.
+FLOAT_LAYERS = "ember.float_layers"
+_LAYER_OPS = (torch.ops.aten.linear.default, torch.ops.aten.conv2d.default)
+
+
+def _layer_nodes(graph_module):
+    """(module path, node) of each Linear/Conv2d call of a PT2E graph."""
+    for node in graph_module.graph.nodes:
+        stack = node.meta.get("nn_module_stack") or {}
+        if node.target in _LAYER_OPS and stack:
+            yield list(stack.values())[-1][0], node
+
+
+def _constant(graph_module, node):
+    """The tensor a get_attr node (possibly behind an observer call) reads, or None."""
+    while node is not None and node.op == "call_module":
+        node = node.args[0]
+    if node is None or node.op != "get_attr":
+        return None
+    value = graph_module
+    for part in node.target.split("."):
+        value = getattr(value, part)
+    return value.detach().clone()
+
+
+def _float_layers(prepared) -> Dict[str, tuple]:
+    """(float weight, bias or None) of each layer of a prepared graph: prepare_pt2e has folded
+    the BatchNorms that follow convolutions into them, so these are what the int8 weights
+    approximate."""
+    layers = {}
+    for path, node in _layer_nodes(prepared):
+        weight = _constant(prepared, node.args[1])
+        if weight is not None:
+            bias = node.args[2] if len(node.args) > 2 else None
+            layers[path] = (weight, None if bias is None else _constant(prepared, bias))
+    return layers
 
 
 def _calibration_shapes(example_inputs: tuple, calibration) -> Optional[tuple]:
@@ -193,20 +235,19 @@ def _calibration_shapes(example_inputs: tuple, calibration) -> Optional[tuple]:
 
 def layer_parameters(converted: torch.nn.Module) -> Dict[str, dict]:
     """What a `convert_pt2e` graph states for each quantized Linear and Conv2d, by module path:
-    its input's per-tensor (scale, zero point, lowest, highest code) and its weight's codes and
-    per-output-channel scales, read from the quantize/dequantize nodes around it (so a report
-    can reproduce the layer alone)."""
+    its input's per-tensor (scale, zero point, lowest, highest code), its weight's codes and
+    per-output-channel scales, read from the quantize/dequantize nodes around it, and (for
+    quantize_static's graphs) the float weight and bias they approximate, BatchNorm folded
+    (so a report can reproduce the layer alone, quantized and not)."""
     decomposed = torch.ops.quantized_decomposed
+    floats = converted.meta.get(FLOAT_LAYERS, {})
     layers = {}
-    for node in converted.graph.nodes:
-        if node.target not in (torch.ops.aten.linear.default, torch.ops.aten.conv2d.default):
-            continue
+    for path, node in _layer_nodes(converted):
         x, w = node.args[0], node.args[1]
-        stack = node.meta.get("nn_module_stack") or {}
-        if not stack or getattr(x, "target", None) != decomposed.dequantize_per_tensor.default \
+        if getattr(x, "target", None) != decomposed.dequantize_per_tensor.default \
                 or getattr(w, "target", None) != decomposed.dequantize_per_channel.default:
             continue
-        path = list(stack.values())[-1][0]
         codes, scales = (getattr(converted, a.target).detach() for a in w.args[:2])
-        layers[path] = {"input": tuple(x.args[1:5]), "weight": (codes, scales, w.args[3])}
+        layers[path] = {"input": tuple(x.args[1:5]), "weight": (codes, scales, w.args[3]),
+                        "float": floats.get(path)}
     return layers

@@ -84,19 +84,26 @@ def _int8_table(module, args, kwargs):
 
 
 def _static_layer(module, x, params: dict):
+    """(reference, quantized) outputs of a statically quantized layer on its captured input:
+    the float layer as the quantizer saw it (a following BatchNorm folded in, which the
+    module's own output lacks), and the same with the input's codes and the int8 weight."""
     import torch
     import torch.nn.functional as F
     scale, zero_point, lo, hi = params["input"]
     codes = torch.clamp(torch.round(x * (1.0 / scale)) + zero_point, lo, hi)
-    x = (codes - zero_point) * scale
+    x_q = (codes - zero_point) * scale
     w_codes, w_scales, axis = params["weight"]
     shape = [1] * w_codes.dim()
     shape[axis] = -1
-    w = w_codes.float() * w_scales.reshape(shape)
-    if isinstance(module, torch.nn.Linear):
-        return F.linear(x, w, module.bias).numpy()
-    return F.conv2d(x, w, module.bias, module.stride, module.padding, module.dilation,
-                    module.groups).numpy()
+    w_q = w_codes.float() * w_scales.reshape(shape)
+    w, bias = params.get("float") or (module.weight.detach(), module.bias)
+
+    def layer(inp, weight):
+        if isinstance(module, torch.nn.Linear):
+            return F.linear(inp, weight, bias).numpy()
+        return F.conv2d(inp, weight, bias, module.stride, module.padding, module.dilation,
+                        module.groups).numpy()
+    return layer(x, w), layer(x_q, w_q)
 
 
 def report(model, compiled, inputs) -> QuantizationReport:
@@ -130,13 +137,15 @@ def report(model, compiled, inputs) -> QuantizationReport:
     layers = []
     with torch.no_grad():
         for path, kind, module, args, kwargs, y in captured:
+            reference = y.numpy()
             if kind == "Embedding":
                 quantized = _int8_table(module, args, kwargs)
             elif record.scheme.mode == "static":
-                quantized = _static_layer(module, args[0], record.static_layers[path])
+                reference, quantized = _static_layer(module, args[0],
+                                                     record.static_layers[path])
             else:
                 quantized = _dynamic_linear(module, args[0], record.encoding)
-            layers.append(LayerError(path, kind, sqnr_db(y.numpy(), quantized)))
+            layers.append(LayerError(path, kind, sqnr_db(reference, quantized)))
         actual = compiled(*inputs)
     layers.sort(key=lambda layer: layer.sqnr_db)
     ref = np.concatenate([np.asarray(t, np.float64).ravel() for t in tree_leaves(expected)])
