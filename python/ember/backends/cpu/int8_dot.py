@@ -37,7 +37,9 @@ class Int8Dot:
     encoding: str           # the activations' byte encoding (ember.quant.schemes.ENCODINGS)
     lanes: int              # i32 lanes per accumulator
     emit: Callable          # (acc, a broadcast word vector, b word vector) -> acc
-    temporaries: int = 0    # vector registers its intermediates take
+    temporaries: int = 0    # vector registers its intermediates take (vpmaddubsw's: the
+                            # i16 products and vpmaddwd's constant 1s; counting only one
+                            # spilled accumulators of the CNN's AVX2 convs: 1.04x -> 1.15x)
 
     def __call__(self, a, b, acc):
         return self.emit(acc, a, b)
@@ -118,7 +120,7 @@ def _fastest_dot(info: TargetInfo) -> Int8Dot:
     if lanes == 8 and ("avxvnni" in flags or {"avx512vnni", "avx512vl"} <= flags):
         return Int8Dot("vnni256", "u8", 8, _vpdpbusd(8))
     if lanes == 16 and "avx512bw" in flags:
-        return Int8Dot("maddubs512", "u7", 16, _maddubs(16), temporaries=1)
+        return Int8Dot("maddubs512", "u7", 16, _maddubs(16), temporaries=2)
     if lanes == 8 and "avx2" in flags:
-        return Int8Dot("maddubs256", "u7", 8, _maddubs(8), temporaries=1)
+        return Int8Dot("maddubs256", "u7", 8, _maddubs(8), temporaries=2)
     return _portable_dot(lanes)
