@@ -229,6 +229,49 @@ def test_encoder_accuracy():
         assert _cosine(compiled(*inputs), model(*inputs)) >= 0.999
 
 
+class MaskedAttention(torch.nn.Module):
+    """Four heads of attention on projections, with a float mask (a fully masked query row
+    among -inf entries) or causal."""
+
+    def __init__(self, causal: bool):
+        super().__init__()
+        self.causal = causal
+        self.qkv = torch.nn.Linear(64, 3 * 64)
+
+    def forward(self, x, mask):
+        b, s, _ = x.shape
+        q, k, v = (t.reshape(b, s, 4, 16).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
+        y = torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=None if self.causal else mask, is_causal=self.causal)
+        return y.transpose(1, 2).reshape(b, s, 64)
+
+
+@pytest.mark.parametrize("causal", [False, True], ids=["mask", "causal"])
+def test_int8_attention(causal):
+    """Only the attention's products in int8 (filter="Attention"): they run on the int8
+    kernel (q and probabilities per row, k per key, v per channel) and keep the float
+    result's direction; a fully masked query still gets zeros."""
+    torch.manual_seed(0)
+    model = MaskedAttention(causal).eval()
+    x = torch.randn(2, 40, 64)
+    mask = torch.zeros(40, 40)
+    mask[:, 30:] = float("-inf")
+    mask[5] = float("-inf")
+    compiled = ember.compile(model, (x, mask), quantize=ember.quant.Int8(filter="Attention"))
+    imported = import_model(model, (x, mask))
+    lowered = str(compile_to_stage(imported.module_text, "lower", weights=imported.weights,
+                                   quantize=ember.quant.Int8(filter="Attention")))
+    kernels = re.findall(r"ember.gemm_kernel = \{[^}]*\}", lowered)
+    assert sum('int8 = "' in spec for spec in kernels) == 2, kernels   # the Linear stays f32
+    for _ in range(2):
+        x = torch.randn_like(x)
+        with torch.no_grad():
+            expected, actual = model(x, mask), torch.as_tensor(compiled(x, mask))
+        assert _cosine(actual, expected) >= 0.999
+        if not causal:
+            assert not actual[:, 5].any()                # the fully masked query
+
+
 def test_unquantized_models_are_unchanged(mlp_block):
     x = torch.randn(8, 512)
     with torch.no_grad():

@@ -15,6 +15,7 @@ from ember.kit.builders import constant
 from ember.kit.epilogue import accumulator_type, narrowed, widened
 from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
     empty_like, filled, generic, identity_map, tensor_dim, tensor_shape, type_shape
+from ember.lowering.qattention_to_linalg import int8_attention, int8_attention_supported
 from ember.lowering.reductions_to_linalg import softmax_along
 
 
@@ -79,6 +80,15 @@ def _attention(q, k, v, mask, scale: float, causal: bool, out_type):
                        lambda x: narrowed(x, ir.RankedTensorType(out_type).element_type))
 
 
+def _attention_on(op: Attention, q, k, v, mask, out_type):
+    """One attention (of a batch entry, when split): on the int8 kernel where the op is int8
+    for a target (int8_panel) and the operands allow, else in the op's own precision."""
+    if op.int8 and op.int8_panel is not None and int8_attention_supported(q, k, v, mask):
+        return int8_attention(q, k, v, mask, op.scale, out_type, op.int8_encoding,
+                              op.int8_panel, _causal_mask if op.causal else None)
+    return _attention(q, k, v, mask, op.scale, op.causal, out_type)
+
+
 def _same_leading_dim(a, b) -> bool:
     """Whether dim 0 of a and b is provably the same size (equal static, or both dynamic)."""
     da, db = tensor_shape(a)[0], tensor_shape(b)[0]
@@ -106,7 +116,6 @@ def lower_attention(op: Attention):
     the batch entries are the iterations of an scf.forall (OpenMP threads on the host), each
     computing one entry's attention in cache-sized pieces."""
     q, k, v, mask = op.query, op.key, op.value, op.mask
-    scale, causal = op.scale, op.causal
     out_type = ir.RankedTensorType(op.result.type)
     rank = len(tensor_shape(q))
     split = rank >= 3 and _same_leading_dim(q, k) and _same_leading_dim(q, v)
@@ -114,7 +123,7 @@ def lower_attention(op: Attention):
     if split and mask_rank == rank:
         split = tensor_shape(mask)[0] == 1 or _same_leading_dim(q, mask)
     if not split:
-        return _attention(q, k, v, mask, scale, causal, out_type)
+        return _attention_on(op, q, k, v, mask, out_type)
     init = empty_like(out_type, [(q, d) for d in range(rank - 1)] + [(v, rank - 1)])
     batch = tensor_shape(q)[0]
     forall = scf.ForallOp([0], [batch if batch is not None else tensor_dim(q, 0)], [1], [init])
@@ -125,8 +134,8 @@ def lower_attention(op: Attention):
         if mask is not None and mask_rank == rank:
             sub_mask = _slice_leading(mask, 0 if tensor_shape(mask)[0] == 1 else b)
         sub_type = ir.RankedTensorType.get(list(out_type.shape)[1:], out_type.element_type)
-        part = _attention(_slice_leading(q, b), _slice_leading(k, b), _slice_leading(v, b),
-                          sub_mask, scale, causal, sub_type)
+        part = _attention_on(op, _slice_leading(q, b), _slice_leading(k, b),
+                             _slice_leading(v, b), sub_mask, sub_type)
         dyn = ir.ShapedType.get_dynamic_size()
         out_shape = tensor_shape(op.result)
         sizes = [1] + [dyn if d is None else d for d in out_shape[1:]]

@@ -91,12 +91,18 @@ def lower_qgemm(qgemm: QGemm):
                                                 *qgemm.result_range)}))
         operands = [v for v in (words, qgemm.rhs, scale, qgemm.rhs_scale,
                                 qgemm.rhs_compensation, qgemm.bias, residual) if v is not None]
-        callee = gemm_kernel_function(qgemm.operation, spec,
-                                      [v.type for v in operands] + [out2_type], out2_type,
-                                      reference=_reference_kernel)
-        result = func.call([out2_type], callee, operands + [init])
+        result = int8_kernel_call(qgemm.operation, spec, operands, init)
     value_type = ir.RankedTensorType.get(storage_type.shape, out2_type.element_type)
     return with_storage_type(from_row_matrix(result, source, value_type), storage_type)
+
+
+def int8_kernel_call(anchor, spec: GemmKernelSpec, operands, init):
+    """A call of the int8 kernel function for `spec` (created in anchor's module on first
+    use, with the linalg reference body) on operands (codes, panels, row scales, column
+    scales, compensation[, bias][, residual]) into `init`."""
+    callee = gemm_kernel_function(anchor, spec, [v.type for v in operands] + [init.type],
+                                  init.type, reference=_reference_kernel)
+    return func.call([init.type], callee, list(operands) + [init])
 
 
 def _result_quantization(qgemm: QGemm):
@@ -141,6 +147,14 @@ def _in_kernel_encoding(codes, unsigned: bool, enc):
     return generic([codes], empty_like(codes.type, [(codes, i) for i in range(rank)]),
                    [identity_map(rank)] * 2, [PARALLEL] * rank,
                    lambda c, _: arith.xori(c, flip))
+
+
+def quantize_rows(x, enc, multiple: int = 1):
+    """(codes i8 [M, K'], scales f32 [M]) of f32 x [M, K] quantized per row in encoding `enc`
+    (ember.quant.schemes.quantize_rows' scheme), K' = K zero-padded to a multiple of
+    `multiple`."""
+    scale, inverse = _row_scales(x, enc)
+    return _codes(x, inverse, enc, multiple), scale
 
 
 def _row_scales(lhs, enc):

@@ -22,9 +22,10 @@ from typing import Any, Optional, Sequence
 __all__ = ["Int8", "selects", "report", "QuantizationReport"]
 
 #: What `Int8` quantizes in each mode; `filter`/`exclude` match these kinds or module paths.
-#: "Embedding" covers nn.Embedding and nn.EmbeddingBag tables (int8 rows, one scale each).
-QUANTIZABLE_KINDS = {"dynamic": ("Linear", "Embedding"),
-                     "static": ("Linear", "Conv2d", "Embedding")}
+#: "Embedding" covers nn.Embedding and nn.EmbeddingBag tables (int8 rows, one scale each);
+#: "Attention" scaled-dot-product attention's two activation x activation products.
+QUANTIZABLE_KINDS = {"dynamic": ("Linear", "Embedding", "Attention"),
+                     "static": ("Linear", "Conv2d", "Embedding", "Attention")}
 MODES = tuple(QUANTIZABLE_KINDS)
 #: How static mode picks an activation's range from the calibration inputs.
 CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
@@ -48,7 +49,8 @@ class Int8:
                  scale and zero point fixed from `calibration` (Linear and Conv2d layers).
                  In both modes Embedding and EmbeddingBag tables are stored int8, one
                  symmetric scale per row, dequantized as rows are looked up (kind
-                 "Embedding").
+                 "Embedding"), and attention's two products run in int8, quantized per
+                 row at run time (kind "Attention").
     filter:      a regular expression; an op is quantized when it matches its kind ("Linear")
                  or its module path ("encoder.layer.0.attention.self.query"), like Ampere's
                  AIO_QUANTIZE_INT8_FILTER. Default: everything quantizable.

@@ -16,7 +16,11 @@ An `ember.embedding` on a constant f32 table [V, D] (Embedding and EmbeddingBag;
 in both modes (static mode's PT2E flow quantizes only Linear and Conv2d): a looked-up row is
 dequantized as it is read, so the table is 4x smaller and nothing else changes.
 
-Left alone: batched or non-weight rhs (attention's products), f16/bf16/f64 GEMMs, implicit
+An `ember.attention` (kind "Attention"; it has no module path) is marked `int8`, in both modes:
+its two products then run on the int8 kernel with q and the probabilities quantized per row,
+k per key and v per channel at run time (lowering/qattention_to_linalg.py).
+
+Left alone: batched or non-weight rhs other than attention's products, f16/bf16/f64 GEMMs, implicit
 im2col GEMMs (convolutions), an rhs already packed, mutable weights. In static mode the GEMMs
 are left to the model's own quantize/dequantize ops (ember-fold-quantized-ops).
 """
@@ -27,7 +31,7 @@ from dataclasses import dataclass
 
 from mlir import ir
 
-from ember.dialect.ops import Embedding, Gemm, QGemm, Weight
+from ember.dialect.ops import Attention, Embedding, Gemm, QGemm, Weight
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.quant import selects
@@ -105,11 +109,25 @@ class _QuantizeTablePattern:
         return APPLIED
 
 
+@dataclass
+class _QuantizeAttentionPattern:
+    chosen: "Quantize"
+
+    def __call__(self, op, rewriter) -> bool:
+        attention = Attention(op)
+        if attention.int8 or not self.chosen.selects("Attention", ""):
+            return NOT_APPLIED
+        with rewriter.ip, op.location:
+            rewriter.replace_op(op, [attention.rebuild(attention.result.type, int8=True)])
+        return APPLIED
+
+
 @register
 @dataclass
 class Quantize(EmberPass):
     """Replaces GEMMs on f32 weights (dynamic mode) and embedding tables (both modes), chosen
-    by filter/exclude, with int8 GEMMs (ember.qgemm) and int8 tables."""
+    by filter/exclude, with int8 GEMMs (ember.qgemm) and int8 tables, and marks attention's
+    products int8 (both modes)."""
     name = "ember-quantize"
     #: "dynamic": GEMM activations quantized per row at run time; "static": the model's own
     #: quantize/dequantize ops carry its GEMMs (PT2E), this pass quantizes only the tables.
@@ -128,7 +146,8 @@ class Quantize(EmberPass):
                              f"{self.mode!r}")
         for what in (self.filter, self.exclude):
             re.compile(what)
-        patterns = {Embedding.op_name: [_QuantizeTablePattern(ctx, self)]}
+        patterns = {Embedding.op_name: [_QuantizeTablePattern(ctx, self)],
+                    Attention.op_name: [_QuantizeAttentionPattern(self)]}
         if self.mode == "dynamic":
             patterns[Gemm.op_name] = [_QuantizePattern(ctx, self)]
         apply_patterns(module, patterns)

@@ -12,7 +12,8 @@ f32, or an rhs already packed are left alone.
 An int8 `ember.qgemm` gets the same panels of i32 words, 4 consecutive k per word
 (`int8_words`), its activation encoding (the one the target's integer dot product reads, see
 ember.backends.cpu.int8_dot; for static codes, one reading all 8 bits) and the compensation
-that encoding's zero point needs, computed here.
+that encoding's zero point needs, computed here. An int8 `ember.attention` gets the encoding
+and panel width its run-time packed products use (int8_encoding, int8_panel).
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from mlir import ir
 from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.backends.cpu.int8_dot import full_range_encoding, int8_dot_for
-from ember.dialect.ops import Gemm, QGemm, Weight
+from ember.dialect.ops import Attention, Gemm, QGemm, Weight
 from ember.kit.packed_panels import int8_words, pack_panels, packed_shape
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
@@ -95,6 +96,24 @@ class _PackInt8Pattern:
         return APPLIED
 
 
+@dataclass
+class _Int8AttentionPattern:
+    """An int8 attention gets the target's int8 kernel facts: the activation encoding its dot
+    product reads and the panel width its run-time packed keys and values take."""
+    panel: int
+    target: TargetInfo
+
+    def __call__(self, op, rewriter) -> bool:
+        attention = Attention(op)
+        if not attention.int8 or attention.int8_panel is not None:
+            return NOT_APPLIED
+        with rewriter.ip, op.location:
+            rewriter.replace_op(op, [attention.rebuild(
+                attention.result.type, int8_encoding=int8_dot_for(self.target).encoding,
+                int8_panel=self.panel)])
+        return APPLIED
+
+
 @register
 @dataclass
 class PackWeights(EmberPass):
@@ -110,4 +129,5 @@ class PackWeights(EmberPass):
         if nr <= 0:
             raise ValueError(f"ember-pack-weights: panel must be positive, got {nr}")
         apply_patterns(module, {Gemm.op_name: [_PackPattern(ctx, nr)],
-                                QGemm.op_name: [_PackInt8Pattern(ctx, nr, target)]})
+                                QGemm.op_name: [_PackInt8Pattern(ctx, nr, target)],
+                                Attention.op_name: [_Int8AttentionPattern(nr, target)]})

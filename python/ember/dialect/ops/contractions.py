@@ -250,7 +250,9 @@ class Attention(EmberOp):
     (fully masked) gets zeros, as in PyTorch.
 
     query [..., Sq, D], key [..., Sk, D], value [..., Sk, Dv] (equal leading dims), mask
-    (additive, floating point) broadcastable to [..., Sq, Sk]; result [..., Sq, Dv]."""
+    (additive, floating point) broadcastable to [..., Sq, Sk]; result [..., Sq, Dv]. With
+    `int8` (and the target's int8_encoding and int8_panel) the two products run on the int8
+    GEMM kernel (lowering/qattention_to_linalg.py) where the shapes are static."""
     op_name = "ember.attention"
 
     query = Operand()
@@ -259,6 +261,13 @@ class Attention(EmberOp):
     mask = Operand(optional=True)
     scale = F32()
     causal = Bool(default=False)
+    int8 = Bool(optional=True, doc=(
+        "both products in int8 (ember-quantize): q and the probabilities quantized per row, "
+        "k per key and v per channel, symmetric, at run time"))
+    int8_encoding = OneOf(INT8_ENCODINGS, what="activation encoding", optional=True, doc=(
+        "with int8_panel, set for the target by ember-pack-weights: how its int8 kernel reads "
+        "the per-row codes"))
+    int8_panel = I64(optional=True, doc="the int8 kernel's panel width NR")
 
     def verify(self) -> Optional[str]:
         q, k, v, res = (shape_of(x) for x in (self.query, self.key, self.value, self.result))

@@ -1,0 +1,47 @@
+// RUN: ember-opt %s --split-input-file --ember-quantize | filecheck %s --check-prefix=MARK
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-quantize{exclude=Attention})' | filecheck %s --check-prefix=KEPT
+// RUN: ember-opt %s --split-input-file --target=host:cpu=cascadelake --pass-pipeline='builtin.module(ember-quantize,ember-pack-weights)' | filecheck %s --check-prefix=FACTS
+// RUN: ember-opt %s --split-input-file --target=host:cpu=cascadelake --pass-pipeline='builtin.module(ember-quantize,ember-pack-weights,ember-lower-to-linalg,canonicalize,cse)' | filecheck %s --check-prefix=LOWER
+
+// ember-quantize marks attention int8 (kind "Attention"); ember-pack-weights gives it the
+// target's int8 kernel facts (VNNI: u8 codes, its panel width NR = 32); the lowering then
+// runs both products on the int8 kernel for each batch entry (an scf.forall; a leading head
+// dim would be looped over): K's rows quantized per key and packed into word panels at run
+// time (4 bytes of a row to a word), the scores from the kernel with the mask as its
+// residual, the probabilities' codes straight from exp(s - max) (no divide, no f32
+// probabilities), V^T's rows (V's channels) quantized and packed the same way.
+// MARK-LABEL: func.func @attention
+// MARK: "ember.attention"(%arg0, %arg1, %arg2, %arg3) {causal = false, int8 = true,
+// KEPT-LABEL: func.func @attention
+// KEPT-NOT: int8
+// FACTS-LABEL: func.func @attention
+// FACTS: "ember.attention"(%arg0, %arg1, %arg2, %arg3) {causal = false, int8 = true, int8_encoding = "u8", int8_panel = 32 : i64,
+// LOWER-LABEL: func.func @attention
+// LOWER: scf.forall
+// LOWER: tensor.extract_slice %arg1[%{{.*}}, 0, 0] [1, 32, 16] [1, 1, 1]
+// LOWER: call @ember_gemm_0(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %arg3, %{{.*}}) : (tensor<32x16xi8>, tensor<1x4x32xi32>,
+// LOWER: math.exp
+// LOWER-NEXT: linalg.yield
+// LOWER: math.roundeven
+// LOWER: call @ember_gemm_1(%{{.*}}) : (tensor<32x32xi8>, tensor<1x8x32xi32>,
+// LOWER-NOT: call @ember_gemm
+// LOWER: return
+// The scores' kernel: [32 queries] x [32 keys], K = 16 / 4 words, the mask its residual;
+// the output's: [32] x [8 channels] over 32 keys (8 words).
+// LOWER: func.func private @ember_gemm_0({{.*}}ember.gemm_kernel = {activation = "none", bias = false, int8 = "u8", k = 4 : i64, m = 32 : i64, n = 32 : i64, nr = 32 : i64, residual = true}
+// LOWER: func.func private @ember_gemm_1({{.*}}ember.gemm_kernel = {activation = "none", bias = false, int8 = "u8", k = 8 : i64, m = 32 : i64, n = 8 : i64, nr = 32 : i64, residual = false}
+func.func @attention(%q: tensor<2x32x16xf32>, %k: tensor<2x32x16xf32>, %v: tensor<2x32x8xf32>, %m: tensor<32x32xf32>) -> tensor<2x32x8xf32> {
+  %0 = "ember.attention"(%q, %k, %v, %m) {causal = false, operandSegmentSizes = array<i32: 1, 1, 1, 1>, scale = 0.25 : f32} : (tensor<2x32x16xf32>, tensor<2x32x16xf32>, tensor<2x32x8xf32>, tensor<32x32xf32>) -> tensor<2x32x8xf32>
+  return %0 : tensor<2x32x8xf32>
+}
+
+// -----
+
+// A dynamic sequence length keeps the f32 products (the int8 kernel needs static N and K).
+// LOWER-LABEL: func.func @dynamic_length
+// LOWER-NOT: ember_gemm_{{[0-9]+}}({{.*}}xi8>
+// LOWER: math.exp
+func.func @dynamic_length(%q: tensor<?x16xf32>, %k: tensor<?x16xf32>, %v: tensor<?x8xf32>) -> tensor<?x8xf32> {
+  %0 = "ember.attention"(%q, %k, %v) {causal = false, operandSegmentSizes = array<i32: 1, 1, 1, 0>, scale = 0.25 : f32} : (tensor<?x16xf32>, tensor<?x16xf32>, tensor<?x8xf32>) -> tensor<?x8xf32>
+  return %0 : tensor<?x8xf32>
+}
