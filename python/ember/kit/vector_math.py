@@ -82,7 +82,6 @@ def exp_f32(x):
 
 def tanh_f32(x):
     """tanh(x) for f32 scalars or vectors: a 13/6 rational interpolant, +-1 beyond the clamp."""
-    t = x.type
     x = clamp(x, -TANH_CLAMP, TANH_CLAMP)
     x2 = arith.mulf(x, x)
     p = arith.mulf(_horner(x2, TANH_NUM), x)

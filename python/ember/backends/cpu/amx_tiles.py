@@ -7,9 +7,11 @@ functions*: 16-row accumulator tiles (x 16 int32 columns, NR/16 per row tile) ga
 `tdpbusd` (u8 x s8; `tdpbssd` for s8 activations) of A tiles (16 rows x 64 bytes: 16 words of
 K, read in place from the int8 kernel's A) by B tiles (16 words x 16 columns: 16 rows of a
 packed panel, whose layout [panel, word, column] is exactly AMX's B layout), each B tile
-serving every A tile of the step. The tiles are stored to a stack buffer, where the task's
-epilogue (dequantization, bias, activation, residual, masked store: TaskEmitter's own) reads
-them as vectors.
+serving every A tile of the step. One call computes a group of row tiles (group_tiles: an
+`ldtilecfg` per call, not per tile) into a stack buffer, where the task's epilogue
+(dequantization, bias, activation, residual, masked store: TaskEmitter's own) reads each tile
+as vectors. A convolution's patch rows are first gathered per row block into a row-major
+buffer (AmxTaskEmitter), which the A tiles then read with one stride.
 
 K is unrolled and every shape is a constant, one shape set per function, so that each has
 exactly one tile configuration (LLVM's AMX passes write its `ldtilecfg` at entry and
@@ -88,7 +90,6 @@ def emit_tile_function(module_block, name: str, rows: int, words: range, k_words
     of NR columns) over the K words in `words`, whose steps are all 16 words or all one
     shorter tail (one tile shape per function: a K tail gets a function of its own); C starts
     at zero when `words` starts at 0, else from what c holds."""
-    i64t = ir.IntegerType.get_signless(64)
     with ir.InsertionPoint(module_block):
         fn = func.FuncOp(name, ([_ptr(), _ptr(), _ptr(), ir.IndexType.get()], []),
                          visibility="private")
