@@ -20,12 +20,14 @@ pt2e = pytest.importorskip("torchao.quantization.pt2e.quantize_pt2e")
 x86 = pytest.importorskip("torchao.quantization.pt2e.quantizer.x86_inductor_quantizer")
 
 
-def _quantized(model: torch.nn.Module, example: torch.Tensor, calibration=32):
+def _quantized(model: torch.nn.Module, example: torch.Tensor, calibration=32, quantizer=None):
     """`model` through X86InductorQuantizer's static per-tensor activations and per-channel
-    weights, calibrated on `calibration` random batches like `example`."""
+    weights (or through `quantizer`), calibrated on `calibration` random batches like
+    `example`."""
     torch.manual_seed(1)
-    quantizer = x86.X86InductorQuantizer()
-    quantizer.set_global(x86.get_default_x86_inductor_quantization_config())
+    if quantizer is None:
+        quantizer = x86.X86InductorQuantizer()
+        quantizer.set_global(x86.get_default_x86_inductor_quantization_config())
     prepared = pt2e.prepare_pt2e(torch.export.export(model.eval(), (example,)).module(),
                                  quantizer)
     with torch.no_grad():
@@ -192,6 +194,27 @@ def test_depthwise_block_matches_convert_pt2e(target):
         x = torch.randn_like(example)
         with torch.no_grad():
             _assert_within_one_step(compiled(x), model(x))
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv"])
+@pytest.mark.parametrize("target", ["host", "host:cpu=x86-64"])
+def test_signed_activation_codes_match_convert_pt2e(net, target):
+    """A quantizer with signed int8 activations (zero point 0, codes -128..127, as XNNPACK's;
+    torchao's ArmInductorQuantizer here, XNNPACKQuantizer having moved to executorch): every
+    Linear and conv still becomes an int8 GEMM on the i8 codes, within one step."""
+    arm = pytest.importorskip("torchao.quantization.pt2e.quantizer.arm_inductor_quantizer")
+    torch.manual_seed(0)
+    model, example = (Mlp(), torch.randn(16, 96)) if net == "mlp" else \
+        (ConvNet(), torch.randn(4, 3, 16, 16))
+    quantizer = arm.ArmInductorQuantizer()
+    quantizer.set_global(arm.get_default_arm_inductor_quantization_config())
+    model = _quantized(model, example, calibration=8, quantizer=quantizer)
+    ops = _graph_ops(model, example)
+    assert ops["qgemm"] == (3 if net == "mlp" else 2) and ops["dequantize"] == 0, ops
+    compiled = ember.compile(model, (example,), target=target)
+    x = torch.randn_like(example)
+    with torch.no_grad():
+        _assert_within_one_step(compiled(x), model(x))
 
 
 @pytest.mark.parametrize("target", ["host", "host:cpu=x86-64"])
