@@ -93,7 +93,7 @@ def test_int8_tables(model, mode, tmp_path):
     weights = load_file(os.path.join(compiled.save(str(tmp_path / "m")), "weights.safetensors"))
     for name, rows in (("tokens", 1000), ("mean_bag", 500), ("sum_bag", 300)):
         assert weights[f"{name}.weight.int8_rows"].dtype == np.int8
-        assert weights[f"{name}.weight.int8_row_scale"].shape == (rows,)
+        assert weights[f"{name}.weight.int8_rows_scale"].shape == (rows,)
         assert f"{name}.weight" not in weights           # the f32 table is gone
     layers = {layer.path: layer.kind for layer in
               ember.quant.report(model, compiled, _inputs(1)).layers}

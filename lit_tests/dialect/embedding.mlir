@@ -30,7 +30,7 @@ func.func @lookup(%i: tensor<4x?xi64>) -> tensor<4x?x16xf32> {
 // LOWER: arith.mulf %[[F]], %[[S]] : f32
 func.func @int8_rows(%i: tensor<7xi32>) -> tensor<7x16xf32> {
   %t = "ember.weight"() {name = "emb.weight.int8_rows"} : () -> tensor<100x16xi8>
-  %s = "ember.weight"() {name = "emb.weight.int8_row_scale"} : () -> tensor<100xf32>
+  %s = "ember.weight"() {name = "emb.weight.int8_rows_scale"} : () -> tensor<100xf32>
   %0 = "ember.embedding"(%t, %i, %s) {operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<100x16xi8>, tensor<7xi32>, tensor<100xf32>) -> tensor<7x16xf32>
   return %0 : tensor<7x16xf32>
 }

@@ -61,11 +61,11 @@ func.func @not_quantized(%x: tensor<4x8xf32>, %w: tensor<8x16xf32>, %bx: tensor<
 // -----
 
 // An embedding table (Embedding, EmbeddingBag) becomes an int8 table with one scale per row
-// (`<name>.int8_rows`, `<name>.int8_row_scale`), in both modes; rows are dequantized as they
+// (`<name>.int8_rows`, `<name>.int8_rows_scale`), in both modes; rows are dequantized as they
 // are looked up. `exclude=Embedding` (the kind) keeps tables in f32.
 // CHECK-LABEL: func.func @table
 // CHECK-DAG: %[[Q:.*]] = "ember.weight"() {name = "emb.weight.int8_rows"} : () -> tensor<100x16xi8>
-// CHECK-DAG: %[[S:.*]] = "ember.weight"() {name = "emb.weight.int8_row_scale"} : () -> tensor<100xf32>
+// CHECK-DAG: %[[S:.*]] = "ember.weight"() {name = "emb.weight.int8_rows_scale"} : () -> tensor<100xf32>
 // CHECK: "ember.embedding"(%[[Q]], %arg0, %[[S]]) {operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<100x16xi8>, tensor<4x7xi64>, tensor<100xf32>) -> tensor<4x7x16xf32>
 // STATIC-LABEL: func.func @table
 // STATIC: "ember.embedding"(%{{.*}}, %arg0, %{{.*}}) {operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<100x16xi8>

@@ -49,6 +49,20 @@ def module_path(weight_name: str) -> str:
     return match.group(1) if match else weight_name
 
 
+def _int8_weights(ctx: PassContext, name: str, quantize, suffix: str, shape, scales: int):
+    """`ember.weight`s of weight `name` quantized by `quantize` (f32 array -> (int8 codes,
+    f32 scales)): the codes `<name>.<suffix>` of `shape` and the scales
+    `<name>.<suffix>_scale` [scales], derived once in the weights table."""
+    weights = ctx.weights
+    codes = weights.derive(f"{name}.{suffix}", lambda w: quantize(w)[0], [name],
+                           key=(suffix, name))
+    scale = weights.derive(f"{name}.{suffix}_scale", lambda w: quantize(w)[1], [name],
+                           key=(f"{suffix}-scale", name))
+    return (Weight.build(ir.RankedTensorType.get(list(shape), ir.IntegerType.get_signless(8)),
+                         name=codes),
+            Weight.build(ir.RankedTensorType.get([scales], ir.F32Type.get()), name=scale))
+
+
 @dataclass
 class _QuantizePattern:
     ctx: PassContext
@@ -63,15 +77,8 @@ class _QuantizePattern:
                 rhs_type.shape[0] == 0 or not self.chosen.selects("Linear", weight.name)):
             return NOT_APPLIED
         k, n = rhs_type.shape
-        weights = self.ctx.weights
-        q_name = weights.derive(f"{weight.name}.int8", lambda w: quantize_weight(w)[0],
-                                [weight.name], key=("int8", weight.name))
-        s_name = weights.derive(f"{weight.name}.int8_scale", lambda w: quantize_weight(w)[1],
-                                [weight.name], key=("int8-scale", weight.name))
         with rewriter.ip, op.location:
-            q = Weight.build(ir.RankedTensorType.get([k, n], ir.IntegerType.get_signless(8)),
-                             name=q_name)
-            scale = Weight.build(ir.RankedTensorType.get([n], ir.F32Type.get()), name=s_name)
+            q, scale = _int8_weights(self.ctx, weight.name, quantize_weight, "int8", [k, n], n)
             rewriter.replace_op(op, [QGemm.build(
                 gemm.lhs, q, scale, gemm.result.type, bias=gemm.bias, residual=gemm.residual,
                 activation=gemm.activation)])
@@ -91,19 +98,10 @@ class _QuantizeTablePattern:
                 not isinstance(table_type.element_type, ir.F32Type) or \
                 not self.chosen.selects("Embedding", table.name):
             return NOT_APPLIED
-        weights = self.ctx.weights
-        q_name = weights.derive(f"{table.name}.int8_rows", lambda w: quantize_table(w)[0],
-                                [table.name], key=("int8-rows", table.name))
-        s_name = weights.derive(f"{table.name}.int8_row_scale",
-                                lambda w: quantize_table(w)[1], [table.name],
-                                key=("int8-row-scale", table.name))
         rows, _ = table_type.shape
         with rewriter.ip, op.location:
-            q = Weight.build(ir.RankedTensorType.get(table_type.shape,
-                                                     ir.IntegerType.get_signless(8)),
-                             name=q_name)
-            scales = Weight.build(ir.RankedTensorType.get([rows], ir.F32Type.get()),
-                                  name=s_name)
+            q, scales = _int8_weights(self.ctx, table.name, quantize_table, "int8_rows",
+                                      table_type.shape, rows)
             rewriter.replace_op(op, [Embedding.build(q, lookup.indices, lookup.result.type,
                                                      scales=scales)])
         return APPLIED
