@@ -24,6 +24,7 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import torch
 
+from ember.frontend.bias_correction import LayerMeans, correct_biases
 from ember.quant import Int8
 
 
@@ -166,15 +167,22 @@ def quantize_static(model: torch.nn.Module, example_inputs, scheme: Int8,
     except Exception as e:
         raise ExportError(f"torch.export failed before static quantization: {e}") from e
     prepared = prepare_pt2e(graph, _quantizer(model, scheme, codes))
+    layers = [node.name for _, node in _layer_nodes(prepared)]
+    float_means = LayerMeans(prepared, layers)
     with torch.no_grad():
         for i, batch in enumerate(scheme.calibration):
             try:
-                prepared(*batch)
+                float_means.observe(*batch)
             except Exception as e:
                 raise ValueError(f"calibration batch {i} does not fit the model as exported "
                                  f"for these example inputs: {e}") from e
     folded = _float_layers(prepared)
     converted = convert_pt2e(prepared)
+    if scheme.bias_correction:
+        quantized = [node.name for _, node in _layer_nodes(converted)
+                     if node.args[1].target == torch.ops.quantized_decomposed
+                     .dequantize_per_channel.default]
+        correct_biases(converted, quantized, float_means.means(), scheme.calibration)
     converted.meta[FLOAT_LAYERS] = folded
     return converted
 

@@ -62,6 +62,9 @@ class Int8:
                  whose quantized histogram keeps the most information, KL divergence as in
                  TensorRT's calibrator).
     percentile:  for method "percentile".
+    bias_correction: static mode: after calibrating, add to each quantized layer's bias the
+                 mean shift (per output channel, on the calibration inputs) that quantizing
+                 it and the layers before it leaves (as NNCF's bias correction); on by default.
     """
     mode: str = "dynamic"
     filter: str = ".*"
@@ -69,6 +72,7 @@ class Int8:
     calibration: Optional[Sequence[Any]] = field(default=None, compare=False, repr=False)
     method: str = "minmax"
     percentile: float = 99.99
+    bias_correction: bool = True
 
     def __post_init__(self):
         if self.mode not in MODES:
