@@ -1,6 +1,7 @@
-"""ember-vectorize-generics: which linalg ops it vectorizes (and how wide), and elementwise models
+"""ember-vectorize-generics: which linalg ops it vectorizes (and how wide), elementwise models
 whose last dim is a multiple of the vector, shorter than it, or has a tail, with a dynamic
-batch, compiled with and without it and compared with PyTorch."""
+batch, and models reducing rows (softmax, LayerNorm, amax, a dynamic int8 Linear), compiled with
+and without it and compared with PyTorch."""
 from __future__ import annotations
 
 import pytest
@@ -89,6 +90,28 @@ func.func @f(%x: memref<64x64xf32>, %out: memref<64xf32>) {
   }
   return
 }""", None),
+    "reassociable-sum": ("""
+func.func @f(%x: memref<64x512xf32>, %out: memref<64xf32>) {
+  linalg.generic {indexing_maps = [#id, affine_map<(d0, d1) -> (d0)>],
+                  iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<64x512xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %0 = arith.addf %a, %o fastmath<reassoc> : f32
+    linalg.yield %0 : f32
+  }
+  return
+}""", ((1, 128), False)),
+    "max-with-tail": ("""
+func.func @f(%x: memref<64x40xf32>, %out: memref<64xf32>) {
+  linalg.generic {indexing_maps = [#id, affine_map<(d0, d1) -> (d0)>],
+                  iterator_types = ["parallel", "reduction"]}
+      ins(%x : memref<64x40xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %0 = arith.maximumf %o, %a : f32
+    linalg.yield %0 : f32
+  }
+  return
+}""", ((1, 48), True)),
     "bool": ("""
 func.func @f(%x: memref<8x64xf32>, %out: memref<8x64xi1>) {
   linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
@@ -138,3 +161,36 @@ def test_elementwise_models(channels, vectorize):
         x, r = torch.randn(n, 5, channels), torch.randn(n, 5, channels)
         with torch.no_grad():
             assert_close(compiled(x, r), model(x, r))
+
+
+class RowReductions(nn.Module):
+    """Softmax, LayerNorm and amax over rows of `width`, and a Linear quantized dynamically
+    (per-row amax of its input)."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.fc = nn.Linear(width, 8)
+
+    def forward(self, x):
+        return torch.softmax(x, -1), self.norm(x), x.abs().amax(-1), self.fc(x)
+
+
+@pytest.mark.parametrize("vectorize", [True, False], ids=["vector", "scalar"])
+@pytest.mark.parametrize("width", [40, 128, 300])
+def test_row_reductions(width, vectorize):
+    import ember.quant
+    torch.manual_seed(width)
+    model = RowReductions(width).eval()
+    x = torch.randn(6, width) * 3
+    x[1, 7] = float("nan")                                      # NaN rows stay NaN
+    compiled = ember.compile(model, (x,), quantize=ember.quant.Int8(),
+                             disabled_passes=() if vectorize else ("ember-vectorize-generics",))
+    with torch.no_grad():
+        ours, ref = compiled(x), model(x)
+    for a, b in zip(ours[:3], ref[:3]):
+        assert_close(a, b)
+    assert torch.isnan(ours[3][1]).all()
+    clean = [0, 2, 3, 4, 5]
+    assert torch.nn.functional.cosine_similarity(ours[3][clean].flatten(),
+                                                 ref[3][clean].flatten(), dim=0) > 0.999

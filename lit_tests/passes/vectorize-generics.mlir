@@ -100,16 +100,116 @@ func.func @transpose(%x: memref<64x64xf32>, %out: memref<64x64xf32>) {
 
 // -----
 
-// ... a reduction ...
+// A reduction over the last dim (a softmax's row sum, reassociation allowed by
+// ember-reassociate-reductions): each row one vector of up to 8 x 16 lanes, reduced in
+// registers and combined with the accumulator once, the sum still reassociable.
 // CHECK-LABEL: func.func @row_sum(
-// CHECK: linalg.generic
-// CHECK-NOT: vector.
+// CHECK: scf.for %{{.*}} = %c0 to %c64 step %c1
+// CHECK: %[[X:.*]] = vector.load %{{.*}} : memref<64xf32, {{.*}}>, vector<64xf32>
+// CHECK: vector.reduction <add>, %[[X]], %{{.*}} fastmath<reassoc,contract> : vector<64xf32> into f32
+// CHECK-NOT: linalg.generic
+// LLVM-LABEL: llvm.func @row_sum(
+// LLVM: "llvm.intr.vector.reduce.fadd"(%{{.*}}, %{{.*}}) <{fastmathFlags = #llvm.fastmath<contract, reassoc>}> : (f32, vector<64xf32>) -> f32
 #id2 = affine_map<(d0, d1) -> (d0, d1)>
 #row = affine_map<(d0, d1) -> (d0)>
 func.func @row_sum(%x: memref<64x64xf32>, %out: memref<64xf32>) {
   linalg.generic {indexing_maps = [#id2, #row], iterator_types = ["parallel", "reduction"]} ins(%x : memref<64x64xf32>) outs(%out : memref<64xf32>) {
   ^bb0(%in: f32, %o: f32):
+    %0 = arith.addf %in, %o fastmath<reassoc,contract> : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
+// A row's largest magnitude (dynamic quantization's amax) over 300 values: chunks of 128,
+// the last one masked; max is exact in any order.
+// CHECK-LABEL: func.func @row_amax(
+// CHECK: scf.for %{{.*}} = %c0 to %c300 step %c128
+// CHECK: vector.maskedload
+// CHECK: math.absf %{{.*}} : vector<128xf32>
+// CHECK: vector.mask %{{.*}} { vector.reduction <maximumf>
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+func.func @row_amax(%x: memref<8x300xf32>, %out: memref<8xf32>) {
+  linalg.generic {indexing_maps = [#id2, #row], iterator_types = ["parallel", "reduction"]} ins(%x : memref<8x300xf32>) outs(%out : memref<8xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %a = math.absf %in : f32
+    %0 = arith.maximumf %o, %a : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
+// Not taken: a float sum whose order is not to be changed (no reassoc), ...
+// CHECK-LABEL: func.func @ordered_sum(
+// CHECK: linalg.generic
+// CHECK-NOT: vector.
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+func.func @ordered_sum(%x: memref<64x64xf32>, %out: memref<64xf32>) {
+  linalg.generic {indexing_maps = [#id2, #row], iterator_types = ["parallel", "reduction"]} ins(%x : memref<64x64xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%in: f32, %o: f32):
     %0 = arith.addf %in, %o : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
+// ... a reassociable sum with a tail (masked, it would reach LLVM as an ordered
+// vp.reduce.fadd), ...
+// CHECK-LABEL: func.func @sum_with_tail(
+// CHECK: linalg.generic
+// CHECK-NOT: vector.
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+func.func @sum_with_tail(%x: memref<64x100xf32>, %out: memref<64xf32>) {
+  linalg.generic {indexing_maps = [#id2, #row], iterator_types = ["parallel", "reduction"]} ins(%x : memref<64x100xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %0 = arith.addf %in, %o fastmath<reassoc,contract> : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
+// ... an argmax (two results, the accumulators read together) ...
+// CHECK-LABEL: func.func @argmax(
+// CHECK: linalg.generic
+// CHECK-NOT: vector.
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+#row = affine_map<(d0, d1) -> (d0)>
+func.func @argmax(%x: memref<64x64xf32>, %best: memref<64xf32>, %at: memref<64xi64>) {
+  linalg.generic {indexing_maps = [#id2, #row, #row], iterator_types = ["parallel", "reduction"]} ins(%x : memref<64x64xf32>) outs(%best, %at : memref<64xf32>, memref<64xi64>) {
+  ^bb0(%in: f32, %b: f32, %i: i64):
+    %j = linalg.index 1 : index
+    %jj = arith.index_cast %j : index to i64
+    %gt = arith.cmpf ogt, %in, %b : f32
+    %nb = arith.select %gt, %in, %b : f32
+    %ni = arith.select %gt, %jj, %i : i64
+    linalg.yield %nb, %ni : f32, i64
+  }
+  return
+}
+
+// -----
+
+// ... a reduction over the rows (not the contiguous last dim) ...
+// CHECK-LABEL: func.func @column_sum(
+// CHECK: linalg.generic
+// CHECK-NOT: vector.
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+#col = affine_map<(d0, d1) -> (d1)>
+func.func @column_sum(%x: memref<64x64xf32>, %out: memref<64xf32>) {
+  linalg.generic {indexing_maps = [#id2, #col], iterator_types = ["reduction", "parallel"]} ins(%x : memref<64x64xf32>) outs(%out : memref<64xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %0 = arith.addf %in, %o fastmath<reassoc,contract> : f32
     linalg.yield %0 : f32
   }
   return

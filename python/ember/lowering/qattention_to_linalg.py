@@ -127,7 +127,8 @@ def _probability_codes(scores, enc):
     `enc`, without the probabilities themselves: a row's largest probability is 1 / sum
     (its exp(max - max) = 1), so the per-row codes are roundeven(exp(s - max) * qmax) + zp
     and the row's scale 1 / (sum * qmax), the division by the sum moved into the scale. A
-    fully masked row (sum 0) gets scale 0: zeros, as PyTorch's attention gives. Sk' is Sk
+    fully masked row (sum 0) gets scale 0: zeros, as PyTorch's attention gives; a row with
+    a NaN score, NaN. Sk' is Sk
     padded to a multiple of 4 with scores whose exp is 0."""
     sq, sk = tensor_shape(scores)
     if sk % 4:
@@ -149,7 +150,7 @@ def _probability_codes(scores, enc):
     codes = elementwise([exps], ir.RankedTensorType.get(tensor_shape(scores), i8), code)
 
     def row_scale(t):
-        positive = arith.cmpf(arith.CmpFPredicate.OGT, t, constant(0.0, f32))
+        positive = arith.cmpf(arith.CmpFPredicate.UNE, t, constant(0.0, f32))   # NaN: NaN
         safe = arith.select(positive, arith.mulf(t, qmax), constant(1.0, f32))
         return arith.select(positive, arith.divf(constant(1.0, f32), safe), constant(0.0, f32))
     return codes, elementwise([total], total.type, row_scale)

@@ -158,13 +158,14 @@ def quantize_rows(x, enc, multiple: int = 1):
 
 
 def _row_scales(lhs, enc):
-    """(scale, inverse) f32 [M]: amax / qmax and qmax / amax per row (1 and 0 for a zero row)."""
+    """(scale, inverse) f32 [M]: amax / qmax and qmax / amax per row (1 and 0 for a zero row;
+    NaN for a row holding a NaN, so that its outputs are NaN as in floating point)."""
     amax = reduce_trailing(lhs, 1, 0.0, arith.maximumf, pre=mlir_math.absf)
     qmax = constant(enc.qmax, _F32())
     zero, one = constant(0.0, _F32()), constant(1.0, _F32())
 
     def scales(a, _s, _i):
-        nonzero = arith.cmpf(arith.CmpFPredicate.OGT, a, zero)
+        nonzero = arith.cmpf(arith.CmpFPredicate.UNE, a, zero)
         safe = arith.select(nonzero, a, one)
         return [arith.select(nonzero, arith.divf(safe, qmax), one),
                 arith.select(nonzero, arith.divf(qmax, safe), zero)]

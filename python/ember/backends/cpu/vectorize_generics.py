@@ -1,4 +1,4 @@
-"""ember-vectorize-generics: elementwise linalg ops on memrefs as explicit vector code.
+"""ember-vectorize-generics: elementwise and row-reducing linalg ops on memrefs as vector code.
 
 Outside the GEMM kernels, a model's linalg ops (ReLU after a residual add, the Winograd input
 and output transforms, transposes' and pads' neighbours, LayerNorm's scaling) used to become
@@ -11,16 +11,21 @@ the last (upstream `transform.structured.tile_using_for`), the tile vectorized
 (`transform.structured.vectorize`, masked when W does not divide the last dim) and its unit
 dims dropped, so every access becomes one `vector.load` / `vector.store` (or a masked one).
 
-An op is taken when all its loops are parallel, every indexing map is a projected permutation,
-the last loop indexes the innermost, unit-stride dim of each operand that uses it (other
+An op is taken when all its loops are parallel (or the last reduces, below), every indexing
+map is a projected permutation, the last loop indexes the innermost, unit-stride dim of each operand that uses it (other
 operands are broadcast along it), its last dim has at least 4 iterations, its body holds only
 arith / math / linalg.index ops, and every operand holds integers (not i1: bool memrefs are
 widened later) or floats (a vector of complex numbers is not a type: complex copies, pads and
 broadcasts stay scalar loops, which complex-to-llvm lowers to two-float structs). Integer
 divisions and remainders stay scalar: no target has a vector integer divide (LLVM splits it
 into one divide per lane), and the lanes a masked tail pads would divide by zero, a SIGFPE.
-Reductions and transposing ops keep their scalar loops, and so does a static last dim of 5, 6
-or 7 (shorter than two of the narrowest vectors, and not a multiple of one): one vector and a
+A reduction over the last, contiguous dim (one result, combine(accumulator, f(x)) with an
+arith combiner, e.g. a row max or, when ember-reassociate-reductions allowed it, a sum) is
+tiled by up to 8 vectors on that dim: each chunk is one vector reduced in registers (the scalar
+loop kept the accumulator in memory, and LLVM left it scalar when it could not rule out that
+its store aliased the row). A float sum or product with a tail stays scalar (masked, it would
+reach LLVM as an ordered vp.reduce.fadd). Transposing ops keep their scalar loops, and so does
+a static last dim of 5, 6 or 7 (shorter than two of the narrowest vectors, and not a multiple of one): one vector and a
 masked tail gain little there, and LLVM fully unrolls such loops into blocks of thousands of
 masked accesses whose memory chains its DAG combiner merges in quadratic time (a 2x3x5x5
 grid_sample took 28 s to compile, in fp16 over 5 minutes; 10 s without them). Runs on
@@ -64,10 +69,14 @@ def _vector_element(element) -> bool:
 def vector_tiles(op, lanes: int) -> Optional[Tuple[Tuple[int, ...], bool]]:
     """(tile sizes, masked) for a linalg.generic on memrefs this pass vectorizes, or None."""
     iterators = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
-    if not iterators or not all("parallel" in it for it in iterators):
+    if not iterators or not all("parallel" in it for it in iterators[:-1]):
         return None
     rank = len(iterators)
     last = rank - 1
+    reduction = "reduction" in iterators[-1]
+    combiner = _reduction_combiner(op) if reduction else None
+    if reduction and combiner is None:
+        return None
     maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(op.attributes["indexing_maps"])]
     extent = None
     for value, amap in zip(op.operands, maps):
@@ -92,6 +101,18 @@ def vector_tiles(op, lanes: int) -> Optional[Tuple[Tuple[int, ...], bool]]:
     if not all(o.operation.name.startswith(VECTORIZABLE_PREFIXES) and
                o.operation.name not in INTEGER_DIVISIONS for o in body.operations):
         return None
+    if reduction:
+        # Chunks of up to REDUCTION_VECTORS vectors, each reduced in registers as a tree and
+        # combined with the accumulator once (the scalar loop kept it in memory).
+        chunk = lanes * REDUCTION_VECTORS
+        if extent is not None:
+            if extent < 2 * MIN_WIDTH:
+                return None
+            chunk = min(chunk, -(-extent // lanes) * lanes)
+        masked = extent is None or extent % chunk != 0
+        if masked and combiner in ORDERED_COMBINERS:
+            return None     # a masked float sum reaches LLVM as an ordered vp.reduce.fadd
+        return (1,) * last + (chunk,), masked
     width = lanes
     if extent is not None:
         while width > MIN_WIDTH and width > extent:
@@ -99,6 +120,42 @@ def vector_tiles(op, lanes: int) -> Optional[Tuple[Tuple[int, ...], bool]]:
         if extent < width or (extent % width and extent < 2 * MIN_WIDTH):
             return None
     return (1,) * last + (width,), extent is None or extent % width != 0
+
+
+#: What a vectorized reduction reduces as one vector (times the target's lanes).
+REDUCTION_VECTORS = 8
+#: Combining ops a vectorized reduction may end in (vector.multi_reduction's kinds).
+COMBINERS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf", "arith.maxnumf",
+             "arith.minnumf", "arith.addi", "arith.muli", "arith.maxsi", "arith.minsi",
+             "arith.maxui", "arith.minui", "arith.andi", "arith.ori", "arith.xori")
+
+
+#: Float combiners whose result depends on the order (rounding).
+ORDERED_COMBINERS = ("arith.addf", "arith.mulf")
+
+
+def _reduction_combiner(op) -> Optional[str]:
+    """The combining op's name of a generic reducing its last loop into one result as
+    combine(accumulator, f(inputs)), one of COMBINERS, the accumulator used nowhere else (what
+    the vectorizer splits into lanes: e.g. not an argmax's pair of results); else None."""
+    body = op.regions[0].blocks[0]
+    yielded = list(body.operations)[-1].operands
+    if len(yielded) != 1 or len(body.arguments) != len(op.operands):
+        return None
+    acc = body.arguments[len(body.arguments) - 1]
+    combine = yielded[0].owner
+    if not isinstance(combine, ir.OpView) or combine.operation.name not in COMBINERS:
+        return None
+    combine = combine.operation
+    uses = list(acc.uses)
+    if len(uses) != 1 or uses[0].owner != combine or not any(o == acc for o in combine.operands):
+        return None
+    # A float sum or product in lanes is a reassociation: taken only where
+    # ember-reassociate-reductions allowed it.
+    if combine.name in ORDERED_COMBINERS and ("fastmath" not in combine.attributes or
+                                              "reassoc" not in str(combine.attributes["fastmath"])):
+        return None
+    return combine.name
 
 
 def _schedule(plans) -> str:
@@ -120,6 +177,8 @@ def _schedule(plans) -> str:
         ": (!transform.any_op) -> !transform.any_op\n"
         "transform.apply_patterns to %f {\n"
         "  transform.apply_patterns.vector.lower_masked_transfers\n"
+        "  transform.apply_patterns.vector.lower_multi_reduction "
+        "lowering_strategy = \"innerreduction\"\n"
         "  transform.apply_patterns.vector.transfer_permutation_patterns\n"
         "  transform.apply_patterns.vector.drop_unit_dims_with_shape_cast\n"
         "  transform.apply_patterns.vector.rank_reducing_subview_patterns\n"
@@ -131,7 +190,8 @@ def _schedule(plans) -> str:
 @register
 @dataclass
 class VectorizeGenerics(EmberPass):
-    """Vectorizes elementwise linalg.generic ops on memrefs along their contiguous last dim."""
+    """Vectorizes elementwise and row-reducing linalg.generic ops on memrefs along their
+    contiguous last dim."""
     name = "ember-vectorize-generics"
     #: f32 lanes per vector; 0: the target's (AVX-512: 16, AVX2: 8, NEON: 4).
     lanes: int = 0
@@ -150,3 +210,9 @@ class VectorizeGenerics(EmberPass):
         if not plans:
             return
         apply_transform_script(module, _schedule(plans))
+        # The vectorizer drops the body's fastmath flags: without reassoc, LLVM would sum the
+        # lanes one after another. Every float reduction here came from a reassociable body.
+        flags = ir.Attribute.parse("#arith.fastmath<reassoc,contract>")
+        for reduction in walk_ops(module.operation, ["vector.reduction"]):
+            if isinstance(ir.VectorType(reduction.operands[0].type).element_type, ir.FloatType):
+                reduction.attributes["fastmath"] = flags
