@@ -212,7 +212,12 @@ class VectorizeGenerics(EmberPass):
         apply_transform_script(module, _schedule(plans))
         # The vectorizer drops the body's fastmath flags: without reassoc, LLVM would sum the
         # lanes one after another. Every float reduction here came from a reassociable body.
-        flags = ir.Attribute.parse("#arith.fastmath<reassoc,contract>")
+        # A max or min may also ignore the sign of zero (nsz), as PyTorch's vectorized max
+        # does: LLVM otherwise orders -0 below +0 lane by lane with compares and blends.
+        sums = ir.Attribute.parse("#arith.fastmath<reassoc,contract>")
+        extrema = ir.Attribute.parse("#arith.fastmath<reassoc,contract,nsz>")
         for reduction in walk_ops(module.operation, ["vector.reduction"]):
             if isinstance(ir.VectorType(reduction.operands[0].type).element_type, ir.FloatType):
-                reduction.attributes["fastmath"] = flags
+                kind = str(reduction.attributes["kind"])
+                reduction.attributes["fastmath"] = extrema if ("max" in kind or "min" in kind) \
+                    else sums
