@@ -57,15 +57,11 @@ def at_least(x, lo):
     return arith.select(arith.cmpf(arith.CmpFPredicate.OLT, x, lo), lo, x)
 
 
-def at_most(x, hi):
-    """min(x, hi) with a NaN x kept (see at_least)."""
-    hi = constant(float(hi), x.type) if isinstance(hi, (int, float)) else hi
-    return arith.select(arith.cmpf(arith.CmpFPredicate.OGT, x, hi), hi, x)
-
-
 def clamp(x, lo, hi):
     """min(max(x, lo), hi), a NaN x kept (see at_least): two instructions on x86."""
-    return at_most(at_least(x, lo), hi)
+    y = at_least(x, lo)
+    hi = constant(float(hi), x.type) if isinstance(hi, (int, float)) else hi
+    return arith.select(arith.cmpf(arith.CmpFPredicate.OGT, y, hi), hi, y)
 
 
 def _int_type_like(t: ir.Type) -> ir.Type:
