@@ -143,3 +143,42 @@ func.func private @ember_gemm_4(%a: memref<4x8xf32>, %b: memref<1x8x16xf32>, %c:
 func.func private @ember_gemm_5(%a: memref<4x8xf32>, %b: memref<8x16xf32>, %c: memref<4x16xf32>) attributes {ember.gemm_kernel = {activation = "none", bias = false, k = 8 : i64, m = 4 : i64, n = 16 : i64, nr = 16 : i64, residual = false}} {
   return
 }
+
+// -----
+
+// A bf16 kernel (a model in bf16): the panel's bf16 vectors and A's elements are widened to
+// f32 in registers (A as it is packed), the products summed in f32 over all of K in one
+// block (kc=4 is overridden: C could not hold rounded partial sums), the bias widened, and
+// the result rounded to bf16 once, at the store.
+// CHECK-LABEL: func.func private @ember_gemm_6_task(
+// CHECK: memref.alloca() {alignment = 64 : i64} : memref<{{.*}}x8x2xf32>
+// CHECK: arith.extf %{{.*}} : bf16 to f32
+// CHECK: %[[B:.*]] = vector.load %{{.*}} : memref<1x8x16xbf16>, vector<8xbf16>
+// CHECK: arith.extf %[[B]] : vector<8xbf16> to vector<8xf32>
+// CHECK: vector.fma %{{.*}} : vector<8xf32>
+// CHECK: arith.truncf %{{.*}} : vector<8xf32> to vector<8xbf16>
+// CHECK: vector.store %{{.*}} : memref<4x16xbf16>, vector<8xbf16>
+func.func private @ember_gemm_6(%a: memref<4x8xbf16>, %b: memref<1x8x16xbf16>, %bias: memref<16xbf16>, %c: memref<4x16xbf16>) attributes {ember.gemm_kernel = {activation = "none", bias = true, k = 8 : i64, m = 4 : i64, n = 16 : i64, nr = 16 : i64, residual = false}} {
+  return
+}
+
+// -----
+
+// f16 operands summed into an f32 C (`operands`: a half model's attention product, B
+// row-major): widened as they are read, C stored as it is.
+// CHECK-LABEL: func.func private @ember_gemm_7_task(
+// CHECK: arith.extf %{{.*}} : vector<8xf16> to vector<8xf32>
+// CHECK: vector.fma
+// CHECK-NOT: arith.truncf
+// CHECK: return
+func.func private @ember_gemm_7(%a: memref<4x8xf16>, %b: memref<8x16xf16>, %c: memref<4x16xf32>) attributes {ember.gemm_kernel = {activation = "none", bias = false, k = 8 : i64, m = 4 : i64, n = 16 : i64, nr = 16 : i64, residual = false, rhs_packed = false, operands = "f16"}} {
+  return
+}
+
+// -----
+
+// Other element types get no generated body.
+// expected-error @+1 {{only f32, f16 and bf16 kernels (int8 ones: f32) are generated, got f64}}
+func.func private @ember_gemm_8(%a: memref<4x8xf64>, %b: memref<1x8x16xf64>, %c: memref<4x16xf64>) attributes {ember.gemm_kernel = {activation = "none", bias = false, k = 8 : i64, m = 4 : i64, n = 16 : i64, nr = 16 : i64, residual = false}} {
+  return
+}

@@ -60,7 +60,7 @@ func.func @batched(%x: tensor<2x3x8xf32>, %y: tensor<2x3x8xf32>) -> (tensor<2x3x
 
 // -----
 
-// Left alone: an rhs that is not a weight, a batched rhs, a non-f32 weight.
+// Left alone: an rhs that is not a weight, a batched rhs, an f64 weight.
 // CHECK-LABEL: func.func @not_packed
 // CHECK-NOT: rhs_panel
 // CHECK-NOT: packed16
@@ -68,13 +68,30 @@ func.func @batched(%x: tensor<2x3x8xf32>, %y: tensor<2x3x8xf32>) -> (tensor<2x3x
 // LOWER-LABEL: func.func @not_packed
 // LOWER-NOT: call
 // LOWER: linalg.matmul
-func.func @not_packed(%x: tensor<4x8xf32>, %w: tensor<8x16xf32>, %bx: tensor<2x4x8xf32>, %hx: tensor<4x8xf16>) -> (tensor<4x16xf32>, tensor<2x4x16xf32>, tensor<4x16xf16>) {
+func.func @not_packed(%x: tensor<4x8xf32>, %w: tensor<8x16xf32>, %bx: tensor<2x4x8xf32>, %hx: tensor<4x8xf64>) -> (tensor<4x16xf32>, tensor<2x4x16xf32>, tensor<4x16xf64>) {
   %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
   %bw = "ember.weight"() {name = "bw"} : () -> tensor<2x8x16xf32>
   %1 = "ember.gemm"(%bx, %bw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x4x8xf32>, tensor<2x8x16xf32>) -> tensor<2x4x16xf32>
-  %hw = "ember.weight"() {name = "hw"} : () -> tensor<8x16xf16>
-  %2 = "ember.gemm"(%hx, %hw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf16>, tensor<8x16xf16>) -> tensor<4x16xf16>
-  return %0, %1, %2 : tensor<4x16xf32>, tensor<2x4x16xf32>, tensor<4x16xf16>
+  %hw = "ember.weight"() {name = "hw"} : () -> tensor<8x16xf64>
+  %2 = "ember.gemm"(%hx, %hw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf64>, tensor<8x16xf64>) -> tensor<4x16xf64>
+  return %0, %1, %2 : tensor<4x16xf32>, tensor<2x4x16xf32>, tensor<4x16xf64>
+}
+
+// -----
+
+// A bf16 weight is packed as it is (16-bit panels, half the bytes of f32); its kernel sums in
+// f32 (the linalg reference: an f32 accumulator, rounded to bf16 in the epilogue).
+// CHECK-LABEL: func.func @half
+// CHECK: "ember.weight"() {name = "hw.packed16"} : () -> tensor<1x8x16xbf16>
+// CHECK: rhs_panel = 16
+// LOWER-LABEL: func.func private @ember_gemm_0(
+// LOWER: linalg.fill {{.*}} -> tensor<4x16xf32>
+// LOWER: arith.extf %{{.*}} : bf16 to f32
+// LOWER: arith.truncf %{{.*}} : f32 to bf16
+func.func @half(%hx: tensor<4x8xbf16>) -> tensor<4x16xbf16> {
+  %hw = "ember.weight"() {name = "hw"} : () -> tensor<8x16xbf16>
+  %0 = "ember.gemm"(%hx, %hw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xbf16>, tensor<8x16xbf16>) -> tensor<4x16xbf16>
+  return %0 : tensor<4x16xbf16>
 }
 
 // -----

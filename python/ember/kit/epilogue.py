@@ -50,12 +50,13 @@ def apply_epilogue(y, activation: str, bias=None, residual=None):
     return y
 
 
-def epilogue_op(value, result_type, *, bias, residual, activation: str, channel_axis: int):
+def epilogue_op(value, result_type, *, bias, residual, activation: str, channel_axis: int,
+                init=None):
     """`residual + act(value + bias)` as one elementwise linalg.generic over tensor `value`
-    (bias read along `channel_axis`, residual of the result's shape). A `value` wider than
-    the result (an f32 accumulator, see `accumulator_type`) gets its epilogue in its own type
-    and is rounded to the result's once, at the end. Returns `value` unchanged when there is
-    nothing to apply."""
+    (bias read along `channel_axis`, residual of the result's shape), written into `init`
+    (default: a new tensor). A `value` wider than the result (an f32 accumulator, see
+    `accumulator_type`) gets its epilogue in its own type and is rounded to the result's once,
+    at the end. Returns `value` unchanged when there is nothing to apply."""
     wide = ir.RankedTensorType(value.type).element_type
     narrow = ir.RankedTensorType(result_type).element_type
     if bias is None and residual is None and activation == "none" and wide == narrow:
@@ -68,7 +69,8 @@ def epilogue_op(value, result_type, *, bias, residual, activation: str, channel_
     if residual is not None:
         operands.append(residual)
         maps.append(identity_map(rank))
-    init = empty_like(result_type, [(value, i) for i in range(rank)])
+    if init is None:
+        init = empty_like(result_type, [(value, i) for i in range(rank)])
 
     def body(y, *rest):
         rest = [widened(v, wide) for v in rest[:-1]]

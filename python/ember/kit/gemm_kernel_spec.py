@@ -61,6 +61,9 @@ class GemmKernelSpec(GemmSpec):
     #: quantizes each result to after the epilogue (ember.qgemm's result_* attributes).
     out_scale: float = omitted_at_default(0.0)
     out_codes: Tuple[int, ...] = omitted_at_default(())
+    #: A's and B's element type when it differs from C's: "f16" or "bf16" operands of a
+    #: product summed into an f32 C (a 16-bit model's attention products); "" the same.
+    operands: str = omitted_at_default("")
 
     def arg_names(self) -> List[str]:
         names = super().arg_names()
@@ -95,11 +98,12 @@ class GemmKernelSpec(GemmSpec):
         lead = [] if not self.batch else [dyn if self.batch < 0 else self.batch]
         rhs = packed_shape(self.k, self.n, self.nr) if self.rhs_packed else \
             lead + [self.k, self.n]
-        operand = ir.IntegerType.get_signless(32) if self.int8 else element
+        operand = ir.IntegerType.get_signless(32) if self.int8 else \
+            ir.Type.parse(self.operands) if self.operands else element
         if self.int8 and self.patches is None:
             lhs = [m, 4 * self.k]
         types = [ir.MemRefType.get(lead + lhs, ir.IntegerType.get_signless(8) if self.int8
-                                   else element), ir.MemRefType.get(rhs, operand)]
+                                   else operand), ir.MemRefType.get(rhs, operand)]
         if self.int8:
             types += [ir.MemRefType.get([m], element), ir.MemRefType.get([self.n], element),
                       ir.MemRefType.get([self.n], operand)]
@@ -130,8 +134,9 @@ def check_kernel_signature(fn, spec: GemmKernelSpec) -> Optional[str]:
     for name, got, want in zip(spec.arg_names(), inputs, expected):
         if str(got) != str(want):
             return f"kernel argument '{name}' has type {got}, expected {want}"
-    if not isinstance(element, ir.F32Type):
-        return f"only f32 kernels are generated, got {element}"
+    if not isinstance(element, (ir.F32Type, ir.F16Type, ir.BF16Type)) or \
+            (spec.int8 and not isinstance(element, ir.F32Type)):
+        return f"only f32, f16 and bf16 kernels (int8 ones: f32) are generated, got {element}"
     return None
 
 

@@ -36,9 +36,9 @@ from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 @dataclass
 class DenseConv:
-    """An NHWC, groups = 1, f32 conv2d with a weight filter [KH, KW, C, F] and static spatial
-    and channel sizes: the convs the GEMM-based rewrites (this pass, ember-conv-winograd)
-    take."""
+    """An NHWC, groups = 1 conv2d (f32, f16 or bf16 throughout) with a weight filter
+    [KH, KW, C, F] and static spatial and channel sizes: the convs the GEMM-based rewrites
+    (this pass; ember-conv-winograd, f32 only) take."""
     conv: Conv2d
     weight: Weight          # the filter's ember.weight
     kernel: tuple           # (KH, KW)
@@ -52,9 +52,10 @@ class DenseConv:
         weight = Weight.defining(w)
         x_type, w_type = ir.RankedTensorType(x.type), ir.RankedTensorType(w.type)
         out_type = ir.RankedTensorType(conv.result.type)
+        element = out_type.element_type
         if conv.layout != "nhwc" or conv.groups != 1 or weight is None or \
-                not all(isinstance(t.element_type, ir.F32Type)
-                        for t in (x_type, w_type, out_type)) or \
+                not isinstance(element, (ir.F32Type, ir.F16Type, ir.BF16Type)) or \
+                any(t.element_type != element for t in (x_type, w_type)) or \
                 x_type.rank != 4 or w_type.rank != 4 or not w_type.has_static_shape or \
                 any(t.is_dynamic_dim(i) for t in (x_type, out_type) for i in (1, 2, 3)):
             return None

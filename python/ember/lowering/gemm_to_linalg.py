@@ -18,7 +18,7 @@ from mlir.dialects import arith, func, linalg, tensor
 from ember.dialect.ops import Gemm
 from ember.dialect.shapes import patch_matrix_shape
 from ember.kit.builders import i64
-from ember.kit.epilogue import accumulator_type, apply_epilogue, epilogue_op, widened
+from ember.kit.epilogue import accumulator_type, epilogue_op, widened
 from ember.kit.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpec
 from ember.kit.private_functions import kernel_function
 from ember.kit.structured import PARALLEL, REDUCTION, element_type, empty_like, filled, \
@@ -172,12 +172,16 @@ def gemm_kernel_function(op, spec, arg_types, result_type, reference=None) -> st
 
 def _reference_gemm(spec, lhs, rhs, *rest):
     """The kernel's linalg body: fill, the contraction (B read through the panel layout when
-    packed, A through the patch map for patches; a leading batch dim when batched), epilogue."""
+    packed, A through the patch map for patches; a leading batch dim when batched), epilogue.
+    A 16-bit kernel sums in f32 and rounds once, in the epilogue."""
     *epilogue_operands, init = rest
-    zero = arith.constant(element_type(init), 0.0)
-    acc = linalg.fill(zero, outs=[init])
     lead = 1 if spec.batch else 0                   # iteration space ([b,] m, n, k)
     rank = lead + 3
+    wide_type = accumulator_type(init.type)
+    acc = init if wide_type == init.type else \
+        empty_like(wide_type, [(init, i) for i in range(rank - 1)])
+    wide = element_type(acc)
+    acc = linalg.fill(arith.constant(wide, 0.0), outs=[acc])
     b = list(range(lead))
     m, n, k = lead, lead + 1, lead + 2
     if spec.rhs_packed:
@@ -190,17 +194,12 @@ def _reference_gemm(spec, lhs, rhs, *rest):
     lhs_map = identity_map(rank, b + [m, k]) if spec.patches is None else _patch_map(spec)
     product = generic([lhs, rhs], acc, [lhs_map, rhs_map, identity_map(rank, b + [m, n])],
                       [PARALLEL] * (rank - 1) + [REDUCTION],
-                      lambda x, w, c: arith.addf(c, arith.mulf(x, w)))
-    if not epilogue_operands and spec.activation == "none":
-        return product
-    out_rank = rank - 1
-    maps = ([identity_map(out_rank, [out_rank - 1])] if spec.bias else []) + \
-        ([identity_map(out_rank)] if spec.residual else []) + [identity_map(out_rank)]
-
-    def epilogue(*args):                            # ([bias], [residual], product)
-        return apply_epilogue(args[-1], spec.activation, args[0] if spec.bias else None,
-                              args[-2] if spec.residual else None)
-    return generic(list(epilogue_operands), product, maps, [PARALLEL] * out_rank, epilogue)
+                      lambda x, w, c: arith.addf(c, arith.mulf(widened(x, wide),
+                                                               widened(w, wide))))
+    bias = epilogue_operands[0] if spec.bias else None
+    residual = epilogue_operands[-1] if spec.residual else None
+    return epilogue_op(product, init.type, bias=bias, residual=residual,
+                       activation=spec.activation, channel_axis=rank - 2, init=init)
 
 
 def _patch_map(spec) -> ir.AffineMap:

@@ -154,8 +154,9 @@ class _Winograd:
 
     def __call__(self, op, rewriter) -> bool:
         dense = DenseConv.match(op)
-        if dense is None:
-            return NOT_APPLIED
+        if dense is None or not isinstance(
+                ir.RankedTensorType(dense.conv.result.type).element_type, ir.F32Type):
+            return NOT_APPLIED              # 16-bit convolutions: the patch GEMM kernel
         conv, c, f = dense.conv, dense.channels, dense.filters
         oh, ow = ir.RankedTensorType(conv.result.type).shape[1:3]
         if dense.kernel != (3, 3) or conv.strides != [1, 1] or conv.dilations != [1, 1] or \

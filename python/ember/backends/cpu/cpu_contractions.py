@@ -14,8 +14,10 @@ row-major in place, batched over the leading dim:
 
 A B given as (b, n, k) (Q K^T reads K [n, k]) is transposed to (b, k, n) first: a copy of
 N*K elements that the N*M*K product amortizes. A plain `linalg.matmul` (a 2-D product of two
-run-time tensors) is taken the same way. Matched: f32, zero-filled accumulator, at most one
-batch dim, A contiguous in k (its last index), a mul-add body; anything else is left alone.
+run-time tensors) is taken the same way. Matched: an f32 zero-filled accumulator, f32 operands
+or 16-bit ones widened in the body (a half model's products, summed in f32: the kernel widens
+them in registers), at most one batch dim, A contiguous in k (its last index), a mul-add body;
+anything else is left alone.
 """
 from __future__ import annotations
 
@@ -47,12 +49,18 @@ def _map_dims(attr) -> Optional[List[int]]:
 
 
 def _is_mul_add(generic) -> bool:
-    """Whether the body is `yield c + a * b` (either operand order) on its block arguments."""
+    """Whether the body is `yield c + a * b` (either operand order) on its block arguments,
+    a and b possibly widened first (16-bit operands summed in f32)."""
     block = generic.regions[0].blocks[0]
     ops = list(block.operations)
+    a, b, c = block.arguments
+    widened = [op for op in ops if op.name == "arith.extf"]
+    if len(widened) == 2 and [op.name for op in ops[:2]] == ["arith.extf"] * 2 and \
+            {widened[0].operands[0], widened[1].operands[0]} == {a, b}:
+        a, b = widened[0].results[0], widened[1].results[0]
+        ops = ops[2:]
     if [op.name for op in ops] != ["arith.mulf", "arith.addf", "linalg.yield"]:
         return False
-    a, b, c = block.arguments
     mul, add, yield_ = ops
     return {mul.operands[0], mul.operands[1]} == {a, b} and \
         {add.operands[0], add.operands[1]} == {c, mul.results[0]} and \
@@ -122,8 +130,10 @@ class _ToKernel:
         out_type = ir.RankedTensorType(generic.results[0].type)
         init = _zero_filled(generic.outputs[0])
         types = [ir.RankedTensorType(v.type) for v in (a, b)]
-        if init is None or not all(isinstance(t.element_type, ir.F32Type)
-                                   for t in types + [out_type]):
+        operands = types[0].element_type
+        if init is None or not isinstance(out_type.element_type, ir.F32Type) or \
+                types[1].element_type != operands or \
+                not isinstance(operands, (ir.F32Type, ir.F16Type, ir.BF16Type)):
             return NOT_APPLIED
         shape = out_type.shape
         m_size, n_size = shape[-2], shape[-1]
@@ -136,7 +146,8 @@ class _ToKernel:
             batch = -1 if ir.ShapedType.is_dynamic_size(shape[0]) else shape[0]
         spec = GemmKernelSpec(m=None if ir.ShapedType.is_dynamic_size(m_size) else m_size,
                               n=n_size, k=k_size, nr=self.panel, batch=batch,
-                              rhs_packed=False)
+                              rhs_packed=False,
+                              operands="" if isinstance(operands, ir.F32Type) else str(operands))
         with rewriter.ip, generic.location:
             if match.transpose_b:
                 b = _transpose_last_two(b)

@@ -28,7 +28,7 @@ from ember.backends.cpu.gemm_threads import emit_kernel
 from ember.backends.cpu.amx_tiles import has_amx_int8, max_rows
 from ember.backends.cpu.mmla_tiles import has_i8mm
 from ember.backends.cpu.int8_dot import int8_dot_for
-from ember.backends.cpu.microkernel import CpuTraits
+from ember.backends.cpu.microkernel import CpuTraits, is_half
 from ember.kit.gemm_kernel_spec import kernel_functions
 from ember.kit.vector_math import expand_math
 
@@ -94,8 +94,12 @@ class CpuGemmKernels(EmberPass):
             mmla = self.mmla and spec.int8 == "s8" and has_i8mm(target) and \
                 dot.lanes == 4 and spec.nr % 4 == 0 and not spec.batch
             lanes = 16 if amx else dot.lanes if dot else self.lanes
+            # A 16-bit C cannot hold partial sums between K blocks (each would be rounded):
+            # such kernels take all of K in one block, as int8 ones.
+            half = is_half(ir.MemRefType(fn.arguments[-1].type).element_type)
             schedule = choose_schedule(spec, traits, lanes=lanes,
-                                       mr=max_rows(spec.nr) if amx else self.mr, kc=self.kc,
+                                       mr=max_rows(spec.nr) if amx else self.mr,
+                                       kc=spec.k if half else self.kc,
                                        mc=self.mc,
                                        split_rows=self.split_rows, unroll=self.unroll,
                                        chains=self.chains,
@@ -105,6 +109,8 @@ class CpuGemmKernels(EmberPass):
                 pack_a = spec.patches is not None
             elif spec.int8:    # the vector int8 kernels read A a word at a time, in place
                 pack_a = False
+            elif half:         # widened to f32 once, as it is packed (not per broadcast)
+                pack_a = self.pack_a != "false"
             else:
                 pack_a = {"auto": schedule.pack_a, "true": True, "false": False}[self.pack_a]
             schedule = dataclasses.replace(schedule, parallel=schedule.parallel and self.parallel

@@ -34,6 +34,22 @@ from ember.kit.scalar_math import ACTIVATIONS, quantize_code
 from ember.pipeline.target_info import TargetInfo, enabled_features
 
 
+def is_half(element: ir.Type) -> bool:
+    """Whether `element` is a 16-bit float (f16, bf16): stored 16-bit, computed in f32."""
+    return isinstance(element, (ir.F16Type, ir.BF16Type))
+
+
+def widen(value):
+    """A 16-bit float scalar or vector extended to f32; any other value as it is."""
+    t = value.type
+    element = ir.VectorType(t).element_type if isinstance(t, ir.VectorType) else t
+    if not is_half(element):
+        return value
+    f32 = ir.F32Type.get()
+    return arith.extf(ir.VectorType.get(ir.VectorType(t).shape, f32)
+                      if isinstance(t, ir.VectorType) else f32, value)
+
+
 @dataclass(frozen=True)
 class CpuTraits:
     """What the GEMM schedule needs to know about a CPU."""
@@ -115,10 +131,13 @@ class TaskEmitter:
     def __init__(self, spec: GemmKernelSpec, schedule: GemmSchedule, element: ir.Type,
                  dot: Optional[Callable] = None):
         """`element`: A's and B's element type (i32 words in an int8 kernel, whose `dot`,
-        an ember.backends.cpu.int8_dot.Int8Dot, replaces vector.fma)."""
+        an ember.backends.cpu.int8_dot.Int8Dot, replaces vector.fma; f16 or bf16 in a 16-bit
+        kernel, which widens its operands to f32 in registers, accumulates in f32 and rounds
+        once, at the store)."""
         self.spec, self.s = spec, schedule
         self.element = element
-        self.vtype = ir.VectorType.get([schedule.lanes], element)
+        self.compute = ir.F32Type.get() if is_half(element) else element
+        self.vtype = ir.VectorType.get([schedule.lanes], self.compute)
         self.mac = dot or vector.fma
         if spec.int8 and (dot is None or schedule.kc < spec.k or
                           (schedule.pack_a and not self.packs_int8)):
@@ -172,10 +191,11 @@ class TaskEmitter:
         reads one stream (rows of A whose stride is a multiple of 4 KiB would otherwise
         collide in one L1 set)."""
         shape = [-(-self.s.mc // self.s.mr), self.s.kc, self.s.mr]
-        return memref.alloca(ir.MemRefType.get(shape, self.element), [], [], alignment=i64(64))
+        return memref.alloca(ir.MemRefType.get(shape, self.compute), [], [], alignment=i64(64))
 
     def _pack_a(self, blk: "_Block") -> None:
-        """packed[(row - m0) / MR, k - k0, (row - m0) % MR] = A[row, k] over the block."""
+        """packed[(row - m0) / MR, k - k0, (row - m0) % MR] = A[row, k] over the block (16-bit
+        A widened to f32 here, once per block instead of once per panel)."""
         mr = self.s.mr
 
         def row(i):
@@ -184,14 +204,14 @@ class TaskEmitter:
             if self.spec.patches is None:
                 def copy(kk):
                     value = memref.load(self.ops.a, [*self.prefix, i, arith.addi(blk.k0, kk)])
-                    memref.store(value, blk.packed, [t, kk, r])
+                    memref.store(widen(value), blk.packed, [t, kk, r])
                 for_(index(0), arith.subi(blk.k1, blk.k0), index(1), (), copy)
                 return
             pixel = self._patch_row(i)
 
             def segment(k_start, load_a):
                 def copy(cc):
-                    memref.store(load_a(0, cc), blk.packed,
+                    memref.store(widen(load_a(0, cc)), blk.packed,
                                  [t, arith.addi(arith.subi(k_start, blk.k0), cc), r])
                 for_(index(0), index(self.spec.patches[2]), index(1), (), copy)
             self._segments(blk, [pixel], segment)
@@ -272,7 +292,7 @@ class TaskEmitter:
         else:
             init = if_(blk.first, [self.vtype] * len(zero), lambda: zero,
                        lambda: [self._load(self.ops.c, [*self.prefix, rows_at[r], cols_at[v]],
-                                           masks[v])
+                                           masks[v], wide=True)
                                 for r in range(rows) for v in range(nvec)])
         def steps(kk, accs, count, k_start, load_a, sets=1):
             """`count` k steps from k_start + kk; step u accumulates into set u % sets."""
@@ -284,7 +304,7 @@ class TaskEmitter:
                 base = (u % sets) * size
                 b = [self._load_b(p, k, v, cols_at, masks) for v in range(nvec)]
                 for r in range(rows):
-                    a = vector.broadcast(self.vtype, load_a(r, ku))
+                    a = vector.broadcast(self.vtype, widen(load_a(r, ku)))
                     for v in range(nvec):
                         i = base + r * nvec + v
                         accs[i] = self.mac(a, b[v], accs[i])
@@ -362,14 +382,16 @@ class TaskEmitter:
         each residual vector only where it is added (int8 ones dequantized first)."""
         if self.spec.int8:
             accs = self._dequantize(accs, rows_at, cols_at, masks, rows, nvec)
-        bias = [self._load(self.ops.bias, [cols_at[v]], masks[v]) for v in range(nvec)] \
+        bias = [self._load(self.ops.bias, [cols_at[v]], masks[v], wide=True)
+                for v in range(nvec)] \
             if self.ops.bias is not None else [None] * nvec
         out = []
         for r in range(rows):
             for v in range(nvec):
                 residual = None if self.ops.residual is None else \
                     lambda r=r, v=v: self._load(self.ops.residual,
-                                                [*self.prefix, rows_at[r], cols_at[v]], masks[v])
+                                                [*self.prefix, rows_at[r], cols_at[v]], masks[v],
+                                                wide=True)
                 out.append(apply_epilogue(accs[r * nvec + v], self.spec.activation, bias[v],
                                           residual))
         if self.spec.output_activation:
@@ -399,8 +421,9 @@ class TaskEmitter:
         """Vector v of row k of panel p: from the packed weight (zero-padded, never masked) or
         from a row-major B (masked past column N)."""
         if self.spec.rhs_packed:
-            return vector.load(self.vtype, self.ops.b, [p, k, index(v * self.s.lanes)])
-        return self._load(self.ops.b, [*self.prefix, k, cols_at[v]], masks[v])
+            stored = ir.VectorType.get([self.s.lanes], self.element)
+            return widen(vector.load(stored, self.ops.b, [p, k, index(v * self.s.lanes)]))
+        return self._load(self.ops.b, [*self.prefix, k, cols_at[v]], masks[v], wide=True)
 
     def _load_word(self, at, k):
         """Word k (bytes 4k .. 4k+3, as i32) of an int8 kernel's A row at leading indices `at`
@@ -416,14 +439,20 @@ class TaskEmitter:
         mask_type = ir.VectorType.get([self.s.lanes], ir.IntegerType.get_signless(1))
         return vector.create_mask(mask_type, [index(lanes)])
 
-    def _load(self, base, indices, mask):
-        """A vector of `base`'s element type (operands, scales and C may differ in int8)."""
+    def _load(self, base, indices, mask, wide: bool = False):
+        """A vector of `base`'s element type (operands, scales and C may differ in int8);
+        `wide`: a 16-bit float one widened to f32."""
         vtype = ir.VectorType.get([self.s.lanes], ir.MemRefType(base.type).element_type)
         if mask is None:
-            return vector.load(vtype, base, indices)
-        return vector.maskedload(vtype, base, indices, mask, constant(0, vtype))
+            value = vector.load(vtype, base, indices)
+        else:
+            value = vector.maskedload(vtype, base, indices, mask, constant(0, vtype))
+        return widen(value) if wide else value
 
     def _store(self, value, base, indices, mask) -> None:
+        stored = ir.MemRefType(base.type).element_type
+        if is_half(stored):                 # a 16-bit C: rounded once, here
+            value = arith.truncf(ir.VectorType.get([self.s.lanes], stored), value)
         if mask is None:
             vector.store(value, base, indices)
         else:

@@ -6,8 +6,9 @@ NR-column panels (zero-padded past N; see `ember.kit.packed_panels`) and the
 attribute `rhs_panel = NR`. The packing is done once, at compile time, on the weights table
 (`WeightTable.derive`), so the artifact stores the weight packed and no run-time code ever
 transposes or packs it. On an abstract table the IR is rewritten the same way and the packed
-entry is left without data. GEMMs with a non-weight rhs, a batched rhs, an element type other than
-f32, or an rhs already packed are left alone.
+entry is left without data. f16 and bf16 weights stay 16-bit in their panels (the kernel
+widens them in registers). GEMMs with a non-weight rhs, a batched rhs, another element type, or
+an rhs already packed are left alone.
 
 An int8 `ember.qgemm` gets the same panels of i32 words, 4 consecutive k per word
 (`int8_words`), its activation encoding (the one the target's integer dot product reads, see
@@ -45,7 +46,7 @@ class _PackPattern:
         weight = Weight.defining(gemm.rhs)
         rhs_type = ir.RankedTensorType(gemm.rhs.type)
         if weight is None or rhs_type.rank != 2 or \
-                not isinstance(rhs_type.element_type, ir.F32Type):
+                not isinstance(rhs_type.element_type, (ir.F32Type, ir.F16Type, ir.BF16Type)):
             return NOT_APPLIED
         k, n = rhs_type.shape
         if k == 0:                          # an empty product: the linalg reference is just
