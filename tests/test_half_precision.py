@@ -35,21 +35,34 @@ def test_model_in_16_bits(workload, dtype):
         assert_close(compiled(*inputs), model(*inputs))
 
 
-def _kernel_report(tmp_path, model, inputs):
-    """(weights file bytes, the LLVM IR) of `model` compiled with its stages dumped."""
+def _kernel_report(tmp_path, model, inputs, target="host"):
+    """(weights file bytes, the LLVM IR) of `model` compiled for `target`, stages dumped."""
     dump = tmp_path / "dump"
-    compiled = ember.compile(model, inputs, dump_dir=str(dump))
+    compiled = ember.compile(model, inputs, target=target, dump_dir=str(dump))
     artifact = compiled.save(str(tmp_path / "art"))
     weights = os.path.getsize(os.path.join(artifact, "weights.safetensors"))
     (ir_file,) = [p for p in dump.iterdir() if p.name.endswith("-llvm-ir.ll")]
     return weights, ir_file.read_text()
 
 
-def test_weights_stay_16_bit_and_gemms_use_the_kernel(tmp_path, mlp_block):
+@pytest.mark.parametrize("target,kernel", [
+    ("host:cpu=haswell", r"fpext <8 x bfloat> "),               # panel vectors widened
+    ("host:cpu=sapphirerapids", r"llvm\.x86\.tdpbf16ps"),       # AMX-BF16 tiles on pairs
+])
+def test_weights_stay_16_bit_and_gemms_use_the_kernel(tmp_path, mlp_block, target, kernel):
+    """Compiled only (the host need not have the target's instructions)."""
     x = torch.randn(16, 512)
-    fp32, _ = _kernel_report(tmp_path / "f32", mlp_block, (x,))
+    fp32, _ = _kernel_report(tmp_path / "f32", mlp_block, (x,), target)
     bf16 = copy.deepcopy(mlp_block).to(torch.bfloat16)
-    half, llvm_ir = _kernel_report(tmp_path / "bf16", bf16, (x.to(torch.bfloat16),))
+    half, llvm_ir = _kernel_report(tmp_path / "bf16", bf16, (x.to(torch.bfloat16),), target)
     assert half <= 0.55 * fp32, (half, fp32)
-    # the micro-kernel widens whole panel vectors (not a scalar loop's one weight at a time)
-    assert re.search(r"fpext <(8|16) x bfloat> ", llvm_ir)
+    assert re.search(kernel, llvm_ir)
+
+
+def test_bf16_without_native_bf16_kernels(mlp_block):
+    """The widening kernel (AVX2 code, which any x86 host here runs) beside the host's own."""
+    bf16 = copy.deepcopy(mlp_block).to(torch.bfloat16)
+    x = torch.randn(24, 512).to(torch.bfloat16)
+    compiled = ember.compile(bf16, (x,), target="host:cpu=haswell")
+    with torch.no_grad():
+        assert_close(compiled(x), bf16(x))

@@ -7,6 +7,8 @@ in step (e.g. which unary kinds can fuse into a GEMM as its activation).
 """
 from __future__ import annotations
 
+#: The floating-point element types ember ops compute in (ElementTypes.FLOAT).
+FLOAT_TYPES = ("f16", "bf16", "f32", "f64")
 #: Epilogue activations of `ember.gemm` and `ember.conv2d` ("none" means identity).
 ACTIVATIONS = ("none", "relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh")
 #: Kinds of `ember.unary`.

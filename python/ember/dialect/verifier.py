@@ -15,10 +15,10 @@ from typing import List, Optional, Tuple
 from ember.dialect.attributes import OneOf
 from ember.dialect.builds import ir_of
 from ember.dialect.definition import ElementTypes, EmberOp
+from ember.dialect.enums import FLOAT_TYPES
 from ember.dialect.ops import OPS_BY_NAME
 from ember.dialect.shapes import element_type
 
-FLOAT_TYPES = ("f16", "bf16", "f32", "f64")
 
 
 def _element_types_error(view: EmberOp) -> Optional[str]:

@@ -64,6 +64,10 @@ class GemmKernelSpec(GemmSpec):
     #: A's and B's element type when it differs from C's: "f16" or "bf16" operands of a
     #: product summed into an f32 C (a 16-bit model's attention products); "" the same.
     operands: str = omitted_at_default("")
+    #: A bf16 kernel whose B is packed as bf16 pairs (ember.gemm's rhs_pairs): `k` counts
+    #: *words* of 2 consecutive k, A is bf16 [M, 2K] read a pair at a time, B i32 panels
+    #: [ceil(N/NR), K, NR] of words (AMX-BF16's tdpbf16ps multiplies them).
+    pairs: bool = omitted_at_default(False)
 
     def arg_names(self) -> List[str]:
         names = super().arg_names()
@@ -102,8 +106,11 @@ class GemmKernelSpec(GemmSpec):
             ir.Type.parse(self.operands) if self.operands else element
         if self.int8 and self.patches is None:
             lhs = [m, 4 * self.k]
+        if self.pairs:
+            lhs, operand = [m, 2 * self.k], ir.IntegerType.get_signless(32)
         types = [ir.MemRefType.get(lead + lhs, ir.IntegerType.get_signless(8) if self.int8
-                                   else operand), ir.MemRefType.get(rhs, operand)]
+                                   else element if self.pairs else operand),
+                 ir.MemRefType.get(rhs, operand)]
         if self.int8:
             types += [ir.MemRefType.get([m], element), ir.MemRefType.get([self.n], element),
                       ir.MemRefType.get([self.n], operand)]

@@ -100,8 +100,10 @@ def lower_packed_gemm(gemm: Gemm):
         (logical or tensor_shape(lhs))[-1]
     n = out_type.shape[-1]
     patches = None if geometry is None else tuple(tensor_shape(lhs)[1:]) + tuple(geometry)
-    spec = GemmKernelSpec(m=m, n=n, k=k, nr=gemm.rhs_panel, activation=gemm.activation,
-                          bias=bias is not None, residual=residual is not None, patches=patches)
+    pairs = bool(gemm.rhs_pairs)
+    spec = GemmKernelSpec(m=m, n=n, k=k // 2 if pairs else k, nr=gemm.rhs_panel,
+                          activation=gemm.activation, bias=bias is not None,
+                          residual=residual is not None, patches=patches, pairs=pairs)
     operands = [v for v in (lhs, packed, bias, residual) if v is not None]
     callee = gemm_kernel_function(gemm.operation, spec, [v.type for v in operands] + [out2_type],
                                   out2_type)
@@ -187,19 +189,33 @@ def _reference_gemm(spec, lhs, rhs, *rest):
     if spec.rhs_packed:
         nr = ir.AffineConstantExpr.get(spec.nr)
         d_n, d_k = ir.AffineDimExpr.get(n), ir.AffineDimExpr.get(k)
+        if spec.pairs:                              # word k / 2 holds k's bf16 bits
+            d_k = ir.AffineExpr.get_floor_div(d_k, ir.AffineConstantExpr.get(2))
         rhs_map = ir.AffineMap.get(rank, 0, [ir.AffineExpr.get_floor_div(d_n, nr), d_k,
                                              ir.AffineExpr.get_mod(d_n, nr)])
     else:
         rhs_map = identity_map(rank, b + [k, n])
     lhs_map = identity_map(rank, b + [m, k]) if spec.patches is None else _patch_map(spec)
+
+    def weight(w):
+        return widened(_pair_half(w, linalg.IndexOp(k).result) if spec.pairs else w, wide)
     product = generic([lhs, rhs], acc, [lhs_map, rhs_map, identity_map(rank, b + [m, n])],
                       [PARALLEL] * (rank - 1) + [REDUCTION],
-                      lambda x, w, c: arith.addf(c, arith.mulf(widened(x, wide),
-                                                               widened(w, wide))))
+                      lambda x, w, c: arith.addf(c, arith.mulf(widened(x, wide), weight(w))))
     bias = epilogue_operands[0] if spec.bias else None
     residual = epilogue_operands[-1] if spec.residual else None
     return epilogue_op(product, init.type, bias=bias, residual=residual,
                        activation=spec.activation, channel_axis=rank - 2, init=init)
+
+
+def _pair_half(word, k):
+    """The bf16 of logical k in its pair's i32 word (kernel spec `pairs`): the low half for an
+    even k, the high half for an odd one."""
+    i32 = ir.IntegerType.get_signless(32)
+    odd = arith.index_cast(i32, arith.andi(k, arith.constant(ir.IndexType.get(), 1)))
+    shifted = arith.shrui(word, arith.muli(odd, arith.constant(i32, 16)))
+    return arith.bitcast(ir.BF16Type.get(),
+                         arith.trunci(ir.IntegerType.get_signless(16), shifted))
 
 
 def _patch_map(spec) -> ir.AffineMap:

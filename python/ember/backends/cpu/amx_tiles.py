@@ -1,4 +1,5 @@
-"""int8 GEMM tiles on AMX (Intel Sapphire Rapids and later): the tile registers do the dot products.
+"""int8 and bf16 GEMM tiles on AMX (Intel Sapphire Rapids and later): the tile registers do
+the dot products.
 
 The int8 kernel's task (ember.backends.cpu.microkernel.TaskEmitter) walks row tiles of C over
 NR-column panels of the packed weight. On a target with AMX-INT8 each row tile (32 rows while
@@ -19,6 +20,11 @@ exactly one tile configuration (LLVM's AMX passes write its `ldtilecfg` at entry
 second one, which reloads the accumulators. Out of line (noinline): inlined, their shapes
 would share the 8 tile registers of one configuration.
 
+A bf16 kernel whose weight is packed in pairs (ember.gemm's rhs_pairs) runs the same tiles:
+its words hold two consecutive k of bf16 instead of four of int8, A's rows (bf16, K even) are
+read in place a pair per word, `tdpbf16ps` accumulates f32 tiles, and the epilogue is the float
+kernel's (rounded to bf16 at the store).
+
 Linux hands out the tile state only to processes that ask (arch_prctl ARCH_REQ_XCOMP_PERM);
 cpu_support.c asks when an artifact is loaded.
 """
@@ -33,6 +39,10 @@ from ember.kit.builders import for_, i64, index
 from ember.backends.cpu.microkernel import TaskEmitter
 from ember.pipeline.target_info import TargetInfo
 
+#: The tile dot product for each A encoding: int8 (u8 or 7-bit codes x s8, s8 x s8) into
+#: int32, bf16 pairs x bf16 pairs into f32.
+DOT_INTRINSICS = {"u8": "llvm.x86.tdpbusd.internal", "u7": "llvm.x86.tdpbusd.internal",
+                  "s8": "llvm.x86.tdpbssd.internal", "bf16": "llvm.x86.tdpbf16ps.internal"}
 #: llvm.getelementptr's raw constant index that stands for the next dynamic index.
 GEP_DYNAMIC_INDEX = -2 ** 31
 #: Bytes of one tile row, and rows of a B tile (K words per step).
@@ -42,6 +52,10 @@ TILE_ROWS = 16
 
 def has_amx_int8(info: TargetInfo) -> bool:
     return {"amx-tile", "amx-int8"} <= info.enabled_features
+
+
+def has_amx_bf16(info: TargetInfo) -> bool:
+    return {"amx-tile", "amx-bf16"} <= info.enabled_features
 
 
 def _ptr():
@@ -83,9 +97,10 @@ def group_tiles(nr: int) -> int:
 
 
 def emit_tile_function(module_block, name: str, rows: int, words: range, k_words: int,
-                       nr: int, signed_a: bool) -> str:
+                       nr: int, dot: str) -> str:
     """Defines `name(a, b, c, count)`: for each of `count` row tiles t, C[t][v] (rows x 16
-    int32 for v < NR/16, stored at c + ((t * NR/16 + v) * 32 + row) * 64 bytes) accumulates
+    int32 (f32 for a bf16 `dot`) for v < NR/16, stored at c + ((t * NR/16 + v) * 32 + row) *
+    64 bytes) accumulates
     A's rows t * rows + [0, rows) (rows of 4 * k_words bytes from a) times B (a packed panel
     of NR columns) over the K words in `words`, whose steps are all 16 words or all one
     shorter tail (one tile shape per function: a K tail gets a function of its own); C starts
@@ -103,7 +118,7 @@ def emit_tile_function(module_block, name: str, rows: int, words: range, k_words
         def row_tile(t):
             a = _offset_by(a0, t, rows * 4 * k_words)
             c = _offset_by(c0, t, tiles * 2 * TILE_ROWS * TILE_BYTES)
-            _emit_tile(a, b, c, rows, words, k_words, nr, signed_a)
+            _emit_tile(a, b, c, rows, words, k_words, nr, dot)
         for_(index(0), count, index(1), (), row_tile)
         func.ReturnOp([])
     return name
@@ -117,8 +132,9 @@ def _offset_by(base, i, stride: int):
                               ir.IntegerType.get_signless(8), None)
 
 
-def _emit_tile(a, b, c, rows: int, words: range, k_words: int, nr: int, signed_a: bool):
-    """One row tile of emit_tile_function: its accumulators, the K steps, the stores."""
+def _emit_tile(a, b, c, rows: int, words: range, k_words: int, nr: int, dot: str):
+    """One row tile of emit_tile_function: its accumulators, the K steps, the stores; `dot`
+    the tile intrinsic (DOT_INTRINSICS)."""
     i64t = ir.IntegerType.get_signless(64)
     full = _i16(TILE_BYTES)
     a_stride = arith.constant(i64t, 4 * k_words)
@@ -135,7 +151,6 @@ def _emit_tile(a, b, c, rows: int, words: range, k_words: int, nr: int, signed_a
         accs = {(r, v): _intrinsic("llvm.x86.tileloadd64.internal", _amx(), _i16(n), full,
                                    c_at(r, v), c_stride)
                 for r, n in row_tiles for v in range(tiles)}
-    dot = "llvm.x86.tdpbssd.internal" if signed_a else "llvm.x86.tdpbusd.internal"
     for k in words:
         kt = min(TILE_ROWS, words.stop - k)
         k_bytes = _i16(4 * kt)
@@ -214,10 +229,10 @@ class AmxTaskEmitter(TaskEmitter):
         for_(blk.m0, blk.m1, index(1), (), row)
 
     def emit_task(self, ops, m0, m1, p0, p1, batch_index=None) -> None:
-        i32 = ir.IntegerType.get_signless(32)
+        products = ir.F32Type.get() if self.spec.pairs else ir.IntegerType.get_signless(32)
         self.c_tiles = memref.alloca(ir.MemRefType.get(
-            [group_tiles(self.spec.nr), self.spec.nr // 16, 2 * TILE_ROWS, 16], i32), [], [],
-            alignment=i64(64))
+            [group_tiles(self.spec.nr), self.spec.nr // 16, 2 * TILE_ROWS, 16], products), [],
+            [], alignment=i64(64))
         super().emit_task(ops, m0, m1, p0, p1, batch_index)
 
     def _tile_functions(self, rows: int) -> List[str]:
@@ -233,7 +248,7 @@ class AmxTaskEmitter(TaskEmitter):
             if key not in self.tile_functions:
                 self.tile_functions[key] = emit_tile_function(
                     self.module_block, f"{self.name}_amx{rows}_k{words.start}", rows, words, k,
-                    self.spec.nr, signed_a=self.spec.int8 == "s8")
+                    self.spec.nr, DOT_INTRINSICS["bf16" if self.spec.pairs else self.spec.int8])
             names.append(self.tile_functions[key])
         return names
 

@@ -25,7 +25,7 @@ from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec, \
     check_kernel_signature, is_bufferized
 from ember.backends.cpu.gemm_schedule import choose_schedule
 from ember.backends.cpu.gemm_threads import emit_kernel
-from ember.backends.cpu.amx_tiles import has_amx_int8, max_rows
+from ember.backends.cpu.amx_tiles import has_amx_bf16, has_amx_int8, max_rows
 from ember.backends.cpu.mmla_tiles import has_i8mm
 from ember.backends.cpu.int8_dot import int8_dot_for
 from ember.backends.cpu.microkernel import CpuTraits, is_half
@@ -65,7 +65,7 @@ class CpuGemmKernels(EmberPass):
     #: never (f32 kernels: int8 kernels pack exactly when their tiles need it).
     pack_a: str = "auto"
     #: int8 kernels on the AMX tile registers where the target has AMX-INT8 (false: its
-    #: vector dot product).
+    #: vector dot product); bf16 pair kernels (rhs_pairs) always take AMX-BF16.
     amx: bool = True
     #: int8 kernels on smmla where an AArch64 target has +i8mm (false: sdot).
     mmla: bool = True
@@ -89,8 +89,12 @@ class CpuGemmKernels(EmberPass):
             except ValueError as e:
                 raise ValueError(f"{fn.location}: an int8 kernel packed for {spec.int8} "
                                  f"activations: {e}; pack with the same target") from None
-            amx = self.amx and bool(spec.int8) and has_amx_int8(target) and \
-                spec.nr % 16 == 0 and not spec.batch
+            amx = self.amx and spec.nr % 16 == 0 and not spec.batch and (
+                (bool(spec.int8) and has_amx_int8(target)) or
+                (spec.pairs and has_amx_bf16(target)))
+            if spec.pairs and not amx:
+                raise ValueError(f"{fn.location}: a kernel of bf16 pairs needs AMX-BF16 "
+                                 "tiles (pack with the same target)")
             mmla = self.mmla and spec.int8 == "s8" and has_i8mm(target) and \
                 dot.lanes == 4 and spec.nr % 4 == 0 and not spec.batch
             lanes = 16 if amx else dot.lanes if dot else self.lanes

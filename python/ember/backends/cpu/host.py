@@ -16,17 +16,17 @@ from ember.backends.llvm import host_cpu
 #: Vector features of CPUs named without a feature string (LLVM then uses the CPU's own), for
 #: the GEMM schedule's vector shape (AVX-512: 16 f32 lanes, 32 registers; AVX2: 8, 16) and the
 #: int8 kernels' dot product (VNNI, AVX-512BW or AVX2; see ember.backends.cpu.int8_dot) and
-#: tiles (AMX-INT8, ember.backends.cpu.amx_tiles).
+#: tiles (AMX-INT8 and AMX-BF16, ember.backends.cpu.amx_tiles).
 _AVX2 = "+avx2,+fma"
 _AVX_VNNI = _AVX2 + ",+avxvnni"
 _AVX512 = _AVX2 + ",+avx512f,+avx512bw,+avx512vl"
 _AVX512_VNNI = _AVX512 + ",+avx512vnni"
-_AMX_INT8 = _AVX512_VNNI + ",+amx-tile,+amx-int8"
+_AMX = _AVX512_VNNI + ",+avx512bf16,+amx-tile,+amx-int8,+amx-bf16"
 _CPU_FEATURES = {
     **dict.fromkeys(("skylake-avx512", "x86-64-v4"), _AVX512),
     **dict.fromkeys(("znver4", "znver5", "cascadelake", "cooperlake", "icelake-server",
                      "icelake-client", "tigerlake", "rocketlake"), _AVX512_VNNI),
-    **dict.fromkeys(("sapphirerapids", "emeraldrapids", "graniterapids"), _AMX_INT8),
+    **dict.fromkeys(("sapphirerapids", "emeraldrapids", "graniterapids"), _AMX),
     **dict.fromkeys(("haswell", "broadwell", "skylake", "znver1", "znver2", "znver3",
                      "x86-64-v3"), _AVX2),
     **dict.fromkeys(("alderlake", "raptorlake"), _AVX_VNNI),
@@ -38,7 +38,8 @@ _CPU_FEATURES = {
 _CHECKED_FEATURES = (("avx2", "avx2"), ("fma", "fma"), ("avx512f", "avx512f"),
                      ("avx512bw", "avx512bw"), ("avx512vl", "avx512vl"),
                      ("avx512vnni", "avx512vnni"), ("avxvnni", "avxvnni"),
-                     ("amx-tile", "amx-tile"), ("amx-int8", "amx-int8"))
+                     ("avx512bf16", "avx512bf16"), ("amx-tile", "amx-tile"),
+                     ("amx-int8", "amx-int8"), ("amx-bf16", "amx-bf16"))
 
 
 def _sysfs_caches() -> dict:
@@ -104,7 +105,7 @@ class HostTarget(CpuTarget):
         if not needed:
             return ""
         tests = " && ".join(f'__builtin_cpu_supports("{name}")' for name in needed)
-        amx = "amx-int8" in needed
+        amx = "amx-tile" in needed
         return ("#include <sys/syscall.h>\n#include <unistd.h>\n" if amx else "") + (
             "static int ember_cpu_ok(void) {\n"
             "  __builtin_cpu_init();\n"

@@ -7,7 +7,8 @@ attribute `rhs_panel = NR`. The packing is done once, at compile time, on the we
 (`WeightTable.derive`), so the artifact stores the weight packed and no run-time code ever
 transposes or packs it. On an abstract table the IR is rewritten the same way and the packed
 entry is left without data. f16 and bf16 weights stay 16-bit in their panels (the kernel
-widens them in registers). GEMMs with a non-weight rhs, a batched rhs, another element type, or
+widens them in registers); on a target with AMX-BF16, a bf16 weight (K even) is packed as i32
+words of two consecutive k (`bf16_pairs`, `rhs_pairs`), the tiles' B layout. GEMMs with a non-weight rhs, a batched rhs, another element type, or
 an rhs already packed are left alone.
 
 An int8 `ember.qgemm` gets the same panels of i32 words, 4 consecutive k per word
@@ -24,9 +25,10 @@ from mlir import ir
 
 from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
+from ember.backends.cpu.amx_tiles import has_amx_bf16
 from ember.backends.cpu.int8_dot import full_range_encoding, int8_dot_for
 from ember.dialect.ops import Attention, Gemm, QGemm, Weight
-from ember.kit.packed_panels import int8_words, pack_panels, packed_shape
+from ember.kit.packed_panels import bf16_pairs, int8_words, pack_panels, packed_shape
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.dialect.ops.quantization import unsigned_codes
@@ -38,6 +40,7 @@ from ember.quant.schemes import compensation, encoding, kernel_zero_point
 class _PackPattern:
     ctx: PassContext
     panel: int
+    target: TargetInfo
 
     def __call__(self, op, rewriter) -> bool:
         gemm = Gemm(op)
@@ -52,13 +55,30 @@ class _PackPattern:
         if k == 0:                          # an empty product: the linalg reference is just
             return NOT_APPLIED              # the epilogue on zeros, no kernel needed
         nr = self.panel
-        name = self.ctx.weights.derive(f"{weight.name}.packed{nr}",
-                                       lambda w: pack_panels(w, nr), [weight.name])
-        packed_type = ir.RankedTensorType.get(packed_shape(k, n, nr), rhs_type.element_type)
+        if self._pairs(gemm, k, nr):
+            name = self.ctx.weights.derive(f"{weight.name}.pairs{nr}",
+                                           lambda w: pack_panels(bf16_pairs(w), nr),
+                                           [weight.name])
+            packed_type = ir.RankedTensorType.get(packed_shape(k // 2, n, nr),
+                                                  ir.IntegerType.get_signless(32))
+            changes = dict(rhs_panel=nr, rhs_pairs=True)
+        else:
+            name = self.ctx.weights.derive(f"{weight.name}.packed{nr}",
+                                           lambda w: pack_panels(w, nr), [weight.name])
+            packed_type = ir.RankedTensorType.get(packed_shape(k, n, nr), rhs_type.element_type)
+            changes = dict(rhs_panel=nr)
         with rewriter.ip, op.location:
             packed = Weight.build(packed_type, name=name)
-            rewriter.replace_op(op, [gemm.rebuild(gemm.result.type, rhs=packed, rhs_panel=nr)])
+            rewriter.replace_op(op, [gemm.rebuild(gemm.result.type, rhs=packed, **changes)])
         return APPLIED
+
+    def _pairs(self, gemm, k: int, nr: int) -> bool:
+        """Whether a bf16 GEMM gets its weight as bf16 pairs for the AMX-BF16 tiles: the
+        target has them, K is even (A's rows are read in place a pair at a time), NR a
+        multiple of the tiles' 16 columns, A a plain matrix."""
+        return has_amx_bf16(self.target) and k % 2 == 0 and nr % 16 == 0 and \
+            isinstance(ir.RankedTensorType(gemm.rhs.type).element_type, ir.BF16Type) and \
+            gemm.lhs_patches is None
 
 
 @dataclass
@@ -129,6 +149,6 @@ class PackWeights(EmberPass):
         nr = self.panel or default_panel(CpuTraits.from_target(target))
         if nr <= 0:
             raise ValueError(f"ember-pack-weights: panel must be positive, got {nr}")
-        apply_patterns(module, {Gemm.op_name: [_PackPattern(ctx, nr)],
+        apply_patterns(module, {Gemm.op_name: [_PackPattern(ctx, nr, target)],
                                 QGemm.op_name: [_PackInt8Pattern(ctx, nr, target)],
                                 Attention.op_name: [_Int8AttentionPattern(nr, target)]})

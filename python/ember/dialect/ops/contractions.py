@@ -5,7 +5,7 @@ from typing import Optional, Union
 
 from ember.dialect.attributes import I64, Bool, F32, I64Array, OneOf
 from ember.dialect.definition import ElementTypes, EmberOp, Operand
-from ember.dialect.enums import ACTIVATIONS, INT8_ENCODINGS
+from ember.dialect.enums import ACTIVATIONS, FLOAT_TYPES, INT8_ENCODINGS
 from ember.dialect.ops.quantization import quantized_result_problem, static_codes_problem, \
     unsigned_codes
 from ember.dialect.shapes import (Shape, broadcast_shape, dims_compatible, format_shape,
@@ -18,6 +18,7 @@ class Gemm(EmberOp):
     lhs is [..., M, K]; rhs is [K, N] (shared by every batch) or [..., K, N] with lhs's batch
     dims; bias broadcasts along the last dim ([N]); residual has the result's shape."""
     op_name = "ember.gemm"
+    element_types = ElementTypes.ANY        # checked in verify (packed bf16 pairs are i32)
 
     lhs = Operand()
     rhs = Operand()
@@ -27,6 +28,10 @@ class Gemm(EmberOp):
     rhs_panel = I64(optional=True, doc=(
         "NR, set by ember-pack-weights: rhs is [ceil(N/NR), K, NR], the [K, N] matrix in "
         "NR-column panels (rhs[k, n] at [n / NR, k, n % NR], zero-padded)"))
+    rhs_pairs = Bool(optional=True, doc=(
+        "with rhs_panel, set by ember-pack-weights for a bf16 dot-product kernel (AMX-BF16): "
+        "rhs is i32 [ceil(N/NR), K/2, NR], each word two consecutive k of one column "
+        "(bf16 bits, the even k in the low half); lhs and the result are bf16, K even"))
     lhs_patches = I64Array(optional=True, doc=(
         "KH, KW, SH, SW, DH, DW, set by ember-conv-to-gemm: lhs is a zero-padded NHWC input "
         "[N, Hp, Wp, C] standing for its im2col patch matrix [N, OH, OW, KH*KW*C], element "
@@ -38,6 +43,14 @@ class Gemm(EmberOp):
         lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
         if lhs is None or rhs is None or res is None:
             return "operands and result must be ranked tensors"
+        # Every operand and the result share one float type, but packed bf16 pairs (i32).
+        shared = [v for v in list(self.operation.operands) + [self.result]
+                  if not (self.rhs_pairs and v == self.rhs)]
+        types = sorted({_element(v) for v in shared})
+        if len(types) != 1:
+            return f"operands and result must share one element type, got {types}"
+        if types[0] not in FLOAT_TYPES:
+            return f"computes in floating point ({', '.join(FLOAT_TYPES)}); got {types[0]}"
         if self.lhs_patches is not None:
             lhs = self._patch_matrix(lhs)
             if isinstance(lhs, str):
@@ -82,10 +95,17 @@ class Gemm(EmberOp):
         n, k = res[-1], lhs[-1]
         if n is None or k is None:
             return "a panel-packed rhs needs static K and N"
-        expected = [-(-n // nr), k, nr]
+        if self.rhs_pairs:
+            if k % 2 or _element(self.lhs) != "bf16" or _element(self.rhs) != "i32" \
+                    or self.lhs_patches is not None:
+                return "an rhs of bf16 pairs (rhs_pairs) needs a bf16 lhs with an even K, " \
+                       "i32 words and no patches"
+            expected = [-(-n // nr), k // 2, nr]
+        else:
+            expected = [-(-n // nr), k, nr]
         if rhs != expected:
-            return f"panel-packed rhs must be [ceil(N/{nr}), K, {nr}] = " \
-                   f"{format_shape(expected)} for K={k}, N={n}, got {format_shape(rhs)}"
+            return f"panel-packed rhs must be [ceil(N/{nr}), K{'/2' if self.rhs_pairs else ''}, " \
+                   f"{nr}] = {format_shape(expected)} for K={k}, N={n}, got {format_shape(rhs)}"
         return [k, n]
 
 
