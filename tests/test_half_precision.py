@@ -66,3 +66,24 @@ def test_bf16_without_native_bf16_kernels(mlp_block):
     compiled = ember.compile(bf16, (x,), target="host:cpu=haswell")
     with torch.no_grad():
         assert_close(compiled(x), bf16(x))
+
+
+def _host_has(*features) -> bool:
+    from ember.targets import get_target
+    return set(features) <= get_target("host").info.enabled_features
+
+
+@pytest.mark.parametrize("kernel,options,needs", [
+    ("amx", {}, ("amx-tile", "amx-bf16")),
+    ("vdpbf16ps", {"ember-cpu-gemm-kernels": {"amx": False}}, ("avx512bf16", "avx512f")),
+])
+def test_bf16_pair_kernels(mlp_block, kernel, options, needs):
+    """The kernels on bf16 pairs, each where the host runs it (AMX-BF16 tiles; AVX512_BF16's
+    vdpbf16ps, A's words packed per block), on rows that leave tail tiles."""
+    if not _host_has(*needs):
+        pytest.skip(f"the host lacks {', '.join(needs)}")
+    bf16 = copy.deepcopy(mlp_block).to(torch.bfloat16)
+    x = torch.randn(45, 512).to(torch.bfloat16)
+    compiled = ember.compile(bf16, (x,), pass_options=options)
+    with torch.no_grad():
+        assert_close(compiled(x), bf16(x))

@@ -27,6 +27,7 @@ from ember.backends.cpu.gemm_schedule import choose_schedule
 from ember.backends.cpu.gemm_threads import emit_kernel
 from ember.backends.cpu.amx_tiles import has_amx_bf16, has_amx_int8, max_rows
 from ember.backends.cpu.mmla_tiles import has_i8mm
+from ember.backends.cpu.bf16_dot import bf16_dot_for
 from ember.backends.cpu.int8_dot import int8_dot_for
 from ember.backends.cpu.microkernel import CpuTraits, is_half
 from ember.kit.gemm_kernel_spec import kernel_functions
@@ -65,7 +66,7 @@ class CpuGemmKernels(EmberPass):
     #: never (f32 kernels: int8 kernels pack exactly when their tiles need it).
     pack_a: str = "auto"
     #: int8 kernels on the AMX tile registers where the target has AMX-INT8 (false: its
-    #: vector dot product); bf16 pair kernels (rhs_pairs) always take AMX-BF16.
+    #: vector dot product); likewise bf16 pair kernels on AMX-BF16 (false: vdpbf16ps).
     amx: bool = True
     #: int8 kernels on smmla where an AArch64 target has +i8mm (false: sdot).
     mmla: bool = True
@@ -85,16 +86,17 @@ class CpuGemmKernels(EmberPass):
                 name = ir.StringAttr(fn.attributes["sym_name"]).value
                 raise ValueError(f"{fn.location}: kernel @{name}: {problem}")
             try:
-                dot = int8_dot_for(target, spec.int8) if spec.int8 else None
+                dot = int8_dot_for(target, spec.int8) if spec.int8 else \
+                    bf16_dot_for(target) if spec.pairs else None
             except ValueError as e:
                 raise ValueError(f"{fn.location}: an int8 kernel packed for {spec.int8} "
                                  f"activations: {e}; pack with the same target") from None
             amx = self.amx and spec.nr % 16 == 0 and not spec.batch and (
                 (bool(spec.int8) and has_amx_int8(target)) or
                 (spec.pairs and has_amx_bf16(target)))
-            if spec.pairs and not amx:
+            if spec.pairs and not amx and dot is None:
                 raise ValueError(f"{fn.location}: a kernel of bf16 pairs needs AMX-BF16 "
-                                 "tiles (pack with the same target)")
+                                 "or AVX512_BF16 (pack with the same target)")
             mmla = self.mmla and spec.int8 == "s8" and has_i8mm(target) and \
                 dot.lanes == 4 and spec.nr % 4 == 0 and not spec.batch
             lanes = 16 if amx else dot.lanes if dot else self.lanes

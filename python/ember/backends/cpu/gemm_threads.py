@@ -39,7 +39,7 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None, tile
     args = list(block.arguments)
     for op in reversed(list(block.operations)):
         op.erase()
-    element = ir.IntegerType.get_signless(32) if spec.int8 else \
+    element = ir.IntegerType.get_signless(32) if spec.int8 or spec.pairs else \
         ir.MemRefType(args[0].type).element_type
     module_block = fn.operation.parent.regions[0].blocks[0]
     taken = {ir.StringAttr(op.attributes["sym_name"]).value for op in module_block.operations

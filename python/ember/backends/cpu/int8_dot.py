@@ -31,10 +31,12 @@ from ember.pipeline.target_info import TargetInfo
 
 
 @dataclass(frozen=True)
-class Int8Dot:
-    """One way to compute `acc[l] += sum_j a_byte[j] * b_byte[l][j]` over i32 lanes."""
+class WordDot:
+    """One way to compute `acc[l] += sum_j a_part[j] * b_part[l][j]` over lanes of 32-bit
+    words: 4 bytes each here (i32 accumulators), or 2 bf16 (f32 ones, ember.backends.cpu.
+    bf16_dot)."""
     name: str
-    encoding: str           # the activations' byte encoding (ember.quant.schemes.ENCODINGS)
+    encoding: str           # the activations' encoding (ember.quant.schemes.ENCODINGS; "bf16")
     lanes: int              # i32 lanes per accumulator
     emit: Callable          # (acc, a broadcast word vector, b word vector) -> acc
     temporaries: int = 0    # vector registers its intermediates take (vpmaddubsw's: the
@@ -86,7 +88,7 @@ def _portable(acc, a, b):
     return acc
 
 
-def int8_dot_for(info: TargetInfo, encoding: Optional[str] = None) -> Int8Dot:
+def int8_dot_for(info: TargetInfo, encoding: Optional[str] = None) -> WordDot:
     """The dot product the int8 kernels of `info` use, at its vector width (vector_lanes):
     the fastest there is, or the fastest reading `encoding` (a kernel on static codes, which
     need all 8 bits, is packed for `full_range_encoding(info)`)."""
@@ -107,20 +109,20 @@ def full_range_encoding(info: TargetInfo) -> str:
     return best.encoding if best.encoding in ("u8", "s8") else "s8"
 
 
-def _portable_dot(lanes: int) -> Int8Dot:
-    return Int8Dot("portable", "s8", lanes, _portable, temporaries=3)
+def _portable_dot(lanes: int) -> WordDot:
+    return WordDot("portable", "s8", lanes, _portable, temporaries=3)
 
 
-def _fastest_dot(info: TargetInfo) -> Int8Dot:
+def _fastest_dot(info: TargetInfo) -> WordDot:
     flags, lanes = info.enabled_features, info.vector_lanes
     if info.triple.startswith(("aarch64", "arm64")):
-        return Int8Dot("sdot", "s8", 4, _sdot) if "dotprod" in flags else _portable_dot(lanes)
+        return WordDot("sdot", "s8", 4, _sdot) if "dotprod" in flags else _portable_dot(lanes)
     if lanes == 16 and "avx512vnni" in flags:
-        return Int8Dot("vnni512", "u8", 16, _vpdpbusd(16))
+        return WordDot("vnni512", "u8", 16, _vpdpbusd(16))
     if lanes == 8 and ("avxvnni" in flags or {"avx512vnni", "avx512vl"} <= flags):
-        return Int8Dot("vnni256", "u8", 8, _vpdpbusd(8))
+        return WordDot("vnni256", "u8", 8, _vpdpbusd(8))
     if lanes == 16 and "avx512bw" in flags:
-        return Int8Dot("maddubs512", "u7", 16, _maddubs(16), temporaries=2)
+        return WordDot("maddubs512", "u7", 16, _maddubs(16), temporaries=2)
     if lanes == 8 and "avx2" in flags:
-        return Int8Dot("maddubs256", "u7", 8, _maddubs(8), temporaries=2)
+        return WordDot("maddubs256", "u7", 8, _maddubs(8), temporaries=2)
     return _portable_dot(lanes)

@@ -131,13 +131,17 @@ class TaskEmitter:
     def __init__(self, spec: GemmKernelSpec, schedule: GemmSchedule, element: ir.Type,
                  dot: Optional[Callable] = None):
         """`element`: A's and B's element type (i32 words in an int8 kernel, whose `dot`,
-        an ember.backends.cpu.int8_dot.Int8Dot, replaces vector.fma; f16 or bf16 in a 16-bit
+        an ember.backends.cpu.int8_dot.WordDot, replaces vector.fma; f16 or bf16 in a 16-bit
         kernel, which widens its operands to f32 in registers, accumulates in f32 and rounds
         once, at the store)."""
         self.spec, self.s = spec, schedule
         self.element = element
-        self.compute = ir.F32Type.get() if is_half(element) else element
+        self.compute = ir.F32Type.get() if is_half(element) or spec.pairs else element
         self.vtype = ir.VectorType.get([schedule.lanes], self.compute)
+        # A's broadcast: the accumulators' type, but words for a word dot product (bf16
+        # pairs: i32 words into f32 lanes)
+        self.a_vtype = ir.VectorType.get([schedule.lanes], element) if spec.pairs else \
+            self.vtype
         self.mac = dot or vector.fma
         if spec.int8 and (dot is None or schedule.kc < spec.k or
                           (schedule.pack_a and not self.packs_int8)):
@@ -191,7 +195,8 @@ class TaskEmitter:
         reads one stream (rows of A whose stride is a multiple of 4 KiB would otherwise
         collide in one L1 set)."""
         shape = [-(-self.s.mc // self.s.mr), self.s.kc, self.s.mr]
-        return memref.alloca(ir.MemRefType.get(shape, self.compute), [], [], alignment=i64(64))
+        element = self.element if self.spec.pairs else self.compute     # pairs: as words
+        return memref.alloca(ir.MemRefType.get(shape, element), [], [], alignment=i64(64))
 
     def _pack_a(self, blk: "_Block") -> None:
         """packed[(row - m0) / MR, k - k0, (row - m0) % MR] = A[row, k] over the block (16-bit
@@ -203,7 +208,9 @@ class TaskEmitter:
             t, r = arith.divui(off, index(mr)), arith.remui(off, index(mr))
             if self.spec.patches is None:
                 def copy(kk):
-                    value = memref.load(self.ops.a, [*self.prefix, i, arith.addi(blk.k0, kk)])
+                    k = arith.addi(blk.k0, kk)
+                    value = self._load_word([i], k) if self.spec.pairs else \
+                        memref.load(self.ops.a, [*self.prefix, i, k])
                     memref.store(widen(value), blk.packed, [t, kk, r])
                 for_(index(0), arith.subi(blk.k1, blk.k0), index(1), (), copy)
                 return
@@ -304,7 +311,7 @@ class TaskEmitter:
                 base = (u % sets) * size
                 b = [self._load_b(p, k, v, cols_at, masks) for v in range(nvec)]
                 for r in range(rows):
-                    a = vector.broadcast(self.vtype, widen(load_a(r, ku)))
+                    a = vector.broadcast(self.a_vtype, widen(load_a(r, ku)))
                     for v in range(nvec):
                         i = base + r * nvec + v
                         accs[i] = self.mac(a, b[v], accs[i])
@@ -330,7 +337,7 @@ class TaskEmitter:
             a_rows = [arith.addi(r0, index(r)) for r in range(rows)]
             accs = accumulate(blk.k0, arith.subi(blk.k1, blk.k0),
                               lambda r, kk: memref.load(blk.packed, [t, kk, a_rows[r]]), *accs)
-        elif self.spec.int8 and self.spec.patches is None:
+        elif (self.spec.int8 or self.spec.pairs) and self.spec.patches is None:
             accs = accumulate(blk.k0, arith.subi(blk.k1, blk.k0), lambda r, kk: self._load_word(
                 [rows_at[r]], arith.addi(blk.k0, kk)), *accs)
         elif self.spec.patches is None:
@@ -427,9 +434,11 @@ class TaskEmitter:
 
     def _load_word(self, at, k):
         """Word k (bytes 4k .. 4k+3, as i32) of an int8 kernel's A row at leading indices `at`
-        (a row of A; a pixel of a patch kernel's input)."""
-        i8x4 = ir.VectorType.get([4], ir.IntegerType.get_signless(8))
-        word = vector.load(i8x4, self.ops.a, [*at, arith.muli(k, index(4))])
+        (a row of A; a pixel of a patch kernel's input); in a bf16 pairs kernel, its bf16
+        2k and 2k + 1."""
+        per_word = 2 if self.spec.pairs else 4
+        parts = ir.VectorType.get([per_word], ir.MemRefType(self.ops.a.type).element_type)
+        word = vector.load(parts, self.ops.a, [*at, arith.muli(k, index(per_word))])
         word = vector.bitcast(ir.VectorType.get([1], self.element), word)
         return vector.extract(word, [], [0])
 

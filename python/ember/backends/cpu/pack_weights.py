@@ -7,8 +7,9 @@ attribute `rhs_panel = NR`. The packing is done once, at compile time, on the we
 (`WeightTable.derive`), so the artifact stores the weight packed and no run-time code ever
 transposes or packs it. On an abstract table the IR is rewritten the same way and the packed
 entry is left without data. f16 and bf16 weights stay 16-bit in their panels (the kernel
-widens them in registers); on a target with AMX-BF16, a bf16 weight (K even) is packed as i32
-words of two consecutive k (`bf16_pairs`, `rhs_pairs`), the tiles' B layout. GEMMs with a non-weight rhs, a batched rhs, another element type, or
+widens them in registers); on a target with a bf16 dot product (AMX-BF16, AVX512_BF16), a bf16
+weight (K even) is packed as i32 words of two consecutive k (`bf16_pairs`, `rhs_pairs`), the
+layout both multiply. GEMMs with a non-weight rhs, a batched rhs, another element type, or
 an rhs already packed are left alone.
 
 An int8 `ember.qgemm` gets the same panels of i32 words, 4 consecutive k per word
@@ -25,7 +26,7 @@ from mlir import ir
 
 from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
-from ember.backends.cpu.amx_tiles import has_amx_bf16
+from ember.backends.cpu.bf16_dot import takes_bf16_pairs
 from ember.backends.cpu.int8_dot import full_range_encoding, int8_dot_for
 from ember.dialect.ops import Attention, Gemm, QGemm, Weight
 from ember.kit.packed_panels import bf16_pairs, int8_words, pack_panels, packed_shape
@@ -73,10 +74,10 @@ class _PackPattern:
         return APPLIED
 
     def _pairs(self, gemm, k: int, nr: int) -> bool:
-        """Whether a bf16 GEMM gets its weight as bf16 pairs for the AMX-BF16 tiles: the
-        target has them, K is even (A's rows are read in place a pair at a time), NR a
-        multiple of the tiles' 16 columns, A a plain matrix."""
-        return has_amx_bf16(self.target) and k % 2 == 0 and nr % 16 == 0 and \
+        """Whether a bf16 GEMM gets its weight as bf16 pairs: the target has a dot product on
+        them (AMX-BF16, vdpbf16ps), K is even (A's rows are read in place a pair at a time),
+        NR a multiple of 16 columns (the tiles', the vectors'), A a plain matrix."""
+        return takes_bf16_pairs(self.target) and k % 2 == 0 and nr % 16 == 0 and \
             isinstance(ir.RankedTensorType(gemm.rhs.type).element_type, ir.BF16Type) and \
             gemm.lhs_patches is None
 
