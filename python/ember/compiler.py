@@ -43,6 +43,13 @@ class CompileOptions:
     merge_parallel_linears: bool = True
     #: Quantization (an `ember.quant.Int8`), or None for the model's own floating point.
     quantize: Any = None
+    #: Implicit precision: "bf16" or "fp16" stores the weights of an fp32 model's Linear
+    #: layers that `precision_filter` matches (kind "Linear" or module path, as Int8's filter;
+    #: `precision_exclude` keeps matches in f32) in 16 bits; sums and activations stay f32
+    #: (ember-implicit-precision). None: the model's own.
+    precision: Optional[str] = None
+    precision_filter: str = ".*"
+    precision_exclude: str = ""
     #: Names of passes to leave out of the stage table (optimizations one can do without,
     #: e.g. "ember-vectorize-generics"; a name in no stage is an error).
     disabled_passes: Tuple[str, ...] = ()
@@ -74,6 +81,8 @@ def resolve_options(options: Optional[CompileOptions], overrides: Mapping[str, A
     if resolved.quantize is not None and not isinstance(resolved.quantize, Int8):
         raise TypeError(f"quantize must be an ember.quant.Int8 (or None), got "
                         f"{type(resolved.quantize).__name__}")
+    if resolved.precision not in (None, "bf16", "fp16"):
+        raise ValueError(f"precision must be 'bf16', 'fp16' or None, got {resolved.precision!r}")
     return dataclasses.replace(resolved, target=get_target(resolved.target))
 
 
@@ -196,8 +205,11 @@ def stage_table(target, options: CompileOptions) -> list:
     from ember.pipeline.pipeline import Pipeline
     from ember.registry import REGISTRY  # noqa: F401  (a replacement may name any pass)
     from ember.transforms.graph_pipeline import graph_pipeline
+    precision = None if options.precision is None else dict(
+        precision={"fp16": "f16"}.get(options.precision, options.precision),
+        filter=options.precision_filter, exclude=options.precision_exclude)
     graph = graph_pipeline(merge_parallel_gemms=options.merge_parallel_linears,
-                           quantize=options.quantize) \
+                           quantize=options.quantize, precision=precision) \
         if options.graph_pipeline is None else Pipeline.parse(options.graph_pipeline)
     stages = configure_passes(target.stages(graph), options.pass_options)
     return disable_passes(stages, options.disabled_passes)

@@ -68,6 +68,9 @@ class GemmKernelSpec(GemmSpec):
     #: *words* of 2 consecutive k, A is bf16 [M, 2K] read a pair at a time, B i32 panels
     #: [ceil(N/NR), K, NR] of words (AMX-BF16's tdpbf16ps multiplies them).
     pairs: bool = omitted_at_default(False)
+    #: B's element type when only B is 16-bit ("f16", "bf16": an f32 GEMM on a 16-bit weight,
+    #: ember-implicit-precision); "" B as A.
+    weights: str = omitted_at_default("")
 
     def arg_names(self) -> List[str]:
         names = super().arg_names()
@@ -110,7 +113,8 @@ class GemmKernelSpec(GemmSpec):
             lhs, operand = [m, 2 * self.k], ir.IntegerType.get_signless(32)
         types = [ir.MemRefType.get(lead + lhs, ir.IntegerType.get_signless(8) if self.int8
                                    else element if self.pairs else operand),
-                 ir.MemRefType.get(rhs, operand)]
+                 ir.MemRefType.get(rhs, ir.Type.parse(self.weights) if self.weights
+                                   else operand)]
         if self.int8:
             types += [ir.MemRefType.get([m], element), ir.MemRefType.get([self.n], element),
                       ir.MemRefType.get([self.n], operand)]

@@ -101,9 +101,11 @@ def lower_packed_gemm(gemm: Gemm):
     n = out_type.shape[-1]
     patches = None if geometry is None else tuple(tensor_shape(lhs)[1:]) + tuple(geometry)
     pairs = bool(gemm.rhs_pairs)
+    weights = element_type(packed)
     spec = GemmKernelSpec(m=m, n=n, k=k // 2 if pairs else k, nr=gemm.rhs_panel,
                           activation=gemm.activation, bias=bias is not None,
-                          residual=residual is not None, patches=patches, pairs=pairs)
+                          residual=residual is not None, patches=patches, pairs=pairs,
+                          weights="" if pairs or weights == element_type(lhs) else str(weights))
     operands = [v for v in (lhs, packed, bias, residual) if v is not None]
     callee = gemm_kernel_function(gemm.operation, spec, [v.type for v in operands] + [out2_type],
                                   out2_type)

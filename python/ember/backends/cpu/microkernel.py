@@ -428,7 +428,8 @@ class TaskEmitter:
         """Vector v of row k of panel p: from the packed weight (zero-padded, never masked) or
         from a row-major B (masked past column N)."""
         if self.spec.rhs_packed:
-            stored = ir.VectorType.get([self.s.lanes], self.element)
+            stored = ir.VectorType.get([self.s.lanes],
+                                       ir.MemRefType(self.ops.b.type).element_type)
             return widen(vector.load(stored, self.ops.b, [p, k, index(v * self.s.lanes)]))
         return self._load(self.ops.b, [*self.prefix, k, cols_at[v]], masks[v], wide=True)
 

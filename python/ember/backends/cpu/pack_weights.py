@@ -78,8 +78,8 @@ class _PackPattern:
         them (AMX-BF16, vdpbf16ps), K is even (A's rows are read in place a pair at a time),
         NR a multiple of 16 columns (the tiles', the vectors'), A a plain matrix."""
         return takes_bf16_pairs(self.target) and k % 2 == 0 and nr % 16 == 0 and \
-            isinstance(ir.RankedTensorType(gemm.rhs.type).element_type, ir.BF16Type) and \
-            gemm.lhs_patches is None
+            all(isinstance(ir.RankedTensorType(v.type).element_type, ir.BF16Type)
+                for v in (gemm.lhs, gemm.rhs)) and gemm.lhs_patches is None
 
 
 @dataclass

@@ -16,7 +16,9 @@ class Gemm(EmberOp):
     """GEMM with a fused epilogue: `result = residual + act(lhs @ rhs + bias)`.
 
     lhs is [..., M, K]; rhs is [K, N] (shared by every batch) or [..., K, N] with lhs's batch
-    dims; bias broadcasts along the last dim ([N]); residual has the result's shape."""
+    dims; bias broadcasts along the last dim ([N]); residual has the result's shape. All share
+    one float type, but an f32 GEMM's rhs may be f16 or bf16 (a 16-bit weight, widened as it is
+    read: ember-implicit-precision)."""
     op_name = "ember.gemm"
     element_types = ElementTypes.ANY        # checked in verify (packed bf16 pairs are i32)
 
@@ -43,9 +45,11 @@ class Gemm(EmberOp):
         lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
         if lhs is None or rhs is None or res is None:
             return "operands and result must be ranked tensors"
-        # Every operand and the result share one float type, but packed bf16 pairs (i32).
+        # Every operand and the result share one float type, but packed bf16 pairs (i32) and
+        # the 16-bit weight of an f32 GEMM (ember-implicit-precision).
+        sixteen_bit_rhs = _element(self.rhs) in ("f16", "bf16") and _element(self.lhs) == "f32"
         shared = [v for v in list(self.operation.operands) + [self.result]
-                  if not (self.rhs_pairs and v == self.rhs)]
+                  if not ((self.rhs_pairs or sixteen_bit_rhs) and v == self.rhs)]
         types = sorted({_element(v) for v in shared})
         if len(types) != 1:
             return f"operands and result must share one element type, got {types}"
