@@ -15,6 +15,7 @@ Each adapter imports its library itself, so a missing package fails only its own
 """
 from __future__ import annotations
 
+import copy
 import os
 import subprocess
 import sys
@@ -31,6 +32,8 @@ PEERS = ("eager", "inductor", "inductor-max", "ort", "iree", "openvino")
 EMBER_TARGET_VARIABLE = "EMBER_BENCH_TARGET"
 #: The int8 rows: ember-int8 is measured against these (each peer's own int8 recipe).
 INT8_PEERS = ("eager-int8", "inductor-int8", "ort-int8", "openvino-int8")
+#: The peers of a 16-bit row ("*-bf16", "*-fp16"): PyTorch eager in that dtype.
+SIXTEEN_BIT_PEERS = ("eager-bf16", "eager-fp16")
 
 #: IREE's llvm-cpu recipe for fast GEMMs: target this CPU, data tiling (packed layouts) and
 #: micro-kernels. Measured here, data tiling made the MLP ~25% faster than IREE's defaults.
@@ -247,10 +250,10 @@ def _ember(quantize):
     return prepare
 
 
-def _prepare_ember(model, inputs, threads, workdir, quantize) -> Prepared:
+def _prepare_ember(model, inputs, threads, workdir, quantize, precision=None) -> Prepared:
     import ember
     from ember.runtime import Model
-    compiled = ember.compile(model, tuple(inputs), quantize=quantize or None,
+    compiled = ember.compile(model, tuple(inputs), quantize=quantize or None, precision=precision,
                              target=os.environ.get(EMBER_TARGET_VARIABLE, "host"),
                              workdir=os.path.join(workdir, "ember-artifact"))
     with warnings.catch_warnings(record=True) as caught:
@@ -271,6 +274,28 @@ def _prepare_ember(model, inputs, threads, workdir, quantize) -> Prepared:
     return Prepared(step, info, quantized=bool(quantize))
 
 
+def _in_dtype(prepare, dtype):
+    """`prepare` run on a copy of the model and inputs converted to `dtype` (model.half(),
+    model.to(torch.bfloat16)); its outputs are cross-checked against fp32 eager by cosine."""
+    def prepare16(model, inputs, threads, workdir) -> Prepared:
+        converted = copy.deepcopy(model).to(dtype)
+        prepared = prepare(converted, [x.to(dtype) if x.is_floating_point() else x
+                                       for x in inputs], threads, workdir)
+        prepared.quantized = True
+        return prepared
+    return prepare16
+
+
+def _ember_implicit(precision: str):
+    def prepare(model, inputs, threads, workdir) -> Prepared:
+        """ember.compile(precision=...): the fp32 model's Linear weights stored in 16 bits,
+        activations and sums f32."""
+        prepared = _prepare_ember(model, inputs, threads, workdir, None, precision=precision)
+        prepared.quantized = True
+        return prepared
+    return prepare
+
+
 #: backend name -> adapter. Order is the order of rows in the tables.
 BACKENDS = {
     "eager": prepare_eager,
@@ -286,6 +311,11 @@ BACKENDS = {
     "openvino-int8": _openvino(int8=True),
     "ember-int8": _ember(quantize="dynamic"),
     "ember-int8-static": _ember(quantize="static"),
+    "eager-bf16": _in_dtype(prepare_eager, torch.bfloat16),
+    "ember-bf16": _in_dtype(_ember(quantize=None), torch.bfloat16),
+    "eager-fp16": _in_dtype(prepare_eager, torch.float16),
+    "ember-fp16": _in_dtype(_ember(quantize=None), torch.float16),
+    "ember-implicit-bf16": _ember_implicit("bf16"),
 }
 
 
@@ -300,7 +330,7 @@ def to_numpy(result) -> List[np.ndarray]:
     arrays = []
     for value in _as_list(result):
         if isinstance(value, torch.Tensor):
-            value = value.detach().numpy()
+            value = value.detach().float().numpy()
         elif hasattr(value, "to_host"):  # an IREE DeviceArray
             value = value.to_host()
         arrays.append(np.asarray(value, dtype=np.float32))

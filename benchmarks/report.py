@@ -4,8 +4,9 @@ Ratios are taken only between rows of one run that share workload, size and thre
 because numbers from different runs of a shared, boosting, virtualized CPU do not compare.
 Time ratios are backend / reference: below 1.00x is faster. "best peer" is the fastest
 backend in backends.PEERS whose output passed the cross-check; for an int8 row (a backend named
-"*-int8*") the fastest of backends.INT8_PEERS. "vs ember" is against ember's fp32 row, the
-figure int8 speed-ups are stated in.
+"*-int8*") the fastest of backends.INT8_PEERS; for a 16-bit row ("*-bf16", "*-fp16") eager in
+that dtype. "vs ember" is against ember's fp32 row, the figure int8 and 16-bit speed-ups are
+stated in.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import subprocess
 from importlib import metadata
 from typing import Dict, Iterable, List
 
-from benchmarks.backends import INT8_PEERS, PEERS
+from benchmarks.backends import INT8_PEERS, PEERS, SIXTEEN_BIT_PEERS
 
 #: packages whose versions go into the JSON; the first few also into the table header.
 PACKAGES = ("torch", "onnxruntime", "iree-base-compiler", "openvino", "onnx", "onnxscript",
@@ -64,8 +65,7 @@ def annotate(results: List[dict], workloads: Dict[str, object]) -> None:
         for r in rows:
             if r["status"] != "ok":
                 continue
-            peers = [p for p in good if p["backend"] in
-                     (INT8_PEERS if "-int8" in r["backend"] else PEERS)]
+            peers = [p for p in good if p["backend"] in _peers_of(r["backend"])]
             best = min(peers, key=lambda p: p["median_ms"], default=None)
             median = r["median_ms"]
             r["ratio_vs_eager"] = median / eager if eager else None
@@ -75,6 +75,19 @@ def annotate(results: List[dict], workloads: Dict[str, object]) -> None:
             flops = r.get("flops") or 0
             r["gflops"] = flops / (median * 1e-3) / 1e9 if flops else None
             r["frac_torch_gflops"] = eager / median if eager else None
+
+
+def _peers_of(backend: str) -> tuple:
+    """The backends a row's "vs best peer" compares with: int8 peers for an int8 row, eager in
+    the same dtype for a 16-bit one, else the fp32 peers."""
+    if "-int8" in backend:
+        return INT8_PEERS
+    if "implicit" in backend:           # an fp32 model (16-bit weights inside): fp32 peers
+        return PEERS
+    for suffix in ("-bf16", "-fp16"):
+        if backend.endswith(suffix):
+            return tuple(p for p in SIXTEEN_BIT_PEERS if p.endswith(suffix))
+    return PEERS
 
 
 def format_header(machine: dict, settings: dict) -> str:
