@@ -73,17 +73,22 @@ def _host_has(*features) -> bool:
     return set(features) <= get_target("host").info.enabled_features
 
 
+@pytest.mark.parametrize("workload", ["mlp", "cnn"])
 @pytest.mark.parametrize("kernel,options,needs", [
     ("amx", {}, ("amx-tile", "amx-bf16")),
     ("vdpbf16ps", {"ember-cpu-gemm-kernels": {"amx": False}}, ("avx512bf16", "avx512f")),
 ])
-def test_bf16_pair_kernels(mlp_block, kernel, options, needs):
+def test_bf16_pair_kernels(workload, kernel, options, needs):
     """The kernels on bf16 pairs, each where the host runs it (AMX-BF16 tiles; AVX512_BF16's
-    vdpbf16ps, A's words packed per block), on rows that leave tail tiles."""
+    vdpbf16ps, A's words packed per block): Linear layers on rows that leave tail tiles, and
+    the CNN's convolutions (patch rows gathered a tap's channel pairs at a time; its RGB stem,
+    C = 3, keeps 16-bit panels)."""
     if not _host_has(*needs):
         pytest.skip(f"the host lacks {', '.join(needs)}")
-    bf16 = copy.deepcopy(mlp_block).to(torch.bfloat16)
-    x = torch.randn(45, 512).to(torch.bfloat16)
-    compiled = ember.compile(bf16, (x,), pass_options=options)
+    w = WORKLOADS[workload]
+    size = 45 if workload == "mlp" else 2
+    model = w.make_model(size).to(torch.bfloat16)
+    inputs = tuple(x.to(torch.bfloat16) for x in w.make_inputs(size))
+    compiled = ember.compile(model, inputs, pass_options=options)
     with torch.no_grad():
-        assert_close(compiled(x), bf16(x))
+        assert_close(compiled(*inputs), model(*inputs))

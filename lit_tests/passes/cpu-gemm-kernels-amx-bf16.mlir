@@ -38,3 +38,21 @@ func.func @bf16_linear(%x: tensor<40x64xbf16>) -> tensor<40x32xbf16> {
 func.func private @ember_gemm_9(%a: memref<32x64xbf16>, %b: memref<1x32x32xi32>, %c: memref<32x32xbf16>) attributes {ember.gemm_kernel = {activation = "none", bias = false, k = 32 : i64, m = 32 : i64, n = 32 : i64, nr = 32 : i64, residual = false, pairs = true}} {
   return
 }
+
+// -----
+
+// A bf16 3x3 convolution (C = 32) on AMX-BF16: its weight [288, 32] is packed in pairs
+// (144 words; C even, so no pair spans two taps), each block of patch rows is gathered into a
+// row-major bf16 buffer (a filter row's three taps as one run of 96 channels: 32 + 32 + 32
+// bf16, 64 bytes a vector) that the A tiles read.
+// CHECK-LABEL: func.func private @ember_gemm_0_task(
+// CHECK: memref.alloca() {alignment = 64 : i64} : memref<{{[0-9]+}}x288xbf16>
+// CHECK: vector.load {{.*}} : memref<2x10x320xbf16>, vector<32xbf16>
+// CHECK: call @ember_gemm_0_task_amx32_k0(
+// VDP-LABEL: func.func private @ember_gemm_0_task(
+// VDP: llvm.call_intrinsic "llvm.x86.avx512bf16.dpbf16ps.512"
+func.func @bf16_conv(%x: tensor<2x10x10x32xbf16>) -> tensor<2x8x8x32xbf16> {
+  %w = "ember.weight"() {name = "conv.weight"} : () -> tensor<288x32xbf16>
+  %0 = "ember.gemm"(%x, %w) {activation = "relu", lhs_patches = array<i64: 3, 3, 1, 1, 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x10x10x32xbf16>, tensor<288x32xbf16>) -> tensor<2x8x8x32xbf16>
+  return %0 : tensor<2x8x8x32xbf16>
+}

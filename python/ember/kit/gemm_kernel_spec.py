@@ -80,8 +80,10 @@ class GemmKernelSpec(GemmSpec):
 
     @property
     def tap_k(self) -> int:
-        """k per filter tap of a patch kernel: its C channels (words of 4 in an int8 one)."""
-        return self.patches[2] // 4 if self.int8 else self.patches[2]
+        """k per filter tap of a patch kernel: its C channels (words of 4 in an int8 one, of 2
+        in a bf16 pairs one)."""
+        return self.patches[2] // 4 if self.int8 else \
+            self.patches[2] // 2 if self.pairs else self.patches[2]
 
     @property
     def patch_output(self) -> Tuple[int, int]:
@@ -110,7 +112,9 @@ class GemmKernelSpec(GemmSpec):
         if self.int8 and self.patches is None:
             lhs = [m, 4 * self.k]
         if self.pairs:
-            lhs, operand = [m, 2 * self.k], ir.IntegerType.get_signless(32)
+            operand = ir.IntegerType.get_signless(32)
+            if self.patches is None:
+                lhs = [m, 2 * self.k]
         types = [ir.MemRefType.get(lead + lhs, ir.IntegerType.get_signless(8) if self.int8
                                    else element if self.pairs else operand),
                  ir.MemRefType.get(rhs, ir.Type.parse(self.weights) if self.weights

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from mlir import ir
 from mlir.dialects import arith, func, linalg, tensor
 
@@ -186,53 +188,69 @@ def _reference_gemm(spec, lhs, rhs, *rest):
         empty_like(wide_type, [(init, i) for i in range(rank - 1)])
     wide = element_type(acc)
     acc = linalg.fill(arith.constant(wide, 0.0), outs=[acc])
-    b = list(range(lead))
-    m, n, k = lead, lead + 1, lead + 2
-    if spec.rhs_packed:
-        nr = ir.AffineConstantExpr.get(spec.nr)
-        d_n, d_k = ir.AffineDimExpr.get(n), ir.AffineDimExpr.get(k)
-        if spec.pairs:                              # word k / 2 holds k's bf16 bits
-            d_k = ir.AffineExpr.get_floor_div(d_k, ir.AffineConstantExpr.get(2))
-        rhs_map = ir.AffineMap.get(rank, 0, [ir.AffineExpr.get_floor_div(d_n, nr), d_k,
-                                             ir.AffineExpr.get_mod(d_n, nr)])
+    if spec.pairs:
+        product = _pairs_product(spec, lhs, rhs, acc)
     else:
-        rhs_map = identity_map(rank, b + [k, n])
-    lhs_map = identity_map(rank, b + [m, k]) if spec.patches is None else _patch_map(spec)
-
-    def weight(w):
-        return widened(_pair_half(w, linalg.IndexOp(k).result) if spec.pairs else w, wide)
-    product = generic([lhs, rhs], acc, [lhs_map, rhs_map, identity_map(rank, b + [m, n])],
-                      [PARALLEL] * (rank - 1) + [REDUCTION],
-                      lambda x, w, c: arith.addf(c, arith.mulf(widened(x, wide), weight(w))))
+        b = list(range(lead))
+        m, n, k = lead, lead + 1, lead + 2
+        if spec.rhs_packed:
+            nr = ir.AffineConstantExpr.get(spec.nr)
+            d_n = ir.AffineDimExpr.get(n)
+            rhs_map = ir.AffineMap.get(rank, 0, [ir.AffineExpr.get_floor_div(d_n, nr),
+                                                 ir.AffineDimExpr.get(k),
+                                                 ir.AffineExpr.get_mod(d_n, nr)])
+        else:
+            rhs_map = identity_map(rank, b + [k, n])
+        lhs_map = identity_map(rank, b + [m, k]) if spec.patches is None else \
+            _patch_map(spec, 3, ir.AffineDimExpr.get(2))
+        product = generic([lhs, rhs], acc, [lhs_map, rhs_map, identity_map(rank, b + [m, n])],
+                          [PARALLEL] * (rank - 1) + [REDUCTION],
+                          lambda x, w, c: arith.addf(c, arith.mulf(widened(x, wide),
+                                                                   widened(w, wide))))
     bias = epilogue_operands[0] if spec.bias else None
     residual = epilogue_operands[-1] if spec.residual else None
     return epilogue_op(product, init.type, bias=bias, residual=residual,
                        activation=spec.activation, channel_axis=rank - 2, init=init)
 
 
-def _pair_half(word, k):
-    """The bf16 of logical k in its pair's i32 word (kernel spec `pairs`): the low half for an
-    even k, the high half for an odd one."""
-    i32 = ir.IntegerType.get_signless(32)
-    odd = arith.index_cast(i32, arith.andi(k, arith.constant(ir.IndexType.get(), 1)))
-    shifted = arith.shrui(word, arith.muli(odd, arith.constant(i32, 16)))
-    return arith.bitcast(ir.BF16Type.get(),
-                         arith.trunci(ir.IntegerType.get_signless(16), shifted))
+def _pairs_product(spec, lhs, words, acc):
+    """The contraction of a bf16 pairs kernel over (m, n, w, j): A's element k = 2w + j (a
+    plain row, or through the patch map), the half j of B's word w (shifted by a constant
+    [0, 16] indexed by j, which also gives the loop its range), summed in f32."""
+    shifts_type = ir.RankedTensorType.get([2], ir.IntegerType.get_signless(32))
+    shifts = arith.ConstantOp(shifts_type, ir.DenseElementsAttr.get(
+        np.array([0, 16], dtype=np.int32), type=shifts_type)).result
+    d = [ir.AffineDimExpr.get(i) for i in range(4)]
+    k = d[2] * 2 + d[3]
+    nr = ir.AffineConstantExpr.get(spec.nr)
+    lhs_map = ir.AffineMap.get(4, 0, [d[0], k]) if spec.patches is None else \
+        _patch_map(spec, 4, k)
+    rhs_map = ir.AffineMap.get(4, 0, [ir.AffineExpr.get_floor_div(d[1], nr), d[2],
+                                      ir.AffineExpr.get_mod(d[1], nr)])
+    f32 = element_type(acc)
+
+    def body(x, word, shift, c):
+        half = arith.bitcast(ir.BF16Type.get(), arith.trunci(ir.IntegerType.get_signless(16),
+                                                             arith.shrui(word, shift)))
+        return arith.addf(c, arith.mulf(widened(x, f32), widened(half, f32)))
+    return generic([lhs, words, shifts], acc,
+                   [lhs_map, rhs_map, identity_map(4, [3]), identity_map(4, [0, 1])],
+                   [PARALLEL, PARALLEL, REDUCTION, REDUCTION], body)
 
 
-def _patch_map(spec) -> ir.AffineMap:
-    """(m, n, k) -> the padded input element of patch row m, column k (see ember.gemm's
-    lhs_patches): (m / (OH*OW), (m % (OH*OW)) / OW * SH + k / (KW*C) * DH,
-    m % OW * SW + k / C % KW * DW, k % C)."""
+def _patch_map(spec, dims: int, k) -> ir.AffineMap:
+    """(m, ...) -> the padded input element of patch row m (dim 0), column k (an expression
+    of the `dims` dims; see ember.gemm's lhs_patches): (m / (OH*OW), (m % (OH*OW)) / OW * SH +
+    k / (KW*C) * DH, m % OW * SW + k / C % KW * DW, k % C)."""
     _, _, c, _, kw, sh, sw, dh, dw = spec.patches
     oh, ow = spec.patch_output
-    m, k = ir.AffineDimExpr.get(0), ir.AffineDimExpr.get(2)
+    m = ir.AffineDimExpr.get(0)
 
     def div(e, d):
         return ir.AffineExpr.get_floor_div(e, ir.AffineConstantExpr.get(d))
 
     def mod(e, d):
         return ir.AffineExpr.get_mod(e, ir.AffineConstantExpr.get(d))
-    return ir.AffineMap.get(3, 0, [div(m, oh * ow), div(mod(m, oh * ow), ow) * sh +
+    return ir.AffineMap.get(dims, 0, [div(m, oh * ow), div(mod(m, oh * ow), ow) * sh +
                                    div(k, kw * c) * dh, mod(m, ow) * sw + mod(div(k, c), kw) * dw,
                                    mod(k, c)])

@@ -197,9 +197,11 @@ class AmxTaskEmitter(TaskEmitter):
         self.tile_functions: Dict[tuple, str] = {}
 
     def _packed_buffer(self):
-        """[MC, 4K] bytes: the block's patch rows, row-major as AMX A tiles read them."""
-        return memref.alloca(ir.MemRefType.get([self.s.mc, 4 * self.spec.k],
-                                               ir.IntegerType.get_signless(8)),
+        """[MC, 4K] bytes ([MC, 2K] bf16 in a pairs kernel): the block's patch rows, row-major
+        as AMX A tiles read them."""
+        element = ir.MemRefType(self.ops.a.type).element_type
+        per_word = 2 if self.spec.pairs else 4
+        return memref.alloca(ir.MemRefType.get([self.s.mc, per_word * self.spec.k], element),
                              [], [], alignment=i64(64))
 
     def _pack_a(self, blk) -> None:
@@ -209,6 +211,8 @@ class AmxTaskEmitter(TaskEmitter):
         _, _, channels, kh, kw, _, _, dh, dw = self.spec.patches
         runs = [(t // kw, t % kw, channels) for t in range(kh * kw)] if dw != 1 else \
             [(r, 0, kw * channels) for r in range(kh)]
+        element = ir.MemRefType(self.ops.a.type).element_type
+        per_vector = TILE_BYTES // (2 if self.spec.pairs else 1)     # elements of 64 bytes
 
         # The input's rows as [N, Hp, Wp * C] bytes: a run crosses pixels.
         rows = memref.collapse_shape(_collapsed_rows(self.ops.a), self.ops.a, [[0], [1], [2, 3]])
@@ -220,10 +224,9 @@ class AmxTaskEmitter(TaskEmitter):
             for r, c, length in runs:
                 at = [image, arith.addi(ih, index(r * dh)),
                       arith.muli(arith.addi(iw, index(c * dw)), index(channels))]
-                for off in range(0, length, TILE_BYTES):
-                    bytes_ = ir.VectorType.get([min(TILE_BYTES, length - off)],
-                                               ir.IntegerType.get_signless(8))
-                    vector.store(vector.load(bytes_, rows, [*at[:2], arith.addi(at[2], index(off))]),
+                for off in range(0, length, per_vector):
+                    run = ir.VectorType.get([min(per_vector, length - off)], element)
+                    vector.store(vector.load(run, rows, [*at[:2], arith.addi(at[2], index(off))]),
                                  blk.packed, [dst, index(k + off)])
                 k += length
         for_(blk.m0, blk.m1, index(1), (), row)

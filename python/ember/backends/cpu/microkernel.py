@@ -220,7 +220,7 @@ class TaskEmitter:
                 def copy(cc):
                     memref.store(widen(load_a(0, cc)), blk.packed,
                                  [t, arith.addi(arith.subi(k_start, blk.k0), cc), r])
-                for_(index(0), index(self.spec.patches[2]), index(1), (), copy)
+                for_(index(0), index(self.spec.tap_k), index(1), (), copy)
             self._segments(blk, [pixel], segment)
         for_(blk.m0, blk.m1, index(1), (), row)
 
@@ -248,7 +248,8 @@ class TaskEmitter:
                   for image, row, col in pixels]
 
             def load_a(r, cc):
-                if self.spec.int8:                  # word cc: channels 4cc .. 4cc+3
+                if self.spec.int8 or self.spec.pairs:   # word cc: channels 4cc .. 4cc+3
+                    #                                     (bf16 pairs: 2cc, 2cc + 1)
                     return self._load_word(at[r], cc)
                 return memref.load(self.ops.a, [*at[r], cc])
             return body(arith.muli(seg, index(c)), load_a, *args)

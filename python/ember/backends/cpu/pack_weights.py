@@ -75,11 +75,14 @@ class _PackPattern:
 
     def _pairs(self, gemm, k: int, nr: int) -> bool:
         """Whether a bf16 GEMM gets its weight as bf16 pairs: the target has a dot product on
-        them (AMX-BF16, vdpbf16ps), K is even (A's rows are read in place a pair at a time),
-        NR a multiple of 16 columns (the tiles', the vectors'), A a plain matrix."""
+        them (AMX-BF16, vdpbf16ps), K is even (A's rows are read a pair at a time; patches:
+        C even, so that no pair spans two filter taps), NR a multiple of 16 columns (the
+        tiles', the vectors')."""
+        lhs = ir.RankedTensorType(gemm.lhs.type)
         return takes_bf16_pairs(self.target) and k % 2 == 0 and nr % 16 == 0 and \
             all(isinstance(ir.RankedTensorType(v.type).element_type, ir.BF16Type)
-                for v in (gemm.lhs, gemm.rhs)) and gemm.lhs_patches is None
+                for v in (gemm.lhs, gemm.rhs)) and \
+            (gemm.lhs_patches is None or lhs.shape[-1] % 2 == 0)
 
 
 @dataclass

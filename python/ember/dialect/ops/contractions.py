@@ -33,7 +33,8 @@ class Gemm(EmberOp):
     rhs_pairs = Bool(optional=True, doc=(
         "with rhs_panel, set by ember-pack-weights for a bf16 dot-product kernel (AMX-BF16): "
         "rhs is i32 [ceil(N/NR), K/2, NR], each word two consecutive k of one column "
-        "(bf16 bits, the even k in the low half); lhs and the result are bf16, K even"))
+        "(bf16 bits, the even k in the low half); lhs and the result are bf16, K even (with "
+        "lhs_patches: C even)"))
     lhs_patches = I64Array(optional=True, doc=(
         "KH, KW, SH, SW, DH, DW, set by ember-conv-to-gemm: lhs is a zero-padded NHWC input "
         "[N, Hp, Wp, C] standing for its im2col patch matrix [N, OH, OW, KH*KW*C], element "
@@ -100,10 +101,11 @@ class Gemm(EmberOp):
         if n is None or k is None:
             return "a panel-packed rhs needs static K and N"
         if self.rhs_pairs:
-            if k % 2 or _element(self.lhs) != "bf16" or _element(self.rhs) != "i32" \
-                    or self.lhs_patches is not None:
-                return "an rhs of bf16 pairs (rhs_pairs) needs a bf16 lhs with an even K, " \
-                       "i32 words and no patches"
+            channels = shape_of(self.lhs)[-1]       # patches: a pair may not span two taps
+            if k % 2 or _element(self.lhs) != "bf16" or _element(self.rhs) != "i32" or \
+                    (self.lhs_patches is not None and (channels is None or channels % 2)):
+                return "an rhs of bf16 pairs (rhs_pairs) needs a bf16 lhs with an even K " \
+                       "(patches: an even C) and i32 words"
             expected = [-(-n // nr), k // 2, nr]
         else:
             expected = [-(-n // nr), k, nr]
