@@ -104,6 +104,20 @@ class BertEncoder(nn.Module):
         return x
 
 
+class DecodeStack(nn.Module):
+    """Four Linear 4096 -> 4096 + SiLU: a decode step's weight traffic (256 MB of fp32 weights
+    read once per call at batch 1), the shape where a GEMV is bound by memory bandwidth."""
+
+    def __init__(self, width: int = 4096, layers: int = 4):
+        super().__init__()
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(layers))
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = torch.nn.functional.silu(layer(x))
+        return x
+
+
 def _randomize_batchnorm(module: nn.Module) -> None:
     """Gives every BatchNorm non-trivial statistics, so folding it into the conv is tested."""
     g = torch.Generator().manual_seed(WEIGHT_SEED + 1)
@@ -174,4 +188,7 @@ WORKLOADS = {w.name: w for w in (
              "post-LayerNorm, seq 128",
              "batch", (8,), (8,), lambda batch: BertEncoder(),
              lambda batch: ((batch, 128, 256),), atol=1e-3),
+    Workload("decode", "decode-like stack: 4 x (Linear 4096->4096, SiLU), 256 MB of fp32 "
+             "weights read per call",
+             "batch", (1,), (1,), lambda batch: DecodeStack(), lambda batch: ((batch, 4096),)),
 )}
