@@ -27,7 +27,7 @@ def accumulator_type(result_type):
 
 
 def widened(value, to_type):
-    """A scalar float `value` extended to `to_type` (itself when already of it)."""
+    """A float `value` (scalar or vector) extended to `to_type` (itself when already of it)."""
     return value if value.type == to_type else arith.extf(to_type, value)
 
 

@@ -29,7 +29,7 @@ from mlir.dialects import arith, memref, vector
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.attr_codec import to_attr
 from ember.kit.builders import GemmOperands, constant, for_, i64, if_, index
-from ember.kit.epilogue import apply_epilogue
+from ember.kit.epilogue import apply_epilogue, widened
 from ember.kit.scalar_math import ACTIVATIONS, quantize_code
 from ember.pipeline.target_info import TargetInfo, enabled_features
 
@@ -42,12 +42,12 @@ def is_half(element: ir.Type) -> bool:
 def widen(value):
     """A 16-bit float scalar or vector extended to f32; any other value as it is."""
     t = value.type
-    element = ir.VectorType(t).element_type if isinstance(t, ir.VectorType) else t
-    if not is_half(element):
+    vector_type = isinstance(t, ir.VectorType)
+    if not is_half(ir.VectorType(t).element_type if vector_type else t):
         return value
     f32 = ir.F32Type.get()
-    return arith.extf(ir.VectorType.get(ir.VectorType(t).shape, f32)
-                      if isinstance(t, ir.VectorType) else f32, value)
+    return widened(value, ir.VectorType.get(ir.VectorType(t).shape, f32) if vector_type
+                   else f32)
 
 
 @dataclass(frozen=True)
