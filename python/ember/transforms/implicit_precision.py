@@ -23,7 +23,7 @@ from ember.dialect.ops import Gemm, Weight
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.quant import selects
-from ember.transforms.quantize import module_path
+from ember.transforms.quantize import linear_weight, module_path
 
 #: precision option -> (MLIR element type, numpy dtype name; bfloat16 is ml_dtypes').
 PRECISIONS = {"bf16": ("bf16", "bfloat16"), "f16": ("f16", "float16")}
@@ -45,13 +45,12 @@ class _SixteenBitWeight:
 
     def __call__(self, op, rewriter) -> bool:
         gemm = Gemm(op)
-        weight = Weight.defining(gemm.rhs)
-        rhs_type = ir.RankedTensorType(gemm.rhs.type)
-        if (weight is None or gemm.rhs_panel is not None or gemm.lhs_patches is not None or
-                rhs_type.rank != 2 or not isinstance(rhs_type.element_type, ir.F32Type) or
-                not isinstance(ir.RankedTensorType(gemm.lhs.type).element_type, ir.F32Type) or
-                not self.chosen.selects("Linear", weight.name)):
+        weight = linear_weight(gemm)
+        if weight is None or \
+                not isinstance(ir.RankedTensorType(gemm.lhs.type).element_type, ir.F32Type) or \
+                not self.chosen.selects("Linear", weight.name):
             return NOT_APPLIED
+        rhs_type = ir.RankedTensorType(gemm.rhs.type)
         element, dtype_name = PRECISIONS[self.chosen.precision]
         name = self.ctx.weights.derive(f"{weight.name}.{element}", _rounded(dtype_name),
                                        [weight.name], key=(element, weight.name))

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Optional
 
 from mlir import ir
 
@@ -47,6 +48,18 @@ def module_path(weight_name: str) -> str:
     "encoder.layer.0.fc" (a constant not named after a parameter is its own path)."""
     match = _PARAMETER.match(weight_name)
     return match.group(1) if match else weight_name
+
+
+def linear_weight(gemm: Gemm) -> Optional[Weight]:
+    """The f32 weight [K, N] of a GEMM that is a Linear layer's (a plain lhs, the rhs a 2-D
+    `ember.weight` not yet packed), or None: what ember-quantize and ember-implicit-precision
+    rewrite."""
+    weight = Weight.defining(gemm.rhs)
+    rhs_type = ir.RankedTensorType(gemm.rhs.type)
+    if weight is None or gemm.rhs_panel is not None or gemm.lhs_patches is not None or \
+            rhs_type.rank != 2 or not isinstance(rhs_type.element_type, ir.F32Type):
+        return None
+    return weight
 
 
 def _int8_weights(ctx: PassContext, name: str, quantize, suffix: str, shape, scales: int):
@@ -70,13 +83,12 @@ class _QuantizePattern:
 
     def __call__(self, op, rewriter) -> bool:
         gemm = Gemm(op)
-        weight = Weight.defining(gemm.rhs)
-        rhs_type = ir.RankedTensorType(gemm.rhs.type)
-        if (weight is None or gemm.rhs_panel is not None or gemm.lhs_patches is not None or
-                rhs_type.rank != 2 or not isinstance(rhs_type.element_type, ir.F32Type) or
-                rhs_type.shape[0] == 0 or not self.chosen.selects("Linear", weight.name)):
+        weight = linear_weight(gemm)
+        if weight is None or not self.chosen.selects("Linear", weight.name):
             return NOT_APPLIED
-        k, n = rhs_type.shape
+        k, n = ir.RankedTensorType(gemm.rhs.type).shape
+        if k == 0:
+            return NOT_APPLIED
         with rewriter.ip, op.location:
             q, scale = _int8_weights(self.ctx, weight.name, quantize_weight, "int8", [k, n], n)
             rewriter.replace_op(op, [QGemm.build(
