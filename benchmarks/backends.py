@@ -32,6 +32,8 @@ PEERS = ("eager", "inductor", "inductor-max", "ort", "iree", "openvino")
 EMBER_TARGET_VARIABLE = "EMBER_BENCH_TARGET"
 #: The int8 rows: ember-int8 is measured against these (each peer's own int8 recipe).
 INT8_PEERS = ("eager-int8", "inductor-int8", "ort-int8", "openvino-int8")
+#: The weight-only rows' peers ("*-w8", "*-w4"): OpenVINO's NNCF weight compression.
+WEIGHT_ONLY_PEERS = ("openvino-w8", "openvino-w4")
 #: The peers of a 16-bit row ("*-bf16", "*-fp16"): PyTorch eager in that dtype.
 SIXTEEN_BIT_PEERS = ("eager-bf16", "eager-fp16")
 
@@ -208,11 +210,13 @@ def prepare_iree(model, inputs, threads, workdir) -> Prepared:
 
 # -- OpenVINO ----------------------------------------------------------------------------------
 
-def _openvino(int8: bool):
+def _openvino(int8: bool, weight_bits: int = 0):
     def prepare(model, inputs, threads, workdir) -> Prepared:
         """OpenVINO CPU from the torch model (openvino.convert_model), compiled for latency
         with `threads` inference threads; int8: NNCF's post-training quantization
-        (nncf.quantize, calibrated on the benchmark inputs)."""
+        (nncf.quantize, calibrated on the benchmark inputs); weight_bits 8 or 4: NNCF's
+        weight compression (nncf.compress_weights: INT8_ASYM per channel, INT4_ASYM groups of
+        128, every Linear), OpenVINO's LLM recipe."""
         import openvino as ov
         torch.set_num_threads(threads)
         ov_model = ov.convert_model(model, example_input=tuple(inputs))
@@ -221,6 +225,14 @@ def _openvino(int8: bool):
             import nncf
             arrays = [t.numpy() for t in inputs]
             ov_model = nncf.quantize(ov_model, nncf.Dataset([arrays]), subset_size=1)
+            info["nncf"] = nncf.__version__
+        if weight_bits:
+            import nncf
+            mode = nncf.CompressWeightsMode.INT8_ASYM if weight_bits == 8 else \
+                nncf.CompressWeightsMode.INT4_ASYM
+            ov_model = nncf.compress_weights(ov_model, mode=mode, ratio=1.0,
+                                             **({} if weight_bits == 8 else
+                                                {"group_size": 128}))
             info["nncf"] = nncf.__version__
         compiled = ov.Core().compile_model(ov_model, "CPU", {
             "INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
@@ -231,7 +243,7 @@ def _openvino(int8: bool):
         def step():
             request.infer(arrays, share_inputs=True)
             return [request.get_output_tensor(i).data for i in range(len(compiled.outputs))]
-        return Prepared(step, info, quantized=int8)
+        return Prepared(step, info, quantized=int8 or bool(weight_bits))
     return prepare
 
 
@@ -241,10 +253,13 @@ def _ember(quantize):
     def prepare(model, inputs, threads, workdir) -> Prepared:
         """ember.compile for the static input shapes (int8 "dynamic": dynamic quantization of
         every Linear; "static": every Linear and Conv2d, calibrated on the benchmark inputs as
-        the peers' static recipes are), then the artifact reloaded with `num_threads`; each
-        call is `runtime.run` into preallocated torch outputs."""
+        the peers' static recipes are; "w8"/"w4": weight-only int8 (symmetric, groups of 128)
+        or int4 (asymmetric, groups of 128) Linear weights), then the artifact reloaded with
+        `num_threads`; each call is `runtime.run` into preallocated torch outputs."""
         import ember.quant
         scheme = None if not quantize else ember.quant.Int8() if quantize == "dynamic" else \
+            ember.quant.WeightOnly(bits=int(quantize[1]), group_size=128) \
+            if quantize in ("w8", "w4") else \
             ember.quant.Int8(mode="static", calibration=[tuple(inputs)])
         return _prepare_ember(model, inputs, threads, workdir, scheme)
     return prepare
@@ -316,6 +331,10 @@ BACKENDS = {
     "eager-fp16": _in_dtype(prepare_eager, torch.float16),
     "ember-fp16": _in_dtype(_ember(quantize=None), torch.float16),
     "ember-implicit-bf16": _ember_implicit("bf16"),
+    "openvino-w8": _openvino(int8=False, weight_bits=8),
+    "openvino-w4": _openvino(int8=False, weight_bits=4),
+    "ember-w8": _ember(quantize="w8"),
+    "ember-w4": _ember(quantize="w4"),
 }
 
 

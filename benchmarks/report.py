@@ -5,7 +5,8 @@ because numbers from different runs of a shared, boosting, virtualized CPU do no
 Time ratios are backend / reference: below 1.00x is faster. "best peer" is the fastest
 backend in backends.PEERS whose output passed the cross-check; for an int8 row (a backend named
 "*-int8*") the fastest of backends.INT8_PEERS; for a 16-bit row ("*-bf16", "*-fp16") eager in
-that dtype. "vs ember" is against ember's fp32 row, the figure int8 and 16-bit speed-ups are
+that dtype; for a weight-only row ("*-w8", "*-w4") the same width's WEIGHT_ONLY_PEERS. "vs
+ember" is against ember's fp32 row, the figure int8, 16-bit and weight-only speed-ups are
 stated in.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ import subprocess
 from importlib import metadata
 from typing import Dict, Iterable, List
 
-from benchmarks.backends import INT8_PEERS, PEERS, SIXTEEN_BIT_PEERS
+from benchmarks.backends import INT8_PEERS, PEERS, SIXTEEN_BIT_PEERS, WEIGHT_ONLY_PEERS
 
 #: packages whose versions go into the JSON; the first few also into the table header.
 PACKAGES = ("torch", "onnxruntime", "iree-base-compiler", "openvino", "onnx", "onnxscript",
@@ -82,6 +83,8 @@ def _peers_of(backend: str) -> tuple:
     the same dtype for a 16-bit one, else the fp32 peers."""
     if "-int8" in backend:
         return INT8_PEERS
+    if backend.endswith(("-w8", "-w4")):       # the same width's weight compression
+        return tuple(p for p in WEIGHT_ONLY_PEERS if p.endswith(backend[-3:]))
     if "implicit" in backend:           # an fp32 model (16-bit weights inside): fp32 peers
         return PEERS
     for suffix in ("-bf16", "-fp16"):

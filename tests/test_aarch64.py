@@ -228,6 +228,27 @@ def test_int8_sdot_matches_x86_int8(run_model, tmp_path_factory, tmp_path, featu
 
 @needs_cc
 @needs_qemu
+@pytest.mark.parametrize("target, cpu", [(NEON, QEMU_NEON), (SVE, QEMU_SVE.format(256))],
+                         ids=["neon", "sve"])
+@pytest.mark.parametrize("bits", [4, 8])
+def test_weight_only_matches_x86(run_model, tmp_path_factory, tmp_path, target, cpu, bits):
+    """Weight-only int4/int8 codes dequantized in the AArch64 kernels' registers give the x86
+    result (both sum the same f32 products, in another order)."""
+    import ember.quant
+    from test_weight_only import Mlp
+    torch.manual_seed(0)
+    model, x = Mlp().eval(), torch.randn(3, 256)
+    scheme = ember.quant.WeightOnly(bits=bits, group_size=64)
+    compiled = ember.compile(model, (x,), target=target, quantize=scheme)
+    artifact = compiled.save(str(tmp_path_factory.mktemp("a64") / "weight-only.ember"))
+    result, output = run_qemu(run_model, artifact, x, tmp_path, cpu=cpu)
+    assert result.returncode == 0, result.stdout + result.stderr
+    on_x86 = ember.compile(model, (x,), quantize=scheme)(x)
+    assert_close(torch.from_numpy(output.reshape(on_x86.shape)), on_x86)
+
+
+@needs_cc
+@needs_qemu
 @pytest.mark.skipif(shutil.which(OBJDUMP) is None, reason=f"needs {OBJDUMP}")
 @pytest.mark.parametrize("features", INT8_FEATURES)
 @pytest.mark.parametrize("net", ["mlp", "conv", "residual"])

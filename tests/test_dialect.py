@@ -84,7 +84,7 @@ def test_gemm_builder_sets_optional_operand_segments():
                           activation="gelu")
     module, result = _build(build)
     gemm = Gemm(result.owner)
-    assert list(gemm.operation.attributes["operandSegmentSizes"]) == [1, 1, 1, 1]
+    assert list(gemm.operation.attributes["operandSegmentSizes"]) == [1, 1, 1, 1, 0, 0]
     assert gemm.bias == gemm.operation.operands[2]
     assert (gemm.activation, gemm.rhs_panel, gemm.lhs_patches) == ("gelu", None, None)
     assert verify_module(module.operation) == []

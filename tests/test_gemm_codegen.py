@@ -58,7 +58,7 @@ def gemm_source(lead, k, n, activation="none", bias=False, residual=False) -> st
         operands.append("%r")
         types.append(out)
     body.append(f'%y = "ember.gemm"({", ".join(operands)}) {{activation = "{activation}", '
-                f'operandSegmentSizes = array<i32: 1, 1, {int(bias)}, {int(residual)}>}} : '
+                f'operandSegmentSizes = array<i32: 1, 1, {int(bias)}, {int(residual)}, 0, 0>}} : '
                 f'({", ".join(types)}) -> {out}')
     lines = "\n  ".join(body)
     return f"func.func @main({', '.join(args)}) -> {out} {{\n  {lines}\n  return %y : {out}\n}}"

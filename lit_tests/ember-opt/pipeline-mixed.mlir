@@ -27,10 +27,10 @@
 // STAGES-NOT: IR Dump
 func.func @two_linears(%a: tensor<8x16xf32>, %b: tensor<32xf32>, %w: tensor<32x16xf32>) -> (tensor<8x32xf32>, tensor<8x32xf32>) {
   %wt = "ember.transpose"(%w) {permutation = array<i64: 1, 0>} : (tensor<32x16xf32>) -> tensor<16x32xf32>
-  %0 = "ember.gemm"(%a, %wt) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %0 = "ember.gemm"(%a, %wt) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
   %1 = "ember.binary"(%0, %b) {kind = "add"} : (tensor<8x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
   %wt2 = "ember.transpose"(%w) {permutation = array<i64: 1, 0>} : (tensor<32x16xf32>) -> tensor<16x32xf32>
-  %2 = "ember.gemm"(%a, %wt2) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %2 = "ember.gemm"(%a, %wt2) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
   %3 = "ember.binary"(%2, %b) {kind = "add"} : (tensor<8x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
   return %1, %3 : tensor<8x32xf32>, tensor<8x32xf32>
 }

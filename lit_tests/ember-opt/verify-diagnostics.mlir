@@ -53,7 +53,7 @@ func.func @parse_error(%a: tensor<4xf32>) -> tensor<4xf32> {
 // -re matches regexes in {{ }} and the rest literally.
 func.func @regex(%a: tensor<8x16xf32>, %w: tensor<12x32xf32>) -> tensor<8x32xf32> {
   // expected-error-re @+1 {{contraction dims differ: lhs {{[0-9]+}}x16 has K={{[0-9]+}}}}
-  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<12x32xf32>) -> tensor<8x32xf32>
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<8x16xf32>, tensor<12x32xf32>) -> tensor<8x32xf32>
   return %0 : tensor<8x32xf32>
 }
 

@@ -22,8 +22,8 @@ func.func @main(%x: tensor<4x8xf32>) -> tensor<4x16xf32> {
   %w = "ember.weight"() {name = "fc.weight"} : () -> tensor<8x16xf32>
   %b = "ember.weight"() {name = "fc.bias"} : () -> tensor<16xf32>
   %w2 = "ember.weight"() {name = "fc.weight"} : () -> tensor<8x16xf32>
-  %0 = "ember.gemm"(%x, %w, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16xf32>) -> tensor<4x16xf32>
-  %1 = "ember.gemm"(%x, %w2, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16xf32>) -> tensor<4x16xf32>
+  %0 = "ember.gemm"(%x, %w, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16xf32>) -> tensor<4x16xf32>
+  %1 = "ember.gemm"(%x, %w2, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>, tensor<16xf32>) -> tensor<4x16xf32>
   %2 = "ember.binary"(%0, %1) {kind = "add"} : (tensor<4x16xf32>, tensor<4x16xf32>) -> tensor<4x16xf32>
   return %2 : tensor<4x16xf32>
 }

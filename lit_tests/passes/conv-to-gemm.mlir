@@ -13,7 +13,7 @@
 // CHECK-LABEL: func.func @pointwise
 // CHECK-DAG: %[[W:.*]] = "ember.weight"() {name = "c.weight.gemm"} : () -> tensor<8x16xf32>
 // CHECK-DAG: %[[B:.*]] = "ember.weight"() {name = "c.bias"} : () -> tensor<16xf32>
-// CHECK: "ember.gemm"(%arg0, %[[W]], %[[B]], %arg1) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 1>} : (tensor<?x5x7x8xf32>, tensor<8x16xf32>, tensor<16xf32>, tensor<?x5x7x16xf32>) -> tensor<?x5x7x16xf32>
+// CHECK: "ember.gemm"(%arg0, %[[W]], %[[B]], %arg1) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>} : (tensor<?x5x7x8xf32>, tensor<8x16xf32>, tensor<16xf32>, tensor<?x5x7x16xf32>) -> tensor<?x5x7x16xf32>
 // CHECK-NOT: ember.conv2d
 // NOIM2COL-LABEL: func.func @pointwise
 // NOIM2COL: "ember.gemm"
@@ -38,7 +38,7 @@ func.func @pointwise(%x: tensor<?x5x7x8xf32>, %r: tensor<?x5x7x16xf32>) -> tenso
 // padded input read as im2col patches (lhs_patches = KH, KW, SH, SW, DH, DW): no patch matrix.
 // CHECK-LABEL: func.func @im2col
 // CHECK: %[[P:.*]] = tensor.pad %arg0 low[0, 1, 1, 0] high[0, 1, 1, 0]
-// CHECK: "ember.gemm"(%[[P]], %{{.*}}) {activation = "gelu", lhs_patches = array<i64: 3, 3, 2, 2, 2, 2>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x11x13x4xf32>, tensor<36x6xf32>) -> tensor<2x4x5x6xf32>
+// CHECK: "ember.gemm"(%[[P]], %{{.*}}) {activation = "gelu", lhs_patches = array<i64: 3, 3, 2, 2, 2, 2>, operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<2x11x13x4xf32>, tensor<36x6xf32>) -> tensor<2x4x5x6xf32>
 // CHECK-NOT: linalg.generic
 // NOIM2COL-LABEL: func.func @im2col
 // NOIM2COL: "ember.conv2d"

@@ -26,7 +26,7 @@
 // NOPAIRS-NOT: rhs_pairs
 func.func @bf16_linear(%x: tensor<40x64xbf16>) -> tensor<40x32xbf16> {
   %w = "ember.weight"() {name = "fc.weight"} : () -> tensor<64x32xbf16>
-  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<40x64xbf16>, tensor<64x32xbf16>) -> tensor<40x32xbf16>
+  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<40x64xbf16>, tensor<64x32xbf16>) -> tensor<40x32xbf16>
   return %0 : tensor<40x32xbf16>
 }
 
@@ -53,6 +53,6 @@ func.func private @ember_gemm_9(%a: memref<32x64xbf16>, %b: memref<1x32x32xi32>,
 // VDP: llvm.call_intrinsic "llvm.x86.avx512bf16.dpbf16ps.512"
 func.func @bf16_conv(%x: tensor<2x10x10x32xbf16>) -> tensor<2x8x8x32xbf16> {
   %w = "ember.weight"() {name = "conv.weight"} : () -> tensor<288x32xbf16>
-  %0 = "ember.gemm"(%x, %w) {activation = "relu", lhs_patches = array<i64: 3, 3, 1, 1, 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x10x10x32xbf16>, tensor<288x32xbf16>) -> tensor<2x8x8x32xbf16>
+  %0 = "ember.gemm"(%x, %w) {activation = "relu", lhs_patches = array<i64: 3, 3, 1, 1, 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<2x10x10x32xbf16>, tensor<288x32xbf16>) -> tensor<2x8x8x32xbf16>
   return %0 : tensor<2x8x8x32xbf16>
 }

@@ -14,6 +14,6 @@
 func.func @main(%a: tensor<?x8xf32>) -> tensor<?x20xf32> {
   %w = "ember.weight"() {name = "w"} : () -> tensor<8x20xf32>
   %b = "ember.weight"() {name = "b"} : () -> tensor<20xf32>
-  %y = "ember.gemm"(%a, %w, %b) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<?x8xf32>, tensor<8x20xf32>, tensor<20xf32>) -> tensor<?x20xf32>
+  %y = "ember.gemm"(%a, %w, %b) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<?x8xf32>, tensor<8x20xf32>, tensor<20xf32>) -> tensor<?x20xf32>
   return %y : tensor<?x20xf32>
 }

@@ -28,7 +28,7 @@ func.func @main(%x: tensor<4x8xf32>) -> tensor<4x16xf32> {
   // UNBOUND: cpu-stages.mlir:[[# @LINE + 2]]:8: error: op was not bufferized
   // UNBOUND: ember-opt: error: pass 'one-shot-bufferize' failed
   %w = "ember.weight"() {name = "fc.weight"} : () -> tensor<8x16xf32>
-  %0 = "ember.gemm"(%x, %w) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+  %0 = "ember.gemm"(%x, %w) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
   return %0 : tensor<4x16xf32>
 }
 

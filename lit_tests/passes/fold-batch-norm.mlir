@@ -41,7 +41,7 @@ func.func @gemm_scale(%x: tensor<?x8xf32>) -> tensor<?x16xf32> {
   %w = "ember.weight"() {name = "fc.w"} : () -> tensor<8x16xf32>
   %b = "ember.weight"() {name = "fc.b"} : () -> tensor<16xf32>
   %s = "ember.weight"() {name = "s"} : () -> tensor<16xf32>
-  %0 = "ember.gemm"(%x, %w, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<?x8xf32>, tensor<8x16xf32>, tensor<16xf32>) -> tensor<?x16xf32>
+  %0 = "ember.gemm"(%x, %w, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<?x8xf32>, tensor<8x16xf32>, tensor<16xf32>) -> tensor<?x16xf32>
   %1 = "ember.binary"(%0, %s) {kind = "mul"} : (tensor<?x16xf32>, tensor<16xf32>) -> tensor<?x16xf32>
   return %1 : tensor<?x16xf32>
 }

@@ -111,7 +111,7 @@ func.func @not_evaluated() -> (tensor<4x8xf32>, tensor<4x4xf32>) {
   %a = "ember.weight"() {name = "a"} : () -> tensor<4x8xf32>
   %b = "ember.weight"() {name = "b"} : () -> tensor<8x4xf32>
   %0 = "ember.unary"(%a) {kind = "gelu"} : (tensor<4x8xf32>) -> tensor<4x8xf32>
-  %1 = "ember.gemm"(%a, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x4xf32>) -> tensor<4x4xf32>
+  %1 = "ember.gemm"(%a, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x4xf32>) -> tensor<4x4xf32>
   return %0, %1 : tensor<4x8xf32>, tensor<4x4xf32>
 }
 

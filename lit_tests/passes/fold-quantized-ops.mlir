@@ -23,7 +23,7 @@ func.func @linear(%x: tensor<?x16xf32>) -> tensor<?x32xf32> {
   %a = "ember.dequantize"(%q) {scale = 0.25 : f32, zero_point = 128 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<?x16xui8>) -> tensor<?x16xf32>
   %dw = "ember.dequantize"(%w, %s, %z) {axis = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<32x16xi8>, tensor<32xf32>, tensor<32xi64>) -> tensor<32x16xf32>
   %wt = "ember.transpose"(%dw) {permutation = array<i64: 1, 0>} : (tensor<32x16xf32>) -> tensor<16x32xf32>
-  %y = "ember.gemm"(%a, %wt, %b) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<?x16xf32>, tensor<16x32xf32>, tensor<32xf32>) -> tensor<?x32xf32>
+  %y = "ember.gemm"(%a, %wt, %b) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<?x16xf32>, tensor<16x32xf32>, tensor<32xf32>) -> tensor<?x32xf32>
   return %y : tensor<?x32xf32>
 }
 
@@ -41,7 +41,7 @@ func.func @per_tensor_weight(%c: tensor<4x16xi8>) -> (tensor<4x8xf32>, tensor<4x
   %w = "ember.weight"() {name = "mm.weight"} : () -> tensor<16x8xi8>
   %a = "ember.dequantize"(%c) {scale = 0.125 : f32, zero_point = -3 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<4x16xi8>) -> tensor<4x16xf32>
   %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<16x8xi8>) -> tensor<16x8xf32>
-  %y = "ember.gemm"(%a, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  %y = "ember.gemm"(%a, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
   %r = "ember.quantize"(%a) {scale = 0.125 : f32, zero_point = -3 : i64, quant_min = -128 : i64, quant_max = 127 : i64} : (tensor<4x16xf32>) -> tensor<4x16xi8>
   return %y, %r : tensor<4x8xf32>, tensor<4x16xi8>
 }
@@ -62,13 +62,13 @@ func.func @not_folded(%x: tensor<4x16xf32>, %c: tensor<4x16xui8>, %z: tensor<8xi
   %z16 = arith.constant dense<0> : tensor<16xi64>
   %a = "ember.dequantize"(%c) {scale = 0.125 : f32, zero_point = 3 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<4x16xui8>) -> tensor<4x16xf32>
   %asym = "ember.dequantize"(%w, %s, %z) {axis = 1 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<16x8xi8>, tensor<8xf32>, tensor<8xi64>) -> tensor<16x8xf32>
-  %y0 = "ember.gemm"(%a, %asym) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  %y0 = "ember.gemm"(%a, %asym) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
   %du = "ember.dequantize"(%u) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<16x8xui8>) -> tensor<16x8xf32>
-  %y1 = "ember.gemm"(%a, %du) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  %y1 = "ember.gemm"(%a, %du) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
   %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<16x8xi8>) -> tensor<16x8xf32>
-  %y2 = "ember.gemm"(%x, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  %y2 = "ember.gemm"(%x, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
   %ac = "ember.dequantize"(%c, %s16, %z16) {axis = 1 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x16xui8>, tensor<16xf32>, tensor<16xi64>) -> tensor<4x16xf32>
-  %y3 = "ember.gemm"(%ac, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  %y3 = "ember.gemm"(%ac, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
   %r = "ember.quantize"(%a) {scale = 0.25 : f32, zero_point = 3 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x16xf32>) -> tensor<4x16xui8>
   return %y0, %y1, %y2, %y3, %r : tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x16xui8>
 }
@@ -155,7 +155,7 @@ func.func @seven_bits(%x: tensor<4x2x8xf32>) -> tensor<8x8xf32> {
   %t = "ember.transpose"(%r) {permutation = array<i64: 1, 0>} : (tensor<8x8xui8>) -> tensor<8x8xui8>
   %a = "ember.dequantize"(%t) {scale = 0.25 : f32, zero_point = 64 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<8x8xui8>) -> tensor<8x8xf32>
   %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<8x8xi8>) -> tensor<8x8xf32>
-  %y = "ember.gemm"(%a, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<8x8xf32>
+  %y = "ember.gemm"(%a, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<8x8xf32>
   return %y : tensor<8x8xf32>
 }
 
@@ -172,7 +172,7 @@ func.func @requantize_in_epilogue(%c: tensor<4x16xi8>) -> tensor<4x8xui8> {
   %w = "ember.weight"() {name = "w"} : () -> tensor<16x8xi8>
   %a = "ember.dequantize"(%c) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<4x16xi8>) -> tensor<4x16xf32>
   %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<16x8xi8>) -> tensor<16x8xf32>
-  %y = "ember.gemm"(%a, %dw) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  %y = "ember.gemm"(%a, %dw) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
   %q = "ember.quantize"(%y) {scale = 0.125 : f32, zero_point = 3 : i64, quant_min = 0 : i64, quant_max = 127 : i64} : (tensor<4x8xf32>) -> tensor<4x8xui8>
   return %q : tensor<4x8xui8>
 }
@@ -184,7 +184,7 @@ func.func @shared(%c: tensor<4x16xi8>) -> (tensor<4x8xui8>, tensor<4x8xf32>) {
   %w = "ember.weight"() {name = "w"} : () -> tensor<16x8xi8>
   %a = "ember.dequantize"(%c) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<4x16xi8>) -> tensor<4x16xf32>
   %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<16x8xi8>) -> tensor<16x8xf32>
-  %y = "ember.gemm"(%a, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  %y = "ember.gemm"(%a, %dw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
   %q = "ember.quantize"(%y) {scale = 0.125 : f32, zero_point = 3 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x8xf32>) -> tensor<4x8xui8>
   return %q, %y : tensor<4x8xui8>, tensor<4x8xf32>
 }
@@ -201,7 +201,7 @@ func.func @residual_block(%c: tensor<4x16xi8>, %r: tensor<4x8xf32>) -> tensor<4x
   %w = "ember.weight"() {name = "w"} : () -> tensor<16x8xi8>
   %a = "ember.dequantize"(%c) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<4x16xi8>) -> tensor<4x16xf32>
   %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<16x8xi8>) -> tensor<16x8xf32>
-  %y = "ember.gemm"(%a, %dw, %r) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<4x16xf32>, tensor<16x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  %y = "ember.gemm"(%a, %dw, %r) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 1, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
   %z = "ember.unary"(%y) {kind = "relu"} : (tensor<4x8xf32>) -> tensor<4x8xf32>
   %q = "ember.quantize"(%z) {scale = 0.125 : f32, zero_point = 0 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x8xf32>) -> tensor<4x8xui8>
   return %q : tensor<4x8xui8>
@@ -215,7 +215,7 @@ func.func @not_after_residual(%c: tensor<4x16xi8>, %r: tensor<4x8xf32>) -> tenso
   %w = "ember.weight"() {name = "w"} : () -> tensor<16x8xi8>
   %a = "ember.dequantize"(%c) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<4x16xi8>) -> tensor<4x16xf32>
   %dw = "ember.dequantize"(%w) {scale = 0.5 : f32, zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<16x8xi8>) -> tensor<16x8xf32>
-  %y = "ember.gemm"(%a, %dw, %r) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<4x16xf32>, tensor<16x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  %y = "ember.gemm"(%a, %dw, %r) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 1, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
   %z = "ember.unary"(%y) {kind = "exp"} : (tensor<4x8xf32>) -> tensor<4x8xf32>
   return %z : tensor<4x8xf32>
 }

@@ -74,7 +74,7 @@ func.func @softmax_chain(%x: tensor<4x2000xf32>) -> tensor<4x2000xf32> {
 func.func @softmax_twice(%x: tensor<16x16xf32>) -> tensor<16x16xf32> {
   %0 = "ember.softmax"(%x) {axis = 1} : (tensor<16x16xf32>) -> tensor<16x16xf32>
   %w = "ember.weight"() {name = "w"} : () -> tensor<16x16xf32>
-  %1 = "ember.gemm"(%0, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<16x16xf32>, tensor<16x16xf32>) -> tensor<16x16xf32>
+  %1 = "ember.gemm"(%0, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<16x16xf32>, tensor<16x16xf32>) -> tensor<16x16xf32>
   %2 = "ember.softmax"(%1) {axis = 1} : (tensor<16x16xf32>) -> tensor<16x16xf32>
   return %2 : tensor<16x16xf32>
 }

@@ -22,7 +22,7 @@
 func.func @main(%x: tensor<70x40xf16>) -> tensor<70x24xf16> {
   %w = "ember.weight"() {name = "w"} : () -> tensor<40x24xf16>
   %b = "ember.weight"() {name = "b"} : () -> tensor<24xf16>
-  %0 = "ember.gemm"(%x, %w, %b) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<70x40xf16>, tensor<40x24xf16>, tensor<24xf16>) -> tensor<70x24xf16>
+  %0 = "ember.gemm"(%x, %w, %b) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<70x40xf16>, tensor<40x24xf16>, tensor<24xf16>) -> tensor<70x24xf16>
   return %0 : tensor<70x24xf16>
 }
 
@@ -35,6 +35,6 @@ func.func @main(%x: tensor<70x40xf16>) -> tensor<70x24xf16> {
 // CHECK-NOT: nvvm.mma.sync
 func.func @main(%x: tensor<16x12xf16>) -> tensor<16x16xf16> {
   %w = "ember.weight"() {name = "w"} : () -> tensor<12x16xf16>
-  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<16x12xf16>, tensor<12x16xf16>) -> tensor<16x16xf16>
+  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<16x12xf16>, tensor<12x16xf16>) -> tensor<16x16xf16>
   return %0 : tensor<16x16xf16>
 }

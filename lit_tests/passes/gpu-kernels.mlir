@@ -22,7 +22,7 @@
 // T64: gpu.func @elementwise_1({{.*}}) kernel attributes {known_block_size = array<i32: 64, 1, 1>, known_grid_size = array<i32: 18, 1, 1>}
 func.func @main(%x: tensor<70x8xf32>) -> tensor<70x16xf32> {
   %w = "ember.weight"() {name = "w"} : () -> tensor<8x16xf32>
-  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<70x8xf32>, tensor<8x16xf32>) -> tensor<70x16xf32>
+  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<70x8xf32>, tensor<8x16xf32>) -> tensor<70x16xf32>
   %1 = "ember.unary"(%0) {kind = "tanh"} : (tensor<70x16xf32>) -> tensor<70x16xf32>
   return %1 : tensor<70x16xf32>
 }

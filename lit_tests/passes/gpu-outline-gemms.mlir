@@ -16,8 +16,8 @@
 // CHECK: "ember.gemm"(%arg0, %arg1, %arg2, %arg3) {activation = "relu"
 func.func @main(%x: tensor<2x3x8xf32>, %w: tensor<8x16xf32>, %b: tensor<16xf32>,
                 %r: tensor<2x3x16xf32>, %wb: tensor<2x8x4xf32>) -> (tensor<2x3x16xf32>, tensor<2x3x4xf32>) {
-  %0 = "ember.gemm"(%x, %w, %b, %r) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 1>} : (tensor<2x3x8xf32>, tensor<8x16xf32>, tensor<16xf32>, tensor<2x3x16xf32>) -> tensor<2x3x16xf32>
-  %1 = "ember.gemm"(%x, %wb) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x3x8xf32>, tensor<2x8x4xf32>) -> tensor<2x3x4xf32>
+  %0 = "ember.gemm"(%x, %w, %b, %r) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>} : (tensor<2x3x8xf32>, tensor<8x16xf32>, tensor<16xf32>, tensor<2x3x16xf32>) -> tensor<2x3x16xf32>
+  %1 = "ember.gemm"(%x, %wb) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<2x3x8xf32>, tensor<2x8x4xf32>) -> tensor<2x3x4xf32>
   return %0, %1 : tensor<2x3x16xf32>, tensor<2x3x4xf32>
 }
 
@@ -29,8 +29,8 @@ func.func @main(%x: tensor<2x3x8xf32>, %w: tensor<8x16xf32>, %b: tensor<16xf32>,
 // CHECK: call @ember_gpu_gemm_0(%arg0, %arg1)
 // CHECK-COUNT-1: func.func private @ember_gpu_gemm_
 func.func @shared(%x: tensor<4x8xf32>, %w: tensor<8x16xf32>) -> (tensor<4x16xf32>, tensor<4x16xf32>) {
-  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
-  %1 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+  %1 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
   return %0, %1 : tensor<4x16xf32>, tensor<4x16xf32>
 }
 

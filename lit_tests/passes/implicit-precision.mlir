@@ -25,9 +25,9 @@
 func.func @two_layers(%x: tensor<?x20xf32>, %r: tensor<?x40xf32>) -> tensor<?x8xf32> {
   %w = "ember.weight"() {name = "layer.0.fc.weight"} : () -> tensor<20x40xf32>
   %b = "ember.weight"() {name = "layer.0.fc.bias"} : () -> tensor<40xf32>
-  %h = "ember.gemm"(%x, %w, %b, %r) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 1, 1>} : (tensor<?x20xf32>, tensor<20x40xf32>, tensor<40xf32>, tensor<?x40xf32>) -> tensor<?x40xf32>
+  %h = "ember.gemm"(%x, %w, %b, %r) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>} : (tensor<?x20xf32>, tensor<20x40xf32>, tensor<40xf32>, tensor<?x40xf32>) -> tensor<?x40xf32>
   %w2 = "ember.weight"() {name = "layer.1.fc.weight"} : () -> tensor<40x8xf32>
-  %y = "ember.gemm"(%h, %w2) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<?x40xf32>, tensor<40x8xf32>) -> tensor<?x8xf32>
+  %y = "ember.gemm"(%h, %w2) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<?x40xf32>, tensor<40x8xf32>) -> tensor<?x8xf32>
   return %y : tensor<?x8xf32>
 }
 
@@ -38,8 +38,8 @@ func.func @two_layers(%x: tensor<?x20xf32>, %r: tensor<?x40xf32>) -> tensor<?x8x
 // CHECK-NOT: bf16>
 // CHECK: return
 func.func @left_alone(%a: tensor<4x8xf32>, %b: tensor<8x16xf32>, %h: tensor<4x8xf64>) -> (tensor<4x16xf32>, tensor<4x16xf64>) {
-  %0 = "ember.gemm"(%a, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+  %0 = "ember.gemm"(%a, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
   %w = "ember.weight"() {name = "w"} : () -> tensor<8x16xf64>
-  %1 = "ember.gemm"(%h, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf64>, tensor<8x16xf64>) -> tensor<4x16xf64>
+  %1 = "ember.gemm"(%h, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf64>, tensor<8x16xf64>) -> tensor<4x16xf64>
   return %0, %1 : tensor<4x16xf32>, tensor<4x16xf64>
 }

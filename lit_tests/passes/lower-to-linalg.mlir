@@ -14,7 +14,7 @@
 // CHECK-NOT: linalg.generic
 // CHECK: return %[[MM]]
 func.func @gemm_plain(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>) -> tensor<8x32xf32> {
-  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xf32>
   return %0 : tensor<8x32xf32>
 }
 
@@ -36,7 +36,7 @@ func.func @gemm_plain(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>) -> tensor<8x3
 // CHECK-NEXT: %[[OUT:.*]] = arith.addf %[[ACT]], %[[R]] : f32
 // CHECK-NEXT: linalg.yield %[[OUT]] : f32
 func.func @gemm_epilogue(%a: tensor<?x16xf32>, %w: tensor<16x32xf32>, %b: tensor<32xf32>, %r: tensor<?x32xf32>) -> tensor<?x32xf32> {
-  %0 = "ember.gemm"(%a, %w, %b, %r) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 1>} : (tensor<?x16xf32>, tensor<16x32xf32>, tensor<32xf32>, tensor<?x32xf32>) -> tensor<?x32xf32>
+  %0 = "ember.gemm"(%a, %w, %b, %r) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>} : (tensor<?x16xf32>, tensor<16x32xf32>, tensor<32xf32>, tensor<?x32xf32>) -> tensor<?x32xf32>
   return %0 : tensor<?x32xf32>
 }
 
@@ -53,7 +53,7 @@ func.func @gemm_epilogue(%a: tensor<?x16xf32>, %w: tensor<16x32xf32>, %b: tensor
 // CHECK-NOT: f64
 // CHECK: linalg.yield
 func.func @gemm_gelu(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>, %b: tensor<32xf32>) -> tensor<8x32xf32> {
-  %0 = "ember.gemm"(%a, %w, %b) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
+  %0 = "ember.gemm"(%a, %w, %b) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xf32>, tensor<32xf32>) -> tensor<8x32xf32>
   return %0 : tensor<8x32xf32>
 }
 
@@ -69,7 +69,7 @@ func.func @gemm_gelu(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>, %b: tensor<32x
 // CHECK-NEXT: arith.addf
 // CHECK-NOT: linalg.matmul
 func.func @gemm_batched(%a: tensor<4x8x16xf32>, %w: tensor<16x32xf32>) -> tensor<4x8x32xf32> {
-  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8x16xf32>, tensor<16x32xf32>) -> tensor<4x8x32xf32>
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8x16xf32>, tensor<16x32xf32>) -> tensor<4x8x32xf32>
   return %0 : tensor<4x8x32xf32>
 }
 

@@ -21,9 +21,9 @@ func.func @qkv(%x: tensor<?x16x32xf32>) -> (tensor<?x16x32xf32>, tensor<?x16x32x
   %wk = "ember.weight"() {name = "k.w"} : () -> tensor<32x32xf32>
   %wv = "ember.weight"() {name = "v.w"} : () -> tensor<32x8xf32>
   %bv = "ember.weight"() {name = "v.b"} : () -> tensor<8xf32>
-  %q = "ember.gemm"(%x, %wq, %bq) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<?x16x32xf32>, tensor<32x32xf32>, tensor<32xf32>) -> tensor<?x16x32xf32>
-  %k = "ember.gemm"(%x, %wk) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<?x16x32xf32>, tensor<32x32xf32>) -> tensor<?x16x32xf32>
-  %v = "ember.gemm"(%x, %wv, %bv) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<?x16x32xf32>, tensor<32x8xf32>, tensor<8xf32>) -> tensor<?x16x8xf32>
+  %q = "ember.gemm"(%x, %wq, %bq) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<?x16x32xf32>, tensor<32x32xf32>, tensor<32xf32>) -> tensor<?x16x32xf32>
+  %k = "ember.gemm"(%x, %wk) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<?x16x32xf32>, tensor<32x32xf32>) -> tensor<?x16x32xf32>
+  %v = "ember.gemm"(%x, %wv, %bv) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<?x16x32xf32>, tensor<32x8xf32>, tensor<8xf32>) -> tensor<?x16x8xf32>
   return %q, %k, %v : tensor<?x16x32xf32>, tensor<?x16x32xf32>, tensor<?x16x8xf32>
 }
 
@@ -38,9 +38,9 @@ func.func @not_mergeable(%x: tensor<4x8xf32>, %y: tensor<4x8xf32>, %r: tensor<4x
   %w2 = "ember.weight"() {name = "w2"} : () -> tensor<8x8xf32>
   %w3 = "ember.weight"() {name = "w3"} : () -> tensor<8x8xf32>
   %w4 = "ember.weight"() {name = "w4"} : () -> tensor<8x8xf32>
-  %0 = "ember.gemm"(%x, %w1) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
-  %1 = "ember.gemm"(%x, %w2) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
-  %2 = "ember.gemm"(%x, %w3, %r) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 1>} : (tensor<4x8xf32>, tensor<8x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
-  %3 = "ember.gemm"(%y, %w4) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
+  %0 = "ember.gemm"(%x, %w1) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
+  %1 = "ember.gemm"(%x, %w2) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
+  %2 = "ember.gemm"(%x, %w3, %r) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  %3 = "ember.gemm"(%y, %w4) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x8xf32>) -> tensor<4x8xf32>
   return %0, %1, %2, %3 : tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>, tensor<4x8xf32>
 }

@@ -14,7 +14,7 @@
 // CHECK-LABEL: func.func @linear
 // CHECK-DAG: %[[B:.*]] = "ember.weight"() {name = "fc.bias"} : () -> tensor<40xf32>
 // CHECK-DAG: %[[W:.*]] = "ember.weight"() {name = "fc.weight.packed16"} : () -> tensor<3x20x16xf32>
-// CHECK: "ember.gemm"(%arg0, %[[W]], %[[B]]) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 1, 0>, rhs_panel = 16 : i64} : (tensor<?x20xf32>, tensor<3x20x16xf32>, tensor<40xf32>) -> tensor<?x40xf32>
+// CHECK: "ember.gemm"(%arg0, %[[W]], %[[B]]) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>, rhs_panel = 16 : i64} : (tensor<?x20xf32>, tensor<3x20x16xf32>, tensor<40xf32>) -> tensor<?x40xf32>
 // A packed GEMM is not packed again.
 // TWICE-LABEL: func.func @linear
 // TWICE: "ember.weight"() {name = "fc.weight.packed16"} : () -> tensor<3x20x16xf32>
@@ -34,7 +34,7 @@
 func.func @linear(%x: tensor<?x20xf32>) -> tensor<?x40xf32> {
   %w = "ember.weight"() {name = "fc.weight"} : () -> tensor<20x40xf32>
   %b = "ember.weight"() {name = "fc.bias"} : () -> tensor<40xf32>
-  %0 = "ember.gemm"(%x, %w, %b) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<?x20xf32>, tensor<20x40xf32>, tensor<40xf32>) -> tensor<?x40xf32>
+  %0 = "ember.gemm"(%x, %w, %b) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<?x20xf32>, tensor<20x40xf32>, tensor<40xf32>) -> tensor<?x40xf32>
   return %0 : tensor<?x40xf32>
 }
 
@@ -53,8 +53,8 @@ func.func @linear(%x: tensor<?x20xf32>) -> tensor<?x40xf32> {
 // LOWER-NOT: func.func private
 func.func @batched(%x: tensor<2x3x8xf32>, %y: tensor<2x3x8xf32>) -> (tensor<2x3x16xf32>, tensor<2x3x16xf32>) {
   %w = "ember.weight"() {name = "w"} : () -> tensor<8x16xf32>
-  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x3x8xf32>, tensor<8x16xf32>) -> tensor<2x3x16xf32>
-  %1 = "ember.gemm"(%y, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x3x8xf32>, tensor<8x16xf32>) -> tensor<2x3x16xf32>
+  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<2x3x8xf32>, tensor<8x16xf32>) -> tensor<2x3x16xf32>
+  %1 = "ember.gemm"(%y, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<2x3x8xf32>, tensor<8x16xf32>) -> tensor<2x3x16xf32>
   return %0, %1 : tensor<2x3x16xf32>, tensor<2x3x16xf32>
 }
 
@@ -69,11 +69,11 @@ func.func @batched(%x: tensor<2x3x8xf32>, %y: tensor<2x3x8xf32>) -> (tensor<2x3x
 // LOWER-NOT: call
 // LOWER: linalg.matmul
 func.func @not_packed(%x: tensor<4x8xf32>, %w: tensor<8x16xf32>, %bx: tensor<2x4x8xf32>, %hx: tensor<4x8xf64>) -> (tensor<4x16xf32>, tensor<2x4x16xf32>, tensor<4x16xf64>) {
-  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
   %bw = "ember.weight"() {name = "bw"} : () -> tensor<2x8x16xf32>
-  %1 = "ember.gemm"(%bx, %bw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x4x8xf32>, tensor<2x8x16xf32>) -> tensor<2x4x16xf32>
+  %1 = "ember.gemm"(%bx, %bw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<2x4x8xf32>, tensor<2x8x16xf32>) -> tensor<2x4x16xf32>
   %hw = "ember.weight"() {name = "hw"} : () -> tensor<8x16xf64>
-  %2 = "ember.gemm"(%hx, %hw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf64>, tensor<8x16xf64>) -> tensor<4x16xf64>
+  %2 = "ember.gemm"(%hx, %hw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf64>, tensor<8x16xf64>) -> tensor<4x16xf64>
   return %0, %1, %2 : tensor<4x16xf32>, tensor<2x4x16xf32>, tensor<4x16xf64>
 }
 
@@ -92,7 +92,7 @@ func.func @not_packed(%x: tensor<4x8xf32>, %w: tensor<8x16xf32>, %bx: tensor<2x4
 // LOWER: arith.truncf %{{.*}} : f32 to bf16
 func.func @half(%hx: tensor<4x8xbf16>) -> tensor<4x16xbf16> {
   %hw = "ember.weight"() {name = "hw"} : () -> tensor<8x16xbf16>
-  %0 = "ember.gemm"(%hx, %hw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xbf16>, tensor<8x16xbf16>) -> tensor<4x16xbf16>
+  %0 = "ember.gemm"(%hx, %hw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xbf16>, tensor<8x16xbf16>) -> tensor<4x16xbf16>
   return %0 : tensor<4x16xbf16>
 }
 
@@ -100,7 +100,7 @@ func.func @half(%hx: tensor<4x8xbf16>) -> tensor<4x16xbf16> {
 
 func.func @packed_wrong_panels(%a: tensor<?x20xf32>, %w: tensor<2x20x16xf32>) -> tensor<?x40xf32> {
   // expected-error @+1 {{panel-packed rhs must be [ceil(N/16), K, 16] = 3x20x16 for K=20, N=40, got 2x20x16}}
-  %0 = "ember.gemm"(%a, %w) {activation = "none", rhs_panel = 16 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<?x20xf32>, tensor<2x20x16xf32>) -> tensor<?x40xf32>
+  %0 = "ember.gemm"(%a, %w) {activation = "none", rhs_panel = 16 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<?x20xf32>, tensor<2x20x16xf32>) -> tensor<?x40xf32>
   return %0 : tensor<?x40xf32>
 }
 
@@ -108,7 +108,7 @@ func.func @packed_wrong_panels(%a: tensor<?x20xf32>, %w: tensor<2x20x16xf32>) ->
 
 func.func @packed_bad_panel(%a: tensor<4x20xf32>, %w: tensor<3x20x16xf32>) -> tensor<4x40xf32> {
   // expected-error @+1 {{rhs_panel must be a positive integer, got 0 : i64}}
-  %0 = "ember.gemm"(%a, %w) {activation = "none", rhs_panel = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x20xf32>, tensor<3x20x16xf32>) -> tensor<4x40xf32>
+  %0 = "ember.gemm"(%a, %w) {activation = "none", rhs_panel = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x20xf32>, tensor<3x20x16xf32>) -> tensor<4x40xf32>
   return %0 : tensor<4x40xf32>
 }
 
@@ -116,6 +116,6 @@ func.func @packed_bad_panel(%a: tensor<4x20xf32>, %w: tensor<3x20x16xf32>) -> te
 
 func.func @packed_bias(%a: tensor<4x20xf32>, %w: tensor<3x20x16xf32>, %b: tensor<48xf32>) -> tensor<4x40xf32> {
   // expected-error @+1 {{bias must be 1-D of size N=40, got 48}}
-  %0 = "ember.gemm"(%a, %w, %b) {activation = "none", rhs_panel = 16 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<4x20xf32>, tensor<3x20x16xf32>, tensor<48xf32>) -> tensor<4x40xf32>
+  %0 = "ember.gemm"(%a, %w, %b) {activation = "none", rhs_panel = 16 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<4x20xf32>, tensor<3x20x16xf32>, tensor<48xf32>) -> tensor<4x40xf32>
   return %0 : tensor<4x40xf32>
 }

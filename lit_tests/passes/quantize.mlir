@@ -9,7 +9,7 @@
 // weight `<name>.int8` and its per-channel scales `<name>.int8_scale` (new weights-table
 // entries), keeping bias, residual and activation. `filter` and `exclude` match the kind
 // ("Linear") or the module path (the weight's name up to ".weight").
-// MODE: error: ember-quantize: mode must be 'dynamic' or 'static', got 'weights'
+// MODE: error: ember-quantize: mode must be 'dynamic', 'static' or 'weight-only', got 'weights'
 // In static mode the model's own quantize/dequantize ops carry its GEMMs: they stay.
 // STATIC-LABEL: func.func @two_layers
 // STATIC-NOT: ember.qgemm
@@ -29,9 +29,9 @@
 func.func @two_layers(%x: tensor<?x20xf32>, %r: tensor<?x40xf32>) -> tensor<?x8xf32> {
   %w = "ember.weight"() {name = "layer.0.fc.weight"} : () -> tensor<20x40xf32>
   %b = "ember.weight"() {name = "layer.0.fc.bias"} : () -> tensor<40xf32>
-  %0 = "ember.gemm"(%x, %w, %b, %r) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 1, 1>} : (tensor<?x20xf32>, tensor<20x40xf32>, tensor<40xf32>, tensor<?x40xf32>) -> tensor<?x40xf32>
+  %0 = "ember.gemm"(%x, %w, %b, %r) {activation = "gelu", operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>} : (tensor<?x20xf32>, tensor<20x40xf32>, tensor<40xf32>, tensor<?x40xf32>) -> tensor<?x40xf32>
   %w2 = "ember.weight"() {name = "layer.1.fc.weight"} : () -> tensor<40x8xf32>
-  %1 = "ember.gemm"(%0, %w2) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<?x40xf32>, tensor<40x8xf32>) -> tensor<?x8xf32>
+  %1 = "ember.gemm"(%0, %w2) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<?x40xf32>, tensor<40x8xf32>) -> tensor<?x8xf32>
   return %1 : tensor<?x8xf32>
 }
 
@@ -44,17 +44,17 @@ func.func @two_layers(%x: tensor<?x20xf32>, %r: tensor<?x40xf32>) -> tensor<?x8x
 // CHECK-NOT: int8
 // CHECK: return
 func.func @not_quantized(%x: tensor<4x8xf32>, %w: tensor<8x16xf32>, %bx: tensor<2x4x8xf32>, %hx: tensor<4x8xf16>, %ex: tensor<4x0xf32>) -> (tensor<4x16xf32>, tensor<2x4x16xf32>, tensor<4x16xf16>, tensor<4x16xf32>, tensor<4x16xf32>, tensor<4x16xf32>) {
-  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+  %0 = "ember.gemm"(%x, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
   %bw = "ember.weight"() {name = "bw"} : () -> tensor<2x8x16xf32>
-  %1 = "ember.gemm"(%bx, %bw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x4x8xf32>, tensor<2x8x16xf32>) -> tensor<2x4x16xf32>
+  %1 = "ember.gemm"(%bx, %bw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<2x4x8xf32>, tensor<2x8x16xf32>) -> tensor<2x4x16xf32>
   %hw = "ember.weight"() {name = "hw"} : () -> tensor<8x16xf16>
-  %2 = "ember.gemm"(%hx, %hw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf16>, tensor<8x16xf16>) -> tensor<4x16xf16>
+  %2 = "ember.gemm"(%hx, %hw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf16>, tensor<8x16xf16>) -> tensor<4x16xf16>
   %ew = "ember.weight"() {name = "ew"} : () -> tensor<0x16xf32>
-  %3 = "ember.gemm"(%ex, %ew) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x0xf32>, tensor<0x16xf32>) -> tensor<4x16xf32>
+  %3 = "ember.gemm"(%ex, %ew) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x0xf32>, tensor<0x16xf32>) -> tensor<4x16xf32>
   %pw = "ember.weight"() {name = "pw"} : () -> tensor<1x8x16xf32>
-  %4 = "ember.gemm"(%x, %pw) {activation = "none", rhs_panel = 16 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<1x8x16xf32>) -> tensor<4x16xf32>
+  %4 = "ember.gemm"(%x, %pw) {activation = "none", rhs_panel = 16 : i64, operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<1x8x16xf32>) -> tensor<4x16xf32>
   %mw = "ember.weight"() {name = "mw", mutable = true} : () -> tensor<8x16xf32>
-  %5 = "ember.gemm"(%x, %mw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+  %5 = "ember.gemm"(%x, %mw) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
   return %0, %1, %2, %3, %4, %5 : tensor<4x16xf32>, tensor<2x4x16xf32>, tensor<4x16xf16>, tensor<4x16xf32>, tensor<4x16xf32>, tensor<4x16xf32>
 }
 

@@ -22,6 +22,9 @@ def __getattr__(name):
     if name == "CompileError":
         from ember.isolation import CompileError
         return CompileError
+    if name == "quant":         # ember.quant.Int8(), ember.quant.WeightOnly()
+        import importlib
+        return importlib.import_module("ember.quant")
     if name == "load":
         from ember.runtime import load
         return load

@@ -41,7 +41,8 @@ class CompileOptions:
     #: Merge GEMMs that share an input (Q/K/V) into one; false keeps the original weights
     #: (no concatenated copies), trading that speed-up for memory.
     merge_parallel_linears: bool = True
-    #: Quantization (an `ember.quant.Int8`), or None for the model's own floating point.
+    #: Quantization (an `ember.quant.Int8` or `ember.quant.WeightOnly`), or None for the
+    #: model's own floating point.
     quantize: Any = None
     #: Implicit precision: "bf16" or "fp16" stores the weights of an fp32 model's Linear
     #: layers that `precision_filter` matches (kind "Linear" or module path, as Int8's filter;
@@ -77,10 +78,10 @@ def resolve_options(options: Optional[CompileOptions], overrides: Mapping[str, A
         raise TypeError(f"unknown compile option(s) {unknown}; CompileOptions has "
                         f"{sorted(known)}")
     resolved = dataclasses.replace(base, **overrides)
-    from ember.quant import Int8
-    if resolved.quantize is not None and not isinstance(resolved.quantize, Int8):
-        raise TypeError(f"quantize must be an ember.quant.Int8 (or None), got "
-                        f"{type(resolved.quantize).__name__}")
+    from ember.quant import Int8, WeightOnly
+    if resolved.quantize is not None and not isinstance(resolved.quantize, (Int8, WeightOnly)):
+        raise TypeError(f"quantize must be an ember.quant.Int8 or ember.quant.WeightOnly (or "
+                        f"None), got {type(resolved.quantize).__name__}")
     if resolved.precision not in (None, "bf16", "fp16"):
         raise ValueError(f"precision must be 'bf16', 'fp16' or None, got {resolved.precision!r}")
     return dataclasses.replace(resolved, target=get_target(resolved.target))

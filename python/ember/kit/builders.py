@@ -77,10 +77,13 @@ class GemmOperands:
     bias: Optional[ir.Value]
     residual: Optional[ir.Value]
     c: ir.Value
-    #: An int8 kernel's row scales, column scales and compensation (see GemmKernelSpec.int8).
+    #: An int8 kernel's row scales, column scales and compensation (see GemmKernelSpec.int8);
+    #: a low-bit kernel's group scales in `b_scale`.
     a_scale: Optional[ir.Value] = None
     b_scale: Optional[ir.Value] = None
     compensation: Optional[ir.Value] = None
+    #: A low-bit kernel's group offsets (its group scales are `b_scale`; GemmKernelSpec.weights).
+    b_offset: Optional[ir.Value] = None
 
     @classmethod
     def from_args(cls, spec, args) -> "GemmOperands":
@@ -88,7 +91,7 @@ class GemmOperands:
         named = dict(zip(spec.arg_names(), args))
         return cls(named["lhs"], named["rhs"], named.get("bias"), named.get("residual"),
                    named["out"], named.get("lhs_scale"), named.get("rhs_scale"),
-                   named.get("rhs_compensation"))
+                   named.get("rhs_compensation"), named.get("rhs_offset"))
 
 
 class Ix:

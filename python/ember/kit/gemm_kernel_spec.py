@@ -68,14 +68,28 @@ class GemmKernelSpec(GemmSpec):
     #: *words* of 2 consecutive k, A is bf16 [M, 2K] read a pair at a time, B i32 panels
     #: [ceil(N/NR), K, NR] of words (AMX-BF16's tdpbf16ps multiplies them).
     pairs: bool = omitted_at_default(False)
-    #: B's element type when only B is 16-bit ("f16", "bf16": an f32 GEMM on a 16-bit weight,
-    #: ember-implicit-precision); "" B as A.
+    #: B's element type when only B differs from A: "f16", "bf16" (an f32 GEMM on a 16-bit
+    #: weight, ember-implicit-precision), "i8" or "i4" (low-bit codes, weight-only
+    #: quantization: B is i8 panels [ceil(N/NR), K, NR], for i4 [.., K/2, ..] bytes of two
+    #: nibbles, the even k low; after B come the group scales and, with `offsets`, the group
+    #: offsets, f32 [ceil(N/NR), ceil(K/group), NR]); "" B as A.
     weights: str = omitted_at_default("")
+    #: Low-bit B: the rows of K sharing one scale (and offset).
+    group: int = omitted_at_default(0)
+    #: Low-bit B: whether the codes have group offsets (w = q * scale + offset).
+    offsets: bool = omitted_at_default(False)
+
+    @property
+    def low_bit(self) -> bool:
+        """Whether B holds low-bit codes with group scales."""
+        return self.weights in ("i8", "i4")
 
     def arg_names(self) -> List[str]:
         names = super().arg_names()
         if self.int8:
             names[2:2] = ["lhs_scale", "rhs_scale", "rhs_compensation"]
+        if self.low_bit:
+            names[2:2] = ["rhs_scale"] + ["rhs_offset"] * self.offsets
         return names
 
     @property
@@ -115,10 +129,16 @@ class GemmKernelSpec(GemmSpec):
             operand = ir.IntegerType.get_signless(32)
             if self.patches is None:
                 lhs = [m, 2 * self.k]
-        types = [ir.MemRefType.get(lead + lhs, ir.IntegerType.get_signless(8) if self.int8
+        i8 = ir.IntegerType.get_signless(8)
+        if self.low_bit:
+            rhs = packed_shape(self.k // 2 if self.weights == "i4" else self.k, self.n, self.nr)
+        types = [ir.MemRefType.get(lead + lhs, i8 if self.int8
                                    else element if self.pairs else operand),
-                 ir.MemRefType.get(rhs, ir.Type.parse(self.weights) if self.weights
-                                   else operand)]
+                 ir.MemRefType.get(rhs, i8 if self.low_bit else
+                                   ir.Type.parse(self.weights) if self.weights else operand)]
+        if self.low_bit:
+            groups = packed_shape(-(-self.k // self.group), self.n, self.nr)
+            types += [ir.MemRefType.get(groups, element)] * (1 + self.offsets)
         if self.int8:
             types += [ir.MemRefType.get([m], element), ir.MemRefType.get([self.n], element),
                       ir.MemRefType.get([self.n], operand)]

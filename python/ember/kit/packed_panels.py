@@ -42,3 +42,11 @@ def bf16_pairs(w: np.ndarray) -> np.ndarray:
     tdpbf16ps, vdpbf16ps) multiplies."""
     bits = np.ascontiguousarray(w).view(np.uint16).astype(np.uint32)
     return (bits[0::2] | (bits[1::2] << 16)).view(np.int32)
+
+
+def nibble_pairs(codes: np.ndarray) -> np.ndarray:
+    """4-bit codes one per byte [K, N] (K even, values 0..15) -> bytes [K/2, N]: byte (j, n)
+    holds codes[2j, n] in its low nibble and codes[2j + 1, n] in its high one, the unit of k
+    the low-bit GEMM kernel reads (one byte vector, two k)."""
+    u = np.ascontiguousarray(codes).view(np.uint8)
+    return ((u[0::2] & 0xF) | ((u[1::2] & 0xF) << 4)).astype(np.uint8).view(np.int8)

@@ -56,6 +56,8 @@ def lower_gemm(gemm: Gemm):
     if gemm.rhs_panel is not None:
         return lower_packed_gemm(gemm)
     lhs, rhs = gemm.lhs, gemm.rhs
+    if gemm.low_bit:            # a target without a low-bit kernel: the f32 weight, computed
+        rhs = _dequantized(gemm)    # from the codes at run time
     if gemm.lhs_patches is not None:
         lhs = materialize_patches(lhs, gemm.lhs_patches)
     out_type = gemm.result.type
@@ -104,11 +106,15 @@ def lower_packed_gemm(gemm: Gemm):
     patches = None if geometry is None else tuple(tensor_shape(lhs)[1:]) + tuple(geometry)
     pairs = bool(gemm.rhs_pairs)
     weights = element_type(packed)
+    low_bit = dict(weights=f"i{gemm.rhs_bits}", group=gemm.rhs_group,
+                   offsets=gemm.rhs_offset is not None) if gemm.low_bit else \
+        dict(weights="" if pairs or weights == element_type(lhs) else str(weights))
     spec = GemmKernelSpec(m=m, n=n, k=k // 2 if pairs else k, nr=gemm.rhs_panel,
                           activation=gemm.activation, bias=bias is not None,
                           residual=residual is not None, patches=patches, pairs=pairs,
-                          weights="" if pairs or weights == element_type(lhs) else str(weights))
-    operands = [v for v in (lhs, packed, bias, residual) if v is not None]
+                          **low_bit)
+    operands = [v for v in (lhs, packed, gemm.rhs_scale, gemm.rhs_offset, bias, residual)
+                if v is not None]
     callee = gemm_kernel_function(gemm.operation, spec, [v.type for v in operands] + [out2_type],
                                   out2_type)
     result = func.call([out2_type], callee, operands + [row_matrix_init(out2_type, lhs, logical)])
@@ -176,10 +182,68 @@ def gemm_kernel_function(op, spec, arg_types, result_type, reference=None) -> st
                            lambda args: [reference(spec, *args)])
 
 
+def _dequantized(gemm: Gemm):
+    """The f32 [K, N] weight that a low-bit GEMM's unpacked codes stand for: q * scale +
+    offset of its group (ember.quant.low_bit)."""
+    k, n = tensor_shape(gemm.rhs)
+    f32 = ir.F32Type.get()
+    d = [ir.AffineDimExpr.get(i) for i in range(2)]
+    group_map = ir.AffineMap.get(2, 0, [ir.AffineExpr.get_floor_div(
+        d[0], ir.AffineConstantExpr.get(gemm.rhs_group)), d[1]])
+    inputs = [v for v in (gemm.rhs, gemm.rhs_scale, gemm.rhs_offset) if v is not None]
+    init = tensor.empty([k, n], f32)
+
+    def body(code, scale, *rest):
+        offset = rest[0] if len(rest) == 2 else None
+        return _dequantize_code(code, gemm.rhs_bits, scale, offset)
+    return generic(inputs, init, [identity_map(2)] + [group_map] * (len(inputs) - 1) +
+                   [identity_map(2)], [PARALLEL, PARALLEL], body)
+
+
+def _dequantize_code(code, bits: int, scale, offset):
+    """One i8 code (a 4-bit one already in the low nibble) as f32: q * scale + offset."""
+    q = arith.sitofp(scale.type, code) if bits == 8 else \
+        arith.uitofp(scale.type, arith.andi(code, arith.constant(code.type, 0xF)))
+    w = arith.mulf(q, scale)
+    return w if offset is None else arith.addf(w, offset)
+
+
+def _low_bit_product(spec, lhs, codes, scale, offset, acc):
+    """The contraction of a low-bit kernel over (m, n, k): codes, scales and offsets read
+    through the panel layout (a 4-bit code from the nibble k % 2 of byte k / 2), each weight
+    dequantized (`_dequantize_code`), summed in f32."""
+    d = [ir.AffineDimExpr.get(i) for i in range(3)]
+    nr = ir.AffineConstantExpr.get(spec.nr)
+    pairs = spec.weights == "i4"
+
+    def panel_map(row):
+        return ir.AffineMap.get(3, 0, [ir.AffineExpr.get_floor_div(d[1], nr), row,
+                                       ir.AffineExpr.get_mod(d[1], nr)])
+    rows = ir.AffineExpr.get_floor_div(d[2], ir.AffineConstantExpr.get(2)) if pairs else d[2]
+    group = ir.AffineExpr.get_floor_div(d[2], ir.AffineConstantExpr.get(spec.group))
+    inputs = [v for v in (lhs, codes, scale, offset) if v is not None]
+
+    def body(x, code, s, *rest):
+        *o, c = rest
+        if pairs:
+            odd = arith.remui(linalg.IndexOp(2).result, arith.constant(ir.IndexType.get(), 2))
+            shift = arith.index_cast(code.type, arith.muli(
+                odd, arith.constant(ir.IndexType.get(), 4)))
+            code = arith.shrui(code, shift)
+        w = _dequantize_code(code, 4 if pairs else 8, s, o[0] if o else None)
+        return arith.addf(c, arith.mulf(x, w))
+    return generic(inputs, acc, [identity_map(3, [0, 2]), panel_map(rows)] +
+                   [panel_map(group)] * (len(inputs) - 2) + [identity_map(3, [0, 1])],
+                   [PARALLEL, PARALLEL, REDUCTION], body)
+
+
 def _reference_gemm(spec, lhs, rhs, *rest):
     """The kernel's linalg body: fill, the contraction (B read through the panel layout when
     packed, A through the patch map for patches; a leading batch dim when batched), epilogue.
-    A 16-bit kernel sums in f32 and rounds once, in the epilogue."""
+    A 16-bit kernel sums in f32 and rounds once, in the epilogue; a low-bit one dequantizes
+    each weight as it reads it."""
+    if spec.low_bit:
+        group_operands, rest = rest[:1 + spec.offsets], rest[1 + spec.offsets:]
     *epilogue_operands, init = rest
     lead = 1 if spec.batch else 0                   # iteration space ([b,] m, n, k)
     rank = lead + 3
@@ -188,7 +252,10 @@ def _reference_gemm(spec, lhs, rhs, *rest):
         empty_like(wide_type, [(init, i) for i in range(rank - 1)])
     wide = element_type(acc)
     acc = linalg.fill(arith.constant(wide, 0.0), outs=[acc])
-    if spec.pairs:
+    if spec.low_bit:
+        product = _low_bit_product(spec, lhs, rhs, *group_operands,
+                                   *([None] * (not spec.offsets)), acc)
+    elif spec.pairs:
         product = _pairs_product(spec, lhs, rhs, acc)
     else:
         b = list(range(lead))

@@ -12,6 +12,13 @@ integer dot-product instructions (see ember.quant.schemes and ember-quantize).
 (PyTorch's PT2E flow, see ember.frontend.static_quantization): the int8 ops then pass int8
 activations between them. A model the user quantized with PT2E themselves compiles as it is.
 `ember.quant.report(model, compiled, inputs)` shows which layers lose the most (SQNR).
+
+    compiled = ember.compile(model, inputs, quantize=ember.quant.WeightOnly(bits=4, group_size=64))
+
+`WeightOnly` stores the chosen Linear layers' weights as int8 or int4 codes with a scale (and
+offset) per group of `group_size` input features (ember.quant.low_bit); activations stay in
+floating point and the GEMM kernels dequantize each weight vector in registers, so a
+memory-bound decode step reads 4x (int8) or 8x (int4) fewer weight bytes.
 """
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-__all__ = ["Int8", "selects", "report", "QuantizationReport"]
+__all__ = ["Int8", "WeightOnly", "selects", "report", "QuantizationReport"]
 
 #: What `Int8` quantizes in each mode; `filter`/`exclude` match these kinds or module paths.
 #: "Embedding" covers nn.Embedding and nn.EmbeddingBag tables (int8 rows, one scale each);
@@ -95,26 +102,78 @@ class Int8:
         if not 50.0 < self.percentile <= 100.0:
             raise ValueError(f"ember.quant.Int8: percentile must lie in (50, 100], got "
                              f"{self.percentile}")
-        for what in ("filter", "exclude"):
-            pattern = getattr(self, what)
-            try:
-                re.compile(pattern)
-            except re.error as e:
-                raise ValueError(f"ember.quant.Int8: {what} {pattern!r} is not a regular "
-                                 f"expression: {e}") from None
-            # The pattern travels as a pass option in a textual pipeline (and the ember-opt
-            # command that reproduces a failure), where whitespace ends it and braces nest.
-            if re.search(r"\s", pattern) or pattern.count("{") != pattern.count("}"):
-                raise ValueError(f"ember.quant.Int8: {what} {pattern!r} may not contain "
-                                 f"whitespace or unbalanced braces; write \\s for a space")
+        _check_patterns("Int8", self.filter, self.exclude)
 
     def selects(self, kind: str, module_path: str) -> bool:
+        """Whether the op of `kind` at `module_path` is quantized."""
         return kind in QUANTIZABLE_KINDS[self.mode] and \
             selects(self.filter, self.exclude, kind, module_path)
 
     def pass_options(self) -> dict:
         """The options of the ember-quantize pass that carry out dynamic mode."""
         return {"mode": self.mode, "filter": self.filter, "exclude": self.exclude}
+
+
+def _check_patterns(who: str, filter: str, exclude: str) -> None:
+    """Raises ValueError unless filter and exclude are each a regular expression that can
+    travel as a pass option in a textual pipeline (and the ember-opt command that reproduces a
+    failure), where whitespace ends it and braces nest."""
+    for what, pattern in (("filter", filter), ("exclude", exclude)):
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"ember.quant.{who}: {what} {pattern!r} is not a regular "
+                             f"expression: {e}") from None
+        if re.search(r"\s", pattern) or pattern.count("{") != pattern.count("}"):
+            raise ValueError(f"ember.quant.{who}: {what} {pattern!r} may not contain "
+                             f"whitespace or unbalanced braces; write \\s for a space")
+
+
+@dataclass(frozen=True)
+class WeightOnly:
+    """Weight-only quantization of Linear layers (LLM decode: GPTQ/AWQ/llama.cpp style).
+
+    bits:       8 or 4: the codes' width (ember.quant.low_bit).
+    group_size: input features per scale: each output column gets one scale (and offset) per
+                `group_size` consecutive rows of K (32, 64, 128: smaller groups, more accurate
+                and larger). A layer with K below it gets one group.
+    symmetric:  codes centred on 0 (int8: [-127, 127]; int4: [-7, 7] + 8); False: each group
+                spans [min, max] with a zero point (better int4 accuracy). Default: int8
+                symmetric, int4 asymmetric.
+    filter:     a regular expression over the kind ("Linear") and the module path, as
+                Int8's; exclude: the layers that keep f32 weights (an LM head, say).
+
+    Activations, sums, the epilogue and everything outside the chosen GEMMs stay in floating
+    point: the kernel widens each weight vector and applies its group's scale in registers.
+    """
+    bits: int = 4
+    group_size: int = 128
+    symmetric: Optional[bool] = None
+    filter: str = ".*"
+    exclude: str = ""
+
+    def __post_init__(self):
+        if self.bits not in (4, 8):
+            raise ValueError(f"ember.quant.WeightOnly: bits must be 8 or 4, got {self.bits}")
+        if not isinstance(self.group_size, int) or self.group_size < 2 or \
+                self.group_size % 2:
+            raise ValueError(f"ember.quant.WeightOnly: group_size must be an even integer >= 2 "
+                             f"(32, 64, 128), got {self.group_size!r}")
+        if self.symmetric is None:
+            object.__setattr__(self, "symmetric", self.bits == 8)
+        _check_patterns("WeightOnly", self.filter, self.exclude)
+
+    #: What weight-only mode quantizes (Int8's `mode` for the shared report and checks).
+    mode = "weight-only"
+
+    def selects(self, kind: str, module_path: str) -> bool:
+        """Whether the op of `kind` at `module_path` gets low-bit weights."""
+        return kind == "Linear" and selects(self.filter, self.exclude, kind, module_path)
+
+    def pass_options(self) -> dict:
+        """The options of the ember-quantize pass that carry it out."""
+        return {"mode": self.mode, "bits": self.bits, "group_size": self.group_size,
+                "symmetric": self.symmetric, "filter": self.filter, "exclude": self.exclude}
 
 
 from ember.quant.report import QuantizationReport, report  # noqa: E402  (needs Int8 above)

@@ -8,18 +8,20 @@ when it alone is quantized: the fp32 model runs once, each quantized Linear/Conv
 input is captured, and the layer is recomputed on that input the way ember computes it
 (dynamic mode: ember.quant.schemes' reference, bit for bit the kernels' products, with the
 compiled target's activation encoding; static mode: the calibrated input scale and the int8
-weights the compiled model uses; tables: the int8 rows, either mode). Layers come worst first: the ones to try in `exclude=`. Then the
+weights the compiled model uses; tables: the int8 rows, either mode; weight-only: the low-bit
+weight's dequantized values). Layers come worst first: the ones to try in `exclude=`. Then the
 end-to-end error of the compiled model against the fp32 one on the same inputs.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List
+from typing import Dict, List, Union
 
 import numpy as np
 
-from ember.quant import Int8
+from ember.quant import Int8, WeightOnly
+from ember.quant.low_bit import dequantize, quantize_groups
 from ember.quant.schemes import encoding, quantize_table, quantize_weight, reference_qgemm
 
 
@@ -28,7 +30,7 @@ class QuantizationRecord:
     """What a compiled model's quantization was: the settings, the target's activation
     encoding (dynamic mode) and, in static mode, each layer's parameters by module path
     (ember.frontend.static_quantization.layer_parameters)."""
-    scheme: Int8
+    scheme: Union[Int8, WeightOnly]
     encoding: str
     static_layers: Dict[str, dict] = field(default_factory=dict)
 
@@ -70,6 +72,18 @@ def _dynamic_linear(module, x, enc: str):
     q, scale = quantize_weight(w)
     rows = x.reshape(-1, w.shape[0]).numpy()
     y = reference_qgemm(rows, q, scale, encoding(enc))
+    if module.bias is not None:
+        y = y + module.bias.detach().numpy()
+    return y.reshape(*x.shape[:-1], w.shape[1])
+
+
+def _weight_only_linear(module, x, scheme):
+    """A Linear's output with its weight as ember-quantize's weight-only mode stores it."""
+    w = module.weight.detach().numpy().T
+    group = min(scheme.group_size, w.shape[0])
+    codes, scales, offsets = quantize_groups(w, scheme.bits, group, scheme.symmetric)
+    y = x.reshape(-1, w.shape[0]).numpy() @ dequantize(codes, scales, offsets, scheme.bits,
+                                                        group)
     if module.bias is not None:
         y = y + module.bias.detach().numpy()
     return y.reshape(*x.shape[:-1], w.shape[1])
@@ -143,6 +157,8 @@ def report(model, compiled, inputs) -> QuantizationReport:
             elif record.scheme.mode == "static":
                 reference, quantized = _static_layer(module, args[0],
                                                      record.static_layers[path])
+            elif record.scheme.mode == "weight-only":
+                quantized = _weight_only_linear(module, args[0], record.scheme)
             else:
                 quantized = _dynamic_linear(module, args[0], record.encoding)
             layers.append(LayerError(path, kind, sqnr_db(reference, quantized)))

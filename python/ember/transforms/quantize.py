@@ -20,6 +20,14 @@ An `ember.attention` (kind "Attention"; it has no module path) is marked `int8`,
 its two products then run on the int8 kernel with q and the probabilities quantized per row,
 k per key and v per channel at run time (lowering/qattention_to_linalg.py).
 
+Mode "weight-only" (ember.quant.WeightOnly) quantizes only the chosen Linear GEMMs, and only
+their weights: `rhs_bits`-bit codes with a scale (and offset) per `group_size` rows of K and
+column (ember.quant.low_bit.quantize_groups), the lhs, the sums and the epilogue staying f32;
+the GEMM remains an `ember.gemm` whose rhs is the codes (`rhs_scale`, `rhs_offset`,
+`rhs_bits`, `rhs_group`). A layer with K below the group size gets one group; a 4-bit layer
+with an odd K stays f32 (its kernel reads codes in pairs of k). Tables and attention are left
+alone.
+
 Left alone: batched or non-weight rhs other than attention's products, f16/bf16/f64 GEMMs, implicit
 im2col GEMMs (convolutions), an rhs already packed, mutable weights. In static mode the GEMMs
 are left to the model's own quantize/dequantize ops (ember-fold-quantized-ops).
@@ -36,6 +44,7 @@ from ember.dialect.ops import Attention, Embedding, Gemm, QGemm, Weight
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.quant import selects
+from ember.quant.low_bit import groups_of, quantize_groups
 from ember.quant.schemes import quantize_table, quantize_weight
 
 #: A parameter's name ("fc.weight"), then what ember's passes appended when deriving from it
@@ -98,6 +107,49 @@ class _QuantizePattern:
 
 
 @dataclass
+class _LowBitWeightPattern:
+    ctx: PassContext
+    chosen: "Quantize"
+
+    def __call__(self, op, rewriter) -> bool:
+        gemm = Gemm(op)
+        weight = linear_weight(gemm)
+        if weight is None or \
+                not isinstance(ir.RankedTensorType(gemm.lhs.type).element_type, ir.F32Type) or \
+                not self.chosen.selects("Linear", weight.name):
+            return NOT_APPLIED
+        k, n = ir.RankedTensorType(gemm.rhs.type).shape
+        bits, symmetric = self.chosen.bits, self.chosen.symmetric
+        if k == 0 or (bits == 4 and k % 2):
+            return NOT_APPLIED
+        group = min(self.chosen.group_size, k)
+        tag = f"w{bits}{'s' if symmetric else 'a'}g{group}"
+        quantized = {}          # codes, scales and offsets come from one quantization
+
+        def part(i):
+            def derive(w):
+                if not quantized:
+                    quantized["parts"] = quantize_groups(w, bits, group, symmetric)
+                return quantized["parts"][i]
+            return derive
+        names = [self.ctx.weights.derive(f"{weight.name}.{tag}{suffix}", part(i), [weight.name],
+                                         key=(tag, suffix, weight.name))
+                 for i, suffix in enumerate(("", "_scale", "_offset"))
+                 if i < 2 or not (symmetric and bits == 8)]
+        groups = [groups_of(k, group), n]
+        f32 = ir.F32Type.get()
+        with rewriter.ip, op.location:
+            codes = Weight.build(ir.RankedTensorType.get([k, n], ir.IntegerType.get_signless(8)),
+                                 name=names[0])
+            scale, *offset = [Weight.build(ir.RankedTensorType.get(groups, f32), name=name)
+                              for name in names[1:]]
+            rewriter.replace_op(op, [gemm.rebuild(
+                gemm.result.type, rhs=codes, rhs_scale=scale,
+                rhs_offset=offset[0] if offset else None, rhs_bits=bits, rhs_group=group)])
+        return APPLIED
+
+
+@dataclass
 class _QuantizeTablePattern:
     ctx: PassContext
     chosen: "Quantize"
@@ -135,13 +187,21 @@ class _QuantizeAttentionPattern:
 @register
 @dataclass
 class Quantize(EmberPass):
-    """Replaces GEMMs on f32 weights (dynamic mode) and embedding tables (both modes), chosen
-    by filter/exclude, with int8 GEMMs (ember.qgemm) and int8 tables, and marks attention's
-    products int8 (both modes)."""
+    """Replaces GEMMs on f32 weights (dynamic mode) and embedding tables (dynamic and static
+    modes), chosen by filter/exclude, with int8 GEMMs (ember.qgemm) and int8 tables, and marks
+    attention's products int8; or gives the chosen GEMMs low-bit weights (weight-only mode)."""
     name = "ember-quantize"
     #: "dynamic": GEMM activations quantized per row at run time; "static": the model's own
-    #: quantize/dequantize ops carry its GEMMs (PT2E), this pass quantizes only the tables.
+    #: quantize/dequantize ops carry its GEMMs (PT2E), this pass quantizes only the tables;
+    #: "weight-only": Linear weights as int8/int4 codes with group scales, nothing else.
     mode: str = "dynamic"
+    #: weight-only: the codes' width, 8 or 4.
+    bits: int = 4
+    #: weight-only: rows of K per scale (even).
+    group_size: int = 128
+    #: weight-only: codes centred on 0 without an offset (int8), or zero point 8 (int4);
+    #: false: each group's [min, max] with its zero point.
+    symmetric: bool = False
     #: Regular expression over op kinds ("Linear") and module paths: what to quantize.
     filter: str = ".*"
     #: Regular expression over the same names: what to keep in floating point.
@@ -151,11 +211,19 @@ class Quantize(EmberPass):
         return selects(self.filter, self.exclude, kind, module_path(weight_name))
 
     def run(self, module, ctx: PassContext) -> None:
-        if self.mode not in ("dynamic", "static"):
-            raise ValueError(f"ember-quantize: mode must be 'dynamic' or 'static', got "
-                             f"{self.mode!r}")
+        if self.mode not in ("dynamic", "static", "weight-only"):
+            raise ValueError(f"ember-quantize: mode must be 'dynamic', 'static' or "
+                             f"'weight-only', got {self.mode!r}")
+        if self.mode == "weight-only" and (self.bits not in (4, 8) or self.group_size < 2 or
+                                           self.group_size % 2):
+            raise ValueError(f"ember-quantize: weight-only mode takes bits 8 or 4 and an even "
+                             f"group-size >= 2, got bits={self.bits} "
+                             f"group-size={self.group_size}")
         for what in (self.filter, self.exclude):
             re.compile(what)
+        if self.mode == "weight-only":
+            apply_patterns(module, {Gemm.op_name: [_LowBitWeightPattern(ctx, self)]})
+            return
         patterns = {Embedding.op_name: [_QuantizeTablePattern(ctx, self)],
                     Attention.op_name: [_QuantizeAttentionPattern(self)]}
         if self.mode == "dynamic":

@@ -49,8 +49,9 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
                                    vectors))
     kc = spec.k if spec.int8 else given("kc")
     # K blocks of a patch lhs hold whole filter taps (C channels each): the kernel walks a
-    # block tap by tap, reading C contiguous channels of one input pixel per tap.
-    unit = 1 if spec.patches is None else spec.tap_k
+    # block tap by tap, reading C contiguous channels of one input pixel per tap. Those of
+    # low-bit codes hold whole groups (one scale vector per group and panel).
+    unit = spec.group if spec.low_bit else 1 if spec.patches is None else spec.tap_k
     if kc is None:
         kc_max = max(16, traits.l1d // (2 * spec.nr))
         units = spec.k // unit

@@ -302,15 +302,19 @@ class TaskEmitter:
                        lambda: [self._load(self.ops.c, [*self.prefix, rows_at[r], cols_at[v]],
                                            masks[v], wide=True)
                                 for r in range(rows) for v in range(nvec)])
+        group = None        # a low-bit kernel's (scales, offsets) vectors of the current group
+
         def steps(kk, accs, count, k_start, load_a, sets=1):
             """`count` k steps from k_start + kk; step u accumulates into set u % sets."""
             accs = list(accs)
             size = rows * nvec
+            high = {}           # 4-bit codes: the odd k's nibbles of the byte read at k - 1
             for u in range(count):
                 ku = arith.addi(kk, index(u)) if u else kk
                 k = arith.addi(k_start, ku)
                 base = (u % sets) * size
-                b = [self._load_b(p, k, v, cols_at, masks) for v in range(nvec)]
+                b = [self._load_b(p, k, v, cols_at, masks) if group is None else
+                     self._load_low_bit(p, k, u, v, group, high) for v in range(nvec)]
                 for r in range(rows):
                     a = vector.broadcast(self.a_vtype, widen(load_a(r, ku)))
                     for v in range(nvec):
@@ -323,15 +327,42 @@ class TaskEmitter:
         # loop several sets (k steps alternate between them) and add them up after it.
         sets = max(1, min(u, -(-s.chains // (rows * nvec))))
 
+        # 4-bit codes come two k per byte: steps go in pairs (u even; spans are even).
+        pair = 2 if self.spec.weights == "i4" else 1
+
         def accumulate(k_start, span, load_a, *accs):
-            """A run of k contiguous in A: unrolled steps, then the remainder one by one."""
+            """A run of k contiguous in A: unrolled steps, then the remainder one by one (a pair
+            at a time for 4-bit codes)."""
             k_main = arith.muli(arith.divui(span, index(u)), index(u))
             accs = for_(index(0), k_main, index(u), accs,
                         lambda kk, *a: steps(kk, a, u, k_start, load_a, sets))
-            if u > 1:
-                accs = for_(k_main, span, index(1), accs,
-                            lambda kk, *a: steps(kk, a, 1, k_start, load_a))
+            if u > pair:
+                accs = for_(k_main, span, index(pair), accs,
+                            lambda kk, *a: steps(kk, a, pair, k_start, load_a))
             return accs
+
+        if self.spec.low_bit:
+            plain = accumulate
+
+            def accumulate(k_start, span, load_a, *accs):
+                """Group by group (the K block holds whole groups): the group's scale (and
+                offset) vectors, then its k steps."""
+                g_size = self.spec.group
+
+                def one_group(g, *accs):
+                    nonlocal group
+                    g0 = arith.muli(g, index(g_size))
+                    g1 = arith.minsi(arith.addi(g0, index(g_size)), arith.addi(k_start, span))
+                    at = [[p, g, index(v * s.lanes)] for v in range(nvec)]
+                    group = ([self._load_panel(self.ops.b_scale, i) for i in at],
+                             [self._load_panel(self.ops.b_offset, i) for i in at]
+                             if self.ops.b_offset is not None else None)
+                    skip = arith.subi(g0, k_start)
+                    return plain(g0, arith.subi(g1, g0),
+                                 lambda r, kk: load_a(r, arith.addi(kk, skip)), *accs)
+                first = arith.divui(k_start, index(g_size))
+                last = arith.ceildivui(arith.addi(k_start, span), index(g_size))
+                return for_(first, last, index(1), accs, one_group)
 
         accs = init + zero * (sets - 1)
         if blk.packed is not None:
@@ -433,6 +464,37 @@ class TaskEmitter:
                                        ir.MemRefType(self.ops.b.type).element_type)
             return widen(vector.load(stored, self.ops.b, [p, k, index(v * self.s.lanes)]))
         return self._load(self.ops.b, [*self.prefix, k, cols_at[v]], masks[v], wide=True)
+
+    def _load_panel(self, base, indices):
+        """A vector of f32 lanes of a panel-laid-out memref (zero-padded: never masked)."""
+        return vector.load(ir.VectorType.get([self.s.lanes], ir.F32Type.get()), base, indices)
+
+    def _load_low_bit(self, p, k, u: int, v: int, group, high: dict):
+        """Vector v of row k of panel p of low-bit codes, dequantized in registers with the
+        group's scales and offsets (`group`): q * scale + offset. 8-bit codes: one byte
+        vector, sign-extended. 4-bit codes: step u even reads the byte vector of rows k, k + 1
+        and keeps the high nibbles in `high` for step u + 1."""
+        lanes = self.s.lanes
+        scales, offsets = group
+        i32 = ir.VectorType.get([lanes], ir.IntegerType.get_signless(32))
+        f32 = ir.VectorType.get([lanes], ir.F32Type.get())
+        bytes_type = ir.VectorType.get([lanes], ir.IntegerType.get_signless(8))
+        if self.spec.weights == "i8":
+            q = arith.sitofp(f32, vector.load(bytes_type, self.ops.b,
+                                              [p, k, index(v * lanes)]))
+        elif u % 2:
+            q = high.pop(v)
+        else:
+            codes = arith.extui(i32, vector.load(bytes_type, self.ops.b,
+                                                 [p, arith.divui(k, index(2)),
+                                                  index(v * lanes)]))
+            # Both nibbles are below 16: a signed conversion is exact (and one instruction
+            # where the target has no unsigned one).
+            high[v] = arith.sitofp(f32, arith.shrui(codes, constant(4, i32)))
+            q = arith.sitofp(f32, arith.andi(codes, constant(15, i32)))
+        if offsets is None:
+            return arith.mulf(q, scales[v])
+        return vector.fma(q, scales[v], offsets[v])
 
     def _load_word(self, at, k):
         """Word k (bytes 4k .. 4k+3, as i32) of an int8 kernel's A row at leading indices `at`

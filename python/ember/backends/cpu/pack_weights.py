@@ -12,6 +12,10 @@ weight (K even) is packed as i32 words of two consecutive k (`bf16_pairs`, `rhs_
 layout both multiply. GEMMs with a non-weight rhs, a batched rhs, another element type, or
 an rhs already packed are left alone.
 
+A GEMM on low-bit codes (weight-only quantization) gets its codes in the same panels (4-bit
+codes two per byte, `nibble_pairs`) and its group scales and offsets in panels of NR columns
+too, [ceil(N/NR), groups, NR], so that a panel's scales for one group are one vector load.
+
 An int8 `ember.qgemm` gets the same panels of i32 words, 4 consecutive k per word
 (`int8_words`), its activation encoding (the one the target's integer dot product reads, see
 ember.backends.cpu.int8_dot; for static codes, one reading all 8 bits) and the compensation
@@ -29,7 +33,8 @@ from ember.backends.cpu.microkernel import CpuTraits
 from ember.backends.cpu.bf16_dot import takes_bf16_pairs
 from ember.backends.cpu.int8_dot import full_range_encoding, int8_dot_for
 from ember.dialect.ops import Attention, Gemm, QGemm, Weight
-from ember.kit.packed_panels import bf16_pairs, int8_words, pack_panels, packed_shape
+from ember.kit.packed_panels import bf16_pairs, int8_words, nibble_pairs, pack_panels, \
+    packed_shape
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.dialect.ops.quantization import unsigned_codes
@@ -83,6 +88,44 @@ class _PackPattern:
             all(isinstance(ir.RankedTensorType(v.type).element_type, ir.BF16Type)
                 for v in (gemm.lhs, gemm.rhs)) and \
             (gemm.lhs_patches is None or lhs.shape[-1] % 2 == 0)
+
+
+@dataclass
+class _PackLowBitPattern:
+    """A GEMM on low-bit codes (weight-only quantization): codes, scales and offsets into
+    NR-column panels, 4-bit codes two per byte (`nibble_pairs`)."""
+    ctx: PassContext
+    panel: int
+
+    def __call__(self, op, rewriter) -> bool:
+        gemm = Gemm(op)
+        if not gemm.low_bit or gemm.rhs_panel is not None:
+            return NOT_APPLIED
+        parts = [Weight.defining(v) for v in (gemm.rhs, gemm.rhs_scale, gemm.rhs_offset)
+                 if v is not None]
+        if any(p is None for p in parts):
+            return NOT_APPLIED
+        k, n = ir.RankedTensorType(gemm.rhs.type).shape
+        nr, groups = self.panel, ir.RankedTensorType(gemm.rhs_scale.type).shape[0]
+        codes_rows = k // 2 if gemm.rhs_bits == 4 else k
+        lay_out = (lambda q: pack_panels(nibble_pairs(q), nr)) if gemm.rhs_bits == 4 else \
+            (lambda q: pack_panels(q, nr))
+        names = [self.ctx.weights.derive(f"{parts[0].name}.packed{nr}", lay_out,
+                                         [parts[0].name])]
+        names += [self.ctx.weights.derive(f"{p.name}.packed{nr}",
+                                          lambda s: pack_panels(s, nr), [p.name])
+                  for p in parts[1:]]
+        f32 = ir.F32Type.get()
+        with rewriter.ip, op.location:
+            codes = Weight.build(ir.RankedTensorType.get(packed_shape(codes_rows, n, nr),
+                                                         ir.IntegerType.get_signless(8)),
+                                 name=names[0])
+            scale, *offset = [Weight.build(ir.RankedTensorType.get(
+                packed_shape(groups, n, nr), f32), name=name) for name in names[1:]]
+            rewriter.replace_op(op, [gemm.rebuild(
+                gemm.result.type, rhs=codes, rhs_scale=scale,
+                rhs_offset=offset[0] if offset else None, rhs_panel=nr)])
+        return APPLIED
 
 
 @dataclass
@@ -153,6 +196,7 @@ class PackWeights(EmberPass):
         nr = self.panel or default_panel(CpuTraits.from_target(target))
         if nr <= 0:
             raise ValueError(f"ember-pack-weights: panel must be positive, got {nr}")
-        apply_patterns(module, {Gemm.op_name: [_PackPattern(ctx, nr, target)],
+        apply_patterns(module, {Gemm.op_name: [_PackPattern(ctx, nr, target),
+                                               _PackLowBitPattern(ctx, nr)],
                                 QGemm.op_name: [_PackInt8Pattern(ctx, nr, target)],
                                 Attention.op_name: [_Int8AttentionPattern(nr, target)]})

@@ -75,8 +75,10 @@ def _kernel(module, spec: GpuGemmSpec, arg_types, result_type) -> str:
 def outline_gemm(module, op) -> None:
     gemm = Gemm(op)
     lhs, rhs, bias, residual = gemm.lhs, gemm.rhs, gemm.bias, gemm.residual
-    if ir.RankedTensorType(rhs.type).rank != 2:
-        return                                    # batched rhs: left to the generic lowering
+    if ir.RankedTensorType(rhs.type).rank != 2 or gemm.low_bit:
+        # batched rhs, or low-bit codes (the tiled kernels read float weights): left to the
+        # generic lowering, which computes the f32 weight from the codes first
+        return
     out_type = ir.RankedTensorType(gemm.result.type)
     k, n = ir.RankedTensorType(rhs.type).shape
     m = math.prod(ir.RankedTensorType(lhs.type).shape[:-1])

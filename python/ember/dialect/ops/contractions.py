@@ -18,7 +18,14 @@ class Gemm(EmberOp):
     lhs is [..., M, K]; rhs is [K, N] (shared by every batch) or [..., K, N] with lhs's batch
     dims; bias broadcasts along the last dim ([N]); residual has the result's shape. All share
     one float type, but an f32 GEMM's rhs may be f16 or bf16 (a 16-bit weight, widened as it is
-    read: ember-implicit-precision)."""
+    read: ember-implicit-precision) or low-bit codes.
+
+    Low-bit weight (weight-only quantization, `rhs_scale` set; ember.quant.low_bit): rhs is i8
+    codes [K, N] of `rhs_bits` bits (8: signed; 4: unsigned nibbles, one per byte) standing for
+    `rhs[k, n] * rhs_scale[k / G, n] + rhs_offset[k / G, n]` with G = `rhs_group` (scale and
+    offset f32 [ceil(K/G), N]; no offset: 0). Packed (`rhs_panel = NR`): codes, scales and
+    offsets in NR-column panels, [ceil(N/NR), K, NR] (4 bits: [.., K/2, ..] bytes holding the
+    even k in the low nibble, K even) and [ceil(N/NR), ceil(K/G), NR]."""
     op_name = "ember.gemm"
     element_types = ElementTypes.ANY        # checked in verify (packed bf16 pairs are i32)
 
@@ -26,10 +33,15 @@ class Gemm(EmberOp):
     rhs = Operand()
     bias = Operand(optional=True)
     residual = Operand(optional=True)
+    rhs_scale = Operand(optional=True)
+    rhs_offset = Operand(optional=True)
     activation = OneOf(ACTIVATIONS, what="activation", default="none")
     rhs_panel = I64(optional=True, doc=(
         "NR, set by ember-pack-weights: rhs is [ceil(N/NR), K, NR], the [K, N] matrix in "
         "NR-column panels (rhs[k, n] at [n / NR, k, n % NR], zero-padded)"))
+    rhs_bits = I64(optional=True, doc="with rhs_scale: 8 or 4, the width of rhs's codes")
+    rhs_group = I64(optional=True, doc=(
+        "with rhs_scale: G, the rows of K sharing one scale and offset (even for 4 bits)"))
     rhs_pairs = Bool(optional=True, doc=(
         "with rhs_panel, set by ember-pack-weights for a bf16 dot-product kernel (AMX-BF16): "
         "rhs is i32 [ceil(N/NR), K/2, NR], each word two consecutive k of one column "
@@ -46,11 +58,19 @@ class Gemm(EmberOp):
         lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
         if lhs is None or rhs is None or res is None:
             return "operands and result must be ranked tensors"
-        # Every operand and the result share one float type, but packed bf16 pairs (i32) and
-        # the 16-bit weight of an f32 GEMM (ember-implicit-precision).
+        # Every operand and the result share one float type, but packed bf16 pairs (i32),
+        # the 16-bit weight of an f32 GEMM (ember-implicit-precision) and low-bit codes.
         sixteen_bit_rhs = _element(self.rhs) in ("f16", "bf16") and _element(self.lhs) == "f32"
+        if self.low_bit:
+            problem = self._low_bit_problem(lhs, rhs)
+            if problem:
+                return problem
+        elif self.rhs_offset is not None or self.rhs_bits is not None or \
+                self.rhs_group is not None:
+            return "rhs_offset, rhs_bits and rhs_group describe a low-bit rhs: they need " \
+                   "rhs_scale"
         shared = [v for v in list(self.operation.operands) + [self.result]
-                  if not ((self.rhs_pairs or sixteen_bit_rhs) and v == self.rhs)]
+                  if not ((self.rhs_pairs or sixteen_bit_rhs or self.low_bit) and v == self.rhs)]
         types = sorted({_element(v) for v in shared})
         if len(types) != 1:
             return f"operands and result must share one element type, got {types}"
@@ -100,7 +120,9 @@ class Gemm(EmberOp):
         n, k = res[-1], lhs[-1]
         if n is None or k is None:
             return "a panel-packed rhs needs static K and N"
-        if self.rhs_pairs:
+        if self.low_bit:
+            expected = [-(-n // nr), k // 2 if self.rhs_bits == 4 else k, nr]
+        elif self.rhs_pairs:
             channels = shape_of(self.lhs)[-1]       # patches: a pair may not span two taps
             if k % 2 or _element(self.lhs) != "bf16" or _element(self.rhs) != "i32" or \
                     (self.lhs_patches is not None and (channels is None or channels % 2)):
@@ -110,9 +132,44 @@ class Gemm(EmberOp):
         else:
             expected = [-(-n // nr), k, nr]
         if rhs != expected:
-            return f"panel-packed rhs must be [ceil(N/{nr}), K{'/2' if self.rhs_pairs else ''}, " \
+            half = self.rhs_pairs or (self.low_bit and self.rhs_bits == 4)
+            return f"panel-packed rhs must be [ceil(N/{nr}), K{'/2' if half else ''}, " \
                    f"{nr}] = {format_shape(expected)} for K={k}, N={n}, got {format_shape(rhs)}"
         return [k, n]
+
+    @property
+    def low_bit(self) -> bool:
+        """Whether rhs holds low-bit codes with group scales (weight-only quantization)."""
+        return self.rhs_scale is not None
+
+    def _low_bit_problem(self, lhs: Shape, rhs: Shape) -> Optional[str]:
+        """The broken rule of a low-bit rhs (codes, scales, offsets), or None."""
+        bits, group = self.rhs_bits, self.rhs_group
+        if bits not in (4, 8) or group is None or group < 1 or (bits == 4 and group % 2):
+            return f"a low-bit rhs needs rhs_bits 8 or 4 and a positive rhs_group (even for " \
+                   f"4 bits), got {bits} and {group}"
+        if _element(self.rhs) != "i8" or _element(self.lhs) != "f32" or \
+                self.lhs_patches is not None or self.rhs_pairs:
+            return f"a low-bit rhs is i8 codes multiplied by an f32 lhs of rows, got " \
+                   f"{_element(self.rhs)} and {_element(self.lhs)}"
+        if self.rhs_panel is None:
+            if len(rhs) != 2 or None in rhs:
+                return f"a low-bit rhs must be a static [K, N], got {format_shape(rhs)}"
+            k, n = rhs
+            expected = [-(-k // group), n]
+        else:
+            k, n = lhs[-1], shape_of(self.result)[-1]
+            if k is None or n is None:
+                return "a panel-packed rhs needs static K and N"
+            if bits == 4 and k % 2:
+                return f"a packed 4-bit rhs holds pairs of k: K must be even, got {k}"
+            expected = [-(-n // self.rhs_panel), -(-k // group), self.rhs_panel]
+        for name in ("rhs_scale", "rhs_offset"):
+            value = getattr(self, name)
+            if value is not None and (shape_of(value) != expected or _element(value) != "f32"):
+                return f"{name} must be f32 {format_shape(expected)} (one per group of " \
+                       f"{group} rows and column), got {value.type}"
+        return None
 
 
 class QGemm(EmberOp):
