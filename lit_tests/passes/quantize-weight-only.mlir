@@ -40,7 +40,8 @@
 // The micro-kernel: per group, the scale and offset vectors of the panel; per pair of k, one
 // byte vector: the low nibbles for k, the high ones for k + 1, each dequantized with one FMA.
 // KERNEL: func.func private @ember_gemm_{{[0-9]}}_task({{.*}}memref<?x40xf32>, %arg5: memref<1x20x16xi8>, %arg6: memref<1x5x16xf32>, %arg7: memref<1x5x16xf32>
-// KERNEL: scf.for
+// KERNEL: %[[SUMS:.*]] = memref.alloca() : memref<{{[0-9]+}}x5xf32>
+// KERNEL: memref.store %{{.*}}, %[[SUMS]]
 // KERNEL: %[[SCALE:.*]] = vector.load %arg6{{.*}} : memref<1x5x16xf32>, vector<16xf32>
 // KERNEL: %[[OFFSET:.*]] = vector.load %arg7{{.*}} : memref<1x5x16xf32>, vector<16xf32>
 // KERNEL: vector.load %arg5{{.*}} : memref<1x20x16xi8>, vector<16xi8>
@@ -50,6 +51,12 @@
 // KERNEL: %[[Q:.*]] = arith.sitofp %[[LOW]] : vector<16xi32> to vector<16xf32>
 // KERNEL: %[[W:.*]] = vector.fma %[[Q]], %[[SCALE]], %[[OFFSET]] : vector<16xf32>
 // KERNEL: vector.fma %{{.*}}, %[[W]], %{{.*}} : vector<16xf32>
+// Tiles of up to 4 rows (GEMV) sum the raw codes times A per group, then add the sum times the
+// group's scale and A's group sum (from SUMS, once per K block) times its offset.
+// KERNEL: %[[A_SUM:.*]] = memref.load %[[SUMS]]
+// KERNEL: %[[BROADCAST:.*]] = vector.broadcast %[[A_SUM]]
+// KERNEL: %[[SCALED:.*]] = vector.fma %{{.*}}, %{{.*}}, %{{.*}} : vector<16xf32>
+// KERNEL: vector.fma %[[BROADCAST]], %{{.*}}, %[[SCALED]]
 // AVX2 int8: 8-lane byte vectors sign-extended straight to f32, times the scale (no offset).
 // KERNEL8: func.func private @ember_gemm_{{[0-9]}}_task({{.*}}memref<?x40xf32>, %arg5: memref<1x40x16xi8>, %arg6: memref<1x5x16xf32>, %arg7: memref<?x8xf32>)
 // KERNEL8: %[[SCALE:.*]] = vector.load %arg6{{.*}} : memref<1x5x16xf32>, vector<8xf32>

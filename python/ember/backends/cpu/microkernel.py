@@ -20,6 +20,7 @@ B packed in NR-column panels (ember.kit.packed_panels), C [M, N]:
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable, List, Optional
 
@@ -32,6 +33,11 @@ from ember.kit.builders import GemmOperands, constant, for_, i64, if_, index
 from ember.kit.epilogue import apply_epilogue, widened
 from ember.kit.scalar_math import ACTIVATIONS, quantize_code
 from ember.pipeline.target_info import TargetInfo, enabled_features
+
+
+#: Low-bit tiles of at most this many rows (a GEMV's, batch 1-4) sum raw codes per group and
+#: scale once per group; larger ones dequantize each weight vector once for all their rows.
+GROUP_SUM_ROWS = 4
 
 
 def is_half(element: ir.Type) -> bool:
@@ -114,7 +120,9 @@ def _tail_pieces(mr: int) -> List[int]:
 @dataclass
 class _Block:
     """One K block of a task: rows [m0, m1), k in [k0, k1), whether it is the first or last
-    K block (None: the only one), and the packed copy of A's block (None: read A directly)."""
+    K block (None: the only one), the packed copy of A's block (None: read A directly) and, in
+    a low-bit kernel with offsets, the sums of A's rows over each group of the block
+    ([row - m0, group]; `TaskEmitter._group_sums`)."""
     m0: ir.Value
     m1: ir.Value
     k0: ir.Value
@@ -122,6 +130,7 @@ class _Block:
     first: Optional[ir.Value]
     last: Optional[ir.Value]
     packed: Optional[ir.Value]
+    sums: Optional[ir.Value] = None
 
 
 class TaskEmitter:
@@ -162,6 +171,8 @@ class TaskEmitter:
         spec, s = self.spec, self.s
         k_blocks = -(-spec.k // s.kc)
         packed = self._packed_buffer() if s.pack_a else None
+        sums = memref.alloca(ir.MemRefType.get([s.mc, -(-s.kc // spec.group)], self.compute),
+                             [], []) if spec.low_bit and spec.offsets else None
 
         # Row blocks of at most MC rows, all the same size (in whole tiles), so that no block
         # is a sliver that streams all of B for a few rows.
@@ -182,9 +193,11 @@ class TaskEmitter:
                 else:
                     first = arith.cmpi(arith.CmpIPredicate.eq, kb, index(0))
                     last = arith.cmpi(arith.CmpIPredicate.eq, kb, index(k_blocks - 1))
-                blk = _Block(mb0, mb1, k0, k1, first, last, packed)
+                blk = _Block(mb0, mb1, k0, k1, first, last, packed, sums)
                 if packed is not None:
                     self._pack_a(blk)
+                if sums is not None:
+                    self._group_sums(blk)
                 self._panels(blk, p0, p1)
             for_(index(0), index(k_blocks), index(1), (), k_block)
         for_(m0, m1, step, (), m_block)
@@ -222,6 +235,24 @@ class TaskEmitter:
                                  [t, arith.addi(arith.subi(k_start, blk.k0), cc), r])
                 for_(index(0), index(self.spec.tap_k), index(1), (), copy)
             self._segments(blk, [pixel], segment)
+        for_(blk.m0, blk.m1, index(1), (), row)
+
+    def _group_sums(self, blk: "_Block") -> None:
+        """sums[row - m0, g - k0 / G] = sum of A[row, k] over group g's k in the block: what a
+        small tile that sums raw codes per group multiplies the group's offsets by (once per
+        K block, not once per panel)."""
+        g_size = self.spec.group
+        g_first = arith.divui(blk.k0, index(g_size))
+        zero = constant(0.0, self.compute)
+
+        def row(i):
+            def group(g):
+                g0 = arith.muli(g, index(g_size))
+                g1 = arith.minsi(arith.addi(g0, index(g_size)), blk.k1)
+                total, = for_(g0, g1, index(1), [zero], lambda k, acc: [arith.addf(
+                    acc, memref.load(self.ops.a, [*self.prefix, i, k]))])
+                memref.store(total, blk.sums, [arith.subi(i, blk.m0), arith.subi(g, g_first)])
+            for_(g_first, arith.ceildivui(blk.k1, index(g_size)), index(1), (), group)
         for_(blk.m0, blk.m1, index(1), (), row)
 
     # -- implicit im2col (spec.patches) ---------------------------------------------------
@@ -343,6 +374,11 @@ class TaskEmitter:
 
         if self.spec.low_bit:
             plain = accumulate
+            # A small tile (GEMV rows) sums each group's raw codes times A and scales the sum
+            # once per group (adding the offsets times A's group sums, `_group_sums`): one
+            # multiply-add less per weight vector. A larger one dequantizes each weight vector
+            # as it reads it, which its rows share.
+            per_group = rows <= GROUP_SUM_ROWS
 
             def accumulate(k_start, span, load_a, *accs):
                 """Group by group (the K block holds whole groups): the group's scale (and
@@ -354,12 +390,31 @@ class TaskEmitter:
                     g0 = arith.muli(g, index(g_size))
                     g1 = arith.minsi(arith.addi(g0, index(g_size)), arith.addi(k_start, span))
                     at = [[p, g, index(v * s.lanes)] for v in range(nvec)]
-                    group = ([self._load_panel(self.ops.b_scale, i) for i in at],
-                             [self._load_panel(self.ops.b_offset, i) for i in at]
-                             if self.ops.b_offset is not None else None)
+                    scales = [self._load_panel(self.ops.b_scale, i) for i in at]
+                    offsets = [self._load_panel(self.ops.b_offset, i) for i in at] \
+                        if self.ops.b_offset is not None else None
                     skip = arith.subi(g0, k_start)
-                    return plain(g0, arith.subi(g1, g0),
-                                 lambda r, kk: load_a(r, arith.addi(kk, skip)), *accs)
+                    group = (None, None) if per_group else (scales, offsets)
+                    accs = list(accs)
+                    partial = plain(g0, arith.subi(g1, g0),
+                                    lambda r, kk: load_a(r, arith.addi(kk, skip)),
+                                    *(zero * sets if per_group else accs))
+                    if not per_group:
+                        return partial
+                    size = rows * nvec
+                    partial = [functools.reduce(arith.addf, partial[i::size])
+                               for i in range(size)]
+                    g_sum = arith.subi(g, arith.divui(blk.k0, index(g_size)))
+                    for r in range(rows):
+                        a_sum = None if offsets is None else vector.broadcast(
+                            self.vtype, memref.load(blk.sums, [arith.subi(rows_at[r], blk.m0),
+                                                               g_sum]))
+                        for v in range(nvec):
+                            i = r * nvec + v
+                            accs[i] = vector.fma(partial[i], scales[v], accs[i])
+                            if a_sum is not None:
+                                accs[i] = vector.fma(a_sum, offsets[v], accs[i])
+                    return accs
                 first = arith.divui(k_start, index(g_size))
                 last = arith.ceildivui(arith.addi(k_start, span), index(g_size))
                 return for_(first, last, index(1), accs, one_group)
@@ -471,7 +526,8 @@ class TaskEmitter:
 
     def _load_low_bit(self, p, k, u: int, v: int, group, high: dict):
         """Vector v of row k of panel p of low-bit codes, dequantized in registers with the
-        group's scales and offsets (`group`): q * scale + offset. 8-bit codes: one byte
+        group's scales and offsets (`group`): q * scale + offset (the raw codes q when the
+        group's scales are None). 8-bit codes: one byte
         vector, sign-extended. 4-bit codes: step u even reads the byte vector of rows k, k + 1
         and keeps the high nibbles in `high` for step u + 1."""
         lanes = self.s.lanes
@@ -492,6 +548,8 @@ class TaskEmitter:
             # where the target has no unsigned one).
             high[v] = arith.sitofp(f32, arith.shrui(codes, constant(4, i32)))
             q = arith.sitofp(f32, arith.andi(codes, constant(15, i32)))
+        if scales is None:              # raw codes: the tile scales its sums per group
+            return q
         if offsets is None:
             return arith.mulf(q, scales[v])
         return vector.fma(q, scales[v], offsets[v])
