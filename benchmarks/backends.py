@@ -32,8 +32,9 @@ PEERS = ("eager", "inductor", "inductor-max", "ort", "iree", "openvino")
 EMBER_TARGET_VARIABLE = "EMBER_BENCH_TARGET"
 #: The int8 rows: ember-int8 is measured against these (each peer's own int8 recipe).
 INT8_PEERS = ("eager-int8", "inductor-int8", "ort-int8", "openvino-int8")
-#: The weight-only rows' peers ("*-w8", "*-w4"): OpenVINO's NNCF weight compression.
-WEIGHT_ONLY_PEERS = ("openvino-w8", "openvino-w4")
+#: The weight-only rows' peers ("*-w8", "*-w4"): ONNX Runtime's MatMulNBits and OpenVINO's NNCF
+#: weight compression.
+WEIGHT_ONLY_PEERS = ("ort-w8", "ort-w4", "openvino-w8", "openvino-w4")
 #: The peers of a 16-bit row ("*-bf16", "*-fp16"): PyTorch eager in that dtype.
 SIXTEEN_BIT_PEERS = ("eager-bf16", "eager-fp16")
 
@@ -152,6 +153,26 @@ def prepare_ort_int8(model, inputs, threads, workdir) -> Prepared:
     prepared = _ort_session(int8_path, model, inputs, threads, info)
     prepared.quantized = True
     return prepared
+
+
+def _ort_weight_only(bits: int):
+    def prepare(model, inputs, threads, workdir) -> Prepared:
+        """ONNX Runtime's weight-only MatMul (MatMulNBitsQuantizer: MatMulNBits, blocks of 128
+        along K, int4 asymmetric or int8 symmetric, ORT's default accuracy level) on the
+        session settings of `prepare_ort`."""
+        import onnx
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+        torch.set_num_threads(threads)
+        path, low_path = (os.path.join(workdir, n) for n in ("model.onnx", f"model.w{bits}.onnx"))
+        info = export_onnx(model, inputs, path)
+        quantizer = MatMulNBitsQuantizer(onnx.load(path), bits=bits, block_size=128,
+                                         is_symmetric=bits == 8)
+        quantizer.process()
+        quantizer.model.save_model_to_file(low_path, use_external_data_format=False)
+        prepared = _ort_session(low_path, model, inputs, threads, info)
+        prepared.quantized = True
+        return prepared
+    return prepare
 
 
 def _ort_session(path, model, inputs, threads, info) -> Prepared:
@@ -331,6 +352,8 @@ BACKENDS = {
     "eager-fp16": _in_dtype(prepare_eager, torch.float16),
     "ember-fp16": _in_dtype(_ember(quantize=None), torch.float16),
     "ember-implicit-bf16": _ember_implicit("bf16"),
+    "ort-w8": _ort_weight_only(8),
+    "ort-w4": _ort_weight_only(4),
     "openvino-w8": _openvino(int8=False, weight_bits=8),
     "openvino-w4": _openvino(int8=False, weight_bits=4),
     "ember-w8": _ember(quantize="w8"),

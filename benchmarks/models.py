@@ -15,7 +15,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass
-from typing import Callable, Tuple
+from typing import Callable, Optional, Tuple
 
 import torch
 from torch import nn
@@ -118,6 +118,29 @@ class DecodeStack(nn.Module):
         return x
 
 
+#: Tokens already in the KV cache of the Llama decode step.
+LLAMA_CACHE_TOKENS = 128
+
+
+def _llama_decode(batch: int) -> nn.Module:
+    """One decode step of examples/llama_generate.py's "decode" Llama (312 MB of fp32
+    weights), the KV cache passed in as tensors."""
+    from greedy_generation import DecodeStep
+    from llama_generate import llama
+    return DecodeStep(llama("decode"))
+
+
+def _llama_decode_inputs(batch: int, g: torch.Generator) -> Tuple[torch.Tensor, ...]:
+    """The next token, its position and a cache of LLAMA_CACHE_TOKENS random keys/values."""
+    from greedy_generation import cache_shape
+    from llama_generate import SIZES
+    from transformers import LlamaConfig
+    config = LlamaConfig(**SIZES["decode"])
+    shape = cache_shape(config, LLAMA_CACHE_TOKENS)
+    cache = tuple(torch.randn(shape, generator=g) for _ in range(2 * config.num_hidden_layers))
+    return (torch.tensor([[7]]), torch.tensor([[LLAMA_CACHE_TOKENS]])) + cache
+
+
 def _randomize_batchnorm(module: nn.Module) -> None:
     """Gives every BatchNorm non-trivial statistics, so folding it into the conv is tested."""
     g = torch.Generator().manual_seed(WEIGHT_SEED + 1)
@@ -150,6 +173,8 @@ class Workload:
     atol: float = 1e-4                          # cross-check: |err| <= atol + rtol * max|ref|
     rtol: float = 1e-4
     report_gflops: bool = True                  # print GFLOP/s (FLOPs counted by torch)
+    #: (size, generator) -> the inputs, when they are not all float tensors of input_shapes
+    inputs: Optional[Callable[[int, torch.Generator], Tuple[torch.Tensor, ...]]] = None
 
     def make_model(self, size: int) -> nn.Module:
         torch.manual_seed(WEIGHT_SEED)
@@ -158,6 +183,8 @@ class Workload:
 
     def make_inputs(self, size: int) -> Tuple[torch.Tensor, ...]:
         g = torch.Generator().manual_seed(INPUT_SEED)
+        if self.inputs is not None:
+            return self.inputs(size, g)
         return tuple(torch.randn(shape, generator=g) for shape in self.input_shapes(size))
 
     def count_flops(self, size: int) -> int:
@@ -191,4 +218,8 @@ WORKLOADS = {w.name: w for w in (
     Workload("decode", "decode-like stack: 4 x (Linear 4096->4096, SiLU), 256 MB of fp32 "
              "weights read per call",
              "batch", (1,), (1,), lambda batch: DecodeStack(), lambda batch: ((batch, 4096),)),
+    Workload("llama", "Llama-style decode step (examples/llama_generate.py --size decode): "
+             "6 layers, hidden 1024, SwiGLU 2816, 16/4 GQA heads, vocab 16384, 128 cached "
+             "tokens; 312 MB of fp32 weights", "batch", (1,), (1,), _llama_decode,
+             lambda batch: (), atol=1e-3, inputs=_llama_decode_inputs),
 )}

@@ -7,8 +7,9 @@ import torch
 pytest.importorskip("transformers")
 
 from compare import assert_close  # noqa: E402
-from gpt2_generate import (DecodeStep, EmberGreedyGenerator, Prefill,  # noqa: E402
-                           pytorch_greedy, tiny_gpt2)
+from gpt2_generate import tiny_gpt2  # noqa: E402
+from greedy_generation import (DecodeStep, EmberGreedyGenerator, Prefill,  # noqa: E402
+                               pytorch_greedy)
 
 PROMPT = [5, 17, 42, 8, 64, 3]
 

@@ -167,6 +167,7 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
         program = program.run_decompositions(_decompositions())
     except Exception as e:
         raise ExportError(f"torch.export failed: {e}") from e
+    _drop_runtime_asserts(program.graph_module)
 
     from torch.export.graph_signature import InputKind
     placeholders = [n for n in program.graph.nodes if n.op == "placeholder"]
@@ -193,13 +194,41 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
                          output_tree)
 
 
+#: The assertions torch.export leaves in a graph about symbolic sizes: ember checks each call's
+#: input shapes against the exported ranges at the artifact's entry instead.
+_RUNTIME_ASSERTS = ("_assert_scalar", "_assert_tensor_metadata", "sym_constrain_range",
+                    "sym_constrain_range_for_size")
+
+
+def _drop_runtime_asserts(graph_module) -> None:
+    """Removes torch.export's run-time assertions on symbolic sizes (and the size arithmetic
+    only they used): the deferred guards `_export` asks for and the range asserts export
+    inserts, none of which ember's importer or kernels take."""
+    graph = graph_module.graph
+    for node in list(graph.nodes):
+        if node.op == "call_function" and \
+                getattr(node.target, "__name__", "").split(".")[0] in _RUNTIME_ASSERTS:
+            graph.erase_node(node)
+    graph.eliminate_dead_code()
+    graph_module.recompile()
+
+
 def _export(model, args: tuple, dynamic_shapes):
     """torch.export, non-strict first (it traces more Python); a model that turns tensor data
     into Python numbers (`.item()`, `int(t)`) fails there on a data-dependent guard, and is
-    tried again under strict export (dynamo), which captures such scalars symbolically."""
+    tried again under strict export (dynamo), which captures such scalars symbolically.
+
+    A guard torch's symbolic reasoning cannot prove over a dim's whole range (a Llama decode
+    step's grouped-query `repeat_kv` reshape of the cache: `min(16 + 16 p, 32 + 32 p) ==
+    16 + 16 p`, true for every p >= 0) fails export with "Constraints violated"; it is tried
+    again with such guards deferred to run-time asserts, which ember drops (the shapes a call
+    may take are checked at the artifact's entry)."""
     try:
         return torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False)
     except Exception as non_strict:
+        if "Constraints violated" in str(non_strict):
+            return torch.export.export(model, args, dynamic_shapes=dynamic_shapes, strict=False,
+                                       prefer_deferred_runtime_asserts_over_guards=True)
         if not _is_data_dependent(non_strict):
             raise
         try:
