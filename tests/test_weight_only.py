@@ -170,3 +170,88 @@ def test_codes_round_to_within_half_a_step(bits, symmetric):
 def test_bad_settings_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ember.quant.WeightOnly(**kwargs)
+
+
+def _gptq_like(layer: nn.Linear, bits: int, group: int, zeros: bool):
+    """Arbitrary codes, scales and zero points for `layer` in the GPTQ/AWQ convention."""
+    g = torch.Generator().manual_seed(4)
+    n, k = layer.weight.shape
+    groups = -(-k // group)
+    lo, hi = (-128, 127) if bits == 8 else (0, 15)
+    qweight = torch.randint(lo, hi + 1, (n, k), generator=g)
+    scales = torch.rand(n, groups, generator=g) * 0.01 + 0.001
+    zero = torch.randint(lo, hi + 1, (n, groups), generator=g).float() if zeros else None
+    return qweight, scales, zero
+
+
+def _with_codes(model, path, qweight, scales, zeros, group, bits=4):
+    """A copy of `model` whose Linear at `path` has the weight (q - zero) * scale (no zeros:
+    0 for int8 codes, 8 for int4)."""
+    reference = copy.deepcopy(model)
+    rows = torch.arange(qweight.shape[1]) // group
+    zero = zeros[:, rows] if zeros is not None else 8.0 if bits == 4 else 0.0
+    with torch.no_grad():
+        reference.get_submodule(path).weight.copy_((qweight.float() - zero) * scales[:, rows])
+    return reference
+
+
+@pytest.mark.parametrize("bits, zeros", [(4, True), (4, False), (8, False), (8, True)])
+def test_user_supplied_codes_are_used_as_given(mlp, bits, zeros, tmp_path):
+    """WeightOnly(weights={path: (qweight, scales, zeros)}): that layer computes exactly the
+    weight its codes stand for (the others are quantized by ember), and the artifact stores
+    the codes it was given."""
+    from safetensors import safe_open
+    group = 64
+    codes = _gptq_like(mlp.up, bits, group, zeros)
+    scheme = ember.quant.WeightOnly(bits=bits, group_size=group, weights={"up": codes})
+    x = torch.randn(3, 256)
+    compiled = ember.compile(mlp, (x,), quantize=scheme)
+    reference = dequantized_model(_with_codes(mlp, "up", *codes, group, bits), scheme,
+                                  skip=("up",))
+    with torch.no_grad():
+        expected = reference(x)
+    assert_close(compiled(x), expected)
+    path = os.path.join(compiled.save(str(tmp_path / "m")), "weights.safetensors")
+    with safe_open(path, "np") as f:
+        names = list(f.keys())
+    assert any(f".w{bits}pg{group}" in name for name in names), names
+    assert not any("#" in name for name in names), names      # the inputs were not stored
+
+
+def test_user_supplied_codes_keep_their_layer_out_of_merges():
+    """Q/K/V-like siblings are merged into one GEMM, but not one that has its own codes."""
+    class Siblings(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v = (nn.Linear(64, 32) for _ in range(3))
+
+        def forward(self, x):
+            return self.q(x) * self.k(x) + self.v(x)
+    torch.manual_seed(5)
+    model, x = Siblings().eval(), torch.randn(2, 64)
+    codes = _gptq_like(model.k, 4, 32, True)
+    scheme = ember.quant.WeightOnly(bits=4, group_size=32, weights={"k": codes})
+    reference = dequantized_model(_with_codes(model, "k", *codes, 32), scheme, skip=("k",))
+    with torch.no_grad():
+        expected = reference(x)
+    assert_close(ember.compile(model, (x,), quantize=scheme)(x), expected)
+
+
+@pytest.mark.parametrize("path, change, message", [
+    ("nowhere", None, "the model has no module 'nowhere'"),
+    ("up", "shape", "qweight must have the weight's shape"),
+    ("up", "range", "4-bit codes must be integers in \\[0, 15\\]"),
+    ("up", "scales", "scales must be \\[96, 4\\]"),
+])
+def test_bad_user_supplied_codes_are_named(mlp, path, change, message):
+    qweight, scales, zeros = _gptq_like(mlp.up, 4, 64, True)
+    if change == "shape":
+        qweight = qweight[:, :100]
+    elif change == "range":
+        qweight = qweight + 1
+    elif change == "scales":
+        scales = scales[:, :2]
+    scheme = ember.quant.WeightOnly(bits=4, group_size=64, weights={path: (qweight, scales,
+                                                                           zeros)})
+    with pytest.raises(ValueError, match=message):
+        ember.compile(mlp, (torch.randn(2, 256),), quantize=scheme)

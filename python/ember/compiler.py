@@ -149,6 +149,8 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
                                 codes=options.target.static_activation_codes())
         record.static_layers = layer_parameters(model)
     exported = export_model(model, example_inputs, options.dynamic_shapes)
+    if getattr(options.quantize, "weights", None):          # WeightOnly with the user's codes
+        exported.weights.update(options.quantize.provided_entries(model))
     captured = time.perf_counter() - start
 
     def build(artifact_dir: str) -> Dict[str, float]:

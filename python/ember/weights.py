@@ -12,10 +12,16 @@ from typing import Callable, Dict, Hashable, Iterable, List, Optional
 import numpy as np
 
 
+#: Suffixes of the entries holding a parameter's user-supplied low-bit codes
+#: (`ember.quant.WeightOnly(weights=...)`), in ember's [K, N] layout: "<param>#codes" etc.
+PROVIDED_CODES = ("#codes", "#scale", "#offset")
+
+
 class WeightTable:
     def __init__(self, arrays: Optional[Dict[str, np.ndarray]] = None):
         self._arrays: Dict[str, Optional[np.ndarray]] = dict(arrays or {})
         self._derived: Dict[Hashable, str] = {}
+        self._sources: Dict[str, List[str]] = {}
 
     def __contains__(self, name: str) -> bool:
         return name in self._arrays
@@ -53,11 +59,26 @@ class WeightTable:
         sources = list(sources)
         arrays = [self._arrays.get(s) for s in sources]
         name = self.unique_name(hint)
+        self._sources[name] = sources
         self._arrays[name] = None if any(a is None for a in arrays) else \
             np.require(fn(*arrays), requirements="C")
         if key is not None:
             self._derived[key] = name
         return name
+
+    def provided_codes(self, name: str) -> Optional[tuple]:
+        """The user-supplied low-bit (codes [K, N], scales, offsets or None) of weight `name`
+        when it is the plain transpose of a parameter [N, K] given them (a Linear's weight
+        after ember-fold-constants), else None. Checked on the data, so a weight derived any
+        other way never takes codes meant for its source."""
+        sources = self._sources.get(name, [])
+        if len(sources) != 1 or sources[0] + PROVIDED_CODES[0] not in self._arrays:
+            return None
+        derived, source = self._arrays.get(name), self._arrays.get(sources[0])
+        if derived is None or source is None or derived.shape != source.T.shape or \
+                not np.array_equal(derived, source.T):
+            return None
+        return tuple(self._arrays.get(sources[0] + suffix) for suffix in PROVIDED_CODES)
 
     def retain(self, used: Iterable[str]) -> None:
         """Drops every entry not in `used` (constants folded away or never referenced)."""

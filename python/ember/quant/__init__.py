@@ -24,7 +24,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
+
+import numpy as np
+
+from ember.weights import PROVIDED_CODES
 
 __all__ = ["Int8", "WeightOnly", "selects", "report", "QuantizationReport"]
 
@@ -142,6 +146,12 @@ class WeightOnly:
                 symmetric, int4 asymmetric.
     filter:     a regular expression over the kind ("Linear") and the module path, as
                 Int8's; exclude: the layers that keep f32 weights (an LM head, say).
+    weights:    codes you already have (GPTQ/AWQ-style), by module path: {"layers.0.fc":
+                (qweight, scales, zeros)} with qweight the codes [out, in] (unpacked
+                integers: int8 in [-128, 127], int4 in [0, 15]), scales and zeros
+                [out, ceil(in / group_size)] (zeros None: symmetric, 0 for int8, 8 for int4),
+                w = (q - zero) * scale. Those layers compute exactly that weight (their
+                f32 weight is replaced by it) and are never merged with a sibling.
 
     Activations, sums, the epilogue and everything outside the chosen GEMMs stay in floating
     point: the kernel widens each weight vector and applies its group's scale in registers.
@@ -151,8 +161,14 @@ class WeightOnly:
     symmetric: Optional[bool] = None
     filter: str = ".*"
     exclude: str = ""
+    weights: Optional[Mapping[str, Sequence[Any]]] = field(default=None, compare=False,
+                                                            repr=False)
 
     def __post_init__(self):
+        for path, parts in (self.weights or {}).items():
+            if not isinstance(parts, (tuple, list)) or len(parts) not in (2, 3):
+                raise ValueError(f"ember.quant.WeightOnly: weights[{path!r}] must be "
+                                 f"(qweight, scales) or (qweight, scales, zeros)")
         if self.bits not in (4, 8):
             raise ValueError(f"ember.quant.WeightOnly: bits must be 8 or 4, got {self.bits}")
         if not isinstance(self.group_size, int) or self.group_size < 2 or \
@@ -169,6 +185,33 @@ class WeightOnly:
     def selects(self, kind: str, module_path: str) -> bool:
         """Whether the op of `kind` at `module_path` gets low-bit weights."""
         return kind == "Linear" and selects(self.filter, self.exclude, kind, module_path)
+
+    def provided_entries(self, model) -> dict:
+        """The weights-table entries of the user-supplied codes (`weights`) of `model`'s
+        Linear layers: "<path>.weight" (the f32 weight the codes stand for, [out, in]) and
+        "<path>.weight#codes", "#scale", "#offset" (ember's layout; see
+        ember.weights.PROVIDED_CODES and ember-quantize)."""
+        import torch
+        from ember.quant.low_bit import dequantize, provided_codes
+        entries = {}
+        for path, (qweight, scales, *zeros) in (self.weights or {}).items():
+            try:
+                layer = model.get_submodule(path)
+            except AttributeError:
+                raise ValueError(f"ember.quant.WeightOnly(weights=...): the model has no module "
+                                 f"{path!r}") from None
+            if not isinstance(layer, torch.nn.Linear):
+                raise ValueError(f"ember.quant.WeightOnly(weights=...): {path!r} is a "
+                                 f"{type(layer).__name__}, not an nn.Linear")
+            group = min(self.group_size, layer.in_features)
+            parts = provided_codes(path, tuple(layer.weight.shape), qweight, scales,
+                                   zeros[0] if zeros else None, self.bits, group)
+            param = f"{path}.weight"
+            entries[param] = np.ascontiguousarray(dequantize(*parts, self.bits, group).T)
+            for suffix, array in zip(PROVIDED_CODES, parts):
+                if array is not None:
+                    entries[param + suffix] = array
+        return entries
 
     def pass_options(self) -> dict:
         """The options of the ember-quantize pass that carry it out."""

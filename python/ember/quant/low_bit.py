@@ -79,6 +79,33 @@ def dequantize(codes: np.ndarray, scales: np.ndarray, offsets: Optional[np.ndarr
     return w + offsets[rows] if offsets is not None else w
 
 
-def from_zero_points(scales: np.ndarray, zeros: np.ndarray) -> np.ndarray:
-    """The offsets [groups, N] of user-supplied zero points (GPTQ/AWQ: w = (q - zero) * s)."""
-    return (-np.asarray(zeros, np.float32) * np.asarray(scales, np.float32)).astype(np.float32)
+def provided_codes(path: str, weight_shape, qweight, scales, zeros, bits: int, group: int
+                   ) -> Tuple[np.ndarray, np.ndarray, Optional[np.ndarray]]:
+    """A Linear's user-supplied codes in PyTorch's layout (GPTQ/AWQ convention, w = (q - zero)
+    * scale: qweight [out, in] integers, scales and zeros [out, ceil(in / group)], zeros None
+    for symmetric codes: 0 for int8, 8 for int4) -> (codes int8 [K, N], scales f32 [groups, N],
+    offsets f32 [groups, N] or None), ember's layout. Raises ValueError naming what is wrong."""
+    def array(value):
+        return value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+    n, k = weight_shape
+    group = min(group, k)
+    q, scales = array(qweight), array(scales).astype(np.float32)
+    lo, hi = CODES[bits][:2]
+    where = f"ember.quant.WeightOnly(weights=...): layer {path!r}"
+    if q.shape != (n, k):
+        raise ValueError(f"{where}: qweight must have the weight's shape {[n, k]} (one code per "
+                         f"weight, unpacked), got {list(q.shape)}")
+    if not np.issubdtype(q.dtype, np.integer) or (q.size and (q.min() < lo or q.max() > hi)):
+        raise ValueError(f"{where}: {bits}-bit codes must be integers in [{lo}, {hi}]")
+    if scales.shape != (n, groups_of(k, group)):
+        raise ValueError(f"{where}: scales must be [{n}, {groups_of(k, group)}] (one per "
+                         f"{group} inputs and output), got {list(scales.shape)}")
+    if zeros is not None and array(zeros).shape != scales.shape:
+        raise ValueError(f"{where}: zeros must have the scales' shape {list(scales.shape)}, "
+                         f"got {list(array(zeros).shape)}")
+    if zeros is None and bits == 4:
+        zeros = np.full(scales.shape, CODES[4][2], np.float32)
+    codes = np.ascontiguousarray(q.T.astype(np.int8 if bits == 8 else np.uint8).view(np.int8))
+    offsets = None if zeros is None else \
+        np.ascontiguousarray((-array(zeros).astype(np.float32) * scales).T)
+    return codes, np.ascontiguousarray(scales.T), offsets

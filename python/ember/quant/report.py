@@ -21,7 +21,7 @@ from typing import Dict, List, Union
 import numpy as np
 
 from ember.quant import Int8, WeightOnly
-from ember.quant.low_bit import dequantize, quantize_groups
+from ember.quant.low_bit import dequantize, provided_codes, quantize_groups
 from ember.quant.schemes import encoding, quantize_table, quantize_weight, reference_qgemm
 
 
@@ -77,13 +77,16 @@ def _dynamic_linear(module, x, enc: str):
     return y.reshape(*x.shape[:-1], w.shape[1])
 
 
-def _weight_only_linear(module, x, scheme):
-    """A Linear's output with its weight as ember-quantize's weight-only mode stores it."""
+def _weight_only_linear(module, path: str, x, scheme):
+    """A Linear's output with its weight as ember-quantize's weight-only mode stores it (the
+    user's codes for a layer given them)."""
     w = module.weight.detach().numpy().T
     group = min(scheme.group_size, w.shape[0])
-    codes, scales, offsets = quantize_groups(w, scheme.bits, group, scheme.symmetric)
-    y = x.reshape(-1, w.shape[0]).numpy() @ dequantize(codes, scales, offsets, scheme.bits,
-                                                        group)
+    given = (scheme.weights or {}).get(path)
+    parts = provided_codes(path, w.T.shape, given[0], given[1],
+                           given[2] if len(given) > 2 else None, scheme.bits, group) \
+        if given is not None else quantize_groups(w, scheme.bits, group, scheme.symmetric)
+    y = x.reshape(-1, w.shape[0]).numpy() @ dequantize(*parts, scheme.bits, group)
     if module.bias is not None:
         y = y + module.bias.detach().numpy()
     return y.reshape(*x.shape[:-1], w.shape[1])
@@ -158,7 +161,7 @@ def report(model, compiled, inputs) -> QuantizationReport:
                 reference, quantized = _static_layer(module, args[0],
                                                      record.static_layers[path])
             elif record.scheme.mode == "weight-only":
-                quantized = _weight_only_linear(module, args[0], record.scheme)
+                quantized = _weight_only_linear(module, path, args[0], record.scheme)
             else:
                 quantized = _dynamic_linear(module, args[0], record.encoding)
             layers.append(LayerError(path, kind, sqnr_db(reference, quantized)))

@@ -25,9 +25,12 @@ from ember.kit.rewrite import apply_patterns
 from ember.transforms.duplicate_weights import merge_duplicate_weights
 
 
-def _mergeable(gemm: Gemm) -> bool:
-    return (Weight.defining(gemm.rhs) is not None and len(shape_of(gemm.rhs)) == 2 and
-            gemm.residual is None)
+def _mergeable(gemm: Gemm, weights) -> bool:
+    """A GEMM on a 2-D weight without residual, whose weight has no user-supplied low-bit
+    codes (ember-quantize gives those to the GEMM of that weight alone)."""
+    weight = Weight.defining(gemm.rhs)
+    return (weight is not None and len(shape_of(gemm.rhs)) == 2 and gemm.residual is None and
+            weights.provided_codes(weight.name) is None)
 
 
 def _group_key(gemm: Gemm):
@@ -98,7 +101,7 @@ class MergeParallelGemms(EmberPass):
         groups: Dict[object, List[Gemm]] = {}
         for op in walk_ops(module.operation, [Gemm.op_name]):
             gemm = Gemm(op)
-            if _mergeable(gemm):
+            if _mergeable(gemm, ctx.weights):
                 groups.setdefault(_group_key(gemm), []).append(gemm)
         for group in groups.values():
             if len(group) > 1:

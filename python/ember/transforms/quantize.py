@@ -25,8 +25,10 @@ their weights: `rhs_bits`-bit codes with a scale (and offset) per `group_size` r
 column (ember.quant.low_bit.quantize_groups), the lhs, the sums and the epilogue staying f32;
 the GEMM remains an `ember.gemm` whose rhs is the codes (`rhs_scale`, `rhs_offset`,
 `rhs_bits`, `rhs_group`). A layer with K below the group size gets one group; a 4-bit layer
-with an odd K stays f32 (its kernel reads codes in pairs of k). Tables and attention are left
-alone.
+with an odd K stays f32 (its kernel reads codes in pairs of k). A weight whose parameter came
+with user-supplied codes (`WeightOnly(weights=...)`, entries "<param>#codes", "#scale",
+"#offset" of the weights table; WeightTable.provided_codes) takes those instead of being
+quantized here. Tables and attention are left alone.
 
 Left alone: batched or non-weight rhs other than attention's products, f16/bf16/f64 GEMMs, implicit
 im2col GEMMs (convolutions), an rhs already packed, mutable weights. In static mode the GEMMs
@@ -123,19 +125,21 @@ class _LowBitWeightPattern:
         if k == 0 or (bits == 4 and k % 2):
             return NOT_APPLIED
         group = min(self.chosen.group_size, k)
-        tag = f"w{bits}{'s' if symmetric else 'a'}g{group}"
+        provided = self.ctx.weights.provided_codes(weight.name)
+        tag = f"w{bits}{'p' if provided else 's' if symmetric else 'a'}g{group}"
         quantized = {}          # codes, scales and offsets come from one quantization
 
         def part(i):
             def derive(w):
                 if not quantized:
-                    quantized["parts"] = quantize_groups(w, bits, group, symmetric)
+                    quantized["parts"] = provided or quantize_groups(w, bits, group, symmetric)
                 return quantized["parts"][i]
             return derive
+        with_offsets = provided[2] is not None if provided else not (symmetric and bits == 8)
         names = [self.ctx.weights.derive(f"{weight.name}.{tag}{suffix}", part(i), [weight.name],
                                          key=(tag, suffix, weight.name))
                  for i, suffix in enumerate(("", "_scale", "_offset"))
-                 if i < 2 or not (symmetric and bits == 8)]
+                 if i < 2 or with_offsets]
         groups = [groups_of(k, group), n]
         f32 = ir.F32Type.get()
         with rewriter.ip, op.location:
