@@ -59,16 +59,18 @@ def manifest_of(artifact: str) -> dict:
 
 
 def run_qemu(run_model: str, artifact: str, x: torch.Tensor, out_dir, cpu=QEMU_NEON):
-    """Runs the artifact on `x` under qemu; returns (completed process, output 0 as numpy)."""
+    """Runs the artifact on `x` under qemu; returns (completed process, output 0 as float32
+    numpy; a 16-bit output, of x's dtype, widened)."""
     manifest = manifest_of(artifact)
     x_file = os.path.join(out_dir, "x.bin")
-    x.numpy().tofile(x_file)
+    x.contiguous().view(torch.uint8).numpy().tofile(x_file)
     symbols = [arg for name in manifest["symbols"] for arg in ("-s", f"{name}={x.shape[0]}")]
     result = subprocess.run(["qemu-aarch64", "-cpu", cpu, "-L", SYSROOT, run_model, artifact,
                              *symbols, "-i", f"{manifest['inputs'][0]['name']}={x_file}",
                              "-o", str(out_dir)], capture_output=True, text=True, timeout=120)
     out_file = os.path.join(out_dir, manifest["outputs"][0]["name"] + ".bin")
-    output = np.fromfile(out_file, np.float32) if result.returncode == 0 else None
+    output = torch.from_numpy(np.fromfile(out_file, np.uint8)).view(x.dtype).float().numpy() \
+        if result.returncode == 0 else None
     return result, output
 
 
@@ -224,6 +226,28 @@ def test_int8_sdot_matches_x86_int8(run_model, tmp_path_factory, tmp_path, featu
     assert result.returncode == 0, result.stdout + result.stderr
     on_x86 = ember.compile(model, (x,), quantize=ember.quant.Int8())(x)
     np.testing.assert_array_equal(output.reshape(on_x86.shape), on_x86.numpy())
+
+
+@needs_cc
+@needs_qemu
+@pytest.mark.skipif(shutil.which(OBJDUMP) is None, reason=f"needs {OBJDUMP}")
+def test_bf16_model_runs_on_bfdot(run_model, tmp_path_factory, tmp_path):
+    """A bf16 model on NEON with +bf16: its GEMMs multiply bf16 pairs with BFDOT (no
+    widening) and match the x86 bf16 result within bf16's tolerance (BFDOT's own rounding of
+    the pair sum differs from an f32 FMA chain's)."""
+    from mlp_block import MLPBlock
+    torch.manual_seed(0)
+    model = MLPBlock(64, 128).eval().to(torch.bfloat16)
+    x = torch.randn(5, 64).to(torch.bfloat16)
+    compiled = ember.compile(model, (x,), target=NEON + ":features=+neon+bf16")
+    artifact = compiled.save(str(tmp_path_factory.mktemp("a64") / "bf16.ember"))
+    kernels = gemm_instructions(os.path.join(artifact, "model.so"))
+    assert kernels and all(any(re.search(r"\tbfdot\tv\d+\.4s", ln) for ln in lines)
+                           for lines in kernels.values())
+    result, output = run_qemu(run_model, artifact, x, tmp_path, cpu="max")
+    assert result.returncode == 0, result.stdout + result.stderr
+    on_x86 = ember.compile(model, (x,))(x)
+    assert_close(torch.from_numpy(output).reshape(on_x86.shape).to(torch.bfloat16), on_x86)
 
 
 @needs_cc

@@ -95,8 +95,8 @@ class CpuGemmKernels(EmberPass):
                 (bool(spec.int8) and has_amx_int8(target)) or
                 (spec.pairs and has_amx_bf16(target)))
             if spec.pairs and not amx and dot is None:
-                raise ValueError(f"{fn.location}: a kernel of bf16 pairs needs AMX-BF16 "
-                                 "or AVX512_BF16 (pack with the same target)")
+                raise ValueError(f"{fn.location}: a kernel of bf16 pairs needs AMX-BF16, "
+                                 "AVX512_BF16 or AArch64 BF16 (pack with the same target)")
             mmla = self.mmla and spec.int8 == "s8" and has_i8mm(target) and \
                 dot.lanes == 4 and spec.nr % 4 == 0 and not spec.batch
             lanes = 16 if amx else dot.lanes if dot else self.lanes

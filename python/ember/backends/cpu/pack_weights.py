@@ -30,7 +30,7 @@ from mlir import ir
 
 from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
-from ember.backends.cpu.bf16_dot import takes_bf16_pairs
+from ember.backends.cpu.bf16_dot import pair_lanes
 from ember.backends.cpu.int8_dot import full_range_encoding, int8_dot_for
 from ember.dialect.ops import Attention, Gemm, QGemm, Weight
 from ember.kit.packed_panels import bf16_pairs, int8_words, nibble_pairs, pack_panels, \
@@ -80,11 +80,12 @@ class _PackPattern:
 
     def _pairs(self, gemm, k: int, nr: int) -> bool:
         """Whether a bf16 GEMM gets its weight as bf16 pairs: the target has a dot product on
-        them (AMX-BF16, vdpbf16ps), K is even (A's rows are read a pair at a time; patches:
-        C even, so that no pair spans two filter taps), NR a multiple of 16 columns (the
-        tiles', the vectors')."""
+        them (AMX-BF16, vdpbf16ps, BFDOT), K is even (A's rows are read a pair at a time;
+        patches: C even, so that no pair spans two filter taps), NR a multiple of the tiles'
+        or the vectors' columns (`pair_lanes`)."""
         lhs = ir.RankedTensorType(gemm.lhs.type)
-        return takes_bf16_pairs(self.target) and k % 2 == 0 and nr % 16 == 0 and \
+        lanes = pair_lanes(self.target)
+        return lanes > 0 and k % 2 == 0 and nr % lanes == 0 and \
             all(isinstance(ir.RankedTensorType(v.type).element_type, ir.BF16Type)
                 for v in (gemm.lhs, gemm.rhs)) and \
             (gemm.lhs_patches is None or lhs.shape[-1] % 2 == 0)
