@@ -27,6 +27,8 @@ import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
+from ember import progress
+
 #: Environment variable naming a directory that keeps every stage's output (like `dump_dir`).
 DUMP_DIR_VARIABLE = "EMBER_DUMP_DIR"
 
@@ -236,17 +238,27 @@ def _compile_and_load(build: Callable[[str], Dict[str, float]], options: Compile
     from ember.runtime import Model
     artifact_dir = options.workdir or tempfile.mkdtemp(prefix="ember-artifact-")
     try:
+        progress.configure_logging()
         if isolation_enabled(options.isolate):
             _prepare_caller()
             options.target.prepare_process()
             timings = run_isolated(lambda: build(artifact_dir), repro_dir=_repro_dir(options))
         else:
-            timings = build(artifact_dir)
+            with progress.CompileProgress() as shown:
+                progress.listen(shown)
+                try:
+                    timings = build(artifact_dir)
+                finally:
+                    progress.listen(None)
     except BaseException:
         if options.workdir is None:
             shutil.rmtree(artifact_dir, ignore_errors=True)
         raise
     timings["total"] = time.perf_counter() - start
+    progress.logger.info("compiled in %.2f s (%s) into %s", timings["total"],
+                         ", ".join(f"{k} {v:.2f} s" for k, v in timings.items()
+                                   if k != "total" and isinstance(v, (int, float))),
+                         artifact_dir)
     reason = options.target.why_not_loadable()
     runtime = None if reason else Model(artifact_dir)
     return CompiledModel(artifact_dir, runtime, owns_dir=options.workdir is None,

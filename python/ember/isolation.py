@@ -115,6 +115,13 @@ class WorkerTraceback(Exception):
         return "\n\n" + self.args[0]
 
 
+#: Warnings the libraries ember calls raise about their own APIs (torch's pytree LeafSpec,
+#: transformers' renamed arguments): nothing a user of ember can act on, so not shown.
+THIRD_PARTY_DEPRECATIONS = (FutureWarning, DeprecationWarning)
+#: ember's own source files: their warnings always show.
+_EMBER = os.path.dirname(os.path.abspath(__file__))
+
+
 def run_isolated(work: Callable[[], Any], *, repro_dir: Optional[str]) -> Any:
     """`work()`, run in a forked worker: its result, or the exception it raised (with the
     worker's traceback as cause), its warnings given again here; CompileError if the worker
@@ -130,7 +137,12 @@ def run_isolated(work: Callable[[], Any], *, repro_dir: Optional[str]) -> Any:
         sender.close()
         try:
             try:
-                outcome = receiver.recv()
+                with progress.CompileProgress() as shown:
+                    while not receiver.poll(0.25):      # the worker's stage, while it works
+                        shown.show(json.loads(_read(where) or "{}"))
+                with warnings.catch_warnings():      # torch's pytree deprecations on unpickling
+                    warnings.simplefilter("ignore", FutureWarning)
+                    outcome = receiver.recv()
             except EOFError:        # it died first
                 outcome = None
             _, status = os.waitpid(pid, 0)
@@ -148,7 +160,9 @@ def run_isolated(work: Callable[[], Any], *, repro_dir: Optional[str]) -> Any:
         sys.stderr.write(printed)
     kind, value, given = outcome
     for message, category, filename, lineno in given:
-        warnings.warn_explicit(message, category, filename, lineno, registry=_WARNING_REGISTRY)
+        if not issubclass(category, THIRD_PARTY_DEPRECATIONS) or filename.startswith(_EMBER):
+            warnings.warn_explicit(message, category, filename, lineno,
+                                   registry=_WARNING_REGISTRY)
     if kind == "raised":
         error, text = value
         error = error.rebuild() if isinstance(error, _Rebuild) else error
