@@ -34,6 +34,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from ember.frontend.fx_dims import export_dims, is_symbolic
+
 #: Options of this backend that are not ember.compile's.
 BACKEND_OPTIONS = ("threads", "fallback")
 
@@ -141,8 +143,7 @@ class _Graph:
                 with torch.fx.traceback.preserve_node_meta():
                     compiled = ember.compile(_Frozen(self.gm, layout).eval(), tuple(inputs),
                                              options=CompileOptions(**self.options),
-                                             dynamic_shapes=self._dynamic_shapes(layout,
-                                                                                 inputs))
+                                             dynamic_shapes=self._dynamic_shapes(layout))
         except Exception as e:  # noqa: BLE001 - any failure: fall back or say why
             if not self.fallback:
                 raise EmberBackendError(f"torch.compile(backend='ember') could not compile a "
@@ -172,7 +173,7 @@ class _Graph:
             elif isinstance(arg, torch.Tensor):
                 example = node.meta.get("example_value")
                 for d, size in enumerate(example.shape if example is not None else ()):
-                    if _symbolic(size):
+                    if is_symbolic(size):
                         symbols.setdefault(str(size.node.expr), (count, d))
                 slots.append(("input", count))
                 count += 1
@@ -193,28 +194,16 @@ class _Graph:
         slots = (layout or self.layout).slots
         return [i for i, slot in enumerate(slots) if slot[0] == "input"]
 
-    def _dynamic_shapes(self, layout: _Layout, inputs) -> Optional[tuple]:
-        """torch.export dims for the dims dynamo made symbolic: one Dim per symbol, with the
-        range dynamo's shape environment gives it."""
-        dims, specs, any_dynamic = {}, [], False
-        tensor_nodes = [self.placeholders[i] for i in self._input_indices(layout)]
-        for node in tensor_nodes:
-            example = node.meta.get("example_value")
-            spec = {}
-            for d, size in enumerate(example.shape if example is not None else ()):
-                if _symbolic(size):
-                    if not size.node.expr.is_symbol:
-                        raise EmberBackendError(
-                            f"input {node.name} dim {d} is {size.node.expr}, an expression of "
-                            f"other dims; ember takes dynamic dims that are symbols")
-                    key = str(size.node.expr)
-                    if key not in dims:
-                        low, high = _range_of(size)
-                        dims[key] = torch.export.Dim(f"s{len(dims)}", min=low, max=high)
-                    spec[d] = dims[key]
-                    any_dynamic = True
-            specs.append(spec or None)
-        return (tuple(specs),) if any_dynamic else None
+    def _dynamic_shapes(self, layout: _Layout) -> Optional[tuple]:
+        """torch.export dims for the dims dynamo made symbolic (ember.frontend.fx_dims), for
+        _Frozen's varargs."""
+        nodes = [self.placeholders[i] for i in self._input_indices(layout)]
+        try:
+            specs, dynamic = export_dims([n.meta.get("example_value") for n in nodes],
+                                         [n.name for n in nodes])
+        except ValueError as e:
+            raise EmberBackendError(str(e)) from None
+        return (tuple(specs),) if dynamic else None
 
     def _weights_unchanged(self, args) -> bool:
         """Whether the weights bound at compile time are still the objects dynamo passes, and
@@ -227,13 +216,6 @@ class _Graph:
                 if arg is not bound or arg._version != self.layout.versions[slot[1]]:
                     return False
         return True
-
-
-def _symbolic(size) -> bool:
-    """Whether a dim of an example value is dynamic: a SymInt dynamo did not specialise to a
-    number (dynamic=True makes every dim a SymInt; those the graph fixes, as a Linear's input
-    features, come back as numbers)."""
-    return isinstance(size, torch.SymInt) and bool(size.node.expr.free_symbols)
 
 
 def _is_float_scalar(node, arg) -> bool:
@@ -250,25 +232,6 @@ def _is_module_state(node, arg: torch.Tensor) -> bool:
     them after their module path: L_self_modules_fc_parameters_weight_)."""
     return isinstance(arg, torch.nn.Parameter) or "_parameters_" in node.name or \
         "_buffers_" in node.name
-
-
-def _range_of(size: torch.SymInt) -> Tuple[int, Optional[int]]:
-    """(min, max) of a size symbol in its shape environment (max None: unbounded)."""
-    env = size.node.shape_env
-    bounds = env.var_to_range.get(size.node.expr) if size.node.expr.is_symbol else None
-    if bounds is None:
-        return 2, None
-    return max(2, _finite(bounds.lower) or 2), _finite(bounds.upper)
-
-
-def _finite(bound) -> Optional[int]:
-    """A sympy bound as an int, None when infinite (sympy's oo or torch's int_oo)."""
-    if not getattr(bound, "is_finite", True) or getattr(bound, "is_infinite", False):
-        return None
-    try:
-        return int(bound)
-    except (TypeError, ValueError, OverflowError, AttributeError):  # sympy's way of saying oo
-        return None
 
 
 def _first_lines(error: BaseException, lines: int = 6) -> str:

@@ -1,13 +1,24 @@
-"""`ember`: inspect, verify and benchmark compiled artifacts from the shell.
+"""`ember`: compile, run, inspect, verify and benchmark artifacts from the shell.
 
+    ember compile model.pt2 -o mlp.ember [--target T] [--quantize w4] [--precision bf16]
+    ember compile mlp_block:MLPBlock --input x=4x512:float32 --dynamic x:0=1..64 -o mlp.ember
+    ember run mlp.ember --input x=x.npy [--output-dir out/]
     ember info mlp.ember              inputs, outputs, dynamic dims, constants, target
     ember verify mlp.ember            checks every file's sha256 against the manifest
     ember bench mlp.ember [-s s0=64]  times `run` at the given (default: maximum) sizes
+
+`ember compile` takes a program saved with `torch.export.save` (its example inputs and dynamic
+dims come with it) or a Python reference `module:factory` (`factory()` returns the model, or
+(model, example inputs)), importable from the current directory; `--input` gives example
+inputs by name (random values of that shape and dtype) and `--dynamic` dynamic dims with their
+range.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import Optional
 
 
 def _info(args) -> int:
@@ -43,9 +54,145 @@ def _bench(args) -> int:
     return 0
 
 
+#: --quantize choices -> the ember.quant scheme they stand for.
+QUANTIZE_CHOICES = ("int8", "w8", "w4")
+
+
+def _scheme(name: Optional[str]):
+    import ember.quant
+    if name is None:
+        return None
+    return ember.quant.Int8() if name == "int8" else \
+        ember.quant.WeightOnly(bits=int(name[1]))
+
+
+def _tensor_spec(text: str):
+    """"x=4x512:float32" -> ("x", a random tensor of that shape and dtype)."""
+    import torch
+    name, _, spec = text.partition("=")
+    shape_text, _, dtype = spec.partition(":")
+    if not name or not all(d.isdigit() for d in shape_text.split("x")):
+        raise ValueError(f"--input {text!r}: expected NAME=D0xD1...[:dtype], e.g. x=4x512:float32")
+    shape = [int(d) for d in shape_text.split("x")]
+    kind = getattr(torch, dtype or "float32", None)
+    if not isinstance(kind, torch.dtype):
+        raise ValueError(f"--input {text!r}: unknown dtype {dtype!r}")
+    value = torch.randn(shape).to(kind) if kind.is_floating_point else \
+        torch.randint(0, 2, shape, dtype=kind)
+    return name, value
+
+
+def _dynamic(texts, names):
+    """["x:0=1..64"] -> torch.export dynamic_shapes by input name (one Dim per NAME:DIM)."""
+    import torch
+    shapes = {name: None for name in names}
+    for text in texts:
+        where, _, bounds = text.partition("=")
+        name, _, dim = where.partition(":")
+        low, _, high = bounds.partition("..")
+        if name not in shapes or not dim.isdigit() or not low.isdigit() or not high.isdigit():
+            raise ValueError(f"--dynamic {text!r}: expected INPUT:DIM=MIN..MAX with INPUT one of "
+                             f"{list(shapes)}, e.g. x:0=1..64")
+        shapes[name] = dict(shapes[name] or {}, **{dim: torch.export.Dim(
+            f"{name}_{dim}", min=int(low), max=int(high))})
+        shapes[name] = {int(k): v for k, v in shapes[name].items()}
+    return shapes if any(shapes.values()) else None
+
+
+def _load_model(args):
+    """(model, example inputs, dynamic shapes) from a .pt2 file or a module:factory."""
+    import importlib
+    import torch
+    if args.model.endswith(".pt2"):
+        from ember.frontend.fx_dims import export_dims
+        program = torch.export.load(args.model)
+        if args.input or args.dynamic:
+            raise ValueError("a .pt2 program brings its own example inputs and dynamic dims; "
+                             "--input and --dynamic are for module:factory")
+        if not program.example_inputs:
+            raise ValueError(f"{args.model} holds no example inputs (save it from torch.export "
+                             f"with torch >= 2.6)")
+        inputs = program.example_inputs[0]
+        values = [n.meta.get("val") for n in program.graph.nodes if n.op == "placeholder"
+                  and n.name in program.graph_signature.user_inputs]
+        specs, dynamic = export_dims(values, program.graph_signature.user_inputs)
+        return program.module(), tuple(inputs), (tuple(specs) if dynamic else None)
+    module_name, _, factory = args.model.partition(":")
+    if not factory:
+        raise ValueError(f"model {args.model!r}: expected a .pt2 file or module:factory")
+    sys.path.insert(0, os.getcwd())
+    made = getattr(importlib.import_module(module_name), factory)()
+    model, inputs = made if isinstance(made, tuple) else (made, None)
+    given = [_tensor_spec(t) for t in args.input]
+    if given:
+        inputs = tuple(v for _, v in given)
+    if inputs is None:
+        raise ValueError(f"{args.model} returned a model without example inputs: give them "
+                         f"with --input NAME=SHAPE[:dtype]")
+    names = [n for n, _ in given] or [f"arg{i}" for i in range(len(inputs))]
+    dynamic = _dynamic(args.dynamic, names)
+    return model.eval(), tuple(inputs), (tuple(dynamic[n] for n in names) if dynamic else None)
+
+
+def _compile(args) -> int:
+    import ember
+    model, inputs, dynamic = _load_model(args)
+    compiled = ember.compile(model, inputs, target=args.target, dynamic_shapes=dynamic,
+                             quantize=_scheme(args.quantize), precision=args.precision,
+                             dump_dir=args.dump_dir)
+    compiled.save(args.output)
+    timings = ", ".join(f"{k} {v:.1f} s" for k, v in compiled.compile_timings.items()
+                        if isinstance(v, (int, float)))
+    print(f"compiled {args.model} -> {args.output} ({timings})")
+    return 0
+
+
+def _run(args) -> int:
+    import numpy as np
+    import torch
+    from ember.runtime import load
+    model = load(args.artifact)
+    given = dict(text.split("=", 1) for text in args.input)
+    names = model.get_input_names()
+    if sorted(given) != sorted(names):
+        raise ValueError(f"--input names {sorted(given)} must be the artifact's inputs {names}")
+    outputs = [torch.empty(model.get_output_maximum_shape(i),
+                           dtype=getattr(torch, model.get_output_dtype(i)))
+               for i in range(len(model.get_output_names()))]
+    results = model.run_with_tensors([torch.from_numpy(np.load(given[n])) for n in names],
+                                     outputs)
+    if args.output_dir:
+        os.makedirs(args.output_dir, exist_ok=True)
+    for name, value in zip(model.get_output_names(), results):
+        array = value.float().numpy() if value.is_floating_point() else value.numpy()
+        if args.output_dir:
+            np.save(os.path.join(args.output_dir, f"{name}.npy"), array)
+        print(f"{name}: {array.dtype}{list(array.shape)}  min {array.min():.6g}  max "
+              f"{array.max():.6g}  mean {array.mean():.6g}")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ember", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("compile", help="compile a .pt2 program or a module:factory")
+    p.add_argument("model", help="program.pt2 (torch.export.save) or module:factory")
+    p.add_argument("-o", "--output", required=True, help="the artifact directory to write")
+    p.add_argument("--target", default="host")
+    p.add_argument("--input", action="append", default=[],
+                   help="example input NAME=D0xD1[:dtype] (module:factory), repeatable")
+    p.add_argument("--dynamic", action="append", default=[],
+                   help="dynamic dim INPUT:DIM=MIN..MAX (module:factory), repeatable")
+    p.add_argument("--quantize", choices=QUANTIZE_CHOICES,
+                   help="int8 (dynamic int8), w8 / w4 (weight-only, groups of 128)")
+    p.add_argument("--precision", choices=("bf16", "fp16"), help="implicit 16-bit weights")
+    p.add_argument("--dump-dir", help="keep every stage's IR here")
+    p.set_defaults(fn=_compile)
+    p = sub.add_parser("run", help="run an artifact on .npy inputs")
+    p.add_argument("artifact")
+    p.add_argument("--input", action="append", default=[], help="NAME=file.npy, repeatable")
+    p.add_argument("--output-dir", help="write each output as NAME.npy here")
+    p.set_defaults(fn=_run)
     for name, fn, help_ in (("info", _info, "describe an artifact"),
                             ("verify", _verify, "check an artifact's file hashes"),
                             ("bench", _bench, "time an artifact's run")):
