@@ -145,6 +145,11 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
         from ember.quant.report import QuantizationRecord
         record = QuantizationRecord(options.quantize,
                                     options.target.int8_activation_encoding())
+    key = _cache_key(model, example_inputs, options)
+    cached = key and _from_cache(key, start)
+    if cached:
+        cached.quantization = record
+        return cached
     if record is not None and options.quantize.mode == "static":
         from ember.frontend.static_quantization import layer_parameters, quantize_static
         model = quantize_static(model, example_inputs, options.quantize, options.dynamic_shapes,
@@ -163,7 +168,36 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
         return timings
     compiled = _compile_and_load(build, options, start)
     compiled.quantization = record
+    if key:
+        from ember.artifact import cache
+        cache.insert(key, compiled.artifact_dir)
     return compiled
+
+
+def _cache_key(model, example_inputs, options: CompileOptions) -> Optional[str]:
+    """The compile cache's key for this compile (ember.frontend.fingerprint), or None when it
+    is not cached: the cache is off (EMBER_CACHE=0), stages are dumped, the artifact goes to
+    a chosen workdir, static quantization calibrates (its record needs the calibrated model),
+    or the model has no fingerprint."""
+    from ember.artifact import cache
+    if not cache.enabled() or options.dump_dir or os.environ.get(DUMP_DIR_VARIABLE) or \
+            options.workdir or getattr(options.quantize, "mode", None) == "static":
+        return None
+    from ember.frontend.fingerprint import fingerprint
+    keyed = dataclasses.replace(options, target=None, repro_dir=None, isolate=True)
+    return fingerprint(model, example_inputs, keyed, repr(options.target.info))
+
+
+def _from_cache(key: str, start: float) -> Optional[CompiledModel]:
+    """The cached artifact of `key`, loaded, or None on a miss."""
+    from ember.artifact import cache
+    from ember.runtime import Model
+    path = cache.lookup(key)
+    if path is None:
+        return None
+    progress.logger.info("compile cache hit %s", path)
+    return CompiledModel(path, Model(path), owns_dir=False,
+                         timings={"cache": "hit", "total": time.perf_counter() - start})
 
 
 def compile_mlir(text: str, *, weights: Optional[Mapping[str, Any]] = None,

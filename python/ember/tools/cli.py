@@ -3,6 +3,7 @@
     ember compile model.pt2 -o mlp.ember [--target T] [--quantize w4] [--precision bf16]
     ember compile mlp_block:MLPBlock --input x=4x512:float32 --dynamic x:0=1..64 -o mlp.ember
     ember run mlp.ember --input x=x.npy [--output-dir out/]
+    ember cache info | clear          the compile cache (EMBER_CACHE_DIR)
     ember info mlp.ember              inputs, outputs, dynamic dims, constants, target
     ember verify mlp.ember            checks every file's sha256 against the manifest
     ember bench mlp.ember [-s s0=64]  times `run` at the given (default: maximum) sizes
@@ -172,6 +173,22 @@ def _run(args) -> int:
     return 0
 
 
+def _cache(args) -> int:
+    from ember.artifact import cache
+    if args.action == "clear":
+        removed = cache.evict(0)
+        print(f"removed {removed} cached artifact(s) from {cache.cache_dir()}")
+        return 0
+    listed = cache.entries()
+    total = sum(e["bytes"] for e in listed)
+    print(f"cache     {cache.cache_dir()}  ({'on' if cache.enabled() else 'off: EMBER_CACHE=0'})")
+    print(f"entries   {len(listed)}, {total / 2**20:.1f} MiB of "
+          f"{int(os.environ.get(cache.SIZE_VARIABLE, cache.DEFAULT_SIZE_MB))} MiB")
+    for entry in listed[::-1]:
+        print(f"  {entry['key'][:16]}  {entry['bytes'] / 2**20:8.1f} MiB")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ember", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,6 +205,9 @@ def main(argv=None) -> int:
     p.add_argument("--precision", choices=("bf16", "fp16"), help="implicit 16-bit weights")
     p.add_argument("--dump-dir", help="keep every stage's IR here")
     p.set_defaults(fn=_compile)
+    p = sub.add_parser("cache", help="show or clear the compile cache")
+    p.add_argument("action", choices=("info", "clear"))
+    p.set_defaults(fn=_cache)
     p = sub.add_parser("run", help="run an artifact on .npy inputs")
     p.add_argument("artifact")
     p.add_argument("--input", action="append", default=[], help="NAME=file.npy, repeatable")

@@ -26,6 +26,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ember.runtime import capi
 from ember.symbolic import Dim, SymbolicError, format_shape
+from ember.user_cache import cache_root
 
 HEADER = capi.HEADER
 TABLES = "ember_tables.c"
@@ -60,14 +61,6 @@ _objects_lock = threading.Lock()
 _process_dir: List[str] = []
 
 
-def cache_root() -> str:
-    """Where compiled runtime objects are kept across processes: `$EMBER_CACHE_DIR`, else
-    `$XDG_CACHE_HOME/ember`, else `~/.cache/ember`."""
-    return os.environ.get("EMBER_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-        "ember")
-
-
 def _compiler_identity(cc: str) -> str:
     """The compiler as a cache key: its resolved path, size and modification time (an
     upgraded compiler gets new objects)."""
@@ -98,7 +91,7 @@ def _compile_into(directory: str, cc: str) -> List[str]:
 
 
 def _cached_on_disk(key: str, cc: str) -> List[str]:
-    """The objects under cache_root()/runtime/<key>, compiled there first if missing: built in
+    """The objects under cache_root()/runtime/<key> (ember.user_cache), compiled there first if missing: built in
     a private directory and renamed into place, so concurrent processes never see half of a
     set (the loser of a race discards its copy). Where the cache cannot be written, a
     directory of this process's is used instead."""
