@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ember._version import __version__
 
-__all__ = ["compile", "load", "CompileOptions", "CompiledModel", "CompileError", "__version__"]
+__all__ = ["compile", "explain", "load", "CompileOptions", "CompiledModel", "CompileError", "__version__"]
 
 
 def __getattr__(name):
@@ -22,6 +22,9 @@ def __getattr__(name):
     if name == "CompileError":
         from ember.isolation import CompileError
         return CompileError
+    if name == "explain":
+        from ember.explanation import explain
+        return explain
     if name == "quant":         # ember.quant.Int8(), ember.quant.WeightOnly()
         import importlib
         return importlib.import_module("ember.quant")

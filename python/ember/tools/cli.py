@@ -2,6 +2,7 @@
 
     ember compile model.pt2 -o mlp.ember [--target T] [--quantize w4] [--precision bf16]
     ember compile mlp_block:MLPBlock --input x=4x512:float32 --dynamic x:0=1..64 -o mlp.ember
+    ember explain mlp_block:MLPBlock --input x=4x512:float32   the fused graph, kernels, lines
     ember run mlp.ember --input x=x.npy [--output-dir out/]
     ember cache info | clear          the compile cache (EMBER_CACHE_DIR)
     ember info mlp.ember              inputs, outputs, dynamic dims, constants, target
@@ -148,6 +149,14 @@ def _compile(args) -> int:
     return 0
 
 
+def _explain(args) -> int:
+    from ember.explanation import explain
+    model, inputs, dynamic = _load_model(args)
+    print(explain(model, inputs, target=args.target, dynamic_shapes=dynamic,
+                  quantize=_scheme(args.quantize), precision=args.precision))
+    return 0
+
+
 def _run(args) -> int:
     import numpy as np
     import torch
@@ -192,19 +201,24 @@ def _cache(args) -> int:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="ember", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("compile", help="compile a .pt2 program or a module:factory")
-    p.add_argument("model", help="program.pt2 (torch.export.save) or module:factory")
-    p.add_argument("-o", "--output", required=True, help="the artifact directory to write")
-    p.add_argument("--target", default="host")
-    p.add_argument("--input", action="append", default=[],
-                   help="example input NAME=D0xD1[:dtype] (module:factory), repeatable")
-    p.add_argument("--dynamic", action="append", default=[],
-                   help="dynamic dim INPUT:DIM=MIN..MAX (module:factory), repeatable")
-    p.add_argument("--quantize", choices=QUANTIZE_CHOICES,
-                   help="int8 (dynamic int8), w8 / w4 (weight-only, groups of 128)")
-    p.add_argument("--precision", choices=("bf16", "fp16"), help="implicit 16-bit weights")
-    p.add_argument("--dump-dir", help="keep every stage's IR here")
-    p.set_defaults(fn=_compile)
+    for name, fn, help_ in (("compile", _compile, "compile a .pt2 program or a module:factory"),
+                            ("explain", _explain, "show the fused graph, its kernels and the "
+                                                  "source lines they come from")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("model", help="program.pt2 (torch.export.save) or module:factory")
+        if name == "compile":
+            p.add_argument("-o", "--output", required=True,
+                           help="the artifact directory to write")
+            p.add_argument("--dump-dir", help="keep every stage's IR here")
+        p.add_argument("--target", default="host")
+        p.add_argument("--input", action="append", default=[],
+                       help="example input NAME=D0xD1[:dtype] (module:factory), repeatable")
+        p.add_argument("--dynamic", action="append", default=[],
+                       help="dynamic dim INPUT:DIM=MIN..MAX (module:factory), repeatable")
+        p.add_argument("--quantize", choices=QUANTIZE_CHOICES,
+                       help="int8 (dynamic int8), w8 / w4 (weight-only, groups of 128)")
+        p.add_argument("--precision", choices=("bf16", "fp16"), help="implicit 16-bit weights")
+        p.set_defaults(fn=fn)
     p = sub.add_parser("cache", help="show or clear the compile cache")
     p.add_argument("action", choices=("info", "clear"))
     p.set_defaults(fn=_cache)

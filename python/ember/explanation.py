@@ -1,0 +1,171 @@
+"""`ember.explain(model, inputs)` / `ember explain`: what ember makes of a model, as pseudo-code.
+
+One line per op of the fused graph (ember's graph stage, after fusion and quantization) in
+execution order, like AITemplate's sorted graph pseudo-code:
+
+      7  %7 = ember.gemm(%6 [8,128,256] f32, weight [256,1024] f32)  -> [8,128,1024] f32
+             epilogue bias+gelu  kernel ember_gemm_2 (tile 14x32, KC 256, MC 252, A packed,
+             2 threads)  # aten.linear at models.py:103
+
+The kernel part comes from the same compile carried on to the kernels stage: the GEMM kernel
+function the op became (its register tile, cache blocks, packing), the k-th kernel call made
+from a source location going to the k-th op of that location (convolutions that took the
+Winograd path show the GEMM of their transformed tiles); the origin is the aten op and the user's source line the location names.
+Ops the frontend could not map to ember ops (torch-mlir's own lowering) are listed after.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+from ember.source_locations import describe_origin
+
+#: Ops that only name constants: not lines of the program.
+_SKIPPED = ("ember.weight",)
+#: Ops that end a run of kernel calls (another op's code begins).
+_OPS_BETWEEN = ("linalg.generic", "memref.copy", "linalg.fill", "linalg.transpose")
+#: Ops that become GEMM kernel calls, and how many each (the others share their source line,
+#: not their kernel).
+_CALLS = {"ember.gemm": 1, "ember.qgemm": 1, "ember.conv2d": 1, "ember.qconv2d": 1,
+          "ember.attention": 2}
+
+
+def explain(model, example_inputs: Sequence[Any], **compile_options) -> str:
+    """The fused graph of `model` compiled with `compile_options` (ember.compile's), one line
+    per op with its kernel and source line."""
+    from ember.backends.base import run_stages, stage_names
+    from ember.compiler import parse_module, resolve_options, stage_table
+    from ember.frontend import import_model
+    options = resolve_options(None, compile_options)
+    source = import_model(model, example_inputs, options.dynamic_shapes)
+    module, ctx = parse_module(source.module_text, source.weights, options.target)
+    stages = stage_table(options.target, options)
+    names = stage_names(stages)
+    run_stages(stages[:1], module, ctx)
+    lines = _graph_lines(module)
+    run_stages(stages[1:names.index("kernels") + 1], module, ctx, first_index=1)
+    kernels = _kernels_by_location(module)
+    out = [f"# ember.explain: {len(lines)} ops, target {options.target.spec}"]
+    for number, (text, location) in enumerate(lines):
+        op = text.split(" = ")[1].split("(")[0]
+        calls = kernels.get(location, [])
+        # the k-th op of a source line took that line's k-th kernel calls (attention: two,
+        # its QK^T and PV products)
+        taken = [calls.pop(0) for _ in range(min(len(calls), _CALLS.get(op, 0)))]
+        kernel = ", ".join(taken)
+        out.append(f"{number:4d}  {text}" + (f"  kernel {kernel}" if kernel else "") +
+                   f"  # {describe_origin(location)}")
+    fallback = [f"      {op}: {why}" for op, why in getattr(source, "fallbacks", [])]
+    if fallback:
+        out += ["# lowered by torch-mlir's fallback:"] + fallback
+    return "\n".join(out)
+
+
+def _graph_lines(module) -> List[tuple]:
+    """(pseudo-code, location text) per op of the public function, in order."""
+    fn = _main(module)
+    names: Dict[Any, str] = {arg: f"%arg{i}" for i, arg in
+                             enumerate(fn.regions[0].blocks[0].arguments)}
+    lines = []
+    for op in fn.regions[0].blocks[0].operations:
+        name = op.operation.name
+        if name in _SKIPPED or name == "func.return":
+            if name in _SKIPPED:
+                names[op.results[0]] = "weight"
+            continue
+        for i, result in enumerate(op.results):
+            names[result] = f"%{len(lines)}" + (f"#{i}" if len(op.results) > 1 else "")
+        operands = ", ".join(f"{names.get(v, '?')} {_type(v.type)}" for v in op.operands)
+        results = ", ".join(_type(r.type) for r in op.results)
+        text = f"{names[op.results[0]] if op.results else ''} = {name}({operands}) -> {results}"
+        epilogue = _epilogue(op)
+        lines.append((text + (f"  epilogue {epilogue}" if epilogue else ""), str(op.location)))
+    return lines
+
+
+def _epilogue(op) -> str:
+    """What a GEMM or convolution fused: bias, activation, residual, low-bit weights."""
+    attrs = op.operation.attributes
+    parts = []
+    segments = list(attrs["operandSegmentSizes"]) if "operandSegmentSizes" in attrs else []
+    if op.operation.name in ("ember.gemm", "ember.qgemm", "ember.conv2d") and segments:
+        named = {"ember.gemm": ["lhs", "rhs", "bias", "residual", "rhs_scale", "rhs_offset"]}
+        present = dict(zip(named.get(op.operation.name, []), segments))
+        if present.get("bias"):
+            parts.append("bias")
+        if present.get("residual"):
+            parts.append("residual")
+        if present.get("rhs_scale"):
+            parts.append(f"int{attrs['rhs_bits'].value} weights")
+    if "activation" in attrs:
+        activation = str(attrs["activation"]).strip('"')
+        if activation != "none":
+            parts.insert(1 if parts[:1] == ["bias"] else 0, activation)
+    return "+".join(parts)
+
+
+def _kernels_by_location(module) -> Dict[str, List[str]]:
+    """Location text -> "name (schedule)" of the GEMM kernel calls made from it, in program
+    order (one source line run for several layers makes several)."""
+    from ember.kit.gemm_kernel_spec import KERNEL_ATTR
+    schedules = {}
+    for op in module.body.operations:
+        if op.operation.name == "func.func" and KERNEL_ATTR in op.attributes:
+            name = str(op.attributes["sym_name"]).strip('"')
+            schedules[name] = _schedule_text(op)
+    runs: Dict[str, List[list]] = {}        # location -> [[callee, consecutive calls]]
+    previous = None
+    for op in _walk(_main(module)):
+        if op.operation.name == "func.call":
+            callee = str(op.attributes["callee"]).lstrip("@")
+            if callee in schedules:
+                calls = runs.setdefault(str(op.location), [])
+                if previous == (callee, str(op.location)):      # the next call of one run
+                    calls[-1][1] += 1
+                else:
+                    calls.append([callee, 1])
+                previous = (callee, str(op.location))
+        elif op.operation.name.startswith("ember.") or op.operation.name in _OPS_BETWEEN:
+            previous = None
+    # A run of one kernel called 16 times from one op: the Winograd F(2x2, 3x3) products of a
+    # convolution's transformed tiles.
+    return {location: [f"{callee}{f' x{count} (Winograd tiles)' if count > 1 else ''} "
+                       f"({schedules[callee]})" for callee, count in calls]
+            for location, calls in runs.items()}
+
+
+def _schedule_text(fn) -> str:
+    attrs = fn.attributes
+    if "ember.gemm_schedule" not in attrs:
+        return "reference"
+    s = {a.name: a.attr for a in attrs["ember.gemm_schedule"]}
+    spec = {a.name: a.attr for a in attrs["ember.gemm_kernel"]}
+
+    def value(d, key):
+        return str(d[key]).split(":")[0].strip() if key in d else "?"
+    how = "implicit im2col, " if "patches" in spec else ""
+    how += f"{value(spec, 'weights').strip(chr(34))} weights, " if "weights" in spec else ""
+    return (f"{how}tile {value(s, 'mr')}x{value(s, 'nr')}, KC {value(s, 'kc')}, "
+            f"MC {value(s, 'mc')}, A {'packed' if value(s, 'pack_a') == 'true' else 'in place'}"
+            f"{', parallel' if value(s, 'parallel') == 'true' else ''}")
+
+
+def _main(module):
+    return next(op for op in module.body.operations if op.operation.name == "func.func" and
+                "sym_visibility" not in op.attributes)
+
+
+def _walk(op):
+    for region in op.regions:
+        for block in region.blocks:
+            for inner in block.operations:
+                yield inner
+                yield from _walk(inner)
+
+
+def _type(t) -> str:
+    """tensor<?x128x256xf32> -> "[?,128,256] f32"."""
+    text = str(t)
+    if not text.startswith("tensor<"):
+        return text
+    *dims, element = text[len("tensor<"):-1].split("x")
+    return f"[{','.join(dims)}] {element}"

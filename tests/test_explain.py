@@ -1,0 +1,52 @@
+"""`ember.explain` / `ember explain`: one line per op of the fused graph, in order, each naming
+its aten op and the model's source line (checked against the model's code), GEMMs and
+convolutions their fused epilogue and their kernel's schedule."""
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+import pytest
+
+import ember
+from ember.tools.cli import main
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from benchmarks.models import WORKLOADS  # noqa: E402
+
+#: Where the workloads' code lives (the CNN's blocks are the ResNet example's).
+SOURCES = [os.path.join(ROOT, "benchmarks", "models.py"), os.path.join(ROOT, "examples",
+                                                                      "resnet.py")]
+LINE = re.compile(r"# (aten\.\w+) at (\S+):(\d+)$")
+
+
+@pytest.mark.parametrize("workload, kernels", [("bert", "ember.gemm"), ("cnn", "ember.conv2d")])
+def test_every_line_names_its_source_line(workload, kernels):
+    w = WORKLOADS[workload]
+    text = ember.explain(w.make_model(2), w.make_inputs(2))
+    header, *lines = text.splitlines()
+    assert header.startswith("# ember.explain") and lines
+    code = {os.path.realpath(p): open(p).read().splitlines() for p in SOURCES}
+    for line in lines:
+        found = LINE.search(line)
+        assert found, line
+        path, number = os.path.realpath(found.group(2)), int(found.group(3))
+        assert path in code, line
+        # the named line is code of the model (a call of the op, or the statement it is in)
+        text = code[path][number - 1].strip()
+        assert text and not text.startswith("#"), line
+    contractions = [line for line in lines if f"= {kernels}(" in line]
+    assert contractions and all("kernel ember_gemm_" in line and "tile " in line
+                                for line in contractions)
+    assert any("epilogue " in line for line in contractions)
+
+
+def test_command_line_explains_a_factory(capsys, monkeypatch):
+    monkeypatch.chdir(os.path.join(ROOT, "examples"))
+    assert main(["explain", "mlp_block:MLPBlock", "--input", "x=4x512:float32"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("# ember.explain: 3 ops")
+    assert "epilogue bias+gelu" in out[1] and "mlp_block.py:" in out[1]
+    assert "= ember.layer_norm(" in out[3]
