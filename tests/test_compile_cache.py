@@ -118,3 +118,24 @@ def test_off_switch_and_cli(capsys, monkeypatch):
     monkeypatch.setenv("EMBER_CACHE", "0")
     ember.compile(model, (x,))
     assert cache.entries() == []
+
+
+def test_graphs_of_one_class_with_different_code_do_not_share_an_entry():
+    """FX GraphModules (torch.compile's graphs, loaded .pt2 programs) are all one class: their
+    generated code is part of the key."""
+    x = torch.randn(4, 8)
+    first = torch.fx.symbolic_trace(_Fn(lambda t: torch.relu(t) * 2))
+    second = torch.fx.symbolic_trace(_Fn(lambda t: torch.tanh(t) + 1))
+    assert_close(ember.compile(first, (x,))(x), first(x))
+    again = ember.compile(second, (x,))
+    assert not _hit(again)
+    assert_close(again(x), second(x))
+
+
+class _Fn(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)

@@ -2,7 +2,8 @@
 
 A warm compile must cost less than torch.export's own start-up, so the key is not the exported
 graph but what the graph is made from: the code of every module class in the model (the whole
-source file each is defined in, which holds the helpers its forward calls), the modules'
+source file each is defined in, which holds the helpers its forward calls) and the code a module
+carries itself (an FX GraphModule's generated forward, functions set on an instance), the modules'
 structure and plain attributes (`eps`, `scale`, flags), every parameter and buffer's bytes, the
 example inputs' shapes and dtypes, the dynamic dims, the compile options (quantization schemes
 with their calibration data and supplied codes), the target, and the versions of ember (its
@@ -38,7 +39,7 @@ def fingerprint(model, example_inputs: Sequence[Any], options, target_spec: str)
         _add(h, "options", _describe(options))
         _add(h, "inputs", _describe(list(example_inputs), with_data=False))
         for name, module in model.named_modules():
-            _add(h, "module", name, _class_code(type(module)),
+            _add(h, "module", name, _class_code(type(module)), _instance_code(module),
                  {k: _describe(v) for k, v in sorted(vars(module).items())
                   if isinstance(v, _PLAIN + (tuple, list)) and not k.startswith("_")})
             tensors = {**module._parameters, **module._buffers,     # non-persistent ones too
@@ -104,6 +105,20 @@ def _class_code(cls) -> str:
             return cls.__qualname__ + hashlib.sha256(f.read()).hexdigest()
     except (TypeError, OSError):
         raise Unfingerprintable(f"no source for {cls.__qualname__}") from None
+
+
+def _instance_code(module) -> str:
+    """Code a module carries itself rather than in its class: an FX GraphModule's generated
+    forward (a torch.compile graph, a loaded .pt2 program: the class is the same for every
+    graph), and functions set on the instance (`module.forward = ...`)."""
+    parts = [module.code] if isinstance(module, torch.fx.GraphModule) else []
+    for key, value in sorted(vars(module).items()):
+        if callable(value) and not isinstance(value, (torch.nn.Module, type)):
+            try:
+                parts.append(f"{key}:{inspect.getsource(value)}")
+            except (TypeError, OSError):
+                raise Unfingerprintable(f"no source for the callable attribute {key}") from None
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest() if parts else ""
 
 
 def _versions(model) -> tuple:
