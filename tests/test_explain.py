@@ -50,3 +50,17 @@ def test_command_line_explains_a_factory(capsys, monkeypatch):
     assert out[0].startswith("# ember.explain: 3 ops")
     assert "epilogue bias+gelu" in out[1] and "mlp_block.py:" in out[1]
     assert "= ember.layer_norm(" in out[3]
+
+
+def test_compiled_model_explains_itself():
+    from mlp_block import MLPBlock
+    import torch
+    model = MLPBlock(64, 128).eval()
+    compiled = ember.compile(model, (torch.randn(4, 64),))
+    text = compiled.explain()
+    assert text.startswith("# ember.explain: 3 ops") and "epilogue bias+gelu" in text
+    del model
+    import gc
+    gc.collect()
+    with pytest.raises(ValueError, match="needs the model"):
+        compiled.explain()

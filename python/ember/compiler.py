@@ -101,6 +101,9 @@ class CompiledModel:
         self.compile_timings = dict(timings or {})
         #: How the model was quantized (an ember.quant.report.QuantizationRecord), or None.
         self.quantization = None
+        #: What `explain` recompiles: (weak reference to the model, example inputs' (shape,
+        #: dtype), options), set by ember.compile.
+        self._explain_source = None
         if owns_dir:
             self._cleanup = weakref.finalize(self, shutil.rmtree, artifact_dir, True)
 
@@ -122,6 +125,23 @@ class CompiledModel:
         with staged_directory(path) as stage:
             shutil.copytree(self.artifact_dir, stage, dirs_exist_ok=True)
         return path
+
+    def explain(self) -> str:
+        """The fused graph this model was compiled from, one line per op with its kernel and
+        source line (ember.explain on the model, with inputs of the example inputs' shapes and
+        dtypes and the same options)."""
+        from ember.explanation import explain
+        model = self._explain_source and self._explain_source[0]()
+        if model is None:
+            raise ValueError("explain() needs the model this was compiled from, still alive in "
+                             "this process (ember.compile's result); use ember.explain(model, "
+                             "inputs) otherwise")
+        _, specs, options = self._explain_source
+        import torch
+        inputs = [torch.zeros(shape, dtype=dtype) for shape, dtype in specs]
+        return explain(model, inputs, **{f.name: getattr(options, f.name)
+                                         for f in dataclasses.fields(options)
+                                         if f.name not in ("workdir", "repro_dir")})
 
     def __repr__(self) -> str:
         return f"CompiledModel({self.artifact_dir!r})"
@@ -149,6 +169,7 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
     cached = key and _from_cache(key, start)
     if cached:
         cached.quantization = record
+        cached._explain_source = _explain_source(model, example_inputs, options)
         return cached
     if record is not None and options.quantize.mode == "static":
         from ember.frontend.static_quantization import layer_parameters, quantize_static
@@ -168,10 +189,22 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
         return timings
     compiled = _compile_and_load(build, options, start)
     compiled.quantization = record
+    compiled._explain_source = _explain_source(model, example_inputs, options)
     if key:
         from ember.artifact import cache
         cache.insert(key, compiled.artifact_dir)
     return compiled
+
+
+def _explain_source(model, example_inputs, options: CompileOptions):
+    """What CompiledModel.explain needs: the model (weakly: the compiled model must not keep
+    it alive), the example inputs' shapes and dtypes (not their data), the options."""
+    try:
+        reference = weakref.ref(model)
+    except TypeError:
+        return None
+    specs = [(tuple(x.shape), x.dtype) for x in example_inputs if hasattr(x, "shape")]
+    return (reference, specs, options) if len(specs) == len(example_inputs) else None
 
 
 def _cache_key(model, example_inputs, options: CompileOptions) -> Optional[str]:
