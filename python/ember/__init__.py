@@ -12,19 +12,17 @@ from __future__ import annotations
 
 from ember._version import __version__
 
-__all__ = ["compile", "explain", "load", "CompileOptions", "CompiledModel", "CompileError", "__version__"]
+__all__ = ["compile", "explain", "load", "CompileOptions", "CompiledModel", "CompileError",
+           "__version__"]
 
 
 def __getattr__(name):
-    if name in ("compile", "CompileOptions", "CompiledModel"):
+    if name in ("compile", "explain", "CompileOptions", "CompiledModel"):
         from ember import compiler
         return getattr(compiler, name)
     if name == "CompileError":
         from ember.isolation import CompileError
         return CompileError
-    if name == "explain":
-        from ember.explanation import explain
-        return explain
     if name == "quant":         # ember.quant.Int8(), ember.quant.WeightOnly()
         import importlib
         return importlib.import_module("ember.quant")

@@ -128,9 +128,8 @@ class CompiledModel:
 
     def explain(self) -> str:
         """The fused graph this model was compiled from, one line per op with its kernel and
-        source line (ember.explain on the model, with inputs of the example inputs' shapes and
+        source line (`explain` on the model, with inputs of the example inputs' shapes and
         dtypes and the same options)."""
-        from ember.explanation import explain
         model = self._explain_source and self._explain_source[0]()
         if model is None:
             raise ValueError("explain() needs the model this was compiled from, still alive in "
@@ -194,6 +193,23 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
         from ember.artifact import cache
         cache.insert(key, compiled.artifact_dir)
     return compiled
+
+
+def explain(model, example_inputs: Sequence[Any], **compile_options) -> str:
+    """The fused graph of `model` compiled with `compile_options` (ember.compile's): one line per
+    op of the graph stage, with its kernel from the kernels stage and its source line (see
+    ember.explanation)."""
+    from ember.backends.base import run_stages, stage_names
+    from ember.explanation import format_explanation, graph_lines
+    from ember.frontend import import_model
+    options = resolve_options(None, compile_options)
+    source = import_model(model, example_inputs, options.dynamic_shapes)
+    module, ctx = parse_module(source.module_text, source.weights, options.target)
+    stages = stage_table(options.target, options)
+    run_stages(stages[:1], module, ctx)
+    lines = graph_lines(module)
+    run_stages(stages[1:stage_names(stages).index("kernels") + 1], module, ctx, first_index=1)
+    return format_explanation(lines, module, options.target.spec)
 
 
 def _explain_source(model, example_inputs, options: CompileOptions):

@@ -7,8 +7,9 @@
 
 The backend is found through the `torch_dynamo_backends` entry point (pyproject.toml), so no
 `import ember` is needed first: on the first use of the name, torch loads `ember_backend` and
-registers it (torch._dynamo.register_backend). Dynamo hands the backend each graph it captured (a model with graph breaks gives
-several); each becomes one ember artifact, compiled on its first call:
+registers it (torch._dynamo.register_backend). Dynamo hands the backend each graph it captured
+(a model with graph breaks gives several); each becomes one ember artifact, compiled on its
+first call:
 
 - the module's parameters and buffers, which dynamo passes as graph inputs, are bound as the
   artifact's weights (checked by identity and version on every call: a replaced or modified

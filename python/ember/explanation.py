@@ -1,4 +1,5 @@
-"""`ember.explain(model, inputs)` / `ember explain`: what ember makes of a model, as pseudo-code.
+"""What ember makes of a model, as pseudo-code (`ember.explain(model, inputs)`, `ember explain`,
+`CompiledModel.explain()`; ember.compiler runs the stages, this module reads their IR).
 
 One line per op of the fused graph (ember's graph stage, after fusion and quantization) in
 execution order, like AITemplate's sorted graph pseudo-code:
@@ -10,12 +11,12 @@ execution order, like AITemplate's sorted graph pseudo-code:
 The kernel part comes from the same compile carried on to the kernels stage: the GEMM kernel
 function the op became (its register tile, cache blocks, packing), the k-th kernel call made
 from a source location going to the k-th op of that location (convolutions that took the
-Winograd path show the GEMM of their transformed tiles); the origin is the aten op and the user's source line the location names.
-Ops the frontend could not map to ember ops (torch-mlir's own lowering) are listed after.
+Winograd path show the GEMM of their transformed tiles); the origin is the aten op and the
+user's source line the location names.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List
 
 from ember.source_locations import describe_origin
 
@@ -29,22 +30,17 @@ _CALLS = {"ember.gemm": 1, "ember.qgemm": 1, "ember.conv2d": 1, "ember.qconv2d":
           "ember.attention": 2}
 
 
-def explain(model, example_inputs: Sequence[Any], **compile_options) -> str:
-    """The fused graph of `model` compiled with `compile_options` (ember.compile's), one line
-    per op with its kernel and source line."""
-    from ember.backends.base import run_stages, stage_names
-    from ember.compiler import parse_module, resolve_options, stage_table
-    from ember.frontend import import_model
-    options = resolve_options(None, compile_options)
-    source = import_model(model, example_inputs, options.dynamic_shapes)
-    module, ctx = parse_module(source.module_text, source.weights, options.target)
-    stages = stage_table(options.target, options)
-    names = stage_names(stages)
-    run_stages(stages[:1], module, ctx)
-    lines = _graph_lines(module)
-    run_stages(stages[1:names.index("kernels") + 1], module, ctx, first_index=1)
-    kernels = _kernels_by_location(module)
-    out = [f"# ember.explain: {len(lines)} ops, target {options.target.spec}"]
+def graph_lines(module) -> List[tuple]:
+    """(pseudo-code, location text) per op of the public function of a module at the graph
+    stage, in execution order: what `format_explanation` numbers."""
+    return _graph_lines(module)
+
+
+def format_explanation(lines: List[tuple], module_at_kernels, target_spec: str) -> str:
+    """The explanation text: `lines` (from `graph_lines`) with the kernels the same module
+    got by the kernels stage (`module_at_kernels`) and each op's origin."""
+    kernels = _kernels_by_location(module_at_kernels)
+    out = [f"# ember.explain: {len(lines)} ops, target {target_spec}"]
     for number, (text, location) in enumerate(lines):
         op = text.split(" = ")[1].split("(")[0]
         calls = kernels.get(location, [])
@@ -54,9 +50,6 @@ def explain(model, example_inputs: Sequence[Any], **compile_options) -> str:
         kernel = ", ".join(taken)
         out.append(f"{number:4d}  {text}" + (f"  kernel {kernel}" if kernel else "") +
                    f"  # {describe_origin(location)}")
-    fallback = [f"      {op}: {why}" for op, why in getattr(source, "fallbacks", [])]
-    if fallback:
-        out += ["# lowered by torch-mlir's fallback:"] + fallback
     return "\n".join(out)
 
 

@@ -150,7 +150,7 @@ def _compile(args) -> int:
 
 
 def _explain(args) -> int:
-    from ember.explanation import explain
+    from ember.compiler import explain
     model, inputs, dynamic = _load_model(args)
     print(explain(model, inputs, target=args.target, dynamic_shapes=dynamic,
                   quantize=_scheme(args.quantize), precision=args.precision))
