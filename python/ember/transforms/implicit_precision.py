@@ -45,10 +45,8 @@ class _SixteenBitWeight:
 
     def __call__(self, op, rewriter) -> bool:
         gemm = Gemm(op)
-        weight = linear_weight(gemm)
-        if weight is None or \
-                not isinstance(ir.RankedTensorType(gemm.lhs.type).element_type, ir.F32Type) or \
-                not self.chosen.selects("Linear", weight.name):
+        weight = linear_weight(gemm, self.chosen)
+        if weight is None:
             return NOT_APPLIED
         rhs_type = ir.RankedTensorType(gemm.rhs.type)
         element, dtype_name = PRECISIONS[self.chosen.precision]

@@ -61,14 +61,15 @@ def module_path(weight_name: str) -> str:
     return match.group(1) if match else weight_name
 
 
-def linear_weight(gemm: Gemm) -> Optional[Weight]:
+def linear_weight(gemm: Gemm, chosen) -> Optional[Weight]:
     """The f32 weight [K, N] of a GEMM that is a Linear layer's (a plain lhs, the rhs a 2-D
-    `ember.weight` not yet packed), or None: what ember-quantize and ember-implicit-precision
-    rewrite."""
+    `ember.weight` not yet packed; an f32 rhs means an f32 GEMM) that `chosen.selects` as kind
+    "Linear", or None: what ember-quantize and ember-implicit-precision rewrite."""
     weight = Weight.defining(gemm.rhs)
     rhs_type = ir.RankedTensorType(gemm.rhs.type)
     if weight is None or gemm.rhs_panel is not None or gemm.lhs_patches is not None or \
-            rhs_type.rank != 2 or not isinstance(rhs_type.element_type, ir.F32Type):
+            rhs_type.rank != 2 or not isinstance(rhs_type.element_type, ir.F32Type) or \
+            not chosen.selects("Linear", weight.name):
         return None
     return weight
 
@@ -94,8 +95,8 @@ class _QuantizePattern:
 
     def __call__(self, op, rewriter) -> bool:
         gemm = Gemm(op)
-        weight = linear_weight(gemm)
-        if weight is None or not self.chosen.selects("Linear", weight.name):
+        weight = linear_weight(gemm, self.chosen)
+        if weight is None:
             return NOT_APPLIED
         k, n = ir.RankedTensorType(gemm.rhs.type).shape
         if k == 0:
@@ -115,10 +116,8 @@ class _LowBitWeightPattern:
 
     def __call__(self, op, rewriter) -> bool:
         gemm = Gemm(op)
-        weight = linear_weight(gemm)
-        if weight is None or \
-                not isinstance(ir.RankedTensorType(gemm.lhs.type).element_type, ir.F32Type) or \
-                not self.chosen.selects("Linear", weight.name):
+        weight = linear_weight(gemm, self.chosen)
+        if weight is None:
             return NOT_APPLIED
         k, n = ir.RankedTensorType(gemm.rhs.type).shape
         bits, symmetric = self.chosen.bits, self.chosen.symmetric
