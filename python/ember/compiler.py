@@ -62,6 +62,9 @@ class CompileOptions:
     dump_dir: Optional[str] = None      # keep every stage's output here ($EMBER_DUMP_DIR)
     repro_dir: Optional[str] = None     # where failing pipelines save their input
     workdir: Optional[str] = None       # where the artifact is built (default: a temp dir)
+    #: A profile build: per-kernel timers compiled into the code (CPU targets), read by
+    #: `CompiledModel.profile` / `Model.profile` and `ember profile`.
+    profile: bool = False
     #: Compile in a worker process, so that native code dying raises CompileError instead of
     #: killing the caller; EMBER_ISOLATE=0 turns it off everywhere (e.g. for a debugger).
     isolate: bool = True
@@ -86,7 +89,11 @@ def resolve_options(options: Optional[CompileOptions], overrides: Mapping[str, A
                         f"None), got {type(resolved.quantize).__name__}")
     if resolved.precision not in (None, "bf16", "fp16"):
         raise ValueError(f"precision must be 'bf16', 'fp16' or None, got {resolved.precision!r}")
-    return dataclasses.replace(resolved, target=get_target(resolved.target))
+    target = get_target(resolved.target)
+    if resolved.profile and not target.times_kernels:
+        raise ValueError(f"profile builds time kernels on CPU targets (host, aarch64); target "
+                         f"'{target.kind}' has no per-kernel timers: profile on a CPU target")
+    return dataclasses.replace(resolved, target=target)
 
 
 class CompiledModel:
@@ -104,6 +111,7 @@ class CompiledModel:
         #: What `explain` recompiles: (weak reference to the model, example inputs' (shape,
         #: dtype), options), set by ember.compile.
         self._explain_source = None
+        self._profiled: Optional["CompiledModel"] = None     # its profile build, when made
         if owns_dir:
             self._cleanup = weakref.finalize(self, shutil.rmtree, artifact_dir, True)
 
@@ -130,17 +138,38 @@ class CompiledModel:
         """The fused graph this model was compiled from, one line per op with its kernel and
         source line (`explain` on the model, with inputs of the example inputs' shapes and
         dtypes and the same options)."""
-        model = self._explain_source and self._explain_source[0]()
-        if model is None:
-            raise ValueError("explain() needs the model this was compiled from, still alive in "
-                             "this process (ember.compile's result); use ember.explain(model, "
-                             "inputs) otherwise")
-        _, specs, options = self._explain_source
-        import torch
-        inputs = [torch.zeros(shape, dtype=dtype) for shape, dtype in specs]
+        model, inputs, options = self._source("explain", "use ember.explain(model, inputs)")
         return explain(model, inputs, **{f.name: getattr(options, f.name)
                                          for f in dataclasses.fields(options)
                                          if f.name not in ("workdir", "repro_dir")})
+
+    def profile(self, *inputs, runs: int = 20, warmup: int = 3):
+        """Where the time goes, per step of the fused graph (an ember.runtime.profile.Profile;
+        see `Model.profile`), on `inputs` (default: random ones of the largest shapes). A
+        profile build is profiled itself; otherwise a profile build of the same model and
+        options is compiled first (from the compile cache when it has one)."""
+        if self.runtime is None:
+            raise RuntimeError(f"the artifact in {self.artifact_dir} cannot run in this process: "
+                               f"{self.not_loaded_because}")
+        if "profile" not in self.runtime.manifest:
+            if self._profiled is None:
+                model, examples, options = self._source(
+                    "profile", "compile it with profile=True and call profile() on that")
+                self._profiled = compile(model, examples,
+                                         options=dataclasses.replace(options, profile=True))
+            return self._profiled.profile(*inputs, runs=runs, warmup=warmup)
+        return self.runtime.profile(list(inputs) if inputs else None, runs=runs, warmup=warmup)
+
+    def _source(self, what: str, otherwise: str):
+        """(model, example inputs of the compile's shapes and dtypes, options) to compile
+        again; the model must still be alive."""
+        model = self._explain_source and self._explain_source[0]()
+        if model is None:
+            raise ValueError(f"{what}() needs the model this was compiled from, still alive in "
+                             f"this process (ember.compile's result); {otherwise} otherwise")
+        _, specs, options = self._explain_source
+        import torch
+        return model, [torch.zeros(shape, dtype=dtype) for shape, dtype in specs], options
 
     def __repr__(self) -> str:
         return f"CompiledModel({self.artifact_dir!r})"
@@ -297,8 +326,10 @@ def stage_table(target, options: CompileOptions) -> list:
         precision={"fp16": "f16"}.get(options.precision, options.precision),
         filter=options.precision_filter, exclude=options.precision_exclude)
     graph = graph_pipeline(merge_parallel_gemms=options.merge_parallel_linears,
-                           quantize=options.quantize, precision=precision) \
-        if options.graph_pipeline is None else Pipeline.parse(options.graph_pipeline)
+                           quantize=options.quantize, precision=precision,
+                           label_kernels=options.profile) \
+        if options.graph_pipeline is None else Pipeline.parse(
+            options.graph_pipeline + (",ember-label-kernels" if options.profile else ""))
     stages = configure_passes(target.stages(graph), options.pass_options)
     return disable_passes(stages, options.disabled_passes)
 
@@ -401,6 +432,8 @@ def build_artifact(source, artifact_dir: str, options: CompileOptions) -> Dict[s
                               source, state)
         manifest = {"target": result.target, "code": {target.kind: result.code},
                     **job.signature}
+        if job.profile_steps is not None:
+            manifest["profile"] = {"steps": job.profile_steps}
         write_artifact(artifact_dir, manifest=manifest, weights=weights, files=result.files)
     return timings
 
@@ -414,13 +447,18 @@ def generate_code(module, ctx, options: CompileOptions, job, *, signature=None,
     The pass stages run first; once they have bound the weights, `job.num_weights` is set and,
     with `signature(constant_names, weights)`, `job.signature` (the C runtime compiled into CPU
     libraries needs it); the code generation stages follow. `timings` receives the seconds of
-    each half ("passes", "codegen")."""
+    each half ("passes", "codegen"). A profile build's steps, read after the graph stage, go
+    to `job.profile_steps`."""
     from ember.targets import get_target
     from ember.backends.base import first_codegen_stage, run_stages
     stages = stage_table(get_target(options.target), options)
     split = first_codegen_stage(stages)
     t0 = time.perf_counter()
-    run_stages(stages[:split], module, ctx, job, repro_dir=_repro_dir(options))
+    run_stages(stages[:1], module, ctx, job, repro_dir=_repro_dir(options))
+    if options.profile:
+        from ember.explanation import step_table
+        job.profile_steps = step_table(module)
+    run_stages(stages[1:split], module, ctx, job, first_index=1, repro_dir=_repro_dir(options))
     t1 = time.perf_counter()
     names = ctx.bound_weights.get("main", [])
     job.num_weights = len(names)

@@ -1,5 +1,6 @@
 """What ember makes of a model, as pseudo-code (`ember.explain(model, inputs)`, `ember explain`,
-`CompiledModel.explain()`; ember.compiler runs the stages, this module reads their IR).
+`CompiledModel.explain()`; ember.compiler runs the stages, this module reads their IR), and the
+steps a profile build reports (`step_table`, the same numbering).
 
 One line per op of the fused graph (ember's graph stage, after fusion and quantization) in
 execution order, like AITemplate's sorted graph pseudo-code:
@@ -18,10 +19,10 @@ from __future__ import annotations
 
 from typing import Any, Dict, List
 
+from ember.kit.ir_queries import program_steps, public_function, walk_ops
+from ember.kit.op_costs import op_cost
 from ember.source_locations import describe_origin
 
-#: Ops that only name constants: not lines of the program.
-_SKIPPED = ("ember.weight",)
 #: Ops that end a run of kernel calls (another op's code begins).
 _OPS_BETWEEN = ("linalg.generic", "memref.copy", "linalg.fill", "linalg.transpose")
 #: Ops that become GEMM kernel calls, and how many each (the others share their source line,
@@ -34,6 +35,20 @@ def graph_lines(module) -> List[tuple]:
     """(pseudo-code, location text) per op of the public function of a module at the graph
     stage, in execution order: what `format_explanation` numbers."""
     return _graph_lines(module)
+
+
+def step_table(module) -> List[Dict[str, Any]]:
+    """What a profile reports per step of the public function at the graph stage (the steps
+    ember-label-kernels numbers, in order): the op, its fused epilogue, its pseudo-code line,
+    its origin and its cost (ember.kit.op_costs), as JSON-ready dicts."""
+    rows = []
+    for number, (op, (text, location)) in enumerate(zip(program_steps(public_function(module)),
+                                                        _graph_lines(module))):
+        flops, moved = op_cost(op)
+        rows.append({"step": number, "op": op.operation.name, "epilogue": _epilogue(op),
+                     "text": text, "origin": describe_origin(location), "flops": flops,
+                     "bytes": moved})
+    return rows
 
 
 def format_explanation(lines: List[tuple], module_at_kernels, target_spec: str) -> str:
@@ -55,16 +70,14 @@ def format_explanation(lines: List[tuple], module_at_kernels, target_spec: str) 
 
 def _graph_lines(module) -> List[tuple]:
     """(pseudo-code, location text) per op of the public function, in order."""
-    fn = _main(module)
-    names: Dict[Any, str] = {arg: f"%arg{i}" for i, arg in
-                             enumerate(fn.regions[0].blocks[0].arguments)}
+    fn = public_function(module)
+    block = fn.regions[0].blocks[0]
+    names: Dict[Any, str] = {arg: f"%arg{i}" for i, arg in enumerate(block.arguments)}
+    names.update((op.results[0], "weight") for op in block.operations
+                 if op.operation.name == "ember.weight")
     lines = []
-    for op in fn.regions[0].blocks[0].operations:
+    for op in program_steps(fn):
         name = op.operation.name
-        if name in _SKIPPED or name == "func.return":
-            if name in _SKIPPED:
-                names[op.results[0]] = "weight"
-            continue
         for i, result in enumerate(op.results):
             names[result] = f"%{len(lines)}" + (f"#{i}" if len(op.results) > 1 else "")
         operands = ", ".join(f"{names.get(v, '?')} {_type(v.type)}" for v in op.operands)
@@ -107,7 +120,7 @@ def _kernels_by_location(module) -> Dict[str, List[str]]:
             schedules[name] = _schedule_text(op)
     runs: Dict[str, List[list]] = {}        # location -> [[callee, consecutive calls]]
     previous = None
-    for op in _walk(_main(module)):
+    for op in walk_ops(public_function(module).operation):
         if op.operation.name == "func.call":
             callee = str(op.attributes["callee"]).lstrip("@")
             if callee in schedules:
@@ -140,19 +153,6 @@ def _schedule_text(fn) -> str:
     return (f"{how}tile {value(s, 'mr')}x{value(s, 'nr')}, KC {value(s, 'kc')}, "
             f"MC {value(s, 'mc')}, A {'packed' if value(s, 'pack_a') == 'true' else 'in place'}"
             f"{', parallel' if value(s, 'parallel') == 'true' else ''}")
-
-
-def _main(module):
-    return next(op for op in module.body.operations if op.operation.name == "func.func" and
-                "sym_visibility" not in op.attributes)
-
-
-def _walk(op):
-    for region in op.regions:
-        for block in region.blocks:
-            for inner in block.operations:
-                yield inner
-                yield from _walk(inner)
 
 
 def _type(t) -> str:

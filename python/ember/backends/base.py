@@ -66,6 +66,8 @@ class CompileJob:
     #: The model's manifest-shaped signature (symbols, inputs, constants, outputs) for the C
     #: runtime compiled into CPU libraries (backends/cpu/c_runtime.py); None: a bare entry point.
     signature: Optional[Dict[str, Any]] = None
+    #: A profile build's steps (ember.explanation.step_table): the artifact's profile table.
+    profile_steps: Optional[List[Dict[str, Any]]] = None
 
     def dump(self, index: int, stage: str, payload: Any) -> None:
         """Keeps a stage's output as `<index>-<stage>.<ext>` in `dump_dir` (if set)."""
@@ -90,6 +92,9 @@ class Target:
     #: Whether this target's runtime writes the outputs marked `writes_back` (the new values
     #: of inputs and buffers the model changes in place) back after each run.
     writes_back: bool = False
+    #: Whether the stage table compiles per-kernel timers into a profile build's code
+    #: (ember-time-kernels on the steps ember-label-kernels numbered).
+    times_kernels: bool = False
 
     def __init__(self, options: TargetOptions):
         self.options = options

@@ -52,3 +52,20 @@ def walk_ops(root, names: Iterable[str] = ()) -> list:
 
     root.walk(visit, ir.WalkOrder.PRE_ORDER)
     return found
+
+
+#: Ops of a graph-stage function that only name constants or return: not steps of the program.
+NOT_PROGRAM_STEPS = ("ember.weight", "func.return")
+
+
+def public_function(module):
+    """The module's public function (the model's entry), or None."""
+    return next((op for op in module.body.operations if op.operation.name == "func.func" and
+                 "sym_visibility" not in op.attributes), None)
+
+
+def program_steps(fn) -> list:
+    """The ops of `fn`'s body that are steps of the program, in execution order: what
+    `ember explain` numbers and ember-label-kernels labels with the same numbers."""
+    return [op for op in fn.regions[0].blocks[0].operations
+            if op.operation.name not in NOT_PROGRAM_STEPS]

@@ -36,3 +36,13 @@ def kernel_function(module_block, attr: str, spec, fn_type, prefix: str,
         with ir.InsertionPoint(entry):
             func.ReturnOp(list(build_body(entry.arguments)))
     return name
+
+
+def declare_external(module_block, name: str, fn_type) -> None:
+    """Declares external (private, bodiless) function `name` in the module once: a function of
+    the C support code that generated code calls."""
+    for op in module_block.operations:
+        if "sym_name" in op.attributes and ir.StringAttr(op.attributes["sym_name"]).value == name:
+            return
+    with ir.InsertionPoint.at_block_begin(module_block):
+        func.FuncOp(name, fn_type, visibility="private")

@@ -130,6 +130,24 @@ class HostBackend:
         _check(self.api.model_set_constant(self.handle, name.encode(), value.address, err,
                                            capi.ERROR_BUFFER), err)
 
+    def profile_counters(self, slots: int):
+        """(nanoseconds, entries) per slot of a profile build's timers since the last reset
+        (cpu_support.c), or None when the code has no timers (not a profile build)."""
+        read = getattr(self.library, "ember_profile_read", None)
+        if read is None:
+            return None
+        read.argtypes = [ctypes.POINTER(ctypes.c_int64)] * 2 + [ctypes.c_int32]
+        read.restype = ctypes.c_int32
+        ns, calls = (ctypes.c_int64 * slots)(), (ctypes.c_int64 * slots)()
+        read(ns, calls, slots)
+        return list(ns), list(calls)
+
+    def reset_profile(self) -> None:
+        reset = getattr(self.library, "ember_profile_reset", None)
+        if reset is not None:
+            reset.argtypes, reset.restype = [], None
+            reset()
+
     def _set_num_threads(self, num_threads: int) -> None:
         try:
             fn = getattr(self.library, capi.THREADS_SYMBOL)

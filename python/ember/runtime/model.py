@@ -81,6 +81,7 @@ class Model:
         # call holds the tuple it saw, which covers whatever snapshot its run takes.
         self._constant_owners: Tuple = (None,) * len(self._constant_specs)
         self._constants_lock = threading.Lock()
+        self._profile_lock = threading.Lock()
         self._runtimes: queue.SimpleQueue = queue.SimpleQueue()
         default = getattr(self.backend, "default_num_runtimes", None) or os.cpu_count() or 1
         for _ in range(num_runtimes or default):
@@ -155,23 +156,31 @@ class Model:
         outside the timed region; each timed call is one C runtime call (its argument checks,
         descriptors and the compiled code).
         """
-        if count < 1 or warmup < 0:
-            raise ArgumentError(f"need count >= 1 and warmup >= 0, got {count} and {warmup}")
-        in_buffers = self.backend.pack_inputs(self._input_buffers(
-            self.random_inputs(symbols) if inputs is None else inputs))
-        shapes = self.backend.output_shapes(in_buffers)
-        outputs = [allocate(spec.dtype, shape, False) for spec, shape in zip(self._outputs, shapes)]
-        out_buffers = self._output_buffers(outputs)
-        for _ in range(warmup):
-            self._execute(in_buffers, out_buffers)
-        times = []
-        for _ in range(count):
-            start = time.perf_counter()
-            self._execute(in_buffers, out_buffers)
-            times.append((time.perf_counter() - start) * 1e3)
+        times = self._timed_runs(inputs, count, warmup, symbols)
         return {"count": count, "median_ms": statistics.median(times),
                 "mean_ms": statistics.fmean(times), "min_ms": min(times), "max_ms": max(times),
                 "times_ms": times}
+
+    def profile(self, inputs: Optional[Tensors] = None, runs: int = 20, warmup: int = 3,
+                symbols: Optional[Mapping[str, int]] = None):
+        """Where the time goes: runs a profile build (`ember.compile(..., profile=True)`)
+        `runs` times after `warmup` and returns an ember.runtime.profile.Profile (per step of
+        the fused graph: calls, ms per run, share, achieved GFLOP/s and GB/s against this
+        machine's peak; `.table()`, `.save_json()`, `.save_chart()`). Inputs as `benchmark`'s.
+        Profiled runs take the model's runtimes one at a time."""
+        from ember.runtime.profile import build_profile, machine_peak
+        steps = self._manifest.get("profile", {}).get("steps")
+        reader = getattr(self.backend, "profile_counters", None)
+        if steps is None or reader is None or reader(1) is None:
+            raise ArgumentError(f"{self.path} has no per-kernel timers: profile a profile "
+                                f"build (ember.compile(..., profile=True), or `ember compile "
+                                f"--profile`; CPU targets)")
+        with self._profile_lock:
+            self.backend.reset_profile()
+            times = self._timed_runs(inputs, runs, warmup, symbols,
+                                     after_warmup=self.backend.reset_profile)
+            ns, calls = reader(len(steps) + 1)
+        return build_profile(steps, ns, calls, runs, times, machine_peak())
 
     def random_inputs(self, symbols: Optional[Mapping[str, int]] = None,
                       seed: int = 0) -> List[np.ndarray]:
@@ -247,6 +256,28 @@ class Model:
     def _output_buffers(self, outputs: Sequence) -> List[Buffer]:
         return [as_buffer(spec, obj, device=self.backend.device, writable=True)
                 for spec, obj in zip(self._outputs, outputs)]
+
+    def _timed_runs(self, inputs: Optional[Tensors], count: int, warmup: int,
+                    symbols: Optional[Mapping[str, int]], after_warmup=None) -> List[float]:
+        """Milliseconds of each of `count` runs after `warmup` (see `benchmark`), calling
+        `after_warmup()` in between."""
+        if count < 1 or warmup < 0:
+            raise ArgumentError(f"need count >= 1 and warmup >= 0, got {count} and {warmup}")
+        in_buffers = self.backend.pack_inputs(self._input_buffers(
+            self.random_inputs(symbols) if inputs is None else inputs))
+        shapes = self.backend.output_shapes(in_buffers)
+        outputs = [allocate(spec.dtype, shape, False) for spec, shape in zip(self._outputs, shapes)]
+        out_buffers = self._output_buffers(outputs)
+        for _ in range(warmup):
+            self._execute(in_buffers, out_buffers)
+        if after_warmup is not None:
+            after_warmup()
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            self._execute(in_buffers, out_buffers)
+            times.append((time.perf_counter() - start) * 1e3)
+        return times
 
     def _execute(self, inputs, outputs: List[Buffer]) -> List[Shape]:
         """One run on the backend (which validates shapes, symbol ranges, output sizes and bound

@@ -3,6 +3,8 @@
     ember compile model.pt2 -o mlp.ember [--target T] [--quantize w4] [--precision bf16]
     ember compile mlp_block:MLPBlock --input x=4x512:float32 --dynamic x:0=1..64 -o mlp.ember
     ember explain mlp_block:MLPBlock --input x=4x512:float32   the fused graph, kernels, lines
+    ember profile mlp_block:MLPBlock --input x=4x512:float32 [--json p.json --chart p.html]
+    ember profile mlp.ember [-s s0=64]    (an artifact compiled with `ember compile --profile`)
     ember run mlp.ember --input x=x.npy [--output-dir out/]
     ember cache info | clear          the compile cache (EMBER_CACHE_DIR)
     ember info mlp.ember              inputs, outputs, dynamic dims, constants, target
@@ -141,7 +143,7 @@ def _compile(args) -> int:
     model, inputs, dynamic = _load_model(args)
     compiled = ember.compile(model, inputs, target=args.target, dynamic_shapes=dynamic,
                              quantize=_scheme(args.quantize), precision=args.precision,
-                             dump_dir=args.dump_dir)
+                             dump_dir=args.dump_dir, profile=args.profile)
     compiled.save(args.output)
     timings = ", ".join(f"{k} {v:.1f} s" for k, v in compiled.compile_timings.items()
                         if isinstance(v, (int, float)))
@@ -154,6 +156,32 @@ def _explain(args) -> int:
     model, inputs, dynamic = _load_model(args)
     print(explain(model, inputs, target=args.target, dynamic_shapes=dynamic,
                   quantize=_scheme(args.quantize), precision=args.precision))
+    return 0
+
+
+def _profile(args) -> int:
+    """Profiles an artifact directory (a profile build) on random inputs of the given (default:
+    maximum) sizes, or compiles a profile build of a model and profiles it on its example
+    inputs; prints the table and writes the JSON and chart asked for."""
+    if os.path.isdir(args.model):
+        from ember.runtime import load
+        if args.input or args.dynamic:
+            raise ValueError("an artifact is profiled on random inputs of its maximum sizes "
+                             "(or --symbol values); --input and --dynamic are for models")
+        symbols = dict((k, int(v)) for k, v in (s.split("=", 1) for s in args.symbol))
+        report = load(args.model).profile(runs=args.runs, warmup=args.warmup,
+                                          symbols=symbols or None)
+    else:
+        import ember
+        model, inputs, dynamic = _load_model(args)
+        compiled = ember.compile(model, inputs, target=args.target, dynamic_shapes=dynamic,
+                                 quantize=_scheme(args.quantize), precision=args.precision,
+                                 profile=True)
+        report = compiled.profile(*inputs, runs=args.runs, warmup=args.warmup)
+    print(report.table(top=args.top))
+    for path, write in ((args.json, report.save_json), (args.chart, report.save_chart)):
+        if path:
+            print(f"wrote {write(path)}")
     return 0
 
 
@@ -203,13 +231,26 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, fn, help_ in (("compile", _compile, "compile a .pt2 program or a module:factory"),
                             ("explain", _explain, "show the fused graph, its kernels and the "
-                                                  "source lines they come from")):
+                                                  "source lines they come from"),
+                            ("profile", _profile, "time each kernel of a model or of a profile "
+                                                  "build's artifact")):
         p = sub.add_parser(name, help=help_)
-        p.add_argument("model", help="program.pt2 (torch.export.save) or module:factory")
+        p.add_argument("model", help="program.pt2 (torch.export.save) or module:factory" +
+                       (", or an artifact directory" if name == "profile" else ""))
         if name == "compile":
             p.add_argument("-o", "--output", required=True,
                            help="the artifact directory to write")
             p.add_argument("--dump-dir", help="keep every stage's IR here")
+            p.add_argument("--profile", action="store_true",
+                           help="compile per-kernel timers in (for `ember profile`)")
+        if name == "profile":
+            p.add_argument("-s", "--symbol", action="append", default=[],
+                           help="an artifact's dynamic dim value, e.g. s0=64 (default: max)")
+            p.add_argument("--runs", type=int, default=20)
+            p.add_argument("--warmup", type=int, default=3)
+            p.add_argument("--top", type=int, default=None, help="print only the slowest N")
+            p.add_argument("--json", help="write the profile as JSON here")
+            p.add_argument("--chart", help="write a chart here (.png, or .html with the table)")
         p.add_argument("--target", default="host")
         p.add_argument("--input", action="append", default=[],
                        help="example input NAME=D0xD1[:dtype] (module:factory), repeatable")

@@ -5,4 +5,4 @@ Importing the package registers them."""
 from ember.transforms import (  # noqa: F401  (imported for registration)
     canonicalize, fold_constants, fold_batch_norm, convert_layout, merge_parallel_gemms,
     fuse_attention, fuse_rms_norm, fuse_rotary_embedding, fuse_epilogue, fold_quantized_ops,
-    quantize, implicit_precision)
+    quantize, implicit_precision, label_kernels)

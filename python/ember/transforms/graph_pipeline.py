@@ -19,17 +19,19 @@ from ember.transforms.fuse_epilogue import FuseEpilogue
 from ember.transforms.fuse_rms_norm import FuseRmsNorm
 from ember.transforms.fuse_rotary_embedding import FuseRotaryEmbedding
 from ember.transforms.implicit_precision import ImplicitPrecision
+from ember.transforms.label_kernels import LabelKernels
 from ember.transforms.merge_parallel_gemms import MergeParallelGemms
 from ember.transforms.quantize import Quantize
 
 
 def graph_pipeline(*, merge_parallel_gemms: bool = True, quantize=None,
-                   precision=None) -> Pipeline:
+                   precision=None, label_kernels: bool = False) -> Pipeline:
     """The graph passes; `merge_parallel_gemms=False` keeps GEMMs sharing an input apart (no
     concatenated weight copies); `quantize` (an ember.quant.Int8) adds ember-quantize (its
     GEMMs in dynamic mode; static mode quantized them before import, the pass then quantizes
     the embedding tables); `precision` (ember-implicit-precision's options) adds that pass
-    after it (int8 layers are no longer f32 GEMMs, the others get 16-bit weights)."""
+    after it (int8 layers are no longer f32 GEMMs, the others get 16-bit weights);
+    `label_kernels` ends it with ember-label-kernels (a profile build times each step)."""
     quantization = [] if quantize is None else [Quantize(**quantize.pass_options())]
     if precision is not None:
         quantization.append(ImplicitPrecision(**precision))
@@ -37,5 +39,5 @@ def graph_pipeline(*, merge_parallel_gemms: bool = True, quantize=None,
         Canonicalize(), FoldConstants(), FoldBatchNorm(), ConvertLayout(), FoldConstants(),
         FuseAttention(), FuseRmsNorm(), FuseRotaryEmbedding(), FuseEpilogue(), FoldQuantizedOps(),
         MergeParallelGemms(enabled=merge_parallel_gemms), *quantization, Canonicalize(),
-        upstream("canonicalize"), upstream("cse"),
+        upstream("canonicalize"), upstream("cse"), *([LabelKernels()] if label_kernels else []),
     ])

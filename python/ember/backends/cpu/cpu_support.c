@@ -5,7 +5,8 @@
  * library, which is not available here, so ember carries its own: a strided N-d copy that
  * moves each contiguous run with one memcpy.
  * It also holds the allocator of the generated code's temporary buffers (below), the
- * thread-count hook of its OpenMP loops and the f32 -> bf16 rounding LLVM calls (at the end).
+ * thread-count hook of its OpenMP loops, the per-kernel timers of profile builds and the
+ * f32 -> bf16 rounding LLVM calls (at the end).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -165,6 +166,66 @@ void ember_enter(void) {
 #ifdef EMBER_OPENMP
   if (n > 0) omp_set_num_threads(n);
 #endif
+}
+
+/* Per-kernel timers of a profile build (ember-time-kernels). The model function calls
+ * `ember_profile_enter(step, slots)` where each step's code begins and with step -1 before it
+ * returns; each call charges the time since the previous one to the step that was running, so
+ * the steps' times add up to the function's. `slots` (the same in every call) sizes the
+ * counters on first use. The runtime reads them with `ember_profile_read` and clears them with
+ * `ember_profile_reset`. Profiling times one run at a time (the runtime serializes profiled
+ * runs); runs from several threads at once would mix their steps' times, never corrupt memory.
+ */
+#include <time.h>
+
+static int64_t *ember_profile_ns, *ember_profile_calls;
+static int32_t ember_profile_slots, ember_profile_running = -1;
+static int64_t ember_profile_since;
+
+static int64_t ember_profile_clock(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
+}
+
+void ember_profile_enter(int32_t step, int32_t slots) {
+  int64_t now = ember_profile_clock();
+  if (!ember_profile_ns && slots > 0) {
+    int64_t *ns = calloc((size_t)slots, sizeof(int64_t));
+    int64_t *calls = calloc((size_t)slots, sizeof(int64_t));
+    if (!ns || !calls) {
+      free(ns);
+      free(calls);
+      return;
+    }
+    ember_profile_calls = calls;
+    ember_profile_slots = slots;
+    ember_profile_ns = ns;
+  }
+  int32_t running = ember_profile_running;
+  if (running >= 0 && running < ember_profile_slots)
+    ember_profile_ns[running] += now - ember_profile_since;
+  ember_profile_running = step < ember_profile_slots ? step : -1;
+  ember_profile_since = now;
+  if (ember_profile_running >= 0) ember_profile_calls[ember_profile_running] += 1;
+}
+
+/* Copies up to `slots` counters (nanoseconds and entries per step since the last reset) and
+ * returns how many the code has (0 before its first run). */
+__attribute__((visibility("default")))
+int32_t ember_profile_read(int64_t *ns, int64_t *calls, int32_t slots) {
+  int32_t n = slots < ember_profile_slots ? slots : ember_profile_slots;
+  for (int32_t i = 0; i < n; ++i) {
+    ns[i] = ember_profile_ns[i];
+    calls[i] = ember_profile_calls[i];
+  }
+  return ember_profile_slots;
+}
+
+__attribute__((visibility("default")))
+void ember_profile_reset(void) {
+  for (int32_t i = 0; i < ember_profile_slots; ++i) ember_profile_ns[i] = ember_profile_calls[i] = 0;
+  ember_profile_running = -1;
 }
 
 /* f32 -> bf16 rounding. LLVM rounds a float to bf16 (fptrunc) with a call to `__truncsfbf2` on

@@ -20,6 +20,7 @@ from ember.backends.cpu.amx_tiles import AmxTaskEmitter
 from ember.backends.cpu.microkernel import GemmSchedule, TaskEmitter
 from ember.backends.cpu.mmla_tiles import MmlaTaskEmitter
 from ember.kit.builders import GemmOperands, for_, if_, index
+from ember.kit.private_functions import declare_external
 
 #: OpenMP's team size for the next parallel region (libomp), read by parallel kernels.
 THREADS_FN = "omp_get_max_threads"
@@ -68,7 +69,7 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None, tile
             func.ReturnOp([])
         if schedule.parallel:
             for name in (THREADS_FN, IN_PARALLEL_FN):
-                _declare(module_block, name, ir.FunctionType.get(
+                declare_external(module_block, name, ir.FunctionType.get(
                     [], [ir.IntegerType.get_signless(32)]))
     return task
 
@@ -164,12 +165,3 @@ def _in_parallel():
     i32 = ir.IntegerType.get_signless(32)
     return arith.cmpi(arith.CmpIPredicate.ne, func.call([i32], IN_PARALLEL_FN, []),
                       arith.constant(i32, 0))
-
-
-def _declare(module_block, name: str, fn_type) -> None:
-    """Declares external function `name` in the module once."""
-    for op in module_block.operations:
-        if "sym_name" in op.attributes and ir.StringAttr(op.attributes["sym_name"]).value == name:
-            return
-    with ir.InsertionPoint.at_block_begin(module_block):
-        func.FuncOp(name, fn_type, visibility="private")

@@ -13,7 +13,7 @@ Stages (each a named pipeline of registered passes, then functions of the previo
              reassociable reductions, polynomial exp/tanh, big ops split over OpenMP threads
              (with `openmp`), elementwise ops vectorized in MLIR
   loops      scf.forall -> scf.parallel, linalg -> loops, i1 memrefs widened, scf.parallel ->
-             OpenMP (with `openmp`)
+             OpenMP (with `openmp`); in a profile build, a timer call where each step begins
   llvm       everything to the LLVM dialect, with `_mlir_ciface_` wrappers on public functions;
              bf16 math in f32, masked f16/bf16 vector loads and stores moving i16 lanes
   llvm-ir    LLVM IR text from MLIR 22 (`prepare_llvm_dialect` may annotate functions first)
@@ -57,6 +57,7 @@ from ember.backends.cpu.parallelize_loops import ParallelizeLoops
 from ember.backends.cpu.plan_buffers import PlanBuffers
 from ember.backends.cpu.reassociate_reductions import ReassociateReductions
 from ember.backends.cpu.runtime_checks import RuntimeChecks
+from ember.backends.cpu.time_kernels import TimeKernels
 from ember.backends.cpu.vectorize_generics import VectorizeGenerics
 from ember.backends.cpu.widen_bool_memrefs import WidenBoolMemrefs
 from ember.lowering.bind_weights import BindWeights
@@ -179,6 +180,7 @@ class CpuTarget(Target):
     (what LLVM is given), and override the hooks below where they differ."""
     Options = CpuOptions
     writes_back = True  # the C runtime compiled into the library does (ember_model_run)
+    times_kernels = True
     #: Where else to look for libomp when `cc` does not find it.
     libomp_globs: Tuple[str, ...] = ()
     #: How to get a libomp, for the error when `openmp=on` finds none.
@@ -287,7 +289,7 @@ class CpuTarget(Target):
                 nest("func.func", upstream("scf-forall-to-parallel")),
                 nest("func.func", upstream("convert-linalg-to-loops")),
                 upstream("canonicalize"), upstream("cse"), upstream("loop-invariant-code-motion"),
-                WidenBoolMemrefs(), *threads])),
+                WidenBoolMemrefs(), *threads, TimeKernels()])),
             PassStage("llvm", Pipeline.of([MarkCInterface(), BF16_AS_F32, *TO_LLVM,
                                            MaskedHalfAsInt16()])),
             CodegenStage("llvm-ir", self._llvm_ir),
