@@ -64,3 +64,53 @@ def test_compiled_model_explains_itself():
     gc.collect()
     with pytest.raises(ValueError, match="needs the model"):
         compiled.explain()
+
+
+def test_dynamic_dims_are_named_by_their_symbols():
+    """A dynamic batch and sequence show as s0, s1 on every ember op, never as `?`."""
+    import torch
+    w = WORKLOADS["bert"]
+    batch, seq = torch.export.Dim("batch", min=1, max=16), torch.export.Dim("seq", min=2,
+                                                                             max=128)
+    text = ember.explain(w.make_model(2), w.make_inputs(2),
+                         dynamic_shapes=({0: batch, 1: seq},))
+    ops = [line.split("  # ")[0] for line in text.splitlines() if "= ember." in line]
+    assert ops and all("?" not in line for line in ops), [l for l in ops if "?" in l]
+    assert any("ember.attention(" in line and "[s0,4,s1,64] f32" in line for line in ops)
+    assert any("ember.gemm(" in line and "-> [s0,s1,768] f32" in line for line in ops)
+
+
+class _Fallbacks:
+    """A model with ops ember leaves to torch-mlir's linalg lowering: named in explain."""
+
+    @staticmethod
+    def make():
+        import torch
+
+        class Model(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.grouped = torch.nn.Conv2d(4, 4, 3, groups=2)
+
+            def forward(self, x, y):
+                running = x.cumsum(-1)                          # no ember op
+                return running + 1, self.grouped(y)             # grouped, not depthwise
+        return Model().eval(), (torch.randn(2, 8), torch.randn(1, 4, 6, 6))
+
+
+def test_ops_that_took_the_fallback_are_listed_with_why():
+    model, inputs = _Fallbacks.make()
+    text = ember.explain(model, inputs)
+    tail = text[text.index("took torch-mlir's linalg fallback"):].splitlines()[1:]
+    source = open(__file__).read().splitlines()
+    reasons = {}
+    for line in tail:
+        found = re.match(r"#   (aten\.\w+) at (\S+):(\d+): (.*)$", line)
+        assert found, line
+        assert os.path.realpath(found.group(2)) == os.path.realpath(__file__)
+        assert found.group(1).split(".")[1] in source[int(found.group(3)) - 1] or \
+            "grouped" in source[int(found.group(3)) - 1]
+        reasons[found.group(1)] = found.group(4)
+    assert reasons["aten.cumsum"] == "ember has no op for it"
+    assert reasons["aten.convolution"].startswith("ember's conversion does not take these "
+                                                  "operands ([1,4,6,6] f32, [4,2,3,3] f32")

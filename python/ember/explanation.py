@@ -17,11 +17,11 @@ user's source line the location names.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ember.kit.ir_queries import program_steps, public_function, walk_ops
 from ember.kit.op_costs import op_cost
-from ember.source_locations import describe_origin
+from ember.source_locations import describe_origin, user_source_line
 
 #: Ops that end a run of kernel calls (another op's code begins).
 _OPS_BETWEEN = ("linalg.generic", "memref.copy", "linalg.fill", "linalg.transpose")
@@ -31,10 +31,6 @@ _CALLS = {"ember.gemm": 1, "ember.qgemm": 1, "ember.conv2d": 1, "ember.qconv2d":
           "ember.attention": 2}
 
 
-def graph_lines(module) -> List[tuple]:
-    """(pseudo-code, location text) per op of the public function of a module at the graph
-    stage, in execution order: what `format_explanation` numbers."""
-    return _graph_lines(module)
 
 
 def step_table(module) -> List[Dict[str, Any]]:
@@ -43,7 +39,7 @@ def step_table(module) -> List[Dict[str, Any]]:
     its origin and its cost (ember.kit.op_costs), as JSON-ready dicts."""
     rows = []
     for number, (op, (text, location)) in enumerate(zip(program_steps(public_function(module)),
-                                                        _graph_lines(module))):
+                                                        graph_lines(module))):
         flops, moved = op_cost(op)
         rows.append({"step": number, "op": op.operation.name, "epilogue": _epilogue(op),
                      "text": text, "origin": describe_origin(location), "flops": flops,
@@ -51,9 +47,12 @@ def step_table(module) -> List[Dict[str, Any]]:
     return rows
 
 
-def format_explanation(lines: List[tuple], module_at_kernels, target_spec: str) -> str:
+def format_explanation(lines: List[tuple], module_at_kernels, target_spec: str,
+                       fallbacks: Sequence[tuple] = ()) -> str:
     """The explanation text: `lines` (from `graph_lines`) with the kernels the same module
-    got by the kernels stage (`module_at_kernels`) and each op's origin."""
+    got by the kernels stage (`module_at_kernels`) and each op's origin, then the ATen ops
+    that took torch-mlir's linalg fallback (`fallbacks`, the frontend's (aten op, location
+    text, why)): they appear above as linalg-made steps, not as ember ops."""
     kernels = _kernels_by_location(module_at_kernels)
     out = [f"# ember.explain: {len(lines)} ops, target {target_spec}"]
     for number, (text, location) in enumerate(lines):
@@ -65,23 +64,39 @@ def format_explanation(lines: List[tuple], module_at_kernels, target_spec: str) 
         kernel = ", ".join(taken)
         out.append(f"{number:4d}  {text}" + (f"  kernel {kernel}" if kernel else "") +
                    f"  # {describe_origin(location)}")
+    if fallbacks:
+        out.append(f"# {len(fallbacks)} op(s) took torch-mlir's linalg fallback (generic loops, "
+                   f"no ember fusion or kernel):")
+        out.extend(f"#   {op} at {user_source_line(location) or 'an unknown line'}: {why}"
+                   for op, location, why in fallbacks)
     return "\n".join(out)
 
 
-def _graph_lines(module) -> List[tuple]:
-    """(pseudo-code, location text) per op of the public function, in order."""
+def graph_lines(module, symbolic_shapes: Optional[Mapping[str, Sequence[tuple]]] = None,
+                input_shapes: Sequence[tuple] = ()) -> List[tuple]:
+    """(pseudo-code, location text) per op of the public function of a module at the graph
+    stage, in execution order: what `format_explanation` numbers. Dynamic dims are named (`s0`,
+    `s0*128`) from the inputs' `input_shapes` and, for results, the frontend's
+    `symbolic_shapes` of the aten call at the op's origin; `?` where neither tells."""
     fn = public_function(module)
     block = fn.regions[0].blocks[0]
     names: Dict[Any, str] = {arg: f"%arg{i}" for i, arg in enumerate(block.arguments)}
     names.update((op.results[0], "weight") for op in block.operations
                  if op.operation.name == "ember.weight")
+    shown = {arg: _type(arg.type, [shape]) for arg, shape in zip(block.arguments, input_shapes)}
     lines = []
     for op in program_steps(fn):
         name = op.operation.name
+        candidates = (symbolic_shapes or {}).get(describe_origin(str(op.location)), ())
+        # else the first operand's names, dim by dim (a GEMM's or elementwise op's leading dims)
+        like = _dims(shown[op.operands[0]]) if len(op.operands) and op.operands[0] in shown \
+            else ()
         for i, result in enumerate(op.results):
             names[result] = f"%{len(lines)}" + (f"#{i}" if len(op.results) > 1 else "")
-        operands = ", ".join(f"{names.get(v, '?')} {_type(v.type)}" for v in op.operands)
-        results = ", ".join(_type(r.type) for r in op.results)
+            shown[result] = _type(result.type, candidates, like)
+        operands = ", ".join(f"{names.get(v, '?')} {shown.get(v) or _type(v.type)}"
+                             for v in op.operands)
+        results = ", ".join(shown[r] for r in op.results)
         text = f"{names[op.results[0]] if op.results else ''} = {name}({operands}) -> {results}"
         epilogue = _epilogue(op)
         lines.append((text + (f"  epilogue {epilogue}" if epilogue else ""), str(op.location)))
@@ -155,10 +170,24 @@ def _schedule_text(fn) -> str:
             f"{', parallel' if value(s, 'parallel') == 'true' else ''}")
 
 
-def _type(t) -> str:
-    """tensor<?x128x256xf32> -> "[?,128,256] f32"."""
+def _dims(shown: str) -> tuple:
+    """"[s0,128] f32" -> ("s0", "128")."""
+    return tuple(shown.split("]")[0].lstrip("[").split(",")) if shown.startswith("[") else ()
+
+
+def _type(t, shapes: Sequence[tuple] = (), like: tuple = ()) -> str:
+    """tensor<?x128x256xf32> -> "[?,128,256] f32", or "[s0,128,256] f32" with the first of
+    `shapes` (symbolic: dims as ints or expression strings) that fits its static dims, else
+    with the dims of `like` (same rank) where it has a name."""
     text = str(t)
     if not text.startswith("tensor<"):
         return text
     *dims, element = text[len("tensor<"):-1].split("x")
+    if "?" in dims:
+        fitting = [shape for shape in shapes if len(shape) == len(dims) and all(
+            d == "?" or d == str(s) for d, s in zip(dims, shape)) and "?" not in shape]
+        if fitting:
+            dims = [str(s) if d == "?" else d for d, s in zip(dims, fitting[0])]
+        elif len(like) == len(dims):
+            dims = [s if d == "?" else d for d, s in zip(dims, like)]
     return f"[{','.join(dims)}] {element}"

@@ -5,8 +5,8 @@ module text for the compiler's MLIR build, the weights by name, and the signatur
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -22,6 +22,11 @@ class FrontendResult:
     outputs: List[TensorSpec]
     symbols: Dict[str, Dict[str, Optional[int]]]
     output_tree: Optional[dict] = None        # ember.output_tree: forward's result structure
+    #: ATen ops ember's conversion left to torch-mlir's linalg lowering: (aten op, location
+    #: text, why), in program order (`ember explain` lists them).
+    fallbacks: List[Tuple[str, str, str]] = field(default_factory=list)
+    #: The symbolic result shapes by "aten op at file:line" (ExportedModel.symbolic_shapes).
+    symbolic_shapes: Dict[str, List[tuple]] = field(default_factory=dict)
 
 
 def import_model(model, example_inputs: Sequence[Any], dynamic_shapes=None) -> FrontendResult:
@@ -36,6 +41,7 @@ def import_exported(exported) -> FrontendResult:
     learnt from earlier captures, and imports in its compile worker, where torch-mlir's native
     code cannot take the caller down."""
     from ember.frontend.importer import import_to_text
-    text = import_to_text(exported)
+    text, fallbacks = import_to_text(exported)
     return FrontendResult(text, exported.weights, exported.inputs, exported.outputs,
-                          exported.symbols, exported.output_tree)
+                          exported.symbols, exported.output_tree, fallbacks,
+                          exported.symbolic_shapes)

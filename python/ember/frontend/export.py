@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import sympy
@@ -40,6 +40,9 @@ class ExportedModel:
     outputs: List[TensorSpec]
     symbols: Dict[str, Dict[str, Optional[int]]] = field(default_factory=dict)
     output_tree: Optional[dict] = None  # ember.output_tree: forward's result around `outputs`
+    #: "aten.linear at model.py:12" -> the symbolic shapes (dims as "s0", "2*s0", ints) of the
+    #: results that op computes there, where one is dynamic: how `ember explain` names dims.
+    symbolic_shapes: Dict[str, List[Tuple[DimLike, ...]]] = field(default_factory=dict)
 
 
 def _numpy_dtype(dtype: torch.dtype) -> str:
@@ -203,7 +206,25 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
         symbols[str(names.renames[sym])] = {"min": int(bounds.lower),
                                             "max": _finite_bound(bounds.upper)}
     return ExportedModel(program.graph_module, weight_names, weights, inputs, outputs, symbols,
-                         output_tree)
+                         output_tree, _symbolic_shapes(program.graph, names))
+
+
+def _symbolic_shapes(graph, names: _SymbolNames) -> Dict[str, List[Tuple[DimLike, ...]]]:
+    """The distinct symbolic result shapes of the aten calls with a dynamic dim, by "aten op
+    at file:line" (the key `describe_origin` makes of a location lowered from the call)."""
+    from ember.frontend.user_calls import aten_op_name
+    shapes: Dict[str, List[Tuple[DimLike, ...]]] = {}
+    for node in graph.nodes:
+        value, op = node.meta.get("val"), aten_op_name(node)
+        if op is None or not isinstance(value, torch.Tensor) or \
+                all(isinstance(d, int) for d in value.shape):
+            continue
+        line = user_line_in_stack_trace(node.meta.get("stack_trace"))
+        shape = tuple(names.dim(d) for d in value.shape)
+        found = shapes.setdefault(f"{op} at {line}" if line else op, [])
+        if shape not in found:
+            found.append(shape)
+    return shapes
 
 
 #: The assertions torch.export leaves in a graph about symbolic sizes: ember checks each call's

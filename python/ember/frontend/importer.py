@@ -11,7 +11,7 @@ data is ever printed. Ops that neither ember nor the fallback lowers are reporte
 from __future__ import annotations
 
 import re
-from typing import List, Set
+from typing import List, Set, Tuple
 
 from ember.frontend.errors import UnsupportedOp, UnsupportedOpsError
 from ember.frontend.export import KEEP_WHOLE, TORCH_MLIR_NAMES, ExportedModel
@@ -159,8 +159,9 @@ def _load_torch_conversion_dialect(context) -> None:
         PassManager.parse("builtin.module(func.func(convert-torch-to-arith))").run(empty.operation)
 
 
-def import_to_text(exported: ExportedModel) -> str:
-    """The model as ember-dialect (+ linalg fallback) module text in generic op form."""
+def import_to_text(exported: ExportedModel) -> Tuple[str, List[Tuple[str, str, str]]]:
+    """The model as ember-dialect (+ linalg fallback) module text in generic op form, and the
+    ATen ops left to the fallback (aten op, location text, why)."""
     from torch_mlir import ir
     from torch_mlir.dialects import irdl, torch as torch_d
     from torch_mlir.extras.fx_importer import FxImporter
@@ -203,7 +204,8 @@ def import_to_text(exported: ExportedModel) -> str:
     with context:
         mutable = {s.writes_back[1] for s in exported.outputs
                    if s.writes_back and s.writes_back[0] == "constant"}
-        Converter(ir).convert_module(module, exported.weight_names, mutable)
+        converter = Converter(ir)
+        converter.convert_module(module, exported.weight_names, mutable)
     # Ops kept whole for ember but declined by the converter get torch-mlir's decomposition.
     _run(module, "func.func(torch-decompose-complex-ops),func.func(canonicalize)",
          "decomposition", calls)
@@ -213,4 +215,5 @@ def import_to_text(exported: ExportedModel) -> str:
     leftovers = _leftover_ops(module, calls)
     if leftovers:
         raise UnsupportedOpsError(leftovers)
-    return module.operation.get_asm(print_generic_op_form=True, enable_debug_info=True)
+    return (module.operation.get_asm(print_generic_op_form=True, enable_debug_info=True),
+            converter.fallbacks)

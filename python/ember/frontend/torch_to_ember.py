@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable, Collection, Dict, List, Optional, Sequence
+from typing import Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
 from ember.dialect.ops import (Attention, Binary, Concat, Conv2d, Dequantize, Embedding, Gemm,
                                LayerNorm, Pool2d, Quantize, Reduce, Reshape, RmsNorm, Slice,
@@ -33,6 +33,8 @@ class Converter:
 
     def __init__(self, ir):
         self.ir = ir
+        #: (aten op, location text, why) of each ATen op left to the linalg fallback, in order.
+        self.fallbacks: List[Tuple[str, str, str]] = []
 
     # ------------------------------------------------------------------ type and value helpers
     def builtin_type(self, vtensor_type):
@@ -121,19 +123,35 @@ class Converter:
         for op in ops:
             rule = CONVERSIONS.get(op.name)
             if rule is None:
-                continue
-            with self.ir.InsertionPoint(op), op.location:
-                try:
-                    result = rule(self, op)
-                except NotConstant:
-                    result = None
-            if result is not None:
-                op.results[0].replace_all_uses_with(self.from_builtin_at(op, result))
-                op.erase()
+                why = "ember has no op for it"
+            else:
+                with self.ir.InsertionPoint(op), op.location:
+                    try:
+                        result = rule(self, op)
+                    except NotConstant:
+                        result = None
+                        why = "an argument is computed at run time"
+                    else:
+                        operands = ", ".join(_describe(v.type) for v in op.operands
+                                             if _VTENSOR.fullmatch(str(v.type)))
+                        why = f"ember's conversion does not take these operands ({operands})"
+                if result is not None:
+                    op.results[0].replace_all_uses_with(self.from_builtin_at(op, result))
+                    op.erase()
+                    continue
+            if op.name.startswith("torch.aten.") and any(
+                    _VTENSOR.fullmatch(str(r.type)) for r in op.results):
+                self.fallbacks.append((op.name[len("torch."):], str(op.location), why))
 
     def from_builtin_at(self, op, value):
         with self.ir.InsertionPoint(op), op.location:
             return self.from_builtin(value, op.results[0].type)
+
+
+def _describe(vtensor_type) -> str:
+    """`!torch.vtensor<[2,?],f64>` -> "[2,?] f64"."""
+    dims, dtype = _VTENSOR.fullmatch(str(vtensor_type)).groups()
+    return f"[{dims}] {_DTYPES.get(dtype, dtype)}"
 
 
 # ---------------------------------------------------------------------- conversion rules

@@ -66,6 +66,8 @@ def public_function(module):
 
 def program_steps(fn) -> list:
     """The ops of `fn`'s body that are steps of the program, in execution order: what
-    `ember explain` numbers and ember-label-kernels labels with the same numbers."""
+    `ember explain` numbers and ember-label-kernels labels with the same numbers. A step
+    computes a tensor; the scalar arithmetic of dynamic sizes around them is not one."""
     return [op for op in fn.regions[0].blocks[0].operations
-            if op.operation.name not in NOT_PROGRAM_STEPS]
+            if op.operation.name not in NOT_PROGRAM_STEPS and
+            any(isinstance(r.type, ir.RankedTensorType) for r in op.results)]
