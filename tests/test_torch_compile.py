@@ -1,7 +1,8 @@
 """`torch.compile(model, backend="ember")` (ember.dynamo_backend): the backend is found by name
 through its entry point, compiles each graph dynamo captures, matches eager, follows dynamo's
 dynamic dims and guards (a new dtype compiles again, a seen one does not), falls back to eager
-with a warning naming the op and line (or raises with fallback off), refuses gradients and
+with a warning naming the op and line (or raises with fallback off or fullgraph=True), refuses
+gradients and
 recompiles when a bound weight changes."""
 from __future__ import annotations
 
@@ -162,6 +163,34 @@ def test_fallback_off_raises():
         chain.append(type(error))
         error = error.__cause__ or error.__context__
     assert EmberBackendError in chain
+
+
+def test_fullgraph_raises_instead_of_falling_back():
+    from ember.dynamo_backend import EmberBackendError
+    compiled = torch.compile(Unsupported().eval(), backend="ember", fullgraph=True)
+    with pytest.raises(Exception, match="fullgraph=True rules out running it in eager") as \
+            raised, torch.no_grad():
+        compiled(torch.randn(2, 8))
+    error = raised.value
+    while error is not None and not isinstance(error, EmberBackendError):
+        error = error.__cause__ or error.__context__
+    assert error is not None and "aten.fft_rfft" in str(error)
+
+
+class ScaledBy(nn.Module):
+    """A Python int that is no tensor's size reaches the graph as an input."""
+
+    def forward(self, x, k: int):
+        return x * k
+
+
+def test_python_number_input_falls_back_with_a_warning():
+    model, x = ScaledBy(), torch.randn(2, 3)
+    compiled = torch.compile(model, backend="ember", dynamic=True)
+    with pytest.warns(UserWarning, match="is a Python number .* no tensor's size"), \
+            torch.no_grad():
+        for k in (3, 5):        # dynamo makes k a SymInt input after it changes
+            assert_close(compiled(x, k), model(x, k))
 
 
 def test_gradients_are_refused():

@@ -239,7 +239,7 @@ def explain(model, example_inputs: Sequence[Any], **compile_options) -> str:
     lines = graph_lines(module, source.symbolic_shapes,
                         [tuple(d.text for d in spec.dims) for spec in source.inputs])
     run_stages(stages[1:stage_names(stages).index("kernels") + 1], module, ctx, first_index=1)
-    return format_explanation(lines, module, options.target.spec, source.fallbacks)
+    return format_explanation(lines, module, options.target.info, source.fallbacks)
 
 
 def _explain_source(model, example_inputs, options: CompileOptions):

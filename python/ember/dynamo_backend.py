@@ -20,8 +20,10 @@ first call:
 - only real tensors of the first call are used (the example inputs dynamo passes, possibly fake,
   are never read);
 - inference only: a call that would need gradients is refused with a message;
-- a graph ember cannot compile (an unsupported op, say) runs in eager with one warning naming
-  the op and the source line, unless `options={"fallback": False}`, which raises instead.
+- a graph ember cannot compile (an unsupported op, a Python number input that is no tensor's
+  size) runs in eager with one warning naming the op and the source line, unless
+  `options={"fallback": False}` or `torch.compile(..., fullgraph=True)` (which asks for one
+  whole graph: not a graph in eager either), which raise instead.
 
 Options are ember.compile's (`target`, `quantize`, `precision`, `dynamic_shapes` excluded: dynamo
 decides), plus `threads` (the runtime's thread count) and `fallback`. A new shape or dtype that
@@ -55,7 +57,17 @@ def ember_backend(gm: torch.fx.GraphModule, example_inputs: Sequence[Any],
                          f"{unknown or ['dynamic_shapes']}; ember takes "
                          f"{sorted(set(BACKEND_OPTIONS) | _compile_option_names())} (dynamic "
                          f"dims come from dynamo: dynamic=True or mark_dynamic)")
-    return _Graph(gm, options)
+    return _Graph(gm, options, fullgraph=_tracing_fullgraph())
+
+
+def _tracing_fullgraph() -> bool:
+    """Whether the torch.compile tracing this graph was asked for `fullgraph=True` (dynamo's
+    translator, running while it calls its backend, holds it as `one_graph`)."""
+    try:
+        from torch._dynamo.symbolic_convert import InstructionTranslator
+        return bool(getattr(InstructionTranslator.current_tx(), "one_graph", False))
+    except Exception:  # noqa: BLE001 - not inside dynamo's tracing (a direct call)
+        return False
 
 
 def _compile_option_names() -> set:
@@ -104,9 +116,11 @@ class _Graph:
     """One graph dynamo captured, compiled by ember on its first call (see the module
     docstring)."""
 
-    def __init__(self, gm: torch.fx.GraphModule, options: Dict[str, Any]):
+    def __init__(self, gm: torch.fx.GraphModule, options: Dict[str, Any],
+                 fullgraph: bool = False):
         self.gm = gm
-        self.fallback = options.pop("fallback", True)
+        self.fallback = options.pop("fallback", True) and not fullgraph
+        self.fullgraph = fullgraph
         self.threads = options.pop("threads", None)
         self.options = options
         self.placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
@@ -134,9 +148,9 @@ class _Graph:
         """Compiles the graph for the first call's `args`; False when it falls back to eager."""
         import ember
         from ember.compiler import CompileOptions
-        layout = self._layout(args)
-        inputs = [args[i] for i in self._input_indices(layout)]
         try:
+            layout = self._layout(args)
+            inputs = [args[i] for i in self._input_indices(layout)]
             with warnings.catch_warnings():
                 # dynamo's dims may have no upper bound: the runtime then sizes each output
                 # from the call's shapes, which is all this callable needs
@@ -147,8 +161,10 @@ class _Graph:
                                              dynamic_shapes=self._dynamic_shapes(layout))
         except Exception as e:  # noqa: BLE001 - any failure: fall back or say why
             if not self.fallback:
+                why = "fullgraph=True" if self.fullgraph else "options={'fallback': False}"
                 raise EmberBackendError(f"torch.compile(backend='ember') could not compile a "
-                                        f"graph: {e}") from e
+                                        f"graph, and {why} rules out running it in eager: "
+                                        f"{e}") from e
             warnings.warn(f"ember: this graph runs in eager PyTorch (options={{'fallback': "
                           f"False}} makes this an error): {_first_lines(e)}", stacklevel=3)
             self.eager = True
@@ -186,7 +202,9 @@ class _Graph:
                 where = symbols.get(str(getattr(example, "node", None) and example.node.expr))
                 if where is None:
                     raise EmberBackendError(f"graph input {node.name} is a Python number "
-                                            f"({arg!r}) that is no tensor's size")
+                                            f"({arg!r}) that is no tensor's size; ember "
+                                            f"compiles tensor inputs and their sizes (pass "
+                                            f"it as a tensor)")
                 slots[i] = ("size",) + where
         return _Layout(slots, weights, versions)
 

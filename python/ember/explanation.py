@@ -47,14 +47,20 @@ def step_table(module) -> List[Dict[str, Any]]:
     return rows
 
 
-def format_explanation(lines: List[tuple], module_at_kernels, target_spec: str,
+def format_explanation(lines: List[tuple], module_at_kernels, target,
                        fallbacks: Sequence[tuple] = ()) -> str:
     """The explanation text: `lines` (from `graph_lines`) with the kernels the same module
-    got by the kernels stage (`module_at_kernels`) and each op's origin, then the ATen ops
+    got by the kernels stage (`module_at_kernels`) and each op's origin (the header: the
+    target's facts, a TargetInfo, and the threads parallel kernels run on), then the ATen ops
     that took torch-mlir's linalg fallback (`fallbacks`, the frontend's (aten op, location
     text, why)): they appear above as linalg-made steps, not as ember ops."""
     kernels = _kernels_by_location(module_at_kernels)
-    out = [f"# ember.explain: {len(lines)} ops, target {target_spec}"]
+    threads = (f"parallel kernels on OpenMP threads ({target.cores} cores planned; "
+               f"EMBER_NUM_THREADS or num_threads sets them)") if target.openmp else \
+        "no threads" if not target.is_gpu else f"{target.arch} blocks"
+    vectors = f", {target.vector_lanes} f32 lanes" if target.vector_lanes else ""
+    out = [f"# ember.explain: {len(lines)} ops, target {target.spec} ({target.cpu or target.kind}"
+           f"{vectors}), {threads}"]
     for number, (text, location) in enumerate(lines):
         op = text.split(" = ")[1].split("(")[0]
         calls = kernels.get(location, [])
