@@ -134,6 +134,12 @@ class Model:
 
     forward = __call__
 
+    def output_shapes(self, inputs: Tensors) -> List[Shape]:
+        """The output shapes a run on `inputs` would give, after the checks a run makes (kind
+        of object, dtype, shapes, symbol ranges; ArgumentError / ArgumentTypeError otherwise),
+        without running: what a server checks a request with before it joins a batch."""
+        return self.backend.output_shapes(self._input_buffers(inputs))
+
     def set_constant(self, name: str, tensor) -> None:
         """Binds (or overrides) constant `name`. The tensor is referenced, not copied (unless it
         must be made contiguous): later in-place changes to it are seen by later runs. (A GPU

@@ -7,6 +7,7 @@
     ember profile mlp.ember [-s s0=64]    (an artifact compiled with `ember compile --profile`)
     ember run mlp.ember --input x=x.npy [--output-dir out/]
     ember cache info | clear          the compile cache (EMBER_CACHE_DIR)
+    ember serve mlp.ember [--replicas 2 --threads 1 --max-batch 16 --port 8000]  Ray Serve
     ember info mlp.ember              inputs, outputs, dynamic dims, constants, target
     ember verify mlp.ember            checks every file's sha256 against the manifest
     ember bench mlp.ember [-s s0=64]  times `run` at the given (default: maximum) sizes
@@ -210,6 +211,18 @@ def _run(args) -> int:
     return 0
 
 
+def _serve(args) -> int:
+    try:
+        from ember.serving.deployment import run_server
+    except ImportError as e:
+        raise ValueError(f"ember serve runs on Ray Serve: pip install 'ember[serve]' ({e})") \
+            from None
+    run_server(args.artifact, host=args.host, port=args.port, address=args.address,
+               replicas=args.replicas, threads=args.threads, max_batch=args.max_batch,
+               batch_wait_ms=args.batch_wait_ms)
+    return 0
+
+
 def _cache(args) -> int:
     from ember.artifact import cache
     if args.action == "clear":
@@ -263,6 +276,17 @@ def main(argv=None) -> int:
     p = sub.add_parser("cache", help="show or clear the compile cache")
     p.add_argument("action", choices=("info", "clear"))
     p.set_defaults(fn=_cache)
+    p = sub.add_parser("serve", help="serve an artifact over HTTP on Ray Serve (ember[serve])")
+    p.add_argument("artifact")
+    p.add_argument("--replicas", type=int, default=1)
+    p.add_argument("--threads", type=int, default=1, help="runtime threads (CPUs) per replica")
+    p.add_argument("--max-batch", type=int, default=16,
+                   help="requests merged along the batch dim (1: no batching)")
+    p.add_argument("--batch-wait-ms", type=float, default=5.0)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--address", help="an existing Ray cluster's address (default: start one)")
+    p.set_defaults(fn=_serve)
     p = sub.add_parser("run", help="run an artifact on .npy inputs")
     p.add_argument("artifact")
     p.add_argument("--input", action="append", default=[], help="NAME=file.npy, repeatable")
