@@ -14,11 +14,13 @@ a GPU. Requests are checked one by one (ember.serving.batching: a bad one fails 
 ember's message: a 4xx over HTTP, the runtime's exception through a handle), then Serve's
 `@serve.batch` gathers up to `max_batch` of them, waiting at most `batch_wait_ms`, and they run
 as one call along the artifact's batch dim. The model runs on a worker thread (the runtime
-releases the GIL), so the replica keeps taking requests into the next batch meanwhile.
+releases the GIL; always the same thread), so the replica keeps taking requests into the next
+batch meanwhile.
 """
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 import os
 import shutil
 import tempfile
@@ -33,6 +35,10 @@ from ember.artifact.store import read_manifest
 from ember.runtime.errors import ArgumentError
 from ember.serving.batching import ModelRunner, RequestTooLarge
 
+#: A replica's environment: OpenMP workers sleep as soon as a kernel ends (libomp spins for
+#: 200 ms by default, which starves the replica's own event loop, Serve's proxy and the other
+#: replicas of the CPUs they share: measured, a replica's throughput fell by half under load).
+REPLICA_ENV = {"KMP_BLOCKTIME": "0"}
 #: Serve's defaults for gathering a batch.
 DEFAULT_MAX_BATCH = 16
 DEFAULT_BATCH_WAIT_MS = 5.0
@@ -57,6 +63,10 @@ class EmberServer:
                     f.write(data)
             artifact = self._unpacked
         self.runner = self.make_runner(load(artifact, num_threads=threads, num_runtimes=1))
+        # One thread runs the model: one OpenMP team per replica (each thread that calls into
+        # the code gets its own team, whose idle workers spin for a while: several callers
+        # oversubscribe the replica's CPUs and throughput collapses).
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ember-replica")
         self.batching = self.runner.batch is not None and max_batch > 1
         self._batched.set_max_batch_size(max(1, max_batch))
         self._batched.set_batch_wait_timeout_s(batch_wait_ms / 1e3)
@@ -77,7 +87,8 @@ class EmberServer:
         return await self._in_worker(requests)
 
     async def _in_worker(self, requests):
-        return await asyncio.get_running_loop().run_in_executor(None, self.runner.run, requests)
+        return await asyncio.get_running_loop().run_in_executor(self._worker, self.runner.run,
+                                                                requests)
 
     async def __call__(self, request: Request):
         """HTTP: POST {"inputs": {name: nested lists}} -> {"outputs": {name: nested lists}};
@@ -107,24 +118,26 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def build_app(artifact: str, *, replicas: int = 1, threads: int = 1,
               max_batch: int = DEFAULT_MAX_BATCH, batch_wait_ms: float = DEFAULT_BATCH_WAIT_MS,
-              bundle: bool = False, name: str = "ember"):
+              bundle: bool = False, name: str = "ember", server=None, **server_args):
     """The Serve application of `artifact` (a directory): `replicas` replicas of `threads`
     runtime threads each (and as many CPUs, or one GPU for a GPU artifact); dynamic batching
     of up to `max_batch` requests, waiting at most `batch_wait_ms` (1: off); `bundle` ships the
-    artifact's files from this process instead of reading `artifact` on every node."""
+    artifact's files from this process instead of reading `artifact` on every node. `server`:
+    a deployment of an EmberServer subclass to use instead (given `server_args` too)."""
     if replicas < 1 or threads < 1 or max_batch < 1 or batch_wait_ms < 0:
         raise ValueError(f"need replicas, threads, max_batch >= 1 and batch_wait_ms >= 0, got "
                          f"{replicas}, {threads}, {max_batch}, {batch_wait_ms}")
     manifest = read_manifest(artifact)      # the artifact is checked before Ray is involved
-    options: Dict[str, Any] = {"num_cpus": threads,
-                               "runtime_env": {"env_vars": {"EMBER_NUM_THREADS": str(threads)}}}
+    options: Dict[str, Any] = {"num_cpus": threads, "runtime_env": {"env_vars": REPLICA_ENV | {
+        "EMBER_NUM_THREADS": str(threads)}}}
     if manifest["target"]["kind"] in ("cuda", "rocm"):
         options["num_gpus"] = 1
     source = _files(artifact) if bundle else os.path.abspath(artifact)
-    return EmberServer.options(name=name, num_replicas=replicas,
-                               ray_actor_options=options,
-                               max_ongoing_requests=max(2 * max_batch, 8)).bind(
-        source, threads=threads, max_batch=max_batch, batch_wait_ms=batch_wait_ms)
+    return (server or EmberServer).options(
+        name=name, num_replicas=replicas, ray_actor_options=options,
+        max_ongoing_requests=max(2 * max_batch, 8)).bind(
+        source, threads=threads, max_batch=max_batch, batch_wait_ms=batch_wait_ms,
+        **server_args)
 
 
 def run_server(artifact: str, *, host: str = "127.0.0.1", port: int = 8000,
