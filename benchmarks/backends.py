@@ -136,6 +136,7 @@ def export_onnx(model, inputs, path: str) -> Dict[str, object]:
 def prepare_ort(model, inputs, threads, workdir) -> Prepared:
     """ONNX Runtime CPU, all graph optimizations, intra-op pool = threads, outputs bound to
     preallocated arrays through IOBinding."""
+    import onnxruntime  # noqa: F401  (a missing runtime fails here, not after the export)
     torch.set_num_threads(threads)
     path = os.path.join(workdir, "model.onnx")
     info = export_onnx(model, inputs, path)
@@ -160,8 +161,8 @@ def _ort_weight_only(bits: int):
         """ONNX Runtime's weight-only MatMul (MatMulNBitsQuantizer: MatMulNBits, blocks of 128
         along K, int4 asymmetric or int8 symmetric, ORT's default accuracy level) on the
         session settings of `prepare_ort`."""
-        import onnx
         from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+        import onnx
         torch.set_num_threads(threads)
         path, low_path = (os.path.join(workdir, n) for n in ("model.onnx", f"model.w{bits}.onnx"))
         info = export_onnx(model, inputs, path)
