@@ -56,6 +56,18 @@ def test_second_compile_is_a_hit_with_the_same_result():
     assert len(cache.entries()) == 1
 
 
+def test_a_model_with_zero_dim_buffers_is_keyed_by_their_values():
+    """BatchNorm's num_batches_tracked is a 0-d int64 buffer: fingerprinted like any other."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU()).eval()
+    x = torch.randn(1, 3, 8, 8)
+    first, second = ember.compile(model, (x,)), ember.compile(model, (x,))
+    assert not _hit(first) and _hit(second)
+    model[1].num_batches_tracked += 1
+    assert not _hit(ember.compile(model, (x,)))
+    assert_close(second(x), model(x))
+
+
 @pytest.mark.parametrize("change", ["weight", "attribute", "option", "shape", "target"])
 def test_any_change_misses(change):
     model, x = _block(), torch.randn(3, 16)

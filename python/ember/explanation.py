@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from ember.dialect.ops import Conv2d, Gemm, QDepthwiseConv2d, QGemm
 from ember.kit.ir_queries import program_steps, public_function, walk_ops
 from ember.kit.op_costs import op_cost
 from ember.source_locations import describe_origin, user_source_line
@@ -113,21 +114,21 @@ def _epilogue(op) -> str:
     """What a GEMM or convolution fused: bias, activation, residual, low-bit weights."""
     attrs = op.operation.attributes
     parts = []
-    segments = list(attrs["operandSegmentSizes"]) if "operandSegmentSizes" in attrs else []
-    if op.operation.name in ("ember.gemm", "ember.qgemm", "ember.conv2d") and segments:
-        named = {"ember.gemm": ["lhs", "rhs", "bias", "residual", "rhs_scale", "rhs_offset"]}
-        present = dict(zip(named.get(op.operation.name, []), segments))
-        if present.get("bias"):
-            parts.append("bias")
-        if present.get("residual"):
-            parts.append("residual")
-        if present.get("rhs_scale"):
+    view = _EPILOGUE_OPS.get(op.operation.name)
+    if view is not None:
+        present = {name for name, value in view(op).operand_values().items() if value is not None}
+        parts += [name for name in ("bias", "residual") if name in present]
+        if op.operation.name == "ember.gemm" and "rhs_scale" in present:
             parts.append(f"int{attrs['rhs_bits'].value} weights")
     if "activation" in attrs:
         activation = str(attrs["activation"]).strip('"')
         if activation != "none":
             parts.insert(1 if parts[:1] == ["bias"] else 0, activation)
     return "+".join(parts)
+
+
+#: Ops with a fused epilogue, and their views (which name their operands).
+_EPILOGUE_OPS = {cls.op_name: cls for cls in (Gemm, QGemm, Conv2d, QDepthwiseConv2d)}
 
 
 def _kernels_by_location(module) -> Dict[str, List[str]]:

@@ -63,7 +63,9 @@ def _add_tensor(h, tensor: torch.Tensor) -> None:
     if t.device.type != "cpu" or t.is_sparse or getattr(t, "is_quantized", False):
         raise Unfingerprintable(f"a {t.device.type} / sparse / quantized tensor")
     _add(h, str(t.dtype), tuple(t.shape))
-    h.update(t.contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    # (flattened first: a 0-d tensor, BatchNorm's num_batches_tracked, has no byte view)
+    h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel()
+             else b"")
 
 
 def _describe(value, with_data: bool = True):

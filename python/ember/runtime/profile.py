@@ -6,7 +6,8 @@ its code (ember-label-kernels, ember-time-kernels, cpu_support.c): every step of
 with a monotonic clock, never sampled. `Model.profile` runs the model and turns the counters into
 a `Profile`: per step, calls and milliseconds per run, its share of the run and, from the step's
 cost (ember.kit.op_costs), the GFLOP/s (contractions) and GB/s it achieved, each also as a
-fraction of this machine's peak (`machine_peak`). `table()` prints it sorted by time,
+fraction of this machine's f32 peak (`machine_peak`). FLOPs are the direct algorithm's: a
+Winograd convolution or an int8 GEMM (VNNI: four multiplies per lane) can pass 100%. `table()` prints it sorted by time,
 `save_json` and `save_chart` (PNG, or a self-contained HTML page with the chart and the table;
 matplotlib, the `ember[profile]` extra) write it for later.
 
@@ -87,7 +88,8 @@ class Profile:
                   f"(median {self.end_to_end_median_ms:.3f}), kernels {self.kernels_ms:.3f} ms "
                   f"({self.kernels_ms / self.end_to_end_ms:.1%} of it)\n"
                   f"# peak {self.peak.gflops:.0f} GFLOP/s, {self.peak.gbps:.1f} GB/s "
-                  f"({self.peak.how})\n")
+                  f"({self.peak.how}; FLOPs of the direct algorithm, so Winograd and int8 "
+                  f"may pass 100%)\n")
         lines = [f"{'step':>4}  {'kernel':<24} {'calls':>5} {'ms/run':>8} {'%':>6} "
                  f"{'GFLOP/s':>8} {'%peak':>6} {'GB/s':>7} {'%peak':>6}  source"]
         for s in rows:
@@ -182,14 +184,14 @@ def build_profile(steps: List[dict], ns: List[int], calls: List[int], runs: int,
 @functools.lru_cache(maxsize=None)
 def machine_peak() -> MachinePeak:
     """This machine's reachable rates, measured once per process: f32 GEMM GFLOP/s of numpy's
-    BLAS (1024^3, best of 5, its threads) and the GB/s of copying 256 MiB (read + write, best
-    of 3). Measured rather than computed from clock and vector width: a VM's clock and its
+    BLAS (1024^3, best of 10, its threads) and the GB/s of copying 256 MiB (read + write, best
+    of 5). Measured rather than computed from clock and vector width: a VM's clock and its
     memory system are what the code actually gets."""
     a = np.random.default_rng(0).standard_normal((1024, 1024), dtype=np.float32)
-    gemm = min(_seconds(lambda: a @ a) for _ in range(5))
+    gemm = min(_seconds(lambda: a @ a) for _ in range(10))
     source = np.ones(64 << 20, dtype=np.float32)
     target = np.empty_like(source)
-    copy = min(_seconds(lambda: np.copyto(target, source)) for _ in range(3))
+    copy = min(_seconds(lambda: np.copyto(target, source)) for _ in range(5))
     return MachinePeak(gflops=2 * 1024 ** 3 / gemm / 1e9, gbps=2 * source.nbytes / copy / 1e9,
                        how="measured: numpy f32 GEMM 1024^3, copy of 256 MiB")
 
