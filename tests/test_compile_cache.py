@@ -151,3 +151,17 @@ class _Fn(nn.Module):
 
     def forward(self, x):
         return self.fn(x)
+
+
+@pytest.mark.parametrize("workload", ["mlp", "cnn", "bert", "llama"])
+def test_every_benchmark_workload_has_a_key(workload):
+    """Fingerprinting the benchmark models (BatchNorm buffers, KV caches, rotary tables) never
+    fails, and a second model built the same way has the same key."""
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks.models import WORKLOADS
+    from ember.compiler import CompileOptions
+    from ember.frontend.fingerprint import fingerprint
+    w = WORKLOADS[workload]
+    keys = [fingerprint(w.make_model(1), w.make_inputs(1), CompileOptions(target=None), "host")
+            for _ in range(2)]
+    assert keys[0] is not None and keys[0] == keys[1]
