@@ -61,3 +61,11 @@ def test_serve_prints_its_url_answers_and_stops_on_ctrl_c(tmp_path):
             server.kill()
     assert server.returncode == 0, rest[-2000:]
     assert "stopping" in rest
+
+
+def test_serve_refuses_more_cpus_than_the_cluster_has(tmp_path, capsys):
+    from ember.tools.cli import main
+    artifact = str(tmp_path / "mlp.ember")
+    ember.compile(MLPBlock(32, 64).eval(), (torch.randn(2, 32),)).save(artifact)
+    assert main(["serve", artifact, "--replicas", "64", "--threads", "4"]) == 1
+    assert "64 replicas x 4 threads need 256 CPUs" in capsys.readouterr().err

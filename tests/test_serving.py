@@ -95,6 +95,20 @@ def test_runner_refuses_bad_requests_alone(mlp):
     assert runner.from_json({"x": [[1, 2]]})["x"].dtype == np.float32
 
 
+def test_replicas_ask_for_cpus_or_a_gpu(mlp, tmp_path):
+    """num_cpus = threads (and EMBER_NUM_THREADS); a GPU artifact's replicas ask for a GPU."""
+    from ember.serving import build_app
+    _, path = mlp
+    options = build_app(path, replicas=2, threads=2)._bound_deployment.ray_actor_options
+    assert options["num_cpus"] == 2 and "num_gpus" not in options
+    assert options["runtime_env"]["env_vars"]["EMBER_NUM_THREADS"] == "2"
+    gpu = str(tmp_path / "gpu.ember")
+    ember.compile(MLPBlock(64, 256).eval(), (torch.randn(4, 64),), target="cuda").save(gpu)
+    assert build_app(gpu)._bound_deployment.ray_actor_options["num_gpus"] == 1
+    with pytest.raises(ValueError, match="replicas, threads, max_batch >= 1"):
+        build_app(path, replicas=0)
+
+
 # -- on a local Ray cluster -----------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
@@ -107,7 +121,8 @@ def served(mlp):
     from ember.serving import build_app
     model, path = mlp
     port = _free_port()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # three logical CPUs: the 2 replicas and the bundled test's own (Ray's count, not cores)
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port})
         handle = serve.run(build_app(path, replicas=2, threads=1, max_batch=16,
@@ -165,6 +180,25 @@ def test_malformed_requests_get_4xx_and_the_replica_stays(served, body, status, 
     good, reply = _post(url, json.dumps({"inputs": {"x": x.tolist()}}).encode())
     assert good == 200
     assert_close(np.asarray(reply["outputs"]["output_0"], np.float32), _expected(model, x))
+
+
+def test_a_bundled_artifact_is_shipped_from_the_driver(served, mlp, tmp_path):
+    """bundle=True: the replicas unpack the artifact's files sent with the deployment (the
+    driver's copy may be gone by then)."""
+    import shutil
+    from ember.serving import build_app
+    model, path = mlp
+    copy = str(tmp_path / "copy.ember")
+    shutil.copytree(path, copy)
+    app = build_app(copy, bundle=True, name="bundled")
+    shutil.rmtree(copy)
+    handle = serve.run(app, name="bundled", route_prefix="/bundled")
+    try:
+        x = _requests(1, seed=5)[0]
+        assert_close(handle.infer.remote([x]).result(timeout_s=60)["output_0"],
+                     _expected(model, x))
+    finally:
+        serve.delete("bundled")
 
 
 def test_a_handle_gets_the_runtime_error(served):

@@ -149,6 +149,12 @@ def run_server(artifact: str, *, host: str = "127.0.0.1", port: int = 8000,
     ray.init(address=address, include_dashboard=False, log_to_driver=False,
              ignore_reinit_error=True)
     try:
+        wanted = app_options.get("replicas", 1) * app_options.get("threads", 1)
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if wanted > cpus:   # Serve would wait forever for CPUs no node has
+            raise ValueError(f"{app_options.get('replicas', 1)} replicas x "
+                             f"{app_options.get('threads', 1)} threads need {wanted} CPUs; the "
+                             f"Ray cluster has {cpus:g}: use fewer replicas or threads")
         serve.start(http_options={"host": host, "port": port})
         serve.run(app, route_prefix=route)
         print(f"serving {artifact} at http://{host}:{port}{route} "
