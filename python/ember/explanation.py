@@ -5,9 +5,9 @@ steps a profile build reports (`step_table`, the same numbering).
 One line per op of the fused graph (ember's graph stage, after fusion and quantization) in
 execution order, like AITemplate's sorted graph pseudo-code:
 
-      7  %7 = ember.gemm(%6 [8,128,256] f32, weight [256,1024] f32)  -> [8,128,1024] f32
-             epilogue bias+gelu  kernel ember_gemm_2 (tile 14x32, KC 256, MC 252, A packed,
-             2 threads)  # aten.linear at models.py:103
+      7  %7 = ember.gemm(%6 [8,128,256] f32, weight [256,1024] f32, weight [1024] f32)
+             -> [8,128,1024] f32  epilogue bias+gelu  kernel ember_gemm_2 (tile 14x32, KC 256,
+             MC 252, A packed, parallel)  # aten.gelu at models.py:91
 
 The kernel part comes from the same compile carried on to the kernels stage: the GEMM kernel
 function the op became (its register tile, cache blocks, packing), the k-th kernel call made
@@ -28,10 +28,7 @@ from ember.source_locations import describe_origin, user_source_line
 _OPS_BETWEEN = ("linalg.generic", "memref.copy", "linalg.fill", "linalg.transpose")
 #: Ops that become GEMM kernel calls, and how many each (the others share their source line,
 #: not their kernel).
-_CALLS = {"ember.gemm": 1, "ember.qgemm": 1, "ember.conv2d": 1, "ember.qconv2d": 1,
-          "ember.attention": 2}
-
-
+_CALLS = {"ember.gemm": 1, "ember.qgemm": 1, "ember.conv2d": 1, "ember.attention": 2}
 
 
 def step_table(module) -> List[Dict[str, Any]]:
@@ -192,7 +189,7 @@ def _type(t, shapes: Sequence[tuple] = (), like: tuple = ()) -> str:
     *dims, element = text[len("tensor<"):-1].split("x")
     if "?" in dims:
         fitting = [shape for shape in shapes if len(shape) == len(dims) and all(
-            d == "?" or d == str(s) for d, s in zip(dims, shape)) and "?" not in shape]
+            d == "?" or d == str(s) for d, s in zip(dims, shape))]
         if fitting:
             dims = [str(s) if d == "?" else d for d, s in zip(dims, fitting[0])]
         elif len(like) == len(dims):

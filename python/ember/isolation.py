@@ -115,9 +115,6 @@ class WorkerTraceback(Exception):
         return "\n\n" + self.args[0]
 
 
-#: Warnings the libraries ember calls raise about their own APIs (torch's pytree LeafSpec,
-#: transformers' renamed arguments): nothing a user of ember can act on, so not shown.
-THIRD_PARTY_DEPRECATIONS = (FutureWarning, DeprecationWarning)
 #: ember's own source files: their warnings always show.
 _EMBER = os.path.dirname(os.path.abspath(__file__))
 
@@ -140,8 +137,7 @@ def run_isolated(work: Callable[[], Any], *, repro_dir: Optional[str]) -> Any:
                 with progress.CompileProgress() as shown:
                     while not receiver.poll(0.25):      # the worker's stage, while it works
                         shown.show(json.loads(_read(where) or "{}"))
-                with warnings.catch_warnings():      # torch's pytree deprecations on unpickling
-                    warnings.simplefilter("ignore", FutureWarning)
+                with progress.quiet_library_deprecations():   # torch's, on unpickling
                     outcome = receiver.recv()
             except EOFError:        # it died first
                 outcome = None
@@ -160,7 +156,8 @@ def run_isolated(work: Callable[[], Any], *, repro_dir: Optional[str]) -> Any:
         sys.stderr.write(printed)
     kind, value, given = outcome
     for message, category, filename, lineno in given:
-        if not issubclass(category, THIRD_PARTY_DEPRECATIONS) or filename.startswith(_EMBER):
+        if not issubclass(category, progress.THIRD_PARTY_DEPRECATIONS) or \
+                filename.startswith(_EMBER):
             warnings.warn_explicit(message, category, filename, lineno,
                                    registry=_WARNING_REGISTRY)
     if kind == "raised":

@@ -11,14 +11,17 @@ Announcements are keyword fields: `stage` (a stage name, "frontend" for torch-ml
 `ir_input` (its input text) and `target` (the target string its passes read).
 
 What the user sees of it: `CompileProgress`, a progress bar with the current stage (tqdm, after
-two seconds, on a terminal, off with EMBER_PROGRESS=0), and the `ember` logger (level from
-EMBER_LOG_LEVEL).
+two seconds, on a terminal, off with EMBER_PROGRESS=0), the `ember` logger (level from
+EMBER_LOG_LEVEL), and what it does not see: the libraries' warnings about their own APIs
+(`quiet_library_deprecations`).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+import warnings
 from typing import Callable, Optional
 
 _listener: Optional[Callable[[dict], None]] = None
@@ -45,6 +48,20 @@ LOG_LEVEL_VARIABLE = "EMBER_LOG_LEVEL"
 PROGRESS_DELAY_S = 2.0
 
 logger = logging.getLogger("ember")
+#: Warnings the libraries ember drives raise about their own APIs (torch's pytree LeafSpec on
+#: every deepcopy of a program, transformers' renamed arguments): nothing a user of ember can
+#: act on, so not shown. ember's own warnings always show.
+THIRD_PARTY_DEPRECATIONS = (FutureWarning, DeprecationWarning)
+
+
+@contextlib.contextmanager
+def quiet_library_deprecations():
+    """Hides THIRD_PARTY_DEPRECATIONS raised inside (ember's own calls into torch and the
+    model's libraries)."""
+    with warnings.catch_warnings():
+        for category in THIRD_PARTY_DEPRECATIONS:
+            warnings.simplefilter("ignore", category)
+        yield
 
 
 def configure_logging() -> None:

@@ -19,6 +19,7 @@ import torch
 from ember.frontend.errors import ExportError, UnsupportedOpsError
 from ember.frontend.outputs import dataclasses_as_dicts, describe
 from ember.frontend.user_calls import UserCall
+from ember.progress import quiet_library_deprecations
 from ember.source_locations import user_frame, user_line_in_stack_trace
 from ember.symbolic import Dim, DimLike
 from ember.tensor_spec import TensorSpec
@@ -154,23 +155,12 @@ def in_inference_mode(model: torch.nn.Module):
             module.training = training
 
 
-@contextlib.contextmanager
-def _quiet_library_deprecations():
-    """Hides what torch and the model's libraries warn about their own deprecated APIs while
-    ember drives them (torch's pytree LeafSpec on every deepcopy of a program, transformers'
-    renamed arguments): nothing the user can act on. ember's own warnings still show."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        yield
-
-
 def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
                  dynamic_shapes=None) -> ExportedModel:
     """Captures `model` with torch.export and splits it into graph, weights and signature."""
     try:
         with in_inference_mode(model), torch.no_grad(), \
-                dataclasses_as_dicts(model) as dataclass_paths, _quiet_library_deprecations():
+                dataclasses_as_dicts(model) as dataclass_paths, quiet_library_deprecations():
             program = _export(model, tuple(example_inputs), dynamic_shapes)
     except ExportError:
         raise
@@ -178,7 +168,7 @@ def export_model(model: torch.nn.Module, example_inputs: Sequence[Any],
         raise ExportError(f"torch.export failed: {e}") from e
     _refuse_data_dependent_shapes(program.graph)
     try:
-        with _quiet_library_deprecations():
+        with quiet_library_deprecations():
             program = program.run_decompositions(_decompositions())
     except Exception as e:
         raise ExportError(f"torch.export failed: {e}") from e

@@ -63,9 +63,9 @@ def _add_tensor(h, tensor: torch.Tensor) -> None:
     if t.device.type != "cpu" or t.is_sparse or getattr(t, "is_quantized", False):
         raise Unfingerprintable(f"a {t.device.type} / sparse / quantized tensor")
     _add(h, str(t.dtype), tuple(t.shape))
-    # (flattened first: a 0-d tensor, BatchNorm's num_batches_tracked, has no byte view)
-    h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel()
-             else b"")
+    # hashed in place (a 0-d tensor, BatchNorm's num_batches_tracked, flattened for its bytes)
+    if t.numel():
+        h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy())
 
 
 def _describe(value, with_data: bool = True):

@@ -122,26 +122,25 @@ class Converter:
         fn.walk(lambda op: (ops.append(op), self.ir.WalkResult.ADVANCE)[1])
         for op in ops:
             rule = CONVERSIONS.get(op.name)
-            if rule is None:
-                why = "ember has no op for it"
-            else:
-                with self.ir.InsertionPoint(op), op.location:
-                    try:
-                        result = rule(self, op)
-                    except NotConstant:
-                        result = None
-                        why = "an argument is computed at run time"
-                    else:
-                        operands = ", ".join(_describe(v.type) for v in op.operands
-                                             if _VTENSOR.fullmatch(str(v.type)))
-                        why = f"ember's conversion does not take these operands ({operands})"
-                if result is not None:
-                    op.results[0].replace_all_uses_with(self.from_builtin_at(op, result))
-                    op.erase()
-                    continue
-            if op.name.startswith("torch.aten.") and any(
+            why = self._convert(op, rule) if rule is not None else "ember has no op for it"
+            if why is not None and op.name.startswith("torch.aten.") and any(
                     _VTENSOR.fullmatch(str(r.type)) for r in op.results):
                 self.fallbacks.append((op.name[len("torch."):], str(op.location), why))
+
+    def _convert(self, op, rule) -> Optional[str]:
+        """Replaces `op` by what `rule` builds; None when it did, else why it declined."""
+        with self.ir.InsertionPoint(op), op.location:
+            try:
+                result = rule(self, op)
+            except NotConstant:
+                return "an argument is computed at run time"
+        if result is None:
+            operands = ", ".join(_describe(v.type) for v in op.operands
+                                 if _VTENSOR.fullmatch(str(v.type)))
+            return f"ember's conversion does not take these operands ({operands})"
+        op.results[0].replace_all_uses_with(self.from_builtin_at(op, result))
+        op.erase()
+        return None
 
     def from_builtin_at(self, op, value):
         with self.ir.InsertionPoint(op), op.location:

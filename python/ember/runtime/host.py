@@ -132,10 +132,8 @@ class HostBackend:
 
     def profile_counters(self, slots: int):
         """(nanoseconds, entries) per slot of a profile build's timers since the last reset
-        (cpu_support.c), or None when the code has no timers (not a profile build)."""
-        read = getattr(self.library, "ember_profile_read", None)
-        if read is None:
-            return None
+        (cpu_support.c, in every CPU library; a build without timers never counts)."""
+        read = self.library.ember_profile_read
         read.argtypes = [ctypes.POINTER(ctypes.c_int64)] * 2 + [ctypes.c_int32]
         read.restype = ctypes.c_int32
         ns, calls = (ctypes.c_int64 * slots)(), (ctypes.c_int64 * slots)()
@@ -143,10 +141,9 @@ class HostBackend:
         return list(ns), list(calls)
 
     def reset_profile(self) -> None:
-        reset = getattr(self.library, "ember_profile_reset", None)
-        if reset is not None:
-            reset.argtypes, reset.restype = [], None
-            reset()
+        reset = self.library.ember_profile_reset
+        reset.argtypes, reset.restype = [], None
+        reset()
 
     def _set_num_threads(self, num_threads: int) -> None:
         try:

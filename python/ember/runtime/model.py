@@ -176,16 +176,14 @@ class Model:
         Profiled runs take the model's runtimes one at a time."""
         from ember.runtime.profile import build_profile, machine_peak
         steps = self._manifest.get("profile", {}).get("steps")
-        reader = getattr(self.backend, "profile_counters", None)
-        if steps is None or reader is None or reader(1) is None:
+        if steps is None or not hasattr(self.backend, "profile_counters"):
             raise ArgumentError(f"{self.path} has no per-kernel timers: profile a profile "
                                 f"build (ember.compile(..., profile=True), or `ember compile "
                                 f"--profile`; CPU targets)")
         with self._profile_lock:
-            self.backend.reset_profile()
             times = self._timed_runs(inputs, runs, warmup, symbols,
                                      after_warmup=self.backend.reset_profile)
-            ns, calls = reader(len(steps) + 1)
+            ns, calls = self.backend.profile_counters(len(steps) + 1)
         return build_profile(steps, ns, calls, runs, times, machine_peak())
 
     def random_inputs(self, symbols: Optional[Mapping[str, int]] = None,

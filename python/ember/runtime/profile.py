@@ -21,7 +21,6 @@ import functools
 import html
 import io
 import json
-import math
 import os
 import statistics
 import time
@@ -207,4 +206,4 @@ def _rate(value: Optional[float], digits: int) -> str:
 
 
 def _fraction(value: Optional[float], peak: float) -> str:
-    return "-" if value is None or not peak or math.isnan(value) else f"{value / peak:.0%}"
+    return "-" if value is None or not peak else f"{value / peak:.0%}"

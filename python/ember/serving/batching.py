@@ -126,8 +126,7 @@ class ModelRunner:
             start = 0
             for i in chunk:
                 rows = self._rows(requests[i])
-                results[i] = {n: o[start:start + rows] if len(chunk) > 1 else o
-                              for n, o in outputs.items()}
+                results[i] = {n: o[start:start + rows] for n, o in outputs.items()}
                 start += rows
         return results
 
@@ -136,15 +135,17 @@ class ModelRunner:
         the artifact's maximum rows in all; every request alone without a batch dim."""
         if self.batch is None:
             return [[i] for i in range(len(requests))]
-        groups: Dict[tuple, List[List[int]]] = {}
+        groups: Dict[tuple, List[List[int]]] = {}      # shapes beyond dim 0 -> chunks
+        filled: Dict[tuple, int] = {}                   # rows in each group's last chunk
         for i, request in enumerate(requests):
             key = tuple((request[n].shape[1:], request[n].dtype.str) for n in self.input_names)
-            chunks = groups.setdefault(key, [[]])
-            if sum(self._rows(requests[j]) for j in chunks[-1]) + self._rows(request) > \
-                    self.batch.max_rows:
-                chunks.append([])
-            chunks[-1].append(i)
-        return [chunk for chunks in groups.values() for chunk in chunks if chunk]
+            rows = self._rows(request)
+            if key not in groups or filled[key] + rows > self.batch.max_rows:
+                groups.setdefault(key, []).append([])
+                filled[key] = 0
+            groups[key][-1].append(i)
+            filled[key] += rows
+        return [chunk for chunks in groups.values() for chunk in chunks]
 
     def _rows(self, request) -> int:
         return request[self.input_names[0]].shape[0]

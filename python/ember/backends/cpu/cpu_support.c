@@ -224,7 +224,8 @@ int32_t ember_profile_read(int64_t *ns, int64_t *calls, int32_t slots) {
 
 __attribute__((visibility("default")))
 void ember_profile_reset(void) {
-  for (int32_t i = 0; i < ember_profile_slots; ++i) ember_profile_ns[i] = ember_profile_calls[i] = 0;
+  for (int32_t i = 0; i < ember_profile_slots; ++i)
+    ember_profile_ns[i] = ember_profile_calls[i] = 0;
   ember_profile_running = -1;
 }
 
