@@ -2,12 +2,14 @@
 
 Two checks:
 - its index math, run on ints in a numpy model of one block: the cp.async chunk map with
-  zero-fill past M, N and K, ldmatrix.x4 (plain for A, .trans for B) and mma.sync m16n8k16
-  modelled from the PTX ISA's descriptions (the fragment tables below are written from the
-  ISA, independently of gpu_mma), the accumulator positions and the guarded store; the model
-  composes them as the emitter does and must match A @ B, tails included;
+  zero-fill past M, N and K, ldmatrix.x4 (plain for A, .trans for 16-bit B, plain for int8 B
+  stored [N, K]) and mma.sync m16n8k16 (f16/bf16) and m16n8k32 (int8) modelled from the PTX
+  ISA's descriptions (the fragment tables below are written from the ISA, independently of
+  gpu_mma), the accumulator positions and the guarded store; the model composes them as the
+  emitter does and must match A @ B, tails included;
 - the cuda artifacts of fp16 and bf16 MLP blocks: their PTX has mma.sync m16n8k16, ldmatrix
-  and cp.async, and ptxas accepts it for sm_80 and sm_90.
+  and cp.async, and ptxas accepts it for sm_80 and sm_90 (the int8 and low-bit kernels'
+  artifacts: tests/test_gpu_quantized.py).
 Execution on a GPU is not tested here.
 """
 from __future__ import annotations
@@ -22,8 +24,9 @@ import torch
 
 from compare import assert_close
 from ember.backends.gpu.simt_gemm import GpuGemmSpec
-from ember.backends.gpu.mma_gemm import CHUNK, LARGE, MMA_K, MMA_M, MMA_N, SMALL, WARP, MmaTile, \
-    accumulator_position, copy_chunk, ldmatrix_x4_address, warp_origin
+from ember.backends.gpu.mma_gemm import FORMATS, LARGE, MMA_M, MMA_N, SMALL, WARP, MmaTile, \
+    accumulator_position, b_fragments, choose_mma_tile, copy_chunk, ldmatrix_x4_address, \
+    warp_origin
 
 PTXAS = shutil.which("ptxas")
 
@@ -49,22 +52,37 @@ def isa_c(lane, i):
     return g + 8 * (i // 2), t * 2 + i % 2
 
 
-def ldmatrix_x4(smem, address, trans):
-    """PTX ldmatrix.sync.aligned.m8n8.x4[.trans].b16: lanes 8j..8j+7 give the row addresses
-    (row, col) of matrix j's 8 rows; every lane receives per matrix j one 32-bit register of
-    two elements: row lane/4, columns 2*(lane%4) + {0, 1} of matrix j (of its transpose with
-    .trans). Returns regs[lane][j] = the two elements."""
+# "Matrix Fragments for mma.m16n8k32" with .s8/.u8 operands: each 32-bit register holds 4
+# consecutive elements.
+def isa_a8(lane, i):
+    """(row, col) of A (16 x 32) held in element a_i (i = 0..15) by `lane`."""
+    g, t = lane >> 2, lane % 4
+    return g + 8 * (i // 4 % 2), t * 4 + i % 4 + 16 * (i // 8)
+
+
+def isa_b8(lane, i):
+    """(row k, col n) of B (32 x 8) held in element b_i (i = 0..7) by `lane`."""
+    g, t = lane >> 2, lane % 4
+    return t * 4 + i % 4 + 16 * (i // 4), g
+
+
+def ldmatrix_x4(smem, address, trans, per_b16=1):
+    """PTX ldmatrix.sync.aligned.m8n8.x4[.trans].b16 on a shared array of elements, `per_b16`
+    of them in one b16 (2 for bytes): lanes 8j..8j+7 give the row addresses (row, element
+    col) of matrix j's 8 rows; every lane receives per matrix j one 32-bit register of two
+    b16: row lane/4, b16 columns 2*(lane%4) + {0, 1} of matrix j (of its transpose with
+    .trans, 16-bit elements only). Returns regs[lane][j] = the register's elements."""
     regs = [[None] * 4 for _ in range(WARP)]
     for lane in range(WARP):
         for j in range(4):
-            pair = []
+            elements = []
             for e in range(2):
                 row, col = lane // 4, 2 * (lane % 4) + e
                 if trans:
                     row, col = col, row
                 r0, c0 = address[8 * j + row]
-                pair.append(smem[r0, c0 + col])
-            regs[lane][j] = pair
+                elements += [smem[r0, c0 + col * per_b16 + b] for b in range(per_b16)]
+            regs[lane][j] = elements
     return regs
 
 
@@ -82,53 +100,83 @@ def mma_m16n8k16(a_regs, b_regs, c_regs):
     return [[d[isa_c(lane, i)] for i in range(4)] for lane in range(WARP)]
 
 
+def mma_m16n8k32(a_regs, b_regs, c_regs):
+    """PTX mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: per lane a (4 registers of 4
+    elements = a0..a15), b (2 registers = b0..b7) and c (c0..c3); returns d per lane."""
+    a, b, c = np.zeros((16, 32)), np.zeros((32, 8)), np.zeros((16, 8))
+    for lane in range(WARP):
+        for i in range(16):
+            a[isa_a8(lane, i)] = a_regs[lane][i // 4][i % 4]
+        for i in range(8):
+            b[isa_b8(lane, i)] = b_regs[lane][i // 4][i % 4]
+        for i in range(4):
+            c[isa_c(lane, i)] = c_regs[lane][i]
+    d = a @ b + c
+    return [[d[isa_c(lane, i)] for i in range(4)] for lane in range(WARP)]
+
+
+#: The MMA model of each format's K.
+MMA_MODELS = {16: mma_m16n8k16, 32: mma_m16n8k32}
+
+
 # ----------------------------------------------------------------------------- block model
-def _stage(src, rows, cols, origin, threads):
+def _stage(src, rows, cols, origin, threads, chunk):
     """The shared tile the cp.async chunks of all threads leave (zero-filled outside src)."""
     tile = np.full((rows, cols), np.nan)
     for tid in range(threads):
-        for i in range(rows * cols // CHUNK // threads):
-            r, c = copy_chunk(tid, i, threads, cols)
+        for i in range(rows * cols // chunk // threads):
+            r, c = copy_chunk(tid, i, threads, cols, chunk)
             gr, gc = origin[0] + r, origin[1] + c
             inside = gr < src.shape[0] and gc < src.shape[1]
-            tile[r, c:c + CHUNK] = src[gr, gc:gc + CHUNK] if inside else 0.0
+            tile[r, c:c + chunk] = src[gr, gc:gc + chunk] if inside else 0.0
     assert not np.isnan(tile).any(), "some shared element was never written"
     return tile
 
 
-def model_gemm(a, b, tile: MmaTile):
-    """C = A @ B computed the way gpu_mma's kernel does, from its index functions."""
+def model_gemm(a, b, tile: MmaTile, fmt=FORMATS["f16"]):
+    """C = A @ B computed the way gpu_mma's kernel does in format `fmt`, from its index
+    functions (an int8 B is staged from its transpose, as the kernel stores it)."""
     m, k = a.shape
     n = b.shape[1]
     c = np.full((m, n), np.nan)
     gx, gy = tile.grid(GpuGemmSpec(m=m, n=n, k=k))
     tiles_m, tiles_n = tile.warp_m // MMA_M, tile.warp_n // MMA_N
+    per_b16 = 2 // fmt.element_bytes
+    mma = MMA_MODELS[fmt.mma_k]
     for by in range(gy):
         for bx in range(gx):
             m0, n0 = by * tile.bm, bx * tile.bn
             accs = {w: [[[0.0] * 4 for _ in range(WARP)] for _ in range(tiles_m * tiles_n)]
                     for w in range(tile.warps_m * tile.warps_n)}
             for k0 in range(0, k, tile.bk):
-                a_s = _stage(a, tile.bm, tile.bk, (m0, k0), tile.threads)
-                b_s = _stage(b, tile.bk, tile.bn, (k0, n0), tile.threads)
+                a_s = _stage(a, tile.bm, tile.bk, (m0, k0), tile.threads, fmt.chunk)
+                if fmt.b_transposed:
+                    b_s = _stage(b.T, tile.bn, tile.bk, (n0, k0), tile.threads, fmt.chunk)
+                else:
+                    b_s = _stage(b, tile.bk, tile.bn, (k0, n0), tile.threads, fmt.chunk)
                 for w, warp_accs in accs.items():
                     wm0, wn0 = warp_origin(w * WARP, tile)
                     assert all(warp_origin(w * WARP + lane, tile) == (wm0, wn0)
                                for lane in range(WARP))
-                    for kk in range(0, tile.bk, MMA_K):
+                    for kk in range(0, tile.bk, fmt.mma_k):
                         def frags(buf, row0, col0, trans):
-                            address = [(row0 + r, col0 + cc) for r, cc in
+                            address = [(row0 + r, col0 + cc * per_b16) for r, cc in
                                        map(ldmatrix_x4_address, range(WARP))]
-                            return ldmatrix_x4(buf, address, trans)
-                        fa = [frags(a_s, wm0 + i * MMA_M, kk, False) for i in range(tiles_m)]
+                            regs = ldmatrix_x4(buf, address, trans, per_b16)
+                            return [[lane_regs[q] for lane_regs in regs] for q in range(4)]
+                        fa = [list(zip(*frags(a_s, wm0 + i * MMA_M, kk, False)))
+                              for i in range(tiles_m)]
                         fb = []
                         for j in range(0, tiles_n, 2):
-                            regs = frags(b_s, kk, wn0 + j * MMA_N, True)
-                            fb += [[r[:2] for r in regs], [r[2:] for r in regs]]
+                            if fmt.b_transposed:
+                                regs = frags(b_s, wn0 + j * MMA_N, kk, False)
+                            else:
+                                regs = frags(b_s, kk, wn0 + j * MMA_N, True)
+                            fb += [list(zip(*pair)) for pair in b_fragments(regs, fmt)]
                         for i in range(tiles_m):
                             for j in range(tiles_n):
                                 at = i * tiles_n + j
-                                warp_accs[at] = mma_m16n8k16(fa[i], fb[j], warp_accs[at])
+                                warp_accs[at] = mma(fa[i], fb[j], warp_accs[at])
             for w, warp_accs in accs.items():
                 wm0, wn0 = warp_origin(w * WARP, tile)
                 for i in range(tiles_m):
@@ -150,11 +198,30 @@ def model_gemm(a, b, tile: MmaTile):
     (130, 136, 32, LARGE),        # the large tile with M and N tails
 ])
 def test_block_model_with_ptx_fragment_layouts_matches_numpy(m, n, k, tile):
-    tile.check()
+    tile.check(FORMATS["f16"])
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k)).astype(np.float16).astype(np.float64)
     b = rng.standard_normal((k, n)).astype(np.float16).astype(np.float64)
     assert_close(model_gemm(a, b, tile), a @ b)
+
+
+@pytest.mark.parametrize("m,n,k,size", [
+    (70, 40, 48, "small"),        # tails in M, N and K (K a multiple of 16 bytes)
+    (64, 64, 128, "small"),       # whole tiles, two K steps
+    (130, 136, 64, "large"),      # the large tile with M and N tails
+])
+def test_int8_block_model_matches_integer_product(m, n, k, size):
+    """int8 codes: A row-major, B stored [N, K], both read by plain ldmatrix (two bytes per
+    b16) into m16n8k32 fragments; the model's sums equal the exact integer product."""
+    fmt = FORMATS["s8"]
+    spec = GpuGemmSpec(m=1 if size == "small" else 8192, n=n, k=k)
+    tile = choose_mma_tile(spec, fmt)
+    assert tile.bk == 64 and (tile.bm == 128) == (size == "large")
+    tile.check(fmt)
+    rng = np.random.default_rng(1)
+    a = rng.integers(-128, 128, (m, k)).astype(np.float64)
+    b = rng.integers(-127, 128, (k, n)).astype(np.float64)
+    np.testing.assert_array_equal(model_gemm(a, b, tile, fmt), a @ b)
 
 
 def test_accumulator_positions_are_the_isa_c_fragment():
@@ -164,10 +231,13 @@ def test_accumulator_positions_are_the_isa_c_fragment():
 
 
 def test_tiles_are_checked():
+    f16, s8 = FORMATS["f16"], FORMATS["s8"]
     with pytest.raises(ValueError, match="16 x 16"):
-        MmaTile(bm=48, bn=64, warps_m=2, warps_n=2).check()
+        MmaTile(bm=48, bn=64, warps_m=2, warps_n=2).check(f16)
     with pytest.raises(ValueError, match="shared memory"):
-        MmaTile(bm=256, bn=256, bk=64, warps_m=4, warps_n=4).check()
+        MmaTile(bm=256, bn=256, bk=64, warps_m=4, warps_n=4).check(f16)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        MmaTile(bm=64, bn=64, bk=16).check(s8)
 
 
 # ----------------------------------------------------------------------------- artifacts

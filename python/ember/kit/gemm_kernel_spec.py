@@ -33,12 +33,16 @@ class GemmKernelSpec(GemmSpec):
     """A CPU GEMM kernel function: C[M, N] = residual + act(A[M, K] @ B + bias), B packed in
     panels of `nr` columns (or row-major, see `rhs_packed`).
 
-    The function's arguments are, in order: A, the packed B, bias (when `bias`), residual (when
-    `residual`), and C, which it writes in place.
+    The function's arguments are GemmSpec's (B packed), C written in place.
     `patches` = (Hp, Wp, C, KH, KW, SH, SW, DH, DW) when A is implicit im2col patches (see
     ember.gemm's lhs_patches): the A argument is then the padded NHWC input [N, Hp, Wp, C], and
     A[m, k] = input[m / (OH*OW), (m / OW % OH)*SH + kh*DH, (m % OW)*SW + kw*DW, c] with
     k = (kh*KW + kw)*C + c.
+
+    An int8 kernel's `k` counts *words* of 4 consecutive int8 k values: A is bytes i8 [M, 4K]
+    read a word at a time (with `patches`: the padded NHWC bytes, C a multiple of 4), B i32
+    panels [ceil(N/NR), K, NR] of words. A low-bit B is i8 panels [ceil(N/NR), K, NR] (for i4
+    [.., K/2, ..] bytes) with group scales and offsets f32 [ceil(N/NR), ceil(K/group), NR].
     """
     nr: int
     patches: Optional[Tuple[int, ...]] = omitted_at_default(None)
@@ -48,19 +52,6 @@ class GemmKernelSpec(GemmSpec):
     #: B is the packed weight [ceil(N/NR), K, NR]; False: a row-major [(batch,) K, N] tensor
     #: computed at run time (attention's K^T and V), read in place with masked tail columns.
     rhs_packed: bool = omitted_at_default(True)
-    #: An int8 kernel's activation encoding ("s8", "u8", "u7"; see ember.quant.schemes), "" for
-    #: f32. Its `k` counts *words* of 4 consecutive int8 k values: A is bytes i8 [M, 4K] read a
-    #: word at a time (with `patches`: the padded NHWC bytes, C a multiple of 4), B i32 panels
-    #: [ceil(N/NR), K, NR] of words; after B it takes the row scales f32 [M], the column scales
-    #: f32 [N] and the compensation i32 [N] (ember.qgemm).
-    int8: str = omitted_at_default("")
-    #: An int8 kernel's activation after the residual ("" none; ember.qgemm's
-    #: output_activation).
-    output_activation: str = omitted_at_default("")
-    #: An int8 kernel whose C holds bytes: the scale and (zero point, lowest, highest code) it
-    #: quantizes each result to after the epilogue (ember.qgemm's result_* attributes).
-    out_scale: float = omitted_at_default(0.0)
-    out_codes: Tuple[int, ...] = omitted_at_default(())
     #: A's and B's element type when it differs from C's: "f16" or "bf16" operands of a
     #: product summed into an f32 C (a 16-bit model's attention products); "" the same.
     operands: str = omitted_at_default("")
@@ -68,29 +59,6 @@ class GemmKernelSpec(GemmSpec):
     #: *words* of 2 consecutive k, A is bf16 [M, 2K] read a pair at a time, B i32 panels
     #: [ceil(N/NR), K, NR] of words (AMX-BF16's tdpbf16ps multiplies them).
     pairs: bool = omitted_at_default(False)
-    #: B's element type when only B differs from A: "f16", "bf16" (an f32 GEMM on a 16-bit
-    #: weight, ember-implicit-precision), "i8" or "i4" (low-bit codes, weight-only
-    #: quantization: B is i8 panels [ceil(N/NR), K, NR], for i4 [.., K/2, ..] bytes of two
-    #: nibbles, the even k low; after B come the group scales and, with `offsets`, the group
-    #: offsets, f32 [ceil(N/NR), ceil(K/group), NR]); "" B as A.
-    weights: str = omitted_at_default("")
-    #: Low-bit B: the rows of K sharing one scale (and offset).
-    group: int = omitted_at_default(0)
-    #: Low-bit B: whether the codes have group offsets (w = q * scale + offset).
-    offsets: bool = omitted_at_default(False)
-
-    @property
-    def low_bit(self) -> bool:
-        """Whether B holds low-bit codes with group scales."""
-        return self.weights in ("i8", "i4")
-
-    def arg_names(self) -> List[str]:
-        names = super().arg_names()
-        if self.int8:
-            names[2:2] = ["lhs_scale", "rhs_scale", "rhs_compensation"]
-        if self.low_bit:
-            names[2:2] = ["rhs_scale"] + ["rhs_offset"] * self.offsets
-        return names
 
     @property
     def tap_k(self) -> int:

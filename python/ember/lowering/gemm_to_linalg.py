@@ -19,7 +19,7 @@ from mlir.dialects import arith, func, linalg, tensor
 
 from ember.dialect.ops import Gemm
 from ember.dialect.shapes import patch_matrix_shape
-from ember.kit.builders import i64
+from ember.kit.builders import constant, i64
 from ember.kit.epilogue import accumulator_type, epilogue_op, widened
 from ember.kit.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpec
 from ember.kit.private_functions import kernel_function
@@ -183,27 +183,45 @@ def gemm_kernel_function(op, spec, arg_types, result_type, reference=None) -> st
 
 
 def _dequantized(gemm: Gemm):
-    """The f32 [K, N] weight that a low-bit GEMM's unpacked codes stand for: q * scale +
-    offset of its group (ember.quant.low_bit)."""
-    k, n = tensor_shape(gemm.rhs)
+    """The f32 [K, N] weight that a low-bit GEMM's unpacked codes stand for."""
+    return dequantized_weight(gemm.rhs, gemm.rhs_scale, gemm.rhs_offset, gemm.rhs_bits,
+                              gemm.rhs_group, tensor_shape(gemm.rhs)[0])
+
+
+def dequantized_weight(codes, scale, offset, bits: int, group: int, k: int, pairs=False):
+    """The f32 [K, N] weight low-bit codes [K, N] (`pairs`: 4-bit codes two per byte,
+    [K/2, N], the even k in the low nibble) stand for: q * scale + offset of its group
+    (ember.quant.low_bit)."""
+    n = tensor_shape(codes)[1]
     f32 = ir.F32Type.get()
     d = [ir.AffineDimExpr.get(i) for i in range(2)]
     group_map = ir.AffineMap.get(2, 0, [ir.AffineExpr.get_floor_div(
-        d[0], ir.AffineConstantExpr.get(gemm.rhs_group)), d[1]])
-    inputs = [v for v in (gemm.rhs, gemm.rhs_scale, gemm.rhs_offset) if v is not None]
+        d[0], ir.AffineConstantExpr.get(group)), d[1]])
+    code_map = ir.AffineMap.get(2, 0, [ir.AffineExpr.get_floor_div(
+        d[0], ir.AffineConstantExpr.get(2)), d[1]]) if pairs else identity_map(2)
+    inputs = [v for v in (codes, scale, offset) if v is not None]
     init = tensor.empty([k, n], f32)
 
     def body(code, scale, *rest):
         offset = rest[0] if len(rest) == 2 else None
-        return _dequantize_code(code, gemm.rhs_bits, scale, offset)
-    return generic(inputs, init, [identity_map(2)] + [group_map] * (len(inputs) - 1) +
+        return dequantize_code(_nibble(code, 0) if pairs else code, bits, scale, offset)
+    return generic(inputs, init, [code_map] + [group_map] * (len(inputs) - 1) +
                    [identity_map(2)], [PARALLEL, PARALLEL], body)
 
 
-def _dequantize_code(code, bits: int, scale, offset):
-    """One i8 code (a 4-bit one already in the low nibble) as f32: q * scale + offset."""
+def _nibble(byte, k_dim: int):
+    """A byte of two 4-bit codes shifted so that the code of k (the iteration index `k_dim`;
+    an even k in the low nibble) is in the low nibble."""
+    odd = arith.remui(linalg.IndexOp(k_dim).result, arith.constant(ir.IndexType.get(), 2))
+    return arith.shrui(byte, arith.index_cast(byte.type, arith.muli(
+        odd, arith.constant(ir.IndexType.get(), 4))))
+
+
+def dequantize_code(code, bits: int, scale, offset):
+    """One i8 code (a 4-bit one already in the low nibble) as f32: q * scale + offset; on
+    scalars or vectors alike (the GPU tensor-core kernel dequantizes a chunk at a time)."""
     q = arith.sitofp(scale.type, code) if bits == 8 else \
-        arith.uitofp(scale.type, arith.andi(code, arith.constant(code.type, 0xF)))
+        arith.uitofp(scale.type, arith.andi(code, constant(0xF, code.type)))
     w = arith.mulf(q, scale)
     return w if offset is None else arith.addf(w, offset)
 
@@ -211,7 +229,7 @@ def _dequantize_code(code, bits: int, scale, offset):
 def _low_bit_product(spec, lhs, codes, scale, offset, acc):
     """The contraction of a low-bit kernel over (m, n, k): codes, scales and offsets read
     through the panel layout (a 4-bit code from the nibble k % 2 of byte k / 2), each weight
-    dequantized (`_dequantize_code`), summed in f32."""
+    dequantized (`dequantize_code`), summed in f32."""
     d = [ir.AffineDimExpr.get(i) for i in range(3)]
     nr = ir.AffineConstantExpr.get(spec.nr)
     pairs = spec.weights == "i4"
@@ -226,11 +244,8 @@ def _low_bit_product(spec, lhs, codes, scale, offset, acc):
     def body(x, code, s, *rest):
         *o, c = rest
         if pairs:
-            odd = arith.remui(linalg.IndexOp(2).result, arith.constant(ir.IndexType.get(), 2))
-            shift = arith.index_cast(code.type, arith.muli(
-                odd, arith.constant(ir.IndexType.get(), 4)))
-            code = arith.shrui(code, shift)
-        w = _dequantize_code(code, 4 if pairs else 8, s, o[0] if o else None)
+            code = _nibble(code, 2)
+        w = dequantize_code(code, 4 if pairs else 8, s, o[0] if o else None)
         return arith.addf(c, arith.mulf(x, w))
     return generic(inputs, acc, [identity_map(3, [0, 2]), panel_map(rows)] +
                    [panel_map(group)] * (len(inputs) - 2) + [identity_map(3, [0, 1])],

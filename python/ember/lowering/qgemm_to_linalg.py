@@ -64,10 +64,10 @@ def lower_qgemm(qgemm: QGemm):
         scale, inverse = _row_scales(lhs, enc)
     if qgemm.rhs_panel is None:
         if qgemm.static:
-            product = _integer_product(lhs, qgemm.rhs, qgemm.lhs_zero_point,
+            product = integer_product(lhs, qgemm.rhs, qgemm.lhs_zero_point,
                                        unsigned_codes(qgemm.lhs))
         else:
-            product = _integer_product(_codes(lhs, inverse, enc), qgemm.rhs, enc.zero_point,
+            product = integer_product(_codes(lhs, inverse, enc), qgemm.rhs, enc.zero_point,
                                        not enc.signed)
         result = dequantize_products(product, scale, qgemm.rhs_scale, None, qgemm.bias, residual,
                              qgemm.activation, init, quant, qgemm.output_activation)
@@ -198,11 +198,11 @@ def _codes(lhs, inverse, enc, multiple: int = 1):
                    [PARALLEL] * 2, lambda x, inv, _: arith.trunci(i8, _code(x, inv, enc)))
 
 
-def _integer_product(codes, rhs, zero_point: int, unsigned: bool):
+def integer_product(codes, rhs, zero_point: int, unsigned: bool, rhs_transposed=False):
     """i32 [M, N] = sum_k (codes[m, k] - zero_point) * rhs[k, n] (codes i8 bytes, read
-    unsigned if `unsigned`; rhs i8 [K, N])."""
+    unsigned if `unsigned`; rhs i8 [K, N], or [N, K] if `rhs_transposed`)."""
     i32 = ir.IntegerType.get_signless(32)
-    n = tensor_shape(rhs)[1]
+    n = tensor_shape(rhs)[0 if rhs_transposed else 1]
     dyn = ir.ShapedType.get_dynamic_size()
     m = tensor_shape(codes)[0]
     acc = filled(ir.RankedTensorType.get([dyn if m is None else m, n], i32),
@@ -212,16 +212,15 @@ def _integer_product(codes, rhs, zero_point: int, unsigned: bool):
     def mac(a, w, c):
         code = arith.extui(i32, a) if unsigned else arith.extsi(i32, a)
         return arith.addi(c, arith.muli(arith.subi(code, zp), arith.extsi(i32, w)))
-    return generic([codes, rhs], acc, [identity_map(3, [0, 2]), identity_map(3, [2, 1]),
+    return generic([codes, rhs], acc, [identity_map(3, [0, 2]),
+                                       identity_map(3, [1, 2] if rhs_transposed else [2, 1]),
                                        identity_map(3, [0, 1])],
                    [PARALLEL, PARALLEL, REDUCTION], mac)
 
 
-def dequantize_products(product, row_scale, col_scale, compensation, bias, residual, activation, init,
-                quant=None, output_activation=None):
-    """f32 [M, N] = output_activation(residual + act(float(product - compensation) *
-    (row * col scale) + bias)), in ember.quant.schemes.reference_qgemm's order; with `quant`
-    (inverse scale, zero point, lo, hi) those values' codes, as ember.quantize computes them."""
+def dequantize_products(product, row_scale, col_scale, compensation, bias, residual, activation,
+                        init, quant=None, output_activation=None):
+    """f32 [M, N] = `dequantized_product` of each product (or its codes, with `quant`)."""
     operands = [product, row_scale, col_scale] + \
         [v for v in (compensation, bias, residual) if v is not None]
     maps = [identity_map(2), identity_map(2, [0]), identity_map(2, [1])] + \
@@ -230,14 +229,26 @@ def dequantize_products(product, row_scale, col_scale, compensation, bias, resid
 
     def body(acc, sa, sb, *rest):
         rest = list(rest[:-1])
-        if compensation is not None:
-            acc = arith.subi(acc, rest.pop(0))
-        y = arith.mulf(arith.sitofp(_F32(), acc), arith.mulf(sa, sb))
+        comp = rest.pop(0) if compensation is not None else None
         b = rest.pop(0) if bias is not None else None
-        y = apply_epilogue(y, activation, b, rest.pop(0) if residual is not None else None)
-        y = ACTIVATIONS[output_activation or "none"](y)
-        return y if quant is None else quantize_code(y, *quant)
+        r = rest.pop(0) if residual is not None else None
+        return dequantized_product(acc, sa, sb, comp, b, r, activation, quant,
+                                   output_activation)
     return generic(operands, init, maps, [PARALLEL] * 2, body)
+
+
+def dequantized_product(acc, row_scale, col_scale, compensation, bias, residual, activation,
+                        quant=None, output_activation=None):
+    """One int32 product's result: output_activation(residual + act(float(acc -
+    compensation) * (row * col scale) + bias)), in ember.quant.schemes.reference_qgemm's order;
+    with `quant` (inverse scale, zero point, lo, hi) its code, as ember.quantize computes it.
+    Scalars; the CPU reference and the GPU tensor-core epilogue both compute it."""
+    if compensation is not None:
+        acc = arith.subi(acc, compensation)
+    y = arith.mulf(arith.sitofp(_F32(), acc), arith.mulf(row_scale, col_scale))
+    y = apply_epilogue(y, activation, bias, residual)
+    y = ACTIVATIONS[output_activation or "none"](y)
+    return y if quant is None else quantize_code(y, *quant)
 
 
 def _reference_kernel(spec: GemmKernelSpec, codes, panels, row_scale, col_scale, compensation,

@@ -8,7 +8,8 @@ shapes, with upstream passes between them:
   (bufferization: results become out-parameters; no deallocation, the launch plan places memory)
   ember-gpu-launch-gemms      each call of a GEMM kernel function (ember-gpu-outline-gemms)
                               becomes a gpu.launch: on targets with tensor cores, f16/bf16 GEMMs
-                              whose K and N are multiples of 8 get the mma.sync kernel
+                              whose K and N are multiples of 8, and the int8 and low-bit GEMMs
+                              outlined for them, get the mma.sync kernel
                               (ember.backends.gpu.mma_gemm); every other GEMM the shared-memory
                               tiled SIMT kernel (ember.backends.gpu.simt_gemm), accumulating in f32
   ember-gpu-copies-to-linalg  memref.copy -> linalg.copy (then linalg-generalize-named-ops)
@@ -39,7 +40,8 @@ from mlir.dialects import arith, gpu, linalg, scf
 
 from ember.kit.builders import GemmOperands, index
 from ember.backends.gpu.simt_gemm import GEMM_ATTR, GemmTile, GpuGemmSpec, GpuMapping, emit_gemm
-from ember.backends.gpu.mma_gemm import choose_mma_tile, emit_mma_gemm, why_not_mma
+from ember.backends.gpu.mma_gemm import choose_mma_tile, emit_mma_gemm, format_of, \
+    why_not_mma
 from ember.backends.gpu.rows import emit_row_group, find_row_groups
 from ember.kit.vector_math import expand_math
 
@@ -101,9 +103,14 @@ def launch_gemms(module, tile: GemmTile, tensor_cores: bool) -> None:
             continue
         spec = GpuGemmSpec.from_attr(kernels[callee].attributes[GEMM_ATTR])
         ops = GemmOperands.from_args(spec, list(call.operands))
+        why_not = why_not_mma(spec, ops) if tensor_cores else "the target has no tensor cores"
+        if why_not and (spec.int8 or spec.low_bit):
+            raise ValueError(f"{call.location}: an int8 or low-bit GEMM kernel needs the "
+                             f"tensor-core kernel, but {why_not}")
         with ir.InsertionPoint(call), call.location:
-            if tensor_cores and why_not_mma(spec, ops) is None:
-                launch, kind = emit_mma_gemm(spec, ops, choose_mma_tile(spec)), "gemm_mma"
+            if why_not is None:
+                launch, kind = emit_mma_gemm(spec, ops, choose_mma_tile(
+                    spec, format_of(spec, ops))), "gemm_mma"
             else:
                 launch, kind = emit_gemm(spec, ops, tile, GpuMapping(tile.threads)), "gemm"
         launch.attributes[KIND_ATTR] = ir.StringAttr.get(kind)

@@ -41,7 +41,10 @@ PRIVATE = "#gpu.address_space<private>"
 @dataclass(frozen=True)
 class GpuGemmSpec(GemmSpec):
     """What one GPU GEMM kernel computes (GemmSpec's fields, `m` never None); its function's
-    arguments are A, B, [bias], [residual], C (written), all memrefs of static shape."""
+    arguments are GemmSpec's, C written, all memrefs of static shape. An int8 kernel's B is
+    stored transposed, [N, K]; a low-bit kernel's A is f16, its B codes [K, N] (4-bit: [K/2, N]
+    bytes) and its group scales and offsets [ceil(K/group), N]. Those two take the tensor-core
+    kernel (mma_gemm.py) only."""
 
 
 @dataclass(frozen=True)
