@@ -4,9 +4,10 @@
 GPU ones (lowering.py): nvvm (nvvm-attach-target for the arch, convert-gpu-to-nvvm with
 bare-pointer kernel arguments, gpu-module-to-binary{format=isa}) -> ptx (the
 binary's PTX text) -> cubin (`ptxas --gpu-name <arch>`; skipped when ptxas is not on PATH, and
-the runtime then JIT-compiles the PTX) -> artifact. f16/bf16 GEMMs run on the tensor cores
-(mma.sync m16n8k16 with f32 accumulation, ember.backends.gpu.mma_gemm; every arch here is sm_80 or
-later), f32 GEMMs on the CUDA cores. convert-nvgpu-to-nvvm lowers the kernels' ldmatrix and
+the runtime then JIT-compiles the PTX) -> artifact. f16/bf16 and weight-only low-bit GEMMs run on
+the tensor cores (mma.sync m16n8k16 with f32 accumulation), int8 GEMMs too (m16n8k32, i32
+accumulation; ember.backends.gpu.mma_gemm; every arch here is sm_80 or later), f32 GEMMs on the
+CUDA cores. convert-nvgpu-to-nvvm lowers the kernels' ldmatrix and
 cp.async before convert-gpu-to-nvvm.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from ember.pipeline.pipeline import Pipeline, nest, upstream
 class CudaOptions(GpuOptions):
     ptx: str = ""           # PTX ISA feature, e.g. "ptx80"; "" picks one the arch needs
     ptxas: str = "ptxas"    # the assembler; "" or not on PATH: ship PTX only
-    tensor_cores: bool = True   # f16/bf16 GEMMs on mma.sync (false: the SIMT kernel)
+    tensor_cores: bool = True   # f16/bf16, int8, low-bit GEMMs on mma.sync (false: SIMT/generic)
 
 
 #: The PTX ISA version each arch needs at least (CUDA 11.0: 7.0 for sm_80; 12.0: 8.0 for sm_90).

@@ -69,7 +69,7 @@ class GpuTarget(Target):
     triple = ""
     #: Lanes of a warp (wavefront) sharing a row in row kernels.
     warp_size = 32
-    #: f16/bf16 GEMMs on tensor cores (mma.sync, NVIDIA sm_80+; mma_gemm.py chooses the tile).
+    #: f16/bf16, int8 and low-bit GEMMs on tensor cores (mma.sync, NVIDIA sm_80+; mma_gemm.py).
     tensor_cores = False
 
     def __init__(self, options: GpuOptions):
