@@ -20,6 +20,11 @@ PACK_A_MIN_PANELS = 4
 #: floats per filter tap, too short for the micro-kernel's unrolled k loop (the CNN's RGB stem,
 #: C = 3, N = 32: 5.0% -> 2.6% of the samples; at C = 32 packing was slower).
 PACK_A_PATCH_CHANNELS = 8
+#: A kernel of at most this many (static) rows is a GEMV, a decode step's GEMM: it reads each
+#: weight once, so it takes all of K in one block and every panel streams contiguously (K
+#: blocks of 512 made a 4-bit panel 8 KiB runs 64 KiB apart, which the prefetcher did not
+#: follow: the decode stack's int4 step 2.5 -> 1.6 ms, int8 4.0 -> 1.7 ms, Zen 4, 2 threads).
+GEMV_ROWS = 4
 
 
 def default_panel(traits: CpuTraits) -> int:
@@ -33,10 +38,11 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
     tile (an int8 dot product's intermediates).
 
     MR: as many rows as the vector registers hold (accumulators + the panel's vectors + one
-    broadcast). KC: L1d / (2 NR) (512 on a 32 KiB L1 with NR = 32; on Zen 4, 512 measured
+    broadcast), at most M's (a static M below it packs A's rows densely, not MR apart: a GEMV
+    read one float per 56 bytes of packed A). KC: L1d / (2 NR) (512 on a 32 KiB L1 with NR = 32; on Zen 4, 512 measured
     faster than the L1-resident 128, since the reloads of C per K block cost more than
     streaming the panel from L2), balanced over K; int8 kernels take all of K in one block
-    (their partial sums are integers, C holds floats). MC: the packed A block fills at most half
+    (their partial sums are integers, C holds floats), and so do GEMVs (`GEMV_ROWS`). MC: the packed A block fills at most half
     of L2 and 256 KiB (it lives on the stack of an OpenMP worker).
     """
     def given(key):
@@ -46,8 +52,9 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
     vectors = max(1, spec.nr // lanes)
     temporaries = overrides.pop("temporaries", 0)
     mr = given("mr") or max(1, min(14, (traits.registers - vectors - 1 - temporaries) //
-                                   vectors))
-    kc = spec.k if spec.int8 else given("kc")
+                                   vectors, spec.m or 14))
+    gemv = spec.m is not None and spec.m <= GEMV_ROWS
+    kc = spec.k if spec.int8 or (gemv and not overrides.get("kc")) else given("kc")
     # K blocks of a patch lhs hold whole filter taps (C channels each): the kernel walks a
     # block tap by tap, reading C contiguous channels of one input pixel per tap. Those of
     # low-bit codes hold whole groups (one scale vector per group and panel).
