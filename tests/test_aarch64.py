@@ -252,6 +252,33 @@ def test_bf16_model_runs_on_bfdot(run_model, tmp_path_factory, tmp_path):
 
 @needs_cc
 @needs_qemu
+@pytest.mark.skipif(shutil.which(OBJDUMP) is None, reason=f"needs {OBJDUMP}")
+def test_fp16_model_runs_on_fmlal(run_model, tmp_path_factory, tmp_path):
+    """A model.half() on NEON with +fp16fml: its GEMMs multiply the f16 panels as they are
+    into f32 sums with FMLAL (no fcvtl of the weights in the k loop) and match the x86 f16
+    result (both sum f32 products of the same f16 values); without the feature, the widening
+    kernel."""
+    from mlp_block import MLPBlock
+    torch.manual_seed(0)
+    model = MLPBlock(64, 128).eval().half()
+    x = torch.randn(5, 64).half()
+    compiled = ember.compile(model, (x,), target=NEON + ":features=+neon+fp16fml")
+    artifact = compiled.save(str(tmp_path_factory.mktemp("a64") / "fp16.ember"))
+    kernels = gemm_instructions(os.path.join(artifact, "model.so"))
+    assert kernels and all(any(re.search(r"\tfmlal\tv\d+\.4s, v\d+\.4h, v\d+\.4h", ln)
+                               for ln in lines) for lines in kernels.values())
+    result, output = run_qemu(run_model, artifact, x, tmp_path, cpu="max")
+    assert result.returncode == 0, result.stdout + result.stderr
+    on_x86 = ember.compile(model, (x,))(x)
+    assert_close(torch.from_numpy(output).reshape(on_x86.shape).to(torch.float16), on_x86)
+    plain = ember.compile(model, (x,), target=NEON).save(
+        str(tmp_path_factory.mktemp("a64") / "fp16-plain.ember"))
+    assert not any(re.search(r"\tfmlal\t", ln) for lines in gemm_instructions(
+        os.path.join(plain, "model.so")).values() for ln in lines)
+
+
+@needs_cc
+@needs_qemu
 @pytest.mark.parametrize("target, cpu", [(NEON, QEMU_NEON), (SVE, QEMU_SVE.format(256))],
                          ids=["neon", "sve"])
 @pytest.mark.parametrize("bits", [4, 8])

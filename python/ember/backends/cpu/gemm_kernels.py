@@ -28,6 +28,7 @@ from ember.backends.cpu.gemm_threads import emit_kernel
 from ember.backends.cpu.amx_tiles import has_amx_bf16, has_amx_int8, max_rows
 from ember.backends.cpu.mmla_tiles import has_i8mm
 from ember.backends.cpu.bf16_dot import bf16_dot_for
+from ember.backends.cpu.f16_fml import f16_fml_for
 from ember.backends.cpu.int8_dot import int8_dot_for
 from ember.backends.cpu.microkernel import CpuTraits, is_half
 from ember.kit.gemm_kernel_spec import kernel_functions
@@ -124,7 +125,13 @@ class CpuGemmKernels(EmberPass):
                                            pack_a=pack_a)
             if mmla and schedule.mr % 2:       # smmla computes row pairs
                 schedule = dataclasses.replace(schedule, mr=max(2, schedule.mr - 1))
+            # f16 weights times f16 rows (a half model's Linear layers), where the target
+            # multiplies f16 into f32 lanes
+            half_fml = f16_fml_for(target) if spec.rhs_packed and not spec.weights and \
+                isinstance(ir.MemRefType(fn.arguments[0].type).element_type, ir.F16Type) and \
+                schedule.lanes == 4 else None
             task = emit_kernel(fn, spec, schedule, dot,
-                               tiles="amx" if amx else "mmla" if mmla else "vector")
+                               tiles="amx" if amx else "mmla" if mmla else "vector",
+                               half_fml=half_fml)
             fn.attributes[SCHEDULE_ATTR] = schedule.attr()
             expand_math(task)

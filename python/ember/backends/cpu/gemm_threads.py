@@ -29,13 +29,15 @@ THREADS_FN = "omp_get_max_threads"
 IN_PARALLEL_FN = "omp_in_parallel"
 
 
-def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None, tiles="vector"):
+def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None, tiles="vector",
+                half_fml=None):
     """Replaces the body of kernel function `fn` (memref arguments) by the schedule's code:
     one task per thread, each calling a new private task function (`<fn>_task`, placed after
     `fn`), which it returns. `dot`: an int8 kernel's dot product (ember.backends.cpu.int8_dot);
     `tiles`: where an int8 kernel's tiles are computed: "vector" (the dot product), "amx"
     (the AMX tile registers, ember.backends.cpu.amx_tiles) or "mmla" (AArch64 smmla,
-    ember.backends.cpu.mmla_tiles)."""
+    ember.backends.cpu.mmla_tiles); `half_fml`: an f16 kernel's widening multiply-add
+    (ember.backends.cpu.f16_fml), which takes the f16 operands as they are."""
     block = fn.regions[0].blocks[0]
     args = list(block.arguments)
     for op in reversed(list(block.operations)):
@@ -63,7 +65,7 @@ def emit_kernel(fn, spec: GemmKernelSpec, schedule: GemmSchedule, dot=None, tile
             elif tiles == "mmla":
                 emitter = MmlaTaskEmitter(spec, schedule, element, dot)
             else:
-                emitter = TaskEmitter(spec, schedule, element, dot)
+                emitter = TaskEmitter(spec, schedule, element, dot, half_fml)
             emitter.emit_task(
                 GemmOperands.from_args(spec, entry.arguments[indices:]), m0, m1, p0, p1, *batch)
             func.ReturnOp([])

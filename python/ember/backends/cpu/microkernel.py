@@ -138,11 +138,12 @@ class TaskEmitter:
     the current insertion point."""
 
     def __init__(self, spec: GemmKernelSpec, schedule: GemmSchedule, element: ir.Type,
-                 dot: Optional[Callable] = None):
+                 dot: Optional[Callable] = None, half_fml: Optional[Callable] = None):
         """`element`: A's and B's element type (i32 words in an int8 kernel, whose `dot`,
         an ember.backends.cpu.int8_dot.WordDot, replaces vector.fma; f16 or bf16 in a 16-bit
         kernel, which widens its operands to f32 in registers, accumulates in f32 and rounds
-        once, at the store)."""
+        once, at the store; with `half_fml`, `mac(a, b, acc)` of ember.backends.cpu.f16_fml,
+        it packs A as f16 and multiplies the f16 operands as they are into the f32 sums)."""
         self.spec, self.s = spec, schedule
         self.element = element
         self.compute = ir.F32Type.get() if is_half(element) or spec.pairs else element
@@ -150,8 +151,9 @@ class TaskEmitter:
         # A's broadcast: the accumulators' type, but words for a word dot product (bf16
         # pairs: i32 words into f32 lanes)
         self.a_vtype = ir.VectorType.get([schedule.lanes], element) if spec.pairs else \
-            self.vtype
-        self.mac = dot or vector.fma
+            ir.VectorType.get([2 * schedule.lanes], element) if half_fml else self.vtype
+        self.half_fml = half_fml
+        self.mac = dot or half_fml or vector.fma
         if spec.int8 and (dot is None or schedule.kc < spec.k or
                           (schedule.pack_a and not self.packs_int8)):
             raise ValueError("an int8 kernel needs its dot product, one K block (its partial "
@@ -208,13 +210,16 @@ class TaskEmitter:
         reads one stream (rows of A whose stride is a multiple of 4 KiB would otherwise
         collide in one L1 set)."""
         shape = [-(-self.s.mc // self.s.mr), self.s.kc, self.s.mr]
-        element = self.element if self.spec.pairs else self.compute     # pairs: as words
+        # pairs: as words; for a widening multiply-add: f16
+        element = self.element if self.spec.pairs or self.half_fml else self.compute
         return memref.alloca(ir.MemRefType.get(shape, element), [], [], alignment=i64(64))
 
     def _pack_a(self, blk: "_Block") -> None:
         """packed[(row - m0) / MR, k - k0, (row - m0) % MR] = A[row, k] over the block (16-bit
-        A widened to f32 here, once per block instead of once per panel)."""
+        A widened to f32 here, once per block instead of once per panel; kept f16 for a
+        widening multiply-add)."""
         mr = self.s.mr
+        widen_a = (lambda v: v) if self.half_fml else widen
 
         def row(i):
             off = arith.subi(i, blk.m0)
@@ -224,14 +229,14 @@ class TaskEmitter:
                     k = arith.addi(blk.k0, kk)
                     value = self._load_word([i], k) if self.spec.pairs else \
                         memref.load(self.ops.a, [*self.prefix, i, k])
-                    memref.store(widen(value), blk.packed, [t, kk, r])
+                    memref.store(widen_a(value), blk.packed, [t, kk, r])
                 for_(index(0), arith.subi(blk.k1, blk.k0), index(1), (), copy)
                 return
             pixel = self._patch_row(i)
 
             def segment(k_start, load_a):
                 def copy(cc):
-                    memref.store(widen(load_a(0, cc)), blk.packed,
+                    memref.store(widen_a(load_a(0, cc)), blk.packed,
                                  [t, arith.addi(arith.subi(k_start, blk.k0), cc), r])
                 for_(index(0), index(self.spec.tap_k), index(1), (), copy)
             self._segments(blk, [pixel], segment)
@@ -347,7 +352,8 @@ class TaskEmitter:
                 b = [self._load_b(p, k, v, cols_at, masks) if group is None else
                      self._load_low_bit(p, k, u, v, group, high) for v in range(nvec)]
                 for r in range(rows):
-                    a = vector.broadcast(self.a_vtype, widen(load_a(r, ku)))
+                    a = load_a(r, ku)
+                    a = vector.broadcast(self.a_vtype, a if self.half_fml else widen(a))
                     for v in range(nvec):
                         i = base + r * nvec + v
                         accs[i] = self.mac(a, b[v], accs[i])
@@ -517,7 +523,8 @@ class TaskEmitter:
         if self.spec.rhs_packed:
             stored = ir.VectorType.get([self.s.lanes],
                                        ir.MemRefType(self.ops.b.type).element_type)
-            return widen(vector.load(stored, self.ops.b, [p, k, index(v * self.s.lanes)]))
+            value = vector.load(stored, self.ops.b, [p, k, index(v * self.s.lanes)])
+            return value if self.half_fml else widen(value)
         return self._load(self.ops.b, [*self.prefix, k, cols_at[v]], masks[v], wide=True)
 
     def _load_panel(self, base, indices):
