@@ -29,11 +29,12 @@ from dataclasses import dataclass
 
 import numpy as np
 from mlir import ir
-from mlir.dialects import arith, func, tensor
+from mlir.dialects import func, tensor
 
 from ember.backends.gpu.simt_gemm import GEMM_ATTR, GEMM_PREFIX, GpuGemmSpec
 from ember.dialect.ops import Gemm, QGemm, Weight
 from ember.dialect.ops.quantization import unsigned_codes
+from ember.kit.epilogue import narrowed, widened
 from ember.kit.ir_queries import walk_ops
 from ember.kit.packed_panels import nibble_pairs
 from ember.kit.private_functions import kernel_function
@@ -190,10 +191,10 @@ def _converted(x, element: ir.Type):
     if t.element_type == element:
         return x
     init = empty_like(ir.RankedTensorType.get(t.shape, element), [(x, i) for i in range(t.rank)])
-    convert = arith.truncf if ir.FloatType(element).width < ir.FloatType(t.element_type).width \
-        else arith.extf
+    convert = narrowed if ir.FloatType(element).width < ir.FloatType(t.element_type).width \
+        else widened
     return generic([x], init, [identity_map(t.rank)] * 2, [PARALLEL] * t.rank,
-                   lambda v, _: convert(element, v))
+                   lambda v, _: convert(v, element))
 
 
 def outline_qgemm(module, op, weights: WeightTable) -> None:
