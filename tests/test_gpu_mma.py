@@ -32,38 +32,25 @@ PTXAS = shutil.which("ptxas")
 
 
 # ----------------------------------------------------------------------------- PTX ISA model
-# PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type": groupID = lane >> 2,
-# threadID_in_group = lane % 4.
-def isa_a(lane, i):
-    """(row, col) of A (16 x 16) held in element a_i (i = 0..7) by `lane`."""
+# PTX ISA, "Matrix Fragments for mma.m16n8k16 with floating point type" and "... for
+# mma.m16n8k32" (.s8/.u8): groupID = lane >> 2, threadID_in_group = lane % 4; each 32-bit
+# register holds `per` consecutive elements (2 halves, 4 bytes), so K = 8 * per.
+def isa_a(lane, i, per=2):
+    """(row, col) of A (16 x K) held in element a_i (i = 0..4 per - 1) by `lane`."""
     g, t = lane >> 2, lane % 4
-    return g + 8 * (i // 2 % 2), t * 2 + i % 2 + 8 * (i // 4)
+    return g + 8 * (i // per % 2), t * per + i % per + 4 * per * (i // (2 * per))
 
 
-def isa_b(lane, i):
-    """(row k, col n) of B (16 x 8) held in element b_i (i = 0..3) by `lane`."""
+def isa_b(lane, i, per=2):
+    """(row k, col n) of B (K x 8) held in element b_i (i = 0..2 per - 1) by `lane`."""
     g, t = lane >> 2, lane % 4
-    return t * 2 + i % 2 + 8 * (i // 2), g
+    return t * per + i % per + 4 * per * (i // per), g
 
 
 def isa_c(lane, i):
     """(row, col) of C/D (16 x 8) held in c_i (i = 0..3) by `lane`."""
     g, t = lane >> 2, lane % 4
     return g + 8 * (i // 2), t * 2 + i % 2
-
-
-# "Matrix Fragments for mma.m16n8k32" with .s8/.u8 operands: each 32-bit register holds 4
-# consecutive elements.
-def isa_a8(lane, i):
-    """(row, col) of A (16 x 32) held in element a_i (i = 0..15) by `lane`."""
-    g, t = lane >> 2, lane % 4
-    return g + 8 * (i // 4 % 2), t * 4 + i % 4 + 16 * (i // 8)
-
-
-def isa_b8(lane, i):
-    """(row k, col n) of B (32 x 8) held in element b_i (i = 0..7) by `lane`."""
-    g, t = lane >> 2, lane % 4
-    return t * 4 + i % 4 + 16 * (i // 4), g
 
 
 def ldmatrix_x4(smem, address, trans, per_b16=1):
@@ -86,37 +73,26 @@ def ldmatrix_x4(smem, address, trans, per_b16=1):
     return regs
 
 
-def mma_m16n8k16(a_regs, b_regs, c_regs):
-    """PTX mma.sync.aligned.m16n8k16.row.col.f32: per lane a (4 registers = a0..a7), b (2
-    registers = b0..b3) and c (c0..c3); returns d per lane."""
-    a, b, c = np.zeros((16, 16)), np.zeros((16, 8)), np.zeros((16, 8))
-    for lane in range(WARP):
-        for i in range(8):
-            a[isa_a(lane, i)] = a_regs[lane][i // 2][i % 2]
-        for i in range(4):
-            b[isa_b(lane, i)] = b_regs[lane][i // 2][i % 2]
-            c[isa_c(lane, i)] = c_regs[lane][i]
-    d = a @ b + c
-    return [[d[isa_c(lane, i)] for i in range(4)] for lane in range(WARP)]
+def mma_sync(k: int):
+    """PTX mma.sync.aligned.m16n8k<k>.row.col (k 16: f16/bf16 into f32; 32: s8/u8 into s32)
+    as a function of per-lane a (4 registers), b (2 registers) and c (c0..c3) returning d per
+    lane."""
+    per = k // 8
+
+    def mma(a_regs, b_regs, c_regs):
+        a, b, c = np.zeros((16, k)), np.zeros((k, 8)), np.zeros((16, 8))
+        for lane in range(WARP):
+            for i in range(4 * per):
+                a[isa_a(lane, i, per)] = a_regs[lane][i // per][i % per]
+            for i in range(2 * per):
+                b[isa_b(lane, i, per)] = b_regs[lane][i // per][i % per]
+            for i in range(4):
+                c[isa_c(lane, i)] = c_regs[lane][i]
+        d = a @ b + c
+        return [[d[isa_c(lane, i)] for i in range(4)] for lane in range(WARP)]
+    return mma
 
 
-def mma_m16n8k32(a_regs, b_regs, c_regs):
-    """PTX mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32: per lane a (4 registers of 4
-    elements = a0..a15), b (2 registers = b0..b7) and c (c0..c3); returns d per lane."""
-    a, b, c = np.zeros((16, 32)), np.zeros((32, 8)), np.zeros((16, 8))
-    for lane in range(WARP):
-        for i in range(16):
-            a[isa_a8(lane, i)] = a_regs[lane][i // 4][i % 4]
-        for i in range(8):
-            b[isa_b8(lane, i)] = b_regs[lane][i // 4][i % 4]
-        for i in range(4):
-            c[isa_c(lane, i)] = c_regs[lane][i]
-    d = a @ b + c
-    return [[d[isa_c(lane, i)] for i in range(4)] for lane in range(WARP)]
-
-
-#: The MMA model of each format's K.
-MMA_MODELS = {16: mma_m16n8k16, 32: mma_m16n8k32}
 
 
 # ----------------------------------------------------------------------------- block model
@@ -142,7 +118,7 @@ def model_gemm(a, b, tile: MmaTile, fmt=FORMATS["f16"]):
     gx, gy = tile.grid(GpuGemmSpec(m=m, n=n, k=k))
     tiles_m, tiles_n = tile.warp_m // MMA_M, tile.warp_n // MMA_N
     per_b16 = 2 // fmt.element_bytes
-    mma = MMA_MODELS[fmt.mma_k]
+    mma = mma_sync(fmt.mma_k)
     for by in range(gy):
         for bx in range(gx):
             m0, n0 = by * tile.bm, bx * tile.bn

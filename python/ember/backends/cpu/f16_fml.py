@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from mlir import ir
 from mlir.dialects import llvm, vector
 
 from ember.pipeline.target_info import TargetInfo

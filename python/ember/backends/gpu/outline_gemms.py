@@ -38,8 +38,7 @@ from ember.kit.epilogue import narrowed, widened
 from ember.kit.ir_queries import walk_ops
 from ember.kit.packed_panels import nibble_pairs
 from ember.kit.private_functions import kernel_function
-from ember.kit.structured import PARALLEL, empty_like, filled, generic, identity_map, pad, \
-    tensor_shape
+from ember.kit.structured import PARALLEL, empty_like, filled, generic, identity_map, pad
 from ember.lowering.gemm_to_linalg import dequantized_weight
 from ember.lowering.qgemm_to_linalg import dequantize_products, integer_product, quantize_rows
 from ember.lowering.quantize_to_linalg import signless, with_storage_type
