@@ -68,6 +68,91 @@ func.func @p_v(%p: tensor<?x?x12xf32>, %v: tensor<?x12x40xf32>) -> tensor<?x?x40
 
 // -----
 
+// Attention's batch and heads (two batch dims) are collapsed into the kernel's one batch dim
+// and the result expanded back; a decode step's query (M = 2 <= 4 rows) against 40 keys is
+// computed transposed, C^T = K Q^T: K [b, n, k] is the kernel's A, read in place (no copy of
+// the keys), only Q and the 40 x 2 result are transposed, and the tile is one vector wide.
+// CHECK-LABEL: func.func @decode_q_kt
+// CHECK: %[[Q:.*]] = tensor.collapse_shape %arg0 {{\[\[}}0, 1], [2], [3]] : tensor<1x4x2x8xf32> into tensor<4x2x8xf32>
+// CHECK: %[[K:.*]] = tensor.collapse_shape %arg1 {{\[\[}}0, 1], [2], [3]] : tensor<1x4x40x8xf32> into tensor<4x40x8xf32>
+// CHECK: %[[QT:.*]] = linalg.transpose ins(%[[Q]] : tensor<4x2x8xf32>) outs(%{{.*}} : tensor<4x8x2xf32>) permutation = [0, 2, 1]
+// CHECK: %[[ST:.*]] = call @ember_gemm_0(%[[K]], %[[QT]], %{{.*}}) : (tensor<4x40x8xf32>, tensor<4x8x2xf32>, tensor<4x40x2xf32>) -> tensor<4x40x2xf32>
+// CHECK: %[[S:.*]] = linalg.transpose ins(%[[ST]] : tensor<4x40x2xf32>) outs(%{{.*}} : tensor<4x2x40xf32>) permutation = [0, 2, 1]
+// CHECK: %[[R:.*]] = tensor.expand_shape %[[S]] {{\[\[}}0, 1], [2], [3]] output_shape [1, 4, 2, 40] : tensor<4x2x40xf32> into tensor<1x4x2x40xf32>
+// CHECK: return %[[R]]
+// CHECK: ember.gemm_kernel = {activation = "none", batch = 4 : i64, bias = false, k = 8 : i64, m = 40 : i64, n = 2 : i64, nr = 16 : i64, residual = false, rhs_packed = false}
+#a = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>
+#bt = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+#c = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>
+func.func @decode_q_kt(%q: tensor<1x4x2x8xf32>, %k: tensor<1x4x40x8xf32>) -> tensor<1x4x2x40xf32> {
+  %zero = arith.constant 0.0 : f32
+  %e = tensor.empty() : tensor<1x4x2x40xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<1x4x2x40xf32>) -> tensor<1x4x2x40xf32>
+  %s = linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : tensor<1x4x2x8xf32>, tensor<1x4x40x8xf32>) outs(%f : tensor<1x4x2x40xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  } -> tensor<1x4x2x40xf32>
+  return %s : tensor<1x4x2x40xf32>
+}
+
+// -----
+
+// A growing cache: the keys' count N is dynamic, which the transposed product takes as the
+// kernel's (dynamic) M.
+// CHECK-LABEL: func.func @decode_dynamic_keys
+// CHECK: call @ember_gemm_0(%arg1, %{{.*}}, %{{.*}}) : (tensor<4x?x8xf32>, tensor<4x8x1xf32>, tensor<4x?x1xf32>) -> tensor<4x?x1xf32>
+// CHECK: ember.gemm_kernel = {activation = "none", batch = 4 : i64, bias = false, k = 8 : i64, m = -1 : i64, n = 1 : i64, nr = 16 : i64, residual = false, rhs_packed = false}
+#a = affine_map<(d0, d1, d2, d3) -> (d0, d1, d3)>
+#bt = affine_map<(d0, d1, d2, d3) -> (d0, d2, d3)>
+#c = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2)>
+func.func @decode_dynamic_keys(%q: tensor<4x1x8xf32>, %k: tensor<4x?x8xf32>) -> tensor<4x1x?xf32> {
+  %zero = arith.constant 0.0 : f32
+  %c1 = arith.constant 1 : index
+  %n = tensor.dim %k, %c1 : tensor<4x?x8xf32>
+  %e = tensor.empty(%n) : tensor<4x1x?xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<4x1x?xf32>) -> tensor<4x1x?xf32>
+  %s = linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : tensor<4x1x8xf32>, tensor<4x?x8xf32>) outs(%f : tensor<4x1x?xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  } -> tensor<4x1x?xf32>
+  return %s : tensor<4x1x?xf32>
+}
+
+// -----
+
+// Dynamic batch dims collapse into a dynamic batch, read back from A for the expansion; with
+// more query rows than 4 the keys are transposed as before.
+// CHECK-LABEL: func.func @prefill_q_kt
+// CHECK: tensor.collapse_shape %arg0 {{\[\[}}0, 1], [2], [3]] : tensor<?x4x6x8xf32> into tensor<?x6x8xf32>
+// CHECK: linalg.transpose ins(%{{.*}} : tensor<?x40x8xf32>)
+// CHECK: call @ember_gemm_0({{.*}}) : (tensor<?x6x8xf32>, tensor<?x8x40xf32>, tensor<?x6x40xf32>) -> tensor<?x6x40xf32>
+// CHECK: %[[B:.*]] = tensor.dim %arg0, %c0
+// CHECK: tensor.expand_shape %{{.*}} {{\[\[}}0, 1], [2], [3]] output_shape [%[[B]], 4, 6, 40] : tensor<?x6x40xf32> into tensor<?x4x6x40xf32>
+// CHECK: ember.gemm_kernel = {activation = "none", batch = -1 : i64, bias = false, k = 8 : i64, m = 6 : i64, n = 40 : i64, nr = 32 : i64, residual = false, rhs_packed = false}
+#a = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>
+#bt = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+#c = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>
+func.func @prefill_q_kt(%q: tensor<?x4x6x8xf32>, %k: tensor<?x4x40x8xf32>) -> tensor<?x4x6x40xf32> {
+  %zero = arith.constant 0.0 : f32
+  %c0 = arith.constant 0 : index
+  %nb = tensor.dim %q, %c0 : tensor<?x4x6x8xf32>
+  %e = tensor.empty(%nb) : tensor<?x4x6x40xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<?x4x6x40xf32>) -> tensor<?x4x6x40xf32>
+  %s = linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : tensor<?x4x6x8xf32>, tensor<?x4x40x8xf32>) outs(%f : tensor<?x4x6x40xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  } -> tensor<?x4x6x40xf32>
+  return %s : tensor<?x4x6x40xf32>
+}
+
+// -----
+
 // Left alone: an accumulator that is not zero-filled, a max-reduction, A not contiguous in k
 // (its map is (b, k, m)), and f64.
 // CHECK-LABEL: func.func @not_rewritten

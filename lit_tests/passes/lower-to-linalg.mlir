@@ -75,6 +75,34 @@ func.func @gemm_batched(%a: tensor<4x8x16xf32>, %w: tensor<16x32xf32>) -> tensor
 
 // -----
 
+// A product with a run-time rhs whose last two dims are swapped (attention's K^T) reads K
+// through the transpose: the rhs map is (b, n, k) and no transpose is materialized. A weight
+// seen through a transpose, or a transpose of other dims, is left as it is.
+// CHECK-DAG: #[[LHS:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>
+// CHECK-DAG: #[[KT:.*]] = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+// CHECK-LABEL: func.func @gemm_rhs_transposed
+// CHECK-NOT: linalg.transpose
+// CHECK: linalg.generic {indexing_maps = [#[[LHS]], #[[KT]], #{{.*}}]{{.*}} ins(%arg0, %arg1 : tensor<1x4x2x16xf32>, tensor<1x4x9x16xf32>)
+func.func @gemm_rhs_transposed(%q: tensor<1x4x2x16xf32>, %k: tensor<1x4x9x16xf32>) -> tensor<1x4x2x9xf32> {
+  %kt = "ember.transpose"(%k) {permutation = array<i64: 0, 1, 3, 2>} : (tensor<1x4x9x16xf32>) -> tensor<1x4x16x9xf32>
+  %0 = "ember.gemm"(%q, %kt) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<1x4x2x16xf32>, tensor<1x4x16x9xf32>) -> tensor<1x4x2x9xf32>
+  return %0 : tensor<1x4x2x9xf32>
+}
+
+// -----
+
+// CHECK-LABEL: func.func @gemm_rhs_other_transpose
+// CHECK: linalg.transpose
+// CHECK-SAME: permutation = [1, 0, 2]
+// CHECK: linalg.generic
+func.func @gemm_rhs_other_transpose(%q: tensor<4x2x16xf32>, %k: tensor<16x4x9xf32>) -> tensor<4x2x9xf32> {
+  %kt = "ember.transpose"(%k) {permutation = array<i64: 1, 0, 2>} : (tensor<16x4x9xf32>) -> tensor<4x16x9xf32>
+  %0 = "ember.gemm"(%q, %kt) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x2x16xf32>, tensor<4x16x9xf32>) -> tensor<4x2x9xf32>
+  return %0 : tensor<4x2x9xf32>
+}
+
+// -----
+
 // layer_norm: a sum reduction, the mean, a reduction of squared deviations, rsqrt(var + eps),
 // then one parallel generic that normalizes and applies weight and bias.
 // CHECK-DAG: #[[ID:.*]] = affine_map<(d0, d1) -> (d0, d1)>

@@ -21,6 +21,7 @@ from ember.dialect.ops import Gemm
 from ember.dialect.shapes import patch_matrix_shape
 from ember.kit.builders import constant, i64
 from ember.kit.epilogue import accumulator_type, epilogue_op, widened
+from ember.kit.ir_queries import defined_by, defining_op
 from ember.kit.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpec
 from ember.kit.private_functions import kernel_function
 from ember.kit.structured import PARALLEL, REDUCTION, element_type, empty_like, filled, \
@@ -75,7 +76,11 @@ def lower_gemm(gemm: Gemm):
         b = list(range(rank - 2))
         m, n, k = rank - 2, rank - 1, rank
         lhs_map = identity_map(n_dims, b + [m, k])
-        rhs_map = identity_map(n_dims, ([] if len(rhs_shape) == 2 else b) + [k, n])
+        rhs_dims = [k, n]
+        source = _swapped_last_two(rhs) if len(rhs_shape) == rank else None
+        if source is not None:      # read B through the transpose: no copy of its own
+            rhs, rhs_dims = source, [n, k]
+        rhs_map = identity_map(n_dims, ([] if len(rhs_shape) == 2 else b) + rhs_dims)
         out_map = identity_map(n_dims, b + [m, n])
         product = generic([lhs, rhs], acc, [lhs_map, rhs_map, out_map],
                           [PARALLEL] * rank + [REDUCTION],
@@ -83,6 +88,20 @@ def lower_gemm(gemm: Gemm):
                                                                    widened(w, acc_element))))
     return epilogue_op(product, out_type, bias=gemm.bias, residual=gemm.residual,
                        activation=gemm.activation, channel_axis=rank - 1)
+
+
+def _swapped_last_two(value):
+    """x when `value` is a run-time tensor x with its last two dims swapped (ember.transpose or
+    its linalg.transpose: attention's K^T), else None."""
+    op = defining_op(value)
+    if op is None or op.name not in ("ember.transpose", "linalg.transpose"):
+        return None
+    perm = list(ir.DenseI64ArrayAttr(op.attributes["permutation"]))
+    rank = len(perm)
+    if perm != list(range(rank - 2)) + [rank - 1, rank - 2]:
+        return None
+    source = op.operands[0]
+    return None if defined_by(source, "ember.weight") is not None else source
 
 
 def lower_packed_gemm(gemm: Gemm):

@@ -13,14 +13,19 @@ row-major in place, batched over the leading dim:
     ->  %c = call @ember_gemm_<i>(%a, %b_kn, %init)  {batch, rhs_packed = false}
 
 A B given as (b, n, k) (Q K^T reads K [n, k]) is transposed to (b, k, n) first: a copy of
-N*K elements that the N*M*K product amortizes. A plain `linalg.matmul` (a 2-D product of two
-run-time tensors) is taken the same way. Matched: an f32 zero-filled accumulator, f32 operands
-or 16-bit ones widened in the body (a half model's products, summed in f32: the kernel widens
-them in registers), at most one batch dim, A contiguous in k (its last index), a mul-add body;
-anything else is left alone.
+N*K elements that the N*M*K product amortizes. Where it would not (a decode step's query has
+at most `GEMV_ROWS` rows against a cache of N keys) the product is computed transposed instead,
+C^T = B A^T: the keys, contiguous in k, are the kernel's A, read in place, and only the few
+query rows and the result are transposed. Several batch dims (attention's batch and heads)
+are collapsed into the kernel's one. A plain `linalg.matmul` (a 2-D product of two run-time
+tensors) is taken the same way. Matched: an f32 zero-filled accumulator, f32 operands or
+16-bit ones widened in the body (a half model's products, summed in f32: the kernel widens
+them in registers), A contiguous in k (its last index), a mul-add body; anything else is left
+alone.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -28,10 +33,11 @@ from mlir import ir
 from mlir.dialects import func, linalg, tensor
 
 from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec
-from ember.backends.cpu.gemm_schedule import default_panel
+from ember.backends.cpu.gemm_schedule import GEMV_ROWS, default_panel
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.kit.ir_queries import defined_by
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
+from ember.kit.builders import i64
 from ember.kit.structured import tensor_dim
 from ember.lowering.gemm_to_linalg import gemm_kernel_function
 from ember.pipeline.pass_base import EmberPass, PassContext, register
@@ -94,7 +100,7 @@ def _match(generic) -> Optional[_Contraction]:
         if len(reductions) != 1 or not _is_mul_add(generic):
             return None
         k = reductions[0]
-    if len(c_dims) not in (2, 3) or len(set(c_dims)) != len(c_dims):
+    if len(c_dims) < 2 or len(set(c_dims)) != len(c_dims):
         return None
     *batch, m, n = c_dims
     if a_dims != batch + [m, k]:
@@ -119,6 +125,7 @@ def _zero_filled(value) -> Optional[ir.Value]:
 @dataclass
 class _ToKernel:
     panel: int
+    lanes: int
 
     def __call__(self, generic, rewriter) -> bool:
         if _in_kernel_function(generic):
@@ -128,33 +135,76 @@ class _ToKernel:
             return NOT_APPLIED
         a, b = generic.inputs
         out_type = ir.RankedTensorType(generic.results[0].type)
-        init = _zero_filled(generic.outputs[0])
         types = [ir.RankedTensorType(v.type) for v in (a, b)]
         operands = types[0].element_type
-        if init is None or not isinstance(out_type.element_type, ir.F32Type) or \
+        filled = _zero_filled(generic.outputs[0])
+        if filled is None or \
+                not isinstance(out_type.element_type, ir.F32Type) or \
                 types[1].element_type != operands or \
                 not isinstance(operands, (ir.F32Type, ir.F16Type, ir.BF16Type)):
             return NOT_APPLIED
-        shape = out_type.shape
-        m_size, n_size = shape[-2], shape[-1]
+        m_size, n_size = out_type.shape[-2:]
         k_size = types[0].shape[-1]
-        if ir.ShapedType.is_dynamic_size(n_size) or ir.ShapedType.is_dynamic_size(k_size) or \
+        dynamic = ir.ShapedType.is_dynamic_size
+        swapped = match.transpose_b and not dynamic(m_size) and m_size <= GEMV_ROWS and \
+            (dynamic(n_size) or n_size > m_size)
+        if dynamic(m_size if swapped else n_size) or dynamic(k_size) or \
                 k_size == 0:                # an empty product: the zero fill is the result
             return NOT_APPLIED
-        batch = 0
-        if match.batch:
-            batch = -1 if ir.ShapedType.is_dynamic_size(shape[0]) else shape[0]
-        spec = GemmKernelSpec(m=None if ir.ShapedType.is_dynamic_size(m_size) else m_size,
-                              n=n_size, k=k_size, nr=self.panel, batch=batch,
-                              rhs_packed=False,
-                              operands="" if isinstance(operands, ir.F32Type) else str(operands))
         with rewriter.ip, generic.location:
-            if match.transpose_b:
+            batched = len(match.batch) > 1
+            if batched:                     # one batch dim of all the leading ones
+                a, b = _collapse_batch(a), _collapse_batch(b)
+            if swapped:                     # C^T = B A^T: the long side as the kernel's rows
+                a, b = b, _transpose_last_two(a)
+                m_size, n_size = n_size, m_size
+            elif match.transpose_b:
                 b = _transpose_last_two(b)
-            callee = gemm_kernel_function(generic, spec, [a.type, b.type, out_type], out_type)
-            call = func.call([out_type], callee, [a, b, init])
-            rewriter.replace_op(generic, [call])
+            lead = list(ir.RankedTensorType(a.type).shape[:-2])
+            call_type = ir.RankedTensorType.get(lead + [m_size, n_size], out_type.element_type)
+            # The kernel writes every element of its destination: the fill's, or an empty one.
+            init = filled if not (batched or swapped) else tensor.empty(
+                [tensor_dim(a, d) if dynamic(s) else s
+                 for d, s in enumerate(lead + [m_size])] + [n_size], out_type.element_type)
+            spec = GemmKernelSpec(
+                m=None if dynamic(m_size) else m_size, n=n_size, k=k_size,
+                nr=self.lanes if swapped else self.panel,
+                batch=0 if not lead else -1 if dynamic(lead[0]) else lead[0], rhs_packed=False,
+                operands="" if isinstance(operands, ir.F32Type) else str(operands))
+            callee = gemm_kernel_function(generic, spec, [a.type, b.type, call_type],
+                                          call_type)
+            result = func.call([call_type], callee, [a, b, init])
+            if swapped:
+                result = _transpose_last_two(result)
+            if batched:
+                result = _expand_batch(result, out_type, generic.inputs[0])
+            rewriter.replace_op(generic, [result])
         return APPLIED
+
+
+def _batch_groups(rank: int) -> ir.ArrayAttr:
+    """The reassociation [[0 .. rank-3], [rank-2], [rank-1]]: the batch dims into one."""
+    return ir.ArrayAttr.get([ir.ArrayAttr.get([i64(d) for d in range(rank - 2)]),
+                             ir.ArrayAttr.get([i64(rank - 2)]),
+                             ir.ArrayAttr.get([i64(rank - 1)])])
+
+
+def _collapse_batch(value):
+    t = ir.RankedTensorType(value.type)
+    lead = t.shape[:-2]
+    batch = ir.ShapedType.get_dynamic_size() \
+        if any(ir.ShapedType.is_dynamic_size(s) for s in lead) else math.prod(lead)
+    return tensor.collapse_shape(ir.RankedTensorType.get([batch] + t.shape[-2:],
+                                                         t.element_type),
+                                 value, _batch_groups(t.rank))
+
+
+def _expand_batch(value, out_type, lhs):
+    """The collapsed-batch result back in `out_type`, its dynamic batch dims read from the
+    original `lhs` (which shares them)."""
+    sizes = [tensor_dim(lhs, d) for d in range(out_type.rank) if out_type.is_dynamic_dim(d)]
+    return tensor.expand_shape(out_type, value, _batch_groups(out_type.rank), sizes,
+                               ir.DenseI64ArrayAttr.get(list(out_type.shape)))
 
 
 def _in_kernel_function(op) -> bool:
@@ -183,8 +233,7 @@ class CpuContractions(EmberPass):
     panel: int = 0
 
     def run(self, module, ctx: PassContext) -> None:
-        panel = self.panel or \
-            default_panel(CpuTraits.from_target(ctx.require_target(self.name)))
-        pattern = _ToKernel(panel)
+        traits = CpuTraits.from_target(ctx.require_target(self.name))
+        pattern = _ToKernel(self.panel or default_panel(traits), traits.lanes)
         apply_patterns(module, {"linalg.generic": [pattern], "linalg.matmul": [pattern]},
                        erase_dead=False)
