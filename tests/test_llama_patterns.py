@@ -45,3 +45,43 @@ def test_numerics_match_pytorch():
     compiled = ember.compile(model, inputs)
     with torch.no_grad():
         assert_close(compiled(*inputs), model(*inputs))
+
+
+def repeat_kv(x, groups):
+    """Hugging Face's repeat_kv: each key/value head repeated for its query heads."""
+    b, heads, n, d = x.shape
+    return x[:, :, None, :, :].expand(b, heads, groups, n, d).reshape(b, heads * groups, n, d)
+
+
+class GroupedQueryAttention(torch.nn.Module):
+    """Llama's eager attention over a cache: 8 query heads, 2 key/value heads."""
+
+    def forward(self, q, k, v, mask):
+        scores = torch.matmul(q, repeat_kv(k, 4).transpose(2, 3)) * 0.25 + mask
+        probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
+        return torch.matmul(probs, repeat_kv(v, 4))
+
+
+def _attention_inputs(rows: int):
+    g = torch.Generator().manual_seed(rows)
+    keys = 37
+    mask = torch.where(torch.rand(1, 1, rows, keys, generator=g) < 0.2, -1e9, 0.0)
+    return (torch.randn(1, 8, rows, 16, generator=g), torch.randn(1, 2, keys, 16, generator=g),
+            torch.randn(1, 2, keys, 16, generator=g), mask)
+
+
+def test_grouped_query_heads_read_the_unrepeated_cache():
+    """Both products take the 2 key/value heads with 4 query heads as rows of each (no
+    repeat_kv copy, ember-fold-grouped-heads), for a decode step and for 3 rows."""
+    from ember.frontend import import_model
+    for rows in (1, 3):
+        model, inputs = GroupedQueryAttention().eval(), _attention_inputs(rows)
+        imported = import_model(model, inputs)
+        text = str(compile_to_stage(imported.module_text, "graph", weights=imported.weights))
+        products = [line for line in text.splitlines() if '"ember.gemm"' in line]
+        assert len(products) == 2, products
+        assert all(f"tensor<1x2x{4 * rows}x" in p.split("->")[-1] for p in products), products
+        assert "linalg.generic" not in "".join(products)
+        compiled = ember.compile(model, inputs)
+        with torch.no_grad():
+            assert_close(compiled(*inputs), model(*inputs))

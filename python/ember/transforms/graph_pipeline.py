@@ -1,7 +1,8 @@
 """The graph pipeline: stage 0 of every target's stage table.
 
 Simplify, fold weight-only math and BatchNorm, convert conv nets to NHWC (transposes of filters
-fold; those between layers cancel), recognize attention, RMSNorm and rotary embeddings, fuse
+fold; those between layers cancel), recognize attention, multiply grouped-query heads against
+the unrepeated keys and values, recognize RMSNorm and rotary embeddings, fuse
 GEMM/conv epilogues, fold a quantized model's dequantize -> GEMM chains into int8 GEMMs, merge
 GEMMs sharing an input (Q/K/V), quantize (when asked; after fusion, so an int8 GEMM keeps its
 epilogue), then clean up.
@@ -13,6 +14,7 @@ from ember.transforms.canonicalize import Canonicalize
 from ember.transforms.convert_layout import ConvertLayout
 from ember.transforms.fold_batch_norm import FoldBatchNorm
 from ember.transforms.fold_constants import FoldConstants
+from ember.transforms.fold_grouped_heads import FoldGroupedHeads
 from ember.transforms.fold_quantized_ops import FoldQuantizedOps
 from ember.transforms.fuse_attention import FuseAttention
 from ember.transforms.fuse_epilogue import FuseEpilogue
@@ -37,7 +39,8 @@ def graph_pipeline(*, merge_parallel_gemms: bool = True, quantize=None,
         quantization.append(ImplicitPrecision(**precision))
     return Pipeline.of([
         Canonicalize(), FoldConstants(), FoldBatchNorm(), ConvertLayout(), FoldConstants(),
-        FuseAttention(), FuseRmsNorm(), FuseRotaryEmbedding(), FuseEpilogue(), FoldQuantizedOps(),
+        FuseAttention(), FoldGroupedHeads(), FuseRmsNorm(), FuseRotaryEmbedding(), FuseEpilogue(),
+        FoldQuantizedOps(),
         MergeParallelGemms(enabled=merge_parallel_gemms), *quantization, Canonicalize(),
         upstream("canonicalize"), upstream("cse"), *([LabelKernels()] if label_kernels else []),
     ])

@@ -1,0 +1,71 @@
+// RUN: ember-opt %s --split-input-file --ember-fold-grouped-heads | filecheck %s
+
+// ember-fold-grouped-heads: Hugging Face's repeat_kv (expand along a new dim -3, reshape into
+// the heads) feeding attention's two products. Each product runs on the unrepeated keys or
+// values, with the G = 4 query heads of a kv head as 4 x M rows (a view of q / p), and its
+// result is viewed back as the heads; the repeat is left without users.
+#rep = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+#id = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+// CHECK-LABEL: func.func @decode_step
+// CHECK: %[[Q:.*]] = "ember.reshape"(%arg0) : (tensor<1x8x1x16xf32>) -> tensor<1x2x4x16xf32>
+// CHECK: %[[KT:.*]] = "ember.transpose"(%arg1) {permutation = array<i64: 0, 1, 3, 2>} : (tensor<1x2x9x16xf32>) -> tensor<1x2x16x9xf32>
+// CHECK: %[[S:.*]] = "ember.gemm"(%[[Q]], %[[KT]]) {{.*}} : (tensor<1x2x4x16xf32>, tensor<1x2x16x9xf32>) -> tensor<1x2x4x9xf32>
+// CHECK: %[[SH:.*]] = "ember.reshape"(%[[S]]) : (tensor<1x2x4x9xf32>) -> tensor<1x8x1x9xf32>
+// CHECK: %[[P:.*]] = "ember.reshape"(%[[SH]]) : (tensor<1x8x1x9xf32>) -> tensor<1x2x4x9xf32>
+// CHECK: %[[O:.*]] = "ember.gemm"(%[[P]], %arg2) {{.*}} : (tensor<1x2x4x9xf32>, tensor<1x2x9x16xf32>) -> tensor<1x2x4x16xf32>
+// CHECK: %[[OH:.*]] = "ember.reshape"(%[[O]]) : (tensor<1x2x4x16xf32>) -> tensor<1x8x1x16xf32>
+// CHECK: return %[[OH]]
+func.func @decode_step(%q: tensor<1x8x1x16xf32>, %k: tensor<1x2x9x16xf32>, %v: tensor<1x2x9x16xf32>) -> tensor<1x8x1x16xf32> {
+  %e = tensor.empty() : tensor<1x2x4x9x16xf32>
+  %kr = linalg.generic {indexing_maps = [#rep, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%k : tensor<1x2x9x16xf32>) outs(%e : tensor<1x2x4x9x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    linalg.yield %x : f32
+  } -> tensor<1x2x4x9x16xf32>
+  %kh = "ember.reshape"(%kr) : (tensor<1x2x4x9x16xf32>) -> tensor<1x8x9x16xf32>
+  %kt = "ember.transpose"(%kh) {permutation = array<i64: 0, 1, 3, 2>} : (tensor<1x8x9x16xf32>) -> tensor<1x8x16x9xf32>
+  %s = "ember.gemm"(%q, %kt) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<1x8x1x16xf32>, tensor<1x8x16x9xf32>) -> tensor<1x8x1x9xf32>
+  %vr = linalg.generic {indexing_maps = [#rep, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v : tensor<1x2x9x16xf32>) outs(%e : tensor<1x2x4x9x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    linalg.yield %x : f32
+  } -> tensor<1x2x4x9x16xf32>
+  %vh = "ember.reshape"(%vr) : (tensor<1x2x4x9x16xf32>) -> tensor<1x8x9x16xf32>
+  %o = "ember.gemm"(%s, %vh) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<1x8x1x9xf32>, tensor<1x8x9x16xf32>) -> tensor<1x8x1x16xf32>
+  return %o : tensor<1x8x1x16xf32>
+}
+
+// -----
+
+// Left alone: the heads' repeat interleaved the other way (expand along dim -4: head h uses kv
+// head h % Hkv), a copy that is not a plain repeat (its body negates), a gemm with a bias, and
+// a dynamic number of query rows.
+#rep = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+#outer = affine_map<(d0, d1, d2, d3, d4) -> (d0, d2, d3, d4)>
+#id = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+// CHECK-LABEL: func.func @not_folded
+// CHECK-COUNT-4: "ember.gemm"(%arg{{[0-9]}}, %{{.*}}) {{.*}} -> tensor<1x8x{{1|\?}}x16xf32>
+// CHECK-NOT: "ember.gemm"
+func.func @not_folded(%p: tensor<1x8x1x9xf32>, %v: tensor<1x2x9x16xf32>, %b: tensor<16xf32>, %pd: tensor<1x8x?x9xf32>) -> (tensor<1x8x1x16xf32>, tensor<1x8x1x16xf32>, tensor<1x8x1x16xf32>, tensor<1x8x?x16xf32>) {
+  %e = tensor.empty() : tensor<1x4x2x9x16xf32>
+  %vo = linalg.generic {indexing_maps = [#outer, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v : tensor<1x2x9x16xf32>) outs(%e : tensor<1x4x2x9x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    linalg.yield %x : f32
+  } -> tensor<1x4x2x9x16xf32>
+  %voh = "ember.reshape"(%vo) : (tensor<1x4x2x9x16xf32>) -> tensor<1x8x9x16xf32>
+  %0 = "ember.gemm"(%p, %voh) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<1x8x1x9xf32>, tensor<1x8x9x16xf32>) -> tensor<1x8x1x16xf32>
+  %e2 = tensor.empty() : tensor<1x2x4x9x16xf32>
+  %vn = linalg.generic {indexing_maps = [#rep, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v : tensor<1x2x9x16xf32>) outs(%e2 : tensor<1x2x4x9x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    %n = arith.negf %x : f32
+    linalg.yield %n : f32
+  } -> tensor<1x2x4x9x16xf32>
+  %vnh = "ember.reshape"(%vn) : (tensor<1x2x4x9x16xf32>) -> tensor<1x8x9x16xf32>
+  %1 = "ember.gemm"(%p, %vnh) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<1x8x1x9xf32>, tensor<1x8x9x16xf32>) -> tensor<1x8x1x16xf32>
+  %vr = linalg.generic {indexing_maps = [#rep, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%v : tensor<1x2x9x16xf32>) outs(%e2 : tensor<1x2x4x9x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    linalg.yield %x : f32
+  } -> tensor<1x2x4x9x16xf32>
+  %vh = "ember.reshape"(%vr) : (tensor<1x2x4x9x16xf32>) -> tensor<1x8x9x16xf32>
+  %2 = "ember.gemm"(%p, %vh, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<1x8x1x9xf32>, tensor<1x8x9x16xf32>, tensor<16xf32>) -> tensor<1x8x1x16xf32>
+  %3 = "ember.gemm"(%pd, %vh) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<1x8x?x9xf32>, tensor<1x8x9x16xf32>) -> tensor<1x8x?x16xf32>
+  return %0, %1, %2, %3 : tensor<1x8x1x16xf32>, tensor<1x8x1x16xf32>, tensor<1x8x1x16xf32>, tensor<1x8x?x16xf32>
+}
