@@ -1,7 +1,8 @@
-"""LLaMA-style building blocks written in plain torch: RMSNorm and rotary embeddings are
-recognized into ember ops and still match PyTorch."""
+"""LLaMA-style building blocks written in plain torch: RMSNorm, rotary embeddings and
+grouped-query attention are recognized into ember ops and still match PyTorch."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 import ember
@@ -62,26 +63,32 @@ class GroupedQueryAttention(torch.nn.Module):
         return torch.matmul(probs, repeat_kv(v, 4))
 
 
-def _attention_inputs(rows: int):
+def _attention_inputs(rows: int, mask_shape):
     g = torch.Generator().manual_seed(rows)
     keys = 37
-    mask = torch.where(torch.rand(1, 1, rows, keys, generator=g) < 0.2, -1e9, 0.0)
+    mask = torch.where(torch.rand(*mask_shape, keys, generator=g) < 0.2, -1e9, 0.0)
     return (torch.randn(1, 8, rows, 16, generator=g), torch.randn(1, 2, keys, 16, generator=g),
             torch.randn(1, 2, keys, 16, generator=g), mask)
 
 
-def test_grouped_query_heads_read_the_unrepeated_cache():
-    """Both products take the 2 key/value heads with 4 query heads as rows of each (no
-    repeat_kv copy, ember-fold-grouped-heads), for a decode step and for 3 rows."""
+@pytest.mark.parametrize("rows,mask_shape,folded", [
+    (1, (1, 1, 1), True),       # a decode step: one mask row for every head
+    (3, (1, 8, 3), True),       # a mask per head and row: viewed like the query
+    (3, (1, 1, 3), False),      # per row, shared by the heads (causal prefill): repeat_kv stays
+], ids=["decode", "per-head-mask", "per-row-mask"])
+def test_grouped_query_heads_read_the_unrepeated_cache(rows, mask_shape, folded):
+    """The attention (softmax with Llama's dtype=torch.float32 is a plain softmax) takes the 2
+    key/value heads with the 4 query heads of each as its rows (no repeat_kv copy,
+    ember-fold-grouped-heads) where the mask allows it, and matches PyTorch either way."""
     from ember.frontend import import_model
-    for rows in (1, 3):
-        model, inputs = GroupedQueryAttention().eval(), _attention_inputs(rows)
-        imported = import_model(model, inputs)
-        text = str(compile_to_stage(imported.module_text, "graph", weights=imported.weights))
-        products = [line for line in text.splitlines() if '"ember.gemm"' in line]
-        assert len(products) == 2, products
-        assert all(f"tensor<1x2x{4 * rows}x" in p.split("->")[-1] for p in products), products
-        assert "linalg.generic" not in "".join(products)
-        compiled = ember.compile(model, inputs)
-        with torch.no_grad():
-            assert_close(compiled(*inputs), model(*inputs))
+    model, inputs = GroupedQueryAttention().eval(), _attention_inputs(rows, mask_shape)
+    imported = import_model(model, inputs)
+    text = str(compile_to_stage(imported.module_text, "graph", weights=imported.weights))
+    attention = [line for line in text.splitlines() if '"ember.attention"' in line]
+    assert len(attention) == 1 and '"ember.gemm"' not in text, text
+    heads, keys = ("2", "2x37x16xf32") if folded else ("8", "8x37x16xf32")
+    assert f"-> tensor<1x{heads}x{4 * rows if folded else rows}x16xf32>" in attention[0]
+    assert f"tensor<1x{keys}>, tensor<1x{keys}>" in attention[0], attention
+    compiled = ember.compile(model, inputs)
+    with torch.no_grad():
+        assert_close(compiled(*inputs), model(*inputs))

@@ -7,8 +7,8 @@
 #rep = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
 #id = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
 // CHECK-LABEL: func.func @decode_step
-// CHECK: %[[Q:.*]] = "ember.reshape"(%arg0) : (tensor<1x8x1x16xf32>) -> tensor<1x2x4x16xf32>
-// CHECK: %[[KT:.*]] = "ember.transpose"(%arg1) {permutation = array<i64: 0, 1, 3, 2>} : (tensor<1x2x9x16xf32>) -> tensor<1x2x16x9xf32>
+// CHECK-DAG: %[[Q:.*]] = "ember.reshape"(%arg0) : (tensor<1x8x1x16xf32>) -> tensor<1x2x4x16xf32>
+// CHECK-DAG: %[[KT:.*]] = "ember.transpose"(%arg1) {permutation = array<i64: 0, 1, 3, 2>} : (tensor<1x2x9x16xf32>) -> tensor<1x2x16x9xf32>
 // CHECK: %[[S:.*]] = "ember.gemm"(%[[Q]], %[[KT]]) {{.*}} : (tensor<1x2x4x16xf32>, tensor<1x2x16x9xf32>) -> tensor<1x2x4x9xf32>
 // CHECK: %[[SH:.*]] = "ember.reshape"(%[[S]]) : (tensor<1x2x4x9xf32>) -> tensor<1x8x1x9xf32>
 // CHECK: %[[P:.*]] = "ember.reshape"(%[[SH]]) : (tensor<1x8x1x9xf32>) -> tensor<1x2x4x9xf32>
@@ -68,4 +68,47 @@ func.func @not_folded(%p: tensor<1x8x1x9xf32>, %v: tensor<1x2x9x16xf32>, %b: ten
   %2 = "ember.gemm"(%p, %vh, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<1x8x1x9xf32>, tensor<1x8x9x16xf32>, tensor<16xf32>) -> tensor<1x8x1x16xf32>
   %3 = "ember.gemm"(%pd, %vh) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<1x8x?x9xf32>, tensor<1x8x9x16xf32>) -> tensor<1x8x?x16xf32>
   return %0, %1, %2, %3 : tensor<1x8x1x16xf32>, tensor<1x8x1x16xf32>, tensor<1x8x1x16xf32>, tensor<1x8x?x16xf32>
+}
+
+// -----
+
+// A fused attention over repeated keys and values with a mask every head and row shares (a
+// decode step): the query's 4 heads per kv head become rows, the mask stays as it is.
+#rep = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+#id = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+// CHECK-LABEL: func.func @attention_decode
+// CHECK: %[[Q:.*]] = "ember.reshape"(%arg0) : (tensor<1x8x1x16xf32>) -> tensor<1x2x4x16xf32>
+// CHECK: %[[A:.*]] = "ember.attention"(%[[Q]], %arg1, %arg1, %arg2) {causal = false, {{.*}}scale = 2.500000e-01 : f32} : (tensor<1x2x4x16xf32>, tensor<1x2x9x16xf32>, tensor<1x2x9x16xf32>, tensor<1x1x1x9xf32>) -> tensor<1x2x4x16xf32>
+// CHECK: %[[R:.*]] = "ember.reshape"(%[[A]]) : (tensor<1x2x4x16xf32>) -> tensor<1x8x1x16xf32>
+// CHECK: return %[[R]]
+func.func @attention_decode(%q: tensor<1x8x1x16xf32>, %kv: tensor<1x2x9x16xf32>, %mask: tensor<1x1x1x9xf32>) -> tensor<1x8x1x16xf32> {
+  %e = tensor.empty() : tensor<1x2x4x9x16xf32>
+  %r = linalg.generic {indexing_maps = [#rep, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%kv : tensor<1x2x9x16xf32>) outs(%e : tensor<1x2x4x9x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    linalg.yield %x : f32
+  } -> tensor<1x2x4x9x16xf32>
+  %h = "ember.reshape"(%r) : (tensor<1x2x4x9x16xf32>) -> tensor<1x8x9x16xf32>
+  %a = "ember.attention"(%q, %h, %h, %mask) {causal = false, scale = 0.25 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1>} : (tensor<1x8x1x16xf32>, tensor<1x8x9x16xf32>, tensor<1x8x9x16xf32>, tensor<1x1x1x9xf32>) -> tensor<1x8x1x16xf32>
+  return %a : tensor<1x8x1x16xf32>
+}
+
+// -----
+
+// Left alone: a causal attention (grouping moves the rows' positions) and a mask given per row
+// but shared by the heads (its rows would have to be repeated).
+#rep = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+#id = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3, d4)>
+// CHECK-LABEL: func.func @attention_not_folded
+// CHECK-NOT: "ember.reshape"(%arg0)
+// CHECK-COUNT-2: "ember.attention"(%arg0, %{{.*}}) {{.*}} -> tensor<1x8x3x16xf32>
+func.func @attention_not_folded(%q: tensor<1x8x3x16xf32>, %kv: tensor<1x2x9x16xf32>, %mask: tensor<1x1x3x9xf32>) -> (tensor<1x8x3x16xf32>, tensor<1x8x3x16xf32>) {
+  %e = tensor.empty() : tensor<1x2x4x9x16xf32>
+  %r = linalg.generic {indexing_maps = [#rep, #id], iterator_types = ["parallel", "parallel", "parallel", "parallel", "parallel"]} ins(%kv : tensor<1x2x9x16xf32>) outs(%e : tensor<1x2x4x9x16xf32>) {
+  ^bb0(%x: f32, %o: f32):
+    linalg.yield %x : f32
+  } -> tensor<1x2x4x9x16xf32>
+  %h = "ember.reshape"(%r) : (tensor<1x2x4x9x16xf32>) -> tensor<1x8x9x16xf32>
+  %a = "ember.attention"(%q, %h, %h) {causal = true, scale = 0.25 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 0>} : (tensor<1x8x3x16xf32>, tensor<1x8x9x16xf32>, tensor<1x8x9x16xf32>) -> tensor<1x8x3x16xf32>
+  %b = "ember.attention"(%q, %h, %h, %mask) {causal = false, scale = 0.25 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 1>} : (tensor<1x8x3x16xf32>, tensor<1x8x9x16xf32>, tensor<1x8x9x16xf32>, tensor<1x1x3x9xf32>) -> tensor<1x8x3x16xf32>
+  return %a, %b : tensor<1x8x3x16xf32>, tensor<1x8x3x16xf32>
 }

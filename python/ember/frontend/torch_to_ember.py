@@ -263,7 +263,10 @@ def _layer_norm(c: Converter, op):
 def _softmax(c: Converter, op):
     x = op.operands[0]
     dim = c.const(op.operands[1])
-    if op.name == "torch.aten.softmax.int" and c.const(op.operands[2]) is not None:
+    # softmax(x, dim, dtype=...) (Llama's dtype=torch.float32) is a plain softmax when the
+    # dtype is x's own; a conversion to another dtype is left to the fallback.
+    if op.name == "torch.aten.softmax.int" and c.const(op.operands[2]) is not None and \
+            c.dtype(x) != c.dtype(op.results[0]):
         return None
     if op.name == "torch.aten._softmax" and c.const(op.operands[2]):
         return None

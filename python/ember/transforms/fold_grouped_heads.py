@@ -13,7 +13,10 @@ one product against the unrepeated x:
 then has G query rows instead of one, which the GEMM kernel's tiles use, and reads the cache
 once. Matched: a plain ember.gemm (no bias, residual or weight formats) whose rhs is, possibly
 through a transpose of its last two dims, an ember.reshape merging dims -4 and -3 of a
-`linalg.generic` that copies its one input along dim -3; static shapes.
+`linalg.generic` that copies its one input along dim -3; static shapes. An ember.attention
+whose key and value are both such repeats is folded the same way when it is not causal (its
+rows' positions change) and its mask, if any, is shared by all heads and rows (a decode
+step's [.., 1, 1, N]) or given per head and row (then viewed like the query).
 """
 from __future__ import annotations
 
@@ -22,7 +25,7 @@ from typing import Optional
 
 from mlir import ir
 
-from ember.dialect.ops import Gemm, Reshape, Transpose
+from ember.dialect.ops import Attention, Gemm, Reshape, Transpose
 from ember.dialect.shapes import shape_of
 from ember.kit.ir_queries import defined_by
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
@@ -70,16 +73,40 @@ def _swap_last_two(rank: int) -> list:
     return list(range(rank - 2)) + [rank - 1, rank - 2]
 
 
+def _static(*values) -> Optional[list]:
+    """The static shapes of `values`, or None when one is unknown or dynamic."""
+    shapes = [shape_of(v) for v in values]
+    return None if any(s is None or None in s for s in shapes) else shapes
+
+
+def _as_rows(value, group: int):
+    """[..., H, M, X] viewed as [..., H / group, group * M, X] (static shape)."""
+    shape = shape_of(value)
+    return Reshape.build(value, ir.RankedTensorType.get(
+        shape[:-3] + [shape[-3] // group, group * shape[-2], shape[-1]],
+        ir.RankedTensorType(value.type).element_type))
+
+
+def _as_heads(value, result_type):
+    return Reshape.build(value, result_type)
+
+
+def _grouped_result_type(result, group: int):
+    shape = shape_of(result)
+    return ir.RankedTensorType.get(
+        shape[:-3] + [shape[-3] // group, group * shape[-2], shape[-1]],
+        ir.RankedTensorType(result.type).element_type)
+
+
 def fold_grouped_heads(op, rewriter) -> bool:
     gemm = Gemm(op)
     if gemm.bias is not None or gemm.residual is not None or gemm.rhs_scale is not None or \
             gemm.rhs_panel is not None or gemm.lhs_patches is not None:
         return NOT_APPLIED
-    lhs_shape, out_shape = shape_of(gemm.lhs), shape_of(gemm.result)
-    if lhs_shape is None or out_shape is None or None in lhs_shape or None in out_shape or \
-            len(lhs_shape) < 3:
+    shapes = _static(gemm.lhs, gemm.result)
+    if shapes is None or len(shapes[0]) < 3:
         return NOT_APPLIED
-    rank = len(lhs_shape)
+    rank = len(shapes[0])
     rhs, transposed = gemm.rhs, False
     transpose = Transpose.defining(rhs)
     if transpose is not None and list(transpose.permutation) == _swap_last_two(rank):
@@ -88,21 +115,56 @@ def fold_grouped_heads(op, rewriter) -> bool:
     if found is None:
         return NOT_APPLIED
     x, group = found
-    heads, m = lhs_shape[-3], lhs_shape[-2]
-    lead = lhs_shape[:-3] + [heads // group]
-    element = ir.RankedTensorType(gemm.lhs.type).element_type
-    out_element = ir.RankedTensorType(gemm.result.type).element_type
     with rewriter.ip, op.location:
-        rows = Reshape.build(gemm.lhs, ir.RankedTensorType.get(
-            lead + [group * m, lhs_shape[-1]], element))
         if transposed:
             x_shape = shape_of(x)
             x = Transpose.build(x, ir.RankedTensorType.get(
                 [x_shape[p] for p in _swap_last_two(rank)],
                 ir.RankedTensorType(x.type).element_type), permutation=_swap_last_two(rank))
-        product = Gemm.build(rows, x, ir.RankedTensorType.get(
-            lead + [group * m, out_shape[-1]], out_element), activation=gemm.activation)
-        rewriter.replace_op(op, [Reshape.build(product, gemm.result.type)])
+        product = Gemm.build(_as_rows(gemm.lhs, group), x,
+                             _grouped_result_type(gemm.result, group),
+                             activation=gemm.activation)
+        rewriter.replace_op(op, [_as_heads(product, gemm.result.type)])
+    return APPLIED
+
+
+def _grouped_mask(mask, scores: list, group: int):
+    """The mask for the grouped scores [..., H / group, group * M, N]: None (no mask), the mask
+    itself when every head and row shares it, its [..., H, M, N] viewed as rows when given per
+    head and row, else False (not foldable)."""
+    if mask is None:
+        return None
+    shape = shape_of(mask)
+    if shape is None or None in shape:
+        return False
+    shape = [1] * (len(scores) - len(shape)) + shape
+    if shape[-3:-1] == [1, 1]:
+        return mask
+    if shape[-3:-1] == scores[-3:-1] and len(shape_of(mask)) == len(scores):
+        return _as_rows(mask, group)
+    return False
+
+
+def fold_grouped_attention(op, rewriter) -> bool:
+    attention = Attention(op)
+    if attention.causal or attention.int8:
+        return NOT_APPLIED
+    shapes = _static(attention.query, attention.result)
+    if shapes is None or len(shapes[0]) < 3:
+        return NOT_APPLIED
+    keys, values = _repeated_heads(attention.key), _repeated_heads(attention.value)
+    if keys is None or values is None or keys[1] != values[1]:
+        return NOT_APPLIED
+    group = keys[1]
+    scores = shapes[0][:-1] + [shape_of(attention.key)[-2]]
+    with rewriter.ip, op.location:
+        mask = _grouped_mask(attention.mask, scores, group)
+        if mask is False:
+            return NOT_APPLIED
+        grouped = Attention.build(_as_rows(attention.query, group), keys[0], values[0],
+                                  _grouped_result_type(attention.result, group), mask=mask,
+                                  scale=attention.scale)
+        rewriter.replace_op(op, [_as_heads(grouped, attention.result.type)])
     return APPLIED
 
 
@@ -114,4 +176,5 @@ class FoldGroupedHeads(EmberPass):
     name = "ember-fold-grouped-heads"
 
     def run(self, module, ctx: PassContext) -> None:
-        apply_patterns(module, {Gemm.op_name: [fold_grouped_heads]})
+        apply_patterns(module, {Gemm.op_name: [fold_grouped_heads],
+                                Attention.op_name: [fold_grouped_attention]})
