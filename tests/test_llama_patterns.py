@@ -92,3 +92,25 @@ def test_grouped_query_heads_read_the_unrepeated_cache(rows, mask_shape, folded)
     compiled = ember.compile(model, inputs)
     with torch.no_grad():
         assert_close(compiled(*inputs), model(*inputs))
+
+
+def test_grouped_query_heads_over_a_growing_cache():
+    """A decode step over a cache of dynamic length (the generation examples' shapes): the
+    attention still reads the 2 unrepeated key/value heads, for every cache length."""
+    from ember.frontend import import_model
+    model = GroupedQueryAttention().eval()
+    keys = torch.export.Dim("keys", min=2, max=96)
+    dynamic = {"q": None, "k": {2: keys}, "v": {2: keys}, "mask": {3: keys}}
+    inputs = _attention_inputs(1, (1, 1, 1))
+    imported = import_model(model, inputs, dynamic)
+    text = str(compile_to_stage(imported.module_text, "graph", weights=imported.weights))
+    attention = [line for line in text.splitlines() if '"ember.attention"' in line]
+    assert len(attention) == 1 and "tensor<1x2x?x16xf32>, tensor<1x2x?x16xf32>" in \
+        attention[0], attention
+    compiled = ember.compile(model, inputs, dynamic_shapes=dynamic)
+    g = torch.Generator().manual_seed(5)
+    for n in (2, 37, 96):
+        q, k, v = (torch.randn(1, h, s, 16, generator=g) for h, s in ((8, 1), (2, n), (2, n)))
+        mask = torch.where(torch.rand(1, 1, 1, n, generator=g) < 0.2, -1e9, 0.0)
+        with torch.no_grad():
+            assert_close(compiled(q, k, v, mask), model(q, k, v, mask))

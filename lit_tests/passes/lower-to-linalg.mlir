@@ -217,6 +217,23 @@ func.func @transpose(%x: tensor<?x16x8xf32>) -> tensor<8x?x16xf32> {
 
 // -----
 
+// broadcast: a copy that reads index 0 of each repeated dim; a dynamic dim kept from the input
+// is read from it.
+// CHECK-DAG: #[[SRC:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, 0, d2, d3)>
+// CHECK-DAG: #[[DST:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
+// CHECK-LABEL: func.func @broadcast
+// CHECK: %[[N:.*]] = tensor.dim %arg0, %c2
+// CHECK: %[[E:.*]] = tensor.empty(%[[N]]) : tensor<2x4x?x8xf32>
+// CHECK: linalg.generic {indexing_maps = [#[[SRC]], #[[DST]]], {{.*}}} ins(%arg0 : tensor<2x1x?x8xf32>) outs(%[[E]] : tensor<2x4x?x8xf32>)
+// CHECK-NEXT: ^bb0(%[[IN:.*]]: f32, %{{.*}}: f32):
+// CHECK-NEXT: linalg.yield %[[IN]]
+func.func @broadcast(%x: tensor<2x1x?x8xf32>) -> tensor<2x4x?x8xf32> {
+  %0 = "ember.broadcast"(%x) : (tensor<2x1x?x8xf32>) -> tensor<2x4x?x8xf32>
+  return %0 : tensor<2x4x?x8xf32>
+}
+
+// -----
+
 // reshape -> tensor.reshape with a constant shape operand.
 // CHECK-LABEL: func.func @reshape
 // CHECK: %[[S:.*]] = arith.constant dense<[4, 8, 64]> : tensor<3xindex>

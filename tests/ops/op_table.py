@@ -89,7 +89,9 @@ ROWS: List[Tuple[str, str, Optional[str], str]] = [
     ("unsqueeze", "ember op reshape", "reshape", "static shapes"),
     ("flatten", "ember op reshape", "reshape", "static shapes"),
     ("contiguous", "no-op (removed by torch.export)", None, ""),
-    ("expand", FALLBACK, None, "a broadcasting linalg.generic"),
+    ("expand", "ember op broadcast", "broadcast",
+     "size-1 dims repeated (Hugging Face's repeat_kv, then read in place by "
+     "ember-fold-grouped-heads); new leading dims take the fallback"),
     ("Embedding", "ember op embedding", "embedding",
      "int8 tables (one scale per row) under quantize="),
     ("EmbeddingBag (sum, mean)", "decomposed to ember embedding and an index_add", "embedding",

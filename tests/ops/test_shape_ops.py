@@ -44,6 +44,15 @@ def test_expand(check):
     check(model, [torch.randn(4, 1), torch.randn(1, 3, 1)])
 
 
+@pytest.mark.covers("expand")
+def test_expand_dynamic(check):
+    """Size-1 dims repeated next to a dynamic dim kept from the input (a cache's length)."""
+    n = torch.export.Dim("n", min=2, max=64)
+    model = Fn(lambda self, x: x[:, :, None].expand(-1, -1, 4, -1, -1).reshape(1, 8, -1, 16) * 2)
+    check(model, [torch.randn(1, 2, 9, 16)], expect=("broadcast",),
+          dynamic_shapes={"xs": ({2: n},)}, more_inputs=[[torch.randn(1, 2, 33, 16)]])
+
+
 @pytest.mark.covers("PixelShuffle")
 def test_pixel_shuffle(check):
     model = Fn(lambda self, x, y: (torch.nn.PixelShuffle(2)(x), F.pixel_shuffle(y, 3),

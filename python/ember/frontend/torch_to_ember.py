@@ -14,9 +14,9 @@ import math
 import re
 from typing import Callable, Collection, Dict, List, Optional, Sequence, Tuple
 
-from ember.dialect.ops import (Attention, Binary, Concat, Conv2d, Dequantize, Embedding, Gemm,
-                               LayerNorm, Pool2d, Quantize, Reduce, Reshape, RmsNorm, Slice,
-                               Softmax, Transpose, Unary, Weight)
+from ember.dialect.ops import (Attention, Binary, Broadcast, Concat, Conv2d, Dequantize,
+                               Embedding, Gemm, LayerNorm, Pool2d, Quantize, Reduce, Reshape,
+                               RmsNorm, Slice, Softmax, Transpose, Unary, Weight)
 from ember.dialect.shapes import conv2d_output_size
 
 FLOAT_DTYPES = ("f32", "f64", "f16", "bf16")
@@ -290,6 +290,19 @@ def _permute(c: Converter, op):
     else:
         perm = [d % rank for d in c.const(op.operands[1])]
     return Transpose.build(c.to_builtin(x), _result_type(c, op), permutation=perm)
+
+
+def _broadcast(c: Converter, op):
+    """expand / broadcast_to at equal rank: each dim kept, or a size-1 dim repeated to a
+    static size (Hugging Face's repeat_kv); new leading dims are left to the fallback."""
+    x = op.operands[0]
+    if c.rank(x) is None or c.rank(x) != c.rank(op.results[0]):
+        return None
+    shape, result = _shape(c, x), _shape(c, op.results[0])
+    if len(shape) != len(result) or \
+            any(a == 1 and b is None or a != 1 and a != b for a, b in zip(shape, result)):
+        return None
+    return Broadcast.build(c.to_builtin(x), _result_type(c, op))
 
 
 def _convolution(c: Converter, op):
@@ -582,6 +595,8 @@ CONVERSIONS: Dict[str, Callable] = {
     "torch.aten.t": _permute,
     "torch.aten.transpose.int": _permute,
     "torch.aten.permute": _permute,
+    "torch.aten.broadcast_to": _broadcast,
+    "torch.aten.expand": _broadcast,
     "torch.aten.pow.Tensor_Scalar": _binary_scalar("pow"),
     "torch.aten.scaled_dot_product_attention": _attention,
     "torch.aten.rms_norm": _rms_norm,

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Dict
 
-from ember.dialect.ops import Attention, Binary, Concat, Conv2d, Dequantize, Embedding, Gemm, \
-    LayerNorm, Pool2d, QDepthwiseConv2d, QGemm, Quantize, Reduce, Reshape, RmsNorm, \
-    RotaryEmbedding, Slice, Softmax, Transpose, Unary, view
+from ember.dialect.ops import Attention, Binary, Broadcast, Concat, Conv2d, Dequantize, \
+    Embedding, Gemm, LayerNorm, Pool2d, QDepthwiseConv2d, QGemm, Quantize, Reduce, Reshape, \
+    RmsNorm, RotaryEmbedding, Slice, Softmax, Transpose, Unary, view
 from ember.kit.rewrite import APPLIED, apply_patterns
 from ember.lowering.attention_to_linalg import lower_attention
 from ember.lowering.conv_pool_to_linalg import lower_conv2d, lower_pool2d
@@ -28,8 +28,8 @@ from ember.lowering.quantize_to_linalg import drop_unsigned_types, lower_dequant
     lower_quantize
 from ember.lowering.reductions_to_linalg import lower_layer_norm, lower_reduce, lower_rms_norm, \
     lower_softmax
-from ember.lowering.shape_ops_to_linalg import lower_concat, lower_embedding, lower_reshape, \
-    lower_slice, lower_transpose
+from ember.lowering.shape_ops_to_linalg import lower_broadcast, lower_concat, lower_embedding, \
+    lower_reshape, lower_slice, lower_transpose
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 #: ember op -> lowering (takes the op's typed view, returns the replacement value).
@@ -52,6 +52,7 @@ LOWERINGS: Dict[str, Callable] = {
     Unary.op_name: lower_unary,
     Binary.op_name: lower_binary,
     Transpose.op_name: lower_transpose,
+    Broadcast.op_name: lower_broadcast,
     Reshape.op_name: lower_reshape,
     Embedding.op_name: lower_embedding,
 }

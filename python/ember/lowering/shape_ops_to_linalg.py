@@ -14,16 +14,25 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
-from ember.dialect.ops import Concat, Embedding, Reshape, Slice, Transpose
+from ember.dialect.ops import Broadcast, Concat, Embedding, Reshape, Slice, Transpose
 from ember.kit.builders import i64
-from ember.kit.structured import PARALLEL, empty_like, generic, identity_map, tensor_dim, \
-    tensor_shape
+from ember.kit.structured import PARALLEL, broadcast_map, empty_like, generic, identity_map, \
+    tensor_dim, tensor_shape
 
 
 def lower_transpose(op: Transpose):
     x, perm = op.input, op.permutation
     init = empty_like(op.result.type, [(x, p) for p in perm])
     return linalg.transpose(x, outs=[init], permutation=perm).results[0]
+
+
+def lower_broadcast(op: Broadcast):
+    """A copy whose input map reads index 0 along each repeated dim."""
+    x, out = op.input, ir.RankedTensorType(op.result.type)
+    rank = out.rank
+    init = empty_like(out, [(x, d) for d in range(rank)])
+    return generic([x], init, [broadcast_map(x, rank, out.shape), identity_map(rank)],
+                   [PARALLEL] * rank, lambda v, _: v)
 
 
 def _expansion_groups(src: Sequence[int], dst: Sequence[int]) -> Optional[List[List[int]]]:

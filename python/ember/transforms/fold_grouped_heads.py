@@ -12,11 +12,12 @@ one product against the unrepeated x:
 (both reshapes are views: rows (g, m) of one kv head are contiguous). A decode step's product
 then has G query rows instead of one, which the GEMM kernel's tiles use, and reads the cache
 once. Matched: a plain ember.gemm (no bias, residual or weight formats) whose rhs is, possibly
-through a transpose of its last two dims, an ember.reshape merging dims -4 and -3 of a
-`linalg.generic` that copies its one input along dim -3; static shapes. An ember.attention
-whose key and value are both such repeats is folded the same way when it is not causal (its
-rows' positions change) and its mask, if any, is shared by all heads and rows (a decode
-step's [.., 1, 1, N]) or given per head and row (then viewed like the query).
+through a transpose of its last two dims, a reshape merging dims -4 and -3 of an
+ember.broadcast of a size-1 dim -3; static shapes. An ember.attention whose key and value are
+both such repeats is folded the same way when it is not causal (its rows' positions change)
+and its mask, if any, is shared by all heads and rows (a decode step's [.., 1, 1, N]) or given
+per head and row (then viewed like the query); there the keys' count may be dynamic (a cache
+that grows), with the views of dynamic shapes (tensor.expand_shape / collapse_shape).
 """
 from __future__ import annotations
 
@@ -25,48 +26,78 @@ from typing import Optional
 
 from mlir import ir
 
-from ember.dialect.ops import Attention, Gemm, Reshape, Transpose
+from ember.dialect.ops import Attention, Broadcast, Gemm, Reshape, Transpose
 from ember.dialect.shapes import shape_of
 from ember.kit.ir_queries import defined_by
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 
 
-def _copies_along(generic, axis: int) -> bool:
-    """Whether `generic` copies its one input into every index of its result's dim `axis`
-    (the input map is the identity without that dim; the body yields the input)."""
-    if len(generic.inputs) != 1 or len(generic.outputs) != 1:
-        return False
-    maps = [ir.AffineMapAttr(a).value for a in ir.ArrayAttr(generic.attributes["indexing_maps"])]
-    rank = maps[1].n_dims
-    if any("parallel" not in str(t) for t in ir.ArrayAttr(generic.attributes["iterator_types"])):
-        return False
-    expected_in = [d for d in range(rank) if d != axis]
-    dims = [[ir.AffineDimExpr(e).position if isinstance(e, ir.AffineDimExpr) else None
-             for e in m.results] for m in maps]
-    if dims != [expected_in, list(range(rank))]:
-        return False
-    block = generic.regions[0].blocks[0]
-    ops = list(block.operations)
-    return len(ops) == 1 and ops[0].name == "linalg.yield" and \
-        ops[0].operands[0] == block.arguments[0]
+def _same(a, b) -> bool:
+    """Shapes equal, a dynamic dim matching only a dynamic one (the same tensor's dim seen
+    through views)."""
+    return a is not None and b is not None and len(a) == len(b) and \
+        all(x == y for x, y in zip(a, b))
+
+
+def _merged_source(value) -> Optional[object]:
+    """The tensor [..., A, B, N, D] that `value` [..., A * B, N, D] views with dims -4 and -3
+    merged (an ember.reshape; with dynamic dims, a tensor.collapse_shape), else None."""
+    reshape = Reshape.defining(value)
+    if reshape is not None:
+        return reshape.input
+    collapse = defined_by(value, "tensor.collapse_shape")
+    if collapse is None:
+        return None
+    groups = [[ir.IntegerAttr(d).value for d in ir.ArrayAttr(g)]
+              for g in ir.ArrayAttr(collapse.attributes["reassociation"])]
+    rank = len(groups) + 1
+    expected = [[d] for d in range(rank - 4)] + [[rank - 4, rank - 3], [rank - 2], [rank - 1]]
+    return collapse.operands[0] if groups == expected else None
+
+
+def _without_unit_dim(value, axis: int, build: bool = False) -> Optional[object]:
+    """x when `value` is a view of x with a size-1 dim inserted at `axis` (an ember.reshape or
+    tensor.expand_shape), else None. With `build`, a static `value` that is no such view
+    gets one (an ember.reshape at the insertion point); without, it is only checked for."""
+    shape = shape_of(value)
+    dropped = shape[:axis] + shape[axis + 1:]
+    reshape = Reshape.defining(value)
+    expand = defined_by(value, "tensor.expand_shape")
+    source = reshape.input if reshape is not None else \
+        expand.operands[0] if expand is not None else None
+    if source is not None and _same(shape_of(source), dropped):
+        return source
+    if None in shape:
+        return None
+    if not build:
+        return value
+    return Reshape.build(value, ir.RankedTensorType.get(
+        dropped, ir.RankedTensorType(value.type).element_type))
 
 
 def _repeated_heads(value) -> Optional[tuple]:
-    """(x, G) when `value` [..., Hkv * G, N, D] is x [..., Hkv, N, D] with each head repeated G
-    times (expand on a new dim -3, then a reshape merging it into the heads), else None."""
-    reshape = Reshape.defining(value)
-    if reshape is None:
+    """(y, G) when `value` [..., Hkv * G, N, D] repeats each head of x [..., Hkv, N, D] G
+    times: y [..., Hkv, 1, N, D] (x with a size-1 dim -3) broadcast along that dim, merged
+    into the heads; else None. `_without_unit_dim(y, -3 + rank(y), build=True)` is x."""
+    repeated = _merged_source(value)
+    broadcast = None if repeated is None else Broadcast.defining(repeated)
+    if broadcast is None:
         return None
-    repeated, merged = shape_of(reshape.input), shape_of(value)
-    if repeated is None or merged is None or None in repeated or None in merged or \
-            len(repeated) != len(merged) + 1 or len(merged) < 3 or \
-            repeated[:-4] + [repeated[-4] * repeated[-3]] + repeated[-2:] != merged:
+    single, shape, merged = shape_of(broadcast.input), shape_of(repeated), shape_of(value)
+    if single is None or shape is None or merged is None or len(merged) < 3 or \
+            shape[-4] is None or shape[-3] is None or single[-3] != 1 or \
+            not _same(single[:-3] + single[-2:], shape[:-3] + shape[-2:]) or \
+            not _same(shape[:-4] + [shape[-4] * shape[-3]] + shape[-2:], merged) or \
+            _without_unit_dim(broadcast.input, len(single) - 3) is None:
         return None
-    generic = defined_by(reshape.input, "linalg.generic")
-    if generic is None or not _copies_along(generic, len(repeated) - 3):
-        return None
-    return generic.inputs[0], repeated[-3]
+    return broadcast.input, shape[-3]
+
+
+def _unrepeated(found):
+    """x of `_repeated_heads`'s (y, G), built at the insertion point where needed."""
+    y = found[0]
+    return _without_unit_dim(y, len(shape_of(y)) - 3, build=True)
 
 
 def _swap_last_two(rank: int) -> list:
@@ -114,8 +145,9 @@ def fold_grouped_heads(op, rewriter) -> bool:
     found = _repeated_heads(rhs)
     if found is None:
         return NOT_APPLIED
-    x, group = found
+    group = found[1]
     with rewriter.ip, op.location:
+        x = _unrepeated(found)
         if transposed:
             x_shape = shape_of(x)
             x = Transpose.build(x, ir.RankedTensorType.get(
@@ -135,12 +167,13 @@ def _grouped_mask(mask, scores: list, group: int):
     if mask is None:
         return None
     shape = shape_of(mask)
-    if shape is None or None in shape:
+    if shape is None:
         return False
     shape = [1] * (len(scores) - len(shape)) + shape
     if shape[-3:-1] == [1, 1]:
         return mask
-    if shape[-3:-1] == scores[-3:-1] and len(shape_of(mask)) == len(scores):
+    if None not in shape + scores and shape[-3:-1] == scores[-3:-1] and \
+            len(shape_of(mask)) == len(scores):
         return _as_rows(mask, group)
     return False
 
@@ -161,7 +194,8 @@ def fold_grouped_attention(op, rewriter) -> bool:
         mask = _grouped_mask(attention.mask, scores, group)
         if mask is False:
             return NOT_APPLIED
-        grouped = Attention.build(_as_rows(attention.query, group), keys[0], values[0],
+        grouped = Attention.build(_as_rows(attention.query, group), _unrepeated(keys),
+                                  _unrepeated(values),
                                   _grouped_result_type(attention.result, group), mask=mask,
                                   scale=attention.scale)
         rewriter.replace_op(op, [_as_heads(grouped, attention.result.type)])

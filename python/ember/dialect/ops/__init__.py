@@ -14,7 +14,8 @@ from ember.dialect.definition import EmberOp
 from ember.dialect.ops.constants import Weight
 from ember.dialect.ops.contractions import Attention, Gemm, QGemm
 from ember.dialect.ops.convolutions import Conv2d, Pool2d, QDepthwiseConv2d
-from ember.dialect.ops.data_movement import Concat, Embedding, Reshape, Slice, Transpose
+from ember.dialect.ops.data_movement import Broadcast, Concat, Embedding, Reshape, Slice, \
+    Transpose
 from ember.dialect.ops.elementwise import Binary, RotaryEmbedding, Unary
 from ember.dialect.ops.quantization import Dequantize, Quantize
 from ember.dialect.ops.reductions import LayerNorm, Reduce, RmsNorm, Softmax
@@ -22,7 +23,7 @@ from ember.dialect.ops.reductions import LayerNorm, Reduce, RmsNorm, Softmax
 OPS: Tuple[Type[EmberOp], ...] = (
     Weight, Gemm, LayerNorm, Softmax, Unary, Binary, Transpose, Reshape, Conv2d, Pool2d,
     Attention, RmsNorm, RotaryEmbedding, Slice, Reduce, Concat, QGemm, Quantize, Dequantize,
-    Embedding, QDepthwiseConv2d)
+    Embedding, QDepthwiseConv2d, Broadcast)
 #: Every ember op's name ("ember.gemm", ...).
 OP_NAMES: Tuple[str, ...] = tuple(op.op_name for op in OPS)
 OPS_BY_NAME: Dict[str, Type[EmberOp]] = {op.op_name: op for op in OPS}

@@ -1,4 +1,4 @@
-"""Ops that only move data: `ember.transpose`, `ember.reshape`, `ember.slice`,
+"""Ops that only move data: `ember.transpose`, `ember.broadcast`, `ember.reshape`, `ember.slice`,
 `ember.concat` (any element type, the same in and out) and `ember.embedding` (rows picked by
 indices, of a float table or of an int8 one with its row scales)."""
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Optional
 
 from ember.dialect.attributes import I64, I64Array
 from ember.dialect.definition import ElementTypes, EmberOp, Operand
-from ember.dialect.shapes import format_shape, shape_of, shapes_compatible
+from ember.dialect.shapes import dims_compatible, format_shape, shape_of, shapes_compatible
 
 
 class Transpose(EmberOp):
@@ -28,6 +28,29 @@ class Transpose(EmberOp):
         if not shapes_compatible(res, permuted):
             return f"result shape {format_shape(res)} must be the permuted input shape " \
                    f"{format_shape(permuted)}"
+        return None
+
+
+class Broadcast(EmberOp):
+    """Repeats size-1 dims (torch's expand / broadcast_to at equal rank): result dim i is input
+    dim i, or any static size where the input's dim is 1. Consumers that can index the input
+    instead (ember-fold-grouped-heads) never materialize the copy."""
+    op_name = "ember.broadcast"
+    element_types = ElementTypes.SAME
+
+    input = Operand()
+
+    def verify(self) -> Optional[str]:
+        x, res = shape_of(self.input), shape_of(self.result)
+        if x is None or res is None:
+            return None
+        if len(x) != len(res):
+            return f"result rank {len(res)} must be the input's {len(x)}"
+        for i, (a, b) in enumerate(zip(x, res)):
+            if a == 1 and b is None:
+                return f"dim {i}: a repeated dim's size must be static"
+            if a != 1 and not dims_compatible(a, b):
+                return f"dim {i}: only a size-1 dim can be repeated ({a} -> {b})"
         return None
 
 
