@@ -124,6 +124,36 @@ func.func @decode_dynamic_keys(%q: tensor<4x1x8xf32>, %k: tensor<4x?x8xf32>) -> 
 
 // -----
 
+// Dynamic batch and keys, computed transposed: the expansion reads the batch from Q and the
+// keys' count from the (transposed back) result.
+// CHECK-LABEL: func.func @decode_dynamic_batch_and_keys
+// CHECK: %[[ST:.*]] = call @ember_gemm_0({{.*}}) : (tensor<?x?x8xf32>, tensor<?x8x1xf32>, tensor<?x?x1xf32>) -> tensor<?x?x1xf32>
+// CHECK: %[[S:.*]] = linalg.transpose ins(%[[ST]] : tensor<?x?x1xf32>)
+// CHECK: %[[B:.*]] = tensor.dim %arg0, %c0 : tensor<?x4x1x8xf32>
+// CHECK: %[[N:.*]] = tensor.dim %[[S]], %c2 : tensor<?x1x?xf32>
+// CHECK: tensor.expand_shape %[[S]] {{\[\[}}0, 1], [2], [3]] output_shape [%[[B]], 4, 1, %[[N]]] : tensor<?x1x?xf32> into tensor<?x4x1x?xf32>
+#a = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d4)>
+#bt = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d3, d4)>
+#c = affine_map<(d0, d1, d2, d3, d4) -> (d0, d1, d2, d3)>
+func.func @decode_dynamic_batch_and_keys(%q: tensor<?x4x1x8xf32>, %k: tensor<?x4x?x8xf32>) -> tensor<?x4x1x?xf32> {
+  %zero = arith.constant 0.0 : f32
+  %c0 = arith.constant 0 : index
+  %c2 = arith.constant 2 : index
+  %nb = tensor.dim %q, %c0 : tensor<?x4x1x8xf32>
+  %n = tensor.dim %k, %c2 : tensor<?x4x?x8xf32>
+  %e = tensor.empty(%nb, %n) : tensor<?x4x1x?xf32>
+  %f = linalg.fill ins(%zero : f32) outs(%e : tensor<?x4x1x?xf32>) -> tensor<?x4x1x?xf32>
+  %s = linalg.generic {indexing_maps = [#a, #bt, #c], iterator_types = ["parallel", "parallel", "parallel", "parallel", "reduction"]} ins(%q, %k : tensor<?x4x1x8xf32>, tensor<?x4x?x8xf32>) outs(%f : tensor<?x4x1x?xf32>) {
+  ^bb0(%x: f32, %y: f32, %acc: f32):
+    %p = arith.mulf %x, %y : f32
+    %r = arith.addf %acc, %p : f32
+    linalg.yield %r : f32
+  } -> tensor<?x4x1x?xf32>
+  return %s : tensor<?x4x1x?xf32>
+}
+
+// -----
+
 // Dynamic batch dims collapse into a dynamic batch, read back from A for the expansion; with
 // more query rows than 4 the keys are transposed as before.
 // CHECK-LABEL: func.func @prefill_q_kt

@@ -201,9 +201,11 @@ def _collapse_batch(value):
 
 def _expand_batch(value, out_type, lhs):
     """The collapsed-batch result back in `out_type`, its dynamic batch dims read from the
-    original `lhs` (which shares them)."""
-    sizes = [tensor_dim(lhs, d) for d in range(out_type.rank) if out_type.is_dynamic_dim(d)]
-    return tensor.expand_shape(out_type, value, _batch_groups(out_type.rank), sizes,
+    original `lhs` (which shares them), M and N from `value`."""
+    rank = out_type.rank
+    sizes = [tensor_dim(lhs, d) if d < rank - 2 else tensor_dim(value, d - rank + 3)
+             for d in range(rank) if out_type.is_dynamic_dim(d)]
+    return tensor.expand_shape(out_type, value, _batch_groups(rank), sizes,
                                ir.DenseI64ArrayAttr.get(list(out_type.shape)))
 
 
