@@ -299,8 +299,7 @@ def _broadcast(c: Converter, op):
     if c.rank(x) is None or c.rank(x) != c.rank(op.results[0]):
         return None
     shape, result = _shape(c, x), _shape(c, op.results[0])
-    if len(shape) != len(result) or \
-            any(a == 1 and b is None or a != 1 and a != b for a, b in zip(shape, result)):
+    if any(a == 1 and b is None or a != 1 and a != b for a, b in zip(shape, result)):
         return None
     return Broadcast.build(c.to_builtin(x), _result_type(c, op))
 
