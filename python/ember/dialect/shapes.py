@@ -54,6 +54,11 @@ def broadcast_shape(a: Sequence[Optional[int]], b: Sequence[Optional[int]]) -> O
     return out[::-1]
 
 
+def last_two_swapped(rank: int) -> List[int]:
+    """The permutation of `rank` dims that swaps the last two (a batched matrix transpose)."""
+    return list(range(rank - 2)) + [rank - 1, rank - 2]
+
+
 def format_shape(shape: Sequence[Optional[int]]) -> str:
     """`4x?x8` (as MLIR writes tensor shapes), `scalar` for no dims: for verifier messages."""
     return "x".join("?" if d is None else str(d) for d in shape) or "scalar"

@@ -18,7 +18,7 @@ from mlir import ir
 from mlir.dialects import arith, func, linalg, tensor
 
 from ember.dialect.ops import Gemm
-from ember.dialect.shapes import patch_matrix_shape
+from ember.dialect.shapes import last_two_swapped, patch_matrix_shape
 from ember.kit.builders import constant, i64
 from ember.kit.epilogue import accumulator_type, epilogue_op, widened
 from ember.kit.ir_queries import defined_by, defining_op
@@ -97,8 +97,7 @@ def _swapped_last_two(value):
     if op is None or op.name not in ("ember.transpose", "linalg.transpose"):
         return None
     perm = list(ir.DenseI64ArrayAttr(op.attributes["permutation"]))
-    rank = len(perm)
-    if perm != list(range(rank - 2)) + [rank - 1, rank - 2]:
+    if perm != last_two_swapped(len(perm)):
         return None
     source = op.operands[0]
     return None if defined_by(source, "ember.weight") is not None else source

@@ -27,7 +27,7 @@ from typing import Optional
 from mlir import ir
 
 from ember.dialect.ops import Attention, Broadcast, Gemm, Reshape, Transpose
-from ember.dialect.shapes import shape_of
+from ember.dialect.shapes import last_two_swapped, shape_of
 from ember.kit.ir_queries import defined_by
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
@@ -100,33 +100,24 @@ def _unrepeated(found):
     return _without_unit_dim(y, len(shape_of(y)) - 3, build=True)
 
 
-def _swap_last_two(rank: int) -> list:
-    return list(range(rank - 2)) + [rank - 1, rank - 2]
-
-
 def _static(*values) -> Optional[list]:
     """The static shapes of `values`, or None when one is unknown or dynamic."""
     shapes = [shape_of(v) for v in values]
     return None if any(s is None or None in s for s in shapes) else shapes
 
 
-def _as_rows(value, group: int):
-    """[..., H, M, X] viewed as [..., H / group, group * M, X] (static shape)."""
+def _grouped_type(value, group: int):
+    """The type of [..., H, M, X] `value` with each `group` heads as rows: [..., H / group,
+    group * M, X] (static shape)."""
     shape = shape_of(value)
-    return Reshape.build(value, ir.RankedTensorType.get(
-        shape[:-3] + [shape[-3] // group, group * shape[-2], shape[-1]],
-        ir.RankedTensorType(value.type).element_type))
-
-
-def _as_heads(value, result_type):
-    return Reshape.build(value, result_type)
-
-
-def _grouped_result_type(result, group: int):
-    shape = shape_of(result)
     return ir.RankedTensorType.get(
         shape[:-3] + [shape[-3] // group, group * shape[-2], shape[-1]],
-        ir.RankedTensorType(result.type).element_type)
+        ir.RankedTensorType(value.type).element_type)
+
+
+def _as_rows(value, group: int):
+    """[..., H, M, X] viewed as [..., H / group, group * M, X]."""
+    return Reshape.build(value, _grouped_type(value, group))
 
 
 def fold_grouped_heads(op, rewriter) -> bool:
@@ -140,7 +131,7 @@ def fold_grouped_heads(op, rewriter) -> bool:
     rank = len(shapes[0])
     rhs, transposed = gemm.rhs, False
     transpose = Transpose.defining(rhs)
-    if transpose is not None and list(transpose.permutation) == _swap_last_two(rank):
+    if transpose is not None and list(transpose.permutation) == last_two_swapped(rank):
         rhs, transposed = transpose.input, True
     found = _repeated_heads(rhs)
     if found is None:
@@ -151,12 +142,12 @@ def fold_grouped_heads(op, rewriter) -> bool:
         if transposed:
             x_shape = shape_of(x)
             x = Transpose.build(x, ir.RankedTensorType.get(
-                [x_shape[p] for p in _swap_last_two(rank)],
-                ir.RankedTensorType(x.type).element_type), permutation=_swap_last_two(rank))
+                [x_shape[p] for p in last_two_swapped(rank)],
+                ir.RankedTensorType(x.type).element_type), permutation=last_two_swapped(rank))
         product = Gemm.build(_as_rows(gemm.lhs, group), x,
-                             _grouped_result_type(gemm.result, group),
+                             _grouped_type(gemm.result, group),
                              activation=gemm.activation)
-        rewriter.replace_op(op, [_as_heads(product, gemm.result.type)])
+        rewriter.replace_op(op, [Reshape.build(product, gemm.result.type)])
     return APPLIED
 
 
@@ -196,9 +187,9 @@ def fold_grouped_attention(op, rewriter) -> bool:
             return NOT_APPLIED
         grouped = Attention.build(_as_rows(attention.query, group), _unrepeated(keys),
                                   _unrepeated(values),
-                                  _grouped_result_type(attention.result, group), mask=mask,
+                                  _grouped_type(attention.result, group), mask=mask,
                                   scale=attention.scale)
-        rewriter.replace_op(op, [_as_heads(grouped, attention.result.type)])
+        rewriter.replace_op(op, [Reshape.build(grouped, attention.result.type)])
     return APPLIED
 
 

@@ -16,7 +16,7 @@ from typing import Optional, Tuple
 from mlir import ir
 
 from ember.dialect.ops import Attention, Binary, Gemm, Softmax, Transpose
-from ember.dialect.shapes import shape_of
+from ember.dialect.shapes import last_two_swapped, shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.transforms.fold_constants import scalar_constant
@@ -76,7 +76,7 @@ def fuse_attention(op, rewriter) -> bool:
     if not (len(shape_of(q)) == len(shape_of(kt)) == len(shape_of(v)) == rank):
         return NOT_APPLIED
     transpose = Transpose.defining(kt)
-    swap = list(range(rank - 2)) + [rank - 1, rank - 2]
+    swap = last_two_swapped(rank)
     with rewriter.ip, op.location:
         if transpose is not None and transpose.permutation == swap:
             k = transpose.input

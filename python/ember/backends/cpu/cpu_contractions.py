@@ -32,6 +32,7 @@ from typing import List, Optional
 from mlir import ir
 from mlir.dialects import func, linalg, tensor
 
+from ember.dialect.shapes import last_two_swapped
 from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec
 from ember.backends.cpu.gemm_schedule import GEMV_ROWS, default_panel
 from ember.backends.cpu.microkernel import CpuTraits
@@ -218,7 +219,7 @@ def _in_kernel_function(op) -> bool:
 
 def _transpose_last_two(value):
     t = ir.RankedTensorType(value.type)
-    perm = list(range(t.rank - 2)) + [t.rank - 1, t.rank - 2]
+    perm = last_two_swapped(t.rank)
     shape = [t.shape[p] for p in perm]
     sizes = [tensor_dim(value, p) if ir.ShapedType.is_dynamic_size(s) else s
              for p, s in zip(perm, shape)]
