@@ -55,8 +55,8 @@ class CpuGemmKernels(EmberPass):
     mc: int = 0
     #: Split M between threads when each gets at least this many rows (else split N); 0: 64.
     split_rows: int = 0
-    #: k steps per inner-loop iteration.
-    unroll: int = 4
+    #: k steps per inner-loop iteration; 0: gemm_schedule's choice for the kernel.
+    unroll: int = 0
     #: Independent accumulators a register tile should have (small tiles use several sets).
     chains: int = 8
     #: One task per OpenMP thread through scf.parallel (false: serial code; serial anyway

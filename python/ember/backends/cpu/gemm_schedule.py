@@ -25,6 +25,14 @@ PACK_A_PATCH_CHANNELS = 8
 #: blocks of 512 made a 4-bit panel 8 KiB runs 64 KiB apart, which the prefetcher did not
 #: follow: the decode stack's int4 step 2.5 -> 1.6 ms, int8 4.0 -> 1.7 ms, Zen 4, 2 threads).
 GEMV_ROWS = 4
+#: k steps per inner-loop iteration of the micro-kernel.
+UNROLL = 4
+#: ... of an int8 kernel reading a conv's patches in place, one step: each of its MR rows has
+#: its own input pixel pointer, and with 4 steps LLVM hoisted 4 x MR broadcasts ahead of the
+#: dot products and spilled them (the CNN's 32-channel 3x3 convs, Zen 4: 1.9 -> 0.8 ms; the
+#: whole static int8 CNN 7.5 -> 5.5 ms). Kernels of plain rows keep UNROLL (one step there
+#: was 10% slower).
+PATCH_INT8_UNROLL = 1
 
 
 def default_panel(traits: CpuTraits) -> int:
@@ -42,8 +50,9 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
     read one float per 56 bytes of packed A). KC: L1d / (2 NR) (512 on a 32 KiB L1 with NR = 32; on Zen 4, 512 measured
     faster than the L1-resident 128, since the reloads of C per K block cost more than
     streaming the panel from L2), balanced over K; int8 kernels take all of K in one block
-    (their partial sums are integers, C holds floats), and so do GEMVs (`GEMV_ROWS`). MC: the packed A block fills at most half
-    of L2 and 256 KiB (it lives on the stack of an OpenMP worker).
+    (their partial sums are integers, C holds floats), and so do GEMVs (`GEMV_ROWS`). MC: the
+    packed A block fills at most half of L2 and 256 KiB (it lives on the stack of an OpenMP
+    worker). Unroll: `UNROLL`, or `PATCH_INT8_UNROLL` for an int8 kernel of patches.
     """
     def given(key):
         value = overrides.pop(key, None)
@@ -54,6 +63,8 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
     mr = given("mr") or max(1, min(14, (traits.registers - vectors - 1 - temporaries) //
                                    vectors, spec.m or 14))
     gemv = spec.m is not None and spec.m <= GEMV_ROWS
+    unroll = given("unroll") or (PATCH_INT8_UNROLL if spec.int8 and spec.patches is not None
+                                 else UNROLL)
     kc = spec.k if spec.int8 or (gemv and not overrides.get("kc")) else given("kc")
     # K blocks of a patch lhs hold whole filter taps (C channels each): the kernel walks a
     # block tap by tap, reading C contiguous channels of one input pixel per tap. Those of
@@ -71,7 +82,8 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
         mc = max(mr, min(traits.l2 // 2, 256 * 1024) // (kc * 4) // mr * mr)
         if spec.m is not None:
             mc = min(mc, -(-spec.m // mr) * mr)
-    chosen = dict(lanes=lanes, mr=mr, nr=spec.nr, kc=kc, mc=mc, parallel=traits.cores > 1,
+    chosen = dict(lanes=lanes, mr=mr, nr=spec.nr, kc=kc, mc=mc, unroll=unroll,
+                  parallel=traits.cores > 1,
                   pack_a=spec.panels >= PACK_A_MIN_PANELS or (
                       spec.patches is not None and spec.tap_k < PACK_A_PATCH_CHANNELS))
     for key, value in overrides.items():
