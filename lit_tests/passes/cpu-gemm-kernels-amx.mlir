@@ -30,11 +30,12 @@
 // CHECK: llvm.call_intrinsic "llvm.x86.tileloadd64.internal"(%c16_i16, %c32_i16
 // CHECK: llvm.call_intrinsic "llvm.x86.tileloadd64.internal"(%c8_i16, %c64_i16
 // CHECK: llvm.call_intrinsic "llvm.x86.tdpbusd.internal"(%c16_i16, %c64_i16, %c32_i16
-// With amx=false: the vector dot product (vpdpbusd), no tile function; a kernel of plain rows
-// steps k 4 words per loop iteration.
+// With amx=false: the vector dot product (vpdpbusd), no tile function; a tile of 10 rows
+// (gemm_schedule.INT8_ROWS; the registers would hold 14), and a kernel of plain rows steps k 4
+// words per loop iteration.
 // VNNI-LABEL: func.func @linear(
 // VNNI: func.func private @ember_gemm_0(
-// VNNI-SAME: ember.gemm_schedule = {{{.*}}unroll = 4 : i64}
+// VNNI-SAME: ember.gemm_schedule = {{{.*}}mr = 10 : i64{{.*}}unroll = 4 : i64}
 // VNNI-NOT: tdpbusd
 // VNNI: llvm.x86.avx512.vpdpbusd.512
 func.func @linear(%x: tensor<40x96xf32>) -> tensor<40x64xf32> {
@@ -66,7 +67,7 @@ func.func @linear(%x: tensor<40x96xf32>) -> tensor<40x64xf32> {
 // steps spilled the broadcasts LLVM hoisted (gemm_schedule.PATCH_INT8_UNROLL).
 // VNNI-LABEL: func.func @conv(
 // VNNI: func.func private @ember_gemm_0(
-// VNNI-SAME: ember.gemm_schedule = {{{.*}}unroll = 1 : i64}
+// VNNI-SAME: ember.gemm_schedule = {{{.*}}mr = 10 : i64{{.*}}unroll = 1 : i64}
 // VNNI-NOT: memref<128x288xi8>
 // VNNI: llvm.x86.avx512.vpdpbusd.512
 func.func @conv(%x: tensor<2x8x8x32xui8>) -> tensor<2x8x8x32xf32> {

@@ -25,6 +25,13 @@ PACK_A_PATCH_CHANNELS = 8
 #: blocks of 512 made a 4-bit panel 8 KiB runs 64 KiB apart, which the prefetcher did not
 #: follow: the decode stack's int4 step 2.5 -> 1.6 ms, int8 4.0 -> 1.7 ms, Zen 4, 2 threads).
 GEMV_ROWS = 4
+#: Rows of an AVX-512 int8 kernel's register tile at most: its tile reads each row of A in
+#: place (one stream per row, where an f32 kernel reads a packed block), and 10 rows beat the
+#: 14 the registers allow (Zen 4, 2 threads: the MLP block's two qgemms 1.48 -> 1.39 ms, the
+#: BERT encoder's QKV qgemm 0.77 -> 0.61 ms and FFN1 1.11 -> 0.98 ms, the CNN's stride-2 3x3
+#: conv 0.50 -> 0.40 ms; 8 and 6 rows no better). Narrower vectors keep the registers' bound
+#: (AVX2's is 5 rows; AArch64's 14, or 12 on smmla, unmeasured on hardware).
+INT8_ROWS = 10
 #: k steps per inner-loop iteration of the micro-kernel.
 UNROLL = 4
 #: ... of an int8 kernel reading a conv's patches in place, one step: each of its MR rows has
@@ -46,7 +53,7 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
     tile (an int8 dot product's intermediates).
 
     MR: as many rows as the vector registers hold (accumulators + the panel's vectors + one
-    broadcast), at most M's (a static M below it packs A's rows densely, not MR apart: a GEMV
+    broadcast; at most `INT8_ROWS` in an AVX-512 int8 kernel), at most M's (a static M below it packs A's rows densely, not MR apart: a GEMV
     read one float per 56 bytes of packed A). KC: L1d / (2 NR) (512 on a 32 KiB L1 with NR = 32; on Zen 4, 512 measured
     faster than the L1-resident 128, since the reloads of C per K block cost more than
     streaming the panel from L2), balanced over K; int8 kernels take all of K in one block
@@ -60,8 +67,9 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
     lanes = given("lanes") or math.gcd(traits.lanes, spec.nr)
     vectors = max(1, spec.nr // lanes)
     temporaries = overrides.pop("temporaries", 0)
-    mr = given("mr") or max(1, min(14, (traits.registers - vectors - 1 - temporaries) //
-                                   vectors, spec.m or 14))
+    mr = given("mr") or max(1, min(INT8_ROWS if spec.int8 and traits.lanes >= 16 else 14,
+                                   (traits.registers - vectors - 1 - temporaries) // vectors,
+                                   spec.m or 14))
     gemv = spec.m is not None and spec.m <= GEMV_ROWS
     unroll = given("unroll") or (PATCH_INT8_UNROLL if spec.int8 and spec.patches is not None
                                  else UNROLL)
