@@ -74,3 +74,49 @@ func.func @quantized_chain(%x: tensor<1x8x6x6xf32>, %w: tensor<8x8x3x3xf32>) -> 
   %1 = "ember.conv2d"(%d, %w) {activation = "none", dilations = array<i64: 1, 1>, groups = 1 : i64, layout = "nchw", padding = array<i64: 1, 1>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<1x8x6x6xf32>, tensor<8x8x3x3xf32>) -> tensor<1x8x6x6xf32>
   return %1 : tensor<1x8x6x6xf32>
 }
+
+// -----
+
+// A global average pool written as a mean over H and W: the transpose back to NCHW sinks into
+// the reduction, which then reduces the NHWC dims 1 and 2; the kept dims (N, C) keep their
+// order, so no transpose is left after the conv.
+// CHECK-LABEL: func.func @mean_pool
+// CHECK: %[[C:.*]] = "ember.conv2d"({{.*}}layout = "nhwc"
+// CHECK-NEXT: "ember.reduce"(%[[C]]) {axes = array<i64: 1, 2>, keepdim = false, kind = "mean"} : (tensor<2x6x6x8xf32>) -> tensor<2x8xf32>
+// CHECK-NOT: ember.transpose
+// CHECK: return
+func.func @mean_pool(%x: tensor<2x8x6x6xf32>, %w: tensor<8x8x3x3xf32>) -> tensor<2x8xf32> {
+  %0 = "ember.conv2d"(%x, %w) {activation = "relu", dilations = array<i64: 1, 1>, groups = 1 : i64, layout = "nchw", padding = array<i64: 1, 1>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x8x6x6xf32>, tensor<8x8x3x3xf32>) -> tensor<2x8x6x6xf32>
+  %1 = "ember.reduce"(%0) {axes = array<i64: 2, 3>, keepdim = false, kind = "mean"} : (tensor<2x8x6x6xf32>) -> tensor<2x8xf32>
+  return %1 : tensor<2x8xf32>
+}
+
+// -----
+
+// With keepdim the size-1 dims stay: the reduction keeps NHWC and a transpose of the small
+// [N, 1, 1, C] result restores NCHW (moving only size-1 dims, it canonicalizes to a reshape).
+// CHECK-LABEL: func.func @mean_keepdim
+// CHECK: %[[R:.*]] = "ember.reduce"({{.*}}) {axes = array<i64: 1, 2>, keepdim = true, kind = "mean"} : (tensor<2x6x6x8xf32>) -> tensor<2x1x1x8xf32>
+// CHECK-NEXT: "ember.reshape"(%[[R]]) : (tensor<2x1x1x8xf32>) -> tensor<2x8x1x1xf32>
+// CHECK-NOT: ember.transpose
+func.func @mean_keepdim(%x: tensor<2x8x6x6xf32>, %w: tensor<8x8x3x3xf32>) -> tensor<2x8x1x1xf32> {
+  %0 = "ember.conv2d"(%x, %w) {activation = "relu", dilations = array<i64: 1, 1>, groups = 1 : i64, layout = "nchw", padding = array<i64: 1, 1>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x8x6x6xf32>, tensor<8x8x3x3xf32>) -> tensor<2x8x6x6xf32>
+  %1 = "ember.reduce"(%0) {axes = array<i64: 2, 3>, keepdim = true, kind = "mean"} : (tensor<2x8x6x6xf32>) -> tensor<2x8x1x1xf32>
+  return %1 : tensor<2x8x1x1xf32>
+}
+
+// -----
+
+// A reduction over the channels keeps H and W, in NCHW order [N, H, W] = NHWC's own: no
+// transpose either. Reducing H alone keeps [N, C, W], which NHWC holds as [N, W, C]: a
+// transpose of that result swaps them back.
+// CHECK-LABEL: func.func @sum_channels
+// CHECK: "ember.reduce"({{.*}}) {axes = array<i64: 3>, keepdim = false, kind = "sum"} : (tensor<2x6x6x8xf32>) -> tensor<2x6x6xf32>
+// CHECK: %[[H:.*]] = "ember.reduce"({{.*}}) {axes = array<i64: 1>, keepdim = false, kind = "sum"} : (tensor<2x6x6x8xf32>) -> tensor<2x6x8xf32>
+// CHECK-NEXT: "ember.transpose"(%[[H]]) {permutation = array<i64: 0, 2, 1>} : (tensor<2x6x8xf32>) -> tensor<2x8x6xf32>
+func.func @sum_channels(%x: tensor<2x8x6x6xf32>, %w: tensor<8x8x3x3xf32>) -> (tensor<2x6x6xf32>, tensor<2x8x6xf32>) {
+  %0 = "ember.conv2d"(%x, %w) {activation = "relu", dilations = array<i64: 1, 1>, groups = 1 : i64, layout = "nchw", padding = array<i64: 1, 1>, strides = array<i64: 1, 1>, operandSegmentSizes = array<i32: 1, 1, 0, 0>} : (tensor<2x8x6x6xf32>, tensor<8x8x3x3xf32>) -> tensor<2x8x6x6xf32>
+  %1 = "ember.reduce"(%0) {axes = array<i64: 1>, keepdim = false, kind = "sum"} : (tensor<2x8x6x6xf32>) -> tensor<2x6x6xf32>
+  %2 = "ember.reduce"(%0) {axes = array<i64: 2>, keepdim = false, kind = "sum"} : (tensor<2x8x6x6xf32>) -> tensor<2x8x6xf32>
+  return %1, %2 : tensor<2x6x6xf32>, tensor<2x8x6xf32>
+}

@@ -3,7 +3,8 @@
 Each NCHW conv2d/pool2d becomes `transpose -> NHWC op -> transpose back` (filters are
 transposed to [KH, KW, C, F], which ember-fold-constants does at compile time). Transposes are
 then sunk toward the outputs, through elementwise ops (unary, binary with both sides transposed
-alike, or with a constant side, which is permuted instead; per-tensor quantize and dequantize),
+alike, or with a constant side, which is permuted instead; per-tensor quantize and dequantize)
+and into reductions (which then reduce the NHWC dims),
 until each NHWC op's input transpose
 meets the previous op's output transpose and ember-canonicalize cancels the pair. What remains
 is one transpose at each boundary to NCHW code (the model's inputs and outputs, or ops that
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 
 from mlir import ir
 
-from ember.dialect.ops import Binary, Conv2d, Dequantize, Pool2d, Quantize, Reshape, Transpose, \
-    Unary, view
+from ember.dialect.ops import Binary, Conv2d, Dequantize, Pool2d, Quantize, Reduce, Reshape, \
+    Transpose, Unary, view
 from ember.dialect.shapes import shape_of
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
@@ -84,6 +85,34 @@ def _sink_through_quantization(op, rewriter) -> bool:
     return APPLIED
 
 
+def _sink_into_reduce(op, rewriter) -> bool:
+    """reduce(transpose(x, p), axes) -> reduce(x, p[axes]): the reduction reads x's own
+    layout (a CNN's global average pool over NHWC H and W, not a transpose back to NCHW
+    first). The kept dims come out in x's order: a transpose of the (smaller) result puts
+    them in p's where that differs (with keepdim, the size-1 dims stay and p applies)."""
+    reduce = Reduce(op)
+    t = Transpose.defining(reduce.input)
+    if t is None:
+        return NOT_APPLIED
+    perm = t.permutation
+    axes = sorted(perm[a] for a in reduce.axes)
+    x_shape = ir.RankedTensorType(t.input.type).shape
+    element = ir.RankedTensorType(op.results[0].type).element_type
+    if reduce.keepdim:
+        order = list(perm)
+        shape = [1 if d in axes else n for d, n in enumerate(x_shape)]
+    else:
+        kept = [perm[d] for d in range(len(perm)) if d not in reduce.axes]
+        order = [sorted(kept).index(d) for d in kept]
+        shape = [n for d, n in enumerate(x_shape) if d not in axes]
+    with rewriter.ip, op.location:
+        inner = reduce.rebuild(ir.RankedTensorType.get(shape, element), input=t.input,
+                               axes=axes)
+        moved = inner if order == sorted(order) else _transpose(inner, order)
+        rewriter.replace_op(op, [moved])
+    return APPLIED
+
+
 def _inverse(perm):
     inv = [0] * len(perm)
     for i, p in enumerate(perm):
@@ -146,6 +175,7 @@ class ConvertLayout(EmberPass):
                              f"(expected nhwc or nchw)")
         apply_patterns(module, {Conv2d.op_name: [_to_nhwc], Pool2d.op_name: [_to_nhwc],
                                 Unary.op_name: [_sink_through_unary],
+                                Reduce.op_name: [_sink_into_reduce],
                                 Binary.op_name: [_sink_through_binary],
                                 Quantize.op_name: [_sink_through_quantization],
                                 Dequantize.op_name: [_sink_through_quantization],
