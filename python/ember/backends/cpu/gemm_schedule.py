@@ -53,10 +53,11 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
     tile (an int8 dot product's intermediates).
 
     MR: as many rows as the vector registers hold (accumulators + the panel's vectors + one
-    broadcast; at most `INT8_ROWS` in an AVX-512 int8 kernel), at most M's (a static M below it packs A's rows densely, not MR apart: a GEMV
-    read one float per 56 bytes of packed A). KC: L1d / (2 NR) (512 on a 32 KiB L1 with NR = 32; on Zen 4, 512 measured
-    faster than the L1-resident 128, since the reloads of C per K block cost more than
-    streaming the panel from L2), balanced over K; int8 kernels take all of K in one block
+    broadcast; at most `INT8_ROWS` in an AVX-512 int8 kernel), at most M's (a static M below
+    it packs A's rows densely, not MR apart: a GEMV read one float per 56 bytes of packed A).
+    KC: L1d / (2 NR) (512 on a 32 KiB L1 with NR = 32; on Zen 4, 512 measured faster than the
+    L1-resident 128, since the reloads of C per K block cost more than streaming the panel
+    from L2), balanced over K; int8 kernels take all of K in one block
     (their partial sums are integers, C holds floats), and so do GEMVs (`GEMV_ROWS`). MC: the
     packed A block fills at most half of L2 and 256 KiB (it lives on the stack of an OpenMP
     worker). Unroll: `UNROLL`, or `PATCH_INT8_UNROLL` for an int8 kernel of patches.
