@@ -142,11 +142,19 @@ def _post(url: str, body: bytes):
         return e.code, json.loads(e.read())
 
 
+def _stats(handle):
+    return {s["pid"]: s for s in handle.broadcast("stats").results()}
+
+
 def test_500_concurrent_requests_of_mixed_sizes(served):
+    from ember.serving import grpc_handle
     model, handle, url = served
     xs = _requests(500, seed=2)
-    # 400 through handles (numpy over the object store), all in flight at once ...
-    pending = [(i, handle.infer.remote({"x": x})) for i, x in enumerate(xs[:400])]
+    before = _stats(handle)
+    # 400 through handles, all in flight at once: numpy by reference (Ray's object store)
+    # and by value over gRPC ...
+    handles = (handle, grpc_handle(handle))
+    pending = [(i, handles[i % 2].infer.remote({"x": x})) for i, x in enumerate(xs[:400])]
     answers = {i: response.result(timeout_s=120)["output_0"] for i, response in pending}
     # ... and 100 over HTTP (JSON) from 16 client threads
     with ThreadPoolExecutor(16) as clients:
@@ -160,6 +168,12 @@ def test_500_concurrent_requests_of_mixed_sizes(served):
     for i, x in enumerate(xs):
         assert answers[i].shape == (len(x), 64)
         assert_close(answers[i], _expected(model, x))
+    # the replicas' counters: every request and row once, some merged into shared calls
+    after = _stats(handle)
+    count = lambda key: sum(after[p][key] - before[p][key] for p in after)
+    assert after.keys() == before.keys() and len(after) == 2
+    assert count("requests") == 500 and count("rows") == sum(len(x) for x in xs)
+    assert count("calls") < 500 and count("model_cpu_seconds") > 0
 
 
 @pytest.mark.parametrize("body, status, message", [
@@ -214,8 +228,11 @@ def _replicas():
             if a["name"].startswith("SERVE_REPLICA::")]
 
 
-def test_a_killed_replica_is_restarted_and_answers_stay_right(served):
+@pytest.mark.parametrize("transport", ["by reference", "gRPC"])
+def test_a_killed_replica_is_restarted_and_answers_stay_right(served, transport):
+    from ember.serving import grpc_handle
     model, handle, _ = served
+    handle = grpc_handle(handle) if transport == "gRPC" else handle
     xs = _requests(600, seed=4)
     retried = []
 

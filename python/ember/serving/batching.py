@@ -15,7 +15,8 @@ its declared range); an artifact without one runs each request on its own.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -50,6 +51,21 @@ def batch_dim(manifest: Mapping) -> Optional[BatchDim]:
     return BatchDim(symbol, int(bounds["max"]))
 
 
+@dataclass
+class RunnerStats:
+    """What a runner has run: `requests` answered, in `calls` to the model holding `rows`
+    rows in all (rows per call: how full dynamic batches are), `model_cpu_seconds` of CPU
+    time of the thread making those calls (a runtime with several threads: its workers' time
+    is not in it)."""
+    requests: int = 0
+    calls: int = 0
+    rows: int = 0
+    model_cpu_seconds: float = 0.0
+
+    def as_dict(self) -> Dict[str, float]:
+        return asdict(self)
+
+
 class ModelRunner:
     """Checks and runs requests on one loaded `ember.runtime.Model` (see the module
     docstring)."""
@@ -64,6 +80,7 @@ class ModelRunner:
         self.input_names = model.get_input_names()
         self.output_names = [o["name"] for o in manifest["outputs"] if not o.get("writes_back")]
         self._dtypes = {e["name"]: numpy_dtype(e["dtype"]) for e in manifest["inputs"]}
+        self.stats = RunnerStats()
 
     # -- one request --------------------------------------------------------------------
     def from_json(self, inputs: Any) -> Dict[str, np.ndarray]:
@@ -122,12 +139,17 @@ class ModelRunner:
         for chunk in self._chunks(requests):
             merged = {n: np.concatenate([requests[i][n] for i in chunk])
                       if len(chunk) > 1 else requests[chunk[0]][n] for n in self.input_names}
+            started = time.thread_time()
             outputs = self.execute(merged)
+            self.stats.model_cpu_seconds += time.thread_time() - started
+            self.stats.calls += 1
+            self.stats.rows += self._rows(merged)
             start = 0
             for i in chunk:
                 rows = self._rows(requests[i])
                 results[i] = {n: o[start:start + rows] for n, o in outputs.items()}
                 start += rows
+        self.stats.requests += len(requests)
         return results
 
     def _chunks(self, requests) -> List[List[int]]:
