@@ -159,13 +159,16 @@ def test_conv_net_matches_convert_pt2e(target):
     (80, 3, 2, 1, 11),      # a tap is 80 bytes (64 + 16), strided
     (8, 5, 1, 2, 12),       # dilated: tap by tap
     (64, 1, 2, 1, 9),       # the downsampling 1x1 of a ResNet block
+    (3, 3, 1, 1, 16),       # an RGB image: each tap's 3 channels padded to a word
+    (1, 5, 2, 1, 11),       # one channel, strided
+    (6, 3, 2, 1, 10),       # two words a tap, the second half padding
 ])
 @pytest.mark.parametrize("target", ["host", "host:cpu=icelake-server"])
 def test_convolution_shapes_match_convert_pt2e(channels, kernel, stride, dilation, size,
                                               target):
     """int8 convolutions whose patch rows the kernel gathers (AMX where the host has it, an
     x86 target without AMX beside it): runs longer and shorter than 64 bytes, strides,
-    dilation, row counts that leave tail tiles."""
+    dilation, row counts that leave tail tiles, channels that are no whole words."""
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(channels, 32, kernel, stride, padding=kernel // 2 * dilation,
                            dilation=dilation)

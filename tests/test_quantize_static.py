@@ -229,14 +229,15 @@ def test_sentence_embeddings_keep_their_direction(mode):
                          ids=["kernels", "reference-bodies"])
 def test_conv_net_with_dynamic_batch(disabled):
     """The int8 convolutions read their patches from the padded codes in place (whole words
-    of channels), for any batch; the kernels' linalg reference bodies agree."""
+    of channels: an RGB input's 3 padded to 4), for any batch; the kernels' linalg reference
+    bodies agree."""
     from test_quantize_pt2e import _assert_within_one_step
     torch.manual_seed(0)
 
     class Convs(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)              # 3 channels: im2col
+            self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)              # 3 channels: a word
             self.c2 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)    # in place
 
         def forward(self, x):

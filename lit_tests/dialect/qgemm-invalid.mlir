@@ -45,3 +45,14 @@ func.func @bad_encoding(%a: tensor<8x16xf32>, %w: tensor<16x32xi8>, %s: tensor<3
   %0 = "ember.qgemm"(%a, %w, %s) {activation = "none", lhs_encoding = "u4", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xf32>, tensor<16x32xi8>, tensor<32xf32>) -> tensor<8x32xf32>
   return %0 : tensor<8x32xf32>
 }
+
+// -----
+
+// A conv's packed weight holds ceil(K/4) words (the kernel reads a materialized im2col copy) or
+// each filter tap's channels in whole words (it reads the patches in place): C = 3 under 3x3
+// taps is 7 or 9 words, never 8.
+func.func @packed_conv_words(%x: tensor<2x8x8x3xui8>, %w: tensor<2x8x16xi32>, %s: tensor<32xf32>, %c: tensor<32xi32>) -> tensor<2x8x8x32xf32> {
+  // expected-error @+1 {{packed rhs must be i32 [ceil(N/NR), ceil(K/4) or KH*KW*ceil(C/4), NR] with static K, N and NR > 0, got 2x8x16 i32}}
+  %0 = "ember.qgemm"(%x, %w, %s, %c) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, lhs_patches = array<i64: 3, 3, 1, 1, 1, 1, 1, 1>, rhs_panel = 16 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>} : (tensor<2x8x8x3xui8>, tensor<2x8x16xi32>, tensor<32xf32>, tensor<32xi32>) -> tensor<2x8x8x32xf32>
+  return %0 : tensor<2x8x8x32xf32>
+}

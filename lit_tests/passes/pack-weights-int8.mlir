@@ -80,3 +80,30 @@ func.func @codes_out(%x: tensor<?x20xui8>) -> tensor<?x40xui8> {
   %0 = "ember.qgemm"(%x, %w, %s) {activation = "relu", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, result_scale = 0.25 : f32, result_zero_point = 3 : i64, result_range = array<i64: 0, 255>, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<?x20xui8>, tensor<20x40xi8>, tensor<40xf32>) -> tensor<?x40xui8>
   return %0 : tensor<?x40xui8>
 }
+
+// -----
+
+// A quantized conv of an RGB image (3x3 taps of C = 3, K = 27): each tap's channels become
+// one whole word (the 4th byte 0), K words = 9 (not ceil(27/4) = 7), and the lowering pads
+// the codes' channels to 4 (with the spatial zero-point border) so that the kernel reads the
+// patches in place instead of a materialized im2col copy. With i8mm (Graviton 3), whose smmla
+// multiplies 2 words of a tap at a time, one word a tap would run on sdot: the weight keeps
+// its 7 words over K, the lowering materializes the patches.
+// SDOT-LABEL: func.func @rgb_conv
+// SDOT: {name = "stem.weight.int8.words16"} : () -> tensor<2x7x16xi32>
+// VNNI-LABEL: func.func @rgb_conv
+// VNNI: {name = "stem.weight.int8.words16_tap_words"} : () -> tensor<2x9x16xi32>
+// VNNI: lhs_patches = array<i64: 3, 3, 1, 1, 1, 1, 1, 1>
+// VNNI-SAME: rhs_panel = 16 : i64
+// LOWER-LABEL: func.func @rgb_conv
+// LOWER: tensor.pad %{{.*}} low[0, 1, 1, 0] high[0, 1, 1, 1]
+// LOWER: call @ember_gemm_{{.*}} : (tensor<2x10x10x4xi8>, tensor<2x9x16xi32>,
+// LOWER-LABEL: func.func private @ember_gemm_
+// LOWER-SAME: k = 9 : i64
+// LOWER-SAME: patches = array<i64: 10, 10, 4, 3, 3, 1, 1, 1, 1>
+func.func @rgb_conv(%x: tensor<2x8x8x3xui8>) -> tensor<2x8x8x32xf32> {
+  %w = "ember.weight"() {name = "stem.weight.int8"} : () -> tensor<27x32xi8>
+  %s = "ember.weight"() {name = "stem.weight.int8_scale"} : () -> tensor<32xf32>
+  %0 = "ember.qgemm"(%x, %w, %s) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, lhs_patches = array<i64: 3, 3, 1, 1, 1, 1, 1, 1>, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<2x8x8x3xui8>, tensor<27x32xi8>, tensor<32xf32>) -> tensor<2x8x8x32xf32>
+  return %0 : tensor<2x8x8x32xf32>
+}

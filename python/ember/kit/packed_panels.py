@@ -7,7 +7,7 @@ weights this way at compile time and marks their GEMMs with `rhs_panel = NR`.
 """
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import numpy as np
 
@@ -26,10 +26,18 @@ def pack_panels(rhs: np.ndarray, nr: int) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(k, panels, nr).transpose(1, 0, 2))
 
 
-def int8_words(q: np.ndarray) -> np.ndarray:
+def int8_words(q: np.ndarray, tap_channels: Optional[int] = None) -> np.ndarray:
     """int8 [K, N] -> int32 [ceil(K/4), N]: word (w, n) holds q[4w + j, n] in byte j
-    (little-endian), zero-padded past K; the int8 GEMM kernel's unit of k."""
+    (little-endian), zero-padded past K; the int8 GEMM kernel's unit of k. A conv's weight
+    (K = taps * C, `tap_channels` = C): each tap's C rows zero-padded to whole words first,
+    int32 [taps * ceil(C/4), N]."""
     k, n = q.shape
+    if tap_channels is not None and tap_channels % 4:
+        q = np.concatenate([q.reshape(-1, tap_channels, n),
+                            np.zeros((k // tap_channels, -tap_channels % 4, n), np.int8)],
+                           axis=1)
+        k = q.shape[0] * q.shape[1]
+        q = q.reshape(k, n)
     padded = np.zeros((-(-k // 4) * 4, n), dtype=np.int8)
     padded[:k] = q
     return np.ascontiguousarray(padded.reshape(-1, 4, n).transpose(0, 2, 1)).view(np.int32) \

@@ -45,11 +45,14 @@ def lower_qgemm(qgemm: QGemm):
     out_type = ir.RankedTensorType.get(storage_type.shape, _F32())     # before requantizing
     quant = _result_quantization(qgemm)
     source = signless(qgemm.lhs)
-    implicit = _implicit_patches(qgemm)
+    implicit = qgemm.reads_patches_in_place()
     logical = None
     if qgemm.lhs_patches is not None:
-        source = zero_point_padded(source, qgemm.lhs_patches, qgemm.lhs_zero_point)
-        if implicit:        # the kernel reads the patches from the padded codes in place
+        # in place: the kernel reads the patches from the padded codes a word of channels at
+        # a time (channels padded to whole words; the packed weight's padding rows are 0)
+        source = zero_point_padded(source, qgemm.lhs_patches, qgemm.lhs_zero_point,
+                                   whole_words=implicit)
+        if implicit:
             logical = patch_matrix_shape(tensor_shape(source), qgemm.lhs_patches[:6])
         else:
             source = materialize_patches(source, qgemm.lhs_patches[:6])
@@ -112,19 +115,14 @@ def _result_quantization(qgemm: QGemm):
     return (1.0 / qgemm.result_scale, qgemm.result_zero_point, *qgemm.result_range)
 
 
-def _implicit_patches(qgemm: QGemm) -> bool:
-    """Whether the int8 kernel reads a quantized conv's patches in place (packed weights,
-    whole words of channels) instead of from a materialized im2col copy."""
-    if qgemm.lhs_patches is None or qgemm.rhs_panel is None:
-        return False
-    return ir.RankedTensorType(qgemm.lhs.type).shape[-1] % 4 == 0
-
-
-def zero_point_padded(codes, geometry, zero_point: int):
+def zero_point_padded(codes, geometry, zero_point: int, whole_words: bool = False):
     """NHWC codes padded by (PH, PW) = geometry[6:] with the zero point (the code of 0.0; its
-    byte, for unsigned codes above 127, reads as negative i8)."""
+    byte, for unsigned codes above 127, reads as negative i8); with `whole_words`, C too,
+    up to a multiple of 4."""
     ph, pw = geometry[6:]
-    return pad(codes, [0, ph, pw, 0], [0, ph, pw, 0], zero_point - 256 * (zero_point > 127))
+    channels = -tensor_shape(codes)[3] % 4 if whole_words else 0
+    return pad(codes, [0, ph, pw, 0], [0, ph, pw, channels],
+               zero_point - 256 * (zero_point > 127))
 
 
 def _kernel_bytes(codes, unsigned: bool, enc):

@@ -1,7 +1,7 @@
 """Serving ember artifacts at scale on Ray Serve (the `ember[serve]` extra): `build_app` makes
-the deployment (replicas, threads, dynamic batching), `grpc_handle` the cheapest way
-to call it from Python, `run_server` is `ember serve`. The
-request checking and batching (ember.serving.batching) needs no Ray."""
+the deployment (replicas, threads, dynamic batching), `grpc_handle` is the cheapest way to call
+it from Python, `run_server` is `ember serve`. The request checking and batching
+(ember.serving.batching) needs no Ray."""
 from ember.serving.batching import BatchDim, ModelRunner, RequestTooLarge, batch_dim
 
 __all__ = ["BatchDim", "ModelRunner", "RequestTooLarge", "batch_dim", "build_app", "grpc_handle",

@@ -17,7 +17,9 @@ codes two per byte, `nibble_pairs`) and its group scales and offsets in panels o
 too, [ceil(N/NR), groups, NR], so that a panel's scales for one group are one vector load.
 
 An int8 `ember.qgemm` gets the same panels of i32 words, 4 consecutive k per word
-(`int8_words`), its activation encoding (the one the target's integer dot product reads, see
+(`int8_words`; a quantized conv's, 4 consecutive channels of one filter tap, each tap's
+channels zero-padded to whole words, so that the kernel reads the patches of any input, an RGB
+image's 3 channels included, in place), its activation encoding (the one the target's integer dot product reads, see
 ember.backends.cpu.int8_dot; for static codes, one reading all 8 bits) and the compensation
 that encoding's zero point needs, computed here. An int8 `ember.attention` gets the encoding
 and panel width its run-time packed products use (int8_encoding, int8_panel).
@@ -25,6 +27,7 @@ and panel width its run-time packed products use (int8_encoding, int8_panel).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from mlir import ir
 
@@ -32,6 +35,7 @@ from ember.backends.cpu.gemm_schedule import default_panel
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.backends.cpu.bf16_dot import pair_lanes
 from ember.backends.cpu.int8_dot import full_range_encoding, int8_dot_for
+from ember.backends.cpu.mmla_tiles import has_i8mm
 from ember.dialect.ops import Attention, Gemm, QGemm, Weight
 from ember.kit.packed_panels import bf16_pairs, int8_words, nibble_pairs, pack_panels, \
     packed_shape
@@ -150,19 +154,37 @@ class _PackInt8Pattern:
         else:
             enc = encoding(int8_dot_for(self.target).encoding)
             zero_point = enc.zero_point
-        packed_name = weights.derive(f"{weight.name}.words{nr}",
-                                     lambda q: pack_panels(int8_words(q), nr), [weight.name])
+        channels = self._tap_channels(qgemm, k)
+        packed_name = weights.derive(
+            f"{weight.name}.words{nr}" + ("_tap_words" if channels else ""),
+            lambda q: pack_panels(int8_words(q, channels), nr), [weight.name])
         comp_name = weights.derive(f"{weight.name}.zp{zero_point}_compensation",
                                    lambda q: compensation(q, zero_point), [weight.name])
         i32 = ir.IntegerType.get_signless(32)
         with rewriter.ip, op.location:
-            packed = Weight.build(ir.RankedTensorType.get(packed_shape(-(-k // 4), n, nr), i32),
+            words = qgemm.tap_words() if channels else -(-k // 4)
+            packed = Weight.build(ir.RankedTensorType.get(packed_shape(words, n, nr), i32),
                                   name=packed_name)
             comp = Weight.build(ir.RankedTensorType.get([n], i32), name=comp_name)
             rewriter.replace_op(op, [qgemm.rebuild(
                 qgemm.result.type, rhs=packed, rhs_compensation=comp, rhs_panel=nr,
                 lhs_encoding=enc.name)])
         return APPLIED
+
+    def _tap_channels(self, qgemm: QGemm, k: int) -> Optional[int]:
+        """C, when a quantized conv's weight [taps * C, N] is packed in tap words (each tap's
+        channels zero-padded to whole words: the kernel reads the patches in place), not
+        over K: for every C that is no multiple of 4 (an RGB image's 3), except where the
+        kernel would then lose smmla (it multiplies 2 words of a tap at a time; an odd count
+        runs on sdot), which keeps the materialized im2col copy."""
+        if qgemm.lhs_patches is None:
+            return None
+        channels = ir.RankedTensorType(qgemm.lhs.type).shape[-1]
+        if channels % 4 == 0:                       # the two layouts are the same
+            return None
+        keep_smmla = has_i8mm(self.target) and -(-channels // 4) % 2
+        # (as many words either way: the lowering takes them for tap words)
+        return None if keep_smmla and qgemm.tap_words() != -(-k // 4) else channels
 
 
 @dataclass

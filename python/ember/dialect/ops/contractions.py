@@ -203,7 +203,10 @@ class QGemm(EmberOp):
     lhs_encoding = OneOf(INT8_ENCODINGS, what="activation encoding", default="s8")
     rhs_panel = I64(optional=True, doc=(
         "NR, set by ember-pack-weights: rhs is i32 [ceil(N/NR), ceil(K/4), NR] words, "
-        "byte j of word (p, w, c) holding rhs[4w + j, p*NR + c]"))
+        "byte j of word (p, w, c) holding rhs[4w + j, p*NR + c]; with lhs_patches, either that "
+        "(the kernel reads a materialized im2col copy) or [ceil(N/NR), KH*KW*ceil(C/4), NR], "
+        "each filter tap's C channels zero-padded to whole words (it reads the patches in "
+        "place)"))
     lhs_scale = F32(optional=True, doc="static: the scale of the lhs codes")
     lhs_zero_point = I64(optional=True, doc="static: the zero point of the lhs codes")
     output_activation = OneOf(ACTIVATIONS, what="activation", optional=True, doc=(
@@ -256,6 +259,22 @@ class QGemm(EmberOp):
             return "lhs_patches needs a static lhs (codes)"
         return patch_matrix_or_problem(self.lhs_patches, QGemm.lhs_patches.raw(self), lhs, 2)
 
+    def tap_words(self) -> Optional[int]:
+        """For an lhs of patches: the k words of a packed rhs holding each filter tap's C
+        channels in whole words (zero-padded), KH*KW*ceil(C/4): the kernel then reads the
+        patches in place, a word of channels at a time. None without patches."""
+        if self.lhs_patches is None:
+            return None
+        kh, kw = self.lhs_patches[:2]
+        return kh * kw * -(-shape_of(self.lhs)[-1] // 4)
+
+    def reads_patches_in_place(self) -> bool:
+        """Whether a packed rhs is in tap words, not ceil(K/4) words over the rows of a
+        materialized im2col copy: its word count says (where the two counts agree, it is in
+        tap words: ember-pack-weights packs it so)."""
+        return self.rhs_panel is not None and self.lhs_patches is not None and \
+            shape_of(self.rhs)[1] == self.tap_words()
+
     def verify(self) -> Optional[str]:
         lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
         if lhs is None or rhs is None or res is None or len(lhs) < 2:
@@ -282,10 +301,13 @@ class QGemm(EmberOp):
                 return "rhs_compensation belongs to a packed rhs (rhs_panel)"
         else:
             nr = self.rhs_panel
-            expected = None if k is None or n is None or nr <= 0 else \
-                [-(-n // nr), -(-k // 4), nr]
-            if expected is None or rhs != expected or _element(self.rhs) != "i32":
-                return f"packed rhs must be i32 [ceil(N/NR), ceil(K/4), NR] with static K, N " \
+            words = {-(-k // 4), self.tap_words()} - {None} if k is not None else set()
+            if not words or n is None or nr <= 0 or _element(self.rhs) != "i32" or \
+                    len(rhs) != 3 or rhs[0] != -(-n // nr) or rhs[1] not in words or \
+                    rhs[2] != nr:
+                k_words = "ceil(K/4) or KH*KW*ceil(C/4)" if self.lhs_patches is not None \
+                    else "ceil(K/4)"
+                return f"packed rhs must be i32 [ceil(N/NR), {k_words}, NR] with static K, N " \
                        f"and NR > 0, got {format_shape(rhs)} {_element(self.rhs)}"
             comp = self.rhs_compensation
             if comp is None or _element(comp) != "i32" or shape_of(comp) != [n]:
