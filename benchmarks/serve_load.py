@@ -234,7 +234,8 @@ def main(argv=None) -> int:
     print(f"# ember serving load test on {info['cpu']} ({os.cpu_count()} cores; "
           f"{' '.join(info['isa'])}), "
           f"Ray {ray.__version__}; one-row requests, closed-loop clients through a Serve "
-          f"handle ({'by reference' if args.by_reference else 'by value over gRPC'}); batching: up to {args.max_batch} requests, {args.batch_wait_ms} ms wait")
+          f"handle ({'by reference' if args.by_reference else 'by value over gRPC'}); "
+          f"batching: up to {args.max_batch} requests, {args.batch_wait_ms} ms wait")
     # Ray's workers (started by this process) import the eager replicas' model classes
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     os.environ["PYTHONPATH"] = os.pathsep.join(

@@ -19,10 +19,10 @@ too, [ceil(N/NR), groups, NR], so that a panel's scales for one group are one ve
 An int8 `ember.qgemm` gets the same panels of i32 words, 4 consecutive k per word
 (`int8_words`; a quantized conv's, 4 consecutive channels of one filter tap, each tap's
 channels zero-padded to whole words, so that the kernel reads the patches of any input, an RGB
-image's 3 channels included, in place), its activation encoding (the one the target's integer dot product reads, see
-ember.backends.cpu.int8_dot; for static codes, one reading all 8 bits) and the compensation
-that encoding's zero point needs, computed here. An int8 `ember.attention` gets the encoding
-and panel width its run-time packed products use (int8_encoding, int8_panel).
+image's 3 channels included, in place), its activation encoding (the one the target's integer
+dot product reads, see ember.backends.cpu.int8_dot; for static codes, one reading all 8 bits)
+and the compensation that encoding's zero point needs, computed here. An int8 `ember.attention`
+gets the encoding and panel width its run-time packed products use (int8_encoding, int8_panel).
 """
 from __future__ import annotations
 
