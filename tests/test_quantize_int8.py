@@ -231,44 +231,56 @@ def test_encoder_accuracy():
 
 class MaskedAttention(torch.nn.Module):
     """Four heads of attention on projections, with a float mask (a fully masked query row
-    among -inf entries) or causal."""
+    among -inf entries) or causal. The heads are split and merged with transposes, which
+    ember folds into the attention (layout "bshd": each head read in place)."""
 
-    def __init__(self, causal: bool):
+    def __init__(self, causal: bool, head_dim: int = 16):
         super().__init__()
-        self.causal = causal
-        self.qkv = torch.nn.Linear(64, 3 * 64)
+        self.causal, self.head_dim = causal, head_dim
+        self.qkv = torch.nn.Linear(64, 3 * 4 * head_dim)
 
     def forward(self, x, mask):
         b, s, _ = x.shape
-        q, k, v = (t.reshape(b, s, 4, 16).transpose(1, 2) for t in self.qkv(x).chunk(3, -1))
+        q, k, v = (t.reshape(b, s, 4, self.head_dim).transpose(1, 2)
+                   for t in self.qkv(x).chunk(3, -1))
         y = torch.nn.functional.scaled_dot_product_attention(
             q, k, v, attn_mask=None if self.causal else mask, is_causal=self.causal)
-        return y.transpose(1, 2).reshape(b, s, 64)
+        return y.transpose(1, 2).reshape(b, s, 4 * self.head_dim)
 
 
-@pytest.mark.parametrize("causal", [False, True], ids=["mask", "causal"])
-def test_int8_attention(causal):
+@pytest.mark.parametrize("mask_kind,seq,head_dim", [("rows", 40, 16), ("causal", 40, 16),
+                                                    ("key-padding", 37, 20)],
+                         ids=["mask", "causal", "key-padding-odd-sizes"])
+def test_int8_attention(mask_kind, seq, head_dim):
     """Only the attention's products in int8 (filter="Attention"): they run on the int8
     kernel (q and probabilities per row, k per key, v per channel) and keep the float
-    result's direction; a fully masked query still gets zeros."""
+    result's direction; a fully masked query still gets zeros. Odd sizes: keys not a
+    multiple of 4 (V's words padded) and channels not a multiple of the kernel's panel, with
+    a padding mask shared by all queries (the scores kernel's bias)."""
     torch.manual_seed(0)
-    model = MaskedAttention(causal).eval()
-    x = torch.randn(2, 40, 64)
-    mask = torch.zeros(40, 40)
-    mask[:, 30:] = float("-inf")
-    mask[5] = float("-inf")
+    model = MaskedAttention(mask_kind == "causal", head_dim).eval()
+    x = torch.randn(2, seq, 64)
+    if mask_kind == "key-padding":
+        mask = torch.zeros(2, 1, 1, seq)
+        mask[1, ..., 30:] = float("-inf")
+    else:
+        mask = torch.zeros(seq, seq)
+        mask[:, 30:] = float("-inf")
+        mask[5] = float("-inf")
     compiled = ember.compile(model, (x, mask), quantize=ember.quant.Int8(filter="Attention"))
     imported = import_model(model, (x, mask))
     lowered = str(compile_to_stage(imported.module_text, "lower", weights=imported.weights,
                                    quantize=ember.quant.Int8(filter="Attention")))
     kernels = re.findall(r"ember.gemm_kernel = \{[^}]*\}", lowered)
     assert sum('int8 = "' in spec for spec in kernels) == 2, kernels   # the Linear stays f32
+    scores_bias = any('int8 = "' in spec and "bias = true" in spec for spec in kernels)
+    assert scores_bias == (mask_kind == "key-padding"), kernels
     for _ in range(2):
         x = torch.randn_like(x)
         with torch.no_grad():
             expected, actual = model(x, mask), torch.as_tensor(compiled(x, mask))
         assert _cosine(actual, expected) >= 0.999
-        if not causal:
+        if mask_kind == "rows":
             assert not actual[:, 5].any()                # the fully masked query
 
 

@@ -9,6 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ember.compiler import compile_to_stage
+from ember.frontend import import_model
+
 from .conftest import Fn
 
 
@@ -119,3 +122,48 @@ def test_sdpa_half_precision_computes_in_f32(check, dtype):
     q, k, v = [(torch.rand_like(t) * 18 - 9).to(dtype) for t in _qkv(batch=(4,), sq=3, sk=6)]
     check(_sdpa(is_causal=True), [q, k, v], expect=["attention"])
     check(_sdpa(), [q, k, v], expect=["attention"])
+
+
+def _heads_inside(**kwargs):
+    """Attention as a transformer writes it: [B, S, H, D] projections transposed into heads,
+    the result transposed back and merged ([B, S, H*D]). ember-fold-attention-layout folds
+    all four transposes into an ember.attention in layout "bshd"."""
+    def forward(self, q, k, v, *mask):
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[0] if mask else None,
+                                           **kwargs)
+        return y.transpose(1, 2).flatten(2)
+    return Fn(forward)
+
+
+def _bshd(batch=2, sq=5, sk=7, heads=3, d=8, dv=None):
+    return [torch.randn(batch, sq, heads, d), torch.randn(batch, sk, heads, d),
+            torch.randn(batch, sk, heads, dv or d)]
+
+
+@pytest.mark.covers("scaled_dot_product_attention")
+@pytest.mark.parametrize("mask", [None, (2, 1, 1, 7), (2, 3, 5, 7), "causal"],
+                         ids=["no-mask", "key-padding", "full", "causal"])
+def test_sdpa_heads_inside_sequence(check, mask):
+    inputs = _bshd(dv=6, sk=5 if mask == "causal" else 7)
+    if isinstance(mask, tuple):
+        m = torch.randn(mask)
+        m[..., -1] = float("-inf")
+        inputs.append(m)
+    check(_heads_inside(is_causal=mask == "causal"), inputs, expect=["attention"])
+
+
+@pytest.mark.covers("scaled_dot_product_attention")
+def test_sdpa_heads_inside_dynamic_sequence(check):
+    seq = torch.export.Dim("seq", min=2, max=64)
+    dims = {1: seq}
+    check(_heads_inside(is_causal=True), _bshd(sq=6, sk=6), expect=["attention"],
+          dynamic_shapes={"xs": (dims, dims, dims)},
+          more_inputs=[_bshd(sq=2, sk=2), _bshd(sq=33, sk=33)])
+
+
+def test_heads_inside_sequence_need_no_transposes():
+    """The graph stage of _heads_inside: one "bshd" attention, no transpose left."""
+    imported = import_model(_heads_inside(is_causal=True), _bshd(sq=5, sk=5))
+    graph = str(compile_to_stage(imported.module_text, "graph", weights=imported.weights))
+    assert 'layout = "bshd"' in graph and "ember.transpose" not in graph, graph

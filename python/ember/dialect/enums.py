@@ -18,6 +18,9 @@ UNARY_KINDS = ("relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "exp", "l
 BINARY_KINDS = ("add", "sub", "mul", "div", "max", "min", "pow")
 #: Activation layouts of `ember.conv2d` and `ember.pool2d`.
 CONV_LAYOUTS = ("nchw", "nhwc")
+#: Layouts of `ember.attention`'s operands: heads outside ([..., H, S, D], PyTorch's) or inside
+#: the sequence ([..., S, H, D], a projection's output split into heads).
+ATTENTION_LAYOUTS = ("bhsd", "bshd")
 #: Kinds of `ember.pool2d`.
 POOL_KINDS = ("max", "avg")
 #: Kinds of `ember.reduce`.

@@ -59,6 +59,20 @@ def last_two_swapped(rank: int) -> List[int]:
     return list(range(rank - 2)) + [rank - 1, rank - 2]
 
 
+def heads_seq_swapped(rank: int) -> List[int]:
+    """The permutation of `rank` dims that swaps dims -3 and -2 ([.., S, H, D] <-> [.., H, S,
+    D]: a projection's output split into heads, and attention's output merged back)."""
+    return list(range(rank - 3)) + [rank - 2, rank - 3, rank - 1]
+
+
+def heads_major(shape: Optional[Sequence], layout: str) -> Optional[list]:
+    """An ember.attention operand's shape as [..., H, S, D] (layout "bhsd" as it is; "bshd"
+    with dims -3 and -2 swapped): the shape its verifier and cost model reason about."""
+    if shape is None or layout == "bhsd" or len(shape) < 3:
+        return None if shape is None else list(shape)
+    return [shape[d] for d in heads_seq_swapped(len(shape))]
+
+
 def format_shape(shape: Sequence[Optional[int]]) -> str:
     """`4x?x8` (as MLIR writes tensor shapes), `scalar` for no dims: for verifier messages."""
     return "x".join("?" if d is None else str(d) for d in shape) or "scalar"

@@ -14,7 +14,7 @@ from typing import Optional, Tuple
 
 from mlir import ir
 
-from ember.dialect.shapes import shape_of
+from ember.dialect.shapes import heads_major, shape_of
 
 
 def op_cost(op) -> Tuple[Optional[int], Optional[int]]:
@@ -42,7 +42,9 @@ def _flops(op) -> Optional[int]:
     if name == "ember.qdepthwise_conv2d":
         return 2 * math.prod(result) * math.prod(shapes[1]) // max(result[-1], 1)
     if name == "ember.attention":
-        query, key, value = shapes
+        layout = str(op.attributes["layout"]).strip('"') if "layout" in op.attributes \
+            else "bhsd"
+        query, key, value = (heads_major(s, layout) for s in shapes[:3])
         return 2 * math.prod(query[:-1]) * key[-2] * (query[-1] + value[-1])
     return None
 

@@ -11,6 +11,7 @@ from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
 from ember.dialect.ops import Attention
+from ember.dialect.shapes import heads_major, heads_seq_swapped
 from ember.kit.builders import constant
 from ember.kit.epilogue import accumulator_type, narrowed, widened
 from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
@@ -44,10 +45,18 @@ def _causal_mask(scores):
     return generic([scores], init, [identity_map(rank)] * 2, [PARALLEL] * rank, body)
 
 
-def _attention(q, k, v, mask, scale: float, causal: bool, out_type):
-    """softmax(q k^T * scale + mask) v on tensors of any rank >= 2."""
-    qs, ks = tensor_shape(q), tensor_shape(k)
-    rank = len(qs)
+def _in_layout(dims, layout: str):
+    """The iteration dims an operand in `layout` is indexed by, given those of its heads-major
+    ([..., H, S, D]) dims: "bshd" swaps the sequence and head dims."""
+    return [dims[p] for p in heads_seq_swapped(len(dims))] if layout == "bshd" else list(dims)
+
+
+def _attention(q, k, v, mask, scale: float, causal: bool, out_type, layout: str = "bhsd"):
+    """softmax(q k^T * scale + mask) v on tensors of any rank >= 2 (>= 3 in "bshd", where q,
+    k, v and the result are [..., S, H, D]; the scores are [..., H, Sq, Sk] in both)."""
+    rank = len(tensor_shape(q))
+    qs, ks = (heads_major(tensor_shape(x), layout) for x in (q, k))
+    actual = _in_layout(list(range(rank)), layout)     # the dim holding each heads-major one
     lead = list(range(rank - 2))
     i, j, r = rank - 2, rank - 1, rank
     compute = ir.RankedTensorType(accumulator_type(out_type)).element_type
@@ -55,8 +64,10 @@ def _attention(q, k, v, mask, scale: float, causal: bool, out_type):
         [ir.ShapedType.get_dynamic_size() if d is None else d for d in qs[:-1] + [ks[-2]]],
         compute)
     scores = _batched_contraction(q, k, scores_type,
-                                  [(q, d) for d in range(rank - 1)] + [(k, rank - 2)],
-                                  lead + [i, r], lead + [j, r])
+                                  [(q, actual[d]) for d in range(rank - 1)] +
+                                  [(k, actual[rank - 2])],
+                                  _in_layout(lead + [i, r], layout),
+                                  _in_layout(lead + [j, r], layout))
     operands = [scores] + ([mask] if mask is not None else [])
     scores = elementwise(operands, scores_type,
                          lambda s, *m: arith.addf(arith.mulf(s, constant(scale, s.type)),
@@ -65,13 +76,13 @@ def _attention(q, k, v, mask, scale: float, causal: bool, out_type):
     if causal:
         scores = _causal_mask(scores)
     probs = softmax_along(scores, rank - 1, zero_empty_rows=True)
-    vs = tensor_shape(v)
     # Iteration space (..., i, r, j): the innermost loop runs along rows of v and of the
     # output (contiguous), so it vectorizes without reassociating the sum.
     acc = filled(accumulator_type(out_type),
-                 [(q, d) for d in range(rank - 1)] + [(v, len(vs) - 1)], 0.0)
-    maps = [identity_map(rank + 1, lead + [i, j]), identity_map(rank + 1, lead + [j, r]),
-            identity_map(rank + 1, lead + [i, r])]
+                 [(q, d) for d in range(rank - 1)] + [(v, rank - 1)], 0.0)
+    maps = [identity_map(rank + 1, lead + [i, j]),
+            identity_map(rank + 1, _in_layout(lead + [j, r], layout)),
+            identity_map(rank + 1, _in_layout(lead + [i, r], layout))]
     out = generic([probs, v], acc, maps, [PARALLEL] * (rank - 1) + [REDUCTION, PARALLEL],
                   lambda x, y, c: arith.addf(c, arith.mulf(x, widened(y, c.type))))
     if out.type == out_type:
@@ -83,10 +94,12 @@ def _attention(q, k, v, mask, scale: float, causal: bool, out_type):
 def _attention_on(op: Attention, q, k, v, mask, out_type):
     """One attention (of a batch entry, when split): on the int8 kernel where the op is int8
     for a target (int8_panel) and the operands allow, else in the op's own precision."""
-    if op.int8 and op.int8_panel is not None and int8_attention_supported(q, k, v, mask):
+    layout = op.layout_name
+    if op.int8 and op.int8_panel is not None and \
+            int8_attention_supported(q, k, v, mask, layout):
         return int8_attention(q, k, v, mask, op.scale, out_type, op.int8_encoding,
-                              op.int8_panel, _causal_mask if op.causal else None)
-    return _attention(q, k, v, mask, op.scale, op.causal, out_type)
+                              op.int8_panel, _causal_mask if op.causal else None, layout)
+    return _attention(q, k, v, mask, op.scale, op.causal, out_type, layout)
 
 
 def _same_leading_dim(a, b) -> bool:
@@ -114,11 +127,13 @@ def lower_attention(op: Attention):
 
     With a leading (batch) dim shared by q, k, v (and the mask, or a mask broadcast over it),
     the batch entries are the iterations of an scf.forall (OpenMP threads on the host), each
-    computing one entry's attention in cache-sized pieces."""
+    computing one entry's attention in cache-sized pieces. (In layout "bshd" dim 0 of a rank-3
+    operand is the sequence: it is split from rank 4 on.)"""
     q, k, v, mask = op.query, op.key, op.value, op.mask
     out_type = ir.RankedTensorType(op.result.type)
     rank = len(tensor_shape(q))
-    split = rank >= 3 and _same_leading_dim(q, k) and _same_leading_dim(q, v)
+    least = 3 if op.layout_name == "bhsd" else 4
+    split = rank >= least and _same_leading_dim(q, k) and _same_leading_dim(q, v)
     mask_rank = len(tensor_shape(mask)) if mask is not None else 0
     if split and mask_rank == rank:
         split = tensor_shape(mask)[0] == 1 or _same_leading_dim(q, mask)

@@ -158,7 +158,13 @@ def quantize_rows(x, enc, multiple: int = 1):
 def _row_scales(lhs, enc):
     """(scale, inverse) f32 [M]: amax / qmax and qmax / amax per row (1 and 0 for a zero row;
     NaN for a row holding a NaN, so that its outputs are NaN as in floating point)."""
-    amax = reduce_trailing(lhs, 1, 0.0, arith.maximumf, pre=mlir_math.absf)
+    return scales_from_amax(reduce_trailing(lhs, 1, 0.0, arith.maximumf, pre=mlir_math.absf),
+                            enc)
+
+
+def scales_from_amax(amax, enc):
+    """(scale, inverse) f32 [N] of symmetric codes in `enc` for values whose largest
+    magnitudes are `amax` [N] (see _row_scales)."""
     qmax = constant(enc.qmax, _F32())
     zero, one = constant(0.0, _F32()), constant(1.0, _F32())
 
@@ -167,11 +173,11 @@ def _row_scales(lhs, enc):
         safe = arith.select(nonzero, a, one)
         return [arith.select(nonzero, arith.divf(safe, qmax), one),
                 arith.select(nonzero, arith.divf(qmax, safe), zero)]
-    inits = [empty_like(amax.type, [(lhs, 0)]) for _ in range(2)]
+    inits = [empty_like(amax.type, [(amax, 0)]) for _ in range(2)]
     return generic_into([amax], inits, [identity_map(1)] * 3, [PARALLEL], scales)
 
 
-def _code(x, inv, enc):
+def code_of(x, inv, enc):
     """i32 q + zp, q = clamp(roundeven(x * inverse), -qmax, qmax)."""
     q = mlir_math.roundeven(arith.mulf(x, inv))
     limit = constant(float(enc.qmax), _F32())
@@ -193,7 +199,7 @@ def _codes(lhs, inverse, enc, multiple: int = 1):
     init = empty_like(out_type, [(lhs, 0), None])
     return generic([lhs, inverse], init, [identity_map(2), identity_map(2, [0]),
                                           identity_map(2)],
-                   [PARALLEL] * 2, lambda x, inv, _: arith.trunci(i8, _code(x, inv, enc)))
+                   [PARALLEL] * 2, lambda x, inv, _: arith.trunci(i8, code_of(x, inv, enc)))
 
 
 def integer_product(codes, rhs, zero_point: int, unsigned: bool, rhs_transposed=False):

@@ -14,10 +14,11 @@ then has G query rows instead of one, which the GEMM kernel's tiles use, and rea
 once. Matched: a plain ember.gemm (no bias, residual or weight formats) whose rhs is, possibly
 through a transpose of its last two dims, a reshape merging dims -4 and -3 of an
 ember.broadcast of a size-1 dim -3; static shapes. An ember.attention whose key and value are
-both such repeats is folded the same way when it is not causal (its rows' positions change)
-and its mask, if any, is shared by all heads and rows (a decode step's [.., 1, 1, N]) or given
-per head and row (then viewed like the query); there the keys' count may be dynamic (a cache
-that grows), with the views of dynamic shapes (tensor.expand_shape / collapse_shape).
+both such repeats is folded the same way when it is not causal (its rows' positions change),
+in the default layout, and its mask, if any, is shared by all heads and rows (a decode step's
+[.., 1, 1, N]) or given per head and row (then viewed like the query); there the keys' count
+may be dynamic (a cache that grows), with the views of dynamic shapes (tensor.expand_shape /
+collapse_shape).
 """
 from __future__ import annotations
 
@@ -171,7 +172,7 @@ def _grouped_mask(mask, scores: list, group: int):
 
 def fold_grouped_attention(op, rewriter) -> bool:
     attention = Attention(op)
-    if attention.causal or attention.int8:
+    if attention.causal or attention.int8 or attention.layout is not None:
         return NOT_APPLIED
     shapes = _static(attention.query, attention.result)
     if shapes is None or len(shapes[0]) < 3:

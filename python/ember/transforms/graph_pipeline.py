@@ -2,16 +2,17 @@
 
 Simplify, fold weight-only math and BatchNorm, convert conv nets to NHWC (transposes of filters
 fold; those between layers cancel), recognize attention, multiply grouped-query heads against
-the unrepeated keys and values, recognize RMSNorm and rotary embeddings, fuse
-GEMM/conv epilogues, fold a quantized model's dequantize -> GEMM chains into int8 GEMMs, merge
-GEMMs sharing an input (Q/K/V), quantize (when asked; after fusion, so an int8 GEMM keeps its
-epilogue), then clean up.
+the unrepeated keys and values, let attention read its heads in place (no transposes),
+recognize RMSNorm and rotary embeddings, fuse GEMM/conv epilogues, fold a quantized model's
+dequantize -> GEMM chains into int8 GEMMs, merge GEMMs sharing an input (Q/K/V), quantize
+(when asked; after fusion, so an int8 GEMM keeps its epilogue), then clean up.
 """
 from __future__ import annotations
 
 from ember.pipeline.pipeline import Pipeline, upstream
 from ember.transforms.canonicalize import Canonicalize
 from ember.transforms.convert_layout import ConvertLayout
+from ember.transforms.fold_attention_layout import FoldAttentionLayout
 from ember.transforms.fold_batch_norm import FoldBatchNorm
 from ember.transforms.fold_constants import FoldConstants
 from ember.transforms.fold_grouped_heads import FoldGroupedHeads
@@ -39,7 +40,8 @@ def graph_pipeline(*, merge_parallel_gemms: bool = True, quantize=None,
         quantization.append(ImplicitPrecision(**precision))
     return Pipeline.of([
         Canonicalize(), FoldConstants(), FoldBatchNorm(), ConvertLayout(), FoldConstants(),
-        FuseAttention(), FoldGroupedHeads(), FuseRmsNorm(), FuseRotaryEmbedding(), FuseEpilogue(),
+        FuseAttention(), FoldGroupedHeads(), FoldAttentionLayout(), FuseRmsNorm(),
+        FuseRotaryEmbedding(), FuseEpilogue(),
         FoldQuantizedOps(),
         MergeParallelGemms(enabled=merge_parallel_gemms), *quantization, Canonicalize(),
         upstream("canonicalize"), upstream("cse"), *([LabelKernels()] if label_kernels else []),

@@ -5,11 +5,11 @@ from typing import Optional, Union
 
 from ember.dialect.attributes import I64, Bool, F32, I64Array, OneOf
 from ember.dialect.definition import ElementTypes, EmberOp, Operand
-from ember.dialect.enums import ACTIVATIONS, FLOAT_TYPES, INT8_ENCODINGS
+from ember.dialect.enums import ACTIVATIONS, ATTENTION_LAYOUTS, FLOAT_TYPES, INT8_ENCODINGS
 from ember.dialect.ops.quantization import quantized_result_problem, static_codes_problem, \
     unsigned_codes
 from ember.dialect.shapes import (Shape, broadcast_shape, dims_compatible, format_shape,
-                                  patch_matrix_shape, shape_of, shapes_compatible)
+                                  heads_major, patch_matrix_shape, shape_of, shapes_compatible)
 
 
 class Gemm(EmberOp):
@@ -355,7 +355,11 @@ class Attention(EmberOp):
     (fully masked) gets zeros, as in PyTorch.
 
     query [..., Sq, D], key [..., Sk, D], value [..., Sk, Dv] (equal leading dims), mask
-    (additive, floating point) broadcastable to [..., Sq, Sk]; result [..., Sq, Dv]. With
+    (additive, floating point) broadcastable to [..., Sq, Sk]; result [..., Sq, Dv]. Layout
+    "bshd" (set by ember-fold-attention-layout; rank >= 3) puts the heads inside the sequence:
+    query [..., Sq, H, D], key [..., Sk, H, D], value [..., Sk, H, Dv], result [..., Sq, H,
+    Dv], head h being x[..., :, h, :], the layout a projection's output has when split into
+    heads; the mask still broadcasts to the scores [..., H, Sq, Sk]. With
     `int8` (and the target's int8_encoding and int8_panel) the two products run on the int8
     GEMM kernel (lowering/qattention_to_linalg.py) where the shapes are static."""
     op_name = "ember.attention"
@@ -366,6 +370,8 @@ class Attention(EmberOp):
     mask = Operand(optional=True)
     scale = F32()
     causal = Bool(default=False)
+    layout = OneOf(ATTENTION_LAYOUTS, what="attention layout", optional=True, doc=(
+        "absent: \"bhsd\", heads outside the sequence; \"bshd\": heads inside it"))
     int8 = Bool(optional=True, doc=(
         "both products in int8 (ember-quantize): q and the probabilities quantized per row, "
         "k per key and v per channel, symmetric, at run time"))
@@ -374,10 +380,18 @@ class Attention(EmberOp):
         "the per-row codes"))
     int8_panel = I64(optional=True, doc="the int8 kernel's panel width NR")
 
+    @property
+    def layout_name(self) -> str:
+        """The operands' layout, "bhsd" when the attribute is absent."""
+        return self.layout or "bhsd"
+
     def verify(self) -> Optional[str]:
-        q, k, v, res = (shape_of(x) for x in (self.query, self.key, self.value, self.result))
-        if any(s is None or len(s) < 2 for s in (q, k, v, res)):
-            return "query, key, value and result must have rank >= 2"
+        layout = self.layout_name
+        q, k, v, res = (heads_major(shape_of(x), layout)
+                        for x in (self.query, self.key, self.value, self.result))
+        least = 2 if layout == "bhsd" else 3
+        if any(s is None or len(s) < least for s in (q, k, v, res)):
+            return f"query, key, value and result must have rank >= {least}"
         if not (len(q) == len(k) == len(v) == len(res)):
             return "query, key, value and result must have the same rank"
         lead = len(q) - 2
@@ -390,7 +404,8 @@ class Attention(EmberOp):
             return f"key and value sequence lengths differ: {k[-2]} vs {v[-2]}"
         expected = q[:-1] + [v[-1]]
         if not shapes_compatible(res, expected):
-            return f"result shape {format_shape(res)} must be {format_shape(expected)}"
+            own = (format_shape(heads_major(x, layout)) for x in (res, expected))
+            return "result shape {} must be {}".format(*own)
         if self.mask is not None:
             m = shape_of(self.mask) or []
             scores = q[:-1] + [k[-2]]
