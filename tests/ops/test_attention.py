@@ -154,6 +154,14 @@ def test_sdpa_heads_inside_sequence(check, mask):
 
 
 @pytest.mark.covers("scaled_dot_product_attention")
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_sdpa_heads_inside_sequence_half_precision(check, dtype):
+    """In layout "bshd" too, 16-bit attention computes in f32 and rounds once."""
+    check(_heads_inside(is_causal=True), [t.to(dtype) for t in _bshd(sq=6, sk=6)],
+          expect=["attention"])
+
+
+@pytest.mark.covers("scaled_dot_product_attention")
 def test_sdpa_heads_inside_dynamic_sequence(check):
     seq = torch.export.Dim("seq", min=2, max=64)
     dims = {1: seq}

@@ -1,5 +1,7 @@
 """ember.attention -> softmax(q k^T * scale + mask) v as two batched contractions around a
-softmax, split over the batch entries in an scf.forall when they are independent.
+softmax, split over the batch entries in an scf.forall when they are independent. In layout
+"bshd" the int8 path reads each head in place; the float path transposes each batch entry
+(cache-sized) into the heads-major layout its GEMM kernels recognize.
 
 f16 and bf16 attention computes its scores, softmax and weighted sum in f32 and rounds once
 (accumulator_type), as PyTorch's CPU kernels do: bf16 scores of magnitude ~100 are off by
@@ -11,7 +13,7 @@ from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
 from ember.dialect.ops import Attention
-from ember.dialect.shapes import heads_major, heads_seq_swapped
+from ember.dialect.shapes import heads_seq_swapped
 from ember.kit.builders import constant
 from ember.kit.epilogue import accumulator_type, narrowed, widened
 from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
@@ -45,18 +47,10 @@ def _causal_mask(scores):
     return generic([scores], init, [identity_map(rank)] * 2, [PARALLEL] * rank, body)
 
 
-def _in_layout(dims, layout: str):
-    """The iteration dims an operand in `layout` is indexed by, given those of its heads-major
-    ([..., H, S, D]) dims: "bshd" swaps the sequence and head dims."""
-    return [dims[p] for p in heads_seq_swapped(len(dims))] if layout == "bshd" else list(dims)
-
-
-def _attention(q, k, v, mask, scale: float, causal: bool, out_type, layout: str = "bhsd"):
-    """softmax(q k^T * scale + mask) v on tensors of any rank >= 2 (>= 3 in "bshd", where q,
-    k, v and the result are [..., S, H, D]; the scores are [..., H, Sq, Sk] in both)."""
-    rank = len(tensor_shape(q))
-    qs, ks = (heads_major(tensor_shape(x), layout) for x in (q, k))
-    actual = _in_layout(list(range(rank)), layout)     # the dim holding each heads-major one
+def _attention(q, k, v, mask, scale: float, causal: bool, out_type):
+    """softmax(q k^T * scale + mask) v on tensors of any rank >= 2."""
+    qs, ks = tensor_shape(q), tensor_shape(k)
+    rank = len(qs)
     lead = list(range(rank - 2))
     i, j, r = rank - 2, rank - 1, rank
     compute = ir.RankedTensorType(accumulator_type(out_type)).element_type
@@ -64,10 +58,8 @@ def _attention(q, k, v, mask, scale: float, causal: bool, out_type, layout: str 
         [ir.ShapedType.get_dynamic_size() if d is None else d for d in qs[:-1] + [ks[-2]]],
         compute)
     scores = _batched_contraction(q, k, scores_type,
-                                  [(q, actual[d]) for d in range(rank - 1)] +
-                                  [(k, actual[rank - 2])],
-                                  _in_layout(lead + [i, r], layout),
-                                  _in_layout(lead + [j, r], layout))
+                                  [(q, d) for d in range(rank - 1)] + [(k, rank - 2)],
+                                  lead + [i, r], lead + [j, r])
     operands = [scores] + ([mask] if mask is not None else [])
     scores = elementwise(operands, scores_type,
                          lambda s, *m: arith.addf(arith.mulf(s, constant(scale, s.type)),
@@ -76,19 +68,31 @@ def _attention(q, k, v, mask, scale: float, causal: bool, out_type, layout: str 
     if causal:
         scores = _causal_mask(scores)
     probs = softmax_along(scores, rank - 1, zero_empty_rows=True)
+    vs = tensor_shape(v)
     # Iteration space (..., i, r, j): the innermost loop runs along rows of v and of the
     # output (contiguous), so it vectorizes without reassociating the sum.
     acc = filled(accumulator_type(out_type),
-                 [(q, d) for d in range(rank - 1)] + [(v, rank - 1)], 0.0)
-    maps = [identity_map(rank + 1, lead + [i, j]),
-            identity_map(rank + 1, _in_layout(lead + [j, r], layout)),
-            identity_map(rank + 1, _in_layout(lead + [i, r], layout))]
+                 [(q, d) for d in range(rank - 1)] + [(v, len(vs) - 1)], 0.0)
+    maps = [identity_map(rank + 1, lead + [i, j]), identity_map(rank + 1, lead + [j, r]),
+            identity_map(rank + 1, lead + [i, r])]
     out = generic([probs, v], acc, maps, [PARALLEL] * (rank - 1) + [REDUCTION, PARALLEL],
                   lambda x, y, c: arith.addf(c, arith.mulf(x, widened(y, c.type))))
     if out.type == out_type:
         return out
     return elementwise([out], out_type,
                        lambda x: narrowed(x, ir.RankedTensorType(out_type).element_type))
+
+
+def _heads_swapped(x):
+    """x with dims -3 and -2 swapped ([.., S, H, D] <-> [.., H, S, D]), a linalg.transpose: a
+    "bshd" attention's batch entry (cache-sized) for the float path, whose products
+    ember-cpu-contractions (and the GPU kernels) recognize in the heads-major layout only."""
+    shape = tensor_shape(x)
+    perm = heads_seq_swapped(len(shape))
+    init = empty_like(ir.RankedTensorType.get(
+        [ir.ShapedType.get_dynamic_size() if shape[p] is None else shape[p] for p in perm],
+        element_type(x)), [(x, p) for p in perm])
+    return linalg.transpose(x, outs=[init], permutation=perm).results[0]
 
 
 def _attention_on(op: Attention, q, k, v, mask, out_type):
@@ -99,7 +103,13 @@ def _attention_on(op: Attention, q, k, v, mask, out_type):
             int8_attention_supported(q, k, v, mask, layout):
         return int8_attention(q, k, v, mask, op.scale, out_type, op.int8_encoding,
                               op.int8_panel, _causal_mask if op.causal else None, layout)
-    return _attention(q, k, v, mask, op.scale, op.causal, out_type, layout)
+    if layout == "bhsd":
+        return _attention(q, k, v, mask, op.scale, op.causal, out_type)
+    shape = list(out_type.shape)
+    perm = heads_seq_swapped(len(shape))
+    heads_major_type = ir.RankedTensorType.get([shape[p] for p in perm], out_type.element_type)
+    return _heads_swapped(_attention(*(_heads_swapped(x) for x in (q, k, v)), mask, op.scale,
+                                     op.causal, heads_major_type))
 
 
 def _same_leading_dim(a, b) -> bool:
