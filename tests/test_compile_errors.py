@@ -159,3 +159,13 @@ def test_complex_reduction_is_refused_without_crashing():
     with pytest.raises(UnsupportedOpsError, match=r"aten.sum.dim_IntList \(called as sum\).*"
                                                   r"complex tensors \(complex128\)"):
         ember.compile(ComplexSum(), (torch.randn(3, 4, dtype=torch.complex128),))
+
+
+def test_text_mlir_would_abort_on_is_refused_with_its_location():
+    """A dense array of index elements makes MLIR's parser assert (SIGABRT); ember refuses it
+    first, naming the line and column (compile_mlir's own worker is not killed)."""
+    from ember.compiler import compile_mlir
+    text = ("func.func @main(%x: tensor<4xf32>) -> tensor<4xf32> attributes "
+            "{a = array<index: 2>} {\n  return %x : tensor<4xf32>\n}\n")
+    with pytest.raises(ValueError, match=r'loc\("<string>":1:69\): a dense array cannot hold'):
+        compile_mlir(text)

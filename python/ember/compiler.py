@@ -477,8 +477,10 @@ def parse_module(text: str, weights: Mapping[str, Any], target):
     from mlir import ir
 
     from ember.dialect import new_context
+    from ember.kit.parser_guards import refuse_parser_aborts
     from ember.pipeline import PassContext
     from ember.weights import WeightTable
+    refuse_parser_aborts(text)
     with new_context():
         module = ir.Module.parse(text)
     return module, PassContext(weights=WeightTable(dict(weights)), target=target.info)
@@ -494,7 +496,9 @@ def _main_signature(text: str) -> Tuple[list, list]:
 
     from ember.dialect import new_context
     from ember.symbolic import Dim
+    from ember.kit.parser_guards import refuse_parser_aborts
     from ember.tensor_spec import ELEMENT_DTYPES, TensorSpec
+    refuse_parser_aborts(text)
     with new_context():
         module = ir.Module.parse(text)
         mains = [op for op in module.body.operations if "sym_name" in op.attributes and

@@ -14,6 +14,8 @@ from typing import List
 
 from mlir import ir
 
+from ember.kit.parser_guards import refuse_parser_aborts
+
 #: The line that separates chunks under --split-input-file (and separates their outputs).
 SPLIT_MARKER = "// -----"
 
@@ -42,12 +44,14 @@ def split_input(text: str, marker: str = SPLIT_MARKER) -> List[Chunk]:
 
 
 def parse_module(chunk: Chunk, context: ir.Context, filename: str) -> ir.Module:
-    """Parses and verifies `chunk` into a module; raises ir.MLIRError with located diagnostics.
+    """Parses and verifies `chunk` into a module; raises ir.MLIRError with located diagnostics
+    (ValueError for text MLIR's parser would abort on, ember.kit.parser_guards).
 
     Several top-level ops are wrapped in an implicit module written on the line before the
     chunk; for a chunk starting on line 1 the wrapper shares that line, so columns on line 1
     are shifted by its width (only when line 1 holds code and the chunk has several ops).
     """
+    refuse_parser_aborts(chunk.text, filename, chunk.first_line)
     padding = "\n" * (chunk.first_line - 1)
     with context:
         try:
