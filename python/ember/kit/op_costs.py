@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 
 from mlir import ir
 
+from ember.dialect.ops import Attention
 from ember.dialect.shapes import heads_major, shape_of
 
 
@@ -42,8 +43,7 @@ def _flops(op) -> Optional[int]:
     if name == "ember.qdepthwise_conv2d":
         return 2 * math.prod(result) * math.prod(shapes[1]) // max(result[-1], 1)
     if name == "ember.attention":
-        layout = str(op.attributes["layout"]).strip('"') if "layout" in op.attributes \
-            else "bhsd"
+        layout = Attention(op).layout_name
         query, key, value = (heads_major(s, layout) for s in shapes[:3])
         return 2 * math.prod(query[:-1]) * key[-2] * (query[-1] + value[-1])
     return None

@@ -13,7 +13,7 @@ from mlir import ir
 from mlir.dialects import arith, linalg, scf, tensor
 
 from ember.dialect.ops import Attention
-from ember.dialect.shapes import heads_seq_swapped
+from ember.dialect.shapes import heads_major, heads_seq_swapped
 from ember.kit.builders import constant
 from ember.kit.epilogue import accumulator_type, narrowed, widened
 from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
@@ -105,9 +105,8 @@ def _attention_on(op: Attention, q, k, v, mask, out_type):
                               op.int8_panel, _causal_mask if op.causal else None, layout)
     if layout == "bhsd":
         return _attention(q, k, v, mask, op.scale, op.causal, out_type)
-    shape = list(out_type.shape)
-    perm = heads_seq_swapped(len(shape))
-    heads_major_type = ir.RankedTensorType.get([shape[p] for p in perm], out_type.element_type)
+    heads_major_type = ir.RankedTensorType.get(heads_major(list(out_type.shape), layout),
+                                               out_type.element_type)
     return _heads_swapped(_attention(*(_heads_swapped(x) for x in (q, k, v)), mask, op.scale,
                                      op.causal, heads_major_type))
 
