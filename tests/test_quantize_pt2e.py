@@ -51,8 +51,10 @@ def _graph_ops(model, example) -> dict:
     """How many of each ember op the graph stage leaves."""
     imported = import_model(model, (example,))
     text = str(compile_to_stage(imported.module_text, "graph", weights=imported.weights))
-    return {op: len(re.findall(rf'"ember\.{op}"', text))
-            for op in ("qgemm", "gemm", "conv2d", "quantize", "dequantize")}
+    ops = {op: len(re.findall(rf'"ember\.{op}"', text))
+           for op in ("qgemm", "gemm", "conv2d", "quantize", "dequantize")}
+    ops["residual codes"] = len(re.findall("residual_scale", text))
+    return ops
 
 
 class Mlp(torch.nn.Module):
@@ -116,7 +118,8 @@ def test_every_linear_becomes_an_int8_gemm(mlp):
     ops = _graph_ops(model, example)
     # Three int8 GEMMs, the first two writing the next one's codes themselves (requantized in
     # their epilogues): only the input's quantize is left, no dequantize, no fp32 GEMM.
-    assert ops == {"qgemm": 3, "gemm": 0, "conv2d": 0, "quantize": 1, "dequantize": 0}
+    assert ops == {"qgemm": 3, "gemm": 0, "conv2d": 0, "quantize": 1, "dequantize": 0,
+                   "residual codes": 0}
 
 
 @pytest.mark.parametrize("target", ["host", "host:cpu=haswell", "host:cpu=x86-64"])
@@ -223,13 +226,14 @@ def test_signed_activation_codes_match_convert_pt2e(net, target):
 @pytest.mark.parametrize("target", ["host", "host:cpu=x86-64"])
 def test_residual_block_matches_convert_pt2e(target):
     """The block's closing ReLU runs after the residual inside the int8 GEMM, which then
-    writes the next layer's codes itself."""
+    writes the next layer's codes itself; the residual, which the quantizer reads from the
+    input's codes, reaches that GEMM as the codes (residual_scale), no f32 copy of them."""
     torch.manual_seed(0)
     example = torch.randn(2, 3, 12, 12)
     model = _quantized(ResidualBlock(), example)
     ops = _graph_ops(model, example)
-    # One dequantize stays: the residual, which the quantizer reads from the input's codes.
-    assert (ops["qgemm"], ops["conv2d"], ops["dequantize"], ops["gemm"]) == (4, 0, 1, 0), ops
+    assert (ops["qgemm"], ops["conv2d"], ops["dequantize"], ops["gemm"]) == (4, 0, 0, 0), ops
+    assert ops["residual codes"] == 1, ops
     compiled = ember.compile(model, (example,), target=target)
     for _ in range(2):
         x = torch.randn_like(example)

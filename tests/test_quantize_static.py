@@ -252,3 +252,28 @@ def test_conv_net_with_dynamic_batch(disabled):
         x = torch.randn(n, 3, 12, 12)
         with torch.no_grad():
             _assert_within_one_step(compiled(x), reference(x))
+
+
+def test_shortcut_is_written_once_as_codes(tmp_path):
+    """A ResNet stem's output feeds the next conv and the block's residual add: static int8
+    writes it once, as codes, and the add reads them dequantized in the second conv's epilogue
+    (PT2E's X86 quantizer quantizes both inputs of that add too); no f32 copy, no separate
+    quantize. The kernels and their linalg reference bodies agree, and fp32's result keeps
+    its direction."""
+    from test_quantize_pt2e import ResidualBlock, _assert_within_one_step
+    torch.manual_seed(0)
+    model, x = ResidualBlock().eval(), torch.randn(2, 3, 12, 12)
+    scheme = ember.quant.Int8(mode="static",
+                              calibration=[torch.randn(2, 3, 12, 12) for _ in range(4)])
+    compiled = ember.compile(model, (x,), quantize=scheme, dump_dir=str(tmp_path))
+    graph = (tmp_path / "00-graph.mlir").read_text()
+    assert graph.count("residual_scale") == 1 and graph.count('"ember.dequantize"') == 0
+    # the input's and the pooled features' quantizes; the stem's moved into its GEMM
+    assert graph.count('"ember.quantize"') == 2
+    reference_bodies = ember.compile(model, (x,), quantize=scheme,
+                                     disabled_passes=("ember-cpu-gemm-kernels",))
+    x = torch.randn(2, 3, 12, 12)
+    with torch.no_grad():
+        expected = model(x)
+    _assert_within_one_step(compiled(x), reference_bodies(x))
+    assert _cosine(compiled(x), expected) >= 0.999

@@ -56,3 +56,35 @@ func.func @packed_conv_words(%x: tensor<2x8x8x3xui8>, %w: tensor<2x8x16xi32>, %s
   %0 = "ember.qgemm"(%x, %w, %s, %c) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, lhs_patches = array<i64: 3, 3, 1, 1, 1, 1, 1, 1>, rhs_panel = 16 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 1, 0, 0>} : (tensor<2x8x8x3xui8>, tensor<2x8x16xi32>, tensor<32xf32>, tensor<32xi32>) -> tensor<2x8x8x32xf32>
   return %0 : tensor<2x8x8x32xf32>
 }
+
+// -----
+
+func.func @residual_codes_without_scale(%a: tensor<4x16xui8>, %w: tensor<16x8xi8>, %s: tensor<8xf32>, %r: tensor<4x8xui8>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{residual must be f32 (or codes with residual_scale), got ui8}}
+  %0 = "ember.qgemm"(%a, %w, %s, %r) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<4x16xui8>, tensor<16x8xi8>, tensor<8xf32>, tensor<4x8xui8>) -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @residual_scale_alone(%a: tensor<4x16xui8>, %w: tensor<16x8xi8>, %s: tensor<8xf32>, %r: tensor<4x8xui8>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{residual_scale and residual_zero_point go together, with a residual}}
+  %0 = "ember.qgemm"(%a, %w, %s, %r) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 0 : i64, residual_scale = 0.25 : f32, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<4x16xui8>, tensor<16x8xi8>, tensor<8xf32>, tensor<4x8xui8>) -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @residual_scale_on_floats(%a: tensor<4x16xui8>, %w: tensor<16x8xi8>, %s: tensor<8xf32>, %r: tensor<4x8xf32>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{residual codes must be ui8 or i8, got f32}}
+  %0 = "ember.qgemm"(%a, %w, %s, %r) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 0 : i64, residual_scale = 0.25 : f32, residual_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<4x16xui8>, tensor<16x8xi8>, tensor<8xf32>, tensor<4x8xf32>) -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}
+
+// -----
+
+func.func @residual_zero_point_out_of_range(%a: tensor<4x16xui8>, %w: tensor<16x8xi8>, %s: tensor<8xf32>, %r: tensor<4x8xui8>) -> tensor<4x8xf32> {
+  // expected-error @+1 {{residual codes: scale 0.25 must be positive and zero point -1 within [0, 255]}}
+  %0 = "ember.qgemm"(%a, %w, %s, %r) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 0 : i64, residual_scale = 0.25 : f32, residual_zero_point = -1 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<4x16xui8>, tensor<16x8xi8>, tensor<8xf32>, tensor<4x8xui8>) -> tensor<4x8xf32>
+  return %0 : tensor<4x8xf32>
+}

@@ -76,3 +76,26 @@ func.func @conv(%x: tensor<2x8x8x32xui8>) -> tensor<2x8x8x32xf32> {
   %0 = "ember.qgemm"(%x, %w, %s) {activation = "relu", lhs_encoding = "u8", lhs_patches = array<i64: 3, 3, 1, 1, 1, 1, 1, 1>, lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<2x8x8x32xui8>, tensor<288x32xi8>, tensor<32xf32>) -> tensor<2x8x8x32xf32>
   return %0 : tensor<2x8x8x32xf32>
 }
+
+// -----
+
+// A residual block's second conv: its residual is the codes its shortcut wrote (ui8, zero
+// point 3), which each tile reads a vector of bytes at a time and dequantizes in registers
+// ((float(code) - 3) * 0.125) before the addition and the closing ReLU; the result is codes.
+// CHECK-LABEL: func.func @conv_residual_codes(
+// CHECK: func.func private @ember_gemm_0_task(
+// CHECK: vector.load %{{.*}} : memref<128x32xi8>, vector<16xi8>
+// CHECK-NEXT: arith.uitofp %{{.*}} : vector<16xi8> to vector<16xf32>
+// CHECK-NEXT: arith.subf %{{.*}}, %[[ZP:.*]] : vector<16xf32>
+// CHECK-NEXT: arith.mulf %{{.*}}, %[[SCALE:.*]] : vector<16xf32>
+// VNNI-LABEL: func.func @conv_residual_codes(
+// VNNI: func.func private @ember_gemm_0_task(
+// VNNI: llvm.x86.avx512.vpdpbusd.512
+// VNNI: vector.load %{{.*}} : memref<128x32xi8>, vector<16xi8>
+// VNNI-NEXT: arith.uitofp %{{.*}} : vector<16xi8> to vector<16xf32>
+func.func @conv_residual_codes(%x: tensor<2x8x8x32xui8>, %r: tensor<2x8x8x32xui8>) -> tensor<2x8x8x32xui8> {
+  %w = "ember.weight"() {name = "conv.matrix"} : () -> tensor<288x32xi8>
+  %s = "ember.weight"() {name = "conv.scale"} : () -> tensor<32xf32>
+  %0 = "ember.qgemm"(%x, %w, %s, %r) {activation = "none", output_activation = "relu", lhs_encoding = "u8", lhs_patches = array<i64: 3, 3, 1, 1, 1, 1, 1, 1>, lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, residual_scale = 0.125 : f32, residual_zero_point = 3 : i64, result_scale = 0.25 : f32, result_zero_point = 0 : i64, result_range = array<i64: 0, 255>, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<2x8x8x32xui8>, tensor<288x32xi8>, tensor<32xf32>, tensor<2x8x8x32xui8>) -> tensor<2x8x8x32xui8>
+  return %0 : tensor<2x8x8x32xui8>
+}

@@ -219,3 +219,64 @@ func.func @not_after_residual(%c: tensor<4x16xi8>, %r: tensor<4x8xf32>) -> tenso
   %z = "ember.unary"(%y) {kind = "exp"} : (tensor<4x8xf32>) -> tensor<4x8xf32>
   return %z : tensor<4x8xf32>
 }
+
+// -----
+
+// A shortcut: %a is quantized for the next layer and is also the residual of a later int8
+// GEMM. %a then writes the codes alone, and the residual reads them, dequantized in the
+// GEMM's epilogue (residual_scale, residual_zero_point): no f32 copy, no ember.quantize.
+// CHECK-LABEL: func.func @shortcut_codes
+// CHECK: %[[A:.*]] = "ember.qgemm"(%arg0, {{.*}}result_range = array<i64: 0, 255>, result_scale = 2.500000e-01 : f32, result_zero_point = 0 : i64} : ({{.*}}) -> tensor<4x16xui8>
+// CHECK: %[[B:.*]] = "ember.qgemm"(%[[A]], %{{.*}}, %{{.*}}, %[[A]]) {{.*}}residual_scale = 2.500000e-01 : f32, residual_zero_point = 0 : i64} : (tensor<4x16xui8>, tensor<16x16xi8>, tensor<16xf32>, tensor<4x16xui8>) -> tensor<4x16xf32>
+// CHECK-NOT: ember.quantize
+// CHECK-NOT: ember.dequantize
+// CHECK: return %[[B]]
+func.func @shortcut_codes(%c: tensor<4x16xui8>) -> tensor<4x16xf32> {
+  %w1 = "ember.weight"() {name = "w1"} : () -> tensor<16x16xi8>
+  %s1 = "ember.weight"() {name = "s1"} : () -> tensor<16xf32>
+  %w2 = "ember.weight"() {name = "w2"} : () -> tensor<16x16xi8>
+  %s2 = "ember.weight"() {name = "s2"} : () -> tensor<16xf32>
+  %a = "ember.qgemm"(%c, %w1, %s1) {activation = "relu", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<4x16xui8>, tensor<16x16xi8>, tensor<16xf32>) -> tensor<4x16xf32>
+  %q = "ember.quantize"(%a) {scale = 0.25 : f32, zero_point = 0 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x16xf32>) -> tensor<4x16xui8>
+  %b = "ember.qgemm"(%q, %w2, %s2, %a) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.25 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<4x16xui8>, tensor<16x16xi8>, tensor<16xf32>, tensor<4x16xf32>) -> tensor<4x16xf32>
+  return %b : tensor<4x16xf32>
+}
+
+// -----
+
+// Kept in f32: the shortcut is also a result of the function (not only residuals and one
+// quantize read it).
+// CHECK-LABEL: func.func @shortcut_also_returned
+// CHECK: %[[A:.*]] = "ember.qgemm"({{.*}} -> tensor<4x16xf32>
+// CHECK: %[[Q:.*]] = "ember.quantize"(%[[A]])
+// CHECK: "ember.qgemm"(%[[Q]], %{{.*}}, %{{.*}}, %[[A]])
+// CHECK-NOT: residual_scale
+func.func @shortcut_also_returned(%c: tensor<4x16xui8>) -> (tensor<4x16xf32>, tensor<4x16xf32>) {
+  %w1 = "ember.weight"() {name = "w1"} : () -> tensor<16x16xi8>
+  %s1 = "ember.weight"() {name = "s1"} : () -> tensor<16xf32>
+  %w2 = "ember.weight"() {name = "w2"} : () -> tensor<16x16xi8>
+  %s2 = "ember.weight"() {name = "s2"} : () -> tensor<16xf32>
+  %a = "ember.qgemm"(%c, %w1, %s1) {activation = "relu", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<4x16xui8>, tensor<16x16xi8>, tensor<16xf32>) -> tensor<4x16xf32>
+  %q = "ember.quantize"(%a) {scale = 0.25 : f32, zero_point = 0 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x16xf32>) -> tensor<4x16xui8>
+  %b = "ember.qgemm"(%q, %w2, %s2, %a) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.25 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<4x16xui8>, tensor<16x16xi8>, tensor<16xf32>, tensor<4x16xf32>) -> tensor<4x16xf32>
+  return %a, %b : tensor<4x16xf32>, tensor<4x16xf32>
+}
+
+// -----
+
+// A residual dequantized per tensor (PT2E quantizes both inputs of a conv's residual add)
+// becomes codes of the GEMM; one dequantized per channel stays f32.
+// CHECK-LABEL: func.func @dequantized_residual
+// CHECK: "ember.qgemm"(%arg0, %{{.*}}, %{{.*}}, %arg1) {{.*}}residual_scale = 5.000000e-01 : f32, residual_zero_point = -2 : i64} : (tensor<4x16xui8>, tensor<16x16xi8>, tensor<16xf32>, tensor<4x16xi8>) -> tensor<4x16xf32>
+// CHECK: %[[D:.*]] = "ember.dequantize"(%arg1, %{{.*}}, %{{.*}}) {axis = 1 : i64
+// CHECK: "ember.qgemm"(%arg0, %{{.*}}, %{{.*}}, %[[D]])
+// CHECK-NOT: residual_scale
+func.func @dequantized_residual(%c: tensor<4x16xui8>, %r: tensor<4x16xi8>, %rs: tensor<16xf32>, %rz: tensor<16xi64>) -> (tensor<4x16xf32>, tensor<4x16xf32>) {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<16x16xi8>
+  %s = "ember.weight"() {name = "s"} : () -> tensor<16xf32>
+  %d = "ember.dequantize"(%r) {scale = 0.5 : f32, zero_point = -2 : i64, operandSegmentSizes = array<i32: 1, 0, 0>} : (tensor<4x16xi8>) -> tensor<4x16xf32>
+  %y = "ember.qgemm"(%c, %w, %s, %d) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.25 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<4x16xui8>, tensor<16x16xi8>, tensor<16xf32>, tensor<4x16xf32>) -> tensor<4x16xf32>
+  %e = "ember.dequantize"(%r, %rs, %rz) {axis = 1 : i64, operandSegmentSizes = array<i32: 1, 1, 1>} : (tensor<4x16xi8>, tensor<16xf32>, tensor<16xi64>) -> tensor<4x16xf32>
+  %z = "ember.qgemm"(%c, %w, %s, %e) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.25 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<4x16xui8>, tensor<16x16xi8>, tensor<16xf32>, tensor<4x16xf32>) -> tensor<4x16xf32>
+  return %y, %z : tensor<4x16xf32>, tensor<4x16xf32>
+}

@@ -94,3 +94,22 @@ func.func @odd_k(%x: tensor<4x20xf32>) -> tensor<4x40xf32> {
   %0 = "ember.gemm"(%x, %q, %s) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 1, 0>, rhs_bits = 8, rhs_group = 8} : (tensor<4x20xf32>, tensor<20x40xi8>, tensor<3x40xf32>) -> tensor<4x40xf32>
   return %0 : tensor<4x40xf32>
 }
+
+// -----
+
+// A residual of codes (a ResNet shortcut) reaches the tensor-core kernel dequantized to f32
+// first ((float(code) - 3) * 0.5); the kernel's epilogue adds f32 residuals.
+// CHECK-LABEL: func.func @residual_codes(
+// SIMT-LABEL: func.func @residual_codes(
+// SIMT: "ember.qgemm"
+// MMA-LABEL: func.func @residual_codes(
+// MMA: gpu.launch_func @kernels::@gemm_mma_{{[0-9]+}}
+// CHECK: %[[R:.*]] = linalg.generic {{.*}} ins(%{{.*}} : tensor<6x40xi8>)
+// CHECK: arith.uitofp {{.*}} : i8 to f32
+// CHECK: call @ember_gpu_gemm_0({{.*}}, %[[R]]) : (tensor<6x32xi8>, tensor<40x32xi8>, tensor<6xf32>, tensor<40xf32>, tensor<40xi32>, tensor<6x40xf32>) -> tensor<6x40xf32>
+func.func @residual_codes(%x: tensor<6x24xui8>, %r: tensor<6x40xui8>) -> tensor<6x40xf32> {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<24x40xi8>
+  %s = "ember.weight"() {name = "s"} : () -> tensor<40xf32>
+  %0 = "ember.qgemm"(%x, %w, %s, %r) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.25 : f32, lhs_zero_point = 3 : i64, residual_scale = 0.5 : f32, residual_zero_point = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<6x24xui8>, tensor<24x40xi8>, tensor<40xf32>, tensor<6x40xui8>) -> tensor<6x40xf32>
+  return %0 : tensor<6x40xf32>
+}

@@ -83,6 +83,23 @@ func.func @codes_out(%x: tensor<?x20xui8>) -> tensor<?x40xui8> {
 
 // -----
 
+// A residual of codes goes to the kernel as its bytes ([M, N] i8; the spec carries their scale
+// and (zero point, storage range)), dequantized in the reference body as in the kernel's
+// epilogue; without a packed kernel (the reference product) it is dequantized first.
+// LOWER-LABEL: func.func @residual_codes
+// LOWER: call @ember_gemm_{{.*}} : (tensor<?x20xi8>, tensor<3x5x16xi32>, tensor<?xf32>, tensor<40xf32>, tensor<40xi32>, tensor<?x40xi8>, tensor<?x40xf32>) -> tensor<?x40xf32>
+// LOWER-LABEL: func.func private @ember_gemm_
+// LOWER-SAME: residual = true, residual_codes = array<i64: 3, 0, 255>, residual_scale = 1.250000e-01 : f64
+// LOWER: arith.uitofp {{.*}} : i8 to f32
+func.func @residual_codes(%x: tensor<?x20xui8>, %r: tensor<?x40xui8>) -> tensor<?x40xf32> {
+  %w = "ember.weight"() {name = "fc.weight.int8"} : () -> tensor<20x40xi8>
+  %s = "ember.weight"() {name = "fc.weight.int8_scale"} : () -> tensor<40xf32>
+  %0 = "ember.qgemm"(%x, %w, %s, %r) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, residual_scale = 0.125 : f32, residual_zero_point = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<?x20xui8>, tensor<20x40xi8>, tensor<40xf32>, tensor<?x40xui8>) -> tensor<?x40xf32>
+  return %0 : tensor<?x40xf32>
+}
+
+// -----
+
 // A quantized conv of an RGB image (3x3 taps of C = 3, K = 27): each tap's channels become
 // one whole word (the 4th byte 0), K words = 9 (not ceil(27/4) = 7), and the lowering pads
 // the codes' channels to 4 (with the spatial zero-point border) so that the kernel reads the

@@ -113,7 +113,8 @@ class GemmKernelSpec(GemmSpec):
         if self.bias:
             types.append(ir.MemRefType.get([self.n], element))
         if self.residual:
-            types.append(ir.MemRefType.get(lead + [m, self.n], element))
+            types.append(ir.MemRefType.get(lead + [m, self.n], i8 if self.residual_scale
+                                           else element))
         types.append(ir.MemRefType.get(lead + [m, self.n], ir.IntegerType.get_signless(8)
                                        if self.out_scale else element))
         return types

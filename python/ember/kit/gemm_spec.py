@@ -49,6 +49,11 @@ class GemmSpec:
     #: quantizes each result to after the epilogue (ember.qgemm's result_* attributes).
     out_scale: float = omitted_at_default(0.0)
     out_codes: Tuple[int, ...] = omitted_at_default(())
+    #: An int8 kernel whose residual holds bytes: their scale and (zero point, lowest,
+    #: highest storable code: 0 for unsigned bytes), dequantized where the residual is added
+    #: (ember.qgemm's residual_* attributes).
+    residual_scale: float = omitted_at_default(0.0)
+    residual_codes: Tuple[int, ...] = omitted_at_default(())
 
     @property
     def low_bit(self) -> bool:

@@ -95,6 +95,20 @@ def signed_byte(word, j: int):
     return arith.shrsi(up, constant(24, word.type))
 
 
+def dequantize_code(code, scale, zero_point, unsigned: bool):
+    """f32 (code - zero_point) * scale of an i8 code (a scalar or a vector) read unsigned if
+    `unsigned`, as ember.dequantize computes it; scale and zero point are numbers or f32
+    values (a per-channel dequantize's)."""
+    f32 = ir.VectorType.get(ir.VectorType(code.type).shape, ir.F32Type.get()) \
+        if isinstance(code.type, ir.VectorType) else ir.F32Type.get()
+    x = arith.uitofp(f32, code) if unsigned else arith.sitofp(f32, code)
+    if not isinstance(zero_point, ir.Value):
+        zero_point = constant(float(zero_point), f32)
+    if not isinstance(scale, ir.Value):
+        scale = constant(float(scale), f32)
+    return arith.mulf(arith.subf(x, zero_point), scale)
+
+
 def quantize_code(x, inverse_scale: float, zero_point: int, lo: int, hi: int):
     """The i8 code byte(s) of f32 x (a scalar or a vector), as PyTorch's quantize_per_tensor
     computes them: clamp(roundeven(x * inverse) + zp, lo, hi)."""

@@ -170,8 +170,9 @@ def as_row_matrix(lhs, residual, out_type, logical=None):
         if logical is None:
             lhs = tensor.collapse_shape(ir.RankedTensorType.get(
                 [m_dim, shape[-1]], element_type(lhs)), lhs, _rows(rank))
-        if residual is not None:
-            residual = tensor.collapse_shape(out2_type, residual, _rows(rank))
+        if residual is not None:        # f32, or an int8 kernel's residual codes
+            residual = tensor.collapse_shape(ir.RankedTensorType.get(
+                out2_type.shape, element_type(residual)), residual, _rows(rank))
     return lhs, residual, out2_type
 
 

@@ -22,7 +22,7 @@ from mlir import ir
 from mlir.dialects import arith, func, math as mlir_math
 
 from ember.dialect.ops import QGemm
-from ember.dialect.ops.quantization import unsigned_codes
+from ember.dialect.ops.quantization import storage_range, unsigned_codes
 from ember.dialect.shapes import patch_matrix_shape
 from ember.kit.builders import constant
 from ember.kit.epilogue import apply_epilogue
@@ -33,7 +33,7 @@ from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generi
     generic_into, identity_map, pad, reduce_trailing, tensor_shape
 from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function, \
     materialize_patches, row_matrix_init
-from ember.lowering.quantize_to_linalg import signless, with_storage_type
+from ember.lowering.quantize_to_linalg import dequantized, signless, with_storage_type
 from ember.quant.schemes import encoding
 
 _F32 = ir.F32Type.get
@@ -56,7 +56,14 @@ def lower_qgemm(qgemm: QGemm):
             logical = patch_matrix_shape(tensor_shape(source), qgemm.lhs_patches[:6])
         else:
             source = materialize_patches(source, qgemm.lhs_patches[:6])
-    lhs, residual, f32_type = as_row_matrix(source, qgemm.residual, out_type, logical)
+    residual, residual_codes = qgemm.residual, {}
+    if qgemm.residual_codes and qgemm.rhs_panel is not None:    # dequantized in the kernel
+        residual_codes = dict(residual_scale=qgemm.residual_scale, residual_codes=(
+            qgemm.residual_zero_point, *storage_range(qgemm.residual)))
+        residual = signless(residual)
+    else:
+        residual = float_residual(qgemm)
+    lhs, residual, f32_type = as_row_matrix(source, residual, out_type, logical)
     out2_type = f32_type if quant is None else \
         ir.RankedTensorType.get(f32_type.shape, ir.IntegerType.get_signless(8))
     init = row_matrix_init(out2_type, lhs, logical)
@@ -88,6 +95,7 @@ def lower_qgemm(qgemm: QGemm):
                               activation=qgemm.activation, bias=qgemm.bias is not None,
                               residual=residual is not None, int8=enc.name,
                               output_activation=qgemm.output_activation or "",
+                              **residual_codes,
                               **({} if quant is None else {
                                   "out_scale": qgemm.result_scale,
                                   "out_codes": (qgemm.result_zero_point,
@@ -97,6 +105,13 @@ def lower_qgemm(qgemm: QGemm):
         result = int8_kernel_call(qgemm.operation, spec, operands, init)
     value_type = ir.RankedTensorType.get(storage_type.shape, out2_type.element_type)
     return with_storage_type(from_row_matrix(result, source, value_type), storage_type)
+
+
+def float_residual(qgemm: QGemm):
+    """The qgemm's residual as f32 (codes dequantized), or None without one."""
+    if qgemm.residual is None or not qgemm.residual_codes:
+        return qgemm.residual
+    return dequantized(qgemm.residual, qgemm.residual_scale, qgemm.residual_zero_point)
 
 
 def int8_kernel_call(anchor, spec: GemmKernelSpec, operands, init):
@@ -262,6 +277,9 @@ def _reference_kernel(spec: GemmKernelSpec, codes, panels, row_scale, col_scale,
     *epilogue, init = rest
     bias = epilogue.pop(0) if spec.bias else None
     residual = epilogue.pop(0) if spec.residual else None
+    if spec.residual_scale:
+        zero_point, lowest, _ = spec.residual_codes
+        residual = dequantized(residual, spec.residual_scale, zero_point, lowest == 0)
     if spec.patches is not None:
         codes, _, _ = as_row_matrix(materialize_patches(codes, spec.patches[3:]), None,
                                     ir.RankedTensorType(init.type),

@@ -11,13 +11,14 @@ i8 and removes the casts, which bufferization could not handle.
 """
 from __future__ import annotations
 
+from typing import Optional
+
 from mlir import ir
 from mlir.dialects import arith, tensor
 
 from ember.dialect.ops import Dequantize, Quantize
 from ember.dialect.ops.quantization import unsigned_codes
-from ember.kit.builders import constant
-from ember.kit.scalar_math import quantize_code
+from ember.kit.scalar_math import dequantize_code, quantize_code
 from ember.kit.structured import PARALLEL, elementwise, empty_like, generic, identity_map, \
     tensor_shape
 
@@ -39,11 +40,6 @@ def with_storage_type(value, storage_type):
     return value if value.type == storage_type else tensor.bitcast(storage_type, value)
 
 
-def code_to_f32(code, unsigned: bool):
-    """A byte read as its storage type says, as f32."""
-    return arith.uitofp(_F32(), code) if unsigned else arith.sitofp(_F32(), code)
-
-
 def lower_quantize(op: Quantize):
     storage = ir.RankedTensorType(op.result.type)
     i8_type = ir.RankedTensorType.get(storage.shape, ir.IntegerType.get_signless(8))
@@ -54,23 +50,29 @@ def lower_quantize(op: Quantize):
 
 
 def lower_dequantize(op: Dequantize):
+    if not op.per_channel:
+        return dequantized(op.input, op.scale, op.zero_point)
     unsigned = unsigned_codes(op.input)
     codes = signless(op.input)
     out_type = ir.RankedTensorType(op.result.type)
-    if not op.per_channel:
-        zp, scale = constant(float(op.zero_point), _F32()), constant(op.scale, _F32())
-        return elementwise([codes], out_type, lambda c: arith.mulf(
-            arith.subf(code_to_f32(c, unsigned), zp), scale))
     rank = len(tensor_shape(codes))
     init = empty_like(out_type, [(codes, i) for i in range(rank)])
     along = identity_map(rank, [op.axis])
 
     def body(c, scale, zero_point, _out):
-        zp = arith.sitofp(_F32(), zero_point)
-        return arith.mulf(arith.subf(code_to_f32(c, unsigned), zp), scale)
+        return dequantize_code(c, scale, arith.sitofp(_F32(), zero_point), unsigned)
     return generic([codes, op.scales, op.zero_points], init,
                    [identity_map(rank), along, along, identity_map(rank)], [PARALLEL] * rank,
                    body)
+
+
+def dequantized(codes, scale: float, zero_point: int, unsigned: Optional[bool] = None):
+    """f32 (codes - zero_point) * scale of a tensor of codes, per tensor: ui8 or i8, or
+    bytes read unsigned if `unsigned`."""
+    out_type = ir.RankedTensorType.get(ir.RankedTensorType(codes.type).shape, _F32())
+    unsigned = unsigned_codes(codes) if unsigned is None else unsigned
+    return elementwise([signless(codes)], out_type,
+                       lambda c: dequantize_code(c, scale, zero_point, unsigned))
 
 
 def _signless_type(t):

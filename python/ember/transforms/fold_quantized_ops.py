@@ -28,6 +28,14 @@ A quantize reading an int8 GEMM or depthwise conv (its only user) moves into it:
 requantizes its results in the epilogue (result_scale, result_zero_point, result_range) and writes codes;
 so does an activation applied after the GEMM's residual (output_activation: a residual
 block's closing ReLU).
+
+A residual block's shortcut: an int8 GEMM whose f32 result is quantized for the next layer
+and also added as the residual of later int8 GEMMs (a ResNet stem's output) writes the codes
+alone, and the residuals read them dequantized, as PyTorch's X86 and OpenVINO's int8 graphs
+quantize both inputs of such an add: a quarter of the bytes written and read, no f32 copy
+(the residual then carries the codes' rounding, at most half a step). A residual that is a
+per-tensor `dequantize(codes)` becomes codes of the GEMM (residual_scale,
+residual_zero_point), dequantized in its epilogue.
 `quantize(dequantize(c))` with the same parameters and storage is `c` and is folded too.
 """
 from __future__ import annotations
@@ -260,6 +268,51 @@ def _quantize_in_epilogue(op, rewriter) -> bool:
     return APPLIED
 
 
+def _codes_for_residuals(op, rewriter) -> bool:
+    """qgemm A (f32 result) read by one quantize q and otherwise only as int8 GEMMs'
+    residuals -> A writes q's codes; its residual readers get `dequantize(codes)` (which
+    `_residual_codes` then moves into them)."""
+    a = QGemm(op)
+    if a.quantized_result:
+        return NOT_APPLIED
+    quantizes, residuals = [], 0
+    for use in a.result.uses:
+        user = use.owner
+        if user.name == Quantize.op_name:
+            quantizes.append(user)
+        elif user.name == QGemm.op_name and QGemm(user).residual == a.result and \
+                list(user.operands).count(a.result) == 1:
+            residuals += 1
+        else:
+            return NOT_APPLIED
+    if len(quantizes) != 1 or not residuals:
+        return NOT_APPLIED
+    q = Quantize(quantizes[0])
+    with rewriter.ip, op.location:
+        codes = a.rebuild(q.result.type, result_scale=q.scale, result_zero_point=q.zero_point,
+                          result_range=[q.quant_min, q.quant_max])
+        shortcut = Dequantize.build(codes, a.result.type, scale=q.scale,
+                                    zero_point=q.zero_point)
+    rewriter.replace_op(q.operation, [codes])
+    rewriter.replace_op(op, [shortcut])
+    return APPLIED
+
+
+def _residual_codes(op, rewriter) -> bool:
+    """qgemm(.., residual = dequantize(codes) per tensor) -> the qgemm reading the codes
+    (residual_scale, residual_zero_point) and dequantizing them in its epilogue."""
+    qgemm = QGemm(op)
+    dq = None if qgemm.residual is None or qgemm.residual_codes else \
+        _codes_of(qgemm.residual)
+    if dq is None:
+        return NOT_APPLIED
+    with rewriter.ip, op.location:
+        rewriter.replace_op(op, [qgemm.rebuild(
+            qgemm.result.type, residual=dq.input, residual_scale=dq.scale,
+            residual_zero_point=dq.zero_point)])
+    return APPLIED
+
+
 def _fold_requantize(op, rewriter) -> bool:
     """quantize(dequantize(c)) -> c when both use c's scale, zero point and full range."""
     q = Quantize(op)
@@ -284,5 +337,6 @@ class FoldQuantizedOps(EmberPass):
         apply_patterns(module, {Transpose.op_name: [_TransposeCodes(ctx)],
                                 Gemm.op_name: [_FoldGemm(ctx)],
                                 Conv2d.op_name: [_FoldConv(ctx)],
+                                QGemm.op_name: [_codes_for_residuals, _residual_codes],
                                 Unary.op_name: [_activation_after_residual],
                                 Quantize.op_name: [_fold_requantize, _quantize_in_epilogue]})

@@ -31,7 +31,7 @@ from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.attr_codec import to_attr
 from ember.kit.builders import GemmOperands, constant, for_, i64, if_, index
 from ember.kit.epilogue import apply_epilogue, widened
-from ember.kit.scalar_math import ACTIVATIONS, quantize_code
+from ember.kit.scalar_math import ACTIVATIONS, dequantize_code, quantize_code
 from ember.pipeline.target_info import TargetInfo, enabled_features
 
 
@@ -489,9 +489,7 @@ class TaskEmitter:
         for r in range(rows):
             for v in range(nvec):
                 residual = None if self.ops.residual is None else \
-                    lambda r=r, v=v: self._load(self.ops.residual,
-                                                [*self.prefix, rows_at[r], cols_at[v]], masks[v],
-                                                wide=True)
+                    lambda r=r, v=v: self._residual(rows_at[r], cols_at[v], masks[v])
                 out.append(apply_epilogue(accs[r * nvec + v], self.spec.activation, bias[v],
                                           residual))
         if self.spec.output_activation:
@@ -500,6 +498,16 @@ class TaskEmitter:
             out = [quantize_code(y, 1.0 / self.spec.out_scale, *self.spec.out_codes)
                    for y in out]
         return out
+
+    def _residual(self, row, col, mask):
+        """The residual's f32 vector at (row, col): codes (an int8 kernel's residual_scale)
+        dequantized as they are read."""
+        if not self.spec.residual_scale:
+            return self._load(self.ops.residual, [*self.prefix, row, col], mask, wide=True)
+        zero_point, lowest, _ = self.spec.residual_codes
+        codes = self._load(self.ops.residual, [*self.prefix, row, col], mask)
+        return dequantize_code(codes, self.spec.residual_scale, zero_point,
+                               unsigned=lowest == 0)
 
     def _dequantize(self, accs, rows_at, cols_at, masks, rows, nvec):
         """int32 accumulators -> f32: float(acc - compensation[n]) * (row scale * column

@@ -40,7 +40,8 @@ from ember.kit.packed_panels import nibble_pairs
 from ember.kit.private_functions import kernel_function
 from ember.kit.structured import PARALLEL, empty_like, filled, generic, identity_map, pad
 from ember.lowering.gemm_to_linalg import dequantized_weight
-from ember.lowering.qgemm_to_linalg import dequantize_products, integer_product, quantize_rows
+from ember.lowering.qgemm_to_linalg import dequantize_products, float_residual, integer_product, \
+    quantize_rows
 from ember.lowering.quantize_to_linalg import signless, with_storage_type
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.quant.schemes import compensation, encoding
@@ -244,7 +245,7 @@ def outline_qgemm(module, op, weights: WeightTable) -> None:
             lambda q: compensation(q, zero_point), [weight.name]))
         operands = [codes, transposed, row_scale, qgemm.rhs_scale, comp] + \
             [v for v in (qgemm.bias,) if v is not None] + \
-            [_collapse(v, m) for v in (qgemm.residual,) if v is not None]
+            [_collapse(v, m) for v in (float_residual(qgemm),) if v is not None]
         _call(module, op, spec, operands, out_type, reference)
     _erase_if_unused(weight)
 

@@ -189,7 +189,11 @@ class QGemm(EmberOp):
     `(code - lhs_zero_point) * lhs_scale`; `lhs_encoding` is how the kernel reads the bytes
     (u8 or s8: codes of the other signedness have their top bit flipped on the way in; u7:
     unsigned codes known to stay below 128, which vpmaddubsw can read), and the compensation
-    holds that reading's zero point times the column sums."""
+    holds that reading's zero point times the column sums.
+
+    A residual of codes (`residual_scale` and `residual_zero_point` set): ui8 or i8 standing
+    for `(code - residual_zero_point) * residual_scale`, dequantized where it is added (the
+    CPU kernel's epilogue reads a quarter of an f32 residual's bytes)."""
     op_name = "ember.qgemm"
     element_types = ElementTypes.ANY
 
@@ -217,6 +221,9 @@ class QGemm(EmberOp):
         "(clamp(roundeven(y / scale) + zero point, lo, hi)), ui8 or i8 codes"))
     result_zero_point = I64(optional=True)
     result_range = I64Array(optional=True, doc="lo, hi: the result codes' range")
+    residual_scale = F32(optional=True, doc=(
+        "with residual_zero_point: the residual is codes (ui8 or i8) of this scale"))
+    residual_zero_point = I64(optional=True)
     lhs_patches = I64Array(optional=True, doc=(
         "KH, KW, SH, SW, DH, DW, PH, PW (static lhs only): lhs is an NHWC input of codes "
         "[N, H, W, C] standing for the im2col patch matrix [N, OH, OW, KH*KW*C] of that input "
@@ -236,6 +243,21 @@ class QGemm(EmberOp):
     def static(self) -> bool:
         """Whether lhs holds codes quantized ahead of time (else f32, quantized per row)."""
         return self.lhs_scale is not None
+
+    @property
+    def residual_codes(self) -> bool:
+        """Whether the residual is codes (residual_scale, residual_zero_point)."""
+        return self.residual_scale is not None or self.residual_zero_point is not None
+
+    def _verify_residual_codes(self) -> Optional[str]:
+        if not self.residual_codes:
+            return None
+        if self.residual is None or self.residual_scale is None or \
+                self.residual_zero_point is None:
+            return "residual_scale and residual_zero_point go together, with a residual"
+        problem = static_codes_problem(self.residual, self.residual_scale,
+                                       self.residual_zero_point)
+        return f"residual {problem}" if problem else None
 
     def _verify_lhs(self) -> Optional[str]:
         if self.static != (self.lhs_zero_point is not None):
@@ -288,8 +310,14 @@ class QGemm(EmberOp):
         f32 = "f32"
         for name in ("rhs_scale", "bias", "residual"):
             value = getattr(self, name)
+            if name == "residual" and self.residual_codes:
+                continue
             if value is not None and _element(value) != f32:
-                return f"{name} must be f32, got {_element(value)}"
+                hint = " (or codes with residual_scale)" if name == "residual" else ""
+                return f"{name} must be f32{hint}, got {_element(value)}"
+        problem = self._verify_residual_codes()
+        if problem:
+            return problem
         k, n = lhs[-1], res[-1]
         if self.rhs_panel is None:
             if _element(self.rhs) != "i8" or len(rhs) != 2:
