@@ -254,6 +254,43 @@ def test_conv_net_with_dynamic_batch(disabled):
             _assert_within_one_step(compiled(x), reference(x))
 
 
+class DownsampleBlock(torch.nn.Module):
+    """A ResNet block that halves the resolution: its shortcut is a strided 1x1 conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.c2 = torch.nn.Conv2d(16, 16, 3, padding=1)
+        self.down = torch.nn.Conv2d(8, 16, 1, stride=2)
+
+    def forward(self, x):
+        return torch.relu(self.c2(torch.relu(self.c1(x))) + self.down(x))
+
+
+def test_downsampling_shortcut_is_calibrated_as_codes(tmp_path):
+    """The 1x1 shortcut conv's output, which only the block's add reads, is calibrated and
+    quantized (its own scale): the shortcut conv writes codes and the block's second conv adds
+    them dequantized; `exclude` of the shortcut keeps it in f32."""
+    from test_quantize_pt2e import _assert_within_one_step
+    torch.manual_seed(0)
+    model, x = DownsampleBlock().eval(), torch.relu(torch.randn(2, 8, 12, 12))
+    calibration = [torch.relu(torch.randn(2, 8, 12, 12)) for _ in range(4)]
+    compiled = ember.compile(model, (x,), dump_dir=str(tmp_path / "all"),
+                             quantize=ember.quant.Int8(mode="static", calibration=calibration))
+    graph = (tmp_path / "all" / "00-graph.mlir").read_text()
+    assert graph.count('"ember.qgemm"') == 3 and graph.count("residual_scale") == 1
+    assert graph.count('"ember.dequantize"') == 0
+    reference = static.quantize_static(model, (x,), ember.quant.Int8(
+        mode="static", calibration=calibration))
+    with torch.no_grad():
+        _assert_within_one_step(compiled(x), reference(x))
+        assert _cosine(compiled(x), model(x)) >= 0.999
+    ember.compile(model, (x,), dump_dir=str(tmp_path / "f32"), quantize=ember.quant.Int8(
+        mode="static", calibration=calibration, exclude="down"))
+    graph = (tmp_path / "f32" / "00-graph.mlir").read_text()
+    assert "residual_scale" not in graph
+
+
 def test_shortcut_is_written_once_as_codes(tmp_path):
     """A ResNet stem's output feeds the next conv and the block's residual add: static int8
     writes it once, as codes, and the add reads them dequantized in the second conv's epilogue

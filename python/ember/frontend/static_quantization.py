@@ -122,7 +122,43 @@ def _x86_quantizer_class():
                 super()._annotate_linear_unary(gm, quantization_config, filter_fn)
             except _UnreadablePartition:
                 pass
+
+        def annotate(self, model):
+            model = super().annotate(model)
+            if self.shortcut_activation is not None:
+                _annotate_conv_shortcuts(model, self.shortcut_activation)
+            return model
+
+    X86Quantizer.shortcut_activation = None
     return X86Quantizer
+
+
+#: The annotation key PT2E's quantizers write on a node (torchao's Q_ANNOTATION_KEY).
+_ANNOTATION = "quantization_annotation"
+
+
+def _annotate_conv_shortcuts(graph_module, activation) -> None:
+    """Quantizes the shortcut of each residual add joining two quantized convolutions (a ResNet
+    block with a downsampling 1x1 conv): the shortcut conv's output, read by that add alone,
+    then travels as codes (the int8 GEMM adding it dequantizes them), as X86InductorQuantizer
+    quantizes such an add's inputs under a global config; module-name configs, ember's, leave
+    the add (its parent module's op) out."""
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+
+    def quantized_conv(node) -> bool:
+        return isinstance(node, torch.fx.Node) and node.target == torch.ops.aten.conv2d.default \
+            and _ANNOTATION in node.meta
+
+    for node in graph_module.graph.nodes:
+        if node.target not in (torch.ops.aten.add.Tensor, torch.ops.aten.add_.Tensor) or \
+                len(node.args) < 2:
+            continue
+        for shortcut, main in (node.args[:2], node.args[1::-1]):
+            if quantized_conv(shortcut) and quantized_conv(main) and len(shortcut.users) == 1:
+                annotation = node.meta.setdefault(_ANNOTATION, QuantizationAnnotation())
+                annotation.input_qspec_map.setdefault(shortcut, activation)
+                annotation._annotated = True
+                break
 
 
 class _UnreadablePartition(Exception):
@@ -146,6 +182,7 @@ def _quantizer(model: torch.nn.Module, scheme: Int8, codes: Tuple[int, int]):
         kind = kinds.get(type(module))
         if kind is not None and scheme.selects(kind, path):
             quantizer.set_module_name_qconfig(path, config)
+    quantizer.shortcut_activation = activation
     return quantizer
 
 
