@@ -153,7 +153,8 @@ def _annotate_conv_shortcuts(graph_module, activation) -> None:
         if node.target not in (torch.ops.aten.add.Tensor, torch.ops.aten.add_.Tensor) or \
                 len(node.args) < 2:
             continue
-        for shortcut, main in (node.args[:2], node.args[1::-1]):
+        # the second input first, as X86InductorQuantizer's conv + add pattern (`y + shortcut`)
+        for shortcut, main in (node.args[1::-1], node.args[:2]):
             if quantized_conv(shortcut) and quantized_conv(main) and len(shortcut.users) == 1:
                 annotation = node.meta.setdefault(_ANNOTATION, QuantizationAnnotation())
                 annotation.input_qspec_map.setdefault(shortcut, activation)
