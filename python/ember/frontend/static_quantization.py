@@ -108,10 +108,15 @@ def _x86_quantizer_class():
     """X86InductorQuantizer, made to skip the Linear -> activation pairs it cannot read:
     torchao 0.18 finds partitions with no output node in Hugging Face models (their GELU
     module) and fails on them with an IndexError; such a Linear is then annotated alone (its
-    activation runs in floating point between quantized layers)."""
+    activation runs in floating point between quantized layers). It also quantizes residual
+    adds' shortcuts (`_annotate_conv_shortcuts`)."""
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
 
     class X86Quantizer(x86.X86InductorQuantizer):
+        #: The activation spec a residual add's shortcut is quantized with
+        #: (`_annotate_conv_shortcuts`); None: left alone.
+        shortcut_activation = None
+
         def _get_output_nodes_of_partitions(self, partition_list):
             if any(not partition.output_nodes for partition in partition_list):
                 raise _UnreadablePartition()
@@ -128,8 +133,6 @@ def _x86_quantizer_class():
             if self.shortcut_activation is not None:
                 _annotate_conv_shortcuts(model, self.shortcut_activation)
             return model
-
-    X86Quantizer.shortcut_activation = None
     return X86Quantizer
 
 

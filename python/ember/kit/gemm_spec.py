@@ -56,6 +56,15 @@ class GemmSpec:
     residual_codes: Tuple[int, ...] = omitted_at_default(())
 
     @property
+    def residual_dequantization(self) -> Optional[Tuple[float, int, bool]]:
+        """(scale, zero point, whether the bytes are unsigned) of a residual of codes; None
+        for an f32 one."""
+        if not self.residual_scale:
+            return None
+        zero_point, lowest, _ = self.residual_codes
+        return self.residual_scale, zero_point, lowest == 0
+
+    @property
     def low_bit(self) -> bool:
         """Whether B holds low-bit codes with group scales."""
         return self.weights in ("i8", "i4")

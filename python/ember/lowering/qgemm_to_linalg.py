@@ -277,9 +277,8 @@ def _reference_kernel(spec: GemmKernelSpec, codes, panels, row_scale, col_scale,
     *epilogue, init = rest
     bias = epilogue.pop(0) if spec.bias else None
     residual = epilogue.pop(0) if spec.residual else None
-    if spec.residual_scale:
-        zero_point, lowest, _ = spec.residual_codes
-        residual = dequantized(residual, spec.residual_scale, zero_point, lowest == 0)
+    if spec.residual_dequantization:
+        residual = dequantized(residual, *spec.residual_dequantization)
     if spec.patches is not None:
         codes, _, _ = as_row_matrix(materialize_patches(codes, spec.patches[3:]), None,
                                     ir.RankedTensorType(init.type),

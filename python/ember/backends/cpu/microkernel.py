@@ -502,12 +502,11 @@ class TaskEmitter:
     def _residual(self, row, col, mask):
         """The residual's f32 vector at (row, col): codes (an int8 kernel's residual_scale)
         dequantized as they are read."""
-        if not self.spec.residual_scale:
+        codes = self.spec.residual_dequantization
+        if codes is None:
             return self._load(self.ops.residual, [*self.prefix, row, col], mask, wide=True)
-        zero_point, lowest, _ = self.spec.residual_codes
-        codes = self._load(self.ops.residual, [*self.prefix, row, col], mask)
-        return dequantize_code(codes, self.spec.residual_scale, zero_point,
-                               unsigned=lowest == 0)
+        return dequantize_code(self._load(self.ops.residual, [*self.prefix, row, col], mask),
+                               *codes)
 
     def _dequantize(self, accs, rows_at, cols_at, masks, rows, nvec):
         """int32 accumulators -> f32: float(acc - compensation[n]) * (row scale * column
