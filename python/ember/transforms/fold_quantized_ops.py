@@ -262,10 +262,15 @@ def _quantize_in_epilogue(op, rewriter) -> bool:
     if qgemm is None or qgemm.quantized_result or len(list(qgemm.result.uses)) != 1:
         return NOT_APPLIED
     with rewriter.ip, op.location:
-        rewriter.replace_op(op, [qgemm.rebuild(
-            q.result.type, result_scale=q.scale, result_zero_point=q.zero_point,
-            result_range=[q.quant_min, q.quant_max])])
+        rewriter.replace_op(op, [_writing_codes(qgemm, q)])
     return APPLIED
+
+
+def _writing_codes(op, q: Quantize):
+    """A copy of int8 op `op` (qgemm or qdepthwise_conv2d) that requantizes its results as
+    quantize `q` does and writes the codes."""
+    return op.rebuild(q.result.type, result_scale=q.scale, result_zero_point=q.zero_point,
+                      result_range=[q.quant_min, q.quant_max])
 
 
 def _codes_for_residuals(op, rewriter) -> bool:
@@ -289,8 +294,7 @@ def _codes_for_residuals(op, rewriter) -> bool:
         return NOT_APPLIED
     q = Quantize(quantizes[0])
     with rewriter.ip, op.location:
-        codes = a.rebuild(q.result.type, result_scale=q.scale, result_zero_point=q.zero_point,
-                          result_range=[q.quant_min, q.quant_max])
+        codes = _writing_codes(a, q)
         shortcut = Dequantize.build(codes, a.result.type, scale=q.scale,
                                     zero_point=q.zero_point)
     rewriter.replace_op(q.operation, [codes])
