@@ -33,7 +33,8 @@ def _schemes():
     calibration = [torch.randn(64, 512) for _ in range(4)]
     return {
         "int8-dynamic": (ember.quant.Int8(mode="dynamic"), "s32.s8.s8.s32"),
-        "int8-static": (ember.quant.Int8(mode="static", calibration=calibration),
+        "int8-static": (ember.quant.Int8(mode="static", calibration=calibration,
+                                         quantize_outputs=True),
                         "s32.u8.s8.s32"),
         "weight-only-int8": (ember.quant.WeightOnly(bits=8, group_size=64),
                              "f32.f16.f16.f32"),

@@ -85,7 +85,8 @@ def test_static_model_reports_convolutions():
         model.bn.weight.uniform_(0.2, 4.0)
     x = torch.randn(4, 3, 8, 8)
     compiled = ember.compile(model, (x,), quantize=ember.quant.Int8(
-        mode="static", calibration=[torch.randn(4, 3, 8, 8) for _ in range(4)]))
+        mode="static", calibration=[torch.randn(4, 3, 8, 8) for _ in range(4)],
+        quantize_outputs=True))
     result = ember.quant.report(model, compiled, (x,))
     assert sorted((layer.path, layer.kind) for layer in result.layers) == \
         [("conv", "Conv2d"), ("fc", "Linear")]

@@ -82,9 +82,11 @@ def test_filter_and_exclude_pick_modules():
     def quantized(**settings):
         scheme = ember.quant.Int8(mode="static", calibration=[x], **settings)
         return _graph_ops(static.quantize_static(model, (x,), scheme), x)
-    everything = quantized()
+    everything = quantized(quantize_outputs=True)
     assert (everything["qgemm"], everything["gemm"], everything["conv2d"]) == (3, 0, 0)
-    assert quantized(exclude="classifier")["qgemm"] == 2
+    assert quantized(exclude="classifier", quantize_outputs=True)["qgemm"] == 2
+    default = quantized()               # the classifier writes the model's output: f32
+    assert (default["qgemm"], default["gemm"]) == (2, 1)
     only_conv = quantized(filter="Conv2d")
     assert (only_conv["qgemm"], only_conv["gemm"]) == (1, 2)
     head = quantized(filter=r"^head$")
@@ -125,7 +127,7 @@ def test_bias_correction_removes_the_mean_shift():
 
         def shift(bias_correction):
             scheme = ember.quant.Int8(mode="static", calibration=calibration,
-                                      bias_correction=bias_correction)
+                                      bias_correction=bias_correction, quantize_outputs=True)
             converted = static.quantize_static(model, (calibration[0],), scheme)
             return (torch.cat([converted(x) for x in calibration]) - ref).mean(0).abs().max()
         uncorrected, corrected = shift(False), shift(True)
@@ -300,7 +302,7 @@ def test_shortcut_is_written_once_as_codes(tmp_path):
     from test_quantize_pt2e import ResidualBlock, _assert_within_one_step
     torch.manual_seed(0)
     model, x = ResidualBlock().eval(), torch.randn(2, 3, 12, 12)
-    scheme = ember.quant.Int8(mode="static",
+    scheme = ember.quant.Int8(mode="static", quantize_outputs=True,
                               calibration=[torch.randn(2, 3, 12, 12) for _ in range(4)])
     compiled = ember.compile(model, (x,), quantize=scheme, dump_dir=str(tmp_path))
     graph = (tmp_path / "00-graph.mlir").read_text()
@@ -314,3 +316,63 @@ def test_shortcut_is_written_once_as_codes(tmp_path):
         expected = model(x)
     _assert_within_one_step(compiled(x), reference_bodies(x))
     assert _cosine(compiled(x), expected) >= 0.999
+
+
+class Classifier(torch.nn.Module):
+    """A conv feature extractor and a classifier whose logits reach the output through
+    views only."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.conv = torch.nn.Conv2d(8, 8, 3, padding=1)
+        self.fc = torch.nn.Linear(8, 6)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(torch.relu(self.stem(x)))).mean(dim=(2, 3))
+        return self.fc(y).reshape(-1, 2, 3).flatten(1)
+
+
+def test_output_layers_stay_float_by_default():
+    """Static mode leaves the layers whose result is a model output in f32 (seen through
+    views); quantize_outputs=True quantizes them too. The layers before still run in int8."""
+    torch.manual_seed(0)
+    model, x = Classifier().eval(), torch.randn(2, 3, 8, 8)
+    exported = torch.export.export(model, (x,)).module()
+    assert static.output_layers(exported) == {"fc"}
+    calibration = [torch.randn(2, 3, 8, 8) for _ in range(4)]
+    default = _graph_ops(static.quantize_static(
+        model, (x,), ember.quant.Int8(mode="static", calibration=calibration)), x)
+    assert (default["qgemm"], default["gemm"]) == (2, 1)
+    everything = _graph_ops(static.quantize_static(model, (x,), ember.quant.Int8(
+        mode="static", calibration=calibration, quantize_outputs=True)), x)
+    assert (everything["qgemm"], everything["gemm"]) == (3, 0)
+    compiled = ember.compile(model, (x,), quantize=ember.quant.Int8(
+        mode="static", calibration=calibration))
+    with torch.no_grad():
+        assert _cosine(compiled(x), model(x)) >= 0.999
+
+
+@pytest.mark.parametrize("disabled", [(), ("ember-cpu-gemm-kernels",)],
+                         ids=["kernels", "reference-bodies"])
+def test_float_stem_writes_the_next_layers_codes(disabled, tmp_path):
+    """A stem left in f32 (`exclude`) before an int8 conv: after ember-conv-to-gemm its GEMM
+    quantizes its results in the epilogue and writes the codes the next conv reads (no f32
+    copy, no separate quantize), matching PyTorch's PT2E model within one step."""
+    from test_quantize_pt2e import _assert_within_one_step
+    torch.manual_seed(0)
+    model, x = Classifier().eval(), torch.randn(2, 3, 8, 8)
+    scheme = ember.quant.Int8(mode="static", exclude="stem",
+                              calibration=[torch.randn(2, 3, 8, 8) for _ in range(4)])
+    compiled = ember.compile(model, (x,), quantize=scheme, dump_dir=str(tmp_path),
+                             disabled_passes=disabled)
+    graph = (tmp_path / "00-graph.mlir").read_text()
+    assert graph.count('"ember.conv2d"') == 1 and graph.count('"ember.quantize"') == 1
+    lowered = (tmp_path / "01-lower.mlir").read_text()
+    stem = next(line for line in lowered.splitlines() if "call @ember_gemm" in line and
+                "x3xf32>" in line)
+    assert stem.rstrip().endswith("xi8>"), stem             # the stem's kernel writes codes
+    reference = static.quantize_static(model, (x,), scheme)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        _assert_within_one_step(compiled(x), reference(x))

@@ -147,3 +147,27 @@ func.func @low_bit_packed_odd_k(%a: tensor<4x21xf32>, %p: tensor<3x10x16xi8>, %s
   %0 = "ember.gemm"(%a, %p, %s) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 1, 0>, rhs_bits = 4, rhs_group = 8, rhs_panel = 16} : (tensor<4x21xf32>, tensor<3x10x16xi8>, tensor<3x3x16xf32>) -> tensor<4x40xf32>
   return %0 : tensor<4x40xf32>
 }
+
+// -----
+
+func.func @codes_without_scale(%a: tensor<4x20xf32>, %w: tensor<20x40xf32>) -> tensor<4x40xui8> {
+  // expected-error @+1 {{'ember.gemm' op result must be f32 (or codes with result_scale), got ui8}}
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x20xf32>, tensor<20x40xf32>) -> tensor<4x40xui8>
+  return %0 : tensor<4x40xui8>
+}
+
+// -----
+
+func.func @codes_of_f16(%a: tensor<4x20xf16>, %w: tensor<20x40xf16>) -> tensor<4x40xi8> {
+  // expected-error @+1 {{'ember.gemm' op a GEMM writing codes computes in f32, got a f16 lhs}}
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>, result_range = array<i64: -128, 127>, result_scale = 0.5 : f32, result_zero_point = 0 : i64} : (tensor<4x20xf16>, tensor<20x40xf16>) -> tensor<4x40xi8>
+  return %0 : tensor<4x40xi8>
+}
+
+// -----
+
+func.func @codes_scale_on_floats(%a: tensor<4x20xf32>, %w: tensor<20x40xf32>) -> tensor<4x40xf32> {
+  // expected-error @+1 {{'ember.gemm' op a quantized result must be ui8 or i8, got f32}}
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>, result_range = array<i64: 0, 255>, result_scale = 0.5 : f32, result_zero_point = 0 : i64} : (tensor<4x20xf32>, tensor<20x40xf32>) -> tensor<4x40xf32>
+  return %0 : tensor<4x40xf32>
+}

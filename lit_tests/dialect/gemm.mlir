@@ -93,3 +93,13 @@ func.func @gemm_low_bit(%a: tensor<?x20xf32>, %q: tensor<20x40xi8>, %s: tensor<3
   %1 = "ember.gemm"(%a, %p, %ps) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 1, 0>, rhs_bits = 4, rhs_group = 8, rhs_panel = 16} : (tensor<?x20xf32>, tensor<3x10x16xi8>, tensor<3x3x16xf32>) -> tensor<?x40xf32>
   return %0, %1 : tensor<?x40xf32>, tensor<?x40xf32>
 }
+
+// -----
+
+// An f32 GEMM writing codes (a float layer before an int8 one, ember-fold-quantized-ops).
+// CHECK-LABEL: func.func @gemm_codes
+// CHECK: "ember.gemm"(%arg0, %arg1) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>, result_range = array<i64: 0, 255>, result_scale = 2.500000e-01 : f32, result_zero_point = 3 : i64} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xui8>
+func.func @gemm_codes(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>) -> tensor<8x32xui8> {
+  %0 = "ember.gemm"(%a, %w) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>, result_range = array<i64: 0, 255>, result_scale = 0.25 : f32, result_zero_point = 3 : i64} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xui8>
+  return %0 : tensor<8x32xui8>
+}

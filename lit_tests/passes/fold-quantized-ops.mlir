@@ -280,3 +280,48 @@ func.func @dequantized_residual(%c: tensor<4x16xui8>, %r: tensor<4x16xi8>, %rs: 
   %z = "ember.qgemm"(%c, %w, %s, %e) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.25 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<4x16xui8>, tensor<16x16xi8>, tensor<16xf32>, tensor<4x16xf32>) -> tensor<4x16xf32>
   return %y, %z : tensor<4x16xf32>, tensor<4x16xf32>
 }
+
+// -----
+
+// A layer left in floating point (an f32 GEMM on a weight) before an int8 one writes the
+// codes itself: the quantize moves into its epilogue, as into an int8 GEMM's.
+// CHECK-LABEL: func.func @float_layer_writes_codes
+// CHECK: %[[Y:.*]] = "ember.gemm"(%arg0, %{{.*}}) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>, result_range = array<i64: 0, 255>, result_scale = 1.250000e-01 : f32, result_zero_point = 2 : i64} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xui8>
+// CHECK-NOT: ember.quantize
+// CHECK: return %[[Y]]
+func.func @float_layer_writes_codes(%x: tensor<4x16xf32>) -> tensor<4x8xui8> {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<16x8xf32>
+  %y = "ember.gemm"(%x, %w) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  %q = "ember.quantize"(%y) {scale = 0.125 : f32, zero_point = 2 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x8xf32>) -> tensor<4x8xui8>
+  return %q : tensor<4x8xui8>
+}
+
+// Not folded: a product of two run-time tensors (no layer: attention's, say).
+// CHECK-LABEL: func.func @float_product_not_folded
+// CHECK: "ember.gemm"({{.*}}) -> tensor<4x8xf32>
+// CHECK: "ember.quantize"
+func.func @float_product_not_folded(%x: tensor<4x16xf32>, %v: tensor<16x8xf32>) -> tensor<4x8xui8> {
+  %y = "ember.gemm"(%x, %v) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x16xf32>, tensor<16x8xf32>) -> tensor<4x8xf32>
+  %q = "ember.quantize"(%y) {scale = 0.125 : f32, zero_point = 2 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x8xf32>) -> tensor<4x8xui8>
+  return %q : tensor<4x8xui8>
+}
+
+// -----
+
+// A float stem whose output is quantized for the next layer and added as a later int8
+// GEMM's residual writes the codes alone; the residual reads them (residual_scale).
+// CHECK-LABEL: func.func @float_shortcut_codes
+// CHECK: %[[A:.*]] = "ember.gemm"(%arg0, {{.*}}result_scale = 2.500000e-01 : f32, result_zero_point = 0 : i64} : ({{.*}}) -> tensor<4x16xui8>
+// CHECK: %[[B:.*]] = "ember.qgemm"(%[[A]], %{{.*}}, %{{.*}}, %[[A]]) {{.*}}residual_scale = 2.500000e-01 : f32, residual_zero_point = 0 : i64} : (tensor<4x16xui8>, tensor<16x16xi8>, tensor<16xf32>, tensor<4x16xui8>) -> tensor<4x16xf32>
+// CHECK-NOT: ember.quantize
+// CHECK-NOT: ember.dequantize
+// CHECK: return %[[B]]
+func.func @float_shortcut_codes(%x: tensor<4x8xf32>) -> tensor<4x16xf32> {
+  %w1 = "ember.weight"() {name = "w1"} : () -> tensor<8x16xf32>
+  %w2 = "ember.weight"() {name = "w2"} : () -> tensor<16x16xi8>
+  %s2 = "ember.weight"() {name = "s2"} : () -> tensor<16xf32>
+  %a = "ember.gemm"(%x, %w1) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<4x8xf32>, tensor<8x16xf32>) -> tensor<4x16xf32>
+  %q = "ember.quantize"(%a) {scale = 0.25 : f32, zero_point = 0 : i64, quant_min = 0 : i64, quant_max = 255 : i64} : (tensor<4x16xf32>) -> tensor<4x16xui8>
+  %b = "ember.qgemm"(%q, %w2, %s2, %a) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.25 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 1>} : (tensor<4x16xui8>, tensor<16x16xi8>, tensor<16xf32>, tensor<4x16xf32>) -> tensor<4x16xf32>
+  return %b : tensor<4x16xf32>
+}

@@ -19,7 +19,7 @@ dynamic mode.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Set, Tuple
 
 import numpy as np
 import torch
@@ -169,7 +169,8 @@ class _UnreadablePartition(Exception):
     """A source partition without an output node (see _x86_quantizer_class)."""
 
 
-def _quantizer(model: torch.nn.Module, scheme: Int8, codes: Tuple[int, int]):
+def _quantizer(model: torch.nn.Module, scheme: Int8, codes: Tuple[int, int],
+               float_paths: Set[str] = frozenset()):
     from torchao.quantization.pt2e.observer import MinMaxObserver
     from torchao.quantization.pt2e.quantizer import x86_inductor_quantizer as x86
     config = x86.get_default_x86_inductor_quantization_config()
@@ -184,7 +185,7 @@ def _quantizer(model: torch.nn.Module, scheme: Int8, codes: Tuple[int, int]):
     kinds = {torch.nn.Linear: "Linear", torch.nn.Conv2d: "Conv2d"}
     for path, module in model.named_modules():
         kind = kinds.get(type(module))
-        if kind is not None and scheme.selects(kind, path):
+        if kind is not None and path not in float_paths and scheme.selects(kind, path):
             quantizer.set_module_name_qconfig(path, config)
     quantizer.shortcut_activation = activation
     return quantizer
@@ -207,7 +208,8 @@ def quantize_static(model: torch.nn.Module, example_inputs, scheme: Int8,
                                         ).module()
     except Exception as e:
         raise ExportError(f"torch.export failed before static quantization: {e}") from e
-    prepared = prepare_pt2e(graph, _quantizer(model, scheme, codes))
+    float_paths = set() if scheme.quantize_outputs else output_layers(graph)
+    prepared = prepare_pt2e(graph, _quantizer(model, scheme, codes, float_paths))
     layers = [node.name for _, node in _layer_nodes(prepared)]
     float_means = LayerMeans(prepared, layers)
     with torch.no_grad():
@@ -240,6 +242,26 @@ def _layer_nodes(graph_module):
         stack = node.meta.get("nn_module_stack") or {}
         if node.target in _LAYER_OPS and stack:
             yield list(stack.values())[-1][0], node
+
+
+#: Ops that only move or view values: a layer's result reaching the graph's output through
+#: them is a model output.
+_VIEWS = {torch.ops.aten.view.default, torch.ops.aten.reshape.default,
+          torch.ops.aten.flatten.using_ints, torch.ops.aten.squeeze.dim,
+          torch.ops.aten.squeeze.dims, torch.ops.aten.unsqueeze.default,
+          torch.ops.aten.permute.default, torch.ops.aten.transpose.int,
+          torch.ops.aten.contiguous.default, torch.ops.aten.clone.default,
+          torch.ops.aten.dropout.default}
+
+
+def output_layers(graph_module) -> Set[str]:
+    """Module paths of the Linear/Conv2d layers whose result is a model output (through
+    views only): a classifier, a regression head. Int8.quantize_outputs leaves them in
+    floating point."""
+    def reaches_output(node) -> bool:
+        return any(user.op == "output" or (user.target in _VIEWS and reaches_output(user))
+                   for user in node.users)
+    return {path for path, node in _layer_nodes(graph_module) if reaches_output(node)}
 
 
 def _constant(graph_module, node):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from mlir import ir
 from mlir.dialects import arith
 
-from ember.kit.scalar_math import ACTIVATIONS
+from ember.kit.scalar_math import ACTIVATIONS, quantize_code
 from ember.kit.structured import PARALLEL, empty_like, generic, identity_map, type_shape
 
 
@@ -51,12 +51,13 @@ def apply_epilogue(y, activation: str, bias=None, residual=None):
 
 
 def epilogue_op(value, result_type, *, bias, residual, activation: str, channel_axis: int,
-                init=None):
+                init=None, quant=None):
     """`residual + act(value + bias)` as one elementwise linalg.generic over tensor `value`
     (bias read along `channel_axis`, residual of the result's shape), written into `init`
     (default: a new tensor). A `value` wider than the result (an f32 accumulator, see
     `accumulator_type`) gets its epilogue in its own type and is rounded to the result's once,
-    at the end. Returns `value` unchanged when there is nothing to apply."""
+    at the end; with `quant` (inverse scale, zero point, lo, hi) the result is i8 codes of it
+    (a GEMM writing codes). Returns `value` unchanged when there is nothing to apply."""
     wide = ir.RankedTensorType(value.type).element_type
     narrow = ir.RankedTensorType(result_type).element_type
     if bias is None and residual is None and activation == "none" and wide == narrow:
@@ -77,5 +78,7 @@ def epilogue_op(value, result_type, *, bias, residual, activation: str, channel_
         b = rest.pop(0) if bias is not None else None
         r = rest.pop(0) if residual is not None else None
         y = apply_epilogue(y, activation, b, r)
+        if quant is not None:
+            return quantize_code(y, *quant)
         return y if wide == narrow else arith.truncf(narrow, y)
     return generic(operands, init, maps + [identity_map(rank)], [PARALLEL] * rank, body)

@@ -56,6 +56,14 @@ class GemmSpec:
     residual_codes: Tuple[int, ...] = omitted_at_default(())
 
     @property
+    def out_quantization(self) -> Optional[Tuple[float, int, int, int]]:
+        """(inverse scale, zero point, lo, hi) a kernel writing codes quantizes its results
+        with (ember.kit.scalar_math.quantize_code's arguments); None for float results."""
+        if not self.out_scale:
+            return None
+        return (1.0 / self.out_scale, *self.out_codes)
+
+    @property
     def residual_dequantization(self) -> Optional[Tuple[float, int, bool]]:
         """(scale, zero point, whether the bytes are unsigned) of a residual of codes; None
         for an f32 one."""

@@ -26,6 +26,7 @@ from ember.kit.gemm_kernel_spec import KERNEL_ATTR, KERNEL_PREFIX, GemmKernelSpe
 from ember.kit.private_functions import kernel_function
 from ember.kit.structured import PARALLEL, REDUCTION, element_type, empty_like, filled, \
     generic, identity_map, tensor_dim, tensor_shape
+from ember.lowering.quantize_to_linalg import with_storage_type
 
 
 def _gather_map(strides, dilations) -> ir.AffineMap:
@@ -61,7 +62,8 @@ def lower_gemm(gemm: Gemm):
         rhs = _dequantized(gemm)    # from the codes at run time
     if gemm.lhs_patches is not None:
         lhs = materialize_patches(lhs, gemm.lhs_patches)
-    out_type = gemm.result.type
+    storage_type = gemm.result.type
+    out_type = _computed_type(gemm)
     lhs_shape, rhs_shape = tensor_shape(lhs), tensor_shape(rhs)
     rank = len(lhs_shape)
     dim_sources = [(lhs, i) for i in range(rank - 1)] + [(rhs, len(rhs_shape) - 1)]
@@ -86,8 +88,34 @@ def lower_gemm(gemm: Gemm):
                           [PARALLEL] * rank + [REDUCTION],
                           lambda a, w, c: arith.addf(c, arith.mulf(widened(a, acc_element),
                                                                    widened(w, acc_element))))
-    return epilogue_op(product, out_type, bias=gemm.bias, residual=gemm.residual,
-                       activation=gemm.activation, channel_axis=rank - 1)
+    result_type = out_type if not gemm.quantized_result else _codes_type(out_type)
+    result = epilogue_op(product, result_type, bias=gemm.bias, residual=gemm.residual,
+                         activation=gemm.activation, channel_axis=rank - 1,
+                         quant=gemm.result_quantization())
+    return with_storage_type(result, storage_type)
+
+
+def _computed_type(gemm: Gemm):
+    """The type of a GEMM's values before they are stored: its result's, f32 for codes."""
+    storage = ir.RankedTensorType(gemm.result.type)
+    if not gemm.quantized_result:
+        return storage
+    return ir.RankedTensorType.get(storage.shape, ir.F32Type.get())
+
+
+def _codes_type(tensor_type):
+    """`tensor_type` holding signless bytes: what a lowering writes codes into."""
+    return ir.RankedTensorType.get(ir.RankedTensorType(tensor_type).shape,
+                                   ir.IntegerType.get_signless(8))
+
+
+def result_codes_spec(op) -> dict:
+    """The kernel spec fields (out_scale, out_codes) of an op writing codes (ember.gemm or
+    ember.qgemm with result_scale); empty for f32."""
+    if not op.quantized_result:
+        return {}
+    return {"out_scale": op.result_scale,
+            "out_codes": (op.result_zero_point, *op.result_range)}
 
 
 def _swapped_last_two(value):
@@ -114,10 +142,12 @@ def lower_packed_gemm(gemm: Gemm):
     dims of lhs are collapsed into M. Identical kernels are shared.
     """
     lhs, packed, bias = gemm.lhs, gemm.rhs, gemm.bias
-    out_type = ir.RankedTensorType(gemm.result.type)
+    out_type = _computed_type(gemm)
     geometry = gemm.lhs_patches
     logical = patch_matrix_shape(tensor_shape(lhs), geometry) if geometry else None
     lhs, residual, out2_type = as_row_matrix(lhs, gemm.residual, out_type, logical)
+    if gemm.quantized_result:
+        out2_type = _codes_type(out2_type)
     m, k = out2_type.shape[0] if not out2_type.is_dynamic_dim(0) else None, \
         (logical or tensor_shape(lhs))[-1]
     n = out_type.shape[-1]
@@ -130,13 +160,14 @@ def lower_packed_gemm(gemm: Gemm):
     spec = GemmKernelSpec(m=m, n=n, k=k // 2 if pairs else k, nr=gemm.rhs_panel,
                           activation=gemm.activation, bias=bias is not None,
                           residual=residual is not None, patches=patches, pairs=pairs,
-                          **low_bit)
+                          **low_bit, **result_codes_spec(gemm))
     operands = [v for v in (lhs, packed, gemm.rhs_scale, gemm.rhs_offset, bias, residual)
                 if v is not None]
     callee = gemm_kernel_function(gemm.operation, spec, [v.type for v in operands] + [out2_type],
                                   out2_type)
     result = func.call([out2_type], callee, operands + [row_matrix_init(out2_type, lhs, logical)])
-    return from_row_matrix(result, gemm.lhs, out_type)
+    value_type = ir.RankedTensorType.get(out_type.shape, out2_type.element_type)
+    return with_storage_type(from_row_matrix(result, gemm.lhs, value_type), gemm.result.type)
 
 
 def row_matrix_init(row_matrix_type, lhs, logical=None):
@@ -281,7 +312,8 @@ def _reference_gemm(spec, lhs, rhs, *rest):
     *epilogue_operands, init = rest
     lead = 1 if spec.batch else 0                   # iteration space ([b,] m, n, k)
     rank = lead + 3
-    wide_type = accumulator_type(init.type)
+    wide_type = accumulator_type(init.type) if not spec.out_scale else \
+        ir.RankedTensorType.get(ir.RankedTensorType(init.type).shape, ir.F32Type.get())
     acc = init if wide_type == init.type else \
         empty_like(wide_type, [(init, i) for i in range(rank - 1)])
     wide = element_type(acc)
@@ -311,7 +343,8 @@ def _reference_gemm(spec, lhs, rhs, *rest):
     bias = epilogue_operands[0] if spec.bias else None
     residual = epilogue_operands[-1] if spec.residual else None
     return epilogue_op(product, init.type, bias=bias, residual=residual,
-                       activation=spec.activation, channel_axis=rank - 2, init=init)
+                       activation=spec.activation, channel_axis=rank - 2, init=init,
+                       quant=spec.out_quantization)
 
 
 def _pairs_product(spec, lhs, words, acc):

@@ -60,9 +60,7 @@ def lower_qdepthwise_conv2d(op: QDepthwiseConv2d):
     init = empty_like(matrix_type, [(rows, 0), None])
     row_scale = filled(ir.RankedTensorType.get(matrix_type.shape[:1], f32), [(rows, 0)],
                        op.input_scale)
-    quant = None if not op.quantized_result else \
-        (1.0 / op.result_scale, op.result_zero_point, *op.result_range)
     result = dequantize_products(rows, row_scale, op.filter_scale, None, op.bias, None,
-                                 op.activation, init, quant)
+                                 op.activation, init, op.result_quantization())
     value_type = ir.RankedTensorType.get(storage_type.shape, element)
     return with_storage_type(from_row_matrix(result, sums, value_type), storage_type)

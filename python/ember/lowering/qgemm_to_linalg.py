@@ -32,7 +32,7 @@ from ember.kit.vector_math import clamp
 from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generic, \
     generic_into, identity_map, pad, reduce_trailing, tensor_shape
 from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function, \
-    materialize_patches, row_matrix_init
+    materialize_patches, result_codes_spec, row_matrix_init
 from ember.lowering.quantize_to_linalg import dequantized, signless, with_storage_type
 from ember.quant.schemes import encoding
 
@@ -43,7 +43,7 @@ def lower_qgemm(qgemm: QGemm):
     enc = encoding(qgemm.lhs_encoding)
     storage_type = ir.RankedTensorType(qgemm.result.type)
     out_type = ir.RankedTensorType.get(storage_type.shape, _F32())     # before requantizing
-    quant = _result_quantization(qgemm)
+    quant = qgemm.result_quantization()
     source = signless(qgemm.lhs)
     implicit = qgemm.reads_patches_in_place()
     logical = None
@@ -95,11 +95,7 @@ def lower_qgemm(qgemm: QGemm):
                               activation=qgemm.activation, bias=qgemm.bias is not None,
                               residual=residual is not None, int8=enc.name,
                               output_activation=qgemm.output_activation or "",
-                              **residual_codes,
-                              **({} if quant is None else {
-                                  "out_scale": qgemm.result_scale,
-                                  "out_codes": (qgemm.result_zero_point,
-                                                *qgemm.result_range)}))
+                              **residual_codes, **result_codes_spec(qgemm))
         operands = [v for v in (words, qgemm.rhs, scale, qgemm.rhs_scale,
                                 qgemm.rhs_compensation, qgemm.bias, residual) if v is not None]
         result = int8_kernel_call(qgemm.operation, spec, operands, init)
@@ -121,13 +117,6 @@ def int8_kernel_call(anchor, spec: GemmKernelSpec, operands, init):
     callee = gemm_kernel_function(anchor, spec, [v.type for v in operands] + [init.type],
                                   init.type, reference=_reference_kernel)
     return func.call([init.type], callee, list(operands) + [init])
-
-
-def _result_quantization(qgemm: QGemm):
-    """(inverse scale, zero point, lo, hi) of a quantized result, or None."""
-    if not qgemm.quantized_result:
-        return None
-    return (1.0 / qgemm.result_scale, qgemm.result_zero_point, *qgemm.result_range)
 
 
 def zero_point_padded(codes, geometry, zero_point: int, whole_words: bool = False):
@@ -301,6 +290,6 @@ def _reference_kernel(spec: GemmKernelSpec, codes, panels, row_scale, col_scale,
     product = generic([codes] * 4 + [panels], acc,
                       code_maps + [rhs_map, identity_map(3, [0, 1])],
                       [PARALLEL, PARALLEL, REDUCTION], mac)
-    quant = None if not spec.out_scale else (1.0 / spec.out_scale, *spec.out_codes)
+    quant = spec.out_quantization
     return dequantize_products(product, row_scale, col_scale, compensation, bias, residual,
                        spec.activation, init, quant, spec.output_activation)

@@ -25,11 +25,13 @@ transpose) moves onto the bytes first. Anything else keeps its fp32 form, which 
 exactly what the model states.
 
 A quantize reading an int8 GEMM or depthwise conv (its only user) moves into it: the op
-requantizes its results in the epilogue (result_scale, result_zero_point, result_range) and writes codes;
-so does an activation applied after the GEMM's residual (output_activation: a residual
-block's closing ReLU).
+requantizes its results in the epilogue (result_scale, result_zero_point, result_range) and
+writes codes; so does an activation applied after the GEMM's residual (output_activation: a
+residual block's closing ReLU). A layer left in floating point before an int8 one (an f32
+GEMM on a weight; a convolution once ember-conv-to-gemm made it one, which is why the CPU
+targets run this pass again after it) writes the codes the same way.
 
-A residual block's shortcut: an int8 GEMM whose f32 result is quantized for the next layer
+A residual block's shortcut: an int8 (or float layer's) GEMM whose f32 result is quantized for the next layer
 and also added as the residual of later int8 GEMMs (a ResNet stem's output) writes the codes
 alone, and the residuals read them dequantized, as PyTorch's X86 and OpenVINO's int8 graphs
 quantize both inputs of such an add: a quarter of the bytes written and read, no f32 copy
@@ -152,7 +154,8 @@ class _FoldGemm:
             rewriter.replace_op(op, [QGemm.build(
                 lhs.input, codes, scales, gemm.result.type, bias=gemm.bias,
                 residual=gemm.residual, activation=gemm.activation, lhs_scale=lhs.scale,
-                lhs_zero_point=lhs.zero_point, lhs_encoding=_encoding_of(lhs.input))])
+                lhs_zero_point=lhs.zero_point, lhs_encoding=_encoding_of(lhs.input),
+                **gemm.result_code_settings())])
         return APPLIED
 
 
@@ -252,33 +255,47 @@ def _activation_after_residual(op, rewriter) -> bool:
     return APPLIED
 
 
+def _epilogue_owner(value):
+    """The op computing `value` in an epilogue that can quantize it too: a qgemm, a
+    qdepthwise_conv2d, or a layer's f32 GEMM (f32 rows times a weight: a layer left in
+    floating point before an int8 one); None for anything else or a result already codes."""
+    op = QGemm.defining(value) or QDepthwiseConv2d.defining(value) or Gemm.defining(value)
+    if op is None or op.quantized_result:
+        return None
+    if isinstance(op, Gemm) and not (
+            str(op.lhs.type.element_type) == "f32" == str(op.result.type.element_type) and
+            Weight.defining(op.rhs) is not None):
+        return None
+    return op
+
+
 def _quantize_in_epilogue(op, rewriter) -> bool:
-    """quantize(qgemm or qdepthwise_conv2d) -> the op writing the codes itself (result_scale, result_zero_point,
-    result_range), when the quantize is the qgemm's only user: the int32 tile is dequantized,
-    goes through the epilogue and is requantized in registers, and the f32 result is never
+    """quantize(qgemm, qdepthwise_conv2d or f32 GEMM) -> the op writing the codes itself
+    (result_scale, result_zero_point, result_range), when the quantize is its only user: the
+    tile goes through the epilogue and is quantized in registers, and the f32 result is never
     written."""
     q = Quantize(op)
-    qgemm = QGemm.defining(q.input) or QDepthwiseConv2d.defining(q.input)
-    if qgemm is None or qgemm.quantized_result or len(list(qgemm.result.uses)) != 1:
+    owner = _epilogue_owner(q.input)
+    if owner is None or len(list(owner.result.uses)) != 1:
         return NOT_APPLIED
     with rewriter.ip, op.location:
-        rewriter.replace_op(op, [_writing_codes(qgemm, q)])
+        rewriter.replace_op(op, [_writing_codes(owner, q)])
     return APPLIED
 
 
 def _writing_codes(op, q: Quantize):
-    """A copy of int8 op `op` (qgemm or qdepthwise_conv2d) that requantizes its results as
-    quantize `q` does and writes the codes."""
+    """A copy of `op` (see `_epilogue_owner`) that quantizes its results as quantize `q` does
+    and writes the codes."""
     return op.rebuild(q.result.type, result_scale=q.scale, result_zero_point=q.zero_point,
                       result_range=[q.quant_min, q.quant_max])
 
 
 def _codes_for_residuals(op, rewriter) -> bool:
-    """qgemm A (f32 result) read by one quantize q and otherwise only as int8 GEMMs'
+    """qgemm or f32 GEMM A read by one quantize q and otherwise only as int8 GEMMs'
     residuals -> A writes q's codes; its residual readers get `dequantize(codes)` (which
     `_residual_codes` then moves into them)."""
-    a = QGemm(op)
-    if a.quantized_result:
+    a = _epilogue_owner(op.results[0])
+    if a is None:
         return NOT_APPLIED
     quantizes, residuals = [], 0
     for use in a.result.uses:
@@ -339,7 +356,7 @@ class FoldQuantizedOps(EmberPass):
 
     def run(self, module, ctx: PassContext) -> None:
         apply_patterns(module, {Transpose.op_name: [_TransposeCodes(ctx)],
-                                Gemm.op_name: [_FoldGemm(ctx)],
+                                Gemm.op_name: [_FoldGemm(ctx), _codes_for_residuals],
                                 Conv2d.op_name: [_FoldConv(ctx)],
                                 QGemm.op_name: [_codes_for_residuals, _residual_codes],
                                 Unary.op_name: [_activation_after_residual],

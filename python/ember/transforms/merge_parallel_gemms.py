@@ -26,11 +26,12 @@ from ember.transforms.duplicate_weights import merge_duplicate_weights
 
 
 def _mergeable(gemm: Gemm, weights) -> bool:
-    """A GEMM on a 2-D weight without residual, whose weight has no user-supplied low-bit
-    codes (ember-quantize gives those to the GEMM of that weight alone)."""
+    """A GEMM on a 2-D weight without residual, writing floats (codes have each GEMM's own
+    scale), whose weight has no user-supplied low-bit codes (ember-quantize gives those to the
+    GEMM of that weight alone)."""
     weight = Weight.defining(gemm.rhs)
     return (weight is not None and len(shape_of(gemm.rhs)) == 2 and gemm.residual is None and
-            weights.provided_codes(weight.name) is None)
+            not gemm.quantized_result and weights.provided_codes(weight.name) is None)
 
 
 def _group_key(gemm: Gemm):

@@ -105,7 +105,7 @@ class _QuantizePattern:
             q, scale = _int8_weights(self.ctx, weight.name, quantize_weight, "int8", [k, n], n)
             rewriter.replace_op(op, [QGemm.build(
                 gemm.lhs, q, scale, gemm.result.type, bias=gemm.bias, residual=gemm.residual,
-                activation=gemm.activation)])
+                activation=gemm.activation, **gemm.result_code_settings())])
         return APPLIED
 
 

@@ -101,12 +101,12 @@ class CpuGemmKernels(EmberPass):
             mmla = self.mmla and spec.int8 == "s8" and has_i8mm(target) and \
                 dot.lanes == 4 and spec.nr % 4 == 0 and not spec.batch
             lanes = 16 if amx else dot.lanes if dot else self.lanes
-            # A 16-bit C cannot hold partial sums between K blocks (each would be rounded):
-            # such kernels take all of K in one block, as int8 ones.
+            # A 16-bit C cannot hold partial sums between K blocks (each would be rounded),
+            # nor can codes: such kernels take all of K in one block, as int8 ones.
             half = is_half(ir.MemRefType(fn.arguments[-1].type).element_type)
             schedule = choose_schedule(spec, traits, lanes=lanes,
                                        mr=max_rows(spec.nr) if amx else self.mr,
-                                       kc=spec.k if half else self.kc,
+                                       kc=spec.k if half or spec.out_scale else self.kc,
                                        mc=self.mc,
                                        split_rows=self.split_rows, unroll=self.unroll,
                                        chains=self.chains,

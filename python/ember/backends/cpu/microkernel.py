@@ -158,6 +158,9 @@ class TaskEmitter:
                           (schedule.pack_a and not self.packs_int8)):
             raise ValueError("an int8 kernel needs its dot product, one K block (its partial "
                              "sums are integers, C holds floats) and A read in place")
+        if spec.out_scale and schedule.kc < spec.k:
+            raise ValueError("a kernel writing codes needs one K block (C cannot hold its "
+                             "partial sums)")
 
     #: Whether this emitter packs an int8 kernel's A: the vector kernels read its rows a word
     #: at a time in place (a packed copy would cost as much as the dot products).
@@ -494,9 +497,8 @@ class TaskEmitter:
                                           residual))
         if self.spec.output_activation:
             out = [ACTIVATIONS[self.spec.output_activation](y) for y in out]
-        if self.spec.out_scale:       # C holds codes: requantize in registers (ember.qgemm)
-            out = [quantize_code(y, 1.0 / self.spec.out_scale, *self.spec.out_codes)
-                   for y in out]
+        if self.spec.out_scale:       # C holds codes: quantized in registers
+            out = [quantize_code(y, *self.spec.out_quantization) for y in out]
         return out
 
     def _residual(self, row, col, mask):

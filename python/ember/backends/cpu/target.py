@@ -66,6 +66,7 @@ from ember.lowering.copy_repeated_results import CopyRepeatedResults
 from ember.lowering.legalize_reshapes import LegalizeReshapes
 from ember.backends.llvm import emit_object, translate_to_llvm_ir
 from ember.lowering.lower_to_linalg import LowerToLinalg
+from ember.transforms.fold_quantized_ops import FoldQuantizedOps
 from ember.pipeline.pipeline import Pipeline, nest, upstream
 from ember.pipeline.target_info import TargetInfo
 from ember.runtime import capi
@@ -277,7 +278,8 @@ class CpuTarget(Target):
         return [
             PassStage("graph", graph),
             PassStage("lower", Pipeline.of([
-                ConvWinograd(), ConvToGemm(), PackWeights(), LowerToLinalg(), CpuContractions(),
+                ConvWinograd(), ConvToGemm(), FoldQuantizedOps(), PackWeights(), LowerToLinalg(),
+                CpuContractions(),
                 upstream("canonicalize"), upstream("cse"), BindWeights(), LegalizeReshapes()])),
             PassStage("bufferize", Pipeline.of([
                 MarkKernelDestinations(), CopyRepeatedResults(), *bufferize_passes(),

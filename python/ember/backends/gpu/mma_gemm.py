@@ -410,7 +410,7 @@ class _Emitter:
         s, ops = self.spec, self.ops
         if not self.fmt.integer:
             return from_f32(epilogue_at(s, ops, acc, row, col), out)
-        quant = None if not s.out_scale else (1.0 / s.out_scale, *s.out_codes)
+        quant = s.out_quantization
         return dequantized_product(
             acc, memref.load(ops.a_scale, [row]), memref.load(ops.b_scale, [col]),
             memref.load(ops.compensation, [col]),

@@ -223,7 +223,7 @@ def outline_qgemm(module, op, weights: WeightTable) -> None:
 
     def reference(args):
         product = integer_product(args["lhs"], args["rhs"], 0, unsigned, rhs_transposed=True)
-        quant = None if not spec.out_scale else (1.0 / spec.out_scale, *spec.out_codes)
+        quant = spec.out_quantization
         return dequantize_products(product, args["lhs_scale"], args["rhs_scale"],
                                    args["rhs_compensation"], args.get("bias"),
                                    args.get("residual"), spec.activation,
@@ -275,8 +275,9 @@ class GpuOutlineGemms(EmberPass):
                 if op.name == QGemm.op_name:
                     if tensor_cores:
                         outline_qgemm(module, op, ctx.weights)
-                elif ir.RankedTensorType(op.operands[1].type).rank != 2:
-                    continue          # a batched rhs: left to the generic lowering
+                elif ir.RankedTensorType(op.operands[1].type).rank != 2 or \
+                        Gemm(op).quantized_result:
+                    continue          # a batched rhs, codes: left to the generic lowering
                 elif Gemm(op).low_bit:
                     if tensor_cores:
                         outline_low_bit_gemm(module, op, ctx.weights)

@@ -6,13 +6,13 @@ from typing import Optional, Union
 from ember.dialect.attributes import I64, Bool, F32, I64Array, OneOf
 from ember.dialect.definition import ElementTypes, EmberOp, Operand
 from ember.dialect.enums import ACTIVATIONS, ATTENTION_LAYOUTS, FLOAT_TYPES, INT8_ENCODINGS
-from ember.dialect.ops.quantization import quantized_result_problem, static_codes_problem, \
-    unsigned_codes
+from ember.dialect.ops.quantization import QuantizedResult, result_code_attributes, \
+    static_codes_problem, storage_range, unsigned_codes
 from ember.dialect.shapes import (Shape, broadcast_shape, dims_compatible, format_shape,
                                   heads_major, patch_matrix_shape, shape_of, shapes_compatible)
 
 
-class Gemm(EmberOp):
+class Gemm(QuantizedResult, EmberOp):
     """GEMM with a fused epilogue: `result = residual + act(lhs @ rhs + bias)`.
 
     lhs is [..., M, K]; rhs is [K, N] (shared by every batch) or [..., K, N] with lhs's batch
@@ -25,7 +25,11 @@ class Gemm(EmberOp):
     `rhs[k, n] * rhs_scale[k / G, n] + rhs_offset[k / G, n]` with G = `rhs_group` (scale and
     offset f32 [ceil(K/G), N]; no offset: 0). Packed (`rhs_panel = NR`): codes, scales and
     offsets in NR-column panels, [ceil(N/NR), K, NR] (4 bits: [.., K/2, ..] bytes holding the
-    even k in the low nibble, K even) and [ceil(N/NR), ceil(K/G), NR]."""
+    even k in the low nibble, K even) and [ceil(N/NR), ceil(K/G), NR].
+
+    An f32 GEMM may write codes (`result_scale`, `result_zero_point`, `result_range` set, as
+    ember-fold-quantized-ops makes of a float layer whose output an int8 layer reads): its
+    epilogue's values quantized as ember.quantize does, ui8 or i8."""
     op_name = "ember.gemm"
     element_types = ElementTypes.ANY        # checked in verify (packed bf16 pairs are i32)
 
@@ -53,11 +57,19 @@ class Gemm(EmberOp):
         "(n, oh, ow, (kh*KW + kw)*C + c) = lhs[n, oh*SH + kh*DH, ow*SW + kw*DW, c], "
         "OH = (Hp - DH*(KH-1) - 1) / SH + 1 (OW alike): a convolution as a GEMM that never "
         "materializes the patches"))
+    result_scale, result_zero_point, result_range = result_code_attributes()
 
     def verify(self) -> Optional[str]:
         lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
         if lhs is None or rhs is None or res is None:
             return "operands and result must be ranked tensors"
+        codes = self.quantized_result or storage_range(self.result) is not None
+        if codes:
+            problem = self.result_codes_problem()
+            if problem:
+                return problem
+            if _element(self.lhs) != "f32":
+                return f"a GEMM writing codes computes in f32, got a {_element(self.lhs)} lhs"
         # Every operand and the result share one float type, but packed bf16 pairs (i32),
         # the 16-bit weight of an f32 GEMM (ember-implicit-precision) and low-bit codes.
         sixteen_bit_rhs = _element(self.rhs) in ("f16", "bf16") and _element(self.lhs) == "f32"
@@ -70,7 +82,8 @@ class Gemm(EmberOp):
             return "rhs_offset, rhs_bits and rhs_group describe a low-bit rhs: they need " \
                    "rhs_scale"
         shared = [v for v in list(self.operation.operands) + [self.result]
-                  if not ((self.rhs_pairs or sixteen_bit_rhs or self.low_bit) and v == self.rhs)]
+                  if not ((self.rhs_pairs or sixteen_bit_rhs or self.low_bit) and v == self.rhs)
+                  and not (codes and v == self.result)]
         types = sorted({_element(v) for v in shared})
         if len(types) != 1:
             return f"operands and result must share one element type, got {types}"
@@ -172,7 +185,7 @@ class Gemm(EmberOp):
         return None
 
 
-class QGemm(EmberOp):
+class QGemm(QuantizedResult, EmberOp):
     """int8 GEMM with dynamically quantized activations and a fused epilogue:
     `result = residual + act(dequant(quant(lhs) @ rhs) + bias)`.
 
@@ -216,11 +229,7 @@ class QGemm(EmberOp):
     output_activation = OneOf(ACTIVATIONS, what="activation", optional=True, doc=(
         "applied after the residual: result = output_activation(residual + act(...)), a "
         "residual block's closing ReLU"))
-    result_scale = F32(optional=True, doc=(
-        "with result_zero_point and result_range: the result is quantized after the epilogue "
-        "(clamp(roundeven(y / scale) + zero point, lo, hi)), ui8 or i8 codes"))
-    result_zero_point = I64(optional=True)
-    result_range = I64Array(optional=True, doc="lo, hi: the result codes' range")
+    result_scale, result_zero_point, result_range = result_code_attributes()
     residual_scale = F32(optional=True, doc=(
         "with residual_zero_point: the residual is codes (ui8 or i8) of this scale"))
     residual_zero_point = I64(optional=True)
@@ -229,15 +238,6 @@ class QGemm(EmberOp):
         "[N, H, W, C] standing for the im2col patch matrix [N, OH, OW, KH*KW*C] of that input "
         "padded by PH rows and PW columns of the zero point (the code of 0.0): a quantized "
         "convolution"))
-
-    @property
-    def quantized_result(self) -> bool:
-        """Whether the result is codes (result_scale, result_zero_point, result_range)."""
-        return self.result_scale is not None
-
-    def _verify_result(self) -> Optional[str]:
-        return quantized_result_problem(self.result, self.result_scale, self.result_zero_point,
-                                        self.result_range)
 
     @property
     def static(self) -> bool:
@@ -301,7 +301,7 @@ class QGemm(EmberOp):
         lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
         if lhs is None or rhs is None or res is None or len(lhs) < 2:
             return "operands and result must be ranked tensors, lhs of rank >= 2"
-        problem = self._verify_lhs() or self._verify_result()
+        problem = self._verify_lhs() or self.result_codes_problem()
         if problem:
             return problem
         lhs = self.logical_lhs_shape()

@@ -7,7 +7,8 @@ from typing import Optional, Sequence
 from ember.dialect.attributes import F32, I64, I64Array, OneOf
 from ember.dialect.definition import ElementTypes, EmberOp, Operand
 from ember.dialect.enums import ACTIVATIONS, CONV_LAYOUTS, POOL_KINDS
-from ember.dialect.ops.quantization import quantized_result_problem, static_codes_problem
+from ember.dialect.ops.quantization import QuantizedResult, result_code_attributes, \
+    static_codes_problem
 from ember.dialect.shapes import (conv2d_output_size, dims_compatible, format_shape, shape_of,
                                   shapes_compatible)
 
@@ -77,7 +78,7 @@ class Conv2d(EmberOp):
         return None
 
 
-class QDepthwiseConv2d(EmberOp):
+class QDepthwiseConv2d(QuantizedResult, EmberOp):
     """int8 depthwise convolution on NHWC codes (a quantized model's depthwise conv, made by
     ember-fold-quantized-ops): input ui8/i8 codes [N, H, W, C] standing for
     `(code - input_zero_point) * input_scale`, padded with the zero point (the code of 0.0);
@@ -99,24 +100,14 @@ class QDepthwiseConv2d(EmberOp):
     input_scale = F32(doc="the scale of the input codes")
     input_zero_point = I64(doc="the zero point of the input codes")
     activation = OneOf(ACTIVATIONS, what="activation", default="none")
-    result_scale = F32(optional=True, doc=(
-        "with result_zero_point and result_range: the result is quantized after the epilogue, "
-        "ui8 or i8 codes"))
-    result_zero_point = I64(optional=True)
-    result_range = I64Array(optional=True, doc="lo, hi: the result codes' range")
-
-    @property
-    def quantized_result(self) -> bool:
-        """Whether the result is codes (result_scale, result_zero_point, result_range)."""
-        return self.result_scale is not None
+    result_scale, result_zero_point, result_range = result_code_attributes()
 
     def verify(self) -> Optional[str]:
         error = _window_error(strides=self.strides, padding=self.padding,
                               dilations=self.dilations)
         problem = error or static_codes_problem(self.input, self.input_scale,
                                                 self.input_zero_point)
-        problem = problem or quantized_result_problem(
-            self.result, self.result_scale, self.result_zero_point, self.result_range)
+        problem = problem or self.result_codes_problem()
         if problem:
             return problem
         x, w, res = shape_of(self.input), shape_of(self.filter), shape_of(self.result)

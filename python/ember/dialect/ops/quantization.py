@@ -8,9 +8,9 @@ type: `ui8` (unsigned bytes) or `i8` (signed bytes).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Tuple
 
-from ember.dialect.attributes import F32, I64
+from ember.dialect.attributes import F32, I64, I64Array
 from ember.dialect.definition import ElementTypes, EmberOp, Operand
 from ember.dialect.shapes import format_shape, shape_of, shapes_compatible
 
@@ -49,6 +49,44 @@ def quantized_result_problem(result, scale, zero_point, code_range) -> Optional[
                f"{bounds[0]} <= lo <= zero point <= hi <= {bounds[1]}, got " \
                f"{code_range} and zero point {zero_point}"
     return None
+
+
+def result_code_attributes():
+    """Fresh declarations of (result_scale, result_zero_point, result_range), the attributes
+    of an op that quantizes its result in its epilogue (checked by quantized_result_problem)."""
+    return (F32(optional=True, doc=(
+        "with result_zero_point and result_range: the result is quantized after the epilogue "
+        "(clamp(roundeven(y / scale) + zero point, lo, hi)), ui8 or i8 codes")),
+        I64(optional=True), I64Array(optional=True, doc="lo, hi: the result codes' range"))
+
+
+class QuantizedResult:
+    """What an op declaring `result_code_attributes()` knows of its result."""
+
+    @property
+    def quantized_result(self) -> bool:
+        """Whether the result is codes (result_scale, result_zero_point, result_range)."""
+        return self.result_scale is not None
+
+    def result_quantization(self) -> Optional[Tuple[float, int, int, int]]:
+        """(inverse scale, zero point, lo, hi): how the epilogue's f32 values become the
+        result's codes (as ember.quantize: a multiply by the reciprocal); None for f32."""
+        if not self.quantized_result:
+            return None
+        return (1.0 / self.result_scale, self.result_zero_point, *self.result_range)
+
+    def result_code_settings(self) -> dict:
+        """The result_* attributes as keyword arguments of a build (empty for f32), for a
+        rewrite that replaces the op by another writing the same codes."""
+        if not self.quantized_result:
+            return {}
+        return dict(result_scale=self.result_scale, result_zero_point=self.result_zero_point,
+                    result_range=list(self.result_range))
+
+    def result_codes_problem(self) -> Optional[str]:
+        """What is wrong with the result's settings (quantized_result_problem), or None."""
+        return quantized_result_problem(self.result, self.result_scale, self.result_zero_point,
+                                        self.result_range)
 
 
 def static_codes_problem(codes, scale, zero_point) -> Optional[str]:
