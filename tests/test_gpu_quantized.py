@@ -113,6 +113,32 @@ def test_int8_codes_are_the_transposed_weight(mlp_block):
     np.testing.assert_array_equal(fc1, q.T)
 
 
+def _float_fc1_scheme():
+    """Static int8 with fc1 left in f32 before the int8 fc2."""
+    torch.manual_seed(2)
+    return ember.quant.Int8(mode="static", calibration=[torch.randn(64, 512) for _ in range(4)],
+                            exclude="fc1", quantize_outputs=True)
+
+
+def test_float_layer_writing_codes_compiles_for_the_gpu(mlp_block, tmp_path):
+    """fc1 left in f32 writes fc2's input codes in its epilogue (an ember.gemm with
+    result_scale): the cuda target leaves that GEMM to its generic lowering (the tensor-core
+    kernel's epilogue writes floats) and runs fc2 on the int8 tensor-core kernel. On the host
+    the same model matches PyTorch's PT2E model within one step."""
+    from ember.frontend.static_quantization import quantize_static
+    from test_quantize_pt2e import _assert_within_one_step
+    scheme, x = _float_fc1_scheme(), torch.randn(64, 512)
+    gpu = ember.compile(mlp_block, (x,), quantize=scheme, target="cuda:arch=sm_90",
+                        dump_dir=str(tmp_path))
+    graph = (tmp_path / "00-graph.mlir").read_text()
+    assert re.search(r'"ember\.gemm".*result_scale.*-> tensor<64x2048xui8>', graph)
+    with open(os.path.join(gpu.artifact_dir, "kernels.ptx")) as f:
+        assert "mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32" in f.read()
+    host = ember.compile(mlp_block, (x,), quantize=scheme)
+    with torch.no_grad():
+        _assert_within_one_step(host(x), quantize_static(mlp_block, (x,), scheme)(x))
+
+
 # ----------------------------------------------------------------------------- on a GPU
 def _cuda_unusable_reason():
     if not torch.cuda.is_available():
@@ -135,3 +161,18 @@ def test_quantized_mlp_on_the_gpu_matches_the_host(mlp_block, scheme):
     # multiplies f16 activations (the host f32 ones).
     tol = 1e-4 if scheme.startswith("int8") else 2e-2
     assert_close(gpu(x.cuda()).cpu(), host(x), tol=tol)
+
+
+@pytest.mark.gpu
+def test_float_layer_writing_codes_on_the_gpu_matches_the_host(mlp_block):
+    reason = _cuda_unusable_reason()
+    if reason:
+        pytest.skip(reason)
+    scheme, x = _float_fc1_scheme(), torch.randn(64, 512)
+    major, minor = torch.cuda.get_device_capability()
+    gpu = ember.compile(mlp_block, (x,), quantize=scheme, target=f"cuda:arch=sm_{major}{minor}")
+    host = ember.compile(mlp_block, (x,), quantize=scheme)
+    # fc1 sums in f32 in another order than the host kernel: where one of its values lies on
+    # a rounding boundary, fc2 reads a code one step off
+    from test_quantize_pt2e import _assert_within_one_step
+    _assert_within_one_step(gpu(x.cuda()).cpu(), host(x))
