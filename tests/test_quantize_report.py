@@ -83,15 +83,21 @@ def test_static_model_reports_convolutions():
         model.bn.running_mean.uniform_(-1, 1)
         model.bn.running_var.uniform_(0.2, 3.0)
         model.bn.weight.uniform_(0.2, 4.0)
-    x = torch.randn(4, 3, 8, 8)
+    x, calibration = torch.randn(4, 3, 8, 8), [torch.randn(4, 3, 8, 8) for _ in range(4)]
     compiled = ember.compile(model, (x,), quantize=ember.quant.Int8(
-        mode="static", calibration=[torch.randn(4, 3, 8, 8) for _ in range(4)],
-        quantize_outputs=True))
+        mode="static", calibration=calibration, quantize_outputs=True))
     result = ember.quant.report(model, compiled, (x,))
     assert sorted((layer.path, layer.kind) for layer in result.layers) == \
         [("conv", "Conv2d"), ("fc", "Linear")]
     assert all(25 < layer.sqnr_db < math.inf for layer in result.layers), str(result)
-    assert result.cosine > 0.99
+    assert result.cosine > 0.99 and result.float_layers == []
+    # by default the classifier, whose result is the model's output, stays f32: the report
+    # says so
+    compiled = ember.compile(model, (x,), quantize=ember.quant.Int8(
+        mode="static", calibration=calibration))
+    result = ember.quant.report(model, compiled, (x,))
+    assert [layer.path for layer in result.layers] == ["conv"]
+    assert result.float_layers == ["fc"] and "kept in floating point: fc" in str(result)
 
 
 def test_needs_a_quantized_model(mlp_block):

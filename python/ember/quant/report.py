@@ -48,12 +48,17 @@ class QuantizationReport:
     output_sqnr_db: float
     max_abs_error: float
     cosine: float
+    #: Static mode: the layers filter/exclude chose that stayed in floating point (a model
+    #: output's layer without quantize_outputs=True, one PT2E's quantizer left alone).
+    float_layers: List[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         width = max([len(layer.path) for layer in self.layers] + [12])
         lines = [f"{'layer':<{width}}  {'kind':<9} SQNR dB"]
         lines += [f"{layer.path:<{width}}  {layer.kind:<9} {layer.sqnr_db:7.1f}"
                   for layer in self.layers]
+        if self.float_layers:
+            lines.append(f"kept in floating point: {', '.join(self.float_layers)}")
         lines.append(f"end to end: SQNR {self.output_sqnr_db:.1f} dB, max |error| "
                      f"{self.max_abs_error:.4g}, cosine {self.cosine:.6f}")
         return "\n".join(lines)
@@ -133,11 +138,13 @@ def report(model, compiled, inputs) -> QuantizationReport:
         raise ValueError("ember.quant.report needs a model compiled with quantize=")
     kinds = {torch.nn.Linear: "Linear", torch.nn.Conv2d: "Conv2d",
              torch.nn.Embedding: "Embedding", torch.nn.EmbeddingBag: "Embedding"}
-    captured, hooks = [], []
+    captured, hooks, float_layers = [], [], []
     for path, module in model.named_modules():
         kind = kinds.get(type(module))
         chosen = kind is not None and record.scheme.selects(kind, path)
         if record.scheme.mode == "static" and kind != "Embedding":
+            if chosen and path not in record.static_layers:
+                float_layers.append(path)
             chosen = path in record.static_layers     # what PT2E quantized
         if chosen:
             hooks.append(module.register_forward_hook(
@@ -171,4 +178,4 @@ def report(model, compiled, inputs) -> QuantizationReport:
     out = np.concatenate([np.asarray(t, np.float64).ravel() for t in tree_leaves(actual)])
     norms = float(np.linalg.norm(ref) * np.linalg.norm(out))
     return QuantizationReport(layers, sqnr_db(ref, out), float(np.max(np.abs(ref - out))),
-                              float(ref @ out / norms) if norms else 1.0)
+                              float(ref @ out / norms) if norms else 1.0, float_layers)
