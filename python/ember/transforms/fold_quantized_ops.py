@@ -31,11 +31,13 @@ residual block's closing ReLU). A layer left in floating point before an int8 on
 GEMM on a weight; a convolution once ember-conv-to-gemm made it one, which is why the CPU
 targets run this pass again after it) writes the codes the same way.
 
-A residual block's shortcut: an int8 (or float layer's) GEMM whose f32 result is quantized for the next layer
-and also added as the residual of later int8 GEMMs (a ResNet stem's output) writes the codes
-alone, and the residuals read them dequantized, as PyTorch's X86 and OpenVINO's int8 graphs
-quantize both inputs of such an add: a quarter of the bytes written and read, no f32 copy
-(the residual then carries the codes' rounding, at most half a step). A residual that is a
+A residual block's shortcut: an int8 (or float layer's) GEMM whose f32 result is quantized
+for the next layer and also added as the residual of later int8 GEMMs (a ResNet stem's
+output) writes the codes alone, and the residuals read them dequantized, as PyTorch's X86 and
+OpenVINO's int8 graphs quantize both inputs of such an add: a quarter of the bytes written
+and read, no f32 copy (the residual then carries the codes' rounding, at most half a step:
+on the benchmark CNN the int8 argmax agrees with fp32 on 97.9% of 1024 inputs where the
+model's own PT2E graph, shortcut in f32, agrees on 98.8%). A residual that is a
 per-tensor `dequantize(codes)` becomes codes of the GEMM (residual_scale,
 residual_zero_point), dequantized in its epilogue.
 `quantize(dequantize(c))` with the same parameters and storage is `c` and is folded too.
