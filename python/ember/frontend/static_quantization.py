@@ -8,13 +8,15 @@ compiled the same way (ember-fold-quantized-ops turns its dequantize -> Linear c
 GEMMs). torchao supplies the quantizer and the weight observer (per output channel,
 symmetric); the activation observer is chosen by `Int8.method`:
 
+    percentile  the range holding `percentile` % of the observed values (outliers clipped;
+                the default)
     minmax      the observed [min, max]
-    percentile  the range holding `percentile` % of the observed values (outliers clipped)
     entropy     the clipping threshold whose quantization (to the codes' levels) keeps the
                 histogram closest in KL divergence (TensorRT's entropy calibration)
 
 `filter`/`exclude` pick the Linear and Conv2d modules by kind or module path, the same rule as
-dynamic mode.
+dynamic mode; of those, the layers whose result is a model output (`output_layers`) stay in
+floating point unless `Int8.quantize_outputs`.
 """
 from __future__ import annotations
 
