@@ -66,6 +66,21 @@ def test_compiled_model_explains_itself():
         compiled.explain()
 
 
+def test_static_int8_model_explains_its_int8_ops():
+    """Static int8 quantizes the model before it is captured: `ember.explain` and the compiled
+    model's `explain()` show the int8 GEMMs it runs, not the float graph."""
+    import torch
+    import ember.quant
+    from mlp_block import MLPBlock
+    torch.manual_seed(0)
+    model, x = MLPBlock(64, 128).eval(), torch.randn(4, 64)
+    scheme = ember.quant.Int8(mode="static", calibration=[torch.randn(4, 64)])
+    text = ember.explain(model, (x,), quantize=scheme)
+    assert text.count("ember.qgemm(") == 2 and "ember.gemm(" not in text, text
+    compiled = ember.compile(model, (x,), quantize=scheme)
+    assert compiled.explain() == text
+
+
 def test_dynamic_dims_are_named_by_their_symbols():
     """A dynamic batch and sequence show as s0, s1 on every ember op, never as `?`."""
     import torch

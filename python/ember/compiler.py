@@ -187,7 +187,6 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
     options = resolve_options(options, overrides)
     start = time.perf_counter()
     from ember.frontend import import_exported
-    from ember.frontend.export import export_model
     record = None
     if options.quantize is not None:
         from ember.quant.report import QuantizationRecord
@@ -199,14 +198,7 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
         cached.quantization = record
         cached._explain_source = _explain_source(model, example_inputs, options)
         return cached
-    if record is not None and options.quantize.mode == "static":
-        from ember.frontend.static_quantization import layer_parameters, quantize_static
-        model = quantize_static(model, example_inputs, options.quantize, options.dynamic_shapes,
-                                codes=options.target.static_activation_codes())
-        record.static_layers = layer_parameters(model)
-    exported = export_model(model, example_inputs, options.dynamic_shapes)
-    if getattr(options.quantize, "weights", None):          # WeightOnly with the user's codes
-        exported.weights.update(options.quantize.provided_entries(model))
+    exported = _capture(model, example_inputs, options, record)
     captured = time.perf_counter() - start
 
     def build(artifact_dir: str) -> Dict[str, float]:
@@ -224,15 +216,33 @@ def compile(model, example_inputs: Sequence[Any], *, options: Optional[CompileOp
     return compiled
 
 
+def _capture(model, example_inputs: Sequence[Any], options: CompileOptions, record=None):
+    """The torch.export capture of `model` for `options`: static int8 quantizes it first
+    (PT2E, calibrated; its layers' parameters go into `record`, an
+    ember.quant.report.QuantizationRecord, when given), and a WeightOnly scheme with the
+    user's codes adds them to the weights. `model` itself is left as it was."""
+    from ember.frontend.export import export_model
+    if getattr(options.quantize, "mode", None) == "static":
+        from ember.frontend.static_quantization import layer_parameters, quantize_static
+        model = quantize_static(model, example_inputs, options.quantize, options.dynamic_shapes,
+                                codes=options.target.static_activation_codes())
+        if record is not None:
+            record.static_layers = layer_parameters(model)
+    exported = export_model(model, example_inputs, options.dynamic_shapes)
+    if getattr(options.quantize, "weights", None):          # WeightOnly with the user's codes
+        exported.weights.update(options.quantize.provided_entries(model))
+    return exported
+
+
 def explain(model, example_inputs: Sequence[Any], **compile_options) -> str:
     """The fused graph of `model` compiled with `compile_options` (ember.compile's): one line per
     op of the graph stage, with its kernel from the kernels stage and its source line (see
     ember.explanation)."""
     from ember.backends.base import run_stages, stage_names
     from ember.explanation import format_explanation, graph_lines
-    from ember.frontend import import_model
+    from ember.frontend import import_exported
     options = resolve_options(None, compile_options)
-    source = import_model(model, example_inputs, options.dynamic_shapes)
+    source = import_exported(_capture(model, example_inputs, options))
     module, ctx = parse_module(source.module_text, source.weights, options.target)
     stages = stage_table(options.target, options)
     run_stages(stages[:1], module, ctx)
