@@ -325,6 +325,28 @@ def test_static_int8_sdot_matches_x86(run_model, tmp_path_factory, tmp_path, net
     quantized._assert_within_one_step(torch.from_numpy(output.reshape(on_x86.shape)), on_x86)
 
 
+@needs_cc
+@needs_qemu
+def test_float_stem_writing_codes_matches_x86(run_model, tmp_path_factory, tmp_path):
+    """A static int8 conv net with its stem left in f32 (`exclude`): the AArch64 f32 kernel
+    quantizes its NEON accumulators into the next conv's codes, and the result agrees with
+    x86 within one quantization step."""
+    import ember.quant
+    from test_quantize_pt2e import _assert_within_one_step
+    from test_quantize_static import Classifier
+    torch.manual_seed(0)
+    model, x = Classifier().eval(), torch.randn(2, 3, 8, 8)
+    scheme = ember.quant.Int8(mode="static", exclude="stem",
+                              calibration=[torch.randn(2, 3, 8, 8) for _ in range(4)])
+    compiled = ember.compile(model, (x,), target=NEON + ":features=+neon+dotprod",
+                             quantize=scheme)
+    artifact = compiled.save(str(tmp_path_factory.mktemp("a64") / "float-stem.ember"))
+    result, output = run_qemu(run_model, artifact, x, tmp_path, cpu="max")
+    assert result.returncode == 0, result.stdout + result.stderr
+    on_x86 = ember.compile(model, (x,), quantize=scheme)(x)
+    _assert_within_one_step(torch.from_numpy(output.reshape(on_x86.shape)), on_x86)
+
+
 # ----------------------------------------------------------------------------- the library
 @needs_cc
 @pytest.mark.skipif(shutil.which(OBJDUMP) is None, reason=f"needs {OBJDUMP}")
