@@ -49,12 +49,15 @@ func.func @linear(%x: tensor<?x18xf32>) -> tensor<?x40xf32> {
 // SDOT-LABEL: func.func @static
 // SDOT: zp-125_compensation
 // SDOT: lhs_encoding = "s8"
-// The codes go to the kernel uncopied where the kernel reads them unsigned (K is a multiple of 4).
+// The codes go to the kernel uncopied where the kernel reads them unsigned (K is a multiple of 4),
+// and their one scale is the kernel's lhs_scale (no row scales operand, nothing filled).
 // LOWER-LABEL: func.func @static
 // LOWER-NOT: linalg.generic
-// LOWER: %[[S:.*]] = linalg.fill
-// LOWER: call @ember_gemm_{{.*}}(%{{.*}}, %{{.*}}, %[[S]],
-// LOWER-SAME: (tensor<?x20xi8>, tensor<3x5x16xi32>, tensor<?xf32>, tensor<40xf32>, tensor<40xi32>, tensor<?x40xf32>) -> tensor<?x40xf32>
+// LOWER-NOT: linalg.fill
+// LOWER: call @ember_gemm_{{[0-9]+}}(%arg0, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}}, %{{[0-9]+}})
+// LOWER-SAME: (tensor<?x20xi8>, tensor<3x5x16xi32>, tensor<40xf32>, tensor<40xi32>, tensor<?x40xf32>) -> tensor<?x40xf32>
+// LOWER: func.func private @ember_gemm_
+// LOWER-SAME: lhs_scale = 5.000000e-01 : f64
 func.func @static(%x: tensor<?x20xui8>) -> tensor<?x40xf32> {
   %w = "ember.weight"() {name = "fc.weight.int8"} : () -> tensor<20x40xi8>
   %s = "ember.weight"() {name = "fc.weight.int8_scale"} : () -> tensor<40xf32>
@@ -87,7 +90,7 @@ func.func @codes_out(%x: tensor<?x20xui8>) -> tensor<?x40xui8> {
 // and (zero point, storage range)), dequantized in the reference body as in the kernel's
 // epilogue; without a packed kernel (the reference product) it is dequantized first.
 // LOWER-LABEL: func.func @residual_codes
-// LOWER: call @ember_gemm_{{.*}} : (tensor<?x20xi8>, tensor<3x5x16xi32>, tensor<?xf32>, tensor<40xf32>, tensor<40xi32>, tensor<?x40xi8>, tensor<?x40xf32>) -> tensor<?x40xf32>
+// LOWER: call @ember_gemm_{{.*}} : (tensor<?x20xi8>, tensor<3x5x16xi32>, tensor<40xf32>, tensor<40xi32>, tensor<?x40xi8>, tensor<?x40xf32>) -> tensor<?x40xf32>
 // LOWER-LABEL: func.func private @ember_gemm_
 // LOWER-SAME: residual = true, residual_codes = array<i64: 3, 0, 255>, residual_scale = 1.250000e-01 : f64
 // LOWER: arith.uitofp {{.*}} : i8 to f32

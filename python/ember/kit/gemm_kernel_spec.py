@@ -108,8 +108,8 @@ class GemmKernelSpec(GemmSpec):
             groups = packed_shape(-(-self.k // self.group), self.n, self.nr)
             types += [ir.MemRefType.get(groups, element)] * (1 + self.offsets)
         if self.int8:
-            types += [ir.MemRefType.get([m], element), ir.MemRefType.get([self.n], element),
-                      ir.MemRefType.get([self.n], operand)]
+            types += [ir.MemRefType.get([m], element)] * (not self.lhs_scale) + \
+                [ir.MemRefType.get([self.n], element), ir.MemRefType.get([self.n], operand)]
         if self.bias:
             types.append(ir.MemRefType.get([self.n], element))
         if self.residual:

@@ -28,9 +28,9 @@ class GemmSpec:
     bias: bool = False
     residual: bool = False
     #: An int8 kernel's activation encoding ("s8", "u8", "u7"; see ember.quant.schemes), "" for
-    #: float operands: A and B are int8 codes, and after B come the row scales f32 [M], the
-    #: column scales f32 [N] and the compensation i32 [N] (zero point x column sums;
-    #: ember.qgemm).
+    #: float operands: A and B are int8 codes, and after B come the row scales f32 [M] (not
+    #: with `lhs_scale`), the column scales f32 [N] and the compensation i32 [N] (zero point x
+    #: column sums; ember.qgemm).
     int8: str = omitted_at_default("")
     #: B's element type when only B differs from A: "f16", "bf16" (an f32 GEMM on a 16-bit
     #: weight, ember-implicit-precision), "i8" or "i4" (low-bit codes of weight-only
@@ -42,6 +42,9 @@ class GemmSpec:
     group: int = omitted_at_default(0)
     #: Low-bit B: whether the codes have group offsets (w = q * scale + offset).
     offsets: bool = omitted_at_default(False)
+    #: A static int8 kernel's one scale of A's codes (a calibrated activation): the kernel
+    #: takes no row scales (0.0: row scales f32 [M], one per row, computed at run time).
+    lhs_scale: float = omitted_at_default(0.0)
     #: An int8 kernel's activation after the residual ("" none; ember.qgemm's
     #: output_activation).
     output_activation: str = omitted_at_default("")
@@ -80,7 +83,8 @@ class GemmSpec:
     def arg_names(self) -> List[str]:
         """The kernel function's arguments, in order: A, B, [the int8 scales and compensation
         | the low-bit group scales and offsets], [bias], [residual], C (written)."""
-        scales = ["lhs_scale", "rhs_scale", "rhs_compensation"] if self.int8 else \
+        scales = ["lhs_scale"] * (not self.lhs_scale) + ["rhs_scale", "rhs_compensation"] \
+            if self.int8 else \
             ["rhs_scale"] + ["rhs_offset"] * self.offsets if self.low_bit else []
         return ["lhs", "rhs"] + scales + ["bias"] * self.bias + ["residual"] * self.residual + \
             ["out"]

@@ -109,11 +109,19 @@ def dequantize_code(code, scale, zero_point, unsigned: bool):
     return arith.mulf(arith.subf(x, zero_point), scale)
 
 
+def relu_before_is_redundant(zero_point: int, lo: int) -> bool:
+    """Whether quantizing with this zero point and lowest code gives the same codes with or
+    without a ReLU before it: every negative value's code (at most the zero point) is clamped
+    up to `lo`, the code ReLU's 0.0 gets."""
+    return lo >= zero_point
+
+
 def quantize_code(x, inverse_scale: float, zero_point: int, lo: int, hi: int):
     """The i8 code byte(s) of f32 x (a scalar or a vector), as PyTorch's quantize_per_tensor
     computes them: clamp(roundeven(x * inverse) + zp, lo, hi)."""
-    y = arith.addf(mmath.roundeven(arith.mulf(x, constant(inverse_scale, x.type))),
-                   constant(float(zero_point), x.type))
+    y = mmath.roundeven(arith.mulf(x, constant(inverse_scale, x.type)))
+    if zero_point:      # adding 0.0 would only turn -0.0 into 0.0, the same code
+        y = arith.addf(y, constant(float(zero_point), x.type))
     y = clamp(y, lo, hi)
 
     def like(width):

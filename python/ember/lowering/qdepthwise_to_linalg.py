@@ -58,9 +58,7 @@ def lower_qdepthwise_conv2d(op: QDepthwiseConv2d):
     element = f32 if not op.quantized_result else ir.IntegerType.get_signless(8)
     matrix_type = ir.RankedTensorType.get([dyn if m is None else m, channels], element)
     init = empty_like(matrix_type, [(rows, 0), None])
-    row_scale = filled(ir.RankedTensorType.get(matrix_type.shape[:1], f32), [(rows, 0)],
-                       op.input_scale)
-    result = dequantize_products(rows, row_scale, op.filter_scale, None, op.bias, None,
+    result = dequantize_products(rows, op.input_scale, op.filter_scale, None, op.bias, None,
                                  op.activation, init, op.result_quantization())
     value_type = ir.RankedTensorType.get(storage_type.shape, element)
     return with_storage_type(from_row_matrix(result, sums, value_type), storage_type)

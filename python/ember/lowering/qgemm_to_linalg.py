@@ -8,8 +8,9 @@
                    signedness, K padded to a multiple of 4); an lhs of patches (a quantized
                    conv) is padded with the zero point, and the kernel reads the patches in
                    place (whole words of channels) or from a materialized im2col copy
-    packed rhs:   func.call @ember_gemm_<i>(words, panels, scale, rhs_scale, compensation,
+    packed rhs:   func.call @ember_gemm_<i>(words, panels, [scale], rhs_scale, compensation,
                                             [bias], [residual], init)   (see lower_packed_gemm;
+                  a static lhs's one scale is the spec's lhs_scale, not an operand;
                   ember-cpu-gemm-kernels gives it the target's integer dot product)
     unpacked rhs: linalg.generic sum_k (code - zp) * rhs, then the dequantizing epilogue
 
@@ -68,8 +69,7 @@ def lower_qgemm(qgemm: QGemm):
         ir.RankedTensorType.get(f32_type.shape, ir.IntegerType.get_signless(8))
     init = row_matrix_init(out2_type, lhs, logical)
     if qgemm.static:
-        scale = filled(ir.RankedTensorType.get(out2_type.shape[:1], _F32()),
-                       [(init, 0)], qgemm.lhs_scale)
+        scale = qgemm.lhs_scale             # every row's: a number, not a tensor
     else:
         scale, inverse = _row_scales(lhs, enc)
     if qgemm.rhs_panel is None:
@@ -95,9 +95,11 @@ def lower_qgemm(qgemm: QGemm):
                               activation=qgemm.activation, bias=qgemm.bias is not None,
                               residual=residual is not None, int8=enc.name,
                               output_activation=qgemm.output_activation or "",
+                              lhs_scale=scale if qgemm.static else 0.0,
                               **residual_codes, **result_codes_spec(qgemm))
-        operands = [v for v in (words, qgemm.rhs, scale, qgemm.rhs_scale,
-                                qgemm.rhs_compensation, qgemm.bias, residual) if v is not None]
+        operands = [v for v in (words, qgemm.rhs, None if qgemm.static else scale,
+                                qgemm.rhs_scale, qgemm.rhs_compensation, qgemm.bias, residual)
+                    if v is not None]
         result = int8_kernel_call(qgemm.operation, spec, operands, init)
     value_type = ir.RankedTensorType.get(storage_type.shape, out2_type.element_type)
     return with_storage_type(from_row_matrix(result, source, value_type), storage_type)
@@ -228,15 +230,19 @@ def integer_product(codes, rhs, zero_point: int, unsigned: bool, rhs_transposed=
 
 def dequantize_products(product, row_scale, col_scale, compensation, bias, residual, activation,
                         init, quant=None, output_activation=None):
-    """f32 [M, N] = `dequantized_product` of each product (or its codes, with `quant`)."""
-    operands = [product, row_scale, col_scale] + \
+    """f32 [M, N] = `dequantized_product` of each product (or its codes, with `quant`);
+    `row_scale` f32 [M], or one number for every row (a static lhs's scale)."""
+    rows = isinstance(row_scale, ir.Value)
+    operands = [product] + [row_scale] * rows + [col_scale] + \
         [v for v in (compensation, bias, residual) if v is not None]
-    maps = [identity_map(2), identity_map(2, [0]), identity_map(2, [1])] + \
+    maps = [identity_map(2)] + [identity_map(2, [0])] * rows + [identity_map(2, [1])] + \
         [identity_map(2, [1])] * ((compensation is not None) + (bias is not None)) + \
         [identity_map(2)] * (residual is not None) + [identity_map(2)]
 
-    def body(acc, sa, sb, *rest):
+    def body(acc, *rest):
         rest = list(rest[:-1])
+        sa = rest.pop(0) if rows else constant(float(row_scale), _F32())
+        sb = rest.pop(0)
         comp = rest.pop(0) if compensation is not None else None
         b = rest.pop(0) if bias is not None else None
         r = rest.pop(0) if residual is not None else None
@@ -259,11 +265,12 @@ def dequantized_product(acc, row_scale, col_scale, compensation, bias, residual,
     return y if quant is None else quantize_code(y, *quant)
 
 
-def _reference_kernel(spec: GemmKernelSpec, codes, panels, row_scale, col_scale, compensation,
-                      *rest):
+def _reference_kernel(spec: GemmKernelSpec, codes, panels, *rest):
     """The int8 kernel function's linalg body (before ember-cpu-gemm-kernels replaces it):
     byte j of weight word w times code 4w + j, then the dequantizing epilogue."""
     *epilogue, init = rest
+    row_scale = spec.lhs_scale or epilogue.pop(0)
+    col_scale, compensation = epilogue.pop(0), epilogue.pop(0)
     bias = epilogue.pop(0) if spec.bias else None
     residual = epilogue.pop(0) if spec.residual else None
     if spec.residual_dequantization:

@@ -20,6 +20,7 @@ B packed in NR-column panels (ember.kit.packed_panels), C [M, N]:
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Callable, List, Optional
@@ -31,7 +32,8 @@ from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.attr_codec import to_attr
 from ember.kit.builders import GemmOperands, constant, for_, i64, if_, index
 from ember.kit.epilogue import apply_epilogue, widened
-from ember.kit.scalar_math import ACTIVATIONS, dequantize_code, quantize_code
+from ember.kit.scalar_math import ACTIVATIONS, dequantize_code, quantize_code, \
+    relu_before_is_redundant
 from ember.pipeline.target_info import TargetInfo, enabled_features
 
 
@@ -106,6 +108,13 @@ class GemmSchedule:
     def attr(self) -> ir.DictAttr:
         """The schedule as an attribute, recorded on generated kernels for inspection."""
         return to_attr(self)
+
+
+def reads_row_runs(spec: GemmKernelSpec, schedule: GemmSchedule) -> bool:
+    """Whether a kernel's tiles stay within one output row (a run of OW patch rows): those of
+    a kernel reading a convolution's patches in place, whose rows are then input pixels a
+    constant stride apart. Its tasks and row blocks start at output rows where they can."""
+    return spec.patches is not None and not schedule.pack_a
 
 
 def _tail_pieces(mr: int) -> List[int]:
@@ -264,6 +273,18 @@ class TaskEmitter:
         for_(blk.m0, blk.m1, index(1), (), row)
 
     # -- implicit im2col (spec.patches) ---------------------------------------------------
+    def _tile_pixels(self, rows_at):
+        """(image, first input row, first input column) of each of a tile's patch rows: in a
+        kernel of row runs all in one output row, so that they are the first one's pixel plus
+        constant steps (one address register for the tile and constant displacements, where
+        rows of their own kept ten pointers live and spilled them at every filter tap)."""
+        if not reads_row_runs(self.spec, self.s):
+            return [self._patch_row(i) for i in rows_at]
+        image, row, col = self._patch_row(rows_at[0])
+        sw = self.spec.patches[6]
+        return [(image, row, arith.addi(col, index(r * sw)) if r else col)
+                for r in range(len(rows_at))]
+
     def _patch_row(self, i):
         """(image, first input row, first input column) of patch row i."""
         _, _, _, _, _, sh, sw, _, _ = self.spec.patches
@@ -306,6 +327,21 @@ class TaskEmitter:
             if_(has_tail, (), lambda: self._rows(blk, index(full), tail_cols) or ())
 
     def _rows(self, blk: "_Block", p, cols: int) -> None:
+        """The block's rows of panel p in tiles: output row by output row in a kernel of
+        patches read in place (`reads_row_runs`), else as one run."""
+        if not reads_row_runs(self.spec, self.s):
+            self._run_tiles(blk, p, cols)
+            return
+        ow = index(self.spec.patch_output[1])
+
+        def output_row(q):
+            start = arith.muli(q, ow)
+            self._run_tiles(dataclasses.replace(
+                blk, m0=arith.maxui(blk.m0, start),
+                m1=arith.minui(blk.m1, arith.addi(start, ow))), p, cols)
+        for_(arith.divui(blk.m0, ow), arith.ceildivui(blk.m1, ow), index(1), (), output_row)
+
+    def _run_tiles(self, blk: "_Block", p, cols: int) -> None:
         """Full MR-row tiles over [m0, m1), then the remaining rows in power-of-two tiles."""
         mr = self.s.mr
         full_tiles = arith.divui(arith.subi(blk.m1, blk.m0), index(mr))
@@ -440,7 +476,7 @@ class TaskEmitter:
             accs = accumulate(blk.k0, arith.subi(blk.k1, blk.k0), lambda r, kk: memref.load(
                 self.ops.a, [*self.prefix, rows_at[r], arith.addi(blk.k0, kk)]), *accs)
         else:
-            pixels = [self._patch_row(i) for i in rows_at]
+            pixels = self._tile_pixels(rows_at)
             channels = index(self.spec.tap_k)
             accs = self._segments(blk, pixels, lambda k_start, load_a, *a: accumulate(
                 k_start, channels, load_a, *a), accs)
@@ -488,18 +524,31 @@ class TaskEmitter:
         bias = [self._load(self.ops.bias, [cols_at[v]], masks[v], wide=True)
                 for v in range(nvec)] \
             if self.ops.bias is not None else [None] * nvec
+        activation, last = self._activations()
         out = []
         for r in range(rows):
             for v in range(nvec):
                 residual = None if self.ops.residual is None else \
                     lambda r=r, v=v: self._residual(rows_at[r], cols_at[v], masks[v])
-                out.append(apply_epilogue(accs[r * nvec + v], self.spec.activation, bias[v],
-                                          residual))
-        if self.spec.output_activation:
-            out = [ACTIVATIONS[self.spec.output_activation](y) for y in out]
+                out.append(apply_epilogue(accs[r * nvec + v], activation, bias[v], residual))
+        if last:
+            out = [ACTIVATIONS[last](y) for y in out]
         if self.spec.out_scale:       # C holds codes: quantized in registers
             out = [quantize_code(y, *self.spec.out_quantization) for y in out]
         return out
+
+    def _activations(self):
+        """(the activation before the residual, the one after it or ""): the spec's, less a
+        last ReLU that the quantization of a kernel writing codes clamps anyway."""
+        activation, last = self.spec.activation, self.spec.output_activation
+        quant = self.spec.out_quantization
+        if quant is None or not relu_before_is_redundant(*quant[1:3]):
+            return activation, last
+        if last == "relu":
+            return activation, ""
+        if not last and not self.spec.residual and activation == "relu":
+            return "none", last
+        return activation, last
 
     def _residual(self, row, col, mask):
         """The residual's f32 vector at (row, col): codes (an int8 kernel's residual_scale)
@@ -517,12 +566,16 @@ class TaskEmitter:
         comp = [self._load(ops.compensation, [cols_at[v]], masks[v]) for v in range(nvec)]
         col_scale = [self._load(ops.b_scale, [cols_at[v]], masks[v]) for v in range(nvec)]
         f32 = ir.VectorType(col_scale[0].type)
+        if self.spec.lhs_scale:      # one row scale: its products once per tile, not per row
+            both = [arith.mulf(constant(self.spec.lhs_scale, f32), c) for c in col_scale]
         out = []
         for r in range(rows):
-            row_scale = vector.broadcast(f32, memref.load(ops.a_scale, [rows_at[r]]))
+            if not self.spec.lhs_scale:
+                row_scale = vector.broadcast(f32, memref.load(ops.a_scale, [rows_at[r]]))
+                both = [arith.mulf(row_scale, c) for c in col_scale]
             for v in range(nvec):
                 exact = arith.sitofp(f32, arith.subi(accs[r * nvec + v], comp[v]))
-                out.append(arith.mulf(exact, arith.mulf(row_scale, col_scale[v])))
+                out.append(arith.mulf(exact, both[v]))
         return out
 
     # -- vector memory access -------------------------------------------------------------

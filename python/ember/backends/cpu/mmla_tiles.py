@@ -53,7 +53,7 @@ class MmlaTaskEmitter(TaskEmitter):
             accs = self._blocks(panel, accs, index(0), spec.k,
                                 lambda r, w: self._load_word([rows_at[r]], w))
         else:
-            pixels = [self._patch_row(i) for i in rows_at]
+            pixels = self._tile_pixels(rows_at)
             accs = self._segments(blk, pixels, lambda k_start, load_a, *a: self._blocks(
                 panel, a, k_start, spec.tap_k, load_a), accs)
         self._store_tile(self._epilogue(self._rows_of(accs, rows, nvec), rows_at, cols_at,
