@@ -10,7 +10,8 @@ B packed in NR-column panels (ember.kit.packed_panels), C [M, N]:
       for each block of <= MC rows (equal blocks, whole tiles)
         for each K block of KC
           pack A[rows, K block] into MR-row micro-panels [tile][k][row]     (stays in L2)
-          for p in panels: for each MR-row tile, then 8/4/2/1-row tiles for the rest:
+          for p in panels: for each MR-row tile, then 8/4/2/1-row tiles for the rest
+                           (patches read in place: so within each output row, `reads_row_runs`)
             tile: MR x NR/lanes vector<lanes x f32> accumulators as scf.for iter_args; per k
                   NR/lanes vector.load of the panel, one broadcast per row, MR x NR/lanes
                   vector.fma (small tiles: several accumulator sets to hide FMA latency);

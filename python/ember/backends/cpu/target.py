@@ -53,6 +53,7 @@ from ember.backends.cpu.kernel_destinations import MarkKernelDestinations
 from ember.backends.cpu.masked_half_as_int16 import MaskedHalfAsInt16
 from ember.backends.cpu.microkernel import CpuTraits, vector_shape_for
 from ember.backends.cpu.pack_weights import PackWeights
+from ember.backends.cpu.pad_borders import FillPadBorders
 from ember.backends.cpu.parallelize_loops import ParallelizeLoops
 from ember.backends.cpu.plan_buffers import PlanBuffers
 from ember.backends.cpu.reassociate_reductions import ReassociateReductions
@@ -282,7 +283,7 @@ class CpuTarget(Target):
                 CpuContractions(),
                 upstream("canonicalize"), upstream("cse"), BindWeights(), LegalizeReshapes()])),
             PassStage("bufferize", Pipeline.of([
-                MarkKernelDestinations(), CopyRepeatedResults(), *bufferize_passes(),
+                MarkKernelDestinations(), CopyRepeatedResults(), FillPadBorders(), *bufferize_passes(),
                 PlanBuffers(), upstream("buffer-deallocation-pipeline")])),
             PassStage("kernels", Pipeline.of([
                 RuntimeChecks(), CpuGemmKernels(), ReassociateReductions(), ExpandMath(),
