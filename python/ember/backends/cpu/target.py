@@ -6,8 +6,9 @@ Stages (each a named pipeline of registered passes, then functions of the previo
   graph      the graph passes (ember.transforms.graph_pipeline)
   lower      Winograd and implicit-GEMM convs, packed weights, ember ops -> linalg with GEMMs as
              kernel calls, attention's products on the same kernels, weights bound as arguments
-  bufferize  one-shot bufferization (results become out-parameters, GEMM kernels write their
-             destination in place), ember-plan-buffers' static memory plan, deallocation
+  bufferize  pads filled on their border only, one-shot bufferization (results become
+             out-parameters, GEMM kernels write their destination in place), ember-plan-buffers'
+             static memory plan, deallocation
   kernels    run-time checks of data-dependent indices and integer divisors (which add the
              fault record argument), vector micro-kernel bodies for the GEMM kernel functions,
              reassociable reductions, polynomial exp/tanh, big ops split over OpenMP threads
@@ -283,7 +284,8 @@ class CpuTarget(Target):
                 CpuContractions(),
                 upstream("canonicalize"), upstream("cse"), BindWeights(), LegalizeReshapes()])),
             PassStage("bufferize", Pipeline.of([
-                MarkKernelDestinations(), CopyRepeatedResults(), FillPadBorders(), *bufferize_passes(),
+                MarkKernelDestinations(), CopyRepeatedResults(), FillPadBorders(),
+                *bufferize_passes(),
                 PlanBuffers(), upstream("buffer-deallocation-pipeline")])),
             PassStage("kernels", Pipeline.of([
                 RuntimeChecks(), CpuGemmKernels(), ReassociateReductions(), ExpandMath(),
