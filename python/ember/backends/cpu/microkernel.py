@@ -114,7 +114,8 @@ class GemmSchedule:
 def reads_row_runs(spec: GemmKernelSpec, schedule: GemmSchedule) -> bool:
     """Whether a kernel's tiles stay within one output row (a run of OW patch rows): those of
     a kernel reading a convolution's patches in place, whose rows are then input pixels a
-    constant stride apart. Its tasks and row blocks start at output rows where they can."""
+    constant stride apart. (Its tasks and row blocks still split rows in whole MR tiles: a
+    run cut there is finished in tail tiles.)"""
     return spec.patches is not None and not schedule.pack_a
 
 
