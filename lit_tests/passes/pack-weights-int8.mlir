@@ -17,6 +17,7 @@
 
 // Lowered: the rows' scales, the codes as bytes (K padded to 20), the kernel call with the int8 spec.
 // LOWER-LABEL: func.func @linear
+// LOWER-NOT: scf.forall
 // LOWER: math.absf
 // LOWER: arith.maximumf
 // LOWER: tensor.pad
@@ -126,4 +127,44 @@ func.func @rgb_conv(%x: tensor<2x8x8x3xui8>) -> tensor<2x8x8x32xf32> {
   %s = "ember.weight"() {name = "stem.weight.int8_scale"} : () -> tensor<32xf32>
   %0 = "ember.qgemm"(%x, %w, %s) {activation = "none", lhs_encoding = "u8", lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, lhs_patches = array<i64: 3, 3, 1, 1, 1, 1, 1, 1>, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<2x8x8x3xui8>, tensor<27x32xi8>, tensor<32xf32>) -> tensor<2x8x8x32xf32>
   return %0 : tensor<2x8x8x32xf32>
+}
+
+// -----
+
+// A big static lhs (32768 f32 or more) is quantized in chunks of rows (32 rows of 128 here: 16
+// KiB), the iterations of one scf.forall: each chunk's amax is reduced into its slice of the
+// scales, its codes written into its slice of the codes, then its scales computed in place.
+// LOWER-LABEL: func.func @chunked
+// LOWER: %[[Q:.*]]:2 = scf.forall (%[[I:.*]]) in (8) shared_outs(%[[CODES:.*]] = %{{.*}}, %[[SCALES:.*]] = %{{.*}}) -> (tensor<256x128xi8>, tensor<256xf32>)
+// LOWER: %[[ROW:.*]] = arith.muli %[[I]], %c32 : index
+// LOWER-DAG: tensor.extract_slice %[[CODES]][%[[ROW]], 0] [32, 128] [1, 1]
+// LOWER-DAG: tensor.extract_slice %[[SCALES]][%[[ROW]]] [32] [1]
+// LOWER-DAG: tensor.extract_slice %arg0[%[[ROW]], 0] [32, 128] [1, 1]
+// LOWER: linalg.fill
+// LOWER: math.absf
+// LOWER: arith.maximumf
+// LOWER: math.roundeven
+// LOWER: arith.trunci {{.*}} : i32 to i8
+// LOWER: scf.forall.in_parallel
+// LOWER-DAG: tensor.parallel_insert_slice %{{.*}} into %[[CODES]][%[[ROW]], 0] [32, 128] [1, 1]
+// LOWER-DAG: tensor.parallel_insert_slice %{{.*}} into %[[SCALES]][%[[ROW]]] [32] [1]
+// LOWER: call @ember_gemm_{{[0-9]+}}(%[[Q]]#0, %{{.*}}, %[[Q]]#1,
+func.func @chunked(%x: tensor<256x128xf32>) -> tensor<256x16xf32> {
+  %w = "ember.weight"() {name = "fc.weight.int8"} : () -> tensor<128x16xi8>
+  %s = "ember.weight"() {name = "fc.weight.int8_scale"} : () -> tensor<16xf32>
+  %0 = "ember.qgemm"(%x, %w, %s) {activation = "none", lhs_encoding = "s8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<256x128xf32>, tensor<128x16xi8>, tensor<16xf32>) -> tensor<256x16xf32>
+  return %0 : tensor<256x16xf32>
+}
+
+// -----
+
+// Below 32768 elements the rows are quantized whole (a fork would cost more than it saves).
+// LOWER-LABEL: func.func @small
+// LOWER-NOT: scf.forall
+// LOWER: call @ember_gemm_
+func.func @small(%x: tensor<16x128xf32>) -> tensor<16x16xf32> {
+  %w = "ember.weight"() {name = "fc.weight.int8"} : () -> tensor<128x16xi8>
+  %s = "ember.weight"() {name = "fc.weight.int8_scale"} : () -> tensor<16xf32>
+  %0 = "ember.qgemm"(%x, %w, %s) {activation = "none", lhs_encoding = "s8", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<16x128xf32>, tensor<128x16xi8>, tensor<16xf32>) -> tensor<16x16xf32>
+  return %0 : tensor<16x16xf32>
 }

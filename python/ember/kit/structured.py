@@ -107,18 +107,20 @@ def elementwise(operands, result_type, body: Callable):
 
 
 def reduce_trailing(x, keep: int, init_value: float, combine: Callable, extra=(), pre=None,
-                    accumulate: Optional[ir.Type] = None):
+                    accumulate: Optional[ir.Type] = None, init=None):
     """Reduces `x` over its dims after the first `keep` into a tensor of its leading dims.
 
     `pre(x_scalar, *extra_scalars)` maps each element before `combine(acc, v)`; `extra` are
     tensors of the leading dims (e.g. a mean) read alongside. With `accumulate` (a float type
-    wider than x's), each element is extended to it first and the result is of it.
+    wider than x's), each element is extended to it first and the result is of it. `init`: the
+    destination, already holding `init_value` (a slice to reduce into in place).
     """
     rank = len(tensor_shape(x))
     accumulate = accumulate or element_type(x)
     out_type = ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size() if d is None else d
                                         for d in tensor_shape(x)[:keep]], accumulate)
-    init = filled(out_type, [(x, i) for i in range(keep)], init_value)
+    if init is None:
+        init = filled(out_type, [(x, i) for i in range(keep)], init_value)
     maps = [identity_map(rank)] + [identity_map(rank, range(keep))] * (len(extra) + 1)
     iterators = [PARALLEL] * keep + [REDUCTION] * (rank - keep)
 

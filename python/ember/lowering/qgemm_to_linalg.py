@@ -20,7 +20,7 @@ kernel agree bit for bit on the integer products.
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, func, math as mlir_math
+from mlir.dialects import arith, func, linalg, math as mlir_math, scf, tensor
 
 from ember.dialect.ops import QGemm
 from ember.dialect.ops.quantization import storage_range, unsigned_codes
@@ -30,8 +30,8 @@ from ember.kit.epilogue import apply_epilogue
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.scalar_math import ACTIVATIONS, quantize_code, signed_byte
 from ember.kit.vector_math import clamp
-from ember.kit.structured import PARALLEL, REDUCTION, empty_like, filled, generic, \
-    generic_into, identity_map, pad, reduce_trailing, tensor_shape
+from ember.kit.structured import PARALLEL, REDUCTION, element_type, empty_like, filled, \
+    generic, generic_into, identity_map, pad, reduce_trailing, tensor_shape
 from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function, \
     materialize_patches, result_codes_spec, row_matrix_init
 from ember.lowering.quantize_to_linalg import dequantized, signless, with_storage_type
@@ -70,6 +70,9 @@ def lower_qgemm(qgemm: QGemm):
     init = row_matrix_init(out2_type, lhs, logical)
     if qgemm.static:
         scale = qgemm.lhs_scale             # every row's: a number, not a tensor
+    elif qgemm.rhs_panel is not None:
+        words_and_scale = quantize_rows_in_chunks(lhs, enc, multiple=4)
+        scale = words_and_scale[1]
     else:
         scale, inverse = _row_scales(lhs, enc)
     if qgemm.rhs_panel is None:
@@ -88,7 +91,7 @@ def lower_qgemm(qgemm: QGemm):
             patches = tuple(tensor_shape(lhs)[1:]) + tuple(qgemm.lhs_patches[:6])
         else:
             words = _kernel_bytes(lhs, unsigned_codes(qgemm.lhs), enc) if qgemm.static else \
-                _codes(lhs, inverse, enc, multiple=4)
+                words_and_scale[0]
             (m, k), patches = tensor_shape(words), None
         spec = GemmKernelSpec(m=m, n=out_type.shape[-1], k=k // 4, nr=qgemm.rhs_panel,
                               patches=patches,
@@ -161,6 +164,85 @@ def quantize_rows(x, enc, multiple: int = 1):
     return _codes(x, inverse, enc, multiple), scale
 
 
+def quantize_rows_in_chunks(x, enc, multiple: int = 1):
+    """quantize_rows(x, enc, multiple), for a big static x (ROW_CHUNK_ELEMENTS or more) outside
+    any parallel loop, in chunks of whole rows: the iterations of an scf.forall (OpenMP
+    threads on the host), each computing its rows' amax, codes and scales while they are in
+    L1, written in place into the results. One pass over x (whose rows at a large batch come
+    from DRAM: the BERT encoder's FFN2 input is 128 MiB of f32 at batch 256) and one fork,
+    where quantize_rows reads x twice (its amax, then its codes) in two parallel loops."""
+    m, k = tensor_shape(x)
+    chunk = _row_chunk(m, k)
+    if chunk is None or k % multiple or _inside_parallel_loop():
+        return quantize_rows(x, enc, multiple)
+    forall = scf.ForallOp([0], [m // chunk], [1], [
+        tensor.empty([m, k], ir.IntegerType.get_signless(8)), tensor.empty([m], _F32())])
+    with ir.InsertionPoint(forall.body):
+        row = arith.muli(forall.induction_variables[0], constant(chunk, ir.IndexType.get()))
+        codes_out, scales_out = forall.inner_iter_args
+        codes_at, scales_at = _row_slice(codes_out, row, chunk), _row_slice(scales_out, row, chunk)
+        rows = _row_slice(x, row, chunk)
+        amax = reduce_trailing(rows, 1, 0.0, arith.maximumf, pre=mlir_math.absf,
+                               init=linalg.fill(constant(0.0, _F32()), outs=[scales_at]))
+        codes = generic([rows, amax], codes_at, [identity_map(2), identity_map(2, [0]),
+                                                 identity_map(2)], [PARALLEL] * 2,
+                        lambda v, a, _: arith.trunci(ir.IntegerType.get_signless(8),
+                                                     code_of(v, _inverse_of(a, enc), enc)))
+        scales = generic([], amax, [identity_map(1)], [PARALLEL],
+                         lambda a: _scale_of(a, enc))
+        with ir.InsertionPoint(forall.terminator().block):
+            for part, dest in ((codes, codes_out), (scales, scales_out)):
+                _insert_rows(part, dest, row, chunk)
+    return forall.results[0], forall.results[1]
+
+
+#: Elements of x from which quantize_rows_in_chunks splits it over threads (a fork costs a few
+#: microseconds: ember-parallelize-loops' default threshold), and the most elements of one
+#: chunk (16 KiB of f32, in L1 between its amax and its codes) unless one row is longer.
+ROW_CHUNK_ELEMENTS = 32768
+CHUNK_ELEMENTS = 4096
+
+
+def _row_chunk(m, k):
+    """Rows per chunk of a static x [m, k]: the largest power of two dividing m with at most
+    CHUNK_ELEMENTS elements (1 for longer rows); None for a small or dynamic x."""
+    if m is None or k is None or m * k < ROW_CHUNK_ELEMENTS:
+        return None
+    chunk = 1
+    while m % (2 * chunk) == 0 and 2 * chunk * k <= CHUNK_ELEMENTS:
+        chunk *= 2
+    return chunk
+
+
+def _row_slice(x, row, count: int):
+    """Rows [row, row + count) of a static tensor x (rank 1 or 2)."""
+    shape = tensor_shape(x)
+    dyn = ir.ShapedType.get_dynamic_size()
+    sizes = [count] + shape[1:]
+    return tensor.ExtractSliceOp(ir.RankedTensorType.get(sizes, element_type(x)), x, [row], [],
+                                 [], [dyn] + [0] * (len(shape) - 1), sizes,
+                                 [1] * len(shape)).result
+
+
+def _insert_rows(part, dest, row, count: int):
+    """tensor.parallel_insert_slice of `part` at rows [row, row + count) of `dest`."""
+    shape = tensor_shape(dest)
+    dyn = ir.ShapedType.get_dynamic_size()
+    tensor.ParallelInsertSliceOp(part, dest, [row], [], [], [dyn] + [0] * (len(shape) - 1),
+                                 [count] + shape[1:], [1] * len(shape))
+
+
+def _inside_parallel_loop() -> bool:
+    """Whether the code being built is inside an scf.forall or scf.parallel (attention's batch
+    entries): a loop nested in it would not run in parallel anyway."""
+    op = ir.InsertionPoint.current.block.owner
+    while op is not None:
+        if op.operation.name in ("scf.forall", "scf.parallel"):
+            return True
+        op = op.operation.parent
+    return False
+
+
 def _row_scales(lhs, enc):
     """(scale, inverse) f32 [M]: amax / qmax and qmax / amax per row (1 and 0 for a zero row;
     NaN for a row holding a NaN, so that its outputs are NaN as in floating point)."""
@@ -171,16 +253,25 @@ def _row_scales(lhs, enc):
 def scales_from_amax(amax, enc):
     """(scale, inverse) f32 [N] of symmetric codes in `enc` for values whose largest
     magnitudes are `amax` [N] (see _row_scales)."""
-    qmax = constant(enc.qmax, _F32())
-    zero, one = constant(0.0, _F32()), constant(1.0, _F32())
-
-    def scales(a, _s, _i):
-        nonzero = arith.cmpf(arith.CmpFPredicate.UNE, a, zero)
-        safe = arith.select(nonzero, a, one)
-        return [arith.select(nonzero, arith.divf(safe, qmax), one),
-                arith.select(nonzero, arith.divf(qmax, safe), zero)]
     inits = [empty_like(amax.type, [(amax, 0)]) for _ in range(2)]
-    return generic_into([amax], inits, [identity_map(1)] * 3, [PARALLEL], scales)
+    return generic_into([amax], inits, [identity_map(1)] * 3, [PARALLEL],
+                        lambda a, _s, _i: [_scale_of(a, enc), _inverse_of(a, enc)])
+
+
+def _scale_of(amax, enc):
+    """amax / qmax, 1 for amax = 0 (a scalar or vector)."""
+    nonzero = arith.cmpf(arith.CmpFPredicate.UNE, amax, constant(0.0, amax.type))
+    safe = arith.select(nonzero, amax, constant(1.0, amax.type))
+    return arith.select(nonzero, arith.divf(safe, constant(enc.qmax, amax.type)),
+                        constant(1.0, amax.type))
+
+
+def _inverse_of(amax, enc):
+    """qmax / amax, 0 for amax = 0."""
+    nonzero = arith.cmpf(arith.CmpFPredicate.UNE, amax, constant(0.0, amax.type))
+    safe = arith.select(nonzero, amax, constant(1.0, amax.type))
+    return arith.select(nonzero, arith.divf(constant(enc.qmax, amax.type), safe),
+                        constant(0.0, amax.type))
 
 
 def code_of(x, inv, enc):
