@@ -2,7 +2,9 @@
 
     lhs f32 [M, K] --amax per row--> scale, inverse [M]
                    --round(a * inverse) + zp--> codes: bytes [M, K] (K padded to a multiple
-                                                of 4 for the kernel, which reads words)
+                                                of 4 for the kernel, which reads words; a big
+                                                static lhs in chunks of rows, each chunk's
+                                                amax, codes and scales in one pass)
     static lhs codes [M, K] (already quantized): scale = lhs_scale in every row; the bytes go
                    to the kernel as they are (top bit flipped if the kernel reads the other
                    signedness, K padded to a multiple of 4); an lhs of patches (a quantized
@@ -70,9 +72,8 @@ def lower_qgemm(qgemm: QGemm):
     init = row_matrix_init(out2_type, lhs, logical)
     if qgemm.static:
         scale = qgemm.lhs_scale             # every row's: a number, not a tensor
-    elif qgemm.rhs_panel is not None:
-        words_and_scale = quantize_rows_in_chunks(lhs, enc, multiple=4)
-        scale = words_and_scale[1]
+    elif qgemm.rhs_panel is not None:       # the kernel's words
+        codes, scale = quantize_rows_in_chunks(lhs, enc, multiple=4)
     else:
         scale, inverse = _row_scales(lhs, enc)
     if qgemm.rhs_panel is None:
@@ -90,8 +91,7 @@ def lower_qgemm(qgemm: QGemm):
             m, k = (None if f32_type.is_dynamic_dim(0) else f32_type.shape[0]), logical[-1]
             patches = tuple(tensor_shape(lhs)[1:]) + tuple(qgemm.lhs_patches[:6])
         else:
-            words = _kernel_bytes(lhs, unsigned_codes(qgemm.lhs), enc) if qgemm.static else \
-                words_and_scale[0]
+            words = _kernel_bytes(lhs, unsigned_codes(qgemm.lhs), enc) if qgemm.static else codes
             (m, k), patches = tensor_shape(words), None
         spec = GemmKernelSpec(m=m, n=out_type.shape[-1], k=k // 4, nr=qgemm.rhs_panel,
                               patches=patches,
