@@ -1,5 +1,6 @@
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-fill-pad-borders,canonicalize,cse)' | filecheck %s
-// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-fill-pad-borders,one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},cse,canonicalize)' | filecheck %s --check-prefix=BUF
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-fill-pad-borders{min-elements=0},canonicalize,cse)' | filecheck %s
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-fill-pad-borders{min-elements=0},one-shot-bufferize{bufferize-function-boundaries function-boundary-type-conversion=identity-layout-map},cse,canonicalize)' | filecheck %s --check-prefix=BUF
+// RUN: ember-opt %s --split-input-file --pass-pipeline='builtin.module(ember-fill-pad-borders,canonicalize,cse)' | filecheck %s --check-prefix=DEFAULT
 
 // A convolution's padded NHWC input (H and W by one pixel, C from 3 to 4): the border slabs are
 // filled, each once (H's whole rows; W's columns over the interior rows; C's channel over the
@@ -115,4 +116,34 @@ func.func @runtime_widths(%x: tensor<4x4xf32>, %n: index) -> tensor<?x6xf32> {
     tensor.yield %c : f32
   } : tensor<4x4xf32> to tensor<?x6xf32>
   return %p : tensor<?x6xf32>
+}
+
+// -----
+
+// Under the default min-elements (65536, dynamic dims counted as 1) a pad stays as it is: a
+// small buffer's double write costs little, and its slabs' tiny static loops would be fully
+// unrolled by LLVM into straight-line stores that take its DAG combiner minutes. A big one is
+// rewritten.
+// DEFAULT-LABEL: func.func @small_pad
+// DEFAULT: tensor.pad
+// DEFAULT-LABEL: func.func @big_pad
+// DEFAULT-NOT: tensor.pad
+// DEFAULT: linalg.fill
+// DEFAULT: tensor.insert_slice %arg0
+func.func @small_pad(%x: tensor<3x8x10x9xf32>) -> tensor<3x14x16x9xf32> {
+  %c = arith.constant 0.0 : f32
+  %p = tensor.pad %x low[0, 3, 3, 0] high[0, 3, 3, 0] {
+  ^bb0(%n: index, %h: index, %w: index, %ch: index):
+    tensor.yield %c : f32
+  } : tensor<3x8x10x9xf32> to tensor<3x14x16x9xf32>
+  return %p : tensor<3x14x16x9xf32>
+}
+
+func.func @big_pad(%x: tensor<8x64x64x32xi8>) -> tensor<8x66x66x32xi8> {
+  %c = arith.constant 0 : i8
+  %p = tensor.pad %x low[0, 1, 1, 0] high[0, 1, 1, 0] {
+  ^bb0(%n: index, %h: index, %w: index, %ch: index):
+    tensor.yield %c : i8
+  } : tensor<8x64x64x32xi8> to tensor<8x66x66x32xi8>
+  return %p : tensor<8x66x66x32xi8>
 }
