@@ -54,6 +54,21 @@ def walk_ops(root, names: Iterable[str] = ()) -> list:
     return found
 
 
+#: Loops whose iterations run in parallel (OpenMP threads on the host): a parallel loop nested
+#: in one would not run in parallel anyway.
+PARALLEL_LOOPS = ("scf.forall", "scf.parallel")
+
+
+def in_parallel_loop(op) -> bool:
+    """Whether `op` (an Operation or OpView) is a PARALLEL_LOOPS op or lies inside one."""
+    op = op.operation
+    while op is not None:
+        if op.name in PARALLEL_LOOPS:
+            return True
+        op = op.parent
+    return False
+
+
 #: Ops of a graph-stage function that only name constants or return: not steps of the program.
 NOT_PROGRAM_STEPS = ("ember.weight", "func.return")
 

@@ -30,6 +30,7 @@ from ember.dialect.shapes import patch_matrix_shape
 from ember.kit.builders import constant
 from ember.kit.epilogue import apply_epilogue
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
+from ember.kit.ir_queries import in_parallel_loop
 from ember.kit.scalar_math import ACTIVATIONS, quantize_code, signed_byte
 from ember.kit.vector_math import clamp
 from ember.kit.structured import PARALLEL, REDUCTION, element_type, empty_like, filled, \
@@ -173,7 +174,8 @@ def quantize_rows_in_chunks(x, enc, multiple: int = 1):
     where quantize_rows reads x twice (its amax, then its codes) in two parallel loops."""
     m, k = tensor_shape(x)
     chunk = _row_chunk(m, k)
-    if chunk is None or k % multiple or _inside_parallel_loop():
+    if chunk is None or k % multiple or \
+            in_parallel_loop(ir.InsertionPoint.current.block.owner):
         return quantize_rows(x, enc, multiple)
     forall = scf.ForallOp([0], [m // chunk], [1], [
         tensor.empty([m, k], ir.IntegerType.get_signless(8)), tensor.empty([m], _F32())])
@@ -230,17 +232,6 @@ def _insert_rows(part, dest, row, count: int):
     dyn = ir.ShapedType.get_dynamic_size()
     tensor.ParallelInsertSliceOp(part, dest, [row], [], [], [dyn] + [0] * (len(shape) - 1),
                                  [count] + shape[1:], [1] * len(shape))
-
-
-def _inside_parallel_loop() -> bool:
-    """Whether the code being built is inside an scf.forall or scf.parallel (attention's batch
-    entries): a loop nested in it would not run in parallel anyway."""
-    op = ir.InsertionPoint.current.block.owner
-    while op is not None:
-        if op.operation.name in ("scf.forall", "scf.parallel"):
-            return True
-        op = op.operation.parent
-    return False
 
 
 def _row_scales(lhs, enc):

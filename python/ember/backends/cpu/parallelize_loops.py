@@ -37,13 +37,11 @@ from mlir.dialects import arith, linalg, memref, scf
 from ember.kit.gemm_kernel_spec import KERNEL_ATTR
 
 from ember.pipeline.pass_base import EmberPass, PassContext, register
-from ember.kit.ir_queries import walk_ops
+from ember.kit.ir_queries import PARALLEL_LOOPS, in_parallel_loop, walk_ops
 from ember.kit.rewrite import apply_transform_script
 
 #: Marks an op to split: its tile sizes (1 for a split dim, 0 for a whole one), removed after.
 TILES_ATTR = "ember.parallel_tiles"
-#: Ops whose bodies already run in parallel: nothing inside them is split again.
-PARALLEL_OPS = ("scf.forall", "scf.parallel")
 
 
 @dataclass
@@ -180,7 +178,7 @@ def _serial_functions(module) -> List[object]:
                  for op in module.body.operations if op.operation.name == "func.func"}
     excluded = set()
     pending = [name for name, fn in functions.items() if KERNEL_ATTR in fn.attributes]
-    for loop in walk_ops(module.operation, PARALLEL_OPS):
+    for loop in walk_ops(module.operation, PARALLEL_LOOPS):
         pending += _callees(loop)
     while pending:
         name = pending.pop()
@@ -190,16 +188,6 @@ def _serial_functions(module) -> List[object]:
         pending += _callees(functions[name])
     return [fn for name, fn in functions.items()
             if name not in excluded and fn.regions[0].blocks]
-
-
-def _outside_parallel_code(op, fn) -> bool:
-    """Whether no scf.forall / scf.parallel of `fn` encloses `op`."""
-    parent = op.parent
-    while parent != fn.operation:
-        if parent.name in PARALLEL_OPS:
-            return False
-        parent = parent.parent
-    return True
 
 
 @register
@@ -216,7 +204,7 @@ class ParallelizeLoops(EmberPass):
         tile_sizes = []
         for fn in _serial_functions(module):
             for op in walk_ops(fn, ["linalg.generic", "memref.copy"]):
-                if not _outside_parallel_code(op, fn) or list(op.results):
+                if in_parallel_loop(op) or list(op.results):
                     continue
                 nest = _generic_nest(op) if op.name == "linalg.generic" else _copy_nest(op)
                 sizes = None if nest is None else _split_sizes(nest, self.min_chunks)
