@@ -251,18 +251,22 @@ def scales_from_amax(amax, enc):
 
 def _scale_of(amax, enc):
     """amax / qmax, 1 for amax = 0 (a scalar or vector)."""
-    nonzero = arith.cmpf(arith.CmpFPredicate.UNE, amax, constant(0.0, amax.type))
-    safe = arith.select(nonzero, amax, constant(1.0, amax.type))
+    nonzero, safe = _nonzero_and_safe(amax)
     return arith.select(nonzero, arith.divf(safe, constant(enc.qmax, amax.type)),
                         constant(1.0, amax.type))
 
 
 def _inverse_of(amax, enc):
     """qmax / amax, 0 for amax = 0."""
-    nonzero = arith.cmpf(arith.CmpFPredicate.UNE, amax, constant(0.0, amax.type))
-    safe = arith.select(nonzero, amax, constant(1.0, amax.type))
+    nonzero, safe = _nonzero_and_safe(amax)
     return arith.select(nonzero, arith.divf(constant(enc.qmax, amax.type), safe),
                         constant(0.0, amax.type))
+
+
+def _nonzero_and_safe(amax):
+    """(amax != 0, amax or 1 where it is 0): a divisor and dividend that never divide by 0."""
+    nonzero = arith.cmpf(arith.CmpFPredicate.UNE, amax, constant(0.0, amax.type))
+    return nonzero, arith.select(nonzero, amax, constant(1.0, amax.type))
 
 
 def code_of(x, inv, enc):
