@@ -171,3 +171,35 @@ func.func @codes_scale_on_floats(%a: tensor<4x20xf32>, %w: tensor<20x40xf32>) ->
   %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>, result_range = array<i64: 0, 255>, result_scale = 0.5 : f32, result_zero_point = 0 : i64} : (tensor<4x20xf32>, tensor<20x40xf32>) -> tensor<4x40xf32>
   return %0 : tensor<4x40xf32>
 }
+
+// -----
+
+func.func @integer_with_bias(%a: tensor<8x16xi16>, %w: tensor<16x40xi16>, %b: tensor<40xf32>) -> tensor<8x40xi32> {
+  // expected-error @+1 {{'ember.gemm' op an integer GEMM (i16 operands) has no epilogue, patches or scales}}
+  %0 = "ember.gemm"(%a, %w, %b) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<8x16xi16>, tensor<16x40xi16>, tensor<40xf32>) -> tensor<8x40xi32>
+  return %0 : tensor<8x40xi32>
+}
+
+// -----
+
+func.func @integer_into_i16(%a: tensor<8x16xi16>, %w: tensor<16x40xi16>) -> tensor<8x40xi16> {
+  // expected-error @+1 {{'ember.gemm' op an integer GEMM multiplies an i16 matrix into i32, got 8x16 i16 -> i16}}
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<8x16xi16>, tensor<16x40xi16>) -> tensor<8x40xi16>
+  return %0 : tensor<8x40xi16>
+}
+
+// -----
+
+func.func @integer_packed_without_pairs(%a: tensor<8x16xi16>, %p: tensor<3x16x16xi16>) -> tensor<8x40xi32> {
+  // expected-error @+1 {{'ember.gemm' op a packed integer GEMM needs its rhs in pairs (rhs_pairs) and an even K}}
+  %0 = "ember.gemm"(%a, %p) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>, rhs_panel = 16 : i64} : (tensor<8x16xi16>, tensor<3x16x16xi16>) -> tensor<8x40xi32>
+  return %0 : tensor<8x40xi32>
+}
+
+// -----
+
+func.func @integer_wrong_rhs(%a: tensor<8x16xi16>, %w: tensor<12x40xi16>) -> tensor<8x40xi32> {
+  // expected-error @+1 {{'ember.gemm' op integer GEMM: rhs must be 16x40 i16 and the result [M, N] for lhs 8x16, got rhs 12x40 i16, result 8x40}}
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<8x16xi16>, tensor<12x40xi16>) -> tensor<8x40xi32>
+  return %0 : tensor<8x40xi32>
+}

@@ -103,3 +103,16 @@ func.func @gemm_codes(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>) -> tensor<8x3
   %0 = "ember.gemm"(%a, %w) {activation = "relu", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>, result_range = array<i64: 0, 255>, result_scale = 0.25 : f32, result_zero_point = 3 : i64} : (tensor<8x16xf32>, tensor<16x32xf32>) -> tensor<8x32xui8>
   return %0 : tensor<8x32xui8>
 }
+
+// -----
+
+// An integer GEMM (i16 x i16 -> i32, no epilogue: ember-qconv-winograd's products), and its
+// rhs packed in pairs of k (ember-pack-weights).
+// CHECK-LABEL: func.func @gemm_integer
+// CHECK: "ember.gemm"(%arg0, %arg1) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<8x16xi16>, tensor<16x40xi16>) -> tensor<8x40xi32>
+// CHECK: "ember.gemm"(%arg0, %arg2) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>, rhs_pairs = true, rhs_panel = 16 : i64} : (tensor<8x16xi16>, tensor<3x8x16xi32>) -> tensor<8x40xi32>
+func.func @gemm_integer(%a: tensor<8x16xi16>, %w: tensor<16x40xi16>, %p: tensor<3x8x16xi32>) -> (tensor<8x40xi32>, tensor<8x40xi32>) {
+  %0 = "ember.gemm"(%a, %w) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>} : (tensor<8x16xi16>, tensor<16x40xi16>) -> tensor<8x40xi32>
+  %1 = "ember.gemm"(%a, %p) {activation = "none", operandSegmentSizes = array<i32: 1, 1, 0, 0, 0, 0>, rhs_pairs = true, rhs_panel = 16 : i64} : (tensor<8x16xi16>, tensor<3x8x16xi32>) -> tensor<8x40xi32>
+  return %0, %1 : tensor<8x40xi32>, tensor<8x40xi32>
+}

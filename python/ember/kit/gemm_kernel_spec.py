@@ -53,12 +53,18 @@ class GemmKernelSpec(GemmSpec):
     #: computed at run time (attention's K^T and V), read in place with masked tail columns.
     rhs_packed: bool = omitted_at_default(True)
     #: A's and B's element type when it differs from C's: "f16" or "bf16" operands of a
-    #: product summed into an f32 C (a 16-bit model's attention products); "" the same.
+    #: product summed into an f32 C (a 16-bit model's attention products), "i16" ones summed
+    #: into an i32 C (an integer GEMM, always in `pairs`); "" the same.
     operands: str = omitted_at_default("")
-    #: A bf16 kernel whose B is packed as bf16 pairs (ember.gemm's rhs_pairs): `k` counts
+    #: A bf16 (or i16) kernel whose B is packed as pairs (ember.gemm's rhs_pairs): `k` counts
     #: *words* of 2 consecutive k, A is bf16 [M, 2K] read a pair at a time, B i32 panels
-    #: [ceil(N/NR), K, NR] of words (AMX-BF16's tdpbf16ps multiplies them).
+    #: [ceil(N/NR), K, NR] of words (AMX-BF16's tdpbf16ps multiplies them; vpmaddwd i16 ones).
     pairs: bool = omitted_at_default(False)
+
+    @property
+    def integer(self) -> bool:
+        """Whether this is an integer GEMM's kernel: i16 pairs summed into i32, no epilogue."""
+        return self.operands == "i16"
 
     @property
     def tap_k(self) -> int:
@@ -100,8 +106,9 @@ class GemmKernelSpec(GemmSpec):
         i8 = ir.IntegerType.get_signless(8)
         if self.low_bit:
             rhs = packed_shape(self.k // 2 if self.weights == "i4" else self.k, self.n, self.nr)
-        types = [ir.MemRefType.get(lead + lhs, i8 if self.int8
-                                   else element if self.pairs else operand),
+        lhs_element = i8 if self.int8 else ir.Type.parse(self.operands) if self.operands \
+            else element
+        types = [ir.MemRefType.get(lead + lhs, lhs_element),
                  ir.MemRefType.get(rhs, i8 if self.low_bit else
                                    ir.Type.parse(self.weights) if self.weights else operand)]
         if self.low_bit:
@@ -138,6 +145,9 @@ def check_kernel_signature(fn, spec: GemmKernelSpec) -> Optional[str]:
     for name, got, want in zip(spec.arg_names(), inputs, expected):
         if str(got) != str(want):
             return f"kernel argument '{name}' has type {got}, expected {want}"
+    if spec.integer:
+        return None if str(element) == "i32" else \
+            f"an integer kernel (i16 operands) writes i32, got {element}"
     if not isinstance(element, (ir.F32Type, ir.F16Type, ir.BF16Type)) or \
             (spec.int8 and not isinstance(element, ir.F32Type)):
         return f"only f32, f16 and bf16 kernels (int8 ones: f32) are generated, got {element}"

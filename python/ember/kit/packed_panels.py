@@ -44,10 +44,10 @@ def int8_words(q: np.ndarray, tap_channels: Optional[int] = None) -> np.ndarray:
         .reshape(-1, n)
 
 
-def bf16_pairs(w: np.ndarray) -> np.ndarray:
-    """bf16 [K, N] (K even) -> int32 [K/2, N]: word (w, n) holds w[2w, n]'s bits in its low
-    half and w[2w + 1, n]'s in its high half, the pairs a bf16 dot product (AMX's
-    tdpbf16ps, vdpbf16ps) multiplies."""
+def word_pairs(w: np.ndarray) -> np.ndarray:
+    """A 16-bit (bf16 or int16) [K, N] (K even) -> int32 [K/2, N]: word (w, n) holds w[2w, n]'s
+    bits in its low half and w[2w + 1, n]'s in its high half, the pairs a bf16 dot product
+    (AMX's tdpbf16ps, vdpbf16ps) or an int16 one (vpmaddwd) multiplies."""
     bits = np.ascontiguousarray(w).view(np.uint16).astype(np.uint32)
     return (bits[0::2] | (bits[1::2] << 16)).view(np.int32)
 

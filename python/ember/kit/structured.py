@@ -13,6 +13,8 @@ from typing import Callable, List, Optional, Sequence
 from mlir import ir
 from mlir.dialects import arith, linalg, tensor
 
+from ember.kit.builders import constant
+
 PARALLEL, REDUCTION = "parallel", "reduction"
 #: The identity of max: the lowest finite f32 (padding for max pooling, start of softmax's max).
 LOWEST_F32 = -3.4028234663852886e38
@@ -55,8 +57,8 @@ def empty_like(result_type, dim_sources: Sequence[Optional[tuple]]):
 def filled(result_type, dim_sources, value: float):
     """`empty_like(result_type, dim_sources)` filled with `value`."""
     init = empty_like(result_type, dim_sources)
-    fill = arith.constant(ir.RankedTensorType(result_type).element_type, value)
-    return linalg.fill(fill, outs=[init])
+    return linalg.fill(constant(value, ir.RankedTensorType(result_type).element_type),
+                       outs=[init])
 
 
 def generic_into(inputs, inits, maps, iterators, body: Callable) -> list:

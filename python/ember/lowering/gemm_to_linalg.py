@@ -154,13 +154,15 @@ def lower_packed_gemm(gemm: Gemm):
     patches = None if geometry is None else tuple(tensor_shape(lhs)[1:]) + tuple(geometry)
     pairs = bool(gemm.rhs_pairs)
     weights = element_type(packed)
+    integer = str(element_type(lhs)) == "i16"      # an integer GEMM: i16 pairs into i32
     low_bit = dict(weights=f"i{gemm.rhs_bits}", group=gemm.rhs_group,
                    offsets=gemm.rhs_offset is not None) if gemm.low_bit else \
         dict(weights="" if pairs or weights == element_type(lhs) else str(weights))
     spec = GemmKernelSpec(m=m, n=n, k=k // 2 if pairs else k, nr=gemm.rhs_panel,
                           activation=gemm.activation, bias=bias is not None,
                           residual=residual is not None, patches=patches, pairs=pairs,
-                          **low_bit, **result_codes_spec(gemm))
+                          operands="i16" if integer else "", **low_bit,
+                          **result_codes_spec(gemm))
     operands = [v for v in (lhs, packed, gemm.rhs_scale, gemm.rhs_offset, bias, residual)
                 if v is not None]
     callee = gemm_kernel_function(gemm.operation, spec, [v.type for v in operands] + [out2_type],
@@ -317,7 +319,7 @@ def _reference_gemm(spec, lhs, rhs, *rest):
     acc = init if wide_type == init.type else \
         empty_like(wide_type, [(init, i) for i in range(rank - 1)])
     wide = element_type(acc)
-    acc = linalg.fill(arith.constant(wide, 0.0), outs=[acc])
+    acc = linalg.fill(constant(0, wide), outs=[acc])
     if spec.low_bit:
         product = _low_bit_product(spec, lhs, rhs, *group_operands,
                                    *([None] * (not spec.offsets)), acc)
@@ -348,9 +350,10 @@ def _reference_gemm(spec, lhs, rhs, *rest):
 
 
 def _pairs_product(spec, lhs, words, acc):
-    """The contraction of a bf16 pairs kernel over (m, n, w, j): A's element k = 2w + j (a
-    plain row, or through the patch map), the half j of B's word w (shifted by a constant
-    [0, 16] indexed by j, which also gives the loop its range), summed in f32."""
+    """The contraction of a pairs kernel over (m, n, w, j): A's element k = 2w + j (a plain
+    row, or through the patch map), the half j of B's word w (shifted by a constant [0, 16]
+    indexed by j, which also gives the loop its range), summed in f32 (bf16 pairs) or, sign
+    extended, in i32 (an integer GEMM's i16 pairs)."""
     shifts_type = ir.RankedTensorType.get([2], ir.IntegerType.get_signless(32))
     shifts = arith.ConstantOp(shifts_type, ir.DenseElementsAttr.get(
         np.array([0, 16], dtype=np.int32), type=shifts_type)).result
@@ -361,12 +364,15 @@ def _pairs_product(spec, lhs, words, acc):
         _patch_map(spec, 4, k)
     rhs_map = ir.AffineMap.get(4, 0, [ir.AffineExpr.get_floor_div(d[1], nr), d[2],
                                       ir.AffineExpr.get_mod(d[1], nr)])
-    f32 = element_type(acc)
+    wide = element_type(acc)
+    integer = isinstance(wide, ir.IntegerType)
 
     def body(x, word, shift, c):
-        half = arith.bitcast(ir.BF16Type.get(), arith.trunci(ir.IntegerType.get_signless(16),
-                                                             arith.shrui(word, shift)))
-        return arith.addf(c, arith.mulf(widened(x, f32), widened(half, f32)))
+        half = arith.trunci(ir.IntegerType.get_signless(16), arith.shrui(word, shift))
+        if integer:
+            return arith.addi(c, arith.muli(arith.extsi(wide, x), arith.extsi(wide, half)))
+        half = arith.bitcast(ir.BF16Type.get(), half)
+        return arith.addf(c, arith.mulf(widened(x, wide), widened(half, wide)))
     return generic([lhs, words, shifts], acc,
                    [lhs_map, rhs_map, identity_map(4, [3]), identity_map(4, [0, 1])],
                    [PARALLEL, PARALLEL, REDUCTION, REDUCTION], body)

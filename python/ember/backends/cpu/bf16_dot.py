@@ -1,7 +1,7 @@
 """The bf16 dot product of the CPU GEMM kernel on bf16 pairs (ember.gemm's rhs_pairs).
 
 A bf16 weight packed in pairs (two consecutive k of one column per 32-bit word, see
-ember.kit.packed_panels.bf16_pairs) is multiplied without widening: `vdpbf16ps` (AVX512_BF16:
+ember.kit.packed_panels.word_pairs) is multiplied without widening: `vdpbf16ps` (AVX512_BF16:
 Cooper Lake, Zen 4, Sapphire Rapids) adds the two products of each lane's pair into an f32
 lane, 32 multiply-adds per instruction where the widening kernel does 16; AArch64's BFDOT
 (+bf16: Neoverse V1/N2, Graviton 3) does the same on 4 lanes. The kernel reads A's bf16 rows a

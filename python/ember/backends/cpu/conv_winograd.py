@@ -46,7 +46,7 @@ from mlir.dialects import arith, linalg, scf, tensor
 
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.dialect.ops import Conv2d, Gemm, Weight
-from ember.kit.builders import index
+from ember.kit.builders import constant, index
 from ember.kit.epilogue import apply_epilogue
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.kit.structured import PARALLEL, generic, generic_into, pad_spatial, tensor_dim
@@ -88,23 +88,28 @@ def transform_filter(w: np.ndarray, algorithm: Algorithm = F2) -> np.ndarray:
 
 
 def _combine(rows: List, matrix: np.ndarray) -> List:
-    """matrix @ rows for scalar SSA values, with the +-1 / +-1/2 / 0 coefficients as adds."""
+    """matrix @ rows for scalar SSA values, with the +-1 / +-1/2 / 0 coefficients as adds
+    (floats; integers, whose matrices have integer entries, in wrapping integer ops)."""
+    integer = isinstance(rows[0].type, ir.IntegerType)
+    add, sub, mul = (arith.addi, arith.subi, arith.muli) if integer else \
+        (arith.addf, arith.subf, arith.mulf)
     out = []
     for coefficients in matrix:
         acc = None
         for c, v in zip(coefficients, rows):
             if c == 0:
                 continue
-            term = v if abs(c) == 1 else arith.mulf(v, arith.constant(v.type, abs(float(c))))
+            term = v if abs(c) == 1 else mul(v, constant(abs(c), v.type))
             if acc is None:
-                acc = term if c > 0 else arith.negf(term)
+                acc = term if c > 0 else \
+                    arith.subi(constant(0, v.type), term) if integer else arith.negf(term)
             else:
-                acc = arith.addf(acc, term) if c > 0 else arith.subf(acc, term)
+                acc = add(acc, term) if c > 0 else sub(acc, term)
         out.append(acc)
     return out
 
 
-def _transform_2d(tile: List[List], left: np.ndarray) -> List[List]:
+def transform_2d(tile: List[List], left: np.ndarray) -> List[List]:
     """left @ tile @ left^T for a square tile of scalar values (rows of lists)."""
     columns = list(zip(*tile))
     half = [_combine(list(col), left) for col in columns]     # left @ tile, by columns
@@ -112,7 +117,7 @@ def _transform_2d(tile: List[List], left: np.ndarray) -> List[List]:
     return [_combine(list(r), left) for r in rows]
 
 
-def _map(rank: int, results) -> ir.AffineMap:
+def affine_map(rank: int, results) -> ir.AffineMap:
     return ir.AffineMap.get(rank, 0, results)
 
 
@@ -177,70 +182,87 @@ class _Winograd:
         return APPLIED
 
     def _rewrite(self, conv: Conv2d, names, algorithm: Algorithm, c, f):
-        m, x = algorithm.m, conv.input
-        out_type = ir.RankedTensorType(conv.result.type)
-        n, oh, ow = out_type.shape[:3]
-        th, tw = oh // m, ow // m
         element = ir.F32Type.get()
-        dyn = ir.ShapedType.get_dynamic_size()
-        n_size = [] if n != dyn else [tensor_dim(x, 0)]
-        batch = n if n != dyn else n_size[0]
         weight_type = ir.RankedTensorType.get([c, f], element)
         weights = [Weight.build(weight_type, name=name) for name in names]
-        bias, residual = conv.bias, conv.residual
-        tile_bytes = algorithm.tile ** 2 * (c + f) * 4        # its transformed data, products
-        blocks = self.blocks and self.blocks.plan(n if n != dyn else None, th, tw, tile_bytes)
-        groups = [[0], [1, 2], [3, 4], [5]]
-        view_sizes = [batch, th, m, tw, m, f]
-        if blocks is None:                  # one block: the whole tensors
-            padded = pad_spatial(x, (1, 2), conv.padding)
-            if residual is not None:
-                residual = tensor.expand_shape(
-                    ir.RankedTensorType.get([n, th, m, tw, m, f], element), residual, groups,
-                    n_size, [n, th, m, tw, m, f])
-            view = _tiles(padded, weights, bias, residual, conv.activation, algorithm,
-                          [batch, th, tw], f)
-            return tensor.collapse_shape(out_type, view, groups)
-        images, rows = blocks
-        counts = [n // images if n != dyn else batch, th // rows]
-        forall = scf.ForallOp([0, 0], counts, [1, 1], [tensor.empty(view_sizes, element)])
-        with ir.InsertionPoint(forall.body):
-            b, r = forall.induction_variables
-            first_image = arith.muli(b, index(images))
-            first_row = arith.muli(r, index(rows))
-            first_pixel = arith.muli(first_row, index(m))
-            window = _padded_window(x, first_image, first_pixel, images, rows * m + 2,
-                                    conv.padding)
-            part_residual = None
-            if residual is not None:
-                part_residual = tensor.expand_shape(
-                    ir.RankedTensorType.get([images, rows, m, tw, m, f], element),
-                    _slice(residual, [first_image, first_pixel, 0, 0],
-                           [images, rows * m, ow, f]), groups, [], [images, rows, m, tw, m, f])
-            dest = _slice(forall.inner_iter_args[0], [first_image, first_row, 0, 0, 0, 0],
-                          [images, rows, m, tw, m, f])
-            part = _tiles(window, weights, bias, part_residual, conv.activation, algorithm,
-                          [images, rows, tw], f, dest)
-            with ir.InsertionPoint(forall.terminator().block):
-                tensor.ParallelInsertSliceOp(
-                    part, forall.inner_iter_args[0], [first_image, first_row], [], [],
-                    [dyn, dyn, 0, 0, 0, 0], [images, rows, m, tw, m, f], [1] * 6)
-        return tensor.collapse_shape(out_type, forall.results[0], groups)
+        bias, activation = conv.bias, conv.activation
+
+        def tiles(window, residual, grid, dest):
+            return _tiles(window, weights, bias, residual, activation, algorithm, grid, f,
+                          dest)
+        return winograd_blocks(conv.input, ir.RankedTensorType(conv.result.type), conv.padding,
+                               0.0, conv.residual, algorithm, self.blocks,
+                               algorithm.tile ** 2 * (c + f) * 4, tiles)
 
 
-def _padded_window(x, first_image, first_row, images: int, rows: int, padding):
-    """Rows [first_row, first_row + rows) of `x` zero-padded by `padding` = (ph, pw) on H and
-    W, for `images` images from `first_image`: [images, rows, W + 2 pw, C]. Only the window
-    is padded (a copy that stays in cache), never the whole input."""
+def winograd_blocks(x, out_type, padding, pad_value, residual, algorithm: Algorithm,
+                    blocks: Optional[TileBlocks], tile_bytes: int, tiles):
+    """The [N, OH, OW, F] result (`out_type`) of a 3x3 stride-1 conv of NHWC `x` padded by
+    `padding` with `pad_value`, by Winograd: one block of everything, or (`blocks`, planned for
+    `tile_bytes` of transformed data per tile) an scf.forall over blocks of tiles, each
+    padding only its window of x. `tiles(window, residual, grid, dest)` builds the three
+    steps on a [B, R*m+2, TW*m+2, C] window for its grid = [B, R, TW] tiles and returns their
+    outputs as [B, R, m, TW, m, F] (written into `dest`, its slice of the result, or a new
+    tensor when None); `residual` (None, or of the result's shape) is passed in that shape.
+    Shared by the f32 convs here and the int8 ones (ember.backends.cpu.qconv_winograd)."""
+    m = algorithm.m
+    n, oh, ow, f = out_type.shape
+    th, tw = oh // m, ow // m
+    element = out_type.element_type
+    dyn = ir.ShapedType.get_dynamic_size()
+    n_size = [] if n != dyn else [tensor_dim(x, 0)]
+    batch = n if n != dyn else n_size[0]
+    plan = blocks and blocks.plan(n if n != dyn else None, th, tw, tile_bytes)
+    groups = [[0], [1, 2], [3, 4], [5]]
+    view_sizes = [batch, th, m, tw, m, f]
+
+    def tiled(value, shape, sizes=()):
+        return tensor.expand_shape(ir.RankedTensorType.get(
+            shape, ir.RankedTensorType(value.type).element_type), value, groups, list(sizes),
+            shape)
+    if plan is None:                    # one block: the whole tensors
+        padded = pad_spatial(x, (1, 2), padding, pad_value)
+        if residual is not None:
+            residual = tiled(residual, [n, th, m, tw, m, f], n_size)
+        view = tiles(padded, residual, [batch, th, tw], None)
+        return tensor.collapse_shape(out_type, view, groups)
+    images, rows = plan
+    counts = [n // images if n != dyn else batch, th // rows]
+    forall = scf.ForallOp([0, 0], counts, [1, 1], [tensor.empty(view_sizes, element)])
+    with ir.InsertionPoint(forall.body):
+        b, r = forall.induction_variables
+        first_image = arith.muli(b, index(images))
+        first_row = arith.muli(r, index(rows))
+        first_pixel = arith.muli(first_row, index(m))
+        window = _padded_window(x, first_image, first_pixel, images, rows * m + 2, padding,
+                                pad_value)
+        part_residual = None
+        if residual is not None:
+            part_residual = tiled(slice_of(residual, [first_image, first_pixel, 0, 0],
+                                         [images, rows * m, ow, f]), [images, rows, m, tw, m, f])
+        dest = slice_of(forall.inner_iter_args[0], [first_image, first_row, 0, 0, 0, 0],
+                      [images, rows, m, tw, m, f])
+        part = tiles(window, part_residual, [images, rows, tw], dest)
+        with ir.InsertionPoint(forall.terminator().block):
+            tensor.ParallelInsertSliceOp(
+                part, forall.inner_iter_args[0], [first_image, first_row], [], [],
+                [dyn, dyn, 0, 0, 0, 0], [images, rows, m, tw, m, f], [1] * 6)
+    return tensor.collapse_shape(out_type, forall.results[0], groups)
+
+
+def _padded_window(x, first_image, first_row, images: int, rows: int, padding, pad_value):
+    """Rows [first_row, first_row + rows) of `x` padded with `pad_value` by `padding` =
+    (ph, pw) on H and W, for `images` images from `first_image`: [images, rows, W + 2 pw, C].
+    Only the window is padded (a copy that stays in cache), never the whole input."""
     ph, pw = padding
     n, h, w, c = ir.RankedTensorType(x.type).shape
     if ph == 0 and pw == 0:
-        return _slice(x, [first_image, first_row, 0, 0], [images, rows, w, c])
+        return slice_of(x, [first_image, first_row, 0, 0], [images, rows, w, c])
     start = arith.subi(first_row, index(ph))              # first row, in x's coordinates
     end = arith.addi(start, index(rows))
     lo = arith.maxsi(start, index(0))
     hi = arith.minsi(end, index(h))
-    inside = _slice(x, [first_image, lo, 0, 0], [images, arith.subi(hi, lo), w, c])
+    inside = slice_of(x, [first_image, lo, 0, 0], [images, arith.subi(hi, lo), w, c])
     element = ir.RankedTensorType(x.type).element_type
     pad = tensor.PadOp(ir.RankedTensorType.get([images, rows, w + 2 * pw, c], element), inside,
                        [arith.subi(lo, start)], [arith.subi(end, hi)],
@@ -248,11 +270,11 @@ def _padded_window(x, first_image, first_row, images: int, rows: int, padding):
                        [0, ir.ShapedType.get_dynamic_size(), pw, 0])
     block = pad.regions[0].blocks.append(*[ir.IndexType.get()] * 4)
     with ir.InsertionPoint(block):
-        tensor.YieldOp(arith.constant(element, 0.0))
+        tensor.YieldOp(constant(pad_value, element))
     return pad.result
 
 
-def _slice(x, offsets, sizes, strides=None):
+def slice_of(x, offsets, sizes, strides=None):
     """x[offsets : offsets + sizes * strides : strides] (static strides; offsets and sizes ints
     or index values)."""
     dyn = ir.ShapedType.get_dynamic_size()
@@ -281,12 +303,12 @@ def _tiles(padded, weights, bias, residual, activation: str, algorithm: Algorith
     # Input transform: V_i[n, th, tw, c] = (B^T d B)[i] over the tile at (m th, m tw); pixel
     # (i, j) of every tile is a view of the input with stride m (so all maps are identities
     # and the op vectorizes along C).
-    views = [_slice(padded, [0, i, j, 0], grid + [c], [1, m, m, 1])
+    views = [slice_of(padded, [0, i, j, 0], grid + [c], [1, m, m, 1])
              for i in range(t) for j in range(t)]
     v = generic_into(
         views, [tensor.empty(grid + [c], element) for _ in range(t * t)],
-        [_map(4, [ir.AffineDimExpr.get(i) for i in range(4)])] * (2 * t * t),
-        [PARALLEL] * 4, lambda *args: [e for row in _transform_2d(
+        [affine_map(4, [ir.AffineDimExpr.get(i) for i in range(4)])] * (2 * t * t),
+        [PARALLEL] * 4, lambda *args: [e for row in transform_2d(
             square(args[:t * t]), algorithm.b_t) for e in row])
     # The t*t products, on the GEMM kernel once their weights are packed.
     static_grid = [g if isinstance(g, int) else ir.ShapedType.get_dynamic_size() for g in grid]
@@ -295,28 +317,28 @@ def _tiles(padded, weights, bias, residual, activation: str, algorithm: Algorith
     # Output transform + epilogue: iteration (n, th, a, tw, b, f) reads tile (th, tw)'s
     # products and keeps output (a, b) of its m x m outputs.
     e = [ir.AffineDimExpr.get(i) for i in range(6)]
-    inputs, maps = list(products), [_map(6, [e[0], e[1], e[3], e[5]])] * (t * t)
+    inputs, maps = list(products), [affine_map(6, [e[0], e[1], e[3], e[5]])] * (t * t)
     if bias is not None:
         inputs.append(bias)
-        maps.append(_map(6, [e[5]]))
+        maps.append(affine_map(6, [e[5]]))
     if residual is not None:
         inputs.append(residual)
-        maps.append(_map(6, e))
+        maps.append(affine_map(6, e))
 
     def output(*args):
         rest = list(args[t * t:-1])             # bias, residual (not the out scalar)
-        y = [e for row in _transform_2d(square(args[:t * t]), algorithm.a_t) for e in row]
+        y = [e for row in transform_2d(square(args[:t * t]), algorithm.a_t) for e in row]
         a, b = linalg.IndexOp(2).result, linalg.IndexOp(4).result
-        return apply_epilogue(_select_at(y, m, a, b), activation,
+        return apply_epilogue(select_at(y, m, a, b), activation,
                               rest.pop(0) if bias is not None else None,
                               rest.pop(0) if residual is not None else None)
     batch, rows, tw = grid
     if dest is None:
         dest = tensor.empty([batch, rows, m, tw, m, f], element)
-    return generic(inputs, dest, maps + [_map(6, e)], [PARALLEL] * 6, output)
+    return generic(inputs, dest, maps + [affine_map(6, e)], [PARALLEL] * 6, output)
 
 
-def _select_at(values, m: int, a, b):
+def select_at(values, m: int, a, b):
     """values[a * m + b] for index values a, b < m (a tree of selects)."""
     def pick(options, index):
         chosen = options[-1]

@@ -29,7 +29,7 @@ from ember.backends.cpu.amx_tiles import has_amx_bf16, has_amx_int8, max_rows
 from ember.backends.cpu.mmla_tiles import has_i8mm
 from ember.backends.cpu.bf16_dot import bf16_dot_for
 from ember.backends.cpu.f16_fml import f16_fml_for
-from ember.backends.cpu.int8_dot import int8_dot_for
+from ember.backends.cpu.int8_dot import int16_dot_for, int8_dot_for
 from ember.backends.cpu.microkernel import CpuTraits, is_half
 from ember.kit.gemm_kernel_spec import kernel_functions
 from ember.kit.vector_math import expand_math
@@ -88,13 +88,14 @@ class CpuGemmKernels(EmberPass):
                 raise ValueError(f"{fn.location}: kernel @{name}: {problem}")
             try:
                 dot = int8_dot_for(target, spec.int8) if spec.int8 else \
+                    int16_dot_for(target) if spec.integer else \
                     bf16_dot_for(target) if spec.pairs else None
             except ValueError as e:
                 raise ValueError(f"{fn.location}: an int8 kernel packed for {spec.int8} "
                                  f"activations: {e}; pack with the same target") from None
             amx = self.amx and spec.nr % 16 == 0 and not spec.batch and (
                 (bool(spec.int8) and has_amx_int8(target)) or
-                (spec.pairs and has_amx_bf16(target)))
+                (spec.pairs and not spec.integer and has_amx_bf16(target)))
             if spec.pairs and not amx and dot is None:
                 raise ValueError(f"{fn.location}: a kernel of bf16 pairs needs AMX-BF16, "
                                  "AVX512_BF16 or AArch64 BF16 (pack with the same target)")

@@ -14,6 +14,9 @@ activations must have (ember.quant.schemes), depends on the CPU:
                                      smmla, ember.backends.cpu.mmla_tiles, sdot for odd rows)
     portable   anything else         bytes sign-extended by shifts, multiplied in i32
 
+An integer GEMM (i16 x i16 into i32, ember.gemm; a Winograd int8 conv's products) has words of
+two i16 instead (`int16_dot_for`): vpmaddwd, or the halves sign-extended and multiplied.
+
 ember-pack-weights asks `int8_dot_for(target)` for the encoding it packs the compensation for;
 ember-cpu-gemm-kernels asks again for the instruction, so both always agree.
 """
@@ -74,6 +77,40 @@ def _maddubs(lanes: int):
         quads = _intrinsic(suffix[1], acc.type, pairs, constant(1, i16))
         return arith.addi(acc, quads)
     return emit
+
+
+def _pmaddwd(lanes: int):
+    """vpmaddwd: the two i16 products of each word pair summed into i32, then added."""
+    name = {8: "llvm.x86.avx2.pmadd.wd", 16: "llvm.x86.avx512.pmaddw.d.512"}[lanes]
+
+    def emit(acc, a, b):
+        halves = ir.VectorType.get([2 * lanes], ir.IntegerType.get_signless(16))
+        return arith.addi(acc, _intrinsic(name, acc.type, vector.bitcast(halves, a),
+                                          vector.bitcast(halves, b)))
+    return emit
+
+
+def _portable_pairs(acc, a, b):
+    """The two i16 halves of each word pair, sign-extended and multiplied in i32."""
+    sixteen = constant(16, acc.type)
+
+    def low(word):
+        return arith.shrsi(arith.shli(word, sixteen), sixteen)
+    acc = arith.addi(acc, arith.muli(low(a), low(b)))
+    return arith.addi(acc, arith.muli(arith.shrsi(a, sixteen), arith.shrsi(b, sixteen)))
+
+
+def int16_dot_for(info: TargetInfo) -> WordDot:
+    """The dot product of an integer GEMM's kernel (i16 pairs into i32 lanes) on `info`:
+    vpmaddwd (AVX-512BW, AVX2: 2 multiply-adds per lane, the rate of vpmaddubsw's second
+    step) or the portable one."""
+    flags, lanes = info.enabled_features, info.vector_lanes
+    if not info.triple.startswith(("aarch64", "arm64")):
+        if lanes == 16 and "avx512bw" in flags:
+            return WordDot("pmaddwd512", "s16", 16, _pmaddwd(16), temporaries=1)
+        if lanes == 8 and "avx2" in flags:
+            return WordDot("pmaddwd256", "s16", 8, _pmaddwd(8), temporaries=1)
+    return WordDot("portable16", "s16", lanes, _portable_pairs, temporaries=3)
 
 
 def _sdot(acc, a, b):

@@ -151,13 +151,15 @@ class TaskEmitter:
     def __init__(self, spec: GemmKernelSpec, schedule: GemmSchedule, element: ir.Type,
                  dot: Optional[Callable] = None, half_fml: Optional[Callable] = None):
         """`element`: A's and B's element type (i32 words in an int8 kernel, whose `dot`,
-        an ember.backends.cpu.int8_dot.WordDot, replaces vector.fma; f16 or bf16 in a 16-bit
+        an ember.backends.cpu.int8_dot.WordDot, replaces vector.fma, and in a pairs kernel,
+        bf16 ones into f32 or an integer GEMM's i16 ones into i32; f16 or bf16 in a 16-bit
         kernel, which widens its operands to f32 in registers, accumulates in f32 and rounds
         once, at the store; with `half_fml`, `mac(a, b, acc)` of ember.backends.cpu.f16_fml,
         it packs A as f16 and multiplies the f16 operands as they are into the f32 sums)."""
         self.spec, self.s = spec, schedule
         self.element = element
-        self.compute = ir.F32Type.get() if is_half(element) or spec.pairs else element
+        self.compute = element if spec.integer else \
+            ir.F32Type.get() if is_half(element) or spec.pairs else element
         self.vtype = ir.VectorType.get([schedule.lanes], self.compute)
         # A's broadcast: the accumulators' type, but words for a word dot product (bf16
         # pairs: i32 words into f32 lanes)
@@ -485,7 +487,7 @@ class TaskEmitter:
         size = rows * nvec
         accs = list(accs)
         for extra in range(1, sets):
-            add = arith.addi if self.spec.int8 else arith.addf
+            add = arith.addi if self.spec.int8 or self.spec.integer else arith.addf
             accs[:size] = [add(x, y) for x, y in
                            zip(accs[:size], accs[extra * size:(extra + 1) * size])]
         accs = accs[:size]

@@ -8,9 +8,10 @@ attribute `rhs_panel = NR`. The packing is done once, at compile time, on the we
 transposes or packs it. On an abstract table the IR is rewritten the same way and the packed
 entry is left without data. f16 and bf16 weights stay 16-bit in their panels (the kernel
 widens them in registers); on a target with a bf16 dot product (AMX-BF16, AVX512_BF16), a bf16
-weight (K even) is packed as i32 words of two consecutive k (`bf16_pairs`, `rhs_pairs`), the
-layout both multiply. GEMMs with a non-weight rhs, a batched rhs, another element type, or
-an rhs already packed are left alone.
+weight (K even) is packed as i32 words of two consecutive k (`word_pairs`, `rhs_pairs`), the
+layout both multiply; so is an integer GEMM's i16 weight (K even), which the int16 dot product
+(`vpmaddwd`) multiplies a pair at a time. GEMMs with a non-weight rhs, a batched rhs, another
+element type, or an rhs already packed are left alone.
 
 A GEMM on low-bit codes (weight-only quantization) gets its codes in the same panels (4-bit
 codes two per byte, `nibble_pairs`) and its group scales and offsets in panels of NR columns
@@ -37,8 +38,8 @@ from ember.backends.cpu.bf16_dot import pair_lanes
 from ember.backends.cpu.int8_dot import full_range_encoding, int8_dot_for
 from ember.backends.cpu.mmla_tiles import has_i8mm
 from ember.dialect.ops import Attention, Gemm, QGemm, Weight
-from ember.kit.packed_panels import bf16_pairs, int8_words, nibble_pairs, pack_panels, \
-    packed_shape
+from ember.kit.packed_panels import int8_words, nibble_pairs, pack_panels, \
+    packed_shape, word_pairs
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.pipeline.pass_base import EmberPass, PassContext, register
 from ember.dialect.ops.quantization import unsigned_codes
@@ -58,16 +59,19 @@ class _PackPattern:
             return NOT_APPLIED
         weight = Weight.defining(gemm.rhs)
         rhs_type = ir.RankedTensorType(gemm.rhs.type)
-        if weight is None or rhs_type.rank != 2 or \
-                not isinstance(rhs_type.element_type, (ir.F32Type, ir.F16Type, ir.BF16Type)):
+        integer = _is_i16(rhs_type.element_type)
+        if weight is None or rhs_type.rank != 2 or not (integer or isinstance(
+                rhs_type.element_type, (ir.F32Type, ir.F16Type, ir.BF16Type))):
             return NOT_APPLIED
         k, n = rhs_type.shape
         if k == 0:                          # an empty product: the linalg reference is just
             return NOT_APPLIED              # the epilogue on zeros, no kernel needed
         nr = self.panel
-        if self._pairs(gemm, k, nr):
+        if integer and k % 2:               # no pairs to read: the linalg reference
+            return NOT_APPLIED
+        if integer or self._pairs(gemm, k, nr):
             name = self.ctx.weights.derive(f"{weight.name}.pairs{nr}",
-                                           lambda w: pack_panels(bf16_pairs(w), nr),
+                                           lambda w: pack_panels(word_pairs(w), nr),
                                            [weight.name])
             packed_type = ir.RankedTensorType.get(packed_shape(k // 2, n, nr),
                                                   ir.IntegerType.get_signless(32))
@@ -93,6 +97,10 @@ class _PackPattern:
             all(isinstance(ir.RankedTensorType(v.type).element_type, ir.BF16Type)
                 for v in (gemm.lhs, gemm.rhs)) and \
             (gemm.lhs_patches is None or lhs.shape[-1] % 2 == 0)
+
+
+def _is_i16(element: ir.Type) -> bool:
+    return isinstance(element, ir.IntegerType) and ir.IntegerType(element).width == 16
 
 
 @dataclass

@@ -4,7 +4,8 @@ features, its vector shape and the caches it plans for when not told.
 
 Stages (each a named pipeline of registered passes, then functions of the previous output):
   graph      the graph passes (ember.transforms.graph_pipeline)
-  lower      Winograd and implicit-GEMM convs, packed weights, ember ops -> linalg with GEMMs as
+  lower      Winograd and implicit-GEMM convs (int8 ones by integer Winograd without VNNI),
+             packed weights, ember ops -> linalg with GEMMs as
              kernel calls, attention's products on the same kernels, weights bound as arguments
   bufferize  pads filled on their border only, one-shot bufferization (results become
              out-parameters, GEMM kernels write their destination in place), ember-plan-buffers'
@@ -57,6 +58,7 @@ from ember.backends.cpu.pack_weights import PackWeights
 from ember.backends.cpu.pad_borders import FillPadBorders
 from ember.backends.cpu.parallelize_loops import ParallelizeLoops
 from ember.backends.cpu.plan_buffers import PlanBuffers
+from ember.backends.cpu.qconv_winograd import QConvWinograd
 from ember.backends.cpu.reassociate_reductions import ReassociateReductions
 from ember.backends.cpu.runtime_checks import RuntimeChecks
 from ember.backends.cpu.time_kernels import TimeKernels
@@ -280,7 +282,8 @@ class CpuTarget(Target):
         return [
             PassStage("graph", graph),
             PassStage("lower", Pipeline.of([
-                ConvWinograd(), ConvToGemm(), FoldQuantizedOps(), PackWeights(), LowerToLinalg(),
+                ConvWinograd(), ConvToGemm(), FoldQuantizedOps(), QConvWinograd(), PackWeights(),
+                LowerToLinalg(),
                 CpuContractions(),
                 upstream("canonicalize"), upstream("cse"), BindWeights(), LegalizeReshapes()])),
             PassStage("bufferize", Pipeline.of([

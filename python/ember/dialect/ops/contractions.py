@@ -29,7 +29,11 @@ class Gemm(QuantizedResult, EmberOp):
 
     An f32 GEMM may write codes (`result_scale`, `result_zero_point`, `result_range` set, as
     ember-fold-quantized-ops makes of a float layer whose output an int8 layer reads): its
-    epilogue's values quantized as ember.quantize does, ui8 or i8."""
+    epilogue's values quantized as ember.quantize does, ui8 or i8.
+
+    An integer GEMM: i16 lhs and rhs, an i32 result, the exact sums of the products (wrapping
+    modulo 2^32), no epilogue; the Winograd-domain products of an int8 convolution
+    (ember-qconv-winograd), whose operands outgrow bytes."""
     op_name = "ember.gemm"
     element_types = ElementTypes.ANY        # checked in verify (packed bf16 pairs are i32)
 
@@ -50,7 +54,7 @@ class Gemm(QuantizedResult, EmberOp):
         "with rhs_panel, set by ember-pack-weights for a bf16 dot-product kernel (AMX-BF16): "
         "rhs is i32 [ceil(N/NR), K/2, NR], each word two consecutive k of one column "
         "(bf16 bits, the even k in the low half); lhs and the result are bf16, K even (with "
-        "lhs_patches: C even)"))
+        "lhs_patches: C even); an integer GEMM's i16 weight likewise"))
     lhs_patches = I64Array(optional=True, doc=(
         "KH, KW, SH, SW, DH, DW, set by ember-conv-to-gemm: lhs is a zero-padded NHWC input "
         "[N, Hp, Wp, C] standing for its im2col patch matrix [N, OH, OW, KH*KW*C], element "
@@ -63,6 +67,8 @@ class Gemm(QuantizedResult, EmberOp):
         lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
         if lhs is None or rhs is None or res is None:
             return "operands and result must be ranked tensors"
+        if _element(self.lhs) == "i16":
+            return self._integer_problem()
         codes = self.quantized_result or storage_range(self.result) is not None
         if codes:
             problem = self.result_codes_problem()
@@ -119,6 +125,31 @@ class Gemm(QuantizedResult, EmberOp):
             if r is None or not shapes_compatible(r, res):
                 return f"residual shape {format_shape(r or [])} must equal the result shape " \
                        f"{format_shape(res)}"
+        return None
+
+    def _integer_problem(self) -> Optional[str]:
+        """What is wrong with an integer GEMM (i16 operands, rhs maybe packed in pairs), or
+        None."""
+        if any(v is not None for v in (self.bias, self.residual, self.rhs_scale,
+                                       self.lhs_patches)) or self.activation != "none" or \
+                self.quantized_result:
+            return "an integer GEMM (i16 operands) has no epilogue, patches or scales"
+        lhs, rhs, res = shape_of(self.lhs), shape_of(self.rhs), shape_of(self.result)
+        if _element(self.result) != "i32" or len(lhs) != 2:
+            return f"an integer GEMM multiplies an i16 matrix into i32, got " \
+                   f"{format_shape(lhs)} {_element(self.lhs)} -> {_element(self.result)}"
+        k, n = lhs[1], res[-1]
+        if self.rhs_panel is None:
+            expected, element = [k, n], "i16"
+        elif self.rhs_pairs and k is not None and k % 2 == 0 and n is not None:
+            expected, element = [-(-n // self.rhs_panel), k // 2, self.rhs_panel], "i32"
+        else:
+            return "a packed integer GEMM needs its rhs in pairs (rhs_pairs) and an even K"
+        if not shapes_compatible(rhs, expected) or _element(self.rhs) != element or \
+                not shapes_compatible(res, [lhs[0], n]):
+            return f"integer GEMM: rhs must be {format_shape(expected)} {element} and the " \
+                   f"result [M, N] for lhs {format_shape(lhs)}, got rhs " \
+                   f"{format_shape(rhs)} {_element(self.rhs)}, result {format_shape(res)}"
         return None
 
     def _patch_matrix(self, lhs: Shape) -> Union[Shape, str]:
