@@ -34,7 +34,11 @@ def _flops(op) -> Optional[int]:
     if result is None or None in result or any(s is None or None in s for s in shapes):
         return None
     if name in ("ember.gemm", "ember.qgemm"):
-        return 2 * math.prod(result) * shapes[0][-1]
+        k = shapes[0][-1]
+        if "lhs_patches" in op.attributes:      # a conv's patches: KH * KW taps of C each
+            kh, kw = list(ir.DenseI64ArrayAttr(op.attributes["lhs_patches"]))[:2]
+            k *= kh * kw
+        return 2 * math.prod(result) * k
     if name == "ember.conv2d":
         layout = str(op.attributes["layout"]).strip('"') if "layout" in op.attributes \
             else "nchw"
