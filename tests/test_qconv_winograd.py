@@ -87,6 +87,28 @@ def test_same_bits_as_the_direct_kernel(tmp_path, quantize_outputs):
     assert torch.nn.functional.cosine_similarity(got.flatten(), expected.flatten(), 0) > 0.99
 
 
+@pytest.mark.parametrize("min_blocks", [0, 1000], ids=["blocked", "whole"])
+def test_dynamic_batch(tmp_path, min_blocks):
+    """A dynamic batch: blocks of tile rows of one image each (or, with too few blocks, the
+    whole tensors with a dynamic number of rows in the integer GEMMs); same bits as the direct
+    kernel for every batch size."""
+    torch.manual_seed(0)
+    model, x = Block().eval(), torch.randn(2, 3, 20, 28)
+    scheme = ember.quant.Int8(mode="static",
+                              calibration=[torch.randn(2, 3, 20, 28) for _ in range(4)])
+    batch = {"x": {0: torch.export.Dim("batch", max=8)}}
+    winograd = _compile(model, x, scheme, tmp_path, "winograd", dynamic_shapes=batch,
+                        pass_options={"ember-qconv-winograd": {"min_blocks": min_blocks}})
+    lowered = (tmp_path / "winograd" / "01-lower.mlir").read_text()
+    assert lowered.count("winograd2i") == 32 and ("scf.forall" in lowered) == (not min_blocks)
+    direct = _compile(model, x, scheme, tmp_path, "direct", dynamic_shapes=batch,
+                      disabled_passes=("ember-qconv-winograd",))
+    for n in (1, 3):
+        x = torch.randn(n, 3, 20, 28)
+        with torch.no_grad():
+            assert torch.equal(winograd(x), direct(x))
+
+
 def test_only_without_vnni(tmp_path):
     """A VNNI target keeps the direct conv (its vpdpbusd is faster; the pass's `always`
     option rewrites it there too: lit_tests/passes/qconv-winograd.mlir)."""

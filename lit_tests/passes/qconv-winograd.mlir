@@ -90,3 +90,16 @@ func.func @kept(%x: tensor<1x8x8x16xui8>, %odd: tensor<1x5x5x16xui8>, %thin: ten
   %3 = "ember.qgemm"(%oddc, %w17, %s) {activation = "none", lhs_encoding = "u7", lhs_patches = array<i64: 3, 3, 1, 1, 1, 1, 1, 1>, lhs_scale = 0.01 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<1x8x8x17xui8>, tensor<153x16xi8>, tensor<16xf32>) -> tensor<1x8x8x16xf32>
   return %0, %1, %2, %3 : tensor<1x4x4x16xf32>, tensor<1x5x5x16xf32>, tensor<1x8x8x16xf32>, tensor<1x8x8x16xf32>
 }
+
+// -----
+
+// A dynamic batch, whole (too few blocks to split): the GEMMs' rows are dynamic.
+// CHECK-LABEL: func.func @dynamic_batch
+// CHECK-COUNT-16: "ember.gemm"({{.*}}) {{.*}} : (tensor<?x16xi16>, tensor<16x16xi16>) -> tensor<?x16xi32>
+// CHECK: return %{{.*}} : tensor<?x4x4x16xf32>
+func.func @dynamic_batch(%x: tensor<?x4x4x16xui8>) -> tensor<?x4x4x16xf32> {
+  %w = "ember.weight"() {name = "w"} : () -> tensor<144x16xi8>
+  %s = "ember.weight"() {name = "s"} : () -> tensor<16xf32>
+  %y = "ember.qgemm"(%x, %w, %s) {activation = "none", lhs_encoding = "u7", lhs_patches = array<i64: 3, 3, 1, 1, 1, 1, 1, 1>, lhs_scale = 0.01 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 0, 0>} : (tensor<?x4x4x16xui8>, tensor<144x16xi8>, tensor<16xf32>) -> tensor<?x4x4x16xf32>
+  return %y : tensor<?x4x4x16xf32>
+}

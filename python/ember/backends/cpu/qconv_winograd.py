@@ -26,10 +26,11 @@ views of the window), the 16 `ember.gemm`s on i16 (which ember-pack-weights pack
 the CPU kernel runs on `vpmaddwd`), and the output transform + epilogue (one linalg.generic).
 
 Rewritten: a static `ember.qgemm` over the patches of NHWC codes (a quantized conv, after
-ember-fold-quantized-ops) with a 3x3 filter, stride and dilation 1, static shapes, an even C of
-at least `min-channels`, an even output size, an unpacked int8 weight; only on targets whose
-int8 dot product is vpmaddubsw (x86 without VNNI: with VNNI or AMX one instruction does 64
-int8 multiply-adds, twice vpmaddwd's rate, and the direct conv is faster) unless `always`.
+ember-fold-quantized-ops) with a 3x3 filter, stride and dilation 1, static sizes but the batch,
+an even C of at least `min-channels`, an even output size, an unpacked int8 weight; only on
+targets whose int8 dot product is vpmaddubsw (x86 without VNNI: with VNNI or AMX one
+instruction does 64 int8 multiply-adds, twice vpmaddwd's rate, and the direct conv is faster)
+unless `always`.
 """
 from __future__ import annotations
 
@@ -78,8 +79,8 @@ class _QConvWinograd:
         x_type = ir.RankedTensorType(q.lhs.type)
         out_type = ir.RankedTensorType(q.result.type)
         if not q.static or geometry is None or list(geometry[:6]) != [3, 3, 1, 1, 1, 1] or \
-                q.rhs_panel is not None or weight is None or not x_type.has_static_shape or \
-                not out_type.has_static_shape:
+                q.rhs_panel is not None or weight is None or \
+                any(t.is_dynamic_dim(d) for t in (x_type, out_type) for d in (1, 2, 3)):
             return NOT_APPLIED
         c = x_type.shape[3]
         n, oh, ow, f = out_type.shape
@@ -151,14 +152,17 @@ def _input_transform(window, grid, c: int, zero_point: int, unsigned: bool):
 
 def _integer_gemm(v, weight, grid, f: int):
     """[B, R, TW, C] i16 @ [C, F] i16 -> [B, R, TW, F] i32, as an integer ember.gemm on the
-    rows."""
+    rows (B an index value when the batch is dynamic)."""
     c = ir.RankedTensorType(v.type).shape[3]
-    rows = grid[0] * grid[1] * grid[2]
+    dyn = ir.ShapedType.get_dynamic_size()
+    shape = [g if isinstance(g, int) else dyn for g in grid]
+    rows = dyn if dyn in shape else shape[0] * shape[1] * shape[2]
     i16, i32 = ir.IntegerType.get_signless(16), ir.IntegerType.get_signless(32)
     lhs = tensor.collapse_shape(ir.RankedTensorType.get([rows, c], i16), v, [[0, 1, 2], [3]])
     product = Gemm.build(lhs, weight, ir.RankedTensorType.get([rows, f], i32))
-    return tensor.expand_shape(ir.RankedTensorType.get(grid + [f], i32), product,
-                               [[0, 1, 2], [3]], [], grid + [f])
+    return tensor.expand_shape(ir.RankedTensorType.get(shape + [f], i32), product,
+                               [[0, 1, 2], [3]], [g for g in grid if not isinstance(g, int)],
+                               shape + [f])
 
 
 def _output_transform(products, residual, epilogue: _Epilogue, grid, f: int, element, dest):
