@@ -115,8 +115,8 @@ def test_only_without_vnni(tmp_path):
     torch.manual_seed(0)
     model, x = Block().eval(), torch.randn(1, 3, 12, 12)
     scheme = ember.quant.Int8(mode="static", calibration=[torch.randn(1, 3, 12, 12)])
-    vnni = ember.compile(model, (x,), quantize=scheme, target="host:cpu=cascadelake",
-                         dump_dir=str(tmp_path / "vnni"))
+    ember.compile(model, (x,), quantize=scheme, target="host:cpu=cascadelake",
+                  dump_dir=str(tmp_path / "vnni"))
     assert "winograd2i" not in (tmp_path / "vnni" / "01-lower.mlir").read_text()
 
 
@@ -154,8 +154,7 @@ def _integer_gemm(target: str, m: int, k: int, n: int, kernel_options=None):
                          ids=["vpmaddwd-ymm", "vpmaddwd-zmm", "portable"])
 def test_integer_gemm_kernel(target):
     """Tails in M and N, K = 2 (one pair), several K blocks."""
-    if target != "host:cpu=x86-64" and "avx512bw" not in open("/proc/cpuinfo").read() and \
-            "skylake" in target:
+    if "avx512" in target and "avx512bw" not in open("/proc/cpuinfo").read():
         pytest.skip("the host has no AVX-512BW")
     _integer_gemm(target, 37, 64, 40)
     _integer_gemm(target, 5, 2, 3)
