@@ -75,6 +75,7 @@ def test_same_bits_as_the_direct_kernel(tmp_path, quantize_outputs):
     winograd = _compile(model, x, scheme, tmp_path, "winograd")
     lowered = (tmp_path / "winograd" / "01-lower.mlir").read_text()
     assert lowered.count("winograd2i") == 32 and '"ember.qgemm"' not in lowered
+    assert winograd.explain().count("x16 (Winograd tiles) (i16 pairs, ") == 2
     direct = _compile(model, x, scheme, tmp_path, "direct",
                       disabled_passes=("ember-qconv-winograd",))
     reference = _compile(model, x, scheme, tmp_path, "reference",

@@ -168,6 +168,7 @@ def _schedule_text(fn) -> str:
     def value(d, key):
         return str(d[key]).split(":")[0].strip() if key in d else "?"
     how = "implicit im2col, " if "patches" in spec else ""
+    how += "i16 pairs, " if value(spec, "operands").strip('"') == "i16" else ""
     how += f"{value(spec, 'weights').strip(chr(34))} weights, " if "weights" in spec else ""
     return (f"{how}tile {value(s, 'mr')}x{value(s, 'nr')}, KC {value(s, 'kc')}, "
             f"MC {value(s, 'mc')}, A {'packed' if value(s, 'pack_a') == 'true' else 'in place'}"
