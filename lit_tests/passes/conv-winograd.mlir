@@ -8,13 +8,13 @@
 // 4x4 input tile (16 views of the input with stride 2, pixel (i, j) of every tile, so all its
 // maps are identities) and writing its 16 transformed copies, 16 GEMMs with the
 // compile-time transformed filter (`<filter>.winograd2.<i>`, [C, F]), and one generic over the
-// output seen as [N, TH, 2, TW, 2, F] that applies the output transform to tile (th, tw)'s
-// products, keeps output (a, b) (linalg.index 2 and 4), and the conv's bias, activation and
-// residual (expanded to the same view); a collapse_shape gives [N, OH, OW, F]. Dynamic batch.
+// tiles [N, TH, TW, F] that applies the output transform to each tile's products once and the
+// conv's bias, activation and residual to its 2 x 2 outputs, each written into a strided view
+// of the output seen as [N, TH, 2, TW, 2, F] (output (a, b) of every tile; the residual is read
+// through the same views) and inserted back; a collapse_shape gives [N, OH, OW, F]. Dynamic
+// batch.
 // CHECK-DAG: #[[ID4:.*]] = affine_map<(d0, d1, d2, d3) -> (d0, d1, d2, d3)>
-// CHECK-DAG: #[[PRODUCT:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d3, d5)>
-// CHECK-DAG: #[[BIAS:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d5)>
-// CHECK-DAG: #[[VIEW:.*]] = affine_map<(d0, d1, d2, d3, d4, d5) -> (d0, d1, d2, d3, d4, d5)>
+// CHECK-DAG: #[[BIAS:.*]] = affine_map<(d0, d1, d2, d3) -> (d3)>
 // CHECK-LABEL: func.func @block
 // CHECK: "ember.weight"() {name = "c.weight.winograd2.0"} : () -> tensor<16x4xf32>
 // CHECK: %[[P:.*]] = tensor.pad %arg0 low[0, 1, 1, 0] high[0, 1, 1, 0]
@@ -26,12 +26,16 @@
 // CHECK: linalg.yield {{.*}} : f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32, f32{{$}}
 // CHECK: "ember.gemm"(%[[V]]#0, %{{.*}}) {activation = "none", {{.*}}} : (tensor<?x3x4x16xf32>, tensor<16x4xf32>) -> tensor<?x3x4x4xf32>
 // CHECK-COUNT-15: "ember.gemm"
-// CHECK: %[[Y:.*]] = linalg.generic {indexing_maps = [#[[PRODUCT]], {{.*}}, #[[BIAS]], #[[VIEW]], #[[VIEW]]]{{.*}} ins({{.*}}, %[[R]] : {{.*}}) outs(%{{.*}} : tensor<?x3x2x4x2x4xf32>)
-// CHECK: linalg.index 2
-// CHECK: linalg.index 4
-// CHECK: arith.cmpf olt
-// CHECK: arith.select
-// CHECK: %[[OUT:.*]] = tensor.collapse_shape %[[Y]] {{\[\[}}0], [1, 2], [3, 4], [5]] : tensor<?x3x2x4x2x4xf32> into tensor<?x6x8x4xf32>
+// CHECK: %[[R00:.*]] = tensor.extract_slice %[[R]][0, 0, 0, 0, 0, 0] [%{{.*}}, 3, 1, 4, 1, 4] [1, 1, 1, 1, 1, 1] : tensor<?x3x2x4x2x4xf32> to tensor<?x3x4x4xf32>
+// CHECK: %[[R11:.*]] = tensor.extract_slice %[[R]][0, 0, 1, 0, 1, 0]
+// CHECK: %[[INIT:.*]] = tensor.extract_slice %[[E:.*]][0, 0, 0, 0, 0, 0] [%{{.*}}, 3, 1, 4, 1, 4] [1, 1, 1, 1, 1, 1] : tensor<?x3x2x4x2x4xf32> to tensor<?x3x4x4xf32>
+// CHECK: %[[Y:.*]]:4 = linalg.generic {indexing_maps = [#[[ID4]], {{.*}}, #[[BIAS]], {{.*}}]{{.*}} ins({{.*}}, %[[R00]], {{.*}}, %[[R11]] : {{.*}}) outs(%[[INIT]], {{.*}} : tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>, tensor<?x3x4x4xf32>)
+// CHECK-COUNT-4: arith.cmpf olt
+// CHECK: linalg.yield {{.*}} : f32, f32, f32, f32{{$}}
+// CHECK: %[[I0:.*]] = tensor.insert_slice %[[Y]]#0 into %[[E]][0, 0, 0, 0, 0, 0] [%{{.*}}, 3, 1, 4, 1, 4] [1, 1, 1, 1, 1, 1] : tensor<?x3x4x4xf32> into tensor<?x3x2x4x2x4xf32>
+// CHECK-COUNT-2: tensor.insert_slice
+// CHECK: %[[I3:.*]] = tensor.insert_slice %[[Y]]#3 into %{{.*}}[0, 0, 1, 0, 1, 0]
+// CHECK: %[[OUT:.*]] = tensor.collapse_shape %[[I3]] {{\[\[}}0], [1, 2], [3, 4], [5]] : tensor<?x3x2x4x2x4xf32> into tensor<?x6x8x4xf32>
 // CHECK: return %[[OUT]] : tensor<?x6x8x4xf32>
 // Blocked, with at most 2560 bytes of transformed data per block (here one tile row of one
 // image) and at least 2 blocks: an scf.forall over (image, tile row) whose body pads its
@@ -59,7 +63,12 @@
 // BLOCK: tensor.extract_slice %[[W]][0, 0, 0, 0] [1, 1, 4, 16] [1, 2, 2, 1]
 // BLOCK: "ember.gemm"(%{{.*}}, %{{.*}}) {{.*}} : (tensor<1x1x4x16xf32>, tensor<16x4xf32>) -> tensor<1x1x4x4xf32>
 // BLOCK-COUNT-15: "ember.gemm"
-// BLOCK: %[[PART:.*]] = linalg.generic {{.*}} ins({{.*}}, %[[RV]] : {{.*}}) outs(%[[DEST]] : tensor<1x1x2x4x2x4xf32>)
+// BLOCK: tensor.extract_slice %[[RV]][0, 0, 0, 0, 0, 0] [1, 1, 1, 4, 1, 4]
+// BLOCK: tensor.extract_slice %[[DEST]][0, 0, 0, 0, 0, 0] [1, 1, 1, 4, 1, 4]
+// BLOCK: linalg.generic
+// BLOCK: tensor.insert_slice %{{.*}}#0 into %[[DEST]]
+// BLOCK-COUNT-2: tensor.insert_slice
+// BLOCK: %[[PART:.*]] = tensor.insert_slice %{{.*}}#3 into
 // BLOCK: scf.forall.in_parallel
 // BLOCK-NEXT: tensor.parallel_insert_slice %[[PART]] into %[[O]][%[[B]], %[[R]], 0, 0, 0, 0] [1, 1, 2, 4, 2, 4]
 // BLOCK: tensor.collapse_shape %[[Y]] {{.*}} into tensor<?x6x8x4xf32>
