@@ -61,9 +61,11 @@ def test_winograd_convs(cin, cout, padding, hw, activation, bias, batch, tile):
         assert_close(compiled(x), model(x))
 
 
-def test_winograd_residual_dynamic_batch():
+@pytest.mark.parametrize("bias", [True, False])
+def test_winograd_residual_dynamic_batch(bias):
+    """The residual (read through the output's views) with and without a bias."""
     torch.manual_seed(1)
-    model = Conv3x3(16, 16, 1, residual=True).eval()
+    model = Conv3x3(16, 16, 1, bias=bias, residual=True).eval()
     batch = torch.export.Dim("batch", max=8)
     args = (torch.randn(2, 16, 6, 6), torch.randn(2, 16, 6, 6))
     compiled = ember.compile(model, args, dynamic_shapes={"x": {0: batch}, "r": {0: batch}})

@@ -296,28 +296,36 @@ def _tiles(padded, weights, bias, residual, activation: str, algorithm: Algorith
     outputs as [B, R, m, TW, m, F] (residual, when given, in that shape too), written into
     `dest` (the slice of the result it is inserted into, so it is written in place) or a new
     tensor."""
-    m, t = algorithm.m, algorithm.tile
+    t = algorithm.tile
     element = ir.F32Type.get()
-    c = ir.RankedTensorType(padded.type).shape[3]
-    def square(values):
-        return [list(values[t * i:t * i + t]) for i in range(t)]
-    # Input transform: V_i[n, th, tw, c] = (B^T d B)[i] over the tile at (m th, m tw); pixel
-    # (i, j) of every tile is a view of the input with stride m (so all maps are identities
-    # and the op vectorizes along C).
-    views = [slice_of(padded, [0, i, j, 0], grid + [c], [1, m, m, 1])
-             for i in range(t) for j in range(t)]
-    v = generic_into(
-        views, [tensor.empty(grid + [c], element) for _ in range(t * t)],
-        [affine_map(4, [ir.AffineDimExpr.get(i) for i in range(4)])] * (2 * t * t),
-        [PARALLEL] * 4, lambda *args: [e for row in transform_2d(
-            square(args[:t * t]), algorithm.b_t) for e in row])
+    v = input_tiles(padded, grid, algorithm, element)
     # The t*t products, on the GEMM kernel once their weights are packed.
     static_grid = [g if isinstance(g, int) else ir.ShapedType.get_dynamic_size() for g in grid]
     product_type = ir.RankedTensorType.get(static_grid + [f], element)
     products = [Gemm.build(v[i], weights[i], product_type) for i in range(t * t)]
     return output_tiles(products, [bias] if bias is not None else [], residual, algorithm,
                         grid, f, element, dest,
-                        lambda y, channel, r: apply_epilogue(y, activation, *channel, r))
+                        lambda y, channel, r: apply_epilogue(
+                            y, activation, channel[0] if channel else None, r))
+
+
+def input_tiles(window, grid, algorithm: Algorithm, element, value=None) -> list:
+    """V_i [B, R, TW, C] of `element` for i < t*t: (B^T d B)[i] over the grid = [B, R, TW]
+    tiles of a [B, R*m+2, TW*m+2, C] window, d its pixels (`value(pixel)` when given: int8
+    codes widened, less their zero point). Pixel (i, j) of every tile is a view of the window
+    with stride m, so all maps are identities and the one generic vectorizes along C."""
+    m, t = algorithm.m, algorithm.tile
+    c = ir.RankedTensorType(window.type).shape[3]
+    views = [slice_of(window, [0, i, j, 0], grid + [c], [1, m, m, 1])
+             for i in range(t) for j in range(t)]
+
+    def body(*args):
+        d = [value(x) if value else x for x in args[:t * t]]
+        square = [d[t * i:t * i + t] for i in range(t)]
+        return [e for row in transform_2d(square, algorithm.b_t) for e in row]
+    identity = affine_map(4, [ir.AffineDimExpr.get(i) for i in range(4)])
+    return generic_into(views, [tensor.empty(grid + [c], element) for _ in range(t * t)],
+                        [identity] * (2 * t * t), [PARALLEL] * 4, body)
 
 
 def output_tiles(products, channel_values, residual, algorithm: Algorithm, grid, f: int,

@@ -40,8 +40,8 @@ import numpy as np
 from mlir import ir
 from mlir.dialects import arith, tensor
 
-from ember.backends.cpu.conv_winograd import F2, TileBlocks, affine_map, output_tiles, \
-    slice_of, transform_2d, winograd_blocks
+from ember.backends.cpu.conv_winograd import F2, TileBlocks, input_tiles, output_tiles, \
+    winograd_blocks
 from ember.backends.cpu.int8_dot import int8_dot_for
 from ember.backends.cpu.microkernel import CpuTraits
 from ember.dialect.ops import Gemm, QGemm, Weight
@@ -49,7 +49,6 @@ from ember.dialect.ops.quantization import storage_range, unsigned_codes
 from ember.kit.builders import constant
 from ember.kit.rewrite import APPLIED, NOT_APPLIED, apply_patterns
 from ember.kit.scalar_math import dequantize_code
-from ember.kit.structured import PARALLEL, generic_into
 from ember.lowering.qgemm_to_linalg import dequantized_product
 from ember.lowering.quantize_to_linalg import signless, with_storage_type
 from ember.pipeline.pass_base import EmberPass, PassContext, register
@@ -106,10 +105,16 @@ class _QConvWinograd:
         residual = signless(q.residual) if q.residual is not None else None
         epilogue = _Epilogue(q)
 
-        def tiles(window, residual, grid, dest):
-            v = _input_transform(window, grid, c, zero_point, unsigned_codes(q.lhs))
+        extend = arith.extui if unsigned_codes(q.lhs) else arith.extsi
+
+        def difference(code):           # code - zero point, exact in i16
+            return arith.subi(extend(i16, code), constant(zero_point, i16))
+
+        def tiles(window, part_residual, grid, dest):
+            v = input_tiles(window, grid, F2, i16, difference)
             products = [_integer_gemm(v[i], weights[i], grid, f) for i in range(16)]
-            return _output_transform(products, residual, epilogue, grid, f, element, dest)
+            return _output_transform(products, part_residual, epilogue, grid, f, element,
+                                     dest)
         y = winograd_blocks(signless(q.lhs), out_type, tuple(q.lhs_patches[6:]),
                             zero_point - 256 * (zero_point > 127), residual, F2, self.blocks,
                             16 * (2 * c + 4 * f), tiles)
@@ -130,24 +135,6 @@ class _Epilogue:
         return dequantized_product(acc, constant(q.lhs_scale, ir.F32Type.get()), col_scale,
                                    None, bias, residual, q.activation,
                                    q.result_quantization(), q.output_activation)
-
-
-def _input_transform(window, grid, c: int, zero_point: int, unsigned: bool):
-    """V_i [B, R, TW, C] i16 = (B^T d B)[i], d = code - zero point, over the tiles of a
-    [B, R*2+2, TW*2+2, C] window of codes (pixel (i, j) of every tile: a view of stride 2)."""
-    t = F2.tile
-    i16 = ir.IntegerType.get_signless(16)
-    views = [slice_of(window, [0, i, j, 0], grid + [c], [1, 2, 2, 1])
-             for i in range(t) for j in range(t)]
-    extend = arith.extui if unsigned else arith.extsi
-
-    def body(*args):
-        d = [arith.subi(extend(i16, code), constant(zero_point, i16)) for code in args[:t * t]]
-        square = [d[t * i:t * i + t] for i in range(t)]
-        return [e for row in transform_2d(square, F2.b_t) for e in row]
-    return generic_into(views, [tensor.empty(grid + [c], i16) for _ in range(t * t)],
-                        [affine_map(4, [ir.AffineDimExpr.get(i) for i in range(4)])] * (2 * t * t),
-                        [PARALLEL] * 4, body)
 
 
 def _integer_gemm(v, weight, grid, f: int):
