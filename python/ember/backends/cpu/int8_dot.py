@@ -36,10 +36,11 @@ from ember.pipeline.target_info import TargetInfo
 @dataclass(frozen=True)
 class WordDot:
     """One way to compute `acc[l] += sum_j a_part[j] * b_part[l][j]` over lanes of 32-bit
-    words: 4 bytes each here (i32 accumulators), or 2 bf16 (f32 ones, ember.backends.cpu.
-    bf16_dot)."""
+    words: 4 bytes each (i32 accumulators), 2 i16 (i32 ones, `int16_dot_for`), or 2 bf16 (f32
+    ones, ember.backends.cpu.bf16_dot)."""
     name: str
-    encoding: str           # the activations' encoding (ember.quant.schemes.ENCODINGS; "bf16")
+    encoding: str           # the activations' encoding (ember.quant.schemes.ENCODINGS; "bf16",
+                            # "s16" for i16 pairs)
     lanes: int              # i32 lanes per accumulator
     emit: Callable          # (acc, a broadcast word vector, b word vector) -> acc
     temporaries: int = 0    # vector registers its intermediates take (vpmaddubsw's: the
