@@ -110,7 +110,7 @@ def _combine(rows: List, matrix: np.ndarray) -> List:
     return out
 
 
-def transform_2d(tile: List[List], left: np.ndarray) -> List[List]:
+def _transform_2d(tile: List[List], left: np.ndarray) -> List[List]:
     """left @ tile @ left^T for a square tile of scalar values (rows of lists)."""
     columns = list(zip(*tile))
     half = [_combine(list(col), left) for col in columns]     # left @ tile, by columns
@@ -118,7 +118,7 @@ def transform_2d(tile: List[List], left: np.ndarray) -> List[List]:
     return [_combine(list(r), left) for r in rows]
 
 
-def affine_map(rank: int, results) -> ir.AffineMap:
+def _map(rank: int, results) -> ir.AffineMap:
     return ir.AffineMap.get(rank, 0, results)
 
 
@@ -239,9 +239,9 @@ def winograd_blocks(x, out_type, padding, pad_value, residual, algorithm: Algori
                                 pad_value)
         part_residual = None
         if residual is not None:
-            part_residual = tiled(slice_of(residual, [first_image, first_pixel, 0, 0],
+            part_residual = tiled(_slice(residual, [first_image, first_pixel, 0, 0],
                                          [images, rows * m, ow, f]), [images, rows, m, tw, m, f])
-        dest = slice_of(forall.inner_iter_args[0], [first_image, first_row, 0, 0, 0, 0],
+        dest = _slice(forall.inner_iter_args[0], [first_image, first_row, 0, 0, 0, 0],
                       [images, rows, m, tw, m, f])
         part = tiles(window, part_residual, [images, rows, tw], dest)
         with ir.InsertionPoint(forall.terminator().block):
@@ -258,12 +258,12 @@ def _padded_window(x, first_image, first_row, images: int, rows: int, padding, p
     ph, pw = padding
     n, h, w, c = ir.RankedTensorType(x.type).shape
     if ph == 0 and pw == 0:
-        return slice_of(x, [first_image, first_row, 0, 0], [images, rows, w, c])
+        return _slice(x, [first_image, first_row, 0, 0], [images, rows, w, c])
     start = arith.subi(first_row, index(ph))              # first row, in x's coordinates
     end = arith.addi(start, index(rows))
     lo = arith.maxsi(start, index(0))
     hi = arith.minsi(end, index(h))
-    inside = slice_of(x, [first_image, lo, 0, 0], [images, arith.subi(hi, lo), w, c])
+    inside = _slice(x, [first_image, lo, 0, 0], [images, arith.subi(hi, lo), w, c])
     element = ir.RankedTensorType(x.type).element_type
     pad = tensor.PadOp(ir.RankedTensorType.get([images, rows, w + 2 * pw, c], element), inside,
                        [arith.subi(lo, start)], [arith.subi(end, hi)],
@@ -275,7 +275,7 @@ def _padded_window(x, first_image, first_row, images: int, rows: int, padding, p
     return pad.result
 
 
-def slice_of(x, offsets, sizes, strides=None):
+def _slice(x, offsets, sizes, strides=None):
     """x[offsets : offsets + sizes * strides : strides] (static strides; offsets and sizes ints
     or index values)."""
     dyn = ir.ShapedType.get_dynamic_size()
@@ -316,14 +316,14 @@ def input_tiles(window, grid, algorithm: Algorithm, element, value=None) -> list
     with stride m, so all maps are identities and the one generic vectorizes along C."""
     m, t = algorithm.m, algorithm.tile
     c = ir.RankedTensorType(window.type).shape[3]
-    views = [slice_of(window, [0, i, j, 0], grid + [c], [1, m, m, 1])
+    views = [_slice(window, [0, i, j, 0], grid + [c], [1, m, m, 1])
              for i in range(t) for j in range(t)]
 
     def body(*args):
         d = [value(x) if value else x for x in args[:t * t]]
         square = [d[t * i:t * i + t] for i in range(t)]
-        return [e for row in transform_2d(square, algorithm.b_t) for e in row]
-    identity = affine_map(4, [ir.AffineDimExpr.get(i) for i in range(4)])
+        return [e for row in _transform_2d(square, algorithm.b_t) for e in row]
+    identity = _map(4, [ir.AffineDimExpr.get(i) for i in range(4)])
     return generic_into(views, [tensor.empty(grid + [c], element) for _ in range(t * t)],
                         [identity] * (2 * t * t), [PARALLEL] * 4, body)
 
@@ -344,7 +344,7 @@ def output_tiles(products, channel_values, residual, algorithm: Algorithm, grid,
         dest = tensor.empty([batch, rows, m, tw, m, f], element)
     corners = [(a, b) for a in range(m) for b in range(m)]
     e = [ir.AffineDimExpr.get(i) for i in range(4)]
-    tiles, channel = affine_map(4, e), affine_map(4, [e[3]])
+    tiles, channel = _map(4, e), _map(4, [e[3]])
     inputs = list(products) + list(channel_values) + \
         ([_corner(residual, a, b) for a, b in corners] if residual is not None else [])
     maps = [tiles] * (t * t) + [channel] * len(channel_values) + \
@@ -354,7 +354,7 @@ def output_tiles(products, channel_values, residual, algorithm: Algorithm, grid,
         square = [list(args[t * i:t * i + t]) for i in range(t)]
         rest = list(args[t * t:-len(corners)])
         values, residuals = rest[:len(channel_values)], rest[len(channel_values):]
-        y = [v for row in transform_2d(square, algorithm.a_t) for v in row]
+        y = [v for row in _transform_2d(square, algorithm.a_t) for v in row]
         return [finish(v, values, residuals[i] if residuals else None)
                 for i, v in enumerate(y)]
     outputs = generic_into(inputs, [_corner(dest, a, b) for a, b in corners], maps,
