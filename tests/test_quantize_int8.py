@@ -284,6 +284,38 @@ def test_int8_attention(mask_kind, seq, head_dim):
             assert not actual[:, 5].any()                # the fully masked query
 
 
+class Attention(torch.nn.Module):
+    def forward(self, q, k, v):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=1 / 127 ** 2)
+
+
+def test_int8_attention_probability_codes():
+    """The probabilities' codes are round(exp(s - max) * 255) to within a code's rounding:
+    the exp the codes come from (exp_to_codes, 1e-5 relative) loses nothing a code shows.
+    Integer q and k rows holding +-127 quantize exactly, so the scores are exact; V = I makes
+    the output the dequantized codes, code / (255 * sum), from which the codes come back."""
+    rng = np.random.default_rng(0)
+    seq = 64
+
+    def exact_rows(shape):
+        x = rng.integers(-60, 61, shape).astype(np.float32)
+        x[..., 0] = 127                                     # each row's amax: scale 1
+        return x
+    q, k = exact_rows((1, 2, seq, 16)), exact_rows((1, 2, seq, 16))
+    v = np.broadcast_to(np.eye(seq, dtype=np.float32), (1, 2, seq, seq)).copy()
+    inputs = tuple(torch.from_numpy(x) for x in (q, k, v))
+    compiled = ember.compile(Attention().eval(), inputs, quantize=ember.quant.Int8())
+    out = torch.as_tensor(compiled(*inputs)).double().numpy()
+    scores = np.einsum("bhqd,bhkd->bhqk", q.astype(np.float64), k.astype(np.float64)) / 127 ** 2
+    exps = np.exp(scores - scores.max(-1, keepdims=True))
+    codes = out * 255 * exps.sum(-1, keepdims=True)
+    assert np.abs(codes - np.round(codes)).max() < 5e-3       # whole codes, read back exactly
+    exact = exps * 255
+    clear = np.abs(exact - np.floor(exact) - 0.5) > 5e-3      # not at a rounding tie
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(np.round(codes)[clear], np.round(exact)[clear])
+
+
 def test_unquantized_models_are_unchanged(mlp_block):
     x = torch.randn(8, 512)
     with torch.no_grad():

@@ -95,14 +95,17 @@ def _heads_swapped(x):
     return linalg.transpose(x, outs=[init], permutation=perm).results[0]
 
 
-def _attention_on(op: Attention, q, k, v, mask, out_type):
+def _attention_on(op: Attention, q, k, v, mask, out_type, dest=None):
     """One attention (of a batch entry, when split): on the int8 kernel where the op is int8
-    for a target (int8_panel) and the operands allow, else in the op's own precision."""
+    for a target (int8_panel) and the operands allow, else in the op's own precision. `dest`
+    (of out_type): where the int8 path writes its heads (the forall's slice of the result,
+    so that no buffer of its own is copied there)."""
     layout = op.layout_name
     if op.int8 and op.int8_panel is not None and \
             int8_attention_supported(q, k, v, mask, layout):
         return int8_attention(q, k, v, mask, op.scale, out_type, op.int8_encoding,
-                              op.int8_panel, _causal_mask if op.causal else None, layout)
+                              op.int8_panel, _causal_mask if op.causal else None, layout,
+                              dest)
     if layout == "bhsd":
         return _attention(q, k, v, mask, op.scale, op.causal, out_type)
     heads_major_type = ir.RankedTensorType.get(heads_major(list(out_type.shape), layout),
@@ -159,7 +162,7 @@ def lower_attention(op: Attention):
             sub_mask = _slice_leading(mask, 0 if tensor_shape(mask)[0] == 1 else b)
         sub_type = ir.RankedTensorType.get(list(out_type.shape)[1:], out_type.element_type)
         part = _attention_on(op, _slice_leading(q, b), _slice_leading(k, b),
-                             _slice_leading(v, b), sub_mask, sub_type)
+                             _slice_leading(v, b), sub_mask, sub_type, _slice_leading(dest, b))
         dyn = ir.ShapedType.get_dynamic_size()
         out_shape = tensor_shape(op.result)
         sizes = [1] + [dyn if d is None else d for d in out_shape[1:]]

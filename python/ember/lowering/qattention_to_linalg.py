@@ -31,6 +31,7 @@ from ember.kit.builders import constant
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, elementwise, \
     empty_like, filled, generic, identity_map, pad, reduce_trailing, tensor_shape
+from ember.kit.vector_math import exp_to_codes
 from ember.lowering.qgemm_to_linalg import code_of, int8_kernel_call, lower_qgemm, \
     quantize_rows, scales_from_amax
 from ember.quant.schemes import encoding
@@ -58,28 +59,29 @@ def int8_attention_supported(q, k, v, mask, layout: str = "bhsd") -> bool:
 
 
 def int8_attention(q, k, v, mask, scale: float, out_type, encoding_name: str, panel: int,
-                   after_scores=None, layout: str = "bhsd"):
+                   after_scores=None, layout: str = "bhsd", dest=None):
     """softmax(q k^T * scale + mask) v with both products on the int8 kernel, for operands
     int8_attention_supported takes (the head dim is looped over; in "bshd" each head is a
     strided slice, read where it lies). `after_scores`, when given, transforms one head's f32
-    scores before the softmax (the causal mask)."""
-    def head(qh, kh, vh, mh, result_type):
+    scores before the softmax (the causal mask). `dest` (of out_type), when given, receives
+    the heads in place of a new tensor."""
+    def head(qh, kh, vh, mh, init):
         scores = _key_product(qh, kh, mh, scale, encoding_name, panel)
         if after_scores is not None:
             scores = after_scores(scores)
-        return _value_product(scores, vh, result_type, encoding_name, panel)
+        return _value_product(scores, vh, init, encoding_name, panel)
 
-    if len(tensor_shape(q)) == 2:
-        return head(q, k, v, _head_mask(mask, 0, q, k), out_type)
+    shape = list(out_type.shape)
+    result = tensor.empty(shape, ir.F32Type.get()) if dest is None else dest
+    if len(shape) == 2:
+        return head(q, k, v, _head_mask(mask, 0, q, k), result)
     at = 0 if layout == "bhsd" else 1
     heads = tensor_shape(q)[at]
-    shape = list(out_type.shape)
-    head_type = ir.RankedTensorType.get(shape[:at] + shape[at + 1:], out_type.element_type)
-    result = tensor.empty(shape, out_type.element_type)
     for h in range(heads):
         qh = _head_of(q, h, at)
         kh = _head_of(k, h, at)
-        part = head(qh, kh, _head_of(v, h, at), _head_mask(mask, h, qh, kh), head_type)
+        part = head(qh, kh, _head_of(v, h, at), _head_mask(mask, h, qh, kh),
+                    tensor.empty(shape[:at] + shape[at + 1:], ir.F32Type.get()))
         offsets, sizes = [0, 0, 0], list(shape)
         offsets[at], sizes[at] = h, 1
         result = tensor.InsertSliceOp(part, result, [], [], [], offsets, sizes,
@@ -137,9 +139,10 @@ def _key_product(q, k, mask, scale: float, encoding_name: str, nr: int):
     return value
 
 
-def _value_product(scores, v, result_type, encoding_name: str, nr: int):
-    """softmax(scores) v: the probabilities' codes straight from the softmax, V's channels
-    the product's columns, packed from V's rows where they lie (no transpose)."""
+def _value_product(scores, v, init, encoding_name: str, nr: int):
+    """softmax(scores) v into `init` (f32 [Sq, Dv]): the probabilities' codes straight from
+    the softmax, V's channels the product's columns, packed from V's rows where they lie (no
+    transpose)."""
     panels, scales = _value_panels(v, nr)
     codes, row_scales = _probability_codes(scores, encoding(encoding_name))
     m, k4 = tensor_shape(codes)
@@ -149,8 +152,7 @@ def _value_product(scores, v, result_type, encoding_name: str, nr: int):
     none_owed = filled(ir.RankedTensorType.get([dv], ir.IntegerType.get_signless(32)),
                        [None], 0)
     return int8_kernel_call(codes.owner, spec, [codes, panels, row_scales, scales, none_owed],
-                            tensor.empty(list(ir.RankedTensorType(result_type).shape),
-                                         ir.F32Type.get()))
+                            init)
 
 
 def _value_panels(v, nr: int):
@@ -208,7 +210,9 @@ def _probability_codes(scores, enc):
     zero point + qmax: 255 for u8, 127 for s8 and u7) and the product owes no compensation.
     A row's largest probability is 1 / sum (its exp(max - max) = 1), so the codes are
     roundeven(exp(s - max) * top) and the row's scale 1 / (sum * top), the division by the
-    sum moved into the scale. A fully masked row (sum 0) gets scale 0: zeros, as PyTorch's
+    sum moved into the scale; exp to 1e-5 relative (exp_to_codes: a code's rounding error is
+    400 times that), half the instructions of a full-precision exp, the attention's largest
+    cost. A fully masked row (sum 0) gets scale 0: zeros, as PyTorch's
     attention gives; a row with a NaN score, NaN. Sk' is Sk padded to a multiple of 4 with
     scores whose exp is 0."""
     sq, sk = tensor_shape(scores)
@@ -219,7 +223,7 @@ def _probability_codes(scores, enc):
     # write and the two reads of this L2-sized tile.
     exps = generic([scores, mx], empty_like(scores.type, [None, None]),
                    [identity_map(2), identity_map(2, [0]), identity_map(2)], [PARALLEL] * 2,
-                   lambda v, m, _: mmath.exp(arith.subf(v, m)))
+                   lambda v, m, _: exp_to_codes(arith.subf(v, m)))
     total = reduce_trailing(exps, 1, 0.0, arith.addf)
     f32 = ir.F32Type.get()
     top = constant(float(enc.zero_point + enc.qmax), f32)
