@@ -1,7 +1,7 @@
 """ember-vectorize-generics: which linalg ops it vectorizes (and how wide), elementwise models
 whose last dim is a multiple of the vector, shorter than it, or has a tail, with a dynamic
-batch, and models reducing rows (softmax, LayerNorm, amax, a dynamic int8 Linear), compiled with
-and without it and compared with PyTorch."""
+batch, and models reducing rows (softmax, LayerNorm, amax, a dynamic int8 Linear) or columns
+(sum, amax, mean over leading dims), compiled with and without it and compared with PyTorch."""
 from __future__ import annotations
 
 import pytest
@@ -112,6 +112,29 @@ func.func @f(%x: memref<64x40xf32>, %out: memref<64xf32>) {
   }
   return
 }""", ((1, 48), True)),
+    "column-sum": ("""
+func.func @f(%x: memref<64x40xf32>, %out: memref<40xf32>) {
+  linalg.generic {indexing_maps = [#id, affine_map<(d0, d1) -> (d1)>],
+                  iterator_types = ["reduction", "parallel"]}
+      ins(%x : memref<64x40xf32>) outs(%out : memref<40xf32>) {
+  ^bb0(%a: f32, %o: f32):
+    %0 = arith.addf %o, %a : f32
+    linalg.yield %0 : f32
+  }
+  return
+}""", ((1, 16), True)),
+    "column-argmax": ("""
+func.func @f(%x: memref<64x40xf32>, %out: memref<40xf32>, %at: memref<40xi64>) {
+  linalg.generic {indexing_maps = [#id, affine_map<(d0, d1) -> (d1)>,
+                                   affine_map<(d0, d1) -> (d1)>],
+                  iterator_types = ["reduction", "parallel"]}
+      ins(%x : memref<64x40xf32>) outs(%out, %at : memref<40xf32>, memref<40xi64>) {
+  ^bb0(%a: f32, %o: f32, %i: i64):
+    %0 = arith.maximumf %o, %a : f32
+    linalg.yield %0, %i : f32, i64
+  }
+  return
+}""", None),
     "bool": ("""
 func.func @f(%x: memref<8x64xf32>, %out: memref<8x64xi1>) {
   linalg.generic {indexing_maps = [#id, #id], iterator_types = ["parallel", "parallel"]}
@@ -194,3 +217,26 @@ def test_row_reductions(width, vectorize):
     clean = [0, 2, 3, 4, 5]
     assert torch.nn.functional.cosine_similarity(ours[3][clean].flatten(),
                                                  ref[3][clean].flatten(), dim=0) > 0.999
+
+
+class ColumnReductions(nn.Module):
+    """Reductions over leading dims, the last one kept: a sum, an amax (as int8 attention's
+    per-channel scales of V) and a mean over two dims (a CNN's global pooling in NHWC)."""
+
+    def forward(self, x):
+        return x.sum(1), x.abs().amax(1), x.mean(dim=(0, 1))
+
+
+@pytest.mark.parametrize("vectorize", [True, False], ids=["vector", "scalar"])
+@pytest.mark.parametrize("width", [40, 64, 300])
+def test_column_reductions(width, vectorize):
+    torch.manual_seed(width)
+    x = torch.randn(3, 50, width) * 3
+    x[1, 7, 5] = float("nan")                                   # NaN columns stay NaN
+    compiled = ember.compile(ColumnReductions().eval(), (x,),
+                             disabled_passes=() if vectorize else ("ember-vectorize-generics",))
+    with torch.no_grad():
+        for ours, ref in zip(compiled(x), ColumnReductions()(x)):
+            ours = torch.as_tensor(ours)
+            assert torch.equal(torch.isnan(ours), torch.isnan(ref))
+            assert_close(ours.nan_to_num(), ref.nan_to_num())

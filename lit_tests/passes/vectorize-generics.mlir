@@ -200,16 +200,59 @@ func.func @argmax(%x: memref<64x64xf32>, %best: memref<64xf32>, %at: memref<64xi
 
 // -----
 
-// ... a reduction over the rows (not the contiguous last dim) ...
+// A reduction over the rows (leading loops; the contiguous last dim parallel) steps through
+// the rows, each one vector of the row combined into the accumulators' vector: the scalar
+// loop's order in every lane, so a sum needs no reassociation, and a tail is masked.
 // CHECK-LABEL: func.func @column_sum(
-// CHECK: linalg.generic
-// CHECK-NOT: vector.
+// CHECK-NOT: linalg.generic
+// CHECK: scf.for %[[R:.*]] = %c0 to %c64 step %c1
+// CHECK: scf.for %[[C:.*]] = %c0 to %c64 step %c16
+// CHECK: %[[X:.*]] = vector.load %{{.*}} : memref<16xf32, {{.*}}>, vector<16xf32>
+// CHECK: %[[ACC:.*]] = vector.load %{{.*}} : memref<16xf32, {{.*}}>, vector<16xf32>
+// CHECK: %[[SUM:.*]] = arith.addf %[[ACC]], %[[X]] : vector<16xf32>
+// CHECK: vector.store %[[SUM]]
 #id2 = affine_map<(d0, d1) -> (d0, d1)>
 #col = affine_map<(d0, d1) -> (d1)>
 func.func @column_sum(%x: memref<64x64xf32>, %out: memref<64xf32>) {
   linalg.generic {indexing_maps = [#id2, #col], iterator_types = ["reduction", "parallel"]} ins(%x : memref<64x64xf32>) outs(%out : memref<64xf32>) {
   ^bb0(%in: f32, %o: f32):
-    %0 = arith.addf %in, %o fastmath<reassoc,contract> : f32
+    %0 = arith.addf %o, %in : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
+// CHECK-LABEL: func.func @column_max_with_tail(
+// CHECK-NOT: linalg.generic
+// CHECK: vector.maskedload
+// CHECK: arith.maximumf %{{.*}}, %{{.*}} : vector<16xf32>
+// CHECK: vector.maskedstore
+#id3 = affine_map<(d0, d1, d2) -> (d0, d1, d2)>
+#chan = affine_map<(d0, d1, d2) -> (d2)>
+func.func @column_max_with_tail(%x: memref<4x8x40xf32>, %out: memref<40xf32>) {
+  linalg.generic {indexing_maps = [#id3, #chan], iterator_types = ["reduction", "reduction", "parallel"]} ins(%x : memref<4x8x40xf32>) outs(%out : memref<40xf32>) {
+  ^bb0(%in: f32, %o: f32):
+    %a = math.absf %in : f32
+    %0 = arith.maximumf %o, %a : f32
+    linalg.yield %0 : f32
+  }
+  return
+}
+
+// -----
+
+// A reduction over both a leading loop and the last stays scalar ...
+// CHECK-LABEL: func.func @total(
+// CHECK: linalg.generic
+// CHECK-NOT: vector.
+#id2 = affine_map<(d0, d1) -> (d0, d1)>
+#all = affine_map<(d0, d1) -> ()>
+func.func @total(%x: memref<64x64xf32>, %out: memref<f32>) {
+  linalg.generic {indexing_maps = [#id2, #all], iterator_types = ["reduction", "reduction"]} ins(%x : memref<64x64xf32>) outs(%out : memref<f32>) {
+  ^bb0(%in: f32, %o: f32):
+    %0 = arith.addf %o, %in fastmath<reassoc,contract> : f32
     linalg.yield %0 : f32
   }
   return

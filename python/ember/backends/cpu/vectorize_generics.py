@@ -11,7 +11,7 @@ the last (upstream `transform.structured.tile_using_for`), the tile vectorized
 (`transform.structured.vectorize`, masked when W does not divide the last dim) and its unit
 dims dropped, so every access becomes one `vector.load` / `vector.store` (or a masked one).
 
-An op is taken when all its loops are parallel (or the last reduces, below), every indexing
+An op is taken when all its loops are parallel (or some reduce, below), every indexing
 map is a projected permutation, the last loop indexes the innermost, unit-stride dim of each operand that uses it (other
 operands are broadcast along it), its last dim has at least 4 iterations, its body holds only
 arith / math / linalg.index ops, and every operand holds integers (not i1: bool memrefs are
@@ -24,14 +24,19 @@ arith combiner, e.g. a row max or, when ember-reassociate-reductions allowed it,
 tiled by up to 8 vectors on that dim: each chunk is one vector reduced in registers (the scalar
 loop kept the accumulator in memory, and LLVM left it scalar when it could not rule out that
 its store aliased the row). A float sum or product with a tail stays scalar (masked, it would
-reach LLVM as an ordered vp.reduce.fadd). Transposing ops keep their scalar loops, and so does
-a static last dim of 5, 6 or 7 (shorter than two of the narrowest vectors, and not a multiple of one): one vector and a
-masked tail gain little there, and LLVM fully unrolls such loops into blocks of thousands of
-masked accesses whose memory chains its DAG combiner merges in quadratic time (a 2x3x5x5
-grid_sample took 28 s to compile, in fp16 over 5 minutes; 10 s without them). Runs on
-bufferized code, after
-ember-parallelize-loops (so it vectorizes each thread's slice) and before linalg is lowered to
-loops.
+reach LLVM as an ordered vp.reduce.fadd). A reduction over leading loops with the last one
+parallel (a column sum or max: int8 attention's per-channel scales of V, a pooling's mean) is
+tiled by 1 on them like any leading loop: each step combines one vector of a row into the
+accumulators' vector, in the scalar loop's order in every lane, so sums need no reassociation
+and tails are masked (its unit-dim vector reduction is folded into that combine before the
+lowering would split it into lanes; it was a scalar loop, 6% of a BERT attention's time).
+Transposing ops keep their scalar loops, and so does a static last dim of 5, 6 or 7 (shorter
+than two of the narrowest vectors, and not a multiple of one): one vector and a masked tail
+gain little there, and LLVM fully unrolls such loops into blocks of thousands of masked
+accesses whose memory chains its DAG combiner merges in quadratic time (a 2x3x5x5 grid_sample
+took 28 s to compile, in fp16 over 5 minutes; 10 s without them). Runs on bufferized code,
+after ember-parallelize-loops (so it vectorizes each thread's slice) and before linalg is
+lowered to loops.
 """
 from __future__ import annotations
 
@@ -69,11 +74,17 @@ def _vector_element(element) -> bool:
 def vector_tiles(op, lanes: int) -> Optional[Tuple[Tuple[int, ...], bool]]:
     """(tile sizes, masked) for a linalg.generic on memrefs this pass vectorizes, or None."""
     iterators = [str(a) for a in ir.ArrayAttr(op.attributes["iterator_types"])]
-    if not iterators or not all("parallel" in it for it in iterators[:-1]):
+    if not iterators:
         return None
     rank = len(iterators)
     last = rank - 1
     reduction = "reduction" in iterators[-1]
+    # Reducing leading loops (a column max or sum) with a parallel last one: tiled by 1 like
+    # any leading loop, each step combines a row's vector into the accumulators' vector in
+    # the scalar loop's order (no reassociation, so sums and tails too).
+    leading = any("reduction" in it for it in iterators[:-1])
+    if (reduction and leading) or (leading and _reduction_combiner(op, ordered=True) is None):
+        return None
     combiner = _reduction_combiner(op) if reduction else None
     if reduction and combiner is None:
         return None
@@ -134,7 +145,7 @@ COMBINERS = ("arith.addf", "arith.mulf", "arith.maximumf", "arith.minimumf", "ar
 ORDERED_COMBINERS = ("arith.addf", "arith.mulf")
 
 
-def _reduction_combiner(op) -> Optional[str]:
+def _reduction_combiner(op, ordered: bool = False) -> Optional[str]:
     """The combining op's name of a generic reducing its last loop into one result as
     combine(accumulator, f(inputs)), one of COMBINERS, the accumulator used nowhere else (what
     the vectorizer splits into lanes: e.g. not an argmax's pair of results); else None."""
@@ -151,9 +162,10 @@ def _reduction_combiner(op) -> Optional[str]:
     if len(uses) != 1 or uses[0].owner != combine or not any(o == acc for o in combine.operands):
         return None
     # A float sum or product in lanes is a reassociation: taken only where
-    # ember-reassociate-reductions allowed it.
-    if combine.name in ORDERED_COMBINERS and ("fastmath" not in combine.attributes or
-                                              "reassoc" not in str(combine.attributes["fastmath"])):
+    # ember-reassociate-reductions allowed it (`ordered`: lanes that each keep the order).
+    reassociable = "fastmath" in combine.attributes and \
+        "reassoc" in str(combine.attributes["fastmath"])
+    if combine.name in ORDERED_COMBINERS and not (ordered or reassociable):
         return None
     return combine.name
 
@@ -175,6 +187,11 @@ def _schedule(plans) -> str:
     return "".join(steps) + (
         "%f = transform.structured.match ops{[\"func.func\"]} in %root "
         ": (!transform.any_op) -> !transform.any_op\n"
+        # First: a reduction over unit dims only (a column reduction's tile) becomes the
+        # combining op on whole vectors, before the lowering splits it into lanes.
+        "transform.apply_patterns to %f {\n"
+        "  transform.apply_patterns.canonicalization\n"
+        "} : !transform.any_op\n"
         "transform.apply_patterns to %f {\n"
         "  transform.apply_patterns.vector.lower_masked_transfers\n"
         "  transform.apply_patterns.vector.lower_multi_reduction "
