@@ -9,7 +9,7 @@
 
 // CHECK-LABEL: func.func @dynamic(
 // CHECK: linalg.generic {{.*}}["parallel", "reduction"]
-// CHECK: math.absf
+// CHECK: arith.maxsi
 // CHECK: tensor.pad %{{.*}} low[0, 0] high[0, 8]
 // CHECK: arith.trunci {{.*}} : i32 to i8
 // CHECK-DAG: %[[W:.*]] = "ember.weight"() {name = "w.nk32"} : () -> tensor<40x32xi8>

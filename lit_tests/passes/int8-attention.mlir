@@ -26,6 +26,11 @@
 // LOWER: tensor.extract_slice %arg1[%[[B]], 0, 0] [1, 32, 16] [1, 1, 1]
 // LOWER: %[[DEST:.*]] = tensor.extract_slice %[[OUT]][%[[B]], 0, 0] [1, 32, 8] [1, 1, 1]
 // LOWER: call @ember_gemm_0(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %arg3, %{{.*}}) : (tensor<32x16xi8>, tensor<1x4x32xi32>,
+// V's channels' amax: an integer max of the magnitudes' bits (NaN the largest), over the
+// rows; its zero start is also (CSE) the second product's owed compensation.
+// LOWER: %[[NONE:.*]] = linalg.fill ins(%[[ZERO]] : i32) outs(%{{.*}} : tensor<8xi32>)
+// LOWER: linalg.generic {{.*}}iterator_types = ["reduction", "parallel"]{{.*}} outs(%[[NONE]] : tensor<8xi32>)
+// LOWER: arith.maxsi
 // LOWER: %[[V:.*]] = tensor.pad %{{.*}} low[0, 0] high[0, 24]
 // LOWER: tensor.extract_slice %[[V]][0, 0] [8, 32] [4, 1] : tensor<32x32xf32> to tensor<8x32xf32>
 // LOWER: tensor.extract_slice %[[V]][3, 0] [8, 32] [4, 1] : tensor<32x32xf32> to tensor<8x32xf32>
@@ -38,7 +43,6 @@
 // LOWER-NEXT: linalg.yield
 // LOWER: arith.mulf %{{.*}}, %[[TOP]] : f32
 // LOWER-NEXT: math.roundeven
-// LOWER: %[[NONE:.*]] = linalg.fill ins(%[[ZERO]] : i32) outs(%{{.*}} : tensor<8xi32>)
 // The second product writes the forall's slice of the result (no buffer of its own).
 // LOWER: call @ember_gemm_1(%{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %[[NONE]], %[[DEST]]) : (tensor<32x32xi8>, tensor<1x8x32xi32>,
 // LOWER-NOT: call @ember_gemm

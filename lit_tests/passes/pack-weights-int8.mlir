@@ -18,8 +18,8 @@
 // Lowered: the rows' scales, the codes as bytes (K padded to 20), the kernel call with the int8 spec.
 // LOWER-LABEL: func.func @linear
 // LOWER-NOT: scf.forall
-// LOWER: math.absf
-// LOWER: arith.maximumf
+// LOWER: arith.andi %{{.*}}, %{{.*}} : i32
+// LOWER: arith.maxsi
 // LOWER: tensor.pad
 // LOWER: math.roundeven
 // LOWER: arith.trunci {{.*}} : i32 to i8
@@ -132,8 +132,9 @@ func.func @rgb_conv(%x: tensor<2x8x8x3xui8>) -> tensor<2x8x8x32xf32> {
 // -----
 
 // A big static lhs (32768 f32 or more) is quantized in chunks of rows (32 rows of 128 here: 16
-// KiB), the iterations of one scf.forall: each chunk's amax is reduced into its slice of the
-// scales, its codes written into its slice of the codes, then its scales computed in place.
+// KiB), the iterations of one scf.forall: each chunk's amax (an integer max of the
+// magnitudes' bits) reduced, its codes written into its slice of the codes and its scales into
+// its slice of the scales.
 // LOWER-LABEL: func.func @chunked
 // LOWER: %[[Q:.*]]:2 = scf.forall (%[[I:.*]]) in (8) shared_outs(%[[CODES:.*]] = %{{.*}}, %[[SCALES:.*]] = %{{.*}}) -> (tensor<256x128xi8>, tensor<256xf32>)
 // LOWER: %[[ROW:.*]] = arith.muli %[[I]], %c32 : index
@@ -141,8 +142,8 @@ func.func @rgb_conv(%x: tensor<2x8x8x3xui8>) -> tensor<2x8x8x32xf32> {
 // LOWER-DAG: tensor.extract_slice %[[SCALES]][%[[ROW]]] [32] [1]
 // LOWER-DAG: tensor.extract_slice %arg0[%[[ROW]], 0] [32, 128] [1, 1]
 // LOWER: linalg.fill
-// LOWER: math.absf
-// LOWER: arith.maximumf
+// LOWER: arith.andi %{{.*}}, %{{.*}} : i32
+// LOWER: arith.maxsi
 // LOWER: math.roundeven
 // LOWER: arith.trunci {{.*}} : i32 to i8
 // LOWER: scf.forall.in_parallel

@@ -33,7 +33,7 @@ from ember.kit.structured import LOWEST_F32, PARALLEL, REDUCTION, element_type, 
     empty_like, filled, generic, identity_map, pad, reduce_trailing, tensor_shape
 from ember.kit.vector_math import exp_to_codes
 from ember.lowering.qgemm_to_linalg import code_of, int8_kernel_call, lower_qgemm, \
-    quantize_rows, scales_from_amax
+    magnitude_bits, quantize_rows, scales_from_amax
 from ember.quant.schemes import encoding
 
 
@@ -164,9 +164,9 @@ def _value_panels(v, nr: int):
     of V first cost ~10% of the attention, in gathers)."""
     sk, dv = tensor_shape(v)
     f32, i32 = ir.F32Type.get(), ir.IntegerType.get_signless(32)
-    amax = generic([v], filled(ir.RankedTensorType.get([dv], f32), [None], 0.0),
+    amax = generic([v], filled(ir.RankedTensorType.get([dv], i32), [None], 0),
                    [identity_map(2), identity_map(2, [1])], [REDUCTION, PARALLEL],
-                   lambda x, acc: arith.maximumf(acc, mmath.absf(x)))
+                   lambda x, acc: arith.maxsi(acc, magnitude_bits(x)))
     enc = encoding("s8")
     scales, inverse = scales_from_amax(amax, enc)
     panels, words = -(-dv // nr), -(-sk // 4)

@@ -22,7 +22,7 @@ kernel agree bit for bit on the integer products.
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, func, linalg, math as mlir_math, scf, tensor
+from mlir.dialects import arith, func, math as mlir_math, scf, tensor
 
 from ember.dialect.ops import QGemm
 from ember.dialect.ops.quantization import storage_range, unsigned_codes
@@ -32,9 +32,8 @@ from ember.kit.epilogue import apply_epilogue
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
 from ember.kit.ir_queries import in_parallel_loop
 from ember.kit.scalar_math import ACTIVATIONS, quantize_code, signed_byte
-from ember.kit.vector_math import clamp
 from ember.kit.structured import PARALLEL, REDUCTION, element_type, empty_like, filled, \
-    generic, generic_into, identity_map, pad, reduce_trailing, tensor_shape
+    generic, generic_into, identity_map, pad, tensor_shape
 from ember.lowering.gemm_to_linalg import as_row_matrix, from_row_matrix, gemm_kernel_function, \
     materialize_patches, result_codes_spec, row_matrix_init
 from ember.lowering.quantize_to_linalg import dequantized, signless, with_storage_type
@@ -184,14 +183,13 @@ def quantize_rows_in_chunks(x, enc, multiple: int = 1):
         codes_out, scales_out = forall.inner_iter_args
         codes_at, scales_at = _row_slice(codes_out, row, chunk), _row_slice(scales_out, row, chunk)
         rows = _row_slice(x, row, chunk)
-        amax = reduce_trailing(rows, 1, 0.0, arith.maximumf, pre=mlir_math.absf,
-                               init=linalg.fill(constant(0.0, _F32()), outs=[scales_at]))
+        amax = row_amax_bits(rows)
         codes = generic([rows, amax], codes_at, [identity_map(2), identity_map(2, [0]),
                                                  identity_map(2)], [PARALLEL] * 2,
-                        lambda v, a, _: arith.trunci(ir.IntegerType.get_signless(8),
-                                                     code_of(v, _inverse_of(a, enc), enc)))
-        scales = generic([], amax, [identity_map(1)], [PARALLEL],
-                         lambda a: _scale_of(a, enc))
+                        lambda v, a, _: arith.trunci(ir.IntegerType.get_signless(8), code_of(
+                            v, _inverse_of(_from_bits(a), enc), enc)))
+        scales = generic([amax], scales_at, [identity_map(1)] * 2, [PARALLEL],
+                         lambda a, _: _scale_of(_from_bits(a), enc))
         with ir.InsertionPoint(forall.terminator().block):
             for part, dest in ((codes, codes_out), (scales, scales_out)):
                 _insert_rows(part, dest, row, chunk)
@@ -237,16 +235,47 @@ def _insert_rows(part, dest, row, count: int):
 def _row_scales(lhs, enc):
     """(scale, inverse) f32 [M]: amax / qmax and qmax / amax per row (1 and 0 for a zero row;
     NaN for a row holding a NaN, so that its outputs are NaN as in floating point)."""
-    return scales_from_amax(reduce_trailing(lhs, 1, 0.0, arith.maximumf, pre=mlir_math.absf),
-                            enc)
+    return scales_from_amax(row_amax_bits(lhs), enc)
 
 
-def scales_from_amax(amax, enc):
+#: A float's bits less its sign: |x|'s bits, which for floats >= 0 order as the values do
+#: (as integers), a NaN's above +inf's.
+MAGNITUDE_BITS = 0x7FFFFFFF
+
+
+def magnitude_bits(x):
+    """The bits of |x| (f32 scalar) as i32: what an amax reduces with an integer max, one
+    vpmaxsd per vector where a NaN-keeping float max (arith.maximumf) costs a compare and a
+    blend more; a NaN stays the largest, so a row holding one still gets a NaN amax."""
+    i32 = ir.IntegerType.get_signless(32)
+    return arith.andi(arith.bitcast(i32, x), constant(MAGNITUDE_BITS, i32))
+
+
+def _from_bits(bits):
+    """The f32 whose bits are i32 `bits` (an amax from magnitude_bits)."""
+    return arith.bitcast(_F32(), bits)
+
+
+def row_amax_bits(x):
+    """max |x| per row of f32 x [M, K], as its bits (i32 [M], see magnitude_bits)."""
+    i32 = ir.IntegerType.get_signless(32)
+    m = tensor_shape(x)[0]
+    init = filled(ir.RankedTensorType.get([ir.ShapedType.get_dynamic_size() if m is None
+                                           else m], i32), [(x, 0)], 0)
+    return generic([x], init, [identity_map(2), identity_map(2, [0])], [PARALLEL, REDUCTION],
+                   lambda v, acc: arith.maxsi(acc, magnitude_bits(v)))
+
+
+def scales_from_amax(amax_bits, enc):
     """(scale, inverse) f32 [N] of symmetric codes in `enc` for values whose largest
-    magnitudes are `amax` [N] (see _row_scales)."""
-    inits = [empty_like(amax.type, [(amax, 0)]) for _ in range(2)]
-    return generic_into([amax], inits, [identity_map(1)] * 3, [PARALLEL],
-                        lambda a, _s, _i: [_scale_of(a, enc), _inverse_of(a, enc)])
+    magnitudes are `amax_bits` [N] (as i32 bits: magnitude_bits; see _row_scales)."""
+    f32 = ir.RankedTensorType.get(ir.RankedTensorType(amax_bits.type).shape, _F32())
+    inits = [empty_like(f32, [(amax_bits, 0)]) for _ in range(2)]
+
+    def scales(bits, _s, _i):
+        a = _from_bits(bits)
+        return [_scale_of(a, enc), _inverse_of(a, enc)]
+    return generic_into([amax_bits], inits, [identity_map(1)] * 3, [PARALLEL], scales)
 
 
 def _scale_of(amax, enc):
@@ -270,10 +299,10 @@ def _nonzero_and_safe(amax):
 
 
 def code_of(x, inv, enc):
-    """i32 q + zp, q = clamp(roundeven(x * inverse), -qmax, qmax)."""
+    """i32 q + zp, q = roundeven(x * inverse): no clamp, since every inverse here is qmax /
+    the amax of the values it codes (|x * inverse| <= qmax (1 + 2^-23), which rounds to qmax);
+    the clamp's two instructions were a sixth of a dynamic quantization's work."""
     q = mlir_math.roundeven(arith.mulf(x, inv))
-    limit = constant(float(enc.qmax), _F32())
-    q = clamp(q, arith.negf(limit), limit)
     code = arith.fptosi(ir.IntegerType.get_signless(32), q)
     return arith.addi(code, constant(enc.zero_point, code.type)) if enc.zero_point else code
 
