@@ -70,14 +70,16 @@ func.func @dynamic_length(%q: tensor<?x16xf32>, %k: tensor<?x16xf32>, %v: tensor
 // -----
 
 // Heads inside the sequence (layout "bshd", [B, S, H, D]): each head is a strided slice
-// x[b, :, h, :] read in place, its output inserted at [:, h, :] of the forall's slice of the
-// result; a padding mask shared by all
+// x[b, :, h, :] read in place, its output copied (a vectorizable linalg.copy) into [:, h, :] of
+// the forall's slice of the result; a padding mask shared by all
 // queries ([B, 1, 1, Sk]) is the scores' kernel's bias, not a [Sq, Sk] residual.
 // LOWER-LABEL: func.func @heads_inside
 // LOWER-NOT: linalg.transpose
 // LOWER: scf.forall (%[[B:.*]]) in (2) shared_outs(%[[OUT:.*]] = %{{.*}})
 // LOWER: %[[DEST:.*]] = tensor.extract_slice %[[OUT]][%[[B]], 0, 0, 0] [1, 32, 2, 8]
-// LOWER: tensor.insert_slice %{{.*}} into %[[DEST]][0, 0, 0] [32, 1, 8] [1, 1, 1]
+// LOWER: %[[HEAD:.*]] = tensor.extract_slice %[[DEST]][0, 0, 0] [32, 1, 8] [1, 1, 1]
+// LOWER: %[[COPY:.*]] = linalg.copy {{.*}}ins(%{{.*}} : tensor<32x8xf32>) outs(%[[HEAD]] : tensor<32x8xf32>)
+// LOWER: tensor.insert_slice %[[COPY]] into %[[DEST]][0, 0, 0] [32, 1, 8] [1, 1, 1]
 // LOWER: tensor.extract_slice %{{.*}}[0, 1, 0] [32, 1, 16] [1, 1, 1] : tensor<32x2x16xf32> to tensor<32x16xf32>
 // LOWER: call @ember_gemm_[[SCORES:[0-9]+]](%{{.*}}) : (tensor<32x16xi8>, tensor<1x4x32xi32>, tensor<32xf32>, tensor<32xf32>, tensor<32xi32>, tensor<32xf32>, tensor<32x32xf32>) -> tensor<32x32xf32>
 // LOWER: tensor.insert_slice %{{.*}} into %{{.*}}[0, 1, 0] [32, 1, 8] [1, 1, 1] : tensor<32x8xf32> into tensor<32x2x8xf32>

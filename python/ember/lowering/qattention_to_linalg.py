@@ -23,7 +23,7 @@ by their quantization, V by its packing, and the head's output is written into i
 from __future__ import annotations
 
 from mlir import ir
-from mlir.dialects import arith, math as mmath, tensor
+from mlir.dialects import arith, linalg, math as mmath, tensor
 
 from ember.dialect.ops import QGemm
 from ember.dialect.shapes import heads_major
@@ -82,6 +82,9 @@ def int8_attention(q, k, v, mask, scale: float, out_type, encoding_name: str, pa
         kh = _head_of(k, h, at)
         part = head(qh, kh, _head_of(v, h, at), _head_mask(mask, h, qh, kh),
                     tensor.empty(shape[:at] + shape[at + 1:], ir.F32Type.get()))
+        # Copied into its place by a linalg.copy (vector loads and stores of its rows), which
+        # the insert then leaves in place: an insert alone bufferizes to a memcpy call per row.
+        part = linalg.copy(part, outs=[_head_of(result, h, at)])
         offsets, sizes = [0, 0, 0], list(shape)
         offsets[at], sizes[at] = h, 1
         result = tensor.InsertSliceOp(part, result, [], [], [], offsets, sizes,
