@@ -42,14 +42,19 @@ func.func @gemm_epilogue(%a: tensor<?x16xf32>, %w: tensor<16x32xf32>, %b: tensor
 
 // -----
 
-// GELU uses erf's polynomial (A&S 7.1.28: a power and one division, no exp), all in f32.
+// GELU uses erf's polynomial (A&S 7.1.28: a power and one division, no exp) on |x|, all in
+// f32, as (x + |x| erf(|x| / sqrt 2)) / 2: no sign restored.
 // CHECK-LABEL: func.func @gemm_gelu
 // CHECK: linalg.matmul
 // CHECK: linalg.generic
-// CHECK: math.absf
+// CHECK: %[[ABS:.*]] = math.absf %[[X:[a-z0-9_]+]]
 // CHECK-NOT: math.exp
-// CHECK: arith.divf
-// CHECK: math.copysign
+// CHECK: %[[R:.*]] = arith.divf
+// CHECK: %[[ERF:.*]] = arith.subf %{{.*}}, %[[R]]
+// CHECK: %[[M:.*]] = arith.mulf %[[ABS]], %[[ERF]]
+// CHECK: %[[SUM:.*]] = arith.addf %[[X]], %[[M]]
+// CHECK: arith.mulf %[[SUM]], %{{.*}}
+// CHECK-NOT: math.copysign
 // CHECK-NOT: f64
 // CHECK: linalg.yield
 func.func @gemm_gelu(%a: tensor<8x16xf32>, %w: tensor<16x32xf32>, %b: tensor<32xf32>) -> tensor<8x32xf32> {

@@ -44,10 +44,22 @@ def sigmoid(x):
     return arith.divf(one, arith.addf(one, mmath.exp(arith.negf(x))))
 
 
+#: ERF_POLY for erf(x / sqrt 2): its k-th power's coefficient divided by sqrt(2)^k.
+GELU_POLY = tuple(c / math.sqrt(2.0) ** (len(ERF_POLY) - 1 - i) for i, c in enumerate(ERF_POLY))
+
+
 def gelu(x):
-    half = constant(0.5, x.type)
-    inner = erf(arith.mulf(x, constant(1 / math.sqrt(2.0), x.type)))
-    return arith.mulf(arith.mulf(half, x), arith.addf(constant(1.0, x.type), inner))
+    """x (1 + erf(x / sqrt 2)) / 2 as (x + |x| erf(|x| / sqrt 2)) / 2, erf by erf's formula
+    on |x| with 1 / sqrt 2 folded into the polynomial: no sign to restore and no scaling of
+    x (five vector instructions fewer than through erf, a quarter of a GELU epilogue's).
+    +-inf: as x (1 + erf(x / sqrt 2)) / 2 (inf, NaN)."""
+    ax = mmath.absf(x)
+    poly = horner(ax, GELU_POLY)
+    for _ in range(4):                          # poly^16
+        poly = arith.mulf(poly, poly)
+    one = constant(1.0, x.type)
+    magnitude = arith.mulf(ax, arith.subf(one, arith.divf(one, poly)))
+    return arith.mulf(constant(0.5, x.type), arith.addf(x, magnitude))
 
 
 def gelu_tanh(x):
