@@ -240,3 +240,14 @@ def test_column_reductions(width, vectorize):
             ours = torch.as_tensor(ours)
             assert torch.equal(torch.isnan(ours), torch.isnan(ref))
             assert_close(ours.nan_to_num(), ref.nan_to_num())
+
+
+def test_column_reductions_of_dynamic_sizes():
+    """Rows and columns of run-time sizes: masked vectors over the columns, any row count."""
+    x = torch.randn(3, 50, 40)
+    dims = {"x": {1: torch.export.Dim("rows", max=200), 2: torch.export.Dim("cols", max=300)}}
+    compiled = ember.compile(ColumnReductions().eval(), (x,), dynamic_shapes=dims)
+    for shape in [(3, 7, 13), (3, 120, 257), (3, 1, 16)]:
+        y = torch.randn(*shape)
+        with torch.no_grad():
+            assert_close(compiled(y), ColumnReductions()(y))
