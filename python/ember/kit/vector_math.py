@@ -86,10 +86,7 @@ def exp_f32(x):
     r = arith.subf(r, arith.mulf(n, constant(LN2_LO, t)))
     p = horner(r, EXP_POLY)
     y = arith.addf(arith.addf(arith.mulf(p, arith.mulf(r, r)), r), constant(1.0, t))
-    it = _int_type_like(t)
-    # 2^n as float bits: (n + 127) << 23 (n = -127 gives 0, flushing exp's denormal range).
-    bits = arith.shli(arith.addi(arith.fptosi(it, n), constant(127, it)), constant(23, it))
-    return arith.select(overflow, constant(float("inf"), t), arith.mulf(y, arith.bitcast(t, bits)))
+    return arith.select(overflow, constant(float("inf"), t), arith.mulf(y, _power_of_two(n)))
 
 
 def exp_to_codes(x):
@@ -101,11 +98,16 @@ def exp_to_codes(x):
     t = x.type
     scaled = at_least(arith.mulf(x, constant(LOG2E, t)), -127.0)
     n = mmath.roundeven(scaled)
-    y = horner(arith.subf(scaled, n), EXP2_POLY4)
+    return arith.mulf(horner(arith.subf(scaled, n), EXP2_POLY4), _power_of_two(n))
+
+
+def _power_of_two(n):
+    """2^n for whole floats n in [-127, 127] (scalar or vector f32), built as float bits
+    (n + 127) << 23: n = -127 gives 0 (exp's denormal range flushed)."""
+    t = n.type
     it = _int_type_like(t)
-    # 2^n as float bits: (n + 127) << 23 (n = -127 gives 0).
     bits = arith.shli(arith.addi(arith.fptosi(it, n), constant(127, it)), constant(23, it))
-    return arith.mulf(y, arith.bitcast(t, bits))
+    return arith.bitcast(t, bits)
 
 
 def tanh_f32(x):

@@ -82,8 +82,8 @@ def vector_tiles(op, lanes: int) -> Optional[Tuple[Tuple[int, ...], bool]]:
     # Reducing leading loops (a column max or sum) with a parallel last one: tiled by 1 like
     # any leading loop, each step combines a row's vector into the accumulators' vector in
     # the scalar loop's order (no reassociation, so sums and tails too).
-    leading = any("reduction" in it for it in iterators[:-1])
-    if (reduction and leading) or (leading and _reduction_combiner(op, ordered=True) is None):
+    if any("reduction" in it for it in iterators[:-1]) and \
+            (reduction or _reduction_combiner(op, ordered=True) is None):
         return None
     combiner = _reduction_combiner(op) if reduction else None
     if reduction and combiner is None:
