@@ -165,13 +165,18 @@ def test_conv_net_matches_convert_pt2e(target):
     (3, 3, 1, 1, 16),       # an RGB image: each tap's 3 channels padded to a word
     (1, 5, 2, 1, 11),       # one channel, strided
     (6, 3, 2, 1, 10),       # two words a tap, the second half padding
+    (32, 3, 1, 1, 16),      # AMX reads these A tiles in place: 16-pixel rows, 12-word steps
+    (64, 3, 2, 1, 32),      # strided, 16-word steps, three images of 16 x 16 outputs
+    (32, 1, 2, 1, 31),      # a 1x1 downsampling, 8-word steps, odd input width
+    (20, 3, 1, 1, 48),      # 15 words a filter row: 15-word steps, 48-pixel output rows
 ])
 @pytest.mark.parametrize("target", ["host", "host:cpu=icelake-server"])
 def test_convolution_shapes_match_convert_pt2e(channels, kernel, stride, dilation, size,
                                               target):
-    """int8 convolutions whose patch rows the kernel gathers (AMX where the host has it, an
-    x86 target without AMX beside it): runs longer and shorter than 64 bytes, strides,
-    dilation, row counts that leave tail tiles, channels that are no whole words."""
+    """int8 convolutions whose patch rows the kernel gathers or, on AMX where output rows are
+    whole 16-row tiles, reads in place (AMX where the host has it, an x86 target without AMX
+    beside it): runs longer and shorter than 64 bytes, strides, dilation, row counts that
+    leave tail tiles, channels that are no whole words."""
     torch.manual_seed(0)
     conv = torch.nn.Conv2d(channels, 32, kernel, stride, padding=kernel // 2 * dilation,
                            dilation=dilation)

@@ -7,17 +7,19 @@
 // A bf16 Linear on an AMX-BF16 target: ember-pack-weights stores the weight as i32 words of
 // two consecutive k (K = 64: 32 words), the kernel's tiles multiply them with tdpbf16ps into
 // f32 (the task's product buffer is f32), A's bf16 rows read in place a pair per word (128
-// bytes a row), and the epilogue rounds to bf16 at the store. With amx=false the vector kernel
-// multiplies the same pairs with vdpbf16ps (AVX512_BF16), A's words packed per block.
+// bytes a row), and the epilogue rounds to bf16 at the store: in the tile function itself (K is
+// one part), which finishes each tile after the next one's products (two f32 product slots).
+// With amx=false the vector kernel multiplies the same pairs with vdpbf16ps (AVX512_BF16), A's
+// words packed per block.
 // CHECK-LABEL: func.func @bf16_linear(
 // CHECK-SAME: memref<1x32x32xi32> {ember.weight = "fc.weight.pairs32"}
 // CHECK-LABEL: func.func private @ember_gemm_0_task(
-// CHECK: memref.alloca() {alignment = 64 : i64} : memref<16x2x32x16xf32>
+// CHECK: memref.alloca() {alignment = 64 : i64} : memref<2x2x32x16xf32>
 // CHECK: call @ember_gemm_0_task_amx32_k0(
-// CHECK: vector.load %{{.*}} : memref<16x2x32x16xf32>, vector<16xf32>
-// CHECK: arith.truncf %{{.*}} : vector<16xf32> to vector<16xbf16>
 // CHECK-LABEL: func.func private @ember_gemm_0_task_amx32_k0(
 // CHECK-COUNT-2: llvm.call_intrinsic "llvm.x86.tdpbf16ps.internal"
+// CHECK: vector.load %{{.*}} : memref<2x2x32x16xf32>, vector<16xf32>
+// CHECK: arith.truncf %{{.*}} : vector<16xf32> to vector<16xbf16>
 // VDP-LABEL: func.func private @ember_gemm_0_task(
 // VDP: memref.alloca() {alignment = 64 : i64} : memref<{{.*}}x32x{{.*}}xi32>
 // VDP: vector.load %{{.*}} : memref<40x64xbf16>, vector<2xbf16>

@@ -93,6 +93,13 @@ class GemmOperands:
                    named["out"], named.get("lhs_scale"), named.get("rhs_scale"),
                    named.get("rhs_compensation"), named.get("rhs_offset"))
 
+    def to_args(self, spec) -> list:
+        """The kernel's arguments in `spec.arg_names()` order: from_args' inverse."""
+        fields = dict(lhs=self.a, rhs=self.b, bias=self.bias, residual=self.residual,
+                      out=self.c, lhs_scale=self.a_scale, rhs_scale=self.b_scale,
+                      rhs_compensation=self.compensation, rhs_offset=self.b_offset)
+        return [fields[name] for name in spec.arg_names()]
+
 
 class Ix:
     """An index value with +, *, //, % (unsigned; non-negative operands only) that folds

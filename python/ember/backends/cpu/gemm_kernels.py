@@ -25,7 +25,7 @@ from ember.kit.gemm_kernel_spec import KERNEL_ATTR, GemmKernelSpec, \
     check_kernel_signature, is_bufferized
 from ember.backends.cpu.gemm_schedule import choose_schedule
 from ember.backends.cpu.gemm_threads import emit_kernel
-from ember.backends.cpu.amx_tiles import has_amx_bf16, has_amx_int8, max_rows
+from ember.backends.cpu.amx_tiles import has_amx_bf16, has_amx_int8, max_rows, packs_patches
 from ember.backends.cpu.mmla_tiles import has_i8mm
 from ember.backends.cpu.bf16_dot import bf16_dot_for
 from ember.backends.cpu.f16_fml import f16_fml_for
@@ -113,8 +113,8 @@ class CpuGemmKernels(EmberPass):
                                        chains=self.chains,
                                        temporaries=(dot.temporaries if dot else 0) +
                                        (spec.nr // 4 if mmla else 0))   # zipped B operands
-            if amx:        # AMX A tiles load patch rows gathered row-major, plain rows in place
-                pack_a = spec.patches is not None
+            if amx:        # AMX A tiles load rows in place, but patches they cannot read so
+                pack_a = packs_patches(spec)
             elif spec.int8 or spec.integer:
                 # the vector int8 and int16 kernels read A a word at a time, in place (the
                 # int8 Winograd CNN's i16 tiles packed: 1.035x slower end to end on AVX2)

@@ -347,9 +347,13 @@ class TaskEmitter:
 
     def _run_tiles(self, blk: "_Block", p, cols: int) -> None:
         """Full MR-row tiles over [m0, m1), then the remaining rows in power-of-two tiles."""
-        mr = self.s.mr
-        full_tiles = arith.divui(arith.subi(blk.m1, blk.m0), index(mr))
+        full_tiles = arith.divui(arith.subi(blk.m1, blk.m0), index(self.s.mr))
         self._full_tiles(blk, full_tiles, p, cols)
+        self._tail_tiles(blk, full_tiles, p, cols)
+
+    def _tail_tiles(self, blk: "_Block", full_tiles, p, cols: int) -> None:
+        """The rows after the block's `full_tiles` MR-row tiles in power-of-two tiles."""
+        mr = self.s.mr
         if mr == 1:
             return
         rest = arith.subi(arith.subi(blk.m1, blk.m0), arith.muli(full_tiles, index(mr)))
@@ -503,14 +507,19 @@ class TaskEmitter:
     def _tile_place(self, blk: "_Block", rows: int, t, r0, p, cols: int):
         """(vectors per row, the tile's C rows, its vectors' first columns, their masks: None
         but for a last vector short of `cols`)."""
+        i = arith.addi(arith.addi(blk.m0, arith.muli(t, index(self.s.mr))), r0)
+        rows_at = [arith.addi(i, index(r)) for r in range(rows)]
+        nvec, cols_at, masks = self._tile_columns(p, cols)
+        return nvec, rows_at, cols_at, masks
+
+    def _tile_columns(self, p, cols: int):
+        """(vectors per row, their first columns, their masks) of panel p's `cols` columns."""
         s = self.s
         nvec = -(-cols // s.lanes)
         tail_lanes = cols - (nvec - 1) * s.lanes      # lanes of the last vector
         col0 = arith.muli(p, index(s.nr))
         cols_at = [arith.addi(col0, index(v * s.lanes)) for v in range(nvec)]
-        i = arith.addi(arith.addi(blk.m0, arith.muli(t, index(s.mr))), r0)
-        rows_at = [arith.addi(i, index(r)) for r in range(rows)]
-        return nvec, rows_at, cols_at, [None] * (nvec - 1) + [self._mask(tail_lanes)]
+        return nvec, cols_at, [None] * (nvec - 1) + [self._mask(tail_lanes)]
 
     def _store_tile(self, accs, rows_at, cols_at, masks) -> None:
         """The tile's values (row-major, one vector per row and column block) into C."""
