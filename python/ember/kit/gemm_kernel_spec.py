@@ -60,6 +60,12 @@ class GemmKernelSpec(GemmSpec):
     #: *words* of 2 consecutive k, A is bf16 [M, 2K] read a pair at a time, B i32 panels
     #: [ceil(N/NR), K, NR] of words (AMX-BF16's tdpbf16ps multiplies them; vpmaddwd i16 ones).
     pairs: bool = omitted_at_default(False)
+    #: C is the padded NHWC tensor a convolution reads, [images, Hp, Wp, N], whose interior
+    #: the rows fill: (OH, OW, top, left, Hp, Wp), row m the pixel (m / (OH*OW), top +
+    #: m / OW % OH, left + m % OW) (its border is the caller's); () C is [M, N].
+    out_padding: Tuple[int, ...] = omitted_at_default(())
+    #: Likewise the residual: the interior of such a padded tensor; () it is [M, N].
+    residual_padding: Tuple[int, ...] = omitted_at_default(())
 
     @property
     def integer(self) -> bool:
@@ -120,11 +126,21 @@ class GemmKernelSpec(GemmSpec):
         if self.bias:
             types.append(ir.MemRefType.get([self.n], element))
         if self.residual:
-            types.append(ir.MemRefType.get(lead + [m, self.n], i8 if self.residual_scale
-                                           else element))
-        types.append(ir.MemRefType.get(lead + [m, self.n], ir.IntegerType.get_signless(8)
+            types.append(ir.MemRefType.get(self._rows_shape(lead + [m], self.residual_padding) +
+                                           [self.n], i8 if self.residual_scale else element))
+        types.append(ir.MemRefType.get(self._rows_shape(lead + [m], self.out_padding) +
+                                       [self.n], ir.IntegerType.get_signless(8)
                                        if self.out_scale else element))
         return types
+
+    def _rows_shape(self, rows: List[int], padding: Tuple[int, ...]) -> List[int]:
+        """The shape of C's (or the residual's) rows: `rows`, or the padded NHWC tensor
+        [images, Hp, Wp] whose interior holds them (out_padding)."""
+        if not padding:
+            return rows
+        oh, ow, _, _, hp, wp = padding
+        images = ir.ShapedType.get_dynamic_size() if self.m is None else self.m // (oh * ow)
+        return [images, hp, wp]
 
 
 def check_kernel_signature(fn, spec: GemmKernelSpec) -> Optional[str]:

@@ -5,4 +5,4 @@ from ember.backends.cpu import (  # noqa: F401  (imported for registration)
     conv_winograd, pack_weights, cpu_contractions, kernel_destinations, plan_buffers,
     gemm_kernels, reassociate_reductions, expand_math, parallelize_loops, vectorize_generics,
     widen_bool_memrefs, inline_alloca_scopes, c_interface, runtime_checks,
-    masked_half_as_int16)
+    masked_half_as_int16, padded_results)

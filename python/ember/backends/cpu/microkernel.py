@@ -382,7 +382,7 @@ class TaskEmitter:
             init = zero
         else:
             init = if_(blk.first, [self.vtype] * len(zero), lambda: zero,
-                       lambda: [self._load(self.ops.c, [*self.prefix, rows_at[r], cols_at[v]],
+                       lambda: [self._load(self.ops.c, [*self._c_row(rows_at[r]), cols_at[v]],
                                            masks[v], wide=True)
                                 for r in range(rows) for v in range(nvec)])
         group = None        # a low-bit kernel's (scales, offsets) vectors of the current group
@@ -525,9 +525,22 @@ class TaskEmitter:
         """The tile's values (row-major, one vector per row and column block) into C."""
         nvec = len(cols_at)
         for r in range(len(rows_at)):
+            row = self._c_row(rows_at[r])
             for v in range(nvec):
-                self._store(accs[r * nvec + v], self.ops.c,
-                            [*self.prefix, rows_at[r], cols_at[v]], masks[v])
+                self._store(accs[r * nvec + v], self.ops.c, [*row, cols_at[v]], masks[v])
+
+    def _c_row(self, row, padding=None):
+        """The leading indices of C's row `row` (of the residual's, padding = its
+        residual_padding): [(batch entry,) row], or its pixel's in a padded C
+        (GemmKernelSpec.out_padding)."""
+        padding = self.spec.out_padding if padding is None else padding
+        if not padding:
+            return [*self.prefix, row]
+        oh, ow, top, left, _, _ = padding
+        pixel = arith.remui(row, index(oh * ow))
+        return [arith.divui(row, index(oh * ow)),
+                arith.addi(arith.divui(pixel, index(ow)), index(top)),
+                arith.addi(arith.remui(pixel, index(ow)), index(left))]
 
     def _epilogue(self, accs, rows_at, cols_at, masks, rows, nvec):
         """The tile's accumulators after the epilogue: bias vectors loaded once per column,
@@ -567,10 +580,10 @@ class TaskEmitter:
         """The residual's f32 vector at (row, col): codes (an int8 kernel's residual_scale)
         dequantized as they are read."""
         codes = self.spec.residual_dequantization
+        at = [*self._c_row(row, self.spec.residual_padding), col]
         if codes is None:
-            return self._load(self.ops.residual, [*self.prefix, row, col], mask, wide=True)
-        return dequantize_code(self._load(self.ops.residual, [*self.prefix, row, col], mask),
-                               *codes)
+            return self._load(self.ops.residual, at, mask, wide=True)
+        return dequantize_code(self._load(self.ops.residual, at, mask), *codes)
 
     def _dequantize(self, accs, rows_at, cols_at, masks, rows, nvec):
         """int32 accumulators -> f32: float(acc - compensation[n]) * (row scale * column

@@ -46,7 +46,7 @@ class FillPadBorders(EmberPass):
 
     def run(self, module, ctx: PassContext) -> None:
         for pad in walk_ops(module.operation, ["tensor.pad"]):
-            value = _constant_padding(pad)
+            value = constant_padding(pad)
             low, high = (list(ir.DenseI64ArrayAttr(pad.attributes[k]))
                          for k in ("static_low", "static_high"))
             shape = ir.RankedTensorType(pad.results[0].type).shape
@@ -60,7 +60,7 @@ class FillPadBorders(EmberPass):
             pad.erase()
 
 
-def _constant_padding(pad):
+def constant_padding(pad):
     """The pad's padding value as an attribute when it is a constant, else None."""
     yielded = list(pad.regions[0].blocks[0].operations)[-1].operands[0]
     if not isinstance(yielded, ir.OpResult) or yielded.owner.name != "arith.constant":
@@ -89,24 +89,17 @@ class _Extent:
             [_DYNAMIC if isinstance(s, ir.Value) else s for s in self.sizes], element)
 
 
-def _filled_borders(source, value, low, high, result_type):
-    """The padded tensor: an empty one, its border slabs filled with `value`, `source` in the
-    interior."""
-    source_type = ir.RankedTensorType(source.type)
-    element = source_type.element_type
-    rank = source_type.rank
-
-    def offset(size, by):
-        return arith.addi(size, arith.constant(ir.IndexType.get(), by)) \
-            if isinstance(size, ir.Value) else size + by
-    inner = [tensor.dim(source, arith.constant(ir.IndexType.get(), d))
-             if source_type.is_dynamic_dim(d) else source_type.shape[d] for d in range(rank)]
-    outer = [offset(inner[d], low[d] + high[d]) if isinstance(inner[d], ir.Value)
+def border_filled(result_type, value, low, high, inner):
+    """A new tensor of `result_type` whose border (`low` and `high` wide around an interior of
+    sizes `inner`, ints or index values) holds `value` (an attribute), its interior
+    unwritten: tensor.empty and a linalg.fill per border slab."""
+    element, rank = result_type.element_type, result_type.rank
+    outer = [_offset(inner[d], low[d] + high[d]) if isinstance(inner[d], ir.Value)
              else result_type.shape[d] for d in range(rank)]
     padded = tensor.empty(outer, element)
     fill_value = arith.constant(element, value)
     for d in range(rank):
-        for start, width in ((0, low[d]), (offset(inner[d], low[d]), high[d])):
+        for start, width in ((0, low[d]), (_offset(inner[d], low[d]), high[d])):
             if not width:
                 continue
             slab = _Extent(low[:d] + [start] + [0] * (rank - d - 1),
@@ -114,6 +107,22 @@ def _filled_borders(source, value, low, high, result_type):
             part = tensor.ExtractSliceOp(slab.slice_type(element), padded, *slab.split())
             filled = linalg.fill(fill_value, outs=[part.result])
             padded = tensor.InsertSliceOp(filled, padded, *slab.split()).result
+    return padded
+
+
+def _offset(size, by):
+    return arith.addi(size, arith.constant(ir.IndexType.get(), by)) \
+        if isinstance(size, ir.Value) else size + by
+
+
+def _filled_borders(source, value, low, high, result_type):
+    """The padded tensor: an empty one, its border slabs filled with `value`, `source` in the
+    interior."""
+    source_type = ir.RankedTensorType(source.type)
+    inner = [tensor.dim(source, arith.constant(ir.IndexType.get(), d))
+             if source_type.is_dynamic_dim(d) else source_type.shape[d]
+             for d in range(source_type.rank)]
+    padded = border_filled(result_type, value, low, high, inner)
     interior = _Extent(list(low), inner)
     producer = _linalg_producer(source)
     if producer is not None:        # computed in place, in the interior: no copy

@@ -56,6 +56,7 @@ from ember.backends.cpu.masked_half_as_int16 import MaskedHalfAsInt16
 from ember.backends.cpu.microkernel import CpuTraits, vector_shape_for
 from ember.backends.cpu.pack_weights import PackWeights
 from ember.backends.cpu.pad_borders import FillPadBorders
+from ember.backends.cpu.padded_results import KernelsWritePadding
 from ember.backends.cpu.parallelize_loops import ParallelizeLoops
 from ember.backends.cpu.plan_buffers import PlanBuffers
 from ember.backends.cpu.qconv_winograd import QConvWinograd
@@ -287,11 +288,13 @@ class CpuTarget(Target):
                 CpuContractions(),
                 upstream("canonicalize"), upstream("cse"), BindWeights(), LegalizeReshapes()])),
             PassStage("bufferize", Pipeline.of([
-                MarkKernelDestinations(), CopyRepeatedResults(), FillPadBorders(),
+                KernelsWritePadding(), MarkKernelDestinations(), CopyRepeatedResults(),
+                FillPadBorders(),
                 *bufferize_passes(),
                 PlanBuffers(), upstream("buffer-deallocation-pipeline")])),
             PassStage("kernels", Pipeline.of([
-                RuntimeChecks(), CpuGemmKernels(), ReassociateReductions(), ExpandMath(),
+                RuntimeChecks(), CpuGemmKernels(), upstream("symbol-dce"),
+                ReassociateReductions(), ExpandMath(),
                 *threads_split, VectorizeGenerics()])),
             PassStage("loops", Pipeline.of([
                 nest("func.func", upstream("scf-forall-to-parallel")),
