@@ -93,6 +93,22 @@ class ResidualBlock(torch.nn.Module):
         return self.fc(y.mean(dim=(2, 3)))
 
 
+class DownsamplingBlock(torch.nn.Module):
+    """A stem and a ResNet BasicBlock that halves the image, its shortcut a 1x1 stride-2
+    convolution: the stem's output is read padded (3x3 conv) and unpadded (the shortcut)."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(3, 16, 3, padding=1)
+        self.c1 = torch.nn.Conv2d(16, 32, 3, stride=2, padding=1)
+        self.c2 = torch.nn.Conv2d(32, 32, 3, padding=1)
+        self.down = torch.nn.Conv2d(16, 32, 1, stride=2)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        return torch.relu(self.c2(torch.relu(self.c1(x))) + self.down(x))
+
+
 class DepthwiseBlock(torch.nn.Module):
     """A MobileNet block: 1x1 expansion, ReLU, 3x3 depthwise (stride 2), ReLU, 1x1 projection."""
 
@@ -226,6 +242,34 @@ def test_signed_activation_codes_match_convert_pt2e(net, target):
     x = torch.randn_like(example)
     with torch.no_grad():
         _assert_within_one_step(compiled(x), model(x))
+
+
+@pytest.mark.parametrize("target", ["host", "host:cpu=x86-64"])
+def test_convolutions_write_their_padded_outputs(target):
+    """Each convolution whose result the next one reads padded writes the padded tensor's
+    interior itself (ember-kernels-write-padding), and the shortcut's 1x1 stride-2 kernel
+    reads its patches there: on a VNNI target (the IR checked), no activation is copied into
+    a padded buffer. (Without VNNI the shortcut reads the stem's codes re-encoded, so that
+    one result keeps its copy.) Within one step on both."""
+    torch.manual_seed(0)
+    example = torch.randn(2, 3, 32, 32)
+    model = _quantized(DownsamplingBlock(), example)
+    imported = import_model(model, (example,))
+    text = str(compile_to_stage(imported.module_text, "bufferize",
+                                target="host:cpu=icelake-server", weights=imported.weights))
+    main = text[text.index("func.func @main"):]
+    main = main[:main.index("\n  }\n")]
+    # the stem's and c1's results, the shortcut's patches
+    assert re.findall(r"(out_padding|patch_origin) = array<i64: ([\d, ]*)>", text) == [
+        ("out_padding", "32, 32, 1, 1, 34, 34"), ("patch_origin", "1, 1, 16, 16"),
+        ("out_padding", "16, 16, 1, 1, 18, 18")], text
+    copies = re.findall(r"memref.copy .*", main)          # the 3-channel image's only
+    assert len(copies) == 1 and "memref<2x32x32x3xi8>" in copies[0], copies
+    compiled = ember.compile(model, (example,), target=target)
+    for _ in range(2):
+        x = torch.randn_like(example)
+        with torch.no_grad():
+            _assert_within_one_step(compiled(x), model(x))
 
 
 @pytest.mark.parametrize("target", ["host", "host:cpu=x86-64"])

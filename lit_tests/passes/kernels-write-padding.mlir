@@ -56,6 +56,35 @@ func.func @block(%x: tensor<1x16x16x32xui8>) -> tensor<1x16x16x32xui8> {
 
 // -----
 
+// A block's output read by the next block's 3x3 stride-2 conv (padded) and by its 1x1 stride-2
+// downsampling conv (unpadded): the producer writes the padded tensor, and the downsampling
+// kernel reads its patches from the interior (patch_origin = top, left, OH, OW, its patches
+// now the padded tensor's 18 x 18), its reference body slicing the interior out.
+// CHECK-LABEL: func.func @downsample(
+// CHECK: %[[P:.*]] = call @{{.*}} -> tensor<1x18x18x32xi8>
+// CHECK: call @{{.*}}(%[[P]], {{.*}}) -> tensor<64x64xi8>
+// CHECK: call @[[DOWN:.*]](%[[P]], {{.*}}) -> tensor<64x64xi8>
+// CHECK: func.func private @[[DOWN]]({{.*}}) -> tensor<64x64xi8> attributes {ember.gemm_kernel = {{{.*}}patch_origin = array<i64: 1, 1, 8, 8>, patches = array<i64: 18, 18, 32, 1, 1, 2, 2, 1, 1>
+// CHECK: tensor.extract_slice %arg0[0, 1, 1, 0] [1, 16, 16, 32] [1, 1, 1, 1]
+// KERNELS-LABEL: func.func @downsample(
+// KERNELS: memref.copy %arg0
+// KERNELS-NOT: memref.copy %{{.*}} : memref<1x16x16x32xi8> to
+func.func @downsample(%x: tensor<1x16x16x32xui8>) -> (tensor<1x8x8x64xui8>, tensor<1x8x8x64xui8>) {
+  %w0 = "ember.weight"() {name = "c0.matrix"} : () -> tensor<288x32xi8>
+  %w1 = "ember.weight"() {name = "c1.matrix"} : () -> tensor<288x64xi8>
+  %wd = "ember.weight"() {name = "down.matrix"} : () -> tensor<32x64xi8>
+  %s = "ember.weight"() {name = "scale"} : () -> tensor<32xf32>
+  %b = "ember.weight"() {name = "bias"} : () -> tensor<32xf32>
+  %s64 = "ember.weight"() {name = "scale64"} : () -> tensor<64xf32>
+  %b64 = "ember.weight"() {name = "bias64"} : () -> tensor<64xf32>
+  %0 = "ember.qgemm"(%x, %w0, %s, %b) {activation = "relu", lhs_encoding = "u8", lhs_patches = array<i64: 3, 3, 1, 1, 1, 1, 1, 1>, lhs_scale = 0.5 : f32, lhs_zero_point = 3 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 1, 0>, result_range = array<i64: 0, 255>, result_scale = 0.25 : f32, result_zero_point = 0 : i64} : (tensor<1x16x16x32xui8>, tensor<288x32xi8>, tensor<32xf32>, tensor<32xf32>) -> tensor<1x16x16x32xui8>
+  %1 = "ember.qgemm"(%0, %w1, %s64, %b64) {activation = "relu", lhs_encoding = "u8", lhs_patches = array<i64: 3, 3, 2, 2, 1, 1, 1, 1>, lhs_scale = 0.25 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 1, 0>, result_range = array<i64: 0, 255>, result_scale = 0.125 : f32, result_zero_point = 5 : i64} : (tensor<1x16x16x32xui8>, tensor<288x64xi8>, tensor<64xf32>, tensor<64xf32>) -> tensor<1x8x8x64xui8>
+  %2 = "ember.qgemm"(%0, %wd, %s64, %b64) {activation = "none", lhs_encoding = "u8", lhs_patches = array<i64: 1, 1, 2, 2, 1, 1, 0, 0>, lhs_scale = 0.25 : f32, lhs_zero_point = 0 : i64, operandSegmentSizes = array<i32: 1, 1, 1, 0, 1, 0>, result_range = array<i64: 0, 255>, result_scale = 0.125 : f32, result_zero_point = 7 : i64} : (tensor<1x16x16x32xui8>, tensor<32x64xi8>, tensor<64xf32>, tensor<64xf32>) -> tensor<1x8x8x64xui8>
+  return %1, %2 : tensor<1x8x8x64xui8>, tensor<1x8x8x64xui8>
+}
+
+// -----
+
 // A result that is padded for a convolution but also returned keeps its [M, N] kernel: the
 // pad stays (a copy into the padded buffer), no kernel writes padding.
 // CHECK-LABEL: func.func @also_returned(

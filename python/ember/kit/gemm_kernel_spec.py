@@ -66,6 +66,10 @@ class GemmKernelSpec(GemmSpec):
     out_padding: Tuple[int, ...] = omitted_at_default(())
     #: Likewise the residual: the interior of such a padded tensor; () it is [M, N].
     residual_padding: Tuple[int, ...] = omitted_at_default(())
+    #: A patch lhs read from the interior of a padded input (its producer's out_padding):
+    #: (top, left, OH, OW), the output grid's first input pixel and its size; () the grid
+    #: starts at (0, 0) and its size follows from the input's.
+    patch_origin: Tuple[int, ...] = omitted_at_default(())
 
     @property
     def integer(self) -> bool:
@@ -82,6 +86,8 @@ class GemmKernelSpec(GemmSpec):
     @property
     def patch_output(self) -> Tuple[int, int]:
         """(OH, OW) of a patch lhs."""
+        if self.patch_origin:
+            return tuple(self.patch_origin[2:])
         hp, wp, _, kh, kw, sh, sw, dh, dw = self.patches
         return (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
 

@@ -128,14 +128,17 @@ class PatchRowsA:
     run: no gathered copy of the patches at all (it was half of a 32-channel 3x3
     convolution's time)."""
 
-    def __init__(self, patches, output, element_bytes: int):
-        hp, wp, channels, _, kw, sh, sw, dh, _ = patches
+    def __init__(self, spec, element_bytes: int):
+        hp, wp, channels, _, kw, sh, sw, dh, _ = spec.patches
         self.pixel_bytes = channels * element_bytes
         self.stride = sw * self.pixel_bytes
         self.filter_row_bytes = dh * wp * self.pixel_bytes
         self.row_words = kw * self.pixel_bytes // 4
         self.hp, self.wp, self.sh, self.sw = hp, wp, sh, sw
-        self.oh, self.ow = output
+        self.oh, self.ow = spec.patch_output
+        # the grid's first pixel, as an offset in pixels (spec.patch_origin)
+        top, left = spec.patch_origin[:2] or (0, 0)
+        self.origin = top * wp + left
 
     def row(self, a, m):
         pixels = self.oh * self.ow
@@ -145,7 +148,8 @@ class PatchRowsA:
         iw = arith.muli(arith.remui(pixel, index(self.ow)), index(self.sw))
         at = arith.addi(arith.muli(arith.addi(arith.muli(image, index(self.hp)), ih),
                                    index(self.wp)), iw)
-        return _offset_by(a, at, self.pixel_bytes)
+        return _offset_by(a, arith.addi(at, index(self.origin)) if self.origin else at,
+                          self.pixel_bytes)
 
     def word_offset(self, k: int) -> int:
         return k // self.row_words * self.filter_row_bytes + k % self.row_words * 4
@@ -314,7 +318,7 @@ class AmxTaskEmitter(TaskEmitter):
         self.module_block, self.name = module_block, name
         per_element = 2 if spec.pairs else 1
         self.step_words = patch_step_words(spec) or TILE_ROWS
-        self.a_rows = PatchRowsA(spec.patches, spec.patch_output, per_element) \
+        self.a_rows = PatchRowsA(spec, per_element) \
             if spec.patches is not None and not schedule.pack_a else \
             RowMajorA(4 * spec.k)
         self.tile_functions: Dict[tuple, str] = {}

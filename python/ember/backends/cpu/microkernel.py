@@ -292,11 +292,14 @@ class TaskEmitter:
     def _patch_row(self, i):
         """(image, first input row, first input column) of patch row i."""
         _, _, _, _, _, sh, sw, _, _ = self.spec.patches
+        top, left = self.spec.patch_origin[:2] or (0, 0)
         oh, ow = self.spec.patch_output
         image = arith.divui(i, index(oh * ow))
         pixel = arith.remui(i, index(oh * ow))
-        return (image, arith.muli(arith.divui(pixel, index(ow)), index(sh)),
-                arith.muli(arith.remui(pixel, index(ow)), index(sw)))
+        row = arith.muli(arith.divui(pixel, index(ow)), index(sh))
+        col = arith.muli(arith.remui(pixel, index(ow)), index(sw))
+        return (image, arith.addi(row, index(top)) if top else row,
+                arith.addi(col, index(left)) if left else col)
 
     def _segments(self, blk: "_Block", pixels, body, iter_args=()):
         """Runs `body(k_start, load_a, *iter_args)` for each filter tap (kh, kw) of the K

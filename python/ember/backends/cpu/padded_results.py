@@ -12,7 +12,8 @@ destination instead:
     %p = call @kernel'(operands..., %d)     GemmKernelSpec.out_padding: row m stored at its
                                             pixel of the interior
     a kernel adding the same result as its residual reads it from %p as well (its
-    residual_padding), a ResNet block's shortcut
+    residual_padding), a ResNet block's shortcut; a kernel reading the unpadded result's
+    patches (a downsampling 1x1 convolution) reads them from %p's interior (patch_origin)
 
 Rewritten only where those are all the result's uses, the pad a constant's, of H and W only,
 and the shapes static. The new kernel functions' reference bodies call the original ones
@@ -82,11 +83,16 @@ def _rewrite(call, module) -> bool:
             residual_users.append(user)
         else:
             return False
-    pads = [use.owner for e in expands for use in e.results[0].uses]
-    if len(expands) != 1 or len(pads) != 1 or pads[0].name != "tensor.pad":
+    if len(expands) != 1:
+        return False
+    nhwc = ir.RankedTensorType(expands[0].results[0].type)
+    users = [use.owner for use in expands[0].results[0].uses]
+    pads = [op for op in users if op.name == "tensor.pad"]
+    patch_users = [op for op in users if _reads_patches_of(op, nhwc)]
+    if len(pads) != 1 or len(pads) + len(patch_users) != len(users):
         return False
     pad = pads[0]
-    geometry = _interior(pad, ir.RankedTensorType(expands[0].results[0].type))
+    geometry = _interior(pad, nhwc)
     if geometry is None:
         return False
     padded_type = ir.RankedTensorType(pad.results[0].type)
@@ -102,9 +108,11 @@ def _rewrite(call, module) -> bool:
         padded = func.call([padded_type], name, operands + [dest])
     pad.results[0].replace_all_uses_with(padded)
     pad.erase()
-    expands[0].erase()
     for user in residual_users:
         _read_padded_residual(block, user, padded, geometry, low, inner)
+    for user in patch_users:
+        _read_padded_patches(block, user, padded, low, inner)
+    expands[0].erase()
     call.erase()
     return True
 
@@ -143,6 +151,20 @@ def _residual_index(op) -> Optional[int]:
     return spec.arg_names().index("residual")
 
 
+def _reads_patches_of(op, nhwc) -> bool:
+    """Whether `op` calls a kernel reading its patch lhs (operand 0) from all of NHWC
+    tensor `nhwc`, whose grid could as well start inside a padded one (patch_origin)."""
+    if op.name != "func.call" or op.operands[0].type != nhwc:
+        return False
+    fn = _callee(op)
+    if fn is None:
+        return False
+    spec = _spec(fn)
+    return spec.patches is not None and not spec.patch_origin and not spec.batch and \
+        tuple(spec.patches[:3]) == tuple(nhwc.shape[1:]) and \
+        sum(1 for v in op.operands if v == op.operands[0]) == 1
+
+
 def _callee(call):
     """The kernel function `call` calls, or None."""
     name = ir.FlatSymbolRefAttr(call.attributes["callee"]).value
@@ -179,6 +201,32 @@ def _padded_kernel(block, call, spec, operand_types, padded_type, low, inner) ->
     return kernel_function(block, KERNEL_ATTR, spec.attr(),
                            ir.FunctionType.get(operand_types + [padded_type], [padded_type]),
                            KERNEL_PREFIX, body)
+
+
+def _read_padded_patches(block, user, padded, low, inner) -> None:
+    """Replaces kernel call `user`, whose patch lhs is the unpadded tensor, by one of a
+    kernel reading the patches from the padded tensor's interior (its patch_origin)."""
+    spec = _spec(_callee(user))
+    original = ir.FlatSymbolRefAttr(user.attributes["callee"]).value
+    padded_type = ir.RankedTensorType(padded.type)
+    image_type = user.operands[0].type
+    operands = [padded] + list(user.operands)[1:]
+    result_types = [r.type for r in user.results]
+    patches = (*padded_type.shape[1:3], *spec.patches[2:])
+    origin = (low[1], low[2], *spec.patch_output)
+
+    def body(args):
+        args = list(args)
+        image = tensor.ExtractSliceOp(image_type, args[0], *_slices(low, inner)).result
+        return [func.call(result_types, original, [image] + args[1:])]
+    with ir.InsertionPoint(user), user.location:
+        name = kernel_function(block, KERNEL_ATTR,
+                               replace(spec, patches=patches, patch_origin=origin).attr(),
+                               ir.FunctionType.get([v.type for v in operands], result_types),
+                               KERNEL_PREFIX, body)
+        new = func.call(result_types, name, operands)
+    user.results[0].replace_all_uses_with(new)
+    user.erase()
 
 
 def _read_padded_residual(block, user, padded, geometry, low, inner) -> None:
