@@ -40,6 +40,12 @@ UNROLL = 4
 #: whole static int8 CNN 7.5 -> 5.5 ms). Kernels of plain rows keep UNROLL (one step there
 #: was 10% slower).
 PATCH_INT8_UNROLL = 1
+#: An f32 C written in one K block and larger than this share of the L3 (1/8: the share one
+#: core of a busy, shared L3 keeps) is stored non-temporally: it would not stay cached for
+#: its reader, and streaming stores skip the read for ownership of every line (BERT at batch
+#: 256, whose QKV and FFN1 write 96 and 128 MiB a layer on Emerald Rapids' 300 MiB L3:
+#: 0.85x end to end, AMX, 2 threads).
+STREAM_C_SHARE = 8
 
 
 def default_panel(traits: CpuTraits) -> int:
@@ -93,6 +99,8 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
             mc = min(mc, -(-spec.m // mr) * mr)
     chosen = dict(lanes=lanes, mr=mr, nr=spec.nr, kc=kc, mc=mc, unroll=unroll,
                   parallel=traits.cores > 1,
+                  stream_c=kc >= spec.k and spec.m is not None and not spec.batch and
+                  spec.m * spec.n * 4 > traits.l3 // STREAM_C_SHARE,
                   pack_a=spec.panels >= PACK_A_MIN_PANELS or (
                       spec.patches is not None and spec.tap_k < PACK_A_PATCH_CHANNELS))
     for key, value in overrides.items():

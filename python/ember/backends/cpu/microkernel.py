@@ -30,7 +30,7 @@ from mlir import ir
 from mlir.dialects import arith, memref, vector
 
 from ember.kit.gemm_kernel_spec import GemmKernelSpec
-from ember.kit.attr_codec import to_attr
+from ember.kit.attr_codec import omitted_at_default, to_attr
 from ember.kit.builders import GemmOperands, constant, for_, i64, if_, index
 from ember.kit.epilogue import apply_epilogue, widened
 from ember.kit.scalar_math import ACTIVATIONS, dequantize_code, quantize_code, \
@@ -101,6 +101,8 @@ class GemmSchedule:
     pack_a: bool = True  # copy each MC x KC block of A into MR-row micro-panels first
     split_rows: int = 64  # split M between threads when each gets this many rows, else N
     chains: int = 8     # independent accumulators a tile needs to hide the FMA latency
+    #: Store an f32 C non-temporally (it outgrows the caches: gemm_schedule.STREAM_C_SHARE).
+    stream_c: bool = omitted_at_default(False)
 
     @property
     def vectors(self) -> int:
@@ -683,6 +685,9 @@ class TaskEmitter:
         if is_half(stored):                 # a 16-bit C: rounded once, here
             value = arith.truncf(ir.VectorType.get([self.s.lanes], stored), value)
         if mask is None:
-            vector.store(value, base, indices)
+            # A C that outgrows the caches (GemmSchedule.stream_c) streams past them: no
+            # read for ownership of its lines, no eviction of the operands.
+            stream = self.s.stream_c and base == self.ops.c and isinstance(stored, ir.F32Type)
+            vector.store(value, base, indices, nontemporal=True if stream else None)
         else:
             vector.maskedstore(base, indices, mask, value)
