@@ -436,9 +436,7 @@ class AmxTaskEmitter(TaskEmitter):
         full = spec.n // spec.nr
         p_end = arith.maxsi(p0, arith.minsi(p1, index(full)))
         tiles = arith.divui(arith.subi(blk.m1, blk.m0), index(self.s.mr))
-        count = arith.muli(tiles, arith.subi(p_end, p0))
-        if_(arith.cmpi(arith.CmpIPredicate.ugt, count, index(0)), (), lambda: self._dot_tiles(
-            blk, self.s.mr, index(0), index(0), p0, count, spec.nr, tiles) or ())
+        self._fused_call(blk, p0, arith.muli(tiles, arith.subi(p_end, p0)), spec.nr, tiles)
         for_(p0, p_end, index(1), (), lambda p: self._tail_tiles(blk, tiles, p, spec.nr))
         if spec.n > full * spec.nr:          # the last panel's columns short of NR
             if_(arith.cmpi(arith.CmpIPredicate.eq, p1, index(spec.panels)), (),
@@ -449,8 +447,7 @@ class AmxTaskEmitter(TaskEmitter):
         tiles, else in groups (group_tiles): one tile-function call per group, then the
         epilogue of each of its tiles."""
         if self.fused:
-            if_(arith.cmpi(arith.CmpIPredicate.ugt, count, index(0)), (), lambda: self._dot_tiles(
-                blk, self.s.mr, index(0), index(0), p, count, cols, count) or ())
+            self._fused_call(blk, p, count, cols, count)
             return
         group = group_tiles(self.spec.nr)
 
@@ -461,6 +458,13 @@ class AmxTaskEmitter(TaskEmitter):
                 self._first_row(blk, arith.addi(t0, slot), index(0)), self.s.mr, p, cols,
                 slot))
         for_(index(0), count, index(group), (), run)
+
+    def _fused_call(self, blk, p, count, cols: int, per_panel) -> None:
+        """The block's first `count` MR-row tiles, `per_panel` a panel from panel p on, by one
+        call of a tile function that finishes them (none when count is 0: it would still
+        finish a tile)."""
+        if_(arith.cmpi(arith.CmpIPredicate.ugt, count, index(0)), (), lambda: self._dot_tiles(
+            blk, self.s.mr, index(0), index(0), p, count, cols, per_panel) or ())
 
     def _tile(self, blk, rows: int, t, r0, p, cols: int) -> None:
         self._dot_tiles(blk, rows, t, r0, p, index(1), cols, index(1))
