@@ -387,7 +387,9 @@ class TaskEmitter:
             init = zero
         else:
             init = if_(blk.first, [self.vtype] * len(zero), lambda: zero,
-                       lambda: [self._load(self.ops.c, [*self._c_row(rows_at[r]), cols_at[v]],
+                       lambda: [self._load(self.ops.c,
+                                           [*self._c_row(rows_at[r], self.spec.out_padding),
+                                            cols_at[v]],
                                            masks[v], wide=True)
                                 for r in range(rows) for v in range(nvec)])
         group = None        # a low-bit kernel's (scales, offsets) vectors of the current group
@@ -530,15 +532,14 @@ class TaskEmitter:
         """The tile's values (row-major, one vector per row and column block) into C."""
         nvec = len(cols_at)
         for r in range(len(rows_at)):
-            row = self._c_row(rows_at[r])
+            row = self._c_row(rows_at[r], self.spec.out_padding)
             for v in range(nvec):
                 self._store(accs[r * nvec + v], self.ops.c, [*row, cols_at[v]], masks[v])
 
-    def _c_row(self, row, padding=None):
-        """The leading indices of C's row `row` (of the residual's, padding = its
-        residual_padding): [(batch entry,) row], or its pixel's in a padded C
-        (GemmKernelSpec.out_padding)."""
-        padding = self.spec.out_padding if padding is None else padding
+    def _c_row(self, row, padding):
+        """The leading indices of row `row` of C (padding: the spec's out_padding) or of the
+        residual (its residual_padding): [(batch entry,) row], or its pixel's in a padded
+        tensor."""
         if not padding:
             return [*self.prefix, row]
         oh, ow, top, left, _, _ = padding

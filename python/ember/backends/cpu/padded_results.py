@@ -207,52 +207,46 @@ def _read_padded_patches(block, user, padded, low, inner) -> None:
     """Replaces kernel call `user`, whose patch lhs is the unpadded tensor, by one of a
     kernel reading the patches from the padded tensor's interior (its patch_origin)."""
     spec = _spec(_callee(user))
-    original = ir.FlatSymbolRefAttr(user.attributes["callee"]).value
-    padded_type = ir.RankedTensorType(padded.type)
     image_type = user.operands[0].type
-    operands = [padded] + list(user.operands)[1:]
-    result_types = [r.type for r in user.results]
-    patches = (*padded_type.shape[1:3], *spec.patches[2:])
+    patches = (*ir.RankedTensorType(padded.type).shape[1:3], *spec.patches[2:])
     origin = (low[1], low[2], *spec.patch_output)
 
-    def body(args):
-        args = list(args)
+    def arguments(args):
         image = tensor.ExtractSliceOp(image_type, args[0], *_slices(low, inner)).result
-        return [func.call(result_types, original, [image] + args[1:])]
-    with ir.InsertionPoint(user), user.location:
-        name = kernel_function(block, KERNEL_ATTR,
-                               replace(spec, patches=patches, patch_origin=origin).attr(),
-                               ir.FunctionType.get([v.type for v in operands], result_types),
-                               KERNEL_PREFIX, body)
-        new = func.call(result_types, name, operands)
-    user.results[0].replace_all_uses_with(new)
-    user.erase()
+        return [image] + args[1:]
+    _call_instead(block, user, replace(spec, patches=patches, patch_origin=origin), 0, padded,
+                  arguments)
 
 
 def _read_padded_residual(block, user, padded, geometry, low, inner) -> None:
     """Replaces kernel call `user` by one of a kernel reading its residual from the padded
     tensor's interior."""
-    fn = _callee(user)
-    spec = _spec(fn)
+    spec = _spec(_callee(user))
     at = spec.arg_names().index("residual")
-    original = ir.FlatSymbolRefAttr(user.attributes["callee"]).value
-    operands: List = list(user.operands)
-    rows_type = operands[at].type
+    rows_type = user.operands[at].type
     nhwc = ir.RankedTensorType.get(inner, ir.RankedTensorType(padded.type).element_type)
-    operands[at] = padded
-    result_types = [r.type for r in user.results]
 
-    def body(args):
-        args = list(args)
+    def arguments(args):
         image = tensor.ExtractSliceOp(nhwc, args[at], *_slices(low, inner)).result
         rows = tensor.collapse_shape(rows_type, image, _NHWC_ROWS)
-        return [func.call(result_types, original,
-                          list(args[:at]) + [rows] + list(args[at + 1:]))]
+        return args[:at] + [rows] + args[at + 1:]
+    _call_instead(block, user, replace(spec, residual_padding=geometry), at, padded,
+                  arguments)
+
+
+def _call_instead(block, user, spec, at: int, padded, arguments) -> None:
+    """Replaces kernel call `user` by a call of the kernel of `spec` with operand `at` the
+    padded tensor; that kernel's reference body calls `user`'s kernel on
+    `arguments(its arguments)` (the interior sliced out)."""
+    original = ir.FlatSymbolRefAttr(user.attributes["callee"]).value
+    operands: List = list(user.operands)
+    operands[at] = padded
+    result_types = [r.type for r in user.results]
     with ir.InsertionPoint(user), user.location:
-        name = kernel_function(block, KERNEL_ATTR,
-                               replace(spec, residual_padding=geometry).attr(),
-                               ir.FunctionType.get([v.type for v in operands], result_types),
-                               KERNEL_PREFIX, body)
+        name = kernel_function(
+            block, KERNEL_ATTR, spec.attr(),
+            ir.FunctionType.get([v.type for v in operands], result_types), KERNEL_PREFIX,
+            lambda args: [func.call(result_types, original, arguments(list(args)))])
         new = func.call(result_types, name, operands)
     user.results[0].replace_all_uses_with(new)
     user.erase()
