@@ -43,7 +43,7 @@ def test_failed_recompile_keeps_the_previous_artifact(models, tmp_path, monkeypa
     first, second, x = models
     workdir = str(tmp_path / "model.ember")
     ember.compile(first, (x,), workdir=workdir)
-    monkeypatch.setattr(store, "save_file", _full_disk)
+    monkeypatch.setattr(store, "save_weights", _full_disk)
     with pytest.raises(OSError, match="No space left"):
         ember.compile(second, (x,), workdir=workdir)
     assert _entries(tmp_path) == ["model.ember"]            # no partial directory left over

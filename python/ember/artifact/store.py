@@ -1,7 +1,8 @@
 """The artifact: a directory the compiler writes and the runtime loads.
 
     manifest.json          what the code computes and how to call it (schema below)
-    weights.safetensors    the bound constants, by name (no pickle; safe to load)
+    weights.safetensors    the bound constants, by name (no pickle; safe to load), each one
+                           64-byte aligned (ember.artifact.weights_file)
     model.so               the code: for target kind "host" a shared library exporting the
                            ember C runtime API (ember_runtime.h; the Python runtime uses it too)
                            and the compiled entry point
@@ -77,10 +78,10 @@ import sys
 from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
-from safetensors.numpy import save_file
 
 from ember._version import __version__
 from ember.artifact.publish import staged_directory
+from ember.artifact.weights_file import save_weights
 from ember.output_tree import OutputTreeError, validate as validate_output_tree
 from ember.symbolic import Dim, SymbolicError
 
@@ -144,8 +145,7 @@ def write_artifact(path, *, manifest: Mapping, weights: Mapping[str, np.ndarray]
     with staged_directory(path) as stage:
         for name, source in files.items():
             shutil.copyfile(source, os.path.join(stage, name))
-        save_file({name: np.require(a, requirements=("C", "A")) for name, a in weights.items()},
-                  os.path.join(stage, WEIGHTS), metadata={"format": FORMAT})
+        save_weights(os.path.join(stage, WEIGHTS), weights, metadata={"format": FORMAT})
         manifest["files"] = {name: _describe_file(os.path.join(stage, name))
                              for name in (*files, WEIGHTS)}
         if sealed is not None:

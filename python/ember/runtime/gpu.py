@@ -51,6 +51,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ember.artifact.store import ArtifactError
+from ember.artifact.weights_file import SAFETENSORS_DTYPES
 from ember.runtime.errors import (ArgumentError, EmberRuntimeError, ExecutionError,
                                   UnboundConstantError)
 from ember.runtime.gpu_plan import ROLES, LaunchPlan, PackedArguments, read_plan, tensor_bytes
@@ -58,11 +59,6 @@ from ember.runtime.shapes import bind_symbols
 from ember.runtime.tensors import Buffer
 from ember.tensor_spec import Shape, TensorSpec
 
-#: Manifest dtype -> safetensors dtype code, to check the weights file against the manifest.
-SAFETENSORS_DTYPES = {"bool": "BOOL", "int8": "I8", "int16": "I16", "int32": "I32",
-                      "int64": "I64", "uint8": "U8", "uint16": "U16", "uint32": "U32",
-                      "uint64": "U64", "float16": "F16", "bfloat16": "BF16", "float32": "F32",
-                      "float64": "F64"}
 
 
 class DriverError(ExecutionError):
