@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quiet-wait", type=float, default=0, dest="quiet_wait",
                    help="before each worker, wait up to this many seconds for the machine to "
                         "go quiet (other processes < %.2f cores); for shared machines" % BUSY)
+    p.add_argument("--rounds", type=int, default=1,
+                   help="measure every row of a workload this many times, round-robin (all its "
+                        "rows, then all again), and report the median of the rounds' medians: "
+                        "a machine whose speed drifts over minutes then slows every backend alike")
     p.add_argument("--retries", type=int, default=0,
                    help="re-measure a row timed on a busy machine up to this many times, "
                         "keeping the quietest measurement")
@@ -150,46 +155,74 @@ def main(argv=None) -> int:
     machine = machine_info()
     settings = {k: getattr(args, k) for k in ("workloads", "backends", "threads", "sizes",
                                               "quick", "runs", "warmup", "min_time", "timeout",
-                                              "quiet_wait", "retries", "ember_target")}
+                                              "quiet_wait", "retries", "rounds", "ember_target")}
     settings["min_time_s"] = settings.pop("min_time")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     output = args.output or os.path.join(RESULTS_DIR, f"{stamp}.json")
     document = {"schema": 1, "timestamp": stamp, "command": [sys.executable, *sys.argv],
                 "machine": machine, "settings": settings, "results": []}
-    plan = [(w, size, threads, backend) for w in args.workloads
-            for size in (args.sizes or (WORKLOADS[w].quick_sizes if args.quick
-                                        else WORKLOADS[w].sizes))
-            for threads in args.threads for backend in args.backends]
+    rows = {w: [(size, threads, backend)
+                for size in (args.sizes or (WORKLOADS[w].quick_sizes if args.quick
+                                            else WORKLOADS[w].sizes))
+                for threads in args.threads for backend in args.backends]
+            for w in args.workloads}
+    rounds = max(1, args.rounds)
+    total = rounds * sum(len(r) for r in rows.values())
     print(format_header(machine, settings), flush=True)
     began = time.perf_counter()
-    flops = {}
-    for i, (w, size, threads, backend) in enumerate(plan, 1):
-        spec = {"workload": w, "size": size, "backend": backend, "threads": threads,
-                "runs": args.runs, "warmup": args.warmup, "min_time_s": args.min_time,
-                "ember_target": args.ember_target}
-        record = measure(spec, args)
-        record["size_name"] = WORKLOADS[w].size_name
-        if record["status"] == "ok":
-            if (w, size) not in flops:
-                flops[w, size] = WORKLOADS[w].count_flops(size)
-            record["flops"] = flops[w, size]
-        document["results"].append(record)
-        print(_progress(i, len(plan), record), file=sys.stderr, flush=True)
-        if i == len(plan) or plan[i][0] != w:  # the workload is complete: print, save
-            annotate(document["results"], WORKLOADS)
-            print("\n" + format_table(WORKLOADS[w], [r for r in document["results"]
-                                                     if r["workload"] == w], machine),
-                  flush=True)
-            document["elapsed_s"] = time.perf_counter() - began
-            _save(document, output)
+    done = 0
+    for w, plan in rows.items():
+        measured = {row: [] for row in plan}
+        for round_ in range(rounds):
+            for size, threads, backend in plan:
+                spec = {"workload": w, "size": size, "backend": backend, "threads": threads,
+                        "runs": args.runs, "warmup": args.warmup, "min_time_s": args.min_time,
+                        "ember_target": args.ember_target}
+                record = measure(spec, args)
+                record["size_name"] = WORKLOADS[w].size_name
+                measured[size, threads, backend].append(record)
+                done += 1
+                print(_progress(done, total, record, round_ if rounds > 1 else None),
+                      file=sys.stderr, flush=True)
+        results = [merge_rounds(records) for records in measured.values()]
+        flops = {}
+        for record in results:
+            if record["status"] == "ok":
+                if record["size"] not in flops:
+                    flops[record["size"]] = WORKLOADS[w].count_flops(record["size"])
+                record["flops"] = flops[record["size"]]
+        document["results"] += results
+        annotate(document["results"], WORKLOADS)
+        print("\n" + format_table(WORKLOADS[w], results, machine), flush=True)
+        document["elapsed_s"] = time.perf_counter() - began
+        _save(document, output)
     shown = os.path.relpath(output)
     print(f"\nwrote {output if shown.startswith('..') else shown} "
           f"({time.perf_counter() - began:.0f} s)")
     return 0
 
 
-def _progress(i: int, total: int, r: dict) -> str:
-    what = f"[{i}/{total}] {r['workload']} {r['size_name']}={r['size']} t={r['threads']} " \
+def merge_rounds(records: list) -> dict:
+    """One row from its rounds' records: the first successful one's fields, with median_ms
+    the median of the successful rounds' medians, every round's median kept
+    (`round_medians_ms`) and the other statistics over all their runs; the first failure when
+    no round succeeded."""
+    good = [r for r in records if r["status"] == "ok"]
+    if len(records) == 1 or not good:
+        return records[0]
+    medians = [r["median_ms"] for r in good]
+    times = [t for r in good for t in r["times_ms"]]
+    return {**good[0], "median_ms": statistics.median(medians), "times_ms": times,
+            "min_ms": min(times), "max_ms": max(times), "mean_ms": statistics.fmean(times),
+            "stdev_ms": statistics.pstdev(times), "runs": len(times),
+            "round_medians_ms": medians, "rounds": len(records),
+            "other_load": max(r.get("other_load") or 0 for r in good),
+            "attempts": sum(r["attempts"] for r in records)}
+
+
+def _progress(i: int, total: int, r: dict, round_=None) -> str:
+    what = f"[{i}/{total}]{' round %d' % (round_ + 1) if round_ is not None else ''} " \
+           f"{r['workload']} {r['size_name']}={r['size']} t={r['threads']} " \
            f"{r['backend']}{' (%d attempts)' % r['attempts'] if r['attempts'] > 1 else ''}:"
     if r["status"] != "ok":
         return f"{what} {r['status']}: {r.get('error', '')} ({r['wall_s']:.0f} s)"

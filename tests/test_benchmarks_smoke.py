@@ -54,6 +54,20 @@ def test_quick_mlp_eager_and_ember(tmp_path):
     assert "== mlp" in printed and "ember" in printed
 
 
+def test_rounds_alternate_and_report_the_median_of_their_medians(tmp_path):
+    """--rounds 3 measures the row three times (eager only: no compile) and reports the
+    median of the three medians, the other statistics over all the runs."""
+    document, printed = _run(tmp_path, "--backends", "eager", "--rounds", "3")
+    assert document["settings"]["rounds"] == 3
+    [row] = document["results"]
+    assert row["status"] == "ok" and row["rounds"] == 3
+    medians = sorted(row["round_medians_ms"])
+    assert len(medians) == 3 and row["median_ms"] == medians[1]
+    assert row["runs"] == len(row["times_ms"]) >= 30
+    assert row["min_ms"] == min(row["times_ms"]) and row["max_ms"] == max(row["times_ms"])
+    assert "== mlp" in printed
+
+
 def test_unavailable_backend_is_an_error_row(tmp_path, monkeypatch):
     """A backend whose package cannot be imported yields an error row, not a crash."""
     monkeypatch.setenv("PYTHONPATH", str(tmp_path / "shadow"))
