@@ -32,8 +32,11 @@
 // CHECK: arith.mulf %{{.*}}, %[[BOTH]]
 // CHECK: vector.load %arg8
 // CHECK-NOT: arith.cmpf
-// CHECK: %[[R:.*]] = math.roundeven
-// CHECK-NEXT: arith.cmpf olt, %[[R]]
+// CHECK: %[[Q:.*]] = arith.mulf
+// CHECK-NEXT: arith.cmpf olt, %[[Q]]
+// CHECK: llvm.intr.lrint
+// CHECK-NOT: arith.addi
+// CHECK: arith.minui
 // The tail tiles: the run's last row in a 1-row tile.
 // CHECK: scf.if
 func.func private @ember_gemm_0(%a: memref<2x6x6x8xi8>, %b: memref<1x18x16xi32>, %bs: memref<16xf32>, %comp: memref<16xi32>, %bias: memref<16xf32>, %c: memref<32x16xi8>) attributes {ember.gemm_kernel = {activation = "relu", bias = true, int8 = "u8", k = 18 : i64, m = 32 : i64, n = 16 : i64, nr = 16 : i64, lhs_scale = 5.000000e-01 : f64, out_scale = 2.500000e-01 : f64, out_codes = array<i64: 0, 0, 255>, patches = array<i64: 6, 6, 8, 3, 3, 1, 1, 1, 1>, residual = false}} {
@@ -43,13 +46,15 @@ func.func private @ember_gemm_0(%a: memref<2x6x6x8xi8>, %b: memref<1x18x16xi32>,
 // -----
 
 // Codes with zero point 3 and lowest code 0: a negative value's code can be below the zero
-// point, so the ReLU stays before the quantization, and the zero point is added.
+// point, so the ReLU stays before the quantization, and the zero point is added (to the
+// rounded integers).
 // CHECK-LABEL: func.func private @ember_gemm_0_task(
 // CHECK: vector.load %arg8
 // CHECK: arith.cmpf olt
 // CHECK: arith.select
-// CHECK: %[[R:.*]] = math.roundeven
-// CHECK-NEXT: arith.addf %[[R]], %cst
+// CHECK: llvm.intr.lrint
+// CHECK-NEXT: arith.addi
+// CHECK-NEXT: arith.minui
 func.func private @ember_gemm_0(%a: memref<2x6x6x8xi8>, %b: memref<1x18x16xi32>, %bs: memref<16xf32>, %comp: memref<16xi32>, %bias: memref<16xf32>, %c: memref<32x16xi8>) attributes {ember.gemm_kernel = {activation = "relu", bias = true, int8 = "u8", k = 18 : i64, m = 32 : i64, n = 16 : i64, nr = 16 : i64, lhs_scale = 5.000000e-01 : f64, out_scale = 2.500000e-01 : f64, out_codes = array<i64: 3, 0, 255>, patches = array<i64: 6, 6, 8, 3, 3, 1, 1, 1, 1>, residual = false}} {
   return
 }

@@ -11,16 +11,20 @@
 // CHECK: return %[[Y]]
 
 // The f32 kernel takes all of K in one block (C cannot hold partial sums), and quantizes the
-// accumulators in registers after the epilogue: rounded, clamped, stored as bytes.
+// accumulators in registers after the epilogue: clamped below, rounded to integers
+// (llvm.intr.lrint), clamped above with an unsigned min (x86's saturating narrow), stored as
+// bytes.
 // KERNEL: call @ember_gemm_0({{.*}}) : (memref<2x10x10x3xf32>, memref<{{.*}}xf32>, memref<32xf32>, memref<128x32xi8>) -> ()
 // KERNEL-LABEL: func.func private @ember_gemm_0(
 // KERNEL-SAME: ember.gemm_kernel = {{{.*}}out_codes = array<i64: 0, 0, 255>, out_scale = 0.050{{[0-9]*}} : f64
 // KERNEL-SAME: kc = 27 : i64
 // KERNEL-LABEL: func.func private @ember_gemm_0_task(
 // KERNEL: vector.fma
-// KERNEL: math.roundeven %{{.*}} : vector<16xf32>
-// KERNEL: arith.fptosi %{{.*}} : vector<16xf32> to vector<16xi32>
-// KERNEL: arith.trunci %{{.*}} : vector<16xi32> to vector<16xi8>
+// KERNEL: arith.cmpf olt
+// KERNEL: %[[LOW:.*]] = arith.select
+// KERNEL: %[[INT:.*]] = llvm.intr.lrint(%[[LOW]]) : (vector<16xf32>) -> vector<16xi32>
+// KERNEL: %[[HIGH:.*]] = arith.minui %[[INT]], %{{.*}} : vector<16xi32>
+// KERNEL: arith.trunci %[[HIGH]] : vector<16xi32> to vector<16xi8>
 // KERNEL: vector.store %{{.*}} : memref<128x32xi8>, vector<16xi8>
 func.func @stem(%x: tensor<2x8x8x3xf32>) -> tensor<2x8x8x32xui8> {
   %w = "ember.weight"() {name = "stem.weight"} : () -> tensor<3x3x3x32xf32>

@@ -13,7 +13,7 @@ import math
 from typing import Callable, Dict
 
 from mlir import ir
-from mlir.dialects import arith, math as mmath
+from mlir.dialects import arith, llvm, math as mmath
 
 from ember.kit.builders import constant
 from ember.kit.vector_math import at_least, clamp, horner
@@ -135,9 +135,30 @@ def quantize_code(x, inverse_scale: float, zero_point: int, lo: int, hi: int):
     if zero_point:      # adding 0.0 would only turn -0.0 into 0.0, the same code
         y = arith.addf(y, constant(float(zero_point), x.type))
     y = clamp(y, lo, hi)
+    return arith.trunci(_integers_like(x.type, 8), arith.fptosi(_integers_like(x.type, 32), y))
 
-    def like(width):
-        element = ir.IntegerType.get_signless(width)
-        return ir.VectorType.get(ir.VectorType(x.type).shape, element) \
-            if isinstance(x.type, ir.VectorType) else element
-    return arith.trunci(like(8), arith.fptosi(like(32), y))
+
+def quantize_unsigned_code(x, inverse_scale: float, zero_point: int, lo: int, hi: int):
+    """quantize_code's code for an unsigned range (0 <= lo), in the form a CPU narrows
+    fastest: max(x * inverse, lo - zp) rounded to an integer in the current rounding mode
+    (llvm.lrint: cvtps2dq, to nearest even as PyTorch's roundeven), + zp, then an unsigned
+    min with hi, which x86 folds into its saturating narrow (vpmovusdb): three instructions
+    where quantize_code's round, clamp, convert and truncate take five. The same codes for
+    every x: the bounds are integers, so clamping before rounding equals clamping after, and
+    an x * inverse past 2^31, whose conversion overflows (to INT_MIN on x86, INT_MAX on
+    AArch64), reads as unsigned above hi and is narrowed to hi, as quantize_code clamps it."""
+    if lo < 0:
+        raise ValueError(f"quantize_unsigned_code needs an unsigned range, got [{lo}, {hi}]")
+    y = at_least(arith.mulf(x, constant(inverse_scale, x.type)), float(lo - zero_point))
+    wide = _integers_like(x.type, 32)
+    code = llvm.intr_lrint(wide, y)
+    if zero_point:
+        code = arith.addi(code, constant(zero_point, wide))
+    return arith.trunci(_integers_like(x.type, 8), arith.minui(code, constant(hi, wide)))
+
+
+def _integers_like(t: ir.Type, width: int) -> ir.Type:
+    """The integer type of `width` bits with t's shape (a scalar for a scalar t)."""
+    element = ir.IntegerType.get_signless(width)
+    return ir.VectorType.get(ir.VectorType(t).shape, element) \
+        if isinstance(t, ir.VectorType) else element

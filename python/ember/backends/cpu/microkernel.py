@@ -34,7 +34,7 @@ from ember.kit.attr_codec import omitted_at_default, to_attr
 from ember.kit.builders import GemmOperands, constant, for_, i64, if_, index
 from ember.kit.epilogue import apply_epilogue, widened
 from ember.kit.scalar_math import ACTIVATIONS, dequantize_code, quantize_code, \
-    relu_before_is_redundant
+    quantize_unsigned_code, relu_before_is_redundant
 from ember.pipeline.target_info import TargetInfo, enabled_features
 
 
@@ -566,7 +566,9 @@ class TaskEmitter:
         if last:
             out = [ACTIVATIONS[last](y) for y in out]
         if self.spec.out_scale:       # C holds codes: quantized in registers
-            out = [quantize_code(y, *self.spec.out_quantization) for y in out]
+            quant = self.spec.out_quantization
+            codes = quantize_unsigned_code if quant[2] >= 0 else quantize_code
+            out = [codes(y, *quant) for y in out]
         return out
 
     def _activations(self):
