@@ -68,10 +68,11 @@ func.func @linear(%x: tensor<40x96xf32>) -> tensor<40x64xf32> {
 // CHECK: call @ember_gemm_0_task_amx32_k0(
 // CHECK-NEXT: call @ember_gemm_0_task_amx32_k64(
 // With amx=false, one word per step: each of the tile's rows reads its own pixel, and 4
-// steps spilled the broadcasts LLVM hoisted (gemm_schedule.PATCH_INT8_UNROLL).
+// steps spilled the broadcasts LLVM hoisted (gemm_schedule.PATCH_INT8_UNROLL); 8 rows, the
+// output row's width (gemm_schedule.OUTPUT_ROW_SHARE).
 // VNNI-LABEL: func.func @conv(
 // VNNI: func.func private @ember_gemm_0(
-// VNNI-SAME: ember.gemm_schedule = {{{.*}}mr = 10 : i64{{.*}}unroll = 1 : i64}
+// VNNI-SAME: ember.gemm_schedule = {{{.*}}mr = 8 : i64{{.*}}unroll = 1 : i64}
 // VNNI-NOT: memref<128x288xi8>
 // VNNI: llvm.x86.avx512.vpdpbusd.512
 func.func @conv(%x: tensor<2x8x8x32xui8>) -> tensor<2x8x8x32xf32> {

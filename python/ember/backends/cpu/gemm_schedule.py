@@ -40,12 +40,30 @@ UNROLL = 4
 #: whole static int8 CNN 7.5 -> 5.5 ms). Kernels of plain rows keep UNROLL (one step there
 #: was 10% slower).
 PATCH_INT8_UNROLL = 1
+#: A patch kernel's tile takes a divisor of the output row's width as its rows when that
+#: divisor is at least this share of the rows the registers allow (8 of 10 at OW = 16, 32 and
+#: 64: the CNN's VNNI convolutions, 10 rows and tails of 4 and 2 -> 8 rows, 0.91x end to end,
+#: AVX-512 VNNI on Emerald Rapids, 2 threads).
+OUTPUT_ROW_SHARE = 2 / 3
 #: An f32 C written in one K block and larger than this share of the L3 (1/8: the share one
 #: core of a busy, shared L3 keeps) is stored non-temporally: it would not stay cached for
 #: its reader, and streaming stores skip the read for ownership of every line (BERT at batch
 #: 256, whose QKV and FFN1 write 96 and 128 MiB a layer on Emerald Rapids' 300 MiB L3:
 #: 0.85x end to end, AMX, 2 threads).
 STREAM_C_SHARE = 8
+
+
+def _output_row_tiles(spec: GemmKernelSpec, mr: int) -> int:
+    """The register tile's rows for an int8 kernel reading a convolution's patches in place,
+    whose tiles each lie in one output row (so an output row of OW pixels runs as MR-row tiles
+    and then power-of-two tails): the largest divisor of OW up to `mr` where it is at least
+    OUTPUT_ROW_SHARE of `mr` (no tails: a 2- or 4-row tail has too few accumulators to hide
+    the dot product's latency, and streams the panel again), else `mr`."""
+    if not spec.int8 or spec.patches is None:
+        return mr
+    ow = spec.patch_output[1]
+    divisor = max(r for r in range(1, mr + 1) if ow % r == 0)
+    return divisor if divisor >= OUTPUT_ROW_SHARE * mr else mr
 
 
 def default_panel(traits: CpuTraits) -> int:
@@ -74,9 +92,9 @@ def choose_schedule(spec: GemmKernelSpec, traits: CpuTraits, **overrides) -> Gem
     lanes = given("lanes") or math.gcd(traits.lanes, spec.nr)
     vectors = max(1, spec.nr // lanes)
     temporaries = overrides.pop("temporaries", 0)
-    mr = given("mr") or max(1, min(INT8_ROWS if spec.int8 and traits.lanes >= 16 else 14,
-                                   (traits.registers - vectors - 1 - temporaries) // vectors,
-                                   spec.m or 14))
+    mr = given("mr") or _output_row_tiles(spec, max(1, min(
+        INT8_ROWS if spec.int8 and traits.lanes >= 16 else 14,
+        (traits.registers - vectors - 1 - temporaries) // vectors, spec.m or 14)))
     gemv = spec.m is not None and spec.m <= GEMV_ROWS
     unroll = given("unroll") or (PATCH_INT8_UNROLL if spec.int8 and spec.patches is not None
                                  else UNROLL)
