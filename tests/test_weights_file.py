@@ -33,6 +33,7 @@ def test_every_tensor_starts_aligned_and_reads_back(tmp_path):
               "flags": np.array([True, False, True]),
               "half": np.ones((3, 5), np.float16),
               "empty": np.zeros((0, 4), np.float32),
+              "scalar": np.array(2.5, np.float32),                  # shape [], not [1]
               "wide": np.arange(12, dtype=np.float64).reshape(3, 4)[:, ::2],   # not contiguous
               "words": np.arange(7 * 32, dtype=np.int32).reshape(7, 32)}
     path = str(tmp_path / "w.safetensors")
@@ -45,7 +46,7 @@ def test_every_tensor_starts_aligned_and_reads_back(tmp_path):
     assert pads and set(loaded) - pads == set(arrays)
     for name, array in arrays.items():
         np.testing.assert_array_equal(loaded[name], array)
-        assert loaded[name].dtype == array.dtype
+        assert loaded[name].dtype == array.dtype and loaded[name].shape == array.shape
     assert all(not loaded[name].any() for name in pads)
 
 

@@ -43,7 +43,7 @@ def save_weights(path: str, arrays: Mapping[str, np.ndarray],
     header = {"__metadata__": dict(metadata)}
     tensors, offset = [], 0
     for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
+        array = np.require(arrays[name], requirements=("C", "A"))   # keeps a 0-d shape
         if array.dtype.name not in SAFETENSORS_DTYPES:
             raise ValueError(f"weight {name!r}: dtype {array.dtype} has no safetensors code")
         gap = -offset % WEIGHTS_ALIGN

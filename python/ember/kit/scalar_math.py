@@ -144,9 +144,10 @@ def quantize_unsigned_code(x, inverse_scale: float, zero_point: int, lo: int, hi
     (llvm.lrint: cvtps2dq, to nearest even as PyTorch's roundeven), + zp, then an unsigned
     min with hi, which x86 folds into its saturating narrow (vpmovusdb): three instructions
     where quantize_code's round, clamp, convert and truncate take five. The same codes for
-    every x: the bounds are integers, so clamping before rounding equals clamping after, and
-    an x * inverse past 2^31, whose conversion overflows (to INT_MIN on x86, INT_MAX on
-    AArch64), reads as unsigned above hi and is narrowed to hi, as quantize_code clamps it."""
+    every number x (a NaN's code is unspecified in both): the bounds are integers, so clamping
+    before rounding equals clamping after, and an x * inverse past 2^31, whose conversion
+    overflows (to INT_MIN on x86, INT_MAX on AArch64), reads as unsigned above hi and is
+    narrowed to hi, as quantize_code clamps it."""
     if lo < 0:
         raise ValueError(f"quantize_unsigned_code needs an unsigned range, got [{lo}, {hi}]")
     y = at_least(arith.mulf(x, constant(inverse_scale, x.type)), float(lo - zero_point))

@@ -60,7 +60,6 @@ from ember.runtime.tensors import Buffer
 from ember.tensor_spec import Shape, TensorSpec
 
 
-
 class DriverError(ExecutionError):
     """A GPU driver call failed, or no usable GPU driver or device is present; the message
     names the call and the driver's error."""
