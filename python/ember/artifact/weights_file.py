@@ -25,8 +25,8 @@ import numpy as np
 WEIGHTS_ALIGN = 64
 #: Name prefix of the gap entries.
 ALIGN_PAD = "__ember_align_"
-#: numpy (and manifest) dtype name -> safetensors dtype code. bfloat16 arrays reach the
-#: writer as uint16 (numpy has no bfloat16); the manifest says what their bits mean.
+#: numpy (and manifest) dtype name -> safetensors dtype code (bfloat16 arrays are
+#: ml_dtypes', as ember.frontend.export and ember-implicit-precision make them).
 SAFETENSORS_DTYPES = {"bool": "BOOL", "int8": "I8", "int16": "I16", "int32": "I32",
                       "int64": "I64", "uint8": "U8", "uint16": "U16", "uint32": "U32",
                       "uint64": "U64", "float16": "F16", "bfloat16": "BF16", "float32": "F32",
